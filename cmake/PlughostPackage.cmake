@@ -1,0 +1,88 @@
+# plughost_add_package(<target> SOURCES <src...> [DIR <package dir>])
+#
+# Builds a plughost package from the directory holding its package.ini
+# (default: the current source directory). Name and version are read from
+# package.ini and compiled in as PH_PACKAGE_NAME / PH_PACKAGE_VERSION, so
+# they are written once. The .so and the package files (package.ini, sql/,
+# www/, wiki/) are staged in ${PLUGHOST_PACKAGES_DIR}/<name>/, the directory
+# a host's package_dirs points at.
+include_guard(GLOBAL)
+
+function(_plughost_ini_value file section key out)
+  file(STRINGS "${file}" lines)
+  set(cur "")
+  set(val "")
+  foreach(line IN LISTS lines)
+    if(line MATCHES "^[ \t]*\\[([^]]+)\\]")
+      set(cur "${CMAKE_MATCH_1}")
+    elseif(cur STREQUAL section AND line MATCHES "^[ \t]*${key}[ \t]*=[ \t]*([^;#]*)")
+      string(STRIP "${CMAKE_MATCH_1}" val)
+    endif()
+  endforeach()
+  set(${out} "${val}" PARENT_SCOPE)
+endfunction()
+
+function(plughost_add_package target)
+  cmake_parse_arguments(PKG "" "DIR" "SOURCES" ${ARGN})
+  if(NOT PKG_DIR)
+    set(PKG_DIR ${CMAKE_CURRENT_SOURCE_DIR})
+  endif()
+  set(ini ${PKG_DIR}/package.ini)
+  if(NOT EXISTS ${ini})
+    message(FATAL_ERROR "plughost_add_package(${target}): ${ini} not found; every package needs a package.ini")
+  endif()
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${ini})
+  _plughost_ini_value(${ini} package name name)
+  _plughost_ini_value(${ini} package version version)
+  _plughost_ini_value(${ini} package library library)
+  if(name STREQUAL "" OR version STREQUAL "")
+    message(FATAL_ERROR "${ini}: [package] name and version are required")
+  endif()
+  if(library STREQUAL "")
+    set(library "${name}.so")
+  endif()
+  if(NOT DEFINED PLUGHOST_PACKAGES_DIR)
+    set(PLUGHOST_PACKAGES_DIR ${CMAKE_BINARY_DIR}/packages)
+  endif()
+  set(stage ${PLUGHOST_PACKAGES_DIR}/${name})
+
+  add_library(${target} MODULE ${PKG_SOURCES})
+  if(TARGET plughost::sdk)
+    target_link_libraries(${target} PRIVATE plughost::sdk)
+  endif()
+  string(REGEX REPLACE "\\.so$" "" libname "${library}")
+  set_target_properties(${target} PROPERTIES
+    PREFIX "" OUTPUT_NAME ${libname}
+    LIBRARY_OUTPUT_DIRECTORY ${stage}
+    C_VISIBILITY_PRESET hidden CXX_VISIBILITY_PRESET hidden)
+  target_compile_definitions(${target} PRIVATE
+    PH_PACKAGE_NAME="${name}" PH_PACKAGE_VERSION="${version}")
+  # Packages must not need any host symbol at load time.
+  target_link_options(${target} PRIVATE -Wl,-z,defs)
+  if(CMAKE_CXX_COMPILER_LOADED)
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-fno-gnu-unique>)
+  endif()
+
+  # Stage the manifest and data directories beside the .so.
+  set(outputs ${stage}/package.ini)
+  add_custom_command(OUTPUT ${stage}/package.ini
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${stage}
+    COMMAND ${CMAKE_COMMAND} -E copy_if_different ${ini} ${stage}/package.ini
+    DEPENDS ${ini} VERBATIM)
+  foreach(sub sql www wiki)
+    if(IS_DIRECTORY ${PKG_DIR}/${sub})
+      file(GLOB_RECURSE files CONFIGURE_DEPENDS ${PKG_DIR}/${sub}/*)
+      foreach(f IN LISTS files)
+        file(RELATIVE_PATH rel ${PKG_DIR} ${f})
+        add_custom_command(OUTPUT ${stage}/${rel}
+          COMMAND ${CMAKE_COMMAND} -E copy_if_different ${f} ${stage}/${rel}
+          DEPENDS ${f} VERBATIM)
+        list(APPEND outputs ${stage}/${rel})
+      endforeach()
+    endif()
+  endforeach()
+  add_custom_target(${target}_files DEPENDS ${outputs})
+  add_dependencies(${target} ${target}_files)
+  set_property(TARGET ${target} PROPERTY PLUGHOST_PACKAGE_NAME ${name})
+  set_property(TARGET ${target} PROPERTY PLUGHOST_PACKAGE_VERSION ${version})
+endfunction()

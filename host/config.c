@@ -1,0 +1,903 @@
+/*
+ * host.ini: defaults, parsing and validation; plus the INI reader shared with
+ * manifest.c (libinih with line numbers and the checks inih leaves out).
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "error.h"
+
+/* Configs and manifests are small; refuse to slurp anything absurd. */
+#define PH_INI_MAX_FILE (16u * 1024 * 1024)
+
+/* ---------------------------------------------------------------- INI reader */
+
+typedef struct ini_seen {
+    char *section;
+    char *key;
+    int line;
+} ini_seen;
+
+typedef struct ini_run {
+    const char *path;
+    int code; /* error code for format errors */
+    ph_ini_handler handler;
+    void *user;
+    char *buf;
+    size_t len, pos;
+    int line; /* the line last handed to inih (inih counts the same way) */
+    int rc;   /* first error; parsing stops there */
+    ini_seen *seen;
+    size_t n_seen, cap_seen;
+} ini_run;
+
+static int read_file(const char *path, int code, char **out, size_t *out_len)
+{
+    int rc = 0;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return ph_error_set(PH_EIO, "%s: cannot read: %s", path, strerror(errno));
+    for (;;) {
+        if (cap - len < 4096) {
+            if (len > PH_INI_MAX_FILE) {
+                rc = ph_error_set(code, "%s: file is larger than %u bytes; is it the right file?",
+                                  path, PH_INI_MAX_FILE);
+                goto cleanup;
+            }
+            size_t ncap = cap ? cap * 2 : 8192;
+            char *nb = realloc(buf, ncap);
+            if (!nb) {
+                rc = ph_error_set(PH_ENOMEM, "%s: out of memory", path);
+                goto cleanup;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        size_t n = fread(buf + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    if (ferror(f)) {
+        rc = ph_error_set(PH_EIO, "%s: cannot read: %s", path, strerror(errno));
+        goto cleanup;
+    }
+    buf[len] = '\0';
+    *out = buf;
+    *out_len = len;
+    buf = NULL;
+cleanup:
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+static int run_fail(ini_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Records a format error at the current line: "path:line: message". */
+static int run_fail(ini_run *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    r->rc = ph_error_setv(r->code, fmt, ap);
+    va_end(ap);
+    ph_error_wrap("%s:%d", r->path, r->line);
+    return r->rc;
+}
+
+/* Records a handler's error, adding the location. */
+static void run_failed(ini_run *r, int rc)
+{
+    r->rc = rc;
+    ph_error_wrap("%s:%d", r->path, r->line);
+}
+
+static bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\v' || c == '\f'; }
+
+/* Copies [s, s+n) without surrounding blanks into a new string. */
+static char *dup_trimmed(const char *s, size_t n)
+{
+    while (n && is_blank(*s))
+        s++, n--;
+    while (n && is_blank(s[n - 1]))
+        n--;
+    return strndup(s, n);
+}
+
+/* A "[name]" line: checks it and reports the section event. */
+static int section_line(ini_run *r, const char *s, size_t n)
+{
+    const char *close = memchr(s, ']', n);
+    if (!close)
+        return run_fail(r, "section header has no closing ']'; write it as [name]");
+    for (const char *p = close + 1; p < s + n; p++) {
+        if (*p == ';' || *p == '#')
+            break;
+        if (!is_blank(*p))
+            return run_fail(r, "unexpected text after ']' of a section header; put a ';' before "
+                               "a comment");
+    }
+    char *name = dup_trimmed(s + 1, (size_t)(close - s - 1));
+    if (!name)
+        return r->rc = ph_error_set(PH_ENOMEM, "out of memory");
+    int rc = r->handler(r->user, name, NULL, NULL, r->line);
+    free(name);
+    if (rc < 0)
+        run_failed(r, rc);
+    return rc;
+}
+
+/* Checks a line the way inih will read it, so problems get a clear message. */
+static int check_line(ini_run *r, const char *s, size_t n)
+{
+    if (n == 0 || *s == ';' || *s == '#')
+        return 0;
+    if (*s == '[')
+        return section_line(r, s, n);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '=' || s[i] == ':')
+            return i == 0 ? run_fail(r, "no key before '%c'; write key = value", s[i]) : 0;
+        if (s[i] == ';' && i > 0 && is_blank(s[i - 1]))
+            break;
+    }
+    return run_fail(r, "expected 'key = value' or '[section]'");
+}
+
+/* fgets-like reader for inih: one whole line per call, never a split one. */
+static char *ini_read_line(char *str, int num, void *stream)
+{
+    ini_run *r = stream;
+    if (r->rc || r->pos >= r->len)
+        return NULL;
+    const char *s = r->buf + r->pos;
+    const char *nl = memchr(s, '\n', r->len - r->pos);
+    size_t n = nl ? (size_t)(nl - s) : r->len - r->pos;
+    r->pos += n + (nl ? 1 : 0);
+    r->line++;
+    if (n && s[n - 1] == '\r')
+        n--;
+    if (r->line == 1 && n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
+        s += 3, n -= 3;
+    /* inih needs room for "\r\n\0" beyond the longest line. */
+    size_t limit = num > 3 ? (size_t)num - 3 : 0;
+    if (n > limit) {
+        run_fail(r, "line is %zu characters long, longer than the %zu allowed; shorten it", n,
+                 limit);
+        return NULL;
+    }
+    if (memchr(s, '\0', n)) {
+        run_fail(r, "line contains a NUL byte; is this a text file?");
+        return NULL;
+    }
+    /* Without leading blanks inih never takes a line as a continuation. */
+    while (n && is_blank(*s))
+        s++, n--;
+    if (check_line(r, s, n))
+        return NULL;
+    memcpy(str, s, n);
+    str[n] = '\n';
+    str[n + 1] = '\0';
+    return str;
+}
+
+/* Remembers section/key; fails if the key was already set in that section. */
+static int note_key(ini_run *r, const char *section, const char *key)
+{
+    for (size_t i = 0; i < r->n_seen; i++) {
+        const ini_seen *s = &r->seen[i];
+        if (strcmp(s->section, section) == 0 && strcmp(s->key, key) == 0)
+            return run_fail(r, "'%s' is set twice in [%s] (first on line %d); keep one", key,
+                            section, s->line);
+    }
+    if (r->n_seen == r->cap_seen) {
+        size_t ncap = r->cap_seen ? r->cap_seen * 2 : 16;
+        ini_seen *ns = reallocarray(r->seen, ncap, sizeof *ns);
+        if (!ns)
+            return r->rc = ph_error_set(PH_ENOMEM, "out of memory");
+        r->seen = ns;
+        r->cap_seen = ncap;
+    }
+    ini_seen *s = &r->seen[r->n_seen];
+    s->section = strdup(section);
+    s->key = strdup(key);
+    s->line = r->line;
+    if (!s->section || !s->key) {
+        free(s->section);
+        free(s->key);
+        return r->rc = ph_error_set(PH_ENOMEM, "out of memory");
+    }
+    r->n_seen++;
+    return 0;
+}
+
+static int ini_on_pair(void *user, const char *section, const char *name, const char *value)
+{
+    ini_run *r = user;
+    int rc = 0;
+    if (r->rc)
+        return 0;
+    char *sec = dup_trimmed(section, strlen(section));
+    if (!sec) {
+        r->rc = ph_error_set(PH_ENOMEM, "out of memory");
+        return 0;
+    }
+    if (note_key(r, sec, name) == 0) {
+        rc = r->handler(r->user, sec, name, value, r->line);
+        if (rc < 0)
+            run_failed(r, rc);
+    }
+    free(sec);
+    return r->rc ? 0 : 1;
+}
+
+int ph_config_parse_ini(const char *path, int code, ph_ini_handler handler, void *user)
+{
+    ini_run r = {.path = path, .code = code, .handler = handler, .user = user};
+    int rc = read_file(path, code, &r.buf, &r.len);
+    if (rc)
+        return rc;
+    int bad = ini_parse_stream(ini_read_line, &r, ini_on_pair, &r);
+    rc = r.rc;
+    if (!rc && bad > 0)
+        rc = ph_error_set(code, "%s:%d: cannot parse this line; expected 'key = value' or "
+                                "'[section]'", path, bad);
+    else if (!rc && bad < 0)
+        rc = ph_error_set(PH_ENOMEM, "%s: out of memory while parsing", path);
+    for (size_t i = 0; i < r.n_seen; i++) {
+        free(r.seen[i].section);
+        free(r.seen[i].key);
+    }
+    free(r.seen);
+    free(r.buf);
+    return rc;
+}
+
+/* ------------------------------------------------------------------- values */
+
+int ph_config_check_name(const char *what, const char *name, int code)
+{
+    static const char rule[] = "use lowercase letters, digits, '_' and '-', starting with a letter "
+                               "(names are used in URLs and addresses)";
+    size_t n = strlen(name);
+    if (n == 0)
+        return ph_error_set(code, "the %s name is empty; %s", what, rule);
+    if (n > PH_NAME_MAX)
+        return ph_error_set(code, "invalid %s name '%s': longer than %d characters", what,
+                            name, PH_NAME_MAX);
+    if (!(name[0] >= 'a' && name[0] <= 'z'))
+        return ph_error_set(code, "invalid %s name '%s': it must start with a lowercase "
+                                       "letter; %s", what, name, rule);
+    for (size_t i = 1; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return ph_error_set(code, "invalid %s name '%s': '%c' is not allowed; %s", what,
+                                name, c, rule);
+    }
+    return 0;
+}
+
+/* base + "/" + rel, or rel itself when absolute. NULL on allocation failure. */
+static char *resolve_path(const char *base, const char *rel)
+{
+    char *out = NULL;
+    if (rel[0] == '/')
+        return strdup(rel);
+    while (rel[0] == '.' && rel[1] == '/')
+        rel += 2;
+    if (strcmp(rel, ".") == 0 || !*rel)
+        return strdup(base);
+    if (asprintf(&out, "%s%s%s", base, base[strlen(base) - 1] == '/' ? "" : "/", rel) < 0)
+        return NULL;
+    return out;
+}
+
+static int replace_str(char **slot, const char *value)
+{
+    char *s = strdup(value);
+    if (!s)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    free(*slot);
+    *slot = s;
+    return 0;
+}
+
+int ph_config_parse_bool(const char *text, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (strcasecmp(text, yes[i]) == 0 || strcasecmp(text, no[i]) == 0) {
+            *out = strcasecmp(text, yes[i]) == 0;
+            return 0;
+        }
+    }
+    return PH_EINVAL;
+}
+
+static int parse_bool(const char *section, const char *key, const char *v, bool *out)
+{
+    if (ph_config_parse_bool(v, out) == 0)
+        return 0;
+    return ph_error_set(PH_ECONFIG, "'%s' in [%s] must be true or false (or yes/no, on/off, 1/0), "
+                                    "not '%s'", key, section, v);
+}
+
+/* Parses a decimal integer in [min, max]; nothing but digits (and a leading '-'). */
+static int parse_int(const char *section, const char *key, const char *v, long long min,
+                     long long max, long long *out)
+{
+    const char *p = v + (*v == '-');
+    bool ok = *p != '\0';
+    long long n = 0;
+    for (; ok && *p; p++) {
+        if (*p < '0' || *p > '9' || n > (LLONG_MAX - (*p - '0')) / 10)
+            ok = false;
+        else
+            n = n * 10 + (*p - '0');
+    }
+    if (*v == '-')
+        n = -n;
+    if (!ok || n < min || n > max)
+        return ph_error_set(PH_ECONFIG, "'%s' in [%s] must be an integer from %lld to %lld, not '%s'",
+                            key, section, min, max, v);
+    *out = n;
+    return 0;
+}
+
+static int set_int(const char *section, const char *key, const char *v, long long min,
+                   long long max, int *out)
+{
+    long long n = 0;
+    int rc = parse_int(section, key, v, min, max, &n);
+    if (!rc)
+        *out = (int)n;
+    return rc;
+}
+
+/* A byte count with an optional K, M or G suffix (powers of 1024). */
+static int parse_size(const char *section, const char *key, const char *v, size_t max, size_t *out)
+{
+    size_t n = 0, len = strlen(v), mult = 1;
+    int shift = 0;
+    if (len && strchr("kKmMgG", v[len - 1])) {
+        shift = strchr("kK", v[len - 1]) ? 10 : strchr("mM", v[len - 1]) ? 20 : 30;
+        len--;
+    }
+    mult <<= shift;
+    bool ok = len > 0;
+    for (size_t i = 0; ok && i < len; i++) {
+        if (v[i] < '0' || v[i] > '9' || n > (SIZE_MAX - (size_t)(v[i] - '0')) / 10)
+            ok = false;
+        else
+            n = n * 10 + (size_t)(v[i] - '0');
+    }
+    if (!ok || n == 0 || n > max / mult)
+        return ph_error_set(PH_ECONFIG, "'%s' in [%s] must be a size from 1 byte to %zuM, such as "
+                                        "1048576 or 1M, not '%s'", key, section, max >> 20, v);
+    *out = n * mult;
+    return 0;
+}
+
+static int unknown_key(const char *section, const char *key, const char *known)
+{
+    return ph_error_set(PH_ECONFIG, "unknown key '%s' in [%s]; known keys: %s", key, section,
+                        known);
+}
+
+/* ------------------------------------------------------------------ listen */
+
+static int listen_fail(const char *text, const char *why)
+{
+    return ph_error_set(PH_ECONFIG, "invalid listen address '%s': %s", text, why);
+}
+
+static int parse_port(const char *text, const char *p, int *out)
+{
+    long n = 0;
+    if (!*p)
+        return listen_fail(text, "the port is missing; write ADDR:PORT such as 127.0.0.1:8901");
+    for (const char *q = p; *q; q++) {
+        if (*q < '0' || *q > '9' || (n = n * 10 + (*q - '0')) > 65535)
+            return listen_fail(text, "the port must be a number from 1 to 65535");
+    }
+    if (n < 1)
+        return listen_fail(text, "the port must be a number from 1 to 65535");
+    *out = (int)n;
+    return 0;
+}
+
+/* Splits TEXT into a newly allocated address (NULL: keep the current one) and a port. */
+static int split_listen(const char *text, char **addr, const char **port)
+{
+    const char *colon = strrchr(text, ':');
+    *addr = NULL;
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (!close || close[1] != ':')
+            return listen_fail(text, "write an IPv6 address as [ADDR]:PORT such as [::1]:8901");
+        *addr = strndup(text + 1, (size_t)(close - text - 1));
+        *port = close + 2;
+    } else if (!colon) {
+        bool digits = *text && strspn(text, "0123456789") == strlen(text);
+        if (!digits)
+            return listen_fail(text, "the port is missing; write ADDR:PORT such as "
+                                     "127.0.0.1:8901");
+        *port = text;
+        return 0;
+    } else {
+        if (colon != strchr(text, ':'))
+            return listen_fail(text, "write an IPv6 address in brackets, such as [::1]:8901");
+        *port = colon + 1;
+        if (colon == text)
+            return 0;
+        *addr = strndup(text, (size_t)(colon - text));
+    }
+    return *addr ? 0 : ph_error_set(PH_ENOMEM, "out of memory");
+}
+
+static int check_addr(const char *text, char **addr)
+{
+    unsigned char bin[16];
+    bool v6 = text[0] == '[';
+    if (!v6 && strcmp(*addr, "localhost") == 0) {
+        char *s = strdup("127.0.0.1");
+        if (!s)
+            return ph_error_set(PH_ENOMEM, "out of memory");
+        free(*addr);
+        *addr = s;
+        return 0;
+    }
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, *addr, bin) != 1)
+        return listen_fail(text, v6 ? "not an IPv6 address"
+                                    : "the address must be an IP address such as 127.0.0.1 or "
+                                      "0.0.0.0, [::1] or localhost");
+    return 0;
+}
+
+int ph_config_set_listen(ph_config *c, const char *text)
+{
+    char *addr = NULL;
+    const char *port_text = NULL;
+    int port = 0;
+    int rc = split_listen(text, &addr, &port_text);
+    if (!rc && addr)
+        rc = check_addr(text, &addr);
+    if (!rc)
+        rc = parse_port(text, port_text, &port);
+    if (rc)
+        goto cleanup;
+    if (addr) {
+        free(c->http.listen_addr);
+        c->http.listen_addr = addr;
+        addr = NULL;
+    }
+    c->http.port = port;
+cleanup:
+    free(addr);
+    return rc;
+}
+
+/* ----------------------------------------------------------------- defaults */
+
+static int set_defaults(ph_config *c, const char *base_dir)
+{
+    memset(c, 0, sizeof *c);
+    c->base_dir = strdup(base_dir);
+    c->data_dir = resolve_path(base_dir, "data");
+    c->package_dirs = calloc(1, sizeof *c->package_dirs);
+    if (c->package_dirs) {
+        c->package_dirs[0] = resolve_path(base_dir, "packages");
+        c->n_package_dirs = c->package_dirs[0] ? 1 : 0;
+    }
+    c->log_level = PH_L_INFO;
+    c->reload = true;
+    c->strict = false;
+    c->http.listen_addr = strdup("127.0.0.1");
+    c->http.port = 8901;
+    c->http.threads = 4;
+    c->http.max_body = 1024 * 1024;
+    c->http.max_json_depth = 64;
+    c->http.connection_timeout = 15;
+    c->http.max_connections_per_ip = 64;
+    c->auth.token_file = c->data_dir ? resolve_path(c->data_dir, "admin.token") : NULL;
+    c->auth.require_token = false;
+    if (!c->base_dir || !c->data_dir || !c->n_package_dirs || !c->http.listen_addr ||
+        !c->auth.token_file) {
+        ph_config_free(c);
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+int ph_config_defaults(ph_config *out)
+{
+    char *cwd = getcwd(NULL, 0);
+    if (!cwd) {
+        memset(out, 0, sizeof *out);
+        return ph_error_set(PH_EIO, "cannot determine the current directory: %s", strerror(errno));
+    }
+    int rc = set_defaults(out, cwd);
+    free(cwd);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ loading */
+
+typedef struct load_ctx {
+    ph_config *c;
+    long cur; /* index of the current [instance] section, -1 if none */
+    bool token_file_set;
+} load_ctx;
+
+static int set_dir(load_ctx *x, char **slot, const char *section, const char *key, const char *v)
+{
+    if (!*v)
+        return ph_error_set(PH_ECONFIG, "'%s' in [%s] is empty; give a directory", key, section);
+    char *p = resolve_path(x->c->base_dir, v);
+    if (!p)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    free(*slot);
+    *slot = p;
+    return 0;
+}
+
+static void free_strv(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static int set_package_dirs(load_ctx *x, const char *v)
+{
+    int rc = 0;
+    size_t n = 0, cap = 1;
+    for (const char *p = v; *p; p++)
+        cap += *p == ',';
+    char **dirs = calloc(cap, sizeof *dirs);
+    if (!dirs)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    for (const char *p = v;; p++) {
+        size_t len = strcspn(p, ",");
+        char *item = dup_trimmed(p, len);
+        if (!item) {
+            rc = ph_error_set(PH_ENOMEM, "out of memory");
+            goto cleanup;
+        }
+        if (!*item) {
+            free(item);
+            rc = ph_error_set(PH_ECONFIG, "'package_dirs' in [host] has an empty entry; write "
+                                          "directories separated by commas");
+            goto cleanup;
+        }
+        dirs[n] = resolve_path(x->c->base_dir, item);
+        free(item);
+        if (!dirs[n++]) {
+            rc = ph_error_set(PH_ENOMEM, "out of memory");
+            goto cleanup;
+        }
+        p += len;
+        if (!*p)
+            break;
+    }
+    free_strv(x->c->package_dirs, x->c->n_package_dirs);
+    x->c->package_dirs = dirs;
+    x->c->n_package_dirs = n;
+    dirs = NULL;
+cleanup:
+    free_strv(dirs, n);
+    return rc;
+}
+
+static int set_host(load_ctx *x, const char *key, const char *v)
+{
+    ph_config *c = x->c;
+    if (strcmp(key, "data_dir") == 0)
+        return set_dir(x, &c->data_dir, "host", key, v);
+    if (strcmp(key, "package_dirs") == 0)
+        return set_package_dirs(x, v);
+    if (strcmp(key, "log_level") == 0) {
+        if (ph_log_parse_level(v, &c->log_level) != 0)
+            return ph_error_set(PH_ECONFIG, "'log_level' in [host] must be one of error, warn, "
+                                            "info, debug, not '%s'", v);
+        return 0;
+    }
+    if (strcmp(key, "reload") == 0)
+        return parse_bool("host", key, v, &c->reload);
+    if (strcmp(key, "strict") == 0)
+        return parse_bool("host", key, v, &c->strict);
+    return unknown_key("host", key, "data_dir, package_dirs, log_level, reload, strict");
+}
+
+static int set_http(load_ctx *x, const char *key, const char *v)
+{
+    ph_http_conf *h = &x->c->http;
+    if (strcmp(key, "listen") == 0)
+        return ph_config_set_listen(x->c, v);
+    if (strcmp(key, "threads") == 0)
+        return set_int("http", key, v, 1, 1024, &h->threads);
+    if (strcmp(key, "max_body") == 0)
+        return parse_size("http", key, v, (size_t)1 << 30, &h->max_body);
+    if (strcmp(key, "max_json_depth") == 0)
+        return set_int("http", key, v, 1, 10000, &h->max_json_depth);
+    if (strcmp(key, "connection_timeout") == 0)
+        return set_int("http", key, v, 1, 86400, &h->connection_timeout);
+    if (strcmp(key, "max_connections_per_ip") == 0)
+        return set_int("http", key, v, 1, 1000000, &h->max_connections_per_ip);
+    return unknown_key("http", key, "listen, threads, max_body, max_json_depth, "
+                                    "connection_timeout, max_connections_per_ip");
+}
+
+static int set_auth(load_ctx *x, const char *key, const char *v)
+{
+    ph_auth_conf *a = &x->c->auth;
+    if (strcmp(key, "token") == 0) {
+        if (!*v)
+            return ph_error_set(PH_ECONFIG, "'token' in [auth] is empty; remove the line to use "
+                                            "token_file, or give a token");
+        return replace_str(&a->token, v);
+    }
+    if (strcmp(key, "token_file") == 0) {
+        x->token_file_set = true;
+        return set_dir(x, &a->token_file, "auth", key, v);
+    }
+    if (strcmp(key, "require_token") == 0)
+        return parse_bool("auth", key, v, &a->require_token);
+    return unknown_key("auth", key, "token, token_file, require_token");
+}
+
+/* A mount is a URL path prefix: "/seg[/seg...]" of URL-safe characters. */
+static int check_mount(const char *inst, const char *v)
+{
+    static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/";
+    const char *why = NULL;
+    if (v[0] != '/' || v[1] == '\0')
+        why = "it must start with '/' followed by a name, such as /blog";
+    else if (strspn(v, ok) != strlen(v))
+        why = "only letters, digits, '-', '.', '_', '~' and '/' are allowed";
+    else if (strstr(v, "//") || v[strlen(v) - 1] == '/')
+        why = "it has an empty segment (a doubled or trailing '/')";
+    else if (strstr(v, "/./") || strstr(v, "/../") || !strcmp(strrchr(v, '/'), "/.") ||
+             !strcmp(strrchr(v, '/'), "/.."))
+        why = "'.' and '..' segments are not allowed";
+    else if (strcmp(v, "/_") == 0 || strncmp(v, "/_/", 3) == 0)
+        why = "/_/ is reserved for the host's own endpoints";
+    if (why)
+        return ph_error_set(PH_ECONFIG, "invalid mount '%s' for [instance %s]: %s", v, inst, why);
+    return 0;
+}
+
+static int add_param(ph_instance_conf *ic, const char *key, const char *v, int line)
+{
+    ph_kv *np = reallocarray(ic->params, ic->n_params + 1, sizeof *np);
+    if (!np)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    ic->params = np;
+    ph_kv *kv = &np[ic->n_params];
+    kv->key = strdup(key);
+    kv->value = strdup(v);
+    kv->line = line;
+    if (!kv->key || !kv->value) {
+        free(kv->key);
+        free(kv->value);
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    }
+    ic->n_params++;
+    return 0;
+}
+
+static int set_instance(load_ctx *x, const char *key, const char *v, int line)
+{
+    ph_instance_conf *ic = &x->c->instances[x->cur];
+    if (strcmp(key, "package") == 0) {
+        int rc = ph_config_check_name("package", v, PH_ECONFIG);
+        if (rc) {
+            ph_error_wrap("'package' in [instance %s]", ic->name);
+            return rc;
+        }
+        return replace_str(&ic->package, v);
+    }
+    if (strcmp(key, "mount") == 0) {
+        int rc = check_mount(ic->name, v);
+        return rc ? rc : replace_str(&ic->mount, v);
+    }
+    if (strcmp(key, "enabled") == 0) {
+        char *section = NULL;
+        if (asprintf(&section, "instance %s", ic->name) < 0)
+            return ph_error_set(PH_ENOMEM, "out of memory");
+        int rc = parse_bool(section, key, v, &ic->enabled);
+        free(section);
+        return rc;
+    }
+    return add_param(ic, key, v, line);
+}
+
+static void free_instance(ph_instance_conf *ic)
+{
+    free(ic->name);
+    free(ic->package);
+    free(ic->mount);
+    for (size_t i = 0; i < ic->n_params; i++) {
+        free(ic->params[i].key);
+        free(ic->params[i].value);
+    }
+    free(ic->params);
+}
+
+/* "[instance NAME]": starts a new instance section. */
+static int begin_instance(load_ctx *x, const char *rest, int line)
+{
+    ph_config *c = x->c;
+    while (is_blank(*rest))
+        rest++;
+    if (!*rest)
+        return ph_error_set(PH_ECONFIG, "[instance] needs a name: write [instance NAME]");
+    int rc = ph_config_check_name("instance", rest, PH_ECONFIG);
+    if (rc)
+        return rc;
+    const ph_instance_conf *prev = ph_config_instance(c, rest);
+    if (prev)
+        return ph_error_set(PH_ECONFIG, "[instance %s] is defined twice (first on line %d); merge "
+                                        "the two sections or rename one", rest, prev->line);
+    ph_instance_conf *ni = reallocarray(c->instances, c->n_instances + 1, sizeof *ni);
+    if (!ni)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    c->instances = ni;
+    ph_instance_conf *ic = &ni[c->n_instances];
+    memset(ic, 0, sizeof *ic);
+    ic->name = strdup(rest);
+    ic->package = strdup(rest);
+    ic->enabled = true;
+    ic->line = line;
+    if (!ic->name || !ic->package) {
+        free_instance(ic);
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    }
+    x->cur = (long)c->n_instances++;
+    return 0;
+}
+
+static bool is_instance_section(const char *section, const char **rest)
+{
+    if (strncmp(section, "instance", 8) != 0 || (section[8] && !is_blank(section[8])))
+        return false;
+    *rest = section + 8;
+    return true;
+}
+
+static const char known_sections[] = "[host], [http], [auth], [instance NAME]";
+
+static int on_section(load_ctx *x, const char *section, int line)
+{
+    const char *rest;
+    x->cur = -1;
+    if (is_instance_section(section, &rest))
+        return begin_instance(x, rest, line);
+    if (strcmp(section, "host") && strcmp(section, "http") && strcmp(section, "auth"))
+        return ph_error_set(PH_ECONFIG, "unknown section [%s]; known sections: %s", section,
+                            known_sections);
+    return 0;
+}
+
+static int on_config_event(void *user, const char *section, const char *key, const char *value,
+                           int line)
+{
+    load_ctx *x = user;
+    if (!key)
+        return on_section(x, section, line);
+    if (!*section)
+        return ph_error_set(PH_ECONFIG, "'%s' is outside any section; put it under one of %s", key,
+                            known_sections);
+    if (strcmp(section, "host") == 0)
+        return set_host(x, key, value);
+    if (strcmp(section, "http") == 0)
+        return set_http(x, key, value);
+    if (strcmp(section, "auth") == 0)
+        return set_auth(x, key, value);
+    return set_instance(x, key, value, line);
+}
+
+/* Mounts and token_file default from other settings once all are read. */
+static int finish(load_ctx *x)
+{
+    ph_config *c = x->c;
+    if (!x->token_file_set) {
+        char *tf = resolve_path(c->data_dir, "admin.token");
+        if (!tf)
+            return ph_error_set(PH_ENOMEM, "out of memory");
+        free(c->auth.token_file);
+        c->auth.token_file = tf;
+    }
+    for (size_t i = 0; i < c->n_instances; i++) {
+        ph_instance_conf *ic = &c->instances[i];
+        if (!ic->mount && asprintf(&ic->mount, "/%s", ic->name) < 0) {
+            ic->mount = NULL;
+            return ph_error_set(PH_ENOMEM, "out of memory");
+        }
+    }
+    return 0;
+}
+
+/* The absolute directory holding `path` (not resolving symlinks). */
+static char *dir_of(const char *path)
+{
+    char *abs = NULL, *cwd = NULL;
+    if (path[0] == '/') {
+        abs = strdup(path);
+    } else {
+        cwd = getcwd(NULL, 0);
+        if (cwd)
+            abs = resolve_path(cwd, path);
+    }
+    free(cwd);
+    if (!abs)
+        return NULL;
+    char *slash = strrchr(abs, '/');
+    if (slash == abs)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    return abs;
+}
+
+int ph_config_load(const char *path, ph_config *out)
+{
+    load_ctx x = {.c = out, .cur = -1};
+    char *base = dir_of(path);
+    memset(out, 0, sizeof *out);
+    if (!base)
+        return ph_error_set(PH_EIO, "%s: cannot determine its directory: %s", path,
+                            strerror(errno));
+    int rc = set_defaults(out, base);
+    free(base);
+    if (rc)
+        return rc;
+    out->path = strdup(path);
+    if (!out->path)
+        rc = ph_error_set(PH_ENOMEM, "out of memory");
+    if (!rc)
+        rc = ph_config_parse_ini(path, PH_ECONFIG, on_config_event, &x);
+    if (!rc)
+        rc = finish(&x);
+    if (rc)
+        ph_config_free(out);
+    return rc;
+}
+
+const ph_instance_conf *ph_config_instance(const ph_config *c, const char *name)
+{
+    for (size_t i = 0; c && name && i < c->n_instances; i++) {
+        if (strcmp(c->instances[i].name, name) == 0)
+            return &c->instances[i];
+    }
+    return NULL;
+}
+
+void ph_config_free(ph_config *c)
+{
+    if (!c)
+        return;
+    free(c->path);
+    free(c->base_dir);
+    free(c->data_dir);
+    free_strv(c->package_dirs, c->n_package_dirs);
+    free(c->http.listen_addr);
+    free(c->auth.token);
+    free(c->auth.token_file);
+    for (size_t i = 0; i < c->n_instances; i++)
+        free_instance(&c->instances[i]);
+    free(c->instances);
+    memset(c, 0, sizeof *c);
+}

@@ -1,0 +1,137 @@
+/*
+ * host.ini: the host's configuration (read with libinih).
+ *
+ *   [host]      data_dir, package_dirs (comma list), log_level, reload, strict
+ *   [http]      listen (ADDR:PORT), threads, max_body, max_json_depth,
+ *               connection_timeout, max_connections_per_ip
+ *   [auth]      token, token_file, require_token
+ *   [instance NAME]  package, mount, enabled, and any other key overrides the
+ *               package parameter of that name (checked against the manifest
+ *               by the resolver, which reports the file:line kept here)
+ *
+ * Relative paths are resolved against the directory of the config file.
+ * Unknown sections/keys, bad values and over-long lines are errors naming
+ * file:line. Every field has an embedded default (ph_config_defaults).
+ */
+#ifndef PH_HOST_CONFIG_H
+#define PH_HOST_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "log.h"
+
+typedef struct ph_kv {
+    char *key;
+    char *value;
+    int line; /* line in the file it came from; 0 for defaults */
+} ph_kv;
+
+typedef struct ph_instance_conf {
+    char *name;
+    char *package; /* defaults to the instance name */
+    char *mount;   /* URL prefix, defaults to "/<name>" */
+    bool enabled;  /* default true; false leaves the instance (and the package's default instance) out */
+    ph_kv *params; /* every other key: parameter overrides, in file order */
+    size_t n_params;
+    int line; /* line of the [instance NAME] header */
+} ph_instance_conf;
+
+typedef struct ph_http_conf {
+    char *listen_addr; /* default "127.0.0.1" */
+    int port;          /* default 8901 */
+    int threads;       /* default 4 */
+    size_t max_body;   /* default 1 MiB */
+    int max_json_depth;        /* default 64 */
+    int connection_timeout;    /* seconds, default 15 */
+    int max_connections_per_ip; /* default 64 */
+} ph_http_conf;
+
+typedef struct ph_auth_conf {
+    char *token;      /* NULL: read/generate token_file */
+    char *token_file; /* default "<data_dir>/admin.token" */
+    bool require_token;
+} ph_auth_conf;
+
+typedef struct ph_config {
+    char *path;     /* the file read, NULL for pure defaults */
+    char *base_dir; /* directory relative paths are resolved against */
+    char *data_dir; /* default "<base_dir>/data" */
+    char **package_dirs;
+    size_t n_package_dirs; /* default: "<base_dir>/packages" */
+    ph_level log_level;
+    bool reload; /* default true */
+    bool strict; /* default false */
+    ph_http_conf http;
+    ph_auth_conf auth;
+    ph_instance_conf *instances;
+    size_t n_instances;
+} ph_config;
+
+/**
+ * Fills *out (overwritten, not freed) with the embedded defaults, relative to
+ * the current directory: data_dir "<cwd>/data", package_dirs "<cwd>/packages",
+ * log level info, reload on, strict off, http 127.0.0.1:8901, token_file
+ * "<data_dir>/admin.token", require_token off, no instances. 0 or PH_ENOMEM /
+ * PH_EIO. Free with ph_config_free.
+ */
+int ph_config_defaults(ph_config *out);
+/**
+ * Fills *out (overwritten, not freed) with the defaults relative to the
+ * directory of `path`, then the settings read from `path`. Instance mounts
+ * default to "/<name>" and token_file follows data_dir unless set. On error
+ * returns PH_ECONFIG (or PH_EIO, PH_ENOMEM) with "path:line: what is wrong;
+ * what to do" as the last error, and leaves *out freed (zeroed).
+ */
+int ph_config_load(const char *path, ph_config *out);
+/** Finds an instance section by name; borrowed or NULL. Thread-safe for a config not being changed. */
+const ph_instance_conf *ph_config_instance(const ph_config *c, const char *name);
+/** Frees everything *c owns; accepts a zeroed or half-built config. */
+void ph_config_free(ph_config *c);
+/**
+ * Parses "ADDR:PORT", "[IPV6]:PORT", ":PORT" or "PORT" into c->http; the last
+ * two change only the port. ADDR is an IPv4 or bracketed IPv6 literal or
+ * "localhost" (stored as 127.0.0.1). 0, or PH_ECONFIG with "invalid listen
+ * address 'TEXT': why" (c unchanged), or PH_ENOMEM.
+ */
+int ph_config_set_listen(ph_config *c, const char *text);
+
+/**
+ * Parses a boolean: true/false, yes/no, on/off, 1/0 (any case). 0, or
+ * PH_EINVAL without setting the last error (the caller knows the context).
+ */
+int ph_config_parse_bool(const char *text, bool *out);
+
+#define PH_NAME_MAX 64
+/**
+ * Checks a package or instance name: 1 to PH_NAME_MAX characters, lowercase
+ * letters, digits, '_' and '-', starting with a letter (names become URL
+ * segments and the first part of addresses, so no dots). `what` is "package"
+ * or "instance", used in the message. 0, or `code` (PH_ECONFIG, PH_EMANIFEST...)
+ * with "invalid WHAT name 'NAME': why; use lowercase letters, ...".
+ */
+int ph_config_check_name(const char *what, const char *name, int code);
+
+/**
+ * One event of ph_config_parse_ini: a section header (key and value NULL) or
+ * a "key = value" line. `section` and `key` are trimmed; `line` is 1-based.
+ * Strings are borrowed for the call. Returns 0, or a negative PH_E* code after
+ * ph_error_set("what is wrong; what to do") without location: the reader
+ * prefixes "path:line: ".
+ */
+typedef int (*ph_ini_handler)(void *user, const char *section, const char *key, const char *value,
+                              int line);
+
+/**
+ * Reads an INI file with libinih, adding what inih lacks: line numbers for
+ * every event, section-header events (also for empty sections), errors for
+ * over-long lines (inih would silently split them), NUL bytes, malformed
+ * lines and keys set twice in one section. Leading whitespace never makes a
+ * line a continuation of the previous value. Format errors are returned as
+ * `code` (PH_ECONFIG, PH_EMANIFEST...) with "path:line: what; what to do";
+ * an unreadable file is PH_EIO ("path: cannot read: reason"). Stops at the
+ * first error. Thread-safe (changes no inih global).
+ */
+int ph_config_parse_ini(const char *path, int code, ph_ini_handler handler, void *user);
+
+#endif

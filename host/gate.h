@@ -1,0 +1,41 @@
+/*
+ * The per-instance gate: lets calls in, holds new calls while a reload swaps
+ * the instance's code, and drains the calls already inside.
+ *
+ * Fast path: one atomic add and one atomic load (seq_cst, so the reloader
+ * closing the gate and a caller entering cannot both miss each other).
+ */
+#ifndef PH_HOST_GATE_H
+#define PH_HOST_GATE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+typedef struct ph_gate {
+    atomic_long inflight;
+    atomic_int closed;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int waiters;
+} ph_gate;
+
+int ph_gate_init(ph_gate *g);
+void ph_gate_destroy(ph_gate *g);
+/**
+ * Enters the gate, waiting up to `timeout_ms` while it is closed.
+ * Returns 0 (caller must ph_gate_leave) or PH_EBUSY.
+ */
+int ph_gate_enter(ph_gate *g, int timeout_ms);
+/** Enters even if closed: for a thread that is already inside (nested call). */
+void ph_gate_enter_nested(ph_gate *g);
+void ph_gate_leave(ph_gate *g);
+/**
+ * Closes the gate and waits up to `drain_ms` for the calls inside to leave.
+ * Returns 0 with the gate closed and empty, or PH_EBUSY with the gate open
+ * again (the drain timed out; the reload must be abandoned, not the calls).
+ */
+int ph_gate_close(ph_gate *g, int drain_ms);
+/** Reopens the gate and wakes the held callers. */
+void ph_gate_open(ph_gate *g);
+
+#endif

@@ -1,0 +1,301 @@
+#include "host.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crud.h"
+#include "error.h"
+#include "log.h"
+#include "store.h"
+
+int ph_host_open(ph_config *cfg, ph_host **out)
+{
+    int rc;
+    *out = NULL;
+    ph_host *h = calloc(1, sizeof *h);
+    if (!h)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    h->cfg = *cfg;
+    memset(cfg, 0, sizeof *cfg);
+    if ((rc = ph_manifest_discover(h->cfg.package_dirs, h->cfg.n_package_dirs, &h->set)))
+        goto fail;
+    if ((rc = ph_resolve(&h->cfg, &h->set, &h->plan)))
+        goto fail;
+    if ((rc = ph_router_new(&h->router)))
+        goto fail;
+    if (h->plan.n && !(h->insts = calloc(h->plan.n, sizeof *h->insts))) {
+        rc = ph_error_set(PH_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (asprintf(&h->stage_dir, "%s/.modules", h->cfg.data_dir) < 0) {
+        h->stage_dir = NULL;
+        rc = ph_error_set(PH_ENOMEM, "out of memory");
+        goto fail;
+    }
+    *out = h;
+    return 0;
+fail:
+    ph_host_free(h);
+    return rc;
+}
+
+static int mkdir_p(const char *path)
+{
+    char *p = strdup(path);
+    if (!p)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    for (char *s = p + 1;; s++) {
+        if (*s == '/' || *s == 0) {
+            char c = *s;
+            *s = 0;
+            if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+                int rc = ph_error_set(PH_EIO, "cannot create directory %s: %s; check data_dir "
+                                              "in the config", p, strerror(errno));
+                free(p);
+                return rc;
+            }
+            if (!c)
+                break;
+            *s = c;
+        }
+    }
+    free(p);
+    return 0;
+}
+
+/* The first dependency of item i that is not running, or NULL. */
+static const char *failed_dependency(ph_host *h, size_t i)
+{
+    const ph_plan_item *it = &h->plan.items[i];
+    for (size_t k = 0; k < it->n_deps; k++) {
+        ph_instance *dep = h->insts[it->deps[k]];
+        if (!dep || atomic_load(&dep->state) != PH_INST_RUNNING)
+            return h->plan.items[it->deps[k]].instance;
+    }
+    return NULL;
+}
+
+static int build_routes(ph_host *h, ph_instance *inst)
+{
+    ph_routes *t = NULL;
+    int rc = ph_routes_new(inst, &t);
+    if (!rc)
+        rc = ph_routes_add_package(t, inst->cur);
+    if (!rc)
+        rc = ph_crud_add_routes(t, inst);
+    if (rc) {
+        ph_routes_free(t);
+        return rc;
+    }
+    ph_router_publish(h->router, inst, t);
+    return 0;
+}
+
+/* Loads and starts plan item i. Returns 0, or an error with the reason recorded. */
+static int start_item(ph_host *h, size_t i)
+{
+    ph_plan_item *it = &h->plan.items[i];
+    ph_module *mod = NULL;
+    ph_instance *inst = NULL;
+    int rc;
+    if ((rc = ph_module_open(it->manifest, h->stage_dir, &mod)))
+        return rc;
+    if ((rc = ph_instance_new(it->instance, it->mount, it->manifest, mod, it->params, it->n_params,
+                              &inst)))
+        return rc;
+    h->insts[i] = inst;
+    if ((rc = ph_store_attach(inst, h->cfg.data_dir)) || (rc = build_routes(h, inst)) ||
+        (rc = ph_router_add_instance(h->router, inst))) {
+        atomic_store(&inst->state, PH_INST_FAILED);
+        free(inst->reason);
+        inst->reason = strdup(ph_error_last());
+        return rc;
+    }
+    ph_log_info("starting %s (%s %s)", inst->name, it->manifest->name, it->manifest->version_text);
+    return ph_instance_start(inst);
+}
+
+static void record_failure(ph_host *h, size_t i, ph_inst_state state, const char *reason)
+{
+    ph_plan_item *it = &h->plan.items[i];
+    if (h->insts[i]) {
+        atomic_store(&h->insts[i]->state, state);
+        if (!h->insts[i]->reason || reason != h->insts[i]->reason) {
+            char *copy = strdup(reason);
+            free(h->insts[i]->reason);
+            h->insts[i]->reason = copy;
+        }
+    } else {
+        it->state = state == PH_INST_SKIPPED ? PH_PLAN_SKIPPED : PH_PLAN_FAILED;
+        char *copy = strdup(reason);
+        free(it->reason);
+        it->reason = copy;
+    }
+}
+
+int ph_host_start(ph_host *h)
+{
+    int failures = 0, rc;
+    if ((rc = mkdir_p(h->cfg.data_dir)))
+        return rc;
+    for (size_t i = 0; i < h->plan.n; i++) {
+        ph_plan_item *it = &h->plan.items[i];
+        if (it->state != PH_PLAN_OK) {
+            ph_log_error("%s: %s", it->instance, it->reason);
+            failures++;
+            continue;
+        }
+        const char *dep = failed_dependency(h, i);
+        if (dep) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "skipped: depends on '%s', which is not running", dep);
+            record_failure(h, i, PH_INST_SKIPPED, msg);
+            ph_log_error("%s: %s", it->instance, msg);
+            failures++;
+            continue;
+        }
+        rc = start_item(h, i);
+        if (rc == 0) {
+            ph_log_info("%s is running", it->instance);
+            continue;
+        }
+        if (rc == PH_EDECLINED) {
+            ph_log_warn("%s", ph_error_last());
+            continue;
+        }
+        failures++;
+        record_failure(h, i, PH_INST_FAILED, ph_error_last());
+        ph_log_error("%s: %s", it->instance, ph_error_last());
+        if (h->cfg.strict)
+            break;
+    }
+    if (failures && h->cfg.strict) {
+        ph_host_stop(h);
+        return ph_error_set(PH_ELOAD, "%d instance(s) could not start and strict mode is on",
+                            failures);
+    }
+    return 0;
+}
+
+void ph_host_stop(ph_host *h)
+{
+    for (size_t i = h->plan.n; i-- > 0;) {
+        ph_instance *inst = h->insts[i];
+        if (!inst)
+            continue;
+        if (atomic_load(&inst->state) == PH_INST_RUNNING) {
+            /* Let calls in flight finish before stop runs. */
+            if (ph_gate_close(&inst->gate, 10000))
+                ph_log_warn("%s: %s; stopping anyway", inst->name, ph_error_last());
+            ph_instance_stop(inst);
+            ph_gate_open(&inst->gate);
+            ph_log_info("%s stopped", inst->name);
+        }
+        ph_store_detach(inst);
+    }
+}
+
+void ph_host_free(ph_host *h)
+{
+    if (!h)
+        return;
+    ph_router_free(h->router);
+    for (size_t i = 0; h->insts && i < h->plan.n; i++)
+        ph_instance_free(h->insts[i]);
+    free(h->insts);
+    ph_plan_free(&h->plan);
+    ph_manifest_set_free(&h->set);
+    ph_config_free(&h->cfg);
+    free(h->stage_dir);
+    free(h->admin_token);
+    free(h);
+}
+
+const char *ph_host_item_state(const ph_host *h, size_t i, const char **reason)
+{
+    const ph_plan_item *it = &h->plan.items[i];
+    const ph_instance *inst = h->insts ? h->insts[i] : NULL;
+    if (inst) {
+        *reason = inst->reason;
+        return ph_inst_state_name(atomic_load(&inst->state));
+    }
+    *reason = it->reason;
+    switch (it->state) {
+    case PH_PLAN_FAILED: return "failed";
+    case PH_PLAN_SKIPPED: return "skipped";
+    default: return "planned";
+    }
+}
+
+static int read_token(const char *path, char **out)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return errno == ENOENT ? PH_ENOTFOUND : ph_error_set(PH_EIO, "cannot read %s: %s", path, strerror(errno));
+    char buf[256];
+    char *line = fgets(buf, sizeof buf, f);
+    fclose(f);
+    if (!line)
+        return ph_error_set(PH_ECONFIG, "%s is empty; delete it to generate a new token", path);
+    buf[strcspn(buf, "\r\n")] = 0;
+    if (strlen(buf) < 16)
+        return ph_error_set(PH_ECONFIG, "%s holds a token shorter than 16 characters; delete it "
+                                        "to generate a new one", path);
+    *out = strdup(buf);
+    return *out ? 0 : PH_ENOMEM;
+}
+
+static int write_token(const char *path, char **out)
+{
+    unsigned char raw[24];
+    char hex[49];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || read(fd, raw, sizeof raw) != (ssize_t)sizeof raw) {
+        if (fd >= 0)
+            close(fd);
+        return ph_error_set(PH_EIO, "cannot read /dev/urandom to make the admin token");
+    }
+    close(fd);
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return ph_error_set(PH_EIO, "cannot create %s: %s", path, strerror(errno));
+    int ok = write(fd, hex, 48) == 48 && write(fd, "\n", 1) == 1;
+    if (close(fd) != 0 || !ok) {
+        unlink(path);
+        return ph_error_set(PH_EIO, "cannot write %s", path);
+    }
+    *out = strdup(hex);
+    return *out ? 0 : PH_ENOMEM;
+}
+
+int ph_host_load_token(ph_host *h)
+{
+    free(h->admin_token);
+    h->admin_token = NULL;
+    if (h->cfg.auth.token)
+        return (h->admin_token = strdup(h->cfg.auth.token)) ? 0 : PH_ENOMEM;
+    char *path = h->cfg.auth.token_file, *owned = NULL;
+    if (!path) {
+        if (asprintf(&owned, "%s/admin.token", h->cfg.data_dir) < 0)
+            return ph_error_set(PH_ENOMEM, "out of memory");
+        path = owned;
+    }
+    int rc = mkdir_p(h->cfg.data_dir);
+    if (!rc) {
+        rc = read_token(path, &h->admin_token);
+        if (rc == PH_ENOTFOUND) {
+            rc = write_token(path, &h->admin_token);
+            if (!rc)
+                ph_log_info("admin token written to %s (mode 0600)", path);
+        }
+    }
+    free(owned);
+    return rc;
+}

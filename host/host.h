@@ -1,0 +1,48 @@
+/*
+ * The host: configuration -> discovery -> resolution -> loading -> running
+ * instances behind the router. One ph_host per process.
+ */
+#ifndef PH_HOST_HOST_H
+#define PH_HOST_HOST_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "instance.h"
+#include "manifest.h"
+#include "resolver.h"
+#include "router.h"
+
+typedef struct ph_host {
+    ph_config cfg;
+    ph_manifest_set set;
+    ph_plan plan;
+    ph_router *router;
+    ph_instance **insts; /* indexed like plan.items; NULL where not loaded */
+    char *stage_dir;     /* private copies of .so files */
+    char *admin_token;   /* NULL until ph_host_load_token */
+} ph_host;
+
+/**
+ * Reads the packages of `cfg` and resolves them. Takes ownership of *cfg
+ * (zeroes it). Runs no package code. Problems are in host->plan.problems.
+ */
+int ph_host_open(ph_config *cfg, ph_host **out);
+
+/**
+ * Loads and starts every instance of the plan in order. A failing instance
+ * takes down only itself and its dependents (logged); with cfg.strict any
+ * failure makes this return PH_ELOAD after stopping what started.
+ */
+int ph_host_start(ph_host *h);
+/** Stops running instances in reverse order. */
+void ph_host_stop(ph_host *h);
+void ph_host_free(ph_host *h);
+
+/** State and reason of plan item i for status output. */
+const char *ph_host_item_state(const ph_host *h, size_t i, const char **reason);
+
+/** Reads or creates (0600) the admin token; sets h->admin_token. */
+int ph_host_load_token(ph_host *h);
+
+#endif

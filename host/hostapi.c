@@ -1,0 +1,208 @@
+/*
+ * The host API table packages reach through ctx->api. A ph_json * is a
+ * jansson json_t *; the cast is the whole boundary.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "error.h"
+#include "instance.h"
+#include "log.h"
+#include "router.h"
+#include "store.h"
+
+#define J(v) ((json_t *)(v))
+
+static void api_logv(ph_ctx *ctx, ph_log_level level, const char *fmt, va_list ap)
+{
+    ph_logv((ph_level)level, ph_instance_of(ctx)->name, fmt, ap);
+}
+
+static const char *api_param(ph_ctx *ctx, const char *name)
+{
+    return ph_instance_param(ph_instance_of(ctx), name);
+}
+
+/* Marks the innermost frame failed: the method's result will be discarded. */
+static void mark_failed(void)
+{
+    ph_frame *f = ph_frame_current();
+    if (f)
+        f->failed = 1;
+}
+
+static int api_errorv(ph_ctx *ctx, const char *code, const char *fmt, va_list ap)
+{
+    (void)ctx;
+    char word[64];
+    size_t n = 0;
+    /* The word travels in JSON and HTTP bodies: keep it to [A-Za-z0-9_.-]. */
+    for (const char *p = code ? code : "error"; *p && n < sizeof word - 1; p++)
+        word[n++] = (strchr("_.-", *p) || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+                     (*p >= 'A' && *p <= 'Z'))
+                        ? *p
+                        : '_';
+    word[n] = 0;
+    ph_error_set_wordv(PH_EPACKAGE, n ? word : "error", fmt, ap);
+    mark_failed();
+    return PH_FAIL;
+}
+
+static int api_call(ph_ctx *ctx, const char *address, const ph_json *args, ph_json **out)
+{
+    ph_instance *inst = ph_instance_of(ctx);
+    json_t *res = NULL;
+    *out = NULL;
+    int rc = ph_router_call(inst->router, inst, address, J(args), 0, &res);
+    if (rc) {
+        mark_failed();
+        return rc;
+    }
+    *out = (ph_json *)res;
+    return 0;
+}
+
+static void *api_alloc(size_t size) { return malloc(size ? size : 1); }
+static void api_free(void *p) { free(p); }
+static void *api_instance(ph_ctx *ctx) { return ph_version_of(ctx)->mem; }
+static const char *api_instance_name(ph_ctx *ctx) { return ph_instance_of(ctx)->name; }
+
+static ph_json_kind api_json_kind(const ph_json *v)
+{
+    switch (json_typeof(J(v))) {
+    case JSON_TRUE:
+    case JSON_FALSE: return PH_JSON_BOOL;
+    case JSON_INTEGER: return PH_JSON_INT;
+    case JSON_REAL: return PH_JSON_REAL;
+    case JSON_STRING: return PH_JSON_STRING;
+    case JSON_ARRAY: return PH_JSON_ARRAY;
+    case JSON_OBJECT: return PH_JSON_OBJECT;
+    default: return PH_JSON_NULL;
+    }
+}
+
+static const ph_json *api_json_get(const ph_json *o, const char *key)
+{
+    return (const ph_json *)json_object_get(J(o), key);
+}
+static const ph_json *api_json_at(const ph_json *a, size_t i)
+{
+    return (const ph_json *)json_array_get(J(a), i);
+}
+static size_t api_json_len(const ph_json *v)
+{
+    if (json_is_array(J(v)))
+        return json_array_size(J(v));
+    if (json_is_object(J(v)))
+        return json_object_size(J(v));
+    if (json_is_string(J(v)))
+        return json_string_length(J(v));
+    return 0;
+}
+static int64_t api_json_i64(const ph_json *v)
+{
+    return json_is_real(J(v)) ? (int64_t)json_real_value(J(v)) : json_integer_value(J(v));
+}
+static double api_json_f64(const ph_json *v) { return json_number_value(J(v)); }
+static const char *api_json_str(const ph_json *v) { return json_string_value(J(v)); }
+static int api_json_bool(const ph_json *v) { return json_is_true(J(v)); }
+
+static ph_json *api_json_new(ph_json_kind kind)
+{
+    switch (kind) {
+    case PH_JSON_OBJECT: return (ph_json *)json_object();
+    case PH_JSON_ARRAY: return (ph_json *)json_array();
+    case PH_JSON_BOOL: return (ph_json *)json_false();
+    case PH_JSON_INT: return (ph_json *)json_integer(0);
+    case PH_JSON_REAL: return (ph_json *)json_real(0);
+    case PH_JSON_STRING: return (ph_json *)json_string("");
+    default: return (ph_json *)json_null();
+    }
+}
+static ph_json *api_json_new_i64(int64_t v) { return (ph_json *)json_integer(v); }
+static ph_json *api_json_new_f64(double v) { return (ph_json *)json_real(v); }
+static ph_json *api_json_new_str(const char *v) { return (ph_json *)json_string(v ? v : ""); }
+static ph_json *api_json_new_bool(int v) { return (ph_json *)json_boolean(v); }
+static int api_json_set(ph_json *o, const char *key, ph_json *v)
+{
+    return json_object_set_new(J(o), key, J(v)) ? PH_E_INVAL : 0;
+}
+static int api_json_push(ph_json *a, ph_json *v)
+{
+    return json_array_append_new(J(a), J(v)) ? PH_E_INVAL : 0;
+}
+static ph_json *api_json_parse(const char *text)
+{
+    return (ph_json *)json_loads(text, JSON_DECODE_ANY, NULL);
+}
+static char *api_json_dump(const ph_json *v)
+{
+    return json_dumps(J(v), JSON_COMPACT | JSON_ENCODE_ANY);
+}
+static ph_json *api_json_copy(const ph_json *v) { return (ph_json *)json_deep_copy(J(v)); }
+static void api_json_free(ph_json *v) { json_decref(J(v)); }
+
+static int api_db_query(ph_ctx *ctx, const char *sql, const ph_json *params, ph_json **rows)
+{
+    ph_instance *inst = ph_instance_of(ctx);
+    json_t *res = NULL;
+    if (rows)
+        *rows = NULL;
+    if (!inst->store) {
+        mark_failed();
+        return ph_error_set(PH_ESTATE, "instance '%s' has no database", inst->name);
+    }
+    int rc = ph_store_query(inst->store, sql, J(params), rows ? &res : NULL);
+    if (rc) {
+        mark_failed();
+        return rc;
+    }
+    if (rows)
+        *rows = (ph_json *)res;
+    return 0;
+}
+
+static void api_error_reset(ph_ctx *ctx)
+{
+    (void)ctx;
+    ph_frame *f = ph_frame_current();
+    if (f)
+        f->failed = 0;
+    ph_error_clear();
+}
+
+const ph_host_api ph_host_api_v1 = {
+    .abi = PH_ABI_VERSION,
+    .size = sizeof(ph_host_api),
+    .logv = api_logv,
+    .param = api_param,
+    .errorv = api_errorv,
+    .call = api_call,
+    .alloc = api_alloc,
+    .free = api_free,
+    .instance = api_instance,
+    .instance_name = api_instance_name,
+    .json_kind = api_json_kind,
+    .json_get = api_json_get,
+    .json_at = api_json_at,
+    .json_len = api_json_len,
+    .json_i64 = api_json_i64,
+    .json_f64 = api_json_f64,
+    .json_str = api_json_str,
+    .json_bool = api_json_bool,
+    .json_new = api_json_new,
+    .json_new_i64 = api_json_new_i64,
+    .json_new_f64 = api_json_new_f64,
+    .json_new_str = api_json_new_str,
+    .json_new_bool = api_json_new_bool,
+    .json_set = api_json_set,
+    .json_push = api_json_push,
+    .json_parse = api_json_parse,
+    .json_dump = api_json_dump,
+    .json_copy = api_json_copy,
+    .json_free = api_json_free,
+    .db_query = api_db_query,
+    .error_reset = api_error_reset,
+};

@@ -1,0 +1,1227 @@
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "error.h"
+#include "ffi.h"
+#include "log.h"
+#include "metrics.h"
+#include "openapi.h"
+#include "www.h"
+
+struct ph_http {
+    ph_host *host;
+    struct MHD_Daemon *d;
+    size_t max_body;
+    int max_depth;
+    int timeout_s;
+    atomic_long inflight;
+    atomic_bool stopping;
+    atomic_ulong by_class[6]; /* responses by status class: [1] 1xx ... [5] 5xx */
+};
+
+/* One request: the body as it arrives. */
+typedef struct req {
+    char *body;
+    size_t len, cap;
+    bool too_big; /* the body passed max_body; the rest is discarded */
+} req;
+
+/* The request path split into decoded segments. */
+typedef struct path {
+    char *buf;   /* decoded copy of the path, segments NUL-separated */
+    char **segs;
+    size_t n;
+    bool bad;    /* a segment had a bad %-escape or decoded to NUL */
+} path;
+
+/* What a request is about, gathered before it is served. */
+typedef struct call {
+    ph_http *h;
+    struct MHD_Connection *c;
+    const char *url; /* raw (not unescaped) */
+    const char *method;
+    req *rq;
+    bool admin;      /* a valid admin token came with the request */
+} call;
+
+/* ------------------------------------------------------------------ */
+/* Responses                                                            */
+/* ------------------------------------------------------------------ */
+
+unsigned ph_http_status_of(int code)
+{
+    switch (code) {
+    case PH_EARGS:
+    case PH_EINVAL:
+        return MHD_HTTP_BAD_REQUEST;
+    case PH_EAUTH:
+        return MHD_HTTP_UNAUTHORIZED;
+    case PH_EPERM:
+        return MHD_HTTP_FORBIDDEN;
+    case PH_ENOTFOUND:
+        return MHD_HTTP_NOT_FOUND;
+    case PH_ECONFLICT:
+        return MHD_HTTP_CONFLICT;
+    case PH_ETOOBIG:
+        return MHD_HTTP_CONTENT_TOO_LARGE;
+    case PH_EBUSY:
+    case PH_ESTATE:
+        return MHD_HTTP_SERVICE_UNAVAILABLE;
+    default:
+        return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+/* A growing malloc'd buffer that json_dump_callback writes into. */
+typedef struct outbuf {
+    char *p;
+    size_t len, cap;
+} outbuf;
+
+static int outbuf_add(const char *s, size_t n, void *ud)
+{
+    outbuf *b = ud;
+    if (n > SIZE_MAX - b->len - 2)
+        return -1;
+    if (b->len + n + 2 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 2)
+            cap = cap > SIZE_MAX / 2 ? b->len + n + 2 : cap * 2;
+        char *p = realloc(b->p, cap);
+        if (!p)
+            return -1;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
+static enum MHD_Result send_response(call *k, unsigned status, struct MHD_Response *r)
+{
+    if (!r)
+        return MHD_NO;
+    if (atomic_load_explicit(&k->h->stopping, memory_order_relaxed))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(k->c, status, r);
+    MHD_destroy_response(r);
+    unsigned cls = status / 100;
+    if (cls >= 1 && cls <= 5)
+        atomic_fetch_add_explicit(&k->h->by_class[cls], 1, memory_order_relaxed);
+    return ret;
+}
+
+/* Sends `v` (any JSON value, borrowed) with a trailing newline. */
+static enum MHD_Result send_json(call *k, unsigned status, const json_t *v,
+                                 struct MHD_Response **keep)
+{
+    outbuf b = {0};
+    if (json_dump_callback(v, outbuf_add, &b, JSON_COMPACT | JSON_ENCODE_ANY) != 0 ||
+        outbuf_add("\n", 1, &b) != 0) {
+        free(b.p);
+        return MHD_NO;
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer(b.len, b.p, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(b.p);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (keep) { /* the caller adds headers and sends */
+        *keep = r;
+        return MHD_YES;
+    }
+    return send_response(k, status, r);
+}
+
+/* Sends the error body for `code` with `word` and `message`. */
+static enum MHD_Result send_error_word(call *k, unsigned status, const char *word,
+                                       const char *message)
+{
+    json_t *e = json_pack("{s:{s:s,s:s}}", "error", "code", word, "message", message);
+    if (!e) { /* not UTF-8 (a message quoting raw request bytes): mask what is not ASCII */
+        char *m = strdup(message);
+        for (char *s = m; s && *s; s++)
+            if ((unsigned char)*s >= 0x80)
+                *s = '?';
+        e = m ? json_pack("{s:{s:s,s:s}}", "error", "code", word, "message", m) : NULL;
+        free(m);
+    }
+    struct MHD_Response *r = NULL;
+    enum MHD_Result ret = e ? send_json(k, status, e, &r) : MHD_NO;
+    json_decref(e);
+    if (!r)
+        return MHD_NO;
+    if (status == MHD_HTTP_UNAUTHORIZED)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"plughost\"");
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    (void)ret;
+    return send_response(k, status, r);
+}
+
+static enum MHD_Result send_error(call *k, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static enum MHD_Result send_error(call *k, int code, const char *fmt, ...)
+{
+    va_list ap;
+    char *msg = NULL;
+    va_start(ap, fmt);
+    int n = vasprintf(&msg, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return MHD_NO;
+    enum MHD_Result ret = send_error_word(k, ph_http_status_of(code), ph_error_word(code), msg);
+    free(msg);
+    return ret;
+}
+
+/* The error recorded by the failed operation (code, package word, message). */
+static enum MHD_Result send_last_error(call *k, int rc)
+{
+    const char *msg = ph_error_last();
+    const char *word = ph_error_last_word();
+    return send_error_word(k, ph_http_status_of(rc), word && *word ? word : ph_error_word(rc),
+                           msg && *msg ? msg : ph_error_text(rc));
+}
+
+static enum MHD_Result send_405(call *k, const char *allow)
+{
+    json_t *e = json_pack("{s:{s:s,s:s+}}", "error", "code", "method_not_allowed", "message",
+                          "this path does not take that method; use ", allow);
+    struct MHD_Response *r = NULL;
+    if (e)
+        send_json(k, MHD_HTTP_METHOD_NOT_ALLOWED, e, &r);
+    json_decref(e);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    return send_response(k, MHD_HTTP_METHOD_NOT_ALLOWED, r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Request parsing                                                      */
+/* ------------------------------------------------------------------ */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/*
+ * Decodes %XX in place over [s, s+n); returns the new length, or -1 for a
+ * malformed escape or an encoded NUL. Decoding only ever shrinks.
+ */
+static long pct_decode(char *s, size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '%') {
+            s[o++] = s[i];
+            continue;
+        }
+        if (i + 2 >= n)
+            return -1;
+        int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+            return -1;
+        s[o++] = (char)(hi * 16 + lo);
+        i += 2;
+    }
+    s[o] = '\0';
+    return (long)o;
+}
+
+static void path_free(path *p)
+{
+    free(p->buf);
+    free(p->segs);
+}
+
+/*
+ * Splits the raw path on '/' first and decodes each segment after, so an
+ * encoded slash stays inside its segment (where www rejects it) instead of
+ * becoming a separator. "/a/b/" gives {"a", "b"}; inner empty segments stay.
+ */
+static int path_split(const char *url, path *out)
+{
+    memset(out, 0, sizeof(*out));
+    size_t len = strlen(url);
+    if (len == SIZE_MAX || !(out->buf = malloc(len + 1)))
+        return PH_ENOMEM;
+    memcpy(out->buf, url, len + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += url[i] == '/';
+    if (!(out->segs = calloc(n + 1, sizeof(char *))))
+        return PH_ENOMEM;
+    char *s = out->buf + (len && url[0] == '/');
+    char *end = out->buf + len;
+    while (s < end) {
+        char *slash = memchr(s, '/', (size_t)(end - s));
+        size_t sl = slash ? (size_t)(slash - s) : (size_t)(end - s);
+        if (!slash && sl == 0)
+            break;
+        s[sl] = '\0';
+        if (pct_decode(s, sl) < 0)
+            out->bad = true;
+        out->segs[out->n++] = s;
+        if (!slash)
+            break;
+        s = slash + 1;
+        if (s == end) /* trailing slash */
+            break;
+    }
+    return 0;
+}
+
+/* Constant time in the content of the secret `want`. */
+static bool token_equal(const char *got, size_t got_len, const char *want)
+{
+    size_t n = strlen(want);
+    unsigned char d = (unsigned char)(got_len != n);
+    for (size_t i = 0; i < n; i++)
+        d |= (unsigned char)((unsigned char)(i < got_len ? got[i] : 0) ^ (unsigned char)want[i]);
+    return d == 0;
+}
+
+/* 0: no token sent; 1: the right token; -1: a token that is wrong or malformed. */
+static int check_token(call *k)
+{
+    const char *a = MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!a)
+        return 0;
+    if (strncasecmp(a, "Bearer ", 7) != 0)
+        return -1;
+    a += 7;
+    while (*a == ' ')
+        a++;
+    size_t n = strlen(a);
+    while (n && a[n - 1] == ' ')
+        n--;
+    const char *want = k->h->host->admin_token;
+    return want && *want && token_equal(a, n, want) ? 1 : -1;
+}
+
+/* Deepest nesting of arrays/objects in a JSON text, counted without parsing. */
+static bool depth_ok(const char *p, size_t n, int max)
+{
+    int depth = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max)
+                return false;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return true;
+}
+
+static bool media_is(const char *ct, const char *type)
+{
+    size_t n = strlen(type);
+    if (strncasecmp(ct, type, n) != 0)
+        return false;
+    return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
+/* 0 if the body may be read as JSON, else a response was sent (415). */
+static int check_content_type(call *k, enum MHD_Result *ret)
+{
+    const char *ct = MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!ct || !k->rq->len || media_is(ct, "application/json"))
+        return 0;
+    /* application/<x>+json */
+    const char *semi = strchr(ct, ';');
+    size_t tl = semi ? (size_t)(semi - ct) : strlen(ct);
+    if (tl >= 5 && strncasecmp(ct, "application/", 12) == 0 && strncasecmp(ct + tl - 5, "+json", 5) == 0)
+        return 0;
+    if (media_is(ct, "application/x-www-form-urlencoded") &&
+        !MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ORIGIN))
+        return 0;
+    json_t *e = json_pack("{s:{s:s,s:s++}}", "error", "code", "unsupported_media_type", "message",
+                          "the body must be JSON; send it with Content-Type: application/json (got ",
+                          ct, ")");
+    struct MHD_Response *r = NULL;
+    if (e)
+        send_json(k, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, e, &r);
+    json_decref(e);
+    *ret = r ? send_response(k, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, r) : MHD_NO;
+    return -1;
+}
+
+/*
+ * Parses the body into *args (NULL for an empty body). On failure a
+ * response was sent (400/413/415) and -1 is returned with *ret set.
+ */
+static int read_body(call *k, json_t **args, enum MHD_Result *ret)
+{
+    *args = NULL;
+    if (k->rq->too_big) {
+        *ret = send_error(k, PH_ETOOBIG, "the request body is larger than the limit of %zu bytes; "
+                                         "send less or raise [http] max_body in host.ini",
+                          k->h->max_body);
+        return -1;
+    }
+    if (check_content_type(k, ret))
+        return -1;
+    if (!k->rq->len)
+        return 0;
+    if (!depth_ok(k->rq->body, k->rq->len, k->h->max_depth)) {
+        *ret = send_error(k, PH_EARGS, "the JSON body nests deeper than %d levels; flatten it or "
+                                       "raise [http] max_json_depth in host.ini",
+                          k->h->max_depth);
+        return -1;
+    }
+    json_error_t err;
+    *args = json_loadb(k->rq->body, k->rq->len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
+    if (!*args) {
+        *ret = send_error(k, PH_EARGS, "the body is not valid JSON: %s at line %d column %d; send "
+                                       "a JSON object (arguments by name) or array (by position)",
+                          err.text, err.line, err.column);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Which instance a path belongs to                                     */
+/* ------------------------------------------------------------------ */
+
+typedef struct mount_match {
+    const path *p;
+    size_t best;      /* segments of the best mount so far */
+    bool found;
+    char *name;       /* copies: the instance may be replaced after the lock is released */
+    char *dir;
+    bool oom;
+} mount_match;
+
+/* Number of path segments `mount` spans if it prefixes p, else -1. */
+static long mount_prefix(const char *mount, const path *p)
+{
+    size_t i = 0;
+    const char *m = mount;
+    while (*m == '/')
+        m++;
+    while (*m) {
+        const char *e = strchr(m, '/');
+        size_t l = e ? (size_t)(e - m) : strlen(m);
+        if (i >= p->n || strlen(p->segs[i]) != l || memcmp(p->segs[i], m, l) != 0)
+            return -1;
+        i++;
+        m += l;
+        while (*m == '/')
+            m++;
+    }
+    return (long)i;
+}
+
+static void visit_mount(ph_instance *inst, void *ud)
+{
+    mount_match *mm = ud;
+    long n = mount_prefix(inst->mount ? inst->mount : inst->name, mm->p);
+    if (n < 0 || (mm->found && (size_t)n <= mm->best))
+        return;
+    char *name = strdup(inst->name);
+    char *dir = inst->manifest && inst->manifest->dir ? strdup(inst->manifest->dir) : strdup("");
+    if (!name || !dir) {
+        free(name);
+        free(dir);
+        mm->oom = true;
+        return;
+    }
+    free(mm->name);
+    free(mm->dir);
+    mm->name = name;
+    mm->dir = dir;
+    mm->best = (size_t)n;
+    mm->found = true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Instance routes                                                      */
+/* ------------------------------------------------------------------ */
+
+static bool is(const char *a, const char *b) { return strcmp(a, b) == 0; }
+
+/* Calls `address` and answers with its result (or error). Takes `args`. */
+static enum MHD_Result answer_call(call *k, const char *address, json_t *args, unsigned ok,
+                                   const char *location_base)
+{
+    json_t *out = NULL;
+    ph_error_clear();
+    int rc = ph_router_call(k->h->host->router, NULL, address, args,
+                            k->admin ? PH_CALL_ADMIN : 0, &out);
+    json_decref(args);
+    if (rc)
+        return send_last_error(k, rc);
+    enum MHD_Result ret;
+    json_t *id = location_base ? json_object_get(out, "id") : NULL;
+    if (json_is_integer(id)) {
+        struct MHD_Response *r = NULL;
+        char *loc = NULL;
+        send_json(k, ok, out ? out : json_null(), &r);
+        if (r && asprintf(&loc, "%s/%" JSON_INTEGER_FORMAT, location_base, json_integer_value(id)) >= 0)
+            MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, loc);
+        free(loc);
+        ret = r ? send_response(k, ok, r) : MHD_NO;
+    } else {
+        ret = send_json(k, ok, out ? out : json_null(), NULL);
+    }
+    json_decref(out);
+    return ret;
+}
+
+static enum MHD_Result post_actor(call *k, const char *inst, const char *actor, const char *method)
+{
+    enum MHD_Result ret;
+    json_t *args;
+    if (read_body(k, &args, &ret))
+        return ret;
+    if (args && !json_is_object(args) && !json_is_array(args) && !json_is_null(args)) {
+        json_decref(args);
+        return send_error(k, PH_EARGS, "the body must be a JSON object (arguments by name) or "
+                                       "array (by position), not a bare value");
+    }
+    char *address = NULL;
+    if (asprintf(&address, "%s.%s.%s", inst, actor, method) < 0) {
+        json_decref(args);
+        return MHD_NO;
+    }
+    ret = answer_call(k, address, args, MHD_HTTP_OK, NULL);
+    free(address);
+    return ret;
+}
+
+typedef struct actors_list {
+    const char *inst;
+    json_t *actors;
+} actors_list;
+
+static void visit_actor(const ph_route *r, void *ud)
+{
+    actors_list *al = ud;
+    if (!r->inst || !is(r->inst->name, al->inst))
+        return;
+    json_t *actor = json_object_get(al->actors, r->actor);
+    if (!actor) {
+        json_object_set_new(al->actors, r->actor, json_object());
+        actor = json_object_get(al->actors, r->actor);
+        if (!actor)
+            return;
+    }
+    json_t *args = json_array();
+    for (uint32_t i = 0; i < r->n_args; i++)
+        json_array_append_new(args, json_pack("{s:s,s:s}", "name", r->args[i].name, "type",
+                                              ph_type_name(r->args[i].type)));
+    json_t *m = json_pack("{s:o,s:s,s:b}", "args", args, "returns", ph_type_name(r->ret), "admin",
+                          (r->flags & PH_ADMIN) != 0);
+    if (m && r->doc)
+        json_object_set_new(m, "doc", json_string(r->doc));
+    if (m && r->model)
+        json_object_set_new(m, "model", json_string(r->model->name));
+    json_object_set_new(actor, r->method, m);
+}
+
+static enum MHD_Result get_actors(call *k, const char *inst)
+{
+    actors_list al = {inst, json_object()};
+    if (!al.actors)
+        return MHD_NO;
+    ph_router_each(k->h->host->router, visit_actor, &al);
+    json_t *body = json_pack("{s:s,s:o}", "instance", inst, "actors", al.actors);
+    enum MHD_Result ret = body ? send_json(k, MHD_HTTP_OK, body, NULL) : MHD_NO;
+    json_decref(body);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Model routes: REST onto the CRUD actor "<inst>.<model>.<op>"         */
+/* ------------------------------------------------------------------ */
+
+typedef struct query {
+    json_t *raw; /* name -> decoded string */
+    bool bad;    /* malformed escape or a name given twice */
+    char *bad_name;
+} query;
+
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    query *q = cls;
+    (void)kind;
+    char *k = strdup(key), *v = strdup(value ? value : "");
+    if (!k || !v || pct_decode(k, strlen(k)) < 0 || pct_decode(v, strlen(v)) < 0 ||
+        json_object_get(q->raw, k)) {
+        if (!q->bad && k && !q->bad_name)
+            q->bad_name = strdup(k);
+        q->bad = true;
+    } else {
+        json_object_set_new(q->raw, k, json_string(v));
+    }
+    free(k);
+    free(v);
+    return MHD_YES;
+}
+
+/* "12" -> 12 (strict: all digits, in range). */
+static bool parse_i64(const char *s, json_int_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || errno)
+        return false;
+    *out = (json_int_t)v;
+    return true;
+}
+
+/* A query string value as the JSON type its field declares. */
+static json_t *typed_value(const char *s, ph_type t)
+{
+    json_int_t i;
+    switch (t) {
+    case PH_I64:
+    case PH_TIME:
+    case PH_REF:
+        return parse_i64(s, &i) ? json_integer(i) : json_string(s);
+    case PH_F64: {
+        char *end;
+        double d = strtod(s, &end);
+        return *s && !*end ? json_real(d) : json_string(s);
+    }
+    case PH_BOOL:
+        if (is(s, "true") || is(s, "1"))
+            return json_true();
+        if (is(s, "false") || is(s, "0"))
+            return json_false();
+        return json_string(s);
+    default:
+        return json_string(s);
+    }
+}
+
+typedef struct list_conv {
+    const char *inst, *model;
+    json_t *raw;  /* query values, strings */
+    json_t *args; /* the list arguments being built */
+    bool seen;
+} list_conv;
+
+/*
+ * The field a filter name refers to: the name itself, or the part before an
+ * operator suffix ("price__gte" or "price.gte" -> price). The CRUD layer
+ * decides what the suffix means and rejects what it does not know.
+ */
+static const ph_field *filter_field(const ph_model *m, const char *key)
+{
+    size_t kl = strcspn(key, ".[");
+    const char *dd = strstr(key, "__");
+    if (dd && (size_t)(dd - key) < kl)
+        kl = (size_t)(dd - key);
+    for (uint32_t i = 0; i < m->n_fields; i++)
+        if (strlen(m->fields[i].name) == kl && memcmp(m->fields[i].name, key, kl) == 0)
+            return &m->fields[i];
+    return NULL;
+}
+
+/* Runs inside ph_router_each, where the model's declaration is safe to read. */
+static void visit_list(const ph_route *r, void *ud)
+{
+    list_conv *lc = ud;
+    if (lc->seen || !r->model || !r->inst || !is(r->inst->name, lc->inst) || !is(r->actor, lc->model))
+        return;
+    lc->seen = true;
+    json_t *filters = json_object_get(lc->args, "filters");
+    const char *key;
+    json_t *v;
+    json_object_foreach(lc->raw, key, v)
+    {
+        if (is(key, "order") || is(key, "limit") || is(key, "offset"))
+            continue;
+        const ph_field *f = key[0] == 'i' && is(key, "id") ? NULL : filter_field(r->model, key);
+        json_object_set_new(filters, key, typed_value(json_string_value(v), f ? f->type
+                                                                       : is(key, "id") ? PH_I64
+                                                                                       : PH_STR));
+    }
+}
+
+/* Maps ?field=value&order=-field&limit=10&offset=20 onto the list arguments. */
+static json_t *list_args(call *k, const char *inst, const char *model, query *q)
+{
+    list_conv lc = {inst, model, q->raw, json_pack("{s:{}}", "filters"), false};
+    if (!lc.args)
+        return NULL;
+    static const char *const paging[] = {"limit", "offset"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *v = json_object_get(q->raw, paging[i]);
+        if (v)
+            json_object_set_new(lc.args, paging[i], typed_value(json_string_value(v), PH_I64));
+    }
+    json_t *order = json_object_get(q->raw, "order");
+    if (order)
+        json_object_set(lc.args, "order", order);
+    ph_router_each(k->h->host->router, visit_list, &lc);
+    if (!lc.seen) /* no such model: the call reports it; keep the filters as sent */
+        json_object_update(json_object_get(lc.args, "filters"), q->raw);
+    return lc.args;
+}
+
+static enum MHD_Result model_call(call *k, const char *inst, const char *model, const char *op,
+                                  json_t *args, unsigned ok, const char *location_base)
+{
+    char *address = NULL;
+    if (asprintf(&address, "%s.%s.%s", inst, model, op) < 0) {
+        json_decref(args);
+        return MHD_NO;
+    }
+    enum MHD_Result ret = answer_call(k, address, args, ok, location_base);
+    free(address);
+    return ret;
+}
+
+static enum MHD_Result models_collection(call *k, const char *inst, const char *model)
+{
+    enum MHD_Result ret;
+    json_t *args = NULL;
+    if (is(k->method, "GET") || is(k->method, "HEAD")) {
+        query q = {json_object(), false, NULL};
+        if (!q.raw)
+            return MHD_NO;
+        MHD_get_connection_values(k->c, MHD_GET_ARGUMENT_KIND, collect_arg, &q);
+        if (q.bad) {
+            ret = send_error(k, PH_EARGS, "query parameter '%s' is malformed or given twice; give "
+                                          "each filter once, %%-encoded",
+                             q.bad_name ? q.bad_name : "?");
+        } else {
+            args = list_args(k, inst, model, &q);
+            ret = args ? model_call(k, inst, model, "list", args, MHD_HTTP_OK, NULL) : MHD_NO;
+        }
+        free(q.bad_name);
+        json_decref(q.raw);
+        return ret;
+    }
+    if (!is(k->method, "POST"))
+        return send_405(k, "GET, POST");
+    if (read_body(k, &args, &ret))
+        return ret;
+    if (!json_is_object(args)) {
+        json_decref(args);
+        return send_error(k, PH_EARGS, "POST to a model takes the new record as a JSON object, "
+                                       "e.g. {\"title\": \"hello\"}");
+    }
+    char *base = NULL;
+    if (asprintf(&base, "%s", k->url) < 0) {
+        json_decref(args);
+        return MHD_NO;
+    }
+    size_t bl = strlen(base);
+    while (bl > 1 && base[bl - 1] == '/')
+        base[--bl] = '\0';
+    /* new takes the record as its argument object */
+    ret = model_call(k, inst, model, "new", args, MHD_HTTP_CREATED, base);
+    free(base);
+    return ret;
+}
+
+static enum MHD_Result models_item(call *k, const char *inst, const char *model, const char *id_text)
+{
+    enum MHD_Result ret;
+    json_int_t id;
+    bool get = is(k->method, "GET") || is(k->method, "HEAD");
+    if (!get && !is(k->method, "PATCH") && !is(k->method, "DELETE"))
+        return send_405(k, "GET, PATCH, DELETE");
+    if (!parse_i64(id_text, &id) || id < 0)
+        return send_error(k, PH_ENOTFOUND, "'%s' is not a record id; ids are positive integers, "
+                                           "as returned by POST or listed by GET on the model",
+                          id_text);
+    if (get || is(k->method, "DELETE"))
+        return model_call(k, inst, model, get ? "get" : "delete", json_pack("{s:I}", "id", id),
+                          MHD_HTTP_OK, NULL);
+    json_t *args;
+    if (read_body(k, &args, &ret))
+        return ret;
+    if (!json_is_object(args)) {
+        json_decref(args);
+        return send_error(k, PH_EARGS, "PATCH takes the fields to change as a JSON object, e.g. "
+                                       "{\"title\": \"new\"}");
+    }
+    json_t *given = json_object_get(args, "id");
+    if (given && !(json_is_integer(given) && json_integer_value(given) == id)) {
+        json_decref(args);
+        return send_error(k, PH_EARGS, "the body's \"id\" differs from the id in the path; ids "
+                                       "cannot be changed, leave \"id\" out of the body");
+    }
+    json_object_set_new(args, "id", json_integer(id));
+    return model_call(k, inst, model, "set", args, MHD_HTTP_OK, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Static files                                                         */
+/* ------------------------------------------------------------------ */
+
+static enum MHD_Result serve_file(call *k, const char *pkg_dir, const char *sub, char *const *segs,
+                                  size_t n, bool trailing_slash)
+{
+    if (!is(k->method, "GET") && !is(k->method, "HEAD"))
+        return send_405(k, "GET, HEAD");
+    char *root = NULL;
+    if (asprintf(&root, "%s/%s", pkg_dir, sub) < 0)
+        return MHD_NO;
+    ph_www_file f;
+    ph_error_clear();
+    int rc = ph_www_open(root, segs, n, &f);
+    free(root);
+    if (rc)
+        return send_last_error(k, rc);
+    if (f.is_index && !trailing_slash && k->url[0] == '/' && k->url[1] != '/') {
+        /* relative links in index.html need the directory's slash */
+        close(f.fd);
+        char *loc = NULL;
+        if (asprintf(&loc, "%s/", k->url) < 0)
+            return MHD_NO;
+        struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+        if (r)
+            MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, loc);
+        free(loc);
+        return send_response(k, MHD_HTTP_MOVED_PERMANENTLY, r);
+    }
+    struct MHD_Response *r = MHD_create_response_from_fd64(f.size, f.fd);
+    if (!r) {
+        close(f.fd);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, f.content_type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_X_CONTENT_TYPE_OPTIONS, "nosniff");
+    return send_response(k, MHD_HTTP_OK, r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Host routes under /_/                                                */
+/* ------------------------------------------------------------------ */
+
+static bool state_settled(const char *s)
+{
+    return s && (is(s, "running") || is(s, "failed") || is(s, "skipped") || is(s, "declined"));
+}
+
+static enum MHD_Result get_health(call *k)
+{
+    ph_host *host = k->h->host;
+    json_t *insts = json_object();
+    bool ready = !atomic_load(&k->h->stopping);
+    for (size_t i = 0; insts && i < host->plan.n; i++) {
+        const char *reason = NULL;
+        const char *s = ph_host_item_state(host, i, &reason);
+        ready = ready && state_settled(s);
+        json_object_set_new(insts, host->plan.items[i].instance, json_string(s ? s : "unknown"));
+    }
+    json_t *body = json_pack("{s:s,s:b,s:o}", "status", "ok", "ready", ready, "instances", insts);
+    const char *want_ready = MHD_lookup_connection_value(k->c, MHD_GET_ARGUMENT_KIND, "ready");
+    unsigned st = want_ready && !ready ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK;
+    enum MHD_Result ret = body ? send_json(k, st, body, NULL) : MHD_NO;
+    json_decref(body);
+    return ret;
+}
+
+static json_t *package_entry(ph_host *host, size_t i)
+{
+    const ph_plan_item *it = &host->plan.items[i];
+    const ph_manifest *m = it->manifest;
+    const char *reason = NULL;
+    const char *state = ph_host_item_state(host, i, &reason);
+    json_t *deps = json_array();
+    for (size_t d = 0; deps && d < it->n_deps; d++)
+        if (it->deps[d] < host->plan.n)
+            json_array_append_new(deps, json_string(host->plan.items[it->deps[d]].instance));
+    json_t *e = json_pack("{s:s,s:s?,s:s?,s:s?,s:s?,s:s,s:o}", "instance", it->instance, "package",
+                          m ? m->name : NULL, "version", m ? m->version_text : NULL, "description",
+                          m ? m->description : NULL, "mount", it->mount, "state",
+                          state ? state : "unknown", "dependencies", deps);
+    if (e && (reason || it->reason))
+        json_object_set_new(e, "reason", json_string(reason ? reason : it->reason));
+    return e;
+}
+
+static enum MHD_Result get_packages(call *k)
+{
+    ph_host *host = k->h->host;
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < host->plan.n; i++)
+        if (json_array_append_new(arr, package_entry(host, i))) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    json_t *body = arr ? json_pack("{s:o}", "instances", arr) : NULL;
+    enum MHD_Result ret = body ? send_json(k, MHD_HTTP_OK, body, NULL) : MHD_NO;
+    json_decref(body);
+    return ret;
+}
+
+static enum MHD_Result get_metrics(call *k)
+{
+    char *extra = NULL, *text = NULL;
+    size_t len = 0;
+    ph_http *h = k->h;
+    if (asprintf(&extra,
+                 "# HELP plughost_http_responses_total HTTP responses by status class.\n"
+                 "# TYPE plughost_http_responses_total counter\n"
+                 "plughost_http_responses_total{code=\"2xx\"} %lu\n"
+                 "plughost_http_responses_total{code=\"3xx\"} %lu\n"
+                 "plughost_http_responses_total{code=\"4xx\"} %lu\n"
+                 "plughost_http_responses_total{code=\"5xx\"} %lu\n"
+                 "# HELP plughost_http_requests_in_flight Requests being served.\n"
+                 "# TYPE plughost_http_requests_in_flight gauge\n"
+                 "plughost_http_requests_in_flight %ld\n",
+                 atomic_load(&h->by_class[2]), atomic_load(&h->by_class[3]),
+                 atomic_load(&h->by_class[4]), atomic_load(&h->by_class[5]),
+                 atomic_load(&h->inflight)) < 0)
+        return MHD_NO;
+    int rc = ph_metrics_render(h->host, extra, &text, &len);
+    free(extra);
+    if (rc)
+        return send_last_error(k, rc);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
+    return send_response(k, MHD_HTTP_OK, r);
+}
+
+static enum MHD_Result get_openapi(call *k)
+{
+    json_t *doc = NULL;
+    int rc = ph_openapi_build(k->h->host, &doc);
+    if (rc)
+        return send_last_error(k, rc);
+    enum MHD_Result ret = send_json(k, MHD_HTTP_OK, doc, NULL);
+    json_decref(doc);
+    return ret;
+}
+
+static enum MHD_Result host_route(call *k, const path *p)
+{
+    const char *what = p->n == 2 ? p->segs[1] : "";
+    enum MHD_Result (*fn)(call *) = is(what, "health")         ? get_health
+                                    : is(what, "metrics")      ? get_metrics
+                                    : is(what, "openapi.json") ? get_openapi
+                                    : is(what, "packages")     ? get_packages
+                                                               : NULL;
+    if (!fn)
+        return send_error(k, PH_ENOTFOUND, "no host endpoint '%s'; the host serves /_/health, "
+                                           "/_/metrics, /_/openapi.json and /_/packages",
+                          k->url);
+    if (!is(k->method, "GET") && !is(k->method, "HEAD"))
+        return send_405(k, "GET, HEAD");
+    return fn(k);
+}
+
+/* ------------------------------------------------------------------ */
+/* Dispatch                                                             */
+/* ------------------------------------------------------------------ */
+
+static enum MHD_Result instance_route(call *k, const path *p, const char *inst, const char *dir,
+                                      size_t at, bool trailing_slash)
+{
+    char *const *s = p->segs + at;
+    size_t n = p->n - at;
+    if (n >= 1 && is(s[0], "actors")) {
+        if (n == 1)
+            return is(k->method, "GET") || is(k->method, "HEAD") ? get_actors(k, inst)
+                                                                 : send_405(k, "GET, HEAD");
+        if (n == 3)
+            return is(k->method, "POST") ? post_actor(k, inst, s[1], s[2]) : send_405(k, "POST");
+        return send_error(k, PH_ENOTFOUND, "no route %s; methods are called with POST "
+                                           "<mount>/actors/<actor>/<method>",
+                          k->url);
+    }
+    if (n >= 1 && is(s[0], "models")) {
+        if (n == 2)
+            return models_collection(k, inst, s[1]);
+        if (n == 3)
+            return models_item(k, inst, s[1], s[2]);
+        return send_error(k, PH_ENOTFOUND, "no route %s; models are at <mount>/models/<model> and "
+                                           "<mount>/models/<model>/<id>",
+                          k->url);
+    }
+    if (n >= 1 && is(s[0], "wiki"))
+        return serve_file(k, dir, "wiki", s + 1, n - 1, trailing_slash || n == 1);
+    return serve_file(k, dir, "www", s, n, trailing_slash || n == 0);
+}
+
+static enum MHD_Result dispatch(call *k)
+{
+    enum MHD_Result ret;
+    path p;
+    if (k->url[0] != '/')
+        return send_error(k, PH_EINVAL, "the request target must be an absolute path such as "
+                                        "/calc/actors/math/add");
+    if (path_split(k->url, &p)) {
+        path_free(&p);
+        return MHD_NO;
+    }
+    size_t ul = strlen(k->url);
+    bool trailing = ul > 1 && k->url[ul - 1] == '/';
+    int tok = check_token(k);
+    k->admin = tok == 1;
+    if (p.bad) {
+        ret = send_error(k, PH_EINVAL, "the path has a malformed or NUL %%-escape; encode bytes as "
+                                       "%%XX with two hex digits");
+    } else if (tok < 0) {
+        ret = send_error(k, PH_EAUTH, "the bearer token is wrong; send 'Authorization: Bearer "
+                                      "<token>' with the admin token (in the file set by [auth] "
+                                      "token_file of host.ini)");
+    } else if (k->h->host->cfg.auth.require_token && !k->admin &&
+               !(p.n == 2 && is(p.segs[0], "_") && is(p.segs[1], "health"))) {
+        ret = send_error(k, PH_EAUTH, "this host requires the admin token on every request "
+                                      "([auth] require_token); send 'Authorization: Bearer <token>'");
+    } else if (p.n >= 1 && is(p.segs[0], "_")) {
+        ret = host_route(k, &p);
+    } else {
+        mount_match mm = {.p = &p};
+        ph_router_each_instance(k->h->host->router, visit_mount, &mm);
+        if (mm.oom)
+            ret = MHD_NO;
+        else if (!mm.found)
+            ret = send_error(k, PH_ENOTFOUND, "nothing is mounted at %s; GET /_/packages lists "
+                                              "the instances and their mounts",
+                             k->url);
+        else
+            ret = instance_route(k, &p, mm.name, mm.dir, mm.best, trailing);
+        free(mm.name);
+        free(mm.dir);
+    }
+    path_free(&p);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* libmicrohttpd glue                                                   */
+/* ------------------------------------------------------------------ */
+
+/* Parses Content-Length strictly; false if malformed. */
+static bool parse_length(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > (UINT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *out = v;
+    return true;
+}
+
+static int body_append(ph_http *h, req *rq, const char *data, size_t n)
+{
+    if (rq->too_big || n > h->max_body - rq->len) {
+        rq->too_big = true;
+        free(rq->body);
+        rq->body = NULL;
+        rq->len = rq->cap = 0;
+        return 0;
+    }
+    if (rq->len + n > rq->cap) {
+        size_t cap = rq->cap ? rq->cap : 1024;
+        while (cap < rq->len + n)
+            cap *= 2; /* bounded by max_body, far below SIZE_MAX / 2 */
+        char *b = realloc(rq->body, cap);
+        if (!b)
+            return -1;
+        rq->body = b;
+        rq->cap = cap;
+    }
+    memcpy(rq->body + rq->len, data, n);
+    rq->len += n;
+    return 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    ph_http *h = cls;
+    req *rq = *con_cls;
+    call k = {h, c, url, method, rq, false};
+    (void)version;
+    if (!rq) {
+        if (!(rq = calloc(1, sizeof(*rq))))
+            return MHD_NO;
+        *con_cls = rq;
+        atomic_fetch_add_explicit(&h->inflight, 1, memory_order_relaxed);
+        k.rq = rq;
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        uint64_t len;
+        if (cl && !parse_length(cl, &len))
+            return send_error(&k, PH_EINVAL, "Content-Length is not a number");
+        if (cl && len > h->max_body) /* refuse before reading a byte of it */
+            return send_error(&k, PH_ETOOBIG, "the request body (%" PRIu64 " bytes) is larger "
+                                              "than the limit of %zu bytes; send less or raise "
+                                              "[http] max_body in host.ini",
+                              len, h->max_body);
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (body_append(h, rq, upload, *upload_size))
+            return MHD_NO;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    return dispatch(&k);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    ph_http *h = cls;
+    req *rq = *con_cls;
+    (void)c;
+    (void)toe;
+    if (!rq)
+        return;
+    free(rq->body);
+    free(rq);
+    *con_cls = NULL;
+    atomic_fetch_sub_explicit(&h->inflight, 1, memory_order_relaxed);
+}
+
+/* Keeps the path exactly as sent; dispatch decodes each segment once. */
+static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    ph_logv(PH_L_WARN, "http", fmt, ap);
+}
+
+static int resolve_listen(const ph_http_conf *hc, struct sockaddr_storage *ss, bool *v6)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char port[16];
+    if (hc->port < 0 || hc->port > 65535)
+        return ph_error_set(PH_ECONFIG, "[http] port %d is out of range; use 1-65535 (0 picks a "
+                                        "free port)",
+                            hc->port);
+    snprintf(port, sizeof(port), "%d", hc->port);
+    const char *addr = hc->listen_addr && *hc->listen_addr ? hc->listen_addr : "127.0.0.1";
+    int rc = getaddrinfo(addr, port, &hints, &res);
+    if (rc || !res) {
+        if (res)
+            freeaddrinfo(res);
+        return ph_error_set(PH_ECONFIG, "cannot use listen address '%s': %s; set [http] listen "
+                                        "in host.ini (e.g. 127.0.0.1:8901) or pass --listen",
+                            addr, gai_strerror(rc));
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *v6 = res->ai_family == AF_INET6;
+    freeaddrinfo(res);
+    return 0;
+}
+
+int ph_http_start(ph_host *host, ph_http **out)
+{
+    const ph_http_conf *hc = &host->cfg.http;
+    struct sockaddr_storage ss;
+    bool v6 = false;
+    int rc;
+
+    *out = NULL;
+    if (!host->admin_token && (rc = ph_host_load_token(host)))
+        return rc;
+    if ((rc = resolve_listen(hc, &ss, &v6)))
+        return rc;
+    ph_http *h = calloc(1, sizeof(*h));
+    if (!h)
+        return ph_error_set(PH_ENOMEM, "out of memory starting the HTTP server");
+    h->host = host;
+    h->max_body = hc->max_body ? hc->max_body : 1024 * 1024;
+    h->max_depth = hc->max_json_depth > 0 ? hc->max_json_depth : 64;
+    h->timeout_s = hc->connection_timeout > 0 ? hc->connection_timeout : 15;
+    unsigned threads = hc->threads > 0 ? (unsigned)hc->threads : 4;
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (v6)
+        flags |= MHD_USE_IPv6;
+    h->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)h->timeout_s, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)(hc->max_connections_per_ip > 0 ? hc->max_connections_per_ip : 0),
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped,
+        NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+        1u, MHD_OPTION_END);
+    if (!h->d) {
+        int e = errno;
+        free(h);
+        return ph_error_set(PH_EIO, "cannot listen on %s:%d: %s; another process may hold the "
+                                    "port: change [http] listen in host.ini or pass --listen",
+                            hc->listen_addr ? hc->listen_addr : "127.0.0.1", hc->port,
+                            e ? strerror(e) : "libmicrohttpd refused the settings");
+    }
+    *out = h;
+    return 0;
+}
+
+int ph_http_port(const ph_http *h)
+{
+    const union MHD_DaemonInfo *i = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    return i ? i->port : -1;
+}
+
+void ph_http_stop(ph_http *h)
+{
+    if (!h)
+        return;
+    atomic_store(&h->stopping, true);
+    MHD_socket fd = MHD_quiesce_daemon(h->d);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    /* Let the requests inside finish; bounded by the connection timeout. */
+    struct timespec step = {0, 10 * 1000 * 1000};
+    for (long waited = 0; atomic_load(&h->inflight) > 0 && waited < (long)h->timeout_s * 100;
+         waited++)
+        nanosleep(&step, NULL);
+    MHD_stop_daemon(h->d);
+    free(h);
+}

@@ -1,0 +1,124 @@
+/*
+ * A running instance: a package's code loaded under an instance name with
+ * its own parameters, memory, database, gate and routes. The ph_ctx handed
+ * to the package is the first member of a ph_version, so the host gets back
+ * to the version and instance from a ctx without a lookup.
+ */
+#ifndef PH_HOST_INSTANCE_H
+#define PH_HOST_INSTANCE_H
+
+#include <stdatomic.h>
+
+#include <plughost/sdk.h>
+
+#include "config.h"
+#include "gate.h"
+#include "loader.h"
+#include "manifest.h"
+
+struct ph_router;
+struct ph_routes;
+struct ph_store;
+
+typedef enum {
+    PH_INST_LOADED = 0, /* code loaded and validated, not prepared */
+    PH_INST_PREPARED,
+    PH_INST_RUNNING,
+    PH_INST_STOPPED,
+    PH_INST_FAILED,
+    PH_INST_SKIPPED,
+    PH_INST_DECLINED
+} ph_inst_state;
+
+struct ph_instance;
+
+/*
+ * One loaded version of an instance's code. Each version has its own ctx
+ * and memory, so a new version can be prepared while the old one serves
+ * (hot reload); packages receive &version->ctx.
+ */
+typedef struct ph_version {
+    ph_ctx ctx; /* must stay first */
+    struct ph_instance *inst;
+    ph_module *module; /* owned */
+    void *mem;         /* descriptor.instance_size zeroed bytes, owned */
+} ph_version;
+
+typedef struct ph_instance {
+    char *name;
+    char *mount;
+    const ph_manifest *manifest; /* borrowed from the host's manifest set (or the reloader's) */
+    ph_version *cur;             /* the version serving calls */
+    ph_module *module;           /* == cur->module, kept for convenience */
+    ph_kv *params;               /* borrowed from the plan */
+    size_t n_params;
+    _Atomic int state;           /* ph_inst_state */
+    char *reason;                /* why failed/declined/skipped */
+    ph_gate gate;
+    struct ph_routes *_Atomic routes; /* swapped only while the gate is closed */
+    struct ph_store *store;      /* the instance database, NULL until opened */
+    struct ph_router *router;    /* for ph_call */
+    const char **callable;       /* packages it may call: own + [requires] + [optional] */
+    size_t n_callable;
+} ph_instance;
+
+/** The instance of a ctx handed out by the host. */
+static inline ph_instance *ph_instance_of(ph_ctx *ctx) { return ((ph_version *)ctx)->inst; }
+/** The version of a ctx handed out by the host. */
+static inline ph_version *ph_version_of(ph_ctx *ctx) { return (ph_version *)ctx; }
+/** The ctx of the version serving calls: what to pass to package callbacks (model hooks). */
+static inline ph_ctx *ph_instance_ctx(ph_instance *inst) { return &inst->cur->ctx; }
+
+/** Creates a version around a loaded module (takes ownership of `mod`, even on failure). */
+int ph_version_new(ph_instance *inst, ph_module *mod, ph_version **out);
+/** Frees the version and dlcloses its module; accepts NULL. */
+void ph_version_free(ph_version *v);
+/**
+ * Runs one lifecycle callback of a version; returns PH_OK, PH_DECLINE or
+ * PH_FAIL and sets *reason (malloc'd) for the last two.
+ */
+int ph_version_step(ph_version *v, ph_lifecycle_fn fn, const char *what, char **reason);
+
+/** Creates an instance around a loaded module (takes ownership of `mod`). */
+int ph_instance_new(const char *name, const char *mount, const ph_manifest *m, ph_module *mod,
+                    ph_kv *params, size_t n_params, ph_instance **out);
+/** Frees (the module too); the instance must not be running. Accepts NULL. */
+void ph_instance_free(ph_instance *inst);
+
+/**
+ * Runs prepare then start. Returns 0 (running), PH_EDECLINED (declined,
+ * with the reason) or PH_EPACKAGE (failed, with the package's message).
+ */
+int ph_instance_start(ph_instance *inst);
+/** Runs stop if running; the state becomes STOPPED. */
+void ph_instance_stop(ph_instance *inst);
+
+const char *ph_inst_state_name(ph_inst_state s);
+
+/** Value of a parameter, or NULL. */
+const char *ph_instance_param(const ph_instance *inst, const char *name);
+/** True if `inst` may call instances of package `pkg`. */
+int ph_instance_may_call(const ph_instance *inst, const char *pkg);
+
+
+
+/*
+ * Call frames: which instance's code the current thread is running, so the
+ * host API knows whose error a ph_error() is, and nested calls back into an
+ * instance the thread is already inside pass its gate (no deadlock).
+ */
+typedef struct ph_frame {
+    ph_instance *inst;
+    int failed; /* the package raised an error (or a ph_call of it failed) */
+    struct ph_frame *prev;
+} ph_frame;
+
+void ph_frame_push(ph_frame *f, ph_instance *inst);
+void ph_frame_pop(ph_frame *f);
+ph_frame *ph_frame_current(void);
+/** True if the current thread is inside a call of `inst`. */
+int ph_frame_inside(const ph_instance *inst);
+
+/** The host API table handed to every package (hostapi.c). */
+extern const ph_host_api ph_host_api_v1;
+#endif

@@ -1,0 +1,326 @@
+#include "loader.h"
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+
+/* ---- private copies ---- */
+
+static atomic_uint copy_counter;
+
+static int copy_file(const char *src, const char *dst)
+{
+    int in = -1, out = -1, rc = 0;
+    char buf[65536];
+    if ((in = open(src, O_RDONLY | O_CLOEXEC)) < 0) {
+        rc = ph_error_set(PH_ELOAD, "cannot open %s: %s; build the package first", src,
+                          strerror(errno));
+        goto cleanup;
+    }
+    /* O_EXCL: a fresh inode, never an existing (possibly mapped) file. */
+    if ((out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700)) < 0) {
+        rc = ph_error_set(PH_EIO, "cannot create %s: %s", dst, strerror(errno));
+        goto cleanup;
+    }
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = ph_error_set(PH_EIO, "cannot read %s: %s", src, strerror(errno));
+            goto cleanup;
+        }
+        if (n == 0)
+            break;
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(out, buf + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0) {
+                rc = ph_error_set(PH_EIO, "cannot write %s: %s", dst, strerror(errno));
+                goto cleanup;
+            }
+            off += w;
+        }
+    }
+cleanup:
+    if (in >= 0)
+        close(in);
+    if (out >= 0 && close(out) != 0 && !rc)
+        rc = ph_error_set(PH_EIO, "cannot write %s: %s", dst, strerror(errno));
+    if (rc && out >= 0)
+        unlink(dst);
+    return rc;
+}
+
+/*
+ * A truncated or half-written shared object makes dlopen fault (SIGBUS) in
+ * the host, so the copy is checked first: an ELF64 header of this machine,
+ * every PT_LOAD and the section header table inside the file.
+ */
+static int check_elf(const char *path, const char *shown)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+    struct stat st;
+    unsigned char *map = MAP_FAILED;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        rc = ph_error_set(PH_EIO, "cannot read %s: %s", path, strerror(errno));
+        goto cleanup;
+    }
+    size_t size = (size_t)st.st_size;
+    if (size < sizeof(Elf64_Ehdr)) {
+        rc = ph_error_set(PH_ELOAD, "%s is not a shared object (only %zu bytes); is it still being written?",
+                          shown, size);
+        goto cleanup;
+    }
+    map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) {
+        rc = ph_error_set(PH_EIO, "cannot map %s: %s", path, strerror(errno));
+        goto cleanup;
+    }
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)map;
+    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh->e_type != ET_DYN) {
+        rc = ph_error_set(PH_ELOAD, "%s is not a 64-bit ELF shared object", shown);
+        goto cleanup;
+    }
+#if defined(__x86_64__)
+    if (eh->e_machine != EM_X86_64) {
+        rc = ph_error_set(PH_ELOAD, "%s was built for another machine (e_machine %u)", shown,
+                          eh->e_machine);
+        goto cleanup;
+    }
+#endif
+    uint64_t sh_end = eh->e_shoff + (uint64_t)eh->e_shnum * eh->e_shentsize;
+    uint64_t ph_end = eh->e_phoff + (uint64_t)eh->e_phnum * eh->e_phentsize;
+    if (eh->e_phentsize != sizeof(Elf64_Phdr) || ph_end > size || sh_end > size) {
+        rc = ph_error_set(PH_ELOAD, "%s is truncated (%zu bytes; its headers need %llu); "
+                                    "wait for the build to finish",
+                          shown, size, (unsigned long long)(sh_end > ph_end ? sh_end : ph_end));
+        goto cleanup;
+    }
+    const Elf64_Phdr *ph = (const Elf64_Phdr *)(map + eh->e_phoff);
+    for (unsigned i = 0; i < eh->e_phnum; i++) {
+        if (ph[i].p_type == PT_LOAD && ph[i].p_offset + ph[i].p_filesz > size) {
+            rc = ph_error_set(PH_ELOAD, "%s is truncated: a loadable segment ends past the end of "
+                                        "the file; wait for the build to finish",
+                              shown);
+            goto cleanup;
+        }
+    }
+cleanup:
+    if (map != MAP_FAILED)
+        munmap(map, (size_t)st.st_size);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+int ph_file_hash(const char *path, char out[17])
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return ph_error_set(PH_EIO, "cannot read %s: %s", path, strerror(errno));
+    uint64_t h = 1469598103934665603ULL;
+    unsigned char buf[65536];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        for (ssize_t i = 0; i < n; i++)
+            h = (h ^ buf[i]) * 1099511628211ULL;
+    close(fd);
+    if (n < 0)
+        return ph_error_set(PH_EIO, "cannot read %s", path);
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+    return 0;
+}
+
+/* ---- descriptor validation ---- */
+
+static int valid_name(const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-'))
+            return 0;
+    return 1;
+}
+
+static int method_type_ok(ph_type t, int is_result)
+{
+    return (t >= PH_BOOL && t <= PH_JSON) || (is_result && t == PH_VOID);
+}
+
+static int validate_actor(const ph_package *d, const ph_actor *a, uint32_t index)
+{
+    if (!valid_name(a->name))
+        return ph_error_set(PH_EABI, "package '%s': actor #%u has an invalid name; use letters, "
+                                     "digits, '_' and '-'", d->name, index);
+    if (!a->methods && a->n_methods)
+        return ph_error_set(PH_EABI, "package '%s': actor '%s' has no method table", d->name, a->name);
+    for (uint32_t i = 0; i < a->n_methods; i++) {
+        const ph_method *m = &a->methods[i];
+        if (!valid_name(m->name))
+            return ph_error_set(PH_EABI, "package '%s': actor '%s' method #%u has an invalid name",
+                                d->name, a->name, i);
+        if (!m->fn)
+            return ph_error_set(PH_EABI, "package '%s': method %s.%s has no function", d->name,
+                                a->name, m->name);
+        if (!method_type_ok(m->ret, 1))
+            return ph_error_set(PH_EABI, "package '%s': method %s.%s has result type %d; use "
+                                         "PH_VOID, PH_BOOL, PH_I64, PH_F64, PH_STR or PH_JSON",
+                                d->name, a->name, m->name, (int)m->ret);
+        if (m->n_args > 32 || (m->n_args && !m->args))
+            return ph_error_set(PH_EABI, "package '%s': method %s.%s declares %u parameters "
+                                         "(at most 32)", d->name, a->name, m->name, m->n_args);
+        for (uint32_t j = 0; j < m->n_args; j++) {
+            if (!valid_name(m->args[j].name) || !method_type_ok(m->args[j].type, 0))
+                return ph_error_set(PH_EABI, "package '%s': method %s.%s parameter #%u needs a "
+                                             "name and a type (PH_BOOL, PH_I64, PH_F64, PH_STR, PH_JSON)",
+                                    d->name, a->name, m->name, j + 1);
+            for (uint32_t k = 0; k < j; k++)
+                if (strcmp(m->args[j].name, m->args[k].name) == 0)
+                    return ph_error_set(PH_EABI, "package '%s': method %s.%s declares parameter "
+                                                 "'%s' twice", d->name, a->name, m->name, m->args[j].name);
+        }
+        for (uint32_t k = 0; k < i; k++)
+            if (strcmp(m->name, a->methods[k].name) == 0)
+                return ph_error_set(PH_EABI, "package '%s': actor '%s' declares method '%s' twice",
+                                    d->name, a->name, m->name);
+    }
+    return 0;
+}
+
+static int validate_model(const ph_package *d, const ph_model *mo)
+{
+    if (!valid_name(mo->name) || (!mo->fields && mo->n_fields))
+        return ph_error_set(PH_EABI, "package '%s': a model needs a name and a field table", d->name);
+    for (uint32_t i = 0; i < mo->n_fields; i++) {
+        const ph_field *f = &mo->fields[i];
+        if (!valid_name(f->name) || f->type < PH_BOOL || f->type > PH_REF)
+            return ph_error_set(PH_EABI, "package '%s': model '%s' field #%u needs a name and a "
+                                         "field type", d->name, mo->name, i + 1);
+        if (f->type == PH_REF && (!f->ref || !*f->ref))
+            return ph_error_set(PH_EABI, "package '%s': model '%s' field '%s' is a reference but "
+                                         "names no model", d->name, mo->name, f->name);
+        if ((f->flags & PH_HAS_DEFAULT) && !f->def)
+            return ph_error_set(PH_EABI, "package '%s': model '%s' field '%s' has a NULL default",
+                                d->name, mo->name, f->name);
+        for (uint32_t k = 0; k < i; k++)
+            if (strcmp(f->name, mo->fields[k].name) == 0)
+                return ph_error_set(PH_EABI, "package '%s': model '%s' declares field '%s' twice",
+                                    d->name, mo->name, f->name);
+    }
+    return 0;
+}
+
+int ph_loader_validate(const ph_package *d, const ph_manifest *m)
+{
+    int rc;
+    if (d->abi != PH_ABI_VERSION)
+        return ph_error_set(PH_EABI, "package '%s': the .so was built against SDK ABI %u but this "
+                                     "host supports ABI %d; rebuild it against this SDK",
+                            m->name, d->abi, PH_ABI_VERSION);
+    if (d->size < offsetof(ph_package, save))
+        return ph_error_set(PH_EABI, "package '%s': descriptor size %u is smaller than the ABI %d "
+                                     "minimum %zu; rebuild it against this SDK",
+                            m->name, d->size, PH_ABI_VERSION, offsetof(ph_package, save));
+    if (!d->name || strcmp(d->name, m->name) != 0)
+        return ph_error_set(PH_EMANIFEST, "package '%s': the .so says its name is '%s' but %s says "
+                                          "'%s'; rebuild the package (its name comes from package.ini)",
+                            m->name, d->name ? d->name : "(none)", m->path, m->name);
+    if (!d->version || strcmp(d->version, m->version_text) != 0)
+        return ph_error_set(PH_EMANIFEST, "package '%s': the .so is version %s but %s says version "
+                                          "%s; rebuild the package so both agree",
+                            m->name, d->version ? d->version : "(none)", m->path, m->version_text);
+    if ((d->n_actors && !d->actors) || (d->n_models && !d->models))
+        return ph_error_set(PH_EABI, "package '%s': descriptor counts actors/models it does not "
+                                     "provide", m->name);
+    for (uint32_t i = 0; i < d->n_actors; i++) {
+        if ((rc = validate_actor(d, &d->actors[i], i + 1)))
+            return rc;
+        for (uint32_t k = 0; k < i; k++)
+            if (strcmp(d->actors[i].name, d->actors[k].name) == 0)
+                return ph_error_set(PH_EABI, "package '%s': actor '%s' declared twice", m->name,
+                                    d->actors[i].name);
+    }
+    for (uint32_t i = 0; i < d->n_models; i++)
+        if ((rc = validate_model(d, &d->models[i])))
+            return rc;
+    return 0;
+}
+
+/* ---- opening ---- */
+
+int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out)
+{
+    int rc = 0;
+    *out = NULL;
+    ph_module *mod = calloc(1, sizeof *mod);
+    if (!mod || !(mod->source = strdup(m->library)))
+        goto nomem;
+    if (mkdir(stage_dir, 0700) != 0 && errno != EEXIST) {
+        rc = ph_error_set(PH_EIO, "cannot create %s: %s", stage_dir, strerror(errno));
+        goto fail;
+    }
+    if (asprintf(&mod->copy, "%s/%s.%d.%u.so", stage_dir, m->name, (int)getpid(),
+                 atomic_fetch_add(&copy_counter, 1)) < 0) {
+        mod->copy = NULL;
+        goto nomem;
+    }
+    if ((rc = copy_file(m->library, mod->copy)))
+        goto fail;
+    if ((rc = check_elf(mod->copy, m->library)))
+        goto fail;
+    if ((rc = ph_file_hash(mod->copy, mod->hash)))
+        goto fail;
+    mod->handle = dlopen(mod->copy, RTLD_NOW | RTLD_LOCAL);
+    if (!mod->handle) {
+        rc = ph_error_set(PH_ELOAD, "package '%s': cannot load %s: %s", m->name, m->library,
+                          dlerror());
+        goto fail;
+    }
+    /* The mapping stays valid; the name is not needed any more. */
+    unlink(mod->copy);
+    dlerror();
+    mod->desc = dlsym(mod->handle, PH_DESCRIPTOR_SYMBOL);
+    if (!mod->desc) {
+        rc = ph_error_set(PH_ELOAD, "package '%s': %s exports no '%s'; declare the package with "
+                                    "PH_PACKAGE(...) from <plughost/sdk.h>",
+                          m->name, m->library, PH_DESCRIPTOR_SYMBOL);
+        goto fail;
+    }
+    if ((rc = ph_loader_validate(mod->desc, m)))
+        goto fail;
+    *out = mod;
+    return 0;
+nomem:
+    rc = ph_error_set(PH_ENOMEM, "out of memory loading %s", m->name);
+fail:
+    ph_module_close(mod);
+    return rc;
+}
+
+void ph_module_close(ph_module *mod)
+{
+    if (!mod)
+        return;
+    if (mod->handle)
+        dlclose(mod->handle);
+    if (mod->copy)
+        unlink(mod->copy);
+    free(mod->copy);
+    free(mod->source);
+    free(mod);
+}

@@ -1,0 +1,58 @@
+#include "log.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+
+static volatile ph_level current_level = PH_L_INFO;
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void ph_log_set_level(ph_level level) { current_level = level; }
+ph_level ph_log_get_level(void) { return current_level; }
+
+int ph_log_parse_level(const char *text, ph_level *out)
+{
+    for (int i = 0; i <= PH_L_DEBUG; i++) {
+        if (strcasecmp(text, level_names[i]) == 0) {
+            *out = (ph_level)i;
+            return 0;
+        }
+    }
+    return PH_EINVAL;
+}
+
+void ph_logv(ph_level level, const char *who, const char *fmt, va_list ap)
+{
+    if (level > current_level)
+        return;
+    char line[4096];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    localtime_r(&ts.tv_sec, &tm);
+    int n = (int)strftime(line, sizeof line, "%Y-%m-%d %H:%M:%S", &tm);
+    n += snprintf(line + n, sizeof line - (size_t)n, ".%03ld %-5s %s%s%s", ts.tv_nsec / 1000000,
+                  level_names[level], who ? "[" : "", who ? who : "", who ? "] " : "");
+    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    if (m < 0)
+        m = 0;
+    n += m;
+    if (n > (int)sizeof line - 2)
+        n = (int)sizeof line - 2;
+    line[n++] = '\n';
+    /* One write per line keeps lines from different threads whole. */
+    ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+    (void)w;
+}
+
+void ph_logf(ph_level level, const char *who, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ph_logv(level, who, fmt, ap);
+    va_end(ap);
+}

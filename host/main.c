@@ -1,0 +1,478 @@
+/* plughost: the command line. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "error.h"
+#include "ffi_call.h"
+#include "host.h"
+#include "log.h"
+
+typedef struct cli {
+    const char *config;
+    const char *listen;
+    const char *data_dir;
+    const char *log_level;
+    const char *url;
+    int strict;
+    int local;
+    int purge;
+    char **package_dirs;
+    size_t n_package_dirs;
+} cli;
+
+typedef int (*command_fn)(cli *c, int argc, char **argv);
+
+typedef struct command {
+    const char *name;
+    command_fn fn;
+    const char *usage;
+    const char *help;
+} command;
+
+static int cmd_help(cli *c, int argc, char **argv);
+
+static void print_error(const char *what)
+{
+    fprintf(stderr, "plughost: %s%s%s\n", what ? what : "", what ? ": " : "", ph_error_last());
+}
+
+/* ---- configuration ---- */
+
+static int add_package_dir(cli *c, const char *dir)
+{
+    char **p = realloc(c->package_dirs, (c->n_package_dirs + 1) * sizeof *p);
+    if (!p)
+        return PH_ENOMEM;
+    c->package_dirs = p;
+    c->package_dirs[c->n_package_dirs++] = (char *)dir;
+    return 0;
+}
+
+/* Loads the config (or the embedded defaults) and applies command-line overrides. */
+static int load_config(cli *c, ph_config *cfg)
+{
+    int rc = c->config ? ph_config_load(c->config, cfg) : ph_config_defaults(cfg);
+    if (rc)
+        return rc;
+    if (c->listen && (rc = ph_config_set_listen(cfg, c->listen)))
+        goto fail;
+    if (c->data_dir) {
+        char *d = strdup(c->data_dir);
+        if (!d)
+            goto nomem;
+        free(cfg->data_dir);
+        cfg->data_dir = d;
+    }
+    if (c->log_level && ph_log_parse_level(c->log_level, &cfg->log_level)) {
+        rc = ph_error_set(PH_ECONFIG, "--log-level '%s': use error, warn, info or debug",
+                          c->log_level);
+        goto fail;
+    }
+    if (c->strict)
+        cfg->strict = true;
+    if (c->n_package_dirs) {
+        for (size_t i = 0; i < cfg->n_package_dirs; i++)
+            free(cfg->package_dirs[i]);
+        free(cfg->package_dirs);
+        cfg->package_dirs = calloc(c->n_package_dirs, sizeof *cfg->package_dirs);
+        cfg->n_package_dirs = 0;
+        if (!cfg->package_dirs)
+            goto nomem;
+        for (size_t i = 0; i < c->n_package_dirs; i++) {
+            char *d = realpath(c->package_dirs[i], NULL);
+            if (!d) {
+                rc = ph_error_set(PH_ECONFIG, "--packages %s: %s", c->package_dirs[i],
+                                  strerror(errno));
+                goto fail;
+            }
+            cfg->package_dirs[cfg->n_package_dirs++] = d;
+        }
+    }
+    ph_log_set_level(cfg->log_level);
+    return 0;
+nomem:
+    rc = ph_error_set(PH_ENOMEM, "out of memory");
+fail:
+    ph_config_free(cfg);
+    return rc;
+}
+
+static int open_host(cli *c, ph_host **out)
+{
+    ph_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    int rc = load_config(c, &cfg);
+    if (rc)
+        return rc;
+    return ph_host_open(&cfg, out);
+}
+
+/* ---- check / list ---- */
+
+static void print_plan(ph_host *h, int verbose)
+{
+    printf("load order (%zu instance%s):\n", h->plan.n, h->plan.n == 1 ? "" : "s");
+    for (size_t i = 0; i < h->plan.n; i++) {
+        const ph_plan_item *it = &h->plan.items[i];
+        const char *reason = NULL;
+        const char *state = ph_host_item_state(h, i, &reason);
+        if (!h->insts[i] && it->state == PH_PLAN_OK)
+            state = "ok";
+        printf("  %2zu. %-16s %s %s", i + 1, it->instance, it->manifest->name,
+               it->manifest->version_text);
+        if (it->n_deps) {
+            printf("  needs");
+            for (size_t k = 0; k < it->n_deps; k++)
+                printf("%s %s", k ? "," : "", h->plan.items[it->deps[k]].instance);
+        }
+        printf("  [%s]\n", state);
+        if (verbose && reason)
+            printf("        %s\n", reason);
+    }
+}
+
+static int cmd_check(cli *c, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    ph_host *h = NULL;
+    int rc = open_host(c, &h);
+    if (rc) {
+        print_error(NULL);
+        return 1;
+    }
+    print_plan(h, 0);
+    size_t problems = h->plan.n_problems + h->set.n_problems;
+    if (problems) {
+        printf("problems (%zu):\n", problems);
+        for (size_t i = 0; i < h->set.n_problems; i++)
+            printf("  - %s\n", h->set.problems[i]);
+        for (size_t i = 0; i < h->plan.n_problems; i++)
+            printf("  - %s\n", h->plan.problems[i]);
+    } else {
+        printf("no problems\n");
+    }
+    ph_host_free(h);
+    return problems ? 1 : 0;
+}
+
+static int cmd_list(cli *c, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    ph_host *h = NULL;
+    if (open_host(c, &h)) {
+        print_error(NULL);
+        return 1;
+    }
+    for (size_t i = 0; i < h->set.n; i++) {
+        const ph_manifest *m = h->set.items[i];
+        printf("%-16s %-10s %s\n", m->name, m->version_text, m->description ? m->description : "");
+    }
+    ph_host_free(h);
+    return 0;
+}
+
+/* ---- run ---- */
+
+static int cmd_run(cli *c, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    /* Every thread started from here on inherits the mask; main waits for them. */
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    ph_host *h = NULL;
+    int rc = open_host(c, &h);
+    if (rc) {
+        print_error(NULL);
+        return 1;
+    }
+    for (size_t i = 0; i < h->set.n_problems; i++)
+        ph_log_error("%s", h->set.problems[i]);
+    if (h->cfg.strict && h->set.n_problems) {
+        ph_log_error("strict mode: not starting with bad manifests");
+        ph_host_free(h);
+        return 1;
+    }
+    if ((rc = ph_host_start(h))) {
+        print_error("cannot start");
+        ph_host_free(h);
+        return 1;
+    }
+    ph_log_info("plughost %s running %zu instance(s) from %s; Ctrl-C stops", PH_HOST_VERSION,
+                h->plan.n, c->config ? c->config : "the embedded defaults");
+    int sig = 0;
+    for (;;) {
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            ph_log_info("SIGHUP: configuration reload is not available yet; restart to apply");
+            continue;
+        }
+        break;
+    }
+    ph_log_info("%s received: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    ph_host_stop(h);
+    ph_host_free(h);
+    ph_log_info("stopped cleanly");
+    return 0;
+}
+
+/* ---- call ---- */
+
+static int parse_bool(const char *s, int *out)
+{
+    static const char *const yes[] = {"true", "1", "yes", "on"}, *const no[] = {"false", "0", "no", "off"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcmp(s, yes[i]) == 0)
+            return *out = 1, 0;
+        if (strcmp(s, no[i]) == 0)
+            return *out = 0, 0;
+    }
+    return -1;
+}
+
+/* Converts "v" for a parameter of type t (t < 0: unknown, guess from the text). */
+static json_t *cli_value(const char *key, const char *v, int t)
+{
+    char *end;
+    switch (t) {
+    case PH_I64: {
+        errno = 0;
+        long long n = strtoll(v, &end, 10);
+        if (*v && !*end && !errno)
+            return json_integer(n);
+        ph_error_set(PH_EARGS, "%s=%s: '%s' takes an integer", key, v, key);
+        return NULL;
+    }
+    case PH_F64: {
+        double d = strtod(v, &end);
+        if (*v && !*end)
+            return json_real(d);
+        ph_error_set(PH_EARGS, "%s=%s: '%s' takes a number", key, v, key);
+        return NULL;
+    }
+    case PH_BOOL: {
+        int b;
+        if (parse_bool(v, &b) == 0)
+            return json_boolean(b);
+        ph_error_set(PH_EARGS, "%s=%s: '%s' takes true or false", key, v, key);
+        return NULL;
+    }
+    case PH_STR:
+        return json_string(v);
+    default: {
+        json_t *j = json_loads(v, JSON_DECODE_ANY, NULL);
+        return j ? j : json_string(v);
+    }
+    }
+}
+
+static int param_type(const ph_route *rt, const char *key)
+{
+    for (uint32_t i = 0; rt && i < rt->n_args; i++)
+        if (strcmp(rt->args[i].name, key) == 0)
+            return (int)rt->args[i].type;
+    return -1;
+}
+
+/* Builds JSON arguments from "k=v ..." or one JSON text. */
+static int cli_args(const ph_route *rt, int argc, char **argv, json_t **out)
+{
+    *out = NULL;
+    if (argc == 0)
+        return 0;
+    if (argc == 1 && (argv[0][0] == '{' || argv[0][0] == '[')) {
+        json_error_t err;
+        *out = json_loads(argv[0], 0, &err);
+        if (!*out)
+            return ph_error_set(PH_EARGS, "arguments are not valid JSON: %s (column %d)", err.text,
+                                err.column);
+        return 0;
+    }
+    json_t *obj = json_object();
+    for (int i = 0; i < argc; i++) {
+        char *eq = strchr(argv[i], '=');
+        if (!eq || eq == argv[i]) {
+            json_decref(obj);
+            return ph_error_set(PH_EARGS, "'%s': arguments are name=value pairs or one JSON "
+                                          "object/array", argv[i]);
+        }
+        *eq = 0;
+        json_t *v = cli_value(argv[i], eq + 1, param_type(rt, argv[i]));
+        if (!v) {
+            json_decref(obj);
+            return PH_EARGS;
+        }
+        json_object_set_new(obj, argv[i], v);
+    }
+    *out = obj;
+    return 0;
+}
+
+static int print_json(json_t *v)
+{
+    char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    if (!s)
+        return 1;
+    printf("%s\n", s);
+    free(s);
+    return 0;
+}
+
+static int cmd_call(cli *c, int argc, char **argv)
+{
+    if (argc < 1) {
+        fprintf(stderr, "plughost call: which method? usage: plughost call --local -c host.ini "
+                        "INSTANCE.ACTOR.METHOD [name=value ...|JSON]\n");
+        return 2;
+    }
+    if (!c->local) {
+        fprintf(stderr, "plughost call: calling a running host over HTTP is not available yet; "
+                        "use --local to load the packages in this process\n");
+        return 2;
+    }
+    ph_host *h = NULL;
+    json_t *args = NULL, *out = NULL;
+    int status = 1;
+    if (open_host(c, &h)) {
+        print_error(NULL);
+        return 1;
+    }
+    if (ph_host_start(h)) {
+        print_error("cannot start");
+        goto cleanup;
+    }
+    if (cli_args(ph_router_find(h->router, argv[0]), argc - 1, argv + 1, &args)) {
+        print_error(NULL);
+        goto stop;
+    }
+    if (ph_router_call(h->router, NULL, argv[0], args, PH_CALL_ADMIN, &out)) {
+        fprintf(stderr, "plughost: %s: %s\n", ph_error_last_word(), ph_error_last());
+        goto stop;
+    }
+    status = print_json(out);
+stop:
+    ph_host_stop(h);
+cleanup:
+    json_decref(args);
+    json_decref(out);
+    ph_host_free(h);
+    return status;
+}
+
+/* ---- dispatch ---- */
+
+static const command commands[] = {
+    {"run", cmd_run, "run [-c host.ini] [--listen ADDR:PORT] [--strict]",
+     "Loads every package and serves it until SIGINT/SIGTERM, then stops each instance in "
+     "reverse order."},
+    {"check", cmd_check, "check [-c host.ini]",
+     "Prints the plan (instances, versions, load order) and every problem without running "
+     "package code. Exits 1 when there are problems."},
+    {"call", cmd_call, "call --local [-c host.ini] INSTANCE.ACTOR.METHOD [name=value ...|JSON]",
+     "Calls a method and prints its JSON result. --local loads and starts the packages in this "
+     "process, calls, and stops them."},
+    {"list", cmd_list, "list [-c host.ini]", "Lists the packages found in the package directories."},
+    {"help", cmd_help, "help [COMMAND]", "Shows help for a command."},
+};
+
+static const command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: plughost [--version] COMMAND [options] [args]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-7s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\ncommon options:\n"
+               "  -c, --config FILE     host.ini to read (default: embedded defaults)\n"
+               "      --packages DIR    package directory (repeatable; replaces package_dirs)\n"
+               "      --data-dir DIR    where databases and state live\n"
+               "      --listen ADDR:PORT  HTTP listen address\n"
+               "      --log-level LEVEL error, warn, info or debug\n"
+               "      --strict          any failing package is fatal\n"
+               "      --local           (call) run the packages in this process\n"
+               "\n`plughost COMMAND --help` shows a command's usage.\n");
+}
+
+static int cmd_help(cli *c, int argc, char **argv)
+{
+    (void)c;
+    const command *cmd = argc > 0 ? find_command(argv[0]) : NULL;
+    if (!cmd) {
+        usage(stdout);
+        return argc > 0 ? 2 : 0;
+    }
+    printf("usage: plughost %s\n\n%s\n", cmd->usage, cmd->help);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},   {"listen", required_argument, NULL, 'l'},
+        {"data-dir", required_argument, NULL, 'd'}, {"log-level", required_argument, NULL, 'L'},
+        {"packages", required_argument, NULL, 'p'}, {"url", required_argument, NULL, 'u'},
+        {"strict", no_argument, NULL, 's'},         {"local", no_argument, NULL, 'o'},
+        {"purge", no_argument, NULL, 'P'},          {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},        {NULL, 0, NULL, 0},
+    };
+    cli c;
+    memset(&c, 0, sizeof c);
+    int want_help = 0, o;
+    /* "+" stops at the first non-option only for the command word: options may follow it. */
+    while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c': c.config = optarg; break;
+        case 'l': c.listen = optarg; break;
+        case 'd': c.data_dir = optarg; break;
+        case 'L': c.log_level = optarg; break;
+        case 'u': c.url = optarg; break;
+        case 's': c.strict = 1; break;
+        case 'o': c.local = 1; break;
+        case 'P': c.purge = 1; break;
+        case 'p':
+            if (add_package_dir(&c, optarg))
+                return 1;
+            break;
+        case 'h': want_help = 1; break;
+        case 'V': printf("plughost %s (SDK ABI %d)\n", PH_HOST_VERSION, PH_ABI_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind >= argc) {
+        usage(want_help ? stdout : stderr);
+        return want_help ? 0 : 2;
+    }
+    const command *cmd = find_command(argv[optind]);
+    if (!cmd) {
+        fprintf(stderr, "plughost: unknown command '%s'; run `plughost --help` for the list\n",
+                argv[optind]);
+        return 2;
+    }
+    if (want_help) {
+        printf("usage: plughost %s\n\n%s\n", cmd->usage, cmd->help);
+        return 0;
+    }
+    int rc = cmd->fn(&c, argc - optind - 1, argv + optind + 1);
+    free(c.package_dirs);
+    return rc;
+}

@@ -1,0 +1,503 @@
+/*
+ * package.ini: reading one manifest, and discovering packages in directories.
+ * No package code runs here.
+ */
+#include "manifest.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "error.h"
+
+#define MANIFEST_FILE "package.ini"
+
+typedef struct dep_list {
+    const ph_dep *items;
+    size_t n;
+    const char *section;
+} dep_list;
+
+typedef struct mf_ctx {
+    ph_manifest *m;
+    const char *section; /* the current known section, NULL before any */
+} mf_ctx;
+
+static const char known_sections[] = "[package], [requires], [optional], [conflicts], [parameters]";
+
+/* Replaces the current error (code and message) by "prefix: <message>" with `code`. */
+static int rewrap(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int rewrap(int code, const char *fmt, ...)
+{
+    char *prefix = NULL, *msg = strdup(ph_error_last());
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&prefix, fmt, ap);
+    va_end(ap);
+    if (!msg || n < 0)
+        code = ph_error_set(PH_ENOMEM, "out of memory");
+    else
+        ph_error_set(code, "%s: %s", prefix, msg);
+    free(msg);
+    if (n >= 0)
+        free(prefix);
+    return code;
+}
+
+static int set_str(char **slot, const char *v)
+{
+    char *s = strdup(v);
+    if (!s)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    free(*slot);
+    *slot = s;
+    return 0;
+}
+
+static int set_package_key(mf_ctx *x, const char *key, const char *v)
+{
+    ph_manifest *m = x->m;
+    if (strcmp(key, "name") == 0) {
+        if (ph_config_check_name("package", v, PH_EMANIFEST))
+            return rewrap(PH_EMANIFEST, "'name' in [package]");
+        return set_str(&m->name, v);
+    }
+    if (strcmp(key, "version") == 0) {
+        if (ph_semver_parse(v, &m->version))
+            return rewrap(PH_EMANIFEST, "'version' in [package]");
+        return set_str(&m->version_text, v);
+    }
+    if (strcmp(key, "description") == 0)
+        return set_str(&m->description, v);
+    if (strcmp(key, "abi") == 0) {
+        char *end = NULL;
+        errno = 0;
+        long abi = strtol(v, &end, 10);
+        if (!*v || *end || errno || abi < 1 || abi > INT_MAX || *v == '+' || *v == ' ')
+            return ph_error_set(PH_EMANIFEST, "'abi' in [package] must be a positive integer "
+                                              "such as 1, not '%s'", v);
+        m->abi = (int)abi;
+        return 0;
+    }
+    if (strcmp(key, "library") == 0) {
+        if (!*v)
+            return ph_error_set(PH_EMANIFEST, "'library' in [package] is empty; remove the line "
+                                              "to use <name>.so, or name the file");
+        return set_str(&m->library, v);
+    }
+    if (strcmp(key, "disable_crud") == 0) {
+        if (ph_config_parse_bool(v, &m->disable_crud))
+            return ph_error_set(PH_EMANIFEST, "'disable_crud' in [package] must be true or false, "
+                                              "not '%s'", v);
+        return 0;
+    }
+    return ph_error_set(PH_EMANIFEST, "unknown key '%s' in [package]; known keys: name, version, "
+                                      "description, abi, library, disable_crud", key);
+}
+
+static int add_dep(ph_dep **items, size_t *n, const char *section, const char *key, const char *v,
+                   int line)
+{
+    ph_range range;
+    if (ph_config_check_name("package", key, PH_EMANIFEST))
+        return rewrap(PH_EMANIFEST, "[%s]", section);
+    if (ph_range_parse(v, &range))
+        return rewrap(PH_EMANIFEST, "'%s' in [%s]", key, section);
+    ph_dep *nd = reallocarray(*items, *n + 1, sizeof *nd);
+    if (!nd)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    *items = nd;
+    nd[*n].name = strdup(key);
+    if (!nd[*n].name)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    nd[*n].range = range;
+    nd[*n].line = line;
+    (*n)++;
+    return 0;
+}
+
+static int add_param(ph_manifest *m, const char *key, const char *v, int line)
+{
+    ph_kv *np = reallocarray(m->params, m->n_params + 1, sizeof *np);
+    if (!np)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    m->params = np;
+    ph_kv *kv = &np[m->n_params];
+    kv->key = strdup(key);
+    kv->value = strdup(v);
+    kv->line = line;
+    if (!kv->key || !kv->value) {
+        free(kv->key);
+        free(kv->value);
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    }
+    m->n_params++;
+    return 0;
+}
+
+static int on_section(mf_ctx *x, const char *section)
+{
+    static const char *const known[] = {"package", "requires", "optional", "conflicts",
+                                        "parameters"};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        if (strcmp(section, known[i]) == 0) {
+            x->section = known[i];
+            return 0;
+        }
+    }
+    return ph_error_set(PH_EMANIFEST, "unknown section [%s]; known sections: %s", section,
+                        known_sections);
+}
+
+static int on_manifest_event(void *user, const char *section, const char *key, const char *value,
+                             int line)
+{
+    mf_ctx *x = user;
+    ph_manifest *m = x->m;
+    if (!key)
+        return on_section(x, section);
+    if (!x->section)
+        return ph_error_set(PH_EMANIFEST, "'%s' is outside any section; put it under one of %s",
+                            key, known_sections);
+    if (strcmp(x->section, "package") == 0)
+        return set_package_key(x, key, value);
+    if (strcmp(x->section, "requires") == 0)
+        return add_dep(&m->requires, &m->n_requires, x->section, key, value, line);
+    if (strcmp(x->section, "optional") == 0)
+        return add_dep(&m->optional, &m->n_optional, x->section, key, value, line);
+    if (strcmp(x->section, "conflicts") == 0)
+        return add_dep(&m->conflicts, &m->n_conflicts, x->section, key, value, line);
+    return add_param(m, key, value, line);
+}
+
+static const ph_dep *find_dep(const ph_dep *deps, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(deps[i].name, name) == 0)
+            return &deps[i];
+    return NULL;
+}
+
+/* A package cannot name itself, nor one package in two dependency sections. */
+static int check_deps(const char *path, const ph_manifest *m)
+{
+    const dep_list lists[] = {{m->requires, m->n_requires, "requires"},
+                              {m->optional, m->n_optional, "optional"},
+                              {m->conflicts, m->n_conflicts, "conflicts"}};
+    for (size_t a = 0; a < 3; a++) {
+        for (size_t i = 0; i < lists[a].n; i++) {
+            const ph_dep *d = &lists[a].items[i];
+            if (strcmp(d->name, m->name) == 0)
+                return ph_error_set(PH_EMANIFEST, "%s:%d: '%s' in [%s] names the package itself; "
+                                                  "remove it", path, d->line, d->name,
+                                    lists[a].section);
+            for (size_t b = 0; b < a; b++) {
+                const ph_dep *o = find_dep(lists[b].items, lists[b].n, d->name);
+                if (o)
+                    return ph_error_set(PH_EMANIFEST, "%s:%d: '%s' is in both [%s] (line %d) and "
+                                                      "[%s]; keep one", path, d->line, d->name,
+                                        lists[b].section, o->line, lists[a].section);
+            }
+        }
+    }
+    return 0;
+}
+
+/* Checks required fields and fills defaults once the whole file is read. */
+static int finish(const char *path, mf_ctx *x)
+{
+    ph_manifest *m = x->m;
+    if (!m->name)
+        return ph_error_set(PH_EMANIFEST, "%s: [package] has no 'name'; add name = <package name>",
+                            path);
+    if (!m->version_text)
+        return ph_error_set(PH_EMANIFEST, "%s: [package] has no 'version'; add a semantic "
+                                          "version such as version = 1.0.0", path);
+    int rc = check_deps(path, m);
+    if (rc)
+        return rc;
+    char *lib = NULL;
+    int n;
+    if (!m->library)
+        n = asprintf(&lib, "%s/%s.so", m->dir, m->name);
+    else if (m->library[0] == '/')
+        n = asprintf(&lib, "%s", m->library);
+    else
+        n = asprintf(&lib, "%s/%s", m->dir, m->library);
+    if (n < 0)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    free(m->library);
+    m->library = lib;
+    return 0;
+}
+
+/* Fills m->dir (canonical absolute directory) and m->path from `path`. */
+static int locate(const char *path, ph_manifest *m)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    if (!dir)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    m->dir = realpath(dir, NULL);
+    free(dir);
+    if (!m->dir)
+        return ph_error_set(PH_EIO, "%s: cannot read: %s", path, strerror(errno));
+    const char *file = slash ? slash + 1 : path;
+    if (asprintf(&m->path, "%s%s%s", m->dir, strcmp(m->dir, "/") ? "/" : "", file) < 0) {
+        m->path = NULL;
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+int ph_manifest_load(const char *path, ph_manifest **out)
+{
+    *out = NULL;
+    ph_manifest *m = calloc(1, sizeof *m);
+    if (!m)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    m->abi = 1;
+    mf_ctx x = {.m = m};
+    int rc = locate(path, m);
+    if (!rc)
+        rc = ph_config_parse_ini(path, PH_EMANIFEST, on_manifest_event, &x);
+    if (!rc)
+        rc = finish(path, &x);
+    if (rc) {
+        ph_manifest_free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+static void free_deps(ph_dep *d, size_t n)
+{
+    for (size_t i = 0; d && i < n; i++)
+        free(d[i].name);
+    free(d);
+}
+
+void ph_manifest_free(ph_manifest *m)
+{
+    if (!m)
+        return;
+    free(m->path);
+    free(m->dir);
+    free(m->name);
+    free(m->version_text);
+    free(m->description);
+    free(m->library);
+    free_deps(m->requires, m->n_requires);
+    free_deps(m->optional, m->n_optional);
+    free_deps(m->conflicts, m->n_conflicts);
+    for (size_t i = 0; i < m->n_params; i++) {
+        free(m->params[i].key);
+        free(m->params[i].value);
+    }
+    free(m->params);
+    free(m);
+}
+
+bool ph_manifest_depends_on(const ph_manifest *m, const char *pkg)
+{
+    return find_dep(m->requires, m->n_requires, pkg) || find_dep(m->optional, m->n_optional, pkg);
+}
+
+/* ---------------------------------------------------------------- discovery */
+
+typedef struct scan {
+    ph_manifest_set *set;
+    char **seen; /* canonical directories already taken, so overlapping dirs count once */
+    size_t n_seen;
+} scan;
+
+static int push_str(char ***v, size_t *n, char *s)
+{
+    char **nv = reallocarray(*v, *n + 1, sizeof *nv);
+    if (!nv) {
+        free(s);
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    }
+    nv[(*n)++] = s;
+    *v = nv;
+    return 0;
+}
+
+static int add_problem(scan *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int add_problem(scan *s, const char *fmt, ...)
+{
+    char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&msg, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    return push_str(&s->set->problems, &s->set->n_problems, msg);
+}
+
+/* True if `dir` holds a regular file package.ini. */
+static bool has_manifest(const char *dir)
+{
+    struct stat st;
+    char *p = NULL;
+    if (asprintf(&p, "%s/%s", dir, MANIFEST_FILE) < 0)
+        return false;
+    bool yes = stat(p, &st) == 0 && S_ISREG(st.st_mode);
+    free(p);
+    return yes;
+}
+
+/* Loads dir/package.ini into the set (or its problem), once per real directory. */
+static int take_package(scan *s, const char *dir)
+{
+    char *real = realpath(dir, NULL);
+    if (real) {
+        for (size_t i = 0; i < s->n_seen; i++) {
+            if (strcmp(s->seen[i], real) == 0) {
+                free(real);
+                return 0;
+            }
+        }
+        if (push_str(&s->seen, &s->n_seen, real))
+            return PH_ENOMEM;
+    }
+    char *path = NULL;
+    if (asprintf(&path, "%s/%s", dir, MANIFEST_FILE) < 0)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    ph_manifest *m = NULL;
+    int rc = ph_manifest_load(path, &m);
+    free(path);
+    if (rc == PH_ENOMEM)
+        return rc;
+    if (rc) {
+        char *msg = strdup(ph_error_last());
+        if (!msg)
+            return ph_error_set(PH_ENOMEM, "out of memory");
+        return push_str(&s->set->problems, &s->set->n_problems, msg);
+    }
+    ph_manifest **ni = reallocarray(s->set->items, s->set->n + 1, sizeof *ni);
+    if (!ni) {
+        ph_manifest_free(m);
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    }
+    ni[s->set->n++] = m;
+    s->set->items = ni;
+    return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Records why `dir` cannot be scanned. */
+static int dir_problem(scan *s, const char *dir, int err)
+{
+    if (err == ENOENT)
+        return add_problem(s, "package directory '%s' does not exist; create it or fix "
+                              "package_dirs in the configuration", dir);
+    if (err == ENOTDIR)
+        return add_problem(s, "package directory '%s' is not a directory; fix package_dirs in "
+                              "the configuration", dir);
+    return add_problem(s, "cannot read package directory '%s': %s", dir, strerror(err));
+}
+
+/*
+ * Names of the non-hidden entries of `dir`, sorted bytewise (not by locale,
+ * so the order is the same everywhere). 1 if the directory cannot be read
+ * (recorded as a problem), 0, or PH_ENOMEM.
+ */
+static int list_dir(scan *s, const char *dir, char ***out, size_t *out_n)
+{
+    int rc = 0;
+    char **names = NULL;
+    size_t n = 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        rc = dir_problem(s, dir, errno);
+        return rc ? rc : 1;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *name = strdup(e->d_name);
+        if (!name || push_str(&names, &n, name)) {
+            rc = ph_error_set(PH_ENOMEM, "out of memory");
+            goto cleanup;
+        }
+    }
+    qsort(names, n, sizeof *names, by_name);
+    *out = names;
+    *out_n = n;
+    names = NULL;
+    n = 0;
+cleanup:
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    closedir(d);
+    return rc;
+}
+
+static int scan_dir(scan *s, const char *dir)
+{
+    char **names = NULL;
+    size_t n = 0;
+    int rc = list_dir(s, dir, &names, &n);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    if (has_manifest(dir))
+        rc = take_package(s, dir);
+    for (size_t i = 0; i < n && !rc; i++) {
+        char *sub = NULL;
+        if (asprintf(&sub, "%s/%s", dir, names[i]) < 0) {
+            rc = ph_error_set(PH_ENOMEM, "out of memory");
+            break;
+        }
+        if (has_manifest(sub))
+            rc = take_package(s, sub);
+        free(sub);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+int ph_manifest_discover(char *const *dirs, size_t n_dirs, ph_manifest_set *out)
+{
+    memset(out, 0, sizeof *out);
+    scan s = {.set = out};
+    int rc = 0;
+    for (size_t i = 0; i < n_dirs && !rc; i++)
+        rc = scan_dir(&s, dirs[i]);
+    for (size_t i = 0; i < s.n_seen; i++)
+        free(s.seen[i]);
+    free(s.seen);
+    if (rc)
+        ph_manifest_set_free(out);
+    return rc;
+}
+
+void ph_manifest_set_free(ph_manifest_set *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        ph_manifest_free(s->items[i]);
+    free(s->items);
+    for (size_t i = 0; i < s->n_problems; i++)
+        free(s->problems[i]);
+    free(s->problems);
+    memset(s, 0, sizeof *s);
+}

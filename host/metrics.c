@@ -1,0 +1,198 @@
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+/* Growing text buffer; `oom` sticks once an allocation failed. */
+typedef struct text {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} text;
+
+static bool text_reserve(text *t, size_t more)
+{
+    if (t->oom)
+        return false;
+    if (more > SIZE_MAX - t->len - 1) {
+        t->oom = true;
+        return false;
+    }
+    size_t need = t->len + more + 1;
+    if (need <= t->cap)
+        return true;
+    size_t cap = t->cap ? t->cap : 4096;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    char *p = realloc(t->p, cap);
+    if (!p) {
+        t->oom = true;
+        return false;
+    }
+    t->p = p;
+    t->cap = cap;
+    return true;
+}
+
+static void text_add(text *t, const char *s, size_t n)
+{
+    if (!text_reserve(t, n))
+        return;
+    memcpy(t->p + t->len, s, n);
+    t->len += n;
+    t->p[t->len] = '\0';
+}
+
+static void text_printf(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void text_printf(text *t, const char *fmt, ...)
+{
+    va_list ap;
+    char small[256];
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        t->oom = true;
+        return;
+    }
+    if ((size_t)n < sizeof(small)) {
+        text_add(t, small, (size_t)n);
+        return;
+    }
+    if (!text_reserve(t, (size_t)n))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(t->p + t->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    t->len += (size_t)n;
+}
+
+static void text_str(text *t, const char *s) { text_add(t, s, strlen(s)); }
+
+/* A label value with \, " and newline escaped as the format requires. */
+static void text_label(text *t, const char *v)
+{
+    for (const char *s = v ? v : ""; *s; s++) {
+        if (*s == '\\')
+            text_str(t, "\\\\");
+        else if (*s == '"')
+            text_str(t, "\\\"");
+        else if (*s == '\n')
+            text_str(t, "\\n");
+        else
+            text_add(t, s, 1);
+    }
+}
+
+/* {instance="..",actor="..",method=".."[,le=".."]} */
+static void route_labels(text *t, const ph_route *r, const char *le)
+{
+    text_str(t, "{instance=\"");
+    text_label(t, r->inst ? r->inst->name : "");
+    text_str(t, "\",actor=\"");
+    text_label(t, r->actor);
+    text_str(t, "\",method=\"");
+    text_label(t, r->method);
+    if (le) {
+        text_str(t, "\",le=\"");
+        text_str(t, le);
+    }
+    text_str(t, "\"}");
+}
+
+typedef struct pass {
+    text *t;
+    int which; /* 0 calls, 1 errors, 2 histogram */
+} pass;
+
+static void emit_route(const ph_route *r, void *ud)
+{
+    pass *p = ud;
+    text *t = p->t;
+    if (!r->stats)
+        return;
+    unsigned long calls = atomic_load_explicit(&r->stats->calls, memory_order_relaxed);
+    if (p->which == 0 || p->which == 1) {
+        text_str(t, p->which == 0 ? "plughost_calls_total" : "plughost_call_errors_total");
+        route_labels(t, r, NULL);
+        text_printf(t, " %lu\n",
+                    p->which == 0 ? calls
+                                  : atomic_load_explicit(&r->stats->errors, memory_order_relaxed));
+        return;
+    }
+    /* Buckets are stored per interval; Prometheus wants them cumulative. */
+    unsigned long cum = 0;
+    for (int i = 0; i <= PH_LAT_BUCKETS; i++) {
+        cum += atomic_load_explicit(&r->stats->buckets[i], memory_order_relaxed);
+        text_str(t, "plughost_call_duration_seconds_bucket");
+        char le[32] = "+Inf";
+        if (i < PH_LAT_BUCKETS)
+            snprintf(le, sizeof(le), "%g", ph_lat_bounds[i]);
+        route_labels(t, r, le);
+        text_printf(t, " %lu\n", cum);
+    }
+    text_str(t, "plughost_call_duration_seconds_sum");
+    route_labels(t, r, NULL);
+    text_printf(t, " %.9f\n",
+                (double)atomic_load_explicit(&r->stats->sum_ns, memory_order_relaxed) / 1e9);
+    text_str(t, "plughost_call_duration_seconds_count");
+    route_labels(t, r, NULL);
+    text_printf(t, " %lu\n", cum);
+}
+
+static void emit_instances(text *t, ph_host *host)
+{
+    text_str(t, "# HELP plughost_instance_up 1 if the instance is running.\n"
+                "# TYPE plughost_instance_up gauge\n");
+    for (size_t i = 0; i < host->plan.n; i++) {
+        const char *reason = NULL;
+        const char *state = ph_host_item_state(host, i, &reason);
+        text_str(t, "plughost_instance_up{instance=\"");
+        text_label(t, host->plan.items[i].instance);
+        text_printf(t, "\"} %d\n", state && strcmp(state, "running") == 0);
+    }
+    text_str(t, "# HELP plughost_instance_state The instance's current state (the series with "
+                "value 1).\n# TYPE plughost_instance_state gauge\n");
+    for (size_t i = 0; i < host->plan.n; i++) {
+        const char *reason = NULL;
+        const char *state = ph_host_item_state(host, i, &reason);
+        text_str(t, "plughost_instance_state{instance=\"");
+        text_label(t, host->plan.items[i].instance);
+        text_str(t, "\",state=\"");
+        text_label(t, state ? state : "unknown");
+        text_str(t, "\"} 1\n");
+    }
+}
+
+int ph_metrics_render(ph_host *host, const char *extra, char **out, size_t *len)
+{
+    text t = {0};
+    pass p = {&t, 0};
+
+    text_str(&t, "# HELP plughost_calls_total Calls of each method.\n"
+                 "# TYPE plughost_calls_total counter\n");
+    ph_router_each(host->router, emit_route, &p);
+    text_str(&t, "# HELP plughost_call_errors_total Calls of each method that failed.\n"
+                 "# TYPE plughost_call_errors_total counter\n");
+    p.which = 1;
+    ph_router_each(host->router, emit_route, &p);
+    text_str(&t, "# HELP plughost_call_duration_seconds Time spent in each method.\n"
+                 "# TYPE plughost_call_duration_seconds histogram\n");
+    p.which = 2;
+    ph_router_each(host->router, emit_route, &p);
+    emit_instances(&t, host);
+    if (extra)
+        text_add(&t, extra, strlen(extra));
+    if (t.oom || !t.p) {
+        free(t.p);
+        return ph_error_set(PH_ENOMEM, "out of memory rendering metrics");
+    }
+    *out = t.p;
+    *len = t.len;
+    return 0;
+}

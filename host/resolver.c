@@ -1,0 +1,714 @@
+/*
+ * From configuration + manifests to a load plan. Works on "nodes" (one per
+ * instance, in base order: discovery order of their packages, then config
+ * order), then emits them as plan items in dependency order.
+ *
+ * Steps: build nodes -> per-node checks (first failure wins) -> edges ->
+ * cycles -> order -> propagate skips -> emit. Everything is deterministic:
+ * every loop runs in base order, so the same input gives the same plan.
+ */
+#include "resolver.h"
+
+#include <plughost/sdk.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+typedef struct node {
+    char *instance;
+    const char *package;          /* the package name it runs */
+    const ph_manifest *m;         /* NULL: package not installed */
+    const ph_instance_conf *conf; /* NULL: default instance */
+    char *mount;
+    ph_plan_state state;
+    char *reason;
+    size_t *deps; /* node indices */
+    bool *optional; /* per dep: reached through [optional] */
+    size_t n_deps;
+    bool on_cycle;
+} node;
+
+typedef struct rctx {
+    const ph_config *cfg;
+    const ph_manifest_set *set;
+    node *nodes;
+    size_t n;
+    char **problems;
+    size_t n_problems;
+} rctx;
+
+#define NOMEM() ph_error_set(PH_ENOMEM, "out of memory")
+
+static const char *cfg_path(const rctx *x)
+{
+    return x->cfg && x->cfg->path ? x->cfg->path : "configuration";
+}
+
+/* The first manifest named `name`, and how many there are. */
+static const ph_manifest *lookup(const rctx *x, const char *name, size_t *count)
+{
+    const ph_manifest *first = NULL;
+    *count = 0;
+    for (size_t i = 0; i < x->set->n; i++) {
+        if (strcmp(x->set->items[i]->name, name) == 0) {
+            if (!first)
+                first = x->set->items[i];
+            (*count)++;
+        }
+    }
+    return first;
+}
+
+static size_t n_conf(const rctx *x) { return x->cfg ? x->cfg->n_instances : 0; }
+
+/* True if some [instance] section (enabled or not) runs package `pkg`. */
+static bool configured(const rctx *x, const char *pkg)
+{
+    for (size_t i = 0; i < n_conf(x); i++)
+        if (strcmp(x->cfg->instances[i].package, pkg) == 0)
+            return true;
+    return false;
+}
+
+static int fail(node *nd, ph_plan_state state, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Marks the node failed/skipped with a reason (the first reason stays). */
+static int fail(node *nd, ph_plan_state state, const char *fmt, ...)
+{
+    char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&msg, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return NOMEM();
+    free(nd->reason);
+    nd->reason = msg;
+    nd->state = state;
+    return 0;
+}
+
+static int add_problem(rctx *x, char *msg)
+{
+    char **np = reallocarray(x->problems, x->n_problems + 1, sizeof *np);
+    if (!np) {
+        free(msg);
+        return NOMEM();
+    }
+    np[x->n_problems++] = msg;
+    x->problems = np;
+    return 0;
+}
+
+/* ------------------------------------------------------------------- nodes */
+
+static int add_node(rctx *x, const char *instance, const char *package, const ph_manifest *m,
+                    const ph_instance_conf *conf)
+{
+    node *nn = reallocarray(x->nodes, x->n + 1, sizeof *nn);
+    if (!nn)
+        return NOMEM();
+    x->nodes = nn;
+    node *nd = &nn[x->n];
+    memset(nd, 0, sizeof *nd);
+    nd->instance = strdup(instance);
+    nd->package = package;
+    nd->m = m;
+    nd->conf = conf;
+    if (conf && conf->mount)
+        nd->mount = strdup(conf->mount);
+    else if (asprintf(&nd->mount, "/%s", instance) < 0)
+        nd->mount = NULL;
+    x->n++; /* counted even when half-built, so it is freed */
+    return nd->instance && nd->mount ? 0 : NOMEM();
+}
+
+/* The default instance of an unconfigured package, unless its name is taken. */
+static int add_default(rctx *x, const ph_manifest *m)
+{
+    const ph_instance_conf *taken = ph_config_instance(x->cfg, m->name);
+    if (!taken)
+        return add_node(x, m->name, m->name, m, NULL);
+    char *msg = NULL;
+    if (asprintf(&msg, "package '%s' (%s) gets no default instance: %s:%d uses the name for "
+                       "package '%s'; add an [instance NAME] section with package = %s",
+                 m->name, m->path, cfg_path(x), taken->line, taken->package, m->name) < 0)
+        return NOMEM();
+    return add_problem(x, msg);
+}
+
+static int build_nodes(rctx *x)
+{
+    int rc = 0;
+    for (size_t i = 0; i < x->set->n && !rc; i++) {
+        const ph_manifest *m = x->set->items[i];
+        size_t count;
+        if (lookup(x, m->name, &count) != m)
+            continue; /* a duplicate: its first copy stands for both */
+        if (!configured(x, m->name)) {
+            rc = add_default(x, m);
+            continue;
+        }
+        for (size_t k = 0; k < n_conf(x) && !rc; k++) {
+            const ph_instance_conf *ic = &x->cfg->instances[k];
+            if (ic->enabled && strcmp(ic->package, m->name) == 0)
+                rc = add_node(x, ic->name, ic->package, m, ic);
+        }
+    }
+    for (size_t k = 0; k < n_conf(x) && !rc; k++) {
+        const ph_instance_conf *ic = &x->cfg->instances[k];
+        size_t count;
+        if (ic->enabled && !lookup(x, ic->package, &count))
+            rc = add_node(x, ic->name, ic->package, NULL, ic);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------ checks */
+
+/* "A, B and C" of the paths of every manifest named `name`. */
+static char *list_copies(const rctx *x, const char *name)
+{
+    char *out = strdup("");
+    for (size_t i = 0; out && i < x->set->n; i++) {
+        const ph_manifest *m = x->set->items[i];
+        if (strcmp(m->name, name) != 0)
+            continue;
+        char *next = NULL;
+        bool last = true;
+        for (size_t k = i + 1; k < x->set->n; k++)
+            last = last && strcmp(x->set->items[k]->name, name) != 0;
+        if (asprintf(&next, "%s%s%s", out, !*out ? "" : last ? " and " : ", ", m->path) < 0)
+            next = NULL;
+        free(out);
+        out = next;
+    }
+    return out;
+}
+
+static int check_duplicate(const rctx *x, node *nd)
+{
+    size_t count;
+    lookup(x, nd->package, &count);
+    if (count < 2)
+        return 0;
+    char *paths = list_copies(x, nd->package);
+    if (!paths)
+        return NOMEM();
+    int rc = fail(nd, PH_PLAN_FAILED, "package '%s' is installed %zu times: %s; remove all but one",
+                  nd->package, count, paths);
+    free(paths);
+    return rc;
+}
+
+static const ph_kv *find_kv(const ph_kv *kv, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(kv[i].key, key) == 0)
+            return &kv[i];
+    return NULL;
+}
+
+/* "a, b, c" of the declared parameter names. */
+static char *param_names(const ph_manifest *m)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < m->n_params; i++) {
+        size_t k = strlen(m->params[i].key) + 2;
+        if (len > SIZE_MAX - k)
+            return NULL;
+        len += k;
+    }
+    char *out = malloc(len);
+    if (!out)
+        return NULL;
+    out[0] = '\0';
+    for (size_t i = 0; i < m->n_params; i++) {
+        if (i)
+            strcat(out, ", ");
+        strcat(out, m->params[i].key);
+    }
+    return out;
+}
+
+static int check_params(const rctx *x, node *nd)
+{
+    for (size_t i = 0; nd->conf && i < nd->conf->n_params; i++) {
+        const ph_kv *o = &nd->conf->params[i];
+        if (find_kv(nd->m->params, nd->m->n_params, o->key))
+            continue;
+        if (nd->m->n_params == 0)
+            return fail(nd, PH_PLAN_FAILED, "%s:%d: instance '%s' sets parameter '%s', but package "
+                                            "'%s' declares no parameters; remove the line",
+                        cfg_path(x), o->line, nd->instance, o->key, nd->package);
+        char *names = param_names(nd->m);
+        if (!names)
+            return NOMEM();
+        int rc = fail(nd, PH_PLAN_FAILED, "%s:%d: instance '%s' sets parameter '%s', which "
+                                          "package '%s' does not declare; declared parameters: %s",
+                      cfg_path(x), o->line, nd->instance, o->key, nd->package, names);
+        free(names);
+        return rc;
+    }
+    return 0;
+}
+
+static int check_mount(const rctx *x, size_t i)
+{
+    node *nd = &x->nodes[i];
+    for (size_t k = 0; k < i; k++) {
+        if (strcmp(x->nodes[k].mount, nd->mount) == 0)
+            return fail(nd, PH_PLAN_FAILED, "instance '%s' has mount '%s', which instance '%s' "
+                                            "already uses; set another mount in [instance %s]",
+                        nd->instance, nd->mount, x->nodes[k].instance, nd->instance);
+    }
+    return 0;
+}
+
+static bool has_enabled_instance(const rctx *x, const char *pkg)
+{
+    for (size_t i = 0; i < x->n; i++)
+        if (x->nodes[i].m && strcmp(x->nodes[i].package, pkg) == 0)
+            return true;
+    return false;
+}
+
+static const char *pre_hint(const ph_manifest *dm)
+{
+    return dm->version.pre[0] ? " (a pre-release only matches a range naming a pre-release of "
+                                "the same version, such as >=1.0.0-rc.1)"
+                              : "";
+}
+
+/* [requires] and [optional]: installed, in range, and runnable. */
+static int check_deps(const rctx *x, node *nd, const ph_dep *deps, size_t n, bool optional)
+{
+    const ph_manifest *m = nd->m;
+    const char *verb = optional ? "optionally uses" : "requires";
+    for (size_t i = 0; i < n; i++) {
+        const ph_dep *d = &deps[i];
+        size_t count;
+        const ph_manifest *dm = lookup(x, d->name, &count);
+        if (!dm && optional)
+            continue;
+        if (!dm)
+            return fail(nd, PH_PLAN_FAILED, "instance '%s' (package %s %s) requires package '%s' "
+                                            "(%s), which is not installed; add it to a package "
+                                            "directory or remove the requirement",
+                        nd->instance, m->name, m->version_text, d->name, d->range.text);
+        if (count > 1)
+            continue; /* its instances fail; this one is skipped */
+        if (!ph_range_satisfies(&d->range, &dm->version))
+            return fail(nd, PH_PLAN_FAILED, "package '%s' %s %s %s %s but %s %s is installed%s; "
+                                            "install a matching version of %s or change the range "
+                                            "in %s:%d",
+                        m->name, m->version_text, verb, d->name, d->range.text, d->name,
+                        dm->version_text, pre_hint(dm), d->name, m->path, d->line);
+        if (!optional && !has_enabled_instance(x, d->name))
+            return fail(nd, PH_PLAN_FAILED, "package '%s' %s requires %s, but every instance of %s "
+                                            "is disabled in %s; enable one",
+                        m->name, m->version_text, d->name, d->name, cfg_path(x));
+    }
+    return 0;
+}
+
+static int check_conflicts(const rctx *x, node *nd)
+{
+    const ph_manifest *m = nd->m;
+    for (size_t i = 0; i < m->n_conflicts; i++) {
+        const ph_dep *d = &m->conflicts[i];
+        size_t count;
+        const ph_manifest *dm = lookup(x, d->name, &count);
+        if (!dm || !has_enabled_instance(x, d->name) || !ph_range_satisfies(&d->range, &dm->version))
+            continue;
+        return fail(nd, PH_PLAN_FAILED, "package '%s' %s conflicts with %s %s (%s:%d: %s = %s); "
+                                        "remove or disable one of them",
+                    m->name, m->version_text, dm->name, dm->version_text, m->path, d->line, d->name,
+                    d->range.text);
+    }
+    return 0;
+}
+
+/* Runs the checks of one node in order; the first failure is its reason. */
+static int check_node(rctx *x, size_t i)
+{
+    node *nd = &x->nodes[i];
+    if (!nd->m)
+        return fail(nd, PH_PLAN_FAILED, "instance '%s' (%s:%d): package '%s' is not installed; "
+                                        "check the name or add the package to a package directory",
+                    nd->instance, cfg_path(x), nd->conf->line, nd->package);
+    int rc = check_duplicate(x, nd);
+    if (!rc && !nd->state && nd->m->abi != PH_ABI_VERSION)
+        rc = fail(nd, PH_PLAN_FAILED, "package '%s' declares abi %d but this host supports abi %d; "
+                                      "rebuild it against this host's SDK",
+                  nd->package, nd->m->abi, PH_ABI_VERSION);
+    if (!rc && !nd->state)
+        rc = check_params(x, nd);
+    if (!rc && !nd->state)
+        rc = check_mount(x, i);
+    if (!rc && !nd->state)
+        rc = check_deps(x, nd, nd->m->requires, nd->m->n_requires, false);
+    if (!rc && !nd->state)
+        rc = check_deps(x, nd, nd->m->optional, nd->m->n_optional, true);
+    if (!rc && !nd->state)
+        rc = check_conflicts(x, nd);
+    return rc;
+}
+
+/* ------------------------------------------------------------------- edges */
+
+static int add_edge(node *nd, size_t to, bool optional)
+{
+    for (size_t i = 0; i < nd->n_deps; i++)
+        if (nd->deps[i] == to)
+            return 0;
+    size_t *nd_deps = reallocarray(nd->deps, nd->n_deps + 1, sizeof *nd_deps);
+    if (!nd_deps)
+        return NOMEM();
+    nd->deps = nd_deps;
+    bool *nopt = reallocarray(nd->optional, nd->n_deps + 1, sizeof *nopt);
+    if (!nopt)
+        return NOMEM();
+    nd->optional = nopt;
+    nd->deps[nd->n_deps] = to;
+    nd->optional[nd->n_deps++] = optional;
+    return 0;
+}
+
+/* Edges to every instance of each installed dependency within its range. */
+static int add_edges(rctx *x, size_t i, const ph_dep *deps, size_t n, bool optional)
+{
+    for (size_t k = 0; k < n; k++) {
+        size_t count;
+        const ph_manifest *dm = lookup(x, deps[k].name, &count);
+        if (!dm || (count == 1 && !ph_range_satisfies(&deps[k].range, &dm->version)))
+            continue;
+        for (size_t j = 0; j < x->n; j++) {
+            if (x->nodes[j].m && strcmp(x->nodes[j].package, deps[k].name) == 0) {
+                int rc = add_edge(&x->nodes[i], j, optional);
+                if (rc)
+                    return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ cycles */
+
+/* "a -> b -> c -> a": the shortest cycle through `start`, from BFS parents. */
+static int cycle_reason(rctx *x, size_t start, size_t last, const size_t *parent)
+{
+    size_t len = 0, count = 0;
+    for (size_t v = last;; v = parent[v]) {
+        len += strlen(x->nodes[v].package) + 4;
+        count++;
+        if (v == start)
+            break;
+    }
+    const char **names = calloc(count, sizeof *names);
+    char *path = malloc(len + strlen(x->nodes[start].package) + 1);
+    int rc = NOMEM();
+    if (!names || !path)
+        goto cleanup;
+    size_t k = count;
+    for (size_t v = last;; v = parent[v]) {
+        names[--k] = x->nodes[v].package;
+        if (v == start)
+            break;
+    }
+    path[0] = '\0';
+    for (k = 0; k < count; k++) {
+        strcat(path, names[k]);
+        strcat(path, " -> ");
+    }
+    strcat(path, x->nodes[start].package);
+    x->nodes[start].on_cycle = true;
+    rc = 0;
+    if (!x->nodes[start].state)
+        rc = fail(&x->nodes[start], PH_PLAN_FAILED,
+                  "dependency cycle: %s; remove one of these requirements", path);
+cleanup:
+    free(names);
+    free(path);
+    return rc;
+}
+
+/* Breadth-first search from `start` back to itself. */
+static int find_cycle(rctx *x, size_t start, size_t *parent, size_t *queue, bool *seen)
+{
+    size_t head = 0, tail = 0;
+    memset(seen, 0, x->n * sizeof *seen);
+    queue[tail++] = start;
+    seen[start] = true;
+    while (head < tail) {
+        size_t v = queue[head++];
+        const node *nd = &x->nodes[v];
+        for (size_t i = 0; i < nd->n_deps; i++) {
+            size_t w = nd->deps[i];
+            if (w == start)
+                return cycle_reason(x, start, v, parent);
+            if (!seen[w]) {
+                seen[w] = true;
+                parent[w] = v;
+                queue[tail++] = w;
+            }
+        }
+    }
+    return 0;
+}
+
+static int mark_cycles(rctx *x)
+{
+    int rc = 0;
+    size_t *parent = calloc(x->n, sizeof *parent);
+    size_t *queue = calloc(x->n, sizeof *queue);
+    bool *seen = calloc(x->n, sizeof *seen);
+    if (!parent || !queue || !seen)
+        rc = NOMEM();
+    for (size_t i = 0; i < x->n && !rc; i++)
+        rc = find_cycle(x, i, parent, queue, seen);
+    free(parent);
+    free(queue);
+    free(seen);
+    return rc;
+}
+
+/* ------------------------------------------------------------------- order */
+
+static bool ready(const rctx *x, size_t i, const bool *placed)
+{
+    const node *nd = &x->nodes[i];
+    if (nd->on_cycle)
+        return true; /* failed; its edges cannot be honoured */
+    for (size_t k = 0; k < nd->n_deps; k++)
+        if (!placed[nd->deps[k]])
+            return false;
+    return true;
+}
+
+/* Topological order, always taking the first ready node in base order. */
+static int order_nodes(const rctx *x, size_t *order)
+{
+    bool *placed = calloc(x->n ? x->n : 1, sizeof *placed);
+    if (!placed)
+        return NOMEM();
+    for (size_t k = 0; k < x->n; k++) {
+        size_t pick = SIZE_MAX, first = SIZE_MAX;
+        for (size_t i = 0; i < x->n && pick == SIZE_MAX; i++) {
+            if (placed[i])
+                continue;
+            if (first == SIZE_MAX)
+                first = i;
+            if (ready(x, i, placed))
+                pick = i;
+        }
+        if (pick == SIZE_MAX)
+            pick = first; /* unreachable: every cycle is marked */
+        placed[pick] = true;
+        order[k] = pick;
+    }
+    free(placed);
+    return 0;
+}
+
+/* In load order: dependents of failed/skipped instances are skipped. */
+static int propagate(rctx *x, const size_t *order)
+{
+    static const char skipped[] = "skipped: ";
+    for (size_t k = 0; k < x->n; k++) {
+        node *nd = &x->nodes[order[k]];
+        for (size_t i = 0; nd->state == PH_PLAN_OK && i < nd->n_deps; i++) {
+            const node *d = &x->nodes[nd->deps[i]];
+            if (d->state == PH_PLAN_OK || nd->optional[i])
+                continue;
+            int rc = d->state == PH_PLAN_FAILED
+                         ? fail(nd, PH_PLAN_SKIPPED, "skipped: depends on '%s', which failed",
+                                d->instance)
+                         : fail(nd, PH_PLAN_SKIPPED, "skipped: depends on '%s', which %s",
+                                d->instance, d->reason + strlen(skipped));
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------- emit */
+
+static void free_kvs(ph_kv *kv, size_t n)
+{
+    for (size_t i = 0; kv && i < n; i++) {
+        free(kv[i].key);
+        free(kv[i].value);
+    }
+    free(kv);
+}
+
+/* Declared defaults, with the config's overrides applied (and their lines). */
+static int effective_params(const node *nd, ph_plan_item *it)
+{
+    if (!nd->m || nd->m->n_params == 0)
+        return 0;
+    it->params = calloc(nd->m->n_params, sizeof *it->params);
+    if (!it->params)
+        return NOMEM();
+    for (size_t i = 0; i < nd->m->n_params; i++) {
+        const ph_kv *src = &nd->m->params[i];
+        const ph_kv *o = nd->conf ? find_kv(nd->conf->params, nd->conf->n_params, src->key) : NULL;
+        if (o)
+            src = o;
+        it->params[i].key = strdup(src->key);
+        it->params[i].value = strdup(src->value);
+        it->params[i].line = src->line;
+        it->n_params = i + 1;
+        if (!it->params[i].key || !it->params[i].value)
+            return NOMEM();
+    }
+    return 0;
+}
+
+/* "instance 'x': reason", unless the reason already names the instance. */
+static int problem_for(rctx *x, const ph_plan_item *it)
+{
+    char *msg = NULL, *self = NULL;
+    if (asprintf(&self, "instance '%s'", it->instance) < 0)
+        return NOMEM();
+    int n = strstr(it->reason, self) ? asprintf(&msg, "%s", it->reason)
+                                     : asprintf(&msg, "%s: %s", self, it->reason);
+    free(self);
+    if (n < 0)
+        return NOMEM();
+    return add_problem(x, msg);
+}
+
+/* Moves node `nd` into plan item `it`; deps renumbered to plan positions. */
+static int emit_item(rctx *x, node *nd, const size_t *pos, ph_plan_item *it)
+{
+    it->instance = nd->instance;
+    nd->instance = NULL;
+    it->mount = nd->mount;
+    nd->mount = NULL;
+    it->reason = nd->reason;
+    nd->reason = NULL;
+    it->manifest = nd->m;
+    it->conf = nd->conf;
+    it->state = nd->state;
+    it->deps = calloc(nd->n_deps ? nd->n_deps : 1, sizeof *it->deps);
+    if (!it->deps)
+        return NOMEM();
+    for (size_t i = 0; i < nd->n_deps; i++) {
+        /* An OK instance does not need an optional one that will not run. */
+        if (nd->optional[i] && nd->state == PH_PLAN_OK && x->nodes[nd->deps[i]].state != PH_PLAN_OK)
+            continue;
+        it->deps[it->n_deps++] = pos[nd->deps[i]];
+    }
+    int rc = effective_params(nd, it);
+    if (!rc && it->state != PH_PLAN_OK)
+        rc = problem_for(x, it);
+    return rc;
+}
+
+static int emit(rctx *x, const size_t *order, ph_plan *out)
+{
+    size_t *pos = calloc(x->n ? x->n : 1, sizeof *pos);
+    if (!pos)
+        return NOMEM();
+    out->items = calloc(x->n ? x->n : 1, sizeof *out->items);
+    int rc = out->items ? 0 : NOMEM();
+    for (size_t k = 0; k < x->n; k++)
+        pos[order[k]] = k;
+    for (size_t k = 0; k < x->n && !rc; k++) {
+        out->n = k + 1;
+        rc = emit_item(x, &x->nodes[order[k]], pos, &out->items[k]);
+    }
+    free(pos);
+    return rc;
+}
+
+static void free_nodes(rctx *x)
+{
+    for (size_t i = 0; i < x->n; i++) {
+        free(x->nodes[i].instance);
+        free(x->nodes[i].mount);
+        free(x->nodes[i].reason);
+        free(x->nodes[i].deps);
+        free(x->nodes[i].optional);
+    }
+    free(x->nodes);
+}
+
+static int resolve(rctx *x, ph_plan *out)
+{
+    size_t *order = NULL;
+    int rc = build_nodes(x);
+    for (size_t i = 0; i < x->n && !rc; i++)
+        rc = check_node(x, i);
+    for (size_t i = 0; i < x->n && !rc; i++) {
+        const ph_manifest *m = x->nodes[i].m;
+        if (m)
+            rc = add_edges(x, i, m->requires, m->n_requires, false);
+        if (m && !rc)
+            rc = add_edges(x, i, m->optional, m->n_optional, true);
+    }
+    if (!rc)
+        rc = mark_cycles(x);
+    if (!rc && !(order = calloc(x->n ? x->n : 1, sizeof *order)))
+        rc = NOMEM();
+    if (!rc)
+        rc = order_nodes(x, order);
+    if (!rc)
+        rc = propagate(x, order);
+    if (!rc)
+        rc = emit(x, order, out);
+    /* Problems of building nodes come first, then those of items in load order. */
+    out->problems = x->problems;
+    out->n_problems = x->n_problems;
+    x->problems = NULL;
+    free(order);
+    return rc;
+}
+
+int ph_resolve(const ph_config *cfg, const ph_manifest_set *set, ph_plan *out)
+{
+    static const ph_manifest_set empty;
+    memset(out, 0, sizeof *out);
+    rctx x = {.cfg = cfg, .set = set ? set : &empty};
+    int rc = resolve(&x, out);
+    free_nodes(&x);
+    if (rc)
+        ph_plan_free(out);
+    return rc;
+}
+
+void ph_plan_free(ph_plan *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; p->items && i < p->n; i++) {
+        ph_plan_item *it = &p->items[i];
+        free(it->instance);
+        free(it->mount);
+        free(it->reason);
+        free(it->deps);
+        free_kvs(it->params, it->n_params);
+    }
+    free(p->items);
+    for (size_t i = 0; i < p->n_problems; i++)
+        free(p->problems[i]);
+    free(p->problems);
+    memset(p, 0, sizeof *p);
+}
+
+long ph_plan_find(const ph_plan *p, const char *instance)
+{
+    for (size_t i = 0; p && instance && i < p->n; i++)
+        if (p->items[i].instance && strcmp(p->items[i].instance, instance) == 0)
+            return (long)i;
+    return -1;
+}

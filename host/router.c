@@ -1,0 +1,523 @@
+#include "router.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "error.h"
+
+const double ph_lat_bounds[PH_LAT_BUCKETS] = {0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005,
+                                              0.01,    0.05,    0.1,    0.5,    1.0,   5.0};
+
+struct ph_routes {
+    ph_instance *inst;
+    ph_route *items;
+    size_t n, cap;
+    uint32_t *slots; /* open addressing over items, index+1; 0 = empty */
+    size_t mask;
+};
+
+typedef struct stats_entry {
+    char *address;
+    ph_route_stats *stats;
+} stats_entry;
+
+struct ph_router {
+    pthread_rwlock_t lock; /* guards the instance list */
+    ph_instance **insts;
+    size_t n, cap;
+    int hold_ms;
+    pthread_mutex_t stats_mu;
+    stats_entry *stats;
+    size_t n_stats, cap_stats;
+};
+
+/* ---- helpers ---- */
+
+static uint64_t hash_bytes(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+static int grow(void **items, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 8;
+    while (ncap < need)
+        ncap *= 2;
+    if (ncap > SIZE_MAX / size)
+        return PH_ENOMEM;
+    void *p = realloc(*items, ncap * size);
+    if (!p)
+        return PH_ENOMEM;
+    *items = p;
+    *cap = ncap;
+    return 0;
+}
+
+/* ---- router ---- */
+
+int ph_router_new(ph_router **out)
+{
+    ph_router *r = calloc(1, sizeof *r);
+    if (!r)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    pthread_rwlock_init(&r->lock, NULL);
+    pthread_mutex_init(&r->stats_mu, NULL);
+    r->hold_ms = 5000;
+    *out = r;
+    return 0;
+}
+
+void ph_router_free(ph_router *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n; i++) {
+        ph_routes_free(atomic_load(&r->insts[i]->routes));
+        atomic_store(&r->insts[i]->routes, NULL);
+    }
+    for (size_t i = 0; i < r->n_stats; i++) {
+        free(r->stats[i].address);
+        free(r->stats[i].stats);
+    }
+    free(r->stats);
+    free(r->insts);
+    pthread_rwlock_destroy(&r->lock);
+    pthread_mutex_destroy(&r->stats_mu);
+    free(r);
+}
+
+void ph_router_set_hold_ms(ph_router *r, int ms) { r->hold_ms = ms; }
+
+int ph_router_add_instance(ph_router *r, ph_instance *inst)
+{
+    pthread_rwlock_wrlock(&r->lock);
+    int rc = grow((void **)&r->insts, &r->cap, r->n + 1, sizeof *r->insts);
+    if (!rc) {
+        r->insts[r->n++] = inst;
+        inst->router = r;
+    }
+    pthread_rwlock_unlock(&r->lock);
+    return rc ? ph_error_set(PH_ENOMEM, "out of memory") : 0;
+}
+
+void ph_router_remove_instance(ph_router *r, const char *name)
+{
+    pthread_rwlock_wrlock(&r->lock);
+    for (size_t i = 0; i < r->n; i++) {
+        if (strcmp(r->insts[i]->name, name) == 0) {
+            ph_routes_free(atomic_load(&r->insts[i]->routes));
+            atomic_store(&r->insts[i]->routes, NULL);
+            memmove(&r->insts[i], &r->insts[i + 1], (r->n - i - 1) * sizeof *r->insts);
+            r->n--;
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&r->lock);
+}
+
+static ph_instance *find_instance(ph_router *r, const char *name, size_t len)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        const char *n = r->insts[i]->name;
+        if (strncmp(n, name, len) == 0 && n[len] == 0)
+            return r->insts[i];
+    }
+    return NULL;
+}
+
+ph_instance *ph_router_instance(ph_router *r, const char *name)
+{
+    pthread_rwlock_rdlock(&r->lock);
+    ph_instance *inst = find_instance(r, name, strlen(name));
+    pthread_rwlock_unlock(&r->lock);
+    return inst;
+}
+
+void ph_router_each_instance(ph_router *r, ph_instance_visit_fn fn, void *ud)
+{
+    pthread_rwlock_rdlock(&r->lock);
+    for (size_t i = 0; i < r->n; i++)
+        fn(r->insts[i], ud);
+    pthread_rwlock_unlock(&r->lock);
+}
+
+/* ---- route tables ---- */
+
+int ph_routes_new(ph_instance *inst, ph_routes **out)
+{
+    *out = calloc(1, sizeof **out);
+    if (!*out)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    (*out)->inst = inst;
+    return 0;
+}
+
+void ph_routes_free(ph_routes *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->items[i].name);
+        free(t->items[i].actor);
+        free(t->items[i].method);
+    }
+    free(t->items);
+    free(t->slots);
+    free(t);
+}
+
+static const ph_route *routes_find(const ph_routes *t, const char *name, size_t len)
+{
+    if (!t || !t->slots)
+        return NULL;
+    for (size_t i = hash_bytes(name, len) & t->mask;; i = (i + 1) & t->mask) {
+        uint32_t s = t->slots[i];
+        if (!s)
+            return NULL;
+        const ph_route *rt = &t->items[s - 1];
+        if (strncmp(rt->name, name, len) == 0 && rt->name[len] == 0)
+            return rt;
+    }
+}
+
+static int routes_index(ph_routes *t)
+{
+    size_t size = 16;
+    while (size < t->n * 2)
+        size *= 2;
+    uint32_t *slots = calloc(size, sizeof *slots);
+    if (!slots)
+        return PH_ENOMEM;
+    free(t->slots);
+    t->slots = slots;
+    t->mask = size - 1;
+    for (size_t k = 0; k < t->n; k++) {
+        size_t i = hash_bytes(t->items[k].name, strlen(t->items[k].name)) & t->mask;
+        while (slots[i])
+            i = (i + 1) & t->mask;
+        slots[i] = (uint32_t)(k + 1);
+    }
+    return 0;
+}
+
+static ph_route *routes_append(ph_routes *t, const char *actor, const char *method)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->items[i].actor, actor) == 0 && strcmp(t->items[i].method, method) == 0) {
+            ph_error_set(PH_EINVAL, "instance '%s': method %s.%s is defined twice (a model and an "
+                                    "actor with the same name?)", t->inst->name, actor, method);
+            return NULL;
+        }
+    if (grow((void **)&t->items, &t->cap, t->n + 1, sizeof *t->items)) {
+        ph_error_set(PH_ENOMEM, "out of memory");
+        return NULL;
+    }
+    ph_route *rt = &t->items[t->n];
+    memset(rt, 0, sizeof *rt);
+    rt->inst = t->inst;
+    if (asprintf(&rt->name, "%s.%s", actor, method) < 0 || !(rt->actor = strdup(actor)) ||
+        !(rt->method = strdup(method))) {
+        free(rt->name);
+        free(rt->actor);
+        ph_error_set(PH_ENOMEM, "out of memory");
+        return NULL;
+    }
+    t->n++;
+    return rt;
+}
+
+int ph_routes_add_package(ph_routes *t, ph_version *ver)
+{
+    const ph_package *d = ver->module->desc;
+    for (uint32_t a = 0; a < d->n_actors; a++) {
+        const ph_actor *actor = &d->actors[a];
+        for (uint32_t m = 0; m < actor->n_methods; m++) {
+            const ph_method *me = &actor->methods[m];
+            ph_route *rt = routes_append(t, actor->name, me->name);
+            if (!rt)
+                return ph_error_last_code();
+            rt->args = me->args;
+            rt->n_args = me->n_args;
+            rt->ret = me->ret;
+            rt->flags = me->flags;
+            rt->doc = me->doc;
+            rt->fn = me->fn;
+            rt->ctx = &ver->ctx;
+            int rc = ph_ffi_prepare(&rt->sig, me->args, me->n_args, me->ret);
+            if (rc) {
+                ph_error_wrap("instance '%s': method %s.%s", t->inst->name, actor->name, me->name);
+                return rc;
+            }
+        }
+    }
+    return routes_index(t) ? ph_error_set(PH_ENOMEM, "out of memory") : 0;
+}
+
+int ph_routes_add_native(ph_routes *t, const char *actor, const char *method, const ph_arg *args,
+                         uint32_t n_args, ph_type ret, uint32_t flags, const char *doc,
+                         const ph_model *model, ph_native_fn fn, void *ud)
+{
+    ph_route *rt = routes_append(t, actor, method);
+    if (!rt)
+        return ph_error_last_code();
+    rt->args = args;
+    rt->n_args = n_args;
+    rt->ret = ret;
+    rt->flags = flags;
+    rt->doc = doc;
+    rt->model = model;
+    rt->native = fn;
+    rt->ud = ud;
+    return routes_index(t) ? ph_error_set(PH_ENOMEM, "out of memory") : 0;
+}
+
+static ph_route_stats *stats_for(ph_router *r, const char *inst, const char *name)
+{
+    char *address = NULL;
+    ph_route_stats *st = NULL;
+    if (asprintf(&address, "%s.%s", inst, name) < 0)
+        return NULL;
+    pthread_mutex_lock(&r->stats_mu);
+    for (size_t i = 0; i < r->n_stats; i++)
+        if (strcmp(r->stats[i].address, address) == 0) {
+            st = r->stats[i].stats;
+            goto done;
+        }
+    if (grow((void **)&r->stats, &r->cap_stats, r->n_stats + 1, sizeof *r->stats) ||
+        !(st = calloc(1, sizeof *st)))
+        goto done;
+    r->stats[r->n_stats].address = address;
+    r->stats[r->n_stats++].stats = st;
+    address = NULL;
+done:
+    pthread_mutex_unlock(&r->stats_mu);
+    free(address);
+    return st;
+}
+
+void ph_router_publish(ph_router *r, ph_instance *inst, ph_routes *t)
+{
+    static ph_route_stats dropped; /* counts calls whose stats could not be allocated */
+    for (size_t i = 0; t && i < t->n; i++) {
+        t->items[i].stats = stats_for(r, inst->name, t->items[i].name);
+        if (!t->items[i].stats)
+            t->items[i].stats = &dropped;
+    }
+    ph_routes *old = atomic_exchange(&inst->routes, t);
+    ph_routes_free(old);
+}
+
+void ph_router_each(ph_router *r, ph_route_visit_fn fn, void *ud)
+{
+    pthread_rwlock_rdlock(&r->lock);
+    for (size_t i = 0; i < r->n; i++) {
+        ph_instance *inst = r->insts[i];
+        if (ph_gate_enter(&inst->gate, r->hold_ms))
+            continue;
+        ph_routes *t = atomic_load(&inst->routes);
+        for (size_t k = 0; t && k < t->n; k++)
+            fn(&t->items[k], ud);
+        ph_gate_leave(&inst->gate);
+    }
+    pthread_rwlock_unlock(&r->lock);
+}
+
+/* ---- calls ---- */
+
+static void list_methods(const ph_routes *t, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    for (size_t i = 0; t && i < t->n && n < size; i++)
+        n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? ", " : "", t->items[i].name);
+    if (!t || !t->n)
+        snprintf(buf, size, "none");
+}
+
+static void list_instances(ph_router *r, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < r->n && n < size; i++)
+        n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? ", " : "", r->insts[i]->name);
+    if (!r->n)
+        snprintf(buf, size, "none");
+}
+
+/* Finds the instance and enters its gate. On success the caller must leave the gate. */
+static int enter_instance(ph_router *r, ph_instance *caller, const char *address, size_t len,
+                          ph_instance **out)
+{
+    char names[512];
+    pthread_rwlock_rdlock(&r->lock);
+    ph_instance *inst = find_instance(r, address, len);
+    if (!inst) {
+        list_instances(r, names, sizeof names);
+        pthread_rwlock_unlock(&r->lock);
+        return ph_error_set(PH_ENOTFOUND, "no instance '%.*s' (address '%s'); instances: %s",
+                            (int)len, address, address, names);
+    }
+    if (caller && caller != inst && !ph_instance_may_call(caller, inst->manifest->name)) {
+        pthread_rwlock_unlock(&r->lock);
+        return ph_error_set(PH_EPERM, "package '%s' may not call '%s': it does not depend on "
+                                      "package '%s'; add it to [requires] or [optional] in %s",
+                            caller->manifest->name, address, inst->manifest->name,
+                            caller->manifest->path);
+    }
+    if (ph_frame_inside(inst)) {
+        ph_gate_enter_nested(&inst->gate);
+    } else if (ph_gate_enter(&inst->gate, r->hold_ms)) {
+        pthread_rwlock_unlock(&r->lock);
+        return ph_error_set(PH_EBUSY, "instance '%s' is being reloaded; retry in a moment",
+                            inst->name);
+    }
+    pthread_rwlock_unlock(&r->lock);
+    int state = atomic_load(&inst->state);
+    if (state != PH_INST_RUNNING) {
+        ph_gate_leave(&inst->gate);
+        return ph_error_set(PH_ESTATE, "instance '%s' is %s%s%s", inst->name,
+                            ph_inst_state_name(state), inst->reason ? ": " : "",
+                            inst->reason ? inst->reason : "");
+    }
+    *out = inst;
+    return 0;
+}
+
+static int find_route(ph_instance *inst, const char *address, const char *rest, const ph_route **out)
+{
+    char names[1024];
+    const ph_routes *t = atomic_load(&inst->routes);
+    const ph_route *rt = routes_find(t, rest, strlen(rest));
+    if (!rt) {
+        list_methods(t, names, sizeof names);
+        return ph_error_set(PH_ENOTFOUND, "instance '%s' has no method '%s' (address '%s'); "
+                                          "methods: %s",
+                            inst->name, rest, address, names);
+    }
+    *out = rt;
+    return 0;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void record(ph_route_stats *st, uint64_t ns, int failed)
+{
+    atomic_fetch_add_explicit(&st->calls, 1, memory_order_relaxed);
+    if (failed)
+        atomic_fetch_add_explicit(&st->errors, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->sum_ns, ns, memory_order_relaxed);
+    double s = (double)ns / 1e9;
+    int b = 0;
+    while (b < PH_LAT_BUCKETS && s > ph_lat_bounds[b])
+        b++;
+    atomic_fetch_add_explicit(&st->buckets[b], 1, memory_order_relaxed);
+}
+
+static int invoke_package(const ph_route *rt, const char *address, json_t *args, json_t **out)
+{
+    ph_value vals[PH_MAX_ARGS], ret;
+    int rc = ph_ffi_args_from_json(&rt->sig, address, args, vals);
+    if (rc)
+        return rc;
+    ph_frame f;
+    ph_frame_push(&f, rt->inst);
+    ph_ffi_call(&rt->sig, rt->fn, rt->ctx, vals, &ret);
+    ph_frame_pop(&f);
+    if (f.failed) {
+        ph_ffi_result_discard(&rt->sig, &ret);
+        rc = ph_error_last_code();
+        return rc ? rc : ph_error_set(PH_EPACKAGE, "%s failed", address);
+    }
+    return ph_ffi_result_to_json(&rt->sig, &ret, out);
+}
+
+int ph_router_call(ph_router *r, ph_instance *caller, const char *address, json_t *args,
+                   unsigned flags, json_t **out)
+{
+    *out = NULL;
+    const char *dot = strchr(address, '.');
+    if (!dot || !strchr(dot + 1, '.'))
+        return ph_error_set(PH_ENOTFOUND, "'%s' is not an address; use instance.actor.method",
+                            address);
+    ph_instance *inst;
+    int rc = enter_instance(r, caller, address, (size_t)(dot - address), &inst);
+    if (rc)
+        return rc;
+    const ph_route *rt;
+    if ((rc = find_route(inst, address, dot + 1, &rt)))
+        goto leave;
+    if ((rt->flags & PH_ADMIN) && !caller && !(flags & PH_CALL_ADMIN)) {
+        rc = ph_error_set(PH_EAUTH, "%s is an admin method; pass the admin token", address);
+        goto leave;
+    }
+    uint64_t t0 = now_ns();
+    if (rt->native) {
+        ph_frame f;
+        ph_frame_push(&f, inst);
+        rc = rt->native(rt->ud, inst, args, out);
+        ph_frame_pop(&f);
+    } else {
+        rc = invoke_package(rt, address, args, out);
+    }
+    record(rt->stats, now_ns() - t0, rc != 0);
+leave:
+    ph_gate_leave(&inst->gate);
+    return rc;
+}
+
+int ph_router_call_values(ph_router *r, const char *address, ph_value *vals, ph_value *ret)
+{
+    const char *dot = strchr(address, '.');
+    if (!dot)
+        return ph_error_set(PH_ENOTFOUND, "'%s' is not an address; use instance.actor.method",
+                            address);
+    ph_instance *inst;
+    int rc = enter_instance(r, NULL, address, (size_t)(dot - address), &inst);
+    if (rc)
+        return rc;
+    const ph_route *rt;
+    if ((rc = find_route(inst, address, dot + 1, &rt)))
+        goto leave;
+    if (!rt->fn) {
+        rc = ph_error_set(PH_EINVAL, "%s is a host method; call it with JSON", address);
+        goto leave;
+    }
+    ph_frame f;
+    ph_frame_push(&f, inst);
+    ph_ffi_call(&rt->sig, rt->fn, rt->ctx, vals, ret);
+    ph_frame_pop(&f);
+    atomic_fetch_add_explicit(&rt->stats->calls, 1, memory_order_relaxed);
+    if (f.failed) {
+        ph_ffi_result_discard(&rt->sig, ret);
+        rc = ph_error_last_code();
+    }
+leave:
+    ph_gate_leave(&inst->gate);
+    return rc;
+}
+
+const ph_route *ph_router_find(ph_router *r, const char *address)
+{
+    const char *dot = strchr(address, '.');
+    if (!dot)
+        return NULL;
+    pthread_rwlock_rdlock(&r->lock);
+    ph_instance *inst = find_instance(r, address, (size_t)(dot - address));
+    pthread_rwlock_unlock(&r->lock);
+    if (!inst)
+        return NULL;
+    return routes_find(atomic_load(&inst->routes), dot + 1, strlen(dot + 1));
+}

@@ -1,0 +1,126 @@
+/*
+ * The registry and router: every caller (CLI, HTTP, another package) reaches
+ * a method by its address "instance.actor.method" through ph_router_call.
+ *
+ * Routes are either package methods (called through libffi with a cif built
+ * once at registration) or native methods implemented by the host (the
+ * generated CRUD actors). Each instance's routes form one immutable table,
+ * replaced as a whole while the instance's gate is closed (hot reload).
+ */
+#ifndef PH_HOST_ROUTER_H
+#define PH_HOST_ROUTER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include <jansson.h>
+#include <plughost/sdk.h>
+
+#include "ffi_call.h"
+#include "instance.h"
+
+typedef struct ph_router ph_router;
+
+/**
+ * A host-implemented method. `args` is the caller's JSON (object, array or
+ * NULL), borrowed. Returns 0 and sets *out (owned by the router), or a
+ * negative PH_E* code with ph_error_set() detail.
+ */
+typedef int (*ph_native_fn)(void *ud, ph_instance *inst, json_t *args, json_t **out);
+
+/** Latency histogram bucket upper bounds in seconds (plus +Inf). */
+#define PH_LAT_BUCKETS 12
+extern const double ph_lat_bounds[PH_LAT_BUCKETS];
+
+typedef struct ph_route_stats {
+    atomic_ulong calls;
+    atomic_ulong errors;
+    atomic_ulong buckets[PH_LAT_BUCKETS + 1];
+    atomic_ulong sum_ns;
+} ph_route_stats;
+
+typedef struct ph_route {
+    char *name;    /* "actor.method" */
+    char *actor;
+    char *method;
+    ph_instance *inst;
+    ph_ctx *ctx; /* the version whose code `fn` is (package methods) */
+    /* what the route declares (for listings and OpenAPI) */
+    const ph_arg *args;
+    uint32_t n_args;
+    ph_type ret;
+    uint32_t flags; /* PH_ADMIN */
+    const char *doc;
+    const ph_model *model; /* CRUD routes: the model whose fields they take */
+    /* how it is called */
+    void (*fn)(void); /* package method, or NULL */
+    ph_sig sig;
+    ph_native_fn native;
+    void *ud;
+    ph_route_stats *stats; /* shared by the versions of an instance's route */
+} ph_route;
+
+/** Call flags. */
+#define PH_CALL_ADMIN 0x1u /* the caller holds the admin token */
+
+int ph_router_new(ph_router **out);
+/** Frees the router and every route table; instances are not freed. */
+void ph_router_free(ph_router *r);
+
+/** Adds an instance (by name) so it can be called; routes come from ph_router_publish. */
+int ph_router_add_instance(ph_router *r, ph_instance *inst);
+/** Removes an instance by name; its gate must be closed and drained. */
+void ph_router_remove_instance(ph_router *r, const char *name);
+/** The instance called `name`, or NULL. Borrowed. */
+ph_instance *ph_router_instance(ph_router *r, const char *name);
+
+/** A set of routes being built for one instance. */
+typedef struct ph_routes ph_routes;
+int ph_routes_new(ph_instance *inst, ph_routes **out);
+void ph_routes_free(ph_routes *t);
+/** Adds every actor method of a version's descriptor (prepares each cif). */
+int ph_routes_add_package(ph_routes *t, ph_version *ver);
+/** Adds a host-implemented method; `args` etc. describe it (borrowed, must outlive the table). */
+int ph_routes_add_native(ph_routes *t, const char *actor, const char *method, const ph_arg *args,
+                         uint32_t n_args, ph_type ret, uint32_t flags, const char *doc,
+                         const ph_model *model, ph_native_fn fn, void *ud);
+/**
+ * Installs `t` as the instance's routes (taking ownership) and frees the
+ * previous table. Callers must hold the instance's gate closed unless the
+ * instance was never callable.
+ */
+void ph_router_publish(ph_router *r, ph_instance *inst, ph_routes *t);
+
+/**
+ * Calls `address` with JSON `args` (object, array or NULL; borrowed).
+ * `caller` is the calling instance (package-to-package) or NULL (CLI/HTTP).
+ * On success returns 0 and sets *out (caller owns it). On failure returns a
+ * negative code: PH_ENOTFOUND (no such instance/method), PH_EPERM (the
+ * caller does not depend on the target's package), PH_EAUTH (admin method
+ * without PH_CALL_ADMIN), PH_EARGS (names the parameter), PH_EPACKAGE (the
+ * package's own error word and message), PH_EBUSY (reload hold timed out),
+ * PH_ESTATE (instance not running); detail in ph_error_last().
+ */
+int ph_router_call(ph_router *r, ph_instance *caller, const char *address, json_t *args,
+                   unsigned flags, json_t **out);
+
+/**
+ * Typed call without JSON: resolves `address` and calls the package method
+ * with `vals` (count and types per the route's declaration), raw result in
+ * *ret. For benchmarks and hosts embedding plughost.
+ */
+int ph_router_call_values(ph_router *r, const char *address, ph_value *vals, ph_value *ret);
+
+/** Visits every route of every running instance (under the router's read lock). */
+typedef void (*ph_route_visit_fn)(const ph_route *route, void *ud);
+void ph_router_each(ph_router *r, ph_route_visit_fn fn, void *ud);
+/** Visits every instance added to the router. */
+typedef void (*ph_instance_visit_fn)(ph_instance *inst, void *ud);
+void ph_router_each_instance(ph_router *r, ph_instance_visit_fn fn, void *ud);
+/** Looks up a route of an instance; borrowed, valid while the instance's gate is not swapped. */
+const ph_route *ph_router_find(ph_router *r, const char *address);
+
+/** Milliseconds a call waits at a closed gate before PH_EBUSY (default 5000). */
+void ph_router_set_hold_ms(ph_router *r, int ms);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * Semantic versions (semver 2.0.0) and version ranges.
+ *
+ * Ranges: "*", "1.2.3", "=1.2.3", ">1", ">=1.0", "<2", "<=2.1", "^1.2",
+ * "~1.2.3", partial versions ("1", "1.2" meaning 1.x / 1.2.x), and
+ * comma-separated intersections (">=1.0, <2"). Pre-release versions only
+ * satisfy a comparator whose own version has a pre-release on the same
+ * major.minor.patch (npm's rule), so "^1.0" never picks 2.0.0-rc.1.
+ */
+#ifndef PH_HOST_SEMVER_H
+#define PH_HOST_SEMVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define PH_SEMVER_PRE_MAX 64
+
+typedef struct ph_semver {
+    uint64_t major, minor, patch;
+    char pre[PH_SEMVER_PRE_MAX]; /* pre-release without '-', "" if none; build metadata dropped */
+} ph_semver;
+
+/** Parses a full version "1.2.3[-pre][+build]". 0 or PH_EINVAL (message says why). */
+int ph_semver_parse(const char *text, ph_semver *out);
+/** <0, 0, >0 by semver precedence (build metadata ignored). */
+int ph_semver_cmp(const ph_semver *a, const ph_semver *b);
+/** Writes "1.2.3[-pre]" into buf (at least 96 bytes). Returns buf. */
+char *ph_semver_format(const ph_semver *v, char *buf, unsigned long size);
+
+typedef enum { PH_OP_EQ, PH_OP_LT, PH_OP_LE, PH_OP_GT, PH_OP_GE } ph_semver_op;
+typedef struct ph_semver_cmpr {
+    ph_semver_op op;
+    ph_semver v;
+} ph_semver_cmpr;
+
+#define PH_RANGE_MAX 8
+typedef struct ph_range {
+    int n; /* 0 = any version ("*") */
+    ph_semver_cmpr c[PH_RANGE_MAX * 2];
+    char text[128]; /* the range as written, for messages */
+} ph_range;
+
+/** Parses a range; 0 or PH_EINVAL with a message naming the bad part. */
+int ph_range_parse(const char *text, ph_range *out);
+/** True if `v` satisfies every comparator of `r`. */
+bool ph_range_satisfies(const ph_range *r, const ph_semver *v);
+
+#endif

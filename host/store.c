@@ -1,0 +1,979 @@
+#include "store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backup.h"
+#include "error.h"
+#include "log.h"
+#include "migrate.h"
+
+struct ph_store {
+    sqlite3 *db;
+    char *path;
+    pthread_mutex_t mu; /* recursive: hooks may re-enter on the same thread */
+    ph_store_model *models;
+    size_t n_models;
+};
+
+/* ------------------------------------------------------------------ */
+/* Types and values                                                     */
+/* ------------------------------------------------------------------ */
+
+const char *ph_store_sql_type(ph_type t)
+{
+    switch (t) {
+    case PH_F64: return "REAL";
+    case PH_STR:
+    case PH_JSON: return "TEXT";
+    default: return "INTEGER";
+    }
+}
+
+const char *ph_store_type_name(ph_type t)
+{
+    switch (t) {
+    case PH_BOOL: return "bool";
+    case PH_I64: return "int";
+    case PH_F64: return "float";
+    case PH_STR: return "text";
+    case PH_JSON: return "json";
+    case PH_TIME: return "time";
+    case PH_REF: return "ref";
+    default: return "invalid";
+    }
+}
+
+static const char *expected_text(ph_type t)
+{
+    switch (t) {
+    case PH_BOOL: return "a boolean (true or false)";
+    case PH_I64: return "an integer";
+    case PH_F64: return "a number";
+    case PH_STR: return "a string";
+    case PH_TIME: return "a time (Unix milliseconds, or ISO 8601 such as 2024-05-01T12:00:00Z)";
+    case PH_REF: return "a record id (an integer)";
+    default: return "a JSON value";
+    }
+}
+
+static const char *json_kind_text(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+int64_t ph_store_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int parse_i64(const char *s, int64_t *out)
+{
+    char *end;
+    if (!*s || *s == ' ' || *s == '+')
+        return -1;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_f64(const char *s, double *out)
+{
+    char *end;
+    if (!*s || *s == ' ')
+        return -1;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || v != v)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Reads exactly n digits. */
+static int digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++, (*p)++) {
+        if (**p < '0' || **p > '9')
+            return -1;
+        v = v * 10 + (**p - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* ISO 8601: YYYY-MM-DD[(T| )HH:MM[:SS[.fff]]][Z|(+|-)HH:MM] -> Unix ms (UTC if no zone). */
+static int parse_iso8601(const char *s, int64_t *out)
+{
+    struct tm tm = {0};
+    int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0, off = 0;
+    const char *p = s;
+    if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
+        digits(&p, 2, &d))
+        return -1;
+    if (*p == 'T' || *p == ' ') {
+        p++;
+        if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi))
+            return -1;
+        if (*p == ':') {
+            p++;
+            if (digits(&p, 2, &sec))
+                return -1;
+            if (*p == '.') {
+                int n = 0, v = 0;
+                for (p++; *p >= '0' && *p <= '9'; p++, n++)
+                    if (n < 3)
+                        v = v * 10 + (*p - '0');
+                if (!n)
+                    return -1;
+                for (; n < 3; n++)
+                    v *= 10;
+                ms = v;
+            }
+        }
+        if (*p == 'Z') {
+            p++;
+        } else if (*p == '+' || *p == '-') {
+            int sign = *p++ == '-' ? -1 : 1, oh, om;
+            if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om))
+                return -1;
+            off = sign * (oh * 60 + om);
+        }
+    }
+    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return -1;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    time_t t = timegm(&tm);
+    *out = ((int64_t)t - (int64_t)off * 60) * 1000 + ms;
+    return 0;
+}
+
+static json_t *coerce_string(ph_type t, const char *s)
+{
+    int64_t i;
+    double d;
+    switch (t) {
+    case PH_BOOL:
+        if (!strcmp(s, "true") || !strcmp(s, "1"))
+            return json_true();
+        if (!strcmp(s, "false") || !strcmp(s, "0"))
+            return json_false();
+        return NULL;
+    case PH_I64:
+    case PH_REF: return parse_i64(s, &i) ? NULL : json_integer(i);
+    case PH_F64: return parse_f64(s, &d) ? NULL : json_real(d);
+    case PH_TIME:
+        if (!parse_i64(s, &i) || !parse_iso8601(s, &i))
+            return json_integer(i);
+        return NULL;
+    default: return NULL;
+    }
+}
+
+static json_t *coerce_value(ph_type t, json_t *in)
+{
+    if (json_is_string(in) && t != PH_STR && t != PH_JSON)
+        return coerce_string(t, json_string_value(in));
+    switch (t) {
+    case PH_BOOL:
+        if (json_is_boolean(in))
+            return json_incref(in);
+        if (json_is_integer(in) && (json_integer_value(in) == 0 || json_integer_value(in) == 1))
+            return json_boolean(json_integer_value(in));
+        return NULL;
+    case PH_I64:
+    case PH_REF:
+    case PH_TIME: return json_is_integer(in) ? json_incref(in) : NULL;
+    case PH_F64: return json_is_number(in) ? json_real(json_number_value(in)) : NULL;
+    case PH_STR: return json_is_string(in) ? json_incref(in) : NULL;
+    default: return json_incref(in);
+    }
+}
+
+int ph_store_coerce(const ph_store_field *f, const char *where, json_t *in, json_t **out)
+{
+    *out = NULL;
+    if (!in || json_is_null(in)) {
+        if (f->flags & PH_REQUIRED)
+            return ph_error_set(PH_EARGS, "%s: field '%s' is required; give it a value", where,
+                                f->name);
+        *out = json_null();
+        return 0;
+    }
+    json_t *v = coerce_value(f->type, in);
+    if (!v)
+        return ph_error_set(PH_EARGS, "%s: field '%s' must be %s, got %s", where, f->name,
+                            expected_text(f->type), json_kind_text(in));
+    *out = v;
+    return 0;
+}
+
+static void free_text(void *p) { free(p); }
+
+int ph_store_bind(sqlite3_stmt *st, int i, const ph_store_field *f, json_t *v)
+{
+    if (!v || json_is_null(v))
+        return sqlite3_bind_null(st, i);
+    switch (f->type) {
+    case PH_BOOL: return sqlite3_bind_int(st, i, json_is_true(v));
+    case PH_I64:
+    case PH_REF:
+    case PH_TIME: return sqlite3_bind_int64(st, i, json_integer_value(v));
+    case PH_F64: return sqlite3_bind_double(st, i, json_number_value(v));
+    case PH_STR:
+        return sqlite3_bind_text(st, i, json_string_value(v), (int)json_string_length(v),
+                                 SQLITE_TRANSIENT);
+    default: {
+        char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!text)
+            return SQLITE_NOMEM;
+        return sqlite3_bind_text(st, i, text, -1, free_text);
+    }
+    }
+}
+
+json_t *ph_store_column(sqlite3_stmt *st, int c, const ph_store_field *f)
+{
+    if (sqlite3_column_type(st, c) == SQLITE_NULL)
+        return json_null();
+    switch (f->type) {
+    case PH_BOOL: return json_boolean(sqlite3_column_int64(st, c) != 0);
+    case PH_I64:
+    case PH_REF:
+    case PH_TIME: return json_integer(sqlite3_column_int64(st, c));
+    case PH_F64: return json_real(sqlite3_column_double(st, c));
+    default: {
+        const char *text = (const char *)sqlite3_column_text(st, c);
+        size_t len = (size_t)sqlite3_column_bytes(st, c);
+        json_t *v = NULL;
+        if (f->type == PH_JSON)
+            v = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+        if (!v)
+            v = json_stringn(text, len);
+        return v ? v : json_null(); /* invalid UTF-8 written by raw SQL reads as null */
+    }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Compiling the declared models                                        */
+/* ------------------------------------------------------------------ */
+
+static int valid_ident(const char *s)
+{
+    size_t n = 0;
+    if (!s || !(*s >= 'a' && *s <= 'z'))
+        return 0;
+    for (; s[n]; n++)
+        if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') || s[n] == '_'))
+            return 0;
+    return n <= 63 && strncmp(s, "sqlite_", 7) != 0;
+}
+
+static int reserved_field(const char *s)
+{
+    static const char *const names[] = {"id",    "created", "updated", "order",
+                                        "limit", "offset",  "rowid",   "oid"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(s, names[i]))
+            return 1;
+    return 0;
+}
+
+static char *quote_ident(const char *name)
+{
+    char *q = sqlite3_mprintf("\"%w\"", name);
+    char *copy = q ? strdup(q) : NULL;
+    sqlite3_free(q);
+    return copy;
+}
+
+static void free_cols(ph_store_field *cols, size_t n)
+{
+    for (size_t i = 0; cols && i < n; i++) {
+        free(cols[i].qname);
+        json_decref(cols[i].def);
+    }
+    free(cols);
+}
+
+void ph_store_models_free(ph_store_model *models, size_t n)
+{
+    for (size_t i = 0; models && i < n; i++) {
+        ph_store_model *m = &models[i];
+        sqlite3_finalize(m->st_insert);
+        sqlite3_finalize(m->st_get);
+        sqlite3_finalize(m->st_update);
+        sqlite3_finalize(m->st_delete);
+        free_cols(m->cols, m->n_cols);
+        free(m->qname);
+        free(m->select_cols);
+    }
+    free(models);
+}
+
+static int compile_default(const ph_package *d, const ph_model *mo, ph_store_field *f,
+                           const ph_field *fd)
+{
+    if (!(fd->flags & PH_HAS_DEFAULT))
+        return 0;
+    if (!fd->def)
+        return ph_error_set(PH_ELOAD, "package %s %s: model '%s', field '%s': PH_HAS_DEFAULT "
+                                      "without a default text; use PH_DEFAULT(\"...\")",
+                            d->name, d->version, mo->name, fd->name);
+    if (fd->type == PH_TIME && !strcmp(fd->def, "now")) {
+        f->def_now = 1;
+        return 0;
+    }
+    if (fd->type == PH_JSON)
+        f->def = json_loads(fd->def, JSON_DECODE_ANY, NULL);
+    else if (fd->type == PH_STR)
+        f->def = json_string(fd->def);
+    else
+        f->def = coerce_string(fd->type, fd->def);
+    if (!f->def)
+        return ph_error_set(PH_ELOAD, "package %s %s: model '%s', field '%s': default '%s' is not "
+                                      "%s",
+                            d->name, d->version, mo->name, fd->name, fd->def,
+                            fd->type == PH_JSON ? "valid JSON" : expected_text(fd->type));
+    return 0;
+}
+
+static int find_model(const ph_package *d, const char *name)
+{
+    for (uint32_t i = 0; name && i < d->n_models; i++)
+        if (d->models[i].name && !strcmp(d->models[i].name, name))
+            return (int)i;
+    return -1;
+}
+
+static int compile_field(const ph_package *d, const ph_model *mo, const ph_field *fd,
+                         ph_store_field *f)
+{
+    const uint32_t known = PH_REQUIRED | PH_UNIQUE | PH_INDEXED | PH_HAS_DEFAULT;
+    if (!valid_ident(fd->name))
+        return ph_error_set(PH_ELOAD, "package %s %s: model '%s': field name '%s' is not valid; "
+                                      "use lower-case letters, digits and _ (at most 63, starting "
+                                      "with a letter)",
+                            d->name, d->version, mo->name, fd->name ? fd->name : "(null)");
+    if (reserved_field(fd->name))
+        return ph_error_set(PH_ELOAD, "package %s %s: model '%s': field name '%s' is reserved "
+                                      "(id, created, updated are kept by the host; order, limit, "
+                                      "offset are list options); rename the field",
+                            d->name, d->version, mo->name, fd->name);
+    if (fd->type < PH_BOOL || fd->type > PH_REF)
+        return ph_error_set(PH_ELOAD, "package %s %s: model '%s', field '%s': unknown type %d",
+                            d->name, d->version, mo->name, fd->name, (int)fd->type);
+    if (fd->flags & ~known)
+        return ph_error_set(PH_ELOAD, "package %s %s: model '%s', field '%s': unknown flags 0x%x",
+                            d->name, d->version, mo->name, fd->name, fd->flags & ~known);
+    f->name = fd->name;
+    f->type = fd->type;
+    f->flags = fd->flags;
+    f->ref = -1;
+    if (fd->type == PH_REF && (f->ref = find_model(d, fd->ref)) < 0)
+        return ph_error_set(PH_ELOAD, "package %s %s: model '%s', field '%s' refers to model "
+                                      "'%s', which the package does not declare",
+                            d->name, d->version, mo->name, fd->name, fd->ref ? fd->ref : "(null)");
+    if (!(f->qname = quote_ident(fd->name)))
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    return compile_default(d, mo, f, fd);
+}
+
+static int compile_model(const ph_package *d, const ph_model *mo, ph_store_model *m)
+{
+    static const char *const host_names[PH_STORE_HOST_COLS] = {"id", "created", "updated"};
+    static const ph_type host_types[PH_STORE_HOST_COLS] = {PH_I64, PH_TIME, PH_TIME};
+    if (!valid_ident(mo->name) || !strncmp(mo->name, "_ph_", 4))
+        return ph_error_set(PH_ELOAD, "package %s %s: model name '%s' is not valid; use "
+                                      "lower-case letters, digits and _ (at most 63, starting "
+                                      "with a letter)",
+                            d->name, d->version, mo->name ? mo->name : "(null)");
+    if (mo->n_fields && !mo->fields)
+        return ph_error_set(PH_ELOAD, "package %s %s: model '%s' has n_fields %u but no fields",
+                            d->name, d->version, mo->name, mo->n_fields);
+    m->decl = mo;
+    m->name = mo->name;
+    m->n_cols = PH_STORE_HOST_COLS + mo->n_fields;
+    if (!(m->qname = quote_ident(mo->name)) || !(m->cols = calloc(m->n_cols, sizeof *m->cols)))
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    for (size_t i = 0; i < PH_STORE_HOST_COLS; i++) {
+        m->cols[i] = (ph_store_field){.name = host_names[i], .type = host_types[i], .ref = -1,
+                                      .host = 1};
+        if (!(m->cols[i].qname = quote_ident(host_names[i])))
+            return ph_error_set(PH_ENOMEM, "out of memory");
+    }
+    for (uint32_t i = 0; i < mo->n_fields; i++) {
+        int rc = compile_field(d, mo, &mo->fields[i], &m->cols[PH_STORE_HOST_COLS + i]);
+        if (rc)
+            return rc;
+        for (uint32_t k = 0; k < i; k++)
+            if (!strcmp(mo->fields[k].name, mo->fields[i].name))
+                return ph_error_set(PH_ELOAD, "package %s %s: model '%s' declares field '%s' "
+                                              "twice",
+                                    d->name, d->version, mo->name, mo->fields[i].name);
+    }
+    sqlite3_str *s = sqlite3_str_new(NULL);
+    for (size_t i = 0; i < m->n_cols; i++)
+        sqlite3_str_appendf(s, "%s%s", i ? "," : "", m->cols[i].qname);
+    char *sel = sqlite3_str_finish(s);
+    m->select_cols = sel ? strdup(sel) : NULL;
+    sqlite3_free(sel);
+    return m->select_cols ? 0 : ph_error_set(PH_ENOMEM, "out of memory");
+}
+
+int ph_store_models_compile(const ph_package *desc, ph_store_model **out, size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (!desc->n_models)
+        return 0;
+    if (!desc->models)
+        return ph_error_set(PH_ELOAD, "package %s %s: n_models is %u but models is NULL",
+                            desc->name, desc->version, desc->n_models);
+    ph_store_model *models = calloc(desc->n_models, sizeof *models);
+    if (!models)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    int rc = 0;
+    for (uint32_t i = 0; i < desc->n_models && !rc; i++) {
+        rc = compile_model(desc, &desc->models[i], &models[i]);
+        for (uint32_t k = 0; !rc && k < i; k++)
+            if (!strcmp(desc->models[k].name, desc->models[i].name))
+                rc = ph_error_set(PH_ELOAD, "package %s %s declares model '%s' twice", desc->name,
+                                  desc->version, desc->models[i].name);
+    }
+    if (rc) {
+        ph_store_models_free(models, desc->n_models);
+        return rc;
+    }
+    *out = models;
+    *n_out = desc->n_models;
+    return 0;
+}
+
+const ph_store_field *ph_store_model_col(const ph_store_model *m, const char *name)
+{
+    for (size_t i = 0; i < m->n_cols; i++)
+        if (!strcmp(m->cols[i].name, name))
+            return &m->cols[i];
+    return NULL;
+}
+
+json_t *ph_store_model_schema(const ph_store_model *m)
+{
+    json_t *fields = json_array();
+    for (size_t i = PH_STORE_HOST_COLS; fields && i < m->n_cols; i++) {
+        const ph_store_field *f = &m->cols[i];
+        json_t *o = json_pack("{s:s, s:s, s:b, s:b, s:b}", "name", f->name, "type",
+                              ph_store_type_name(f->type), "required",
+                              (f->flags & PH_REQUIRED) != 0, "unique", (f->flags & PH_UNIQUE) != 0,
+                              "indexed", (f->flags & PH_INDEXED) != 0);
+        if (o && f->ref >= 0)
+            json_object_set_new(o, "ref", json_string(m->decl->fields[i - PH_STORE_HOST_COLS].ref));
+        if (o && (f->def || f->def_now))
+            json_object_set_new(o, "default", f->def_now ? json_string("now") : json_incref(f->def));
+        json_array_append_new(fields, o);
+    }
+    return json_pack("{s:s, s:o}", "model", m->name, "fields", fields);
+}
+
+/* ------------------------------------------------------------------ */
+/* Guarding SQL written by packages                                     */
+/* ------------------------------------------------------------------ */
+
+static int host_table(const char *name) { return name && !strncmp(name, "_ph_", 4); }
+
+static int guard_cb(void *ud, int action, const char *a1, const char *a2, const char *db,
+                    const char *trigger)
+{
+    ph_sql_guard *g = ud;
+    (void)db;
+    (void)trigger;
+    switch (action) {
+    case SQLITE_ATTACH:
+    case SQLITE_DETACH: g->denied = "ATTACH and DETACH are not allowed"; return SQLITE_DENY;
+    case SQLITE_TRANSACTION:
+    case SQLITE_SAVEPOINT:
+        g->denied = "transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT) is not allowed: the "
+                    "host runs each query, and each chain of upgrade scripts, in one transaction";
+        return SQLITE_DENY;
+    case SQLITE_PRAGMA:
+        if (a2) {
+            g->denied = "setting pragmas is not allowed: the host owns the database settings";
+            return SQLITE_DENY;
+        }
+        return SQLITE_OK;
+    case SQLITE_INSERT:
+    case SQLITE_UPDATE:
+    case SQLITE_DELETE:
+    case SQLITE_CREATE_TABLE:
+    case SQLITE_DROP_TABLE:
+    case SQLITE_CREATE_INDEX:
+    case SQLITE_DROP_INDEX:
+    case SQLITE_CREATE_TRIGGER:
+    case SQLITE_DROP_TRIGGER:
+    case SQLITE_ALTER_TABLE:
+        if (host_table(a1) || host_table(a2)) {
+            g->denied = "the host's _ph_ tables and indexes can only be changed by the host";
+            return SQLITE_DENY;
+        }
+        return SQLITE_OK;
+    default: return SQLITE_OK;
+    }
+}
+
+void ph_store_guard_on(sqlite3 *db, ph_sql_guard *g)
+{
+    g->denied = NULL;
+    sqlite3_set_authorizer(db, guard_cb, g);
+}
+
+void ph_store_guard_off(sqlite3 *db) { sqlite3_set_authorizer(db, NULL, NULL); }
+
+/* ------------------------------------------------------------------ */
+/* Opening, querying                                                    */
+/* ------------------------------------------------------------------ */
+
+static int exec_pragmas(sqlite3 *db, const char *path)
+{
+    static const char *const pragmas = "PRAGMA journal_mode=WAL;"
+                                       "PRAGMA synchronous=FULL;"
+                                       "PRAGMA foreign_keys=ON;"
+                                       "PRAGMA trusted_schema=OFF;";
+    char *msg = NULL;
+    if (sqlite3_exec(db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+        int rc = ph_error_set(PH_ESQL, "%s: cannot configure database: %s; is it a SQLite "
+                                       "database and is its directory writable?",
+                              path, msg ? msg : "?");
+        sqlite3_free(msg);
+        return rc;
+    }
+    return 0;
+}
+
+int ph_store_open(const char *path, ph_store **out)
+{
+    *out = NULL;
+    ph_store *s = calloc(1, sizeof *s);
+    if (!s || !(s->path = strdup(path))) {
+        free(s);
+        return ph_error_set(PH_ENOMEM, "out of memory opening %s", path);
+    }
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&s->mu, &attr);
+    pthread_mutexattr_destroy(&attr);
+    /* The store's own mutex serialises the connection; SQLite's would be a second lock. */
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+        int rc = ph_error_set(PH_ESQL, "%s: cannot open database: %s", path,
+                              s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        ph_store_close(s);
+        return rc;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, 5000);
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+    int rc = exec_pragmas(s->db, path);
+    if (rc) {
+        ph_store_close(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void ph_store_close(ph_store *s)
+{
+    if (!s)
+        return;
+    ph_store_models_free(s->models, s->n_models);
+    sqlite3_close_v2(s->db);
+    pthread_mutex_destroy(&s->mu);
+    free(s->path);
+    free(s);
+}
+
+sqlite3 *ph_store_db(ph_store *s) { return s->db; }
+const char *ph_store_path(const ph_store *s) { return s->path; }
+void ph_store_lock(ph_store *s) { pthread_mutex_lock(&s->mu); }
+void ph_store_unlock(ph_store *s) { pthread_mutex_unlock(&s->mu); }
+
+ph_store_model *ph_store_models(ph_store *s, size_t *n)
+{
+    *n = s->n_models;
+    return s->models;
+}
+
+static int bind_param(sqlite3_stmt *st, int i, json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_NULL: return sqlite3_bind_null(st, i);
+    case JSON_TRUE: return sqlite3_bind_int(st, i, 1);
+    case JSON_FALSE: return sqlite3_bind_int(st, i, 0);
+    case JSON_INTEGER: return sqlite3_bind_int64(st, i, json_integer_value(v));
+    case JSON_REAL: return sqlite3_bind_double(st, i, json_real_value(v));
+    case JSON_STRING:
+        return sqlite3_bind_text(st, i, json_string_value(v), (int)json_string_length(v),
+                                 SQLITE_TRANSIENT);
+    default: {
+        char *text = json_dumps(v, JSON_COMPACT);
+        if (!text)
+            return SQLITE_NOMEM;
+        return sqlite3_bind_text(st, i, text, -1, free_text);
+    }
+    }
+}
+
+static json_t *column_value(sqlite3_stmt *st, int c)
+{
+    switch (sqlite3_column_type(st, c)) {
+    case SQLITE_INTEGER: return json_integer(sqlite3_column_int64(st, c));
+    case SQLITE_FLOAT: return json_real(sqlite3_column_double(st, c));
+    case SQLITE_NULL: return json_null();
+    default: {
+        json_t *v = json_stringn((const char *)sqlite3_column_text(st, c),
+                                 (size_t)sqlite3_column_bytes(st, c));
+        return v ? v : json_null();
+    }
+    }
+}
+
+/* Prepares exactly one statement of package SQL under the guard. */
+static int prepare_guarded(ph_store *s, const char *sql, sqlite3_stmt **out)
+{
+    ph_sql_guard g;
+    const char *tail = NULL;
+    *out = NULL;
+    ph_store_guard_on(s->db, &g);
+    int prc = sqlite3_prepare_v2(s->db, sql, -1, out, &tail);
+    ph_store_guard_off(s->db);
+    if (prc != SQLITE_OK) {
+        if (g.denied)
+            return ph_error_set(PH_EPERM, "query refused: %s", g.denied);
+        return ph_error_set(PH_ESQL, "SQL error: %s", sqlite3_errmsg(s->db));
+    }
+    if (!*out)
+        return ph_error_set(PH_EARGS, "the query is empty; pass one SQL statement");
+    sqlite3_stmt *next = NULL;
+    while (tail && *tail == ' ')
+        tail++;
+    if (tail && *tail && sqlite3_prepare_v2(s->db, tail, -1, &next, NULL) == SQLITE_OK && next) {
+        sqlite3_finalize(next);
+        sqlite3_finalize(*out);
+        *out = NULL;
+        return ph_error_set(PH_EARGS, "a query runs one statement; split '%.60s...' into "
+                                      "separate queries",
+                            sql);
+    }
+    return 0;
+}
+
+int ph_store_query(ph_store *s, const char *sql, json_t *params, json_t **rows)
+{
+    sqlite3_stmt *st = NULL;
+    json_t *result = NULL;
+    int rc = 0;
+    if (rows)
+        *rows = NULL;
+    ph_store_lock(s);
+    if ((rc = prepare_guarded(s, sql, &st)))
+        goto cleanup;
+    if (params && !json_is_array(params)) {
+        rc = ph_error_set(PH_EARGS, "SQL parameters must be a JSON array");
+        goto cleanup;
+    }
+    size_t n = params ? json_array_size(params) : 0;
+    if ((int)n != sqlite3_bind_parameter_count(st)) {
+        rc = ph_error_set(PH_EARGS, "SQL statement takes %d parameters, %zu given",
+                          sqlite3_bind_parameter_count(st), n);
+        goto cleanup;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (bind_param(st, (int)i + 1, json_array_get(params, i)) != SQLITE_OK) {
+            rc = ph_error_set(PH_ESQL, "cannot bind parameter %zu: %s", i + 1,
+                              sqlite3_errmsg(s->db));
+            goto cleanup;
+        }
+    }
+    result = json_array();
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *row = json_object();
+        for (int c = 0; c < sqlite3_column_count(st); c++)
+            json_object_set_new(row, sqlite3_column_name(st, c), column_value(st, c));
+        json_array_append_new(result, row);
+    }
+    if (step != SQLITE_DONE) {
+        rc = ph_error_set((step & 0xff) == SQLITE_CONSTRAINT ? PH_ECONFLICT : PH_ESQL,
+                          "SQL error: %s", sqlite3_errmsg(s->db));
+        goto cleanup;
+    }
+    if (rows) {
+        *rows = result;
+        result = NULL;
+    }
+cleanup:
+    json_decref(result);
+    sqlite3_finalize(st);
+    ph_store_unlock(s);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Attaching an instance                                                */
+/* ------------------------------------------------------------------ */
+
+static int prepare_one(sqlite3 *db, sqlite3_str *s, sqlite3_stmt **out)
+{
+    char *sql = sqlite3_str_finish(s);
+    int rc = 0;
+    if (!sql)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK)
+        rc = ph_error_set(PH_ESQL, "cannot prepare %s: %s", sql, sqlite3_errmsg(db));
+    sqlite3_free(sql);
+    return rc;
+}
+
+/* The cached statements of a model; parameters are numbered like the columns (id = ?1). */
+static int prepare_model(sqlite3 *db, ph_store_model *m)
+{
+    sqlite3_str *s = sqlite3_str_new(db);
+    sqlite3_str_appendf(s, "INSERT INTO %s(", m->qname);
+    for (size_t i = 1; i < m->n_cols; i++)
+        sqlite3_str_appendf(s, "%s%s", i > 1 ? "," : "", m->cols[i].qname);
+    sqlite3_str_appendall(s, ") VALUES(");
+    for (size_t i = 1; i < m->n_cols; i++)
+        sqlite3_str_appendf(s, "%s?%zu", i > 1 ? "," : "", i + 1);
+    sqlite3_str_appendall(s, ")");
+    int rc = prepare_one(db, s, &m->st_insert);
+    if (rc)
+        return rc;
+    s = sqlite3_str_new(db);
+    sqlite3_str_appendf(s, "SELECT %s FROM %s WHERE id=?1", m->select_cols, m->qname);
+    if ((rc = prepare_one(db, s, &m->st_get)))
+        return rc;
+    s = sqlite3_str_new(db);
+    sqlite3_str_appendf(s, "UPDATE %s SET ", m->qname);
+    for (size_t i = 2; i < m->n_cols; i++)
+        sqlite3_str_appendf(s, "%s%s=?%zu", i > 2 ? "," : "", m->cols[i].qname, i + 1);
+    sqlite3_str_appendall(s, " WHERE id=?1");
+    if ((rc = prepare_one(db, s, &m->st_update)))
+        return rc;
+    s = sqlite3_str_new(db);
+    sqlite3_str_appendf(s, "DELETE FROM %s WHERE id=?1", m->qname);
+    return prepare_one(db, s, &m->st_delete);
+}
+
+int ph_store_db_path(const char *data_dir, const char *instance, char **out)
+{
+    if (asprintf(out, "%s/%s/%s.db", data_dir, instance, instance) < 0) {
+        *out = NULL;
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+int ph_store_backup_dir(const char *data_dir, const char *instance, char **out)
+{
+    if (asprintf(out, "%s/backups/%s", data_dir, instance) < 0) {
+        *out = NULL;
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static void log_report(const ph_instance *inst, json_t *report)
+{
+    const char *action = json_string_value(json_object_get(report, "action"));
+    if (!action || !strcmp(action, "none"))
+        return;
+    char *text = json_dumps(report, JSON_COMPACT);
+    ph_logf(PH_L_INFO, inst->name, "database %s: %s", action, text ? text : "");
+    free(text);
+}
+
+int ph_store_attach(ph_instance *inst, const char *data_dir)
+{
+    char *dir = NULL, *path = NULL, *bdir = NULL;
+    ph_store *s = NULL;
+    ph_store_model *models = NULL;
+    size_t n_models = 0;
+    json_t *report = NULL;
+    int rc;
+    if ((rc = ph_store_models_compile(inst->module->desc, &models, &n_models)))
+        goto cleanup;
+    if (asprintf(&dir, "%s/%s", data_dir, inst->name) < 0) {
+        dir = NULL;
+        rc = ph_error_set(PH_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    if ((rc = ph_store_db_path(data_dir, inst->name, &path)) ||
+        (rc = ph_store_backup_dir(data_dir, inst->name, &bdir)) || (rc = ph_backup_mkdirs(dir)) ||
+        (rc = ph_store_open(path, &s)))
+        goto cleanup;
+    ph_migrate_ctx mc = {.db = s->db,
+                         .models = models,
+                         .n_models = n_models,
+                         .manifest = inst->manifest,
+                         .instance = inst->name,
+                         .backup_dir = bdir};
+    if ((rc = ph_migrate_apply(&mc, &report)))
+        goto cleanup;
+    for (size_t i = 0; i < n_models && !rc; i++)
+        rc = prepare_model(s->db, &models[i]);
+    if (rc)
+        goto cleanup;
+    log_report(inst, report);
+    s->models = models;
+    s->n_models = n_models;
+    models = NULL;
+    inst->store = s;
+    s = NULL;
+cleanup:
+    ph_store_models_free(models, n_models);
+    ph_store_close(s);
+    json_decref(report);
+    free(dir);
+    free(path);
+    free(bdir);
+    return rc;
+}
+
+void ph_store_detach(ph_instance *inst)
+{
+    ph_store_close(inst->store);
+    inst->store = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Backup, purge, installed version                                     */
+/* ------------------------------------------------------------------ */
+
+/* Opens an existing instance database without creating or configuring it. */
+static int open_existing(const char *data_dir, const char *instance, int flags, sqlite3 **db,
+                         char **path)
+{
+    int rc;
+    *db = NULL;
+    if ((rc = ph_store_db_path(data_dir, instance, path)))
+        return rc;
+    if (access(*path, F_OK) != 0)
+        return ph_error_set(PH_ENOTFOUND, "instance '%s' has no database at %s", instance, *path);
+    if (sqlite3_open_v2(*path, db, flags, NULL) != SQLITE_OK) {
+        rc = ph_error_set(PH_ESQL, "cannot open %s: %s", *path,
+                          *db ? sqlite3_errmsg(*db) : "out of memory");
+        sqlite3_close(*db);
+        *db = NULL;
+        return rc;
+    }
+    sqlite3_busy_timeout(*db, 5000);
+    return 0;
+}
+
+static int backup_kind(const char *data_dir, const char *instance, const char *kind, char **out)
+{
+    sqlite3 *db = NULL;
+    char *path = NULL, *bdir = NULL;
+    int rc = open_existing(data_dir, instance, SQLITE_OPEN_READWRITE, &db, &path);
+    if (!rc && !(rc = ph_store_backup_dir(data_dir, instance, &bdir)))
+        rc = ph_backup_write(db, bdir, instance, kind, out);
+    sqlite3_close(db);
+    free(path);
+    free(bdir);
+    return rc;
+}
+
+int ph_store_backup(const char *data_dir, const char *instance, char **out_path)
+{
+    *out_path = NULL;
+    int rc = backup_kind(data_dir, instance, "manual", out_path);
+    if (rc == PH_ENOTFOUND)
+        ph_error_wrap("nothing to back up (the instance never ran with this data_dir)");
+    return rc;
+}
+
+int ph_store_purge(const char *data_dir, const char *instance, char **out_backup)
+{
+    char *path = NULL, *dir = NULL;
+    int rc;
+    *out_backup = NULL;
+    if ((rc = backup_kind(data_dir, instance, "purge", out_backup))) {
+        if (rc == PH_ENOTFOUND)
+            ph_error_wrap("nothing to purge");
+        else
+            ph_error_wrap("purge of instance '%s' stopped before deleting anything", instance);
+        return rc;
+    }
+    if ((rc = ph_store_db_path(data_dir, instance, &path)))
+        return rc;
+    static const char *const suffixes[] = {"-wal", "-shm", ""};
+    for (size_t i = 0; i < 3 && !rc; i++) {
+        char *p = NULL;
+        if (asprintf(&p, "%s%s", path, suffixes[i]) < 0)
+            return ph_error_set(PH_ENOMEM, "out of memory");
+        if (unlink(p) != 0 && errno != ENOENT)
+            rc = ph_error_set(PH_EIO, "cannot delete %s: %s (the backup is at %s)", p,
+                              strerror(errno), *out_backup);
+        free(p);
+    }
+    if (!rc && asprintf(&dir, "%s/%s", data_dir, instance) >= 0)
+        rmdir(dir); /* kept if the package left other files there */
+    free(dir);
+    free(path);
+    return rc;
+}
+
+int ph_store_installed_version(const char *data_dir, const char *instance, char **out)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    char *path = NULL;
+    *out = NULL;
+    int rc = open_existing(data_dir, instance, SQLITE_OPEN_READONLY, &db, &path);
+    if (rc == PH_ENOTFOUND) {
+        ph_error_clear();
+        rc = 0;
+        goto cleanup;
+    }
+    if (rc)
+        goto cleanup;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM _ph_meta WHERE key='version'", -1, &st, NULL) !=
+        SQLITE_OK)
+        goto cleanup; /* no metadata: never installed */
+    if (sqlite3_step(st) == SQLITE_ROW && !(*out = strdup((const char *)sqlite3_column_text(st, 0))))
+        rc = ph_error_set(PH_ENOMEM, "out of memory");
+cleanup:
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    free(path);
+    return rc;
+}

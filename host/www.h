@@ -1,0 +1,45 @@
+/*
+ * Static files of a package: www/ and wiki/ beside its package.ini, served
+ * read-only. Nothing outside the served directory can be opened: the path
+ * arrives as already-decoded segments, every segment is checked again here
+ * (no "", ".", "..", '/', '\\' or NUL), and the file is opened with
+ * openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS) relative to the directory,
+ * so symlinks may point around inside it but never out of it. Where the
+ * kernel lacks openat2 (before Linux 5.6) the path is walked one segment at a
+ * time with O_NOFOLLOW, so no symlink is followed at all.
+ */
+#ifndef PH_HOST_WWW_H
+#define PH_HOST_WWW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ph_www_file {
+    int fd;                   /* open for reading; the caller closes it */
+    uint64_t size;
+    const char *content_type; /* static string */
+    bool is_index;            /* the path named a directory; this is its index.html */
+} ph_www_file;
+
+/**
+ * True if `seg` (NUL-terminated, `len` bytes before decoding checks) may be
+ * one path segment of a served file.
+ */
+bool ph_www_segment_ok(const char *seg, size_t len);
+
+/**
+ * Opens segs[0]/.../segs[n-1] beneath `root` (an absolute directory path).
+ * n == 0 means the root itself. A directory is served through its
+ * index.html. Returns 0 and fills *out; PH_ENOTFOUND when there is no such
+ * regular file beneath root (including paths that would leave it, and
+ * symlinks pointing outside it); PH_EINVAL for a segment that is not
+ * allowed; PH_EIO for other failures. Detail in ph_error_last().
+ * Thread-safe.
+ */
+int ph_www_open(const char *root, char *const *segs, size_t n, ph_www_file *out);
+
+/** Content type for a file name by its extension ("application/octet-stream" if unknown). */
+const char *ph_www_content_type(const char *name);
+
+#endif
