@@ -104,7 +104,10 @@ static void run_failed(ini_run *r, int rc)
     ph_error_wrap("%s:%d", r->path, r->line);
 }
 
-static bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\v' || c == '\f'; }
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\v' || c == '\f';
+}
 
 /* Copies [s, s+n) without surrounding blanks into a new string. */
 static char *dup_trimmed(const char *s, size_t n)
@@ -251,8 +254,10 @@ int ph_config_parse_ini(const char *path, int code, ph_ini_handler handler, void
     int bad = ini_parse_stream(ini_read_line, &r, ini_on_pair, &r);
     rc = r.rc;
     if (!rc && bad > 0)
-        rc = ph_error_set(code, "%s:%d: cannot parse this line; expected 'key = value' or "
-                                "'[section]'", path, bad);
+        rc = ph_error_set(code,
+                          "%s:%d: cannot parse this line; expected 'key = value' or "
+                          "'[section]'",
+                          path, bad);
     else if (!rc && bad < 0)
         rc = ph_error_set(PH_ENOMEM, "%s: out of memory while parsing", path);
     for (size_t i = 0; i < r.n_seen; i++) {
@@ -274,16 +279,18 @@ int ph_config_check_name(const char *what, const char *name, int code)
     if (n == 0)
         return ph_error_set(code, "the %s name is empty; %s", what, rule);
     if (n > PH_NAME_MAX)
-        return ph_error_set(code, "invalid %s name '%s': longer than %d characters", what,
-                            name, PH_NAME_MAX);
+        return ph_error_set(code, "invalid %s name '%s': longer than %d characters", what, name,
+                            PH_NAME_MAX);
     if (!(name[0] >= 'a' && name[0] <= 'z'))
-        return ph_error_set(code, "invalid %s name '%s': it must start with a lowercase "
-                                       "letter; %s", what, name, rule);
+        return ph_error_set(code,
+                            "invalid %s name '%s': it must start with a lowercase "
+                            "letter; %s",
+                            what, name, rule);
     for (size_t i = 1; i < n; i++) {
         char c = name[i];
         if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
-            return ph_error_set(code, "invalid %s name '%s': '%c' is not allowed; %s", what,
-                                name, c, rule);
+            return ph_error_set(code, "invalid %s name '%s': '%c' is not allowed; %s", what, name,
+                                c, rule);
     }
     return 0;
 }
@@ -330,8 +337,10 @@ static int parse_bool(const char *section, const char *key, const char *v, bool 
 {
     if (ph_config_parse_bool(v, out) == 0)
         return 0;
-    return ph_error_set(PH_ECONFIG, "'%s' in [%s] must be true or false (or yes/no, on/off, 1/0), "
-                                    "not '%s'", key, section, v);
+    return ph_error_set(PH_ECONFIG,
+                        "'%s' in [%s] must be true or false (or yes/no, on/off, 1/0), "
+                        "not '%s'",
+                        key, section, v);
 }
 
 /* Parses a decimal integer in [min, max]; nothing but digits (and a leading '-'). */
@@ -350,8 +359,9 @@ static int parse_int(const char *section, const char *key, const char *v, long l
     if (*v == '-')
         n = -n;
     if (!ok || n < min || n > max)
-        return ph_error_set(PH_ECONFIG, "'%s' in [%s] must be an integer from %lld to %lld, not '%s'",
-                            key, section, min, max, v);
+        return ph_error_set(PH_ECONFIG,
+                            "'%s' in [%s] must be an integer from %lld to %lld, not '%s'", key,
+                            section, min, max, v);
     *out = n;
     return 0;
 }
@@ -384,8 +394,10 @@ static int parse_size(const char *section, const char *key, const char *v, size_
             n = n * 10 + (size_t)(v[i] - '0');
     }
     if (!ok || n == 0 || n > max / mult)
-        return ph_error_set(PH_ECONFIG, "'%s' in [%s] must be a size from 1 byte to %zuM, such as "
-                                        "1048576 or 1M, not '%s'", key, section, max >> 20, v);
+        return ph_error_set(PH_ECONFIG,
+                            "'%s' in [%s] must be a size from 1 byte to %zuM, such as "
+                            "1048576 or 1M, not '%s'",
+                            key, section, max >> 20, v);
     *out = n * mult;
     return 0;
 }
@@ -610,8 +622,10 @@ static int set_host(load_ctx *x, const char *key, const char *v)
         return set_package_dirs(x, v);
     if (strcmp(key, "log_level") == 0) {
         if (ph_log_parse_level(v, &c->log_level) != 0)
-            return ph_error_set(PH_ECONFIG, "'log_level' in [host] must be one of error, warn, "
-                                            "info, debug, not '%s'", v);
+            return ph_error_set(PH_ECONFIG,
+                                "'log_level' in [host] must be one of error, warn, "
+                                "info, debug, not '%s'",
+                                v);
         return 0;
     }
     if (strcmp(key, "reload") == 0)
@@ -636,8 +650,9 @@ static int set_http(load_ctx *x, const char *key, const char *v)
         return set_int("http", key, v, 1, 86400, &h->connection_timeout);
     if (strcmp(key, "max_connections_per_ip") == 0)
         return set_int("http", key, v, 1, 1000000, &h->max_connections_per_ip);
-    return unknown_key("http", key, "listen, threads, max_body, max_json_depth, "
-                                    "connection_timeout, max_connections_per_ip");
+    return unknown_key("http", key,
+                       "listen, threads, max_body, max_json_depth, "
+                       "connection_timeout, max_connections_per_ip");
 }
 
 static int set_auth(load_ctx *x, const char *key, const char *v)
@@ -749,8 +764,10 @@ static int begin_instance(load_ctx *x, const char *rest, int line)
         return rc;
     const ph_instance_conf *prev = ph_config_instance(c, rest);
     if (prev)
-        return ph_error_set(PH_ECONFIG, "[instance %s] is defined twice (first on line %d); merge "
-                                        "the two sections or rename one", rest, prev->line);
+        return ph_error_set(PH_ECONFIG,
+                            "[instance %s] is defined twice (first on line %d); merge "
+                            "the two sections or rename one",
+                            rest, prev->line);
     ph_instance_conf *ni = reallocarray(c->instances, c->n_instances + 1, sizeof *ni);
     if (!ni)
         return ph_error_set(PH_ENOMEM, "out of memory");

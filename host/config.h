@@ -12,6 +12,17 @@
  * Relative paths are resolved against the directory of the config file.
  * Unknown sections/keys, bad values and over-long lines are errors naming
  * file:line. Every field has an embedded default (ph_config_defaults).
+ *
+ * Values: booleans true/false, yes/no, on/off, 1/0; max_body a byte count
+ * with an optional K/M/G suffix (1 byte to 1 GiB); threads 1-1024,
+ * max_json_depth 1-10000, connection_timeout 1-86400 s,
+ * max_connections_per_ip 1-1000000; log_level error|warn|info|debug. An
+ * instance name follows ph_config_check_name; a mount is "/seg[/seg]" of
+ * URL-safe characters, outside the reserved "/_/". A key set twice in one
+ * section and a repeated [instance NAME] are errors. Messages look like
+ *   host.ini:7: unknown key 'listne' in [http]; known keys: listen, threads, ...
+ *   host.ini:3: 'threads' in [http] must be an integer from 1 to 1024, not 'many'
+ *   host.ini:12: [instance blog] is defined twice (first on line 4); merge ...
  */
 #ifndef PH_HOST_CONFIG_H
 #define PH_HOST_CONFIG_H
@@ -31,19 +42,19 @@ typedef struct ph_instance_conf {
     char *name;
     char *package; /* defaults to the instance name */
     char *mount;   /* URL prefix, defaults to "/<name>" */
-    bool enabled;  /* default true; false leaves the instance (and the package's default instance) out */
+    bool enabled;  /* default true; false leaves it (and the package's default one) out */
     ph_kv *params; /* every other key: parameter overrides, in file order */
     size_t n_params;
     int line; /* line of the [instance NAME] header */
 } ph_instance_conf;
 
 typedef struct ph_http_conf {
-    char *listen_addr; /* default "127.0.0.1" */
-    int port;          /* default 8901 */
-    int threads;       /* default 4 */
-    size_t max_body;   /* default 1 MiB */
-    int max_json_depth;        /* default 64 */
-    int connection_timeout;    /* seconds, default 15 */
+    char *listen_addr;          /* default "127.0.0.1" */
+    int port;                   /* default 8901 */
+    int threads;                /* default 4 */
+    size_t max_body;            /* default 1 MiB */
+    int max_json_depth;         /* default 64 */
+    int connection_timeout;     /* seconds, default 15 */
     int max_connections_per_ip; /* default 64 */
 } ph_http_conf;
 
@@ -84,7 +95,7 @@ int ph_config_defaults(ph_config *out);
  * what to do" as the last error, and leaves *out freed (zeroed).
  */
 int ph_config_load(const char *path, ph_config *out);
-/** Finds an instance section by name; borrowed or NULL. Thread-safe for a config not being changed. */
+/** Finds an instance section by name; borrowed or NULL. */
 const ph_instance_conf *ph_config_instance(const ph_config *c, const char *name);
 /** Frees everything *c owns; accepts a zeroed or half-built config. */
 void ph_config_free(ph_config *c);

@@ -210,6 +210,9 @@ void ph_host_free(ph_host *h)
     free(h->insts);
     ph_plan_free(&h->plan);
     ph_manifest_set_free(&h->set);
+    for (size_t i = 0; i < h->n_reloaded; i++)
+        ph_manifest_free(h->reloaded[i]);
+    free(h->reloaded);
     ph_config_free(&h->cfg);
     free(h->stage_dir);
     free(h->admin_token);

@@ -21,6 +21,8 @@ typedef struct ph_host {
     ph_instance **insts; /* indexed like plan.items; NULL where not loaded */
     char *stage_dir;     /* private copies of .so files */
     char *admin_token;   /* NULL until ph_host_load_token */
+    ph_manifest **reloaded; /* manifests read by hot reloads (owned) */
+    size_t n_reloaded;
 } ph_host;
 
 /**

@@ -977,8 +977,8 @@ static enum MHD_Result instance_route(call *k, const path *p, const char *inst, 
                           k->url);
     }
     if (n >= 1 && is(s[0], "wiki"))
-        return serve_file(k, dir, "wiki", s + 1, n - 1, trailing_slash || n == 1);
-    return serve_file(k, dir, "www", s, n, trailing_slash || n == 0);
+        return serve_file(k, dir, "wiki", s + 1, n - 1, trailing_slash);
+    return serve_file(k, dir, "www", s, n, trailing_slash);
 }
 
 static enum MHD_Result dispatch(call *k)
@@ -1184,12 +1184,13 @@ int ph_http_start(ph_host *host, ph_http **out)
     if (v6)
         flags |= MHD_USE_IPv6;
     h->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)h->timeout_s, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)(hc->max_connections_per_ip > 0 ? hc->max_connections_per_ip : 0),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped,
-        NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+        NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE,
         1u, MHD_OPTION_END);
     if (!h->d) {
         int e = errno;

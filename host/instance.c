@@ -122,6 +122,7 @@ void ph_instance_free(ph_instance *inst)
     ph_version_free(inst->cur);
     free(inst->callable);
     free(inst->reason);
+    free(inst->reload_error);
     free(inst->mount);
     free(inst->name);
     free(inst);

@@ -60,6 +60,11 @@ typedef struct ph_instance {
     struct ph_router *router;    /* for ph_call */
     const char **callable;       /* packages it may call: own + [requires] + [optional] */
     size_t n_callable;
+    /* hot reload bookkeeping (reload.c), read by status outputs */
+    unsigned reloads;            /* successful swaps */
+    unsigned reload_failures;
+    char *reload_error;          /* why the last reload failed; NULL after a success */
+    char bad_hash[17];           /* a build that failed; not retried until the file changes */
 } ph_instance;
 
 /** The instance of a ctx handed out by the host. */

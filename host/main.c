@@ -11,7 +11,9 @@
 #include "error.h"
 #include "ffi_call.h"
 #include "host.h"
+#include "http.h"
 #include "log.h"
+#include "reload.h"
 
 typedef struct cli {
     const char *config;
@@ -63,9 +65,20 @@ static int load_config(cli *c, ph_config *cfg)
     if (c->listen && (rc = ph_config_set_listen(cfg, c->listen)))
         goto fail;
     if (c->data_dir) {
-        char *d = strdup(c->data_dir);
-        if (!d)
+        /* The token file follows the data directory unless it was set on its own. */
+        char *old_token = NULL, *d = realpath(c->data_dir, NULL);
+        if (!d && !(d = strdup(c->data_dir)))
             goto nomem;
+        if (asprintf(&old_token, "%s/admin.token", cfg->data_dir) < 0) {
+            free(d);
+            goto nomem;
+        }
+        if (cfg->auth.token_file && strcmp(cfg->auth.token_file, old_token) == 0) {
+            free(cfg->auth.token_file);
+            if (asprintf(&cfg->auth.token_file, "%s/admin.token", d) < 0)
+                cfg->auth.token_file = NULL;
+        }
+        free(old_token);
         free(cfg->data_dir);
         cfg->data_dir = d;
     }
@@ -206,28 +219,55 @@ static int cmd_run(cli *c, int argc, char **argv)
         ph_host_free(h);
         return 1;
     }
+    ph_http *http = NULL;
+    ph_reloader *watcher = NULL;
+    int status = 1;
+    if ((rc = ph_host_load_token(h))) {
+        print_error("admin token");
+        goto cleanup;
+    }
     if ((rc = ph_host_start(h))) {
         print_error("cannot start");
-        ph_host_free(h);
-        return 1;
+        goto cleanup;
     }
-    ph_log_info("plughost %s running %zu instance(s) from %s; Ctrl-C stops", PH_HOST_VERSION,
-                h->plan.n, c->config ? c->config : "the embedded defaults");
+    if ((rc = ph_http_start(h, &http))) {
+        print_error("cannot serve HTTP");
+        goto stop;
+    }
+    if (h->cfg.reload && ph_reloader_start(h, NULL, &watcher))
+        ph_log_warn("hot reload is off: %s", ph_error_last());
+    ph_log_info("plughost %s serving %zu instance(s) on http://%s:%d/ (config: %s); Ctrl-C stops",
+                PH_HOST_VERSION, h->plan.n, h->cfg.http.listen_addr, ph_http_port(http),
+                c->config ? c->config : "embedded defaults");
+    ph_log_info("try: curl -s -X POST http://%s:%d/calc/actors/math/add -d '{\"a\":2,\"b\":40}'"
+                "   |   curl -s http://%s:%d/_/packages",
+                h->cfg.http.listen_addr, ph_http_port(http), h->cfg.http.listen_addr,
+                ph_http_port(http));
     int sig = 0;
     for (;;) {
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            ph_log_info("SIGHUP: configuration reload is not available yet; restart to apply");
+            ph_log_info("SIGHUP: re-reading packages from disk");
+            for (size_t i = 0; i < h->set.n; i++) {
+                int swapped = 0;
+                ph_reload_package(h, h->set.items[i]->name, &swapped);
+            }
             continue;
         }
         break;
     }
     ph_log_info("%s received: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    status = 0;
+    ph_reloader_stop(watcher);
+    ph_http_stop(http);
+stop:
     ph_host_stop(h);
+cleanup:
     ph_host_free(h);
-    ph_log_info("stopped cleanly");
-    return 0;
+    if (status == 0)
+        ph_log_info("stopped cleanly");
+    return status;
 }
 
 /* ---- call ---- */

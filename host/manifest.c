@@ -80,8 +80,10 @@ static int set_package_key(mf_ctx *x, const char *key, const char *v)
         errno = 0;
         long abi = strtol(v, &end, 10);
         if (!*v || *end || errno || abi < 1 || abi > INT_MAX || *v == '+' || *v == ' ')
-            return ph_error_set(PH_EMANIFEST, "'abi' in [package] must be a positive integer "
-                                              "such as 1, not '%s'", v);
+            return ph_error_set(PH_EMANIFEST,
+                                "'abi' in [package] must be a positive integer "
+                                "such as 1, not '%s'",
+                                v);
         m->abi = (int)abi;
         return 0;
     }
@@ -93,12 +95,16 @@ static int set_package_key(mf_ctx *x, const char *key, const char *v)
     }
     if (strcmp(key, "disable_crud") == 0) {
         if (ph_config_parse_bool(v, &m->disable_crud))
-            return ph_error_set(PH_EMANIFEST, "'disable_crud' in [package] must be true or false, "
-                                              "not '%s'", v);
+            return ph_error_set(PH_EMANIFEST,
+                                "'disable_crud' in [package] must be true or false, "
+                                "not '%s'",
+                                v);
         return 0;
     }
-    return ph_error_set(PH_EMANIFEST, "unknown key '%s' in [package]; known keys: name, version, "
-                                      "description, abi, library, disable_crud", key);
+    return ph_error_set(PH_EMANIFEST,
+                        "unknown key '%s' in [package]; known keys: name, version, "
+                        "description, abi, library, disable_crud",
+                        key);
 }
 
 static int add_dep(ph_dep **items, size_t *n, const char *section, const char *key, const char *v,
@@ -194,15 +200,18 @@ static int check_deps(const char *path, const ph_manifest *m)
         for (size_t i = 0; i < lists[a].n; i++) {
             const ph_dep *d = &lists[a].items[i];
             if (strcmp(d->name, m->name) == 0)
-                return ph_error_set(PH_EMANIFEST, "%s:%d: '%s' in [%s] names the package itself; "
-                                                  "remove it", path, d->line, d->name,
-                                    lists[a].section);
+                return ph_error_set(PH_EMANIFEST,
+                                    "%s:%d: '%s' in [%s] names the package itself; "
+                                    "remove it",
+                                    path, d->line, d->name, lists[a].section);
             for (size_t b = 0; b < a; b++) {
                 const ph_dep *o = find_dep(lists[b].items, lists[b].n, d->name);
                 if (o)
-                    return ph_error_set(PH_EMANIFEST, "%s:%d: '%s' is in both [%s] (line %d) and "
-                                                      "[%s]; keep one", path, d->line, d->name,
-                                        lists[b].section, o->line, lists[a].section);
+                    return ph_error_set(PH_EMANIFEST,
+                                        "%s:%d: '%s' is in both [%s] (line %d) and "
+                                        "[%s]; keep one",
+                                        path, d->line, d->name, lists[b].section, o->line,
+                                        lists[a].section);
             }
         }
     }
@@ -217,8 +226,10 @@ static int finish(const char *path, mf_ctx *x)
         return ph_error_set(PH_EMANIFEST, "%s: [package] has no 'name'; add name = <package name>",
                             path);
     if (!m->version_text)
-        return ph_error_set(PH_EMANIFEST, "%s: [package] has no 'version'; add a semantic "
-                                          "version such as version = 1.0.0", path);
+        return ph_error_set(PH_EMANIFEST,
+                            "%s: [package] has no 'version'; add a semantic "
+                            "version such as version = 1.0.0",
+                            path);
     int rc = check_deps(path, m);
     if (rc)
         return rc;
@@ -403,11 +414,15 @@ static int by_name(const void *a, const void *b)
 static int dir_problem(scan *s, const char *dir, int err)
 {
     if (err == ENOENT)
-        return add_problem(s, "package directory '%s' does not exist; create it or fix "
-                              "package_dirs in the configuration", dir);
+        return add_problem(s,
+                           "package directory '%s' does not exist; create it or fix "
+                           "package_dirs in the configuration",
+                           dir);
     if (err == ENOTDIR)
-        return add_problem(s, "package directory '%s' is not a directory; fix package_dirs in "
-                              "the configuration", dir);
+        return add_problem(s,
+                           "package directory '%s' is not a directory; fix package_dirs in "
+                           "the configuration",
+                           dir);
     return add_problem(s, "cannot read package directory '%s': %s", dir, strerror(err));
 }
 

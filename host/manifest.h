@@ -9,7 +9,7 @@
  *   [parameters] NAME = DEFAULT
  *
  * Errors name "path:line" and the field, e.g.
- *   pkg/package.ini:3: 'version' in [package]: invalid version '1.0': expected MAJOR.MINOR.PATCH ...
+ *   pkg/package.ini:3: 'version' in [package]: invalid version '1.0': expected ...
  *   pkg/package.ini:7: unknown key 'vesion' in [package]; known keys: name, version, ...
  *   pkg/package.ini: [package] has no 'name'; add name = <package name>
  * The name follows ph_config_check_name (no dots: it is used in URLs and
@@ -32,8 +32,8 @@ typedef struct ph_dep {
 } ph_dep;
 
 typedef struct ph_manifest {
-    char *path;    /* .../package.ini, absolute (directory canonicalised) */
-    char *dir;     /* directory holding it, canonical absolute (www/, wiki/, sql/ live here) */
+    char *path; /* .../package.ini, absolute (directory canonicalised) */
+    char *dir;  /* directory holding it, canonical absolute (www/, wiki/, sql/ live here) */
     char *name;
     char *version_text; /* as written */
     ph_semver version;

@@ -26,7 +26,7 @@ typedef struct node {
     char *mount;
     ph_plan_state state;
     char *reason;
-    size_t *deps; /* node indices */
+    size_t *deps;   /* node indices */
     bool *optional; /* per dep: reached through [optional] */
     size_t n_deps;
     bool on_cycle;
@@ -63,7 +63,10 @@ static const ph_manifest *lookup(const rctx *x, const char *name, size_t *count)
     return first;
 }
 
-static size_t n_conf(const rctx *x) { return x->cfg ? x->cfg->n_instances : 0; }
+static size_t n_conf(const rctx *x)
+{
+    return x->cfg ? x->cfg->n_instances : 0;
+}
 
 /* True if some [instance] section (enabled or not) runs package `pkg`. */
 static bool configured(const rctx *x, const char *pkg)
@@ -135,8 +138,9 @@ static int add_default(rctx *x, const ph_manifest *m)
     if (!taken)
         return add_node(x, m->name, m->name, m, NULL);
     char *msg = NULL;
-    if (asprintf(&msg, "package '%s' (%s) gets no default instance: %s:%d uses the name for "
-                       "package '%s'; add an [instance NAME] section with package = %s",
+    if (asprintf(&msg,
+                 "package '%s' (%s) gets no default instance: %s:%d uses the name for "
+                 "package '%s'; add an [instance NAME] section with package = %s",
                  m->name, m->path, cfg_path(x), taken->line, taken->package, m->name) < 0)
         return NOMEM();
     return add_problem(x, msg);
@@ -243,14 +247,16 @@ static int check_params(const rctx *x, node *nd)
         if (find_kv(nd->m->params, nd->m->n_params, o->key))
             continue;
         if (nd->m->n_params == 0)
-            return fail(nd, PH_PLAN_FAILED, "%s:%d: instance '%s' sets parameter '%s', but package "
-                                            "'%s' declares no parameters; remove the line",
+            return fail(nd, PH_PLAN_FAILED,
+                        "%s:%d: instance '%s' sets parameter '%s', but package "
+                        "'%s' declares no parameters; remove the line",
                         cfg_path(x), o->line, nd->instance, o->key, nd->package);
         char *names = param_names(nd->m);
         if (!names)
             return NOMEM();
-        int rc = fail(nd, PH_PLAN_FAILED, "%s:%d: instance '%s' sets parameter '%s', which "
-                                          "package '%s' does not declare; declared parameters: %s",
+        int rc = fail(nd, PH_PLAN_FAILED,
+                      "%s:%d: instance '%s' sets parameter '%s', which "
+                      "package '%s' does not declare; declared parameters: %s",
                       cfg_path(x), o->line, nd->instance, o->key, nd->package, names);
         free(names);
         return rc;
@@ -263,8 +269,9 @@ static int check_mount(const rctx *x, size_t i)
     node *nd = &x->nodes[i];
     for (size_t k = 0; k < i; k++) {
         if (strcmp(x->nodes[k].mount, nd->mount) == 0)
-            return fail(nd, PH_PLAN_FAILED, "instance '%s' has mount '%s', which instance '%s' "
-                                            "already uses; set another mount in [instance %s]",
+            return fail(nd, PH_PLAN_FAILED,
+                        "instance '%s' has mount '%s', which instance '%s' "
+                        "already uses; set another mount in [instance %s]",
                         nd->instance, nd->mount, x->nodes[k].instance, nd->instance);
     }
     return 0;
@@ -297,21 +304,24 @@ static int check_deps(const rctx *x, node *nd, const ph_dep *deps, size_t n, boo
         if (!dm && optional)
             continue;
         if (!dm)
-            return fail(nd, PH_PLAN_FAILED, "instance '%s' (package %s %s) requires package '%s' "
-                                            "(%s), which is not installed; add it to a package "
-                                            "directory or remove the requirement",
+            return fail(nd, PH_PLAN_FAILED,
+                        "instance '%s' (package %s %s) requires package '%s' "
+                        "(%s), which is not installed; add it to a package "
+                        "directory or remove the requirement",
                         nd->instance, m->name, m->version_text, d->name, d->range.text);
         if (count > 1)
             continue; /* its instances fail; this one is skipped */
         if (!ph_range_satisfies(&d->range, &dm->version))
-            return fail(nd, PH_PLAN_FAILED, "package '%s' %s %s %s %s but %s %s is installed%s; "
-                                            "install a matching version of %s or change the range "
-                                            "in %s:%d",
+            return fail(nd, PH_PLAN_FAILED,
+                        "package '%s' %s %s %s %s but %s %s is installed%s; "
+                        "install a matching version of %s or change the range "
+                        "in %s:%d",
                         m->name, m->version_text, verb, d->name, d->range.text, d->name,
                         dm->version_text, pre_hint(dm), d->name, m->path, d->line);
         if (!optional && !has_enabled_instance(x, d->name))
-            return fail(nd, PH_PLAN_FAILED, "package '%s' %s requires %s, but every instance of %s "
-                                            "is disabled in %s; enable one",
+            return fail(nd, PH_PLAN_FAILED,
+                        "package '%s' %s requires %s, but every instance of %s "
+                        "is disabled in %s; enable one",
                         m->name, m->version_text, d->name, d->name, cfg_path(x));
     }
     return 0;
@@ -324,10 +334,12 @@ static int check_conflicts(const rctx *x, node *nd)
         const ph_dep *d = &m->conflicts[i];
         size_t count;
         const ph_manifest *dm = lookup(x, d->name, &count);
-        if (!dm || !has_enabled_instance(x, d->name) || !ph_range_satisfies(&d->range, &dm->version))
+        if (!dm || !has_enabled_instance(x, d->name) ||
+            !ph_range_satisfies(&d->range, &dm->version))
             continue;
-        return fail(nd, PH_PLAN_FAILED, "package '%s' %s conflicts with %s %s (%s:%d: %s = %s); "
-                                        "remove or disable one of them",
+        return fail(nd, PH_PLAN_FAILED,
+                    "package '%s' %s conflicts with %s %s (%s:%d: %s = %s); "
+                    "remove or disable one of them",
                     m->name, m->version_text, dm->name, dm->version_text, m->path, d->line, d->name,
                     d->range.text);
     }
@@ -339,13 +351,15 @@ static int check_node(rctx *x, size_t i)
 {
     node *nd = &x->nodes[i];
     if (!nd->m)
-        return fail(nd, PH_PLAN_FAILED, "instance '%s' (%s:%d): package '%s' is not installed; "
-                                        "check the name or add the package to a package directory",
+        return fail(nd, PH_PLAN_FAILED,
+                    "instance '%s' (%s:%d): package '%s' is not installed; "
+                    "check the name or add the package to a package directory",
                     nd->instance, cfg_path(x), nd->conf->line, nd->package);
     int rc = check_duplicate(x, nd);
     if (!rc && !nd->state && nd->m->abi != PH_ABI_VERSION)
-        rc = fail(nd, PH_PLAN_FAILED, "package '%s' declares abi %d but this host supports abi %d; "
-                                      "rebuild it against this host's SDK",
+        rc = fail(nd, PH_PLAN_FAILED,
+                  "package '%s' declares abi %d but this host supports abi %d; "
+                  "rebuild it against this host's SDK",
                   nd->package, nd->m->abi, PH_ABI_VERSION);
     if (!rc && !nd->state)
         rc = check_params(x, nd);

@@ -28,11 +28,13 @@
  * optional dependency only drops the edge.
  *
  * Messages (the item's reason):
- *   instance 'app' (package app 1.0.0) requires package 'auth' (^1.0), which is not installed; ...
+ *   instance 'app' (package app 1.0.0) requires package 'auth' (^1.0), which is not
+ *     installed; add it to a package directory or remove the requirement
  *   package 'app' 1.0.0 requires auth ^2.0 but auth 1.4.0 is installed; ...
  *   package 'x' declares abi 2 but this host supports abi 1; ...
  *   dependency cycle: a -> b -> c -> a; remove one of these requirements
- *   host.ini:14: instance 'blog' sets parameter 'page_sise', which package 'notes' does not declare; ...
+ *   host.ini:14: instance 'blog' sets parameter 'page_sise', which package 'notes' does
+ *     not declare; declared parameters: page_size, title
  *   package 'x' 1.0.0 conflicts with y 2.1.0 (PATH:LINE: y = >=2); remove or disable one of them
  *   package 'auth' is installed 2 times: A and B; remove all but one
  *   skipped: depends on 'auth', which failed
@@ -49,23 +51,23 @@
 typedef enum { PH_PLAN_OK = 0, PH_PLAN_FAILED = 1, PH_PLAN_SKIPPED = 2 } ph_plan_state;
 
 typedef struct ph_plan_item {
-    char *instance;              /* instance name */
-    const ph_manifest *manifest; /* borrowed from the manifest set; NULL if not installed */
+    char *instance;               /* instance name */
+    const ph_manifest *manifest;  /* borrowed from the manifest set; NULL if not installed */
     const ph_instance_conf *conf; /* borrowed from the config; NULL for a default instance */
-    char *mount;                 /* "/<instance>" unless configured */
-    ph_kv *params;               /* effective parameters: declared defaults + overrides */
+    char *mount;                  /* "/<instance>" unless configured */
+    ph_kv *params;                /* effective parameters: declared defaults + overrides */
     size_t n_params;
     ph_plan_state state;
-    char *reason;                /* why failed/skipped; NULL if ok */
-    size_t *deps;                /* indices (in items) of the instances this one needs */
+    char *reason; /* why failed/skipped; NULL if ok */
+    size_t *deps; /* indices (in items) of the instances this one needs */
     size_t n_deps;
 } ph_plan_item;
 
 typedef struct ph_plan {
     ph_plan_item *items; /* in load order: every dependency before its dependents */
     size_t n;
-    char **problems;     /* every failure and skip, as printed by `check`: "instance 'x': reason"
-                            (or the reason alone when it names the instance) */
+    char **problems; /* every failure and skip, as printed by `check`: "instance 'x': reason"
+                        (or the reason alone when it names the instance) */
     size_t n_problems;
 } ph_plan;
 

@@ -24,10 +24,20 @@ typedef struct stats_entry {
     ph_route_stats *stats;
 } stats_entry;
 
+/*
+ * The instance list is read on every call without a lock: writers (rare:
+ * startup, configuration reload) publish a new immutable list and keep the
+ * old ones until the router is freed, so a reader never sees freed memory.
+ */
+typedef struct inst_list {
+    struct inst_list *retired; /* older lists, freed with the router */
+    size_t n;
+    ph_instance *items[];
+} inst_list;
+
 struct ph_router {
-    pthread_rwlock_t lock; /* guards the instance list */
-    ph_instance **insts;
-    size_t n, cap;
+    pthread_mutex_t write_mu; /* serialises writers of `list` */
+    inst_list *_Atomic list;
     int hold_ms;
     pthread_mutex_t stats_mu;
     stats_entry *stats;
@@ -68,8 +78,14 @@ int ph_router_new(ph_router **out)
     ph_router *r = calloc(1, sizeof *r);
     if (!r)
         return ph_error_set(PH_ENOMEM, "out of memory");
-    pthread_rwlock_init(&r->lock, NULL);
+    pthread_mutex_init(&r->write_mu, NULL);
     pthread_mutex_init(&r->stats_mu, NULL);
+    inst_list *l = calloc(1, sizeof *l);
+    if (!l) {
+        free(r);
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    }
+    atomic_init(&r->list, l);
     r->hold_ms = 5000;
     *out = r;
     return 0;
@@ -79,74 +95,85 @@ void ph_router_free(ph_router *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; i < r->n; i++) {
-        ph_routes_free(atomic_load(&r->insts[i]->routes));
-        atomic_store(&r->insts[i]->routes, NULL);
+    inst_list *l = atomic_load(&r->list);
+    for (size_t i = 0; i < l->n; i++) {
+        ph_routes_free(atomic_load(&l->items[i]->routes));
+        atomic_store(&l->items[i]->routes, NULL);
+    }
+    while (l) {
+        inst_list *next = l->retired;
+        free(l);
+        l = next;
     }
     for (size_t i = 0; i < r->n_stats; i++) {
         free(r->stats[i].address);
         free(r->stats[i].stats);
     }
     free(r->stats);
-    free(r->insts);
-    pthread_rwlock_destroy(&r->lock);
+    pthread_mutex_destroy(&r->write_mu);
     pthread_mutex_destroy(&r->stats_mu);
     free(r);
 }
 
 void ph_router_set_hold_ms(ph_router *r, int ms) { r->hold_ms = ms; }
 
+/* Publishes a copy of the current list with `add` appended or `remove` left out. */
+static int replace_list(ph_router *r, ph_instance *add, const char *remove)
+{
+    pthread_mutex_lock(&r->write_mu);
+    inst_list *old = atomic_load(&r->list);
+    inst_list *l = malloc(sizeof *l + (old->n + 1) * sizeof l->items[0]);
+    if (!l) {
+        pthread_mutex_unlock(&r->write_mu);
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    }
+    l->n = 0;
+    for (size_t i = 0; i < old->n; i++)
+        if (!remove || strcmp(old->items[i]->name, remove) != 0)
+            l->items[l->n++] = old->items[i];
+    if (add)
+        l->items[l->n++] = add;
+    l->retired = old;
+    atomic_store(&r->list, l);
+    pthread_mutex_unlock(&r->write_mu);
+    return 0;
+}
+
 int ph_router_add_instance(ph_router *r, ph_instance *inst)
 {
-    pthread_rwlock_wrlock(&r->lock);
-    int rc = grow((void **)&r->insts, &r->cap, r->n + 1, sizeof *r->insts);
-    if (!rc) {
-        r->insts[r->n++] = inst;
-        inst->router = r;
-    }
-    pthread_rwlock_unlock(&r->lock);
-    return rc ? ph_error_set(PH_ENOMEM, "out of memory") : 0;
+    inst->router = r;
+    return replace_list(r, inst, NULL);
 }
 
 void ph_router_remove_instance(ph_router *r, const char *name)
 {
-    pthread_rwlock_wrlock(&r->lock);
-    for (size_t i = 0; i < r->n; i++) {
-        if (strcmp(r->insts[i]->name, name) == 0) {
-            ph_routes_free(atomic_load(&r->insts[i]->routes));
-            atomic_store(&r->insts[i]->routes, NULL);
-            memmove(&r->insts[i], &r->insts[i + 1], (r->n - i - 1) * sizeof *r->insts);
-            r->n--;
-            break;
-        }
+    ph_instance *inst = ph_router_instance(r, name);
+    if (inst && !replace_list(r, NULL, name)) {
+        ph_routes_free(atomic_exchange(&inst->routes, NULL));
     }
-    pthread_rwlock_unlock(&r->lock);
 }
 
 static ph_instance *find_instance(ph_router *r, const char *name, size_t len)
 {
-    for (size_t i = 0; i < r->n; i++) {
-        const char *n = r->insts[i]->name;
+    inst_list *l = atomic_load(&r->list);
+    for (size_t i = 0; i < l->n; i++) {
+        const char *n = l->items[i]->name;
         if (strncmp(n, name, len) == 0 && n[len] == 0)
-            return r->insts[i];
+            return l->items[i];
     }
     return NULL;
 }
 
 ph_instance *ph_router_instance(ph_router *r, const char *name)
 {
-    pthread_rwlock_rdlock(&r->lock);
-    ph_instance *inst = find_instance(r, name, strlen(name));
-    pthread_rwlock_unlock(&r->lock);
-    return inst;
+    return find_instance(r, name, strlen(name));
 }
 
 void ph_router_each_instance(ph_router *r, ph_instance_visit_fn fn, void *ud)
 {
-    pthread_rwlock_rdlock(&r->lock);
-    for (size_t i = 0; i < r->n; i++)
-        fn(r->insts[i], ud);
-    pthread_rwlock_unlock(&r->lock);
+    inst_list *l = atomic_load(&r->list);
+    for (size_t i = 0; i < l->n; i++)
+        fn(l->items[i], ud);
 }
 
 /* ---- route tables ---- */
@@ -317,9 +344,9 @@ void ph_router_publish(ph_router *r, ph_instance *inst, ph_routes *t)
 
 void ph_router_each(ph_router *r, ph_route_visit_fn fn, void *ud)
 {
-    pthread_rwlock_rdlock(&r->lock);
-    for (size_t i = 0; i < r->n; i++) {
-        ph_instance *inst = r->insts[i];
+    inst_list *l = atomic_load(&r->list);
+    for (size_t i = 0; i < l->n; i++) {
+        ph_instance *inst = l->items[i];
         if (ph_gate_enter(&inst->gate, r->hold_ms))
             continue;
         ph_routes *t = atomic_load(&inst->routes);
@@ -327,7 +354,6 @@ void ph_router_each(ph_router *r, ph_route_visit_fn fn, void *ud)
             fn(&t->items[k], ud);
         ph_gate_leave(&inst->gate);
     }
-    pthread_rwlock_unlock(&r->lock);
 }
 
 /* ---- calls ---- */
@@ -344,11 +370,12 @@ static void list_methods(const ph_routes *t, char *buf, size_t size)
 
 static void list_instances(ph_router *r, char *buf, size_t size)
 {
+    inst_list *l = atomic_load(&r->list);
     size_t n = 0;
     buf[0] = 0;
-    for (size_t i = 0; i < r->n && n < size; i++)
-        n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? ", " : "", r->insts[i]->name);
-    if (!r->n)
+    for (size_t i = 0; i < l->n && n < size; i++)
+        n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? ", " : "", l->items[i]->name);
+    if (!l->n)
         snprintf(buf, size, "none");
 }
 
@@ -357,16 +384,13 @@ static int enter_instance(ph_router *r, ph_instance *caller, const char *address
                           ph_instance **out)
 {
     char names[512];
-    pthread_rwlock_rdlock(&r->lock);
     ph_instance *inst = find_instance(r, address, len);
     if (!inst) {
         list_instances(r, names, sizeof names);
-        pthread_rwlock_unlock(&r->lock);
         return ph_error_set(PH_ENOTFOUND, "no instance '%.*s' (address '%s'); instances: %s",
                             (int)len, address, address, names);
     }
     if (caller && caller != inst && !ph_instance_may_call(caller, inst->manifest->name)) {
-        pthread_rwlock_unlock(&r->lock);
         return ph_error_set(PH_EPERM, "package '%s' may not call '%s': it does not depend on "
                                       "package '%s'; add it to [requires] or [optional] in %s",
                             caller->manifest->name, address, inst->manifest->name,
@@ -375,11 +399,9 @@ static int enter_instance(ph_router *r, ph_instance *caller, const char *address
     if (ph_frame_inside(inst)) {
         ph_gate_enter_nested(&inst->gate);
     } else if (ph_gate_enter(&inst->gate, r->hold_ms)) {
-        pthread_rwlock_unlock(&r->lock);
         return ph_error_set(PH_EBUSY, "instance '%s' is being reloaded; retry in a moment",
                             inst->name);
     }
-    pthread_rwlock_unlock(&r->lock);
     int state = atomic_load(&inst->state);
     if (state != PH_INST_RUNNING) {
         ph_gate_leave(&inst->gate);
@@ -514,9 +536,7 @@ const ph_route *ph_router_find(ph_router *r, const char *address)
     const char *dot = strchr(address, '.');
     if (!dot)
         return NULL;
-    pthread_rwlock_rdlock(&r->lock);
     ph_instance *inst = find_instance(r, address, (size_t)(dot - address));
-    pthread_rwlock_unlock(&r->lock);
     if (!inst)
         return NULL;
     return routes_find(atomic_load(&inst->routes), dot + 1, strlen(dot + 1));

@@ -43,7 +43,10 @@ static int fail(const where *w, const char *fmt, ...)
     return PH_EINVAL;
 }
 
-static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
 
 static bool is_ident_char(char c)
 {
@@ -245,7 +248,10 @@ static int cmp_prerelease(const char *a, const char *b)
     return (*a ? 1 : 0) - (*b ? 1 : 0); /* more identifiers rank higher */
 }
 
-static int cmp_u64(uint64_t a, uint64_t b) { return a < b ? -1 : a > b; }
+static int cmp_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? -1 : a > b;
+}
 
 int ph_semver_cmp(const ph_semver *a, const ph_semver *b)
 {
@@ -394,7 +400,7 @@ static size_t read_op(const char *s, range_op *op)
     static const struct {
         const char *text;
         range_op op;
-    } ops[] = {{">=", OP_GE}, {"<=", OP_LE}, {">", OP_GT}, {"<", OP_LT},
+    } ops[] = {{">=", OP_GE}, {"<=", OP_LE},   {">", OP_GT},   {"<", OP_LT},
                {"=", OP_EQ},  {"^", OP_CARET}, {"~", OP_TILDE}};
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
         size_t n = strlen(ops[i].text);
@@ -407,7 +413,10 @@ static size_t read_op(const char *s, range_op *op)
     return 0;
 }
 
-static bool is_space(char c) { return c == ' ' || c == '\t'; }
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t';
+}
 
 /* Parses one comma-separated part (already trimmed, NUL-terminated). */
 static int parse_part(ph_range *r, const char *part, const where *w)
@@ -415,7 +424,10 @@ static int parse_part(ph_range *r, const char *part, const where *w)
     if (!*part)
         return fail(w, "empty part between commas; write e.g. '>=1.0, <2'");
     if (strstr(part, "||"))
-        return fail(w, "'||' (either-or ranges) is not supported; use one range such as '>=1.0, <3'");
+        return fail(w,
+                    "'||' (either-or ranges) is not supported; use one range such as '>=1.0, <3'");
+    if (strstr(part, " - "))
+        return fail(w, "hyphen ranges are not supported; write '>=A, <=B' instead of 'A - B'");
     range_op op;
     size_t at = read_op(part, &op);
     while (is_space(part[at]))
@@ -424,8 +436,10 @@ static int parse_part(ph_range *r, const char *part, const where *w)
     size_t len = strlen(ver);
     for (size_t i = 0; i < len; i++) {
         if (is_space(ver[i]) || ver[i] == '<' || ver[i] == '>' || ver[i] == '=')
-            return fail(w, "'%s' is not one comparator; separate comparators with ',' as in "
-                           "'>=1.0, <2'", part);
+            return fail(w,
+                        "'%s' is not one comparator; separate comparators with ',' as in "
+                        "'>=1.0, <2'",
+                        part);
     }
     partial p;
     int rc = parse_partial(ver, len, true, &p, w);

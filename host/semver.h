@@ -6,6 +6,17 @@
  * comma-separated intersections (">=1.0, <2"). Pre-release versions only
  * satisfy a comparator whose own version has a pre-release on the same
  * major.minor.patch (npm's rule), so "^1.0" never picks 2.0.0-rc.1.
+ *
+ * Sugar is lowered at parse time (npm semantics): "1.2" = ">=1.2.0, <1.3.0";
+ * ">1.2" = ">=1.3.0"; "<=1.2" = "<1.3.0"; "^1.2.3" = ">=1.2.3, <2.0.0";
+ * "^0.2.3" = "<0.3.0"; "^0.0.3" = "<0.0.4"; "~1.2.3" and "~1.2" = "<1.3.0";
+ * "~1" = "<2.0.0". 'x', 'X' and '*' are wildcards ("1.x"). Not supported,
+ * with a message saying so: "||", hyphen ranges "A - B", space-separated
+ * comparators.
+ *
+ * Errors (PH_EINVAL) read "invalid version 'TEXT': why" or
+ * "invalid range 'TEXT': why", e.g. "invalid version '1.02.3': minor version
+ * '02' has a leading zero". All functions are reentrant and thread-safe.
  */
 #ifndef PH_HOST_SEMVER_H
 #define PH_HOST_SEMVER_H
@@ -20,11 +31,19 @@ typedef struct ph_semver {
     char pre[PH_SEMVER_PRE_MAX]; /* pre-release without '-', "" if none; build metadata dropped */
 } ph_semver;
 
-/** Parses a full version "1.2.3[-pre][+build]". 0 or PH_EINVAL (message says why). */
+/**
+ * Parses a full version "1.2.3[-pre][+build]" strictly by semver 2.0.0 (no
+ * leading zeros, no empty identifiers, no 'v' prefix, no spaces). A
+ * pre-release longer than PH_SEMVER_PRE_MAX - 1 characters is refused.
+ * 0 or PH_EINVAL (message says why); *out is written only on success.
+ */
 int ph_semver_parse(const char *text, ph_semver *out);
 /** <0, 0, >0 by semver precedence (build metadata ignored). */
 int ph_semver_cmp(const ph_semver *a, const ph_semver *b);
-/** Writes "1.2.3[-pre]" into buf (at least 96 bytes). Returns buf. */
+/**
+ * Writes "1.2.3[-pre]" into buf; 96 bytes always suffice, a smaller buffer
+ * gets a truncated, NUL-terminated text. Returns buf.
+ */
 char *ph_semver_format(const ph_semver *v, char *buf, unsigned long size);
 
 typedef enum { PH_OP_EQ, PH_OP_LT, PH_OP_LE, PH_OP_GT, PH_OP_GE } ph_semver_op;
@@ -40,7 +59,11 @@ typedef struct ph_range {
     char text[128]; /* the range as written, for messages */
 } ph_range;
 
-/** Parses a range; 0 or PH_EINVAL with a message naming the bad part. */
+/**
+ * Parses a range (at most PH_RANGE_MAX comma-separated parts and 127
+ * characters); 0 or PH_EINVAL with a message naming the bad part. An empty
+ * text is an error: "*" means any version.
+ */
 int ph_range_parse(const char *text, ph_range *out);
 /** True if `v` satisfies every comparator of `r`. */
 bool ph_range_satisfies(const ph_range *r, const ph_semver *v);

@@ -221,15 +221,16 @@ int ph_store_coerce(const ph_store_field *f, const char *where, json_t *in, json
     *out = NULL;
     if (!in || json_is_null(in)) {
         if (f->flags & PH_REQUIRED)
-            return ph_error_set(PH_EARGS, "%s: field '%s' is required; give it a value", where,
-                                f->name);
+            return ph_error_set(PH_EARGS, "%s%sfield '%s' is required; give it a value",
+                                where ? where : "", where ? ": " : "", f->name);
         *out = json_null();
         return 0;
     }
     json_t *v = coerce_value(f->type, in);
     if (!v)
-        return ph_error_set(PH_EARGS, "%s: field '%s' must be %s, got %s", where, f->name,
-                            expected_text(f->type), json_kind_text(in));
+        return ph_error_set(PH_EARGS, "%s%sfield '%s' must be %s, got %s", where ? where : "",
+                            where ? ": " : "", f->name, expected_text(f->type),
+                            json_kind_text(in));
     *out = v;
     return 0;
 }
@@ -772,7 +773,7 @@ static int prepare_model(sqlite3 *db, ph_store_model *m)
         sqlite3_str_appendf(s, "%s%s", i > 1 ? "," : "", m->cols[i].qname);
     sqlite3_str_appendall(s, ") VALUES(");
     for (size_t i = 1; i < m->n_cols; i++)
-        sqlite3_str_appendf(s, "%s?%zu", i > 1 ? "," : "", i + 1);
+        sqlite3_str_appendf(s, "%s?%d", i > 1 ? "," : "", (int)i + 1);
     sqlite3_str_appendall(s, ")");
     int rc = prepare_one(db, s, &m->st_insert);
     if (rc)
@@ -784,7 +785,7 @@ static int prepare_model(sqlite3 *db, ph_store_model *m)
     s = sqlite3_str_new(db);
     sqlite3_str_appendf(s, "UPDATE %s SET ", m->qname);
     for (size_t i = 2; i < m->n_cols; i++)
-        sqlite3_str_appendf(s, "%s%s=?%zu", i > 2 ? "," : "", m->cols[i].qname, i + 1);
+        sqlite3_str_appendf(s, "%s%s=?%d", i > 2 ? "," : "", m->cols[i].qname, (int)i + 1);
     sqlite3_str_appendall(s, " WHERE id=?1");
     if ((rc = prepare_one(db, s, &m->st_update)))
         return rc;
@@ -811,17 +812,27 @@ int ph_store_backup_dir(const char *data_dir, const char *instance, char **out)
     return 0;
 }
 
-static void log_report(const ph_instance *inst, json_t *report)
+/* One log line when the schema changed: what, from which version, the scripts, the backup. */
+static void log_report(const char *instance, json_t *report)
 {
     const char *action = json_string_value(json_object_get(report, "action"));
-    if (!action || !strcmp(action, "none"))
+    json_t *changes = json_object_get(report, "changes");
+    json_t *scripts = json_object_get(report, "scripts");
+    if (!action || !json_array_size(changes))
         return;
-    char *text = json_dumps(report, JSON_COMPACT);
-    ph_logf(PH_L_INFO, inst->name, "database %s: %s", action, text ? text : "");
-    free(text);
+    char *ch = json_dumps(changes, JSON_COMPACT);
+    char *sc = json_dumps(scripts, JSON_COMPACT);
+    const char *from = json_string_value(json_object_get(report, "from"));
+    const char *backup = json_string_value(json_object_get(report, "backup"));
+    ph_logf(PH_L_INFO, instance, "database %s%s%s -> %s: scripts %s, changes %s%s%s", action,
+            from ? " " : "", from ? from : "", json_string_value(json_object_get(report, "to")),
+            sc ? sc : "[]", ch ? ch : "[]", backup ? "; backup at " : "", backup ? backup : "");
+    free(ch);
+    free(sc);
 }
 
-int ph_store_attach(ph_instance *inst, const char *data_dir)
+int ph_store_open_for(const char *data_dir, const char *instance, const ph_manifest *m,
+                      const ph_package *desc, ph_store **out)
 {
     char *dir = NULL, *path = NULL, *bdir = NULL;
     ph_store *s = NULL;
@@ -829,22 +840,23 @@ int ph_store_attach(ph_instance *inst, const char *data_dir)
     size_t n_models = 0;
     json_t *report = NULL;
     int rc;
-    if ((rc = ph_store_models_compile(inst->module->desc, &models, &n_models)))
+    *out = NULL;
+    if ((rc = ph_store_models_compile(desc, &models, &n_models)))
         goto cleanup;
-    if (asprintf(&dir, "%s/%s", data_dir, inst->name) < 0) {
+    if (asprintf(&dir, "%s/%s", data_dir, instance) < 0) {
         dir = NULL;
         rc = ph_error_set(PH_ENOMEM, "out of memory");
         goto cleanup;
     }
-    if ((rc = ph_store_db_path(data_dir, inst->name, &path)) ||
-        (rc = ph_store_backup_dir(data_dir, inst->name, &bdir)) || (rc = ph_backup_mkdirs(dir)) ||
+    if ((rc = ph_store_db_path(data_dir, instance, &path)) ||
+        (rc = ph_store_backup_dir(data_dir, instance, &bdir)) || (rc = ph_backup_mkdirs(dir)) ||
         (rc = ph_store_open(path, &s)))
         goto cleanup;
     ph_migrate_ctx mc = {.db = s->db,
                          .models = models,
                          .n_models = n_models,
-                         .manifest = inst->manifest,
-                         .instance = inst->name,
+                         .manifest = m,
+                         .instance = instance,
                          .backup_dir = bdir};
     if ((rc = ph_migrate_apply(&mc, &report)))
         goto cleanup;
@@ -852,11 +864,11 @@ int ph_store_attach(ph_instance *inst, const char *data_dir)
         rc = prepare_model(s->db, &models[i]);
     if (rc)
         goto cleanup;
-    log_report(inst, report);
+    log_report(instance, report);
     s->models = models;
     s->n_models = n_models;
     models = NULL;
-    inst->store = s;
+    *out = s;
     s = NULL;
 cleanup:
     ph_store_models_free(models, n_models);
@@ -866,6 +878,12 @@ cleanup:
     free(path);
     free(bdir);
     return rc;
+}
+
+int ph_store_attach(ph_instance *inst, const char *data_dir)
+{
+    return ph_store_open_for(data_dir, inst->name, inst->manifest, inst->module->desc,
+                             &inst->store);
 }
 
 void ph_store_detach(ph_instance *inst)

@@ -77,8 +77,8 @@ json_t *ph_store_model_schema(const ph_store_model *m);
  * (booleans as true/false, integers, reals, strings, any JSON, times as
  * Unix milliseconds). Strings are accepted for non-text types when they
  * parse completely ("true", "42", "1.5", "2024-05-01T12:00:00Z"), so CLI and
- * URL query values work. JSON null gives null. `where` prefixes the error
- * ("note.new"). Returns 0 with *out (new reference) or PH_EARGS naming the
+ * URL query values work. JSON null gives null. `where` (may be NULL) prefixes the
+ * error ("notes.note.new"). Returns 0 with *out (new reference) or PH_EARGS naming the
  * field and the expected type.
  */
 int ph_store_coerce(const ph_store_field *f, const char *where, json_t *in, json_t **out);
@@ -137,6 +137,16 @@ int ph_store_query(ph_store *s, const char *sql, json_t *params, json_t **rows);
  * must not run; the error names the instance, versions and script.
  */
 int ph_store_attach(ph_instance *inst, const char *data_dir);
+/**
+ * What ph_store_attach does, without touching an instance: opens and
+ * migrates the database of instance `instance` for package `m` with the
+ * models of `desc`. For hot reload: the new version's store is opened (and
+ * migrated) beside the old one, then swapped into inst->store together with
+ * the routes; the compiled models point into `desc`, so a store must be
+ * closed before the module holding its descriptor is unloaded.
+ */
+int ph_store_open_for(const char *data_dir, const char *instance, const ph_manifest *m,
+                      const ph_package *desc, ph_store **out);
 /** Closes the instance's database; accepts an instance without one. */
 void ph_store_detach(ph_instance *inst);
 

@@ -1,0 +1,64 @@
+/*
+ * The CLI's side of the HTTP gateway: a small HTTP/1.1 client over a TCP
+ * socket (no extra library in the host binary), used by `plughost call`,
+ * `list` and `status` to talk to a running host.
+ *
+ * URLs are "http://HOST[:PORT]" (HOST may be a name, an IPv4 address or a
+ * bracketed IPv6 address; PORT defaults to 80). https is not supported: the
+ * host listens on loopback by default; put a TLS proxy in front otherwise.
+ */
+#ifndef PH_HOST_CLIENT_H
+#define PH_HOST_CLIENT_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "config.h"
+
+typedef struct ph_client_response {
+    int status;
+    char *body; /* NUL-terminated (binary bodies may hold NULs: use len) */
+    size_t len;
+} ph_client_response;
+
+/**
+ * Sends one request (Connection: close) and reads the whole response.
+ * `token` (may be NULL) goes out as "Authorization: Bearer"; `body` (may be
+ * NULL) as application/json. On success returns 0 and fills *out (free with
+ * ph_client_response_free) whatever the status. Errors: PH_EINVAL (bad URL),
+ * PH_EIO (cannot connect, timeout, malformed response; the message names
+ * the URL and what to check), PH_ETOOBIG (response over 256 MiB).
+ * Thread-safe.
+ */
+int ph_client_request(const char *url, const char *token, const char *method, const char *path,
+                      const char *body, size_t body_len, ph_client_response *out);
+void ph_client_response_free(ph_client_response *r);
+
+/**
+ * GETs `path` and parses the JSON body into *out (caller owns it). An error
+ * status becomes a negative PH_E* code (from the status: 400 PH_EARGS, 401
+ * PH_EAUTH, 403 PH_EPERM, 404 PH_ENOTFOUND, 409 PH_ECONFLICT, 413
+ * PH_ETOOBIG, 503 PH_EBUSY, other PH_EPACKAGE) with the server's error code
+ * word and message as the last error (ph_error_last_word / ph_error_last).
+ */
+int ph_client_get_json(const char *url, const char *token, const char *path, json_t **out);
+
+/**
+ * Calls `address` ("instance.actor.method") on the host at `url` with
+ * `args` (object, array or NULL; borrowed): looks the instance's mount up in
+ * /_/packages, then POSTs to <mount>/actors/<actor>/<method>. On success
+ * returns 0 and sets *out to the result (caller owns it). Errors as
+ * ph_client_get_json.
+ */
+int ph_client_call(const char *url, const char *token, const char *address, json_t *args,
+                   json_t **out);
+
+/**
+ * The URL of the host configured by `cfg` ("http://127.0.0.1:8901"; a
+ * wildcard listen address becomes loopback). malloc'd; NULL on allocation
+ * failure.
+ */
+char *ph_client_url_from_config(const ph_config *cfg);
+
+#endif

@@ -1,0 +1,89 @@
+/*
+ * Schema migrations of an instance database.
+ *
+ * On every attach the declared models are compared with the database:
+ *   - a fresh database gets its tables ("install");
+ *   - added models, added fields (nullable, with a default, or on an empty
+ *     table), added/removed indexes and unique constraints, and relaxed or
+ *     newly required fields (when no record lacks a value) apply
+ *     automatically;
+ *   - anything else (a dropped, renamed or retyped field, a changed
+ *     reference) needs upgrade scripts sql/upgrade-<from>-<to>.sql in the
+ *     package directory. The shortest chain of scripts from the installed
+ *     version to the package's version is chosen (PostgreSQL's rule for
+ *     extension updates; among equally short chains the one through the
+ *     lowest versions). Downgrades need a chain too.
+ * When the version changes, a verified backup is written first (see
+ * backup.h); then the scripts, the automatic changes and the new version
+ * are applied in one BEGIN IMMEDIATE transaction, and the resulting tables
+ * are checked against the declaration before COMMIT. Any failure rolls the
+ * whole chain back: the database keeps the old schema and data, and the
+ * error names the versions and the script (and line) or the missing script.
+ */
+#ifndef PH_HOST_MIGRATE_H
+#define PH_HOST_MIGRATE_H
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "manifest.h"
+#include "store.h"
+
+typedef struct ph_migrate_ctx {
+    sqlite3 *db;                  /* open with the host's pragmas, not in a transaction */
+    const ph_store_model *models; /* compiled declaration */
+    size_t n_models;
+    const ph_manifest *manifest;  /* dir (for sql/), name, version_text */
+    const char *instance;
+    const char *backup_dir;       /* where the pre-upgrade backup goes */
+} ph_migrate_ctx;
+
+/**
+ * Brings the database to the declared schema and version, as described
+ * above. On success *report (caller owns) says what happened:
+ * {"action": "none"|"install"|"update"|"upgrade"|"downgrade", "from", "to",
+ *  "scripts": [...], "backup": path, "changes": [...]}.
+ * On failure returns PH_EMIGRATION (or PH_EIO/PH_ESQL/PH_ENOMEM) and the
+ * database is unchanged.
+ */
+int ph_migrate_apply(const ph_migrate_ctx *c, json_t **report);
+
+/** A chain of upgrade scripts. */
+typedef struct ph_migrate_chain {
+    char **paths; /* full paths, in the order to run */
+    char **names; /* "upgrade-1.0.0-1.1.0.sql" */
+    size_t n;
+    char **ignored; /* upgrade-*.sql files whose name does not parse */
+    size_t n_ignored;
+} ph_migrate_chain;
+
+/**
+ * Finds the shortest chain of scripts in `sql_dir` from version `from` to
+ * `to` (semver strings). Returns 0 with *out filled (n may be 0 only when
+ * from equals to), PH_ENOTFOUND when no chain exists (message names both
+ * versions, the script that would be needed and the scripts found), or
+ * PH_EINVAL for a version that is not semver. *out must be freed with
+ * ph_migrate_chain_free in every case.
+ */
+int ph_migrate_find_chain(const char *sql_dir, const char *from, const char *to,
+                          ph_migrate_chain *out);
+void ph_migrate_chain_free(ph_migrate_chain *c);
+
+/**
+ * For `plughost check`: what attaching would do to instance `instance` of
+ * package `m`, without running package code or changing anything.
+ * *out (caller owns): {"instance", "package", "installed" (null if none),
+ * "target", "action": "install"|"none"|"upgrade"|"downgrade",
+ * "scripts": [names], "problem": text (only if loading would fail),
+ * "note": text (optional)}. Returns 0, or an error reading the database.
+ */
+int ph_migrate_plan(const ph_manifest *m, const char *data_dir, const char *instance,
+                    json_t **out);
+
+/**
+ * One line for `check` from a plan: "notes: upgrade 1.0.0 -> 1.1.0 via
+ * upgrade-1.0.0-1.1.0.sql (backup first)". Caller frees; NULL on no memory.
+ */
+char *ph_migrate_plan_text(const json_t *plan);
+
+#endif

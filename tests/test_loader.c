@@ -1,0 +1,490 @@
+/*
+ * loader.c: private copies, ELF checks, dlopen, the descriptor symbol and
+ * its validation against the manifest -- before any package code runs.
+ */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "error.h"
+#include "loader.h"
+#include "manifest.h"
+#include "phfix.h"
+
+typedef struct fx {
+    char *tmp;
+    char *stage;
+    ph_manifest *m;
+    ph_module *mod;
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    f->tmp = tu_tmpdir();
+    f->stage = tu_fmt("%s/stage", f->tmp);
+    char *markers = tu_fmt("%s/markers", f->tmp);
+    mkdir(markers, 0755);
+    setenv("PH_TEST_MARKERS", markers, 1);
+    free(markers);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    ph_module_close(f->mod);
+    ph_manifest_free(f->m);
+    tu_rmtree(f->tmp);
+    free(f->stage);
+    free(f->tmp);
+    free(f);
+    return 0;
+}
+
+static ph_manifest *load_manifest(fx *f, const char *dir)
+{
+    char *path = tu_fmt("%s/package.ini", dir);
+    int rc = ph_manifest_load(path, &f->m);
+    if (rc)
+        fprintf(stderr, "ph_manifest_load(%s): %s\n", path, ph_error_last());
+    assert_int_equal(rc, 0);
+    free(path);
+    return f->m;
+}
+
+static ph_manifest *fixture_manifest(fx *f, const char *name)
+{
+    char *dir = fx_pkgdir(name);
+    load_manifest(f, dir);
+    free(dir);
+    return f->m;
+}
+
+/* Number of entries (besides . and ..) in a directory; -1 if it does not exist. */
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            n++;
+    closedir(d);
+    return n;
+}
+
+static int no_markers(fx *f)
+{
+    char *dir = tu_fmt("%s/markers", f->tmp);
+    int n = count_entries(dir);
+    free(dir);
+    return n == 0;
+}
+
+/* ---- ph_module_open on real fixtures ---- */
+
+static void test_open_good(void **state)
+{
+    fx *f = *state;
+    ph_manifest *m = fixture_manifest(f, "core_good");
+    assert_int_equal(ph_module_open(m, f->stage, &f->mod), 0);
+    assert_non_null(f->mod);
+    assert_non_null(f->mod->handle);
+    assert_string_equal(f->mod->desc->name, "core_good");
+    assert_string_equal(f->mod->desc->version, "1.0.0");
+    assert_int_equal(f->mod->desc->abi, PH_ABI_VERSION);
+    assert_int_equal(f->mod->desc->n_actors, 1);
+    assert_string_equal(f->mod->desc->actors[0].name, "probe");
+    assert_string_equal(f->mod->source, m->library);
+    assert_int_equal(strlen(f->mod->hash), 16);
+    /* The hash identifies the build: it is the hash of the original file. */
+    char hash[17];
+    assert_int_equal(ph_file_hash(m->library, hash), 0);
+    assert_string_equal(hash, f->mod->hash);
+    /* The private copy is unlinked once mapped; no package code ran. */
+    assert_int_equal(count_entries(f->stage), 0);
+    assert_true(no_markers(f));
+}
+
+static void test_private_copies_are_distinct(void **state)
+{
+    fx *f = *state;
+    ph_manifest *m = fixture_manifest(f, "core_good");
+    ph_module *second = NULL;
+    assert_int_equal(ph_module_open(m, f->stage, &f->mod), 0);
+    assert_int_equal(ph_module_open(m, f->stage, &second), 0);
+    /* Each open maps its own copy: its own handle and its own descriptor. */
+    assert_ptr_not_equal(f->mod->handle, second->handle);
+    assert_ptr_not_equal(f->mod->desc, second->desc);
+    assert_string_not_equal(f->mod->copy, second->copy);
+    ph_module_close(second);
+    assert_int_equal(count_entries(f->stage), 0);
+}
+
+static void test_bad_abi_refused(void **state)
+{
+    fx *f = *state;
+    ph_manifest *m = fixture_manifest(f, "core_bad_abi");
+    assert_int_equal(ph_module_open(m, f->stage, &f->mod), PH_EABI);
+    assert_null(f->mod);
+    assert_string_equal(ph_error_last(),
+                        "package 'core_bad_abi': the .so was built against SDK ABI 2 but this host "
+                        "supports ABI 1; rebuild it against this SDK");
+    assert_true(no_markers(f));
+    assert_int_equal(count_entries(f->stage), 0); /* the copy is removed again */
+}
+
+static void test_missing_descriptor(void **state)
+{
+    fx *f = *state;
+    ph_manifest *m = fixture_manifest(f, "core_no_desc");
+    assert_int_equal(ph_module_open(m, f->stage, &f->mod), PH_ELOAD);
+    assert_null(f->mod);
+    char *want = tu_fmt("package 'core_no_desc': %s exports no 'plughost_package_v1'; declare the "
+                        "package with PH_PACKAGE(...) from <plughost/sdk.h>",
+                        m->library);
+    assert_string_equal(ph_error_last(), want);
+    free(want);
+    assert_true(no_markers(f));
+}
+
+static void test_name_mismatch(void **state)
+{
+    fx *f = *state;
+    ph_manifest *m = fixture_manifest(f, "core_bad_name");
+    assert_int_equal(ph_module_open(m, f->stage, &f->mod), PH_EMANIFEST);
+    char *want = tu_fmt("package 'core_bad_name': the .so says its name is 'core_impostor' but %s "
+                        "says 'core_bad_name'; rebuild the package (its name comes from package.ini)",
+                        m->path);
+    assert_string_equal(ph_error_last(), want);
+    free(want);
+    assert_true(no_markers(f));
+}
+
+static void test_version_mismatch(void **state)
+{
+    fx *f = *state;
+    ph_manifest *m = fixture_manifest(f, "core_bad_version");
+    assert_int_equal(ph_module_open(m, f->stage, &f->mod), PH_EMANIFEST);
+    char *want = tu_fmt("package 'core_bad_version': the .so is version 2.0.0 but %s says version "
+                        "1.0.0; rebuild the package so both agree",
+                        m->path);
+    assert_string_equal(ph_error_last(), want);
+    free(want);
+    assert_true(no_markers(f));
+}
+
+/* A package directory in tmp with core_good's manifest and `so_bytes` as its .so. */
+static ph_manifest *fake_package(fx *f, const void *so_bytes, size_t len)
+{
+    char *good = fx_pkgdir("core_good");
+    char *ini_src = tu_fmt("%s/package.ini", good);
+    char *ini = tu_read(ini_src);
+    assert_non_null(ini);
+    char *dir = tu_fmt("%s/pkg", f->tmp);
+    free(tu_write(dir, "package.ini", ini));
+    char *so = tu_fmt("%s/core_good.so", dir);
+    FILE *fp = fopen(so, "wb");
+    assert_non_null(fp);
+    if (len)
+        assert_int_equal(fwrite(so_bytes, 1, len, fp), len);
+    fclose(fp);
+    load_manifest(f, dir);
+    assert_string_equal(f->m->library, so);
+    free(so);
+    free(dir);
+    free(ini);
+    free(ini_src);
+    free(good);
+    return f->m;
+}
+
+static void test_missing_library(void **state)
+{
+    fx *f = *state;
+    char *dir = tu_fmt("%s/pkg", f->tmp);
+    free(tu_write(dir, "package.ini", "[package]\nname = ghost\nversion = 1.0.0\n"));
+    load_manifest(f, dir);
+    assert_int_equal(ph_module_open(f->m, f->stage, &f->mod), PH_ELOAD);
+    char *want = tu_fmt("cannot open %s/ghost.so: No such file or directory; build the package first",
+                        dir);
+    assert_string_equal(ph_error_last(), want);
+    free(want);
+    free(dir);
+}
+
+static void test_tiny_file(void **state)
+{
+    fx *f = *state;
+    ph_manifest *m = fake_package(f, "\177ELF12345", 9);
+    assert_int_equal(ph_module_open(m, f->stage, &f->mod), PH_ELOAD);
+    char *want = tu_fmt("%s is not a shared object (only 9 bytes); is it still being written?",
+                        m->library);
+    assert_string_equal(ph_error_last(), want);
+    free(want);
+    assert_int_equal(count_entries(f->stage), 0);
+}
+
+static void test_not_elf(void **state)
+{
+    fx *f = *state;
+    char text[200];
+    memset(text, 'x', sizeof text);
+    ph_manifest *m = fake_package(f, text, sizeof text);
+    assert_int_equal(ph_module_open(m, f->stage, &f->mod), PH_ELOAD);
+    char *want = tu_fmt("%s is not a 64-bit ELF shared object", m->library);
+    assert_string_equal(ph_error_last(), want);
+    free(want);
+}
+
+static void test_truncated_so(void **state)
+{
+    fx *f = *state;
+    char *good = fx_pkgdir("core_good");
+    char *so = tu_fmt("%s/core_good.so", good);
+    FILE *fp = fopen(so, "rb");
+    assert_non_null(fp);
+    unsigned char head[1024];
+    assert_int_equal(fread(head, 1, sizeof head, fp), sizeof head);
+    fclose(fp);
+    ph_manifest *m = fake_package(f, head, sizeof head);
+    /* A half-written .so must be refused, not dlopened (that can SIGBUS the host). */
+    assert_int_equal(ph_module_open(m, f->stage, &f->mod), PH_ELOAD);
+    assert_true(tu_contains(ph_error_last(), m->library));
+    assert_true(tu_contains(ph_error_last(), "is truncated"));
+    assert_true(tu_contains(ph_error_last(), "wait for the build to finish"));
+    free(so);
+    free(good);
+}
+
+static void test_dlopen_error(void **state)
+{
+    fx *f = *state;
+    /* A position-independent executable passes the ELF checks, but dlopen refuses it. */
+    char *bin = tu_read(tu_env("PH_BIN"));
+    assert_non_null(bin);
+    struct stat st;
+    assert_int_equal(stat(tu_env("PH_BIN"), &st), 0);
+    ph_manifest *m = fake_package(f, bin, (size_t)st.st_size);
+    free(bin);
+    int rc = ph_module_open(m, f->stage, &f->mod);
+    assert_int_equal(rc, PH_ELOAD);
+    char *want = tu_fmt("package 'core_good': cannot load %s: ", m->library);
+    assert_true(tu_contains(ph_error_last(), want));
+    free(want);
+    assert_int_equal(count_entries(f->stage), 0);
+}
+
+/* ---- ph_loader_validate on hand-built descriptors ---- */
+
+static int64_t fn_add(ph_ctx *ctx, int64_t a, int64_t b)
+{
+    (void)ctx;
+    return a + b;
+}
+
+static const ph_arg two_args[] = {{"a", PH_I64}, {"b", PH_I64}};
+static const ph_arg dup_args[] = {{"a", PH_I64}, {"a", PH_I64}};
+static const ph_arg void_arg[] = {{"a", PH_VOID}};
+static const ph_arg time_arg[] = {{"a", PH_TIME}};
+
+typedef struct vfx {
+    ph_manifest m;
+    ph_package d;
+    ph_actor actor;
+    ph_method methods[2];
+} vfx;
+
+static void make_valid(vfx *v)
+{
+    memset(v, 0, sizeof *v);
+    v->m.name = "pkg";
+    v->m.version_text = "1.2.3";
+    v->m.path = "/x/pkg/package.ini";
+    v->methods[0] = (ph_method){"add", (void (*)(void))fn_add, PH_I64, 2, two_args, 0, NULL};
+    v->methods[1] = (ph_method){"sub", (void (*)(void))fn_add, PH_I64, 2, two_args, 0, NULL};
+    v->actor = (ph_actor){"math", v->methods, 2};
+    v->d = (ph_package){.abi = PH_ABI_VERSION,
+                        .size = sizeof(ph_package),
+                        .name = "pkg",
+                        .version = "1.2.3",
+                        .actors = &v->actor,
+                        .n_actors = 1};
+}
+
+static void test_validate_ok(void **state)
+{
+    (void)state;
+    vfx v;
+    make_valid(&v);
+    assert_int_equal(ph_loader_validate(&v.d, &v.m), 0);
+    /* A descriptor from an older ABI-1 SDK without the appended save/restore fields is fine. */
+    v.d.size = (uint32_t)offsetof(ph_package, save);
+    assert_int_equal(ph_loader_validate(&v.d, &v.m), 0);
+}
+
+static void test_validate_abi_first(void **state)
+{
+    (void)state;
+    vfx v;
+    make_valid(&v);
+    v.d.abi = 7;
+    v.d.name = "other"; /* the ABI is checked before anything else is read */
+    v.d.size = 3;
+    assert_int_equal(ph_loader_validate(&v.d, &v.m), PH_EABI);
+    assert_string_equal(ph_error_last(), "package 'pkg': the .so was built against SDK ABI 7 but "
+                                         "this host supports ABI 1; rebuild it against this SDK");
+}
+
+static void test_validate_size(void **state)
+{
+    (void)state;
+    vfx v;
+    make_valid(&v);
+    v.d.size = 16;
+    assert_int_equal(ph_loader_validate(&v.d, &v.m), PH_EABI);
+    char *want = tu_fmt("package 'pkg': descriptor size 16 is smaller than the ABI 1 minimum %zu; "
+                        "rebuild it against this SDK",
+                        offsetof(ph_package, save));
+    assert_string_equal(ph_error_last(), want);
+    free(want);
+}
+
+static void test_validate_name_version(void **state)
+{
+    (void)state;
+    vfx v;
+    make_valid(&v);
+    v.d.name = NULL;
+    assert_int_equal(ph_loader_validate(&v.d, &v.m), PH_EMANIFEST);
+    assert_true(tu_contains(ph_error_last(), "the .so says its name is '(none)' but "
+                                             "/x/pkg/package.ini says 'pkg'"));
+    make_valid(&v);
+    v.d.version = "1.2.4";
+    assert_int_equal(ph_loader_validate(&v.d, &v.m), PH_EMANIFEST);
+    assert_true(tu_contains(ph_error_last(), "the .so is version 1.2.4 but /x/pkg/package.ini says "
+                                             "version 1.2.3"));
+}
+
+static void test_validate_tables(void **state)
+{
+    (void)state;
+    vfx v;
+
+    make_valid(&v);
+    v.actor.name = "bad name";
+    assert_int_equal(ph_loader_validate(&v.d, &v.m), PH_EABI);
+    assert_true(tu_contains(ph_error_last(), "package 'pkg': actor #1 has an invalid name"));
+
+    make_valid(&v);
+    v.methods[1].fn = NULL;
+    assert_int_equal(ph_loader_validate(&v.d, &v.m), PH_EABI);
+    assert_string_equal(ph_error_last(), "package 'pkg': method math.sub has no function");
+
+    make_valid(&v);
+    v.methods[0].ret = PH_TIME;
+    assert_int_equal(ph_loader_validate(&v.d, &v.m), PH_EABI);
+    assert_true(tu_contains(ph_error_last(), "method math.add has result type 6"));
+
+    make_valid(&v);
+    v.methods[0].args = dup_args;
+    assert_int_equal(ph_loader_validate(&v.d, &v.m), PH_EABI);
+    assert_true(tu_contains(ph_error_last(), "method math.add declares parameter 'a' twice"));
+
+    make_valid(&v);
+    v.methods[0].args = void_arg;
+    v.methods[0].n_args = 1;
+    assert_int_equal(ph_loader_validate(&v.d, &v.m), PH_EABI);
+    assert_true(tu_contains(ph_error_last(), "method math.add parameter #1 needs a name and a type"));
+
+    make_valid(&v);
+    v.methods[0].args = time_arg;
+    v.methods[0].n_args = 1;
+    assert_int_equal(ph_loader_validate(&v.d, &v.m), PH_EABI);
+
+    make_valid(&v);
+    v.methods[0].n_args = 33;
+    assert_int_equal(ph_loader_validate(&v.d, &v.m), PH_EABI);
+    assert_true(tu_contains(ph_error_last(), "declares 33 parameters (at most 32)"));
+
+    make_valid(&v);
+    v.methods[1].name = "add";
+    assert_int_equal(ph_loader_validate(&v.d, &v.m), PH_EABI);
+    assert_string_equal(ph_error_last(), "package 'pkg': actor 'math' declares method 'add' twice");
+
+    make_valid(&v);
+    v.d.actors = NULL;
+    assert_int_equal(ph_loader_validate(&v.d, &v.m), PH_EABI);
+    assert_true(tu_contains(ph_error_last(), "descriptor counts actors/models it does not provide"));
+
+    make_valid(&v);
+    ph_actor twice[2] = {v.actor, v.actor};
+    v.d.actors = twice;
+    v.d.n_actors = 2;
+    assert_int_equal(ph_loader_validate(&v.d, &v.m), PH_EABI);
+    assert_string_equal(ph_error_last(), "package 'pkg': actor 'math' declared twice");
+}
+
+static void test_validate_models(void **state)
+{
+    (void)state;
+    vfx v;
+    static const ph_field ok_fields[] = {{"title", PH_STR, PH_REQUIRED, NULL, NULL},
+                                         {"owner", PH_REF, 0, NULL, "user"}};
+    static const ph_field ref_fields[] = {{"owner", PH_REF, 0, NULL, NULL}};
+    static const ph_field def_fields[] = {{"n", PH_I64, PH_HAS_DEFAULT, NULL, NULL}};
+    static const ph_field dup_fields[] = {{"n", PH_I64, 0, NULL, NULL}, {"n", PH_STR, 0, NULL, NULL}};
+    ph_model model = {"note", ok_fields, 2, 0, NULL, NULL};
+
+    make_valid(&v);
+    v.d.models = &model;
+    v.d.n_models = 1;
+    assert_int_equal(ph_loader_validate(&v.d, &v.m), 0);
+
+    model.fields = ref_fields;
+    model.n_fields = 1;
+    assert_int_equal(ph_loader_validate(&v.d, &v.m), PH_EABI);
+    assert_string_equal(ph_error_last(), "package 'pkg': model 'note' field 'owner' is a reference "
+                                         "but names no model");
+    model.fields = def_fields;
+    assert_int_equal(ph_loader_validate(&v.d, &v.m), PH_EABI);
+    assert_string_equal(ph_error_last(), "package 'pkg': model 'note' field 'n' has a NULL default");
+    model.fields = dup_fields;
+    model.n_fields = 2;
+    assert_int_equal(ph_loader_validate(&v.d, &v.m), PH_EABI);
+    assert_string_equal(ph_error_last(), "package 'pkg': model 'note' declares field 'n' twice");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_open_good, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_private_copies_are_distinct, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_abi_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_descriptor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_name_mismatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_mismatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_library, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tiny_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_elf, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncated_so, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dlopen_error, setup, teardown),
+        cmocka_unit_test(test_validate_ok),
+        cmocka_unit_test(test_validate_abi_first),
+        cmocka_unit_test(test_validate_size),
+        cmocka_unit_test(test_validate_name_version),
+        cmocka_unit_test(test_validate_tables),
+        cmocka_unit_test(test_validate_models),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,327 @@
+/* manifest.c: package.ini parsing, its error messages, and discovery. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "manifest.h"
+#include "testutil.h"
+
+typedef struct fixture {
+    char *dir;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    f->dir = tu_tmpdir();
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    tu_rmtree(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+static ph_manifest *load_ok(fixture *f, const char *text)
+{
+    char *path = tu_write(f->dir, "pkg/package.ini", text);
+    ph_manifest *m = NULL;
+    if (ph_manifest_load(path, &m) != 0)
+        fail_msg("manifest should load: %s", ph_error_last());
+    free(path);
+    return m;
+}
+
+/* Expects `code` and a message starting "<path>:<line>: " (or "<path>: ") containing `msg`. */
+static void load_bad(fixture *f, const char *text, int code, int line, const char *msg)
+{
+    char *path = tu_write(f->dir, "pkg/package.ini", text);
+    ph_manifest *m = (ph_manifest *)1;
+    ph_error_clear();
+    assert_int_equal(ph_manifest_load(path, &m), code);
+    assert_null(m);
+    char *want = line ? tu_fmt("%s:%d: ", path, line) : tu_fmt("%s: ", path);
+    if (strncmp(ph_error_last(), want, strlen(want)) != 0)
+        fail_msg("expected '%s' to start with '%s'", ph_error_last(), want);
+    assert_true(tu_contains(ph_error_last(), msg));
+    free(want);
+    free(path);
+}
+
+static void test_minimal(void **state)
+{
+    fixture *f = *state;
+    ph_manifest *m = load_ok(f, "[package]\nname = notes\nversion = 1.2.0\n");
+    char *dir = realpath(f->dir, NULL);
+    char *want = tu_fmt("%s/pkg", dir);
+    assert_string_equal(m->dir, want);
+    free(want);
+    want = tu_fmt("%s/pkg/package.ini", dir);
+    assert_string_equal(m->path, want);
+    free(want);
+    want = tu_fmt("%s/pkg/notes.so", dir);
+    assert_string_equal(m->library, want);
+    free(want);
+    assert_string_equal(m->name, "notes");
+    assert_string_equal(m->version_text, "1.2.0");
+    assert_int_equal(m->version.major, 1);
+    assert_int_equal(m->version.minor, 2);
+    assert_null(m->description);
+    assert_int_equal(m->abi, 1);
+    assert_false(m->disable_crud);
+    assert_int_equal(m->n_requires + m->n_optional + m->n_conflicts + m->n_params, 0);
+    assert_false(ph_manifest_depends_on(m, "auth"));
+    ph_manifest_free(m);
+    ph_manifest_free(NULL);
+    free(dir);
+}
+
+static void test_full(void **state)
+{
+    fixture *f = *state;
+    ph_manifest *m = load_ok(f, "; a package\n"
+                                "[package]\n"
+                                "name = blog-2\n"
+                                "version = 2.0.0-rc.1+build.7\n"
+                                "description = Keeps short; notes ; really\n"
+                                "abi = 1\n"
+                                "library = lib/libblog.so\n"
+                                "disable_crud = yes\n"
+                                "[requires]\n"
+                                "auth = ^1.0\n"
+                                "db_tools = >=1.0, <2\n"
+                                "[optional]\n"
+                                "search = *\n"
+                                "[conflicts]\n"
+                                "oldblog = <3\n"
+                                "[parameters]\n"
+                                "page_size = 20\n"
+                                "title =\n");
+    char *dir = realpath(f->dir, NULL);
+    char *want = tu_fmt("%s/pkg/lib/libblog.so", dir);
+    assert_string_equal(m->library, want);
+    free(want);
+    free(dir);
+    assert_string_equal(m->name, "blog-2");
+    assert_string_equal(m->version_text, "2.0.0-rc.1+build.7");
+    assert_string_equal(m->version.pre, "rc.1");
+    assert_string_equal(m->description, "Keeps short; notes");
+    assert_true(m->disable_crud);
+    assert_int_equal(m->n_requires, 2);
+    assert_string_equal(m->requires[0].name, "auth");
+    assert_string_equal(m->requires[0].range.text, "^1.0");
+    assert_int_equal(m->requires[0].line, 10);
+    assert_string_equal(m->requires[1].name, "db_tools");
+    assert_int_equal(m->requires[1].line, 11);
+    assert_int_equal(m->requires[1].range.n, 2);
+    assert_int_equal(m->n_optional, 1);
+    assert_string_equal(m->optional[0].name, "search");
+    assert_int_equal(m->optional[0].range.n, 0);
+    assert_int_equal(m->n_conflicts, 1);
+    assert_string_equal(m->conflicts[0].name, "oldblog");
+    assert_int_equal(m->conflicts[0].line, 15);
+    assert_int_equal(m->n_params, 2);
+    assert_string_equal(m->params[0].key, "page_size");
+    assert_string_equal(m->params[0].value, "20");
+    assert_int_equal(m->params[0].line, 17);
+    assert_string_equal(m->params[1].key, "title");
+    assert_string_equal(m->params[1].value, "");
+    assert_true(ph_manifest_depends_on(m, "auth"));
+    assert_true(ph_manifest_depends_on(m, "search"));
+    assert_false(ph_manifest_depends_on(m, "oldblog"));
+    assert_false(ph_manifest_depends_on(m, "nobody"));
+    ph_manifest_free(m);
+
+    m = load_ok(f, "[package]\nname = x\nversion = 0.1.0\nlibrary = /opt/x.so\nabi = 3\n");
+    assert_string_equal(m->library, "/opt/x.so");
+    assert_int_equal(m->abi, 3); /* checked against the host by the resolver */
+    ph_manifest_free(m);
+}
+
+static void test_required_fields(void **state)
+{
+    fixture *f = *state;
+    load_bad(f, "[package]\nversion = 1.0.0\n", PH_EMANIFEST, 0,
+             "[package] has no 'name'; add name = <package name>");
+    load_bad(f, "[package]\nname = x\n", PH_EMANIFEST, 0,
+             "[package] has no 'version'; add a semantic version such as version = 1.0.0");
+    load_bad(f, "", PH_EMANIFEST, 0, "[package] has no 'name'");
+}
+
+static void test_bad_fields(void **state)
+{
+    fixture *f = *state;
+    load_bad(f, "[package]\nname = my.pkg\nversion = 1.0.0\n", PH_EMANIFEST, 2,
+             "'name' in [package]: invalid package name 'my.pkg': '.' is not allowed; use "
+             "lowercase letters, digits, '_' and '-', starting with a letter (names are used in "
+             "URLs and addresses)");
+    load_bad(f, "[package]\nname = Notes\n", PH_EMANIFEST, 2,
+             "'name' in [package]: invalid package name 'Notes': it must start with a lowercase "
+             "letter");
+    load_bad(f, "[package]\nname =\n", PH_EMANIFEST, 2,
+             "'name' in [package]: the package name is empty");
+    load_bad(f, "[package]\nname = x\nversion = 1.0\n", PH_EMANIFEST, 3,
+             "'version' in [package]: invalid version '1.0': expected MAJOR.MINOR.PATCH such as "
+             "1.2.3, found 2 parts");
+    load_bad(f, "[package]\nname = x\nversion = 1.0.01\n", PH_EMANIFEST, 3,
+             "'version' in [package]: invalid version '1.0.01': patch version '01' has a leading "
+             "zero");
+    load_bad(f, "[package]\nname = x\nversion = 1.0.0\nabi = two\n", PH_EMANIFEST, 4,
+             "'abi' in [package] must be a positive integer such as 1, not 'two'");
+    load_bad(f, "[package]\nabi = 0\n", PH_EMANIFEST, 2, "not '0'");
+    load_bad(f, "[package]\nabi = +1\n", PH_EMANIFEST, 2, "not '+1'");
+    load_bad(f, "[package]\nabi = 99999999999\n", PH_EMANIFEST, 2, "not '99999999999'");
+    load_bad(f, "[package]\nlibrary =\n", PH_EMANIFEST, 2,
+             "'library' in [package] is empty; remove the line to use <name>.so, or name the file");
+    load_bad(f, "[package]\ndisable_crud = perhaps\n", PH_EMANIFEST, 2,
+             "'disable_crud' in [package] must be true or false, not 'perhaps'");
+    load_bad(f, "[package]\nname = x\nvesion = 1.0.0\n", PH_EMANIFEST, 3,
+             "unknown key 'vesion' in [package]; known keys: name, version, description, abi, "
+             "library, disable_crud");
+    load_bad(f, "[package]\nname = x\n[dependencies]\n", PH_EMANIFEST, 3,
+             "unknown section [dependencies]; known sections: [package], [requires], "
+             "[optional], [conflicts], [parameters]");
+    load_bad(f, "name = x\n", PH_EMANIFEST, 1,
+             "'name' is outside any section; put it under one of [package], [requires]");
+    load_bad(f, "[package]\nname = x\nname = y\n", PH_EMANIFEST, 3,
+             "'name' is set twice in [package] (first on line 2); keep one");
+}
+
+static void test_bad_dependencies(void **state)
+{
+    fixture *f = *state;
+    load_bad(f, "[package]\nname = x\nversion = 1.0.0\n[requires]\nauth = ^1.x.2\n", PH_EMANIFEST,
+             5, "'auth' in [requires]: invalid range '^1.x.2': '2' follows a wildcard");
+    load_bad(f, "[package]\nname = x\nversion = 1.0.0\n[optional]\nauth =\n", PH_EMANIFEST, 5,
+             "'auth' in [optional]: invalid range '': empty; write '*' for any version");
+    load_bad(f, "[conflicts]\nOld.Pkg = *\n", PH_EMANIFEST, 2,
+             "[conflicts]: invalid package name 'Old.Pkg'");
+    load_bad(f, "[package]\nname = x\nversion = 1.0.0\n[requires]\nx = *\n", PH_EMANIFEST, 5,
+             "'x' in [requires] names the package itself; remove it");
+    load_bad(f,
+             "[package]\nname = x\nversion = 1.0.0\n[requires]\nauth = ^1\n[optional]\n"
+             "auth = ^1\n",
+             PH_EMANIFEST, 7, "'auth' is in both [requires] (line 5) and [optional]; keep one");
+    load_bad(f,
+             "[package]\nname = x\nversion = 1.0.0\n[optional]\nauth = ^1\n[conflicts]\n"
+             "auth = <1\n",
+             PH_EMANIFEST, 7, "'auth' is in both [optional] (line 5) and [conflicts]; keep one");
+    load_bad(f, "[requires]\nauth = ^1\n[requires]\nauth = ^2\n", PH_EMANIFEST, 4,
+             "'auth' is set twice in [requires] (first on line 2); keep one");
+}
+
+static void test_format_errors(void **state)
+{
+    fixture *f = *state;
+    char *longv = calloc(1, 300);
+    memset(longv, 'd', 299);
+    char *text = tu_fmt("[package]\nname = x\nversion = 1.0.0\ndescription = %s\n", longv);
+    load_bad(f, text, PH_EMANIFEST, 4, "line is 313 characters long, longer than the");
+    free(text);
+    free(longv);
+    load_bad(f, "[package\n", PH_EMANIFEST, 1, "section header has no closing ']'");
+    load_bad(f, "[package]\nname\n", PH_EMANIFEST, 2, "expected 'key = value' or '[section]'");
+
+    char *path = tu_fmt("%s/none/package.ini", f->dir);
+    ph_manifest *m = NULL;
+    assert_int_equal(ph_manifest_load(path, &m), PH_EIO);
+    assert_true(tu_contains(ph_error_last(), "cannot read: No such file or directory"));
+    assert_null(m);
+    free(path);
+}
+
+static void write_pkg(const char *dir, const char *sub, const char *name, const char *version)
+{
+    char *file = tu_fmt("%s/package.ini", sub);
+    char *text = tu_fmt("[package]\nname = %s\nversion = %s\n", name, version);
+    free(tu_write(dir, file, text));
+    free(text);
+    free(file);
+}
+
+static void test_discover(void **state)
+{
+    fixture *f = *state;
+    char *a = tu_fmt("%s/a", f->dir), *b = tu_fmt("%s/b", f->dir);
+    char *missing = tu_fmt("%s/missing", f->dir);
+    write_pkg(a, "zeta", "zeta", "1.0.0");
+    write_pkg(a, "alpha", "alpha", "1.0.0");
+    write_pkg(a, "Mid", "mid", "2.0.0"); /* sorted bytewise: "Mid" < "alpha" */
+    write_pkg(a, ".hidden", "hidden", "1.0.0");
+    free(tu_write(a, "notpkg/readme.txt", "just a directory\n"));
+    free(tu_write(a, "broken/package.ini", "[package]\nname = broken\nversion = one\n"));
+    free(tu_write(a, "file.txt", "not a directory\n"));
+    write_pkg(b, ".", "rootpkg", "0.1.0");   /* the directory itself is a package */
+    write_pkg(b, "alpha", "alpha", "1.1.0"); /* same name as a/alpha: kept, resolver refuses */
+
+    char *dirs[] = {a, b, missing, a /* repeated: read once */};
+    ph_manifest_set set;
+    assert_int_equal(ph_manifest_discover(dirs, 4, &set), 0);
+    assert_int_equal(set.n, 5);
+    assert_string_equal(set.items[0]->name, "mid");
+    assert_string_equal(set.items[1]->name, "alpha");
+    assert_string_equal(set.items[1]->version_text, "1.0.0");
+    assert_string_equal(set.items[2]->name, "zeta");
+    assert_string_equal(set.items[3]->name, "rootpkg");
+    assert_string_equal(set.items[4]->name, "alpha");
+    assert_string_equal(set.items[4]->version_text, "1.1.0");
+    assert_int_equal(set.n_problems, 2);
+    char *want =
+        tu_fmt("%s/broken/package.ini:3: 'version' in [package]: invalid version 'one'", a);
+    assert_true(tu_contains(set.problems[0], want));
+    free(want);
+    want = tu_fmt("package directory '%s' does not exist; create it or fix package_dirs in the "
+                  "configuration",
+                  missing);
+    assert_true(tu_contains(set.problems[1], want));
+    free(want);
+    ph_manifest_set_free(&set);
+    ph_manifest_set_free(&set); /* zeroed: harmless */
+
+    /* A file given as a directory, and no directories at all. */
+    char *file = tu_fmt("%s/file.txt", a);
+    char *dirs2[] = {file};
+    assert_int_equal(ph_manifest_discover(dirs2, 1, &set), 0);
+    assert_int_equal(set.n, 0);
+    assert_int_equal(set.n_problems, 1);
+    want = tu_fmt("package directory '%s' is not a directory", file);
+    assert_true(tu_contains(set.problems[0], want));
+    free(want);
+    ph_manifest_set_free(&set);
+    assert_int_equal(ph_manifest_discover(NULL, 0, &set), 0);
+    assert_int_equal(set.n + set.n_problems, 0);
+    ph_manifest_set_free(&set);
+
+    free(file);
+    free(a);
+    free(b);
+    free(missing);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_minimal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_required_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_dependencies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_format_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_discover, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

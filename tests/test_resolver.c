@@ -1,0 +1,438 @@
+/* resolver.c: instances, load order, and every reason an instance fails or is skipped. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "resolver.h"
+#include "testutil.h"
+
+typedef struct fixture {
+    char *dir;  /* temp root */
+    char *pkgs; /* root/packages */
+    ph_config cfg;
+    ph_manifest_set set;
+    ph_plan plan;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    f->dir = tu_tmpdir();
+    f->pkgs = tu_fmt("%s/packages", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    ph_plan_free(&f->plan);
+    ph_manifest_set_free(&f->set);
+    ph_config_free(&f->cfg);
+    tu_rmtree(f->dir);
+    free(f->dir);
+    free(f->pkgs);
+    free(f);
+    return 0;
+}
+
+/* packages/<name>/package.ini with name, version and `extra` lines. */
+static void pkg(fixture *f, const char *name, const char *version, const char *extra)
+{
+    char *file = tu_fmt("%s/package.ini", name);
+    char *text = tu_fmt("[package]\nname = %s\nversion = %s\n%s", name, version, extra);
+    free(tu_write(f->pkgs, file, text));
+    free(text);
+    free(file);
+}
+
+/* Loads host.ini (`config`, may be NULL for none), discovers, resolves. */
+static void resolve(fixture *f, const char *config)
+{
+    if (config) {
+        char *path = tu_write(f->dir, "host.ini", config);
+        if (ph_config_load(path, &f->cfg) != 0)
+            fail_msg("config: %s", ph_error_last());
+        free(path);
+    } else {
+        assert_int_equal(ph_config_defaults(&f->cfg), 0);
+    }
+    char *dirs[] = {f->pkgs};
+    assert_int_equal(ph_manifest_discover(dirs, 1, &f->set), 0);
+    assert_int_equal(f->set.n_problems, 0);
+    assert_int_equal(ph_resolve(&f->cfg, &f->set, &f->plan), 0);
+}
+
+/* "a b c": the instance names of the plan, in order. */
+static void assert_order(const ph_plan *p, const char *want)
+{
+    char buf[1024] = "";
+    for (size_t i = 0; i < p->n; i++) {
+        strcat(buf, i ? " " : "");
+        strcat(buf, p->items[i].instance);
+    }
+    assert_string_equal(buf, want);
+}
+
+static const ph_plan_item *item(const ph_plan *p, const char *instance)
+{
+    long i = ph_plan_find(p, instance);
+    if (i < 0)
+        fail_msg("no instance '%s' in the plan", instance);
+    return &p->items[i];
+}
+
+static void assert_ok(const ph_plan *p, const char *instance)
+{
+    const ph_plan_item *it = item(p, instance);
+    if (it->state != PH_PLAN_OK)
+        fail_msg("instance '%s' should be ok: %s", instance, it->reason);
+    assert_null(it->reason);
+}
+
+static void assert_state(const ph_plan *p, const char *instance, ph_plan_state st,
+                         const char *reason)
+{
+    const ph_plan_item *it = item(p, instance);
+    assert_int_equal(it->state, st);
+    assert_non_null(it->reason);
+    assert_true(tu_contains(it->reason, reason));
+}
+
+/* True if `instance` lists `dep` among its deps. */
+static bool needs(const ph_plan *p, const char *instance, const char *dep)
+{
+    const ph_plan_item *it = item(p, instance);
+    for (size_t i = 0; i < it->n_deps; i++)
+        if (strcmp(p->items[it->deps[i]].instance, dep) == 0)
+            return true;
+    return false;
+}
+
+static bool has_problem(const ph_plan *p, const char *text)
+{
+    for (size_t i = 0; i < p->n_problems; i++)
+        if (strstr(p->problems[i], text))
+            return true;
+    fprintf(stderr, "no problem contains '%s'; problems:\n", text);
+    for (size_t i = 0; i < p->n_problems; i++)
+        fprintf(stderr, "  %s\n", p->problems[i]);
+    return false;
+}
+
+static void test_chain_order_and_params(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "app", "1.0.0", "[requires]\nauth = ^1.0\n[parameters]\ntitle = App\n");
+    pkg(f, "auth", "1.4.0", "[requires]\ndb = >=0.1, <1\n[parameters]\nttl = 60\nrealm = x\n");
+    pkg(f, "db", "0.3.0", "");
+    pkg(f, "zz", "1.0.0", "");
+    resolve(f, "[instance auth]\nrealm = corp\n");
+    assert_order(&f->plan, "db auth app zz");
+    assert_int_equal(f->plan.n_problems, 0);
+    for (size_t i = 0; i < f->plan.n; i++)
+        assert_int_equal(f->plan.items[i].state, PH_PLAN_OK);
+    assert_true(needs(&f->plan, "app", "auth"));
+    assert_true(needs(&f->plan, "auth", "db"));
+    assert_int_equal(item(&f->plan, "db")->n_deps, 0);
+    /* Every dependency comes before its dependents. */
+    for (size_t i = 0; i < f->plan.n; i++)
+        for (size_t k = 0; k < f->plan.items[i].n_deps; k++)
+            assert_true(f->plan.items[i].deps[k] < i);
+
+    const ph_plan_item *auth = item(&f->plan, "auth");
+    assert_non_null(auth->conf);
+    assert_string_equal(auth->manifest->name, "auth");
+    assert_string_equal(auth->mount, "/auth");
+    assert_int_equal(auth->n_params, 2);
+    assert_string_equal(auth->params[0].key, "ttl");
+    assert_string_equal(auth->params[0].value, "60");
+    assert_int_equal(auth->params[0].line, 7); /* line in package.ini */
+    assert_string_equal(auth->params[1].key, "realm");
+    assert_string_equal(auth->params[1].value, "corp");
+    assert_int_equal(auth->params[1].line, 2); /* line in host.ini */
+    const ph_plan_item *app = item(&f->plan, "app");
+    assert_null(app->conf);
+    assert_int_equal(app->n_params, 1);
+    assert_string_equal(app->params[0].value, "App");
+    assert_int_equal(ph_plan_find(&f->plan, "nope"), -1);
+}
+
+static void test_stable_order(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "a", "1.0.0", "");
+    pkg(f, "b", "1.0.0", "[requires]\nd = *\n");
+    pkg(f, "c", "1.0.0", "");
+    pkg(f, "d", "1.0.0", "[optional]\nc = ^1\n");
+    resolve(f, NULL);
+    /* b waits for d, which waits for c (optional deps order too). */
+    assert_order(&f->plan, "a c d b");
+    assert_true(needs(&f->plan, "d", "c"));
+}
+
+static void test_missing_dependency(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "app", "1.0.0", "[requires]\nauth = ^1.0\n");
+    pkg(f, "web", "2.0.0", "[requires]\napp = 1\n");
+    pkg(f, "site", "1.0.0", "[requires]\nweb = *\n");
+    pkg(f, "extra", "1.0.0", "[optional]\nmissing_one = ^3\n");
+    resolve(f, NULL);
+    assert_state(&f->plan, "app", PH_PLAN_FAILED,
+                 "instance 'app' (package app 1.0.0) requires package 'auth' (^1.0), which is not "
+                 "installed; add it to a package directory or remove the requirement");
+    assert_state(&f->plan, "web", PH_PLAN_SKIPPED, "skipped: depends on 'app', which failed");
+    assert_state(&f->plan, "site", PH_PLAN_SKIPPED,
+                 "skipped: depends on 'web', which depends on 'app', which failed");
+    assert_ok(&f->plan, "extra"); /* a missing optional package is fine */
+    assert_int_equal(f->plan.n_problems, 3);
+    assert_true(has_problem(&f->plan, "instance 'app' (package app 1.0.0) requires package "
+                                      "'auth' (^1.0), which is not installed"));
+    assert_true(has_problem(&f->plan, "instance 'web': skipped: depends on 'app', which failed"));
+}
+
+static void test_version_mismatch(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "app", "1.0.0", "[requires]\nauth = ^2.0\n");
+    pkg(f, "auth", "1.4.0", "");
+    pkg(f, "beta_user", "1.0.0", "[requires]\nlib = ^2.0\n");
+    pkg(f, "lib", "2.0.0-rc.1", "");
+    pkg(f, "opt", "1.0.0", "[optional]\nauth = >=3\n");
+    resolve(f, NULL);
+    char *path = tu_fmt("%s/app/package.ini", f->pkgs);
+    char *want = tu_fmt("package 'app' 1.0.0 requires auth ^2.0 but auth 1.4.0 is installed; "
+                        "install a matching version of auth or change the range in %s:5",
+                        path);
+    assert_state(&f->plan, "app", PH_PLAN_FAILED, want);
+    free(want);
+    free(path);
+    assert_ok(&f->plan, "auth");
+    assert_state(&f->plan, "beta_user", PH_PLAN_FAILED,
+                 "package 'beta_user' 1.0.0 requires lib ^2.0 but lib 2.0.0-rc.1 is installed (a "
+                 "pre-release only matches a range naming a pre-release of the same version");
+    assert_state(&f->plan, "opt", PH_PLAN_FAILED,
+                 "package 'opt' 1.0.0 optionally uses auth >=3 but auth 1.4.0 is installed");
+    assert_true(has_problem(&f->plan, "instance 'app': package 'app' 1.0.0 requires auth ^2.0"));
+}
+
+static void test_abi(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "x", "1.0.0", "abi = 2\n");
+    pkg(f, "y", "1.0.0", "[requires]\nx = *\n");
+    resolve(f, NULL);
+    assert_state(&f->plan, "x", PH_PLAN_FAILED,
+                 "package 'x' declares abi 2 but this host supports abi 1; rebuild it against "
+                 "this host's SDK");
+    assert_state(&f->plan, "y", PH_PLAN_SKIPPED, "skipped: depends on 'x', which failed");
+}
+
+static void test_cycle(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "a", "1.0.0", "[requires]\nb = *\n");
+    pkg(f, "b", "1.0.0", "[requires]\nc = *\n");
+    pkg(f, "c", "1.0.0", "[requires]\na = *\n");
+    pkg(f, "d", "1.0.0", "[requires]\na = *\n");
+    pkg(f, "e", "1.0.0", "");
+    pkg(f, "p", "1.0.0", "[optional]\nq = *\n");
+    pkg(f, "q", "1.0.0", "[requires]\np = *\n");
+    resolve(f, NULL);
+    assert_state(&f->plan, "a", PH_PLAN_FAILED,
+                 "dependency cycle: a -> b -> c -> a; remove one of these requirements");
+    assert_state(&f->plan, "b", PH_PLAN_FAILED, "dependency cycle: b -> c -> a -> b");
+    assert_state(&f->plan, "c", PH_PLAN_FAILED, "dependency cycle: c -> a -> b -> c");
+    assert_state(&f->plan, "d", PH_PLAN_SKIPPED, "skipped: depends on 'a', which failed");
+    assert_state(&f->plan, "p", PH_PLAN_FAILED, "dependency cycle: p -> q -> p");
+    assert_ok(&f->plan, "e");
+    assert_true(has_problem(&f->plan, "instance 'a': dependency cycle: a -> b -> c -> a"));
+    /* d still comes after a. */
+    assert_true(ph_plan_find(&f->plan, "d") > ph_plan_find(&f->plan, "a"));
+}
+
+static void test_duplicate_package(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "auth", "1.0.0", "");
+    free(tu_write(f->pkgs, "auth-copy/package.ini", "[package]\nname = auth\nversion = 1.1.0\n"));
+    pkg(f, "app", "1.0.0", "[requires]\nauth = ^1\n");
+    resolve(f, NULL);
+    assert_order(&f->plan, "auth app"); /* one item for both copies */
+    char *want = tu_fmt("package 'auth' is installed 2 times: %s/auth/package.ini and "
+                        "%s/auth-copy/package.ini; remove all but one",
+                        f->pkgs, f->pkgs);
+    assert_state(&f->plan, "auth", PH_PLAN_FAILED, want);
+    free(want);
+    assert_state(&f->plan, "app", PH_PLAN_SKIPPED, "skipped: depends on 'auth', which failed");
+}
+
+static void test_conflicts(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "x", "1.0.0", "[conflicts]\ny = >=2\nz = *\n");
+    pkg(f, "y", "2.1.0", "");
+    resolve(f, NULL);
+    char *want = tu_fmt("package 'x' 1.0.0 conflicts with y 2.1.0 (%s/x/package.ini:5: y = >=2); "
+                        "remove or disable one of them",
+                        f->pkgs);
+    assert_state(&f->plan, "x", PH_PLAN_FAILED, want);
+    free(want);
+    assert_ok(&f->plan, "y");
+}
+
+static void test_conflict_disabled_or_outside_range(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "x", "1.0.0", "[conflicts]\ny = >=2\nw = <1\n");
+    pkg(f, "y", "2.1.0", "");
+    pkg(f, "w", "1.0.0", "");
+    resolve(f, "[instance y]\nenabled = false\n");
+    assert_order(&f->plan, "w x");
+    assert_ok(&f->plan, "x");
+    assert_int_equal(f->plan.n_problems, 0);
+}
+
+static void test_parameters(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "notes", "1.0.0", "[parameters]\npage_size = 20\ntitle = Notes\n");
+    pkg(f, "bare", "1.0.0", "");
+    resolve(f, "[instance blog]\npackage = notes\n\npage_sise = 50\n"
+               "[instance bare]\ncolour = red\n");
+    char *want = tu_fmt("%s/host.ini:4: instance 'blog' sets parameter 'page_sise', which package "
+                        "'notes' does not declare; declared parameters: page_size, title",
+                        f->dir);
+    assert_state(&f->plan, "blog", PH_PLAN_FAILED, want);
+    /* The reason names the instance, so the problem is the reason as is. */
+    assert_true(has_problem(&f->plan, want));
+    for (size_t i = 0; i < f->plan.n_problems; i++)
+        assert_null(strstr(f->plan.problems[i], "instance 'blog': "));
+    free(want);
+    want = tu_fmt("%s/host.ini:6: instance 'bare' sets parameter 'colour', but package 'bare' "
+                  "declares no parameters; remove the line",
+                  f->dir);
+    assert_state(&f->plan, "bare", PH_PLAN_FAILED, want);
+    free(want);
+}
+
+static void test_instances(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "notes", "1.0.0", "[parameters]\ntitle = Notes\n");
+    pkg(f, "off", "1.0.0", "");
+    pkg(f, "reader", "1.0.0", "[requires]\nnotes = ^1\n");
+    resolve(f, "[instance work]\npackage = notes\nmount = /w\ntitle = Work\n"
+               "[instance home]\npackage = notes\n"
+               "[instance off]\nenabled = no\n"
+               "[instance ghost]\npackage = nothere\n");
+    /* Configured instances replace the default one; disabled ones are left out. */
+    assert_order(&f->plan, "work home reader ghost");
+    assert_ok(&f->plan, "work");
+    assert_string_equal(item(&f->plan, "work")->mount, "/w");
+    assert_string_equal(item(&f->plan, "work")->params[0].value, "Work");
+    assert_string_equal(item(&f->plan, "home")->mount, "/home");
+    assert_string_equal(item(&f->plan, "home")->params[0].value, "Notes");
+    assert_int_equal(ph_plan_find(&f->plan, "notes"), -1);
+    assert_int_equal(ph_plan_find(&f->plan, "off"), -1);
+    /* A dependent needs every instance of the package. */
+    assert_true(needs(&f->plan, "reader", "work"));
+    assert_true(needs(&f->plan, "reader", "home"));
+    char *want = tu_fmt("instance 'ghost' (%s/host.ini:9): package 'nothere' is not installed; "
+                        "check the name or add the package to a package directory",
+                        f->dir);
+    assert_state(&f->plan, "ghost", PH_PLAN_FAILED, want);
+    assert_null(item(&f->plan, "ghost")->manifest);
+    free(want);
+}
+
+static void test_disabled_requirement(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "auth", "1.0.0", "");
+    pkg(f, "app", "1.0.0", "[requires]\nauth = *\n");
+    resolve(f, "[instance auth]\nenabled = false\n");
+    char *want = tu_fmt("package 'app' 1.0.0 requires auth, but every instance of auth is "
+                        "disabled in %s/host.ini; enable one",
+                        f->dir);
+    assert_state(&f->plan, "app", PH_PLAN_FAILED, want);
+    free(want);
+}
+
+static void test_name_and_mount_clashes(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "auth", "1.0.0", "");
+    pkg(f, "other", "1.0.0", "");
+    pkg(f, "web", "1.0.0", "");
+    resolve(f, "[instance auth]\npackage = other\n[instance site]\npackage = web\nmount = /auth\n");
+    /* Package auth's default instance name is taken: no instance, a problem. */
+    char *want = tu_fmt("package 'auth' (%s/auth/package.ini) gets no default instance: "
+                        "%s/host.ini:1 uses the name for package 'other'; add an [instance NAME] "
+                        "section with package = auth",
+                        f->pkgs, f->dir);
+    assert_true(has_problem(&f->plan, want));
+    free(want);
+    assert_order(&f->plan, "auth site");
+    assert_string_equal(item(&f->plan, "auth")->manifest->name, "other");
+    assert_state(&f->plan, "site", PH_PLAN_FAILED,
+                 "instance 'site' has mount '/auth', which instance 'auth' already uses; set "
+                 "another mount in [instance site]");
+}
+
+static void test_optional_failed(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "app", "1.0.0", "[optional]\nsearch = ^1\n");
+    pkg(f, "search", "1.0.0", "abi = 9\n");
+    resolve(f, NULL);
+    assert_state(&f->plan, "search", PH_PLAN_FAILED, "declares abi 9");
+    assert_ok(&f->plan, "app");
+    /* It will not run, so app does not need it. */
+    assert_int_equal(item(&f->plan, "app")->n_deps, 0);
+    assert_order(&f->plan, "search app");
+}
+
+static void test_empty_inputs(void **state)
+{
+    (void)state;
+    ph_plan p;
+    assert_int_equal(ph_resolve(NULL, NULL, &p), 0);
+    assert_int_equal(p.n, 0);
+    assert_int_equal(p.n_problems, 0);
+    assert_int_equal(ph_plan_find(&p, "x"), -1);
+    ph_plan_free(&p);
+    ph_plan_free(&p);
+    ph_plan_free(NULL);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_chain_order_and_params),
+        T(test_stable_order),
+        T(test_missing_dependency),
+        T(test_version_mismatch),
+        T(test_abi),
+        T(test_cycle),
+        T(test_duplicate_package),
+        T(test_conflicts),
+        T(test_conflict_disabled_or_outside_range),
+        T(test_parameters),
+        T(test_instances),
+        T(test_disabled_requirement),
+        T(test_name_and_mount_clashes),
+        T(test_optional_failed),
+        cmocka_unit_test(test_empty_inputs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

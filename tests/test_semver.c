@@ -1,0 +1,303 @@
+/* semver.c: parsing, precedence, formatting, ranges and their error messages. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "semver.h"
+#include "testutil.h"
+
+static ph_semver V(const char *text)
+{
+    ph_semver v;
+    if (ph_semver_parse(text, &v) != 0)
+        fail_msg("'%s' should parse: %s", text, ph_error_last());
+    return v;
+}
+
+static void assert_bad_version(const char *text, const char *why)
+{
+    ph_semver v;
+    ph_error_clear();
+    assert_int_equal(ph_semver_parse(text, &v), PH_EINVAL);
+    char *want = tu_fmt("invalid version '%s': %s", text, why);
+    assert_true(tu_contains(ph_error_last(), want));
+    free(want);
+}
+
+static void test_parse_good(void **state)
+{
+    (void)state;
+    ph_semver v = V("1.2.3");
+    assert_int_equal(v.major, 1);
+    assert_int_equal(v.minor, 2);
+    assert_int_equal(v.patch, 3);
+    assert_string_equal(v.pre, "");
+
+    v = V("0.0.0");
+    assert_int_equal(v.major + v.minor + v.patch, 0);
+
+    v = V("10.20.30-rc.1+build.5");
+    assert_int_equal(v.major, 10);
+    assert_string_equal(v.pre, "rc.1");
+
+    v = V("1.0.0+20130313144700");
+    assert_string_equal(v.pre, "");
+
+    v = V("1.0.0-alpha-a.b-c-somethinglong+build.1-aef.1-its-okay");
+    assert_string_equal(v.pre, "alpha-a.b-c-somethinglong");
+
+    v = V("1.0.0-0A.is.legal");
+    assert_string_equal(v.pre, "0A.is.legal");
+
+    v = V("18446744073709551615.0.0");
+    assert_true(v.major == UINT64_MAX);
+
+    v = V("1.0.0+001"); /* build identifiers may have leading zeros */
+    assert_string_equal(v.pre, "");
+}
+
+static void test_parse_bad(void **state)
+{
+    (void)state;
+    assert_bad_version("", "no version given; expected MAJOR.MINOR.PATCH such as 1.2.3");
+    assert_bad_version("1", "expected MAJOR.MINOR.PATCH such as 1.2.3, found 1 part");
+    assert_bad_version("1.2", "expected MAJOR.MINOR.PATCH such as 1.2.3, found 2 parts");
+    assert_bad_version("1.2.3.4", "too many parts");
+    assert_bad_version("01.2.3", "major version '01' has a leading zero");
+    assert_bad_version("1.02.3", "minor version '02' has a leading zero");
+    assert_bad_version("1.2.03", "patch version '03' has a leading zero");
+    assert_bad_version("1..3", "minor version is empty");
+    assert_bad_version("1.2.", "patch version is empty");
+    assert_bad_version("a.2.3", "major version 'a' is not a number");
+    assert_bad_version("1.2.x", "patch version 'x' is not a number");
+    assert_bad_version("1.2.3 ", "patch version '3 ' is not a number");
+    assert_bad_version("v1.2.3", "remove the leading 'v'");
+    assert_bad_version("1.2.3-", "pre-release after '-' is empty");
+    assert_bad_version("1.2.3-a..b", "pre-release has an empty identifier");
+    assert_bad_version("1.2.3-rc.", "pre-release has an empty identifier");
+    assert_bad_version("1.2.3-01", "pre-release identifier '01' has a leading zero");
+    assert_bad_version("1.2.3-rc.01", "pre-release identifier '01' has a leading zero");
+    assert_bad_version("1.2.3-a_b", "pre-release identifier 'a_b' contains '_'");
+    assert_bad_version("1.2.3+", "build metadata after '+' is empty");
+    assert_bad_version("1.2.3+a..b", "build metadata has an empty identifier");
+    assert_bad_version("1.2.3+a+b", "build metadata identifier 'a+b' contains '+'");
+    assert_bad_version("18446744073709551616.0.0",
+                       "major version '18446744073709551616' is too large");
+    assert_bad_version("-1.2.3", "major version is empty");
+
+    char pre[PH_SEMVER_PRE_MAX + 8];
+    memset(pre, 'a', sizeof pre - 1);
+    pre[sizeof pre - 1] = '\0';
+    char *text = tu_fmt("1.0.0-%s", pre);
+    char *why = tu_fmt("pre-release is %zu characters long; at most %d are supported", strlen(pre),
+                       PH_SEMVER_PRE_MAX - 1);
+    assert_bad_version(text, why);
+    free(text);
+    free(why);
+
+    /* The longest pre-release that fits is accepted. */
+    pre[PH_SEMVER_PRE_MAX - 1] = '\0';
+    text = tu_fmt("1.0.0-%s", pre);
+    ph_semver v = V(text);
+    assert_string_equal(v.pre, pre);
+    free(text);
+}
+
+static int sign(int x)
+{
+    return (x > 0) - (x < 0);
+}
+
+static void test_precedence(void **state)
+{
+    (void)state;
+    /* The ordered example of semver.org section 11, plus numeric cases. */
+    const char *order[] = {"1.0.0-alpha",  "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta",
+                           "1.0.0-beta.2", "1.0.0-beta.11", "1.0.0-rc.1",       "1.0.0",
+                           "1.0.1",        "1.2.0",         "1.10.0",           "2.0.0",
+                           "10.0.0"};
+    size_t n = sizeof order / sizeof order[0];
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < n; k++) {
+            ph_semver a = V(order[i]), b = V(order[k]);
+            int want = i < k ? -1 : i > k;
+            if (sign(ph_semver_cmp(&a, &b)) != want)
+                fail_msg("cmp(%s, %s) should be %d", order[i], order[k], want);
+        }
+    }
+    ph_semver a = V("1.0.0+a"), b = V("1.0.0+b");
+    assert_int_equal(ph_semver_cmp(&a, &b), 0);
+    a = V("1.0.0-2"), b = V("1.0.0-10");
+    assert_true(ph_semver_cmp(&a, &b) < 0);
+    a = V("1.0.0-a"), b = V("1.0.0-1");
+    assert_true(ph_semver_cmp(&a, &b) > 0);
+}
+
+static void test_format(void **state)
+{
+    (void)state;
+    char buf[96];
+    ph_semver v = V("1.2.3-rc.1+build");
+    assert_string_equal(ph_semver_format(&v, buf, sizeof buf), "1.2.3-rc.1");
+    v = V("18446744073709551615.18446744073709551615.18446744073709551615");
+    assert_string_equal(ph_semver_format(&v, buf, sizeof buf),
+                        "18446744073709551615.18446744073709551615.18446744073709551615");
+    char small[4];
+    v = V("10.20.30");
+    assert_string_equal(ph_semver_format(&v, small, sizeof small), "10.");
+}
+
+static ph_range R(const char *text)
+{
+    ph_range r;
+    if (ph_range_parse(text, &r) != 0)
+        fail_msg("range '%s' should parse: %s", text, ph_error_last());
+    assert_string_equal(r.text, text);
+    return r;
+}
+
+/* Checks `range` against "v1 v2 ..." expected to match and not to match. */
+static void check_range(const char *range, const char *const *yes, const char *const *no)
+{
+    ph_range r = R(range);
+    for (; yes && *yes; yes++) {
+        ph_semver v = V(*yes);
+        if (!ph_range_satisfies(&r, &v))
+            fail_msg("%s should satisfy '%s'", *yes, range);
+    }
+    for (; no && *no; no++) {
+        ph_semver v = V(*no);
+        if (ph_range_satisfies(&r, &v))
+            fail_msg("%s should not satisfy '%s'", *no, range);
+    }
+}
+
+#define L(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static void test_range_simple(void **state)
+{
+    (void)state;
+    check_range("*", L("0.0.0", "1.2.3", "99.0.0"), L("1.0.0-rc.1"));
+    check_range("x", L("0.0.0", "5.0.0"), NULL);
+    check_range("1.2.3", L("1.2.3", "1.2.3+b"), L("1.2.4", "1.2.2", "1.2.3-rc.1"));
+    check_range("=1.2.3", L("1.2.3"), L("1.2.4"));
+    check_range("= 1.2.3", L("1.2.3"), L("1.2.4"));
+    check_range(">1", L("2.0.0", "3.1.0"), L("1.9.9", "1.0.0"));
+    check_range(">1.2", L("1.3.0"), L("1.2.9"));
+    check_range(">1.2.3", L("1.2.4"), L("1.2.3"));
+    check_range(">=1.0", L("1.0.0", "7.0.0"), L("0.9.9", "1.0.0-rc.1"));
+    check_range(">= 1.0", L("1.0.0"), L("0.9.0"));
+    check_range("<2", L("1.9.9", "0.0.1"), L("2.0.0", "2.0.0-rc.1"));
+    check_range("<2.1", L("2.0.9"), L("2.1.0"));
+    check_range("<=2.1", L("2.1.0", "2.1.99"), L("2.2.0"));
+    check_range("<=2", L("2.99.0"), L("3.0.0"));
+    check_range("<=2.1.3", L("2.1.3"), L("2.1.4"));
+    check_range("1", L("1.0.0", "1.99.99"), L("2.0.0", "0.9.0"));
+    check_range("1.x", L("1.0.0", "1.5.0"), L("2.0.0"));
+    check_range("1.2", L("1.2.0", "1.2.99"), L("1.3.0", "1.1.9"));
+    check_range("1.2.x", L("1.2.7"), L("1.3.0"));
+    check_range("1.*.*", L("1.2.7"), L("2.0.0"));
+}
+
+static void test_range_caret_tilde(void **state)
+{
+    (void)state;
+    check_range("^1.2", L("1.2.0", "1.9.0"), L("1.1.9", "2.0.0", "2.0.0-rc.1"));
+    check_range("^1.2.3", L("1.2.3", "1.99.0"), L("1.2.2", "2.0.0"));
+    check_range("^1", L("1.0.0", "1.9.9"), L("2.0.0", "0.9.9"));
+    check_range("^0.2.3", L("0.2.3", "0.2.9"), L("0.3.0", "0.2.2"));
+    check_range("^0.2", L("0.2.0", "0.2.9"), L("0.3.0"));
+    check_range("^0.0.3", L("0.0.3"), L("0.0.4", "0.0.2"));
+    check_range("^0.0", L("0.0.0", "0.0.9"), L("0.1.0"));
+    check_range("^0", L("0.0.0", "0.9.9"), L("1.0.0"));
+    check_range("^0.x", L("0.5.0"), L("1.0.0"));
+    check_range("^*", L("3.0.0"), NULL);
+    check_range("^1.2.3-beta.2", L("1.2.3-beta.2", "1.2.3-beta.4", "1.2.3", "1.5.0"),
+                L("1.2.3-beta.1", "1.2.4-beta.9", "2.0.0"));
+    check_range("~1.2.3", L("1.2.3", "1.2.9"), L("1.3.0", "1.2.2"));
+    check_range("~1.2", L("1.2.0", "1.2.9"), L("1.3.0"));
+    check_range("~1", L("1.0.0", "1.9.0"), L("2.0.0"));
+    check_range("~0.2.3", L("0.2.5"), L("0.3.0"));
+    check_range("~1.2.3-rc.1", L("1.2.3-rc.2", "1.2.5"), L("1.2.3-beta", "1.3.0"));
+    /* No upper bound overflows. */
+    check_range("^18446744073709551615", L("18446744073709551615.7.0"), L("1.0.0"));
+}
+
+static void test_range_lists(void **state)
+{
+    (void)state;
+    check_range(">=1.0, <2", L("1.0.0", "1.9.9"), L("0.9.9", "2.0.0", "1.5.0-rc.1"));
+    check_range(">=1.0,<2", L("1.5.0"), L("2.0.0"));
+    check_range("  >=1.2.0 ,  <1.4  ", L("1.3.0"), L("1.4.0", "1.1.0"));
+    check_range("^1.2, <1.3", L("1.2.5"), L("1.3.0", "1.1.0"));
+    /* npm's pre-release rule: only when a comparator names the same M.m.p. */
+    check_range(">=2.0.0-rc.1, <3", L("2.0.0-rc.1", "2.0.0-rc.2", "2.0.0", "2.5.0"),
+                L("2.5.0-rc.1", "2.0.0-beta"));
+    check_range(">1.0.0-alpha", L("1.0.0-beta", "1.0.0"), L("1.0.1-rc.1"));
+}
+
+static void assert_bad_range(const char *text, const char *why)
+{
+    ph_range r;
+    ph_error_clear();
+    assert_int_equal(ph_range_parse(text, &r), PH_EINVAL);
+    char *want = tu_fmt("invalid range '%s': %s", text, why);
+    assert_true(tu_contains(ph_error_last(), want));
+    free(want);
+}
+
+static void test_range_bad(void **state)
+{
+    (void)state;
+    assert_bad_range("", "empty; write '*' for any version");
+    assert_bad_range("   ", "empty; write '*' for any version");
+    assert_bad_range(">=1.0,", "empty part between commas");
+    assert_bad_range(",<2", "empty part between commas");
+    assert_bad_range(">=1.0 <2", "'>=1.0 <2' is not one comparator; separate comparators with ','");
+    assert_bad_range("1.2.3 - 2.0.0", "hyphen ranges are not supported; write '>=A, <=B'");
+    assert_bad_range("^1 || ^2", "'||' (either-or ranges) is not supported");
+    assert_bad_range(">=", "no version given");
+    assert_bad_range("^01.2", "major version '01' has a leading zero");
+    assert_bad_range(">=1.0, <2.x.3", "'3' follows a wildcard");
+    assert_bad_range("~1.2.3.4", "too many parts");
+    assert_bad_range("1.x-rc.1", "a pre-release or build suffix needs a full MAJOR.MINOR.PATCH");
+    assert_bad_range(">*", "'>*' matches no version");
+    assert_bad_range("<x", "'<x' matches no version");
+    assert_bad_range("^1.2.3-", "pre-release after '-' is empty");
+    assert_bad_range("foo", "major version 'foo' is not a number");
+    assert_bad_range("=>1.0", "'=>1.0' is not one comparator");
+    assert_bad_range("1,2,3,4,5,6,7,8,9", "more than 8 comma-separated parts");
+
+    char long_text[200];
+    memset(long_text, '1', sizeof long_text - 1);
+    long_text[sizeof long_text - 1] = '\0';
+    assert_bad_range(long_text, "longer than 127 characters");
+}
+
+static void test_null_args(void **state)
+{
+    (void)state;
+    ph_semver v;
+    ph_range r;
+    assert_int_equal(ph_semver_parse(NULL, &v), PH_EINVAL);
+    assert_int_equal(ph_range_parse(NULL, &r), PH_EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_good),   cmocka_unit_test(test_parse_bad),
+        cmocka_unit_test(test_precedence),   cmocka_unit_test(test_format),
+        cmocka_unit_test(test_range_simple), cmocka_unit_test(test_range_caret_tilde),
+        cmocka_unit_test(test_range_lists),  cmocka_unit_test(test_range_bad),
+        cmocka_unit_test(test_null_args),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
