@@ -599,6 +599,14 @@ static int add_order_item(const op *o, query *q, const char *item, size_t len)
     }
     const char *sp = memchr(item, ' ', len);
     size_t nlen = sp ? (size_t)(sp - item) : len;
+    char *name = strndup(item, nlen);
+    if (!name)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    const ph_store_field *f = ph_store_model_col(o->m, name);
+    int rc = f ? 0 : unknown_field(o, " in order", name);
+    free(name);
+    if (rc)
+        return rc;
     if (sp) {
         const char *dir = sp;
         while (*dir == ' ')
@@ -610,16 +618,9 @@ static int add_order_item(const op *o, query *q, const char *item, size_t len)
             return fail(o, PH_EARGS, "order direction must be asc or desc, got '%.*s'",
                         (int)dlen, dir);
     }
-    char *name = strndup(item, nlen);
-    if (!name)
-        return ph_error_set(PH_ENOMEM, "out of memory");
-    const ph_store_field *f = ph_store_model_col(o->m, name);
-    int rc = f ? 0 : unknown_field(o, " in order", name);
-    free(name);
-    if (!rc)
-        sqlite3_str_appendf(q->order, "%s%s %s", sqlite3_str_length(q->order) ? ", " : " ORDER BY ",
-                            f->qname, desc ? "DESC" : "ASC");
-    return rc;
+    sqlite3_str_appendf(q->order, "%s%s %s", sqlite3_str_length(q->order) ? ", " : " ORDER BY ",
+                        f->qname, desc ? "DESC" : "ASC");
+    return 0;
 }
 
 static int parse_order(const op *o, query *q, json_t *v)

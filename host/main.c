@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "config.h"
 #include "error.h"
 #include "ffi_call.h"
@@ -14,6 +16,7 @@
 #include "http.h"
 #include "log.h"
 #include "reload.h"
+#include "store.h"
 
 typedef struct cli {
     const char *config;
@@ -137,8 +140,8 @@ static void print_plan(ph_host *h, int verbose)
         const char *state = ph_host_item_state(h, i, &reason);
         if (!h->insts[i] && it->state == PH_PLAN_OK)
             state = "ok";
-        printf("  %2zu. %-16s %s %s", i + 1, it->instance, it->manifest->name,
-               it->manifest->version_text);
+        printf("  %2zu. %-16s %s %s", i + 1, it->instance, it->manifest ? it->manifest->name : "-",
+               it->manifest ? it->manifest->version_text : "");
         if (it->n_deps) {
             printf("  needs");
             for (size_t k = 0; k < it->n_deps; k++)
@@ -372,6 +375,276 @@ static int print_json(json_t *v)
     return 0;
 }
 
+/* ---- talking to a running host ---- */
+
+/* URL and admin token of the host described by the config (or --url). */
+static int remote_target(cli *c, char **url, char **token)
+{
+    ph_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    *url = *token = NULL;
+    int rc = load_config(c, &cfg);
+    if (rc)
+        return rc;
+    *url = c->url ? strdup(c->url) : ph_client_url_from_config(&cfg);
+    if (cfg.auth.token) {
+        *token = strdup(cfg.auth.token);
+    } else if (cfg.auth.token_file) {
+        FILE *f = fopen(cfg.auth.token_file, "r");
+        char buf[256];
+        if (f && fgets(buf, sizeof buf, f)) {
+            buf[strcspn(buf, "\r\n")] = 0;
+            *token = strdup(buf);
+        }
+        if (f)
+            fclose(f);
+    }
+    ph_config_free(&cfg);
+    return *url ? 0 : ph_error_set(PH_ENOMEM, "out of memory");
+}
+
+static int type_from_name(const char *name)
+{
+    static const struct { const char *n; ph_type t; } map[] = {
+        {"bool", PH_BOOL}, {"int64", PH_I64}, {"double", PH_F64}, {"string", PH_STR}, {"json", PH_JSON}};
+    for (size_t i = 0; name && i < sizeof map / sizeof map[0]; i++)
+        if (strcmp(map[i].n, name) == 0)
+            return (int)map[i].t;
+    return -1;
+}
+
+/* Builds a route description from GET /<instance>/actors, so k=v values convert by type. */
+static int remote_route(const char *url, const char *token, const char *address, ph_route *rt,
+                        ph_arg *args, json_t **keep)
+{
+    char inst[256], actor[256], method[256];
+    *keep = NULL;
+    if (sscanf(address, "%255[^.].%255[^.].%255s", inst, actor, method) != 3)
+        return -1;
+    char *path = NULL;
+    if (asprintf(&path, "/%s/actors", inst) < 0)
+        return -1;
+    json_t *desc = NULL;
+    int rc = ph_client_get_json(url, token, path, &desc);
+    free(path);
+    if (rc)
+        return rc;
+    json_t *m = json_object_get(json_object_get(json_object_get(desc, "actors"), actor), method);
+    json_t *list = json_object_get(m, "args");
+    memset(rt, 0, sizeof *rt);
+    for (size_t i = 0; i < json_array_size(list) && i < PH_MAX_ARGS; i++) {
+        json_t *a = json_array_get(list, i);
+        args[i].name = json_string_value(json_object_get(a, "name"));
+        int t = type_from_name(json_string_value(json_object_get(a, "type")));
+        args[i].type = t < 0 ? PH_JSON : (ph_type)t;
+        rt->n_args++;
+    }
+    rt->args = args;
+    *keep = desc;
+    return 0;
+}
+
+static int cmd_call_remote(cli *c, int argc, char **argv)
+{
+    char *url = NULL, *token = NULL;
+    json_t *args = NULL, *out = NULL, *desc = NULL;
+    ph_route rt;
+    ph_arg targs[PH_MAX_ARGS];
+    int status = 1;
+    if (remote_target(c, &url, &token)) {
+        print_error(NULL);
+        return 1;
+    }
+    int found = remote_route(url, token, argv[0], &rt, targs, &desc) == 0;
+    if (cli_args(found ? &rt : NULL, argc - 1, argv + 1, &args)) {
+        print_error(NULL);
+        goto cleanup;
+    }
+    if (ph_client_call(url, token, argv[0], args, &out)) {
+        fprintf(stderr, "plughost: %s: %s\n", ph_error_last_word(), ph_error_last());
+        goto cleanup;
+    }
+    status = print_json(out);
+cleanup:
+    json_decref(desc);
+    json_decref(args);
+    json_decref(out);
+    free(url);
+    free(token);
+    return status;
+}
+
+static int cmd_status(cli *c, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    char *url = NULL, *token = NULL;
+    json_t *pk = NULL;
+    if (remote_target(c, &url, &token) || ph_client_get_json(url, token, "/_/packages", &pk)) {
+        print_error("status");
+        free(url);
+        free(token);
+        return 1;
+    }
+    printf("%-16s %-16s %-10s %-9s %s\n", "INSTANCE", "PACKAGE", "VERSION", "STATE", "DETAIL");
+    size_t i;
+    json_t *it;
+    json_array_foreach(json_object_get(pk, "instances"), i, it) {
+        const char *reason = json_string_value(json_object_get(it, "reason"));
+        const char *rerr = json_string_value(json_object_get(it, "reload_error"));
+        printf("%-16s %-16s %-10s %-9s %s%s%s\n",
+               json_string_value(json_object_get(it, "instance")),
+               json_string_value(json_object_get(it, "package")) ?: "-",
+               json_string_value(json_object_get(it, "version")) ?: "-",
+               json_string_value(json_object_get(it, "state")) ?: "-", reason ? reason : "",
+               rerr ? "last reload failed: " : "", rerr ? rerr : "");
+    }
+    json_decref(pk);
+    free(url);
+    free(token);
+    return 0;
+}
+
+static int cmd_reload(cli *c, int argc, char **argv)
+{
+    if (argc != 1) {
+        fprintf(stderr, "plughost reload: which package? usage: plughost reload NAME\n");
+        return 2;
+    }
+    char *url = NULL, *token = NULL, *path = NULL;
+    ph_client_response r = {0};
+    int status = 1;
+    if (remote_target(c, &url, &token) || asprintf(&path, "/_/reload/%s", argv[0]) < 0) {
+        print_error(NULL);
+        goto cleanup;
+    }
+    if (ph_client_request(url, token, "POST", path, "{}", 2, &r)) {
+        print_error("reload");
+        goto cleanup;
+    }
+    json_t *body = json_loads(r.body ? r.body : "", 0, NULL);
+    if (r.status / 100 == 2) {
+        printf("%s\n", r.body);
+        status = 0;
+    } else {
+        json_t *err = json_object_get(body, "error");
+        fprintf(stderr, "plughost: %s: %s\n",
+                json_string_value(json_object_get(err, "code")) ?: "error",
+                json_string_value(json_object_get(err, "message")) ?: (r.body ? r.body : ""));
+    }
+    json_decref(body);
+cleanup:
+    ph_client_response_free(&r);
+    free(path);
+    free(url);
+    free(token);
+    return status;
+}
+
+static int cmd_backup(cli *c, int argc, char **argv)
+{
+    if (argc != 1) {
+        fprintf(stderr, "plughost backup: which instance? usage: plughost backup INSTANCE\n");
+        return 2;
+    }
+    ph_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    char *path = NULL;
+    if (load_config(c, &cfg)) {
+        print_error(NULL);
+        return 1;
+    }
+    int rc = ph_store_backup(cfg.data_dir, argv[0], &path);
+    ph_config_free(&cfg);
+    if (rc) {
+        print_error("backup");
+        return 1;
+    }
+    printf("backup of %s written to %s\n", argv[0], path);
+    free(path);
+    return 0;
+}
+
+/* ---- new: scaffold a package that builds out of tree ---- */
+
+static int write_new_file(const char *dir, const char *name, const char *text)
+{
+    char *path = NULL;
+    if (asprintf(&path, "%s/%s", dir, name) < 0)
+        return PH_ENOMEM;
+    FILE *f = fopen(path, "wx");
+    int rc = 0;
+    if (!f || fputs(text, f) < 0)
+        rc = ph_error_set(PH_EIO, "cannot write %s: %s", path, strerror(errno));
+    if (f && fclose(f) != 0 && !rc)
+        rc = ph_error_set(PH_EIO, "cannot write %s", path);
+    free(path);
+    return rc;
+}
+
+static int cmd_new(cli *c, int argc, char **argv)
+{
+    (void)c;
+    if (argc != 1) {
+        fprintf(stderr, "plughost new: usage: plughost new NAME (creates ./NAME/)\n");
+        return 2;
+    }
+    const char *name = argv[0];
+    if (ph_config_check_name("package name", name, PH_EINVAL)) {
+        print_error("new");
+        return 2;
+    }
+    if (mkdir(name, 0755) != 0) {
+        fprintf(stderr, "plughost new: cannot create ./%s: %s\n", name, strerror(errno));
+        return 1;
+    }
+    char *ini = NULL, *src = NULL, *cm = NULL, *file = NULL;
+    int rc = asprintf(&ini,
+                      "[package]\nname = %s\nversion = 0.1.0\ndescription = TODO: what %s does\n"
+                      "\n[parameters]\ngreeting = Hello\n", name, name) < 0 ||
+             asprintf(&src,
+                      "/* %s: a plughost package. */\n#include <plughost/sdk.h>\n\n"
+                      "static char *hello(ph_ctx *ctx, const char *who)\n{\n"
+                      "    const char *greeting = ph_param(ctx, \"greeting\");\n"
+                      "    size_t n = 0, m = 0;\n    while (greeting[n])\n        n++;\n"
+                      "    while (who[m])\n        m++;\n"
+                      "    char *out = ph_alloc(ctx, n + m + 3);\n    if (!out)\n        return NULL;\n"
+                      "    for (size_t i = 0; i < n; i++)\n        out[i] = greeting[i];\n"
+                      "    out[n] = ',';\n    out[n + 1] = ' ';\n"
+                      "    for (size_t i = 0; i <= m; i++)\n        out[n + 2 + i] = who[i];\n"
+                      "    return out;\n}\n\n"
+                      "static const ph_method %s_methods[] = {\n"
+                      "    PH_METHOD(hello, PH_STR, PH_ARG(\"who\", PH_STR)),\n};\n\n"
+                      "PH_PACKAGE(.actors = PH_ACTORS(PH_ACTOR(\"%s\", %s_methods)));\n",
+                      name, name, name, name) < 0 ||
+             asprintf(&cm,
+                      "cmake_minimum_required(VERSION 3.20)\nproject(%s C)\n"
+                      "find_package(plughost REQUIRED)\n"
+                      "# Stages build/packages/%s/ (the .so and package.ini): point a host's\n"
+                      "# package_dirs at build/packages.\n"
+                      "plughost_add_package(%s SOURCES %s.c)\n", name, name, name, name) < 0 ||
+             asprintf(&file, "%s.c", name) < 0;
+    if (rc)
+        rc = PH_ENOMEM;
+    if (!rc && !(rc = write_new_file(name, "package.ini", ini)) &&
+        !(rc = write_new_file(name, file, src)))
+        rc = write_new_file(name, "CMakeLists.txt", cm);
+    free(ini);
+    free(src);
+    free(cm);
+    free(file);
+    if (rc) {
+        print_error("new");
+        return 1;
+    }
+    printf("created ./%s/ (package.ini, %s.c, CMakeLists.txt)\n"
+           "build:  cmake -S %s -B %s/build && cmake --build %s/build\n"
+           "run:    plughost run --packages %s/build/packages\n"
+           "call:   plughost call %s.%s.hello who=world\n",
+           name, name, name, name, name, name, name, name);
+    return 0;
+}
+
 static int cmd_call(cli *c, int argc, char **argv)
 {
     if (argc < 1) {
@@ -379,11 +652,8 @@ static int cmd_call(cli *c, int argc, char **argv)
                         "INSTANCE.ACTOR.METHOD [name=value ...|JSON]\n");
         return 2;
     }
-    if (!c->local) {
-        fprintf(stderr, "plughost call: calling a running host over HTTP is not available yet; "
-                        "use --local to load the packages in this process\n");
-        return 2;
-    }
+    if (!c->local)
+        return cmd_call_remote(c, argc, argv);
     ph_host *h = NULL;
     json_t *args = NULL, *out = NULL;
     int status = 1;
@@ -422,10 +692,23 @@ static const command commands[] = {
     {"check", cmd_check, "check [-c host.ini]",
      "Prints the plan (instances, versions, load order) and every problem without running "
      "package code. Exits 1 when there are problems."},
-    {"call", cmd_call, "call --local [-c host.ini] INSTANCE.ACTOR.METHOD [name=value ...|JSON]",
-     "Calls a method and prints its JSON result. --local loads and starts the packages in this "
-     "process, calls, and stops them."},
+    {"call", cmd_call, "call [--local] [-c host.ini] [--url URL] INSTANCE.ACTOR.METHOD [name=value ...|JSON]",
+     "Calls a method and prints its JSON result. By default it asks the running host over HTTP "
+     "(address from host.ini or --url); --local loads and starts the packages in this process, "
+     "calls, and stops them."},
     {"list", cmd_list, "list [-c host.ini]", "Lists the packages found in the package directories."},
+    {"status", cmd_status, "status [-c host.ini] [--url URL]",
+     "Shows every instance of the running host: package, version, state, and why it is not "
+     "running or why its last reload failed."},
+    {"reload", cmd_reload, "reload [-c host.ini] [--url URL] NAME",
+     "Asks the running host to reload package NAME from disk now (admin token from the data "
+     "directory). The old version keeps serving if anything fails."},
+    {"backup", cmd_backup, "backup [-c host.ini] INSTANCE",
+     "Writes a consistent, verified copy of the instance's database under "
+     "<data_dir>/backups/INSTANCE/ and prints where."},
+    {"new", cmd_new, "new NAME",
+     "Creates ./NAME/ with package.ini, NAME.c and a CMakeLists.txt that builds out of tree "
+     "against the installed SDK (find_package(plughost))."},
     {"help", cmd_help, "help [COMMAND]", "Shows help for a command."},
 };
 

@@ -32,6 +32,8 @@ static int check_dependents(ph_host *h, const ph_manifest *nm)
     ph_semver_format(&nm->version, v, sizeof v);
     for (size_t i = 0; i < h->plan.n; i++) {
         const ph_manifest *m = h->plan.items[i].manifest;
+        if (!m || !h->insts[i])
+            continue;
         const ph_dep *deps[2] = {m->requires, m->optional};
         size_t counts[2] = {m->n_requires, m->n_optional};
         for (int k = 0; k < 2; k++)
@@ -54,7 +56,7 @@ static int check_requirements(ph_host *h, const ph_manifest *nm)
         const ph_dep *d = &nm->requires[j];
         const ph_manifest *found = NULL;
         for (size_t i = 0; i < h->plan.n && !found; i++)
-            if (strcmp(h->plan.items[i].manifest->name, d->name) == 0)
+            if (h->insts[i] && strcmp(h->plan.items[i].manifest->name, d->name) == 0)
                 found = h->plan.items[i].manifest;
         if (!found)
             return ph_error_set(PH_EDEPENDENCY, "package '%s' %s requires '%s' (%s), which is not "

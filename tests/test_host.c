@@ -131,7 +131,7 @@ static void test_failing_prepare_is_contained(void **state)
     assert_int_equal(ph_host_start(h), 0); /* not strict: the host keeps going */
     const char *reason;
     assert_string_equal(state_of(h, "core_fail_prepare", &reason), "failed");
-    assert_string_equal(reason, "instance 'core_fail_prepare': prepare failed: cannot open the widget");
+    assert_true(tu_contains(reason, "prepare failed: cannot open the widget"));
     assert_string_equal(state_of(h, "core_needs_failed", &reason), "skipped");
     assert_true(tu_contains(reason, "depends on 'core_fail_prepare'"));
     /* Unrelated packages run. */
@@ -185,8 +185,7 @@ static void test_failing_start(void **state)
     assert_int_equal(ph_host_start(h), 0);
     const char *reason;
     assert_string_equal(state_of(h, "core_fail_start", &reason), "failed");
-    assert_string_equal(reason, "instance 'core_fail_start': start failed: the package returned "
-                                "an error without a message");
+    assert_true(tu_contains(reason, "start failed: the package returned an error without a message"));
     assert_true(fx_marked(f->tmp, "core_fail_start", "start"));
     assert_string_equal(state_of(h, "core_good", NULL), "running");
     ph_host_stop(h);

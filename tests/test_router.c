@@ -50,7 +50,7 @@ static ph_instance *add(fx *f, const char *pkg, const char *name, int start)
     assert_int_equal(ph_instance_new(name, "/x", m, mod, m->params, m->n_params, &inst), 0);
     f->insts[f->n++] = inst;
     assert_int_equal(ph_routes_new(inst, &t), 0);
-    if (ph_routes_add_package(t))
+    if (ph_routes_add_package(t, inst->cur))
         fail_msg("ph_routes_add_package(%s): %s", pkg, ph_error_last());
     ph_router_publish(f->router, inst, t);
     assert_int_equal(ph_router_add_instance(f->router, inst), 0);

@@ -9,10 +9,13 @@
 #ifndef PH_PHFIX_H
 #define PH_PHFIX_H
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -32,39 +35,65 @@ static inline char *fx_pkgdir(const char *name)
     return tu_fmt("%s/%s", tu_env("PH_FIXTURES"), name);
 }
 
-/* A port for tests that may start HTTP: random in 20000..59999. */
+/*
+ * A free TCP port on 127.0.0.1 for hosts that serve HTTP: the kernel picks
+ * one for a socket bound to port 0, which is closed again (a small race with
+ * other processes, far smaller than a fixed or random port's).
+ */
 static inline int fx_port(void)
 {
-    static int seeded;
-    if (!seeded) {
-        srand((unsigned)(time(NULL) ^ (getpid() << 8)));
-        seeded = 1;
-    }
-    return 20000 + rand() % 40000;
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    if (!port)
+        abort();
+    return port;
 }
 
 /*
  * Writes <tmp>/host.ini whose package_dirs lists exactly the staged
  * directories of `names` (NULL-terminated), data_dir <tmp>/data, and appends
  * `extra` (may be NULL). Also creates <tmp>/markers. Returns the ini path.
+ *
+ * Each package is listed through a symlink <tmp>/p/<name> -> its staged
+ * directory, as the relative path "p/<name>": host.ini lines are limited to
+ * 197 characters (libinih's INI_MAX_LINE on Debian), which a few absolute
+ * build paths exceed. (Manifest paths in messages are the real, staged paths.)
  */
 static inline char *fx_host_ini(const char *tmp, const char *const *names, const char *extra)
 {
     char *dirs = strdup("");
+    char *pdir = tu_fmt("%s/p", tmp);
+    mkdir(pdir, 0755);
     for (size_t i = 0; names[i]; i++) {
+        const char *base = strncmp(names[i], "ex:", 3) == 0 ? names[i] + 3 : names[i];
         char *d = fx_pkgdir(names[i]);
-        char *n = tu_fmt("%s%s%s", dirs, i ? ", " : "", d);
+        char *link = tu_fmt("%s/%s", pdir, base);
+        unlink(link);
+        if (symlink(d, link) != 0)
+            abort();
+        char *n = tu_fmt("%s%sp/%s", dirs, i ? ", " : "", base);
+        free(link);
         free(d);
         free(dirs);
         dirs = n;
     }
-    char *text = tu_fmt("[host]\npackage_dirs = %s\ndata_dir = %s/data\nlog_level = info\n\n"
+    char *text = tu_fmt("[host]\npackage_dirs = %s\ndata_dir = data\nlog_level = info\n\n"
                         "[http]\nlisten = 127.0.0.1:%d\n%s",
-                        dirs, tmp, fx_port(), extra ? extra : "");
+                        dirs, fx_port(), extra ? extra : "");
     char *path = tu_write(tmp, "host.ini", text);
     char *markers = tu_fmt("%s/markers", tmp);
     mkdir(markers, 0755);
     free(markers);
+    free(pdir);
     free(text);
     free(dirs);
     return path;
