@@ -118,8 +118,10 @@ static int tx_end(sqlite3 *db, int outer, int commit)
 static json_t *row_to_record(const ph_store_model *m, sqlite3_stmt *st)
 {
     json_t *rec = json_object();
+    /* keys are declared identifiers, checked at load: no need to re-validate them */
     for (size_t i = 0; rec && i < m->n_cols; i++)
-        json_object_set_new(rec, m->cols[i].name, ph_store_column(st, (int)i, &m->cols[i]));
+        json_object_set_new_nocheck(rec, m->cols[i].name,
+                                    ph_store_column(st, (int)i, &m->cols[i]));
     return rec;
 }
 
@@ -156,6 +158,10 @@ static int get_id(const op *o, json_t *args, int64_t *id)
     json_t *c = NULL;
     if (!v)
         return fail(o, PH_EARGS, "missing 'id'; pass the id of the %s", o->m->name);
+    if (json_is_integer(v)) {
+        *id = json_integer_value(v);
+        return 0;
+    }
     if (ph_store_coerce(&o->m->cols[0], NULL, v, &c) || !json_is_integer(c)) {
         json_decref(c);
         return fail(o, PH_EARGS, "'id' must be an integer");

@@ -125,11 +125,9 @@ static void record_failure(ph_host *h, size_t i, ph_inst_state state, const char
     ph_plan_item *it = &h->plan.items[i];
     if (h->insts[i]) {
         atomic_store(&h->insts[i]->state, state);
-        if (!h->insts[i]->reason || reason != h->insts[i]->reason) {
-            char *copy = strdup(reason);
-            free(h->insts[i]->reason);
-            h->insts[i]->reason = copy;
-        }
+        /* Keep the reason recorded where the failure happened (it is the precise one). */
+        if (!h->insts[i]->reason)
+            h->insts[i]->reason = strdup(reason);
     } else {
         it->state = state == PH_INST_SKIPPED ? PH_PLAN_SKIPPED : PH_PLAN_FAILED;
         char *copy = strdup(reason);

@@ -17,9 +17,10 @@
 #include <microhttpd.h>
 
 #include "error.h"
-#include "ffi.h"
+#include "ffi_call.h"
 #include "log.h"
 #include "metrics.h"
+#include "reload.h"
 #include "openapi.h"
 #include "www.h"
 
@@ -662,7 +663,7 @@ static void visit_list(const ph_route *r, void *ud)
     if (lc->seen || !r->model || !r->inst || !is(r->inst->name, lc->inst) || !is(r->actor, lc->model))
         return;
     lc->seen = true;
-    json_t *filters = json_object_get(lc->args, "filters");
+    json_t *filters = lc->args; /* the CRUD list takes filters beside order/limit/offset */
     const char *key;
     json_t *v;
     json_object_foreach(lc->raw, key, v)
@@ -679,7 +680,7 @@ static void visit_list(const ph_route *r, void *ud)
 /* Maps ?field=value&order=-field&limit=10&offset=20 onto the list arguments. */
 static json_t *list_args(call *k, const char *inst, const char *model, query *q)
 {
-    list_conv lc = {inst, model, q->raw, json_pack("{s:{}}", "filters"), false};
+    list_conv lc = {inst, model, q->raw, json_object(), false};
     if (!lc.args)
         return NULL;
     static const char *const paging[] = {"limit", "offset"};
@@ -693,7 +694,7 @@ static json_t *list_args(call *k, const char *inst, const char *model, query *q)
         json_object_set(lc.args, "order", order);
     ph_router_each(k->h->host->router, visit_list, &lc);
     if (!lc.seen) /* no such model: the call reports it; keep the filters as sent */
-        json_object_update(json_object_get(lc.args, "filters"), q->raw);
+        json_object_update_missing(lc.args, q->raw);
     return lc.args;
 }
 
@@ -870,6 +871,15 @@ static json_t *package_entry(ph_host *host, size_t i)
                           state ? state : "unknown", "dependencies", deps);
     if (e && (reason || it->reason))
         json_object_set_new(e, "reason", json_string(reason ? reason : it->reason));
+    const ph_instance *inst = host->insts ? host->insts[i] : NULL;
+    if (e && inst) {
+        json_object_set_new(e, "reloads", json_integer(inst->reloads));
+        json_object_set_new(e, "reload_failures", json_integer(inst->reload_failures));
+        if (inst->reload_error)
+            json_object_set_new(e, "reload_error", json_string(inst->reload_error));
+        if (inst->module)
+            json_object_set_new(e, "build", json_string(inst->module->hash));
+    }
     return e;
 }
 
@@ -931,8 +941,31 @@ static enum MHD_Result get_openapi(call *k)
     return ret;
 }
 
+/* POST /_/reload/<package>: the same transaction as a file change (admin only). */
+static enum MHD_Result post_reload(call *k, const char *pkg)
+{
+    if (!is(k->method, "POST"))
+        return send_405(k, "POST");
+    if (!k->admin)
+        return send_error(k, PH_EAUTH, "reloading a package needs the admin token: send "
+                                       "'Authorization: Bearer <token>'");
+    int swapped = 0;
+    int rc = ph_reload_package(k->h->host, pkg, &swapped);
+    if (rc == PH_EDEPENDENCY)
+        return send_error(k, PH_ECONFLICT, "%s", ph_error_last());
+    if (rc)
+        return send_last_error(k, rc);
+    json_t *body = json_pack("{s:s,s:i,s:s}", "package", pkg, "swapped", swapped, "result",
+                             swapped ? "reloaded" : "already running this build");
+    enum MHD_Result ret = body ? send_json(k, MHD_HTTP_OK, body, NULL) : MHD_NO;
+    json_decref(body);
+    return ret;
+}
+
 static enum MHD_Result host_route(call *k, const path *p)
 {
+    if (p->n == 3 && is(p->segs[1], "reload"))
+        return post_reload(k, p->segs[2]);
     const char *what = p->n == 2 ? p->segs[1] : "";
     enum MHD_Result (*fn)(call *) = is(what, "health")         ? get_health
                                     : is(what, "metrics")      ? get_metrics
@@ -941,7 +974,8 @@ static enum MHD_Result host_route(call *k, const path *p)
                                                                : NULL;
     if (!fn)
         return send_error(k, PH_ENOTFOUND, "no host endpoint '%s'; the host serves /_/health, "
-                                           "/_/metrics, /_/openapi.json and /_/packages",
+                                           "/_/metrics, /_/openapi.json, /_/packages and "
+                                           "POST /_/reload/<package>",
                           k->url);
     if (!is(k->method, "GET") && !is(k->method, "HEAD"))
         return send_405(k, "GET, HEAD");

@@ -167,6 +167,13 @@ int ph_instance_start(ph_instance *inst)
     if (st == PH_OK) {
         atomic_store(&inst->state, PH_INST_PREPARED);
         st = ph_version_step(inst->cur, d->start, "start", &reason);
+        if (st != PH_OK && d->stop) {
+            /* Release what prepare acquired: stop copes with a half-started instance. */
+            ph_frame f;
+            ph_frame_push(&f, inst);
+            d->stop(&inst->cur->ctx);
+            ph_frame_pop(&f);
+        }
     }
     if (st == PH_OK) {
         atomic_store(&inst->state, PH_INST_RUNNING);

@@ -15,6 +15,7 @@
 #include "host.h"
 #include "http.h"
 #include "log.h"
+#include "migrate.h"
 #include "reload.h"
 #include "store.h"
 
@@ -165,6 +166,27 @@ static int cmd_check(cli *c, int argc, char **argv)
     }
     print_plan(h, 0);
     size_t problems = h->plan.n_problems + h->set.n_problems;
+    /* What loading would do to each instance's database (reads only). */
+    int header = 0;
+    for (size_t i = 0; i < h->plan.n; i++) {
+        const ph_plan_item *it = &h->plan.items[i];
+        json_t *plan = NULL;
+        if (it->state != PH_PLAN_OK || !it->manifest ||
+            ph_migrate_plan(it->manifest, h->cfg.data_dir, it->instance, &plan))
+            continue;
+        const char *action = json_string_value(json_object_get(plan, "action"));
+        if (json_object_get(plan, "problem"))
+            problems++;
+        if (action && (strcmp(action, "upgrade") == 0 || strcmp(action, "downgrade") == 0 ||
+                       json_object_get(plan, "problem"))) {
+            char *line = ph_migrate_plan_text(plan);
+            if (!header++)
+                printf("migrations:\n");
+            printf("  %s\n", line ? line : it->instance);
+            free(line);
+        }
+        json_decref(plan);
+    }
     if (problems) {
         printf("problems (%zu):\n", problems);
         for (size_t i = 0; i < h->set.n_problems; i++)

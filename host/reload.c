@@ -14,14 +14,96 @@
 #include <unistd.h>
 
 #include "crud.h"
+#include "elfcheck.h"
 #include "error.h"
 #include "log.h"
 #include "store.h"
 
+/* Serialises reloads: one swap at a time, process-wide. */
 static pthread_mutex_t reload_mu = PTHREAD_MUTEX_INITIALIZER;
-static int drain_ms = 10000;
+/* Guards the reload bookkeeping of every instance (read by status outputs). */
+static pthread_mutex_t status_mu = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int drain_ms = 10000;
 
-void ph_reload_set_drain_ms(int ms) { drain_ms = ms; }
+/* Gate-closed time of each instance's last swap (no room for it in ph_instance). */
+typedef struct hold_entry {
+    const ph_instance *inst;
+    double ms;
+} hold_entry;
+static hold_entry *holds;
+static size_t n_holds;
+
+void ph_reload_set_drain_ms(int ms) { atomic_store(&drain_ms, ms > 0 ? ms : 10000); }
+
+/* ---- bookkeeping ---- */
+
+static double *hold_slot(const ph_instance *inst) /* status_mu held */
+{
+    for (size_t i = 0; i < n_holds; i++)
+        if (holds[i].inst == inst)
+            return &holds[i].ms;
+    hold_entry *p = realloc(holds, (n_holds + 1) * sizeof *p);
+    if (!p)
+        return NULL;
+    holds = p;
+    holds[n_holds].inst = inst;
+    holds[n_holds].ms = 0;
+    return &holds[n_holds++].ms;
+}
+
+int ph_reload_info_get(ph_instance *inst, ph_reload_info *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&status_mu);
+    out->reloads = inst->reloads;
+    out->failures = inst->reload_failures;
+    if (inst->module)
+        snprintf(out->build, sizeof out->build, "%s", inst->module->hash);
+    for (size_t i = 0; i < n_holds; i++)
+        if (holds[i].inst == inst)
+            out->last_hold_ms = holds[i].ms;
+    int rc = 0;
+    if (inst->reload_error && !(out->error = strdup(inst->reload_error)))
+        rc = PH_ENOMEM;
+    pthread_mutex_unlock(&status_mu);
+    return rc;
+}
+
+/* Records the current error as inst's reload failure; `bad_key` (or NULL) is not retried. */
+static void fail_reload(ph_instance *inst, const char *bad_key)
+{
+    char *msg = strdup(ph_error_last());
+    pthread_mutex_lock(&status_mu);
+    inst->reload_failures++;
+    free(inst->reload_error);
+    inst->reload_error = msg;
+    if (bad_key)
+        snprintf(inst->bad_hash, sizeof inst->bad_hash, "%s", bad_key);
+    pthread_mutex_unlock(&status_mu);
+    ph_logf(PH_L_ERROR, inst->name, "reload failed, the old version keeps serving: %s",
+            msg ? msg : ph_error_last());
+}
+
+static void clear_error(ph_instance *inst)
+{
+    pthread_mutex_lock(&status_mu);
+    free(inst->reload_error);
+    inst->reload_error = NULL;
+    pthread_mutex_unlock(&status_mu);
+}
+
+static void record_success(ph_instance *inst, double held)
+{
+    pthread_mutex_lock(&status_mu);
+    inst->reloads++;
+    free(inst->reload_error);
+    inst->reload_error = NULL;
+    inst->bad_hash[0] = 0;
+    double *slot = hold_slot(inst);
+    if (slot)
+        *slot = held;
+    pthread_mutex_unlock(&status_mu);
+}
 
 /* ---- checks before loading anything ---- */
 
@@ -71,13 +153,42 @@ static int check_requirements(ph_host *h, const ph_manifest *nm)
     return 0;
 }
 
-static int keep_manifest(ph_host *h, ph_manifest *m)
+/* Makes room for one more kept manifest, so keeping it after a swap cannot fail. */
+static int reserve_manifest(ph_host *h)
 {
     ph_manifest **p = realloc(h->reloaded, (h->n_reloaded + 1) * sizeof *p);
     if (!p)
         return ph_error_set(PH_ENOMEM, "out of memory");
     h->reloaded = p;
-    h->reloaded[h->n_reloaded++] = m;
+    return 0;
+}
+
+/* What a failed attempt remembers: the .so and the package.ini it was validated against. */
+static void build_key(const char *so_hash, const char *ini_hash, char key[17])
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = so_hash; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    h = (h ^ '/') * 1099511628211ULL;
+    for (const char *p = ini_hash; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    snprintf(key, 17, "%016llx", (unsigned long long)h);
+}
+
+/* Packages an instance running manifest m may call: its own + [requires] + [optional]. */
+static int build_callable(const ph_manifest *m, const char ***out, size_t *n_out)
+{
+    size_t n = 1 + m->n_requires + m->n_optional, k = 0;
+    const char **c = calloc(n, sizeof *c);
+    if (!c)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    c[k++] = m->name;
+    for (size_t i = 0; i < m->n_requires; i++)
+        c[k++] = m->requires[i].name;
+    for (size_t i = 0; i < m->n_optional; i++)
+        c[k++] = m->optional[i].name;
+    *out = c;
+    *n_out = k;
     return 0;
 }
 
@@ -155,18 +266,6 @@ static int install(ph_instance *inst, ph_version *v, const ph_manifest *m, ph_st
     return rc;
 }
 
-static void fail_reload(ph_instance *inst, ph_module *mod_or_null, const char *hash)
-{
-    inst->reload_failures++;
-    free(inst->reload_error);
-    inst->reload_error = strdup(ph_error_last());
-    if (hash)
-        snprintf(inst->bad_hash, sizeof inst->bad_hash, "%s", hash);
-    (void)mod_or_null;
-    ph_logf(PH_L_ERROR, inst->name, "reload failed, the old version keeps serving: %s",
-            inst->reload_error);
-}
-
 static double ms_since(const struct timespec *t0)
 {
     struct timespec t1;
@@ -174,34 +273,126 @@ static double ms_since(const struct timespec *t0)
     return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
+/* What the instance ran before a swap: restored if the swap fails. */
+typedef struct previous {
+    ph_version *v;
+    const ph_manifest *m;
+    ph_store *store;
+    const char **callable;
+    size_t n_callable;
+    int was_running;
+    saved_state state;
+} previous;
+
+/*
+ * The new version could not start: the old one serves again, with its own
+ * saved state, store and routes. Keeps the current error for the caller.
+ */
+static void roll_back(ph_instance *inst, previous *p)
+{
+    int code = ph_error_last_code();
+    char *msg = strdup(ph_error_last());
+    char *reason = NULL;
+    inst->callable = p->callable;
+    inst->n_callable = p->n_callable;
+    if (install(inst, p->v, p->m, p->store)) {
+        atomic_store(&inst->state, PH_INST_FAILED);
+        ph_logf(PH_L_ERROR, inst->name, "rollback failed too (%s); the instance is down",
+                ph_error_last());
+    } else if (p->was_running) {
+        restore_state(p->v, &p->state);
+        if (ph_version_step(p->v, p->v->module->desc->start, "start", &reason) == PH_OK) {
+            atomic_store(&inst->state, PH_INST_RUNNING);
+        } else {
+            atomic_store(&inst->state, PH_INST_FAILED);
+            ph_logf(PH_L_ERROR, inst->name, "rollback failed too: the old version's %s; the "
+                                            "instance is down until its next build",
+                    reason ? reason : "start failed");
+        }
+    }
+    free(reason);
+    ph_error_set(code ? code : PH_EPACKAGE, "%s", msg ? msg : "reload failed");
+    free(msg);
+}
+
+/* Starts the prepared version nv in place of p->v; the gate is closed and empty. */
+static int switch_to(ph_host *h, ph_instance *inst, ph_version *nv, const ph_manifest *nm,
+                     ph_store *nstore, previous *p, const char *hash)
+{
+    char *reason = NULL;
+    if (p->was_running) {
+        ph_instance_stop(inst);
+        save_state(p->v, &p->state);
+    }
+    int rc = build_callable(nm, &inst->callable, &inst->n_callable);
+    if (!rc && (rc = install(inst, nv, nm, nstore)) == 0) {
+        restore_state(nv, &p->state);
+        int s = ph_version_step(nv, nv->module->desc->start, "start", &reason);
+        if (s != PH_OK)
+            rc = ph_error_set(PH_EPACKAGE, "new build of '%s' (%s): %s", inst->name, hash,
+                              reason ? reason : "start declined");
+    }
+    free(reason);
+    (void)h;
+    if (rc) {
+        if (inst->callable != p->callable)
+            free(inst->callable);
+        roll_back(inst, p);
+        return rc;
+    }
+    atomic_store(&inst->state, PH_INST_RUNNING);
+    return 0;
+}
+
 /*
  * Swaps one instance to the build described by `nm`. Returns 0 (swapped),
  * 1 (nothing to do: same build, or a build already known bad) or an error.
  */
-static int swap_instance(ph_host *h, ph_instance *inst, const ph_manifest *nm)
+static int swap_instance(ph_host *h, ph_instance *inst, const ph_manifest *nm, const char *ini_hash)
 {
     ph_module *mod = NULL;
-    ph_version *nv = NULL, *old = inst->cur;
-    ph_store *nstore = NULL, *ostore = inst->store;
-    const ph_manifest *om = inst->manifest;
-    saved_state st = {0};
+    ph_version *nv = NULL;
+    ph_store *nstore = NULL;
+    previous p = {inst->cur, inst->manifest, inst->store, inst->callable, inst->n_callable,
+                  atomic_load(&inst->state) == PH_INST_RUNNING, {0}};
     char *reason = NULL;
-    char hash[17];
+    char hash[17], key[17];
+    const char *bad = NULL; /* set when the failure is the build's fault */
     int rc;
 
-    if ((rc = ph_file_hash(nm->library, hash))) {
-        fail_reload(inst, NULL, NULL);
+    if (ph_frame_inside(inst)) {
+        rc = ph_error_set(PH_ESTATE, "instance '%s' cannot be reloaded from inside one of its own "
+                                     "calls (the drain would wait for that very call); reload it "
+                                     "from outside", inst->name);
+        fail_reload(inst, NULL);
         return rc;
     }
-    if (strcmp(hash, old->module->hash) == 0 || strcmp(hash, inst->bad_hash) == 0)
-        return 1;
-    if ((rc = ph_module_open(nm, h->stage_dir, &mod))) {
-        fail_reload(inst, NULL, hash);
+    /* Checked before dlopen: a UNIQUE symbol would bind into the old copy at once. */
+    rc = ph_elf_check_reloadable(nm->library, nm->library, hash);
+    if (!hash[0]) {
+        fail_reload(inst, NULL);
         return rc;
+    }
+    if (strcmp(hash, p.v->module->hash) == 0) {
+        clear_error(inst); /* the file is what runs: an older failure no longer matters */
+        return 1;
+    }
+    build_key(hash, ini_hash, key);
+    if (strcmp(key, inst->bad_hash) == 0)
+        return 1;
+    bad = key;
+    if (rc || (rc = ph_module_open(nm, h->stage_dir, &mod)))
+        goto fail;
+    if (strcmp(mod->hash, hash) != 0) {
+        ph_module_close(mod);
+        rc = ph_error_set(PH_EBUSY, "%s changed while it was being loaded; it is loaded again "
+                                    "once it settles", nm->library);
+        bad = NULL;
+        goto fail;
     }
     if ((rc = ph_version_new(inst, mod, &nv))) {
-        fail_reload(inst, NULL, NULL);
-        return rc;
+        bad = NULL;
+        goto fail;
     }
     /* Prepared beside the old version, which keeps serving. */
     int s = ph_version_step(nv, nv->module->desc->prepare, "prepare", &reason);
@@ -210,68 +401,70 @@ static int swap_instance(ph_host *h, ph_instance *inst, const ph_manifest *nm)
                           reason ? reason : "prepare declined");
         goto discard;
     }
+    /*
+     * Same version: no upgrade scripts, only additive changes the old code
+     * tolerates, so the database is opened before the gate closes (keeps
+     * the hold short). A new version migrates with nothing running.
+     */
+    int same_version = strcmp(nm->version_text, p.m->version_text) == 0;
+    if (same_version &&
+        (rc = ph_store_open_for(h->cfg.data_dir, inst->name, nm, nv->module->desc, &nstore)))
+        goto discard;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if ((rc = ph_gate_close(&inst->gate, drain_ms))) {
-        ph_error_wrap("instance '%s': the drain timed out, reload abandoned", inst->name);
-        snprintf(hash, sizeof hash, "%s", ""); /* not the build's fault: retry allowed */
+    int drain = atomic_load(&drain_ms);
+    if ((rc = ph_gate_close(&inst->gate, drain))) {
+        ph_error_wrap("instance '%s': the drain timed out, reload abandoned (the calls go on; "
+                      "the build is tried again when it changes or on `plughost reload`)",
+                      inst->name);
+        bad = NULL; /* not the build's fault */
         goto discard;
     }
     /* Gate closed and empty: nothing of the old version runs now. */
-    if ((rc = ph_store_open_for(h->cfg.data_dir, inst->name, nm, nv->module->desc, &nstore))) {
+    if (!nstore &&
+        (rc = ph_store_open_for(h->cfg.data_dir, inst->name, nm, nv->module->desc, &nstore))) {
         ph_gate_open(&inst->gate);
         goto discard;
     }
-    ph_instance_stop(inst);
-    save_state(old, &st);
-    if ((rc = install(inst, nv, nm, nstore)) == 0) {
-        restore_state(nv, &st);
-        s = ph_version_step(nv, nv->module->desc->start, "start", &reason);
-        if (s != PH_OK)
-            rc = ph_error_set(PH_EPACKAGE, "new build of '%s' (%s): %s", inst->name, hash,
-                              reason ? reason : "start declined");
-    }
-    if (rc) {
-        /* Roll back: the old version serves again with its state and store. */
-        char *msg = strdup(ph_error_last());
-        if (install(inst, old, om, ostore) ||
-            ph_version_step(old, old->module->desc->start, "start", &reason) != PH_OK) {
-            atomic_store(&inst->state, PH_INST_FAILED);
-            ph_logf(PH_L_ERROR, inst->name, "rollback failed too; the instance is down");
-        } else {
-            atomic_store(&inst->state, PH_INST_RUNNING);
-        }
-        ph_gate_open(&inst->gate);
-        ph_error_set(PH_EPACKAGE, "%s", msg ? msg : "reload failed");
-        free(msg);
-        ph_store_close(nstore);
-        goto discard;
-    }
-    atomic_store(&inst->state, PH_INST_RUNNING);
+    rc = switch_to(h, inst, nv, nm, nstore, &p, hash);
     ph_gate_open(&inst->gate);
     double held = ms_since(&t0);
-    free(st.data);
-    ph_store_close(ostore);
-    ph_version_free(old);
-    inst->reloads++;
-    free(inst->reload_error);
-    inst->reload_error = NULL;
+    if (rc)
+        goto discard; /* rolled back: the old version serves */
+    free(p.state.data);
+    free(p.callable);
+    ph_store_close(p.store);
+    ph_version_free(p.v);
+    record_success(inst, held);
     ph_logf(PH_L_INFO, inst->name, "reloaded %s %s -> %s %s (build %s, gate closed %.2f ms)",
-            om->name, om->version_text, nm->name, nm->version_text, hash, held);
+            p.m->name, p.m->version_text, nm->name, nm->version_text, hash, held);
     free(reason);
     return 0;
 discard:
-    free(st.data);
-    fail_reload(inst, NULL, hash[0] ? hash : NULL);
+    ph_store_close(nstore);
     ph_version_free(nv);
+fail:
+    free(p.state.data);
     free(reason);
+    fail_reload(inst, bad);
     return rc;
+}
+
+/* Instances a reload of their package applies to: running ones, and failed ones to revive. */
+static int reloadable(ph_host *h, ph_instance *inst)
+{
+    int s = atomic_load(&inst->state);
+    if (s == PH_INST_RUNNING)
+        return 1;
+    return (s == PH_INST_FAILED || s == PH_INST_DECLINED) &&
+           ph_router_instance(h->router, inst->name) == inst;
 }
 
 int ph_reload_package(ph_host *h, const char *pkg, int *swapped)
 {
     ph_manifest *nm = NULL;
     const ph_manifest *cur = NULL;
+    char ini_hash[17] = "", *first_msg = NULL;
     int rc = 0, first = 0;
     *swapped = 0;
     pthread_mutex_lock(&reload_mu);
@@ -290,33 +483,39 @@ int ph_reload_package(ph_host *h, const char *pkg, int *swapped)
                                         "be renamed by a reload", cur->path, nm->name, cur->name);
         goto report;
     }
-    if ((rc = check_dependents(h, nm)) || (rc = check_requirements(h, nm)))
+    if ((rc = check_dependents(h, nm)) || (rc = check_requirements(h, nm)) ||
+        (rc = reserve_manifest(h)))
         goto report;
-    if ((rc = keep_manifest(h, nm)))
-        goto report;
-    ph_manifest *kept = nm;
-    nm = NULL;
+    if (ph_file_hash(nm->path, ini_hash))
+        ini_hash[0] = 0;
     for (size_t i = 0; i < h->plan.n; i++) {
         ph_instance *inst = h->insts[i];
-        if (!inst || strcmp(h->plan.items[i].manifest->name, pkg) != 0 ||
-            atomic_load(&inst->state) != PH_INST_RUNNING)
+        if (!inst || strcmp(h->plan.items[i].manifest->name, pkg) != 0 || !reloadable(h, inst))
             continue;
-        int r = swap_instance(h, inst, kept);
+        int r = swap_instance(h, inst, nm, ini_hash);
         if (r == 0) {
             (*swapped)++;
-            h->plan.items[i].manifest = kept;
+            h->plan.items[i].manifest = nm;
         } else if (r < 0 && !first) {
             first = r;
+            first_msg = strdup(ph_error_last());
         }
     }
+    if (*swapped) {
+        h->reloaded[h->n_reloaded++] = nm; /* instances point into it now */
+        nm = NULL;
+    }
     rc = first;
+    if (first)
+        ph_error_set(first, "%s", first_msg ? first_msg : "reload failed");
     goto done;
 report:
     /* The build could not even be considered: every instance reports why. */
     for (size_t i = 0; i < h->plan.n; i++)
         if (h->insts[i] && strcmp(h->plan.items[i].manifest->name, pkg) == 0)
-            fail_reload(h->insts[i], NULL, NULL);
+            fail_reload(h->insts[i], NULL);
 done:
+    free(first_msg);
     ph_manifest_free(nm);
     pthread_mutex_unlock(&reload_mu);
     return rc;
@@ -331,8 +530,9 @@ typedef struct watched {
     int wd;
     int dirty;
     struct timespec last_event;
-    struct stat last_stat;
+    struct stat last_stat; /* of the .so at the previous settle look */
     int have_stat;
+    struct stat seen_lib, seen_ini; /* as of the last reload attempt (rescan compares) */
 } watched;
 
 struct ph_reloader {
@@ -344,7 +544,22 @@ struct ph_reloader {
     int started;
     watched *w;
     size_t n;
+    struct timespec last_rescan;
 };
+
+static void stat_or_zero(const char *dir, const char *name, struct stat *st)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (stat(path, st) != 0)
+        memset(st, 0, sizeof *st);
+}
+
+static void remember_files(watched *w)
+{
+    stat_or_zero(w->dir, w->lib_name, &w->seen_lib);
+    stat_or_zero(w->dir, "package.ini", &w->seen_ini);
+}
 
 static int add_watch(ph_reloader *r, const ph_manifest *m)
 {
@@ -375,6 +590,7 @@ static int add_watch(ph_reloader *r, const ph_manifest *m)
         free(w->lib_name);
         return rc;
     }
+    remember_files(w);
     r->n++;
     return 0;
 }
@@ -410,7 +626,7 @@ static void read_events(ph_reloader *r)
 
 static int same_stat(const struct stat *a, const struct stat *b)
 {
-    return a->st_size == b->st_size && a->st_ino == b->st_ino &&
+    return a->st_size == b->st_size && a->st_ino == b->st_ino && a->st_dev == b->st_dev &&
            a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
@@ -424,27 +640,53 @@ static void check_settled(ph_reloader *r, watched *w)
     snprintf(path, sizeof path, "%s/%s", w->dir, w->lib_name);
     if (stat(path, &st) != 0) {
         w->dirty = 0; /* deleted: keep serving; a new file brings new events */
+        remember_files(w);
         return;
     }
     if (!w->have_stat || !same_stat(&st, &w->last_stat)) {
+        /* Look again in 100 ms: size, mtime and inode must hold still. */
         w->last_stat = st;
         w->have_stat = 1;
         clock_gettime(CLOCK_MONOTONIC, &w->last_event);
-        w->last_event.tv_nsec -= (long)(r->opts.settle_ms - 100) * 1000000L; /* next look in 100 ms */
+        w->last_event.tv_nsec -= (long)(r->opts.settle_ms - 100) * 1000000L;
         return;
     }
     w->dirty = 0;
+    remember_files(w);
     int swapped = 0;
     if (ph_reload_package(r->host, w->pkg, &swapped) == 0 && swapped)
         ph_log_info("%s: new build is serving", w->pkg);
+}
+
+/* Without events (lost, or a file system that sends none) a changed stat still counts. */
+static void rescan(ph_reloader *r)
+{
+    if (ms_since(&r->last_rescan) < r->opts.rescan_ms)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &r->last_rescan);
+    for (size_t i = 0; i < r->n; i++) {
+        watched *w = &r->w[i];
+        struct stat lib, ini;
+        stat_or_zero(w->dir, w->lib_name, &lib);
+        stat_or_zero(w->dir, "package.ini", &ini);
+        if (!w->dirty && lib.st_ino &&
+            (!same_stat(&lib, &w->seen_lib) || !same_stat(&ini, &w->seen_ini)))
+            mark_dirty(w);
+    }
 }
 
 static void *watch_loop(void *arg)
 {
     ph_reloader *r = arg;
     struct pollfd fds[2] = {{.fd = r->fd, .events = POLLIN}, {.fd = r->stop_pipe[0], .events = POLLIN}};
+    clock_gettime(CLOCK_MONOTONIC, &r->last_rescan);
     for (;;) {
-        if (poll(fds, 2, 50) < 0 && errno != EINTR)
+        int any = 0;
+        for (size_t i = 0; i < r->n; i++)
+            any |= r->w[i].dirty;
+        /* Idle: sleep until an event (or the rescan); dirty: tick for the settle timer. */
+        int timeout = any ? 20 : (r->opts.rescan_ms < 1000 ? r->opts.rescan_ms : 1000);
+        if (poll(fds, 2, timeout) < 0 && errno != EINTR)
             break;
         if (fds[1].revents)
             break;
@@ -452,6 +694,7 @@ static void *watch_loop(void *arg)
             read_events(r);
         for (size_t i = 0; i < r->n; i++)
             check_settled(r, &r->w[i]);
+        rescan(r);
     }
     return NULL;
 }
@@ -464,7 +707,9 @@ int ph_reloader_start(ph_host *h, const ph_reload_opts *opts, ph_reloader **out)
         return ph_error_set(PH_ENOMEM, "out of memory");
     r->host = h;
     r->opts.settle_ms = opts && opts->settle_ms > 0 ? opts->settle_ms : 250;
-    r->opts.drain_ms = opts && opts->drain_ms > 0 ? opts->drain_ms : 10000;
+    if (r->opts.settle_ms < 100)
+        r->opts.settle_ms = 100; /* the stability look is 100 ms after the first */
+    r->opts.rescan_ms = opts && opts->rescan_ms > 0 ? opts->rescan_ms : 30000;
     r->stop_pipe[0] = r->stop_pipe[1] = -1;
     r->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     int rc = 0;
@@ -472,7 +717,10 @@ int ph_reloader_start(ph_host *h, const ph_reload_opts *opts, ph_reloader **out)
         rc = ph_error_set(PH_EIO, "cannot start the file watcher: %s", strerror(errno));
         goto fail;
     }
-    ph_reload_set_drain_ms(r->opts.drain_ms);
+    /* Only an explicit drain bound replaces the one set before. */
+    if (opts && opts->drain_ms > 0)
+        ph_reload_set_drain_ms(opts->drain_ms);
+    r->opts.drain_ms = atomic_load(&drain_ms);
     for (size_t i = 0; i < h->plan.n; i++)
         if (h->insts[i] && (rc = add_watch(r, h->plan.items[i].manifest)))
             goto fail;

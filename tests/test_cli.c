@@ -146,9 +146,11 @@ static void test_call_errors(void **state)
     check_call_fails(f, "nope.math.add", "plughost: not_found: no instance 'nope' (address "
                                          "'nope.math.add'); instances: calc\n");
     check_call_fails(f, "calc.math.add '{\"a\": 1,'", "plughost: arguments are not valid JSON: ");
+    /* Without --local, call goes to a running host; none runs here. */
     int rc = ph(f, "call -c '%s' calc.math.add a=1 b=2", f->ini);
-    assert_int_equal(rc, 2);
-    assert_true(tu_contains(f->err, "use --local"));
+    assert_int_equal(rc, 1);
+    assert_true(tu_contains(f->err, "cannot connect to http://127.0.0.1:"));
+    assert_true(tu_contains(f->err, "is `plughost run` up?"));
     rc = ph(f, "call --local -c '%s'", f->ini);
     assert_int_equal(rc, 2);
     assert_true(tu_contains(f->err, "plughost call: which method?"));
@@ -318,7 +320,14 @@ static void run_and_stop(fx *f, int sig, const char *signame)
     }
     assert_true(fx_marked(f->tmp, "core_good", "start"));
     assert_false(fx_marked(f->tmp, "core_good", "stop"));
-    int rc = fx_stop_run(pid, sig, 30);
+    /* While it runs it serves calls: `call` without --local goes to it over HTTP. */
+    int rc = ph(f, "call -c '%s' calc.math.add a=2 b=40", f->ini);
+    if (rc != 0 || strcmp(f->out, "42\n") != 0)
+        fail_msg("call to the running host: exit %d\nstdout: %s\nstderr: %s", rc, f->out, f->err);
+    rc = ph(f, "call -c '%s' core_caller.caller.relay", f->ini);
+    assert_int_equal(rc, 0);
+    assert_string_equal(f->out, "\"pong\"\n");
+    rc = fx_stop_run(pid, sig, 30);
     char *text = tu_read(log);
     if (rc != 0)
         fail_msg("plughost run exited %d after %s:\n%s", rc, signame, text);

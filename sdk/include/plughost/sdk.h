@@ -211,7 +211,7 @@ typedef struct ph_field {
 
 #define PH_FIELD(name_, type_, flags_) { .name = (name_), .type = (type_), .flags = flags_ }
 #define PH_FIELD_REF(name_, model_, flags_) \
-    { .name = (name_), .type = PH_REF, .ref = (model_), .flags = flags_ }
+    { .name = (name_), .type = PH_REF, .flags = flags_, .ref = (model_) }
 
 /** Model flags. */
 #define PH_NO_CRUD 0x1u /* do not generate the CRUD actor for this model */
@@ -263,7 +263,8 @@ typedef struct ph_package {
     size_t instance_size;  /* bytes of zeroed per-instance memory, see ph_instance_data() */
     ph_lifecycle_fn prepare;  /* may be NULL */
     ph_lifecycle_fn start;    /* may be NULL */
-    void (*stop)(ph_ctx *ctx); /* may be NULL */
+    void (*stop)(ph_ctx *ctx); /* may be NULL; also runs after a failed/declined start,
+                                  so it must cope with a half-started instance */
     const ph_actor *actors;
     uint32_t n_actors;
     const ph_model *models;

@@ -1,0 +1,259 @@
+/*
+ * CRUD `new` and `get` through the router against raw sqlite3 prepared
+ * statements on the same table, with the same pragmas (WAL,
+ * synchronous=FULL, foreign_keys, busy timeout), in the same process.
+ * Rounds interleave the two sides; the reported ratio is the median of the
+ * per-round rate ratios (CRUD rate / raw rate; 1.0 = as fast as raw).
+ *
+ *   bench_crud [rounds] [new ops per round] [get ops per round]
+ *
+ * The raw side does what a hand-written C program would: bind the values,
+ * step, read every column into C values, reset. The CRUD side is what a
+ * caller of the host gets: JSON arguments in, a JSON record out, with
+ * validation, the router's gate and statistics.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crud.h"
+#include "error.h"
+#include "instance.h"
+#include "router.h"
+#include "store.h"
+
+static const ph_field note_fields[] = {
+    PH_FIELD("title", PH_TEXT, PH_REQUIRED),
+    PH_FIELD("body", PH_TEXT, 0),
+    PH_FIELD("pinned", PH_BOOL, PH_DEFAULT("false")),
+    PH_FIELD("n", PH_INT, 0),
+};
+static const ph_model models[] = {PH_MODEL("note", note_fields)};
+static const ph_package desc = {.abi = PH_ABI_VERSION,
+                                .size = sizeof(ph_package),
+                                .name = "b",
+                                .version = "1.0.0",
+                                .models = models,
+                                .n_models = 1};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench_crud: %s: %s\n", what, ph_error_last());
+    exit(1);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* ---- raw sqlite3 ---- */
+
+typedef struct raw {
+    sqlite3 *db;
+    sqlite3_stmt *ins, *get;
+} raw;
+
+static void raw_open(raw *r, const char *path)
+{
+    /* the same table the host creates for the model, and the same settings */
+    static const char *const setup =
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+        "CREATE TABLE note(id INTEGER PRIMARY KEY AUTOINCREMENT, created INTEGER NOT NULL, "
+        "updated INTEGER NOT NULL, title TEXT, body TEXT, pinned INTEGER, n INTEGER) STRICT;";
+    if (sqlite3_open_v2(path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) ||
+        sqlite3_busy_timeout(r->db, 5000) || sqlite3_exec(r->db, setup, NULL, NULL, NULL) ||
+        sqlite3_prepare_v2(r->db, "INSERT INTO note(created, updated, title, body, pinned, n) "
+                                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                           -1, &r->ins, NULL) ||
+        sqlite3_prepare_v2(r->db, "SELECT id, created, updated, title, body, pinned, n FROM note "
+                                  "WHERE id=?1",
+                           -1, &r->get, NULL)) {
+        fprintf(stderr, "bench_crud: raw setup: %s\n", sqlite3_errmsg(r->db));
+        exit(1);
+    }
+}
+
+static void raw_close(raw *r)
+{
+    sqlite3_finalize(r->ins);
+    sqlite3_finalize(r->get);
+    sqlite3_close(r->db);
+}
+
+static volatile int64_t sink;
+
+static void raw_new(raw *r, int i)
+{
+    int64_t now = ph_store_now_ms();
+    sqlite3_bind_int64(r->ins, 1, now);
+    sqlite3_bind_int64(r->ins, 2, now);
+    sqlite3_bind_text(r->ins, 3, "a title", -1, SQLITE_STATIC);
+    sqlite3_bind_text(r->ins, 4, "some body text of a note", -1, SQLITE_STATIC);
+    sqlite3_bind_int(r->ins, 5, 0);
+    sqlite3_bind_int64(r->ins, 6, i);
+    if (sqlite3_step(r->ins) != SQLITE_DONE)
+        die("raw insert");
+    sqlite3_reset(r->ins);
+    sink += sqlite3_last_insert_rowid(r->db);
+}
+
+static void raw_get(raw *r, int64_t id)
+{
+    sqlite3_bind_int64(r->get, 1, id);
+    if (sqlite3_step(r->get) != SQLITE_ROW)
+        die("raw get");
+    int64_t acc = sqlite3_column_int64(r->get, 0) + sqlite3_column_int64(r->get, 1) +
+                  sqlite3_column_int64(r->get, 2) + sqlite3_column_int64(r->get, 5) +
+                  sqlite3_column_int64(r->get, 6);
+    acc += sqlite3_column_bytes(r->get, 3) + sqlite3_column_bytes(r->get, 4);
+    acc += *sqlite3_column_text(r->get, 3) + *sqlite3_column_text(r->get, 4);
+    sqlite3_reset(r->get);
+    sink += acc;
+}
+
+/* ---- CRUD through the router ---- */
+
+typedef struct crud {
+    ph_manifest man;
+    ph_instance *inst;
+    ph_router *router;
+    json_t *new_args, *get_args;
+} crud;
+
+static void crud_open(crud *c, const char *dir)
+{
+    memset(c, 0, sizeof *c);
+    ph_module *mod = calloc(1, sizeof *mod);
+    ph_routes *t = NULL;
+    mod->desc = &desc;
+    c->man.name = "b";
+    c->man.version_text = "1.0.0";
+    c->man.dir = (char *)dir;
+    if (ph_instance_new("b", "/b", &c->man, mod, NULL, 0, &c->inst) ||
+        ph_store_attach(c->inst, dir) || ph_router_new(&c->router) ||
+        ph_router_add_instance(c->router, c->inst) || ph_routes_new(c->inst, &t) ||
+        ph_crud_add_routes(t, c->inst))
+        die("crud setup");
+    ph_router_publish(c->router, c->inst, t);
+    atomic_store(&c->inst->state, PH_INST_RUNNING);
+    c->new_args = json_pack("{s:s, s:s, s:b, s:i}", "title", "a title", "body",
+                            "some body text of a note", "pinned", 0, "n", 0);
+    c->get_args = json_pack("{s:i}", "id", 1);
+}
+
+static void crud_close(crud *c)
+{
+    json_decref(c->new_args);
+    json_decref(c->get_args);
+    ph_router_free(c->router);
+    ph_store_detach(c->inst);
+    ph_instance_free(c->inst);
+}
+
+static void crud_new(crud *c, int i)
+{
+    json_t *out = NULL;
+    json_integer_set(json_object_get(c->new_args, "n"), i);
+    if (ph_router_call(c->router, NULL, "b.note.new", c->new_args, 0, &out))
+        die("crud new");
+    sink += json_integer_value(json_object_get(out, "id"));
+    json_decref(out);
+}
+
+static void crud_get(crud *c, int64_t id)
+{
+    json_t *out = NULL;
+    json_integer_set(json_object_get(c->get_args, "id"), id);
+    if (ph_router_call(c->router, NULL, "b.note.get", c->get_args, 0, &out))
+        die("crud get");
+    sink += json_integer_value(json_object_get(out, "n"));
+    json_decref(out);
+}
+
+/* ---- rounds ---- */
+
+int main(int argc, char **argv)
+{
+    int rounds = argc > 1 ? atoi(argv[1]) : 7;
+    int n_new = argc > 2 ? atoi(argv[2]) : 300;
+    int n_get = argc > 3 ? atoi(argv[3]) : 50000;
+    char tmpl[] = "/tmp/bench_crud.XXXXXX";
+    const char *base = getenv("PH_BENCH_DIR"); /* put it on the disk you care about */
+    char *dir = NULL;
+    if (base) {
+        if (asprintf(&dir, "%s/bench_crud.%d", base, (int)getpid()) < 0 || mkdir(dir, 0700))
+            return 1;
+    } else if (!(dir = strdup(mkdtemp(tmpl)))) {
+        return 1;
+    }
+    char *raw_path = NULL;
+    if (asprintf(&raw_path, "%s/raw.db", dir) < 0)
+        return 1;
+    raw r;
+    crud c;
+    raw_open(&r, raw_path);
+    crud_open(&c, dir);
+    double *rn = calloc((size_t)rounds, sizeof *rn), *rg = calloc((size_t)rounds, sizeof *rg);
+    double tn[2] = {0, 0}, tg[2] = {0, 0};
+    int64_t rows = 0;
+    for (int k = 0; k < rounds; k++) {
+        double t0 = now_s();
+        for (int i = 0; i < n_new; i++)
+            raw_new(&r, i);
+        double t1 = now_s();
+        for (int i = 0; i < n_new; i++)
+            crud_new(&c, i);
+        double t2 = now_s();
+        rows += n_new;
+        uint64_t x = 88172645463325252ULL;
+        for (int i = 0; i < n_get; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            raw_get(&r, (int64_t)(x % (uint64_t)rows) + 1);
+        }
+        double t3 = now_s();
+        x = 88172645463325252ULL;
+        for (int i = 0; i < n_get; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            crud_get(&c, (int64_t)(x % (uint64_t)rows) + 1);
+        }
+        double t4 = now_s();
+        rn[k] = (t1 - t0) / (t2 - t1); /* rate ratio = raw time / crud time */
+        rg[k] = (t3 - t2) / (t4 - t3);
+        tn[0] += t1 - t0, tn[1] += t2 - t1, tg[0] += t3 - t2, tg[1] += t4 - t3;
+    }
+    double total_new = (double)n_new * rounds, total_get = (double)n_get * rounds;
+    printf("bench_crud (%d rounds, %s):\n", rounds, dir);
+    printf("  new: raw %9.0f ops/s  crud %9.0f ops/s  ratio %.2fx (median of rounds)\n",
+           total_new / tn[0], total_new / tn[1], median(rn, rounds));
+    printf("  get: raw %9.0f ops/s  crud %9.0f ops/s  ratio %.2fx (median of rounds)\n",
+           total_get / tg[0], total_get / tg[1], median(rg, rounds));
+    crud_close(&c);
+    raw_close(&r);
+    char *cmd = NULL;
+    if (asprintf(&cmd, "rm -rf '%s'", dir) >= 0 && system(cmd) != 0)
+        fprintf(stderr, "bench_crud: could not remove %s\n", dir);
+    free(cmd);
+    free(rn);
+    free(rg);
+    free(raw_path);
+    free(dir);
+    return 0;
+}
