@@ -7,7 +7,7 @@ CONFIG     ?= examples/host.ini
 # Debian packages the build, the tests and the benchmarks need.
 DEB_PACKAGES = build-essential cmake pkg-config libffi-dev libinih-dev \
                libsqlite3-dev sqlite3 libmicrohttpd-dev libjansson-dev \
-               libcmocka-dev libcurl4-openssl-dev wrk valgrind
+               libcmocka-dev wrk valgrind python3-prometheus-client
 
 .PHONY: all deps build run test test-asan bench install clean
 

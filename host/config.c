@@ -198,6 +198,9 @@ static char *ini_read_line(char *str, int num, void *stream)
 /* Remembers section/key; fails if the key was already set in that section. */
 static int note_key(ini_run *r, const char *section, const char *key)
 {
+    /* The one key that may repeat: each package_dirs line adds directories. */
+    if (strcmp(section, "host") == 0 && strcmp(key, "package_dirs") == 0)
+        return 0;
     for (size_t i = 0; i < r->n_seen; i++) {
         const ini_seen *s = &r->seen[i];
         if (strcmp(s->section, section) == 0 && strcmp(s->key, key) == 0)
@@ -551,6 +554,7 @@ typedef struct load_ctx {
     ph_config *c;
     long cur; /* index of the current [instance] section, -1 if none */
     bool token_file_set;
+    bool package_dirs_set; /* later package_dirs lines append to the first */
 } load_ctx;
 
 static int set_dir(load_ctx *x, char **slot, const char *section, const char *key, const char *v)
@@ -604,10 +608,25 @@ static int set_package_dirs(load_ctx *x, const char *v)
         if (!*p)
             break;
     }
-    free_strv(x->c->package_dirs, x->c->n_package_dirs);
-    x->c->package_dirs = dirs;
-    x->c->n_package_dirs = n;
+    if (x->package_dirs_set) {
+        /* Repeated lines append, so long lists need no over-long line. */
+        char **all = reallocarray(x->c->package_dirs, x->c->n_package_dirs + n, sizeof *all);
+        if (!all) {
+            rc = ph_error_set(PH_ENOMEM, "out of memory");
+            goto cleanup;
+        }
+        memcpy(all + x->c->n_package_dirs, dirs, n * sizeof *dirs);
+        x->c->package_dirs = all;
+        x->c->n_package_dirs += n;
+        free(dirs);
+    } else {
+        free_strv(x->c->package_dirs, x->c->n_package_dirs);
+        x->c->package_dirs = dirs;
+        x->c->n_package_dirs = n;
+    }
+    x->package_dirs_set = true;
     dirs = NULL;
+    n = 0;
 cleanup:
     free_strv(dirs, n);
     return rc;

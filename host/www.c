@@ -69,7 +69,7 @@ static char *join_segments(char *const *segs, size_t n, const char *tail)
             return NULL;
         len += l;
     }
-    char *p = malloc(len + 1);
+    char *p = malloc(len + 2); /* room for "." when there are no segments */
     if (!p)
         return NULL;
     size_t at = 0;

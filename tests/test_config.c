@@ -420,6 +420,22 @@ static void assert_listen_bad(const char *text, const char *why)
     ph_config_free(&c);
 }
 
+/* package_dirs may repeat: each line appends, so no line has to be long. */
+static void test_package_dirs_repeat(void **state)
+{
+    fixture *f = *state;
+    ph_config c;
+    load_ok(f, "[host]\npackage_dirs = a, b\npackage_dirs = /abs/c\n", &c);
+    assert_int_equal(c.n_package_dirs, 3);
+    char *a = tu_fmt("%s/a", f->dir), *b = tu_fmt("%s/b", f->dir);
+    assert_string_equal(c.package_dirs[0], a);
+    assert_string_equal(c.package_dirs[1], b);
+    assert_string_equal(c.package_dirs[2], "/abs/c");
+    free(a);
+    free(b);
+    ph_config_free(&c);
+}
+
 static void test_listen(void **state)
 {
     (void)state;
@@ -507,6 +523,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nul_byte, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_package_dirs_repeat, setup, teardown),
         cmocka_unit_test(test_listen),
         cmocka_unit_test(test_check_name),
         cmocka_unit_test_setup_teardown(test_parse_ini_events, setup, teardown),
