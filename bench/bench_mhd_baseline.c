@@ -1,11 +1,15 @@
 /*
- * Baseline for bench/http.sh: the least a libmicrohttpd server can do per
+ * Baseline for bench/bench_http.sh: the least a libmicrohttpd server can do per
  * request with the same threading settings as plughost's gateway (internal
  * thread pool + epoll, same pool size, same timeout): read the body, answer
  * a fixed JSON body. plughost's figures are reported as ratios to this.
  *
  *   bench_mhd_baseline PORT [THREADS]     runs until SIGINT/SIGTERM
+ *
+ * Listens on 127.0.0.1 only, like plughost's default.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,9 +52,12 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, (uint16_t)port, NULL,
-        NULL, on_request, NULL, MHD_OPTION_THREAD_POOL_SIZE, threads,
+        NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_THREAD_POOL_SIZE, threads,
         MHD_OPTION_CONNECTION_TIMEOUT, 15u, MHD_OPTION_PER_IP_CONNECTION_LIMIT, 0u,
         MHD_OPTION_END);
     if (!d) {

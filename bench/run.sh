@@ -6,6 +6,8 @@ build=${1:-build}
 here=$(cd "$(dirname "$0")" && pwd)
 echo "== router overhead =="
 "$build/bench/bench_router" "$build/packages" 11
+echo "== hot reload: gate overhead, gate-closed time per swap, write -> serving =="
+"$build/bench/bench_reload" "$build/packages" 11
 for extra in "$here"/bench_*.sh; do
   [ -e "$extra" ] || continue
   echo "== $(basename "$extra" .sh) =="

@@ -24,8 +24,9 @@ int ph_backup_mkdirs(const char *path)
         char c = *s;
         *s = 0;
         if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-            rc = ph_error_set(PH_EIO, "cannot create directory %s: %s; check the permissions of "
-                                      "its parent",
+            rc = ph_error_set(PH_EIO,
+                              "cannot create directory %s: %s; check the permissions of "
+                              "its parent",
                               p, strerror(errno));
             break;
         }
@@ -108,8 +109,9 @@ static int vacuum_into(sqlite3 *db, const char *tmp, const char *instance)
     if (sqlite3_prepare_v2(db, "VACUUM main INTO ?1", -1, &st, NULL) != SQLITE_OK ||
         sqlite3_bind_text(st, 1, tmp, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_DONE)
-        rc = ph_error_set(PH_EIO, "cannot back up the database of instance '%s' to %s: %s; check "
-                                  "free space and permissions",
+        rc = ph_error_set(PH_EIO,
+                          "cannot back up the database of instance '%s' to %s: %s; check "
+                          "free space and permissions",
                           instance, tmp, sqlite3_errmsg(db));
     sqlite3_finalize(st);
     return rc;
@@ -147,8 +149,7 @@ int ph_backup_write(sqlite3 *db, const char *dir, const char *instance, const ch
     if ((rc = ph_backup_verify(tmp)))
         goto cleanup;
     if (rename(tmp, final) != 0) {
-        rc = ph_error_set(PH_EIO, "cannot rename backup %s to %s: %s", tmp, final,
-                          strerror(errno));
+        rc = ph_error_set(PH_EIO, "cannot rename backup %s to %s: %s", tmp, final, strerror(errno));
         goto cleanup;
     }
     fsync_path(dir, 1);

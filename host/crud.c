@@ -30,8 +30,9 @@ static int op_init(op *o, void *ud, ph_instance *inst, const char *method)
     ph_store_model *models = ph_store_models(o->s, &n);
     size_t i = (size_t)(uintptr_t)ud;
     if (i >= n)
-        return ph_error_set(PH_EINTERNAL, "instance '%s': CRUD route for model #%zu, but the "
-                                          "database has %zu models",
+        return ph_error_set(PH_EINTERNAL,
+                            "instance '%s': CRUD route for model #%zu, but the "
+                            "database has %zu models",
                             inst->name, i, n);
     o->m = &models[i];
     return 0;
@@ -76,6 +77,20 @@ static int unknown_field(const op *o, const char *what, const char *name)
 
 /* ---- SQLite errors ---- */
 
+/* "comment.note, tag.item": the fields of any model that refer to o->m. */
+static char *referencing_fields(const op *o)
+{
+    size_t n = 0;
+    ph_store_model *models = ph_store_models(o->s, &n);
+    sqlite3_str *s = sqlite3_str_new(NULL);
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < models[i].n_cols; k++)
+            if (models[i].cols[k].ref >= 0 && &models[models[i].cols[k].ref] == o->m)
+                sqlite3_str_appendf(s, "%s%s.%s", sqlite3_str_length(s) ? ", " : "", models[i].name,
+                                    models[i].cols[k].name);
+    return sqlite3_str_finish(s);
+}
+
 static int sql_error(const op *o, sqlite3 *db, int rc)
 {
     const char *msg = sqlite3_errmsg(db);
@@ -83,15 +98,21 @@ static int sql_error(const op *o, sqlite3 *db, int rc)
         const char *dot = strrchr(msg, '.');
         const ph_store_field *f = dot ? ph_store_model_col(o->m, dot + 1) : NULL;
         if (f)
-            return fail(o, PH_ECONFLICT, "field '%s' must be unique: another %s already has this "
-                                         "value",
+            return fail(o, PH_ECONFLICT,
+                        "field '%s' must be unique: another %s already has this "
+                        "value",
                         f->name, o->m->name);
         return fail(o, PH_ECONFLICT, "%s", msg);
     }
-    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
-        return fail(o, PH_ECONFLICT, "the %s is still referenced by other records; delete or "
-                                     "change them first",
-                    o->m->name);
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
+        char *refs = referencing_fields(o);
+        int code = fail(o, PH_ECONFLICT,
+                        "the %s is still referenced by other records (%s); "
+                        "delete or change them first",
+                        o->m->name, refs ? refs : "?");
+        sqlite3_free(refs);
+        return code;
+    }
     if ((rc & 0xff) == SQLITE_BUSY)
         return fail(o, PH_EBUSY, "the database is locked by another process; retry");
     return fail(o, PH_ESQL, "storage error: %s", msg);
@@ -120,8 +141,7 @@ static json_t *row_to_record(const ph_store_model *m, sqlite3_stmt *st)
     json_t *rec = json_object();
     /* keys are declared identifiers, checked at load: no need to re-validate them */
     for (size_t i = 0; rec && i < m->n_cols; i++)
-        json_object_set_new_nocheck(rec, m->cols[i].name,
-                                    ph_store_column(st, (int)i, &m->cols[i]));
+        json_object_set_new_nocheck(rec, m->cols[i].name, ph_store_column(st, (int)i, &m->cols[i]));
     return rec;
 }
 
@@ -145,8 +165,8 @@ static int read_record(const op *o, int64_t id, json_t **out)
 
 static int not_found(const op *o, int64_t id)
 {
-    return fail(o, PH_ENOTFOUND, "%s %lld does not exist; %s.%s.list shows the records",
-                o->m->name, (long long)id, o->inst->name, o->m->name);
+    return fail(o, PH_ENOTFOUND, "%s %lld does not exist; %s.%s.list shows the records", o->m->name,
+                (long long)id, o->inst->name, o->m->name);
 }
 
 /* The id argument: {"id": N}, [N], or a bare number. */
@@ -223,8 +243,9 @@ static int run_validate(const op *o, const char *what, json_t *rec)
     if (rc == 0)
         return 0;
     if (ph_error_last_code() == 0)
-        return fail(o, PH_EPACKAGE, "the %s was refused by the package's validate hook (it gave "
-                                    "no reason)",
+        return fail(o, PH_EPACKAGE,
+                    "the %s was refused by the package's validate hook (it gave "
+                    "no reason)",
                     o->m->name);
     return ph_error_last_code();
 }
@@ -238,8 +259,8 @@ static void run_after_write(const op *o, const char *what, json_t *rec)
     ph_frame *f = ph_frame_current();
     if (ph_error_last_code() != 0) {
         /* The write is done; the caller still gets its record. */
-        ph_logf(PH_L_WARN, o->inst->name, "%s.%s: after_write hook (%s) reported: %s",
-                o->m->name, o->method, what, ph_error_last());
+        ph_logf(PH_L_WARN, o->inst->name, "%s.%s: after_write hook (%s) reported: %s", o->m->name,
+                o->method, what, ph_error_last());
         ph_error_clear();
     }
     if (f && f->inst == o->inst)
@@ -507,14 +528,14 @@ typedef enum { OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE, OP_LIKE } filter_op;
 static const struct {
     const char *name;
     filter_op op;
-} op_names[] = {{"eq", OP_EQ}, {"ne", OP_NE},   {"lt", OP_LT},   {"le", OP_LE},    {"lte", OP_LE},
-                {"gt", OP_GT}, {"ge", OP_GE},   {"gte", OP_GE},  {"like", OP_LIKE}};
+} op_names[] = {{"eq", OP_EQ}, {"ne", OP_NE}, {"lt", OP_LT},  {"le", OP_LE},    {"lte", OP_LE},
+                {"gt", OP_GT}, {"ge", OP_GE}, {"gte", OP_GE}, {"like", OP_LIKE}};
 static const char *const op_sql[] = {"=", "<>", "<", "<=", ">", ">=", "LIKE"};
 
 typedef struct query {
     sqlite3_str *where; /* " WHERE ..." or empty */
     sqlite3_str *order;
-    json_t *binds;      /* array of [field index, value] */
+    json_t *binds; /* array of [field index, value] */
     int64_t limit, offset;
 } query;
 
@@ -525,8 +546,9 @@ static int parse_op(const op *o, const char *field, const char *name, filter_op 
             *out = op_names[i].op;
             return 0;
         }
-    return fail(o, PH_EARGS, "unknown filter operator '%s' for field '%s'; use eq, ne, lt, le, "
-                             "gt, ge or like",
+    return fail(o, PH_EARGS,
+                "unknown filter operator '%s' for field '%s'; use eq, ne, lt, le, "
+                "gt, ge or like",
                 name, field);
 }
 
@@ -621,8 +643,8 @@ static int add_order_item(const op *o, query *q, const char *item, size_t len)
         if (dlen == 4 && !strncasecmp(dir, "desc", 4))
             desc = !desc;
         else if (!(dlen == 3 && !strncasecmp(dir, "asc", 3)))
-            return fail(o, PH_EARGS, "order direction must be asc or desc, got '%.*s'",
-                        (int)dlen, dir);
+            return fail(o, PH_EARGS, "order direction must be asc or desc, got '%.*s'", (int)dlen,
+                        dir);
     }
     sqlite3_str_appendf(q->order, "%s%s %s", sqlite3_str_length(q->order) ? ", " : " ORDER BY ",
                         f->qname, desc ? "DESC" : "ASC");
@@ -645,8 +667,9 @@ static int parse_order(const op *o, query *q, json_t *v)
         return 0;
     }
     if (!json_is_string(v))
-        return fail(o, PH_EARGS, "'order' must be a field name such as \"title\", \"-created\" or "
-                                 "\"created desc\"");
+        return fail(o, PH_EARGS,
+                    "'order' must be a field name such as \"title\", \"-created\" or "
+                    "\"created desc\"");
     const char *s = json_string_value(v);
     for (;;) {
         const char *comma = strchr(s, ',');
@@ -744,11 +767,10 @@ static int run_select(const op *o, const query *q, json_t *items)
     sqlite3 *db = ph_store_db(o->s);
     sqlite3_stmt *st = NULL;
     const char *order = sqlite3_str_value(q->order);
-    char *sql = sqlite3_mprintf("SELECT %s FROM %s%s%s%s id ASC LIMIT %lld OFFSET %lld",
-                                o->m->select_cols, o->m->qname,
-                                sqlite3_str_value(q->where) ? sqlite3_str_value(q->where) : "",
-                                order ? order : " ORDER BY", order ? "," : "",
-                                (long long)q->limit, (long long)q->offset);
+    char *sql = sqlite3_mprintf(
+        "SELECT %s FROM %s%s%s%s id ASC LIMIT %lld OFFSET %lld", o->m->select_cols, o->m->qname,
+        sqlite3_str_value(q->where) ? sqlite3_str_value(q->where) : "", order ? order : " ORDER BY",
+        order ? "," : "", (long long)q->limit, (long long)q->offset);
     int rc = 0, step;
     if (!sql || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
         rc = sql_error(o, db, sqlite3_extended_errcode(db));
@@ -832,7 +854,8 @@ static const struct {
     ph_type ret;
     const char *doc;
 } methods[] = {
-    {"new", crud_new, NULL, 0, PH_JSON, "Creates a record from its fields; returns it with its id."},
+    {"new", crud_new, NULL, 0, PH_JSON,
+     "Creates a record from its fields; returns it with its id."},
     {"get", crud_get, id_args, 1, PH_JSON, "Returns the record with this id."},
     {"set", crud_set, id_args, 1, PH_JSON,
      "Changes the given fields of the record with this id; returns the record."},
@@ -881,8 +904,9 @@ int ph_crud_call(ph_instance *inst, const char *model, const char *method, json_
             ph_frame_pop(&f);
             return rc;
         }
-        return ph_error_set(PH_ENOTFOUND, "model '%s' has no method '%s'; use new, get, set, "
-                                          "delete, list or count",
+        return ph_error_set(PH_ENOTFOUND,
+                            "model '%s' has no method '%s'; use new, get, set, "
+                            "delete, list or count",
                             model, method);
     }
     return ph_error_set(PH_ENOTFOUND, "instance '%s' has no model '%s'", inst->name, model);

@@ -35,6 +35,13 @@ struct ph_http {
     atomic_ulong by_class[6]; /* responses by status class: [1] 1xx ... [5] 5xx */
 };
 
+/*
+ * How long a status read (/_/packages, a mount lookup) waits for an
+ * instance's gate while a reload holds it closed; the calls themselves wait
+ * the router's hold time.
+ */
+#define PH_HTTP_GATE_WAIT_MS 2000
+
 /* One request: the body as it arrives. */
 typedef struct req {
     char *body;
@@ -425,6 +432,7 @@ typedef struct mount_match {
     char *name;       /* copies: the instance may be replaced after the lock is released */
     char *dir;
     bool oom;
+    long busy;        /* segments of a match held by a reload past PH_HTTP_GATE_WAIT_MS, or -1 */
 } mount_match;
 
 /* Number of path segments `mount` spans if it prefixes p, else -1. */
@@ -453,8 +461,15 @@ static void visit_mount(ph_instance *inst, void *ud)
     long n = mount_prefix(inst->mount ? inst->mount : inst->name, mm->p);
     if (n < 0 || (mm->found && (size_t)n <= mm->best))
         return;
+    /* a reload swaps inst->manifest while the gate is closed */
+    if (ph_gate_enter(&inst->gate, PH_HTTP_GATE_WAIT_MS)) {
+        if (n > mm->busy)
+            mm->busy = n;
+        return;
+    }
     char *name = strdup(inst->name);
     char *dir = inst->manifest && inst->manifest->dir ? strdup(inst->manifest->dir) : strdup("");
+    ph_gate_leave(&inst->gate);
     if (!name || !dir) {
         free(name);
         free(dir);
@@ -637,23 +652,38 @@ typedef struct list_conv {
     json_t *raw;  /* query values, strings */
     json_t *args; /* the list arguments being built */
     bool seen;
+    bool oom;
 } list_conv;
 
 /*
  * The field a filter name refers to: the name itself, or the part before an
- * operator suffix ("price__gte" or "price.gte" -> price). The CRUD layer
- * decides what the suffix means and rejects what it does not know.
+ * operator suffix ("price.gte" -> price). The CRUD layer decides what the
+ * suffix means and rejects what it does not know.
  */
 static const ph_field *filter_field(const ph_model *m, const char *key)
 {
-    size_t kl = strcspn(key, ".[");
-    const char *dd = strstr(key, "__");
-    if (dd && (size_t)(dd - key) < kl)
-        kl = (size_t)(dd - key);
+    size_t kl = strcspn(key, ".");
     for (uint32_t i = 0; i < m->n_fields; i++)
         if (strlen(m->fields[i].name) == kl && memcmp(m->fields[i].name, key, kl) == 0)
             return &m->fields[i];
     return NULL;
+}
+
+/*
+ * "price__gte" (the spelling of Django and of many REST clients) as the
+ * CRUD layer's "price.gte"; other keys unchanged. Field names are C
+ * identifiers, so the first "__" after a leading character ends the name.
+ * Returns a malloc'd key or NULL (out of memory).
+ */
+static char *filter_key(const char *key)
+{
+    char *k = strdup(key);
+    char *dd = k && k[0] ? strstr(k + 1, "__") : NULL;
+    if (dd && !strchr(dd + 2, '.') && dd[2]) {
+        dd[0] = '.';
+        memmove(dd + 1, dd + 2, strlen(dd + 2) + 1);
+    }
+    return k;
 }
 
 /* Runs inside ph_router_each, where the model's declaration is safe to read. */
@@ -670,17 +700,29 @@ static void visit_list(const ph_route *r, void *ud)
     {
         if (is(key, "order") || is(key, "limit") || is(key, "offset"))
             continue;
-        const ph_field *f = key[0] == 'i' && is(key, "id") ? NULL : filter_field(r->model, key);
-        json_object_set_new(filters, key, typed_value(json_string_value(v), f ? f->type
-                                                                       : is(key, "id") ? PH_I64
-                                                                                       : PH_STR));
+        char *name = filter_key(key);
+        if (!name) {
+            lc->oom = true;
+            return;
+        }
+        /* id, created and updated are the host's integer columns */
+        size_t nl = strcspn(name, ".");
+        bool host_col = (nl == 2 && !strncmp(name, "id", 2)) ||
+                        (nl == 7 && (!strncmp(name, "created", 7) || !strncmp(name, "updated", 7)));
+        const ph_field *f = host_col ? NULL : filter_field(r->model, name);
+        if (json_object_set_new(filters, name, typed_value(json_string_value(v),
+                                                           f ? f->type
+                                                           : host_col ? PH_I64
+                                                                      : PH_STR)))
+            lc->oom = true;
+        free(name);
     }
 }
 
 /* Maps ?field=value&order=-field&limit=10&offset=20 onto the list arguments. */
 static json_t *list_args(call *k, const char *inst, const char *model, query *q)
 {
-    list_conv lc = {inst, model, q->raw, json_object(), false};
+    list_conv lc = {inst, model, q->raw, json_object(), false, false};
     if (!lc.args)
         return NULL;
     static const char *const paging[] = {"limit", "offset"};
@@ -695,6 +737,10 @@ static json_t *list_args(call *k, const char *inst, const char *model, query *q)
     ph_router_each(k->h->host->router, visit_list, &lc);
     if (!lc.seen) /* no such model: the call reports it; keep the filters as sent */
         json_object_update_missing(lc.args, q->raw);
+    if (lc.oom) {
+        json_decref(lc.args);
+        return NULL;
+    }
     return lc.args;
 }
 
@@ -794,6 +840,8 @@ static enum MHD_Result models_item(call *k, const char *inst, const char *model,
 static enum MHD_Result serve_file(call *k, const char *pkg_dir, const char *sub, char *const *segs,
                                   size_t n, bool trailing_slash)
 {
+    /* a wiki is written in Markdown; a package may still ship it rendered */
+    static const char *const wiki_index[] = {"index.html", "index.md", NULL};
     if (!is(k->method, "GET") && !is(k->method, "HEAD"))
         return send_405(k, "GET, HEAD");
     char *root = NULL;
@@ -801,7 +849,7 @@ static enum MHD_Result serve_file(call *k, const char *pkg_dir, const char *sub,
         return MHD_NO;
     ph_www_file f;
     ph_error_clear();
-    int rc = ph_www_open(root, segs, n, &f);
+    int rc = ph_www_open(root, segs, n, is(sub, "wiki") ? wiki_index : NULL, &f);
     free(root);
     if (rc)
         return send_last_error(k, rc);
@@ -842,10 +890,9 @@ static enum MHD_Result get_health(call *k)
     json_t *insts = json_object();
     bool ready = !atomic_load(&k->h->stopping);
     for (size_t i = 0; insts && i < host->plan.n; i++) {
-        const char *reason = NULL;
-        const char *s = ph_host_item_state(host, i, &reason);
+        const char *s = ph_metrics_item_state(host, i); /* atomics only: races no reload */
         ready = ready && state_settled(s);
-        json_object_set_new(insts, host->plan.items[i].instance, json_string(s ? s : "unknown"));
+        json_object_set_new(insts, host->plan.items[i].instance, json_string(s));
     }
     json_t *body = json_pack("{s:s,s:b,s:o}", "status", "ok", "ready", ready, "instances", insts);
     const char *want_ready = MHD_lookup_connection_value(k->c, MHD_GET_ARGUMENT_KIND, "ready");
@@ -855,12 +902,43 @@ static enum MHD_Result get_health(call *k)
     return ret;
 }
 
+/*
+ * What /_/packages says about a loaded instance: the manifest, reason and
+ * build it runs now. A reload rewrites those while the instance's gate is
+ * closed, so they are read inside the gate (and the reload bookkeeping
+ * through ph_reload_info_get). Returns false if a reload held the gate
+ * past PH_HTTP_GATE_WAIT_MS; e is then left as the plan describes it.
+ */
+static bool running_entry(ph_instance *inst, json_t *e)
+{
+    if (ph_gate_enter(&inst->gate, PH_HTTP_GATE_WAIT_MS))
+        return false;
+    const ph_manifest *m = inst->manifest;
+    if (m) {
+        json_object_set_new(e, "version", json_string(m->version_text));
+        if (m->description)
+            json_object_set_new(e, "description", json_string(m->description));
+    }
+    if (inst->reason && atomic_load(&inst->state) != PH_INST_RUNNING)
+        json_object_set_new(e, "reason", json_string(inst->reason));
+    ph_reload_info info;
+    if (ph_reload_info_get(inst, &info) == 0) {
+        json_object_set_new(e, "reloads", json_integer(info.reloads));
+        json_object_set_new(e, "reload_failures", json_integer(info.failures));
+        if (info.error)
+            json_object_set_new(e, "reload_error", json_string(info.error));
+        if (info.build[0])
+            json_object_set_new(e, "build", json_string(info.build));
+    }
+    free(info.error);
+    ph_gate_leave(&inst->gate);
+    return true;
+}
+
 static json_t *package_entry(ph_host *host, size_t i)
 {
     const ph_plan_item *it = &host->plan.items[i];
-    const ph_manifest *m = it->manifest;
-    const char *reason = NULL;
-    const char *state = ph_host_item_state(host, i, &reason);
+    const ph_manifest *m = it->manifest; /* the plan's: what was resolved at start */
     json_t *deps = json_array();
     for (size_t d = 0; deps && d < it->n_deps; d++)
         if (it->deps[d] < host->plan.n)
@@ -868,17 +946,13 @@ static json_t *package_entry(ph_host *host, size_t i)
     json_t *e = json_pack("{s:s,s:s?,s:s?,s:s?,s:s?,s:s,s:o}", "instance", it->instance, "package",
                           m ? m->name : NULL, "version", m ? m->version_text : NULL, "description",
                           m ? m->description : NULL, "mount", it->mount, "state",
-                          state ? state : "unknown", "dependencies", deps);
-    if (e && (reason || it->reason))
-        json_object_set_new(e, "reason", json_string(reason ? reason : it->reason));
-    const ph_instance *inst = host->insts ? host->insts[i] : NULL;
+                          ph_metrics_item_state(host, i), "dependencies", deps);
+    ph_instance *inst = host->insts ? host->insts[i] : NULL;
     if (e && inst) {
-        json_object_set_new(e, "reloads", json_integer(inst->reloads));
-        json_object_set_new(e, "reload_failures", json_integer(inst->reload_failures));
-        if (inst->reload_error)
-            json_object_set_new(e, "reload_error", json_string(inst->reload_error));
-        if (inst->module)
-            json_object_set_new(e, "build", json_string(inst->module->hash));
+        if (!running_entry(inst, e))
+            json_object_set_new(e, "reloading", json_true());
+    } else if (e && it->reason) {
+        json_object_set_new(e, "reason", json_string(it->reason));
     }
     return e;
 }
@@ -1044,10 +1118,13 @@ static enum MHD_Result dispatch(call *k)
     } else if (p.n >= 1 && is(p.segs[0], "_")) {
         ret = host_route(k, &p);
     } else {
-        mount_match mm = {.p = &p};
+        mount_match mm = {.p = &p, .busy = -1};
         ph_router_each_instance(k->h->host->router, visit_mount, &mm);
         if (mm.oom)
             ret = MHD_NO;
+        else if (mm.busy >= 0 && (!mm.found || (size_t)mm.busy > mm.best))
+            ret = send_error(k, PH_EBUSY, "the instance mounted at %s is being reloaded; retry",
+                             k->url);
         else if (!mm.found)
             ret = send_error(k, PH_ENOTFOUND, "nothing is mounted at %s; GET /_/packages lists "
                                               "the instances and their mounts",
@@ -1224,8 +1301,8 @@ int ph_http_start(ph_host *host, ph_http **out)
         (unsigned)h->timeout_s, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)(hc->max_connections_per_ip > 0 ? hc->max_connections_per_ip : 0),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped,
-        NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE,
-        1u, MHD_OPTION_END);
+        NULL, MHD_OPTION_END); /* no LISTENING_ADDRESS_REUSE: SO_REUSEPORT would let a second
+                                  host share the port instead of failing to start */
     if (!h->d) {
         int e = errno;
         free(h);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "elfcheck.h"
 #include "error.h"
 
 /* ---- private copies ---- */
@@ -282,6 +283,9 @@ int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out)
     if ((rc = copy_file(m->library, mod->copy)))
         goto fail;
     if ((rc = check_elf(mod->copy, m->library)))
+        goto fail;
+    /* What glibc could never unload is refused before it is mapped at all. */
+    if ((rc = ph_elf_check_reloadable(mod->copy, m->library, NULL)))
         goto fail;
     if ((rc = ph_file_hash(mod->copy, mod->hash)))
         goto fail;

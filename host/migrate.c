@@ -113,8 +113,7 @@ static void free_edges(edge *e, size_t n)
  * found among equally short ones goes through the lowest versions.
  * prev[i] = index of the edge reaching edge i's target first (-1 = start).
  */
-static long bfs(const edge *edges, size_t n, const ph_semver *from, const ph_semver *to,
-                long *prev)
+static long bfs(const edge *edges, size_t n, const ph_semver *from, const ph_semver *to, long *prev)
 {
     long *queue = malloc((n + 1) * sizeof *queue);
     char *seen = calloc(n + 1, 1);
@@ -174,8 +173,9 @@ static int chain_not_found(const char *sql_dir, const char *from, const char *to
         names[i] = edges[i].name;
     char *found = names ? list_names(names, n) : NULL;
     char *ignored = c->n_ignored ? list_names(c->ignored, c->n_ignored) : NULL;
-    int rc = ph_error_set(PH_ENOTFOUND, "no chain of upgrade scripts leads from %s to %s: add "
-                                        "%s/upgrade-%s-%s.sql (scripts found: %s%s%s%s)",
+    int rc = ph_error_set(PH_ENOTFOUND,
+                          "no chain of upgrade scripts leads from %s to %s: add "
+                          "%s/upgrade-%s-%s.sql (scripts found: %s%s%s%s)",
                           from, to, sql_dir, from, to, found ? found : "?",
                           ignored ? "; ignored, names must be upgrade-<from>-<to>.sql with "
                                     "semantic versions: "
@@ -254,16 +254,17 @@ void ph_migrate_chain_free(ph_migrate_chain *c)
 
 /* State of one apply run. */
 typedef struct run {
-    const ph_migrate_ctx *c;
+    ph_migrate_ctx *c;
     sqlite3 *db;
-    char *installed;       /* version in the database, NULL if none */
+    char *installed; /* version in the database, NULL if none */
     const char *target;
     const char *action;
     char *sql_dir;
     ph_migrate_chain chain;
-    json_t *stored;        /* {model: schema} from _ph_models */
-    json_t *changes;       /* array of text */
+    json_t *stored;  /* {model: schema} from _ph_models */
+    json_t *changes; /* array of text */
     char *backup;
+    int script_failed; /* the error is a script's own */
 } run;
 
 static int exec(sqlite3 *db, const char *sql)
@@ -343,7 +344,9 @@ static int fail(const run *r, const char *what)
 {
     char v[256];
     sqlite3_str *s = sqlite3_str_new(NULL);
-    if (r->chain.n) {
+    if (r->script_failed) {
+        sqlite3_str_appendall(s, "fix the script; the whole chain runs again at the next start");
+    } else if (r->chain.n) {
         sqlite3_str_appendall(s, "the upgrade scripts ran (");
         for (size_t i = 0; i < r->chain.n; i++)
             sqlite3_str_appendf(s, "%s%s", i ? ", " : "", r->chain.names[i]);
@@ -352,19 +355,20 @@ static int fail(const run *r, const char *what)
         sqlite3_str_appendall(s, "the table was not created by this package; move it away or "
                                  "migrate it by hand");
     } else if (!strcmp(r->installed, r->target)) {
-        sqlite3_str_appendf(s, "the version is still %s: raise the version in %s and add "
-                               "%s/upgrade-%s-<new version>.sql that makes this change",
+        sqlite3_str_appendf(s,
+                            "the version is still %s: raise the version in %s and add "
+                            "%s/upgrade-%s-<new version>.sql that makes this change",
                             r->target, r->c->manifest->path ? r->c->manifest->path : "package.ini",
                             r->sql_dir, r->target);
     } else {
-        sqlite3_str_appendf(s, "add %s/upgrade-%s-%s.sql that makes this change (for a rename: "
-                               "ALTER TABLE <model> RENAME COLUMN <old> TO <new>;)",
+        sqlite3_str_appendf(s,
+                            "add %s/upgrade-%s-%s.sql that makes this change (for a rename: "
+                            "ALTER TABLE <model> RENAME COLUMN <old> TO <new>;)",
                             r->sql_dir, r->installed, r->target);
     }
     char *hint = sqlite3_str_finish(s);
     int rc = ph_error_set(PH_EMIGRATION, "instance '%s' (%s): %s; %s; the database was not changed",
-                          r->c->instance, prefix_versions(r, v, sizeof v), what,
-                          hint ? hint : "");
+                          r->c->instance, prefix_versions(r, v, sizeof v), what, hint ? hint : "");
     sqlite3_free(hint);
     return rc;
 }
@@ -469,7 +473,8 @@ static int run_script(run *r, size_t i)
     ph_sql_guard g;
     int rc = 0;
     if (!text)
-        return failf(r, "cannot read upgrade script %s: %s", path, strerror(errno));
+        return r->script_failed = 1,
+               failf(r, "cannot read upgrade script %s: %s", path, strerror(errno));
     ph_store_guard_on(r->db, &g);
     for (const char *p = skip_blank(text); *p; p = skip_blank(p)) {
         sqlite3_stmt *st = NULL;
@@ -482,6 +487,7 @@ static int run_script(run *r, size_t i)
         if (!st || step != SQLITE_DONE) {
             if (!st && tail && *skip_blank(p) == 0)
                 break;
+            r->script_failed = 1;
             rc = failf(r, "upgrade script %s failed at line %d: %s", path, line_of(text, p),
                        g.denied ? g.denied : sqlite3_errmsg(r->db));
             sqlite3_finalize(st);
@@ -519,8 +525,8 @@ static int table_cols(sqlite3 *db, const ph_store_model *m, col_info **out, size
     size_t k = 0;
     int rc = 0;
     if (!sql || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        rc = ph_error_set(PH_ESQL, "cannot read the columns of %s: %s", m->name,
-                          sqlite3_errmsg(db));
+        rc =
+            ph_error_set(PH_ESQL, "cannot read the columns of %s: %s", m->name, sqlite3_errmsg(db));
         goto cleanup;
     }
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -564,8 +570,9 @@ static void append_col_def(const run *r, const ph_store_model *m, sqlite3_str *s
 static int create_table(run *r, const ph_store_model *m)
 {
     sqlite3_str *s = sqlite3_str_new(r->db);
-    sqlite3_str_appendf(s, "CREATE TABLE %s(id INTEGER PRIMARY KEY AUTOINCREMENT, created INTEGER "
-                           "NOT NULL, updated INTEGER NOT NULL",
+    sqlite3_str_appendf(s,
+                        "CREATE TABLE %s(id INTEGER PRIMARY KEY AUTOINCREMENT, created INTEGER "
+                        "NOT NULL, updated INTEGER NOT NULL",
                         m->qname);
     for (size_t i = PH_STORE_HOST_COLS; i < m->n_cols; i++) {
         sqlite3_str_appendall(s, ", ");
@@ -584,12 +591,16 @@ static char *default_literal(const ph_store_field *f)
 {
     const json_t *d = f->def;
     switch (f->type) {
-    case PH_BOOL: return sqlite3_mprintf("%d", json_is_true(d));
+    case PH_BOOL:
+        return sqlite3_mprintf("%d", json_is_true(d));
     case PH_I64:
     case PH_TIME:
-    case PH_REF: return sqlite3_mprintf("%lld", (long long)json_integer_value(d));
-    case PH_F64: return sqlite3_mprintf("%!.17g", json_number_value(d));
-    case PH_STR: return sqlite3_mprintf("%Q", json_string_value(d));
+    case PH_REF:
+        return sqlite3_mprintf("%lld", (long long)json_integer_value(d));
+    case PH_F64:
+        return sqlite3_mprintf("%!.17g", json_number_value(d));
+    case PH_STR:
+        return sqlite3_mprintf("%Q", json_string_value(d));
     default: {
         char *t = json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY);
         char *q = t ? sqlite3_mprintf("%Q", t) : NULL;
@@ -616,9 +627,10 @@ static int add_column(run *r, const ph_store_model *m, const ph_store_field *f)
     long long rows = count_where(r->db, sql);
     sqlite3_free(sql);
     if ((f->flags & PH_REQUIRED) && !f->def && rows != 0)
-        return failf(r, "new field '%s' of model '%s' is required and has no default, but %lld "
-                        "records exist and would have no value; give it a default "
-                        "(PH_DEFAULT) or fill it in an upgrade script",
+        return failf(r,
+                     "new field '%s' of model '%s' is required and has no default, but %lld "
+                     "records exist and would have no value; give it a default "
+                     "(PH_DEFAULT) or fill it in an upgrade script",
                      f->name, m->name, rows);
     sqlite3_str *s = sqlite3_str_new(r->db);
     sqlite3_str_appendf(s, "ALTER TABLE %s ADD COLUMN ", m->qname);
@@ -664,16 +676,18 @@ static int check_field(run *r, const ph_store_model *m, const ph_store_field *f,
                        const col_info *col)
 {
     if (strcasecmp(col->type, ph_store_sql_type(f->type)) != 0)
-        return failf(r, "field '%s' of model '%s' is declared %s (SQL %s) but the database "
-                        "stores %s; changing a field's type needs an upgrade script",
+        return failf(r,
+                     "field '%s' of model '%s' is declared %s (SQL %s) but the database "
+                     "stores %s; changing a field's type needs an upgrade script",
                      f->name, m->name, ph_store_type_name(f->type), ph_store_sql_type(f->type),
                      col->type);
     char *target = fk_target(r->db, m, f->name);
     const char *want = ref_table(r, m, f);
     int bad = (want && (!target || strcasecmp(target, want))) || (!want && target);
     if (bad) {
-        int rc = failf(r, "field '%s' of model '%s' %s%s%s but the database %s%s; changing a "
-                          "reference needs an upgrade script",
+        int rc = failf(r,
+                       "field '%s' of model '%s' %s%s%s but the database %s%s; changing a "
+                       "reference needs an upgrade script",
                        f->name, m->name, want ? "refers to model '" : "is not a reference",
                        want ? want : "", want ? "'" : "",
                        target ? "references table " : "has no reference", target ? target : "");
@@ -708,8 +722,9 @@ static int check_required(run *r, const ph_store_model *m, const ph_store_field 
     long long n = count_where(r->db, sql);
     sqlite3_free(sql);
     if (n > 0)
-        return failf(r, "field '%s' of model '%s' became required but %lld records have no "
-                        "value; fill them in an upgrade script",
+        return failf(r,
+                     "field '%s' of model '%s' became required but %lld records have no "
+                     "value; fill them in an upgrade script",
                      f->name, m->name, n);
     return 0;
 }
@@ -723,8 +738,8 @@ static int sync_columns(run *r, const ph_store_model *m)
         return rc;
     for (size_t i = 0; i < PH_STORE_HOST_COLS && !rc; i++)
         if (!find_col(cols, n, m->cols[i].name))
-            rc = failf(r, "table '%s' has no column '%s': it was not created by plughost",
-                       m->name, m->cols[i].name);
+            rc = failf(r, "table '%s' has no column '%s': it was not created by plughost", m->name,
+                       m->cols[i].name);
     for (size_t i = PH_STORE_HOST_COLS; i < m->n_cols && !rc; i++) {
         const col_info *col = find_col(cols, n, m->cols[i].name);
         rc = col ? check_field(r, m, &m->cols[i], col) : add_column(r, m, &m->cols[i]);
@@ -733,8 +748,9 @@ static int sync_columns(run *r, const ph_store_model *m)
     }
     for (size_t i = 0; i < n && !rc; i++)
         if (!ph_store_model_col(m, cols[i].name))
-            rc = failf(r, "model '%s' has a column '%s' in the database that %s %s does not "
-                          "declare (a field was dropped or renamed)",
+            rc = failf(r,
+                       "model '%s' has a column '%s' in the database that %s %s does not "
+                       "declare (a field was dropped or renamed)",
                        m->name, cols[i].name, r->c->manifest->name, r->target);
     free_cols(cols, n);
     return rc;
@@ -765,8 +781,9 @@ static int drop_stale_indexes(run *r, const ph_store_model *m)
 {
     sqlite3_stmt *st = NULL;
     int rc = 0;
-    if (sqlite3_prepare_v2(r->db, "SELECT name FROM sqlite_master WHERE type='index' AND "
-                                  "tbl_name=?1 AND name LIKE '\\_ph\\_%' ESCAPE '\\'",
+    if (sqlite3_prepare_v2(r->db,
+                           "SELECT name FROM sqlite_master WHERE type='index' AND "
+                           "tbl_name=?1 AND name LIKE '\\_ph\\_%' ESCAPE '\\'",
                            -1, &st, NULL) != SQLITE_OK)
         return ph_error_set(PH_ESQL, "cannot list indexes: %s", sqlite3_errmsg(r->db));
     sqlite3_bind_text(st, 1, m->name, -1, SQLITE_STATIC);
@@ -812,8 +829,9 @@ static int create_indexes(run *r, const ph_store_model *m)
                                                             unique ? "UNIQUE" : "", name, m->qname,
                                                             f->qname));
         if (rc && unique)
-            rc = failf(r, "cannot make field '%s' of model '%s' unique: records share a value "
-                          "(%s); make the values distinct in an upgrade script",
+            rc = failf(r,
+                       "cannot make field '%s' of model '%s' unique: records share a value "
+                       "(%s); make the values distinct in an upgrade script",
                        f->name, m->name, ph_error_last());
         else if (rc)
             rc = failf(r, "cannot index field '%s' of model '%s': %s", f->name, m->name,
@@ -852,8 +870,9 @@ static int fk_check(run *r)
     if (sqlite3_prepare_v2(r->db, "PRAGMA foreign_key_check", -1, &st, NULL) != SQLITE_OK)
         return ph_error_set(PH_ESQL, "foreign key check: %s", sqlite3_errmsg(r->db));
     if (sqlite3_step(st) == SQLITE_ROW)
-        rc = failf(r, "after the upgrade scripts, record %lld of table '%s' refers to a missing "
-                      "record of '%s'",
+        rc = failf(r,
+                   "after the upgrade scripts, record %lld of table '%s' refers to a missing "
+                   "record of '%s'",
                    (long long)sqlite3_column_int64(st, 1), sqlite3_column_text(st, 0),
                    sqlite3_column_text(st, 2));
     sqlite3_finalize(st);
@@ -882,13 +901,31 @@ static char *dump_or_null(json_t *v)
     return v ? json_dumps(v, JSON_COMPACT) : NULL;
 }
 
+/* True if nothing would change: same version, no changes, the same stored schemas. */
+static int up_to_date(const run *r)
+{
+    if (strcmp(r->action, "none") != 0 || json_array_size(r->changes))
+        return 0;
+    for (size_t i = 0; i < r->c->n_models; i++) {
+        json_t *schema = ph_store_model_schema(&r->c->models[i]);
+        int same = json_equal(schema, json_object_get(r->stored, r->c->models[i].name));
+        json_decref(schema);
+        if (!same)
+            return 0;
+    }
+    return 1;
+}
+
 static int record(run *r)
 {
     char now[32];
+    if (up_to_date(r))
+        return 0; /* a plain start writes nothing */
     snprintf(now, sizeof now, "%lld", (long long)ph_store_now_ms());
     const char *meta[] = {"package", r->c->manifest->name, "version", r->target, "updated", now};
-    int rc = bind_exec(r->db, "INSERT OR REPLACE INTO _ph_meta(key, value) VALUES(?1,?2),(?3,?4),"
-                              "(?5,?6)",
+    int rc = bind_exec(r->db,
+                       "INSERT OR REPLACE INTO _ph_meta(key, value) VALUES(?1,?2),(?3,?4),"
+                       "(?5,?6)",
                        meta, 6);
     if (!rc && !r->installed)
         rc = bind_exec(r->db, "INSERT OR IGNORE INTO _ph_meta(key, value) VALUES('installed',?1)",
@@ -897,8 +934,9 @@ static int record(run *r)
         json_t *schema = ph_store_model_schema(&r->c->models[i]);
         char *text = dump_or_null(schema);
         const char *vals[] = {r->c->models[i].name, text ? text : "{}", r->target};
-        rc = bind_exec(r->db, "INSERT OR REPLACE INTO _ph_models(name, schema, version) "
-                              "VALUES(?1,?2,?3)",
+        rc = bind_exec(r->db,
+                       "INSERT OR REPLACE INTO _ph_models(name, schema, version) "
+                       "VALUES(?1,?2,?3)",
                        vals, 3);
         free(text);
         json_decref(schema);
@@ -911,8 +949,9 @@ static int record(run *r)
     char *s = dump_or_null(scripts), *ch = dump_or_null(r->changes);
     const char *vals[] = {now, r->installed, r->target, s ? s : "[]", r->backup, ch ? ch : "[]"};
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(r->db, "INSERT INTO _ph_migrations(at, from_version, to_version, "
-                                  "scripts, backup, changes) VALUES(?1,?2,?3,?4,?5,?6)",
+    if (sqlite3_prepare_v2(r->db,
+                           "INSERT INTO _ph_migrations(at, from_version, to_version, "
+                           "scripts, backup, changes) VALUES(?1,?2,?3,?4,?5,?6)",
                            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, ph_store_now_ms());
         for (int i = 1; i < 6; i++)
@@ -953,9 +992,10 @@ static int plan_run(run *r)
         char msg[2048];
         snprintf(msg, sizeof msg, "%s", ph_error_last());
         char v[256];
-        return ph_error_set(PH_EMIGRATION, "instance '%s' (%s): the database holds data of %s "
-                                           "%s, newer than this package; downgrading needs "
-                                           "scripts: %s; install %s %s or newer instead",
+        return ph_error_set(PH_EMIGRATION,
+                            "instance '%s' (%s): the database holds data of %s "
+                            "%s, newer than this package; downgrading needs "
+                            "scripts: %s; install %s %s or newer instead",
                             r->c->instance, prefix_versions(r, v, sizeof v), r->c->manifest->name,
                             r->installed, msg, r->c->manifest->name, r->installed);
     }
@@ -988,8 +1028,9 @@ static int migrate_in_tx(run *r, const char *expected)
         return rc;
     if ((expected || r->installed) &&
         (!expected || !r->installed || strcmp(expected, r->installed) != 0))
-        return ph_error_set(PH_EMIGRATION, "instance '%s': the database changed version while "
-                                           "migrating (another host running it?); retry",
+        return ph_error_set(PH_EMIGRATION,
+                            "instance '%s': the database changed version while "
+                            "migrating (another host running it?); retry",
                             r->c->instance);
     if ((rc = ensure_meta(r->db)))
         return rc;
@@ -1014,12 +1055,12 @@ static json_t *make_report(const run *r)
     json_t *scripts = json_array();
     for (size_t i = 0; i < r->chain.n; i++)
         json_array_append_new(scripts, json_string(r->chain.names[i]));
-    return json_pack("{s:s, s:s?, s:s, s:o, s:s?, s:O}", "action", r->action, "from",
-                     r->installed, "to", r->target, "scripts", scripts, "backup", r->backup,
-                     "changes", r->changes);
+    return json_pack("{s:s, s:s?, s:s, s:o, s:s?, s:O}", "action", r->action, "from", r->installed,
+                     "to", r->target, "scripts", scripts, "backup", r->backup, "changes",
+                     r->changes);
 }
 
-int ph_migrate_apply(const ph_migrate_ctx *c, json_t **report)
+int ph_migrate_apply(ph_migrate_ctx *c, json_t **report)
 {
     run r = {.c = c, .db = c->db, .target = c->manifest->version_text};
     char *expected = NULL;
@@ -1045,10 +1086,18 @@ int ph_migrate_apply(const ph_migrate_ctx *c, json_t **report)
     if ((rc = exec(r.db, "BEGIN IMMEDIATE")))
         goto cleanup;
     in_tx = 1;
-    if ((rc = migrate_in_tx(&r, expected)) || (rc = exec(r.db, "COMMIT")))
+    if ((rc = migrate_in_tx(&r, expected)))
         goto cleanup;
+    if (c->defer_commit) {
+        c->fk_off = fk_off;
+        fk_off = 0;
+    } else if ((rc = exec(r.db, "COMMIT"))) {
+        goto cleanup;
+    }
     in_tx = 0;
     *report = make_report(&r);
+    if (c->defer_commit)
+        json_object_set_new(*report, "pending", json_true());
 cleanup:
     if (in_tx)
         sqlite3_exec(r.db, "ROLLBACK", NULL, NULL, NULL);
@@ -1068,8 +1117,7 @@ cleanup:
 /* Planning (check)                                                     */
 /* ------------------------------------------------------------------ */
 
-int ph_migrate_plan(const ph_manifest *m, const char *data_dir, const char *instance,
-                    json_t **out)
+int ph_migrate_plan(const ph_manifest *m, const char *data_dir, const char *instance, json_t **out)
 {
     char *installed = NULL, *sql_dir = NULL;
     ph_migrate_chain chain = {0};
@@ -1097,28 +1145,32 @@ int ph_migrate_plan(const ph_manifest *m, const char *data_dir, const char *inst
     if (ph_semver_parse(installed, &a)) {
         ph_error_clear();
         json_object_set_new(plan, "action", json_string("upgrade"));
-        json_object_set_new(plan, "problem", json_sprintf("the database records version '%s', "
-                                                          "which is not a semantic version",
-                                                          installed));
+        json_object_set_new(plan, "problem",
+                            json_sprintf("the database records version '%s', "
+                                         "which is not a semantic version",
+                                         installed));
         goto cleanup;
     }
     int cmp = ph_semver_cmp(&m->version, &a);
     json_object_set_new(plan, "action",
-                        json_string(cmp == 0 ? "none" : cmp > 0 ? "upgrade" : "downgrade"));
+                        json_string(cmp == 0  ? "none"
+                                    : cmp > 0 ? "upgrade"
+                                              : "downgrade"));
     if (cmp == 0)
         goto cleanup;
     int frc = ph_migrate_find_chain(sql_dir, installed, m->version_text, &chain);
     for (size_t i = 0; !frc && i < chain.n; i++)
         json_array_append_new(scripts, json_string(chain.names[i]));
     if (frc && cmp < 0)
-        json_object_set_new(plan, "problem", json_sprintf("downgrade refused: %s",
-                                                          ph_error_last()));
+        json_object_set_new(plan, "problem",
+                            json_sprintf("downgrade refused: %s", ph_error_last()));
     else if (frc)
-        json_object_set_new(plan, "note", json_sprintf("no upgrade scripts: only added models, "
-                                                       "fields and indexes can apply; a dropped, "
-                                                       "renamed or retyped field needs "
-                                                       "%s/upgrade-%s-%s.sql",
-                                                       sql_dir, installed, m->version_text));
+        json_object_set_new(plan, "note",
+                            json_sprintf("no upgrade scripts: only added models, "
+                                         "fields and indexes can apply; a dropped, "
+                                         "renamed or retyped field needs "
+                                         "%s/upgrade-%s-%s.sql",
+                                         sql_dir, installed, m->version_text));
     if (frc)
         ph_error_clear();
 cleanup:

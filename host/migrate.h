@@ -33,9 +33,11 @@ typedef struct ph_migrate_ctx {
     sqlite3 *db;                  /* open with the host's pragmas, not in a transaction */
     const ph_store_model *models; /* compiled declaration */
     size_t n_models;
-    const ph_manifest *manifest;  /* dir (for sql/), name, version_text */
+    const ph_manifest *manifest; /* dir (for sql/), name, version_text */
     const char *instance;
-    const char *backup_dir;       /* where the pre-upgrade backup goes */
+    const char *backup_dir; /* where the pre-upgrade backup goes */
+    int defer_commit;       /* leave the transaction open (see ph_store_open_uncommitted) */
+    int fk_off;             /* out: foreign_keys is OFF until the deferred COMMIT */
 } ph_migrate_ctx;
 
 /**
@@ -44,9 +46,11 @@ typedef struct ph_migrate_ctx {
  * {"action": "none"|"install"|"update"|"upgrade"|"downgrade", "from", "to",
  *  "scripts": [...], "backup": path, "changes": [...]}.
  * On failure returns PH_EMIGRATION (or PH_EIO/PH_ESQL/PH_ENOMEM) and the
- * database is unchanged.
+ * database is unchanged. With c->defer_commit the transaction is left open
+ * on success ("pending": true in the report): the caller COMMITs (then sets
+ * foreign_keys=ON again if c->fk_off) or rolls back.
  */
-int ph_migrate_apply(const ph_migrate_ctx *c, json_t **report);
+int ph_migrate_apply(ph_migrate_ctx *c, json_t **report);
 
 /** A chain of upgrade scripts. */
 typedef struct ph_migrate_chain {
@@ -77,8 +81,7 @@ void ph_migrate_chain_free(ph_migrate_chain *c);
  * "scripts": [names], "problem": text (only if loading would fail),
  * "note": text (optional)}. Returns 0, or an error reading the database.
  */
-int ph_migrate_plan(const ph_manifest *m, const char *data_dir, const char *instance,
-                    json_t **out);
+int ph_migrate_plan(const ph_manifest *m, const char *data_dir, const char *instance, json_t **out);
 
 /**
  * One line for `check` from a plan: "notes: upgrade 1.0.0 -> 1.1.0 via

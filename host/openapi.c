@@ -85,9 +85,13 @@ static json_t *args_schema(const ph_arg *args, uint32_t n)
 static json_t *model_schema(const ph_model *m, bool input, bool all_optional)
 {
     json_t *props = json_object(), *req = json_array();
-    if (!input) {
+    if (!input) { /* the columns the host keeps */
         json_object_set_new(props, "id", ph_openapi_type_schema(PH_I64));
+        json_object_set_new(props, "created", ph_openapi_type_schema(PH_TIME));
+        json_object_set_new(props, "updated", ph_openapi_type_schema(PH_TIME));
         json_array_append_new(req, json_string("id"));
+        json_array_append_new(req, json_string("created"));
+        json_array_append_new(req, json_string("updated"));
     }
     for (uint32_t i = 0; i < m->n_fields; i++) {
         const ph_field *f = &m->fields[i];
@@ -143,18 +147,53 @@ static json_t *id_param(void)
                      ph_openapi_type_schema(PH_I64));
 }
 
+/* What list returns: one page of records. */
+static json_t *page_schema(const char *rec_ref)
+{
+    json_t *count = json_pack("{s:s,s:i}", "type", "integer", "minimum", 0);
+    return json_pack("{s:s,s:{s:{s:s,s:o},s:o,s:O,s:O},s:[s,s,s,s]}", "type", "object",
+                     "properties", "items", "type", "array", "items", ref("%s%s", rec_ref, ""),
+                     "total", count, "limit", count, "offset", count, "required", "items", "total",
+                     "limit", "offset");
+}
+
+/* list/count called as actors: filters by field name beside order/limit/offset. */
+static json_t *query_schema(bool paging)
+{
+    json_t *props = json_object();
+    if (paging) {
+        json_object_set_new(props, "order",
+                            json_pack("{s:[{s:s},{s:s,s:{s:s}}],s:s}", "oneOf", "type", "string",
+                                      "type", "array", "items", "type", "string", "description",
+                                      "field, -field or \"field desc\"; a comma list or array "
+                                      "of them"));
+        json_object_set_new(props, "limit", json_pack("{s:s,s:i,s:i}", "type", "integer",
+                                                      "minimum", 0, "maximum", 1000));
+        json_object_set_new(props, "offset", json_pack("{s:s,s:i}", "type", "integer",
+                                                       "minimum", 0));
+    }
+    return json_pack("{s:s,s:o,s:s}", "type", "object", "properties", props, "description",
+                     "filters: \"field\": value (equality, null for IS NULL), \"field.op\": "
+                     "value or \"field\": {\"op\": value} with op eq ne lt le gt ge like");
+}
+
+static const char filter_doc[] =
+    "equality filter; field.op=value (also field__op=value) compares with op eq ne lt le gt ge "
+    "like";
+
 static json_t *list_params(const ph_model *m)
 {
     json_t *ps = json_array();
     for (uint32_t i = 0; i < m->n_fields; i++)
         json_array_append_new(ps, json_pack("{s:s,s:s,s:s,s:o}", "name", m->fields[i].name, "in",
-                                            "query", "description", "equality filter", "schema",
+                                            "query", "description", filter_doc, "schema",
                                             ph_openapi_type_schema(m->fields[i].type)));
     json_array_append_new(ps, json_pack("{s:s,s:s,s:s,s:{s:s}}", "name", "order", "in", "query",
                                         "description", "field to order by; prefix - for descending",
                                         "schema", "type", "string"));
-    json_array_append_new(ps, json_pack("{s:s,s:s,s:{s:s,s:i}}", "name", "limit", "in", "query",
-                                        "schema", "type", "integer", "minimum", 0));
+    json_array_append_new(ps, json_pack("{s:s,s:s,s:{s:s,s:i,s:i}}", "name", "limit", "in",
+                                        "query", "schema", "type", "integer", "minimum", 0,
+                                        "maximum", 1000));
     json_array_append_new(ps, json_pack("{s:s,s:s,s:{s:s,s:i}}", "name", "offset", "in", "query",
                                         "schema", "type", "integer", "minimum", 0));
     return ps;
@@ -174,8 +213,7 @@ static void add_rest(build *b, const ph_route *r, const char *rec_ref, const cha
     json_t *op;
     if (!strcmp(m, "list")) {
         op = operation(b, coll, "get");
-        fill_op(b, op, r, ".rest", NULL,
-                json_pack("{s:s,s:o}", "type", "array", "items", ref("%s%s", rec_ref, "")), "200");
+        fill_op(b, op, r, ".rest", NULL, page_schema(rec_ref), "200");
         if (op)
             check(b, json_object_set_new(op, "parameters", list_params(r->model)));
     } else if (!strcmp(m, "new")) {
@@ -232,6 +270,9 @@ static void crud_schemas(const ph_route *r, const char *rec_ref, const char *in_
         *req = json_pack("{s:[o,{s:[s]}]}", "allOf", ref("%s%s", in_ref, ".patch"), "required",
                          "id");
         *ok = ref("%s%s", rec_ref, "");
+    } else if (!strcmp(m, "list") || !strcmp(m, "count")) {
+        *req = query_schema(m[0] == 'l');
+        *ok = m[0] == 'l' ? page_schema(rec_ref) : ph_openapi_type_schema(PH_I64);
     } else {
         *req = r->n_args ? args_schema(r->args, r->n_args) : json_pack("{s:s}", "type", "object");
         *ok = ph_openapi_type_schema(r->ret);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +21,8 @@ struct ph_store {
     pthread_mutex_t mu; /* recursive: hooks may re-enter on the same thread */
     ph_store_model *models;
     size_t n_models;
+    int pending; /* a migration waits for ph_store_commit */
+    int fk_off;  /* foreign_keys to turn back on at that commit */
 };
 
 /* ------------------------------------------------------------------ */
@@ -29,51 +32,76 @@ struct ph_store {
 const char *ph_store_sql_type(ph_type t)
 {
     switch (t) {
-    case PH_F64: return "REAL";
+    case PH_F64:
+        return "REAL";
     case PH_STR:
-    case PH_JSON: return "TEXT";
-    default: return "INTEGER";
+    case PH_JSON:
+        return "TEXT";
+    default:
+        return "INTEGER";
     }
 }
 
 const char *ph_store_type_name(ph_type t)
 {
     switch (t) {
-    case PH_BOOL: return "bool";
-    case PH_I64: return "int";
-    case PH_F64: return "float";
-    case PH_STR: return "text";
-    case PH_JSON: return "json";
-    case PH_TIME: return "time";
-    case PH_REF: return "ref";
-    default: return "invalid";
+    case PH_BOOL:
+        return "bool";
+    case PH_I64:
+        return "int";
+    case PH_F64:
+        return "float";
+    case PH_STR:
+        return "text";
+    case PH_JSON:
+        return "json";
+    case PH_TIME:
+        return "time";
+    case PH_REF:
+        return "ref";
+    default:
+        return "invalid";
     }
 }
 
 static const char *expected_text(ph_type t)
 {
     switch (t) {
-    case PH_BOOL: return "a boolean (true or false)";
-    case PH_I64: return "an integer";
-    case PH_F64: return "a number";
-    case PH_STR: return "a string";
-    case PH_TIME: return "a time (Unix milliseconds, or ISO 8601 such as 2024-05-01T12:00:00Z)";
-    case PH_REF: return "a record id (an integer)";
-    default: return "a JSON value";
+    case PH_BOOL:
+        return "a boolean (true or false)";
+    case PH_I64:
+        return "an integer";
+    case PH_F64:
+        return "a number";
+    case PH_STR:
+        return "a string";
+    case PH_TIME:
+        return "a time (Unix milliseconds, or ISO 8601 such as 2024-05-01T12:00:00Z)";
+    case PH_REF:
+        return "a record id (an integer)";
+    default:
+        return "a JSON value";
     }
 }
 
 static const char *json_kind_text(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number";
     case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
     }
 }
 
@@ -129,8 +157,7 @@ static int parse_iso8601(const char *s, int64_t *out)
     struct tm tm = {0};
     int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0, off = 0;
     const char *p = s;
-    if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
-        digits(&p, 2, &d))
+    if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' || digits(&p, 2, &d))
         return -1;
     if (*p == 'T' || *p == ' ') {
         p++;
@@ -186,13 +213,16 @@ static json_t *coerce_string(ph_type t, const char *s)
             return json_false();
         return NULL;
     case PH_I64:
-    case PH_REF: return parse_i64(s, &i) ? NULL : json_integer(i);
-    case PH_F64: return parse_f64(s, &d) ? NULL : json_real(d);
+    case PH_REF:
+        return parse_i64(s, &i) ? NULL : json_integer(i);
+    case PH_F64:
+        return parse_f64(s, &d) ? NULL : json_real(d);
     case PH_TIME:
         if (!parse_i64(s, &i) || !parse_iso8601(s, &i))
             return json_integer(i);
         return NULL;
-    default: return NULL;
+    default:
+        return NULL;
     }
 }
 
@@ -209,10 +239,14 @@ static json_t *coerce_value(ph_type t, json_t *in)
         return NULL;
     case PH_I64:
     case PH_REF:
-    case PH_TIME: return json_is_integer(in) ? json_incref(in) : NULL;
-    case PH_F64: return json_is_number(in) ? json_real(json_number_value(in)) : NULL;
-    case PH_STR: return json_is_string(in) ? json_incref(in) : NULL;
-    default: return json_incref(in);
+    case PH_TIME:
+        return json_is_integer(in) ? json_incref(in) : NULL;
+    case PH_F64:
+        return json_is_number(in) ? json_real(json_number_value(in)) : NULL;
+    case PH_STR:
+        return json_is_string(in) ? json_incref(in) : NULL;
+    default:
+        return json_incref(in);
     }
 }
 
@@ -229,24 +263,29 @@ int ph_store_coerce(const ph_store_field *f, const char *where, json_t *in, json
     json_t *v = coerce_value(f->type, in);
     if (!v)
         return ph_error_set(PH_EARGS, "%s%sfield '%s' must be %s, got %s", where ? where : "",
-                            where ? ": " : "", f->name, expected_text(f->type),
-                            json_kind_text(in));
+                            where ? ": " : "", f->name, expected_text(f->type), json_kind_text(in));
     *out = v;
     return 0;
 }
 
-static void free_text(void *p) { free(p); }
+static void free_text(void *p)
+{
+    free(p);
+}
 
 int ph_store_bind(sqlite3_stmt *st, int i, const ph_store_field *f, json_t *v)
 {
     if (!v || json_is_null(v))
         return sqlite3_bind_null(st, i);
     switch (f->type) {
-    case PH_BOOL: return sqlite3_bind_int(st, i, json_is_true(v));
+    case PH_BOOL:
+        return sqlite3_bind_int(st, i, json_is_true(v));
     case PH_I64:
     case PH_REF:
-    case PH_TIME: return sqlite3_bind_int64(st, i, json_integer_value(v));
-    case PH_F64: return sqlite3_bind_double(st, i, json_number_value(v));
+    case PH_TIME:
+        return sqlite3_bind_int64(st, i, json_integer_value(v));
+    case PH_F64:
+        return sqlite3_bind_double(st, i, json_number_value(v));
     case PH_STR:
         return sqlite3_bind_text(st, i, json_string_value(v), (int)json_string_length(v),
                                  SQLITE_TRANSIENT);
@@ -259,22 +298,35 @@ int ph_store_bind(sqlite3_stmt *st, int i, const ph_store_field *f, json_t *v)
     }
 }
 
+static int is_ascii(const char *s, size_t len)
+{
+    unsigned char acc = 0;
+    for (size_t i = 0; i < len; i++)
+        acc |= (unsigned char)s[i];
+    return s && acc < 0x80;
+}
+
 json_t *ph_store_column(sqlite3_stmt *st, int c, const ph_store_field *f)
 {
     if (sqlite3_column_type(st, c) == SQLITE_NULL)
         return json_null();
     switch (f->type) {
-    case PH_BOOL: return json_boolean(sqlite3_column_int64(st, c) != 0);
+    case PH_BOOL:
+        return json_boolean(sqlite3_column_int64(st, c) != 0);
     case PH_I64:
     case PH_REF:
-    case PH_TIME: return json_integer(sqlite3_column_int64(st, c));
-    case PH_F64: return json_real(sqlite3_column_double(st, c));
+    case PH_TIME:
+        return json_integer(sqlite3_column_int64(st, c));
+    case PH_F64:
+        return json_real(sqlite3_column_double(st, c));
     default: {
         const char *text = (const char *)sqlite3_column_text(st, c);
         size_t len = (size_t)sqlite3_column_bytes(st, c);
         json_t *v = NULL;
         if (f->type == PH_JSON)
             v = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+        else if (is_ascii(text, len))
+            v = json_stringn_nocheck(text, len); /* ASCII is valid UTF-8: skip the slow check */
         if (!v)
             v = json_stringn(text, len);
         return v ? v : json_null(); /* invalid UTF-8 written by raw SQL reads as null */
@@ -345,8 +397,9 @@ static int compile_default(const ph_package *d, const ph_model *mo, ph_store_fie
     if (!(fd->flags & PH_HAS_DEFAULT))
         return 0;
     if (!fd->def)
-        return ph_error_set(PH_ELOAD, "package %s %s: model '%s', field '%s': PH_HAS_DEFAULT "
-                                      "without a default text; use PH_DEFAULT(\"...\")",
+        return ph_error_set(PH_ELOAD,
+                            "package %s %s: model '%s', field '%s': PH_HAS_DEFAULT "
+                            "without a default text; use PH_DEFAULT(\"...\")",
                             d->name, d->version, mo->name, fd->name);
     if (fd->type == PH_TIME && !strcmp(fd->def, "now")) {
         f->def_now = 1;
@@ -359,8 +412,9 @@ static int compile_default(const ph_package *d, const ph_model *mo, ph_store_fie
     else
         f->def = coerce_string(fd->type, fd->def);
     if (!f->def)
-        return ph_error_set(PH_ELOAD, "package %s %s: model '%s', field '%s': default '%s' is not "
-                                      "%s",
+        return ph_error_set(PH_ELOAD,
+                            "package %s %s: model '%s', field '%s': default '%s' is not "
+                            "%s",
                             d->name, d->version, mo->name, fd->name, fd->def,
                             fd->type == PH_JSON ? "valid JSON" : expected_text(fd->type));
     return 0;
@@ -379,14 +433,16 @@ static int compile_field(const ph_package *d, const ph_model *mo, const ph_field
 {
     const uint32_t known = PH_REQUIRED | PH_UNIQUE | PH_INDEXED | PH_HAS_DEFAULT;
     if (!valid_ident(fd->name))
-        return ph_error_set(PH_ELOAD, "package %s %s: model '%s': field name '%s' is not valid; "
-                                      "use lower-case letters, digits and _ (at most 63, starting "
-                                      "with a letter)",
+        return ph_error_set(PH_ELOAD,
+                            "package %s %s: model '%s': field name '%s' is not valid; "
+                            "use lower-case letters, digits and _ (at most 63, starting "
+                            "with a letter)",
                             d->name, d->version, mo->name, fd->name ? fd->name : "(null)");
     if (reserved_field(fd->name))
-        return ph_error_set(PH_ELOAD, "package %s %s: model '%s': field name '%s' is reserved "
-                                      "(id, created, updated are kept by the host; order, limit, "
-                                      "offset are list options); rename the field",
+        return ph_error_set(PH_ELOAD,
+                            "package %s %s: model '%s': field name '%s' is reserved "
+                            "(id, created, updated are kept by the host; order, limit, "
+                            "offset are list options); rename the field",
                             d->name, d->version, mo->name, fd->name);
     if (fd->type < PH_BOOL || fd->type > PH_REF)
         return ph_error_set(PH_ELOAD, "package %s %s: model '%s', field '%s': unknown type %d",
@@ -399,8 +455,9 @@ static int compile_field(const ph_package *d, const ph_model *mo, const ph_field
     f->flags = fd->flags;
     f->ref = -1;
     if (fd->type == PH_REF && (f->ref = find_model(d, fd->ref)) < 0)
-        return ph_error_set(PH_ELOAD, "package %s %s: model '%s', field '%s' refers to model "
-                                      "'%s', which the package does not declare",
+        return ph_error_set(PH_ELOAD,
+                            "package %s %s: model '%s', field '%s' refers to model "
+                            "'%s', which the package does not declare",
                             d->name, d->version, mo->name, fd->name, fd->ref ? fd->ref : "(null)");
     if (!(f->qname = quote_ident(fd->name)))
         return ph_error_set(PH_ENOMEM, "out of memory");
@@ -412,9 +469,10 @@ static int compile_model(const ph_package *d, const ph_model *mo, ph_store_model
     static const char *const host_names[PH_STORE_HOST_COLS] = {"id", "created", "updated"};
     static const ph_type host_types[PH_STORE_HOST_COLS] = {PH_I64, PH_TIME, PH_TIME};
     if (!valid_ident(mo->name) || !strncmp(mo->name, "_ph_", 4))
-        return ph_error_set(PH_ELOAD, "package %s %s: model name '%s' is not valid; use "
-                                      "lower-case letters, digits and _ (at most 63, starting "
-                                      "with a letter)",
+        return ph_error_set(PH_ELOAD,
+                            "package %s %s: model name '%s' is not valid; use "
+                            "lower-case letters, digits and _ (at most 63, starting "
+                            "with a letter)",
                             d->name, d->version, mo->name ? mo->name : "(null)");
     if (mo->n_fields && !mo->fields)
         return ph_error_set(PH_ELOAD, "package %s %s: model '%s' has n_fields %u but no fields",
@@ -425,8 +483,8 @@ static int compile_model(const ph_package *d, const ph_model *mo, ph_store_model
     if (!(m->qname = quote_ident(mo->name)) || !(m->cols = calloc(m->n_cols, sizeof *m->cols)))
         return ph_error_set(PH_ENOMEM, "out of memory");
     for (size_t i = 0; i < PH_STORE_HOST_COLS; i++) {
-        m->cols[i] = (ph_store_field){.name = host_names[i], .type = host_types[i], .ref = -1,
-                                      .host = 1};
+        m->cols[i] =
+            (ph_store_field){.name = host_names[i], .type = host_types[i], .ref = -1, .host = 1};
         if (!(m->cols[i].qname = quote_ident(host_names[i])))
             return ph_error_set(PH_ENOMEM, "out of memory");
     }
@@ -436,8 +494,9 @@ static int compile_model(const ph_package *d, const ph_model *mo, ph_store_model
             return rc;
         for (uint32_t k = 0; k < i; k++)
             if (!strcmp(mo->fields[k].name, mo->fields[i].name))
-                return ph_error_set(PH_ELOAD, "package %s %s: model '%s' declares field '%s' "
-                                              "twice",
+                return ph_error_set(PH_ELOAD,
+                                    "package %s %s: model '%s' declares field '%s' "
+                                    "twice",
                                     d->name, d->version, mo->name, mo->fields[i].name);
     }
     sqlite3_str *s = sqlite3_str_new(NULL);
@@ -498,7 +557,8 @@ json_t *ph_store_model_schema(const ph_store_model *m)
         if (o && f->ref >= 0)
             json_object_set_new(o, "ref", json_string(m->decl->fields[i - PH_STORE_HOST_COLS].ref));
         if (o && (f->def || f->def_now))
-            json_object_set_new(o, "default", f->def_now ? json_string("now") : json_incref(f->def));
+            json_object_set_new(o, "default",
+                                f->def_now ? json_string("now") : json_incref(f->def));
         json_array_append_new(fields, o);
     }
     return json_pack("{s:s, s:o}", "model", m->name, "fields", fields);
@@ -508,7 +568,22 @@ json_t *ph_store_model_schema(const ph_store_model *m)
 /* Guarding SQL written by packages                                     */
 /* ------------------------------------------------------------------ */
 
-static int host_table(const char *name) { return name && !strncmp(name, "_ph_", 4); }
+static int host_table(const char *name)
+{
+    return name && !strncmp(name, "_ph_", 4);
+}
+
+/* Pragmas whose argument names what to read (a table, an index), not a new setting. */
+static int readonly_pragma(const char *name)
+{
+    static const char *const names[] = {
+        "table_info",       "table_xinfo",       "index_list",      "index_info",  "index_xinfo",
+        "foreign_key_list", "foreign_key_check", "integrity_check", "quick_check", "table_list"};
+    for (size_t i = 0; name && i < sizeof names / sizeof names[0]; i++)
+        if (!strcasecmp(name, names[i]))
+            return 1;
+    return 0;
+}
 
 static int guard_cb(void *ud, int action, const char *a1, const char *a2, const char *db,
                     const char *trigger)
@@ -518,14 +593,16 @@ static int guard_cb(void *ud, int action, const char *a1, const char *a2, const 
     (void)trigger;
     switch (action) {
     case SQLITE_ATTACH:
-    case SQLITE_DETACH: g->denied = "ATTACH and DETACH are not allowed"; return SQLITE_DENY;
+    case SQLITE_DETACH:
+        g->denied = "ATTACH and DETACH are not allowed";
+        return SQLITE_DENY;
     case SQLITE_TRANSACTION:
     case SQLITE_SAVEPOINT:
         g->denied = "transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT) is not allowed: the "
                     "host runs each query, and each chain of upgrade scripts, in one transaction";
         return SQLITE_DENY;
     case SQLITE_PRAGMA:
-        if (a2) {
+        if (a2 && !readonly_pragma(a1)) {
             g->denied = "setting pragmas is not allowed: the host owns the database settings";
             return SQLITE_DENY;
         }
@@ -545,7 +622,8 @@ static int guard_cb(void *ud, int action, const char *a1, const char *a2, const 
             return SQLITE_DENY;
         }
         return SQLITE_OK;
-    default: return SQLITE_OK;
+    default:
+        return SQLITE_OK;
     }
 }
 
@@ -555,7 +633,10 @@ void ph_store_guard_on(sqlite3 *db, ph_sql_guard *g)
     sqlite3_set_authorizer(db, guard_cb, g);
 }
 
-void ph_store_guard_off(sqlite3 *db) { sqlite3_set_authorizer(db, NULL, NULL); }
+void ph_store_guard_off(sqlite3 *db)
+{
+    sqlite3_set_authorizer(db, NULL, NULL);
+}
 
 /* ------------------------------------------------------------------ */
 /* Opening, querying                                                    */
@@ -569,8 +650,9 @@ static int exec_pragmas(sqlite3 *db, const char *path)
                                        "PRAGMA trusted_schema=OFF;";
     char *msg = NULL;
     if (sqlite3_exec(db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
-        int rc = ph_error_set(PH_ESQL, "%s: cannot configure database: %s; is it a SQLite "
-                                       "database and is its directory writable?",
+        int rc = ph_error_set(PH_ESQL,
+                              "%s: cannot configure database: %s; is it a SQLite "
+                              "database and is its directory writable?",
                               path, msg ? msg : "?");
         sqlite3_free(msg);
         return rc;
@@ -616,16 +698,30 @@ void ph_store_close(ph_store *s)
     if (!s)
         return;
     ph_store_models_free(s->models, s->n_models);
+    if (s->pending) /* never committed: the migration is undone */
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     sqlite3_close_v2(s->db);
     pthread_mutex_destroy(&s->mu);
     free(s->path);
     free(s);
 }
 
-sqlite3 *ph_store_db(ph_store *s) { return s->db; }
-const char *ph_store_path(const ph_store *s) { return s->path; }
-void ph_store_lock(ph_store *s) { pthread_mutex_lock(&s->mu); }
-void ph_store_unlock(ph_store *s) { pthread_mutex_unlock(&s->mu); }
+sqlite3 *ph_store_db(ph_store *s)
+{
+    return s->db;
+}
+const char *ph_store_path(const ph_store *s)
+{
+    return s->path;
+}
+void ph_store_lock(ph_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+}
+void ph_store_unlock(ph_store *s)
+{
+    pthread_mutex_unlock(&s->mu);
+}
 
 ph_store_model *ph_store_models(ph_store *s, size_t *n)
 {
@@ -636,11 +732,16 @@ ph_store_model *ph_store_models(ph_store *s, size_t *n)
 static int bind_param(sqlite3_stmt *st, int i, json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_NULL: return sqlite3_bind_null(st, i);
-    case JSON_TRUE: return sqlite3_bind_int(st, i, 1);
-    case JSON_FALSE: return sqlite3_bind_int(st, i, 0);
-    case JSON_INTEGER: return sqlite3_bind_int64(st, i, json_integer_value(v));
-    case JSON_REAL: return sqlite3_bind_double(st, i, json_real_value(v));
+    case JSON_NULL:
+        return sqlite3_bind_null(st, i);
+    case JSON_TRUE:
+        return sqlite3_bind_int(st, i, 1);
+    case JSON_FALSE:
+        return sqlite3_bind_int(st, i, 0);
+    case JSON_INTEGER:
+        return sqlite3_bind_int64(st, i, json_integer_value(v));
+    case JSON_REAL:
+        return sqlite3_bind_double(st, i, json_real_value(v));
     case JSON_STRING:
         return sqlite3_bind_text(st, i, json_string_value(v), (int)json_string_length(v),
                                  SQLITE_TRANSIENT);
@@ -656,9 +757,12 @@ static int bind_param(sqlite3_stmt *st, int i, json_t *v)
 static json_t *column_value(sqlite3_stmt *st, int c)
 {
     switch (sqlite3_column_type(st, c)) {
-    case SQLITE_INTEGER: return json_integer(sqlite3_column_int64(st, c));
-    case SQLITE_FLOAT: return json_real(sqlite3_column_double(st, c));
-    case SQLITE_NULL: return json_null();
+    case SQLITE_INTEGER:
+        return json_integer(sqlite3_column_int64(st, c));
+    case SQLITE_FLOAT:
+        return json_real(sqlite3_column_double(st, c));
+    case SQLITE_NULL:
+        return json_null();
     default: {
         json_t *v = json_stringn((const char *)sqlite3_column_text(st, c),
                                  (size_t)sqlite3_column_bytes(st, c));
@@ -690,8 +794,9 @@ static int prepare_guarded(ph_store *s, const char *sql, sqlite3_stmt **out)
         sqlite3_finalize(next);
         sqlite3_finalize(*out);
         *out = NULL;
-        return ph_error_set(PH_EARGS, "a query runs one statement; split '%.60s...' into "
-                                      "separate queries",
+        return ph_error_set(PH_EARGS,
+                            "a query runs one statement; split '%.60s...' into "
+                            "separate queries",
                             sql);
     }
     return 0;
@@ -831,8 +936,8 @@ static void log_report(const char *instance, json_t *report)
     free(sc);
 }
 
-int ph_store_open_for(const char *data_dir, const char *instance, const ph_manifest *m,
-                      const ph_package *desc, ph_store **out)
+static int open_migrated(const char *data_dir, const char *instance, const ph_manifest *m,
+                         const ph_package *desc, int defer, ph_store **out)
 {
     char *dir = NULL, *path = NULL, *bdir = NULL;
     ph_store *s = NULL;
@@ -857,9 +962,12 @@ int ph_store_open_for(const char *data_dir, const char *instance, const ph_manif
                          .n_models = n_models,
                          .manifest = m,
                          .instance = instance,
-                         .backup_dir = bdir};
+                         .backup_dir = bdir,
+                         .defer_commit = defer};
     if ((rc = ph_migrate_apply(&mc, &report)))
         goto cleanup;
+    s->pending = defer;
+    s->fk_off = mc.fk_off;
     for (size_t i = 0; i < n_models && !rc; i++)
         rc = prepare_model(s->db, &models[i]);
     if (rc)
@@ -877,6 +985,35 @@ cleanup:
     free(dir);
     free(path);
     free(bdir);
+    return rc;
+}
+
+int ph_store_open_for(const char *data_dir, const char *instance, const ph_manifest *m,
+                      const ph_package *desc, ph_store **out)
+{
+    return open_migrated(data_dir, instance, m, desc, 0, out);
+}
+
+int ph_store_open_uncommitted(const char *data_dir, const char *instance, const ph_manifest *m,
+                              const ph_package *desc, ph_store **out)
+{
+    return open_migrated(data_dir, instance, m, desc, 1, out);
+}
+
+int ph_store_commit(ph_store *s)
+{
+    int rc = 0;
+    ph_store_lock(s);
+    if (s->pending && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        rc = ph_error_set(PH_ESQL, "%s: cannot commit the schema migration: %s", s->path,
+                          sqlite3_errmsg(s->db));
+    if (!rc) {
+        s->pending = 0;
+        if (s->fk_off)
+            sqlite3_exec(s->db, "PRAGMA foreign_keys=ON", NULL, NULL, NULL);
+        s->fk_off = 0;
+    }
+    ph_store_unlock(s);
     return rc;
 }
 
@@ -987,11 +1124,66 @@ int ph_store_installed_version(const char *data_dir, const char *instance, char 
     if (sqlite3_prepare_v2(db, "SELECT value FROM _ph_meta WHERE key='version'", -1, &st, NULL) !=
         SQLITE_OK)
         goto cleanup; /* no metadata: never installed */
-    if (sqlite3_step(st) == SQLITE_ROW && !(*out = strdup((const char *)sqlite3_column_text(st, 0))))
+    if (sqlite3_step(st) == SQLITE_ROW &&
+        !(*out = strdup((const char *)sqlite3_column_text(st, 0))))
         rc = ph_error_set(PH_ENOMEM, "out of memory");
 cleanup:
     sqlite3_finalize(st);
     sqlite3_close(db);
     free(path);
+    return rc;
+}
+
+static long long file_size(const char *path, const char *suffix)
+{
+    char *p = NULL;
+    struct stat st;
+    long long n = 0;
+    if (asprintf(&p, "%s%s", path, suffix) >= 0 && stat(p, &st) == 0)
+        n = (long long)st.st_size;
+    free(p);
+    return n;
+}
+
+/* {model: records} for every model recorded in _ph_models. */
+static json_t *model_counts(sqlite3 *db)
+{
+    json_t *models = json_object();
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT name FROM _ph_models ORDER BY name", -1, &st, NULL) !=
+        SQLITE_OK)
+        return models; /* never installed: no models */
+    while (models && sqlite3_step(st) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        char *sql = sqlite3_mprintf("SELECT count(*) FROM \"%w\"", name);
+        sqlite3_stmt *c = NULL;
+        if (sql && sqlite3_prepare_v2(db, sql, -1, &c, NULL) == SQLITE_OK &&
+            sqlite3_step(c) == SQLITE_ROW)
+            json_object_set_new(models, name, json_integer(sqlite3_column_int64(c, 0)));
+        sqlite3_finalize(c);
+        sqlite3_free(sql);
+    }
+    sqlite3_finalize(st);
+    return models;
+}
+
+int ph_store_describe(const char *data_dir, const char *instance, json_t **out)
+{
+    sqlite3 *db = NULL;
+    char *path = NULL, *version = NULL;
+    *out = NULL;
+    int rc = open_existing(data_dir, instance, SQLITE_OPEN_READONLY, &db, &path);
+    if (!rc)
+        rc = ph_store_installed_version(data_dir, instance, &version);
+    if (!rc) {
+        *out = json_pack("{s:s, s:s, s:I, s:s?, s:o}", "instance", instance, "path", path, "bytes",
+                         (json_int_t)(file_size(path, "") + file_size(path, "-wal")), "version",
+                         version, "models", model_counts(db));
+        if (!*out)
+            rc = ph_error_set(PH_ENOMEM, "out of memory");
+    }
+    sqlite3_close(db);
+    free(path);
+    free(version);
     return rc;
 }

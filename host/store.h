@@ -32,25 +32,25 @@ typedef struct ph_store ph_store;
 
 /** One column of a model table: the host's id/created/updated or a declared field. */
 typedef struct ph_store_field {
-    const char *name;     /* borrowed from the descriptor (or a literal for host columns) */
-    char *qname;          /* quoted SQL identifier, "name" */
-    ph_type type;         /* PH_BOOL, PH_I64, PH_F64, PH_STR, PH_JSON, PH_TIME, PH_REF */
-    uint32_t flags;       /* PH_REQUIRED, PH_UNIQUE, PH_INDEXED, PH_HAS_DEFAULT */
-    json_t *def;          /* the parsed default (owned), NULL if none */
-    int def_now;          /* PH_TIME default "now": the time of the write */
-    int ref;              /* PH_REF: index of the referenced model, else -1 */
-    int host;             /* 1 for id, created, updated (set by the host only) */
+    const char *name; /* borrowed from the descriptor (or a literal for host columns) */
+    char *qname;      /* quoted SQL identifier, "name" */
+    ph_type type;     /* PH_BOOL, PH_I64, PH_F64, PH_STR, PH_JSON, PH_TIME, PH_REF */
+    uint32_t flags;   /* PH_REQUIRED, PH_UNIQUE, PH_INDEXED, PH_HAS_DEFAULT */
+    json_t *def;      /* the parsed default (owned), NULL if none */
+    int def_now;      /* PH_TIME default "now": the time of the write */
+    int ref;          /* PH_REF: index of the referenced model, else -1 */
+    int host;         /* 1 for id, created, updated (set by the host only) */
 } ph_store_field;
 
 #define PH_STORE_HOST_COLS 3 /* id, created, updated come first in every model */
 
 typedef struct ph_store_model {
-    const ph_model *decl;  /* borrowed from the descriptor */
+    const ph_model *decl; /* borrowed from the descriptor */
     const char *name;
     char *qname;
-    ph_store_field *cols;  /* host columns then declared fields, in table order */
+    ph_store_field *cols; /* host columns then declared fields, in table order */
     size_t n_cols;
-    char *select_cols;     /* "id","created",... for SELECT lists */
+    char *select_cols; /* "id","created",... for SELECT lists */
     /* cached statements, used under the store lock */
     sqlite3_stmt *st_insert, *st_get, *st_update, *st_delete;
 } ph_store_model;
@@ -147,6 +147,20 @@ int ph_store_attach(ph_instance *inst, const char *data_dir);
  */
 int ph_store_open_for(const char *data_dir, const char *instance, const ph_manifest *m,
                       const ph_package *desc, ph_store **out);
+/**
+ * Like ph_store_open_for, but a migration is left uncommitted (the write
+ * transaction stays open on this connection): run the new version's
+ * prepare/start, then ph_store_commit to keep the new schema, or
+ * ph_store_close to roll it back, so a version that fails to start leaves
+ * the old schema for the old code. Package code using this store (its
+ * queries, CRUD) runs inside that transaction. Other connections to the
+ * database wait (busy timeout) until the commit: use it while the old
+ * version's gate is closed.
+ */
+int ph_store_open_uncommitted(const char *data_dir, const char *instance, const ph_manifest *m,
+                              const ph_package *desc, ph_store **out);
+/** Commits a migration left open by ph_store_open_uncommitted; no-op otherwise. */
+int ph_store_commit(ph_store *s);
 /** Closes the instance's database; accepts an instance without one. */
 void ph_store_detach(ph_instance *inst);
 
@@ -181,5 +195,14 @@ int ph_store_purge(const char *data_dir, const char *instance, char **out_backup
  * Opens read-only; changes nothing.
  */
 int ph_store_installed_version(const char *data_dir, const char *instance, char **out);
+
+/**
+ * What an instance's data is, for `remove` (which keeps it: "data kept at
+ * PATH, 12 note records; reinstalling finds it; --purge deletes it after a
+ * backup") and `status`: *out (caller owns) is {"instance", "path",
+ * "bytes", "version" (null if never installed), "models": {name: records}}.
+ * PH_ENOTFOUND if the instance has no database. Opens read-only.
+ */
+int ph_store_describe(const char *data_dir, const char *instance, json_t **out);
 
 #endif

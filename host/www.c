@@ -150,8 +150,28 @@ static int not_found(void)
                                       "package's www/ and wiki/ directories only)");
 }
 
-int ph_www_open(const char *root, char *const *segs, size_t n, ph_www_file *out)
+/* Opens the first of `index` (NULL-terminated) that is a regular file in the directory. */
+static int open_index(int rootfd, char *const *segs, size_t n, const char *const *index,
+                      struct stat *st, const char **name)
 {
+    for (; *index; index++) {
+        int fd = open_path(rootfd, segs, n, *index);
+        if (fd < 0)
+            continue;
+        if (fstat(fd, st) == 0 && S_ISREG(st->st_mode)) {
+            *name = *index;
+            return fd;
+        }
+        close(fd);
+    }
+    return -1;
+}
+
+int ph_www_open(const char *root, char *const *segs, size_t n, const char *const *index,
+                ph_www_file *out)
+{
+    static const char *const default_index[] = {"index.html", NULL};
+    const char *index_name = NULL;
     int rc = 0, rootfd = -1, fd = -1;
     struct stat st;
 
@@ -175,8 +195,8 @@ int ph_www_open(const char *root, char *const *segs, size_t n, ph_www_file *out)
     }
     if (S_ISDIR(st.st_mode)) {
         close(fd);
-        fd = open_path(rootfd, segs, n, "index.html");
-        if (fd < 0 || fstat(fd, &st) != 0) {
+        fd = open_index(rootfd, segs, n, index ? index : default_index, &st, &index_name);
+        if (fd < 0) {
             rc = not_found();
             goto cleanup;
         }
@@ -189,7 +209,7 @@ int ph_www_open(const char *root, char *const *segs, size_t n, ph_www_file *out)
     out->fd = fd;
     fd = -1;
     out->size = (uint64_t)st.st_size;
-    out->content_type = ph_www_content_type(out->is_index ? "index.html" : n ? segs[n - 1] : "");
+    out->content_type = ph_www_content_type(index_name ? index_name : n ? segs[n - 1] : "");
 cleanup:
     if (fd >= 0)
         close(fd);

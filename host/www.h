@@ -19,7 +19,7 @@ typedef struct ph_www_file {
     int fd;                   /* open for reading; the caller closes it */
     uint64_t size;
     const char *content_type; /* static string */
-    bool is_index;            /* the path named a directory; this is its index.html */
+    bool is_index;            /* the path named a directory; this is its index file */
 } ph_www_file;
 
 /**
@@ -30,14 +30,17 @@ bool ph_www_segment_ok(const char *seg, size_t len);
 
 /**
  * Opens segs[0]/.../segs[n-1] beneath `root` (an absolute directory path).
- * n == 0 means the root itself. A directory is served through its
- * index.html. Returns 0 and fills *out; PH_ENOTFOUND when there is no such
+ * n == 0 means the root itself. A directory is served through the first
+ * file of `index` (a NULL-terminated list of names, e.g. {"index.html",
+ * "index.md", NULL} for a wiki; NULL means {"index.html", NULL}) that it
+ * holds. Returns 0 and fills *out; PH_ENOTFOUND when there is no such
  * regular file beneath root (including paths that would leave it, and
  * symlinks pointing outside it); PH_EINVAL for a segment that is not
  * allowed; PH_EIO for other failures. Detail in ph_error_last().
  * Thread-safe.
  */
-int ph_www_open(const char *root, char *const *segs, size_t n, ph_www_file *out);
+int ph_www_open(const char *root, char *const *segs, size_t n, const char *const *index,
+                ph_www_file *out);
 
 /** Content type for a file name by its extension ("application/octet-stream" if unknown). */
 const char *ph_www_content_type(const char *name);

@@ -2,6 +2,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include <cmocka.h>
@@ -103,8 +104,9 @@ static json_t *call_json(mh *h, const char *addr, const char *args)
 static void test_new_get_defaults(void **state)
 {
     mh *h = *state;
-    json_t *r = call_json(h, "item.new", "{\"name\":\"apple\",\"price\":\"1.5\",\"due\":"
-                                         "\"2024-05-01T12:00:00Z\"}");
+    json_t *r = call_json(h, "item.new",
+                          "{\"name\":\"apple\",\"price\":\"1.5\",\"due\":"
+                          "\"2024-05-01T12:00:00Z\"}");
     assert_int_equal(json_integer_value(json_object_get(r, "id")), 1);
     assert_int_equal(json_integer_value(json_object_get(r, "qty")), 1);
     assert_true(json_is_true(json_object_get(r, "active")));
@@ -129,7 +131,8 @@ static void test_new_get_defaults(void **state)
 static void test_new_errors(void **state)
 {
     mh *h = *state;
-    err(h, "item.new", "{\"qty\":2}", PH_EARGS, "t.item.new: field 'name' is required; give it a value");
+    err(h, "item.new", "{\"qty\":2}", PH_EARGS,
+        "t.item.new: field 'name' is required; give it a value");
     err(h, "item.new", "{\"name\":null}", PH_EARGS, "field 'name' is required");
     err(h, "item.new", "{\"name\":\"a\",\"colour\":\"red\"}", PH_EARGS,
         "t.item.new: unknown field 'colour'; model 'item' has: id, created, updated, name, qty, "
@@ -181,7 +184,8 @@ static void test_set_partial(void **state)
     assert_true(tu_contains(got, "\"qty\":7"));
     free(got);
     assert_string_equal(last_after_op, "set");
-    err(h, "item.set", "{\"id\":1,\"name\":null}", PH_EARGS, "t.item.set: field 'name' is required");
+    err(h, "item.set", "{\"id\":1,\"name\":null}", PH_EARGS,
+        "t.item.set: field 'name' is required");
     err(h, "item.set", "{\"id\":1,\"size\":3}", PH_EARGS, "t.item.set: unknown field 'size'");
     err(h, "item.set", "{\"id\":1,\"created\":3}", PH_EARGS, "field 'created' is kept by the host");
     err(h, "item.set", "{\"id\":42,\"qty\":1}", PH_ENOTFOUND,
@@ -199,7 +203,8 @@ static void test_delete_and_refs(void **state)
     err(h, "tag.new", "{\"label\":\"x\",\"item\":99}", PH_EARGS,
         "t.tag.new: field 'item' refers to item 99, which does not exist");
     err(h, "item.delete", "{\"id\":2}", PH_ECONFLICT,
-        "t.item.delete: the item is still referenced by other records");
+        "t.item.delete: the item is still referenced by other records (tag.item); delete or "
+        "change them first");
     char *got = ok(h, "item.delete", "{\"id\":1}");
     assert_true(tu_contains(got, "\"name\":\"kiwi\""));
     free(got);
@@ -293,9 +298,11 @@ static void test_list_errors(void **state)
     err(h, "item.list", "{\"qty.gt\":\"x\"}", PH_EARGS,
         "t.item.list: field 'qty' must be an integer, got a string");
     err(h, "item.list", "{\"meta\":1}", PH_EARGS, "field 'meta' holds JSON and cannot be filtered");
-    err(h, "item.list", "{\"qty.like\":\"1\"}", PH_EARGS, "'like' needs a text field; 'qty' is int");
+    err(h, "item.list", "{\"qty.like\":\"1\"}", PH_EARGS,
+        "'like' needs a text field; 'qty' is int");
     err(h, "item.list", "{\"qty.gt\":null}", PH_EARGS, "null can only be compared with eq or ne");
-    err(h, "item.list", "{\"order\":\"size\"}", PH_EARGS, "t.item.list: unknown field 'size' in order");
+    err(h, "item.list", "{\"order\":\"size\"}", PH_EARGS,
+        "t.item.list: unknown field 'size' in order");
     err(h, "item.list", "{\"order\":\"qty sideways\"}", PH_EARGS,
         "order direction must be asc or desc, got 'sideways'");
     err(h, "item.list", "{\"order\":5}", PH_EARGS, "'order' must be a field name");
@@ -322,7 +329,8 @@ static void test_injection_changes_nothing(void **state)
     expect_list(h, "{\"name\":\"' OR 1=1 --\"}", "", 0);
     expect_list(h, "{\"name.like\":\"%' OR '1'='1\"}", "", 0);
     free(ok(h, "item.new", "{\"name\":\"Robert'); DROP TABLE item;--\"}"));
-    expect_list(h, "{\"name\":\"Robert'); DROP TABLE item;--\"}", "Robert'); DROP TABLE item;--", 1);
+    expect_list(h, "{\"name\":\"Robert'); DROP TABLE item;--\"}", "Robert'); DROP TABLE item;--",
+                1);
     char *n = ok(h, "item.count", NULL);
     assert_string_equal(n, "6");
     free(n);
@@ -394,9 +402,8 @@ static void test_package_query_guard(void **state)
     json_t *rows = NULL;
     fill(h);
     json_t *params = json_pack("[i]", 4);
-    assert_int_equal(ph_store_query(s, "SELECT name FROM item WHERE qty > ?1 ORDER BY id", params,
-                                    &rows),
-                     0);
+    assert_int_equal(
+        ph_store_query(s, "SELECT name FROM item WHERE qty > ?1 ORDER BY id", params, &rows), 0);
     json_decref(params);
     char *t = mh_dump(rows);
     assert_string_equal(t, "[{\"name\":\"a\"},{\"name\":\"d\"},{\"name\":\"e\"}]");
@@ -408,6 +415,11 @@ static void test_package_query_guard(void **state)
     assert_true(tu_contains(ph_error_last(), "the host's _ph_ tables"));
     assert_int_equal(ph_store_query(s, "PRAGMA synchronous=OFF", NULL, NULL), PH_EPERM);
     assert_true(tu_contains(ph_error_last(), "setting pragmas is not allowed"));
+    assert_int_equal(ph_store_query(s, "PRAGMA user_version=7", NULL, NULL), PH_EPERM);
+    assert_int_equal(ph_store_query(s, "PRAGMA table_info(item)", NULL, &rows), 0);
+    assert_int_equal(json_array_size(rows), 9);
+    json_decref(rows);
+    assert_int_equal(ph_store_query(s, "PRAGMA user_version", NULL, NULL), 0);
     assert_int_equal(ph_store_query(s, "ATTACH 'x.db' AS x", NULL, NULL), PH_EPERM);
     assert_int_equal(ph_store_query(s, "SELECT 1; DELETE FROM item", NULL, NULL), PH_EARGS);
     assert_true(tu_contains(ph_error_last(), "a query runs one statement"));
@@ -416,6 +428,112 @@ static void test_package_query_guard(void **state)
     char *n = ok(h, "item.count", NULL);
     assert_string_equal(n, "5");
     free(n);
+}
+
+typedef struct worker {
+    mh *h;
+    int id, failures;
+    pthread_t t;
+} worker;
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    for (int i = 0; i < 50; i++) {
+        char *args = tu_fmt("{\"name\":\"w%d-%d\",\"qty\":%d}", w->id, i, i);
+        json_t *r = NULL;
+        json_t *a = json_loads(args, 0, NULL);
+        if (ph_router_call(w->h->router, NULL, "t.item.new", a, 0, &r) != 0)
+            w->failures++;
+        json_t *q = json_pack("{s:O}", "id", json_object_get(r, "id"));
+        json_t *g = NULL;
+        if (!r || ph_router_call(w->h->router, NULL, "t.item.get", q, 0, &g) != 0 ||
+            !json_equal(g, r))
+            w->failures++;
+        json_decref(a);
+        json_decref(q);
+        json_decref(g);
+        json_decref(r);
+        free(args);
+    }
+    return NULL;
+}
+
+static void test_concurrent_calls(void **state)
+{
+    mh *h = *state;
+    worker w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (worker){.h = h, .id = i};
+        pthread_create(&w[i].t, NULL, work, &w[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(w[i].t, NULL);
+        assert_int_equal(w[i].failures, 0);
+    }
+    char *n = ok(h, "item.count", NULL);
+    assert_string_equal(n, "200");
+    free(n);
+    n = ok(h, "item.count", "{\"qty.ge\":49}");
+    assert_string_equal(n, "4");
+    free(n);
+}
+
+/* Acceptance: the notes example through the real binary, one process per call (a restart each). */
+static int notes(char **out, const char *tmp, const char *args)
+{
+    return tu_run(out, "'%s' call --local -c '%s/host.ini' --log-level warn %s", tu_env("PH_BIN"),
+                  tmp, args);
+}
+
+static void test_notes_example_end_to_end(void **state)
+{
+    mh *h = *state;
+    char *out = NULL;
+    char *ini = tu_fmt("[host]\npackage_dirs = %s/pk\ndata_dir = %s\n", h->tmp, h->data);
+    free(tu_write(h->tmp, "host.ini", ini));
+    free(ini);
+    tu_run(NULL, "mkdir -p '%s/pk' && cp -r '%s/notes' '%s/pk/'", h->tmp, tu_env("PH_EXAMPLES"),
+           h->tmp);
+    assert_int_equal(notes(&out, h->tmp, "notes.note.new title=hello content=first owner=ann"), 0);
+    assert_true(tu_contains(out, "{\"id\":1,\"created\":"));
+    assert_true(tu_contains(out, "\"title\":\"hello\",\"content\":\"first\",\"pinned\":false"));
+    free(out);
+    notes(NULL, h->tmp, "notes.note.new title=two owner=bob pinned=true");
+    notes(NULL, h->tmp, "notes.note.new title=three owner=ann");
+    assert_int_equal(notes(&out, h->tmp, "notes.note.set id=3 content=changed"), 0);
+    assert_true(tu_contains(out, "\"title\":\"three\",\"content\":\"changed\""));
+    free(out);
+    assert_int_equal(notes(&out, h->tmp, "notes.note.list owner=ann order=-id limit=1 offset=1"),
+                     0);
+    assert_true(tu_contains(out, "{\"items\":[{\"id\":1,"));
+    assert_true(tu_contains(out, "\"total\":2,\"limit\":1,\"offset\":1}"));
+    free(out);
+    assert_int_equal(notes(&out, h->tmp, "notes.board.pin id=1"), 0);
+    assert_true(tu_contains(out, "\"pinned\":true"));
+    free(out);
+    assert_int_equal(notes(&out, h->tmp, "notes.board.summary"), 0);
+    assert_true(tu_contains(out, "{\"notes\":3,\"pinned\":2,\"owners\":2}"));
+    free(out);
+    assert_int_not_equal(notes(&out, h->tmp, "notes.note.new title=' '"), 0);
+    assert_true(tu_contains(out, "a note needs a title that is not blank"));
+    free(out);
+    assert_int_not_equal(notes(&out, h->tmp, "notes.note.list titel=x"), 0);
+    assert_true(tu_contains(out, "notes.note.list: unknown field 'titel' in filter"));
+    free(out);
+    assert_int_equal(notes(&out, h->tmp, "notes.comment.new note=2 text=nice"), 0);
+    free(out);
+    assert_int_not_equal(notes(&out, h->tmp, "notes.note.delete id=2"), 0);
+    assert_true(tu_contains(out, "still referenced by other records (comment.note)"));
+    free(out);
+    assert_int_equal(notes(&out, h->tmp, "notes.note.delete id=3"), 0);
+    free(out);
+    assert_int_not_equal(notes(&out, h->tmp, "notes.note.get id=3"), 0);
+    assert_true(tu_contains(out, "notes.note.get: note 3 does not exist"));
+    free(out);
+    assert_int_equal(notes(&out, h->tmp, "notes.note.count"), 0);
+    assert_true(tu_contains(out, "2"));
+    free(out);
 }
 
 int main(void)
@@ -434,6 +552,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_disable_crud, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_survives_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_package_query_guard, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notes_example_end_to_end, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -120,11 +122,21 @@ static void parse(const char *raw, size_t n, resp *r)
     r->json = json_loads(r->body, JSON_DECODE_ANY, NULL);
 }
 
-/* Sends `raw` (a whole request) to port and reads the answer. */
-static void raw_request(int port, const char *raw, size_t len, resp *r)
+/*
+ * Sends `raw` (a whole request) to port and reads the answer; r->status is
+ * -1 if there was none. Asserts nothing: callable from any thread.
+ */
+static int raw_request_try(int port, const char *raw, size_t len, resp *r)
 {
     int fd = tcp_connect(port);
-    assert_true(fd >= 0);
+    if (fd < 0) {
+        int e = errno;
+        memset(r, 0, sizeof(*r));
+        r->status = -1;
+        r->head = tu_fmt("connect: %s", strerror(e));
+        r->body = strdup("");
+        return -1;
+    }
     size_t off = 0;
     while (off < len) {
         ssize_t w = send(fd, raw + off, len - off, MSG_NOSIGNAL);
@@ -139,18 +151,42 @@ static void raw_request(int port, const char *raw, size_t len, resp *r)
     close(fd);
     parse(buf, n, r);
     free(buf);
+    return 0;
 }
 
-/* A request with a body of `len` bytes (or strlen) and extra header lines. */
-static void req_on(int port, const char *method, const char *path, const char *headers,
-                   const char *body, resp *r)
+/* raw_request_try, asserting that the connection was made (main thread only). */
+static void raw_request(int port, const char *raw, size_t len, resp *r)
 {
-    char *raw = tu_fmt("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s%s"
+    int rc = raw_request_try(port, raw, len, r);
+    if (rc)
+        fail_msg("cannot connect to 127.0.0.1:%d: %s", port, r->head);
+}
+
+static char *request_text(const char *method, const char *path, const char *headers,
+                          const char *body)
+{
+    return tu_fmt("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s%s"
                        "Content-Length: %zu\r\n\r\n%s",
                        method, path, headers ? headers : "",
                        body && !(headers && strstr(headers, "Content-Type")) ? "Content-Type: application/json\r\n" : "",
                        body ? strlen(body) : 0, body ? body : "");
+}
+
+/* A request with a body (or none) and extra header lines; asserts it connected. */
+static void req_on(int port, const char *method, const char *path, const char *headers,
+                   const char *body, resp *r)
+{
+    char *raw = request_text(method, path, headers, body);
     raw_request(port, raw, strlen(raw), r);
+    free(raw);
+}
+
+/* req_on for other threads: asserts nothing. */
+static void req_try(int port, const char *method, const char *path, const char *headers,
+                    const char *body, resp *r)
+{
+    char *raw = request_text(method, path, headers, body);
+    raw_request_try(port, raw, strlen(raw), r);
     free(raw);
 }
 
@@ -552,6 +588,38 @@ static bool have_crud(void)
     return yes;
 }
 
+/*
+ * GET /http_fx/models/item<query>: asserts the page's total, that `has`
+ * (or NULL) is among the items and `lacks` (or NULL) is not.
+ */
+static void list_expect(const char *query, json_int_t total, const char *has, const char *lacks)
+{
+    resp r;
+    char *path = tu_fmt("/http_fx/models/item%s", query);
+    req("GET", path, NULL, NULL, &r);
+    if (r.status != 200)
+        fail_msg("GET %s: %d %s", path, r.status, r.body);
+    json_t *items = json_object_get(r.json, "items");
+    assert_true(json_is_array(items));
+    if (json_integer_value(json_object_get(r.json, "total")) != total)
+        fail_msg("GET %s: total %" JSON_INTEGER_FORMAT ", expected %" JSON_INTEGER_FORMAT ": %s",
+                 path, json_integer_value(json_object_get(r.json, "total")), total, r.body);
+    bool saw_has = false, saw_lacks = false;
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it)
+    {
+        const char *t = json_string_value(json_object_get(it, "title"));
+        saw_has |= has && t && !strcmp(t, has);
+        saw_lacks |= lacks && t && !strcmp(t, lacks);
+    }
+    if ((has && !saw_has) || saw_lacks)
+        fail_msg("GET %s: expected %s and not %s among the items: %s", path, has ? has : "-",
+                 lacks ? lacks : "-", r.body);
+    free(path);
+    resp_free(&r);
+}
+
 static void test_models_rest(void **state)
 {
     (void)state;
@@ -600,10 +668,54 @@ static void test_models_rest(void **state)
     req("GET", "/http_fx/models/item?qty=1&qty=2", NULL, NULL, &r);
     expect_error(&r, 400, "bad_args", "given twice");
     resp_free(&r);
+    list_expect("?qty=7", 1, "second", "first");
+    list_expect("?qty=4&done=false", 1, "first", "second");
+    list_expect("?done=true", 1, "second", "first");
+    list_expect("?qty.gt=4", 1, "second", "first");       /* operators, CRUD spelling */
+    list_expect("?qty__le=4", 1, "first", "second");      /* and the field__op spelling */
+    list_expect("?title.like=sec%25", 1, "second", "first");
+    list_expect("?qty.ge=0&order=-qty&limit=1", 2, "second", "first"); /* total 2, page of 1 */
+    list_expect("?order=title&limit=1&offset=1", 2, "second", "first");
+    char *by_id = tu_fmt("?id=%" JSON_INTEGER_FORMAT, id);
+    list_expect(by_id, 1, "first", "second");
+    free(by_id);
+    list_expect("?created.gt=0", 2, "first", NULL);
+    list_expect("?title=nobody", 0, NULL, "first");
+    /* what the CRUD layer refuses comes back as 400 naming the culprit */
+    req("GET", "/http_fx/models/item?colour=red", NULL, NULL, &r);
+    expect_error(&r, 400, "bad_args", "unknown field 'colour'");
+    resp_free(&r);
+    req("GET", "/http_fx/models/item?qty=many", NULL, NULL, &r);
+    expect_error(&r, 400, "bad_args", "qty");
+    resp_free(&r);
+    req("GET", "/http_fx/models/item?qty.near=3", NULL, NULL, &r);
+    expect_error(&r, 400, "bad_args", "unknown filter operator 'near'");
+    resp_free(&r);
+    req("GET", "/http_fx/models/item?order=colour", NULL, NULL, &r);
+    expect_error(&r, 400, "bad_args", "colour");
+    resp_free(&r);
+    req("GET", "/http_fx/models/item?limit=5000", NULL, NULL, &r);
+    expect_error(&r, 400, "bad_args", "'limit'");
+    resp_free(&r);
+    req("GET", "/http_fx/models/item?offset=-1", NULL, NULL, &r);
+    expect_error(&r, 400, "bad_args", "'offset'");
+    resp_free(&r);
 
-    /* 409: title is unique */
+    /* 409: title is unique, on new and on a change */
     req("POST", "/http_fx/models/item", NULL, "{\"title\":\"first\"}", &r);
-    assert_int_equal(r.status, 409);
+    expect_error(&r, 409, "conflict", "'title' must be unique");
+    resp_free(&r);
+    req("PATCH", item, NULL, "{\"title\":\"second\"}", &r);
+    expect_error(&r, 409, "conflict", "'title' must be unique");
+    resp_free(&r);
+    req("GET", item, NULL, NULL, &r); /* the refused change left the record as it was */
+    assert_string_equal(json_string_value(json_object_get(r.json, "title")), "first");
+    resp_free(&r);
+    req("PATCH", item, NULL, "{\"qty\":\"lots\"}", &r);
+    expect_error(&r, 400, "bad_args", "qty");
+    resp_free(&r);
+    req("PATCH", "/http_fx/models/item/999999", NULL, "{\"qty\":1}", &r);
+    expect_error(&r, 404, "not_found", "999999");
     resp_free(&r);
     /* 400: missing required field / unknown field (the CRUD layer names it) */
     req("POST", "/http_fx/models/item", NULL, "{\"qty\":1}", &r);
@@ -664,6 +776,57 @@ static void test_health_and_packages(void **state)
     resp_free(&r);
 }
 
+/*
+ * Parses the exposition with the reference parser (Debian's
+ * python3-prometheus-client, under the system python: pyenv's has no
+ * Debian packages) and checks types, labels and histogram consistency.
+ */
+static const char prom_check[] =
+    "import sys\n"
+    "from prometheus_client.parser import text_string_to_metric_families as parse\n"
+    "fams = {f.name: f for f in parse(open(sys.argv[1]).read())}\n"
+    "want = {'plughost_calls': 'counter', 'plughost_call_errors': 'counter',\n"
+    "        'plughost_call_duration_seconds': 'histogram', 'plughost_instance_up': 'gauge',\n"
+    "        'plughost_instance_state': 'gauge', 'plughost_http_responses': 'counter',\n"
+    "        'plughost_http_requests_in_flight': 'gauge'}\n"
+    "for n, t in want.items():\n"
+    "    assert n in fams, 'family %s missing; have %s' % (n, sorted(fams))\n"
+    "    assert fams[n].type == t, '%s is %s, not %s' % (n, fams[n].type, t)\n"
+    "add = {'instance': 'http_fx', 'actor': 'fx', 'method': 'add'}\n"
+    "calls = [s.value for s in fams['plughost_calls'].samples\n"
+    "         if s.name == 'plughost_calls_total' and s.labels == add]\n"
+    "assert calls and calls[0] >= 1, 'no plughost_calls_total for http_fx.fx.add: %r' % calls\n"
+    "h = [s for s in fams['plughost_call_duration_seconds'].samples if\n"
+    "     all(s.labels.get(k) == v for k, v in add.items())]\n"
+    "b = [s.value for s in h if s.name.endswith('_bucket')]\n"
+    "assert len(b) > 2 and b == sorted(b), 'buckets not cumulative: %r' % b\n"
+    "inf = [s.value for s in h if s.name.endswith('_bucket') and s.labels['le'] == '+Inf']\n"
+    "cnt = [s.value for s in h if s.name.endswith('_count')]\n"
+    "assert inf == cnt and cnt[0] >= 1, '+Inf %r != count %r' % (inf, cnt)\n"
+    "up = {s.labels['instance']: s.value for s in fams['plughost_instance_up'].samples}\n"
+    "assert up.get('http_fx') == 1 and up.get('core_decline') == 0, up\n"
+    "print('prometheus ok: %d families' % len(fams))\n";
+
+static void prometheus_parse(const char *text)
+{
+    const char *py = "/usr/bin/python3";
+    if (tu_run(NULL, "%s -c 'import prometheus_client.parser'", py) != 0) {
+        fprintf(stderr, "NOTE: %s has no prometheus_client (Debian package "
+                        "python3-prometheus-client): /_/metrics NOT checked with the reference "
+                        "parser\n", py);
+        return;
+    }
+    char *file = tu_write(S.dir, "metrics.txt", text);
+    char *script = tu_write(S.dir, "prom_check.py", prom_check);
+    char *out = NULL;
+    if (tu_run(&out, "timeout 60 %s '%s' '%s'", py, script, file) != 0)
+        fail_msg("/_/metrics is not valid Prometheus text:\n%s", out);
+    assert_true(tu_contains(out, "prometheus ok"));
+    free(out);
+    free(script);
+    free(file);
+}
+
 /* Every sample line is `name{labels} value` or `name value`; every name has a TYPE. */
 static void test_metrics(void **state)
 {
@@ -679,6 +842,7 @@ static void test_metrics(void **state)
     assert_true(tu_contains(r.body, "le=\"+Inf\"}"));
     assert_true(tu_contains(r.body, "plughost_instance_up{instance=\"http_fx\"} 1"));
     assert_true(tu_contains(r.body, "plughost_instance_state{instance=\"core_decline\",state=\"declined\"} 1"));
+    prometheus_parse(r.body);
     char *save = NULL;
     for (char *line = strtok_r(r.body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         if (line[0] == '#')
@@ -695,6 +859,33 @@ static void test_metrics(void **state)
     resp_free(&r);
 }
 
+/*
+ * The OpenAPI 3.1 validator (npm @seriousme/openapi-schema-validator),
+ * installed on first use into $PH_BUILD_DIR/tools by
+ * tests/tools/install-openapi-validator.sh. NULL, with the reason printed,
+ * when npm or the registry is unavailable.
+ */
+static char *openapi_validator(void)
+{
+    const char *build = getenv("PH_BUILD_DIR");
+    char *dir = tu_fmt("%s/tools", build && *build ? build : S.dir);
+    char *bin = tu_fmt("%s/node_modules/.bin/validate-api", dir);
+    char *out = NULL;
+    if (access(bin, X_OK) != 0)
+        tu_run(&out, "sh '%s/tests/tools/install-openapi-validator.sh' '%s' >/dev/null",
+               tu_env("PH_SOURCE_DIR"), dir);
+    if (access(bin, X_OK) != 0 || tu_run(NULL, "command -v node >/dev/null") != 0) {
+        fprintf(stderr, "NOTE: OpenAPI 3.1 validator not available, /_/openapi.json NOT validated: "
+                        "%s(install npm and run tests/tools/install-openapi-validator.sh %s)\n",
+                out ? out : "", dir);
+        free(bin);
+        bin = NULL;
+    }
+    free(out);
+    free(dir);
+    return bin;
+}
+
 static void test_openapi(void **state)
 {
     (void)state;
@@ -708,20 +899,34 @@ static void test_openapi(void **state)
     assert_string_equal(json_string_value(json_object_get(add, "operationId")), "http_fx.fx.add");
     assert_non_null(json_object_get(json_object_get(paths, "/http_fx/actors/fx/secret"), "post"));
     assert_non_null(json_object_get(json_object_get(json_object_get(paths, "/http_fx/actors/fx/secret"), "post"), "security"));
-    /* validated with openapi-spec-validator when it is installed */
-    char *file = tu_fmt("%s/openapi.json", S.dir);
-    free(tu_write(S.dir, "openapi.json", r.body));
+    /* REST list answers one page, as the document says */
+    json_t *list = json_object_get(json_object_get(paths, "/http_fx/models/item"), "get");
+    json_t *page = json_object_get(json_object_get(json_object_get(json_object_get(
+                       json_object_get(json_object_get(list, "responses"), "200"), "content"),
+                       "application/json"), "schema"), "properties");
+    assert_non_null(json_object_get(page, "items"));
+    assert_non_null(json_object_get(page, "total"));
+
+    /* and a standard OpenAPI 3.1 validator accepts it */
+    char *validator = openapi_validator();
+    if (!validator) {
+        resp_free(&r);
+        skip();
+    }
+    char *file = tu_write(S.dir, "openapi.json", r.body);
     char *out = NULL;
-    int rc = tu_run(&out, "python3 -c 'import openapi_spec_validator' 2>/dev/null || exit 77; "
-                          "python3 -c 'import json,sys; from openapi_spec_validator import validate; "
-                          "validate(json.load(open(sys.argv[1]))); print(\"valid\")' '%s'",
-                    file);
-    if (rc == 77)
-        fprintf(stderr, "openapi-spec-validator not installed: document not validated\n");
-    else if (rc != 0)
-        fail_msg("openapi.json does not validate:\n%s", out);
+    int rc = tu_run(&out, "timeout 60 '%s' '%s'", validator, file);
+    if (rc != 0)
+        fail_msg("/_/openapi.json does not validate as OpenAPI 3.1 (%s):\n%s", validator, out);
+    assert_true(tu_contains(out, "\"valid\": true"));
+    /* the validator is not a rubber stamp: a broken document fails */
+    char *broken = tu_write(S.dir, "broken.json", "{\"openapi\":\"3.1.0\",\"info\":{},\"paths\":{}}");
     free(out);
+    assert_int_not_equal(tu_run(&out, "timeout 60 '%s' '%s'", validator, broken), 0);
+    free(out);
+    free(broken);
     free(file);
+    free(validator);
     resp_free(&r);
 }
 
@@ -742,6 +947,7 @@ static void test_static_files(void **state)
         {"/http_fx/sub/", "text/html", "sub index"},
         {"/http_fx/alias.css", "text/css", "color"}, /* a symlink that stays inside www/ */
         {"/http_fx/wiki/page.md", "text/markdown", "A wiki page"},
+        {"/http_fx/wiki/", "text/markdown", "Hello from the wiki"}, /* wiki/index.md */
         {"/http_fx/css/%73ite.css", "text/css", "color"}, /* escapes are decoded once */
     };
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
@@ -758,6 +964,10 @@ static void test_static_files(void **state)
     req("GET", "/http_fx/sub", NULL, NULL, &r);
     assert_int_equal(r.status, 301);
     assert_true(tu_contains(r.head, "Location: /http_fx/sub/"));
+    resp_free(&r);
+    req("GET", "/http_fx/wiki", NULL, NULL, &r);
+    assert_int_equal(r.status, 301);
+    assert_true(tu_contains(r.head, "Location: /http_fx/wiki/"));
     resp_free(&r);
     req("HEAD", "/http_fx/css/site.css", NULL, NULL, &r);
     assert_int_equal(r.status, 200);
@@ -854,24 +1064,49 @@ static void test_slow_client(void **state)
     close(slow);
 }
 
+/* True if the server has not closed fd (no EOF or error waiting on it). */
+static bool still_open(int fd)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    return poll(&p, 1, 0) == 0;
+}
+
 static void test_per_client_limit(void **state)
 {
     (void)state;
-    int fds[32];
-    for (int i = 0; i < 32; i++) { /* max_connections_per_ip = 32 */
-        fds[i] = tcp_connect(S.port);
-        assert_true(fds[i] >= 0);
+    /*
+     * The idle connections are closed by the 2 s connection timeout; on a
+     * loaded machine that can happen before the 33rd is tried, which then
+     * rightly gets in. Such a round proves nothing and is tried again.
+     */
+    int status = 0;
+    bool valid = false;
+    for (int attempt = 0; attempt < 3 && !valid; attempt++) {
+        int fds[32], opened = 0;
+        for (int i = 0; i < 32; i++) /* max_connections_per_ip = 32 */
+            if ((fds[i] = tcp_connect(S.port)) >= 0)
+                opened++;
+        usleep(300 * 1000);
+        /* the 33rd is accepted by the kernel, then dropped by the server without an answer */
+        resp r;
+        const char *raw = "GET /_/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        raw_request(S.port, raw, strlen(raw), &r);
+        status = r.status;
+        resp_free(&r);
+        valid = opened == 32;
+        for (int i = 0; i < 32; i++) {
+            valid = valid && fds[i] >= 0 && still_open(fds[i]);
+            if (fds[i] >= 0)
+                close(fds[i]);
+        }
+        if (!valid)
+            fprintf(stderr, "per-client limit: round %d inconclusive (a held connection timed "
+                            "out first); again\n", attempt + 1);
+        usleep(300 * 1000);
     }
-    usleep(500 * 1000);
-    /* the 33rd is accepted by the kernel, then dropped by the server without an answer */
+    assert_true(valid);
+    assert_int_equal(status, -1);
     resp r;
-    const char *raw = "GET /_/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    raw_request(S.port, raw, strlen(raw), &r);
-    assert_int_equal(r.status, -1);
-    resp_free(&r);
-    for (int i = 0; i < 32; i++)
-        close(fds[i]);
-    usleep(300 * 1000);
     req("GET", "/_/health", NULL, NULL, &r);
     assert_int_equal(r.status, 200);
     resp_free(&r);
@@ -888,7 +1123,7 @@ static void *hammer(void *arg)
         char body[64];
         snprintf(body, sizeof(body), "[%d,%d]", w->id, i);
         resp r;
-        req("POST", "/http_fx/actors/fx/add", NULL, body, &r);
+        req_try(S.port, "POST", "/http_fx/actors/fx/add", NULL, body, &r);
         if (r.status == 200 && json_integer_value(r.json) == w->id + i)
             w->ok++;
         resp_free(&r);
@@ -899,7 +1134,7 @@ static void *hammer(void *arg)
 static void *napper(void *arg)
 {
     resp r;
-    req("POST", "/http_fx/actors/fx/nap", NULL, "[800]", &r);
+    req_try(S.port, "POST", "/http_fx/actors/fx/nap", NULL, "[800]", &r);
     *(int *)arg = r.status;
     resp_free(&r);
     return NULL;
@@ -1004,7 +1239,7 @@ static void *long_call(void *arg)
 {
     inflight *f = arg;
     resp r;
-    req_on(f->port, "POST", "/http_fx/actors/fx/nap", NULL, "[1000]", &r);
+    req_try(f->port, "POST", "/http_fx/actors/fx/nap", NULL, "[1000]", &r);
     f->status = r.status;
     f->body = strdup(r.body ? r.body : "");
     resp_free(&r);
@@ -1036,6 +1271,139 @@ static void test_graceful_shutdown(void **state)
     server_stop(&s);
 }
 
+/* ------------------------------------------------------------------ */
+/* Status endpoints while hot reloads swap an instance                 */
+/* ------------------------------------------------------------------ */
+
+typedef struct reader {
+    int port;
+    const char *method, *path, *body;
+    atomic_bool *stop;
+    int ok, bad;
+    char *first_bad;
+} reader;
+
+static void *read_loop(void *arg)
+{
+    reader *rd = arg;
+    /* paced: one connection per request, so TIME_WAIT must not eat the ephemeral ports */
+    struct timespec pace = {0, 2 * 1000 * 1000};
+    while (!atomic_load(rd->stop)) {
+        resp r;
+        nanosleep(&pace, NULL);
+        req_try(rd->port, rd->method, rd->path, NULL, rd->body, &r);
+        bool good = r.status == 200 && (strstr(rd->path, "metrics") ? tu_contains(r.body, "# TYPE")
+                                                                    : r.json != NULL);
+        if (good) {
+            rd->ok++;
+        } else {
+            if (!rd->first_bad)
+                rd->first_bad = tu_fmt("%s %s: %d %s", rd->method, rd->path, r.status, r.body);
+            rd->bad++;
+        }
+        resp_free(&r);
+    }
+    return NULL;
+}
+
+/* A build of the http_fx fixture whose fx.build method returns `tag`. */
+static char *fx_variant(const server *s, int tag)
+{
+    char *out = tu_fmt("%s/http_fx-%d.so", s->dir, tag);
+    char *log = NULL;
+    int rc = tu_run(&log,
+                    "cc -shared -fPIC -fvisibility=hidden -I'%1$s/sdk/include' "
+                    "-DPH_PACKAGE_NAME='\"http_fx\"' -DPH_PACKAGE_VERSION='\"1.0.0\"' "
+                    "-DHTTP_FX_BUILD=%2$d -o '%3$s' '%1$s/tests/packages/http_fx/http_fx.c'",
+                    tu_env("PH_SOURCE_DIR"), tag, out);
+    if (rc != 0)
+        fail_msg("compiling the http_fx variant failed: %s", log);
+    free(log);
+    return out;
+}
+
+static void test_status_during_reload(void **state)
+{
+    (void)state;
+    server s;
+    assert_int_equal(server_start(&s, NULL), 0);
+    char *b[2] = {fx_variant(&s, 2), fx_variant(&s, 3)};
+    char *lib = tu_fmt("%s/pkgs/http_fx/http_fx.so", s.dir);
+    char *auth = auth_header(s.token);
+    atomic_bool stop = false;
+    reader rd[] = {
+        {s.port, "GET", "/_/health", NULL, &stop, 0, 0, NULL},
+        {s.port, "GET", "/_/packages", NULL, &stop, 0, 0, NULL},
+        {s.port, "GET", "/_/metrics", NULL, &stop, 0, 0, NULL},
+        {s.port, "GET", "/http_fx/data.json", NULL, &stop, 0, 0, NULL}, /* mount lookup */
+        {s.port, "POST", "/http_fx/actors/fx/add", "[1,2]", &stop, 0, 0, NULL},
+    };
+    enum { NR = sizeof(rd) / sizeof(rd[0]) };
+    pthread_t t[NR];
+    for (int i = 0; i < NR; i++)
+        pthread_create(&t[i], NULL, read_loop, &rd[i]);
+    const int swaps = 6;
+    char *failure = NULL;
+    for (int i = 0; i < swaps && !failure; i++) {
+        int tag = 2 + i % 2;
+        char *out = NULL;
+        if (tu_run(&out, "cp '%s' '%s'", b[i % 2], lib) != 0)
+            failure = tu_fmt("cp: %s", out);
+        free(out);
+        resp r;
+        req_try(s.port, "POST", "/_/reload/http_fx", auth, NULL, &r);
+        if (!failure && (r.status != 200 || json_integer_value(json_object_get(r.json, "swapped")) != 1))
+            failure = tu_fmt("reload %d: %d %s%s", i, r.status, r.head, r.body);
+        resp_free(&r);
+        req_try(s.port, "POST", "/http_fx/actors/fx/build", NULL, NULL, &r);
+        if (!failure && (r.status != 200 || json_integer_value(r.json) != tag))
+            failure = tu_fmt("after reload %d fx.build answered %d %s (want %d)", i, r.status,
+                             r.body, tag);
+        resp_free(&r);
+        usleep(50 * 1000);
+    }
+    atomic_store(&stop, true);
+    for (int i = 0; i < NR; i++)
+        pthread_join(t[i], NULL);
+    int wst;
+    if (waitpid(s.pid, &wst, WNOHANG) == s.pid) {
+        char *log = tu_read(s.log);
+        s.pid = 0;
+        fail_msg("plughost died during the reloads (%s %d); its log:\n%s",
+                 WIFSIGNALED(wst) ? "signal" : "exit status",
+                 WIFSIGNALED(wst) ? WTERMSIG(wst) : WEXITSTATUS(wst), log ? log : "");
+    }
+    if (failure)
+        fail_msg("%s", failure);
+    for (int i = 0; i < NR; i++) {
+        if (rd[i].bad)
+            fail_msg("%d of %d requests failed during reloads, first: %s", rd[i].bad,
+                     rd[i].bad + rd[i].ok, rd[i].first_bad);
+        assert_true(rd[i].ok > 0);
+        fprintf(stderr, "%-5s %-24s %4d answers during %d reloads\n", rd[i].method, rd[i].path,
+                rd[i].ok, swaps);
+    }
+    /* /_/packages reports the swaps and the build that serves now */
+    resp r;
+    req_on(s.port, "GET", "/_/packages", NULL, NULL, &r);
+    json_t *fx = NULL, *it;
+    size_t i;
+    json_array_foreach(json_object_get(r.json, "instances"), i, it)
+        if (!strcmp(json_string_value(json_object_get(it, "instance")), "http_fx"))
+            fx = it;
+    assert_non_null(fx);
+    assert_int_equal(json_integer_value(json_object_get(fx, "reloads")), swaps);
+    assert_int_equal(json_integer_value(json_object_get(fx, "reload_failures")), 0);
+    assert_string_equal(json_string_value(json_object_get(fx, "state")), "running");
+    assert_non_null(json_object_get(fx, "build"));
+    resp_free(&r);
+    free(auth);
+    free(lib);
+    free(b[0]);
+    free(b[1]);
+    assert_int_equal(server_stop(&s), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest shared[] = {
@@ -1065,6 +1433,7 @@ int main(void)
     const struct CMUnitTest own[] = {
         cmocka_unit_test(test_require_token),
         cmocka_unit_test(test_graceful_shutdown),
+        cmocka_unit_test(test_status_during_reload),
     };
     int failed = cmocka_run_group_tests_name("http (shared host)", shared, group_setup, group_teardown);
     failed += cmocka_run_group_tests_name("http (own host)", own, NULL, NULL);

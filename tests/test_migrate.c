@@ -228,8 +228,9 @@ static void test_rename_keeps_rows_and_backs_up(void **state)
     mh_close_instance(h);
     expect_q(h, "SELECT count(*) FROM note", "51");
     expect_q(h, "SELECT value FROM _ph_meta WHERE key='version'", "1.1.0");
-    expect_q(h, "SELECT from_version || '>' || to_version || ' ' || scripts FROM _ph_migrations "
-                "ORDER BY id DESC LIMIT 1",
+    expect_q(h,
+             "SELECT from_version || '>' || to_version || ' ' || scripts FROM _ph_migrations "
+             "ORDER BY id DESC LIMIT 1",
              "1.0.0>1.1.0 [\"upgrade-1.0.0-1.1.0.sql\"]");
     /* the backup is the verified 1.0.0 database */
     char *backup = q(h, "SELECT backup FROM _ph_migrations ORDER BY id DESC LIMIT 1");
@@ -261,16 +262,18 @@ static void test_declared_change_without_script(void **state)
 {
     mh *h = *state;
     install_v1(h, 3);
-    attach_fails(h, &d_v11, "model 'note' has a column 'body' in the database that t 1.1.0 does "
-                            "not declare (a field was dropped or renamed)",
+    attach_fails(h, &d_v11,
+                 "model 'note' has a column 'body' in the database that t 1.1.0 does "
+                 "not declare (a field was dropped or renamed)",
                  "/sql/upgrade-1.0.0-1.1.0.sql that makes this change");
     still_v1(h, 3);
     attach_fails(h, &d_drop_same, "column 'body'",
                  "the version is still 1.0.0: raise the version in ");
     still_v1(h, 3);
-    attach_fails(h, &d_type, "field 'body' of model 'note' is declared int (SQL INTEGER) but the "
-                             "database stores TEXT; changing a field's type needs an upgrade "
-                             "script",
+    attach_fails(h, &d_type,
+                 "field 'body' of model 'note' is declared int (SQL INTEGER) but the "
+                 "database stores TEXT; changing a field's type needs an upgrade "
+                 "script",
                  "upgrade-1.0.0-1.2.0.sql");
     still_v1(h, 3);
 }
@@ -297,8 +300,10 @@ static void test_additive_changes_apply(void **state)
              "field 'name' of model 'label'\"]");
     /* back to fewer indexes at the same schema is automatic too */
     static const ph_field f_add2[] = {
-        PH_FIELD("title", PH_TEXT, PH_REQUIRED), PH_FIELD("body", PH_TEXT, 0),
-        PH_FIELD("n", PH_INT, 0),               PH_FIELD("extra", PH_TEXT, PH_DEFAULT("x")),
+        PH_FIELD("title", PH_TEXT, PH_REQUIRED),
+        PH_FIELD("body", PH_TEXT, 0),
+        PH_FIELD("n", PH_INT, 0),
+        PH_FIELD("extra", PH_TEXT, PH_DEFAULT("x")),
         PH_FIELD("tags", PH_JSON, 0),
     };
     static const ph_model m_add2[] = {PH_MODEL("note", f_add2), PH_MODEL("label", f_label)};
@@ -336,15 +341,17 @@ static void test_required_and_unique_need_clean_data(void **state)
 {
     mh *h = *state;
     install_v1(h, 2);
-    attach_fails(h, &d_req, "new field 'must' of model 'note' is required and has no default, but "
-                            "2 records exist and would have no value",
+    attach_fails(h, &d_req,
+                 "new field 'must' of model 'note' is required and has no default, but "
+                 "2 records exist and would have no value",
                  NULL);
     still_v1(h, 2);
     mh_open(h, &d_v1);
     assert_int_equal(mh_call(h, "note.set", "{\"id\":2,\"title\":\"t1\"}", NULL), 0);
     mh_close_instance(h);
-    attach_fails(h, &d_uniq, "cannot make field 'title' of model 'note' unique: records share a "
-                             "value",
+    attach_fails(h, &d_uniq,
+                 "cannot make field 'title' of model 'note' unique: records share a "
+                 "value",
                  "make the values distinct in an upgrade script");
     expect_q(h, "SELECT value FROM _ph_meta WHERE key='version'", "1.0.0");
     expect_q(h, "SELECT count(*) FROM sqlite_master WHERE name LIKE '_ph_ux_%'", "0");
@@ -356,8 +363,9 @@ static void test_script_cannot_control_transaction(void **state)
     install_v1(h, 3);
     script(h, "upgrade-1.0.0-1.1.0.sql",
            "ALTER TABLE note RENAME COLUMN body TO content;\nCOMMIT;\n");
-    attach_fails(h, &d_v11, "failed at line 2: transaction control (BEGIN, COMMIT, ROLLBACK, "
-                            "SAVEPOINT) is not allowed",
+    attach_fails(h, &d_v11,
+                 "failed at line 2: transaction control (BEGIN, COMMIT, ROLLBACK, "
+                 "SAVEPOINT) is not allowed",
                  NULL);
     still_v1(h, 3);
     script(h, "upgrade-1.0.0-1.1.0.sql", "UPDATE _ph_meta SET value='9' WHERE key='version';");
@@ -474,11 +482,39 @@ static void test_backup_prune(void **state)
     free(dir);
 }
 
+/* Reload: the migration stays open until the new version started. */
+static void test_uncommitted_until_started(void **state)
+{
+    mh *h = *state;
+    ph_store *s = NULL;
+    install_v1(h, 4);
+    script(h, "upgrade-1.0.0-1.1.0.sql", "ALTER TABLE note RENAME COLUMN body TO content;");
+    free(h->man.version_text);
+    h->man.version_text = strdup("1.1.0");
+    assert_int_equal(ph_store_open_uncommitted(h->data, "t", &h->man, &d_v11, &s), 0);
+    ph_store_close(s); /* the new version failed to start: rolled back */
+    still_v1(h, 4);
+    assert_int_equal(ph_store_open_uncommitted(h->data, "t", &h->man, &d_v11, &s), 0);
+    json_t *rows = NULL;
+    assert_int_equal(ph_store_query(s, "SELECT content FROM note WHERE id=3", NULL, &rows), 0);
+    char *t = mh_dump(rows);
+    assert_string_equal(t, "[{\"content\":\"b3\"}]");
+    free(t);
+    json_decref(rows);
+    assert_int_equal(ph_store_commit(s), 0);
+    ph_store_close(s);
+    expect_q(h, "SELECT value FROM _ph_meta WHERE key='version'", "1.1.0");
+    expect_q(h, "SELECT content FROM note WHERE id=4", "b4");
+    free(h->man.version_text);
+    h->man.version_text = NULL;
+}
+
 /* ---- notes 1.0.0 -> 1.1.0 with the real binary ---- */
 
 static int run_bin(char **out, const char *ini, const char *args)
 {
-    return tu_run(out, "'%s' call --local -c '%s' --log-level warn %s", tu_env("PH_BIN"), ini, args);
+    return tu_run(out, "'%s' call --local -c '%s' --log-level warn %s", tu_env("PH_BIN"), ini,
+                  args);
 }
 
 static void test_notes_upgrade_end_to_end(void **state)
@@ -539,6 +575,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_chain_of_two_in_one_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_plan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_prune, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_uncommitted_until_started, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notes_upgrade_end_to_end, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -102,9 +102,10 @@ static void test_pragmas(void **state)
     char *path = mh_db_path(h);
     assert_string_equal(ph_store_path(h->inst->store), path);
     free(path);
-    expect_q(h, "SELECT sql FROM sqlite_master WHERE name='note'",
-             "CREATE TABLE \"note\"(id INTEGER PRIMARY KEY AUTOINCREMENT, created INTEGER NOT "
-             "NULL, updated INTEGER NOT NULL, \"title\" TEXT, \"body\" TEXT, \"n\" INTEGER) STRICT");
+    expect_q(
+        h, "SELECT sql FROM sqlite_master WHERE name='note'",
+        "CREATE TABLE \"note\"(id INTEGER PRIMARY KEY AUTOINCREMENT, created INTEGER NOT "
+        "NULL, updated INTEGER NOT NULL, \"title\" TEXT, \"body\" TEXT, \"n\" INTEGER) STRICT");
     expect_q(h, "SELECT value FROM _ph_meta WHERE key='package'", "t");
     expect_q(h, "SELECT schema FROM _ph_models WHERE name='note'",
              "{\"model\":\"note\",\"fields\":[{\"name\":\"title\",\"type\":\"text\",\"required\":"
@@ -115,8 +116,12 @@ static void test_pragmas(void **state)
 
 static void compile_fails(const ph_model *models, uint32_t n, const char *text)
 {
-    ph_package d = {.abi = PH_ABI_VERSION, .size = sizeof(ph_package), .name = "t",
-                    .version = "1.0.0", .models = models, .n_models = n};
+    ph_package d = {.abi = PH_ABI_VERSION,
+                    .size = sizeof(ph_package),
+                    .name = "t",
+                    .version = "1.0.0",
+                    .models = models,
+                    .n_models = n};
     ph_store_model *out = NULL;
     size_t n_out = 0;
     assert_int_equal(ph_store_models_compile(&d, &out, &n_out), PH_ELOAD);
@@ -151,16 +156,19 @@ static void test_declaration_errors(void **state)
     const ph_model m12[] = {PH_MODEL("sqlite_x", ok)};
     compile_fails(m1, 1, "package t 1.0.0: model name 'Note' is not valid; use lower-case letters");
     compile_fails(m2, 1, "model 'note': field name 'order' is reserved");
-    compile_fails(m3, 1, "field name 'created' is reserved (id, created, updated are kept by the "
-                         "host");
+    compile_fails(m3, 1,
+                  "field name 'created' is reserved (id, created, updated are kept by the "
+                  "host");
     compile_fails(m4, 1, "model 'note': field name 'Title' is not valid");
     compile_fails(m5, 1, "field name 'a\"b' is not valid");
     compile_fails(m6, 1, "model 'note', field 'x': unknown type 0");
-    compile_fails(m7, 1, "model 'note', field 'on': default 'maybe' is not a boolean (true or "
-                         "false)");
+    compile_fails(m7, 1,
+                  "model 'note', field 'on': default 'maybe' is not a boolean (true or "
+                  "false)");
     compile_fails(m8, 1, "field 'j': default '{oops' is not valid JSON");
-    compile_fails(m9, 1, "field 'owner' refers to model 'ghost', which the package does not "
-                         "declare");
+    compile_fails(m9, 1,
+                  "field 'owner' refers to model 'ghost', which the package does not "
+                  "declare");
     compile_fails(m10, 1, "model 'note' declares field 'x' twice");
     compile_fails(m11, 2, "package t 1.0.0 declares model 'note' twice");
     compile_fails(m12, 1, "model name 'sqlite_x' is not valid");
@@ -263,6 +271,14 @@ static void test_backup_while_running(void **state)
     free(v);
     assert_int_equal(ph_store_installed_version(h->data, "nobody", &v), 0);
     assert_null(v);
+    json_t *d = NULL;
+    assert_int_equal(ph_store_describe(h->data, "t", &d), 0);
+    assert_string_equal(json_string_value(json_object_get(d, "version")), "1.0.0");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(d, "models"), "note")), 5);
+    assert_true(json_integer_value(json_object_get(d, "bytes")) > 0);
+    json_decref(d);
+    assert_int_equal(ph_store_describe(h->data, "nobody", &d), PH_ENOTFOUND);
+    assert_true(tu_contains(ph_error_last(), "instance 'nobody' has no database at "));
     free(path);
 }
 
@@ -468,8 +484,9 @@ static void test_kill9_during_migration(void **state)
             assert_int_equal(check_old_or_new(h, rows), 1);
         }
     }
-    fprintf(stderr, "kill -9 during migration: one migration %.0f ms; %d kills, %d acknowledged; "
-                    "%d left 1.1.0, %d kept 1.0.0, all intact, %.2fs\n",
+    fprintf(stderr,
+            "kill -9 during migration: one migration %.0f ms; %d kills, %d acknowledged; "
+            "%d left 1.1.0, %d kept 1.0.0, all intact, %.2fs\n",
             full * 1000, kills, done, upgraded, 30 - upgraded, now_s() - t0);
     assert_true(kills > 0);
     char *out = NULL;

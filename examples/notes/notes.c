@@ -47,8 +47,8 @@ static int note_validate(ph_ctx *ctx, const char *op, const ph_json *record)
 
 static void note_written(ph_ctx *ctx, const char *op, const ph_json *record)
 {
-    ph_log(ctx, PH_LOG_DEBUG, "note %lld: %s", (long long)ph_json_i64(ctx, ph_json_get(ctx, record, "id")),
-           op);
+    ph_log(ctx, PH_LOG_DEBUG, "note %lld: %s",
+           (long long)ph_json_i64(ctx, ph_json_get(ctx, record, "id")), op);
 }
 
 /* board.pin(id): pins a note through the generated CRUD actor. */

@@ -41,6 +41,16 @@ static int64_t nap(ph_ctx *ctx, int64_t ms)
     return ms;
 }
 
+/* Which build serves: test_http compiles a second one with -DHTTP_FX_BUILD=2 to hot-reload. */
+#ifndef HTTP_FX_BUILD
+#define HTTP_FX_BUILD 1
+#endif
+static int64_t build(ph_ctx *ctx)
+{
+    (void)ctx;
+    return HTTP_FX_BUILD;
+}
+
 static const ph_method fx_methods[] = {
     PH_METHOD(add, PH_I64, PH_ARG("a", PH_I64), PH_ARG("b", PH_I64)),
     PH_METHOD(echo, PH_JSON, PH_ARG("value", PH_JSON)),
@@ -48,6 +58,7 @@ static const ph_method fx_methods[] = {
     PH_METHOD0(fail, PH_I64),
     PH_METHOD0_EX("secret", secret, PH_STR, PH_ADMIN, "Needs the admin token"),
     PH_METHOD(nap, PH_I64, PH_ARG("ms", PH_I64)),
+    PH_METHOD0(build, PH_I64),
 };
 
 static const ph_field item_fields[] = {

@@ -21,20 +21,20 @@
 #include "testutil.h"
 
 typedef struct mh {
-    char *tmp;     /* temp root */
-    char *data;    /* data_dir */
-    char *pkgdir;  /* the package directory (sql/ lives here) */
+    char *tmp;    /* temp root */
+    char *data;   /* data_dir */
+    char *pkgdir; /* the package directory (sql/ lives here) */
     ph_manifest man;
     ph_instance *inst;
     ph_router *router;
 } mh;
 
 /* A descriptor with `models` at `version`. */
-#define MH_DESC(version_, models_)                                                          \
-    {                                                                                       \
-        .abi = PH_ABI_VERSION, .size = (uint32_t)sizeof(ph_package), .name = "t",           \
-        .version = (version_), .models = (models_),                                         \
-        .n_models = (uint32_t)(sizeof(models_) / sizeof((models_)[0]))                      \
+#define MH_DESC(version_, models_)                                                                 \
+    {                                                                                              \
+        .abi = PH_ABI_VERSION, .size = (uint32_t)sizeof(ph_package), .name = "t",                  \
+        .version = (version_), .models = (models_),                                                \
+        .n_models = (uint32_t)(sizeof(models_) / sizeof((models_)[0]))                             \
     }
 
 static inline void mh_init(mh *h)
@@ -65,7 +65,10 @@ static inline void mh_instance(mh *h, const ph_package *desc)
 }
 
 /* Attaches the database; returns the ph_store_attach result. */
-static inline int mh_attach(mh *h) { return ph_store_attach(h->inst, h->data); }
+static inline int mh_attach(mh *h)
+{
+    return ph_store_attach(h->inst, h->data);
+}
 
 /* Publishes the CRUD routes and marks the instance running. */
 static inline void mh_route(mh *h)
@@ -135,10 +138,16 @@ static inline int mh_call(mh *h, const char *addr, const char *args_json, json_t
 }
 
 /* Result as compact JSON text (malloc'd). */
-static inline char *mh_dump(json_t *v) { return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY); }
+static inline char *mh_dump(json_t *v)
+{
+    return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+}
 
 /* Path of the instance database (malloc'd). */
-static inline char *mh_db_path(mh *h) { return tu_fmt("%s/t/t.db", h->data); }
+static inline char *mh_db_path(mh *h)
+{
+    return tu_fmt("%s/t/t.db", h->data);
+}
 
 /* Runs SQL on the database file with a fresh connection; first column of first row as text. */
 static inline char *mh_sql1(const char *db_path, const char *sql)

@@ -5,6 +5,7 @@
  *   FAIL_PREPARE   prepare raises an error
  *   FAIL_START     start raises an error
  *   WRONG_ABI      the descriptor claims ABI 99
+ *   WITH_MODEL     declares a model "item" (CRUD, stored in the instance database)
  * The count (fx.incr/fx.count) crosses reloads through save/restore.
  */
 #include <stdio.h>
@@ -125,5 +126,14 @@ static const ph_method fx_methods[] = {
 #define FX_ABI
 #endif
 
-PH_PACKAGE(FX_ABI.instance_size = sizeof(fx_state), .prepare = prepare, .start = start,
+#ifdef WITH_MODEL
+static const ph_field item_fields[] = {
+    PH_FIELD("name", PH_TEXT, PH_REQUIRED),
+};
+#define FX_MODELS .models = PH_MODELS(PH_MODEL("item", item_fields)),
+#else
+#define FX_MODELS
+#endif
+
+PH_PACKAGE(FX_ABI FX_MODELS.instance_size = sizeof(fx_state), .prepare = prepare, .start = start,
            .save = save, .restore = restore, .actors = PH_ACTORS(PH_ACTOR("fx", fx_methods)));
