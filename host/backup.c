@@ -117,6 +117,33 @@ static int vacuum_into(sqlite3 *db, const char *tmp, const char *instance)
     return rc;
 }
 
+/* True if `name` is a temporary file of a backup of `instance` (or its journal). */
+static int is_tmp_of(const char *name, const char *instance)
+{
+    size_t n = strlen(instance);
+    return strncmp(name, instance, n) == 0 && name[n] == '-' && strstr(name, ".db.tmp") != NULL;
+}
+
+/* Removes temporary files older than PH_BACKUP_STALE_S: backups killed half-way. */
+static void remove_stale_tmp(const char *dir, const char *instance)
+{
+    DIR *d = opendir(dir);
+    time_t now = time(NULL);
+    struct dirent *e;
+    if (!d)
+        return;
+    while ((e = readdir(d))) {
+        struct stat st;
+        char *p = NULL;
+        if (!is_tmp_of(e->d_name, instance) || asprintf(&p, "%s/%s", dir, e->d_name) < 0)
+            continue;
+        if (stat(p, &st) == 0 && now - st.st_mtime > PH_BACKUP_STALE_S)
+            unlink(p);
+        free(p);
+    }
+    closedir(d);
+}
+
 int ph_backup_write(sqlite3 *db, const char *dir, const char *instance, const char *kind,
                     char **out_path)
 {
@@ -126,6 +153,7 @@ int ph_backup_write(sqlite3 *db, const char *dir, const char *instance, const ch
     *out_path = NULL;
     if ((rc = ph_backup_mkdirs(dir)))
         return rc;
+    remove_stale_tmp(dir, instance);
     utc_stamp(stamp, sizeof stamp);
     if (asprintf(&base, "%s-%s-%s", instance, stamp, kind) < 0) {
         base = NULL;

@@ -11,6 +11,11 @@
 
 /** Upgrade backups kept per instance (older ones are pruned). */
 #define PH_BACKUP_KEEP 5
+/**
+ * A temporary backup file older than this (seconds) was left by a process
+ * killed while writing it; the next backup of the instance removes it.
+ */
+#define PH_BACKUP_STALE_S 3600
 
 /** Creates `path` and its parents (0700). 0 or PH_EIO naming the directory. */
 int ph_backup_mkdirs(const char *path);

@@ -243,10 +243,15 @@ static ph_route *routes_append(ph_routes *t, const char *actor, const char *meth
                                     "actor with the same name?)", t->inst->name, actor, method);
             return NULL;
         }
+    ph_route *before = t->items;
     if (grow((void **)&t->items, &t->cap, t->n + 1, sizeof *t->items)) {
         ph_error_set(PH_ENOMEM, "out of memory");
         return NULL;
     }
+    /* A prepared cif points at its own types array: follow the move. */
+    if (t->items != before)
+        for (size_t i = 0; i < t->n; i++)
+            t->items[i].sig.cif.arg_types = t->items[i].sig.types;
     ph_route *rt = &t->items[t->n];
     memset(rt, 0, sizeof *rt);
     rt->inst = t->inst;

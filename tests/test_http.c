@@ -318,6 +318,17 @@ static int group_setup(void **state)
     return server_start(&S, NULL);
 }
 
+/* The host of an "own host" test; stopped by own_teardown even when the test fails. */
+static server O;
+
+static int own_teardown(void **state)
+{
+    (void)state;
+    if (O.dir)
+        server_stop(&O);
+    return 0;
+}
+
 static int group_teardown(void **state)
 {
     (void)state;
@@ -1206,28 +1217,27 @@ static void test_client(void **state)
 static void test_require_token(void **state)
 {
     (void)state;
-    server s;
-    assert_int_equal(server_start(&s, "[auth]\nrequire_token = true\ntoken = tok-123\n"), 0);
+    assert_int_equal(server_start(&O, "[auth]\nrequire_token = true\ntoken = tok-123\n"), 0);
     resp r;
-    req_on(s.port, "POST", "/http_fx/actors/fx/add", NULL, "[1,2]", &r);
+    req_on(O.port, "POST", "/http_fx/actors/fx/add", NULL, "[1,2]", &r);
     expect_error(&r, 401, "unauthorized", "require_token");
     resp_free(&r);
-    req_on(s.port, "GET", "/_/packages", NULL, NULL, &r);
+    req_on(O.port, "GET", "/_/packages", NULL, NULL, &r);
     assert_int_equal(r.status, 401);
     resp_free(&r);
-    req_on(s.port, "GET", "/http_fx/index.html", NULL, NULL, &r);
+    req_on(O.port, "GET", "/http_fx/index.html", NULL, NULL, &r);
     assert_int_equal(r.status, 401);
     resp_free(&r);
-    req_on(s.port, "GET", "/_/health", NULL, NULL, &r); /* liveness stays open */
+    req_on(O.port, "GET", "/_/health", NULL, NULL, &r); /* liveness stays open */
     assert_int_equal(r.status, 200);
     resp_free(&r);
-    req_on(s.port, "POST", "/http_fx/actors/fx/add", "Authorization: Bearer tok-123\r\n", "[1,2]", &r);
+    req_on(O.port, "POST", "/http_fx/actors/fx/add", "Authorization: Bearer tok-123\r\n", "[1,2]", &r);
     assert_int_equal(r.status, 200);
     resp_free(&r);
-    req_on(s.port, "POST", "/http_fx/actors/fx/add", "Authorization: Bearer tok-124\r\n", "[1,2]", &r);
+    req_on(O.port, "POST", "/http_fx/actors/fx/add", "Authorization: Bearer tok-124\r\n", "[1,2]", &r);
     expect_error(&r, 401, "unauthorized", "token is wrong");
     resp_free(&r);
-    assert_int_equal(server_stop(&s), 0);
+    assert_int_equal(server_stop(&O), 0);
 }
 
 typedef struct inflight {
@@ -1249,26 +1259,25 @@ static void *long_call(void *arg)
 static void test_graceful_shutdown(void **state)
 {
     (void)state;
-    server s;
-    assert_int_equal(server_start(&s, NULL), 0);
-    inflight f = {s.port, 0, NULL};
+    assert_int_equal(server_start(&O, NULL), 0);
+    inflight f = {O.port, 0, NULL};
     pthread_t t;
     pthread_create(&t, NULL, long_call, &f);
     usleep(300 * 1000);
     double t0 = now_s();
-    kill(s.pid, SIGTERM);
+    kill(O.pid, SIGTERM);
     pthread_join(t, NULL);
     assert_int_equal(f.status, 200); /* the request in flight finished */
     assert_string_equal(f.body, "1000\n");
     free(f.body);
     int status;
-    waitpid(s.pid, &status, 0);
-    s.pid = 0;
+    waitpid(O.pid, &status, 0);
+    O.pid = 0;
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     assert_true(now_s() - t0 < 5.0);
     /* and nothing listens any more */
-    assert_true(tcp_connect(s.port) < 0);
-    server_stop(&s);
+    assert_true(tcp_connect(O.port) < 0);
+    server_stop(&O);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1325,18 +1334,17 @@ static char *fx_variant(const server *s, int tag)
 static void test_status_during_reload(void **state)
 {
     (void)state;
-    server s;
-    assert_int_equal(server_start(&s, NULL), 0);
-    char *b[2] = {fx_variant(&s, 2), fx_variant(&s, 3)};
-    char *lib = tu_fmt("%s/pkgs/http_fx/http_fx.so", s.dir);
-    char *auth = auth_header(s.token);
+    assert_int_equal(server_start(&O, NULL), 0);
+    char *b[2] = {fx_variant(&O, 2), fx_variant(&O, 3)};
+    char *lib = tu_fmt("%s/pkgs/http_fx/http_fx.so", O.dir);
+    char *auth = auth_header(O.token);
     atomic_bool stop = false;
     reader rd[] = {
-        {s.port, "GET", "/_/health", NULL, &stop, 0, 0, NULL},
-        {s.port, "GET", "/_/packages", NULL, &stop, 0, 0, NULL},
-        {s.port, "GET", "/_/metrics", NULL, &stop, 0, 0, NULL},
-        {s.port, "GET", "/http_fx/data.json", NULL, &stop, 0, 0, NULL}, /* mount lookup */
-        {s.port, "POST", "/http_fx/actors/fx/add", "[1,2]", &stop, 0, 0, NULL},
+        {O.port, "GET", "/_/health", NULL, &stop, 0, 0, NULL},
+        {O.port, "GET", "/_/packages", NULL, &stop, 0, 0, NULL},
+        {O.port, "GET", "/_/metrics", NULL, &stop, 0, 0, NULL},
+        {O.port, "GET", "/http_fx/data.json", NULL, &stop, 0, 0, NULL}, /* mount lookup */
+        {O.port, "POST", "/http_fx/actors/fx/add", "[1,2]", &stop, 0, 0, NULL},
     };
     enum { NR = sizeof(rd) / sizeof(rd[0]) };
     pthread_t t[NR];
@@ -1351,11 +1359,11 @@ static void test_status_during_reload(void **state)
             failure = tu_fmt("cp: %s", out);
         free(out);
         resp r;
-        req_try(s.port, "POST", "/_/reload/http_fx", auth, NULL, &r);
+        req_try(O.port, "POST", "/_/reload/http_fx", auth, NULL, &r);
         if (!failure && (r.status != 200 || json_integer_value(json_object_get(r.json, "swapped")) != 1))
             failure = tu_fmt("reload %d: %d %s%s", i, r.status, r.head, r.body);
         resp_free(&r);
-        req_try(s.port, "POST", "/http_fx/actors/fx/build", NULL, NULL, &r);
+        req_try(O.port, "POST", "/http_fx/actors/fx/build", NULL, NULL, &r);
         if (!failure && (r.status != 200 || json_integer_value(r.json) != tag))
             failure = tu_fmt("after reload %d fx.build answered %d %s (want %d)", i, r.status,
                              r.body, tag);
@@ -1366,9 +1374,9 @@ static void test_status_during_reload(void **state)
     for (int i = 0; i < NR; i++)
         pthread_join(t[i], NULL);
     int wst;
-    if (waitpid(s.pid, &wst, WNOHANG) == s.pid) {
-        char *log = tu_read(s.log);
-        s.pid = 0;
+    if (waitpid(O.pid, &wst, WNOHANG) == O.pid) {
+        char *log = tu_read(O.log);
+        O.pid = 0;
         fail_msg("plughost died during the reloads (%s %d); its log:\n%s",
                  WIFSIGNALED(wst) ? "signal" : "exit status",
                  WIFSIGNALED(wst) ? WTERMSIG(wst) : WEXITSTATUS(wst), log ? log : "");
@@ -1385,7 +1393,7 @@ static void test_status_during_reload(void **state)
     }
     /* /_/packages reports the swaps and the build that serves now */
     resp r;
-    req_on(s.port, "GET", "/_/packages", NULL, NULL, &r);
+    req_on(O.port, "GET", "/_/packages", NULL, NULL, &r);
     json_t *fx = NULL, *it;
     size_t i;
     json_array_foreach(json_object_get(r.json, "instances"), i, it)
@@ -1401,7 +1409,7 @@ static void test_status_during_reload(void **state)
     free(lib);
     free(b[0]);
     free(b[1]);
-    assert_int_equal(server_stop(&s), 0);
+    assert_int_equal(server_stop(&O), 0);
 }
 
 int main(void)
@@ -1431,9 +1439,9 @@ int main(void)
         cmocka_unit_test(test_client),
     };
     const struct CMUnitTest own[] = {
-        cmocka_unit_test(test_require_token),
-        cmocka_unit_test(test_graceful_shutdown),
-        cmocka_unit_test(test_status_during_reload),
+        cmocka_unit_test_teardown(test_require_token, own_teardown),
+        cmocka_unit_test_teardown(test_graceful_shutdown, own_teardown),
+        cmocka_unit_test_teardown(test_status_during_reload, own_teardown),
     };
     int failed = cmocka_run_group_tests_name("http (shared host)", shared, group_setup, group_teardown);
     failed += cmocka_run_group_tests_name("http (own host)", own, NULL, NULL);

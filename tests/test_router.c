@@ -310,6 +310,48 @@ static void test_find_and_each(void **state)
     assert_int_equal(atomic_load(&rt->stats->errors), 1);
 }
 
+static int native_noop(void *ud, ph_instance *inst, json_t *args, json_t **out)
+{
+    (void)ud;
+    (void)inst;
+    (void)args;
+    *out = json_null();
+    return 0;
+}
+
+static void check_cif(const ph_route *rt, void *ud)
+{
+    int *bad = ud;
+    if (rt->fn && rt->sig.cif.arg_types != rt->sig.types)
+        (*bad)++;
+}
+
+/*
+ * A table that grows after package methods were prepared (the CRUD actors
+ * come after them) must keep every prepared signature valid.
+ */
+static void test_growing_table_keeps_signatures(void **state)
+{
+    fx *f = *state;
+    ph_instance *calc = ph_router_instance(f->router, "calc");
+    ph_routes *t = NULL;
+    assert_int_equal(ph_routes_new(calc, &t), 0);
+    assert_int_equal(ph_routes_add_package(t, calc->cur), 0);
+    char names[40][16];
+    for (int i = 0; i < 40; i++) {
+        snprintf(names[i], sizeof names[i], "m%d", i);
+        assert_int_equal(ph_routes_add_native(t, "extra", names[i], NULL, 0, PH_JSON, 0, NULL, NULL,
+                                              native_noop, NULL),
+                         0);
+    }
+    ph_router_publish(f->router, calc, t);
+    int bad = 0;
+    ph_router_each(f->router, check_cif, &bad);
+    assert_int_equal(bad, 0);
+    CHECK(f, "calc.math.add", "{\"a\":2,\"b\":40}", "42");
+    CHECK(f, "calc.extra.m39", NULL, "null");
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -325,6 +367,7 @@ int main(void)
         T(test_not_running),
         T(test_typed_call_without_json),
         T(test_find_and_each),
+        T(test_growing_table_keeps_signatures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
