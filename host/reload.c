@@ -420,13 +420,20 @@ static int swap_instance(ph_host *h, ph_instance *inst, const ph_manifest *nm, c
         bad = NULL; /* not the build's fault */
         goto discard;
     }
-    /* Gate closed and empty: nothing of the old version runs now. */
-    if (!nstore &&
-        (rc = ph_store_open_for(h->cfg.data_dir, inst->name, nm, nv->module->desc, &nstore))) {
+    /*
+     * Gate closed and empty: nothing of the old version runs now. A new
+     * version's migration stays uncommitted until the new version has
+     * started, so a start failure rolls the schema back with the code.
+     */
+    if (!nstore && (rc = ph_store_open_uncommitted(h->cfg.data_dir, inst->name, nm,
+                                                   nv->module->desc, &nstore))) {
         ph_gate_open(&inst->gate);
         goto discard;
     }
     rc = switch_to(h, inst, nv, nm, nstore, &p, hash);
+    if (!rc && !same_version && ph_store_commit(nstore))
+        ph_logf(PH_L_ERROR, inst->name, "the migration to %s could not be committed: %s",
+                nm->version_text, ph_error_last());
     ph_gate_open(&inst->gate);
     double held = ms_since(&t0);
     if (rc)

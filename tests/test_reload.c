@@ -38,6 +38,7 @@
 #include "log.h"
 #include "phfix.h"
 #include "reload.h"
+#include "store.h"
 
 /* Watcher timing used by these tests (the defaults are 250 ms / 10 s). */
 #define SETTLE_MS 150
@@ -634,6 +635,43 @@ static void test_failing_migration_keeps_old(void **state)
     free(m2);
 }
 
+/*
+ * A new version whose migration succeeds but whose start fails: the
+ * migration is rolled back with the code, so the old version serves the old
+ * data under the old schema version.
+ */
+static void test_start_failure_rolls_back_migration(void **state)
+{
+    fx *f = *state;
+    static const char *const pk[] = {"reload_fx", NULL};
+    start_host(f, pk);
+    char *m1 = fx_build(f, NULL, "-DRELOAD_TAG=2 -DWITH_MODEL");
+    sh("cp '%s' '%s'", m1, f->lib);
+    int swapped = 0;
+    if (ph_reload_package(f->h, "reload_fx", &swapped))
+        fail_msg("adding a model failed: %s", ph_error_last());
+    int rc = 0;
+    call_i64(f->h, "reload_fx.item.new", "{\"name\":\"kept\"}", &rc);
+    assert_int_equal(rc, 0);
+    char *sql = tu_fmt("%s/reload_fx/sql", f->pk);
+    free(tu_write(sql, "upgrade-1.0.0-1.1.0.sql", "UPDATE item SET name = name || '-migrated';\n"));
+    char *m2 = fx_build(f, "1.1.0", "-DRELOAD_TAG=3 -DWITH_MODEL -DFAIL_START");
+    set_version(f, "1.1.0");
+    refuse(f, m2, PH_EPACKAGE, "start failed");
+    json_t *args = json_pack("{s:i}", "id", 1), *out = NULL;
+    assert_int_equal(ph_router_call(f->h->router, NULL, "reload_fx.item.get", args, 0, &out), 0);
+    assert_string_equal(json_string_value(json_object_get(out, "name")), "kept");
+    json_decref(out);
+    json_decref(args);
+    char *installed = NULL;
+    assert_int_equal(ph_store_installed_version(f->h->cfg.data_dir, "reload_fx", &installed), 0);
+    assert_string_equal(installed, "1.0.0");
+    free(installed);
+    free(sql);
+    free(m1);
+    free(m2);
+}
+
 /* ------------------------------------------------------------------ */
 /* Calls during a swap                                                  */
 /* ------------------------------------------------------------------ */
@@ -1172,6 +1210,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_watcher_bad_then_good, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gnu_unique_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_migration_keeps_old, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_failure_rolls_back_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stuck_call_drain_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nested_and_cross_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_from_inside_refused, setup, teardown),
