@@ -300,3 +300,46 @@ int ph_host_load_token(ph_host *h)
     free(owned);
     return rc;
 }
+
+/* The first running instance of another package that depends on `pkg`, or NULL. */
+static const char *running_dependent(ph_host *h, const char *pkg)
+{
+    for (size_t i = 0; i < h->plan.n; i++) {
+        ph_instance *inst = h->insts[i];
+        if (!inst || atomic_load(&inst->state) != PH_INST_RUNNING ||
+            strcmp(inst->manifest->name, pkg) == 0)
+            continue;
+        if (ph_manifest_depends_on(inst->manifest, pkg))
+            return inst->name;
+    }
+    return NULL;
+}
+
+int ph_host_unload(ph_host *h, const char *pkg, int *n_out)
+{
+    *n_out = 0;
+    const char *dep = running_dependent(h, pkg);
+    if (dep)
+        return ph_error_set(PH_ECONFLICT, "package '%s' is used by instance '%s', which depends "
+                                          "on it; remove or stop '%s' first", pkg, dep, dep);
+    int found = 0;
+    for (size_t i = h->plan.n; i-- > 0;) {
+        ph_instance *inst = h->insts[i];
+        if (!inst || strcmp(h->plan.items[i].manifest->name, pkg) != 0)
+            continue;
+        found = 1;
+        if (ph_gate_close(&inst->gate, 10000))
+            ph_log_warn("%s: %s; unloading anyway", inst->name, ph_error_last());
+        ph_instance_stop(inst);
+        ph_router_remove_instance(h->router, inst->name);
+        ph_store_detach(inst);
+        free(inst->reason);
+        inst->reason = strdup("removed");
+        ph_gate_open(&inst->gate);
+        ph_log_info("%s unloaded (package %s removed; its data is kept)", inst->name, pkg);
+        (*n_out)++;
+    }
+    return found ? 0
+                 : ph_error_set(PH_ENOTFOUND, "no instance of package '%s' is loaded; "
+                                              "`plughost status` lists them", pkg);
+}

@@ -44,6 +44,15 @@ void ph_host_free(ph_host *h);
 /** State and reason of plan item i for status output. */
 const char *ph_host_item_state(const ph_host *h, size_t i, const char **reason);
 
+/**
+ * Unloads every instance of package `pkg` from a running host: calls in
+ * flight finish, the instances stop, their routes go away and their
+ * databases close. Data is kept. Refused (PH_ECONFLICT, naming them) while
+ * running instances of other packages depend on it. *n_out counts the
+ * instances unloaded.
+ */
+int ph_host_unload(ph_host *h, const char *pkg, int *n_out);
+
 /** Reads or creates (0600) the admin token; sets h->admin_token. */
 int ph_host_load_token(ph_host *h);
 

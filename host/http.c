@@ -1015,22 +1015,30 @@ static enum MHD_Result get_openapi(call *k)
     return ret;
 }
 
-/* POST /_/reload/<package>: the same transaction as a file change (admin only). */
-static enum MHD_Result post_reload(call *k, const char *pkg)
+/*
+ * Management: POST /_/reload/<package> (the same transaction as a file
+ * change) and POST /_/unload/<package> (stop and unload, data kept). Admin only.
+ */
+static enum MHD_Result post_manage(call *k, const char *op, const char *pkg)
 {
     if (!is(k->method, "POST"))
         return send_405(k, "POST");
     if (!k->admin)
-        return send_error(k, PH_EAUTH, "reloading a package needs the admin token: send "
-                                       "'Authorization: Bearer <token>'");
-    int swapped = 0;
-    int rc = ph_reload_package(k->h->host, pkg, &swapped);
+        return send_error(k, PH_EAUTH, "%s a package needs the admin token: send "
+                                       "'Authorization: Bearer <token>'",
+                          is(op, "reload") ? "reloading" : "unloading");
+    int n = 0;
+    int rc = is(op, "reload") ? ph_reload_package(k->h->host, pkg, &n)
+                              : ph_host_unload(k->h->host, pkg, &n);
     if (rc == PH_EDEPENDENCY)
         return send_error(k, PH_ECONFLICT, "%s", ph_error_last());
     if (rc)
         return send_last_error(k, rc);
-    json_t *body = json_pack("{s:s,s:i,s:s}", "package", pkg, "swapped", swapped, "result",
-                             swapped ? "reloaded" : "already running this build");
+    const char *result = is(op, "unload") ? "unloaded; data kept"
+                         : n              ? "reloaded"
+                                          : "already running this build";
+    json_t *body = json_pack("{s:s,s:i,s:s}", "package", pkg, is(op, "reload") ? "swapped" : "instances",
+                             n, "result", result);
     enum MHD_Result ret = body ? send_json(k, MHD_HTTP_OK, body, NULL) : MHD_NO;
     json_decref(body);
     return ret;
@@ -1038,8 +1046,8 @@ static enum MHD_Result post_reload(call *k, const char *pkg)
 
 static enum MHD_Result host_route(call *k, const path *p)
 {
-    if (p->n == 3 && is(p->segs[1], "reload"))
-        return post_reload(k, p->segs[2]);
+    if (p->n == 3 && (is(p->segs[1], "reload") || is(p->segs[1], "unload")))
+        return post_manage(k, p->segs[1], p->segs[2]);
     const char *what = p->n == 2 ? p->segs[1] : "";
     enum MHD_Result (*fn)(call *) = is(what, "health")         ? get_health
                                     : is(what, "metrics")      ? get_metrics
@@ -1048,8 +1056,8 @@ static enum MHD_Result host_route(call *k, const path *p)
                                                                : NULL;
     if (!fn)
         return send_error(k, PH_ENOTFOUND, "no host endpoint '%s'; the host serves /_/health, "
-                                           "/_/metrics, /_/openapi.json, /_/packages and "
-                                           "POST /_/reload/<package>",
+                                           "/_/metrics, /_/openapi.json, /_/packages, "
+                                           "POST /_/reload/<package> and POST /_/unload/<package>",
                           k->url);
     if (!is(k->method, "GET") && !is(k->method, "HEAD"))
         return send_405(k, "GET, HEAD");

@@ -1,5 +1,6 @@
 /* plughost: the command line. */
 #include <errno.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -587,6 +588,129 @@ static int cmd_backup(cli *c, int argc, char **argv)
     return 0;
 }
 
+/* ---- remove: uninstall a package, keep (or purge) its data ---- */
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+/* Asks a running host to unload `pkg`: 0 done or no host running, 1 refused. */
+static int unload_remote(cli *c, const char *pkg)
+{
+    char *url = NULL, *token = NULL, *path = NULL;
+    ph_client_response r = {0};
+    int status = 0;
+    if (remote_target(c, &url, &token) || asprintf(&path, "/_/unload/%s", pkg) < 0)
+        goto cleanup;
+    if (ph_client_request(url, token, "POST", path, "{}", 2, &r) != 0)
+        goto cleanup; /* nothing listening: no host to tell */
+    if (r.status / 100 == 2) {
+        printf("the running host at %s unloaded %s\n", url, pkg);
+    } else if (r.status != 404) {
+        json_t *body = json_loads(r.body ? r.body : "", 0, NULL);
+        fprintf(stderr, "plughost remove: the running host refused: %s\n",
+                json_string_value(json_object_get(json_object_get(body, "error"), "message"))
+                    ?: (r.body ? r.body : "?"));
+        json_decref(body);
+        status = 1;
+    }
+cleanup:
+    ph_client_response_free(&r);
+    free(path);
+    free(url);
+    free(token);
+    return status;
+}
+
+/* Keeps or purges the data of one instance and says where it is. */
+static int instance_data(const char *data_dir, const char *inst, int purge)
+{
+    if (purge) {
+        char *backup = NULL;
+        int rc = ph_store_purge(data_dir, inst, &backup);
+        if (rc == PH_ENOTFOUND) {
+            printf("%s: no data to purge\n", inst);
+            return 0;
+        }
+        if (rc) {
+            print_error("purge");
+            return 1;
+        }
+        printf("%s: data deleted; a backup was written first: %s\n", inst, backup);
+        free(backup);
+        return 0;
+    }
+    json_t *d = NULL;
+    if (ph_store_describe(data_dir, inst, &d) == 0 && d) {
+        printf("%s: data kept in %s (reinstalling finds it; `plughost remove --purge` deletes "
+               "it after a backup)\n",
+               inst, json_string_value(json_object_get(d, "path")) ?: data_dir);
+        json_decref(d);
+    }
+    return 0;
+}
+
+static int cmd_remove(cli *c, int argc, char **argv)
+{
+    if (argc != 1) {
+        fprintf(stderr, "plughost remove: which package? usage: plughost remove [--purge] NAME\n");
+        return 2;
+    }
+    const char *pkg = argv[0];
+    ph_host *h = NULL;
+    int status = 1;
+    if (open_host(c, &h)) {
+        print_error(NULL);
+        return 1;
+    }
+    const ph_manifest *m = NULL;
+    for (size_t i = 0; i < h->set.n; i++) {
+        const ph_manifest *o = h->set.items[i];
+        if (strcmp(o->name, pkg) == 0) {
+            m = o;
+            continue;
+        }
+        /* An optional dependency does not block removal; a required one does. */
+        for (size_t k = 0; k < o->n_requires; k++)
+            if (strcmp(o->requires[k].name, pkg) == 0) {
+                fprintf(stderr, "plughost remove: package '%s' requires '%s'; remove '%s' first\n",
+                        o->name, pkg, o->name);
+                goto cleanup;
+            }
+    }
+    if (!m && !c->purge) {
+        fprintf(stderr, "plughost remove: no package '%s' in the package directories; "
+                        "`plughost list` shows what is installed\n", pkg);
+        goto cleanup;
+    }
+    if (unload_remote(c, pkg))
+        goto cleanup;
+    if (m) {
+        if (nftw(m->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) {
+            fprintf(stderr, "plughost remove: cannot delete %s: %s\n", m->dir, strerror(errno));
+            goto cleanup;
+        }
+        printf("removed package %s %s (%s)\n", m->name, m->version_text, m->dir);
+    }
+    status = 0;
+    int any = 0;
+    for (size_t i = 0; i < h->plan.n; i++) {
+        const ph_plan_item *it = &h->plan.items[i];
+        if (it->manifest && strcmp(it->manifest->name, pkg) == 0) {
+            any = 1;
+            status |= instance_data(h->cfg.data_dir, it->instance, c->purge);
+        }
+    }
+    if (!any)
+        status |= instance_data(h->cfg.data_dir, pkg, c->purge);
+cleanup:
+    ph_host_free(h);
+    return status;
+}
+
 /* ---- new: scaffold a package that builds out of tree ---- */
 
 static int write_new_file(const char *dir, const char *name, const char *text)
@@ -728,6 +852,10 @@ static const command commands[] = {
     {"backup", cmd_backup, "backup [-c host.ini] INSTANCE",
      "Writes a consistent, verified copy of the instance's database under "
      "<data_dir>/backups/INSTANCE/ and prints where."},
+    {"remove", cmd_remove, "remove [-c host.ini] [--purge] NAME",
+     "Uninstalls package NAME: a running host unloads it, its directory is deleted and its data "
+     "is kept, so reinstalling finds every row. --purge also deletes the data, after writing a "
+     "backup, and says where the backup is."},
     {"new", cmd_new, "new NAME",
      "Creates ./NAME/ with package.ini, NAME.c and a CMakeLists.txt that builds out of tree "
      "against the installed SDK (find_package(plughost))."},
@@ -755,6 +883,7 @@ static void usage(FILE *f)
                "      --log-level LEVEL error, warn, info or debug\n"
                "      --strict          any failing package is fatal\n"
                "      --local           (call) run the packages in this process\n"
+               "      --purge           (remove) delete the data too, after a backup\n"
                "\n`plughost COMMAND --help` shows a command's usage.\n");
 }
 
