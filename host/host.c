@@ -22,6 +22,8 @@ int ph_host_open(ph_config *cfg, ph_host **out)
         return ph_error_set(PH_ENOMEM, "out of memory");
     h->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
+    pthread_mutex_init(&h->change_mu, NULL);
+    pthread_rwlock_init(&h->lock, NULL);
     if ((rc = ph_manifest_discover(h->cfg.package_dirs, h->cfg.n_package_dirs, &h->set)))
         goto fail;
     if ((rc = ph_resolve(&h->cfg, &h->set, &h->plan)))
@@ -206,6 +208,11 @@ void ph_host_free(ph_host *h)
     for (size_t i = 0; h->insts && i < h->plan.n; i++)
         ph_instance_free(h->insts[i]);
     free(h->insts);
+    for (size_t i = 0; i < h->n_retired; i++)
+        ph_instance_free(h->retired[i]);
+    free(h->retired);
+    pthread_mutex_destroy(&h->change_mu);
+    pthread_rwlock_destroy(&h->lock);
     ph_plan_free(&h->plan);
     ph_manifest_set_free(&h->set);
     for (size_t i = 0; i < h->n_reloaded; i++)
@@ -342,4 +349,132 @@ int ph_host_unload(ph_host *h, const char *pkg, int *n_out)
     return found ? 0
                  : ph_error_set(PH_ENOTFOUND, "no instance of package '%s' is loaded; "
                                               "`plughost status` lists them", pkg);
+}
+
+/* ---- configuration reload ---- */
+
+static int same_params(const ph_plan_item *a, const ph_plan_item *b)
+{
+    if (a->n_params != b->n_params || strcmp(a->mount, b->mount) != 0 ||
+        a->manifest != b->manifest)
+        return 0;
+    for (size_t i = 0; i < a->n_params; i++)
+        if (strcmp(a->params[i].key, b->params[i].key) != 0 ||
+            strcmp(a->params[i].value, b->params[i].value) != 0)
+            return 0;
+    return 1;
+}
+
+/* Stops and unloads a running instance; it is kept (retired) until the host is freed. */
+static int retire(ph_host *h, ph_instance *inst)
+{
+    ph_instance **p = realloc(h->retired, (h->n_retired + 1) * sizeof *p);
+    if (!p)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    h->retired = p;
+    if (ph_gate_close(&inst->gate, 10000))
+        ph_log_warn("%s: %s; stopping anyway", inst->name, ph_error_last());
+    ph_instance_stop(inst);
+    ph_router_remove_instance(h->router, inst->name);
+    ph_store_detach(inst);
+    free(inst->reason);
+    inst->reason = strdup("unloaded by a configuration reload");
+    ph_gate_open(&inst->gate);
+    h->retired[h->n_retired++] = inst;
+    return 0;
+}
+
+/* Keeps the running values of settings that only a restart can change. */
+static void keep_restart_settings(ph_host *h, ph_config *cfg)
+{
+    int changed = strcmp(h->cfg.data_dir, cfg->data_dir) != 0 ||
+                  h->cfg.n_package_dirs != cfg->n_package_dirs ||
+                  strcmp(h->cfg.http.listen_addr, cfg->http.listen_addr) != 0 ||
+                  h->cfg.http.port != cfg->http.port || h->cfg.http.threads != cfg->http.threads;
+    for (size_t i = 0; !changed && i < cfg->n_package_dirs; i++)
+        changed = strcmp(h->cfg.package_dirs[i], cfg->package_dirs[i]) != 0;
+    if (changed)
+        ph_log_warn("configuration reload: package_dirs, data_dir and [http] take effect at the "
+                    "next restart; the running values stay");
+#define SWAP_(field)                                                                               \
+    do {                                                                                           \
+        __typeof__(h->cfg.field) t_ = h->cfg.field;                                                \
+        h->cfg.field = cfg->field;                                                                 \
+        cfg->field = t_;                                                                           \
+    } while (0)
+    SWAP_(data_dir);
+    SWAP_(package_dirs);
+    SWAP_(n_package_dirs);
+    SWAP_(http);
+    SWAP_(auth);
+#undef SWAP_
+}
+
+int ph_host_reconfigure(ph_host *h, ph_config *cfg)
+{
+    ph_plan plan;
+    ph_config old;
+    memset(&plan, 0, sizeof plan);
+    pthread_mutex_lock(&h->change_mu);
+    int rc = ph_resolve(cfg, &h->set, &plan);
+    ph_instance **insts = rc ? NULL : calloc(plan.n ? plan.n : 1, sizeof *insts);
+    if (!insts) {
+        if (!rc)
+            rc = ph_error_set(PH_ENOMEM, "out of memory");
+        ph_plan_free(&plan);
+        ph_config_free(cfg);
+        pthread_mutex_unlock(&h->change_mu);
+        return rc;
+    }
+    pthread_rwlock_wrlock(&h->lock);
+    int kept = 0, stopped = 0, started = 0;
+    /* Unchanged instances move to the new plan; the others stop. */
+    for (size_t i = 0; i < h->plan.n; i++) {
+        ph_instance *inst = h->insts[i];
+        if (!inst)
+            continue;
+        long j = ph_plan_find(&plan, inst->name);
+        if (j >= 0 && plan.items[j].state == PH_PLAN_OK && same_params(&h->plan.items[i], &plan.items[j]) &&
+            atomic_load(&inst->state) == PH_INST_RUNNING) {
+            insts[j] = inst;
+            inst->params = plan.items[j].params;
+            inst->n_params = plan.items[j].n_params;
+            kept++;
+        } else if (retire(h, inst) == 0) {
+            stopped++;
+        }
+        h->insts[i] = NULL;
+    }
+    free(h->insts);
+    h->insts = insts;
+    ph_plan_free(&h->plan);
+    h->plan = plan;
+    keep_restart_settings(h, cfg);
+    old = h->cfg;
+    h->cfg = *cfg;
+    memset(cfg, 0, sizeof *cfg);
+    ph_config_free(&old);
+    ph_log_set_level(h->cfg.log_level);
+    /* New and changed instances start, in dependency order. */
+    for (size_t i = 0; i < h->plan.n; i++) {
+        if (h->insts[i] || h->plan.items[i].state != PH_PLAN_OK)
+            continue;
+        const char *dep = failed_dependency(h, i);
+        if (dep) {
+            ph_log_error("%s: skipped: depends on '%s', which is not running",
+                         h->plan.items[i].instance, dep);
+            continue;
+        }
+        if ((rc = start_item(h, i)) == 0) {
+            started++;
+            ph_log_info("%s is running", h->plan.items[i].instance);
+        } else {
+            ph_log_error("%s: %s", h->plan.items[i].instance, ph_error_last());
+        }
+    }
+    pthread_rwlock_unlock(&h->lock);
+    pthread_mutex_unlock(&h->change_mu);
+    ph_log_info("configuration reloaded: %d instance(s) kept, %d stopped, %d started", kept,
+                stopped, started);
+    return 0;
 }

@@ -5,6 +5,7 @@
 #ifndef PH_HOST_HOST_H
 #define PH_HOST_HOST_H
 
+#include <pthread.h>
 #include <stdbool.h>
 
 #include "config.h"
@@ -23,6 +24,11 @@ typedef struct ph_host {
     char *admin_token;   /* NULL until ph_host_load_token */
     ph_manifest **reloaded; /* manifests read by hot reloads (owned) */
     size_t n_reloaded;
+    ph_instance **retired; /* unloaded by a configuration reload; freed with the host */
+    size_t n_retired;
+    pthread_mutex_t change_mu; /* serialises hot reloads and configuration reloads */
+    pthread_rwlock_t lock;     /* plan and insts: read by status outputs, replaced by
+                                  ph_host_reconfigure */
 } ph_host;
 
 /**
@@ -52,6 +58,17 @@ const char *ph_host_item_state(const ph_host *h, size_t i, const char **reason);
  * instances unloaded.
  */
 int ph_host_unload(ph_host *h, const char *pkg, int *n_out);
+
+/**
+ * Applies a re-read configuration to a running host (SIGHUP): instances that
+ * are gone or whose package or parameters changed are stopped and unloaded
+ * (their data kept), new and changed ones are loaded and started; the rest
+ * keep running untouched. Takes ownership of *cfg (zeroes it). [host]
+ * package_dirs/data_dir, [http] and [auth] need a restart: a change there is
+ * reported and the running values stay. Returns 0, or an error (nothing
+ * changed) when the new configuration cannot be resolved.
+ */
+int ph_host_reconfigure(ph_host *h, ph_config *cfg);
 
 /** Reads or creates (0600) the admin token; sets h->admin_token. */
 int ph_host_load_token(ph_host *h);

@@ -889,11 +889,13 @@ static enum MHD_Result get_health(call *k)
     ph_host *host = k->h->host;
     json_t *insts = json_object();
     bool ready = !atomic_load(&k->h->stopping);
+    pthread_rwlock_rdlock(&host->lock); /* a configuration reload replaces the plan */
     for (size_t i = 0; insts && i < host->plan.n; i++) {
         const char *s = ph_metrics_item_state(host, i); /* atomics only: races no reload */
         ready = ready && state_settled(s);
         json_object_set_new(insts, host->plan.items[i].instance, json_string(s));
     }
+    pthread_rwlock_unlock(&host->lock);
     json_t *body = json_pack("{s:s,s:b,s:o}", "status", "ok", "ready", ready, "instances", insts);
     const char *want_ready = MHD_lookup_connection_value(k->c, MHD_GET_ARGUMENT_KIND, "ready");
     unsigned st = want_ready && !ready ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK;
@@ -961,11 +963,13 @@ static enum MHD_Result get_packages(call *k)
 {
     ph_host *host = k->h->host;
     json_t *arr = json_array();
+    pthread_rwlock_rdlock(&host->lock);
     for (size_t i = 0; arr && i < host->plan.n; i++)
         if (json_array_append_new(arr, package_entry(host, i))) {
             json_decref(arr);
             arr = NULL;
         }
+    pthread_rwlock_unlock(&host->lock);
     json_t *body = arr ? json_pack("{s:o}", "instances", arr) : NULL;
     enum MHD_Result ret = body ? send_json(k, MHD_HTTP_OK, body, NULL) : MHD_NO;
     json_decref(body);

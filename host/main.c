@@ -220,6 +220,25 @@ static int cmd_list(cli *c, int argc, char **argv)
 
 /* ---- run ---- */
 
+/* SIGHUP: re-read host.ini and apply it; a bad file changes nothing. */
+static void reconfigure(cli *c, ph_host *h, ph_reloader **watcher)
+{
+    ph_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    ph_log_info("SIGHUP: re-reading %s", c->config ? c->config : "the embedded defaults");
+    if (load_config(c, &cfg) || ph_host_reconfigure(h, &cfg)) {
+        ph_log_error("configuration not reloaded, the running one stays: %s", ph_error_last());
+        return;
+    }
+    /* New instances may live in directories the watcher does not know yet. */
+    if (*watcher) {
+        ph_reloader_stop(*watcher);
+        *watcher = NULL;
+        if (ph_reloader_start(h, NULL, watcher))
+            ph_log_warn("hot reload is off: %s", ph_error_last());
+    }
+}
+
 static int cmd_run(cli *c, int argc, char **argv)
 {
     (void)argc;
@@ -274,11 +293,7 @@ static int cmd_run(cli *c, int argc, char **argv)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            ph_log_info("SIGHUP: re-reading packages from disk");
-            for (size_t i = 0; i < h->set.n; i++) {
-                int swapped = 0;
-                ph_reload_package(h, h->set.items[i]->name, &swapped);
-            }
+            reconfigure(c, h, &watcher);
             continue;
         }
         break;

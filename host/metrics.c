@@ -197,7 +197,9 @@ int ph_metrics_render(ph_host *host, const char *extra, char **out, size_t *len)
                  "# TYPE plughost_call_duration_seconds histogram\n");
     p.which = 2;
     ph_router_each(host->router, emit_route, &p);
+    pthread_rwlock_rdlock(&host->lock); /* a configuration reload replaces the plan */
     emit_instances(&t, host);
+    pthread_rwlock_unlock(&host->lock);
     if (extra)
         text_add(&t, extra, strlen(extra));
     if (t.oom || !t.p) {

@@ -20,7 +20,6 @@
 #include "store.h"
 
 /* Serialises reloads: one swap at a time, process-wide. */
-static pthread_mutex_t reload_mu = PTHREAD_MUTEX_INITIALIZER;
 /* Guards the reload bookkeeping of every instance (read by status outputs). */
 static pthread_mutex_t status_mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int drain_ms = 10000;
@@ -474,7 +473,7 @@ int ph_reload_package(ph_host *h, const char *pkg, int *swapped)
     char ini_hash[17] = "", *first_msg = NULL;
     int rc = 0, first = 0;
     *swapped = 0;
-    pthread_mutex_lock(&reload_mu);
+    pthread_mutex_lock(&h->change_mu);
     for (size_t i = 0; i < h->plan.n && !cur; i++)
         if (h->insts[i] && strcmp(h->plan.items[i].manifest->name, pkg) == 0)
             cur = h->plan.items[i].manifest;
@@ -502,7 +501,9 @@ int ph_reload_package(ph_host *h, const char *pkg, int *swapped)
         int r = swap_instance(h, inst, nm, ini_hash);
         if (r == 0) {
             (*swapped)++;
+            pthread_rwlock_wrlock(&h->lock);
             h->plan.items[i].manifest = nm;
+            pthread_rwlock_unlock(&h->lock);
         } else if (r < 0 && !first) {
             first = r;
             first_msg = strdup(ph_error_last());
@@ -524,7 +525,7 @@ report:
 done:
     free(first_msg);
     ph_manifest_free(nm);
-    pthread_mutex_unlock(&reload_mu);
+    pthread_mutex_unlock(&h->change_mu);
     return rc;
 }
 
