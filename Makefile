@@ -1,6 +1,7 @@
 # Thin wrapper around CMake: deps, build, run, test, bench.
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+MAKEFLAGS  += --no-print-directory
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG     ?= examples/host.ini
 

@@ -343,6 +343,17 @@ static int switch_to(ph_host *h, ph_instance *inst, ph_version *nv, const ph_man
     return 0;
 }
 
+/* Runs stop on a prepared build that will not serve (never started, or failed to). */
+static void discard_prepared(ph_version *v)
+{
+    if (!v->module->desc->stop)
+        return;
+    ph_frame f;
+    ph_frame_push(&f, v->inst);
+    v->module->desc->stop(&v->ctx);
+    ph_frame_pop(&f);
+}
+
 /*
  * Swaps one instance to the build described by `nm`. Returns 0 (swapped),
  * 1 (nothing to do: same build, or a build already known bad) or an error.
@@ -357,7 +368,7 @@ static int swap_instance(ph_host *h, ph_instance *inst, const ph_manifest *nm, c
     char *reason = NULL;
     char hash[17], key[17];
     const char *bad = NULL; /* set when the failure is the build's fault */
-    int rc;
+    int rc, prepared = 0;
 
     if (ph_frame_inside(inst)) {
         rc = ph_error_set(PH_ESTATE, "instance '%s' cannot be reloaded from inside one of its own "
@@ -400,6 +411,7 @@ static int swap_instance(ph_host *h, ph_instance *inst, const ph_manifest *nm, c
                           reason ? reason : "prepare declined");
         goto discard;
     }
+    prepared = 1;
     /*
      * Same version: no upgrade scripts, only additive changes the old code
      * tolerates, so the database is opened before the gate closes (keeps
@@ -447,6 +459,8 @@ static int swap_instance(ph_host *h, ph_instance *inst, const ph_manifest *nm, c
     free(reason);
     return 0;
 discard:
+    if (prepared)
+        discard_prepared(nv); /* stop releases what prepare acquired */
     ph_store_close(nstore);
     ph_version_free(nv);
 fail:

@@ -263,8 +263,10 @@ typedef struct ph_package {
     size_t instance_size;  /* bytes of zeroed per-instance memory, see ph_instance_data() */
     ph_lifecycle_fn prepare;  /* may be NULL */
     ph_lifecycle_fn start;    /* may be NULL */
-    void (*stop)(ph_ctx *ctx); /* may be NULL; also runs after a failed/declined start,
-                                  so it must cope with a half-started instance */
+    void (*stop)(ph_ctx *ctx); /* may be NULL; runs once for every successful prepare:
+                                  after the instance ran, right after a failed or declined
+                                  start, or when a prepared reload build is discarded, so
+                                  it must cope with a half-started instance */
     const ph_actor *actors;
     uint32_t n_actors;
     const ph_model *models;
