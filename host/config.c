@@ -713,23 +713,28 @@ static int check_mount(const char *inst, const char *v)
     return 0;
 }
 
-static int add_param(ph_instance_conf *ic, const char *key, const char *v, int line)
+int ph_kv_append(ph_kv **list, size_t *n, const char *key, const char *value, int line)
 {
-    ph_kv *np = reallocarray(ic->params, ic->n_params + 1, sizeof *np);
+    ph_kv *np = reallocarray(*list, *n + 1, sizeof *np);
     if (!np)
         return ph_error_set(PH_ENOMEM, "out of memory");
-    ic->params = np;
-    ph_kv *kv = &np[ic->n_params];
+    *list = np;
+    ph_kv *kv = &np[*n];
     kv->key = strdup(key);
-    kv->value = strdup(v);
+    kv->value = strdup(value);
     kv->line = line;
     if (!kv->key || !kv->value) {
         free(kv->key);
         free(kv->value);
         return ph_error_set(PH_ENOMEM, "out of memory");
     }
-    ic->n_params++;
+    (*n)++;
     return 0;
+}
+
+static int add_param(ph_instance_conf *ic, const char *key, const char *v, int line)
+{
+    return ph_kv_append(&ic->params, &ic->n_params, key, v, line);
 }
 
 static int set_instance(load_ctx *x, const char *key, const char *v, int line)

@@ -38,6 +38,9 @@ typedef struct ph_kv {
     int line; /* line in the file it came from; 0 for defaults */
 } ph_kv;
 
+/** Appends a copy of key/value to a list (realloc'd). 0 or PH_ENOMEM. */
+int ph_kv_append(ph_kv **list, size_t *n, const char *key, const char *value, int line);
+
 typedef struct ph_instance_conf {
     char *name;
     char *package; /* defaults to the instance name */

@@ -436,11 +436,41 @@ cleanup:
     return rc;
 }
 
+/*
+ * Runs a read-modify-write of one record (set, delete) in one transaction
+ * under the store lock, then the after_write hook outside it.
+ */
+typedef int (*locked_write_fn)(const op *o, int64_t id, json_t *args, json_t **out);
+
+static int write_in_tx(op *o, const char *what, locked_write_fn fn, int64_t id, json_t *args,
+                       json_t **out)
+{
+    int outer, rc;
+    ph_store_lock(o->s);
+    sqlite3 *db = ph_store_db(o->s);
+    if (tx_begin(db, &outer) != SQLITE_OK) {
+        rc = sql_error(o, db, sqlite3_extended_errcode(db));
+        goto unlock;
+    }
+    rc = fn(o, id, args, out);
+    if (tx_end(db, outer, rc == 0) != SQLITE_OK) {
+        rc = sql_error(o, db, sqlite3_extended_errcode(db));
+        tx_end(db, outer, 0);
+        json_decref(*out);
+        *out = NULL;
+    }
+unlock:
+    ph_store_unlock(o->s);
+    if (!rc)
+        run_after_write(o, what, *out);
+    return rc;
+}
+
 static int crud_set(void *ud, ph_instance *inst, json_t *args, json_t **out)
 {
     op o;
     int64_t id;
-    int outer, rc = op_init(&o, ud, inst, "set");
+    int rc = op_init(&o, ud, inst, "set");
     *out = NULL;
     if (rc)
         return rc;
@@ -448,30 +478,14 @@ static int crud_set(void *ud, ph_instance *inst, json_t *args, json_t **out)
         return fail(&o, PH_EARGS, "pass the id and the fields to change by name (a JSON object)");
     if ((rc = get_id(&o, args, &id)) || (rc = check_keys(&o, args, "id")))
         return rc;
-    ph_store_lock(o.s);
-    sqlite3 *db = ph_store_db(o.s);
-    if (tx_begin(db, &outer) != SQLITE_OK) {
-        rc = sql_error(&o, db, sqlite3_extended_errcode(db));
-        goto unlock;
-    }
-    rc = set_locked(&o, id, args, out);
-    if (tx_end(db, outer, rc == 0) != SQLITE_OK) {
-        rc = sql_error(&o, db, sqlite3_extended_errcode(db));
-        tx_end(db, outer, 0);
-        json_decref(*out);
-        *out = NULL;
-    }
-unlock:
-    ph_store_unlock(o.s);
-    if (!rc)
-        run_after_write(&o, "set", *out);
-    return rc;
+    return write_in_tx(&o, "set", set_locked, id, args, out);
 }
 
 /* ---- delete ---- */
 
-static int delete_locked(const op *o, int64_t id, json_t **out)
+static int delete_locked(const op *o, int64_t id, json_t *args, json_t **out)
 {
+    (void)args;
     sqlite3 *db = ph_store_db(o->s);
     json_t *rec = NULL;
     int rc = read_record(o, id, &rec);
@@ -497,28 +511,11 @@ static int crud_delete(void *ud, ph_instance *inst, json_t *args, json_t **out)
 {
     op o;
     int64_t id;
-    int outer, rc = op_init(&o, ud, inst, "delete");
+    int rc = op_init(&o, ud, inst, "delete");
     *out = NULL;
     if (rc || (rc = get_id(&o, args, &id)))
         return rc;
-    ph_store_lock(o.s);
-    sqlite3 *db = ph_store_db(o.s);
-    if (tx_begin(db, &outer) != SQLITE_OK) {
-        rc = sql_error(&o, db, sqlite3_extended_errcode(db));
-        goto unlock;
-    }
-    rc = delete_locked(&o, id, out);
-    if (tx_end(db, outer, rc == 0) != SQLITE_OK) {
-        rc = sql_error(&o, db, sqlite3_extended_errcode(db));
-        tx_end(db, outer, 0);
-        json_decref(*out);
-        *out = NULL;
-    }
-unlock:
-    ph_store_unlock(o.s);
-    if (!rc)
-        run_after_write(&o, "delete", *out);
-    return rc;
+    return write_in_tx(&o, "delete", delete_locked, id, args, out);
 }
 
 /* ---- list and count ---- */

@@ -130,21 +130,7 @@ static int add_dep(ph_dep **items, size_t *n, const char *section, const char *k
 
 static int add_param(ph_manifest *m, const char *key, const char *v, int line)
 {
-    ph_kv *np = reallocarray(m->params, m->n_params + 1, sizeof *np);
-    if (!np)
-        return ph_error_set(PH_ENOMEM, "out of memory");
-    m->params = np;
-    ph_kv *kv = &np[m->n_params];
-    kv->key = strdup(key);
-    kv->value = strdup(v);
-    kv->line = line;
-    if (!kv->key || !kv->value) {
-        free(kv->key);
-        free(kv->value);
-        return ph_error_set(PH_ENOMEM, "out of memory");
-    }
-    m->n_params++;
-    return 0;
+    return ph_kv_append(&m->params, &m->n_params, key, v, line);
 }
 
 static int on_section(mf_ctx *x, const char *section)
