@@ -99,6 +99,24 @@ static int build_routes(ph_host *h, ph_instance *inst)
 }
 
 /* Loads and starts plan item i. Returns 0, or an error with the reason recorded. */
+/* Opens the database, publishes the routes and starts a loaded instance. */
+static int activate(ph_host *h, ph_instance *inst)
+{
+    int rc;
+    if ((rc = ph_store_attach(inst, h->cfg.data_dir)) || (rc = build_routes(h, inst)) ||
+        (rc = ph_router_add_instance(h->router, inst))) {
+        ph_store_detach(inst);
+        atomic_store(&inst->state, PH_INST_FAILED);
+        free(inst->reason);
+        inst->reason = strdup(ph_error_last());
+        return rc;
+    }
+    ph_log_info("starting %s (%s %s)", inst->name, inst->manifest->name,
+                inst->manifest->version_text);
+    return ph_instance_start(inst);
+}
+
+/* Loads and starts plan item i. Returns 0, or an error with the reason recorded. */
 static int start_item(ph_host *h, size_t i)
 {
     ph_plan_item *it = &h->plan.items[i];
@@ -111,15 +129,7 @@ static int start_item(ph_host *h, size_t i)
                               &inst)))
         return rc;
     h->insts[i] = inst;
-    if ((rc = ph_store_attach(inst, h->cfg.data_dir)) || (rc = build_routes(h, inst)) ||
-        (rc = ph_router_add_instance(h->router, inst))) {
-        atomic_store(&inst->state, PH_INST_FAILED);
-        free(inst->reason);
-        inst->reason = strdup(ph_error_last());
-        return rc;
-    }
-    ph_log_info("starting %s (%s %s)", inst->name, it->manifest->name, it->manifest->version_text);
-    return ph_instance_start(inst);
+    return activate(h, inst);
 }
 
 static void record_failure(ph_host *h, size_t i, ph_inst_state state, const char *reason)
@@ -322,7 +332,7 @@ static const char *running_dependent(ph_host *h, const char *pkg)
     return NULL;
 }
 
-int ph_host_unload(ph_host *h, const char *pkg, int *n_out)
+static int unload_locked(ph_host *h, const char *pkg, int *n_out)
 {
     *n_out = 0;
     const char *dep = running_dependent(h, pkg);
@@ -335,6 +345,11 @@ int ph_host_unload(ph_host *h, const char *pkg, int *n_out)
         if (!inst || strcmp(h->plan.items[i].manifest->name, pkg) != 0)
             continue;
         found = 1;
+        if (ph_frame_inside(inst))
+            return ph_error_set(PH_ESTATE, "instance '%s' cannot be unloaded from inside one of "
+                                           "its own calls", inst->name);
+        if (atomic_load(&inst->state) != PH_INST_RUNNING)
+            continue;
         if (ph_gate_close(&inst->gate, 10000))
             ph_log_warn("%s: %s; unloading anyway", inst->name, ph_error_last());
         ph_instance_stop(inst);
@@ -477,4 +492,45 @@ int ph_host_reconfigure(ph_host *h, ph_config *cfg)
     ph_log_info("configuration reloaded: %d instance(s) kept, %d stopped, %d started", kept,
                 stopped, started);
     return 0;
+}
+
+int ph_host_unload(ph_host *h, const char *pkg, int *n_out)
+{
+    pthread_mutex_lock(&h->change_mu);
+    int rc = unload_locked(h, pkg, n_out);
+    pthread_mutex_unlock(&h->change_mu);
+    return rc;
+}
+
+int ph_host_enable(ph_host *h, const char *pkg, int *n_out)
+{
+    *n_out = 0;
+    int found = 0, rc = 0;
+    pthread_mutex_lock(&h->change_mu);
+    for (size_t i = 0; i < h->plan.n; i++) {
+        ph_instance *inst = h->insts[i];
+        if (!inst || strcmp(h->plan.items[i].manifest->name, pkg) != 0)
+            continue;
+        found = 1;
+        if (atomic_load(&inst->state) != PH_INST_STOPPED ||
+            ph_router_instance(h->router, inst->name) == inst)
+            continue;
+        const char *dep = failed_dependency(h, i);
+        if (dep) {
+            rc = ph_error_set(PH_EDEPENDENCY, "instance '%s' needs '%s', which is not running; "
+                                              "enable it first", inst->name, dep);
+            break;
+        }
+        if ((rc = activate(h, inst))) {
+            ph_log_error("%s: %s", inst->name, ph_error_last());
+            break;
+        }
+        ph_log_info("%s is running again", inst->name);
+        (*n_out)++;
+    }
+    pthread_mutex_unlock(&h->change_mu);
+    if (!found)
+        return ph_error_set(PH_ENOTFOUND, "no instance of package '%s' is loaded; "
+                                          "`plughost status` lists them", pkg);
+    return rc;
 }

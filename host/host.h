@@ -60,6 +60,13 @@ const char *ph_host_item_state(const ph_host *h, size_t i, const char **reason);
 int ph_host_unload(ph_host *h, const char *pkg, int *n_out);
 
 /**
+ * Starts again the instances of `pkg` that ph_host_unload stopped (the
+ * package manager's enable). *n_out counts them. PH_EDEPENDENCY if a
+ * dependency is not running.
+ */
+int ph_host_enable(ph_host *h, const char *pkg, int *n_out);
+
+/**
  * Applies a re-read configuration to a running host (SIGHUP): instances that
  * are gone or whose package or parameters changed are stopped and unloaded
  * (their data kept), new and changed ones are loaded and started; the rest

@@ -173,6 +173,20 @@ static void api_error_reset(ph_ctx *ctx)
     ph_error_clear();
 }
 
+static int api_manage(ph_ctx *ctx, const char *op, const char *name, ph_json **out)
+{
+    ph_instance *inst = ph_instance_of(ctx);
+    json_t *res = NULL;
+    *out = NULL;
+    int rc = ph_router_manage(inst->router, inst, op ? op : "", name, &res);
+    if (rc) {
+        mark_failed();
+        return rc;
+    }
+    *out = (ph_json *)res;
+    return 0;
+}
+
 const ph_host_api ph_host_api_v1 = {
     .abi = PH_ABI_VERSION,
     .size = sizeof(ph_host_api),
@@ -205,4 +219,5 @@ const ph_host_api ph_host_api_v1 = {
     .json_free = api_json_free,
     .db_query = api_db_query,
     .error_reset = api_error_reset,
+    .manage = api_manage,
 };

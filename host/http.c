@@ -19,6 +19,7 @@
 #include "error.h"
 #include "ffi_call.h"
 #include "log.h"
+#include "manage.h"
 #include "metrics.h"
 #include "reload.h"
 #include "openapi.h"
@@ -904,73 +905,9 @@ static enum MHD_Result get_health(call *k)
     return ret;
 }
 
-/*
- * What /_/packages says about a loaded instance: the manifest, reason and
- * build it runs now. A reload rewrites those while the instance's gate is
- * closed, so they are read inside the gate (and the reload bookkeeping
- * through ph_reload_info_get). Returns false if a reload held the gate
- * past PH_HTTP_GATE_WAIT_MS; e is then left as the plan describes it.
- */
-static bool running_entry(ph_instance *inst, json_t *e)
-{
-    if (ph_gate_enter(&inst->gate, PH_HTTP_GATE_WAIT_MS))
-        return false;
-    const ph_manifest *m = inst->manifest;
-    if (m) {
-        json_object_set_new(e, "version", json_string(m->version_text));
-        if (m->description)
-            json_object_set_new(e, "description", json_string(m->description));
-    }
-    if (inst->reason && atomic_load(&inst->state) != PH_INST_RUNNING)
-        json_object_set_new(e, "reason", json_string(inst->reason));
-    ph_reload_info info;
-    if (ph_reload_info_get(inst, &info) == 0) {
-        json_object_set_new(e, "reloads", json_integer(info.reloads));
-        json_object_set_new(e, "reload_failures", json_integer(info.failures));
-        if (info.error)
-            json_object_set_new(e, "reload_error", json_string(info.error));
-        if (info.build[0])
-            json_object_set_new(e, "build", json_string(info.build));
-    }
-    free(info.error);
-    ph_gate_leave(&inst->gate);
-    return true;
-}
-
-static json_t *package_entry(ph_host *host, size_t i)
-{
-    const ph_plan_item *it = &host->plan.items[i];
-    const ph_manifest *m = it->manifest; /* the plan's: what was resolved at start */
-    json_t *deps = json_array();
-    for (size_t d = 0; deps && d < it->n_deps; d++)
-        if (it->deps[d] < host->plan.n)
-            json_array_append_new(deps, json_string(host->plan.items[it->deps[d]].instance));
-    json_t *e = json_pack("{s:s,s:s?,s:s?,s:s?,s:s?,s:s,s:o}", "instance", it->instance, "package",
-                          m ? m->name : NULL, "version", m ? m->version_text : NULL, "description",
-                          m ? m->description : NULL, "mount", it->mount, "state",
-                          ph_metrics_item_state(host, i), "dependencies", deps);
-    ph_instance *inst = host->insts ? host->insts[i] : NULL;
-    if (e && inst) {
-        if (!running_entry(inst, e))
-            json_object_set_new(e, "reloading", json_true());
-    } else if (e && it->reason) {
-        json_object_set_new(e, "reason", json_string(it->reason));
-    }
-    return e;
-}
-
 static enum MHD_Result get_packages(call *k)
 {
-    ph_host *host = k->h->host;
-    json_t *arr = json_array();
-    pthread_rwlock_rdlock(&host->lock);
-    for (size_t i = 0; arr && i < host->plan.n; i++)
-        if (json_array_append_new(arr, package_entry(host, i))) {
-            json_decref(arr);
-            arr = NULL;
-        }
-    pthread_rwlock_unlock(&host->lock);
-    json_t *body = arr ? json_pack("{s:o}", "instances", arr) : NULL;
+    json_t *body = ph_manage_packages(k->h->host);
     enum MHD_Result ret = body ? send_json(k, MHD_HTTP_OK, body, NULL) : MHD_NO;
     json_decref(body);
     return ret;
@@ -1021,36 +958,31 @@ static enum MHD_Result get_openapi(call *k)
 
 /*
  * Management: POST /_/reload/<package> (the same transaction as a file
- * change) and POST /_/unload/<package> (stop and unload, data kept). Admin only.
+ * change), /_/unload/<package> (stop, data kept) and /_/enable/<package>.
+ * Admin only.
  */
 static enum MHD_Result post_manage(call *k, const char *op, const char *pkg)
 {
     if (!is(k->method, "POST"))
         return send_405(k, "POST");
     if (!k->admin)
-        return send_error(k, PH_EAUTH, "%s a package needs the admin token: send "
-                                       "'Authorization: Bearer <token>'",
-                          is(op, "reload") ? "reloading" : "unloading");
-    int n = 0;
-    int rc = is(op, "reload") ? ph_reload_package(k->h->host, pkg, &n)
-                              : ph_host_unload(k->h->host, pkg, &n);
+        return send_error(k, PH_EAUTH, "'%s' needs the admin token: send "
+                                       "'Authorization: Bearer <token>'", op);
+    json_t *body = NULL;
+    int rc = ph_manage(k->h->host, op, pkg, &body);
     if (rc == PH_EDEPENDENCY)
         return send_error(k, PH_ECONFLICT, "%s", ph_error_last());
     if (rc)
         return send_last_error(k, rc);
-    const char *result = is(op, "unload") ? "unloaded; data kept"
-                         : n              ? "reloaded"
-                                          : "already running this build";
-    json_t *body = json_pack("{s:s,s:i,s:s}", "package", pkg, is(op, "reload") ? "swapped" : "instances",
-                             n, "result", result);
-    enum MHD_Result ret = body ? send_json(k, MHD_HTTP_OK, body, NULL) : MHD_NO;
+    enum MHD_Result ret = send_json(k, MHD_HTTP_OK, body, NULL);
     json_decref(body);
     return ret;
 }
 
 static enum MHD_Result host_route(call *k, const path *p)
 {
-    if (p->n == 3 && (is(p->segs[1], "reload") || is(p->segs[1], "unload")))
+    if (p->n == 3 && (is(p->segs[1], "reload") || is(p->segs[1], "unload") ||
+                      is(p->segs[1], "enable")))
         return post_manage(k, p->segs[1], p->segs[2]);
     const char *what = p->n == 2 ? p->segs[1] : "";
     enum MHD_Result (*fn)(call *) = is(what, "health")         ? get_health
@@ -1061,7 +993,7 @@ static enum MHD_Result host_route(call *k, const path *p)
     if (!fn)
         return send_error(k, PH_ENOTFOUND, "no host endpoint '%s'; the host serves /_/health, "
                                            "/_/metrics, /_/openapi.json, /_/packages, "
-                                           "POST /_/reload/<package> and POST /_/unload/<package>",
+                                           "POST /_/reload|unload|enable/<package>",
                           k->url);
     if (!is(k->method, "GET") && !is(k->method, "HEAD"))
         return send_405(k, "GET, HEAD");

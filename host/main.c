@@ -16,6 +16,7 @@
 #include "host.h"
 #include "http.h"
 #include "log.h"
+#include "manage.h"
 #include "migrate.h"
 #include "reload.h"
 #include "store.h"
@@ -121,6 +122,11 @@ fail:
     return rc;
 }
 
+static int manage_cb(void *ud, const char *op, const char *name, json_t **out)
+{
+    return ph_manage(ud, op, name, out);
+}
+
 static int open_host(cli *c, ph_host **out)
 {
     ph_config cfg;
@@ -128,7 +134,11 @@ static int open_host(cli *c, ph_host **out)
     int rc = load_config(c, &cfg);
     if (rc)
         return rc;
-    return ph_host_open(&cfg, out);
+    if ((rc = ph_host_open(&cfg, out)))
+        return rc;
+    /* The package manager plugin reaches the host's management through the router. */
+    ph_router_set_manager((*out)->router, manage_cb, *out);
+    return 0;
 }
 
 /* ---- check / list ---- */

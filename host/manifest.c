@@ -93,17 +93,18 @@ static int set_package_key(mf_ctx *x, const char *key, const char *v)
                                               "to use <name>.so, or name the file");
         return set_str(&m->library, v);
     }
-    if (strcmp(key, "disable_crud") == 0) {
-        if (ph_config_parse_bool(v, &m->disable_crud))
-            return ph_error_set(PH_EMANIFEST,
-                                "'disable_crud' in [package] must be true or false, "
-                                "not '%s'",
-                                v);
+    bool *flag = strcmp(key, "disable_crud") == 0 ? &m->disable_crud
+                 : strcmp(key, "manager") == 0    ? &m->manager
+                                                  : NULL;
+    if (flag) {
+        if (ph_config_parse_bool(v, flag))
+            return ph_error_set(PH_EMANIFEST, "'%s' in [package] must be true or false, not '%s'",
+                                key, v);
         return 0;
     }
     return ph_error_set(PH_EMANIFEST,
                         "unknown key '%s' in [package]; known keys: name, version, "
-                        "description, abi, library, disable_crud",
+                        "description, abi, library, disable_crud, manager",
                         key);
 }
 

@@ -2,7 +2,8 @@
  * package.ini: a package's manifest, read before any code of it runs.
  *
  *   [package]    name, version (semver), description, abi (default 1),
- *                library (default "<name>.so"), disable_crud (bool)
+ *                library (default "<name>.so"), disable_crud (bool),
+ *                manager (bool: may manage the host, for the package manager)
  *   [requires]   NAME = RANGE
  *   [optional]   NAME = RANGE
  *   [conflicts]  NAME = RANGE
@@ -41,6 +42,7 @@ typedef struct ph_manifest {
     char *library; /* the .so: "library" resolved against dir, default "<dir>/<name>.so" */
     int abi;       /* default 1 */
     bool disable_crud;
+    bool manager; /* may use the host management API (the package manager) */
     ph_dep *requires;
     size_t n_requires;
     ph_dep *optional;

@@ -39,6 +39,8 @@ struct ph_router {
     pthread_mutex_t write_mu; /* serialises writers of `list` */
     inst_list *_Atomic list;
     int hold_ms;
+    ph_manage_fn manage;
+    void *manage_ud;
     pthread_mutex_t stats_mu;
     stats_entry *stats;
     size_t n_stats, cap_stats;
@@ -545,4 +547,23 @@ const ph_route *ph_router_find(ph_router *r, const char *address)
     if (!inst)
         return NULL;
     return routes_find(atomic_load(&inst->routes), dot + 1, strlen(dot + 1));
+}
+
+void ph_router_set_manager(ph_router *r, ph_manage_fn fn, void *ud)
+{
+    r->manage = fn;
+    r->manage_ud = ud;
+}
+
+int ph_router_manage(ph_router *r, ph_instance *caller, const char *op, const char *name,
+                     json_t **out)
+{
+    *out = NULL;
+    if (!caller->manifest->manager)
+        return ph_error_set(PH_EPERM, "package '%s' may not manage the host; only a package with "
+                                      "'manager = true' in [package] of its package.ini may",
+                            caller->manifest->name);
+    if (!r->manage)
+        return ph_error_set(PH_ESTATE, "host management is not available in this process");
+    return r->manage(r->manage_ud, op, name, out);
 }

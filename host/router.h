@@ -120,6 +120,20 @@ void ph_router_each_instance(ph_router *r, ph_instance_visit_fn fn, void *ud);
 /** Looks up a route of an instance; borrowed, valid while the instance's gate is not swapped. */
 const ph_route *ph_router_find(ph_router *r, const char *address);
 
+/**
+ * Host management reachable from packages (ph_manage_host in the SDK): the
+ * host installs the implementation, so the router needs no knowledge of it.
+ */
+typedef int (*ph_manage_fn)(void *ud, const char *op, const char *name, json_t **out);
+void ph_router_set_manager(ph_router *r, ph_manage_fn fn, void *ud);
+/**
+ * Runs a management operation for `caller`, which must be an instance of a
+ * package with `manager = true`; PH_EPERM otherwise, PH_ESTATE if no
+ * implementation is installed.
+ */
+int ph_router_manage(ph_router *r, ph_instance *caller, const char *op, const char *name,
+                     json_t **out);
+
 /** Milliseconds a call waits at a closed gate before PH_EBUSY (default 5000). */
 void ph_router_set_hold_ms(ph_router *r, int ms);
 

@@ -1360,7 +1360,7 @@ static void test_status_during_reload(void **state)
         free(out);
         resp r;
         req_try(O.port, "POST", "/_/reload/http_fx", auth, NULL, &r);
-        if (!failure && (r.status != 200 || json_integer_value(json_object_get(r.json, "swapped")) != 1))
+        if (!failure && (r.status != 200 || json_integer_value(json_object_get(r.json, "instances")) != 1))
             failure = tu_fmt("reload %d: %d %s%s", i, r.status, r.head, r.body);
         resp_free(&r);
         req_try(O.port, "POST", "/http_fx/actors/fx/build", NULL, NULL, &r);

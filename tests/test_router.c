@@ -352,6 +352,31 @@ static void test_growing_table_keeps_signatures(void **state)
     CHECK(f, "calc.extra.m39", NULL, "null");
 }
 
+/* Host management is for the package manager only (manager = true in its manifest). */
+static int fake_manage(void *ud, const char *op, const char *name, json_t **out)
+{
+    (void)ud;
+    (void)name;
+    *out = json_string(op);
+    return 0;
+}
+
+static void test_manage_needs_manager_flag(void **state)
+{
+    fx *f = *state;
+    ph_instance *calc = ph_router_instance(f->router, "calc");
+    json_t *out = NULL;
+    assert_int_equal(ph_router_manage(f->router, calc, "packages", NULL, &out), PH_EPERM);
+    assert_null(out);
+    assert_true(tu_contains(ph_error_last(), "package 'calc' may not manage the host; only a "
+                                             "package with 'manager = true' in [package]"));
+    ph_router_set_manager(f->router, fake_manage, NULL);
+    ((ph_manifest *)calc->manifest)->manager = true;
+    assert_int_equal(ph_router_manage(f->router, calc, "packages", NULL, &out), 0);
+    assert_string_equal(json_string_value(out), "packages");
+    json_decref(out);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -368,6 +393,7 @@ int main(void)
         T(test_typed_call_without_json),
         T(test_find_and_each),
         T(test_growing_table_keeps_signatures),
+        T(test_manage_needs_manager_flag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -365,6 +365,7 @@ struct ph_host_api {
     /* The instance database */
     int (*db_query)(ph_ctx *ctx, const char *sql, const ph_json *params, ph_json **rows);
     void (*error_reset)(ph_ctx *ctx);
+    int (*manage)(ph_ctx *ctx, const char *op, const char *name, ph_json **out);
 };
 
 /* ---- inline helpers ---- */
@@ -433,6 +434,18 @@ static inline int ph_call(ph_ctx *ctx, const char *address, const ph_json *args,
  * the method recovers from), so the method's own result counts again.
  */
 static inline void ph_error_reset(ph_ctx *ctx) { ctx->api->error_reset(ctx); }
+
+/**
+ * Host management for the package manager: `op` is "packages" (name NULL),
+ * "info", "reload", "unload" or "enable" with a package name. Only a package
+ * whose package.ini says `manager = true` in [package] may call it (others
+ * get PH_E_PERM); its methods that do so should be flagged PH_ADMIN. On
+ * success returns 0 and sets *out (caller frees with ph_json_free).
+ */
+static inline int ph_manage_host(ph_ctx *ctx, const char *op, const char *name, ph_json **out)
+{
+    return ctx->api->manage(ctx, op, name, out);
+}
 
 /** Allocates memory the host may free (results, saved state). */
 static inline void *ph_alloc(ph_ctx *ctx, size_t size) { return ctx->api->alloc(size); }

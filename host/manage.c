@@ -1,0 +1,152 @@
+#include "manage.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "metrics.h"
+#include "reload.h"
+#include "store.h"
+
+/* How long a status read waits for an instance a reload holds. */
+#define PH_MANAGE_GATE_WAIT_MS 2000
+
+/*
+ * What /_/packages says about a loaded instance: the manifest, reason and
+ * build it runs now. A reload rewrites those while the instance's gate is
+ * closed, so they are read inside the gate (and the reload bookkeeping
+ * through ph_reload_info_get). Returns false if a reload held the gate
+ * past PH_MANAGE_GATE_WAIT_MS; e is then left as the plan describes it.
+ */
+static bool running_entry(ph_instance *inst, json_t *e)
+{
+    if (ph_gate_enter(&inst->gate, PH_MANAGE_GATE_WAIT_MS))
+        return false;
+    const ph_manifest *m = inst->manifest;
+    if (m) {
+        json_object_set_new(e, "version", json_string(m->version_text));
+        if (m->description)
+            json_object_set_new(e, "description", json_string(m->description));
+    }
+    if (inst->reason && atomic_load(&inst->state) != PH_INST_RUNNING)
+        json_object_set_new(e, "reason", json_string(inst->reason));
+    ph_reload_info info;
+    if (ph_reload_info_get(inst, &info) == 0) {
+        json_object_set_new(e, "reloads", json_integer(info.reloads));
+        json_object_set_new(e, "reload_failures", json_integer(info.failures));
+        if (info.error)
+            json_object_set_new(e, "reload_error", json_string(info.error));
+        if (info.build[0])
+            json_object_set_new(e, "build", json_string(info.build));
+    }
+    free(info.error);
+    ph_gate_leave(&inst->gate);
+    return true;
+}
+
+static json_t *package_entry(ph_host *host, size_t i)
+{
+    const ph_plan_item *it = &host->plan.items[i];
+    const ph_manifest *m = it->manifest; /* the plan's: what was resolved at start */
+    json_t *deps = json_array();
+    for (size_t d = 0; deps && d < it->n_deps; d++)
+        if (it->deps[d] < host->plan.n)
+            json_array_append_new(deps, json_string(host->plan.items[it->deps[d]].instance));
+    json_t *e = json_pack("{s:s,s:s?,s:s?,s:s?,s:s?,s:s,s:o}", "instance", it->instance, "package",
+                          m ? m->name : NULL, "version", m ? m->version_text : NULL, "description",
+                          m ? m->description : NULL, "mount", it->mount, "state",
+                          ph_metrics_item_state(host, i), "dependencies", deps);
+    ph_instance *inst = host->insts ? host->insts[i] : NULL;
+    if (e && inst) {
+        if (!running_entry(inst, e))
+            json_object_set_new(e, "reloading", json_true());
+    } else if (e && it->reason) {
+        json_object_set_new(e, "reason", json_string(it->reason));
+    }
+    return e;
+}
+
+json_t *ph_manage_packages(ph_host *h)
+{
+    json_t *arr = json_array();
+    pthread_rwlock_rdlock(&h->lock); /* a configuration reload replaces the plan */
+    for (size_t i = 0; arr && i < h->plan.n; i++)
+        if (json_array_append_new(arr, package_entry(h, i))) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    pthread_rwlock_unlock(&h->lock);
+    return arr ? json_pack("{s:o}", "instances", arr) : NULL;
+}
+
+/* The package's manifest, its instances and what each stores. */
+static int package_info(ph_host *h, const char *pkg, json_t **out)
+{
+    json_t *info = NULL, *insts = json_array();
+    pthread_rwlock_rdlock(&h->lock);
+    for (size_t i = 0; insts && i < h->plan.n; i++) {
+        const ph_plan_item *it = &h->plan.items[i];
+        const ph_manifest *m = it->manifest;
+        if (!m || strcmp(m->name, pkg) != 0)
+            continue;
+        if (!info) {
+            json_t *req = json_object();
+            for (size_t k = 0; req && k < m->n_requires; k++)
+                json_object_set_new(req, m->requires[k].name, json_string(m->requires[k].range.text));
+            json_t *params = json_object();
+            for (size_t k = 0; params && k < m->n_params; k++)
+                json_object_set_new(params, m->params[k].key, json_string(m->params[k].value));
+            info = json_pack("{s:s,s:s,s:s?,s:s,s:o,s:o}", "package", m->name, "version",
+                             m->version_text, "description", m->description, "directory", m->dir,
+                             "requires", req ? req : json_object(), "parameters",
+                             params ? params : json_object());
+        }
+        json_t *e = package_entry(h, i), *data = NULL;
+        if (e && ph_store_describe(h->cfg.data_dir, it->instance, &data) == 0 && data)
+            json_object_set_new(e, "data", data);
+        json_array_append_new(insts, e);
+    }
+    pthread_rwlock_unlock(&h->lock);
+    if (!info) {
+        json_decref(insts);
+        return ph_error_set(PH_ENOTFOUND, "no package '%s' is loaded; `plughost list` shows the "
+                                          "installed ones", pkg);
+    }
+    json_object_set_new(info, "instances", insts);
+    *out = info;
+    return 0;
+}
+
+int ph_manage(ph_host *h, const char *op, const char *name, json_t **out)
+{
+    *out = NULL;
+    if (strcmp(op, "packages") == 0) {
+        *out = ph_manage_packages(h);
+        return *out ? 0 : ph_error_set(PH_ENOMEM, "out of memory");
+    }
+    if (!name || !*name)
+        return ph_error_set(PH_EARGS, "'%s' needs a package name", op);
+    if (strcmp(op, "info") == 0)
+        return package_info(h, name, out);
+    int n = 0, rc;
+    const char *result;
+    if (strcmp(op, "reload") == 0) {
+        rc = ph_reload_package(h, name, &n);
+        result = n ? "reloaded" : "already running this build";
+    } else if (strcmp(op, "unload") == 0) {
+        rc = ph_host_unload(h, name, &n);
+        result = "unloaded; data kept";
+    } else if (strcmp(op, "enable") == 0) {
+        rc = ph_host_enable(h, name, &n);
+        result = n ? "running again" : "already running";
+    } else {
+        return ph_error_set(PH_EINVAL, "unknown management operation '%s'; use packages, info, "
+                                       "reload, unload or enable", op);
+    }
+    if (rc)
+        return rc;
+    *out = json_pack("{s:s,s:s,s:i,s:s}", "package", name, "operation", op, "instances", n,
+                     "result", result);
+    return *out ? 0 : ph_error_set(PH_ENOMEM, "out of memory");
+}

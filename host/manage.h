@@ -1,0 +1,32 @@
+/*
+ * Host management, one implementation for every caller: the HTTP host
+ * endpoints (/_/packages, POST /_/reload|unload|enable/<package>) and the
+ * package manager plugin (through the host API's `manage`).
+ */
+#ifndef PH_HOST_MANAGE_H
+#define PH_HOST_MANAGE_H
+
+#include <jansson.h>
+
+#include "host.h"
+
+/**
+ * Instances with package, version, state, dependencies, and for loaded ones
+ * the reload bookkeeping: {"instances": [...]} (new reference, NULL on no
+ * memory). Safe against concurrent reloads and configuration reloads.
+ */
+json_t *ph_manage_packages(ph_host *h);
+
+/**
+ * Runs a management operation:
+ *   "packages"            -> as ph_manage_packages
+ *   "info"    NAME        -> the package's manifest, instances and data
+ *   "reload"  NAME        -> {"package", "swapped", "result"}
+ *   "unload"  NAME        -> stops its instances (data kept)
+ *   "enable"  NAME        -> starts again what unload stopped
+ * Returns 0 with *out (caller owns it) or a negative PH_E* code with detail
+ * in ph_error_last() (PH_EINVAL names the known operations).
+ */
+int ph_manage(ph_host *h, const char *op, const char *name, json_t **out);
+
+#endif
