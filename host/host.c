@@ -13,6 +13,7 @@
 #include "log.h"
 #include "store.h"
 
+
 int ph_host_open(ph_config *cfg, ph_host **out)
 {
     int rc;
@@ -24,6 +25,7 @@ int ph_host_open(ph_config *cfg, ph_host **out)
     memset(cfg, 0, sizeof *cfg);
     pthread_mutex_init(&h->change_mu, NULL);
     pthread_rwlock_init(&h->lock, NULL);
+    h->drain_ms = 10000;
     if ((rc = ph_manifest_discover(h->cfg.package_dirs, h->cfg.n_package_dirs, &h->set)))
         goto fail;
     if ((rc = ph_resolve(&h->cfg, &h->set, &h->plan)))
@@ -98,7 +100,6 @@ static int build_routes(ph_host *h, ph_instance *inst)
     return 0;
 }
 
-/* Loads and starts plan item i. Returns 0, or an error with the reason recorded. */
 /* Opens the database, publishes the routes and starts a loaded instance. */
 static int activate(ph_host *h, ph_instance *inst)
 {
@@ -107,8 +108,7 @@ static int activate(ph_host *h, ph_instance *inst)
         (rc = ph_router_add_instance(h->router, inst))) {
         ph_store_detach(inst);
         atomic_store(&inst->state, PH_INST_FAILED);
-        free(inst->reason);
-        inst->reason = strdup(ph_error_last());
+        ph_instance_set_reason(inst, ph_error_last());
         return rc;
     }
     ph_log_info("starting %s (%s %s)", inst->name, inst->manifest->name,
@@ -128,7 +128,9 @@ static int start_item(ph_host *h, size_t i)
     if ((rc = ph_instance_new(it->instance, it->mount, it->manifest, mod, it->params, it->n_params,
                               &inst)))
         return rc;
+    pthread_rwlock_wrlock(&h->lock); /* status readers walk insts */
     h->insts[i] = inst;
+    pthread_rwlock_unlock(&h->lock);
     return activate(h, inst);
 }
 
@@ -139,12 +141,14 @@ static void record_failure(ph_host *h, size_t i, ph_inst_state state, const char
         atomic_store(&h->insts[i]->state, state);
         /* Keep the reason recorded where the failure happened (it is the precise one). */
         if (!h->insts[i]->reason)
-            h->insts[i]->reason = strdup(reason);
+            ph_instance_set_reason(h->insts[i], reason);
     } else {
-        it->state = state == PH_INST_SKIPPED ? PH_PLAN_SKIPPED : PH_PLAN_FAILED;
         char *copy = strdup(reason);
+        pthread_rwlock_wrlock(&h->lock);
+        it->state = state == PH_INST_SKIPPED ? PH_PLAN_SKIPPED : PH_PLAN_FAILED;
         free(it->reason);
         it->reason = copy;
+        pthread_rwlock_unlock(&h->lock);
     }
 }
 
@@ -200,10 +204,14 @@ void ph_host_stop(ph_host *h)
             continue;
         if (atomic_load(&inst->state) == PH_INST_RUNNING) {
             /* Let calls in flight finish before stop runs. */
-            if (ph_gate_close(&inst->gate, 10000))
-                ph_log_warn("%s: %s; stopping anyway", inst->name, ph_error_last());
+            if (ph_gate_close(&inst->gate, h->drain_ms)) {
+                /* Stopping under a running call would pull its code and data away. */
+                ph_log_error("%s: %s; not stopping it", inst->name, ph_error_last());
+                h->stuck = 1;
+                continue;
+            }
             ph_instance_stop(inst);
-            ph_gate_open(&inst->gate);
+            ph_gate_open(&inst->gate); /* late callers learn it is stopped */
             ph_log_info("%s stopped", inst->name);
         }
         ph_store_detach(inst);
@@ -214,6 +222,11 @@ void ph_host_free(ph_host *h)
 {
     if (!h)
         return;
+    if (h->stuck) {
+        /* A call still runs package code: freeing would pull memory from under it. */
+        ph_log_warn("calls were still running at shutdown; exiting without freeing the host");
+        return;
+    }
     ph_router_free(h->router);
     for (size_t i = 0; h->insts && i < h->plan.n; i++)
         ph_instance_free(h->insts[i]);
@@ -228,6 +241,9 @@ void ph_host_free(ph_host *h)
     for (size_t i = 0; i < h->n_reloaded; i++)
         ph_manifest_free(h->reloaded[i]);
     free(h->reloaded);
+    for (size_t i = 0; i < h->n_old_sets; i++)
+        ph_manifest_set_free(&h->old_sets[i]);
+    free(h->old_sets);
     ph_config_free(&h->cfg);
     free(h->stage_dir);
     free(h->admin_token);
@@ -318,6 +334,19 @@ int ph_host_load_token(ph_host *h)
     return rc;
 }
 
+/*
+ * Stops an instance whose gate is closed and drained, takes its routes away
+ * and closes its database; reopens the gate (late callers get "stopped").
+ */
+static void take_down(ph_host *h, ph_instance *inst, const char *why)
+{
+    ph_instance_stop(inst);
+    ph_router_remove_instance(h->router, inst->name);
+    ph_store_detach(inst);
+    ph_instance_set_reason(inst, why);
+    ph_gate_open(&inst->gate);
+}
+
 /* The first running instance of another package that depends on `pkg`, or NULL. */
 static const char *running_dependent(ph_host *h, const char *pkg)
 {
@@ -350,14 +379,11 @@ static int unload_locked(ph_host *h, const char *pkg, int *n_out)
                                            "its own calls", inst->name);
         if (atomic_load(&inst->state) != PH_INST_RUNNING)
             continue;
-        if (ph_gate_close(&inst->gate, 10000))
-            ph_log_warn("%s: %s; unloading anyway", inst->name, ph_error_last());
-        ph_instance_stop(inst);
-        ph_router_remove_instance(h->router, inst->name);
-        ph_store_detach(inst);
-        free(inst->reason);
-        inst->reason = strdup("removed");
-        ph_gate_open(&inst->gate);
+        if (ph_gate_close(&inst->gate, h->drain_ms)) {
+            ph_error_wrap("instance '%s' is still busy; not unloaded, try again", inst->name);
+            return PH_EBUSY;
+        }
+        take_down(h, inst, "removed");
         ph_log_info("%s unloaded (package %s removed; its data is kept)", inst->name, pkg);
         (*n_out)++;
     }
@@ -368,35 +394,19 @@ static int unload_locked(ph_host *h, const char *pkg, int *n_out)
 
 /* ---- configuration reload ---- */
 
-static int same_params(const ph_plan_item *a, const ph_plan_item *b)
+/* Same package build, mount and parameters: the instance can keep running. */
+static int same_item(const ph_plan_item *a, const ph_plan_item *b)
 {
-    if (a->n_params != b->n_params || strcmp(a->mount, b->mount) != 0 ||
-        a->manifest != b->manifest)
+    if (!a->manifest || !b->manifest || strcmp(a->manifest->name, b->manifest->name) != 0 ||
+        strcmp(a->manifest->version_text, b->manifest->version_text) != 0 ||
+        strcmp(a->manifest->path, b->manifest->path) != 0 || a->n_params != b->n_params ||
+        strcmp(a->mount, b->mount) != 0)
         return 0;
     for (size_t i = 0; i < a->n_params; i++)
         if (strcmp(a->params[i].key, b->params[i].key) != 0 ||
             strcmp(a->params[i].value, b->params[i].value) != 0)
             return 0;
     return 1;
-}
-
-/* Stops and unloads a running instance; it is kept (retired) until the host is freed. */
-static int retire(ph_host *h, ph_instance *inst)
-{
-    ph_instance **p = realloc(h->retired, (h->n_retired + 1) * sizeof *p);
-    if (!p)
-        return ph_error_set(PH_ENOMEM, "out of memory");
-    h->retired = p;
-    if (ph_gate_close(&inst->gate, 10000))
-        ph_log_warn("%s: %s; stopping anyway", inst->name, ph_error_last());
-    ph_instance_stop(inst);
-    ph_router_remove_instance(h->router, inst->name);
-    ph_store_detach(inst);
-    free(inst->reason);
-    inst->reason = strdup("unloaded by a configuration reload");
-    ph_gate_open(&inst->gate);
-    h->retired[h->n_retired++] = inst;
-    return 0;
 }
 
 /* Keeps the running values of settings that only a restart can change. */
@@ -425,70 +435,179 @@ static void keep_restart_settings(ph_host *h, ph_config *cfg)
 #undef SWAP_
 }
 
-int ph_host_reconfigure(ph_host *h, ph_config *cfg)
-{
+/* What a configuration reload will do, decided before anything changes. */
+typedef struct change {
+    ph_config cfg;
+    ph_manifest_set set;
     ph_plan plan;
-    ph_config old;
-    memset(&plan, 0, sizeof plan);
-    pthread_mutex_lock(&h->change_mu);
-    int rc = ph_resolve(cfg, &h->set, &plan);
-    ph_instance **insts = rc ? NULL : calloc(plan.n ? plan.n : 1, sizeof *insts);
-    if (!insts) {
-        if (!rc)
-            rc = ph_error_set(PH_ENOMEM, "out of memory");
-        ph_plan_free(&plan);
-        ph_config_free(cfg);
-        pthread_mutex_unlock(&h->change_mu);
+    ph_instance **insts; /* indexed like plan.items: the instances kept */
+    long *keep;          /* old index -> new index, or -1 to retire */
+} change;
+
+static void change_free(change *c)
+{
+    ph_config_free(&c->cfg);
+    ph_manifest_set_free(&c->set);
+    ph_plan_free(&c->plan);
+    free(c->insts);
+    free(c->keep);
+}
+
+static int plan_change(ph_host *h, change *c)
+{
+    int rc;
+    /* Packages are read again: a new one may have been installed, a reloaded one changed. */
+    if ((rc = ph_manifest_discover(h->cfg.package_dirs, h->cfg.n_package_dirs, &c->set)) ||
+        (rc = ph_resolve(&c->cfg, &c->set, &c->plan)))
         return rc;
-    }
-    pthread_rwlock_wrlock(&h->lock);
-    int kept = 0, stopped = 0, started = 0;
-    /* Unchanged instances move to the new plan; the others stop. */
+    c->insts = calloc(c->plan.n ? c->plan.n : 1, sizeof *c->insts);
+    c->keep = calloc(h->plan.n ? h->plan.n : 1, sizeof *c->keep);
+    if (!c->insts || !c->keep)
+        return ph_error_set(PH_ENOMEM, "out of memory");
     for (size_t i = 0; i < h->plan.n; i++) {
+        ph_instance *inst = h->insts[i];
+        long j = inst ? ph_plan_find(&c->plan, inst->name) : -1;
+        c->keep[i] = -1;
+        if (j >= 0 && c->plan.items[j].state == PH_PLAN_OK &&
+            atomic_load(&inst->state) == PH_INST_RUNNING &&
+            same_item(&h->plan.items[i], &c->plan.items[j])) {
+            c->keep[i] = j;
+            c->insts[j] = inst;
+        }
+    }
+    return 0;
+}
+
+/* Closes and drains the gates of the instances to retire: all or none. */
+static int drain_retirees(ph_host *h, const change *c)
+{
+    for (size_t i = h->plan.n; i-- > 0;) {
+        ph_instance *inst = h->insts[i];
+        if (!inst || c->keep[i] >= 0 || atomic_load(&inst->state) != PH_INST_RUNNING)
+            continue;
+        if (ph_gate_close(&inst->gate, h->drain_ms)) {
+            ph_error_wrap("instance '%s' is still busy; configuration not reloaded, try again",
+                          inst->name);
+            for (size_t k = i + 1; k < h->plan.n; k++)
+                if (h->insts[k] && c->keep[k] < 0 &&
+                    atomic_load(&h->insts[k]->state) == PH_INST_RUNNING)
+                    ph_gate_open(&h->insts[k]->gate);
+            return PH_EBUSY;
+        }
+    }
+    return 0;
+}
+
+/* Retires the drained instances (dependents first); kept ones keep valid parameters. */
+static int apply_retirements(ph_host *h, change *c, int *stopped)
+{
+    ph_instance **p = realloc(h->retired, (h->n_retired + h->plan.n + 1) * sizeof *p);
+    if (!p)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    h->retired = p;
+    for (size_t i = h->plan.n; i-- > 0;) {
         ph_instance *inst = h->insts[i];
         if (!inst)
             continue;
-        long j = ph_plan_find(&plan, inst->name);
-        if (j >= 0 && plan.items[j].state == PH_PLAN_OK && same_params(&h->plan.items[i], &plan.items[j]) &&
-            atomic_load(&inst->state) == PH_INST_RUNNING) {
-            insts[j] = inst;
-            inst->params = plan.items[j].params;
-            inst->n_params = plan.items[j].n_params;
-            kept++;
-        } else if (retire(h, inst) == 0) {
-            stopped++;
+        long j = c->keep[i];
+        if (j >= 0) {
+            /* Equal values: the kept instance's array moves to the new plan, unchanged. */
+            ph_plan_item *o = &h->plan.items[i], *n = &c->plan.items[j];
+            ph_kv *t = o->params;
+            o->params = n->params;
+            n->params = t;
+            continue;
         }
-        h->insts[i] = NULL;
+        if (atomic_load(&inst->state) == PH_INST_RUNNING) {
+            take_down(h, inst, "unloaded by a configuration reload");
+            (*stopped)++;
+        } else {
+            ph_router_remove_instance(h->router, inst->name);
+            ph_store_detach(inst);
+        }
+        h->retired[h->n_retired++] = inst; /* late callers may still hold it */
     }
+    return 0;
+}
+
+/* Installs the new plan; the old manifests stay alive for instances that point into them. */
+static int swap_in(ph_host *h, change *c)
+{
+    ph_manifest_set *sets = realloc(h->old_sets, (h->n_old_sets + 1) * sizeof *sets);
+    if (!sets)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    h->old_sets = sets;
+    pthread_rwlock_wrlock(&h->lock);
+    h->old_sets[h->n_old_sets++] = h->set;
+    h->set = c->set;
+    memset(&c->set, 0, sizeof c->set);
     free(h->insts);
-    h->insts = insts;
+    h->insts = c->insts;
+    c->insts = NULL;
     ph_plan_free(&h->plan);
-    h->plan = plan;
-    keep_restart_settings(h, cfg);
-    old = h->cfg;
-    h->cfg = *cfg;
-    memset(cfg, 0, sizeof *cfg);
-    ph_config_free(&old);
+    h->plan = c->plan;
+    memset(&c->plan, 0, sizeof c->plan);
+    keep_restart_settings(h, &c->cfg);
+    ph_config t = h->cfg;
+    h->cfg = c->cfg;
+    c->cfg = t;
+    pthread_rwlock_unlock(&h->lock);
     ph_log_set_level(h->cfg.log_level);
-    /* New and changed instances start, in dependency order. */
+    return 0;
+}
+
+/* Starts what the new plan has that is not running yet, in dependency order. */
+static int start_new(ph_host *h)
+{
+    int started = 0;
     for (size_t i = 0; i < h->plan.n; i++) {
-        if (h->insts[i] || h->plan.items[i].state != PH_PLAN_OK)
+        ph_plan_item *it = &h->plan.items[i];
+        if (h->insts[i] || it->state != PH_PLAN_OK)
             continue;
         const char *dep = failed_dependency(h, i);
         if (dep) {
-            ph_log_error("%s: skipped: depends on '%s', which is not running",
-                         h->plan.items[i].instance, dep);
+            char msg[512];
+            snprintf(msg, sizeof msg, "skipped: depends on '%s', which is not running", dep);
+            record_failure(h, i, PH_INST_SKIPPED, msg);
+            ph_log_error("%s: %s", it->instance, msg);
             continue;
         }
-        if ((rc = start_item(h, i)) == 0) {
+        int rc = start_item(h, i);
+        if (rc == 0) {
             started++;
-            ph_log_info("%s is running", h->plan.items[i].instance);
-        } else {
-            ph_log_error("%s: %s", h->plan.items[i].instance, ph_error_last());
+            ph_log_info("%s is running", it->instance);
+        } else if (rc != PH_EDECLINED) {
+            record_failure(h, i, PH_INST_FAILED, ph_error_last());
+            ph_log_error("%s: %s", it->instance, ph_error_last());
         }
     }
-    pthread_rwlock_unlock(&h->lock);
+    return started;
+}
+
+int ph_host_reconfigure(ph_host *h, ph_config *cfg)
+{
+    change c;
+    memset(&c, 0, sizeof c);
+    c.cfg = *cfg;
+    memset(cfg, 0, sizeof *cfg);
+    pthread_mutex_lock(&h->change_mu);
+    int stopped = 0, kept = 0, started = 0;
+    int rc = plan_change(h, &c);
+    if (!rc)
+        rc = drain_retirees(h, &c);
+    if (!rc)
+        rc = apply_retirements(h, &c, &stopped);
+    if (!rc)
+        rc = swap_in(h, &c);
+    if (!rc) {
+        for (size_t i = 0; i < h->plan.n; i++)
+            kept += h->insts[i] != NULL;
+        started = start_new(h);
+    }
     pthread_mutex_unlock(&h->change_mu);
+    change_free(&c);
+    if (rc)
+        return rc;
     ph_log_info("configuration reloaded: %d instance(s) kept, %d stopped, %d started", kept,
                 stopped, started);
     return 0;

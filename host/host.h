@@ -26,6 +26,11 @@ typedef struct ph_host {
     size_t n_reloaded;
     ph_instance **retired; /* unloaded by a configuration reload; freed with the host */
     size_t n_retired;
+    ph_manifest_set *old_sets; /* manifests before a configuration reload (kept instances
+                                  point into them); freed with the host */
+    size_t n_old_sets;
+    int stuck; /* a call did not finish at shutdown: the host is not freed */
+    int drain_ms; /* how long stop/unload/configuration reload wait for calls (10000) */
     pthread_mutex_t change_mu; /* serialises hot reloads and configuration reloads */
     pthread_rwlock_t lock;     /* plan and insts: read by status outputs, replaced by
                                   ph_host_reconfigure */
@@ -67,10 +72,12 @@ int ph_host_unload(ph_host *h, const char *pkg, int *n_out);
 int ph_host_enable(ph_host *h, const char *pkg, int *n_out);
 
 /**
- * Applies a re-read configuration to a running host (SIGHUP): instances that
- * are gone or whose package or parameters changed are stopped and unloaded
- * (their data kept), new and changed ones are loaded and started; the rest
- * keep running untouched. Takes ownership of *cfg (zeroes it). [host]
+ * Applies a re-read configuration to a running host (SIGHUP): the package
+ * directories are read again; instances that are gone or whose package
+ * version, mount or parameters changed are stopped and unloaded (their data
+ * kept), new and changed ones are loaded and started; the rest keep running
+ * untouched. If an instance to stop is still busy after the drain bound,
+ * nothing changes (PH_EBUSY). Takes ownership of *cfg (zeroes it). [host]
  * package_dirs/data_dir, [http] and [auth] need a restart: a change there is
  * reported and the running values stay. Returns 0, or an error (nothing
  * changed) when the new configuration cannot be resolved.

@@ -94,6 +94,8 @@ int ph_instance_new(const char *name, const char *mount, const ph_manifest *m, p
     inst->n_params = n_params;
     atomic_init(&inst->state, PH_INST_LOADED);
     atomic_init(&inst->routes, NULL);
+    atomic_init(&inst->reason, NULL);
+    pthread_mutex_init(&inst->reason_mu, NULL);
     if (!(inst->name = strdup(name)) || !(inst->mount = strdup(mount)) || build_callable(inst)) {
         ph_module_close(mod);
         goto nomem;
@@ -122,16 +124,35 @@ void ph_instance_free(ph_instance *inst)
     ph_version_free(inst->cur);
     free(inst->callable);
     free(inst->reason);
+    for (size_t i = 0; i < inst->n_old_reasons; i++)
+        free(inst->old_reasons[i]);
+    free(inst->old_reasons);
+    pthread_mutex_destroy(&inst->reason_mu);
     free(inst->reload_error);
     free(inst->mount);
     free(inst->name);
     free(inst);
 }
 
+void ph_instance_set_reason(ph_instance *inst, const char *text)
+{
+    char *copy = text ? strdup(text) : NULL;
+    pthread_mutex_lock(&inst->reason_mu);
+    char *old = atomic_exchange(&inst->reason, copy);
+    if (old) {
+        char **p = realloc(inst->old_reasons, (inst->n_old_reasons + 1) * sizeof *p);
+        if (p) {
+            inst->old_reasons = p;
+            inst->old_reasons[inst->n_old_reasons++] = old;
+        } /* else: leaked rather than freed under a reader */
+    }
+    pthread_mutex_unlock(&inst->reason_mu);
+}
+
 static void set_reason(ph_instance *inst, char *text)
 {
-    free(inst->reason);
-    inst->reason = text;
+    ph_instance_set_reason(inst, text);
+    free(text);
 }
 
 int ph_version_step(ph_version *v, ph_lifecycle_fn fn, const char *what, char **reason)

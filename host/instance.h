@@ -53,7 +53,11 @@ typedef struct ph_instance {
     ph_kv *params;               /* borrowed from the plan */
     size_t n_params;
     _Atomic int state;           /* ph_inst_state */
-    char *reason;                /* why failed/declined/skipped */
+    char *_Atomic reason;        /* why failed/declined/skipped; set with ph_instance_set_reason */
+    char **old_reasons;          /* replaced reasons, freed with the instance: readers that
+                                    loaded the pointer may still use them */
+    size_t n_old_reasons;
+    pthread_mutex_t reason_mu;
     ph_gate gate;
     struct ph_routes *_Atomic routes; /* swapped only while the gate is closed */
     struct ph_store *store;      /* the instance database, NULL until opened */
@@ -99,6 +103,13 @@ int ph_instance_start(ph_instance *inst);
 void ph_instance_stop(ph_instance *inst);
 
 const char *ph_inst_state_name(ph_inst_state s);
+
+/**
+ * Sets why the instance is not running (copied; NULL clears). Readers may
+ * load inst->reason at any time: a replaced text stays valid until the
+ * instance is freed.
+ */
+void ph_instance_set_reason(ph_instance *inst, const char *text);
 
 /** Value of a parameter, or NULL. */
 const char *ph_instance_param(const ph_instance *inst, const char *name);

@@ -1,5 +1,6 @@
 /* plughost: the command line. */
 #include <errno.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <getopt.h>
 #include <signal.h>
@@ -622,6 +623,84 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return flag == FTW_DP ? rmdir(path) : unlink(path);
 }
 
+/*
+ * The entry of a package directory that holds package `dir` (a realpath),
+ * or NULL: only a direct child of a package directory is removed, never a
+ * package directory itself. *is_link says the entry is a symlink.
+ */
+static char *package_entry_of(const ph_config *cfg, const char *dir, int *is_link)
+{
+    for (size_t i = 0; i < cfg->n_package_dirs; i++) {
+        DIR *d = opendir(cfg->package_dirs[i]);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            if (e->d_name[0] == '.')
+                continue;
+            char *path = NULL, *real = NULL;
+            struct stat st;
+            if (asprintf(&path, "%s/%s", cfg->package_dirs[i], e->d_name) < 0)
+                continue;
+            real = realpath(path, NULL);
+            if (real && strcmp(real, dir) == 0 && lstat(path, &st) == 0) {
+                *is_link = S_ISLNK(st.st_mode);
+                free(real);
+                closedir(d);
+                return path;
+            }
+            free(real);
+            free(path);
+        }
+        if (d)
+            closedir(d);
+    }
+    return NULL;
+}
+
+static int manifests_in_tree;
+static int count_manifests(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    if (flag == FTW_F && strcmp(path + ftw->base, "package.ini") == 0)
+        manifests_in_tree++;
+    return 0;
+}
+
+/*
+ * Deletes the package's own directory (with `dry`, only checks it may),
+ * refusing anything that holds more than the package.
+ */
+static int delete_package_dir(const ph_config *cfg, const ph_manifest *m, int dry)
+{
+    int is_link = 0;
+    char *entry = package_entry_of(cfg, m->dir, &is_link);
+    if (!entry)
+        return ph_error_set(PH_EPERM, "package '%s' is not a directory of its own inside a "
+                                      "package directory (%s); remove its files by hand",
+                            m->name, m->dir);
+    int rc = 0;
+    if (is_link) {
+        /* A linked package: remove the link, never what it points to. */
+        if (!dry && unlink(entry) != 0)
+            rc = ph_error_set(PH_EIO, "cannot remove %s: %s", entry, strerror(errno));
+        free(entry);
+        return rc;
+    }
+    char *data = realpath(cfg->data_dir, NULL);
+    size_t n = strlen(m->dir);
+    manifests_in_tree = 0;
+    nftw(m->dir, count_manifests, 16, FTW_PHYS);
+    if (data && strncmp(data, m->dir, n) == 0 && (data[n] == '/' || data[n] == 0))
+        rc = ph_error_set(PH_EPERM, "%s holds the data directory %s; not deleting it", m->dir, data);
+    else if (manifests_in_tree != 1)
+        rc = ph_error_set(PH_EPERM, "%s holds %d package manifests, not just its own; not deleting "
+                                    "it", m->dir, manifests_in_tree);
+    else if (!dry && nftw(m->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        rc = ph_error_set(PH_EIO, "cannot delete %s: %s", m->dir, strerror(errno));
+    free(data);
+    free(entry);
+    return rc;
+}
+
 /* Asks a running host to unload `pkg`: 0 done or no host running, 1 refused. */
 static int unload_remote(cli *c, const char *pkg)
 {
@@ -687,6 +766,11 @@ static int cmd_remove(cli *c, int argc, char **argv)
     const char *pkg = argv[0];
     ph_host *h = NULL;
     int status = 1;
+    /* The name becomes a path component of the data directory: it must be a plain name. */
+    if (ph_config_check_name("package", pkg, PH_EINVAL)) {
+        print_error("remove");
+        return 2;
+    }
     if (open_host(c, &h)) {
         print_error(NULL);
         return 1;
@@ -711,11 +795,15 @@ static int cmd_remove(cli *c, int argc, char **argv)
                         "`plughost list` shows what is installed\n", pkg);
         goto cleanup;
     }
+    if (m && delete_package_dir(&h->cfg, m, 1)) {
+        print_error("remove");
+        goto cleanup;
+    }
     if (unload_remote(c, pkg))
         goto cleanup;
     if (m) {
-        if (nftw(m->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) {
-            fprintf(stderr, "plughost remove: cannot delete %s: %s\n", m->dir, strerror(errno));
+        if (delete_package_dir(&h->cfg, m, 0)) {
+            print_error("remove");
             goto cleanup;
         }
         printf("removed package %s %s (%s)\n", m->name, m->version_text, m->dir);
@@ -761,7 +849,7 @@ static int cmd_new(cli *c, int argc, char **argv)
         return 2;
     }
     const char *name = argv[0];
-    if (ph_config_check_name("package name", name, PH_EINVAL)) {
+    if (ph_config_check_name("package", name, PH_EINVAL)) {
         print_error("new");
         return 2;
     }

@@ -29,8 +29,9 @@ static bool running_entry(ph_instance *inst, json_t *e)
         if (m->description)
             json_object_set_new(e, "description", json_string(m->description));
     }
-    if (inst->reason && atomic_load(&inst->state) != PH_INST_RUNNING)
-        json_object_set_new(e, "reason", json_string(inst->reason));
+    const char *why = atomic_load(&inst->reason);
+    if (why && atomic_load(&inst->state) != PH_INST_RUNNING)
+        json_object_set_new(e, "reason", json_string(why));
     ph_reload_info info;
     if (ph_reload_info_get(inst, &info) == 0) {
         json_object_set_new(e, "reloads", json_integer(info.reloads));

@@ -254,10 +254,12 @@ static void restore_state(ph_version *v, const saved_state *s)
 /* Points the instance at version v (with its manifest and store) and publishes its routes. */
 static int install(ph_instance *inst, ph_version *v, const ph_manifest *m, ph_store *store)
 {
+    pthread_mutex_lock(&status_mu); /* ph_reload_info_get reads module->hash without the gate */
     inst->cur = v;
     inst->module = v->module;
     inst->manifest = m;
     inst->store = store;
+    pthread_mutex_unlock(&status_mu);
     ph_routes *t = NULL;
     int rc = build_routes(inst, v, &t);
     if (!rc)
@@ -299,8 +301,10 @@ static void roll_back(ph_instance *inst, previous *p)
         ph_logf(PH_L_ERROR, inst->name, "rollback failed too (%s); the instance is down",
                 ph_error_last());
     } else if (p->was_running) {
+        /* stop released what prepare acquired: the old version prepares again. */
         restore_state(p->v, &p->state);
-        if (ph_version_step(p->v, p->v->module->desc->start, "start", &reason) == PH_OK) {
+        if (ph_version_step(p->v, p->v->module->desc->prepare, "prepare", &reason) == PH_OK &&
+            ph_version_step(p->v, p->v->module->desc->start, "start", &reason) == PH_OK) {
             atomic_store(&inst->state, PH_INST_RUNNING);
         } else {
             atomic_store(&inst->state, PH_INST_FAILED);
@@ -316,7 +320,7 @@ static void roll_back(ph_instance *inst, previous *p)
 
 /* Starts the prepared version nv in place of p->v; the gate is closed and empty. */
 static int switch_to(ph_host *h, ph_instance *inst, ph_version *nv, const ph_manifest *nm,
-                     ph_store *nstore, previous *p, const char *hash)
+                     ph_store *nstore, int commit, previous *p, const char *hash)
 {
     char *reason = NULL;
     if (p->was_running) {
@@ -330,6 +334,10 @@ static int switch_to(ph_host *h, ph_instance *inst, ph_version *nv, const ph_man
         if (s != PH_OK)
             rc = ph_error_set(PH_EPACKAGE, "new build of '%s' (%s): %s", inst->name, hash,
                               reason ? reason : "start declined");
+        /* A migration becomes permanent only with a started new version. */
+        else if (commit && (rc = ph_store_commit(nstore)))
+            ph_error_wrap("new build of '%s' (%s): the migration to %s could not be committed",
+                          inst->name, hash, nm->version_text);
     }
     free(reason);
     (void)h;
@@ -441,19 +449,17 @@ static int swap_instance(ph_host *h, ph_instance *inst, const ph_manifest *nm, c
         ph_gate_open(&inst->gate);
         goto discard;
     }
-    rc = switch_to(h, inst, nv, nm, nstore, &p, hash);
-    if (!rc && !same_version && ph_store_commit(nstore))
-        ph_logf(PH_L_ERROR, inst->name, "the migration to %s could not be committed: %s",
-                nm->version_text, ph_error_last());
-    ph_gate_open(&inst->gate);
+    rc = switch_to(h, inst, nv, nm, nstore, !same_version, &p, hash);
     double held = ms_since(&t0);
+    if (!rc)
+        record_success(inst, held); /* before the new build serves its first call */
+    ph_gate_open(&inst->gate);
     if (rc)
         goto discard; /* rolled back: the old version serves */
     free(p.state.data);
     free(p.callable);
     ph_store_close(p.store);
     ph_version_free(p.v);
-    record_success(inst, held);
     ph_logf(PH_L_INFO, inst->name, "reloaded %s %s -> %s %s (build %s, gate closed %.2f ms)",
             p.m->name, p.m->version_text, nm->name, nm->version_text, hash, held);
     free(reason);

@@ -411,10 +411,10 @@ static int enter_instance(ph_router *r, ph_instance *caller, const char *address
     }
     int state = atomic_load(&inst->state);
     if (state != PH_INST_RUNNING) {
+        const char *why = atomic_load(&inst->reason); /* stays valid while inst lives */
         ph_gate_leave(&inst->gate);
         return ph_error_set(PH_ESTATE, "instance '%s' is %s%s%s", inst->name,
-                            ph_inst_state_name(state), inst->reason ? ": " : "",
-                            inst->reason ? inst->reason : "");
+                            ph_inst_state_name(state), why ? ": " : "", why ? why : "");
     }
     *out = inst;
     return 0;

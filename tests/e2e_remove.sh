@@ -54,4 +54,23 @@ backup=$(sed -n 's/.*a backup was written first: //p' <<<"$out")
 [ ! -e "$tmp/data/notes/notes.db" ] || fail "purge left the database"
 install_pkg notes
 [ "$(ph call --local notes.note.count)" = 0 ] || fail "purged data came back"
+# never more than the package: not a package directory itself, not a link's target
+mkdir -p "$tmp/odd/pk" "$tmp/odd/src"
+cp -r "$PH_EXAMPLES/hello" "$tmp/odd/src/linked"
+sed -i 's/^name = hello/name = linked/' "$tmp/odd/src/linked/package.ini"
+ln -s "$tmp/odd/src/linked" "$tmp/odd/pk/linked"
+cp "$PH_EXAMPLES/calc/package.ini" "$tmp/odd/pk/package.ini"
+sed -i 's/^name = calc/name = top/' "$tmp/odd/pk/package.ini"
+echo "int main(void) { return 0; }" >"$tmp/odd/src/main.c"
+odd() { "$PH_BIN" --packages "$tmp/odd/pk" --data-dir "$tmp/odd/data" --log-level error "$@"; }
+set +e; out=$(odd remove top 2>&1); rc=$?; set -e
+[ $rc = 1 ] || fail "removing a package directory itself should fail: $out"
+grep -q "package 'top' is not a directory of its own inside a package directory" <<<"$out" || fail "$out"
+[ -f "$tmp/odd/pk/package.ini" ] || fail "the package directory was touched"
+odd remove linked >/dev/null
+[ ! -e "$tmp/odd/pk/linked" ] || fail "the link is still there"
+[ -f "$tmp/odd/src/linked/package.ini" ] && [ -f "$tmp/odd/src/main.c" ] || fail "the link's target was deleted"
+set +e; out=$(odd remove --purge ../x 2>&1); rc=$?; set -e
+[ $rc = 2 ] || fail "a path as a name should be refused: $out"
+grep -q "invalid package name '../x'" <<<"$out" || fail "$out"
 echo "1 passed, 0 failed"

@@ -813,6 +813,76 @@ static void test_reload_from_inside_refused(void **state)
     free(b);
 }
 
+/* Builds the host's configuration again, as SIGHUP does, over the same package directory. */
+static int reconfigure_same(fx *f)
+{
+    ph_config cfg;
+    if (ph_config_defaults(&cfg))
+        fail_msg("ph_config_defaults: %s", ph_error_last());
+    for (size_t i = 0; i < cfg.n_package_dirs; i++)
+        free(cfg.package_dirs[i]);
+    cfg.package_dirs[0] = strdup(f->pk);
+    cfg.n_package_dirs = 1;
+    free(cfg.data_dir);
+    cfg.data_dir = tu_fmt("%s/data", f->tmp);
+    return ph_host_reconfigure(f->h, &cfg);
+}
+
+/*
+ * A configuration reload after a hot reload keeps the reloaded instance as
+ * it is (same build, state and count), and it finds a package installed
+ * since the start.
+ */
+static void test_sighup_after_reload_keeps_instance(void **state)
+{
+    fx *f = *state;
+    static const char *const pk[] = {"reload_fx", NULL};
+    start_host(f, pk);
+    incr_n(f, 3);
+    char *b2 = fx_build(f, "1.1.0", "-DRELOAD_TAG=2");
+    set_version(f, "1.1.0");
+    sh("cp '%s' '%s'", b2, f->lib);
+    int swapped = 0;
+    if (ph_reload_package(f->h, "reload_fx", &swapped))
+        fail_msg("reload: %s", ph_error_last());
+    assert_int_equal(swapped, 1);
+    ph_instance *before = inst_of(f, "reload_fx");
+    char *dep = fx_pkgdir("reload_dep"), *out = NULL;
+    if (tu_run(&out, "cp -r '%s' '%s/'", dep, f->pk) != 0)
+        fail_msg("cannot copy %s: %s", dep, out);
+    free(out);
+    free(dep);
+    if (reconfigure_same(f))
+        fail_msg("reconfigure: %s", ph_error_last());
+    assert_ptr_equal(inst_of(f, "reload_fx"), before);
+    assert_int_equal(tag_of(f), 2);
+    assert_int_equal(count_of(f), 3);
+    assert_string_equal(inst_of(f, "reload_fx")->manifest->version_text, "1.1.0");
+    /* the package copied in since the start now runs */
+    assert_int_equal(atomic_load(&inst_of(f, "reload_dep")->state), PH_INST_RUNNING);
+    free(b2);
+}
+
+/* Unloading an instance with a call inside waits, then refuses; the call finishes intact. */
+static void test_unload_busy_refused(void **state)
+{
+    fx *f = *state;
+    static const char *const pk[] = {"reload_fx", NULL};
+    start_host(f, pk);
+    f->h->drain_ms = 200;
+    bg_call c;
+    bg_start(&c, f->h, "reload_fx.fx.slow", "{\"ms\":1500}", 0);
+    usleep(200 * 1000);
+    int n = 0;
+    assert_int_equal(ph_host_unload(f->h, "reload_fx", &n), PH_EBUSY);
+    assert_true(tu_contains(ph_error_last(), "instance 'reload_fx' is still busy; not unloaded"));
+    assert_int_equal(atomic_load(&inst_of(f, "reload_fx")->state), PH_INST_RUNNING);
+    bg_join(&c);
+    assert_int_equal(c.rc, 0);
+    assert_int_equal(ph_host_unload(f->h, "reload_fx", &n), 0);
+    assert_int_equal(n, 1);
+}
+
 /* ------------------------------------------------------------------ */
 /* Dependencies                                                         */
 /* ------------------------------------------------------------------ */
@@ -1211,6 +1281,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gnu_unique_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_migration_keeps_old, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_failure_rolls_back_migration, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sighup_after_reload_keeps_instance, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unload_busy_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stuck_call_drain_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nested_and_cross_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_from_inside_refused, setup, teardown),
