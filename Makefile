@@ -1,6 +1,7 @@
 # Thin wrapper around CMake: deps, build, run, test, bench.
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+BUILD_TSAN ?= build-tsan
 MAKEFLAGS  += --no-print-directory
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG     ?= examples/host.ini
@@ -10,7 +11,7 @@ DEB_PACKAGES = build-essential cmake pkg-config libffi-dev libinih-dev \
                libsqlite3-dev sqlite3 libmicrohttpd-dev libjansson-dev \
                libcmocka-dev wrk valgrind curl python3-prometheus-client
 
-.PHONY: all deps build run test test-asan bench install clean
+.PHONY: all deps build run test test-asan test-tsan bench install clean
 
 all: build
 
@@ -36,12 +37,21 @@ run: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	$(MAKE) test-asan
+	$(MAKE) test-tsan
 
 test-asan: deps
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DPH_SANITIZE=ON -DPH_BUILD_BENCH=OFF
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS)
+
+# The concurrency tests (gate, router, hot reload, configuration reload,
+# HTTP) under ThreadSanitizer: any reported race fails the run.
+test-tsan: deps
+	cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=Debug -DPH_TSAN=ON -DPH_BUILD_BENCH=OFF
+	cmake --build $(BUILD_TSAN) -j $(JOBS)
+	cd $(BUILD_TSAN) && TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
+	  ctest --output-on-failure -j $(JOBS) -R 'test_(gate|router|reload|host|http)|e2e_(sighup|pkgmgr)'
 
 bench: build
 	./bench/run.sh $(BUILD)
@@ -50,4 +60,4 @@ install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)

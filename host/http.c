@@ -31,6 +31,7 @@ struct ph_http {
     size_t max_body;
     int max_depth;
     int timeout_s;
+    bool require_token; /* [auth] settings are read once: they need a restart */
     atomic_long inflight;
     atomic_bool stopping;
     atomic_ulong by_class[6]; /* responses by status class: [1] 1xx ... [5] 5xx */
@@ -1055,7 +1056,7 @@ static enum MHD_Result dispatch(call *k)
         ret = send_error(k, PH_EAUTH, "the bearer token is wrong; send 'Authorization: Bearer "
                                       "<token>' with the admin token (in the file set by [auth] "
                                       "token_file of host.ini)");
-    } else if (k->h->host->cfg.auth.require_token && !k->admin &&
+    } else if (k->h->require_token && !k->admin &&
                !(p.n == 2 && is(p.segs[0], "_") && is(p.segs[1], "health"))) {
         ret = send_error(k, PH_EAUTH, "this host requires the admin token on every request "
                                       "([auth] require_token); send 'Authorization: Bearer <token>'");
@@ -1232,6 +1233,7 @@ int ph_http_start(ph_host *host, ph_http **out)
         return ph_error_set(PH_ENOMEM, "out of memory starting the HTTP server");
     h->host = host;
     h->max_body = hc->max_body ? hc->max_body : 1024 * 1024;
+    h->require_token = host->cfg.auth.require_token;
     h->max_depth = hc->max_json_depth > 0 ? hc->max_json_depth : 64;
     h->timeout_s = hc->connection_timeout > 0 ? hc->connection_timeout : 15;
     unsigned threads = hc->threads > 0 ? (unsigned)hc->threads : 4;

@@ -4,15 +4,16 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include "error.h"
 
-static volatile ph_level current_level = PH_L_INFO;
+static _Atomic int current_level = PH_L_INFO; /* changed by a configuration reload */
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void ph_log_set_level(ph_level level) { current_level = level; }
-ph_level ph_log_get_level(void) { return current_level; }
+ph_level ph_log_get_level(void) { return (ph_level)current_level; }
 
 int ph_log_parse_level(const char *text, ph_level *out)
 {
@@ -27,7 +28,7 @@ int ph_log_parse_level(const char *text, ph_level *out)
 
 void ph_logv(ph_level level, const char *who, const char *fmt, va_list ap)
 {
-    if (level > current_level)
+    if ((int)level > current_level)
         return;
     char line[4096];
     struct timespec ts;

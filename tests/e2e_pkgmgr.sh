@@ -40,4 +40,7 @@ grep -q '"title":"kept"' <<<"$(curl -s "$u/notes/models/note")" || fail "data lo
 out=$(post -H "Authorization: Bearer $tok" "$u/pkgmgr/actors/packages/reload" -d '{"name":"hello"}')
 grep -q '"result":"already running this build"' <<<"$out" || fail "reload: $out"
 curl -s "$u/pkgmgr/" | grep -q "<title>plughost packages</title>" || fail "web page not served"
+if grep -E "ThreadSanitizer|AddressSanitizer|LeakSanitizer|runtime error" "$tmp/run.log" >/dev/null; then
+  fail "the server reported a sanitizer error: $(grep -m1 -E 'Sanitizer|runtime error' "$tmp/run.log")"
+fi
 echo "1 passed, 0 failed"

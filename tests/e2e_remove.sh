@@ -73,4 +73,7 @@ odd remove linked >/dev/null
 set +e; out=$(odd remove --purge ../x 2>&1); rc=$?; set -e
 [ $rc = 2 ] || fail "a path as a name should be refused: $out"
 grep -q "invalid package name '../x'" <<<"$out" || fail "$out"
+if grep -E "ThreadSanitizer|AddressSanitizer|LeakSanitizer|runtime error" "$tmp/run.log" >/dev/null; then
+  fail "the server reported a sanitizer error: $(grep -m1 -E 'Sanitizer|runtime error' "$tmp/run.log")"
+fi
 echo "1 passed, 0 failed"

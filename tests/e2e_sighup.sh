@@ -71,4 +71,7 @@ grep -q "not_found" <<<"$out" || fail "expected not_found, got: $out"
 [ "$(ph call counter.counter.get)" = 5 ] || fail "counter lost its state"
 kill "$pid"; wait "$pid" || true; pid=
 grep -q "stopped cleanly" "$tmp/run.log" || fail "no clean stop"
+if grep -E "ThreadSanitizer|AddressSanitizer|LeakSanitizer|runtime error" "$tmp/run.log" >/dev/null; then
+  fail "the server reported a sanitizer error: $(grep -m1 -E 'Sanitizer|runtime error' "$tmp/run.log")"
+fi
 echo "1 passed, 0 failed"
