@@ -299,6 +299,10 @@ static int cmd_run(cli *c, int argc, char **argv)
                 "   |   curl -s http://%s:%d/_/packages",
                 h->cfg.http.listen_addr, ph_http_port(http), h->cfg.http.listen_addr,
                 ph_http_port(http));
+    ph_instance *pm = ph_router_instance(h->router, "pkgmgr");
+    if (pm && atomic_load(&pm->state) == PH_INST_RUNNING)
+        ph_log_info("package manager: open http://%s:%d%s/ in a browser", h->cfg.http.listen_addr,
+                    ph_http_port(http), pm->mount);
     int sig = 0;
     for (;;) {
         if (sigwait(&set, &sig) != 0)
