@@ -123,8 +123,7 @@ static void bench_gate(int rounds)
     printf("  gate enter+leave alone              %8.1f ns\n", ns[1]);
     printf("  routed call + a second gate pair    %8.1f ns\n", ns[2]);
     printf("ratios (median of per-round ratios):\n");
-    printf("  routed / routed without gate        %6.3fx  (target <= 1.1)\n",
-           pct(r1, rounds, 0.5));
+    printf("  routed / routed without gate        %6.3fx  (target <= 1.1)\n", pct(r1, rounds, 0.5));
     printf("  routed + extra gate / routed        %6.3fx  (cross-check)\n", pct(r2, rounds, 0.5));
 }
 

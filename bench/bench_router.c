@@ -142,8 +142,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_router: cannot start calc from %s: %s\n", argv[1], ph_error_last());
         return 1;
     }
-    subject s[] = {{"direct call", run_direct, {0}},   {"libffi call", run_ffi, {0}},
-                   {"typed routed", run_typed, {0}},   {"jansson parse+dump", run_json_baseline, {0}},
+    subject s[] = {{"direct call", run_direct, {0}},
+                   {"libffi call", run_ffi, {0}},
+                   {"typed routed", run_typed, {0}},
+                   {"jansson parse+dump", run_json_baseline, {0}},
                    {"JSON routed", run_json_routed, {0}}};
     const int n = (int)(sizeof s / sizeof s[0]);
     for (int r = 0; r < rounds; r++) {

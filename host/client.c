@@ -32,8 +32,9 @@ static int parse_url(const char *url, endpoint *out)
 {
     memset(out, 0, sizeof(*out));
     if (strncmp(url, "http://", 7) != 0)
-        return ph_error_set(PH_EINVAL, "URL '%s' is not supported; use http://HOST:PORT (the "
-                                       "host's [http] listen address)",
+        return ph_error_set(PH_EINVAL,
+                            "URL '%s' is not supported; use http://HOST:PORT (the "
+                            "host's [http] listen address)",
                             url);
     const char *h = url + 7, *end = h + strcspn(h, "/?#"), *colon;
     const char *hs = h, *he;
@@ -85,8 +86,9 @@ static int connect_to(const endpoint *e, const char *url, int *fd_out)
     }
     freeaddrinfo(res);
     if (fd < 0)
-        return ph_error_set(PH_EIO, "cannot connect to %s: %s; is `plughost run` up? Start it, "
-                                    "or pass --url with the address it listens on",
+        return ph_error_set(PH_EIO,
+                            "cannot connect to %s: %s; is `plughost run` up? Start it, "
+                            "or pass --url with the address it listens on",
                             url, strerror(err));
     *fd_out = fd;
     return 0;
@@ -116,8 +118,8 @@ static int recv_all(int fd, char **out, size_t *len, const char *url)
         if (n == cap) {
             if (cap >= MAX_RESPONSE) {
                 free(buf);
-                return ph_error_set(PH_ETOOBIG, "the response from %s is larger than %u bytes",
-                                    url, MAX_RESPONSE);
+                return ph_error_set(PH_ETOOBIG, "the response from %s is larger than %u bytes", url,
+                                    MAX_RESPONSE);
             }
             char *b = realloc(buf, cap * 2 + 1);
             if (!b) {
@@ -195,8 +197,9 @@ static int parse_response(char *raw, size_t n, const char *url, ph_client_respon
     char *hend = memmem(raw, n, "\r\n\r\n", 4);
     int status = 0;
     if (!hend || sscanf(raw, "HTTP/1.%*d %d", &status) != 1 || status < 100 || status > 599)
-        return ph_error_set(PH_EIO, "%s did not answer with HTTP; is the URL the plughost's "
-                                    "[http] listen address?",
+        return ph_error_set(PH_EIO,
+                            "%s did not answer with HTTP; is the URL the plughost's "
+                            "[http] listen address?",
                             url);
     char *body = hend + 4;
     size_t blen = n - (size_t)(body - raw), vlen;
@@ -210,8 +213,8 @@ static int parse_response(char *raw, size_t n, const char *url, ph_client_respon
     } else if (cl) {
         unsigned long long want = strtoull(cl, NULL, 10);
         if (want > blen)
-            return ph_error_set(PH_EIO, "the response from %s ended early (%zu of %llu bytes)",
-                                url, blen, want);
+            return ph_error_set(PH_EIO, "the response from %s ended early (%zu of %llu bytes)", url,
+                                blen, want);
         blen = (size_t)want;
     }
     out->body = malloc(blen + 1);
@@ -379,8 +382,9 @@ int ph_client_call(const char *url, const char *token, const char *address, json
 
     *out = NULL;
     if (!d1 || !d2 || d1 == address || d2 == d1 + 1 || !d2[1] || strchr(d2 + 1, '.'))
-        return ph_error_set(PH_EINVAL, "'%s' is not an address; use instance.actor.method, "
-                                       "e.g. calc.math.add",
+        return ph_error_set(PH_EINVAL,
+                            "'%s' is not an address; use instance.actor.method, "
+                            "e.g. calc.math.add",
                             address);
     if (!(inst = strndup(address, (size_t)(d1 - address))))
         return ph_error_set(PH_ENOMEM, "out of memory");
@@ -413,8 +417,8 @@ cleanup:
 
 char *ph_client_url_from_config(const ph_config *cfg)
 {
-    const char *a = cfg->http.listen_addr && *cfg->http.listen_addr ? cfg->http.listen_addr
-                                                                    : "127.0.0.1";
+    const char *a =
+        cfg->http.listen_addr && *cfg->http.listen_addr ? cfg->http.listen_addr : "127.0.0.1";
     char *url = NULL;
     if (strcmp(a, "0.0.0.0") == 0)
         a = "127.0.0.1";

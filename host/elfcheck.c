@@ -38,8 +38,8 @@ static int read_all(const char *path, unsigned char **out, size_t *len)
         goto cleanup;
     }
     if (st.st_size < 0 || (uint64_t)st.st_size > ELF_MAX_SIZE) {
-        rc = ph_error_set(PH_ELOAD, "%s is larger than %u bytes; not a package", path,
-                          ELF_MAX_SIZE);
+        rc =
+            ph_error_set(PH_ELOAD, "%s is larger than %u bytes; not a package", path, ELF_MAX_SIZE);
         goto cleanup;
     }
     if (!(buf = malloc((size_t)st.st_size + 1))) {
@@ -66,8 +66,10 @@ cleanup:
 
 static int truncated(const image *im)
 {
-    return ph_error_set(PH_ELOAD, "%s is truncated or not a shared object; wait for the build to "
-                                  "finish", im->shown);
+    return ph_error_set(PH_ELOAD,
+                        "%s is truncated or not a shared object; wait for the build to "
+                        "finish",
+                        im->shown);
 }
 
 /* The first STB_GNU_UNIQUE symbol of .dynsym, or NULL; -1 in *bad if malformed. */
@@ -123,14 +125,16 @@ static int check_dynamic(const image *im, const Elf64_Ehdr *eh)
         size_t n = ph[i].p_filesz / sizeof(Elf64_Dyn);
         for (size_t k = 0; k < n && d[k].d_tag != DT_NULL; k++) {
             if (d[k].d_tag == DT_FLAGS_1 && (d[k].d_un.d_val & DF_1_NODELETE))
-                return ph_error_set(PH_ELOAD, "%s is marked NODELETE (linked with -z nodelete): "
-                                              "it could never be unloaded, so it cannot be "
-                                              "reloaded; build it without -Wl,-z,nodelete",
+                return ph_error_set(PH_ELOAD,
+                                    "%s is marked NODELETE (linked with -z nodelete): "
+                                    "it could never be unloaded, so it cannot be "
+                                    "reloaded; build it without -Wl,-z,nodelete",
                                     im->shown);
             if (d[k].d_tag == DT_TEXTREL ||
                 (d[k].d_tag == DT_FLAGS && (d[k].d_un.d_val & DF_TEXTREL)))
-                return ph_error_set(PH_ELOAD, "%s has text relocations; compile every source "
-                                              "with -fPIC (plughost_add_package does)",
+                return ph_error_set(PH_ELOAD,
+                                    "%s has text relocations; compile every source "
+                                    "with -fPIC (plughost_add_package does)",
                                     im->shown);
         }
     }
@@ -161,8 +165,10 @@ int ph_elf_check_reloadable(const char *path, const char *shown, char *hash_out)
     const Elf64_Ehdr *eh = (const Elf64_Ehdr *)buf;
     if (len < sizeof *eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
         eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_type != ET_DYN) {
-        rc = ph_error_set(PH_ELOAD, "%s is not a 64-bit ELF shared object (%zu bytes); is it "
-                                    "still being written?", im.shown, len);
+        rc = ph_error_set(PH_ELOAD,
+                          "%s is not a 64-bit ELF shared object (%zu bytes); is it "
+                          "still being written?",
+                          im.shown, len);
         goto cleanup;
     }
     if ((rc = check_dynamic(&im, eh)))
@@ -172,11 +178,12 @@ int ph_elf_check_reloadable(const char *path, const char *shown, char *hash_out)
     if (bad)
         rc = truncated(&im);
     else if (u)
-        rc = ph_error_set(PH_ELOAD, "%s defines the STB_GNU_UNIQUE symbol '%s': glibc never "
-                                    "unloads such an object and a new copy would reuse the old "
-                                    "one's state; build with -fvisibility=hidden (C++: also "
-                                    "-fno-gnu-unique, and the shared libstdc++), as "
-                                    "plughost_add_package does",
+        rc = ph_error_set(PH_ELOAD,
+                          "%s defines the STB_GNU_UNIQUE symbol '%s': glibc never "
+                          "unloads such an object and a new copy would reuse the old "
+                          "one's state; build with -fvisibility=hidden (C++: also "
+                          "-fno-gnu-unique, and the shared libstdc++), as "
+                          "plughost_add_package does",
                           im.shown, u);
 cleanup:
     free(buf);

@@ -17,8 +17,8 @@ static _Thread_local char last_word[PH_WORD_MAX];
 const char *ph_error_word(int code)
 {
     switch (code) {
-#define PH_ERR_WORD_(name, value, word, text) \
-    case value: \
+#define PH_ERR_WORD_(name, value, word, text)                                                      \
+    case value:                                                                                    \
         return word;
         PH_ERRORS(PH_ERR_WORD_)
 #undef PH_ERR_WORD_
@@ -29,8 +29,8 @@ const char *ph_error_word(int code)
 const char *ph_error_text(int code)
 {
     switch (code) {
-#define PH_ERR_TEXT_(name, value, word, text) \
-    case value: \
+#define PH_ERR_TEXT_(name, value, word, text)                                                      \
+    case value:                                                                                    \
         return text;
         PH_ERRORS(PH_ERR_TEXT_)
 #undef PH_ERR_TEXT_
@@ -93,9 +93,18 @@ void ph_error_wrap(const char *fmt, ...)
         memcpy(last_msg + sizeof last_msg - 4, "...", 4);
 }
 
-const char *ph_error_last(void) { return last_msg; }
-int ph_error_last_code(void) { return last_code; }
-const char *ph_error_last_word(void) { return last_word[0] ? last_word : ph_error_word(last_code); }
+const char *ph_error_last(void)
+{
+    return last_msg;
+}
+int ph_error_last_code(void)
+{
+    return last_code;
+}
+const char *ph_error_last_word(void)
+{
+    return last_word[0] ? last_word : ph_error_word(last_code);
+}
 
 void ph_error_clear(void)
 {

@@ -12,29 +12,29 @@
 #include <stdarg.h>
 
 /* X(NAME, value, code word for APIs, default text). Appended, never renumbered. */
-#define PH_ERRORS(X)                                                        \
-    X(OK, 0, "ok", "success")                                               \
-    X(NOMEM, -1, "no_memory", "out of memory")                              \
-    X(INVAL, -2, "invalid", "invalid argument")                             \
-    X(NOTFOUND, -3, "not_found", "not found")                               \
-    X(IO, -4, "io", "input/output error")                                   \
-    X(CONFIG, -5, "config", "invalid configuration")                        \
-    X(MANIFEST, -6, "manifest", "invalid package manifest")                 \
-    X(DEPENDENCY, -7, "dependency", "unsatisfied dependency")               \
-    X(CYCLE, -8, "cycle", "dependency cycle")                               \
-    X(ABI, -9, "abi", "ABI mismatch")                                       \
-    X(LOAD, -10, "load", "cannot load package")                             \
-    X(PACKAGE, -11, "package_error", "the package reported an error")       \
-    X(PERM, -12, "forbidden", "not permitted")                              \
-    X(ARGS, -13, "bad_args", "bad arguments")                               \
-    X(CONFLICT, -14, "conflict", "conflict")                                \
-    X(BUSY, -15, "reloading", "temporarily unavailable, retry")             \
-    X(DECLINED, -16, "declined", "declined")                                \
-    X(TOOBIG, -17, "too_large", "too large")                                \
-    X(AUTH, -18, "unauthorized", "authentication required")                 \
-    X(SQL, -19, "storage", "storage error")                                 \
-    X(STATE, -20, "state", "not in a state that allows this")               \
-    X(MIGRATION, -21, "migration", "schema migration failed")               \
+#define PH_ERRORS(X)                                                                               \
+    X(OK, 0, "ok", "success")                                                                      \
+    X(NOMEM, -1, "no_memory", "out of memory")                                                     \
+    X(INVAL, -2, "invalid", "invalid argument")                                                    \
+    X(NOTFOUND, -3, "not_found", "not found")                                                      \
+    X(IO, -4, "io", "input/output error")                                                          \
+    X(CONFIG, -5, "config", "invalid configuration")                                               \
+    X(MANIFEST, -6, "manifest", "invalid package manifest")                                        \
+    X(DEPENDENCY, -7, "dependency", "unsatisfied dependency")                                      \
+    X(CYCLE, -8, "cycle", "dependency cycle")                                                      \
+    X(ABI, -9, "abi", "ABI mismatch")                                                              \
+    X(LOAD, -10, "load", "cannot load package")                                                    \
+    X(PACKAGE, -11, "package_error", "the package reported an error")                              \
+    X(PERM, -12, "forbidden", "not permitted")                                                     \
+    X(ARGS, -13, "bad_args", "bad arguments")                                                      \
+    X(CONFLICT, -14, "conflict", "conflict")                                                       \
+    X(BUSY, -15, "reloading", "temporarily unavailable, retry")                                    \
+    X(DECLINED, -16, "declined", "declined")                                                       \
+    X(TOOBIG, -17, "too_large", "too large")                                                       \
+    X(AUTH, -18, "unauthorized", "authentication required")                                        \
+    X(SQL, -19, "storage", "storage error")                                                        \
+    X(STATE, -20, "state", "not in a state that allows this")                                      \
+    X(MIGRATION, -21, "migration", "schema migration failed")                                      \
     X(INTERNAL, -22, "internal", "internal error")
 
 enum {

@@ -9,14 +9,22 @@
 const char *ph_type_name(ph_type t)
 {
     switch (t) {
-    case PH_VOID: return "void";
-    case PH_BOOL: return "bool";
-    case PH_I64: return "int64";
-    case PH_F64: return "double";
-    case PH_STR: return "string";
-    case PH_JSON: return "json";
-    case PH_TIME: return "timestamp";
-    case PH_REF: return "reference";
+    case PH_VOID:
+        return "void";
+    case PH_BOOL:
+        return "bool";
+    case PH_I64:
+        return "int64";
+    case PH_F64:
+        return "double";
+    case PH_STR:
+        return "string";
+    case PH_JSON:
+        return "json";
+    case PH_TIME:
+        return "timestamp";
+    case PH_REF:
+        return "reference";
     }
     return "unknown";
 }
@@ -24,13 +32,19 @@ const char *ph_type_name(ph_type t)
 static ffi_type *ffi_type_of(ph_type t)
 {
     switch (t) {
-    case PH_VOID: return &ffi_type_void;
-    case PH_BOOL: return &ffi_type_sint;
-    case PH_I64: return &ffi_type_sint64;
-    case PH_F64: return &ffi_type_double;
+    case PH_VOID:
+        return &ffi_type_void;
+    case PH_BOOL:
+        return &ffi_type_sint;
+    case PH_I64:
+        return &ffi_type_sint64;
+    case PH_F64:
+        return &ffi_type_double;
     case PH_STR:
-    case PH_JSON: return &ffi_type_pointer;
-    default: return NULL;
+    case PH_JSON:
+        return &ffi_type_pointer;
+    default:
+        return NULL;
     }
 }
 
@@ -38,8 +52,8 @@ int ph_ffi_prepare(ph_sig *sig, const ph_arg *args, uint32_t n_args, ph_type ret
 {
     memset(sig, 0, sizeof *sig);
     if (n_args > PH_MAX_ARGS)
-        return ph_error_set(PH_EINVAL, "%u parameters declared; at most %d are supported",
-                            n_args, PH_MAX_ARGS);
+        return ph_error_set(PH_EINVAL, "%u parameters declared; at most %d are supported", n_args,
+                            PH_MAX_ARGS);
     sig->types[0] = &ffi_type_pointer; /* ph_ctx * */
     for (uint32_t i = 0; i < n_args; i++) {
         if (args[i].type == PH_VOID || !(sig->types[i + 1] = ffi_type_of(args[i].type)))
@@ -60,14 +74,21 @@ int ph_ffi_prepare(ph_sig *sig, const ph_arg *args, uint32_t n_args, ph_type ret
 static const char *json_kind_name(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "object";
-    case JSON_ARRAY: return "array";
-    case JSON_STRING: return "string";
-    case JSON_INTEGER: return "integer";
-    case JSON_REAL: return "number";
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+        return "integer";
+    case JSON_REAL:
+        return "number";
     case JSON_TRUE:
-    case JSON_FALSE: return "boolean";
-    case JSON_NULL: return "null";
+    case JSON_FALSE:
+        return "boolean";
+    case JSON_NULL:
+        return "null";
     }
     return "?";
 }
@@ -128,7 +149,8 @@ static int args_from_object(const ph_sig *sig, const char *where, json_t *args, 
     char params[512];
     const char *key;
     json_t *v;
-    json_object_foreach(args, key, v) {
+    json_object_foreach(args, key, v)
+    {
         uint32_t i;
         for (i = 0; i < sig->n_args; i++)
             if (strcmp(sig->args[i].name, key) == 0)
@@ -213,7 +235,8 @@ int ph_ffi_result_to_json(const ph_sig *sig, ph_value *ret, json_t **out)
         v = ret->p ? json_string((const char *)ret->p) : json_null();
         if (ret->p && !v) {
             free((void *)ret->p);
-            return ph_error_set(PH_EPACKAGE, "the method returned a string that is not valid UTF-8");
+            return ph_error_set(PH_EPACKAGE,
+                                "the method returned a string that is not valid UTF-8");
         }
         free((void *)ret->p);
         break;

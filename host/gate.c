@@ -76,7 +76,10 @@ int ph_gate_enter(ph_gate *g, int timeout_ms)
     }
 }
 
-void ph_gate_enter_nested(ph_gate *g) { atomic_fetch_add(&g->inflight, 1); }
+void ph_gate_enter_nested(ph_gate *g)
+{
+    atomic_fetch_add(&g->inflight, 1);
+}
 
 int ph_gate_close(ph_gate *g, int drain_ms)
 {

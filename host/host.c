@@ -13,7 +13,6 @@
 #include "log.h"
 #include "store.h"
 
-
 int ph_host_open(ph_config *cfg, ph_host **out)
 {
     int rc;
@@ -58,8 +57,10 @@ static int mkdir_p(const char *path)
             char c = *s;
             *s = 0;
             if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-                int rc = ph_error_set(PH_EIO, "cannot create directory %s: %s; check data_dir "
-                                              "in the config", p, strerror(errno));
+                int rc = ph_error_set(PH_EIO,
+                                      "cannot create directory %s: %s; check data_dir "
+                                      "in the config",
+                                      p, strerror(errno));
                 free(p);
                 return rc;
             }
@@ -260,9 +261,12 @@ const char *ph_host_item_state(const ph_host *h, size_t i, const char **reason)
     }
     *reason = it->reason;
     switch (it->state) {
-    case PH_PLAN_FAILED: return "failed";
-    case PH_PLAN_SKIPPED: return "skipped";
-    default: return "planned";
+    case PH_PLAN_FAILED:
+        return "failed";
+    case PH_PLAN_SKIPPED:
+        return "skipped";
+    default:
+        return "planned";
     }
 }
 
@@ -270,7 +274,8 @@ static int read_token(const char *path, char **out)
 {
     FILE *f = fopen(path, "r");
     if (!f)
-        return errno == ENOENT ? PH_ENOTFOUND : ph_error_set(PH_EIO, "cannot read %s: %s", path, strerror(errno));
+        return errno == ENOENT ? PH_ENOTFOUND
+                               : ph_error_set(PH_EIO, "cannot read %s: %s", path, strerror(errno));
     char buf[256];
     char *line = fgets(buf, sizeof buf, f);
     fclose(f);
@@ -278,8 +283,10 @@ static int read_token(const char *path, char **out)
         return ph_error_set(PH_ECONFIG, "%s is empty; delete it to generate a new token", path);
     buf[strcspn(buf, "\r\n")] = 0;
     if (strlen(buf) < 16)
-        return ph_error_set(PH_ECONFIG, "%s holds a token shorter than 16 characters; delete it "
-                                        "to generate a new one", path);
+        return ph_error_set(PH_ECONFIG,
+                            "%s holds a token shorter than 16 characters; delete it "
+                            "to generate a new one",
+                            path);
     *out = strdup(buf);
     return *out ? 0 : PH_ENOMEM;
 }
@@ -366,8 +373,10 @@ static int unload_locked(ph_host *h, const char *pkg, int *n_out)
     *n_out = 0;
     const char *dep = running_dependent(h, pkg);
     if (dep)
-        return ph_error_set(PH_ECONFLICT, "package '%s' is used by instance '%s', which depends "
-                                          "on it; remove or stop '%s' first", pkg, dep, dep);
+        return ph_error_set(PH_ECONFLICT,
+                            "package '%s' is used by instance '%s', which depends "
+                            "on it; remove or stop '%s' first",
+                            pkg, dep, dep);
     int found = 0;
     for (size_t i = h->plan.n; i-- > 0;) {
         ph_instance *inst = h->insts[i];
@@ -375,8 +384,10 @@ static int unload_locked(ph_host *h, const char *pkg, int *n_out)
             continue;
         found = 1;
         if (ph_frame_inside(inst))
-            return ph_error_set(PH_ESTATE, "instance '%s' cannot be unloaded from inside one of "
-                                           "its own calls", inst->name);
+            return ph_error_set(PH_ESTATE,
+                                "instance '%s' cannot be unloaded from inside one of "
+                                "its own calls",
+                                inst->name);
         if (atomic_load(&inst->state) != PH_INST_RUNNING)
             continue;
         if (ph_gate_close(&inst->gate, h->drain_ms)) {
@@ -388,8 +399,10 @@ static int unload_locked(ph_host *h, const char *pkg, int *n_out)
         (*n_out)++;
     }
     return found ? 0
-                 : ph_error_set(PH_ENOTFOUND, "no instance of package '%s' is loaded; "
-                                              "`plughost status` lists them", pkg);
+                 : ph_error_set(PH_ENOTFOUND,
+                                "no instance of package '%s' is loaded; "
+                                "`plughost status` lists them",
+                                pkg);
 }
 
 /* ---- configuration reload ---- */
@@ -636,8 +649,10 @@ int ph_host_enable(ph_host *h, const char *pkg, int *n_out)
             continue;
         const char *dep = failed_dependency(h, i);
         if (dep) {
-            rc = ph_error_set(PH_EDEPENDENCY, "instance '%s' needs '%s', which is not running; "
-                                              "enable it first", inst->name, dep);
+            rc = ph_error_set(PH_EDEPENDENCY,
+                              "instance '%s' needs '%s', which is not running; "
+                              "enable it first",
+                              inst->name, dep);
             break;
         }
         if ((rc = activate(h, inst))) {
@@ -649,7 +664,9 @@ int ph_host_enable(ph_host *h, const char *pkg, int *n_out)
     }
     pthread_mutex_unlock(&h->change_mu);
     if (!found)
-        return ph_error_set(PH_ENOTFOUND, "no instance of package '%s' is loaded; "
-                                          "`plughost status` lists them", pkg);
+        return ph_error_set(PH_ENOTFOUND,
+                            "no instance of package '%s' is loaded; "
+                            "`plughost status` lists them",
+                            pkg);
     return rc;
 }

@@ -19,9 +19,9 @@ typedef struct ph_host {
     ph_manifest_set set;
     ph_plan plan;
     ph_router *router;
-    ph_instance **insts; /* indexed like plan.items; NULL where not loaded */
-    char *stage_dir;     /* private copies of .so files */
-    char *admin_token;   /* NULL until ph_host_load_token */
+    ph_instance **insts;    /* indexed like plan.items; NULL where not loaded */
+    char *stage_dir;        /* private copies of .so files */
+    char *admin_token;      /* NULL until ph_host_load_token */
     ph_manifest **reloaded; /* manifests read by hot reloads (owned) */
     size_t n_reloaded;
     ph_instance **retired; /* unloaded by a configuration reload; freed with the host */
@@ -29,7 +29,7 @@ typedef struct ph_host {
     ph_manifest_set *old_sets; /* manifests before a configuration reload (kept instances
                                   point into them); freed with the host */
     size_t n_old_sets;
-    int stuck; /* a call did not finish at shutdown: the host is not freed */
+    int stuck;    /* a call did not finish at shutdown: the host is not freed */
     int drain_ms; /* how long stop/unload/configuration reload wait for calls (10000) */
     pthread_mutex_t change_mu; /* serialises hot reloads and configuration reloads */
     pthread_rwlock_t lock;     /* plan and insts: read by status outputs, replaced by

@@ -64,22 +64,41 @@ static int api_call(ph_ctx *ctx, const char *address, const ph_json *args, ph_js
     return 0;
 }
 
-static void *api_alloc(size_t size) { return malloc(size ? size : 1); }
-static void api_free(void *p) { free(p); }
-static void *api_instance(ph_ctx *ctx) { return ph_version_of(ctx)->mem; }
-static const char *api_instance_name(ph_ctx *ctx) { return ph_instance_of(ctx)->name; }
+static void *api_alloc(size_t size)
+{
+    return malloc(size ? size : 1);
+}
+static void api_free(void *p)
+{
+    free(p);
+}
+static void *api_instance(ph_ctx *ctx)
+{
+    return ph_version_of(ctx)->mem;
+}
+static const char *api_instance_name(ph_ctx *ctx)
+{
+    return ph_instance_of(ctx)->name;
+}
 
 static ph_json_kind api_json_kind(const ph_json *v)
 {
     switch (json_typeof(J(v))) {
     case JSON_TRUE:
-    case JSON_FALSE: return PH_JSON_BOOL;
-    case JSON_INTEGER: return PH_JSON_INT;
-    case JSON_REAL: return PH_JSON_REAL;
-    case JSON_STRING: return PH_JSON_STRING;
-    case JSON_ARRAY: return PH_JSON_ARRAY;
-    case JSON_OBJECT: return PH_JSON_OBJECT;
-    default: return PH_JSON_NULL;
+    case JSON_FALSE:
+        return PH_JSON_BOOL;
+    case JSON_INTEGER:
+        return PH_JSON_INT;
+    case JSON_REAL:
+        return PH_JSON_REAL;
+    case JSON_STRING:
+        return PH_JSON_STRING;
+    case JSON_ARRAY:
+        return PH_JSON_ARRAY;
+    case JSON_OBJECT:
+        return PH_JSON_OBJECT;
+    default:
+        return PH_JSON_NULL;
     }
 }
 
@@ -105,26 +124,54 @@ static int64_t api_json_i64(const ph_json *v)
 {
     return json_is_real(J(v)) ? (int64_t)json_real_value(J(v)) : json_integer_value(J(v));
 }
-static double api_json_f64(const ph_json *v) { return json_number_value(J(v)); }
-static const char *api_json_str(const ph_json *v) { return json_string_value(J(v)); }
-static int api_json_bool(const ph_json *v) { return json_is_true(J(v)); }
+static double api_json_f64(const ph_json *v)
+{
+    return json_number_value(J(v));
+}
+static const char *api_json_str(const ph_json *v)
+{
+    return json_string_value(J(v));
+}
+static int api_json_bool(const ph_json *v)
+{
+    return json_is_true(J(v));
+}
 
 static ph_json *api_json_new(ph_json_kind kind)
 {
     switch (kind) {
-    case PH_JSON_OBJECT: return (ph_json *)json_object();
-    case PH_JSON_ARRAY: return (ph_json *)json_array();
-    case PH_JSON_BOOL: return (ph_json *)json_false();
-    case PH_JSON_INT: return (ph_json *)json_integer(0);
-    case PH_JSON_REAL: return (ph_json *)json_real(0);
-    case PH_JSON_STRING: return (ph_json *)json_string("");
-    default: return (ph_json *)json_null();
+    case PH_JSON_OBJECT:
+        return (ph_json *)json_object();
+    case PH_JSON_ARRAY:
+        return (ph_json *)json_array();
+    case PH_JSON_BOOL:
+        return (ph_json *)json_false();
+    case PH_JSON_INT:
+        return (ph_json *)json_integer(0);
+    case PH_JSON_REAL:
+        return (ph_json *)json_real(0);
+    case PH_JSON_STRING:
+        return (ph_json *)json_string("");
+    default:
+        return (ph_json *)json_null();
     }
 }
-static ph_json *api_json_new_i64(int64_t v) { return (ph_json *)json_integer(v); }
-static ph_json *api_json_new_f64(double v) { return (ph_json *)json_real(v); }
-static ph_json *api_json_new_str(const char *v) { return (ph_json *)json_string(v ? v : ""); }
-static ph_json *api_json_new_bool(int v) { return (ph_json *)json_boolean(v); }
+static ph_json *api_json_new_i64(int64_t v)
+{
+    return (ph_json *)json_integer(v);
+}
+static ph_json *api_json_new_f64(double v)
+{
+    return (ph_json *)json_real(v);
+}
+static ph_json *api_json_new_str(const char *v)
+{
+    return (ph_json *)json_string(v ? v : "");
+}
+static ph_json *api_json_new_bool(int v)
+{
+    return (ph_json *)json_boolean(v);
+}
 static int api_json_set(ph_json *o, const char *key, ph_json *v)
 {
     return json_object_set_new(J(o), key, J(v)) ? PH_E_INVAL : 0;
@@ -141,8 +188,14 @@ static char *api_json_dump(const ph_json *v)
 {
     return json_dumps(J(v), JSON_COMPACT | JSON_ENCODE_ANY);
 }
-static ph_json *api_json_copy(const ph_json *v) { return (ph_json *)json_deep_copy(J(v)); }
-static void api_json_free(ph_json *v) { json_decref(J(v)); }
+static ph_json *api_json_copy(const ph_json *v)
+{
+    return (ph_json *)json_deep_copy(J(v));
+}
+static void api_json_free(ph_json *v)
+{
+    json_decref(J(v));
+}
 
 static int api_db_query(ph_ctx *ctx, const char *sql, const ph_json *params, ph_json **rows)
 {

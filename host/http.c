@@ -53,10 +53,10 @@ typedef struct req {
 
 /* The request path split into decoded segments. */
 typedef struct path {
-    char *buf;   /* decoded copy of the path, segments NUL-separated */
+    char *buf; /* decoded copy of the path, segments NUL-separated */
     char **segs;
     size_t n;
-    bool bad;    /* a segment had a bad %-escape or decoded to NUL */
+    bool bad; /* a segment had a bad %-escape or decoded to NUL */
 } path;
 
 /* What a request is about, gathered before it is served. */
@@ -66,7 +66,7 @@ typedef struct call {
     const char *url; /* raw (not unescaped) */
     const char *method;
     req *rq;
-    bool admin;      /* a valid admin token came with the request */
+    bool admin; /* a valid admin token came with the request */
 } call;
 
 /* ------------------------------------------------------------------ */
@@ -317,7 +317,8 @@ static bool token_equal(const char *got, size_t got_len, const char *want)
 /* 0: no token sent; 1: the right token; -1: a token that is wrong or malformed. */
 static int check_token(call *k)
 {
-    const char *a = MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *a =
+        MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!a)
         return 0;
     if (strncasecmp(a, "Bearer ", 7) != 0)
@@ -367,20 +368,22 @@ static bool media_is(const char *ct, const char *type)
 /* 0 if the body may be read as JSON, else a response was sent (415). */
 static int check_content_type(call *k, enum MHD_Result *ret)
 {
-    const char *ct = MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *ct =
+        MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (!ct || !k->rq->len || media_is(ct, "application/json"))
         return 0;
     /* application/<x>+json */
     const char *semi = strchr(ct, ';');
     size_t tl = semi ? (size_t)(semi - ct) : strlen(ct);
-    if (tl >= 5 && strncasecmp(ct, "application/", 12) == 0 && strncasecmp(ct + tl - 5, "+json", 5) == 0)
+    if (tl >= 5 && strncasecmp(ct, "application/", 12) == 0 &&
+        strncasecmp(ct + tl - 5, "+json", 5) == 0)
         return 0;
     if (media_is(ct, "application/x-www-form-urlencoded") &&
         !MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ORIGIN))
         return 0;
-    json_t *e = json_pack("{s:{s:s,s:s++}}", "error", "code", "unsupported_media_type", "message",
-                          "the body must be JSON; send it with Content-Type: application/json (got ",
-                          ct, ")");
+    json_t *e = json_pack(
+        "{s:{s:s,s:s++}}", "error", "code", "unsupported_media_type", "message",
+        "the body must be JSON; send it with Content-Type: application/json (got ", ct, ")");
     struct MHD_Response *r = NULL;
     if (e)
         send_json(k, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, e, &r);
@@ -397,8 +400,9 @@ static int read_body(call *k, json_t **args, enum MHD_Result *ret)
 {
     *args = NULL;
     if (k->rq->too_big) {
-        *ret = send_error(k, PH_ETOOBIG, "the request body is larger than the limit of %zu bytes; "
-                                         "send less or raise [http] max_body in host.ini",
+        *ret = send_error(k, PH_ETOOBIG,
+                          "the request body is larger than the limit of %zu bytes; "
+                          "send less or raise [http] max_body in host.ini",
                           k->h->max_body);
         return -1;
     }
@@ -407,16 +411,18 @@ static int read_body(call *k, json_t **args, enum MHD_Result *ret)
     if (!k->rq->len)
         return 0;
     if (!depth_ok(k->rq->body, k->rq->len, k->h->max_depth)) {
-        *ret = send_error(k, PH_EARGS, "the JSON body nests deeper than %d levels; flatten it or "
-                                       "raise [http] max_json_depth in host.ini",
+        *ret = send_error(k, PH_EARGS,
+                          "the JSON body nests deeper than %d levels; flatten it or "
+                          "raise [http] max_json_depth in host.ini",
                           k->h->max_depth);
         return -1;
     }
     json_error_t err;
     *args = json_loadb(k->rq->body, k->rq->len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
     if (!*args) {
-        *ret = send_error(k, PH_EARGS, "the body is not valid JSON: %s at line %d column %d; send "
-                                       "a JSON object (arguments by name) or array (by position)",
+        *ret = send_error(k, PH_EARGS,
+                          "the body is not valid JSON: %s at line %d column %d; send "
+                          "a JSON object (arguments by name) or array (by position)",
                           err.text, err.line, err.column);
         return -1;
     }
@@ -429,12 +435,12 @@ static int read_body(call *k, json_t **args, enum MHD_Result *ret)
 
 typedef struct mount_match {
     const path *p;
-    size_t best;      /* segments of the best mount so far */
+    size_t best; /* segments of the best mount so far */
     bool found;
-    char *name;       /* copies: the instance may be replaced after the lock is released */
+    char *name; /* copies: the instance may be replaced after the lock is released */
     char *dir;
     bool oom;
-    long busy;        /* segments of a match held by a reload past PH_HTTP_GATE_WAIT_MS, or -1 */
+    long busy; /* segments of a match held by a reload past PH_HTTP_GATE_WAIT_MS, or -1 */
 } mount_match;
 
 /* Number of path segments `mount` spans if it prefixes p, else -1. */
@@ -490,7 +496,10 @@ static void visit_mount(ph_instance *inst, void *ud)
 /* Instance routes                                                      */
 /* ------------------------------------------------------------------ */
 
-static bool is(const char *a, const char *b) { return strcmp(a, b) == 0; }
+static bool is(const char *a, const char *b)
+{
+    return strcmp(a, b) == 0;
+}
 
 /* Calls `address` and answers with its result (or error). Takes `args`. */
 static enum MHD_Result answer_call(call *k, const char *address, json_t *args, unsigned ok,
@@ -498,8 +507,8 @@ static enum MHD_Result answer_call(call *k, const char *address, json_t *args, u
 {
     json_t *out = NULL;
     ph_error_clear();
-    int rc = ph_router_call(k->h->host->router, NULL, address, args,
-                            k->admin ? PH_CALL_ADMIN : 0, &out);
+    int rc =
+        ph_router_call(k->h->host->router, NULL, address, args, k->admin ? PH_CALL_ADMIN : 0, &out);
     json_decref(args);
     if (rc)
         return send_last_error(k, rc);
@@ -509,7 +518,8 @@ static enum MHD_Result answer_call(call *k, const char *address, json_t *args, u
         struct MHD_Response *r = NULL;
         char *loc = NULL;
         send_json(k, ok, out ? out : json_null(), &r);
-        if (r && asprintf(&loc, "%s/%" JSON_INTEGER_FORMAT, location_base, json_integer_value(id)) >= 0)
+        if (r &&
+            asprintf(&loc, "%s/%" JSON_INTEGER_FORMAT, location_base, json_integer_value(id)) >= 0)
             MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, loc);
         free(loc);
         ret = r ? send_response(k, ok, r) : MHD_NO;
@@ -528,8 +538,9 @@ static enum MHD_Result post_actor(call *k, const char *inst, const char *actor, 
         return ret;
     if (args && !json_is_object(args) && !json_is_array(args) && !json_is_null(args)) {
         json_decref(args);
-        return send_error(k, PH_EARGS, "the body must be a JSON object (arguments by name) or "
-                                       "array (by position), not a bare value");
+        return send_error(k, PH_EARGS,
+                          "the body must be a JSON object (arguments by name) or "
+                          "array (by position), not a bare value");
     }
     char *address = NULL;
     if (asprintf(&address, "%s.%s.%s", inst, actor, method) < 0) {
@@ -692,7 +703,8 @@ static char *filter_key(const char *key)
 static void visit_list(const ph_route *r, void *ud)
 {
     list_conv *lc = ud;
-    if (lc->seen || !r->model || !r->inst || !is(r->inst->name, lc->inst) || !is(r->actor, lc->model))
+    if (lc->seen || !r->model || !r->inst || !is(r->inst->name, lc->inst) ||
+        !is(r->actor, lc->model))
         return;
     lc->seen = true;
     json_t *filters = lc->args; /* the CRUD list takes filters beside order/limit/offset */
@@ -712,10 +724,10 @@ static void visit_list(const ph_route *r, void *ud)
         bool host_col = (nl == 2 && !strncmp(name, "id", 2)) ||
                         (nl == 7 && (!strncmp(name, "created", 7) || !strncmp(name, "updated", 7)));
         const ph_field *f = host_col ? NULL : filter_field(r->model, name);
-        if (json_object_set_new(filters, name, typed_value(json_string_value(v),
-                                                           f ? f->type
-                                                           : host_col ? PH_I64
-                                                                      : PH_STR)))
+        if (json_object_set_new(filters, name,
+                                typed_value(json_string_value(v), f          ? f->type
+                                                                  : host_col ? PH_I64
+                                                                             : PH_STR)))
             lc->oom = true;
         free(name);
     }
@@ -769,8 +781,9 @@ static enum MHD_Result models_collection(call *k, const char *inst, const char *
             return MHD_NO;
         MHD_get_connection_values(k->c, MHD_GET_ARGUMENT_KIND, collect_arg, &q);
         if (q.bad) {
-            ret = send_error(k, PH_EARGS, "query parameter '%s' is malformed or given twice; give "
-                                          "each filter once, %%-encoded",
+            ret = send_error(k, PH_EARGS,
+                             "query parameter '%s' is malformed or given twice; give "
+                             "each filter once, %%-encoded",
                              q.bad_name ? q.bad_name : "?");
         } else {
             args = list_args(k, inst, model, &q);
@@ -786,8 +799,9 @@ static enum MHD_Result models_collection(call *k, const char *inst, const char *
         return ret;
     if (!json_is_object(args)) {
         json_decref(args);
-        return send_error(k, PH_EARGS, "POST to a model takes the new record as a JSON object, "
-                                       "e.g. {\"title\": \"hello\"}");
+        return send_error(k, PH_EARGS,
+                          "POST to a model takes the new record as a JSON object, "
+                          "e.g. {\"title\": \"hello\"}");
     }
     char *base = NULL;
     if (asprintf(&base, "%s", k->url) < 0) {
@@ -803,7 +817,8 @@ static enum MHD_Result models_collection(call *k, const char *inst, const char *
     return ret;
 }
 
-static enum MHD_Result models_item(call *k, const char *inst, const char *model, const char *id_text)
+static enum MHD_Result models_item(call *k, const char *inst, const char *model,
+                                   const char *id_text)
 {
     enum MHD_Result ret;
     json_int_t id;
@@ -811,8 +826,9 @@ static enum MHD_Result models_item(call *k, const char *inst, const char *model,
     if (!get && !is(k->method, "PATCH") && !is(k->method, "DELETE"))
         return send_405(k, "GET, PATCH, DELETE");
     if (!parse_i64(id_text, &id) || id < 0)
-        return send_error(k, PH_ENOTFOUND, "'%s' is not a record id; ids are positive integers, "
-                                           "as returned by POST or listed by GET on the model",
+        return send_error(k, PH_ENOTFOUND,
+                          "'%s' is not a record id; ids are positive integers, "
+                          "as returned by POST or listed by GET on the model",
                           id_text);
     if (get || is(k->method, "DELETE"))
         return model_call(k, inst, model, get ? "get" : "delete", json_pack("{s:I}", "id", id),
@@ -822,14 +838,16 @@ static enum MHD_Result models_item(call *k, const char *inst, const char *model,
         return ret;
     if (!json_is_object(args)) {
         json_decref(args);
-        return send_error(k, PH_EARGS, "PATCH takes the fields to change as a JSON object, e.g. "
-                                       "{\"title\": \"new\"}");
+        return send_error(k, PH_EARGS,
+                          "PATCH takes the fields to change as a JSON object, e.g. "
+                          "{\"title\": \"new\"}");
     }
     json_t *given = json_object_get(args, "id");
     if (given && !(json_is_integer(given) && json_integer_value(given) == id)) {
         json_decref(args);
-        return send_error(k, PH_EARGS, "the body's \"id\" differs from the id in the path; ids "
-                                       "cannot be changed, leave \"id\" out of the body");
+        return send_error(k, PH_EARGS,
+                          "the body's \"id\" differs from the id in the path; ids "
+                          "cannot be changed, leave \"id\" out of the body");
     }
     json_object_set_new(args, "id", json_integer(id));
     return model_call(k, inst, model, "set", args, MHD_HTTP_OK, NULL);
@@ -942,7 +960,8 @@ static enum MHD_Result get_metrics(call *k)
         free(text);
         return MHD_NO;
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8");
     return send_response(k, MHD_HTTP_OK, r);
 }
 
@@ -967,8 +986,10 @@ static enum MHD_Result post_manage(call *k, const char *op, const char *pkg)
     if (!is(k->method, "POST"))
         return send_405(k, "POST");
     if (!k->admin)
-        return send_error(k, PH_EAUTH, "'%s' needs the admin token: send "
-                                       "'Authorization: Bearer <token>'", op);
+        return send_error(k, PH_EAUTH,
+                          "'%s' needs the admin token: send "
+                          "'Authorization: Bearer <token>'",
+                          op);
     json_t *body = NULL;
     int rc = ph_manage(k->h->host, op, pkg, &body);
     if (rc == PH_EDEPENDENCY)
@@ -982,8 +1003,8 @@ static enum MHD_Result post_manage(call *k, const char *op, const char *pkg)
 
 static enum MHD_Result host_route(call *k, const path *p)
 {
-    if (p->n == 3 && (is(p->segs[1], "reload") || is(p->segs[1], "unload") ||
-                      is(p->segs[1], "enable")))
+    if (p->n == 3 &&
+        (is(p->segs[1], "reload") || is(p->segs[1], "unload") || is(p->segs[1], "enable")))
         return post_manage(k, p->segs[1], p->segs[2]);
     const char *what = p->n == 2 ? p->segs[1] : "";
     enum MHD_Result (*fn)(call *) = is(what, "health")         ? get_health
@@ -992,9 +1013,10 @@ static enum MHD_Result host_route(call *k, const path *p)
                                     : is(what, "packages")     ? get_packages
                                                                : NULL;
     if (!fn)
-        return send_error(k, PH_ENOTFOUND, "no host endpoint '%s'; the host serves /_/health, "
-                                           "/_/metrics, /_/openapi.json, /_/packages, "
-                                           "POST /_/reload|unload|enable/<package>",
+        return send_error(k, PH_ENOTFOUND,
+                          "no host endpoint '%s'; the host serves /_/health, "
+                          "/_/metrics, /_/openapi.json, /_/packages, "
+                          "POST /_/reload|unload|enable/<package>",
                           k->url);
     if (!is(k->method, "GET") && !is(k->method, "HEAD"))
         return send_405(k, "GET, HEAD");
@@ -1016,8 +1038,9 @@ static enum MHD_Result instance_route(call *k, const path *p, const char *inst, 
                                                                  : send_405(k, "GET, HEAD");
         if (n == 3)
             return is(k->method, "POST") ? post_actor(k, inst, s[1], s[2]) : send_405(k, "POST");
-        return send_error(k, PH_ENOTFOUND, "no route %s; methods are called with POST "
-                                           "<mount>/actors/<actor>/<method>",
+        return send_error(k, PH_ENOTFOUND,
+                          "no route %s; methods are called with POST "
+                          "<mount>/actors/<actor>/<method>",
                           k->url);
     }
     if (n >= 1 && is(s[0], "models")) {
@@ -1025,8 +1048,9 @@ static enum MHD_Result instance_route(call *k, const path *p, const char *inst, 
             return models_collection(k, inst, s[1]);
         if (n == 3)
             return models_item(k, inst, s[1], s[2]);
-        return send_error(k, PH_ENOTFOUND, "no route %s; models are at <mount>/models/<model> and "
-                                           "<mount>/models/<model>/<id>",
+        return send_error(k, PH_ENOTFOUND,
+                          "no route %s; models are at <mount>/models/<model> and "
+                          "<mount>/models/<model>/<id>",
                           k->url);
     }
     if (n >= 1 && is(s[0], "wiki"))
@@ -1039,8 +1063,9 @@ static enum MHD_Result dispatch(call *k)
     enum MHD_Result ret;
     path p;
     if (k->url[0] != '/')
-        return send_error(k, PH_EINVAL, "the request target must be an absolute path such as "
-                                        "/calc/actors/math/add");
+        return send_error(k, PH_EINVAL,
+                          "the request target must be an absolute path such as "
+                          "/calc/actors/math/add");
     if (path_split(k->url, &p)) {
         path_free(&p);
         return MHD_NO;
@@ -1050,16 +1075,19 @@ static enum MHD_Result dispatch(call *k)
     int tok = check_token(k);
     k->admin = tok == 1;
     if (p.bad) {
-        ret = send_error(k, PH_EINVAL, "the path has a malformed or NUL %%-escape; encode bytes as "
-                                       "%%XX with two hex digits");
+        ret = send_error(k, PH_EINVAL,
+                         "the path has a malformed or NUL %%-escape; encode bytes as "
+                         "%%XX with two hex digits");
     } else if (tok < 0) {
-        ret = send_error(k, PH_EAUTH, "the bearer token is wrong; send 'Authorization: Bearer "
-                                      "<token>' with the admin token (in the file set by [auth] "
-                                      "token_file of host.ini)");
+        ret = send_error(k, PH_EAUTH,
+                         "the bearer token is wrong; send 'Authorization: Bearer "
+                         "<token>' with the admin token (in the file set by [auth] "
+                         "token_file of host.ini)");
     } else if (k->h->require_token && !k->admin &&
                !(p.n == 2 && is(p.segs[0], "_") && is(p.segs[1], "health"))) {
-        ret = send_error(k, PH_EAUTH, "this host requires the admin token on every request "
-                                      "([auth] require_token); send 'Authorization: Bearer <token>'");
+        ret = send_error(k, PH_EAUTH,
+                         "this host requires the admin token on every request "
+                         "([auth] require_token); send 'Authorization: Bearer <token>'");
     } else if (p.n >= 1 && is(p.segs[0], "_")) {
         ret = host_route(k, &p);
     } else {
@@ -1071,8 +1099,9 @@ static enum MHD_Result dispatch(call *k)
             ret = send_error(k, PH_EBUSY, "the instance mounted at %s is being reloaded; retry",
                              k->url);
         else if (!mm.found)
-            ret = send_error(k, PH_ENOTFOUND, "nothing is mounted at %s; GET /_/packages lists "
-                                              "the instances and their mounts",
+            ret = send_error(k, PH_ENOTFOUND,
+                             "nothing is mounted at %s; GET /_/packages lists "
+                             "the instances and their mounts",
                              k->url);
         else
             ret = instance_route(k, &p, mm.name, mm.dir, mm.best, trailing);
@@ -1140,15 +1169,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *con_cls = rq;
         atomic_fetch_add_explicit(&h->inflight, 1, memory_order_relaxed);
         k.rq = rq;
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         uint64_t len;
         if (cl && !parse_length(cl, &len))
             return send_error(&k, PH_EINVAL, "Content-Length is not a number");
         if (cl && len > h->max_body) /* refuse before reading a byte of it */
-            return send_error(&k, PH_ETOOBIG, "the request body (%" PRIu64 " bytes) is larger "
-                                              "than the limit of %zu bytes; send less or raise "
-                                              "[http] max_body in host.ini",
+            return send_error(&k, PH_ETOOBIG,
+                              "the request body (%" PRIu64 " bytes) is larger "
+                              "than the limit of %zu bytes; send less or raise "
+                              "[http] max_body in host.ini",
                               len, h->max_body);
         return MHD_YES;
     }
@@ -1192,13 +1222,15 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 static int resolve_listen(const ph_http_conf *hc, struct sockaddr_storage *ss, bool *v6)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char port[16];
     if (hc->port < 0 || hc->port > 65535)
-        return ph_error_set(PH_ECONFIG, "[http] port %d is out of range; use 1-65535 (0 picks a "
-                                        "free port)",
+        return ph_error_set(PH_ECONFIG,
+                            "[http] port %d is out of range; use 1-65535 (0 picks a "
+                            "free port)",
                             hc->port);
     snprintf(port, sizeof(port), "%d", hc->port);
     const char *addr = hc->listen_addr && *hc->listen_addr ? hc->listen_addr : "127.0.0.1";
@@ -1206,8 +1238,9 @@ static int resolve_listen(const ph_http_conf *hc, struct sockaddr_storage *ss, b
     if (rc || !res) {
         if (res)
             freeaddrinfo(res);
-        return ph_error_set(PH_ECONFIG, "cannot use listen address '%s': %s; set [http] listen "
-                                        "in host.ini (e.g. 127.0.0.1:8901) or pass --listen",
+        return ph_error_set(PH_ECONFIG,
+                            "cannot use listen address '%s': %s; set [http] listen "
+                            "in host.ini (e.g. 127.0.0.1:8901) or pass --listen",
                             addr, gai_strerror(rc));
     }
     memcpy(ss, res->ai_addr, res->ai_addrlen);
@@ -1242,9 +1275,8 @@ int ph_http_start(ph_host *host, ph_http **out)
         flags |= MHD_USE_IPv6;
     h->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)h->timeout_s, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->timeout_s, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)(hc->max_connections_per_ip > 0 ? hc->max_connections_per_ip : 0),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped,
         NULL, MHD_OPTION_END); /* no LISTENING_ADDRESS_REUSE: SO_REUSEPORT would let a second
@@ -1252,8 +1284,9 @@ int ph_http_start(ph_host *host, ph_http **out)
     if (!h->d) {
         int e = errno;
         free(h);
-        return ph_error_set(PH_EIO, "cannot listen on %s:%d: %s; another process may hold the "
-                                    "port: change [http] listen in host.ini or pass --listen",
+        return ph_error_set(PH_EIO,
+                            "cannot listen on %s:%d: %s; another process may hold the "
+                            "port: change [http] listen in host.ini or pass --listen",
                             hc->listen_addr ? hc->listen_addr : "127.0.0.1", hc->port,
                             e ? strerror(e) : "libmicrohttpd refused the settings");
     }

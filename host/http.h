@@ -5,10 +5,9 @@
  *   POST   <mount>/actors/<actor>/<method>   JSON object (by name) or array (by position) in,
  *                                            the method's JSON result out
  *   GET    <mount>/actors                    the instance's actors and signatures
- *   GET    <mount>/models/<model>            list (query: field=value filters, order, limit, offset)
- *   POST   <mount>/models/<model>            new (201 + Location)
- *   GET|PATCH|DELETE <mount>/models/<model>/<id>
- *   GET    <mount>/wiki/...                  files of the package's wiki/
+ *   GET    <mount>/models/<model>            list (query: field=value filters, order, limit,
+ * offset) POST   <mount>/models/<model>            new (201 + Location) GET|PATCH|DELETE
+ * <mount>/models/<model>/<id> GET    <mount>/wiki/...                  files of the package's wiki/
  *   GET    <mount>/...                       files of the package's www/ (a directory: index.html)
  *   GET    /_/health                         liveness; "ready" says whether startup finished
  *                                            (?ready=1 answers 503 until it has)

@@ -17,8 +17,14 @@ void ph_frame_push(ph_frame *f, ph_instance *inst)
     frame_top = f;
 }
 
-void ph_frame_pop(ph_frame *f) { frame_top = f->prev; }
-ph_frame *ph_frame_current(void) { return frame_top; }
+void ph_frame_pop(ph_frame *f)
+{
+    frame_top = f->prev;
+}
+ph_frame *ph_frame_current(void)
+{
+    return frame_top;
+}
 
 int ph_frame_inside(const ph_instance *inst)
 {
@@ -30,8 +36,8 @@ int ph_frame_inside(const ph_instance *inst)
 
 const char *ph_inst_state_name(ph_inst_state s)
 {
-    static const char *const names[] = {"loaded",  "prepared", "running", "stopped",
-                                        "failed",  "skipped",  "declined"};
+    static const char *const names[] = {"loaded", "prepared", "running", "stopped",
+                                        "failed", "skipped",  "declined"};
     return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "unknown";
 }
 
@@ -44,7 +50,7 @@ static int build_callable(ph_instance *inst)
         return PH_ENOMEM;
     inst->callable[inst->n_callable++] = m->name;
     for (size_t i = 0; i < m->n_requires; i++)
-        inst->callable[inst->n_callable++] = m->requires[i].name;
+    inst->callable[inst->n_callable++] = m->requires[i].name;
     for (size_t i = 0; i < m->n_optional; i++)
         inst->callable[inst->n_callable++] = m->optional[i].name;
     return 0;

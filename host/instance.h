@@ -52,31 +52,40 @@ typedef struct ph_instance {
     ph_module *module;           /* == cur->module, kept for convenience */
     ph_kv *params;               /* borrowed from the plan */
     size_t n_params;
-    _Atomic int state;           /* ph_inst_state */
-    char *_Atomic reason;        /* why failed/declined/skipped; set with ph_instance_set_reason */
-    char **old_reasons;          /* replaced reasons, freed with the instance: readers that
-                                    loaded the pointer may still use them */
+    _Atomic int state;    /* ph_inst_state */
+    char *_Atomic reason; /* why failed/declined/skipped; set with ph_instance_set_reason */
+    char **old_reasons;   /* replaced reasons, freed with the instance: readers that
+                             loaded the pointer may still use them */
     size_t n_old_reasons;
     pthread_mutex_t reason_mu;
     ph_gate gate;
     struct ph_routes *_Atomic routes; /* swapped only while the gate is closed */
-    struct ph_store *store;      /* the instance database, NULL until opened */
-    struct ph_router *router;    /* for ph_call */
-    const char **callable;       /* packages it may call: own + [requires] + [optional] */
+    struct ph_store *store;           /* the instance database, NULL until opened */
+    struct ph_router *router;         /* for ph_call */
+    const char **callable;            /* packages it may call: own + [requires] + [optional] */
     size_t n_callable;
     /* hot reload bookkeeping (reload.c), read by status outputs */
-    unsigned reloads;            /* successful swaps */
+    unsigned reloads; /* successful swaps */
     unsigned reload_failures;
-    char *reload_error;          /* why the last reload failed; NULL after a success */
-    char bad_hash[17];           /* a build that failed; not retried until the file changes */
+    char *reload_error; /* why the last reload failed; NULL after a success */
+    char bad_hash[17];  /* a build that failed; not retried until the file changes */
 } ph_instance;
 
 /** The instance of a ctx handed out by the host. */
-static inline ph_instance *ph_instance_of(ph_ctx *ctx) { return ((ph_version *)ctx)->inst; }
+static inline ph_instance *ph_instance_of(ph_ctx *ctx)
+{
+    return ((ph_version *)ctx)->inst;
+}
 /** The version of a ctx handed out by the host. */
-static inline ph_version *ph_version_of(ph_ctx *ctx) { return (ph_version *)ctx; }
+static inline ph_version *ph_version_of(ph_ctx *ctx)
+{
+    return (ph_version *)ctx;
+}
 /** The ctx of the version serving calls: what to pass to package callbacks (model hooks). */
-static inline ph_ctx *ph_instance_ctx(ph_instance *inst) { return &inst->cur->ctx; }
+static inline ph_ctx *ph_instance_ctx(ph_instance *inst)
+{
+    return &inst->cur->ctx;
+}
 
 /** Creates a version around a loaded module (takes ownership of `mod`, even on failure). */
 int ph_version_new(ph_instance *inst, ph_module *mod, ph_version **out);
@@ -115,8 +124,6 @@ void ph_instance_set_reason(ph_instance *inst, const char *text);
 const char *ph_instance_param(const ph_instance *inst, const char *name);
 /** True if `inst` may call instances of package `pkg`. */
 int ph_instance_may_call(const ph_instance *inst, const char *pkg);
-
-
 
 /*
  * Call frames: which instance's code the current thread is running, so the

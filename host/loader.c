@@ -80,7 +80,8 @@ static int check_elf(const char *path, const char *shown)
     }
     size_t size = (size_t)st.st_size;
     if (size < sizeof(Elf64_Ehdr)) {
-        rc = ph_error_set(PH_ELOAD, "%s is not a shared object (only %zu bytes); is it still being written?",
+        rc = ph_error_set(PH_ELOAD,
+                          "%s is not a shared object (only %zu bytes); is it still being written?",
                           shown, size);
         goto cleanup;
     }
@@ -105,16 +106,18 @@ static int check_elf(const char *path, const char *shown)
     uint64_t sh_end = eh->e_shoff + (uint64_t)eh->e_shnum * eh->e_shentsize;
     uint64_t ph_end = eh->e_phoff + (uint64_t)eh->e_phnum * eh->e_phentsize;
     if (eh->e_phentsize != sizeof(Elf64_Phdr) || ph_end > size || sh_end > size) {
-        rc = ph_error_set(PH_ELOAD, "%s is truncated (%zu bytes; its headers need %llu); "
-                                    "wait for the build to finish",
+        rc = ph_error_set(PH_ELOAD,
+                          "%s is truncated (%zu bytes; its headers need %llu); "
+                          "wait for the build to finish",
                           shown, size, (unsigned long long)(sh_end > ph_end ? sh_end : ph_end));
         goto cleanup;
     }
     const Elf64_Phdr *ph = (const Elf64_Phdr *)(map + eh->e_phoff);
     for (unsigned i = 0; i < eh->e_phnum; i++) {
         if (ph[i].p_type == PT_LOAD && ph[i].p_offset + ph[i].p_filesz > size) {
-            rc = ph_error_set(PH_ELOAD, "%s is truncated: a loadable segment ends past the end of "
-                                        "the file; wait for the build to finish",
+            rc = ph_error_set(PH_ELOAD,
+                              "%s is truncated: a loadable segment ends past the end of "
+                              "the file; wait for the build to finish",
                               shown);
             goto cleanup;
         }
@@ -166,10 +169,13 @@ static int method_type_ok(ph_type t, int is_result)
 static int validate_actor(const ph_package *d, const ph_actor *a, uint32_t index)
 {
     if (!valid_name(a->name))
-        return ph_error_set(PH_EABI, "package '%s': actor #%u has an invalid name; use letters, "
-                                     "digits, '_' and '-'", d->name, index);
+        return ph_error_set(PH_EABI,
+                            "package '%s': actor #%u has an invalid name; use letters, "
+                            "digits, '_' and '-'",
+                            d->name, index);
     if (!a->methods && a->n_methods)
-        return ph_error_set(PH_EABI, "package '%s': actor '%s' has no method table", d->name, a->name);
+        return ph_error_set(PH_EABI, "package '%s': actor '%s' has no method table", d->name,
+                            a->name);
     for (uint32_t i = 0; i < a->n_methods; i++) {
         const ph_method *m = &a->methods[i];
         if (!valid_name(m->name))
@@ -179,21 +185,27 @@ static int validate_actor(const ph_package *d, const ph_actor *a, uint32_t index
             return ph_error_set(PH_EABI, "package '%s': method %s.%s has no function", d->name,
                                 a->name, m->name);
         if (!method_type_ok(m->ret, 1))
-            return ph_error_set(PH_EABI, "package '%s': method %s.%s has result type %d; use "
-                                         "PH_VOID, PH_BOOL, PH_I64, PH_F64, PH_STR or PH_JSON",
+            return ph_error_set(PH_EABI,
+                                "package '%s': method %s.%s has result type %d; use "
+                                "PH_VOID, PH_BOOL, PH_I64, PH_F64, PH_STR or PH_JSON",
                                 d->name, a->name, m->name, (int)m->ret);
         if (m->n_args > 32 || (m->n_args && !m->args))
-            return ph_error_set(PH_EABI, "package '%s': method %s.%s declares %u parameters "
-                                         "(at most 32)", d->name, a->name, m->name, m->n_args);
+            return ph_error_set(PH_EABI,
+                                "package '%s': method %s.%s declares %u parameters "
+                                "(at most 32)",
+                                d->name, a->name, m->name, m->n_args);
         for (uint32_t j = 0; j < m->n_args; j++) {
             if (!valid_name(m->args[j].name) || !method_type_ok(m->args[j].type, 0))
-                return ph_error_set(PH_EABI, "package '%s': method %s.%s parameter #%u needs a "
-                                             "name and a type (PH_BOOL, PH_I64, PH_F64, PH_STR, PH_JSON)",
+                return ph_error_set(PH_EABI,
+                                    "package '%s': method %s.%s parameter #%u needs a "
+                                    "name and a type (PH_BOOL, PH_I64, PH_F64, PH_STR, PH_JSON)",
                                     d->name, a->name, m->name, j + 1);
             for (uint32_t k = 0; k < j; k++)
                 if (strcmp(m->args[j].name, m->args[k].name) == 0)
-                    return ph_error_set(PH_EABI, "package '%s': method %s.%s declares parameter "
-                                                 "'%s' twice", d->name, a->name, m->name, m->args[j].name);
+                    return ph_error_set(PH_EABI,
+                                        "package '%s': method %s.%s declares parameter "
+                                        "'%s' twice",
+                                        d->name, a->name, m->name, m->args[j].name);
         }
         for (uint32_t k = 0; k < i; k++)
             if (strcmp(m->name, a->methods[k].name) == 0)
@@ -206,15 +218,20 @@ static int validate_actor(const ph_package *d, const ph_actor *a, uint32_t index
 static int validate_model(const ph_package *d, const ph_model *mo)
 {
     if (!valid_name(mo->name) || (!mo->fields && mo->n_fields))
-        return ph_error_set(PH_EABI, "package '%s': a model needs a name and a field table", d->name);
+        return ph_error_set(PH_EABI, "package '%s': a model needs a name and a field table",
+                            d->name);
     for (uint32_t i = 0; i < mo->n_fields; i++) {
         const ph_field *f = &mo->fields[i];
         if (!valid_name(f->name) || f->type < PH_BOOL || f->type > PH_REF)
-            return ph_error_set(PH_EABI, "package '%s': model '%s' field #%u needs a name and a "
-                                         "field type", d->name, mo->name, i + 1);
+            return ph_error_set(PH_EABI,
+                                "package '%s': model '%s' field #%u needs a name and a "
+                                "field type",
+                                d->name, mo->name, i + 1);
         if (f->type == PH_REF && (!f->ref || !*f->ref))
-            return ph_error_set(PH_EABI, "package '%s': model '%s' field '%s' is a reference but "
-                                         "names no model", d->name, mo->name, f->name);
+            return ph_error_set(PH_EABI,
+                                "package '%s': model '%s' field '%s' is a reference but "
+                                "names no model",
+                                d->name, mo->name, f->name);
         if ((f->flags & PH_HAS_DEFAULT) && !f->def)
             return ph_error_set(PH_EABI, "package '%s': model '%s' field '%s' has a NULL default",
                                 d->name, mo->name, f->name);
@@ -230,24 +247,30 @@ int ph_loader_validate(const ph_package *d, const ph_manifest *m)
 {
     int rc;
     if (d->abi != PH_ABI_VERSION)
-        return ph_error_set(PH_EABI, "package '%s': the .so was built against SDK ABI %u but this "
-                                     "host supports ABI %d; rebuild it against this SDK",
+        return ph_error_set(PH_EABI,
+                            "package '%s': the .so was built against SDK ABI %u but this "
+                            "host supports ABI %d; rebuild it against this SDK",
                             m->name, d->abi, PH_ABI_VERSION);
     if (d->size < offsetof(ph_package, save))
-        return ph_error_set(PH_EABI, "package '%s': descriptor size %u is smaller than the ABI %d "
-                                     "minimum %zu; rebuild it against this SDK",
+        return ph_error_set(PH_EABI,
+                            "package '%s': descriptor size %u is smaller than the ABI %d "
+                            "minimum %zu; rebuild it against this SDK",
                             m->name, d->size, PH_ABI_VERSION, offsetof(ph_package, save));
     if (!d->name || strcmp(d->name, m->name) != 0)
-        return ph_error_set(PH_EMANIFEST, "package '%s': the .so says its name is '%s' but %s says "
-                                          "'%s'; rebuild the package (its name comes from package.ini)",
+        return ph_error_set(PH_EMANIFEST,
+                            "package '%s': the .so says its name is '%s' but %s says "
+                            "'%s'; rebuild the package (its name comes from package.ini)",
                             m->name, d->name ? d->name : "(none)", m->path, m->name);
     if (!d->version || strcmp(d->version, m->version_text) != 0)
-        return ph_error_set(PH_EMANIFEST, "package '%s': the .so is version %s but %s says version "
-                                          "%s; rebuild the package so both agree",
+        return ph_error_set(PH_EMANIFEST,
+                            "package '%s': the .so is version %s but %s says version "
+                            "%s; rebuild the package so both agree",
                             m->name, d->version ? d->version : "(none)", m->path, m->version_text);
     if ((d->n_actors && !d->actors) || (d->n_models && !d->models))
-        return ph_error_set(PH_EABI, "package '%s': descriptor counts actors/models it does not "
-                                     "provide", m->name);
+        return ph_error_set(PH_EABI,
+                            "package '%s': descriptor counts actors/models it does not "
+                            "provide",
+                            m->name);
     for (uint32_t i = 0; i < d->n_actors; i++) {
         if ((rc = validate_actor(d, &d->actors[i], i + 1)))
             return rc;
@@ -300,8 +323,9 @@ int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out)
     dlerror();
     mod->desc = dlsym(mod->handle, PH_DESCRIPTOR_SYMBOL);
     if (!mod->desc) {
-        rc = ph_error_set(PH_ELOAD, "package '%s': %s exports no '%s'; declare the package with "
-                                    "PH_PACKAGE(...) from <plughost/sdk.h>",
+        rc = ph_error_set(PH_ELOAD,
+                          "package '%s': %s exports no '%s'; declare the package with "
+                          "PH_PACKAGE(...) from <plughost/sdk.h>",
                           m->name, m->library, PH_DESCRIPTOR_SYMBOL);
         goto fail;
     }

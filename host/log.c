@@ -12,8 +12,14 @@
 static _Atomic int current_level = PH_L_INFO; /* changed by a configuration reload */
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
-void ph_log_set_level(ph_level level) { current_level = level; }
-ph_level ph_log_get_level(void) { return (ph_level)current_level; }
+void ph_log_set_level(ph_level level)
+{
+    current_level = level;
+}
+ph_level ph_log_get_level(void)
+{
+    return (ph_level)current_level;
+}
 
 int ph_log_parse_level(const char *text, ph_level *out)
 {

@@ -16,7 +16,8 @@ ph_level ph_log_get_level(void);
 int ph_log_parse_level(const char *text, ph_level *out);
 
 /** `who` is an instance name or NULL for the host. */
-void ph_logf(ph_level level, const char *who, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void ph_logf(ph_level level, const char *who, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void ph_logv(ph_level level, const char *who, const char *fmt, va_list ap);
 
 #define ph_log_error(...) ph_logf(PH_L_ERROR, NULL, __VA_ARGS__)

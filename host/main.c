@@ -330,7 +330,8 @@ cleanup:
 
 static int parse_bool(const char *s, int *out)
 {
-    static const char *const yes[] = {"true", "1", "yes", "on"}, *const no[] = {"false", "0", "no", "off"};
+    static const char *const yes[] = {"true", "1", "yes", "on"}, *const no[] = {"false", "0", "no",
+                                                                                "off"};
     for (size_t i = 0; i < 4; i++) {
         if (strcmp(s, yes[i]) == 0)
             return *out = 1, 0;
@@ -403,8 +404,10 @@ static int cli_args(const ph_route *rt, int argc, char **argv, json_t **out)
         char *eq = strchr(argv[i], '=');
         if (!eq || eq == argv[i]) {
             json_decref(obj);
-            return ph_error_set(PH_EARGS, "'%s': arguments are name=value pairs or one JSON "
-                                          "object/array", argv[i]);
+            return ph_error_set(PH_EARGS,
+                                "'%s': arguments are name=value pairs or one JSON "
+                                "object/array",
+                                argv[i]);
         }
         *eq = 0;
         json_t *v = cli_value(argv[i], eq + 1, param_type(rt, argv[i]));
@@ -458,8 +461,14 @@ static int remote_target(cli *c, char **url, char **token)
 
 static int type_from_name(const char *name)
 {
-    static const struct { const char *n; ph_type t; } map[] = {
-        {"bool", PH_BOOL}, {"int64", PH_I64}, {"double", PH_F64}, {"string", PH_STR}, {"json", PH_JSON}};
+    static const struct {
+        const char *n;
+        ph_type t;
+    } map[] = {{"bool", PH_BOOL},
+               {"int64", PH_I64},
+               {"double", PH_F64},
+               {"string", PH_STR},
+               {"json", PH_JSON}};
     for (size_t i = 0; name && i < sizeof map / sizeof map[0]; i++)
         if (strcmp(map[i].n, name) == 0)
             return (int)map[i].t;
@@ -542,7 +551,8 @@ static int cmd_status(cli *c, int argc, char **argv)
     printf("%-16s %-16s %-10s %-9s %s\n", "INSTANCE", "PACKAGE", "VERSION", "STATE", "DETAIL");
     size_t i;
     json_t *it;
-    json_array_foreach(json_object_get(pk, "instances"), i, it) {
+    json_array_foreach(json_object_get(pk, "instances"), i, it)
+    {
         const char *reason = json_string_value(json_object_get(it, "reason"));
         const char *rerr = json_string_value(json_object_get(it, "reload_error"));
         printf("%-16s %-16s %-10s %-9s %s%s%s\n",
@@ -678,8 +688,9 @@ static int delete_package_dir(const ph_config *cfg, const ph_manifest *m, int dr
     int is_link = 0;
     char *entry = package_entry_of(cfg, m->dir, &is_link);
     if (!entry)
-        return ph_error_set(PH_EPERM, "package '%s' is not a directory of its own inside a "
-                                      "package directory (%s); remove its files by hand",
+        return ph_error_set(PH_EPERM,
+                            "package '%s' is not a directory of its own inside a "
+                            "package directory (%s); remove its files by hand",
                             m->name, m->dir);
     int rc = 0;
     if (is_link) {
@@ -694,10 +705,13 @@ static int delete_package_dir(const ph_config *cfg, const ph_manifest *m, int dr
     manifests_in_tree = 0;
     nftw(m->dir, count_manifests, 16, FTW_PHYS);
     if (data && strncmp(data, m->dir, n) == 0 && (data[n] == '/' || data[n] == 0))
-        rc = ph_error_set(PH_EPERM, "%s holds the data directory %s; not deleting it", m->dir, data);
+        rc =
+            ph_error_set(PH_EPERM, "%s holds the data directory %s; not deleting it", m->dir, data);
     else if (manifests_in_tree != 1)
-        rc = ph_error_set(PH_EPERM, "%s holds %d package manifests, not just its own; not deleting "
-                                    "it", m->dir, manifests_in_tree);
+        rc = ph_error_set(PH_EPERM,
+                          "%s holds %d package manifests, not just its own; not deleting "
+                          "it",
+                          m->dir, manifests_in_tree);
     else if (!dry && nftw(m->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
         rc = ph_error_set(PH_EIO, "cannot delete %s: %s", m->dir, strerror(errno));
     free(data);
@@ -795,8 +809,10 @@ static int cmd_remove(cli *c, int argc, char **argv)
             }
     }
     if (!m && !c->purge) {
-        fprintf(stderr, "plughost remove: no package '%s' in the package directories; "
-                        "`plughost list` shows what is installed\n", pkg);
+        fprintf(stderr,
+                "plughost remove: no package '%s' in the package directories; "
+                "`plughost list` shows what is installed\n",
+                pkg);
         goto cleanup;
     }
     if (m && delete_package_dir(&h->cfg, m, 1)) {
@@ -862,31 +878,34 @@ static int cmd_new(cli *c, int argc, char **argv)
         return 1;
     }
     char *ini = NULL, *src = NULL, *cm = NULL, *file = NULL;
-    int rc = asprintf(&ini,
-                      "[package]\nname = %s\nversion = 0.1.0\ndescription = TODO: what %s does\n"
-                      "\n[parameters]\ngreeting = Hello\n", name, name) < 0 ||
-             asprintf(&src,
-                      "/* %s: a plughost package. */\n#include <plughost/sdk.h>\n\n"
-                      "static char *hello(ph_ctx *ctx, const char *who)\n{\n"
-                      "    const char *greeting = ph_param(ctx, \"greeting\");\n"
-                      "    size_t n = 0, m = 0;\n    while (greeting[n])\n        n++;\n"
-                      "    while (who[m])\n        m++;\n"
-                      "    char *out = ph_alloc(ctx, n + m + 3);\n    if (!out)\n        return NULL;\n"
-                      "    for (size_t i = 0; i < n; i++)\n        out[i] = greeting[i];\n"
-                      "    out[n] = ',';\n    out[n + 1] = ' ';\n"
-                      "    for (size_t i = 0; i <= m; i++)\n        out[n + 2 + i] = who[i];\n"
-                      "    return out;\n}\n\n"
-                      "static const ph_method %s_methods[] = {\n"
-                      "    PH_METHOD(hello, PH_STR, PH_ARG(\"who\", PH_STR)),\n};\n\n"
-                      "PH_PACKAGE(.actors = PH_ACTORS(PH_ACTOR(\"%s\", %s_methods)));\n",
-                      name, name, name, name) < 0 ||
-             asprintf(&cm,
-                      "cmake_minimum_required(VERSION 3.20)\nproject(%s C)\n"
-                      "find_package(plughost REQUIRED)\n"
-                      "# Stages build/packages/%s/ (the .so and package.ini): point a host's\n"
-                      "# package_dirs at build/packages.\n"
-                      "plughost_add_package(%s SOURCES %s.c)\n", name, name, name, name) < 0 ||
-             asprintf(&file, "%s.c", name) < 0;
+    int rc =
+        asprintf(&ini,
+                 "[package]\nname = %s\nversion = 0.1.0\ndescription = TODO: what %s does\n"
+                 "\n[parameters]\ngreeting = Hello\n",
+                 name, name) < 0 ||
+        asprintf(&src,
+                 "/* %s: a plughost package. */\n#include <plughost/sdk.h>\n\n"
+                 "static char *hello(ph_ctx *ctx, const char *who)\n{\n"
+                 "    const char *greeting = ph_param(ctx, \"greeting\");\n"
+                 "    size_t n = 0, m = 0;\n    while (greeting[n])\n        n++;\n"
+                 "    while (who[m])\n        m++;\n"
+                 "    char *out = ph_alloc(ctx, n + m + 3);\n    if (!out)\n        return NULL;\n"
+                 "    for (size_t i = 0; i < n; i++)\n        out[i] = greeting[i];\n"
+                 "    out[n] = ',';\n    out[n + 1] = ' ';\n"
+                 "    for (size_t i = 0; i <= m; i++)\n        out[n + 2 + i] = who[i];\n"
+                 "    return out;\n}\n\n"
+                 "static const ph_method %s_methods[] = {\n"
+                 "    PH_METHOD(hello, PH_STR, PH_ARG(\"who\", PH_STR)),\n};\n\n"
+                 "PH_PACKAGE(.actors = PH_ACTORS(PH_ACTOR(\"%s\", %s_methods)));\n",
+                 name, name, name, name) < 0 ||
+        asprintf(&cm,
+                 "cmake_minimum_required(VERSION 3.20)\nproject(%s C)\n"
+                 "find_package(plughost REQUIRED)\n"
+                 "# Stages build/packages/%s/ (the .so and package.ini): point a host's\n"
+                 "# package_dirs at build/packages.\n"
+                 "plughost_add_package(%s SOURCES %s.c)\n",
+                 name, name, name, name) < 0 ||
+        asprintf(&file, "%s.c", name) < 0;
     if (rc)
         rc = PH_ENOMEM;
     if (!rc && !(rc = write_new_file(name, "package.ini", ini)) &&
@@ -955,11 +974,13 @@ static const command commands[] = {
     {"check", cmd_check, "check [-c host.ini]",
      "Prints the plan (instances, versions, load order) and every problem without running "
      "package code. Exits 1 when there are problems."},
-    {"call", cmd_call, "call [--local] [-c host.ini] [--url URL] INSTANCE.ACTOR.METHOD [name=value ...|JSON]",
+    {"call", cmd_call,
+     "call [--local] [-c host.ini] [--url URL] INSTANCE.ACTOR.METHOD [name=value ...|JSON]",
      "Calls a method and prints its JSON result. By default it asks the running host over HTTP "
      "(address from host.ini or --url); --local loads and starts the packages in this process, "
      "calls, and stops them."},
-    {"list", cmd_list, "list [-c host.ini]", "Lists the packages found in the package directories."},
+    {"list", cmd_list, "list [-c host.ini]",
+     "Lists the packages found in the package directories."},
     {"status", cmd_status, "status [-c host.ini] [--url URL]",
      "Shows every instance of the running host: package, version, state, and why it is not "
      "running or why its last reload failed."},
@@ -1032,21 +1053,43 @@ int main(int argc, char **argv)
     /* "+" stops at the first non-option only for the command word: options may follow it. */
     while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (o) {
-        case 'c': c.config = optarg; break;
-        case 'l': c.listen = optarg; break;
-        case 'd': c.data_dir = optarg; break;
-        case 'L': c.log_level = optarg; break;
-        case 'u': c.url = optarg; break;
-        case 's': c.strict = 1; break;
-        case 'o': c.local = 1; break;
-        case 'P': c.purge = 1; break;
+        case 'c':
+            c.config = optarg;
+            break;
+        case 'l':
+            c.listen = optarg;
+            break;
+        case 'd':
+            c.data_dir = optarg;
+            break;
+        case 'L':
+            c.log_level = optarg;
+            break;
+        case 'u':
+            c.url = optarg;
+            break;
+        case 's':
+            c.strict = 1;
+            break;
+        case 'o':
+            c.local = 1;
+            break;
+        case 'P':
+            c.purge = 1;
+            break;
         case 'p':
             if (add_package_dir(&c, optarg))
                 return 1;
             break;
-        case 'h': want_help = 1; break;
-        case 'V': printf("plughost %s (SDK ABI %d)\n", PH_HOST_VERSION, PH_ABI_VERSION); return 0;
-        default: usage(stderr); return 2;
+        case 'h':
+            want_help = 1;
+            break;
+        case 'V':
+            printf("plughost %s (SDK ABI %d)\n", PH_HOST_VERSION, PH_ABI_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind >= argc) {

@@ -94,7 +94,8 @@ static int package_info(ph_host *h, const char *pkg, json_t **out)
         if (!info) {
             json_t *req = json_object();
             for (size_t k = 0; req && k < m->n_requires; k++)
-                json_object_set_new(req, m->requires[k].name, json_string(m->requires[k].range.text));
+                json_object_set_new(req, m->requires[k].name,
+                                    json_string(m->requires[k].range.text));
             json_t *params = json_object();
             for (size_t k = 0; params && k < m->n_params; k++)
                 json_object_set_new(params, m->params[k].key, json_string(m->params[k].value));
@@ -111,8 +112,10 @@ static int package_info(ph_host *h, const char *pkg, json_t **out)
     pthread_rwlock_unlock(&h->lock);
     if (!info) {
         json_decref(insts);
-        return ph_error_set(PH_ENOTFOUND, "no package '%s' is loaded; `plughost list` shows the "
-                                          "installed ones", pkg);
+        return ph_error_set(PH_ENOTFOUND,
+                            "no package '%s' is loaded; `plughost list` shows the "
+                            "installed ones",
+                            pkg);
     }
     json_object_set_new(info, "instances", insts);
     *out = info;
@@ -142,8 +145,10 @@ int ph_manage(ph_host *h, const char *op, const char *name, json_t **out)
         rc = ph_host_enable(h, name, &n);
         result = n ? "running again" : "already running";
     } else {
-        return ph_error_set(PH_EINVAL, "unknown management operation '%s'; use packages, info, "
-                                       "reload, unload or enable", op);
+        return ph_error_set(PH_EINVAL,
+                            "unknown management operation '%s'; use packages, info, "
+                            "reload, unload or enable",
+                            op);
     }
     if (rc)
         return rc;

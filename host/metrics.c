@@ -73,7 +73,10 @@ static void text_printf(text *t, const char *fmt, ...)
     t->len += (size_t)n;
 }
 
-static void text_str(text *t, const char *s) { text_add(t, s, strlen(s)); }
+static void text_str(text *t, const char *s)
+{
+    text_add(t, s, strlen(s));
+}
 
 /* A label value with \, " and newline escaped as the format requires. */
 static void text_label(text *t, const char *v)
@@ -153,9 +156,12 @@ const char *ph_metrics_item_state(const ph_host *host, size_t i)
     if (inst)
         return ph_inst_state_name(atomic_load(&inst->state));
     switch (it->state) {
-    case PH_PLAN_FAILED: return "failed";
-    case PH_PLAN_SKIPPED: return "skipped";
-    default: return "planned";
+    case PH_PLAN_FAILED:
+        return "failed";
+    case PH_PLAN_SKIPPED:
+        return "skipped";
+    default:
+        return "planned";
     }
 }
 

@@ -133,9 +133,9 @@ static void fill_op(build *b, json_t *op, const ph_route *r, const char *id_suff
     if (r->doc)
         check(b, json_object_set_new(op, "summary", json_string(r->doc)));
     if (req)
-        check(b, json_object_set_new(op, "requestBody",
-                                     json_pack("{s:b,s:o}", "required", 1, "content",
-                                               json_content(req))));
+        check(b, json_object_set_new(
+                     op, "requestBody",
+                     json_pack("{s:b,s:o}", "required", 1, "content", json_content(req))));
     check(b, json_object_set_new(op, "responses", responses(ok, ok_status)));
     if (r->flags & PH_ADMIN)
         check(b, json_object_set_new(op, "security", json_pack("[{s:[]}]", "bearer")));
@@ -167,10 +167,11 @@ static json_t *query_schema(bool paging)
                                       "type", "array", "items", "type", "string", "description",
                                       "field, -field or \"field desc\"; a comma list or array "
                                       "of them"));
-        json_object_set_new(props, "limit", json_pack("{s:s,s:i,s:i}", "type", "integer",
-                                                      "minimum", 0, "maximum", 1000));
-        json_object_set_new(props, "offset", json_pack("{s:s,s:i}", "type", "integer",
-                                                       "minimum", 0));
+        json_object_set_new(
+            props, "limit",
+            json_pack("{s:s,s:i,s:i}", "type", "integer", "minimum", 0, "maximum", 1000));
+        json_object_set_new(props, "offset",
+                            json_pack("{s:s,s:i}", "type", "integer", "minimum", 0));
     }
     return json_pack("{s:s,s:o,s:s}", "type", "object", "properties", props, "description",
                      "filters: \"field\": value (equality, null for IS NULL), \"field.op\": "
@@ -191,9 +192,9 @@ static json_t *list_params(const ph_model *m)
     json_array_append_new(ps, json_pack("{s:s,s:s,s:s,s:{s:s}}", "name", "order", "in", "query",
                                         "description", "field to order by; prefix - for descending",
                                         "schema", "type", "string"));
-    json_array_append_new(ps, json_pack("{s:s,s:s,s:{s:s,s:i,s:i}}", "name", "limit", "in",
-                                        "query", "schema", "type", "integer", "minimum", 0,
-                                        "maximum", 1000));
+    json_array_append_new(ps,
+                          json_pack("{s:s,s:s,s:{s:s,s:i,s:i}}", "name", "limit", "in", "query",
+                                    "schema", "type", "integer", "minimum", 0, "maximum", 1000));
     json_array_append_new(ps, json_pack("{s:s,s:s,s:{s:s,s:i}}", "name", "offset", "in", "query",
                                         "schema", "type", "integer", "minimum", 0));
     return ps;
@@ -267,8 +268,8 @@ static void crud_schemas(const ph_route *r, const char *rec_ref, const char *in_
                          ph_openapi_type_schema(PH_I64), "required", "id");
         *ok = m[0] == 'g' ? ref("%s%s", rec_ref, "") : json_object();
     } else if (!strcmp(m, "set")) {
-        *req = json_pack("{s:[o,{s:[s]}]}", "allOf", ref("%s%s", in_ref, ".patch"), "required",
-                         "id");
+        *req =
+            json_pack("{s:[o,{s:[s]}]}", "allOf", ref("%s%s", in_ref, ".patch"), "required", "id");
         *ok = ref("%s%s", rec_ref, "");
     } else if (!strcmp(m, "list") || !strcmp(m, "count")) {
         *req = query_schema(m[0] == 'l');
@@ -284,7 +285,8 @@ static void visit(const ph_route *r, void *ud)
     build *b = ud;
     const char *mount = r->inst->mount ? r->inst->mount : "";
     char *path = NULL, *rec_ref = NULL, *in_ref = NULL;
-    if (asprintf(&path, "%s/actors/%s/%s", strcmp(mount, "/") ? mount : "", r->actor, r->method) < 0) {
+    if (asprintf(&path, "%s/actors/%s/%s", strcmp(mount, "/") ? mount : "", r->actor, r->method) <
+        0) {
         b->oom = true;
         return;
     }
@@ -318,33 +320,30 @@ static json_t *host_paths(void)
         "s:{s:{s:s,s:s,s:{s:{s:s,s:{s:{s:o}}}}}},"
         "s:{s:{s:s,s:s,s:{s:{s:s}}}}}",
         "/_/health", "get", "operationId", "host.health", "summary",
-        "Liveness (always 200 while serving) and readiness (the ready member)", "responses",
-        "200", "description", "serving", "default", "$ref", "#/components/responses/Error",
-        "/_/metrics", "get", "operationId", "host.metrics", "summary", "Prometheus text",
-        "responses", "200", "description", "metrics", "content", "text/plain", "schema", "type",
-        "string",
+        "Liveness (always 200 while serving) and readiness (the ready member)", "responses", "200",
+        "description", "serving", "default", "$ref", "#/components/responses/Error", "/_/metrics",
+        "get", "operationId", "host.metrics", "summary", "Prometheus text", "responses", "200",
+        "description", "metrics", "content", "text/plain", "schema", "type", "string",
         "/_/openapi.json", "get", "operationId", "host.openapi", "summary", "This document",
         "responses", "200", "description", "OpenAPI 3.1", "content", "application/json", "schema",
-        any,
-        "/_/packages", "get", "operationId", "host.packages", "summary",
+        any, "/_/packages", "get", "operationId", "host.packages", "summary",
         "Instances with package, version, state and dependencies", "responses", "200",
         "description", "the instances");
 }
 
 static json_t *components(json_t *schemas)
 {
-    json_t *err = json_pack(
-        "{s:s,s:{s:{s:s,s:{s:{s:s},s:{s:s}},s:[s,s]}},s:[s]}", "type", "object", "properties",
-        "error", "type", "object", "properties", "code", "type", "string", "message", "type",
-        "string", "required", "code", "message", "required", "error");
+    json_t *err =
+        json_pack("{s:s,s:{s:{s:s,s:{s:{s:s},s:{s:s}},s:[s,s]}},s:[s]}", "type", "object",
+                  "properties", "error", "type", "object", "properties", "code", "type", "string",
+                  "message", "type", "string", "required", "code", "message", "required", "error");
     if (!err || json_object_set_new(schemas, "Error", err))
         return NULL;
     return json_pack("{s:O,s:{s:{s:s,s:{s:{s:{s:s}}}}},s:{s:{s:s,s:s}}}", "schemas", schemas,
                      "responses", "Error", "description",
-                     "error: code is a machine-readable word, message says what to do",
-                     "content", "application/json", "schema", "$ref",
-                     "#/components/schemas/Error", "securitySchemes", "bearer", "type", "http",
-                     "scheme", "bearer");
+                     "error: code is a machine-readable word, message says what to do", "content",
+                     "application/json", "schema", "$ref", "#/components/schemas/Error",
+                     "securitySchemes", "bearer", "type", "http", "scheme", "bearer");
 }
 
 int ph_openapi_build(ph_host *host, json_t **out)

@@ -32,7 +32,10 @@ typedef struct hold_entry {
 static hold_entry *holds;
 static size_t n_holds;
 
-void ph_reload_set_drain_ms(int ms) { atomic_store(&drain_ms, ms > 0 ? ms : 10000); }
+void ph_reload_set_drain_ms(int ms)
+{
+    atomic_store(&drain_ms, ms > 0 ? ms : 10000);
+}
 
 /* ---- bookkeeping ---- */
 
@@ -140,12 +143,14 @@ static int check_requirements(ph_host *h, const ph_manifest *nm)
             if (h->insts[i] && strcmp(h->plan.items[i].manifest->name, d->name) == 0)
                 found = h->plan.items[i].manifest;
         if (!found)
-            return ph_error_set(PH_EDEPENDENCY, "package '%s' %s requires '%s' (%s), which is not "
-                                                "loaded; not reloaded",
+            return ph_error_set(PH_EDEPENDENCY,
+                                "package '%s' %s requires '%s' (%s), which is not "
+                                "loaded; not reloaded",
                                 nm->name, nm->version_text, d->name, d->range.text);
         if (!ph_range_satisfies(&d->range, &found->version))
-            return ph_error_set(PH_EDEPENDENCY, "package '%s' %s requires %s %s but %s %s is "
-                                                "running; not reloaded",
+            return ph_error_set(PH_EDEPENDENCY,
+                                "package '%s' %s requires %s %s but %s %s is "
+                                "running; not reloaded",
                                 nm->name, nm->version_text, d->name, d->range.text, d->name,
                                 found->version_text);
     }
@@ -183,7 +188,7 @@ static int build_callable(const ph_manifest *m, const char ***out, size_t *n_out
         return ph_error_set(PH_ENOMEM, "out of memory");
     c[k++] = m->name;
     for (size_t i = 0; i < m->n_requires; i++)
-        c[k++] = m->requires[i].name;
+    c[k++] = m->requires[i].name;
     for (size_t i = 0; i < m->n_optional; i++)
         c[k++] = m->optional[i].name;
     *out = c;
@@ -308,8 +313,9 @@ static void roll_back(ph_instance *inst, previous *p)
             atomic_store(&inst->state, PH_INST_RUNNING);
         } else {
             atomic_store(&inst->state, PH_INST_FAILED);
-            ph_logf(PH_L_ERROR, inst->name, "rollback failed too: the old version's %s; the "
-                                            "instance is down until its next build",
+            ph_logf(PH_L_ERROR, inst->name,
+                    "rollback failed too: the old version's %s; the "
+                    "instance is down until its next build",
                     reason ? reason : "start failed");
         }
     }
@@ -371,17 +377,24 @@ static int swap_instance(ph_host *h, ph_instance *inst, const ph_manifest *nm, c
     ph_module *mod = NULL;
     ph_version *nv = NULL;
     ph_store *nstore = NULL;
-    previous p = {inst->cur, inst->manifest, inst->store, inst->callable, inst->n_callable,
-                  atomic_load(&inst->state) == PH_INST_RUNNING, {0}};
+    previous p = {inst->cur,
+                  inst->manifest,
+                  inst->store,
+                  inst->callable,
+                  inst->n_callable,
+                  atomic_load(&inst->state) == PH_INST_RUNNING,
+                  {0}};
     char *reason = NULL;
     char hash[17], key[17];
     const char *bad = NULL; /* set when the failure is the build's fault */
     int rc, prepared = 0;
 
     if (ph_frame_inside(inst)) {
-        rc = ph_error_set(PH_ESTATE, "instance '%s' cannot be reloaded from inside one of its own "
-                                     "calls (the drain would wait for that very call); reload it "
-                                     "from outside", inst->name);
+        rc = ph_error_set(PH_ESTATE,
+                          "instance '%s' cannot be reloaded from inside one of its own "
+                          "calls (the drain would wait for that very call); reload it "
+                          "from outside",
+                          inst->name);
         fail_reload(inst, NULL);
         return rc;
     }
@@ -403,8 +416,10 @@ static int swap_instance(ph_host *h, ph_instance *inst, const ph_manifest *nm, c
         goto fail;
     if (strcmp(mod->hash, hash) != 0) {
         ph_module_close(mod);
-        rc = ph_error_set(PH_EBUSY, "%s changed while it was being loaded; it is loaded again "
-                                    "once it settles", nm->library);
+        rc = ph_error_set(PH_EBUSY,
+                          "%s changed while it was being loaded; it is loaded again "
+                          "once it settles",
+                          nm->library);
         bad = NULL;
         goto fail;
     }
@@ -498,15 +513,19 @@ int ph_reload_package(ph_host *h, const char *pkg, int *swapped)
         if (h->insts[i] && strcmp(h->plan.items[i].manifest->name, pkg) == 0)
             cur = h->plan.items[i].manifest;
     if (!cur) {
-        rc = ph_error_set(PH_ENOTFOUND, "no loaded instance of package '%s'; `plughost list` "
-                                        "shows what is loaded", pkg);
+        rc = ph_error_set(PH_ENOTFOUND,
+                          "no loaded instance of package '%s'; `plughost list` "
+                          "shows what is loaded",
+                          pkg);
         goto done;
     }
     if ((rc = ph_manifest_load(cur->path, &nm)))
         goto report;
     if (strcmp(nm->name, cur->name) != 0) {
-        rc = ph_error_set(PH_EMANIFEST, "%s now names package '%s', not '%s'; a package cannot "
-                                        "be renamed by a reload", cur->path, nm->name, cur->name);
+        rc = ph_error_set(PH_EMANIFEST,
+                          "%s now names package '%s', not '%s'; a package cannot "
+                          "be renamed by a reload",
+                          cur->path, nm->name, cur->name);
         goto report;
     }
     if ((rc = check_dependents(h, nm)) || (rc = check_requirements(h, nm)) ||
@@ -706,7 +725,8 @@ static void rescan(ph_reloader *r)
 static void *watch_loop(void *arg)
 {
     ph_reloader *r = arg;
-    struct pollfd fds[2] = {{.fd = r->fd, .events = POLLIN}, {.fd = r->stop_pipe[0], .events = POLLIN}};
+    struct pollfd fds[2] = {{.fd = r->fd, .events = POLLIN},
+                            {.fd = r->stop_pipe[0], .events = POLLIN}};
     clock_gettime(CLOCK_MONOTONIC, &r->last_rescan);
     for (;;) {
         int any = 0;

@@ -56,11 +56,11 @@ void ph_reload_set_drain_ms(int ms);
 
 /** A consistent snapshot of an instance's reload bookkeeping. */
 typedef struct ph_reload_info {
-    unsigned reloads;      /* successful swaps */
-    unsigned failures;     /* failed attempts */
-    char *error;           /* why the last attempt failed (malloc'd), NULL after a success */
-    char build[17];        /* hash of the build serving */
-    double last_hold_ms;   /* gate-closed time of the last successful swap, 0 if none */
+    unsigned reloads;    /* successful swaps */
+    unsigned failures;   /* failed attempts */
+    char *error;         /* why the last attempt failed (malloc'd), NULL after a success */
+    char build[17];      /* hash of the build serving */
+    double last_hold_ms; /* gate-closed time of the last successful swap, 0 if none */
 } ph_reload_info;
 
 /**

@@ -117,7 +117,10 @@ void ph_router_free(ph_router *r)
     free(r);
 }
 
-void ph_router_set_hold_ms(ph_router *r, int ms) { r->hold_ms = ms; }
+void ph_router_set_hold_ms(ph_router *r, int ms)
+{
+    r->hold_ms = ms;
+}
 
 /* Publishes a copy of the current list with `add` appended or `remove` left out. */
 static int replace_list(ph_router *r, ph_instance *add, const char *remove)
@@ -241,8 +244,10 @@ static ph_route *routes_append(ph_routes *t, const char *actor, const char *meth
 {
     for (size_t i = 0; i < t->n; i++)
         if (strcmp(t->items[i].actor, actor) == 0 && strcmp(t->items[i].method, method) == 0) {
-            ph_error_set(PH_EINVAL, "instance '%s': method %s.%s is defined twice (a model and an "
-                                    "actor with the same name?)", t->inst->name, actor, method);
+            ph_error_set(PH_EINVAL,
+                         "instance '%s': method %s.%s is defined twice (a model and an "
+                         "actor with the same name?)",
+                         t->inst->name, actor, method);
             return NULL;
         }
     ph_route *before = t->items;
@@ -398,8 +403,9 @@ static int enter_instance(ph_router *r, ph_instance *caller, const char *address
                             (int)len, address, address, names);
     }
     if (caller && caller != inst && !ph_instance_may_call(caller, inst->manifest->name)) {
-        return ph_error_set(PH_EPERM, "package '%s' may not call '%s': it does not depend on "
-                                      "package '%s'; add it to [requires] or [optional] in %s",
+        return ph_error_set(PH_EPERM,
+                            "package '%s' may not call '%s': it does not depend on "
+                            "package '%s'; add it to [requires] or [optional] in %s",
                             caller->manifest->name, address, inst->manifest->name,
                             caller->manifest->path);
     }
@@ -420,15 +426,17 @@ static int enter_instance(ph_router *r, ph_instance *caller, const char *address
     return 0;
 }
 
-static int find_route(ph_instance *inst, const char *address, const char *rest, const ph_route **out)
+static int find_route(ph_instance *inst, const char *address, const char *rest,
+                      const ph_route **out)
 {
     char names[1024];
     const ph_routes *t = atomic_load(&inst->routes);
     const ph_route *rt = routes_find(t, rest, strlen(rest));
     if (!rt) {
         list_methods(t, names, sizeof names);
-        return ph_error_set(PH_ENOTFOUND, "instance '%s' has no method '%s' (address '%s'); "
-                                          "methods: %s",
+        return ph_error_set(PH_ENOTFOUND,
+                            "instance '%s' has no method '%s' (address '%s'); "
+                            "methods: %s",
                             inst->name, rest, address, names);
     }
     *out = rt;
@@ -560,8 +568,9 @@ int ph_router_manage(ph_router *r, ph_instance *caller, const char *op, const ch
 {
     *out = NULL;
     if (!caller->manifest->manager)
-        return ph_error_set(PH_EPERM, "package '%s' may not manage the host; only a package with "
-                                      "'manager = true' in [package] of its package.ini may",
+        return ph_error_set(PH_EPERM,
+                            "package '%s' may not manage the host; only a package with "
+                            "'manager = true' in [package] of its package.ini may",
                             caller->manifest->name);
     if (!r->manage)
         return ph_error_set(PH_ESTATE, "host management is not available in this process");

@@ -40,7 +40,7 @@ typedef struct ph_route_stats {
 } ph_route_stats;
 
 typedef struct ph_route {
-    char *name;    /* "actor.method" */
+    char *name; /* "actor.method" */
     char *actor;
     char *method;
     ph_instance *inst;

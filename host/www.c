@@ -179,8 +179,9 @@ int ph_www_open(const char *root, char *const *segs, size_t n, const char *const
     out->fd = -1;
     for (size_t i = 0; i < n; i++)
         if (!ph_www_segment_ok(segs[i], strlen(segs[i])))
-            return ph_error_set(PH_EINVAL, "path segment %zu is not allowed (empty, '.', '..', or "
-                                           "holding '/', '\\' or NUL); request a plain file path",
+            return ph_error_set(PH_EINVAL,
+                                "path segment %zu is not allowed (empty, '.', '..', or "
+                                "holding '/', '\\' or NUL); request a plain file path",
                                 i + 1);
     rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0) {

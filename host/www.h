@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 typedef struct ph_www_file {
-    int fd;                   /* open for reading; the caller closes it */
+    int fd; /* open for reading; the caller closes it */
     uint64_t size;
     const char *content_type; /* static string */
     bool is_index;            /* the path named a directory; this is its index file */

@@ -79,8 +79,8 @@ static void check_call_fails(fx *f, const char *args, const char *want)
 {
     int rc = ph(f, "call --local -c '%s' %s", f->ini, args);
     if (rc != 1 || f->out[0] || !strstr(f->err, want))
-        fail_msg("plughost call %s: exit %d\nstdout: %s\nstderr: %s\nwanted in stderr: %s", args, rc,
-                 f->out, f->err, want);
+        fail_msg("plughost call %s: exit %d\nstdout: %s\nstderr: %s\nwanted in stderr: %s", args,
+                 rc, f->out, f->err, want);
 }
 
 /* ---- call: acceptance 2 ---- */
@@ -130,10 +130,12 @@ static void test_call_errors(void **state)
                      "plughost: not_an_array: numbers must be an array of numbers\n");
     /* Wrong types and counts name the parameter and the expected type. */
     check_call_fails(f, "calc.math.add a=x b=1", "plughost: a=x: 'a' takes an integer\n");
-    check_call_fails(f, "calc.math.add '{\"a\": \"2\", \"b\": 40}'",
-                     "plughost: bad_args: calc.math.add: parameter 'a' must be int64, got string\n");
-    check_call_fails(f, "calc.math.add '[1]'",
-                     "plughost: bad_args: calc.math.add: takes 2 arguments (int64 a, int64 b), got 1\n");
+    check_call_fails(
+        f, "calc.math.add '{\"a\": \"2\", \"b\": 40}'",
+        "plughost: bad_args: calc.math.add: parameter 'a' must be int64, got string\n");
+    check_call_fails(
+        f, "calc.math.add '[1]'",
+        "plughost: bad_args: calc.math.add: takes 2 arguments (int64 a, int64 b), got 1\n");
     check_call_fails(f, "calc.math.add a=1",
                      "plughost: bad_args: calc.math.add: missing parameter 'b' (int64)\n");
     check_call_fails(f, "calc.math.add a=1 b=2 c=3",
@@ -141,10 +143,12 @@ static void test_call_errors(void **state)
                      "int64 b)\n");
     check_call_fails(f, "calc.math.negate value=maybe",
                      "plughost: value=maybe: 'value' takes true or false\n");
-    check_call_fails(f, "calc.math.nope", "plughost: not_found: instance 'calc' has no method "
-                                          "'math.nope' (address 'calc.math.nope'); methods: ");
-    check_call_fails(f, "nope.math.add", "plughost: not_found: no instance 'nope' (address "
-                                         "'nope.math.add'); instances: calc\n");
+    check_call_fails(f, "calc.math.nope",
+                     "plughost: not_found: instance 'calc' has no method "
+                     "'math.nope' (address 'calc.math.nope'); methods: ");
+    check_call_fails(f, "nope.math.add",
+                     "plughost: not_found: no instance 'nope' (address "
+                     "'nope.math.add'); instances: calc\n");
     check_call_fails(f, "calc.math.add '{\"a\": 1,'", "plughost: arguments are not valid JSON: ");
     /* Without --local, call goes to a running host; none runs here. */
     int rc = ph(f, "call -c '%s' calc.math.add a=1 b=2", f->ini);
@@ -185,7 +189,8 @@ static void test_call_examples_pair(void **state)
     char *text = tu_read(f->ini);
     char *more = tu_fmt("%s\n[instance hello]\ngreeting = Welcome back\n", text);
     free(tu_write(f->tmp, "host.ini", more));
-    check_call(f, "greeter.greeter.welcome name=Ada", "\"Welcome back, Ada! Welcome to plughost.\"");
+    check_call(f, "greeter.greeter.welcome name=Ada",
+               "\"Welcome back, Ada! Welcome to plughost.\"");
     free(more);
     free(text);
     /* Without hello the greeter cannot load, and says why. */
@@ -222,8 +227,9 @@ static void test_check_cycle(void **state)
     int rc = ph(f, "check -c '%s'", f->ini);
     assert_int_equal(rc, 1);
     assert_true(tu_contains(f->out, "problems ("));
-    assert_true(tu_contains(f->out, "dependency cycle: core_cycle_a -> core_cycle_b -> core_cycle_c "
-                                    "-> core_cycle_a"));
+    assert_true(tu_contains(f->out,
+                            "dependency cycle: core_cycle_a -> core_cycle_b -> core_cycle_c "
+                            "-> core_cycle_a"));
     assert_true(tu_contains(f->out, "core_good 1.0.0  [ok]"));
     for (const char *const *n = names; *n; n++)
         assert_false(fx_marked(f->tmp, *n, "prepare"));
@@ -237,8 +243,9 @@ static void test_check_missing_and_range(void **state)
     int rc = ph(f, "check -c '%s'", f->ini);
     assert_int_equal(rc, 1);
     /* Missing: names the package, what it requires and the range. */
-    assert_true(tu_contains(f->out, "instance 'core_missing_dep' (package core_missing_dep 1.0.0) "
-                                    "requires package 'core_absent' (^1.0), which is not installed"));
+    assert_true(tu_contains(f->out,
+                            "instance 'core_missing_dep' (package core_missing_dep 1.0.0) "
+                            "requires package 'core_absent' (^1.0), which is not installed"));
     /* Unsatisfied: names the package, the range and the version found. */
     char *want = tu_fmt("package 'core_range' 1.0.0 requires core_good ^2.0 but core_good 1.0.0 is "
                         "installed; install a matching version of core_good or change the range in "
@@ -255,7 +262,8 @@ static void test_check_conflict(void **state)
     use(f, names);
     int rc = ph(f, "check -c '%s'", f->ini);
     assert_int_equal(rc, 1);
-    assert_true(tu_contains(f->out, "package 'core_conflict' 1.0.0 conflicts with core_good 1.0.0"));
+    assert_true(
+        tu_contains(f->out, "package 'core_conflict' 1.0.0 conflicts with core_good 1.0.0"));
 }
 
 /* ---- failures while starting: acceptance 4 and 5 ---- */
@@ -263,8 +271,8 @@ static void test_check_conflict(void **state)
 static void test_refused_descriptors(void **state)
 {
     fx *f = *state;
-    const char *names[] = {"core_bad_abi", "core_bad_name", "core_bad_version", "core_no_desc",
-                           "core_good", NULL};
+    const char *names[] = {"core_bad_abi", "core_bad_name", "core_bad_version",
+                           "core_no_desc", "core_good",     NULL};
     use(f, names);
     check_call(f, "core_good.probe.ping", "\"pong\"");
     assert_true(tu_contains(f->err, "package 'core_bad_abi': the .so was built against SDK ABI 2 "
@@ -290,8 +298,8 @@ static void test_refused_descriptors(void **state)
 static void test_failing_prepare(void **state)
 {
     fx *f = *state;
-    const char *names[] = {"core_fail_prepare", "core_needs_failed", "core_good", "core_caller",
-                           "ex:calc", NULL};
+    const char *names[] = {"core_fail_prepare", "core_needs_failed", "core_good",
+                           "core_caller",       "ex:calc",           NULL};
     use(f, names);
     check_call(f, "core_caller.caller.relay", "\"pong\"");
     assert_true(tu_contains(f->err, "core_fail_prepare: instance 'core_fail_prepare': prepare "
@@ -353,8 +361,14 @@ static void run_and_stop(fx *f, int sig, const char *signame)
     free(log);
 }
 
-static void test_run_sigterm(void **state) { run_and_stop(*state, SIGTERM, "SIGTERM"); }
-static void test_run_sigint(void **state) { run_and_stop(*state, SIGINT, "SIGINT"); }
+static void test_run_sigterm(void **state)
+{
+    run_and_stop(*state, SIGTERM, "SIGTERM");
+}
+static void test_run_sigint(void **state)
+{
+    run_and_stop(*state, SIGINT, "SIGINT");
+}
 
 static void test_run_keeps_going_after_failures(void **state)
 {
@@ -429,22 +443,14 @@ int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_call_add),
-        T(test_call_every_type),
-        T(test_call_errors),
-        T(test_call_between_packages),
-        T(test_call_examples_pair),
-        T(test_check_ok),
-        T(test_check_cycle),
-        T(test_check_missing_and_range),
-        T(test_check_conflict),
-        T(test_refused_descriptors),
-        T(test_failing_prepare),
-        T(test_run_sigterm),
-        T(test_run_sigint),
-        T(test_run_keeps_going_after_failures),
-        T(test_help_and_version),
-        T(test_list),
+        T(test_call_add),           T(test_call_every_type),
+        T(test_call_errors),        T(test_call_between_packages),
+        T(test_call_examples_pair), T(test_check_ok),
+        T(test_check_cycle),        T(test_check_missing_and_range),
+        T(test_check_conflict),     T(test_refused_descriptors),
+        T(test_failing_prepare),    T(test_run_sigterm),
+        T(test_run_sigint),         T(test_run_keeps_going_after_failures),
+        T(test_help_and_version),   T(test_list),
         T(test_bad_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -113,7 +113,8 @@ static json_t *jparse(const char *text)
 }
 
 /* Calls fn with the JSON text as arguments, returns the result as compact JSON text. */
-static char *call_json(const ph_arg *args, uint32_t n, ph_type ret, void (*fn)(void), const char *in)
+static char *call_json(const ph_arg *args, uint32_t n, ph_type ret, void (*fn)(void),
+                       const char *in)
 {
     ph_sig sig;
     ph_value vals[PH_MAX_ARGS], r;
@@ -134,11 +135,11 @@ static char *call_json(const ph_arg *args, uint32_t n, ph_type ret, void (*fn)(v
     return s;
 }
 
-#define CHECK_CALL(args, n, ret, fn, in, want)                                              \
-    do {                                                                                    \
-        char *got_ = call_json(args, n, ret, (void (*)(void))(fn), in);                     \
-        assert_string_equal(got_, want);                                                    \
-        free(got_);                                                                         \
+#define CHECK_CALL(args, n, ret, fn, in, want)                                                     \
+    do {                                                                                           \
+        char *got_ = call_json(args, n, ret, (void (*)(void))(fn), in);                            \
+        assert_string_equal(got_, want);                                                           \
+        free(got_);                                                                                \
     } while (0)
 
 static void test_int64(void **state)
@@ -215,9 +216,9 @@ static void test_many_args(void **state)
 {
     (void)state;
     static const ph_arg args[] = {
-        {"a", PH_I64}, {"b", PH_F64}, {"c", PH_I64}, {"d", PH_F64}, {"e", PH_I64},
-        {"f", PH_F64}, {"g", PH_I64}, {"h", PH_F64}, {"i", PH_I64}, {"j", PH_F64},
-        {"k", PH_I64}, {"l", PH_F64}, {"m", PH_I64}, {"n", PH_F64}, {"o", PH_I64},
+        {"a", PH_I64}, {"b", PH_F64}, {"c", PH_I64}, {"d", PH_F64},  {"e", PH_I64},
+        {"f", PH_F64}, {"g", PH_I64}, {"h", PH_F64}, {"i", PH_I64},  {"j", PH_F64},
+        {"k", PH_I64}, {"l", PH_F64}, {"m", PH_I64}, {"n", PH_F64},  {"o", PH_I64},
         {"p", PH_F64}, {"q", PH_I64}, {"r", PH_F64}, {"t", PH_BOOL}, {"s", PH_STR},
     };
     /* ints 1..9 sum to 45, doubles 0.5 * 9 = 4.5, true -> 1000, "abc" -> 30000 */

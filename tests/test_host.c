@@ -186,7 +186,8 @@ static void test_failing_start(void **state)
     assert_int_equal(ph_host_start(h), 0);
     const char *reason;
     assert_string_equal(state_of(h, "core_fail_start", &reason), "failed");
-    assert_true(tu_contains(reason, "start failed: the package returned an error without a message"));
+    assert_true(
+        tu_contains(reason, "start failed: the package returned an error without a message"));
     assert_true(fx_marked(f->tmp, "core_fail_start", "start"));
     /* stop ran right after the failed start, releasing what prepare acquired */
     assert_true(fx_marked(f->tmp, "core_fail_start", "stop"));
@@ -234,8 +235,9 @@ static void test_missing_descriptor_runs_no_code(void **state)
 static void test_resolver_failures_are_contained(void **state)
 {
     fx *f = *state;
-    const char *names[] = {"core_missing_dep", "core_range", "core_cycle_a", "core_cycle_b",
-                           "core_cycle_c", "core_good", NULL};
+    const char *names[] = {
+        "core_missing_dep", "core_range", "core_cycle_a", "core_cycle_b", "core_cycle_c",
+        "core_good",        NULL};
     ph_host *h = open_host(f, names, NULL);
     assert_true(h->plan.n_problems >= 5);
     assert_int_equal(ph_host_start(h), 0);

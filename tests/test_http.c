@@ -51,7 +51,8 @@ static int free_port(void)
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t l = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) || getsockname(fd, (struct sockaddr *)&a, &l))
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
+        getsockname(fd, (struct sockaddr *)&a, &l))
         abort();
     close(fd);
     return ntohs(a.sin_port);
@@ -60,7 +61,8 @@ static int free_port(void)
 static int tcp_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     struct timeval tv = {10, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -166,10 +168,12 @@ static char *request_text(const char *method, const char *path, const char *head
                           const char *body)
 {
     return tu_fmt("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s%s"
-                       "Content-Length: %zu\r\n\r\n%s",
-                       method, path, headers ? headers : "",
-                       body && !(headers && strstr(headers, "Content-Type")) ? "Content-Type: application/json\r\n" : "",
-                       body ? strlen(body) : 0, body ? body : "");
+                  "Content-Length: %zu\r\n\r\n%s",
+                  method, path, headers ? headers : "",
+                  body && !(headers && strstr(headers, "Content-Type"))
+                      ? "Content-Type: application/json\r\n"
+                      : "",
+                  body ? strlen(body) : 0, body ? body : "");
 }
 
 /* A request with a body (or none) and extra header lines; asserts it connected. */
@@ -190,12 +194,16 @@ static void req_try(int port, const char *method, const char *path, const char *
     free(raw);
 }
 
-static void req(const char *method, const char *path, const char *headers, const char *body, resp *r)
+static void req(const char *method, const char *path, const char *headers, const char *body,
+                resp *r)
 {
     req_on(S.port, method, path, headers, body, r);
 }
 
-static char *auth_header(const char *token) { return tu_fmt("Authorization: Bearer %s\r\n", token); }
+static char *auth_header(const char *token)
+{
+    return tu_fmt("Authorization: Bearer %s\r\n", token);
+}
 
 /* Asserts the status and, for errors, the body {"error":{"code":code,"message":~msg}}. */
 static void expect_error(const resp *r, int status, const char *code, const char *msg_part)
@@ -212,11 +220,12 @@ static void expect_error(const resp *r, int status, const char *code, const char
 static void write_ini(server *s, const char *extra)
 {
     const char *ex = getenv("PH_EXAMPLES");
-    char *ini = tu_fmt("[host]\npackage_dirs = %s/pkgs%s%s\ndata_dir = %s/data\nlog_level = warn\n"
-                       "reload = false\n"
-                       "[http]\nlisten = 127.0.0.1:%d\nthreads = 4\nmax_body = 65536\n"
-                       "max_json_depth = 16\nconnection_timeout = 2\nmax_connections_per_ip = 32\n%s",
-                       s->dir, ex ? ", " : "", ex ? ex : "", s->dir, s->port, extra ? extra : "");
+    char *ini =
+        tu_fmt("[host]\npackage_dirs = %s/pkgs%s%s\ndata_dir = %s/data\nlog_level = warn\n"
+               "reload = false\n"
+               "[http]\nlisten = 127.0.0.1:%d\nthreads = 4\nmax_body = 65536\n"
+               "max_json_depth = 16\nconnection_timeout = 2\nmax_connections_per_ip = 32\n%s",
+               s->dir, ex ? ", " : "", ex ? ex : "", s->dir, s->port, extra ? extra : "");
     free(tu_write(s->dir, "host.ini", ini));
     free(ini);
 }
@@ -229,14 +238,15 @@ static int server_start(server *s, const char *extra_ini)
     s->dir = tu_tmpdir();
     s->port = free_port();
     free(tu_write(s->dir, "secret.txt", "TOPSECRET\n"));
-    int rc = tu_run(&out,
-                    "mkdir -p '%1$s/pkgs' && cp -r '%2$s/http_fx' '%2$s/core_decline' '%1$s/pkgs/' && "
-                    "rm -rf '%1$s/pkgs/http_fx/CMakeFiles' && "
-                    "ln -s '%1$s/secret.txt' '%1$s/pkgs/http_fx/www/escape.txt' && "
-                    "ln -s '%1$s' '%1$s/pkgs/http_fx/www/outside' && "
-                    "ln -s ../package.ini '%1$s/pkgs/http_fx/www/manifest.ini' && "
-                    "ln -s css/site.css '%1$s/pkgs/http_fx/www/alias.css'",
-                    s->dir, tu_env("PH_FIXTURES"));
+    int rc =
+        tu_run(&out,
+               "mkdir -p '%1$s/pkgs' && cp -r '%2$s/http_fx' '%2$s/core_decline' '%1$s/pkgs/' && "
+               "rm -rf '%1$s/pkgs/http_fx/CMakeFiles' && "
+               "ln -s '%1$s/secret.txt' '%1$s/pkgs/http_fx/www/escape.txt' && "
+               "ln -s '%1$s' '%1$s/pkgs/http_fx/www/outside' && "
+               "ln -s ../package.ini '%1$s/pkgs/http_fx/www/manifest.ini' && "
+               "ln -s css/site.css '%1$s/pkgs/http_fx/www/alias.css'",
+               s->dir, tu_env("PH_FIXTURES"));
     if (rc) {
         fprintf(stderr, "fixture copy failed: %s\n", out);
         free(out);
@@ -388,7 +398,9 @@ static void test_list_actors(void **state)
     assert_non_null(fx);
     json_t *add = json_object_get(fx, "add");
     assert_string_equal(json_string_value(json_object_get(add, "returns")), "int64");
-    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(add, "args"), 1), "name")), "b");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(json_object_get(add, "args"), 1), "name")),
+        "b");
     assert_true(json_is_true(json_object_get(json_object_get(fx, "secret"), "admin")));
     resp_free(&r);
     req("POST", "/http_fx/actors", NULL, "{}", &r);
@@ -444,7 +456,8 @@ static void test_error_400_depth(void **state)
     expect_error(&r, 400, "bad_args", "nests deeper than 16 levels");
     resp_free(&r);
     /* brackets inside strings do not count */
-    req("POST", "/http_fx/actors/fx/echo", NULL, "{\"value\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[\\\"[[[[[\"}", &r);
+    req("POST", "/http_fx/actors/fx/echo", NULL,
+        "{\"value\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[\\\"[[[[[\"}", &r);
     assert_int_equal(r.status, 200);
     resp_free(&r);
     /* 100000 '[' (CVE-2016-4425 shape) is refused before jansson sees it */
@@ -682,8 +695,8 @@ static void test_models_rest(void **state)
     list_expect("?qty=7", 1, "second", "first");
     list_expect("?qty=4&done=false", 1, "first", "second");
     list_expect("?done=true", 1, "second", "first");
-    list_expect("?qty.gt=4", 1, "second", "first");       /* operators, CRUD spelling */
-    list_expect("?qty__le=4", 1, "first", "second");      /* and the field__op spelling */
+    list_expect("?qty.gt=4", 1, "second", "first");  /* operators, CRUD spelling */
+    list_expect("?qty__le=4", 1, "first", "second"); /* and the field__op spelling */
     list_expect("?title.like=sec%25", 1, "second", "first");
     list_expect("?qty.ge=0&order=-qty&limit=1", 2, "second", "first"); /* total 2, page of 1 */
     list_expect("?order=title&limit=1&offset=1", 2, "second", "first");
@@ -770,15 +783,17 @@ static void test_health_and_packages(void **state)
     req("GET", "/_/health", NULL, NULL, &r);
     assert_int_equal(r.status, 200);
     assert_true(json_is_true(json_object_get(r.json, "ready")));
-    assert_string_equal(json_string_value(json_object_get(json_object_get(r.json, "instances"), "http_fx")), "running");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(r.json, "instances"), "http_fx")),
+        "running");
     resp_free(&r);
     req("GET", "/_/packages", NULL, NULL, &r);
     assert_int_equal(r.status, 200);
     size_t i;
     json_t *it, *fx = NULL;
-    json_array_foreach(json_object_get(r.json, "instances"), i, it)
-        if (strcmp(json_string_value(json_object_get(it, "instance")), "http_fx") == 0)
-            fx = it;
+    json_array_foreach(
+        json_object_get(r.json, "instances"), i,
+        it) if (strcmp(json_string_value(json_object_get(it, "instance")), "http_fx") == 0) fx = it;
     assert_non_null(fx);
     assert_string_equal(json_string_value(json_object_get(fx, "version")), "1.0.0");
     assert_string_equal(json_string_value(json_object_get(fx, "mount")), "/http_fx");
@@ -822,9 +837,11 @@ static void prometheus_parse(const char *text)
 {
     const char *py = "/usr/bin/python3";
     if (tu_run(NULL, "%s -c 'import prometheus_client.parser'", py) != 0) {
-        fprintf(stderr, "NOTE: %s has no prometheus_client (Debian package "
-                        "python3-prometheus-client): /_/metrics NOT checked with the reference "
-                        "parser\n", py);
+        fprintf(stderr,
+                "NOTE: %s has no prometheus_client (Debian package "
+                "python3-prometheus-client): /_/metrics NOT checked with the reference "
+                "parser\n",
+                py);
         return;
     }
     char *file = tu_write(S.dir, "metrics.txt", text);
@@ -849,10 +866,12 @@ static void test_metrics(void **state)
     assert_int_equal(r.status, 200);
     assert_true(tu_contains(r.head, "text/plain; version=0.0.4"));
     assert_true(tu_contains(r.body, "# TYPE plughost_call_duration_seconds histogram"));
-    assert_true(tu_contains(r.body, "plughost_calls_total{instance=\"http_fx\",actor=\"fx\",method=\"add\"} "));
+    assert_true(tu_contains(
+        r.body, "plughost_calls_total{instance=\"http_fx\",actor=\"fx\",method=\"add\"} "));
     assert_true(tu_contains(r.body, "le=\"+Inf\"}"));
     assert_true(tu_contains(r.body, "plughost_instance_up{instance=\"http_fx\"} 1"));
-    assert_true(tu_contains(r.body, "plughost_instance_state{instance=\"core_decline\",state=\"declined\"} 1"));
+    assert_true(tu_contains(
+        r.body, "plughost_instance_state{instance=\"core_decline\",state=\"declined\"} 1"));
     prometheus_parse(r.body);
     char *save = NULL;
     for (char *line = strtok_r(r.body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -864,7 +883,8 @@ static void test_metrics(void **state)
         strtod(sp + 1, &end);
         if (*end)
             fail_msg("metric value is not a number: %s", line);
-        size_t nl = strspn(line, "abcdefghijklmnopqrstuvwxyz_:ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
+        size_t nl =
+            strspn(line, "abcdefghijklmnopqrstuvwxyz_:ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
         assert_true(nl > 0 && (line[nl] == '{' || line[nl] == ' '));
     }
     resp_free(&r);
@@ -886,8 +906,9 @@ static char *openapi_validator(void)
         tu_run(&out, "sh '%s/tests/tools/install-openapi-validator.sh' '%s' >/dev/null",
                tu_env("PH_SOURCE_DIR"), dir);
     if (access(bin, X_OK) != 0 || tu_run(NULL, "command -v node >/dev/null") != 0) {
-        fprintf(stderr, "NOTE: OpenAPI 3.1 validator not available, /_/openapi.json NOT validated: "
-                        "%s(install npm and run tests/tools/install-openapi-validator.sh %s)\n",
+        fprintf(stderr,
+                "NOTE: OpenAPI 3.1 validator not available, /_/openapi.json NOT validated: "
+                "%s(install npm and run tests/tools/install-openapi-validator.sh %s)\n",
                 out ? out : "", dir);
         free(bin);
         bin = NULL;
@@ -909,12 +930,18 @@ static void test_openapi(void **state)
     assert_non_null(add);
     assert_string_equal(json_string_value(json_object_get(add, "operationId")), "http_fx.fx.add");
     assert_non_null(json_object_get(json_object_get(paths, "/http_fx/actors/fx/secret"), "post"));
-    assert_non_null(json_object_get(json_object_get(json_object_get(paths, "/http_fx/actors/fx/secret"), "post"), "security"));
+    assert_non_null(json_object_get(
+        json_object_get(json_object_get(paths, "/http_fx/actors/fx/secret"), "post"), "security"));
     /* REST list answers one page, as the document says */
     json_t *list = json_object_get(json_object_get(paths, "/http_fx/models/item"), "get");
-    json_t *page = json_object_get(json_object_get(json_object_get(json_object_get(
-                       json_object_get(json_object_get(list, "responses"), "200"), "content"),
-                       "application/json"), "schema"), "properties");
+    json_t *page = json_object_get(
+        json_object_get(
+            json_object_get(
+                json_object_get(json_object_get(json_object_get(list, "responses"), "200"),
+                                "content"),
+                "application/json"),
+            "schema"),
+        "properties");
     assert_non_null(json_object_get(page, "items"));
     assert_non_null(json_object_get(page, "total"));
 
@@ -931,7 +958,8 @@ static void test_openapi(void **state)
         fail_msg("/_/openapi.json does not validate as OpenAPI 3.1 (%s):\n%s", validator, out);
     assert_true(tu_contains(out, "\"valid\": true"));
     /* the validator is not a rubber stamp: a broken document fails */
-    char *broken = tu_write(S.dir, "broken.json", "{\"openapi\":\"3.1.0\",\"info\":{},\"paths\":{}}");
+    char *broken =
+        tu_write(S.dir, "broken.json", "{\"openapi\":\"3.1.0\",\"info\":{},\"paths\":{}}");
     free(out);
     assert_int_not_equal(tu_run(&out, "timeout 60 '%s' '%s'", validator, broken), 0);
     free(out);
@@ -959,7 +987,7 @@ static void test_static_files(void **state)
         {"/http_fx/alias.css", "text/css", "color"}, /* a symlink that stays inside www/ */
         {"/http_fx/wiki/page.md", "text/markdown", "A wiki page"},
         {"/http_fx/wiki/", "text/markdown", "Hello from the wiki"}, /* wiki/index.md */
-        {"/http_fx/css/%73ite.css", "text/css", "color"}, /* escapes are decoded once */
+        {"/http_fx/css/%73ite.css", "text/css", "color"},           /* escapes are decoded once */
     };
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         resp r;
@@ -1008,9 +1036,9 @@ static void test_traversal_corpus(void **state)
         "/http_fx/%252e%252e/package.ini", /* double encoding stays literal */
         "/http_fx/wiki/../www/../package.ini",
         "/http_fx/wiki/..%2f..%2fpackage.ini",
-        "/http_fx/escape.txt",       /* symlink to a file outside */
+        "/http_fx/escape.txt",         /* symlink to a file outside */
         "/http_fx/outside/secret.txt", /* symlink to a directory outside */
-        "/http_fx/manifest.ini",     /* symlink to ../package.ini */
+        "/http_fx/manifest.ini",       /* symlink to ../package.ini */
         "/http_fx/./index.html/..",
         "/http_fx/%",
         "/http_fx/%2",
@@ -1052,7 +1080,8 @@ static void test_slow_client(void **state)
     /* a client that sends half a request and stalls */
     int slow = tcp_connect(S.port);
     assert_true(slow >= 0);
-    const char *part = "POST /http_fx/actors/fx/add HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{";
+    const char *part =
+        "POST /http_fx/actors/fx/add HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{";
     assert_true(send(slow, part, strlen(part), MSG_NOSIGNAL) > 0);
     /* others are served meanwhile */
     double t0 = now_s();
@@ -1111,8 +1140,10 @@ static void test_per_client_limit(void **state)
                 close(fds[i]);
         }
         if (!valid)
-            fprintf(stderr, "per-client limit: round %d inconclusive (a held connection timed "
-                            "out first); again\n", attempt + 1);
+            fprintf(stderr,
+                    "per-client limit: round %d inconclusive (a held connection timed "
+                    "out first); again\n",
+                    attempt + 1);
         usleep(300 * 1000);
     }
     assert_true(valid);
@@ -1231,10 +1262,12 @@ static void test_require_token(void **state)
     req_on(O.port, "GET", "/_/health", NULL, NULL, &r); /* liveness stays open */
     assert_int_equal(r.status, 200);
     resp_free(&r);
-    req_on(O.port, "POST", "/http_fx/actors/fx/add", "Authorization: Bearer tok-123\r\n", "[1,2]", &r);
+    req_on(O.port, "POST", "/http_fx/actors/fx/add", "Authorization: Bearer tok-123\r\n", "[1,2]",
+           &r);
     assert_int_equal(r.status, 200);
     resp_free(&r);
-    req_on(O.port, "POST", "/http_fx/actors/fx/add", "Authorization: Bearer tok-124\r\n", "[1,2]", &r);
+    req_on(O.port, "POST", "/http_fx/actors/fx/add", "Authorization: Bearer tok-124\r\n", "[1,2]",
+           &r);
     expect_error(&r, 401, "unauthorized", "token is wrong");
     resp_free(&r);
     assert_int_equal(server_stop(&O), 0);
@@ -1301,8 +1334,8 @@ static void *read_loop(void *arg)
         resp r;
         nanosleep(&pace, NULL);
         req_try(rd->port, rd->method, rd->path, NULL, rd->body, &r);
-        bool good = r.status == 200 && (strstr(rd->path, "metrics") ? tu_contains(r.body, "# TYPE")
-                                                                    : r.json != NULL);
+        bool good = r.status == 200 &&
+                    (strstr(rd->path, "metrics") ? tu_contains(r.body, "# TYPE") : r.json != NULL);
         if (good) {
             rd->ok++;
         } else {
@@ -1360,7 +1393,8 @@ static void test_status_during_reload(void **state)
         free(out);
         resp r;
         req_try(O.port, "POST", "/_/reload/http_fx", auth, NULL, &r);
-        if (!failure && (r.status != 200 || json_integer_value(json_object_get(r.json, "instances")) != 1))
+        if (!failure &&
+            (r.status != 200 || json_integer_value(json_object_get(r.json, "instances")) != 1))
             failure = tu_fmt("reload %d: %d %s%s", i, r.status, r.head, r.body);
         resp_free(&r);
         req_try(O.port, "POST", "/http_fx/actors/fx/build", NULL, NULL, &r);
@@ -1396,9 +1430,9 @@ static void test_status_during_reload(void **state)
     req_on(O.port, "GET", "/_/packages", NULL, NULL, &r);
     json_t *fx = NULL, *it;
     size_t i;
-    json_array_foreach(json_object_get(r.json, "instances"), i, it)
-        if (!strcmp(json_string_value(json_object_get(it, "instance")), "http_fx"))
-            fx = it;
+    json_array_foreach(
+        json_object_get(r.json, "instances"), i,
+        it) if (!strcmp(json_string_value(json_object_get(it, "instance")), "http_fx")) fx = it;
     assert_non_null(fx);
     assert_int_equal(json_integer_value(json_object_get(fx, "reloads")), swaps);
     assert_int_equal(json_integer_value(json_object_get(fx, "reload_failures")), 0);
@@ -1443,7 +1477,8 @@ int main(void)
         cmocka_unit_test_teardown(test_graceful_shutdown, own_teardown),
         cmocka_unit_test_teardown(test_status_during_reload, own_teardown),
     };
-    int failed = cmocka_run_group_tests_name("http (shared host)", shared, group_setup, group_teardown);
+    int failed =
+        cmocka_run_group_tests_name("http (shared host)", shared, group_setup, group_teardown);
     failed += cmocka_run_group_tests_name("http (own host)", own, NULL, NULL);
     return failed;
 }

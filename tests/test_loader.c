@@ -163,9 +163,10 @@ static void test_name_mismatch(void **state)
     fx *f = *state;
     ph_manifest *m = fixture_manifest(f, "core_bad_name");
     assert_int_equal(ph_module_open(m, f->stage, &f->mod), PH_EMANIFEST);
-    char *want = tu_fmt("package 'core_bad_name': the .so says its name is 'core_impostor' but %s "
-                        "says 'core_bad_name'; rebuild the package (its name comes from package.ini)",
-                        m->path);
+    char *want =
+        tu_fmt("package 'core_bad_name': the .so says its name is 'core_impostor' but %s "
+               "says 'core_bad_name'; rebuild the package (its name comes from package.ini)",
+               m->path);
     assert_string_equal(ph_error_last(), want);
     free(want);
     assert_true(no_markers(f));
@@ -216,8 +217,8 @@ static void test_missing_library(void **state)
     free(tu_write(dir, "package.ini", "[package]\nname = ghost\nversion = 1.0.0\n"));
     load_manifest(f, dir);
     assert_int_equal(ph_module_open(f->m, f->stage, &f->mod), PH_ELOAD);
-    char *want = tu_fmt("cannot open %s/ghost.so: No such file or directory; build the package first",
-                        dir);
+    char *want =
+        tu_fmt("cannot open %s/ghost.so: No such file or directory; build the package first", dir);
     assert_string_equal(ph_error_last(), want);
     free(want);
     free(dir);
@@ -228,8 +229,8 @@ static void test_tiny_file(void **state)
     fx *f = *state;
     ph_manifest *m = fake_package(f, "\177ELF12345", 9);
     assert_int_equal(ph_module_open(m, f->stage, &f->mod), PH_ELOAD);
-    char *want = tu_fmt("%s is not a shared object (only 9 bytes); is it still being written?",
-                        m->library);
+    char *want =
+        tu_fmt("%s is not a shared object (only 9 bytes); is it still being written?", m->library);
     assert_string_equal(ph_error_last(), want);
     free(want);
     assert_int_equal(count_entries(f->stage), 0);
@@ -405,7 +406,8 @@ static void test_validate_tables(void **state)
     v.methods[0].args = void_arg;
     v.methods[0].n_args = 1;
     assert_int_equal(ph_loader_validate(&v.d, &v.m), PH_EABI);
-    assert_true(tu_contains(ph_error_last(), "method math.add parameter #1 needs a name and a type"));
+    assert_true(
+        tu_contains(ph_error_last(), "method math.add parameter #1 needs a name and a type"));
 
     make_valid(&v);
     v.methods[0].args = time_arg;
@@ -425,7 +427,8 @@ static void test_validate_tables(void **state)
     make_valid(&v);
     v.d.actors = NULL;
     assert_int_equal(ph_loader_validate(&v.d, &v.m), PH_EABI);
-    assert_true(tu_contains(ph_error_last(), "descriptor counts actors/models it does not provide"));
+    assert_true(
+        tu_contains(ph_error_last(), "descriptor counts actors/models it does not provide"));
 
     make_valid(&v);
     ph_actor twice[2] = {v.actor, v.actor};
@@ -443,7 +446,8 @@ static void test_validate_models(void **state)
                                          {"owner", PH_REF, 0, NULL, "user"}};
     static const ph_field ref_fields[] = {{"owner", PH_REF, 0, NULL, NULL}};
     static const ph_field def_fields[] = {{"n", PH_I64, PH_HAS_DEFAULT, NULL, NULL}};
-    static const ph_field dup_fields[] = {{"n", PH_I64, 0, NULL, NULL}, {"n", PH_STR, 0, NULL, NULL}};
+    static const ph_field dup_fields[] = {{"n", PH_I64, 0, NULL, NULL},
+                                          {"n", PH_STR, 0, NULL, NULL}};
     ph_model model = {"note", ok_fields, 2, 0, NULL, NULL};
 
     make_valid(&v);
@@ -458,7 +462,8 @@ static void test_validate_models(void **state)
                                          "but names no model");
     model.fields = def_fields;
     assert_int_equal(ph_loader_validate(&v.d, &v.m), PH_EABI);
-    assert_string_equal(ph_error_last(), "package 'pkg': model 'note' field 'n' has a NULL default");
+    assert_string_equal(ph_error_last(),
+                        "package 'pkg': model 'note' field 'n' has a NULL default");
     model.fields = dup_fields;
     model.n_fields = 2;
     assert_int_equal(ph_loader_validate(&v.d, &v.m), PH_EABI);

@@ -176,7 +176,8 @@ static void sh(const char *fmt, const char *a, const char *b)
     free(out);
 }
 
-/* What `cp src dst` does to an existing dst: truncate and rewrite the same inode. In-process, fast. */
+/* What `cp src dst` does to an existing dst: truncate and rewrite the same inode. In-process, fast.
+ */
 static void cp_inplace(const char *src, const char *dst)
 {
     char *data = NULL;
@@ -230,9 +231,10 @@ static double wait_tag(fx *f, int64_t want)
             return now_ms() - t0;
         sleep_ms(5);
     }
-    fail_msg("build %lld never served within %d ms (still %lld; reload error: %s)",
-             (long long)want, SERVE_WAIT_MS, (long long)tag_of(f),
-             inst_of(f, "reload_fx")->reload_error ? inst_of(f, "reload_fx")->reload_error : "none");
+    fail_msg("build %lld never served within %d ms (still %lld; reload error: %s)", (long long)want,
+             SERVE_WAIT_MS, (long long)tag_of(f),
+             inst_of(f, "reload_fx")->reload_error ? inst_of(f, "reload_fx")->reload_error
+                                                   : "none");
     return -1;
 }
 
@@ -281,7 +283,10 @@ static void incr_n(fx *f, int n)
     }
 }
 
-static int64_t count_of(fx *f) { return call_i64(f->h, "reload_fx.fx.count", NULL, NULL); }
+static int64_t count_of(fx *f)
+{
+    return call_i64(f->h, "reload_fx.fx.count", NULL, NULL);
+}
 
 /* ------------------------------------------------------------------ */
 /* Writers: the ways a new build lands on disk                          */
@@ -305,9 +310,18 @@ static void linker_into_place(void **state, const char *ld, int tag)
     assert_no_error(f, "reload_fx");
 }
 
-static void test_rebuild_bfd(void **state) { linker_into_place(state, "bfd", 2); }
-static void test_rebuild_gold(void **state) { linker_into_place(state, "gold", 3); }
-static void test_rebuild_lld(void **state) { linker_into_place(state, "lld", 4); }
+static void test_rebuild_bfd(void **state)
+{
+    linker_into_place(state, "bfd", 2);
+}
+static void test_rebuild_gold(void **state)
+{
+    linker_into_place(state, "gold", 3);
+}
+static void test_rebuild_lld(void **state)
+{
+    linker_into_place(state, "lld", 4);
+}
 
 static void test_cp_over_same_inode(void **state)
 {
@@ -807,7 +821,8 @@ static void test_reload_from_inside_refused(void **state)
     int rc = ph_reload_package(f->h, "reload_fx", &swapped);
     ph_frame_pop(&fr);
     assert_int_equal(rc, PH_ESTATE);
-    assert_true(tu_contains(ph_error_last(), "cannot be reloaded from inside one of its own calls"));
+    assert_true(
+        tu_contains(ph_error_last(), "cannot be reloaded from inside one of its own calls"));
     assert_int_equal(ph_reload_package(f->h, "reload_fx", &swapped), 0);
     assert_int_equal(swapped, 1);
     free(b);
@@ -1066,7 +1081,8 @@ static int free_port(void)
 static int tcp_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     struct timeval tv = {10, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);

@@ -95,7 +95,8 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Calls address with JSON text args (NULL: none); returns the result as text or "error WORD: MSG". */
+/* Calls address with JSON text args (NULL: none); returns the result as text or "error WORD: MSG".
+ */
 static char *call_as(fx *f, ph_instance *caller, const char *address, const char *args)
 {
     json_t *in = NULL, *out = NULL;
@@ -115,11 +116,11 @@ static char *call_as(fx *f, ph_instance *caller, const char *address, const char
     return s;
 }
 
-#define CHECK(f, address, args, want)                       \
-    do {                                                    \
-        char *got_ = call_as(f, NULL, address, args);       \
-        assert_string_equal(got_, want);                    \
-        free(got_);                                         \
+#define CHECK(f, address, args, want)                                                              \
+    do {                                                                                           \
+        char *got_ = call_as(f, NULL, address, args);                                              \
+        assert_string_equal(got_, want);                                                           \
+        free(got_);                                                                                \
     } while (0)
 
 static void test_every_type_through_calc(void **state)
@@ -167,7 +168,8 @@ static void test_argument_errors_name_the_parameter(void **state)
           "error bad_args: calc.math.add: parameter 'a' must be int64, got string");
     CHECK(f, "calc.math.add", "[1]",
           "error bad_args: calc.math.add: takes 2 arguments (int64 a, int64 b), got 1");
-    CHECK(f, "calc.math.add", "{\"a\": 1}", "error bad_args: calc.math.add: missing parameter 'b' (int64)");
+    CHECK(f, "calc.math.add", "{\"a\": 1}",
+          "error bad_args: calc.math.add: missing parameter 'b' (int64)");
     CHECK(f, "calc.math.add", NULL, "error bad_args: calc.math.add: missing parameter 'a' (int64)");
     CHECK(f, "calc.math.add", "{\"a\": 1, \"b\": 2, \"x\": 3}",
           "error bad_args: calc.math.add: unknown parameter 'x'; it takes (int64 a, int64 b)");
@@ -185,7 +187,8 @@ static void test_unknown_addresses(void **state)
 {
     fx *f = *state;
     CHECK(f, "nope.math.add", "[]",
-          "error not_found: no instance 'nope' (address 'nope.math.add'); instances: calc, core_good");
+          "error not_found: no instance 'nope' (address 'nope.math.add'); instances: calc, "
+          "core_good");
     char *got = call_as(f, NULL, "calc.math.nope", NULL);
     assert_true(tu_contains(got, "error not_found: instance 'calc' has no method 'math.nope' "
                                  "(address 'calc.math.nope'); methods: "));
@@ -193,7 +196,8 @@ static void test_unknown_addresses(void **state)
     assert_true(tu_contains(got, "text.upper"));
     free(got);
     CHECK(f, "calc", NULL, "error not_found: 'calc' is not an address; use instance.actor.method");
-    CHECK(f, "calc.add", NULL, "error not_found: 'calc.add' is not an address; use instance.actor.method");
+    CHECK(f, "calc.add", NULL,
+          "error not_found: 'calc.add' is not an address; use instance.actor.method");
 }
 
 static void test_cross_package_calls(void **state)

@@ -48,7 +48,8 @@ static int restore(ph_ctx *ctx, uint32_t version, const void *data, size_t len)
     if (version != STATE_VERSION || len != sizeof(counter_state))
         return PH_DECLINE; /* unknown layout: start from zero */
     memcpy(ph_instance_data(ctx), data, len);
-    ph_log(ctx, PH_LOG_INFO, "restored count %lld", (long long)((const counter_state *)data)->count);
+    ph_log(ctx, PH_LOG_INFO, "restored count %lld",
+           (long long)((const counter_state *)data)->count);
     return PH_OK;
 }
 

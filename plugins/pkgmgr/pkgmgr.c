@@ -14,11 +14,26 @@ static ph_json *manage(ph_ctx *ctx, const char *op, const char *name)
     return out;
 }
 
-static ph_json *list(ph_ctx *ctx) { return manage(ctx, "packages", NULL); }
-static ph_json *info(ph_ctx *ctx, const char *name) { return manage(ctx, "info", name); }
-static ph_json *reload(ph_ctx *ctx, const char *name) { return manage(ctx, "reload", name); }
-static ph_json *disable(ph_ctx *ctx, const char *name) { return manage(ctx, "unload", name); }
-static ph_json *enable(ph_ctx *ctx, const char *name) { return manage(ctx, "enable", name); }
+static ph_json *list(ph_ctx *ctx)
+{
+    return manage(ctx, "packages", NULL);
+}
+static ph_json *info(ph_ctx *ctx, const char *name)
+{
+    return manage(ctx, "info", name);
+}
+static ph_json *reload(ph_ctx *ctx, const char *name)
+{
+    return manage(ctx, "reload", name);
+}
+static ph_json *disable(ph_ctx *ctx, const char *name)
+{
+    return manage(ctx, "unload", name);
+}
+static ph_json *enable(ph_ctx *ctx, const char *name)
+{
+    return manage(ctx, "enable", name);
+}
 
 static const ph_method package_methods[] = {
     PH_METHOD0_EX("list", list, PH_JSON, 0, "Every instance: package, version, state, reloads."),

@@ -5,10 +5,20 @@
  */
 #include <plughost/sdk.h>
 
-typedef struct st { int64_t n; } st;
+typedef struct st {
+    int64_t n;
+} st;
 
-static int64_t add(ph_ctx *ctx, int64_t a, int64_t b) { (void)ctx; return a + b; }
-static int64_t count(ph_ctx *ctx) { st *s = (st *)ph_instance_data(ctx); return s->n; }
+static int64_t add(ph_ctx *ctx, int64_t a, int64_t b)
+{
+    (void)ctx;
+    return a + b;
+}
+static int64_t count(ph_ctx *ctx)
+{
+    st *s = (st *)ph_instance_data(ctx);
+    return s->n;
+}
 static char *hi(ph_ctx *ctx, const char *name)
 {
     ph_log(ctx, PH_LOG_INFO, "hi %s (%s)", name, ph_instance_name(ctx));
@@ -31,8 +41,17 @@ static int prepare(ph_ctx *ctx)
         return ph_error(ctx, "no_x", "parameter %s missing", "x");
     return ph_db_query(ctx, "SELECT 1", NULL, NULL) == 0 ? PH_OK : PH_FAIL;
 }
-static void stop(ph_ctx *ctx) { (void)ctx; }
-static int validate(ph_ctx *ctx, const char *op, const ph_json *rec) { (void)ctx; (void)op; (void)rec; return 0; }
+static void stop(ph_ctx *ctx)
+{
+    (void)ctx;
+}
+static int validate(ph_ctx *ctx, const char *op, const ph_json *rec)
+{
+    (void)ctx;
+    (void)op;
+    (void)rec;
+    return 0;
+}
 
 static const ph_method m[] = {
     PH_METHOD(add, PH_I64, PH_ARG("a", PH_I64), PH_ARG("b", PH_I64)),
@@ -46,7 +65,7 @@ static const ph_field f[] = {
     PH_FIELD("n", PH_INT, PH_DEFAULT("0")),
     PH_FIELD_REF("owner", "user", PH_INDEXED),
 };
-static const ph_field uf[] = { PH_FIELD("name", PH_TEXT, PH_REQUIRED | PH_UNIQUE) };
+static const ph_field uf[] = {PH_FIELD("name", PH_TEXT, PH_REQUIRED | PH_UNIQUE)};
 
 PH_PACKAGE(.instance_size = sizeof(st), .prepare = prepare, .stop = stop,
            .actors = PH_ACTORS(PH_ACTOR("math", m)),

@@ -14,7 +14,8 @@ const char *tu_env(const char *name)
 {
     const char *v = getenv(name);
     if (!v) {
-        fprintf(stderr, "test environment variable %s is not set; run the tests through ctest\n", name);
+        fprintf(stderr, "test environment variable %s is not set; run the tests through ctest\n",
+                name);
         abort();
     }
     return v;

@@ -47,6 +47,12 @@
 extern "C" {
 #endif
 
+/*
+ * Hand-formatted: clang-format would spread every declaration macro over
+ * several lines and make the tables below hard to read.
+ */
+/* clang-format off */
+
 /** ABI version of the descriptor and host API this header describes. */
 #define PH_ABI_VERSION 1
 
@@ -525,6 +531,8 @@ static inline int ph_db_query(ph_ctx *ctx, const char *sql, const ph_json *param
 {
     return ctx->api->db_query(ctx, sql, params, rows);
 }
+
+/* clang-format on */
 
 #ifdef __cplusplus
 }

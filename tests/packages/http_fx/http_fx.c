@@ -10,7 +10,10 @@ static int64_t add(ph_ctx *ctx, int64_t a, int64_t b)
     return a + b;
 }
 
-static ph_json *echo(ph_ctx *ctx, const ph_json *value) { return ph_json_copy(ctx, value); }
+static ph_json *echo(ph_ctx *ctx, const ph_json *value)
+{
+    return ph_json_copy(ctx, value);
+}
 
 static char *greet(ph_ctx *ctx, const char *name)
 {
@@ -28,7 +31,10 @@ static int64_t fail(ph_ctx *ctx)
     return ph_error(ctx, "fixture_broke", "the fixture failed on purpose");
 }
 
-static char *secret(ph_ctx *ctx) { return ph_strdup(ctx, "s3cret"); }
+static char *secret(ph_ctx *ctx)
+{
+    return ph_strdup(ctx, "s3cret");
+}
 
 /* Holds the calling thread: in-flight requests for the shutdown and slow tests. */
 static int64_t nap(ph_ctx *ctx, int64_t ms)

@@ -15,10 +15,16 @@ static int64_t call_fx(ph_ctx *ctx, const char *address, int64_t ms)
 }
 
 /* reload_fx.fx.slow(ms): the tag of the reload_fx build that served it. */
-static int64_t relay(ph_ctx *ctx, int64_t ms) { return call_fx(ctx, "reload_fx.fx.slow", ms); }
+static int64_t relay(ph_ctx *ctx, int64_t ms)
+{
+    return call_fx(ctx, "reload_fx.fx.slow", ms);
+}
 
 /* reload_fx.fx.nested(ms): dep -> fx -> fx. */
-static int64_t roundtrip(ph_ctx *ctx, int64_t ms) { return call_fx(ctx, "reload_fx.fx.nested", ms); }
+static int64_t roundtrip(ph_ctx *ctx, int64_t ms)
+{
+    return call_fx(ctx, "reload_fx.fx.nested", ms);
+}
 
 static const ph_method dep_methods[] = {
     PH_METHOD(relay, PH_I64, PH_ARG("ms", PH_I64)),
