@@ -669,9 +669,11 @@ static int set_http(load_ctx *x, const char *key, const char *v)
         return set_int("http", key, v, 1, 86400, &h->connection_timeout);
     if (strcmp(key, "max_connections_per_ip") == 0)
         return set_int("http", key, v, 1, 1000000, &h->max_connections_per_ip);
+    if (strcmp(key, "rate_limit") == 0)
+        return set_int("http", key, v, 0, 1000000, &h->rate_limit);
     return unknown_key("http", key,
                        "listen, threads, max_body, max_json_depth, "
-                       "connection_timeout, max_connections_per_ip");
+                       "connection_timeout, max_connections_per_ip, rate_limit");
 }
 
 static int set_auth(load_ctx *x, const char *key, const char *v)

@@ -3,7 +3,7 @@
  *
  *   [host]      data_dir, package_dirs (comma list), log_level, reload, strict
  *   [http]      listen (ADDR:PORT), threads, max_body, max_json_depth,
- *               connection_timeout, max_connections_per_ip
+ *               connection_timeout, max_connections_per_ip, rate_limit
  *   [auth]      token, token_file, require_token
  *   [instance NAME]  package, mount, enabled, and any other key overrides the
  *               package parameter of that name (checked against the manifest
@@ -59,6 +59,7 @@ typedef struct ph_http_conf {
     int max_json_depth;         /* default 64 */
     int connection_timeout;     /* seconds, default 15 */
     int max_connections_per_ip; /* default 64 */
+    int rate_limit;             /* calls per second per method, 0 (default): no limit */
 } ph_http_conf;
 
 typedef struct ph_auth_conf {

@@ -35,7 +35,8 @@
     X(SQL, -19, "storage", "storage error")                                                        \
     X(STATE, -20, "state", "not in a state that allows this")                                      \
     X(MIGRATION, -21, "migration", "schema migration failed")                                      \
-    X(INTERNAL, -22, "internal", "internal error")
+    X(INTERNAL, -22, "internal", "internal error")                          \
+    X(RATE, -23, "rate_limited", "too many requests; retry later")
 
 enum {
 #define PH_ERR_ENUM_(name, value, word, text) PH_E##name = value,

@@ -227,7 +227,7 @@ static void test_unknown_keys_and_sections(void **state)
     fixture *f = *state;
     load_bad(f, "[http]\nlisten = 127.0.0.1:80\n\n\n\n\nlistne = x\n", PH_ECONFIG, 7,
              "unknown key 'listne' in [http]; known keys: listen, threads, max_body, "
-             "max_json_depth, connection_timeout, max_connections_per_ip");
+             "max_json_depth, connection_timeout, max_connections_per_ip, rate_limit");
     load_bad(f, "[host]\ndatadir = x\n", PH_ECONFIG, 2,
              "unknown key 'datadir' in [host]; known keys: data_dir, package_dirs, log_level, "
              "reload, strict");
