@@ -74,11 +74,9 @@ char *tu_write(const char *dir, const char *name, const char *text)
     return path;
 }
 
-char *tu_read(const char *path)
+/* Reads a stream to its end into a malloc'd, NUL-terminated buffer. */
+static char *read_all(FILE *f)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap);
     size_t n;
@@ -90,6 +88,15 @@ char *tu_read(const char *path)
         }
     }
     buf[len] = 0;
+    return buf;
+}
+
+char *tu_read(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = read_all(f);
     fclose(f);
     return buf;
 }
@@ -108,17 +115,7 @@ int tu_run(char **out, const char *fmt, ...)
     free(full);
     if (!p)
         abort();
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    size_t n;
-    while ((n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-        len += n;
-        if (cap - len < 2) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-        }
-    }
-    buf[len] = 0;
+    char *buf = read_all(p);
     int st = pclose(p);
     if (out)
         *out = buf;
