@@ -13,6 +13,7 @@ void ph_frame_push(ph_frame *f, ph_instance *inst)
 {
     f->inst = inst;
     f->failed = 0;
+    f->what = NULL;
     f->prev = frame_top;
     frame_top = f;
 }
@@ -169,6 +170,7 @@ int ph_version_step(ph_version *v, ph_lifecycle_fn fn, const char *what, char **
     ph_frame f;
     ph_error_clear();
     ph_frame_push(&f, v->inst);
+    f.what = what;
     int st = fn(&v->ctx);
     ph_frame_pop(&f);
     if (st == PH_OK && !f.failed)
@@ -198,6 +200,7 @@ int ph_instance_start(ph_instance *inst)
             /* Release what prepare acquired: stop copes with a half-started instance. */
             ph_frame f;
             ph_frame_push(&f, inst);
+            f.what = "stop";
             d->stop(&inst->cur->ctx);
             ph_frame_pop(&f);
         }
@@ -223,6 +226,7 @@ void ph_instance_stop(ph_instance *inst)
     if (d->stop) {
         ph_frame f;
         ph_frame_push(&f, inst);
+        f.what = "stop";
         d->stop(&inst->cur->ctx);
         ph_frame_pop(&f);
     }

@@ -133,6 +133,7 @@ int ph_instance_may_call(const ph_instance *inst, const char *pkg);
 typedef struct ph_frame {
     ph_instance *inst;
     int failed; /* the package raised an error (or a ph_call of it failed) */
+    const char *what; /* "actor.method", "prepare", ...: named by the crash report */
     struct ph_frame *prev;
 } ph_frame;
 

@@ -12,6 +12,7 @@
 
 #include "client.h"
 #include "config.h"
+#include "crash.h"
 #include "error.h"
 #include "ffi_call.h"
 #include "host.h"
@@ -282,6 +283,10 @@ static int cmd_run(cli *c, int argc, char **argv)
         print_error("admin token");
         goto cleanup;
     }
+    char *journal = NULL;
+    if (asprintf(&journal, "%s/crashes.log", h->cfg.data_dir) < 0 || ph_crash_install(journal))
+        ph_log_warn("no crash journal: %s", ph_error_last());
+    free(journal);
     if ((rc = ph_host_start(h))) {
         print_error("cannot start");
         goto cleanup;
@@ -943,6 +948,7 @@ static int cmd_call(cli *c, int argc, char **argv)
         print_error(NULL);
         return 1;
     }
+    ph_crash_install(NULL); /* a crash in package code names the package */
     if (ph_host_start(h)) {
         print_error("cannot start");
         goto cleanup;

@@ -229,6 +229,7 @@ static void save_state(ph_version *v, saved_state *s)
         return;
     ph_frame f;
     ph_frame_push(&f, v->inst);
+    f.what = "save";
     int rc = d->save(&v->ctx, &s->version, &s->data, &s->len);
     ph_frame_pop(&f);
     if (rc != PH_OK || f.failed) {
@@ -247,6 +248,7 @@ static void restore_state(ph_version *v, const saved_state *s)
         return;
     ph_frame f;
     ph_frame_push(&f, v->inst);
+    f.what = "restore";
     int rc = d->restore(&v->ctx, s->version, s->data, s->len);
     ph_frame_pop(&f);
     if (rc == PH_DECLINE)
@@ -364,6 +366,7 @@ static void discard_prepared(ph_version *v)
         return;
     ph_frame f;
     ph_frame_push(&f, v->inst);
+    f.what = "stop";
     v->module->desc->stop(&v->ctx);
     ph_frame_pop(&f);
 }

@@ -471,6 +471,7 @@ static int invoke_package(const ph_route *rt, const char *address, json_t *args,
         return rc;
     ph_frame f;
     ph_frame_push(&f, rt->inst);
+    f.what = rt->name;
     ph_ffi_call(&rt->sig, rt->fn, rt->ctx, vals, &ret);
     ph_frame_pop(&f);
     if (f.failed) {
@@ -504,6 +505,7 @@ int ph_router_call(ph_router *r, ph_instance *caller, const char *address, json_
     if (rt->native) {
         ph_frame f;
         ph_frame_push(&f, inst);
+        f.what = rt->name;
         rc = rt->native(rt->ud, inst, args, out);
         ph_frame_pop(&f);
     } else {
@@ -534,6 +536,7 @@ int ph_router_call_values(ph_router *r, const char *address, ph_value *vals, ph_
     }
     ph_frame f;
     ph_frame_push(&f, inst);
+    f.what = rt->name;
     ph_ffi_call(&rt->sig, rt->fn, rt->ctx, vals, ret);
     ph_frame_pop(&f);
     atomic_fetch_add_explicit(&rt->stats->calls, 1, memory_order_relaxed);

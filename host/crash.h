@@ -1,0 +1,18 @@
+/*
+ * Fatal signals in package code. A SIGSEGV (or SIGBUS, SIGILL, SIGFPE,
+ * SIGABRT) cannot be recovered from in-process: the package may hold a lock
+ * or have corrupted the heap. The host says which package, instance, build
+ * and method the crash happened in, appends the same line to a crash
+ * journal, and lets the signal end the process (a supervisor restarts it).
+ * The handler only uses async-signal-safe calls.
+ */
+#ifndef PH_HOST_CRASH_H
+#define PH_HOST_CRASH_H
+
+/**
+ * Installs the handlers. `journal` (may be NULL) is a file the crash lines
+ * are appended to (opened now, O_APPEND). Returns 0 or PH_EIO.
+ */
+int ph_crash_install(const char *journal);
+
+#endif

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# A crash in package code: the host names the package, version, build,
+# instance and method, appends the line to <data_dir>/crashes.log, and ends
+# with the real signal (for a supervisor to restart it).
+set -euo pipefail
+if [ "${PH_SANITIZE:-0}" = 1 ]; then
+  echo "sanitizer build: ASan reports crashes itself; skipped"; echo "1 passed, 0 failed"; exit 0
+fi
+tmp=$(mktemp -d)
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+mkdir -p "$tmp/pk"
+cp -r "$PH_FIXTURES/core_crash" "$tmp/pk/"
+ph() { "$PH_BIN" --packages "$tmp/pk" --data-dir "$tmp/data" --log-level error "$@"; }
+
+[ "$(ph call --local core_crash.boom.fine)" = 1 ] || fail "the package does not load"
+set +e; out=$(ph call --local core_crash.boom.now 2>&1); rc=$?; set -e
+[ $rc = 139 ] || fail "expected death by SIGSEGV (139), got $rc: $out"
+grep -q "plughost: SIGSEGV (invalid memory access) in package 'core_crash' 1.0.0 (build [0-9a-f]\{16\}), instance 'core_crash', in boom.now; the host stops" <<<"$out" \
+  || fail "crash report: $out"
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$PH_BIN" --packages "$tmp/pk" --data-dir "$tmp/data" run --listen "127.0.0.1:$port" >"$tmp/run.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/_/health" && break; sleep 0.1; done
+curl -s -X POST "http://127.0.0.1:$port/core_crash/actors/boom/now" >/dev/null || true
+set +e; wait "$pid"; rc=$?; set -e; pid=
+[ $rc = 139 ] || fail "run should die by SIGSEGV, got $rc"
+grep -q "in package 'core_crash' 1.0.0 (build [0-9a-f]\{16\}), instance 'core_crash', in boom.now" "$tmp/data/crashes.log" \
+  || fail "no journal line: $(cat "$tmp/data/crashes.log" 2>/dev/null)"
+grep -q "SIGSEGV" "$tmp/run.log" || fail "run did not report the crash"
+echo "1 passed, 0 failed"
