@@ -86,7 +86,7 @@ static int connect_to(const endpoint *e, const char *url, int *fd_out)
     }
     freeaddrinfo(res);
     if (fd < 0)
-        return ph_error_set(PH_EIO,
+        return ph_error_set(err == ECONNREFUSED ? PH_EUNREACHABLE : PH_EIO,
                             "cannot connect to %s: %s; is `plughost run` up? Start it, "
                             "or pass --url with the address it listens on",
                             url, strerror(err));

@@ -36,7 +36,8 @@
     X(STATE, -20, "state", "not in a state that allows this")                                      \
     X(MIGRATION, -21, "migration", "schema migration failed")                                      \
     X(INTERNAL, -22, "internal", "internal error")                          \
-    X(RATE, -23, "rate_limited", "too many requests; retry later")
+    X(RATE, -23, "rate_limited", "too many requests; retry later")          \
+    X(UNREACHABLE, -24, "unreachable", "nothing listens at that address")
 
 enum {
 #define PH_ERR_ENUM_(name, value, word, text) PH_E##name = value,

@@ -13,6 +13,25 @@
 #include "log.h"
 #include "store.h"
 
+static _Thread_local const ph_host *changing; /* the host whose change_mu this thread holds */
+
+int ph_host_lock_changes(ph_host *h)
+{
+    if (changing == h)
+        return ph_error_set(PH_ESTATE, "packages cannot be reloaded, unloaded or enabled from "
+                                       "prepare, start or stop while the host is changing "
+                                       "packages; do it from a method call");
+    pthread_mutex_lock(&h->change_mu);
+    changing = h;
+    return 0;
+}
+
+void ph_host_unlock_changes(ph_host *h)
+{
+    changing = NULL;
+    pthread_mutex_unlock(&h->change_mu);
+}
+
 int ph_host_open(ph_config *cfg, ph_host **out)
 {
     int rc;
@@ -235,6 +254,9 @@ void ph_host_free(ph_host *h)
     for (size_t i = 0; i < h->n_retired; i++)
         ph_instance_free(h->retired[i]);
     free(h->retired);
+    for (size_t i = 0; i < h->n_disabled; i++)
+        free(h->disabled[i]);
+    free(h->disabled);
     pthread_mutex_destroy(&h->change_mu);
     pthread_rwlock_destroy(&h->lock);
     ph_plan_free(&h->plan);
@@ -341,6 +363,64 @@ int ph_host_load_token(ph_host *h)
     return rc;
 }
 
+/* Packages turned off by management stay off across configuration reloads. */
+static int is_disabled(const ph_host *h, const char *pkg)
+{
+    for (size_t i = 0; i < h->n_disabled; i++)
+        if (strcmp(h->disabled[i], pkg) == 0)
+            return 1;
+    return 0;
+}
+
+static void set_disabled(ph_host *h, const char *pkg, int on)
+{
+    for (size_t i = 0; i < h->n_disabled; i++)
+        if (strcmp(h->disabled[i], pkg) == 0) {
+            if (!on) {
+                free(h->disabled[i]);
+                h->disabled[i] = h->disabled[--h->n_disabled];
+            }
+            return;
+        }
+    char **d = on ? realloc(h->disabled, (h->n_disabled + 1) * sizeof *d) : NULL;
+    if (d && (d[h->n_disabled] = strdup(pkg))) {
+        h->disabled = d;
+        h->n_disabled++;
+    } else if (d) {
+        h->disabled = d;
+    }
+}
+
+/*
+ * Closes and drains the gates of instances [0, n) selected by `pick`: all
+ * or none. On failure the gates closed so far are open again.
+ */
+typedef int (*pick_fn)(ph_host *h, size_t i, const void *ud);
+
+static int drain_all(ph_host *h, pick_fn pick, const void *ud)
+{
+    for (size_t i = h->plan.n; i-- > 0;) {
+        ph_instance *inst = h->insts[i];
+        if (!inst || !pick(h, i, ud))
+            continue;
+        if (ph_gate_close(&inst->gate, h->drain_ms)) {
+            ph_error_wrap("instance '%s' is still busy; nothing was changed, try again",
+                          inst->name);
+            for (size_t k = i + 1; k < h->plan.n; k++)
+                if (h->insts[k] && pick(h, k, ud))
+                    ph_gate_open(&h->insts[k]->gate);
+            return PH_EBUSY;
+        }
+    }
+    return 0;
+}
+
+/* Still reachable through the router (running, failed or declined, not yet unloaded). */
+static int in_router(ph_host *h, const ph_instance *inst)
+{
+    return ph_router_instance(h->router, inst->name) == inst;
+}
+
 /*
  * Stops an instance whose gate is closed and drained, takes its routes away
  * and closes its database; reopens the gate (late callers get "stopped").
@@ -368,41 +448,45 @@ static const char *running_dependent(ph_host *h, const char *pkg)
     return NULL;
 }
 
+static int of_package_loaded(ph_host *h, size_t i, const void *pkg)
+{
+    return strcmp(h->plan.items[i].manifest->name, pkg) == 0 && in_router(h, h->insts[i]);
+}
+
 static int unload_locked(ph_host *h, const char *pkg, int *n_out)
 {
     *n_out = 0;
     const char *dep = running_dependent(h, pkg);
     if (dep)
-        return ph_error_set(PH_ECONFLICT,
-                            "package '%s' is used by instance '%s', which depends "
-                            "on it; remove or stop '%s' first",
-                            pkg, dep, dep);
+        return ph_error_set(PH_ECONFLICT, "package '%s' is used by instance '%s', which depends "
+                                          "on it; remove or stop '%s' first", pkg, dep, dep);
     int found = 0;
-    for (size_t i = h->plan.n; i-- > 0;) {
+    for (size_t i = 0; i < h->plan.n; i++) {
         ph_instance *inst = h->insts[i];
         if (!inst || strcmp(h->plan.items[i].manifest->name, pkg) != 0)
             continue;
         found = 1;
         if (ph_frame_inside(inst))
-            return ph_error_set(PH_ESTATE,
-                                "instance '%s' cannot be unloaded from inside one of "
-                                "its own calls",
-                                inst->name);
-        if (atomic_load(&inst->state) != PH_INST_RUNNING)
+            return ph_error_set(PH_ESTATE, "instance '%s' cannot be unloaded from inside one of "
+                                           "its own calls", inst->name);
+    }
+    if (!found)
+        return ph_error_set(PH_ENOTFOUND, "no instance of package '%s' is loaded; "
+                                          "`plughost status` lists them", pkg);
+    /* Every instance drains first, so a busy one leaves the package whole. */
+    int rc = drain_all(h, of_package_loaded, pkg);
+    if (rc)
+        return rc;
+    for (size_t i = h->plan.n; i-- > 0;) {
+        ph_instance *inst = h->insts[i];
+        if (!inst || !of_package_loaded(h, i, pkg))
             continue;
-        if (ph_gate_close(&inst->gate, h->drain_ms)) {
-            ph_error_wrap("instance '%s' is still busy; not unloaded, try again", inst->name);
-            return PH_EBUSY;
-        }
-        take_down(h, inst, "removed");
-        ph_log_info("%s unloaded (package %s removed; its data is kept)", inst->name, pkg);
+        take_down(h, inst, "disabled (unloaded by management); its data is kept");
+        ph_log_info("%s unloaded (package %s; its data is kept)", inst->name, pkg);
         (*n_out)++;
     }
-    return found ? 0
-                 : ph_error_set(PH_ENOTFOUND,
-                                "no instance of package '%s' is loaded; "
-                                "`plughost status` lists them",
-                                pkg);
+    set_disabled(h, pkg, 1);
+    return 0;
 }
 
 /* ---- configuration reload ---- */
@@ -475,14 +559,23 @@ static int plan_change(ph_host *h, change *c)
         return rc;
     c->insts = calloc(c->plan.n ? c->plan.n : 1, sizeof *c->insts);
     c->keep = calloc(h->plan.n ? h->plan.n : 1, sizeof *c->keep);
-    if (!c->insts || !c->keep)
+    /* Room reserved now, so nothing can fail once instances start changing. */
+    ph_instance **retired = realloc(h->retired, (h->n_retired + h->plan.n + 1) * sizeof *retired);
+    if (retired)
+        h->retired = retired;
+    ph_manifest_set *sets = realloc(h->old_sets, (h->n_old_sets + 1) * sizeof *sets);
+    if (sets)
+        h->old_sets = sets;
+    if (!c->insts || !c->keep || !retired || !sets)
         return ph_error_set(PH_ENOMEM, "out of memory");
     for (size_t i = 0; i < h->plan.n; i++) {
         ph_instance *inst = h->insts[i];
         long j = inst ? ph_plan_find(&c->plan, inst->name) : -1;
         c->keep[i] = -1;
+        int st = atomic_load(&inst->state);
+        int disabled = st == PH_INST_STOPPED && is_disabled(h, inst->manifest->name);
         if (j >= 0 && c->plan.items[j].state == PH_PLAN_OK &&
-            atomic_load(&inst->state) == PH_INST_RUNNING &&
+            (st == PH_INST_RUNNING || disabled) &&
             same_item(&h->plan.items[i], &c->plan.items[j])) {
             c->keep[i] = j;
             c->insts[j] = inst;
@@ -491,33 +584,15 @@ static int plan_change(ph_host *h, change *c)
     return 0;
 }
 
-/* Closes and drains the gates of the instances to retire: all or none. */
-static int drain_retirees(ph_host *h, const change *c)
+static int to_retire(ph_host *h, size_t i, const void *ud)
 {
-    for (size_t i = h->plan.n; i-- > 0;) {
-        ph_instance *inst = h->insts[i];
-        if (!inst || c->keep[i] >= 0 || atomic_load(&inst->state) != PH_INST_RUNNING)
-            continue;
-        if (ph_gate_close(&inst->gate, h->drain_ms)) {
-            ph_error_wrap("instance '%s' is still busy; configuration not reloaded, try again",
-                          inst->name);
-            for (size_t k = i + 1; k < h->plan.n; k++)
-                if (h->insts[k] && c->keep[k] < 0 &&
-                    atomic_load(&h->insts[k]->state) == PH_INST_RUNNING)
-                    ph_gate_open(&h->insts[k]->gate);
-            return PH_EBUSY;
-        }
-    }
-    return 0;
+    const change *c = ud;
+    return c->keep[i] < 0 && in_router(h, h->insts[i]);
 }
 
 /* Retires the drained instances (dependents first); kept ones keep valid parameters. */
-static int apply_retirements(ph_host *h, change *c, int *stopped)
+static void apply_retirements(ph_host *h, change *c, int *stopped)
 {
-    ph_instance **p = realloc(h->retired, (h->n_retired + h->plan.n + 1) * sizeof *p);
-    if (!p)
-        return ph_error_set(PH_ENOMEM, "out of memory");
-    h->retired = p;
     for (size_t i = h->plan.n; i-- > 0;) {
         ph_instance *inst = h->insts[i];
         if (!inst)
@@ -531,25 +606,17 @@ static int apply_retirements(ph_host *h, change *c, int *stopped)
             n->params = t;
             continue;
         }
-        if (atomic_load(&inst->state) == PH_INST_RUNNING) {
+        if (in_router(h, inst)) { /* its gate is closed and drained */
+            *stopped += atomic_load(&inst->state) == PH_INST_RUNNING;
             take_down(h, inst, "unloaded by a configuration reload");
-            (*stopped)++;
-        } else {
-            ph_router_remove_instance(h->router, inst->name);
-            ph_store_detach(inst);
         }
         h->retired[h->n_retired++] = inst; /* late callers may still hold it */
     }
-    return 0;
 }
 
 /* Installs the new plan; the old manifests stay alive for instances that point into them. */
-static int swap_in(ph_host *h, change *c)
+static void swap_in(ph_host *h, change *c)
 {
-    ph_manifest_set *sets = realloc(h->old_sets, (h->n_old_sets + 1) * sizeof *sets);
-    if (!sets)
-        return ph_error_set(PH_ENOMEM, "out of memory");
-    h->old_sets = sets;
     pthread_rwlock_wrlock(&h->lock);
     h->old_sets[h->n_old_sets++] = h->set;
     h->set = c->set;
@@ -566,7 +633,6 @@ static int swap_in(ph_host *h, change *c)
     c->cfg = t;
     pthread_rwlock_unlock(&h->lock);
     ph_log_set_level(h->cfg.log_level);
-    return 0;
 }
 
 /* Starts what the new plan has that is not running yet, in dependency order. */
@@ -575,7 +641,7 @@ static int start_new(ph_host *h)
     int started = 0;
     for (size_t i = 0; i < h->plan.n; i++) {
         ph_plan_item *it = &h->plan.items[i];
-        if (h->insts[i] || it->state != PH_PLAN_OK)
+        if (h->insts[i] || it->state != PH_PLAN_OK || is_disabled(h, it->manifest->name))
             continue;
         const char *dep = failed_dependency(h, i);
         if (dep) {
@@ -603,21 +669,24 @@ int ph_host_reconfigure(ph_host *h, ph_config *cfg)
     memset(&c, 0, sizeof c);
     c.cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
-    pthread_mutex_lock(&h->change_mu);
     int stopped = 0, kept = 0, started = 0;
+    if (ph_host_lock_changes(h)) {
+        change_free(&c);
+        return PH_ESTATE;
+    }
     int rc = plan_change(h, &c);
     if (!rc)
-        rc = drain_retirees(h, &c);
-    if (!rc)
-        rc = apply_retirements(h, &c, &stopped);
-    if (!rc)
-        rc = swap_in(h, &c);
+        rc = drain_all(h, to_retire, &c);
+    if (!rc) {
+        apply_retirements(h, &c, &stopped);
+        swap_in(h, &c);
+    }
     if (!rc) {
         for (size_t i = 0; i < h->plan.n; i++)
             kept += h->insts[i] != NULL;
         started = start_new(h);
     }
-    pthread_mutex_unlock(&h->change_mu);
+    ph_host_unlock_changes(h);
     change_free(&c);
     if (rc)
         return rc;
@@ -628,31 +697,40 @@ int ph_host_reconfigure(ph_host *h, ph_config *cfg)
 
 int ph_host_unload(ph_host *h, const char *pkg, int *n_out)
 {
-    pthread_mutex_lock(&h->change_mu);
-    int rc = unload_locked(h, pkg, n_out);
-    pthread_mutex_unlock(&h->change_mu);
+    *n_out = 0;
+    int rc = ph_host_lock_changes(h);
+    if (rc)
+        return rc;
+    rc = unload_locked(h, pkg, n_out);
+    ph_host_unlock_changes(h);
     return rc;
 }
 
 int ph_host_enable(ph_host *h, const char *pkg, int *n_out)
 {
     *n_out = 0;
-    int found = 0, rc = 0;
-    pthread_mutex_lock(&h->change_mu);
+    int found = 0, running = 0, rc = ph_host_lock_changes(h);
+    const ph_instance *not_running = NULL;
+    if (rc)
+        return rc;
     for (size_t i = 0; i < h->plan.n; i++) {
         ph_instance *inst = h->insts[i];
         if (!inst || strcmp(h->plan.items[i].manifest->name, pkg) != 0)
             continue;
         found = 1;
-        if (atomic_load(&inst->state) != PH_INST_STOPPED ||
-            ph_router_instance(h->router, inst->name) == inst)
+        int st = atomic_load(&inst->state);
+        if (st == PH_INST_RUNNING) {
+            running++;
             continue;
+        }
+        if (st != PH_INST_STOPPED || in_router(h, inst)) {
+            not_running = inst; /* failed or declined: a new build brings it back */
+            continue;
+        }
         const char *dep = failed_dependency(h, i);
         if (dep) {
-            rc = ph_error_set(PH_EDEPENDENCY,
-                              "instance '%s' needs '%s', which is not running; "
-                              "enable it first",
-                              inst->name, dep);
+            rc = ph_error_set(PH_EDEPENDENCY, "instance '%s' needs '%s', which is not running; "
+                                              "enable it first", inst->name, dep);
             break;
         }
         if ((rc = activate(h, inst))) {
@@ -662,11 +740,17 @@ int ph_host_enable(ph_host *h, const char *pkg, int *n_out)
         ph_log_info("%s is running again", inst->name);
         (*n_out)++;
     }
-    pthread_mutex_unlock(&h->change_mu);
+    if (!rc && found)
+        set_disabled(h, pkg, 0);
+    ph_host_unlock_changes(h);
     if (!found)
-        return ph_error_set(PH_ENOTFOUND,
-                            "no instance of package '%s' is loaded; "
-                            "`plughost status` lists them",
-                            pkg);
+        return ph_error_set(PH_ENOTFOUND, "no instance of package '%s' is loaded; "
+                                          "`plughost status` lists them", pkg);
+    if (!rc && !*n_out && !running && not_running) {
+        const char *why = atomic_load(&not_running->reason); /* valid while it lives */
+        return ph_error_set(PH_ESTATE, "instance '%s' is not running%s%s; fix the package and "
+                                       "rebuild it (a new build is loaded by itself)",
+                            not_running->name, why ? ": " : "", why ? why : "");
+    }
     return rc;
 }

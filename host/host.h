@@ -31,6 +31,8 @@ typedef struct ph_host {
     size_t n_old_sets;
     int stuck;    /* a call did not finish at shutdown: the host is not freed */
     int drain_ms; /* how long stop/unload/configuration reload wait for calls (10000) */
+    char **disabled; /* packages unloaded by management: a configuration reload keeps them off */
+    size_t n_disabled;
     pthread_mutex_t change_mu; /* serialises hot reloads and configuration reloads */
     pthread_rwlock_t lock;     /* plan and insts: read by status outputs, replaced by
                                   ph_host_reconfigure */
@@ -83,6 +85,15 @@ int ph_host_enable(ph_host *h, const char *pkg, int *n_out);
  * changed) when the new configuration cannot be resolved.
  */
 int ph_host_reconfigure(ph_host *h, ph_config *cfg);
+
+/**
+ * Takes h->change_mu (hot reloads, unload/enable, configuration reloads are
+ * serialised by it). PH_ESTATE, without locking, when this thread already
+ * holds it: package code run by such a change (prepare/start/stop) asking
+ * for another change would otherwise deadlock.
+ */
+int ph_host_lock_changes(ph_host *h);
+void ph_host_unlock_changes(ph_host *h);
 
 /** Reads or creates (0600) the admin token; sets h->admin_token. */
 int ph_host_load_token(ph_host *h);

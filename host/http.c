@@ -32,10 +32,7 @@ struct ph_http {
     int max_depth;
     int timeout_s;
     bool require_token; /* [auth] settings are read once: they need a restart */
-    int rate_limit;     /* calls per second per method, 0: none */
-    pthread_mutex_t rate_mu;
-    struct bucket *buckets; /* one token bucket per method address */
-    size_t n_buckets;
+
     atomic_long inflight;
     atomic_bool stopping;
     atomic_ulong by_class[6]; /* responses by status class: [1] 1xx ... [5] 5xx */
@@ -508,69 +505,14 @@ static bool is(const char *a, const char *b)
 }
 
 /* Calls `address` and answers with its result (or error). Takes `args`. */
-/* [http] rate_limit: a token bucket per method, refilled at the limit per second. */
-typedef struct bucket {
-    char *address;
-    double tokens;
-    double last; /* seconds, CLOCK_MONOTONIC */
-} bucket;
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Takes a token for `address`; false when the method is over its rate. */
-static bool rate_take(ph_http *h, const char *address)
-{
-    bool ok = true;
-    double now = mono_s(), rate = h->rate_limit;
-    pthread_mutex_lock(&h->rate_mu);
-    bucket *b = NULL;
-    for (size_t i = 0; i < h->n_buckets && !b; i++)
-        if (strcmp(h->buckets[i].address, address) == 0)
-            b = &h->buckets[i];
-    if (!b) {
-        bucket *nb = realloc(h->buckets, (h->n_buckets + 1) * sizeof *nb);
-        char *a = strdup(address);
-        if (!nb || !a) {
-            free(a);
-            if (nb)
-                h->buckets = nb;
-            pthread_mutex_unlock(&h->rate_mu);
-            return true; /* no memory for a bucket: do not refuse the call for it */
-        }
-        h->buckets = nb;
-        b = &h->buckets[h->n_buckets++];
-        *b = (bucket){a, rate, now};
-    }
-    b->tokens += (now - b->last) * rate;
-    if (b->tokens > rate)
-        b->tokens = rate; /* bursts of at most one second's worth */
-    b->last = now;
-    if (b->tokens >= 1.0)
-        b->tokens -= 1.0;
-    else
-        ok = false;
-    pthread_mutex_unlock(&h->rate_mu);
-    return ok;
-}
-
 static enum MHD_Result answer_call(call *k, const char *address, json_t *args, unsigned ok,
                                    const char *location_base)
 {
     json_t *out = NULL;
-    if (k->h->rate_limit > 0 && !rate_take(k->h, address)) {
-        json_decref(args);
-        return send_error(k, PH_ERATE, "%s is called more than %d times per second ([http] "
-                                       "rate_limit); retry in a second",
-                          address, k->h->rate_limit);
-    }
     ph_error_clear();
     int rc =
-        ph_router_call(k->h->host->router, NULL, address, args, k->admin ? PH_CALL_ADMIN : 0, &out);
+        ph_router_call(k->h->host->router, NULL, address, args,
+                       PH_CALL_LIMITED | (k->admin ? PH_CALL_ADMIN : 0), &out);
     json_decref(args);
     if (rc)
         return send_last_error(k, rc);
@@ -963,7 +905,8 @@ static enum MHD_Result serve_file(call *k, const char *pkg_dir, const char *sub,
 
 static bool state_settled(const char *s)
 {
-    return s && (is(s, "running") || is(s, "failed") || is(s, "skipped") || is(s, "declined"));
+    return s && (is(s, "running") || is(s, "failed") || is(s, "skipped") || is(s, "declined") ||
+                 is(s, "stopped"));
 }
 
 static enum MHD_Result get_health(call *k)
@@ -1329,8 +1272,7 @@ int ph_http_start(ph_host *host, ph_http **out)
     h->host = host;
     h->max_body = hc->max_body ? hc->max_body : 1024 * 1024;
     h->require_token = host->cfg.auth.require_token;
-    h->rate_limit = hc->rate_limit;
-    pthread_mutex_init(&h->rate_mu, NULL);
+    ph_router_set_rate_limit(host->router, hc->rate_limit);
     h->max_depth = hc->max_json_depth > 0 ? hc->max_json_depth : 64;
     h->timeout_s = hc->connection_timeout > 0 ? hc->connection_timeout : 15;
     unsigned threads = hc->threads > 0 ? (unsigned)hc->threads : 4;
@@ -1347,7 +1289,6 @@ int ph_http_start(ph_host *host, ph_http **out)
                                   host share the port instead of failing to start */
     if (!h->d) {
         int e = errno;
-        pthread_mutex_destroy(&h->rate_mu);
         free(h);
         return ph_error_set(PH_EIO,
                             "cannot listen on %s:%d: %s; another process may hold the "
@@ -1378,10 +1319,12 @@ void ph_http_stop(ph_http *h)
     for (long waited = 0; atomic_load(&h->inflight) > 0 && waited < (long)h->timeout_s * 100;
          waited++)
         nanosleep(&step, NULL);
+    if (atomic_load(&h->inflight) > 0) {
+        /* Joining the pool would wait for package code that does not return. */
+        ph_log_error("%ld HTTP request(s) still running after %d s; not waiting for them",
+                     (long)atomic_load(&h->inflight), h->timeout_s);
+        return;
+    }
     MHD_stop_daemon(h->d);
-    for (size_t i = 0; i < h->n_buckets; i++)
-        free(h->buckets[i].address);
-    free(h->buckets);
-    pthread_mutex_destroy(&h->rate_mu);
     free(h);
 }

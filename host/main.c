@@ -243,12 +243,10 @@ static void reconfigure(cli *c, ph_host *h, ph_reloader **watcher)
         return;
     }
     /* New instances may live in directories the watcher does not know yet. */
-    if (*watcher) {
-        ph_reloader_stop(*watcher);
-        *watcher = NULL;
-        if (ph_reloader_start(h, NULL, watcher))
-            ph_log_warn("hot reload is off: %s", ph_error_last());
-    }
+    ph_reloader_stop(*watcher);
+    *watcher = NULL;
+    if (h->cfg.reload && ph_reloader_start(h, NULL, watcher))
+        ph_log_warn("hot reload is off: %s", ph_error_last());
 }
 
 static int cmd_run(cli *c, int argc, char **argv)
@@ -675,6 +673,30 @@ static char *package_entry_of(const ph_config *cfg, const char *dir, int *is_lin
     return NULL;
 }
 
+/* Inside `dir`: a package directory, the data directory, the token file or the config? */
+static const char *holds_host_file(const ph_config *cfg, const char *dir)
+{
+    static char found[4096];
+    const char *paths[64];
+    size_t n = 0;
+    paths[n++] = cfg->data_dir;
+    paths[n++] = cfg->auth.token_file;
+    paths[n++] = cfg->path;
+    for (size_t i = 0; i < cfg->n_package_dirs && n < sizeof paths / sizeof paths[0]; i++)
+        paths[n++] = cfg->package_dirs[i];
+    size_t len = strlen(dir);
+    for (size_t i = 0; i < n; i++) {
+        char *real = paths[i] ? realpath(paths[i], NULL) : NULL;
+        int inside = real && strncmp(real, dir, len) == 0 && (real[len] == '/' || real[len] == 0);
+        if (inside)
+            snprintf(found, sizeof found, "%s", real);
+        free(real);
+        if (inside)
+            return found;
+    }
+    return NULL;
+}
+
 static int manifests_in_tree;
 static int count_manifests(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -705,21 +727,19 @@ static int delete_package_dir(const ph_config *cfg, const ph_manifest *m, int dr
         free(entry);
         return rc;
     }
-    char *data = realpath(cfg->data_dir, NULL);
-    size_t n = strlen(m->dir);
     manifests_in_tree = 0;
-    nftw(m->dir, count_manifests, 16, FTW_PHYS);
-    if (data && strncmp(data, m->dir, n) == 0 && (data[n] == '/' || data[n] == 0))
-        rc =
-            ph_error_set(PH_EPERM, "%s holds the data directory %s; not deleting it", m->dir, data);
+    nftw(m->dir, count_manifests, 16, FTW_PHYS | FTW_MOUNT);
+    const char *held = holds_host_file(cfg, m->dir);
+    if (held)
+        rc = ph_error_set(PH_EPERM, "%s holds %s, which the host uses; not deleting it", m->dir,
+                          held);
     else if (manifests_in_tree != 1)
         rc = ph_error_set(PH_EPERM,
                           "%s holds %d package manifests, not just its own; not deleting "
                           "it",
                           m->dir, manifests_in_tree);
-    else if (!dry && nftw(m->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+    else if (!dry && nftw(m->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) != 0)
         rc = ph_error_set(PH_EIO, "cannot delete %s: %s", m->dir, strerror(errno));
-    free(data);
     free(entry);
     return rc;
 }
@@ -732,8 +752,15 @@ static int unload_remote(cli *c, const char *pkg)
     int status = 0;
     if (remote_target(c, &url, &token) || asprintf(&path, "/_/unload/%s", pkg) < 0)
         goto cleanup;
-    if (ph_client_request(url, token, "POST", path, "{}", 2, &r) != 0)
-        goto cleanup; /* nothing listening: no host to tell */
+    int rc = ph_client_request(url, token, "POST", path, "{}", 2, &r);
+    if (rc == PH_EUNREACHABLE)
+        goto cleanup; /* nothing listens there: no host to tell */
+    if (rc) {
+        fprintf(stderr, "plughost remove: cannot tell whether the host at %s still runs %s: %s\n",
+                url, pkg, ph_error_last());
+        status = 1;
+        goto cleanup;
+    }
     if (r.status / 100 == 2) {
         printf("the running host at %s unloaded %s\n", url, pkg);
     } else if (r.status != 404) {

@@ -308,10 +308,16 @@ static void roll_back(ph_instance *inst, previous *p)
         ph_logf(PH_L_ERROR, inst->name, "rollback failed too (%s); the instance is down",
                 ph_error_last());
     } else if (p->was_running) {
-        /* stop released what prepare acquired: the old version prepares again. */
-        restore_state(p->v, &p->state);
-        if (ph_version_step(p->v, p->v->module->desc->prepare, "prepare", &reason) == PH_OK &&
-            ph_version_step(p->v, p->v->module->desc->start, "start", &reason) == PH_OK) {
+        /*
+         * stop released what prepare acquired: the old version prepares again,
+         * gets its state back and starts, in the order of a normal swap.
+         */
+        int ok = ph_version_step(p->v, p->v->module->desc->prepare, "prepare", &reason) == PH_OK;
+        if (ok) {
+            restore_state(p->v, &p->state);
+            ok = ph_version_step(p->v, p->v->module->desc->start, "start", &reason) == PH_OK;
+        }
+        if (ok) {
             atomic_store(&inst->state, PH_INST_RUNNING);
         } else {
             atomic_store(&inst->state, PH_INST_FAILED);
@@ -326,9 +332,21 @@ static void roll_back(ph_instance *inst, previous *p)
     free(msg);
 }
 
+/* Runs stop on a prepared build that will not serve (never started, or failed to). */
+static void discard_prepared(ph_version *v)
+{
+    if (!v->module->desc->stop)
+        return;
+    ph_frame f;
+    ph_frame_push(&f, v->inst);
+    f.what = "stop";
+    v->module->desc->stop(&v->ctx);
+    ph_frame_pop(&f);
+}
+
 /* Starts the prepared version nv in place of p->v; the gate is closed and empty. */
 static int switch_to(ph_host *h, ph_instance *inst, ph_version *nv, const ph_manifest *nm,
-                     ph_store *nstore, int commit, previous *p, const char *hash)
+                     ph_store *nstore, int commit, previous *p, const char *hash, int *nv_stopped)
 {
     char *reason = NULL;
     if (p->was_running) {
@@ -352,23 +370,14 @@ static int switch_to(ph_host *h, ph_instance *inst, ph_version *nv, const ph_man
     if (rc) {
         if (inst->callable != p->callable)
             free(inst->callable);
+        /* The new build releases what its prepare took before the old one prepares again. */
+        discard_prepared(nv);
+        *nv_stopped = 1;
         roll_back(inst, p);
         return rc;
     }
     atomic_store(&inst->state, PH_INST_RUNNING);
     return 0;
-}
-
-/* Runs stop on a prepared build that will not serve (never started, or failed to). */
-static void discard_prepared(ph_version *v)
-{
-    if (!v->module->desc->stop)
-        return;
-    ph_frame f;
-    ph_frame_push(&f, v->inst);
-    f.what = "stop";
-    v->module->desc->stop(&v->ctx);
-    ph_frame_pop(&f);
 }
 
 /*
@@ -467,7 +476,10 @@ static int swap_instance(ph_host *h, ph_instance *inst, const ph_manifest *nm, c
         ph_gate_open(&inst->gate);
         goto discard;
     }
-    rc = switch_to(h, inst, nv, nm, nstore, !same_version, &p, hash);
+    int nv_stopped = 0;
+    rc = switch_to(h, inst, nv, nm, nstore, !same_version, &p, hash, &nv_stopped);
+    if (nv_stopped)
+        prepared = 0;
     double held = ms_since(&t0);
     if (!rc)
         record_success(inst, held); /* before the new build serves its first call */
@@ -511,7 +523,8 @@ int ph_reload_package(ph_host *h, const char *pkg, int *swapped)
     char ini_hash[17] = "", *first_msg = NULL;
     int rc = 0, first = 0;
     *swapped = 0;
-    pthread_mutex_lock(&h->change_mu);
+    if ((rc = ph_host_lock_changes(h)))
+        return rc;
     for (size_t i = 0; i < h->plan.n && !cur; i++)
         if (h->insts[i] && strcmp(h->plan.items[i].manifest->name, pkg) == 0)
             cur = h->plan.items[i].manifest;
@@ -519,6 +532,15 @@ int ph_reload_package(ph_host *h, const char *pkg, int *swapped)
         rc = ph_error_set(PH_ENOTFOUND,
                           "no loaded instance of package '%s'; `plughost list` "
                           "shows what is loaded",
+                          pkg);
+        goto done;
+    }
+    int any = 0;
+    for (size_t i = 0; i < h->plan.n && !any; i++)
+        any = h->insts[i] && strcmp(h->plan.items[i].manifest->name, pkg) == 0 &&
+              reloadable(h, h->insts[i]);
+    if (!any) {
+        rc = ph_error_set(PH_ESTATE, "package '%s' is disabled; enable it before reloading it",
                           pkg);
         goto done;
     }
@@ -567,7 +589,7 @@ report:
 done:
     free(first_msg);
     ph_manifest_free(nm);
-    pthread_mutex_unlock(&h->change_mu);
+    ph_host_unlock_changes(h);
     return rc;
 }
 
@@ -772,9 +794,13 @@ int ph_reloader_start(ph_host *h, const ph_reload_opts *opts, ph_reloader **out)
     if (opts && opts->drain_ms > 0)
         ph_reload_set_drain_ms(opts->drain_ms);
     r->opts.drain_ms = atomic_load(&drain_ms);
-    for (size_t i = 0; i < h->plan.n; i++)
-        if (h->insts[i] && (rc = add_watch(r, h->plan.items[i].manifest)))
-            goto fail;
+    pthread_rwlock_rdlock(&h->lock); /* a reload may rewrite plan manifests meanwhile */
+    for (size_t i = 0; i < h->plan.n && !rc; i++)
+        if (h->insts[i])
+            rc = add_watch(r, h->plan.items[i].manifest);
+    pthread_rwlock_unlock(&h->lock);
+    if (rc)
+        goto fail;
     if (pthread_create(&r->thread, NULL, watch_loop, r) != 0) {
         rc = ph_error_set(PH_EIO, "cannot start the file watcher thread");
         goto fail;

@@ -39,6 +39,7 @@ struct ph_router {
     pthread_mutex_t write_mu; /* serialises writers of `list` */
     inst_list *_Atomic list;
     int hold_ms;
+    int rate_limit;
     ph_manage_fn manage;
     void *manage_ud;
     pthread_mutex_t stats_mu;
@@ -109,6 +110,7 @@ void ph_router_free(ph_router *r)
     }
     for (size_t i = 0; i < r->n_stats; i++) {
         free(r->stats[i].address);
+        pthread_mutex_destroy(&r->stats[i].stats->rate_mu);
         free(r->stats[i].stats);
     }
     free(r->stats);
@@ -120,6 +122,26 @@ void ph_router_free(ph_router *r)
 void ph_router_set_hold_ms(ph_router *r, int ms)
 {
     r->hold_ms = ms;
+}
+
+void ph_router_set_rate_limit(ph_router *r, int per_second) { r->rate_limit = per_second; }
+
+/* Token bucket per method: refilled at the limit per second, bursts of one second's worth. */
+static int rate_take(ph_route_stats *st, int per_second)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9, rate = per_second;
+    pthread_mutex_lock(&st->rate_mu);
+    st->rate_tokens = st->rate_last == 0 ? rate : st->rate_tokens + (now - st->rate_last) * rate;
+    if (st->rate_tokens > rate)
+        st->rate_tokens = rate;
+    st->rate_last = now;
+    int ok = st->rate_tokens >= 1.0;
+    if (ok)
+        st->rate_tokens -= 1.0;
+    pthread_mutex_unlock(&st->rate_mu);
+    return ok;
 }
 
 /* Publishes a copy of the current list with `add` appended or `remove` left out. */
@@ -333,6 +355,7 @@ static ph_route_stats *stats_for(ph_router *r, const char *inst, const char *nam
     if (grow((void **)&r->stats, &r->cap_stats, r->n_stats + 1, sizeof *r->stats) ||
         !(st = calloc(1, sizeof *st)))
         goto done;
+    pthread_mutex_init(&st->rate_mu, NULL);
     r->stats[r->n_stats].address = address;
     r->stats[r->n_stats++].stats = st;
     address = NULL;
@@ -344,7 +367,8 @@ done:
 
 void ph_router_publish(ph_router *r, ph_instance *inst, ph_routes *t)
 {
-    static ph_route_stats dropped; /* counts calls whose stats could not be allocated */
+    /* counts calls whose stats could not be allocated */
+    static ph_route_stats dropped = {.rate_mu = PTHREAD_MUTEX_INITIALIZER};
     for (size_t i = 0; t && i < t->n; i++) {
         t->items[i].stats = stats_for(r, inst->name, t->items[i].name);
         if (!t->items[i].stats)
@@ -499,6 +523,12 @@ int ph_router_call(ph_router *r, ph_instance *caller, const char *address, json_
         goto leave;
     if ((rt->flags & PH_ADMIN) && !caller && !(flags & PH_CALL_ADMIN)) {
         rc = ph_error_set(PH_EAUTH, "%s is an admin method; pass the admin token", address);
+        goto leave;
+    }
+    /* Checked only for a method that exists: unknown addresses never create state. */
+    if ((flags & PH_CALL_LIMITED) && r->rate_limit > 0 && !rate_take(rt->stats, r->rate_limit)) {
+        rc = ph_error_set(PH_ERATE, "%s is called more than %d times per second ([http] "
+                                    "rate_limit); retry in a second", address, r->rate_limit);
         goto leave;
     }
     uint64_t t0 = now_ns();

@@ -10,6 +10,7 @@
 #ifndef PH_HOST_ROUTER_H
 #define PH_HOST_ROUTER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -33,6 +34,9 @@ typedef int (*ph_native_fn)(void *ud, ph_instance *inst, json_t *args, json_t **
 extern const double ph_lat_bounds[PH_LAT_BUCKETS];
 
 typedef struct ph_route_stats {
+    pthread_mutex_t rate_mu; /* guards the token bucket below */
+    double rate_tokens;
+    double rate_last; /* seconds, CLOCK_MONOTONIC; 0 before the first limited call */
     atomic_ulong calls;
     atomic_ulong errors;
     atomic_ulong buckets[PH_LAT_BUCKETS + 1];
@@ -61,7 +65,8 @@ typedef struct ph_route {
 } ph_route;
 
 /** Call flags. */
-#define PH_CALL_ADMIN 0x1u /* the caller holds the admin token */
+#define PH_CALL_ADMIN 0x1u   /* the caller holds the admin token */
+#define PH_CALL_LIMITED 0x2u /* subject to the per-method rate limit (HTTP callers) */
 
 int ph_router_new(ph_router **out);
 /** Frees the router and every route table; instances are not freed. */
@@ -133,6 +138,12 @@ void ph_router_set_manager(ph_router *r, ph_manage_fn fn, void *ud);
  */
 int ph_router_manage(ph_router *r, ph_instance *caller, const char *op, const char *name,
                      json_t **out);
+
+/**
+ * Calls per second each method accepts from PH_CALL_LIMITED callers (0, the
+ * default: no limit); past it ph_router_call returns PH_ERATE.
+ */
+void ph_router_set_rate_limit(ph_router *r, int per_second);
 
 /** Milliseconds a call waits at a closed gate before PH_EBUSY (default 5000). */
 void ph_router_set_hold_ms(ph_router *r, int ms);

@@ -890,12 +890,55 @@ static void test_unload_busy_refused(void **state)
     usleep(200 * 1000);
     int n = 0;
     assert_int_equal(ph_host_unload(f->h, "reload_fx", &n), PH_EBUSY);
-    assert_true(tu_contains(ph_error_last(), "instance 'reload_fx' is still busy; not unloaded"));
+    assert_true(tu_contains(ph_error_last(), "instance 'reload_fx' is still busy; nothing was changed"));
     assert_int_equal(atomic_load(&inst_of(f, "reload_fx")->state), PH_INST_RUNNING);
     bg_join(&c);
     assert_int_equal(c.rc, 0);
     assert_int_equal(ph_host_unload(f->h, "reload_fx", &n), 0);
     assert_int_equal(n, 1);
+}
+
+/* A package disabled by management stays off across a configuration reload. */
+static void test_disable_survives_reconfigure(void **state)
+{
+    fx *f = *state;
+    static const char *const pk[] = {"reload_fx", NULL};
+    start_host(f, pk);
+    int n = 0, swapped = 0;
+    assert_int_equal(ph_host_unload(f->h, "reload_fx", &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ph_reload_package(f->h, "reload_fx", &swapped), PH_ESTATE);
+    assert_true(tu_contains(ph_error_last(), "package 'reload_fx' is disabled; enable it"));
+    if (reconfigure_same(f))
+        fail_msg("reconfigure: %s", ph_error_last());
+    ph_instance *inst = NULL;
+    for (size_t i = 0; i < f->h->plan.n; i++)
+        if (f->h->insts[i] && strcmp(f->h->insts[i]->name, "reload_fx") == 0)
+            inst = f->h->insts[i];
+    assert_non_null(inst);
+    assert_int_equal(atomic_load(&inst->state), PH_INST_STOPPED);
+    assert_null(ph_router_instance(f->h->router, "reload_fx"));
+    assert_int_equal(ph_host_enable(f->h, "reload_fx", &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(atomic_load(&inst_of(f, "reload_fx")->state), PH_INST_RUNNING);
+    assert_int_equal(count_of(f), 0);
+}
+
+/* Package code run by a change (prepare/start/stop) cannot start another: it would deadlock. */
+static void test_change_inside_a_change_refused(void **state)
+{
+    fx *f = *state;
+    static const char *const pk[] = {"reload_fx", NULL};
+    start_host(f, pk);
+    int n = 0;
+    assert_int_equal(ph_host_lock_changes(f->h), 0);
+    assert_int_equal(ph_host_unload(f->h, "reload_fx", &n), PH_ESTATE);
+    assert_true(tu_contains(ph_error_last(), "packages cannot be reloaded, unloaded or enabled "
+                                             "from prepare, start or stop"));
+    assert_int_equal(ph_reload_package(f->h, "reload_fx", &n), PH_ESTATE);
+    assert_int_equal(ph_host_enable(f->h, "reload_fx", &n), PH_ESTATE);
+    ph_host_unlock_changes(f->h);
+    assert_int_equal(ph_host_unload(f->h, "reload_fx", &n), 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1299,6 +1342,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_start_failure_rolls_back_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sighup_after_reload_keeps_instance, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unload_busy_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disable_survives_reconfigure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_change_inside_a_change_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stuck_call_drain_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nested_and_cross_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_from_inside_refused, setup, teardown),
