@@ -28,8 +28,9 @@
  *   - No threads, timers, signal handlers, atexit() handlers,
  *     pthread_key_create() or non-trivial thread_local objects that outlive
  *     `stop`. No package code may run after `stop` returns.
- *   - `start` must work again after `stop` (the host restarts the old
- *     version when a reload rolls back).
+ *   - `prepare` and `start` must work again after `stop` (a reload that
+ *     rolls back prepares and starts the old version again; the package
+ *     manager's disable/enable does the same).
  *   - Export only the descriptor: build with -fvisibility=hidden (the CMake
  *     helper does). C++ packages also need -fno-gnu-unique and the shared
  *     libstdc++ (no -static-libstdc++); a package with STB_GNU_UNIQUE symbols
