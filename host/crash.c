@@ -1,6 +1,8 @@
 #include "crash.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
@@ -97,4 +99,34 @@ int ph_crash_install(const char *journal)
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         sigaction(sigs[i], &sa, NULL);
     return 0;
+}
+
+int ph_crash_count(const char *journal, const char *pkg, const char *build, long window_s)
+{
+    FILE *f = fopen(journal, "r");
+    if (!f)
+        return 0;
+    char *line = NULL, *needle = NULL;
+    size_t cap = 0;
+    int n = 0;
+    time_t now = time(NULL);
+    if (asprintf(&needle, " in package '%s' ", pkg) < 0)
+        needle = NULL;
+    char *bneedle = NULL;
+    if (asprintf(&bneedle, "(build %s)", build) < 0)
+        bneedle = NULL;
+    while (needle && bneedle && getline(&line, &cap, f) > 0) {
+        char *end;
+        long t = strtol(line, &end, 10);
+        if (end == line || now - t > window_s)
+            continue;
+        char *at = strstr(line, needle);
+        if (at && strstr(at, bneedle))
+            n++;
+    }
+    free(line);
+    free(needle);
+    free(bneedle);
+    fclose(f);
+    return n;
 }

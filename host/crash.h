@@ -15,4 +15,15 @@
  */
 int ph_crash_install(const char *journal);
 
+/** Crashes that quarantine a build, and the window they are counted in. */
+#define PH_CRASH_QUARANTINE 3
+#define PH_CRASH_WINDOW_S 600
+
+/**
+ * How many crashes of build `build` of package `pkg` the journal records in
+ * the last `window_s` seconds (0 when the journal does not exist). Reads
+ * only; lines it cannot parse are skipped.
+ */
+int ph_crash_count(const char *journal, const char *pkg, const char *build, long window_s);
+
 #endif

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crash.h"
 #include "crud.h"
 #include "error.h"
 #include "log.h"
@@ -120,6 +121,32 @@ static int build_routes(ph_host *h, ph_instance *inst)
     return 0;
 }
 
+/*
+ * A build that crashed the host PH_CRASH_QUARANTINE times within
+ * PH_CRASH_WINDOW_S is not started again (it would only crash the host once
+ * more); it stays visible as failed, and a new build clears it.
+ */
+static int check_quarantine(ph_host *h, ph_instance *inst)
+{
+    char *journal = NULL;
+    if (asprintf(&journal, "%s/crashes.log", h->cfg.data_dir) < 0)
+        return 0;
+    int n = ph_crash_count(journal, inst->manifest->name, inst->module->hash, PH_CRASH_WINDOW_S);
+    int rc = 0;
+    if (n >= PH_CRASH_QUARANTINE) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "quarantined: build %s crashed the host %d times in the last %d "
+                                  "minutes (see %s); fix and rebuild the package, a new build is "
+                                  "started",
+                 inst->module->hash, n, PH_CRASH_WINDOW_S / 60, journal);
+        atomic_store(&inst->state, PH_INST_FAILED);
+        ph_instance_set_reason(inst, msg);
+        rc = ph_error_set(PH_EPACKAGE, "instance '%s': %s", inst->name, msg);
+    }
+    free(journal);
+    return rc;
+}
+
 /* Opens the database, publishes the routes and starts a loaded instance. */
 static int activate(ph_host *h, ph_instance *inst)
 {
@@ -131,6 +158,8 @@ static int activate(ph_host *h, ph_instance *inst)
         ph_instance_set_reason(inst, ph_error_last());
         return rc;
     }
+    if ((rc = check_quarantine(h, inst)))
+        return rc;
     ph_log_info("starting %s (%s %s)", inst->name, inst->manifest->name,
                 inst->manifest->version_text);
     return ph_instance_start(inst);
