@@ -15,26 +15,9 @@
 #include "manifest.h"
 #include "testutil.h"
 
-typedef struct fixture {
-    char *dir;
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    f->dir = tu_tmpdir();
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    tu_rmtree(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
+typedef tu_dir_fixture fixture;
+#define setup tu_dir_setup
+#define teardown tu_dir_teardown
 
 static ph_manifest *load_ok(fixture *f, const char *text)
 {

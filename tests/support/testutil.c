@@ -133,3 +133,22 @@ int tu_contains(const char *hay, const char *needle)
     fprintf(stderr, "expected to find:\n  %s\nin:\n%s\n", needle, hay ? hay : "(null)");
     return 0;
 }
+
+int tu_dir_setup(void **state)
+{
+    tu_dir_fixture *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    f->dir = tu_tmpdir();
+    *state = f;
+    return 0;
+}
+
+int tu_dir_teardown(void **state)
+{
+    tu_dir_fixture *f = *state;
+    tu_rmtree(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}

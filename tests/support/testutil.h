@@ -21,6 +21,14 @@ char *tu_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * Returns the exit status (or 128+signal).
  */
 int tu_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** A cmocka fixture that is just a fresh temporary directory. */
+typedef struct tu_dir_fixture {
+    char *dir;
+} tu_dir_fixture;
+/** cmocka setup/teardown for tu_dir_fixture: creates, then removes the directory. */
+int tu_dir_setup(void **state);
+int tu_dir_teardown(void **state);
+
 /** True if `hay` contains `needle`; prints both when it does not. */
 int tu_contains(const char *hay, const char *needle);
 
