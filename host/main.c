@@ -1053,6 +1053,7 @@ static void usage(FILE *f)
                "      --listen ADDR:PORT  HTTP listen address\n"
                "      --log-level LEVEL error, warn, info or debug\n"
                "      --strict          any failing package is fatal\n"
+               "      --url URL         (call, status, reload, remove) the running host's address\n"
                "      --local           (call) run the packages in this process\n"
                "      --purge           (remove) delete the data too, after a backup\n"
                "\n`plughost COMMAND --help` shows a command's usage.\n");
