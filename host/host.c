@@ -135,9 +135,10 @@ static int check_quarantine(ph_host *h, ph_instance *inst)
     int rc = 0;
     if (n >= PH_CRASH_QUARANTINE) {
         char msg[1024];
-        snprintf(msg, sizeof msg, "quarantined: build %s crashed the host %d times in the last %d "
-                                  "minutes (see %s); fix and rebuild the package, a new build is "
-                                  "started",
+        snprintf(msg, sizeof msg,
+                 "quarantined: build %s crashed the host %d times in the last %d "
+                 "minutes (see %s); fix and rebuild the package, a new build is "
+                 "started",
                  inst->module->hash, n, PH_CRASH_WINDOW_S / 60, journal);
         atomic_store(&inst->state, PH_INST_FAILED);
         ph_instance_set_reason(inst, msg);
@@ -201,6 +202,34 @@ static void record_failure(ph_host *h, size_t i, ph_inst_state state, const char
     }
 }
 
+/*
+ * Starts plan item i unless a dependency is not running. Returns 0
+ * (running), PH_EDECLINED, PH_EDEPENDENCY (skipped) or the failure; each
+ * outcome is logged and recorded for status outputs.
+ */
+static int bring_up(ph_host *h, size_t i)
+{
+    ph_plan_item *it = &h->plan.items[i];
+    const char *dep = failed_dependency(h, i);
+    if (dep) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "skipped: depends on '%s', which is not running", dep);
+        record_failure(h, i, PH_INST_SKIPPED, msg);
+        ph_log_error("%s: %s", it->instance, msg);
+        return PH_EDEPENDENCY;
+    }
+    int rc = start_item(h, i);
+    if (rc == 0) {
+        ph_log_info("%s is running", it->instance);
+    } else if (rc == PH_EDECLINED) {
+        ph_log_warn("%s", ph_error_last());
+    } else {
+        record_failure(h, i, PH_INST_FAILED, ph_error_last());
+        ph_log_error("%s: %s", it->instance, ph_error_last());
+    }
+    return rc;
+}
+
 int ph_host_start(ph_host *h)
 {
     int failures = 0, rc;
@@ -213,28 +242,11 @@ int ph_host_start(ph_host *h)
             failures++;
             continue;
         }
-        const char *dep = failed_dependency(h, i);
-        if (dep) {
-            char msg[512];
-            snprintf(msg, sizeof msg, "skipped: depends on '%s', which is not running", dep);
-            record_failure(h, i, PH_INST_SKIPPED, msg);
-            ph_log_error("%s: %s", it->instance, msg);
-            failures++;
+        rc = bring_up(h, i);
+        if (rc == 0 || rc == PH_EDECLINED)
             continue;
-        }
-        rc = start_item(h, i);
-        if (rc == 0) {
-            ph_log_info("%s is running", it->instance);
-            continue;
-        }
-        if (rc == PH_EDECLINED) {
-            ph_log_warn("%s", ph_error_last());
-            continue;
-        }
         failures++;
-        record_failure(h, i, PH_INST_FAILED, ph_error_last());
-        ph_log_error("%s: %s", it->instance, ph_error_last());
-        if (h->cfg.strict)
+        if (h->cfg.strict && rc != PH_EDEPENDENCY)
             break;
     }
     if (failures && h->cfg.strict) {
@@ -307,10 +319,12 @@ const char *ph_host_item_state(const ph_host *h, size_t i, const char **reason)
     const ph_plan_item *it = &h->plan.items[i];
     const ph_instance *inst = h->insts ? h->insts[i] : NULL;
     if (inst) {
-        *reason = inst->reason;
+        if (reason)
+            *reason = inst->reason;
         return ph_inst_state_name(atomic_load(&inst->state));
     }
-    *reason = it->reason;
+    if (reason)
+        *reason = it->reason;
     switch (it->state) {
     case PH_PLAN_FAILED:
         return "failed";
@@ -487,8 +501,10 @@ static int unload_locked(ph_host *h, const char *pkg, int *n_out)
     *n_out = 0;
     const char *dep = running_dependent(h, pkg);
     if (dep)
-        return ph_error_set(PH_ECONFLICT, "package '%s' is used by instance '%s', which depends "
-                                          "on it; remove or stop '%s' first", pkg, dep, dep);
+        return ph_error_set(PH_ECONFLICT,
+                            "package '%s' is used by instance '%s', which depends "
+                            "on it; remove or stop '%s' first",
+                            pkg, dep, dep);
     int found = 0;
     for (size_t i = 0; i < h->plan.n; i++) {
         ph_instance *inst = h->insts[i];
@@ -496,12 +512,16 @@ static int unload_locked(ph_host *h, const char *pkg, int *n_out)
             continue;
         found = 1;
         if (ph_frame_inside(inst))
-            return ph_error_set(PH_ESTATE, "instance '%s' cannot be unloaded from inside one of "
-                                           "its own calls", inst->name);
+            return ph_error_set(PH_ESTATE,
+                                "instance '%s' cannot be unloaded from inside one of "
+                                "its own calls",
+                                inst->name);
     }
     if (!found)
-        return ph_error_set(PH_ENOTFOUND, "no instance of package '%s' is loaded; "
-                                          "`plughost status` lists them", pkg);
+        return ph_error_set(PH_ENOTFOUND,
+                            "no instance of package '%s' is loaded; "
+                            "`plughost status` lists them",
+                            pkg);
     /* Every instance drains first, so a busy one leaves the package whole. */
     int rc = drain_all(h, of_package_loaded, pkg);
     if (rc)
@@ -603,8 +623,7 @@ static int plan_change(ph_host *h, change *c)
         c->keep[i] = -1;
         int st = atomic_load(&inst->state);
         int disabled = st == PH_INST_STOPPED && is_disabled(h, inst->manifest->name);
-        if (j >= 0 && c->plan.items[j].state == PH_PLAN_OK &&
-            (st == PH_INST_RUNNING || disabled) &&
+        if (j >= 0 && c->plan.items[j].state == PH_PLAN_OK && (st == PH_INST_RUNNING || disabled) &&
             same_item(&h->plan.items[i], &c->plan.items[j])) {
             c->keep[i] = j;
             c->insts[j] = inst;
@@ -672,22 +691,7 @@ static int start_new(ph_host *h)
         ph_plan_item *it = &h->plan.items[i];
         if (h->insts[i] || it->state != PH_PLAN_OK || is_disabled(h, it->manifest->name))
             continue;
-        const char *dep = failed_dependency(h, i);
-        if (dep) {
-            char msg[512];
-            snprintf(msg, sizeof msg, "skipped: depends on '%s', which is not running", dep);
-            record_failure(h, i, PH_INST_SKIPPED, msg);
-            ph_log_error("%s: %s", it->instance, msg);
-            continue;
-        }
-        int rc = start_item(h, i);
-        if (rc == 0) {
-            started++;
-            ph_log_info("%s is running", it->instance);
-        } else if (rc != PH_EDECLINED) {
-            record_failure(h, i, PH_INST_FAILED, ph_error_last());
-            ph_log_error("%s: %s", it->instance, ph_error_last());
-        }
+        started += bring_up(h, i) == 0;
     }
     return started;
 }
@@ -758,8 +762,10 @@ int ph_host_enable(ph_host *h, const char *pkg, int *n_out)
         }
         const char *dep = failed_dependency(h, i);
         if (dep) {
-            rc = ph_error_set(PH_EDEPENDENCY, "instance '%s' needs '%s', which is not running; "
-                                              "enable it first", inst->name, dep);
+            rc = ph_error_set(PH_EDEPENDENCY,
+                              "instance '%s' needs '%s', which is not running; "
+                              "enable it first",
+                              inst->name, dep);
             break;
         }
         if ((rc = activate(h, inst))) {
@@ -773,12 +779,15 @@ int ph_host_enable(ph_host *h, const char *pkg, int *n_out)
         set_disabled(h, pkg, 0);
     ph_host_unlock_changes(h);
     if (!found)
-        return ph_error_set(PH_ENOTFOUND, "no instance of package '%s' is loaded; "
-                                          "`plughost status` lists them", pkg);
+        return ph_error_set(PH_ENOTFOUND,
+                            "no instance of package '%s' is loaded; "
+                            "`plughost status` lists them",
+                            pkg);
     if (!rc && !*n_out && !running && not_running) {
         const char *why = atomic_load(&not_running->reason); /* valid while it lives */
-        return ph_error_set(PH_ESTATE, "instance '%s' is not running%s%s; fix the package and "
-                                       "rebuild it (a new build is loaded by itself)",
+        return ph_error_set(PH_ESTATE,
+                            "instance '%s' is not running%s%s; fix the package and "
+                            "rebuild it (a new build is loaded by itself)",
                             not_running->name, why ? ": " : "", why ? why : "");
     }
     return rc;

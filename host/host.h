@@ -29,8 +29,8 @@ typedef struct ph_host {
     ph_manifest_set *old_sets; /* manifests before a configuration reload (kept instances
                                   point into them); freed with the host */
     size_t n_old_sets;
-    int stuck;    /* a call did not finish at shutdown: the host is not freed */
-    int drain_ms; /* how long stop/unload/configuration reload wait for calls (10000) */
+    int stuck;       /* a call did not finish at shutdown: the host is not freed */
+    int drain_ms;    /* how long stop/unload/configuration reload wait for calls (10000) */
     char **disabled; /* packages unloaded by management: a configuration reload keeps them off */
     size_t n_disabled;
     pthread_mutex_t change_mu; /* serialises hot reloads and configuration reloads */
@@ -54,7 +54,7 @@ int ph_host_start(ph_host *h);
 void ph_host_stop(ph_host *h);
 void ph_host_free(ph_host *h);
 
-/** State and reason of plan item i for status output. */
+/** State and (if `reason` is not NULL) reason of plan item i for status output. */
 const char *ph_host_item_state(const ph_host *h, size_t i, const char **reason);
 
 /**

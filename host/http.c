@@ -510,9 +510,8 @@ static enum MHD_Result answer_call(call *k, const char *address, json_t *args, u
 {
     json_t *out = NULL;
     ph_error_clear();
-    int rc =
-        ph_router_call(k->h->host->router, NULL, address, args,
-                       PH_CALL_LIMITED | (k->admin ? PH_CALL_ADMIN : 0), &out);
+    int rc = ph_router_call(k->h->host->router, NULL, address, args,
+                            PH_CALL_LIMITED | (k->admin ? PH_CALL_ADMIN : 0), &out);
     json_decref(args);
     if (rc)
         return send_last_error(k, rc);
@@ -916,7 +915,7 @@ static enum MHD_Result get_health(call *k)
     bool ready = !atomic_load(&k->h->stopping);
     pthread_rwlock_rdlock(&host->lock); /* a configuration reload replaces the plan */
     for (size_t i = 0; insts && i < host->plan.n; i++) {
-        const char *s = ph_metrics_item_state(host, i); /* atomics only: races no reload */
+        const char *s = ph_host_item_state(host, i, NULL); /* atomics only: races no reload */
         ready = ready && state_settled(s);
         json_object_set_new(insts, host->plan.items[i].instance, json_string(s));
     }

@@ -571,39 +571,53 @@ static int cmd_status(cli *c, int argc, char **argv)
     return 0;
 }
 
+/*
+ * POSTs management operation `op` for `pkg` (/_/<op>/<pkg>) to the running
+ * host with the admin token. Returns the client's code (PH_EUNREACHABLE:
+ * nothing listens); *url (caller frees) names the host for messages.
+ */
+static int manage_remote(cli *c, const char *op, const char *pkg, ph_client_response *r, char **url)
+{
+    char *token = NULL, *path = NULL;
+    int rc = remote_target(c, url, &token);
+    if (!rc && asprintf(&path, "/_/%s/%s", op, pkg) < 0)
+        rc = ph_error_set(PH_ENOMEM, "out of memory");
+    if (!rc)
+        rc = ph_client_request(*url, token, "POST", path, "{}", 2, r);
+    free(path);
+    free(token);
+    return rc;
+}
+
+/* The message of an error response ({"error":{"code","message"}}), or its raw body. */
+static void print_remote_error(const char *who, const ph_client_response *r)
+{
+    json_t *body = json_loads(r->body ? r->body : "", 0, NULL);
+    json_t *err = json_object_get(body, "error");
+    fprintf(stderr, "%s: %s: %s\n", who, json_string_value(json_object_get(err, "code")) ?: "error",
+            json_string_value(json_object_get(err, "message")) ?: (r->body ? r->body : ""));
+    json_decref(body);
+}
+
 static int cmd_reload(cli *c, int argc, char **argv)
 {
     if (argc != 1) {
         fprintf(stderr, "plughost reload: which package? usage: plughost reload NAME\n");
         return 2;
     }
-    char *url = NULL, *token = NULL, *path = NULL;
+    char *url = NULL;
     ph_client_response r = {0};
     int status = 1;
-    if (remote_target(c, &url, &token) || asprintf(&path, "/_/reload/%s", argv[0]) < 0) {
-        print_error(NULL);
-        goto cleanup;
-    }
-    if (ph_client_request(url, token, "POST", path, "{}", 2, &r)) {
+    if (manage_remote(c, "reload", argv[0], &r, &url)) {
         print_error("reload");
-        goto cleanup;
-    }
-    json_t *body = json_loads(r.body ? r.body : "", 0, NULL);
-    if (r.status / 100 == 2) {
+    } else if (r.status / 100 == 2) {
         printf("%s\n", r.body);
         status = 0;
     } else {
-        json_t *err = json_object_get(body, "error");
-        fprintf(stderr, "plughost: %s: %s\n",
-                json_string_value(json_object_get(err, "code")) ?: "error",
-                json_string_value(json_object_get(err, "message")) ?: (r.body ? r.body : ""));
+        print_remote_error("plughost", &r);
     }
-    json_decref(body);
-cleanup:
     ph_client_response_free(&r);
-    free(path);
     free(url);
-    free(token);
     return status;
 }
 
@@ -747,35 +761,24 @@ static int delete_package_dir(const ph_config *cfg, const ph_manifest *m, int dr
 /* Asks a running host to unload `pkg`: 0 done or no host running, 1 refused. */
 static int unload_remote(cli *c, const char *pkg)
 {
-    char *url = NULL, *token = NULL, *path = NULL;
+    char *url = NULL;
     ph_client_response r = {0};
     int status = 0;
-    if (remote_target(c, &url, &token) || asprintf(&path, "/_/unload/%s", pkg) < 0)
-        goto cleanup;
-    int rc = ph_client_request(url, token, "POST", path, "{}", 2, &r);
-    if (rc == PH_EUNREACHABLE)
-        goto cleanup; /* nothing listens there: no host to tell */
-    if (rc) {
+    int rc = manage_remote(c, "unload", pkg, &r, &url);
+    if (rc == PH_EUNREACHABLE) {
+        /* nothing listens there: no host to tell */
+    } else if (rc) {
         fprintf(stderr, "plughost remove: cannot tell whether the host at %s still runs %s: %s\n",
-                url, pkg, ph_error_last());
+                url ? url : "(no address)", pkg, ph_error_last());
         status = 1;
-        goto cleanup;
-    }
-    if (r.status / 100 == 2) {
+    } else if (r.status / 100 == 2) {
         printf("the running host at %s unloaded %s\n", url, pkg);
     } else if (r.status != 404) {
-        json_t *body = json_loads(r.body ? r.body : "", 0, NULL);
-        fprintf(stderr, "plughost remove: the running host refused: %s\n",
-                json_string_value(json_object_get(json_object_get(body, "error"), "message"))
-                    ?: (r.body ? r.body : "?"));
-        json_decref(body);
+        print_remote_error("plughost remove: the running host refused", &r);
         status = 1;
     }
-cleanup:
     ph_client_response_free(&r);
-    free(path);
     free(url);
-    free(token);
     return status;
 }
 

@@ -57,7 +57,7 @@ static json_t *package_entry(ph_host *host, size_t i)
     json_t *e = json_pack("{s:s,s:s?,s:s?,s:s?,s:s?,s:s,s:o}", "instance", it->instance, "package",
                           m ? m->name : NULL, "version", m ? m->version_text : NULL, "description",
                           m ? m->description : NULL, "mount", it->mount, "state",
-                          ph_metrics_item_state(host, i), "dependencies", deps);
+                          ph_host_item_state(host, i, NULL), "dependencies", deps);
     ph_instance *inst = host->insts ? host->insts[i] : NULL;
     if (e && inst) {
         if (!running_entry(inst, e))

@@ -149,28 +149,12 @@ static void emit_route(const ph_route *r, void *ud)
     text_printf(t, " %lu\n", cum);
 }
 
-const char *ph_metrics_item_state(const ph_host *host, size_t i)
-{
-    const ph_plan_item *it = &host->plan.items[i];
-    const ph_instance *inst = host->insts ? host->insts[i] : NULL;
-    if (inst)
-        return ph_inst_state_name(atomic_load(&inst->state));
-    switch (it->state) {
-    case PH_PLAN_FAILED:
-        return "failed";
-    case PH_PLAN_SKIPPED:
-        return "skipped";
-    default:
-        return "planned";
-    }
-}
-
 static void emit_instances(text *t, ph_host *host)
 {
     text_str(t, "# HELP plughost_instance_up 1 if the instance is running.\n"
                 "# TYPE plughost_instance_up gauge\n");
     for (size_t i = 0; i < host->plan.n; i++) {
-        const char *state = ph_metrics_item_state(host, i);
+        const char *state = ph_host_item_state(host, i, NULL);
         text_str(t, "plughost_instance_up{instance=\"");
         text_label(t, host->plan.items[i].instance);
         text_printf(t, "\"} %d\n", state && strcmp(state, "running") == 0);
@@ -178,7 +162,7 @@ static void emit_instances(text *t, ph_host *host)
     text_str(t, "# HELP plughost_instance_state The instance's current state (the series with "
                 "value 1).\n# TYPE plughost_instance_state gauge\n");
     for (size_t i = 0; i < host->plan.n; i++) {
-        const char *state = ph_metrics_item_state(host, i);
+        const char *state = ph_host_item_state(host, i, NULL);
         text_str(t, "plughost_instance_state{instance=\"");
         text_label(t, host->plan.items[i].instance);
         text_str(t, "\",state=\"");

@@ -19,11 +19,4 @@
  */
 int ph_metrics_render(ph_host *host, const char *extra, char **out, size_t *len);
 
-/**
- * The state name of plan item `i` ("running", "failed", "planned", ...),
- * read from atomics only, never from a field a hot reload rewrites: safe
- * from any thread while reloads run. Returns a static string.
- */
-const char *ph_metrics_item_state(const ph_host *host, size_t i);
-
 #endif

@@ -39,6 +39,13 @@ pid=$!
 wait_for '"Hi, Ada!"' hello.hello.greet name=Ada
 ph call counter.counter.increment by=5 >/dev/null
 
+# the CLI's view of the running host: status, and reload on demand
+ph status | grep -qE '^hello +hello +1\.0\.0 +running' || fail "status: $(ph status)"
+grep -q '"result":"already running this build"' <<<"$(ph reload hello)" || fail "reload: $(ph reload hello)"
+set +e; out=$(ph reload nosuch 2>&1); rc=$?; set -e
+[ $rc = 1 ] || fail "reload of an unknown package should fail: $out"
+grep -q "plughost: not_found: no loaded instance of package 'nosuch'" <<<"$out" || fail "$out"
+
 # re-parameterise hello, add a second instance of it
 write_config "[instance hello]
 greeting = Yo

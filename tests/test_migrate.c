@@ -127,22 +127,8 @@ static void attach_fails(mh *h, const ph_package *d, const char *t1, const char 
     h->inst = NULL;
 }
 
-static char *q(mh *h, const char *sql)
-{
-    char *db = mh_db_path(h);
-    char *v = mh_sql1(db, sql);
-    free(db);
-    return v;
-}
-
-static void expect_q(mh *h, const char *sql, const char *want)
-{
-    char *v = q(h, sql);
-    if (strcmp(v, want))
-        fprintf(stderr, "%s -> %s (want %s)\n", sql, v, want);
-    assert_string_equal(v, want);
-    free(v);
-}
+#define q mh_q
+#define expect_q mh_expect_q
 
 /* The database is still exactly version 1.0.0 with `rows` rows. */
 static void still_v1(mh *h, int rows)

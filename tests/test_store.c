@@ -48,22 +48,8 @@ static int teardown(void **state)
     return 0;
 }
 
-static char *q(mh *h, const char *sql)
-{
-    char *db = mh_db_path(h);
-    char *v = mh_sql1(db, sql);
-    free(db);
-    return v;
-}
-
-static void expect_q(mh *h, const char *sql, const char *want)
-{
-    char *v = q(h, sql);
-    if (strcmp(v, want))
-        fprintf(stderr, "%s -> %s (want %s)\n", sql, v, want);
-    assert_string_equal(v, want);
-    free(v);
-}
+#define q mh_q
+#define expect_q mh_expect_q
 
 /* Adds `n` rows in one transaction with plain SQL (fast fixture data). */
 static void bulk(mh *h, int n)

@@ -165,4 +165,23 @@ static inline char *mh_sql1(const char *db_path, const char *sql)
     return out ? out : strdup("(none)");
 }
 
+/* mh_sql1 on the harness instance's database. */
+static inline char *mh_q(mh *h, const char *sql)
+{
+    char *db = mh_db_path(h);
+    char *v = mh_sql1(db, sql);
+    free(db);
+    return v;
+}
+
+/* Asserts what `sql` answers on the instance's database (printing both on a mismatch). */
+static inline void mh_expect_q(mh *h, const char *sql, const char *want)
+{
+    char *v = mh_q(h, sql);
+    if (strcmp(v, want))
+        fprintf(stderr, "%s -> %s (want %s)\n", sql, v, want);
+    assert_string_equal(v, want);
+    free(v);
+}
+
 #endif
