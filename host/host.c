@@ -8,11 +8,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "build.h"
 #include "crash.h"
 #include "crud.h"
 #include "error.h"
 #include "log.h"
+#include "reload.h"
 #include "store.h"
+
+static void forget_failures(ph_host *h, const char *instance);
 
 static _Thread_local const ph_host *changing; /* the host whose change_mu this thread holds */
 
@@ -173,11 +177,17 @@ static int start_item(ph_host *h, size_t i)
     ph_module *mod = NULL;
     ph_instance *inst = NULL;
     int rc;
+    char build[PH_BUILD_ID_LEN];
     if ((rc = ph_module_open(it->manifest, h->stage_dir, &mod)))
         return rc;
+    if ((rc = ph_build_id(it->manifest, mod->hash, build))) {
+        ph_module_close(mod);
+        return rc;
+    }
     if ((rc = ph_instance_new(it->instance, it->mount, it->manifest, mod, it->params, it->n_params,
                               &inst)))
         return rc;
+    snprintf(inst->cur->build, sizeof inst->cur->build, "%s", build);
     pthread_rwlock_wrlock(&h->lock); /* status readers walk insts */
     h->insts[i] = inst;
     pthread_rwlock_unlock(&h->lock);
@@ -302,12 +312,13 @@ void ph_host_free(ph_host *h)
     pthread_rwlock_destroy(&h->lock);
     ph_plan_free(&h->plan);
     ph_manifest_set_free(&h->set);
-    for (size_t i = 0; i < h->n_reloaded; i++)
-        ph_manifest_free(h->reloaded[i]);
-    free(h->reloaded);
     for (size_t i = 0; i < h->n_old_sets; i++)
         ph_manifest_set_free(&h->old_sets[i]);
     free(h->old_sets);
+    free(h->old_gen);
+    free(h->retired_gen);
+    forget_failures(h, NULL);
+    free(h->failed);
     ph_config_free(&h->cfg);
     free(h->stage_dir);
     free(h->admin_token);
@@ -319,9 +330,12 @@ const char *ph_host_item_state(const ph_host *h, size_t i, const char **reason)
     const ph_plan_item *it = &h->plan.items[i];
     const ph_instance *inst = h->insts ? h->insts[i] : NULL;
     if (inst) {
+        int st = atomic_load(&inst->state);
         if (reason)
             *reason = inst->reason;
-        return ph_inst_state_name(atomic_load(&inst->state));
+        if (st == PH_INST_STOPPED && ph_host_is_disabled(h, inst->name))
+            return "disabled";
+        return ph_inst_state_name(st);
     }
     if (reason)
         *reason = it->reason;
@@ -406,19 +420,20 @@ int ph_host_load_token(ph_host *h)
     return rc;
 }
 
-/* Packages turned off by management stay off across configuration reloads. */
-static int is_disabled(const ph_host *h, const char *pkg)
+/* ---- what management turned off ---- */
+
+int ph_host_is_disabled(const ph_host *h, const char *name)
 {
     for (size_t i = 0; i < h->n_disabled; i++)
-        if (strcmp(h->disabled[i], pkg) == 0)
+        if (strcmp(h->disabled[i], name) == 0)
             return 1;
     return 0;
 }
 
-static void set_disabled(ph_host *h, const char *pkg, int on)
+static void set_disabled(ph_host *h, const char *name, int on)
 {
     for (size_t i = 0; i < h->n_disabled; i++)
-        if (strcmp(h->disabled[i], pkg) == 0) {
+        if (strcmp(h->disabled[i], name) == 0) {
             if (!on) {
                 free(h->disabled[i]);
                 h->disabled[i] = h->disabled[--h->n_disabled];
@@ -426,12 +441,70 @@ static void set_disabled(ph_host *h, const char *pkg, int on)
             return;
         }
     char **d = on ? realloc(h->disabled, (h->n_disabled + 1) * sizeof *d) : NULL;
-    if (d && (d[h->n_disabled] = strdup(pkg))) {
+    if (d && (d[h->n_disabled] = strdup(name))) {
         h->disabled = d;
         h->n_disabled++;
     } else if (d) {
         h->disabled = d;
     }
+}
+
+/* ---- builds that failed: not retried until they change (or are asked for) ---- */
+
+typedef struct ph_failed_build {
+    char *instance;
+    char build[PH_BUILD_ID_LEN];
+    char *reason;
+} ph_failed_build;
+
+/* Forgets the failure of `instance` (NULL: every failure). */
+static void forget_failures(ph_host *h, const char *instance)
+{
+    for (size_t i = h->n_failed; i-- > 0;) {
+        if (instance && strcmp(h->failed[i].instance, instance) != 0)
+            continue;
+        free(h->failed[i].instance);
+        free(h->failed[i].reason);
+        h->failed[i] = h->failed[--h->n_failed];
+    }
+}
+
+static void remember_failure(ph_host *h, const char *instance, const char *build,
+                             const char *reason)
+{
+    forget_failures(h, instance);
+    if (!build[0])
+        return;
+    ph_failed_build *f = realloc(h->failed, (h->n_failed + 1) * sizeof *f);
+    if (!f)
+        return;
+    h->failed = f;
+    f = &h->failed[h->n_failed];
+    f->instance = strdup(instance);
+    f->reason = strdup(reason ? reason : "failed");
+    snprintf(f->build, sizeof f->build, "%s", build);
+    if (f->instance && f->reason)
+        h->n_failed++;
+    else {
+        free(f->instance);
+        free(f->reason);
+    }
+}
+
+static const ph_failed_build *known_failure(const ph_host *h, const char *instance,
+                                            const char *build)
+{
+    for (size_t i = 0; i < h->n_failed; i++)
+        if (strcmp(h->failed[i].instance, instance) == 0 && strcmp(h->failed[i].build, build) == 0)
+            return &h->failed[i];
+    return NULL;
+}
+
+/* True if `force` (NULL, "*", an instance or a package name) names plan item `it`. */
+static int forced(const char *force, const char *instance, const ph_manifest *m)
+{
+    return force && (strcmp(force, "*") == 0 || strcmp(force, instance) == 0 ||
+                     (m && strcmp(force, m->name) == 0));
 }
 
 /*
@@ -477,82 +550,115 @@ static void take_down(ph_host *h, ph_instance *inst, const char *why)
     ph_gate_open(&inst->gate);
 }
 
-/* The first running instance of another package that depends on `pkg`, or NULL. */
-static const char *running_dependent(ph_host *h, const char *pkg)
+/* ---- disable (unload) ---- */
+
+/* Plan item i is named by `name`: its instance name, else its package name. */
+typedef struct naming {
+    const char *name;
+    int by_instance; /* some instance is called `name` */
+} naming;
+
+static int named(ph_host *h, size_t i, const naming *n)
+{
+    const ph_plan_item *it = &h->plan.items[i];
+    if (n->by_instance)
+        return strcmp(it->instance, n->name) == 0;
+    return it->manifest && strcmp(it->manifest->name, n->name) == 0;
+}
+
+static naming make_naming(ph_host *h, const char *name)
+{
+    naming n = {name, ph_plan_find(&h->plan, name) >= 0};
+    return n;
+}
+
+/* The first running instance outside the selection that depends on one inside it, or NULL. */
+static const char *running_dependent(ph_host *h, const naming *n)
 {
     for (size_t i = 0; i < h->plan.n; i++) {
         ph_instance *inst = h->insts[i];
-        if (!inst || atomic_load(&inst->state) != PH_INST_RUNNING ||
-            strcmp(inst->manifest->name, pkg) == 0)
+        if (!inst || atomic_load(&inst->state) != PH_INST_RUNNING || named(h, i, n))
             continue;
-        if (ph_manifest_depends_on(inst->manifest, pkg))
-            return inst->name;
+        const ph_plan_item *it = &h->plan.items[i];
+        for (size_t k = 0; k < it->n_deps; k++)
+            if (named(h, it->deps[k], n))
+                return inst->name;
     }
     return NULL;
 }
 
-static int of_package_loaded(ph_host *h, size_t i, const void *pkg)
+static int of_selection_loaded(ph_host *h, size_t i, const void *n)
 {
-    return strcmp(h->plan.items[i].manifest->name, pkg) == 0 && in_router(h, h->insts[i]);
+    return named(h, i, n) && in_router(h, h->insts[i]);
 }
 
-static int unload_locked(ph_host *h, const char *pkg, int *n_out)
+static int unload_locked(ph_host *h, const char *name, int *n_out)
 {
+    naming n = make_naming(h, name);
     *n_out = 0;
-    const char *dep = running_dependent(h, pkg);
+    const char *dep = running_dependent(h, &n);
     if (dep)
         return ph_error_set(PH_ECONFLICT,
-                            "package '%s' is used by instance '%s', which depends "
-                            "on it; remove or stop '%s' first",
-                            pkg, dep, dep);
+                            "'%s' is used by instance '%s', which depends on it; "
+                            "`plughost disable %s` first",
+                            name, dep, dep);
     int found = 0;
     for (size_t i = 0; i < h->plan.n; i++) {
-        ph_instance *inst = h->insts[i];
-        if (!inst || strcmp(h->plan.items[i].manifest->name, pkg) != 0)
+        if (!named(h, i, &n))
             continue;
         found = 1;
-        if (ph_frame_inside(inst))
+        ph_instance *inst = h->insts[i];
+        if (inst && ph_frame_inside(inst))
             return ph_error_set(PH_ESTATE,
-                                "instance '%s' cannot be unloaded from inside one of "
+                                "instance '%s' cannot be disabled from inside one of "
                                 "its own calls",
                                 inst->name);
     }
     if (!found)
         return ph_error_set(PH_ENOTFOUND,
-                            "no instance of package '%s' is loaded; "
+                            "no package or instance '%s' is installed; "
                             "`plughost status` lists them",
-                            pkg);
+                            name);
     /* Every instance drains first, so a busy one leaves the package whole. */
-    int rc = drain_all(h, of_package_loaded, pkg);
+    int rc = drain_all(h, of_selection_loaded, &n);
     if (rc)
         return rc;
     for (size_t i = h->plan.n; i-- > 0;) {
-        ph_instance *inst = h->insts[i];
-        if (!inst || !of_package_loaded(h, i, pkg))
+        if (!named(h, i, &n))
             continue;
-        take_down(h, inst, "disabled (unloaded by management); its data is kept");
-        ph_log_info("%s unloaded (package %s; its data is kept)", inst->name, pkg);
+        ph_instance *inst = h->insts[i];
+        set_disabled(h, h->plan.items[i].instance, 1);
+        if (!inst || !in_router(h, inst))
+            continue;
+        take_down(h, inst,
+                  "disabled by management; its data is kept (`plughost enable` starts it)");
+        ph_log_info("%s disabled (data kept)", inst->name);
         (*n_out)++;
     }
-    set_disabled(h, pkg, 1);
     return 0;
 }
 
-/* ---- configuration reload ---- */
+/* ---- changes: the one path from package directories to running instances ---- */
 
-/* Same package build, mount and parameters: the instance can keep running. */
-static int same_item(const ph_plan_item *a, const ph_plan_item *b)
+/* What a change will do, decided before anything changes. */
+typedef struct change {
+    ph_config cfg; /* the new configuration when own_cfg */
+    int own_cfg;
+    const char *force;
+    ph_manifest_set set;
+    ph_plan plan;
+    ph_instance **insts; /* indexed like plan.items: the instances kept */
+    long *keep;          /* old index -> new index, or -1 to retire */
+} change;
+
+static void change_free(change *c)
 {
-    if (!a->manifest || !b->manifest || strcmp(a->manifest->name, b->manifest->name) != 0 ||
-        strcmp(a->manifest->version_text, b->manifest->version_text) != 0 ||
-        strcmp(a->manifest->path, b->manifest->path) != 0 || a->n_params != b->n_params ||
-        strcmp(a->mount, b->mount) != 0)
-        return 0;
-    for (size_t i = 0; i < a->n_params; i++)
-        if (strcmp(a->params[i].key, b->params[i].key) != 0 ||
-            strcmp(a->params[i].value, b->params[i].value) != 0)
-            return 0;
-    return 1;
+    if (c->own_cfg)
+        ph_config_free(&c->cfg);
+    ph_manifest_set_free(&c->set);
+    ph_plan_free(&c->plan);
+    free(c->insts);
+    free(c->keep);
 }
 
 /* Keeps the running values of settings that only a restart can change. */
@@ -581,30 +687,70 @@ static void keep_restart_settings(ph_host *h, ph_config *cfg)
 #undef SWAP_
 }
 
-/* What a configuration reload will do, decided before anything changes. */
-typedef struct change {
-    ph_config cfg;
-    ph_manifest_set set;
-    ph_plan plan;
-    ph_instance **insts; /* indexed like plan.items: the instances kept */
-    long *keep;          /* old index -> new index, or -1 to retire */
-} change;
-
-static void change_free(change *c)
+/* A running (or disabled) instance keeps its place when the same package serves the same mount. */
+static int keepable(ph_host *h, ph_instance *inst, const ph_plan_item *n)
 {
-    ph_config_free(&c->cfg);
-    ph_manifest_set_free(&c->set);
-    ph_plan_free(&c->plan);
-    free(c->insts);
-    free(c->keep);
+    int st = atomic_load(&inst->state);
+    int disabled =
+        ph_host_is_disabled(h, inst->name) && st == PH_INST_STOPPED && !in_router(h, inst);
+    return n->state == PH_PLAN_OK && n->manifest &&
+           strcmp(n->manifest->name, inst->manifest->name) == 0 &&
+           strcmp(n->mount, inst->mount) == 0 && (st == PH_INST_RUNNING || disabled);
+}
+
+/* The package of the new set that `dep` (a running instance's manifest) no longer accepts. */
+static int explain_breakage(const change *c, const ph_manifest *dep)
+{
+    for (size_t k = 0; k < dep->n_requires; k++) {
+        const ph_dep *d = &dep->requires[k];
+        for (size_t i = 0; i < c->set.n; i++) {
+            const ph_manifest *m = c->set.items[i];
+            if (strcmp(m->name, d->name) != 0 || ph_range_satisfies(&d->range, &m->version))
+                continue;
+            return ph_error_set(PH_EDEPENDENCY,
+                                "package '%s' %s would break '%s', which requires %s %s; not "
+                                "reloaded, nothing was changed. To upgrade both together, put "
+                                "a version of '%s' whose range accepts %s %s in place as well, "
+                                "then run `plughost reload %s`",
+                                m->name, m->version_text, dep->name, d->name, d->range.text,
+                                dep->name, m->name, m->version_text, m->name);
+        }
+    }
+    return 0;
+}
+
+/*
+ * Without a new configuration, a package change must not stop running
+ * instances of other packages: refused as a whole, saying what to do.
+ */
+static int refuse_breakage(ph_host *h, change *c)
+{
+    for (size_t i = 0; i < h->plan.n; i++) {
+        ph_instance *inst = h->insts[i];
+        if (!inst || atomic_load(&inst->state) != PH_INST_RUNNING || c->keep[i] >= 0)
+            continue;
+        long j = ph_plan_find(&c->plan, inst->name);
+        if (j < 0 || c->plan.items[j].state == PH_PLAN_OK)
+            continue; /* its package is gone, or it moves: a plain stop and start */
+        const ph_manifest *now =
+            c->plan.items[j].manifest ? c->plan.items[j].manifest : inst->manifest;
+        int rc = explain_breakage(c, now);
+        if (rc)
+            return rc;
+        return ph_error_set(PH_EDEPENDENCY,
+                            "not applied: running instance '%s' would stop: %s; nothing was "
+                            "changed",
+                            inst->name, c->plan.items[j].reason ? c->plan.items[j].reason : "?");
+    }
+    return 0;
 }
 
 static int plan_change(ph_host *h, change *c)
 {
     int rc;
-    /* Packages are read again: a new one may have been installed, a reloaded one changed. */
+    const ph_config *cfg = c->own_cfg ? &c->cfg : &h->cfg;
     if ((rc = ph_manifest_discover(h->cfg.package_dirs, h->cfg.n_package_dirs, &c->set)) ||
-        (rc = ph_resolve(&c->cfg, &c->set, &c->plan)))
+        (rc = ph_resolve(cfg, &c->set, &c->plan)))
         return rc;
     c->insts = calloc(c->plan.n ? c->plan.n : 1, sizeof *c->insts);
     c->keep = calloc(h->plan.n ? h->plan.n : 1, sizeof *c->keep);
@@ -612,24 +758,27 @@ static int plan_change(ph_host *h, change *c)
     ph_instance **retired = realloc(h->retired, (h->n_retired + h->plan.n + 1) * sizeof *retired);
     if (retired)
         h->retired = retired;
+    unsigned *rgen = realloc(h->retired_gen, (h->n_retired + h->plan.n + 1) * sizeof *rgen);
+    if (rgen)
+        h->retired_gen = rgen;
     ph_manifest_set *sets = realloc(h->old_sets, (h->n_old_sets + 1) * sizeof *sets);
     if (sets)
         h->old_sets = sets;
-    if (!c->insts || !c->keep || !retired || !sets)
+    unsigned *ogen = realloc(h->old_gen, (h->n_old_sets + 1) * sizeof *ogen);
+    if (ogen)
+        h->old_gen = ogen;
+    if (!c->insts || !c->keep || !retired || !rgen || !sets || !ogen)
         return ph_error_set(PH_ENOMEM, "out of memory");
     for (size_t i = 0; i < h->plan.n; i++) {
         ph_instance *inst = h->insts[i];
         long j = inst ? ph_plan_find(&c->plan, inst->name) : -1;
         c->keep[i] = -1;
-        int st = atomic_load(&inst->state);
-        int disabled = st == PH_INST_STOPPED && is_disabled(h, inst->manifest->name);
-        if (j >= 0 && c->plan.items[j].state == PH_PLAN_OK && (st == PH_INST_RUNNING || disabled) &&
-            same_item(&h->plan.items[i], &c->plan.items[j])) {
+        if (j >= 0 && keepable(h, inst, &c->plan.items[j])) {
             c->keep[i] = j;
             c->insts[j] = inst;
         }
     }
-    return 0;
+    return c->own_cfg ? 0 : refuse_breakage(h, c);
 }
 
 static int to_retire(ph_host *h, size_t i, const void *ud)
@@ -638,27 +787,76 @@ static int to_retire(ph_host *h, size_t i, const void *ud)
     return c->keep[i] < 0 && in_router(h, h->insts[i]);
 }
 
-/* Retires the drained instances (dependents first); kept ones keep valid parameters. */
-static void apply_retirements(ph_host *h, change *c, int *stopped)
+/* The instance's running parameters equal plan item n's. */
+static int same_params(const ph_instance *inst, const ph_plan_item *n)
+{
+    if (inst->n_params != n->n_params)
+        return 0;
+    for (size_t i = 0; i < n->n_params; i++)
+        if (strcmp(inst->params[i].key, n->params[i].key) != 0 ||
+            strcmp(inst->params[i].value, n->params[i].value) != 0)
+            return 0;
+    return 1;
+}
+
+/* Retires the drained instances (dependents first). */
+static void apply_retirements(ph_host *h, change *c, ph_change_counts *n)
 {
     for (size_t i = h->plan.n; i-- > 0;) {
         ph_instance *inst = h->insts[i];
-        if (!inst)
+        if (!inst || c->keep[i] >= 0)
             continue;
-        long j = c->keep[i];
-        if (j >= 0) {
-            /* Equal values: the kept instance's array moves to the new plan, unchanged. */
-            ph_plan_item *o = &h->plan.items[i], *n = &c->plan.items[j];
-            ph_kv *t = o->params;
-            o->params = n->params;
-            n->params = t;
-            continue;
-        }
         if (in_router(h, inst)) { /* its gate is closed and drained */
-            *stopped += atomic_load(&inst->state) == PH_INST_RUNNING;
-            take_down(h, inst, "unloaded by a configuration reload");
+            n->stopped += atomic_load(&inst->state) == PH_INST_RUNNING;
+            take_down(h, inst, "stopped by a change of packages or configuration");
         }
+        h->retired_gen[h->n_retired] = h->generation;
         h->retired[h->n_retired++] = inst; /* late callers may still hold it */
+    }
+}
+
+/*
+ * Kept instances move to the new plan: a new build or new parameters are
+ * hot-swapped in, in dependency order; an equal one just points at the
+ * new manifest. A failed swap keeps the old build, its manifest and its
+ * parameters (moved into the new plan, which owns them from now on).
+ */
+static void apply_kept(ph_host *h, change *c, ph_change_counts *n)
+{
+    for (size_t i = 0; i < h->plan.n; i++) {
+        long j = c->keep[i];
+        if (j < 0)
+            continue;
+        ph_instance *inst = h->insts[i];
+        ph_plan_item *o = &h->plan.items[i], *ni = &c->plan.items[j];
+        char build[PH_BUILD_ID_LEN] = "";
+        int running = atomic_load(&inst->state) == PH_INST_RUNNING;
+        if (running && ph_build_id(ni->manifest, NULL, build) != 0)
+            build[0] = 0; /* unreadable now: keep what runs */
+        int swap =
+            running && build[0] && (strcmp(build, inst->cur->build) != 0 || !same_params(inst, ni));
+        int r = swap ? ph_reload_swap(h, inst, ni->manifest, ni->params, ni->n_params, build,
+                                      forced(c->force, inst->name, ni->manifest))
+                     : 1;
+        if (r == 0) {
+            n->swapped++;
+            continue;
+        }
+        if (r < 0)
+            n->failed++;
+        if (r < 0 || (swap && r == 1 && strcmp(build, inst->cur->build) != 0)) {
+            /* Still the old build: the new plan describes what runs. */
+            ni->manifest = inst->manifest;
+        } else {
+            ph_reload_repoint(inst, ni->manifest);
+        }
+        ph_kv *t = o->params; /* the instance's array moves to the new plan */
+        size_t tn = o->n_params;
+        o->params = ni->params;
+        o->n_params = ni->n_params;
+        ni->params = t;
+        ni->n_params = tn;
+        n->kept++;
     }
 }
 
@@ -666,6 +864,7 @@ static void apply_retirements(ph_host *h, change *c, int *stopped)
 static void swap_in(ph_host *h, change *c)
 {
     pthread_rwlock_wrlock(&h->lock);
+    h->old_gen[h->n_old_sets] = h->generation;
     h->old_sets[h->n_old_sets++] = h->set;
     h->set = c->set;
     memset(&c->set, 0, sizeof c->set);
@@ -675,120 +874,205 @@ static void swap_in(ph_host *h, change *c)
     ph_plan_free(&h->plan);
     h->plan = c->plan;
     memset(&c->plan, 0, sizeof c->plan);
-    keep_restart_settings(h, &c->cfg);
-    ph_config t = h->cfg;
-    h->cfg = c->cfg;
-    c->cfg = t;
+    if (c->own_cfg) {
+        keep_restart_settings(h, &c->cfg);
+        ph_config t = h->cfg;
+        h->cfg = c->cfg;
+        c->cfg = t;
+    }
+    __atomic_add_fetch(&h->generation, 1, __ATOMIC_RELEASE);
     pthread_rwlock_unlock(&h->lock);
     ph_log_set_level(h->cfg.log_level);
 }
 
-/* Starts what the new plan has that is not running yet, in dependency order. */
-static int start_new(ph_host *h)
+/* True if an instance, plan item or retired instance of the host points into `set`. */
+static int set_in_use(const ph_host *h, const ph_manifest_set *set)
 {
-    int started = 0;
-    for (size_t i = 0; i < h->plan.n; i++) {
-        ph_plan_item *it = &h->plan.items[i];
-        if (h->insts[i] || it->state != PH_PLAN_OK || is_disabled(h, it->manifest->name))
-            continue;
-        started += bring_up(h, i) == 0;
+    for (size_t k = 0; k < set->n; k++) {
+        const ph_manifest *m = set->items[k];
+        for (size_t i = 0; i < h->plan.n; i++)
+            if (h->plan.items[i].manifest == m || (h->insts[i] && h->insts[i]->manifest == m))
+                return 1;
+        for (size_t i = 0; i < h->n_retired; i++)
+            if (h->retired[i]->manifest == m)
+                return 1;
     }
-    return started;
+    return 0;
 }
 
-int ph_host_reconfigure(ph_host *h, ph_config *cfg)
+/*
+ * Frees what changes left behind once nothing has used it for PH_HOST_GRACE
+ * changes: a reader that looked a manifest or an instance up just before a
+ * change still finds it valid, and memory stays flat however many changes
+ * run (a grace period, as RCU's).
+ */
+static void collect_garbage(ph_host *h)
+{
+    for (size_t i = h->n_retired; i-- > 0;) {
+        if (h->generation - h->retired_gen[i] < PH_HOST_GRACE)
+            continue;
+        ph_instance_free(h->retired[i]);
+        h->retired[i] = h->retired[h->n_retired - 1];
+        h->retired_gen[i] = h->retired_gen[h->n_retired - 1];
+        h->n_retired--;
+    }
+    for (size_t i = h->n_old_sets; i-- > 0;) {
+        if (set_in_use(h, &h->old_sets[i])) {
+            h->old_gen[i] = h->generation;
+            continue;
+        }
+        if (h->generation - h->old_gen[i] < PH_HOST_GRACE)
+            continue;
+        ph_manifest_set_free(&h->old_sets[i]);
+        h->old_sets[i] = h->old_sets[h->n_old_sets - 1];
+        h->old_gen[i] = h->old_gen[h->n_old_sets - 1];
+        h->n_old_sets--;
+    }
+}
+
+/* Starts what the new plan has that is not running yet, in dependency order. */
+static void start_new(ph_host *h, const char *force, ph_change_counts *n)
+{
+    for (size_t i = 0; i < h->plan.n; i++) {
+        ph_plan_item *it = &h->plan.items[i];
+        if (h->insts[i] || it->state != PH_PLAN_OK || ph_host_is_disabled(h, it->instance))
+            continue;
+        char build[PH_BUILD_ID_LEN] = "";
+        if (ph_build_id(it->manifest, NULL, build) != 0)
+            build[0] = 0;
+        const ph_failed_build *f = build[0] ? known_failure(h, it->instance, build) : NULL;
+        if (f && !forced(force, it->instance, it->manifest)) {
+            char *why = strdup(f->reason);
+            record_failure(h, i, PH_INST_FAILED, why ? why : "failed");
+            free(why);
+            n->failed++;
+            continue;
+        }
+        int rc = bring_up(h, i);
+        if (rc == 0) {
+            forget_failures(h, it->instance);
+            n->started++;
+        } else if (rc != PH_EDEPENDENCY) {
+            const char *why = h->insts[i] ? atomic_load(&h->insts[i]->reason) : it->reason;
+            remember_failure(h, it->instance, build, why ? why : ph_error_last());
+            n->failed++;
+        }
+    }
+}
+
+/* The name a force asks for exists in the plan (as an instance or a package). */
+static int force_known(const ph_host *h, const char *force)
+{
+    if (!force || strcmp(force, "*") == 0)
+        return 1;
+    for (size_t i = 0; i < h->plan.n; i++)
+        if (forced(force, h->plan.items[i].instance, h->plan.items[i].manifest))
+            return 1;
+    return 0;
+}
+
+int ph_host_reconcile(ph_host *h, ph_config *cfg, const char *force, ph_change_counts *counts)
 {
     change c;
+    ph_change_counts n = {0};
     memset(&c, 0, sizeof c);
-    c.cfg = *cfg;
-    memset(cfg, 0, sizeof *cfg);
-    int stopped = 0, kept = 0, started = 0;
+    if (cfg) {
+        c.cfg = *cfg;
+        c.own_cfg = 1;
+        memset(cfg, 0, sizeof *cfg);
+    }
+    c.force = force;
     if (ph_host_lock_changes(h)) {
         change_free(&c);
         return PH_ESTATE;
     }
     int rc = plan_change(h, &c);
+    if (rc == PH_EDEPENDENCY) /* refused: the instances asked for say why */
+        for (size_t i = 0; i < h->plan.n; i++)
+            if (h->insts[i] && force && strcmp(force, "*") != 0 &&
+                forced(force, h->plan.items[i].instance, h->plan.items[i].manifest))
+                ph_reload_fail(h->insts[i]);
     if (!rc)
         rc = drain_all(h, to_retire, &c);
     if (!rc) {
-        apply_retirements(h, &c, &stopped);
+        apply_retirements(h, &c, &n);
+        apply_kept(h, &c, &n);
         swap_in(h, &c);
-    }
-    if (!rc) {
-        for (size_t i = 0; i < h->plan.n; i++)
-            kept += h->insts[i] != NULL;
-        started = start_new(h);
+        start_new(h, force, &n);
+        collect_garbage(h);
+        if (!force_known(h, force))
+            rc = ph_error_set(PH_ENOTFOUND,
+                              "no package or instance '%s' is installed; `plughost status` "
+                              "lists them, `plughost install DIR` adds one",
+                              force);
     }
     ph_host_unlock_changes(h);
     change_free(&c);
-    if (rc)
-        return rc;
-    ph_log_info("configuration reloaded: %d instance(s) kept, %d stopped, %d started", kept,
-                stopped, started);
-    return 0;
+    if (counts)
+        *counts = n;
+    if (!rc && (n.swapped || n.started || n.stopped || n.failed))
+        ph_log_info("packages changed: %d kept, %d swapped, %d started, %d stopped, %d failed",
+                    n.kept, n.swapped, n.started, n.stopped, n.failed);
+    return rc;
 }
 
-int ph_host_unload(ph_host *h, const char *pkg, int *n_out)
+int ph_host_reconfigure(ph_host *h, ph_config *cfg)
+{
+    ph_change_counts n = {0};
+    int rc = ph_host_reconcile(h, cfg, "*", &n);
+    if (!rc)
+        ph_log_info("configuration reloaded: %d kept, %d swapped, %d started, %d stopped, %d "
+                    "failed",
+                    n.kept, n.swapped, n.started, n.stopped, n.failed);
+    return rc;
+}
+
+int ph_host_unload(ph_host *h, const char *name, int *n_out)
 {
     *n_out = 0;
     int rc = ph_host_lock_changes(h);
     if (rc)
         return rc;
-    rc = unload_locked(h, pkg, n_out);
+    rc = unload_locked(h, name, n_out);
     ph_host_unlock_changes(h);
     return rc;
 }
 
-int ph_host_enable(ph_host *h, const char *pkg, int *n_out)
+/* The first instance named by `n` that is not running after an enable, with why. */
+static int enable_outcome(ph_host *h, const char *name, int *n_out)
+{
+    naming n = make_naming(h, name);
+    int rc = 0;
+    pthread_rwlock_rdlock(&h->lock);
+    for (size_t i = 0; i < h->plan.n; i++) {
+        if (!named(h, i, &n))
+            continue;
+        const char *why = NULL;
+        const char *state = ph_host_item_state(h, i, &why);
+        if (strcmp(state, "running") == 0) {
+            (*n_out)++;
+        } else if (!rc) {
+            rc = ph_error_set(strcmp(state, "skipped") == 0 ? PH_EDEPENDENCY : PH_ESTATE,
+                              "instance '%s' is %s%s%s", h->plan.items[i].instance, state,
+                              why ? ": " : "", why ? why : "");
+        }
+    }
+    pthread_rwlock_unlock(&h->lock);
+    return rc;
+}
+
+int ph_host_enable(ph_host *h, const char *name, int *n_out)
 {
     *n_out = 0;
-    int found = 0, running = 0, rc = ph_host_lock_changes(h);
-    const ph_instance *not_running = NULL;
+    int rc = ph_host_lock_changes(h);
     if (rc)
         return rc;
-    for (size_t i = 0; i < h->plan.n; i++) {
-        ph_instance *inst = h->insts[i];
-        if (!inst || strcmp(h->plan.items[i].manifest->name, pkg) != 0)
-            continue;
-        found = 1;
-        int st = atomic_load(&inst->state);
-        if (st == PH_INST_RUNNING) {
-            running++;
-            continue;
-        }
-        if (st != PH_INST_STOPPED || in_router(h, inst)) {
-            not_running = inst; /* failed or declined: a new build brings it back */
-            continue;
-        }
-        const char *dep = failed_dependency(h, i);
-        if (dep) {
-            rc = ph_error_set(PH_EDEPENDENCY,
-                              "instance '%s' needs '%s', which is not running; "
-                              "enable it first",
-                              inst->name, dep);
-            break;
-        }
-        if ((rc = activate(h, inst))) {
-            ph_log_error("%s: %s", inst->name, ph_error_last());
-            break;
-        }
-        ph_log_info("%s is running again", inst->name);
-        (*n_out)++;
-    }
-    if (!rc && found)
-        set_disabled(h, pkg, 0);
+    naming n = make_naming(h, name);
+    for (size_t i = 0; i < h->plan.n; i++)
+        if (named(h, i, &n))
+            set_disabled(h, h->plan.items[i].instance, 0);
     ph_host_unlock_changes(h);
-    if (!found)
-        return ph_error_set(PH_ENOTFOUND,
-                            "no instance of package '%s' is loaded; "
-                            "`plughost status` lists them",
-                            pkg);
-    if (!rc && !*n_out && !running && not_running) {
-        const char *why = atomic_load(&not_running->reason); /* valid while it lives */
-        return ph_error_set(PH_ESTATE,
-                            "instance '%s' is not running%s%s; fix the package and "
-                            "rebuild it (a new build is loaded by itself)",
-                            not_running->name, why ? ": " : "", why ? why : "");
-    }
-    return rc;
+    if ((rc = ph_host_reconcile(h, NULL, name, NULL)))
+        return rc;
+    return enable_outcome(h, name, n_out);
 }

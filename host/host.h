@@ -22,16 +22,21 @@ typedef struct ph_host {
     ph_instance **insts;    /* indexed like plan.items; NULL where not loaded */
     char *stage_dir;        /* private copies of .so files */
     char *admin_token;      /* NULL until ph_host_load_token */
-    ph_manifest **reloaded; /* manifests read by hot reloads (owned) */
-    size_t n_reloaded;
-    ph_instance **retired; /* unloaded by a configuration reload; freed with the host */
+    ph_instance **retired; /* taken down by a change; late callers may hold them */
+    unsigned *retired_gen; /* generation each was retired in: freed PH_HOST_GRACE changes later */
     size_t n_retired;
-    ph_manifest_set *old_sets; /* manifests before a configuration reload (kept instances
-                                  point into them); freed with the host */
+    ph_manifest_set *old_sets; /* package sets replaced by a change: running instances may
+                                  point into them; freed PH_HOST_GRACE changes after the
+                                  last reference went away */
+    unsigned *old_gen;         /* last generation each old set was referenced in */
     size_t n_old_sets;
+    unsigned generation;       /* changes applied (ph_host_reconcile); atomic reads */
+    struct ph_failed_build *failed; /* builds that failed: not retried until they change */
+    size_t n_failed;
+    int retry_pending; /* a change was abandoned (busy instance): the watcher retries it */
     int stuck;       /* a call did not finish at shutdown: the host is not freed */
     int drain_ms;    /* how long stop/unload/configuration reload wait for calls (10000) */
-    char **disabled; /* packages unloaded by management: a configuration reload keeps them off */
+    char **disabled; /* instances disabled by management: every change keeps them off */
     size_t n_disabled;
     pthread_mutex_t change_mu; /* serialises hot reloads and configuration reloads */
     pthread_rwlock_t lock;     /* plan and insts: read by status outputs, replaced by
@@ -57,34 +62,66 @@ void ph_host_free(ph_host *h);
 /** State and (if `reason` is not NULL) reason of plan item i for status output. */
 const char *ph_host_item_state(const ph_host *h, size_t i, const char **reason);
 
+/** Changes applied before an unreferenced old package set or retired instance is freed. */
+#define PH_HOST_GRACE 8
+
 /**
- * Unloads every instance of package `pkg` from a running host: calls in
+ * Disables `name` in a running host: an instance name acts on that
+ * instance only, a package name on every instance of the package. Calls in
  * flight finish, the instances stop, their routes go away and their
- * databases close. Data is kept. Refused (PH_ECONFLICT, naming them) while
- * running instances of other packages depend on it. *n_out counts the
- * instances unloaded.
+ * databases close; data is kept and the instances stay disabled across
+ * every change until ph_host_enable. Refused (PH_ECONFLICT, naming it)
+ * while a running instance of another package depends on one of them.
+ * *n_out counts the instances disabled.
  */
-int ph_host_unload(ph_host *h, const char *pkg, int *n_out);
+int ph_host_unload(ph_host *h, const char *name, int *n_out);
 
 /**
- * Starts again the instances of `pkg` that ph_host_unload stopped (the
- * package manager's enable). *n_out counts them. PH_EDEPENDENCY if a
- * dependency is not running.
+ * Enables `name` (instance or package, as above) again: the instances are
+ * loaded from the build on disk now and started, and so are dependents that
+ * were skipped because of them. *n_out counts the instances running
+ * afterwards. PH_EDEPENDENCY if a dependency is not running; the instance's
+ * own failure otherwise.
  */
-int ph_host_enable(ph_host *h, const char *pkg, int *n_out);
+int ph_host_enable(ph_host *h, const char *name, int *n_out);
+
+/** What one change did (ph_host_reconcile). */
+typedef struct ph_change_counts {
+    int kept, swapped, started, stopped, failed;
+} ph_change_counts;
 
 /**
- * Applies a re-read configuration to a running host (SIGHUP): the package
- * directories are read again; instances that are gone or whose package
- * version, mount or parameters changed are stopped and unloaded (their data
- * kept), new and changed ones are loaded and started; the rest keep running
- * untouched. If an instance to stop is still busy after the drain bound,
+ * The one path by which a running host's packages change. Reads the package
+ * directories again and resolves them with `cfg` (a re-read host.ini, owned
+ * and zeroed; NULL keeps the running configuration), then, per instance:
+ *   - running, same package and mount: kept; hot-swapped (ph_reload_swap)
+ *     when its build identity (build.h) or its parameters changed;
+ *   - new, or failed/declined/skipped before: started, unless the build on
+ *     disk is the one that already failed (not retried until it changes,
+ *     or `force` names it: an instance name, a package name, or "*");
+ *   - gone (package removed, instance dropped from the config): stopped;
+ *   - disabled by management: left off.
+ * Without `cfg`, a change that would stop a running instance because of
+ * another package (e.g. a major version its dependents do not accept) is
+ * refused as a whole (PH_EDEPENDENCY naming both and what to do) and
+ * nothing changes. PH_EBUSY when an instance to stop is still busy after
+ * the drain bound (nothing changed; the watcher retries). *counts may be
+ * NULL. Serialised with every other change (ph_host_lock_changes).
+ */
+int ph_host_reconcile(ph_host *h, ph_config *cfg, const char *force, ph_change_counts *counts);
+
+/**
+ * Applies a re-read configuration to a running host (SIGHUP):
+ * ph_host_reconcile(h, cfg, "*", NULL) — failed builds are retried. If an instance to stop is still busy after the drain bound,
  * nothing changes (PH_EBUSY). Takes ownership of *cfg (zeroes it). [host]
  * package_dirs/data_dir, [http] and [auth] need a restart: a change there is
  * reported and the running values stay. Returns 0, or an error (nothing
  * changed) when the new configuration cannot be resolved.
  */
 int ph_host_reconfigure(ph_host *h, ph_config *cfg);
+
+/** True if management disabled instance `name` (ph_host_unload). */
+int ph_host_is_disabled(const ph_host *h, const char *name);
 
 /**
  * Takes h->change_mu (hot reloads, unload/enable, configuration reloads are

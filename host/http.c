@@ -1008,7 +1008,8 @@ static enum MHD_Result post_manage(call *k, const char *op, const char *pkg)
 static enum MHD_Result host_route(call *k, const path *p)
 {
     if (p->n == 3 &&
-        (is(p->segs[1], "reload") || is(p->segs[1], "unload") || is(p->segs[1], "enable")))
+        (is(p->segs[1], "reload") || is(p->segs[1], "unload") || is(p->segs[1], "disable") ||
+         is(p->segs[1], "enable")))
         return post_manage(k, p->segs[1], p->segs[2]);
     const char *what = p->n == 2 ? p->segs[1] : "";
     enum MHD_Result (*fn)(call *) = is(what, "health")         ? get_health
@@ -1020,7 +1021,7 @@ static enum MHD_Result host_route(call *k, const path *p)
         return send_error(k, PH_ENOTFOUND,
                           "no host endpoint '%s'; the host serves /_/health, "
                           "/_/metrics, /_/openapi.json, /_/packages, "
-                          "POST /_/reload|unload|enable/<package>",
+                          "POST /_/reload|disable|enable/<name>",
                           k->url);
     if (!is(k->method, "GET") && !is(k->method, "HEAD"))
         return send_405(k, "GET, HEAD");

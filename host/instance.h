@@ -42,6 +42,7 @@ typedef struct ph_version {
     struct ph_instance *inst;
     ph_module *module; /* owned */
     void *mem;         /* descriptor.instance_size zeroed bytes, owned */
+    char build[17];    /* build identity (build.h) this version was loaded from */
 } ph_version;
 
 typedef struct ph_instance {
@@ -50,7 +51,7 @@ typedef struct ph_instance {
     const ph_manifest *manifest; /* borrowed from the host's manifest set (or the reloader's) */
     ph_version *cur;             /* the version serving calls */
     ph_module *module;           /* == cur->module, kept for convenience */
-    ph_kv *params;               /* borrowed from the plan */
+    ph_kv *params;               /* borrowed from the plan; replaced by a swap (gate closed) */
     size_t n_params;
     _Atomic int state;    /* ph_inst_state */
     char *_Atomic reason; /* why failed/declined/skipped; set with ph_instance_set_reason */
@@ -68,6 +69,7 @@ typedef struct ph_instance {
     unsigned reloads; /* successful swaps */
     unsigned reload_failures;
     char *reload_error; /* why the last reload failed; NULL after a success */
+    int reload_code;    /* its PH_E* code */
     char bad_hash[17];  /* a build that failed; not retried until the file changes */
 } ph_instance;
 

@@ -138,16 +138,16 @@ int ph_manage(ph_host *h, const char *op, const char *name, json_t **out)
     if (strcmp(op, "reload") == 0) {
         rc = ph_reload_package(h, name, &n);
         result = n ? "reloaded" : "already running this build";
-    } else if (strcmp(op, "unload") == 0) {
+    } else if (strcmp(op, "unload") == 0 || strcmp(op, "disable") == 0) {
         rc = ph_host_unload(h, name, &n);
-        result = "unloaded; data kept";
+        result = "disabled; data kept";
     } else if (strcmp(op, "enable") == 0) {
         rc = ph_host_enable(h, name, &n);
-        result = n ? "running again" : "already running";
+        result = "running";
     } else {
         return ph_error_set(PH_EINVAL,
                             "unknown management operation '%s'; use packages, info, "
-                            "reload, unload or enable",
+                            "reload, disable or enable",
                             op);
     }
     if (rc)

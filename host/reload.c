@@ -1,5 +1,6 @@
 #include "reload.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -13,9 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "build.h"
 #include "crud.h"
 #include "elfcheck.h"
 #include "error.h"
+#include "interface.h"
 #include "log.h"
 #include "store.h"
 
@@ -59,6 +62,7 @@ int ph_reload_info_get(ph_instance *inst, ph_reload_info *out)
     pthread_mutex_lock(&status_mu);
     out->reloads = inst->reloads;
     out->failures = inst->reload_failures;
+    out->code = inst->reload_error ? inst->reload_code : 0;
     if (inst->module)
         snprintf(out->build, sizeof out->build, "%s", inst->module->hash);
     for (size_t i = 0; i < n_holds; i++)
@@ -75,8 +79,10 @@ int ph_reload_info_get(ph_instance *inst, ph_reload_info *out)
 static void fail_reload(ph_instance *inst, const char *bad_key)
 {
     char *msg = strdup(ph_error_last());
+    int code = ph_error_last_code();
     pthread_mutex_lock(&status_mu);
     inst->reload_failures++;
+    inst->reload_code = code ? code : PH_ELOAD;
     free(inst->reload_error);
     inst->reload_error = msg;
     if (bad_key)
@@ -84,6 +90,11 @@ static void fail_reload(ph_instance *inst, const char *bad_key)
     pthread_mutex_unlock(&status_mu);
     ph_logf(PH_L_ERROR, inst->name, "reload failed, the old version keeps serving: %s",
             msg ? msg : ph_error_last());
+}
+
+void ph_reload_fail(ph_instance *inst)
+{
+    fail_reload(inst, NULL);
 }
 
 static void clear_error(ph_instance *inst)
@@ -105,78 +116,6 @@ static void record_success(ph_instance *inst, double held)
     if (slot)
         *slot = held;
     pthread_mutex_unlock(&status_mu);
-}
-
-/* ---- checks before loading anything ---- */
-
-/* A new version must still satisfy every running dependent's declared range. */
-static int check_dependents(ph_host *h, const ph_manifest *nm)
-{
-    char v[96];
-    ph_semver_format(&nm->version, v, sizeof v);
-    for (size_t i = 0; i < h->plan.n; i++) {
-        const ph_manifest *m = h->plan.items[i].manifest;
-        if (!m || !h->insts[i])
-            continue;
-        const ph_dep *deps[2] = {m->requires, m->optional};
-        size_t counts[2] = {m->n_requires, m->n_optional};
-        for (int k = 0; k < 2; k++)
-            for (size_t j = 0; j < counts[k]; j++)
-                if (strcmp(deps[k][j].name, nm->name) == 0 &&
-                    !ph_range_satisfies(&deps[k][j].range, &nm->version))
-                    return ph_error_set(PH_EDEPENDENCY,
-                                        "package '%s' %s would break '%s', which requires %s %s; "
-                                        "not reloaded (keep the version in range or update '%s')",
-                                        nm->name, v, m->name, nm->name, deps[k][j].range.text,
-                                        m->name);
-    }
-    return 0;
-}
-
-/* The new version's own requirements must be met by what is running. */
-static int check_requirements(ph_host *h, const ph_manifest *nm)
-{
-    for (size_t j = 0; j < nm->n_requires; j++) {
-        const ph_dep *d = &nm->requires[j];
-        const ph_manifest *found = NULL;
-        for (size_t i = 0; i < h->plan.n && !found; i++)
-            if (h->insts[i] && strcmp(h->plan.items[i].manifest->name, d->name) == 0)
-                found = h->plan.items[i].manifest;
-        if (!found)
-            return ph_error_set(PH_EDEPENDENCY,
-                                "package '%s' %s requires '%s' (%s), which is not "
-                                "loaded; not reloaded",
-                                nm->name, nm->version_text, d->name, d->range.text);
-        if (!ph_range_satisfies(&d->range, &found->version))
-            return ph_error_set(PH_EDEPENDENCY,
-                                "package '%s' %s requires %s %s but %s %s is "
-                                "running; not reloaded",
-                                nm->name, nm->version_text, d->name, d->range.text, d->name,
-                                found->version_text);
-    }
-    return 0;
-}
-
-/* Makes room for one more kept manifest, so keeping it after a swap cannot fail. */
-static int reserve_manifest(ph_host *h)
-{
-    ph_manifest **p = realloc(h->reloaded, (h->n_reloaded + 1) * sizeof *p);
-    if (!p)
-        return ph_error_set(PH_ENOMEM, "out of memory");
-    h->reloaded = p;
-    return 0;
-}
-
-/* What a failed attempt remembers: the .so and the package.ini it was validated against. */
-static void build_key(const char *so_hash, const char *ini_hash, char key[17])
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = so_hash; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    h = (h ^ '/') * 1099511628211ULL;
-    for (const char *p = ini_hash; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    snprintf(key, 17, "%016llx", (unsigned long long)h);
 }
 
 /* Packages an instance running manifest m may call: its own + [requires] + [optional]. */
@@ -221,50 +160,67 @@ typedef struct saved_state {
     int have;
 } saved_state;
 
-static void save_state(ph_version *v, saved_state *s)
+/* Asks the old version for its state; a failure keeps the old version serving. */
+static int save_state(ph_version *v, saved_state *s)
 {
     const ph_package *d = v->module->desc;
     memset(s, 0, sizeof *s);
     if (!d->save)
-        return;
+        return 0;
     ph_frame f;
     ph_frame_push(&f, v->inst);
     f.what = "save";
     int rc = d->save(&v->ctx, &s->version, &s->data, &s->len);
     ph_frame_pop(&f);
     if (rc != PH_OK || f.failed) {
-        ph_logf(PH_L_WARN, v->inst->name, "save failed; the new version starts without state");
         free(s->data);
         memset(s, 0, sizeof *s);
-        return;
+        return ph_error_set(PH_EPACKAGE,
+                            "instance '%s': the running build's save() failed, so its state "
+                            "could not be handed over; reload refused, the old build keeps "
+                            "serving",
+                            v->inst->name);
     }
     s->have = 1;
+    return 0;
 }
 
-static void restore_state(ph_version *v, const saved_state *s)
+/* Hands the state to a version; PH_DECLINE (a state version it does not read) starts cold. */
+static int restore_state(ph_version *v, const saved_state *s)
 {
     const ph_package *d = v->module->desc;
     if (!s->have || !d->restore)
-        return;
+        return 0;
     ph_frame f;
     ph_frame_push(&f, v->inst);
     f.what = "restore";
     int rc = d->restore(&v->ctx, s->version, s->data, s->len);
     ph_frame_pop(&f);
-    if (rc == PH_DECLINE)
+    if (rc == PH_DECLINE && !f.failed) {
         ph_logf(PH_L_INFO, v->inst->name, "restore declined state version %u; starting cold",
                 s->version);
-    else if (rc != PH_OK || f.failed)
-        ph_logf(PH_L_WARN, v->inst->name, "restore failed; starting cold");
+        return 0;
+    }
+    if (rc != PH_OK || f.failed)
+        return ph_error_set(PH_EPACKAGE,
+                            "instance '%s': restore() of the new build failed on state "
+                            "version %u; reload refused, the old build keeps serving with "
+                            "its state",
+                            v->inst->name, s->version);
+    return 0;
 }
 
-/* Points the instance at version v (with its manifest and store) and publishes its routes. */
-static int install(ph_instance *inst, ph_version *v, const ph_manifest *m, ph_store *store)
+/* Points the instance at version v (with its manifest, parameters and store) and publishes its
+ * routes. */
+static int install(ph_instance *inst, ph_version *v, const ph_manifest *m, ph_kv *params,
+                   size_t n_params, ph_store *store)
 {
     pthread_mutex_lock(&status_mu); /* ph_reload_info_get reads module->hash without the gate */
     inst->cur = v;
     inst->module = v->module;
     inst->manifest = m;
+    inst->params = params;
+    inst->n_params = n_params;
     inst->store = store;
     pthread_mutex_unlock(&status_mu);
     ph_routes *t = NULL;
@@ -285,6 +241,8 @@ static double ms_since(const struct timespec *t0)
 typedef struct previous {
     ph_version *v;
     const ph_manifest *m;
+    ph_kv *params;
+    size_t n_params;
     ph_store *store;
     const char **callable;
     size_t n_callable;
@@ -303,7 +261,7 @@ static void roll_back(ph_instance *inst, previous *p)
     char *reason = NULL;
     inst->callable = p->callable;
     inst->n_callable = p->n_callable;
-    if (install(inst, p->v, p->m, p->store)) {
+    if (install(inst, p->v, p->m, p->params, p->n_params, p->store)) {
         atomic_store(&inst->state, PH_INST_FAILED);
         ph_logf(PH_L_ERROR, inst->name, "rollback failed too (%s); the instance is down",
                 ph_error_last());
@@ -314,7 +272,10 @@ static void roll_back(ph_instance *inst, previous *p)
          */
         int ok = ph_version_step(p->v, p->v->module->desc->prepare, "prepare", &reason) == PH_OK;
         if (ok) {
-            restore_state(p->v, &p->state);
+            if (restore_state(p->v, &p->state))
+                ph_logf(PH_L_WARN, p->v->inst->name,
+                        "the old build could not take its state "
+                        "back; it starts cold");
             ok = ph_version_step(p->v, p->v->module->desc->start, "start", &reason) == PH_OK;
         }
         if (ok) {
@@ -345,17 +306,27 @@ static void discard_prepared(ph_version *v)
 }
 
 /* Starts the prepared version nv in place of p->v; the gate is closed and empty. */
-static int switch_to(ph_host *h, ph_instance *inst, ph_version *nv, const ph_manifest *nm,
+typedef struct target {
+    const ph_manifest *m;
+    ph_kv *params;
+    size_t n_params;
+    const char *build;
+} target;
+
+static int switch_to(ph_host *h, ph_instance *inst, ph_version *nv, const target *t,
                      ph_store *nstore, int commit, previous *p, const char *hash, int *nv_stopped)
 {
+    const ph_manifest *nm = t->m;
     char *reason = NULL;
+    int rc = 0;
     if (p->was_running) {
         ph_instance_stop(inst);
-        save_state(p->v, &p->state);
+        rc = save_state(p->v, &p->state);
     }
-    int rc = build_callable(nm, &inst->callable, &inst->n_callable);
-    if (!rc && (rc = install(inst, nv, nm, nstore)) == 0) {
-        restore_state(nv, &p->state);
+    if (!rc)
+        rc = build_callable(nm, &inst->callable, &inst->n_callable);
+    if (!rc && (rc = install(inst, nv, nm, t->params, t->n_params, nstore)) == 0 &&
+        (rc = restore_state(nv, &p->state)) == 0) {
         int s = ph_version_step(nv, nv->module->desc->start, "start", &reason);
         if (s != PH_OK)
             rc = ph_error_set(PH_EPACKAGE, "new build of '%s' (%s): %s", inst->name, hash,
@@ -380,27 +351,78 @@ static int switch_to(ph_host *h, ph_instance *inst, ph_version *nv, const ph_man
     return 0;
 }
 
-/*
- * Swaps one instance to the build described by `nm`. Returns 0 (swapped),
- * 1 (nothing to do: same build, or a build already known bad) or an error.
- */
-static int swap_instance(ph_host *h, ph_instance *inst, const ph_manifest *nm, const char *ini_hash)
+static int same_params(const ph_instance *inst, const ph_kv *params, size_t n)
 {
+    if (inst->n_params != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(inst->params[i].key, params[i].key) != 0 ||
+            strcmp(inst->params[i].value, params[i].value) != 0)
+            return 0;
+    return 1;
+}
+
+/* 0.y.z: a new minor is a new major (npm's ^0.y); else the major. */
+static int major_changed(const ph_semver *a, const ph_semver *b)
+{
+    if (a->major != b->major)
+        return 1;
+    return a->major == 0 && a->minor != b->minor;
+}
+
+/*
+ * Semver enforced: a build that removes or changes its declared interface
+ * must carry a new major version.
+ */
+static int check_interface(const ph_instance *inst, const ph_manifest *om, const ph_package *od,
+                           const ph_manifest *nm, const ph_package *nd)
+{
+    char *text = NULL;
+    int n = ph_interface_diff(od, nd, &text);
+    if (n <= 0 || major_changed(&om->version, &nm->version)) {
+        free(text);
+        return n < 0 ? n : 0;
+    }
+    char next[64];
+    snprintf(next, sizeof next, "%llu.0.0",
+             (unsigned long long)(om->version.major ? om->version.major + 1 : 1));
+    int rc = ph_error_set(PH_EABI,
+                          "instance '%s': the new build of %s %s -> %s breaks its declared "
+                          "interface without a new major version (semver): %s; keep these or "
+                          "raise the version to %s (dependents then need a range that accepts "
+                          "it)",
+                          inst->name, nm->name, om->version_text, nm->version_text,
+                          text ? text : "?", next);
+    free(text);
+    return rc;
+}
+
+/*
+ * Swaps one instance to the build described by `t`. Returns 0 (swapped),
+ * 1 (nothing to do: same build and parameters, or a build already known
+ * bad and not forced) or an error (the old version keeps serving).
+ */
+static int swap_instance(ph_host *h, ph_instance *inst, const target *t, int force)
+{
+    const ph_manifest *nm = t->m;
     ph_module *mod = NULL;
     ph_version *nv = NULL;
     ph_store *nstore = NULL;
-    previous p = {inst->cur,
-                  inst->manifest,
-                  inst->store,
-                  inst->callable,
-                  inst->n_callable,
-                  atomic_load(&inst->state) == PH_INST_RUNNING,
-                  {0}};
+    previous p = {
+        inst->cur,   inst->manifest, inst->params,     inst->n_params,
+        inst->store, inst->callable, inst->n_callable, atomic_load(&inst->state) == PH_INST_RUNNING,
+        {0}};
     char *reason = NULL;
-    char hash[17], key[17];
+    char hash[17];
     const char *bad = NULL; /* set when the failure is the build's fault */
     int rc, prepared = 0;
 
+    if (strcmp(t->build, p.v->build) == 0 && same_params(inst, t->params, t->n_params)) {
+        clear_error(inst); /* the files are what runs: an older failure no longer matters */
+        return 1;
+    }
+    if (!force && strcmp(t->build, inst->bad_hash) == 0)
+        return 1;
     if (ph_frame_inside(inst)) {
         rc = ph_error_set(PH_ESTATE,
                           "instance '%s' cannot be reloaded from inside one of its own "
@@ -416,14 +438,7 @@ static int swap_instance(ph_host *h, ph_instance *inst, const ph_manifest *nm, c
         fail_reload(inst, NULL);
         return rc;
     }
-    if (strcmp(hash, p.v->module->hash) == 0) {
-        clear_error(inst); /* the file is what runs: an older failure no longer matters */
-        return 1;
-    }
-    build_key(hash, ini_hash, key);
-    if (strcmp(key, inst->bad_hash) == 0)
-        return 1;
-    bad = key;
+    bad = t->build;
     if (rc || (rc = ph_module_open(nm, h->stage_dir, &mod)))
         goto fail;
     if (strcmp(mod->hash, hash) != 0) {
@@ -435,10 +450,15 @@ static int swap_instance(ph_host *h, ph_instance *inst, const ph_manifest *nm, c
         bad = NULL;
         goto fail;
     }
+    if ((rc = check_interface(inst, p.m, p.v->module->desc, nm, mod->desc))) {
+        ph_module_close(mod);
+        goto fail;
+    }
     if ((rc = ph_version_new(inst, mod, &nv))) {
         bad = NULL;
         goto fail;
     }
+    snprintf(nv->build, sizeof nv->build, "%s", t->build);
     /* Prepared beside the old version, which keeps serving. */
     int s = ph_version_step(nv, nv->module->desc->prepare, "prepare", &reason);
     if (s != PH_OK) {
@@ -461,9 +481,10 @@ static int swap_instance(ph_host *h, ph_instance *inst, const ph_manifest *nm, c
     int drain = atomic_load(&drain_ms);
     if ((rc = ph_gate_close(&inst->gate, drain))) {
         ph_error_wrap("instance '%s': the drain timed out, reload abandoned (the calls go on; "
-                      "the build is tried again when it changes or on `plughost reload`)",
+                      "it is tried again once they end)",
                       inst->name);
         bad = NULL; /* not the build's fault */
+        __atomic_store_n(&h->retry_pending, 1, __ATOMIC_RELEASE);
         goto discard;
     }
     /*
@@ -477,7 +498,7 @@ static int swap_instance(ph_host *h, ph_instance *inst, const ph_manifest *nm, c
         goto discard;
     }
     int nv_stopped = 0;
-    rc = switch_to(h, inst, nv, nm, nstore, !same_version, &p, hash, &nv_stopped);
+    rc = switch_to(h, inst, nv, t, nstore, !same_version, &p, hash, &nv_stopped);
     if (nv_stopped)
         prepared = 0;
     double held = ms_since(&t0);
@@ -491,7 +512,7 @@ static int swap_instance(ph_host *h, ph_instance *inst, const ph_manifest *nm, c
     ph_store_close(p.store);
     ph_version_free(p.v);
     ph_logf(PH_L_INFO, inst->name, "reloaded %s %s -> %s %s (build %s, gate closed %.2f ms)",
-            p.m->name, p.m->version_text, nm->name, nm->version_text, hash, held);
+            p.m->name, p.m->version_text, nm->name, nm->version_text, t->build, held);
     free(reason);
     return 0;
 discard:
@@ -506,106 +527,77 @@ fail:
     return rc;
 }
 
-/* Instances a reload of their package applies to: running ones, and failed ones to revive. */
-static int reloadable(ph_host *h, ph_instance *inst)
+int ph_reload_swap(ph_host *h, ph_instance *inst, const ph_manifest *nm, ph_kv *params,
+                   size_t n_params, const char *build, int force)
 {
-    int s = atomic_load(&inst->state);
-    if (s == PH_INST_RUNNING)
-        return 1;
-    return (s == PH_INST_FAILED || s == PH_INST_DECLINED) &&
-           ph_router_instance(h->router, inst->name) == inst;
+    target t = {nm, params, n_params, build};
+    return swap_instance(h, inst, &t, force);
 }
 
-int ph_reload_package(ph_host *h, const char *pkg, int *swapped)
+void ph_reload_repoint(ph_instance *inst, const ph_manifest *m)
 {
-    ph_manifest *nm = NULL;
-    const ph_manifest *cur = NULL;
-    char ini_hash[17] = "", *first_msg = NULL;
-    int rc = 0, first = 0;
-    *swapped = 0;
-    if ((rc = ph_host_lock_changes(h)))
-        return rc;
-    for (size_t i = 0; i < h->plan.n && !cur; i++)
-        if (h->insts[i] && strcmp(h->plan.items[i].manifest->name, pkg) == 0)
-            cur = h->plan.items[i].manifest;
-    if (!cur) {
-        rc = ph_error_set(PH_ENOTFOUND,
-                          "no loaded instance of package '%s'; `plughost list` "
-                          "shows what is loaded",
-                          pkg);
-        goto done;
-    }
-    int any = 0;
-    for (size_t i = 0; i < h->plan.n && !any; i++)
-        any = h->insts[i] && strcmp(h->plan.items[i].manifest->name, pkg) == 0 &&
-              reloadable(h, h->insts[i]);
-    if (!any) {
-        rc = ph_error_set(PH_ESTATE, "package '%s' is disabled; enable it before reloading it",
-                          pkg);
-        goto done;
-    }
-    if ((rc = ph_manifest_load(cur->path, &nm)))
-        goto report;
-    if (strcmp(nm->name, cur->name) != 0) {
-        rc = ph_error_set(PH_EMANIFEST,
-                          "%s now names package '%s', not '%s'; a package cannot "
-                          "be renamed by a reload",
-                          cur->path, nm->name, cur->name);
-        goto report;
-    }
-    if ((rc = check_dependents(h, nm)) || (rc = check_requirements(h, nm)) ||
-        (rc = reserve_manifest(h)))
-        goto report;
-    if (ph_file_hash(nm->path, ini_hash))
-        ini_hash[0] = 0;
-    for (size_t i = 0; i < h->plan.n; i++) {
-        ph_instance *inst = h->insts[i];
-        if (!inst || strcmp(h->plan.items[i].manifest->name, pkg) != 0 || !reloadable(h, inst))
+    pthread_mutex_lock(&status_mu);
+    inst->manifest = m;
+    pthread_mutex_unlock(&status_mu);
+}
+
+/*
+ * After a reload: an instance of `name` that is not running says why, and
+ * how to move it on (a disabled one needs enable, a failed one a new build).
+ */
+static int reload_outcome(ph_host *h, const char *name)
+{
+    int rc = 0;
+    pthread_rwlock_rdlock(&h->lock);
+    for (size_t i = 0; i < h->plan.n && !rc; i++) {
+        const ph_plan_item *it = &h->plan.items[i];
+        if (strcmp(it->instance, name) != 0 && (!it->manifest || strcmp(it->manifest->name, name)))
             continue;
-        int r = swap_instance(h, inst, nm, ini_hash);
-        if (r == 0) {
-            (*swapped)++;
-            pthread_rwlock_wrlock(&h->lock);
-            h->plan.items[i].manifest = nm;
-            pthread_rwlock_unlock(&h->lock);
-        } else if (r < 0 && !first) {
-            first = r;
-            first_msg = strdup(ph_error_last());
+        const char *why = NULL, *state = ph_host_item_state(h, i, &why);
+        ph_reload_info info;
+        if (strcmp(state, "disabled") == 0)
+            rc = ph_error_set(PH_ESTATE,
+                              "instance '%s' is disabled; `plughost enable %s` loads the build "
+                              "on disk and starts it",
+                              it->instance, it->instance);
+        else if (strcmp(state, "running") != 0)
+            rc = ph_error_set(PH_ESTATE, "instance '%s' is %s%s%s", it->instance, state,
+                              why ? ": " : "", why ? why : "");
+        else if (h->insts[i] && ph_reload_info_get(h->insts[i], &info) == 0) {
+            if (info.error) /* the old build keeps serving: the error is the swap's own */
+                rc = ph_error_set(info.code ? info.code : PH_ELOAD, "%s", info.error);
+            free(info.error);
         }
     }
-    if (*swapped) {
-        h->reloaded[h->n_reloaded++] = nm; /* instances point into it now */
-        nm = NULL;
-    }
-    rc = first;
-    if (first)
-        ph_error_set(first, "%s", first_msg ? first_msg : "reload failed");
-    goto done;
-report:
-    /* The build could not even be considered: every instance reports why. */
-    for (size_t i = 0; i < h->plan.n; i++)
-        if (h->insts[i] && strcmp(h->plan.items[i].manifest->name, pkg) == 0)
-            fail_reload(h->insts[i], NULL);
-done:
-    free(first_msg);
-    ph_manifest_free(nm);
-    ph_host_unlock_changes(h);
+    pthread_rwlock_unlock(&h->lock);
     return rc;
+}
+
+int ph_reload_package(ph_host *h, const char *name, int *swapped)
+{
+    ph_change_counts n = {0};
+    int rc = ph_host_reconcile(h, NULL, name, &n);
+    *swapped = n.swapped + n.started;
+    return rc ? rc : reload_outcome(h, name);
 }
 
 /* ---- the watcher ---- */
 
-typedef struct watched {
-    char *pkg;
-    char *dir;
-    char *lib_name; /* basename of the .so */
-    int wd;
-    int dirty;
-    struct timespec last_event;
-    struct stat last_stat; /* of the .so at the previous settle look */
-    int have_stat;
-    struct stat seen_lib, seen_ini; /* as of the last reload attempt (rescan compares) */
-} watched;
+/*
+ * The watcher looks at the package directories themselves (a package
+ * directory created, moved in, replaced by `mv`, a `current` symlink
+ * swapped) and at every package's directory and sql/ (the .so, package.ini,
+ * upgrade scripts). Any event makes the whole set dirty; once events stop
+ * for settle_ms and a fingerprint of every watched file holds still for
+ * 100 ms, one change (ph_host_reconcile) applies what differs. The watch
+ * list is refreshed after every change (also one made by SIGHUP or the
+ * CLI), and a rescan every rescan_ms compares the fingerprint even without
+ * events (lost events, file systems that send none).
+ */
+
+#define PH_WATCH_MASK                                                                              \
+    (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_ATTRIB |            \
+     IN_DELETE_SELF | IN_MOVE_SELF)
 
 struct ph_reloader {
     ph_host *host;
@@ -614,137 +606,209 @@ struct ph_reloader {
     int stop_pipe[2];
     pthread_t thread;
     int started;
-    watched *w;
+    char **paths; /* watched directories, parallel to wds */
+    int *wds;
     size_t n;
-    struct timespec last_rescan;
+    unsigned generation; /* host generation the watch list was built for */
+    int dirty;
+    struct timespec last_event, last_rescan, last_retry;
+    uint64_t settle_print; /* fingerprint at the first settle look */
+    int have_print;
+    uint64_t applied_print; /* fingerprint when the last change was applied */
 };
 
-static void stat_or_zero(const char *dir, const char *name, struct stat *st)
+static uint64_t mix_u64(uint64_t h, uint64_t v)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    if (stat(path, st) != 0)
-        memset(st, 0, sizeof *st);
+    for (int i = 0; i < 8; i++)
+        h = (h ^ ((v >> (i * 8)) & 0xff)) * 1099511628211ULL;
+    return h;
 }
 
-static void remember_files(watched *w)
+static uint64_t mix_stat(uint64_t h, const char *path, int follow)
 {
-    stat_or_zero(w->dir, w->lib_name, &w->seen_lib);
-    stat_or_zero(w->dir, "package.ini", &w->seen_ini);
+    struct stat st;
+    int rc = follow ? stat(path, &st) : lstat(path, &st);
+    if (rc != 0)
+        return mix_u64(h, 0);
+    h = mix_u64(h, (uint64_t)st.st_ino);
+    h = mix_u64(h, (uint64_t)st.st_size);
+    h = mix_u64(h, (uint64_t)st.st_mtim.tv_sec);
+    return mix_u64(h, (uint64_t)st.st_mtim.tv_nsec);
 }
 
-static int add_watch(ph_reloader *r, const ph_manifest *m)
+/* Every entry of a directory: name, the entry itself and what it points to. */
+static uint64_t mix_dir(uint64_t h, const char *dir)
+{
+    struct dirent **list = NULL;
+    int n = scandir(dir, &list, NULL, alphasort);
+    for (int i = 0; i < n; i++) {
+        char path[PATH_MAX];
+        if (list[i]->d_name[0] != '.' &&
+            snprintf(path, sizeof path, "%s/%s", dir, list[i]->d_name) < (int)sizeof path) {
+            for (const char *c = list[i]->d_name; *c; c++)
+                h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+            h = mix_stat(mix_stat(h, path, 0), path, 1);
+        }
+        free(list[i]);
+    }
+    free(list);
+    return mix_u64(h, (uint64_t)(n < 0 ? 0 : n));
+}
+
+/* Stats of everything a change would read: package directories, .so, package.ini, sql/. */
+static uint64_t fingerprint(ph_reloader *r)
+{
+    ph_host *h = r->host;
+    uint64_t fp = 1469598103934665603ULL;
+    pthread_rwlock_rdlock(&h->lock);
+    for (size_t i = 0; i < h->cfg.n_package_dirs; i++)
+        fp = mix_dir(fp, h->cfg.package_dirs[i]);
+    for (size_t i = 0; i < h->set.n; i++) {
+        const ph_manifest *m = h->set.items[i];
+        char sql[PATH_MAX];
+        fp = mix_stat(mix_stat(fp, m->library, 1), m->path, 1);
+        if (snprintf(sql, sizeof sql, "%s/sql", m->dir) < (int)sizeof sql)
+            fp = mix_dir(fp, sql);
+    }
+    pthread_rwlock_unlock(&h->lock);
+    return fp;
+}
+
+static int watched(const ph_reloader *r, const char *path)
 {
     for (size_t i = 0; i < r->n; i++)
-        if (strcmp(r->w[i].pkg, m->name) == 0)
-            return 0;
-    watched *p = realloc(r->w, (r->n + 1) * sizeof *p);
-    if (!p)
-        return ph_error_set(PH_ENOMEM, "out of memory");
-    r->w = p;
-    watched *w = &r->w[r->n];
-    memset(w, 0, sizeof *w);
-    const char *base = strrchr(m->library, '/');
-    if (!(w->pkg = strdup(m->name)) || !(w->dir = strdup(m->dir)) ||
-        !(w->lib_name = strdup(base ? base + 1 : m->library))) {
-        free(w->pkg);
-        free(w->dir);
-        return ph_error_set(PH_ENOMEM, "out of memory");
-    }
-    /* The directory, not the file: linkers unlink and recreate, or rename over. */
-    w->wd = inotify_add_watch(r->fd, m->dir,
-                              IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM |
-                                  IN_ATTRIB);
-    if (w->wd < 0) {
-        int rc = ph_error_set(PH_EIO, "cannot watch %s: %s", m->dir, strerror(errno));
-        free(w->pkg);
-        free(w->dir);
-        free(w->lib_name);
-        return rc;
-    }
-    remember_files(w);
-    r->n++;
+        if (strcmp(r->paths[i], path) == 0)
+            return 1;
     return 0;
 }
 
-static void mark_dirty(watched *w)
+/* Adds an inotify watch on a directory that exists and is not watched yet. */
+static void watch_dir(ph_reloader *r, const char *path)
 {
-    w->dirty = 1;
-    w->have_stat = 0;
-    clock_gettime(CLOCK_MONOTONIC, &w->last_event);
+    struct stat st;
+    if (watched(r, path) || stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return;
+    char **p = realloc(r->paths, (r->n + 1) * sizeof *p);
+    if (p)
+        r->paths = p;
+    int *w = realloc(r->wds, (r->n + 1) * sizeof *w);
+    if (w)
+        r->wds = w;
+    char *copy = strdup(path);
+    if (!p || !w || !copy) {
+        free(copy);
+        return;
+    }
+    int wd = inotify_add_watch(r->fd, path, PH_WATCH_MASK);
+    if (wd < 0) {
+        ph_log_warn("cannot watch %s: %s; changes there are seen by the rescan only", path,
+                    strerror(errno));
+        free(copy);
+        return;
+    }
+    r->paths[r->n] = copy;
+    r->wds[r->n++] = wd;
+}
+
+/* Watches what the host's current package set is made of (after every change). */
+static void refresh_watches(ph_reloader *r)
+{
+    ph_host *h = r->host;
+    pthread_rwlock_rdlock(&h->lock);
+    r->generation = __atomic_load_n(&h->generation, __ATOMIC_ACQUIRE);
+    for (size_t i = 0; i < h->cfg.n_package_dirs; i++)
+        watch_dir(r, h->cfg.package_dirs[i]);
+    for (size_t i = 0; i < h->set.n; i++) {
+        const ph_manifest *m = h->set.items[i];
+        char sql[PATH_MAX];
+        watch_dir(r, m->dir);
+        if (snprintf(sql, sizeof sql, "%s/sql", m->dir) < (int)sizeof sql)
+            watch_dir(r, sql);
+    }
+    pthread_rwlock_unlock(&h->lock);
+}
+
+static void mark_dirty(ph_reloader *r)
+{
+    r->dirty = 1;
+    r->have_print = 0;
+    clock_gettime(CLOCK_MONOTONIC, &r->last_event);
 }
 
 static void read_events(ph_reloader *r)
 {
     char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
-    ssize_t n = read(r->fd, buf, sizeof buf);
-    for (char *p = buf; n > 0 && p < buf + n;) {
-        struct inotify_event *ev = (struct inotify_event *)p;
-        p += sizeof *ev + ev->len;
-        if (ev->mask & IN_Q_OVERFLOW) {
-            /* Events were lost: look at every package again. */
-            for (size_t i = 0; i < r->n; i++)
-                mark_dirty(&r->w[i]);
-            continue;
+    ssize_t n;
+    while ((n = read(r->fd, buf, sizeof buf)) > 0) {
+        for (char *p = buf; p < buf + n;) {
+            struct inotify_event *ev = (struct inotify_event *)p;
+            p += sizeof *ev + ev->len;
+            if (ev->mask & IN_IGNORED) { /* the directory went away: forget its watch */
+                for (size_t i = 0; i < r->n; i++)
+                    if (r->wds[i] == ev->wd) {
+                        free(r->paths[i]);
+                        r->paths[i] = r->paths[r->n - 1];
+                        r->wds[i] = r->wds[r->n - 1];
+                        r->n--;
+                        break;
+                    }
+            }
+            /* Editors' and linkers' temporary files still end in an event on the real name. */
+            mark_dirty(r);
         }
-        for (size_t i = 0; i < r->n; i++) {
-            watched *w = &r->w[i];
-            if (w->wd == ev->wd && ev->len &&
-                (strcmp(ev->name, w->lib_name) == 0 || strcmp(ev->name, "package.ini") == 0))
-                mark_dirty(w);
-        }
     }
 }
 
-static int same_stat(const struct stat *a, const struct stat *b)
+static void apply_change(ph_reloader *r, uint64_t print)
 {
-    return a->st_size == b->st_size && a->st_ino == b->st_ino && a->st_dev == b->st_dev &&
-           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+    ph_change_counts n = {0};
+    r->dirty = 0;
+    __atomic_store_n(&r->host->retry_pending, 0, __ATOMIC_RELEASE);
+    int rc = ph_host_reconcile(r->host, NULL, NULL, &n);
+    if (rc == 0 || rc != PH_EBUSY)
+        r->applied_print = print;
+    if (rc == 0 && (n.swapped || n.started || n.stopped))
+        ph_log_info("package directories changed: %d swapped, %d started, %d stopped", n.swapped,
+                    n.started, n.stopped);
+    else if (rc)
+        ph_log_error("package directories changed, not applied: %s", ph_error_last());
+    refresh_watches(r);
 }
 
-/* A dirty package reloads once events have stopped and the file is stable. */
-static void check_settled(ph_reloader *r, watched *w)
+/* A dirty set changes once events have stopped and the files hold still. */
+static void check_settled(ph_reloader *r)
 {
-    if (!w->dirty || ms_since(&w->last_event) < r->opts.settle_ms)
+    if (!r->dirty || ms_since(&r->last_event) < r->opts.settle_ms)
         return;
-    char path[PATH_MAX];
-    struct stat st;
-    snprintf(path, sizeof path, "%s/%s", w->dir, w->lib_name);
-    if (stat(path, &st) != 0) {
-        w->dirty = 0; /* deleted: keep serving; a new file brings new events */
-        remember_files(w);
-        return;
-    }
-    if (!w->have_stat || !same_stat(&st, &w->last_stat)) {
-        /* Look again in 100 ms: size, mtime and inode must hold still. */
-        w->last_stat = st;
-        w->have_stat = 1;
-        clock_gettime(CLOCK_MONOTONIC, &w->last_event);
-        w->last_event.tv_nsec -= (long)(r->opts.settle_ms - 100) * 1000000L;
+    uint64_t print = fingerprint(r);
+    if (!r->have_print || print != r->settle_print) {
+        /* Look again in 100 ms: sizes, mtimes and inodes must hold still. */
+        r->settle_print = print;
+        r->have_print = 1;
+        clock_gettime(CLOCK_MONOTONIC, &r->last_event);
+        r->last_event.tv_nsec -= (long)(r->opts.settle_ms - 100) * 1000000L;
         return;
     }
-    w->dirty = 0;
-    remember_files(w);
-    int swapped = 0;
-    if (ph_reload_package(r->host, w->pkg, &swapped) == 0 && swapped)
-        ph_log_info("%s: new build is serving", w->pkg);
+    apply_change(r, print);
 }
 
-/* Without events (lost, or a file system that sends none) a changed stat still counts. */
+/* Without events (lost, or a file system that sends none) a changed fingerprint still counts. */
 static void rescan(ph_reloader *r)
 {
+    if (__atomic_load_n(&r->host->generation, __ATOMIC_ACQUIRE) != r->generation) {
+        refresh_watches(r); /* a change made elsewhere (SIGHUP, CLI) */
+        r->applied_print = fingerprint(r);
+    }
+    if (__atomic_load_n(&r->host->retry_pending, __ATOMIC_ACQUIRE) &&
+        ms_since(&r->last_retry) >= 1000) {
+        clock_gettime(CLOCK_MONOTONIC, &r->last_retry);
+        mark_dirty(r); /* a change abandoned for a busy instance: try again */
+    }
     if (ms_since(&r->last_rescan) < r->opts.rescan_ms)
         return;
     clock_gettime(CLOCK_MONOTONIC, &r->last_rescan);
-    for (size_t i = 0; i < r->n; i++) {
-        watched *w = &r->w[i];
-        struct stat lib, ini;
-        stat_or_zero(w->dir, w->lib_name, &lib);
-        stat_or_zero(w->dir, "package.ini", &ini);
-        if (!w->dirty && lib.st_ino &&
-            (!same_stat(&lib, &w->seen_lib) || !same_stat(&ini, &w->seen_ini)))
-            mark_dirty(w);
-    }
+    if (!r->dirty && fingerprint(r) != r->applied_print)
+        mark_dirty(r);
 }
 
 static void *watch_loop(void *arg)
@@ -753,20 +817,17 @@ static void *watch_loop(void *arg)
     struct pollfd fds[2] = {{.fd = r->fd, .events = POLLIN},
                             {.fd = r->stop_pipe[0], .events = POLLIN}};
     clock_gettime(CLOCK_MONOTONIC, &r->last_rescan);
+    r->last_retry = r->last_rescan;
     for (;;) {
-        int any = 0;
-        for (size_t i = 0; i < r->n; i++)
-            any |= r->w[i].dirty;
         /* Idle: sleep until an event (or the rescan); dirty: tick for the settle timer. */
-        int timeout = any ? 20 : (r->opts.rescan_ms < 1000 ? r->opts.rescan_ms : 1000);
+        int timeout = r->dirty ? 20 : (r->opts.rescan_ms < 250 ? r->opts.rescan_ms : 250);
         if (poll(fds, 2, timeout) < 0 && errno != EINTR)
             break;
         if (fds[1].revents)
             break;
         if (fds[0].revents & POLLIN)
             read_events(r);
-        for (size_t i = 0; i < r->n; i++)
-            check_settled(r, &r->w[i]);
+        check_settled(r);
         rescan(r);
     }
     return NULL;
@@ -794,13 +855,8 @@ int ph_reloader_start(ph_host *h, const ph_reload_opts *opts, ph_reloader **out)
     if (opts && opts->drain_ms > 0)
         ph_reload_set_drain_ms(opts->drain_ms);
     r->opts.drain_ms = atomic_load(&drain_ms);
-    pthread_rwlock_rdlock(&h->lock); /* a reload may rewrite plan manifests meanwhile */
-    for (size_t i = 0; i < h->plan.n && !rc; i++)
-        if (h->insts[i])
-            rc = add_watch(r, h->plan.items[i].manifest);
-    pthread_rwlock_unlock(&h->lock);
-    if (rc)
-        goto fail;
+    refresh_watches(r);
+    r->applied_print = fingerprint(r);
     if (pthread_create(&r->thread, NULL, watch_loop, r) != 0) {
         rc = ph_error_set(PH_EIO, "cannot start the file watcher thread");
         goto fail;
@@ -822,12 +878,10 @@ void ph_reloader_stop(ph_reloader *r)
         (void)n;
         pthread_join(r->thread, NULL);
     }
-    for (size_t i = 0; i < r->n; i++) {
-        free(r->w[i].pkg);
-        free(r->w[i].dir);
-        free(r->w[i].lib_name);
-    }
-    free(r->w);
+    for (size_t i = 0; i < r->n; i++)
+        free(r->paths[i]);
+    free(r->paths);
+    free(r->wds);
     if (r->fd >= 0)
         close(r->fd);
     if (r->stop_pipe[0] >= 0)

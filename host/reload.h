@@ -11,8 +11,10 @@
  * serving with its state and data; the bad build (the .so together with its
  * package.ini) is remembered and not retried until either file changes.
  *
- * A watcher thread (inotify on each package directory) triggers reloads
- * when a package's .so or package.ini changes and has settled.
+ * A watcher thread (inotify on the package directories, each package's
+ * directory and its sql/) applies a change (ph_host_reconcile) once files
+ * have settled: new, replaced and removed packages, new builds, changed
+ * manifests and upgrade scripts.
  *
  * Thread-safety: reloads are serialised by one process-wide mutex; every
  * function here may be called from any thread.
@@ -37,17 +39,37 @@ typedef struct ph_reload_opts {
 } ph_reload_opts;
 
 /**
- * Reloads every instance of package `pkg` from its directory now.
- * Serialised with every other reload. Returns 0 when each instance runs the
- * build on disk (swapped, already running it, or a build already known bad),
- * else the first error (also recorded in each instance's reload_error, see
- * ph_reload_info_get). *swapped counts swaps.
- * Must not be called from inside a call of `pkg` (refused with PH_ESTATE:
- * the drain would wait for the caller itself).
+ * Applies the package directories to the running host now, retrying the
+ * instances of `name` (a package or an instance name) even where their
+ * build failed before: ph_host_reconcile(h, NULL, name, ...). *swapped
+ * counts instances swapped or started. Must not be called from inside a
+ * call of the package (refused with PH_ESTATE: the drain would wait for
+ * the caller itself).
  */
-int ph_reload_package(ph_host *h, const char *pkg, int *swapped);
+int ph_reload_package(ph_host *h, const char *name, int *swapped);
 
-/** Starts the watcher thread over the package directories of h's instances. */
+/**
+ * Hot-swaps running instance `inst` to the build of `nm` with parameters
+ * `params` (borrowed: they must live as long as the version serves; the
+ * plan owns them) and build identity `build` (build.h): the transaction
+ * described above. The new build's declared interface must keep
+ * everything of the old one unless its major version changed (semver,
+ * interface.h). Returns 0 (swapped), 1 (nothing to do: same build and
+ * parameters, or a build that failed before and `force` is 0) or an error
+ * (the old version keeps serving with its state; recorded as the
+ * instance's reload_error). Called by ph_host_reconcile with the change
+ * lock held.
+ */
+int ph_reload_swap(ph_host *h, ph_instance *inst, const ph_manifest *nm, ph_kv *params,
+                   size_t n_params, const char *build, int force);
+
+/** Records the current error (ph_error_last) as inst's last reload failure. */
+void ph_reload_fail(ph_instance *inst);
+
+/** Points a running instance at an equal manifest (same build) of a newer package set. */
+void ph_reload_repoint(ph_instance *inst, const ph_manifest *m);
+
+/** Starts the watcher thread over h's package directories; it follows every change. */
 int ph_reloader_start(ph_host *h, const ph_reload_opts *opts, ph_reloader **out);
 /** Stops and joins the watcher; accepts NULL. */
 void ph_reloader_stop(ph_reloader *r);
@@ -59,6 +81,7 @@ typedef struct ph_reload_info {
     unsigned reloads;    /* successful swaps */
     unsigned failures;   /* failed attempts */
     char *error;         /* why the last attempt failed (malloc'd), NULL after a success */
+    int code;            /* its PH_E* code, 0 after a success */
     char build[17];      /* hash of the build serving */
     double last_hold_ms; /* gate-closed time of the last successful swap, 0 if none */
 } ph_reload_info;

@@ -29,13 +29,13 @@ post "$u/notes/models/note" -d '{"title":"kept"}' >/dev/null
 out=$(post -H "Authorization: Bearer $tok" "$u/pkgmgr/actors/packages/disable" -d '{"name":"hello"}')
 grep -q "instance 'greeter', which depends on it" <<<"$out" || fail "disabling hello under greeter: $out"
 out=$(post -H "Authorization: Bearer $tok" "$u/pkgmgr/actors/packages/disable" -d '{"name":"notes"}')
-grep -q '"result":"unloaded; data kept"' <<<"$out" || fail "disable: $out"
+grep -q '"result":"disabled; data kept"' <<<"$out" || fail "disable: $out"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$u/notes/models/note")
 [ "$code" = 404 ] || fail "notes still served after disable ($code)"
-grep -q '"state":"stopped"' <<<"$(post "$u/pkgmgr/actors/packages/info" -d '{"name":"notes"}')" \
-  || fail "info does not show notes stopped"
+grep -q '"state":"disabled"' <<<"$(post "$u/pkgmgr/actors/packages/info" -d '{"name":"notes"}')" \
+  || fail "info does not show notes disabled"
 out=$(post -H "Authorization: Bearer $tok" "$u/pkgmgr/actors/packages/enable" -d '{"name":"notes"}')
-grep -q '"result":"running again"' <<<"$out" || fail "enable: $out"
+grep -q '"result":"running"' <<<"$out" || fail "enable: $out"
 grep -q '"title":"kept"' <<<"$(curl -s "$u/notes/models/note")" || fail "data lost by disable/enable"
 out=$(post -H "Authorization: Bearer $tok" "$u/pkgmgr/actors/packages/reload" -d '{"name":"hello"}')
 grep -q '"result":"already running this build"' <<<"$out" || fail "reload: $out"

@@ -41,7 +41,7 @@ grep -q "unloaded notes" <<<"$out" || fail "$out"
 set +e; out=$(ph call --url "http://127.0.0.1:$port" notes.note.count 2>&1); rc=$?; set -e
 [ $rc = 1 ] || fail "call after unload should fail: $out"
 kill "$pid"; wait "$pid" || true; pid=
-grep -q "notes unloaded (package notes; its data is kept)" "$tmp/run.log" || fail "no unload in log"
+grep -q "notes disabled (data kept)" "$tmp/run.log" || fail "no unload in log"
 install_pkg notes
 [ "$(ph call --local notes.note.count)" = 25 ] || fail "rows lost after unload"
 

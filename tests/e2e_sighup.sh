@@ -44,7 +44,7 @@ ph status | grep -qE '^hello +hello +1\.0\.0 +running' || fail "status: $(ph sta
 grep -q '"result":"already running this build"' <<<"$(ph reload hello)" || fail "reload: $(ph reload hello)"
 set +e; out=$(ph reload nosuch 2>&1); rc=$?; set -e
 [ $rc = 1 ] || fail "reload of an unknown package should fail: $out"
-grep -q "plughost: not_found: no loaded instance of package 'nosuch'" <<<"$out" || fail "$out"
+grep -q "plughost: not_found: no package or instance 'nosuch' is installed" <<<"$out" || fail "$out"
 
 # re-parameterise hello, add a second instance of it
 write_config "[instance hello]
@@ -56,7 +56,7 @@ kill -HUP "$pid"
 wait_for '"Yo, Ada!"' hello.hello.greet name=Ada
 wait_for '"Hola, Ada!"' hola.hello.greet name=Ada
 [ "$(ph call counter.counter.get)" = 5 ] || fail "counter was restarted by an unrelated change"
-grep -q "configuration reloaded: 1 instance(s) kept, 1 stopped, 2 started" "$tmp/run.log" || fail "no summary"
+grep -q "configuration reloaded: 1 kept, 1 swapped, 1 started, 0 stopped, 0 failed" "$tmp/run.log" || fail "no summary"
 
 # a broken file changes nothing
 write_config "[instance hello]

@@ -480,9 +480,13 @@ static void refuse(fx *f, const char *bad, int code, const char *why)
     assert_int_equal(count_of(f), count);
     incr_n(f, 1);
     assert_int_equal(count_of(f), count + 1);
-    /* Remembered as bad: not tried again until the file changes. */
-    assert_int_equal(ph_reload_package(f->h, "reload_fx", &swapped), 0);
+    /* Remembered as bad: a change without a name (the watcher) does not try it again... */
+    assert_int_equal(ph_host_reconcile(f->h, NULL, NULL, NULL), 0);
     assert_int_equal(failures_of(f, "reload_fx"), failures + 1);
+    /* ...while `plughost reload NAME` does, and says again why it fails. */
+    assert_int_equal(ph_reload_package(f->h, "reload_fx", &swapped), code);
+    assert_true(tu_contains(ph_error_last(), why));
+    assert_int_equal(failures_of(f, "reload_fx"), failures + 2);
 }
 
 static void set_version(fx *f, const char *version);
@@ -538,7 +542,7 @@ static void test_bad_builds_keep_old(void **state)
     ph_reload_info ri = info_of(f, "reload_fx");
     assert_null(ri.error);
     assert_int_equal(ri.reloads, 2);
-    assert_int_equal(ri.failures, 6);
+    assert_int_equal(ri.failures, 12); /* each bad build: its reload, then one explicit retry */
     free(ini);
     free(half);
     free(junk);
@@ -908,7 +912,8 @@ static void test_disable_survives_reconfigure(void **state)
     assert_int_equal(ph_host_unload(f->h, "reload_fx", &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(ph_reload_package(f->h, "reload_fx", &swapped), PH_ESTATE);
-    assert_true(tu_contains(ph_error_last(), "package 'reload_fx' is disabled; enable it"));
+    assert_true(tu_contains(ph_error_last(), "instance 'reload_fx' is disabled; `plughost enable "
+                                             "reload_fx` loads the build on disk and starts it"));
     if (reconfigure_same(f))
         fail_msg("reconfigure: %s", ph_error_last());
     ph_instance *inst = NULL;
@@ -990,7 +995,9 @@ static void test_dependency_incompatible(void **state)
     assert_int_equal(rc, PH_EDEPENDENCY);
     assert_int_equal(swapped, 0);
     const char *want = "package 'reload_fx' 2.0.0 would break 'reload_dep', which requires "
-                       "reload_fx ^1.0; not reloaded";
+                       "reload_fx ^1.0; not reloaded, nothing was changed. To upgrade both "
+                       "together, put a version of 'reload_dep' whose range accepts "
+                       "reload_fx 2.0.0 in place as well, then run `plughost reload reload_fx`";
     assert_true(tu_contains(ph_error_last(), want));
     ph_reload_info ri = info_of(f, "reload_fx");
     assert_true(tu_contains(ri.error, want));
@@ -1099,6 +1106,7 @@ static void test_failed_instance_revived(void **state)
     if (ph_reload_package(f->h, "reload_fx", &swapped))
         fail_msg("revive failed: %s", ph_error_last());
     assert_int_equal(swapped, 1);
+    inst = inst_of(f, "reload_fx"); /* a failed instance is replaced by a fresh one */
     assert_int_equal(atomic_load(&inst->state), PH_INST_RUNNING);
     assert_int_equal(tag_of(f), 3);
     free(bad);
