@@ -930,6 +930,21 @@ static void collect_garbage(ph_host *h)
     }
 }
 
+/*
+ * A disabled instance whose package was removed is forgotten: installing
+ * the package again starts it like any new package.
+ */
+static void forget_removed(ph_host *h)
+{
+    for (size_t i = h->n_disabled; i-- > 0;) {
+        long j = ph_plan_find(&h->plan, h->disabled[i]);
+        if (j >= 0 && h->plan.items[j].manifest)
+            continue;
+        free(h->disabled[i]);
+        h->disabled[i] = h->disabled[--h->n_disabled];
+    }
+}
+
 /* Starts what the new plan has that is not running yet, in dependency order. */
 static void start_new(ph_host *h, const char *force, ph_change_counts *n)
 {
@@ -998,6 +1013,7 @@ int ph_host_reconcile(ph_host *h, ph_config *cfg, const char *force, ph_change_c
         apply_retirements(h, &c, &n);
         apply_kept(h, &c, &n);
         swap_in(h, &c);
+        forget_removed(h);
         start_new(h, force, &n);
         collect_garbage(h);
         if (!force_known(h, force))

@@ -1,5 +1,6 @@
 /* plughost: the command line. */
 #include <errno.h>
+#include <fcntl.h>
 #include <dirent.h>
 #include <ftw.h>
 #include <getopt.h>
@@ -13,6 +14,7 @@
 #include "client.h"
 #include "config.h"
 #include "crash.h"
+#include "elfcheck.h"
 #include "error.h"
 #include "ffi_call.h"
 #include "host.h"
@@ -599,17 +601,19 @@ static void print_remote_error(const char *who, const ph_client_response *r)
     json_decref(body);
 }
 
-static int cmd_reload(cli *c, int argc, char **argv)
+/* reload, enable and disable: one management request to the running host. */
+static int manage_command(cli *c, const char *op, int argc, char **argv)
 {
     if (argc != 1) {
-        fprintf(stderr, "plughost reload: which package? usage: plughost reload NAME\n");
+        fprintf(stderr, "plughost %s: which package or instance? usage: plughost %s NAME\n", op,
+                op);
         return 2;
     }
     char *url = NULL;
     ph_client_response r = {0};
     int status = 1;
-    if (manage_remote(c, "reload", argv[0], &r, &url)) {
-        print_error("reload");
+    if (manage_remote(c, op, argv[0], &r, &url)) {
+        print_error(op);
     } else if (r.status / 100 == 2) {
         printf("%s\n", r.body);
         status = 0;
@@ -619,6 +623,21 @@ static int cmd_reload(cli *c, int argc, char **argv)
     ph_client_response_free(&r);
     free(url);
     return status;
+}
+
+static int cmd_reload(cli *c, int argc, char **argv)
+{
+    return manage_command(c, "reload", argc, argv);
+}
+
+static int cmd_enable(cli *c, int argc, char **argv)
+{
+    return manage_command(c, "enable", argc, argv);
+}
+
+static int cmd_disable(cli *c, int argc, char **argv)
+{
+    return manage_command(c, "disable", argc, argv);
 }
 
 static int cmd_backup(cli *c, int argc, char **argv)
@@ -645,7 +664,7 @@ static int cmd_backup(cli *c, int argc, char **argv)
     return 0;
 }
 
-/* ---- remove: uninstall a package, keep (or purge) its data ---- */
+/* ---- install: check a package directory, copy it in, have the host load it ---- */
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -653,6 +672,232 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     (void)ftw;
     return flag == FTW_DP ? rmdir(path) : unlink(path);
 }
+
+static const char *copy_to; /* nftw has no user pointer */
+static size_t copy_from_len;
+
+static int copy_file(const char *from, const char *to, mode_t mode)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int out = in < 0 ? -1 : open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 0777);
+    int rc = 0;
+    char buf[65536];
+    ssize_t n = 0;
+    while (out >= 0 && (n = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, (size_t)n) != n) {
+            n = -1;
+            break;
+        }
+    if (in < 0 || out < 0 || n < 0 || fsync(out) != 0)
+        rc = ph_error_set(PH_EIO, "cannot copy %s to %s: %s", from, to, strerror(errno));
+    if (out >= 0 && close(out) != 0 && !rc)
+        rc = ph_error_set(PH_EIO, "cannot write %s: %s", to, strerror(errno));
+    if (in >= 0)
+        close(in);
+    return rc;
+}
+
+static int copy_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)ftw;
+    char *to = NULL;
+    int rc = 0;
+    if (asprintf(&to, "%s%s", copy_to, path + copy_from_len) < 0)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    if (flag == FTW_D)
+        rc = mkdir(to, 0755) == 0 || errno == EEXIST
+                 ? 0
+                 : ph_error_set(PH_EIO, "cannot create %s: %s", to, strerror(errno));
+    else if (flag == FTW_F && S_ISREG(st->st_mode))
+        rc = copy_file(path, to, st->st_mode);
+    else
+        rc = ph_error_set(PH_EINVAL,
+                          "%s is not a regular file or directory (links and special files are "
+                          "not installed); replace it by the file itself",
+                          path);
+    free(to);
+    return rc;
+}
+
+/* Copies package directory `from` to `to` (which must not exist). */
+static int copy_tree(const char *from, const char *to)
+{
+    copy_to = to;
+    copy_from_len = strlen(from);
+    int rc = nftw(from, copy_entry, 16, FTW_PHYS);
+    return rc < 0 ? ph_error_set(PH_EIO, "cannot read %s: %s", from, strerror(errno)) : rc;
+}
+
+/*
+ * What installing `m` would do to the host's packages: resolves the
+ * installed set with `m` in place of its older version. Prints the plan of
+ * every instance that changes and returns 1 if `m`'s own instances (or a
+ * package that depends on it) could not run.
+ */
+static int install_plan(ph_host *h, const ph_manifest *m)
+{
+    ph_manifest_set set = h->set;
+    ph_manifest **items = calloc(set.n + 1, sizeof *items);
+    ph_plan plan;
+    int bad = 0;
+    if (!items)
+        return ph_error_set(PH_ENOMEM, "out of memory"), -1;
+    size_t n = 0;
+    for (size_t i = 0; i < h->set.n; i++)
+        if (strcmp(h->set.items[i]->name, m->name) != 0)
+            items[n++] = h->set.items[i];
+    items[n++] = (ph_manifest *)m;
+    set.items = items;
+    set.n = n;
+    if (ph_resolve(&h->cfg, &set, &plan)) {
+        free(items);
+        return -1;
+    }
+    for (size_t i = 0; i < plan.n; i++) {
+        const ph_plan_item *it = &plan.items[i];
+        int mine = it->manifest == m;
+        int needs = it->manifest && ph_manifest_depends_on(it->manifest, m->name);
+        if (!mine && !needs)
+            continue;
+        if (it->state != PH_PLAN_OK) {
+            fprintf(stderr, "plughost install: instance '%s' could not run: %s\n", it->instance,
+                    it->reason ? it->reason : "?");
+            bad = 1;
+            continue;
+        }
+        json_t *mp = NULL;
+        if (mine && ph_migrate_plan(m, h->cfg.data_dir, it->instance, &mp) == 0) {
+            char *text = ph_migrate_plan_text(mp);
+            const char *problem = json_string_value(json_object_get(mp, "problem"));
+            printf("  %s\n", text ? text : it->instance);
+            bad |= problem != NULL;
+            free(text);
+            json_decref(mp);
+        }
+    }
+    ph_plan_free(&plan);
+    free(items);
+    return bad;
+}
+
+/* The directory `m` goes to: <first package dir>/<name>; 1 if it is already there. */
+static int install_target(const ph_host *h, const ph_manifest *m, char **out)
+{
+    if (!h->cfg.n_package_dirs)
+        return ph_error_set(PH_ECONFIG, "no package directory is configured; set package_dirs");
+    if (asprintf(out, "%s/%s", h->cfg.package_dirs[0], m->name) < 0)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    char *real = realpath(*out, NULL);
+    int same = real && strcmp(real, m->dir) == 0;
+    free(real);
+    return same;
+}
+
+/* Puts the checked package in place: a staged copy renamed over the old version. */
+static int install_copy(const ph_manifest *m, const char *target)
+{
+    char *stage = NULL, *old = NULL;
+    const char *slash = strrchr(target, '/');
+    int rc = 0;
+    if (asprintf(&stage, "%.*s/.install-%s-%d", (int)(slash - target), target, m->name,
+                 (int)getpid()) < 0 ||
+        asprintf(&old, "%.*s/.old-%s-%d", (int)(slash - target), target, m->name, (int)getpid()) <
+            0)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    if ((rc = copy_tree(m->dir, stage)))
+        goto cleanup;
+    struct stat st;
+    int had = lstat(target, &st) == 0;
+    if (had && !S_ISDIR(st.st_mode)) {
+        rc = ph_error_set(PH_EPERM, "%s exists and is not a package directory; move it away",
+                          target);
+        goto cleanup;
+    }
+    if ((had && rename(target, old) != 0) || rename(stage, target) != 0) {
+        rc = ph_error_set(PH_EIO, "cannot move the package into %s: %s", target, strerror(errno));
+        goto cleanup;
+    }
+    if (had)
+        nftw(old, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+cleanup:
+    if (rc)
+        nftw(stage, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    free(stage);
+    free(old);
+    return rc;
+}
+
+/* Has the running host load what was installed; says so when no host runs. */
+static int install_notify(cli *c, const char *name)
+{
+    char *url = NULL;
+    ph_client_response r = {0};
+    int status = 0;
+    int rc = manage_remote(c, "reload", name, &r, &url);
+    if (rc == PH_EUNREACHABLE) {
+        printf("no host is running at %s: it loads %s when it starts\n", url ? url : "?", name);
+    } else if (rc) {
+        print_error("install");
+        status = 1;
+    } else if (r.status / 100 == 2) {
+        printf("the running host at %s loaded %s: %s\n", url, name, r.body);
+    } else {
+        print_remote_error("plughost install: installed, but the running host", &r);
+        status = 1;
+    }
+    ph_client_response_free(&r);
+    free(url);
+    return status;
+}
+
+static int cmd_install(cli *c, int argc, char **argv)
+{
+    if (argc != 1) {
+        fprintf(stderr, "plughost install: which package directory? usage: plughost install "
+                        "DIR\n");
+        return 2;
+    }
+    char *ini = NULL, *target = NULL, hash[17];
+    ph_manifest *m = NULL;
+    ph_host *h = NULL;
+    int status = 1, rc;
+    if (asprintf(&ini, "%s/package.ini", argv[0]) < 0 || ph_manifest_load(ini, &m)) {
+        print_error("install");
+        goto cleanup;
+    }
+    /* The library is checked before anything is copied: complete, unloadable ELF. */
+    if ((rc = ph_elf_check_reloadable(m->library, m->library, hash))) {
+        print_error("install");
+        goto cleanup;
+    }
+    if (open_host(c, &h)) {
+        print_error(NULL);
+        goto cleanup;
+    }
+    printf("installing %s %s from %s\n", m->name, m->version_text, m->dir);
+    if ((rc = install_plan(h, m))) {
+        if (rc < 0)
+            print_error("install");
+        fprintf(stderr, "plughost install: %s %s was not installed; nothing was changed\n", m->name,
+                m->version_text);
+        goto cleanup;
+    }
+    rc = install_target(h, m, &target);
+    if (rc < 0 || (rc == 0 && install_copy(m, target))) {
+        print_error("install");
+        goto cleanup;
+    }
+    printf("installed %s %s in %s\n", m->name, m->version_text, target);
+    status = install_notify(c, m->name);
+cleanup:
+    ph_host_free(h);
+    ph_manifest_free(m);
+    free(ini);
+    free(target);
+    return status;
+}
+
+/* ---- remove: uninstall a package, keep (or purge) its data ---- */
 
 /*
  * The entry of a package directory that holds package `dir` (a realpath),
@@ -782,6 +1027,17 @@ static int unload_remote(cli *c, const char *pkg)
     return status;
 }
 
+/* A running host lets go of a package whose directory is gone (it may be installed again). */
+static void forget_remote(cli *c, const char *pkg)
+{
+    char *url = NULL;
+    ph_client_response r = {0};
+    if (manage_remote(c, "reload", pkg, &r, &url) == 0 && r.status / 100 != 2 && r.status != 404)
+        print_remote_error("plughost remove: the running host", &r);
+    ph_client_response_free(&r);
+    free(url);
+}
+
 /* Keeps or purges the data of one instance and says where it is. */
 static int instance_data(const char *data_dir, const char *inst, int purge)
 {
@@ -862,6 +1118,7 @@ static int cmd_remove(cli *c, int argc, char **argv)
             goto cleanup;
         }
         printf("removed package %s %s (%s)\n", m->name, m->version_text, m->dir);
+        forget_remote(c, pkg);
     }
     status = 0;
     int any = 0;
@@ -1026,6 +1283,16 @@ static const command commands[] = {
     {"backup", cmd_backup, "backup [-c host.ini] INSTANCE",
      "Writes a consistent, verified copy of the instance's database under "
      "<data_dir>/backups/INSTANCE/ and prints where."},
+    {"enable", cmd_enable, "enable [-c host.ini] [--url URL] NAME",
+     "Loads the build on disk of instance NAME (or of every instance of package NAME) into the "
+     "running host and starts it: after disable, or after a failure you fixed."},
+    {"disable", cmd_disable, "disable [-c host.ini] [--url URL] NAME",
+     "Stops instance NAME (or every instance of package NAME) in the running host and keeps it "
+     "off across reloads and SIGHUP until enable; its data is kept."},
+    {"install", cmd_install, "install [-c host.ini] [--url URL] DIR",
+     "Checks the package in DIR (manifest, library, dependencies against what is installed, "
+     "migrations), copies it into the first package directory (replacing an older version of "
+     "it) and has the running host load it."},
     {"remove", cmd_remove, "remove [-c host.ini] [--purge] NAME",
      "Uninstalls package NAME: a running host unloads it, its directory is deleted and its data "
      "is kept, so reinstalling finds every row. --purge also deletes the data, after writing a "
