@@ -14,6 +14,7 @@
  * the handed-over count equals the successful increments.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -1113,6 +1114,97 @@ static void test_failed_instance_revived(void **state)
     free(good);
 }
 
+
+/* ------------------------------------------------------------------ */
+/* Memory over many reloads (issue: every swapped-in manifest was kept)  */
+/* ------------------------------------------------------------------ */
+
+typedef struct usage {
+    long rss_kib;
+    int fds;
+    int maps;
+} usage;
+
+static int lines_of_file(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    int n = 0, c;
+    while (fp && (c = fgetc(fp)) != EOF)
+        n += c == '\n';
+    if (fp)
+        fclose(fp);
+    return n;
+}
+
+static usage usage_now(void)
+{
+    usage u = {0, 0, 0};
+    long pages = 0, resident = 0;
+    FILE *fp = fopen("/proc/self/statm", "r");
+    if (fp && fscanf(fp, "%ld %ld", &pages, &resident) == 2)
+        u.rss_kib = resident * (sysconf(_SC_PAGESIZE) / 1024);
+    if (fp)
+        fclose(fp);
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        u.fds += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    u.maps = lines_of_file("/proc/self/maps");
+    return u;
+}
+
+/*
+ * Host RSS, descriptors and mappings stay flat from reload 100 to the last
+ * of a package with a 10 KB package.ini (sanitizer builds keep freed
+ * memory in quarantine and shadow, so there only descriptors and mappings
+ * are compared, over fewer reloads).
+ */
+static void test_memory_flat_over_reloads(void **state)
+{
+    fx *f = *state;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    const int total = 300, check_rss = 0;
+#else
+    const int total = 1000, check_rss = 1;
+#endif
+    static const char *const pk[] = {"reload_fx", NULL};
+    alarm(600);
+    start_host(f, pk);
+    char *ini = tu_fmt("%s/reload_fx/package.ini", f->pk);
+    FILE *fp = fopen(ini, "a");
+    assert_non_null(fp);
+    for (int i = 0; i < 100; i++)
+        fprintf(fp, "; %03d padding that makes this manifest about ten kilobytes long: "
+                    "0123456789abcdef\n",
+                i);
+    fclose(fp);
+    char *b[2] = {fx_build(f, NULL, "-DRELOAD_TAG=1"), fx_build(f, NULL, "-DRELOAD_TAG=2")};
+    usage at100 = {0, 0, 0};
+    for (int i = 1; i <= total; i++) {
+        int swapped = 0;
+        cp_inplace(b[i % 2], f->lib);
+        if (ph_reload_package(f->h, "reload_fx", &swapped))
+            fail_msg("reload %d: %s", i, ph_error_last());
+        assert_int_equal(swapped, 1);
+        if (i == 100)
+            at100 = usage_now();
+    }
+    assert_int_equal(tag_of(f), total % 2 ? 2 : 1);
+    usage end = usage_now();
+    print_message("reloads 100 -> %d: RSS %ld -> %ld KiB (%+ld), fds %d -> %d, maps %d -> %d\n",
+                  total, at100.rss_kib, end.rss_kib, end.rss_kib - at100.rss_kib, at100.fds,
+                  end.fds, at100.maps, end.maps);
+    if (check_rss)
+        assert_true(end.rss_kib - at100.rss_kib <= 1024);
+    assert_int_equal(end.fds, at100.fds);
+    assert_int_equal(end.maps, at100.maps);
+    free(ini);
+    free(b[0]);
+    free(b[1]);
+}
+
 /* ------------------------------------------------------------------ */
 /* Load test: real binary, real HTTP (acceptance 1)                     */
 /* ------------------------------------------------------------------ */
@@ -1359,6 +1451,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dependency_incompatible, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_handover_under_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_instance_revived, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_flat_over_reloads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_load_20_reloads, setup, teardown),
     };
     if (getenv("PH_TEST_FILTER"))
