@@ -36,12 +36,18 @@ static void put_num(char *buf, size_t size, size_t *n, unsigned long v)
 static const char *signal_name(int sig)
 {
     switch (sig) {
-    case SIGSEGV: return "SIGSEGV (invalid memory access)";
-    case SIGBUS: return "SIGBUS (bad memory access)";
-    case SIGILL: return "SIGILL (illegal instruction)";
-    case SIGFPE: return "SIGFPE (arithmetic error)";
-    case SIGABRT: return "SIGABRT (abort)";
-    default: return "fatal signal";
+    case SIGSEGV:
+        return "SIGSEGV (invalid memory access)";
+    case SIGBUS:
+        return "SIGBUS (bad memory access)";
+    case SIGILL:
+        return "SIGILL (illegal instruction)";
+    case SIGFPE:
+        return "SIGFPE (arithmetic error)";
+    case SIGABRT:
+        return "SIGABRT (abort)";
+    default:
+        return "fatal signal";
     }
 }
 
@@ -52,6 +58,9 @@ static void on_fatal(int sig)
     size_t n = 0;
     const ph_frame *f = ph_frame_current();
     const ph_instance *inst = f ? f->inst : NULL;
+    /* The build that was running: a reload's new build in prepare is not inst->cur yet. */
+    const ph_version *ver = f && f->ver ? f->ver : inst ? inst->cur : NULL;
+    const ph_manifest *m = ver && ver->manifest ? ver->manifest : inst ? inst->manifest : NULL;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     put_num(buf, sizeof buf, &n, (unsigned long)ts.tv_sec);
@@ -59,17 +68,18 @@ static void on_fatal(int sig)
     put(buf, sizeof buf, &n, signal_name(sig));
     if (inst) {
         put(buf, sizeof buf, &n, " in package '");
-        put(buf, sizeof buf, &n, inst->manifest ? inst->manifest->name : "?");
+        put(buf, sizeof buf, &n, m ? m->name : "?");
         put(buf, sizeof buf, &n, "' ");
-        put(buf, sizeof buf, &n, inst->manifest ? inst->manifest->version_text : "");
+        put(buf, sizeof buf, &n, m ? m->version_text : "");
         put(buf, sizeof buf, &n, " (build ");
-        put(buf, sizeof buf, &n, inst->module ? inst->module->hash : "?");
+        put(buf, sizeof buf, &n, ver && ver->module ? ver->module->hash : "?");
         put(buf, sizeof buf, &n, "), instance '");
         put(buf, sizeof buf, &n, inst->name);
         put(buf, sizeof buf, &n, "', in ");
         put(buf, sizeof buf, &n, f->what ? f->what : "package code");
-        put(buf, sizeof buf, &n, "; the host stops: fix the package (run it under gdb or ASan), "
-                                 "then start the host again\n");
+        put(buf, sizeof buf, &n,
+            "; the host stops: fix the package (run it under gdb or ASan), "
+            "then start the host again\n");
     } else {
         put(buf, sizeof buf, &n, " in the host itself, outside package code; please report it\n");
     }

@@ -188,6 +188,7 @@ static int start_item(ph_host *h, size_t i)
                               &inst)))
         return rc;
     snprintf(inst->cur->build, sizeof inst->cur->build, "%s", build);
+    inst->cur->manifest = it->manifest;
     pthread_rwlock_wrlock(&h->lock); /* status readers walk insts */
     h->insts[i] = inst;
     pthread_rwlock_unlock(&h->lock);

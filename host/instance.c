@@ -14,6 +14,7 @@ void ph_frame_push(ph_frame *f, ph_instance *inst)
     f->inst = inst;
     f->failed = 0;
     f->what = NULL;
+    f->ver = NULL;
     f->prev = frame_top;
     frame_top = f;
 }
@@ -171,6 +172,7 @@ int ph_version_step(ph_version *v, ph_lifecycle_fn fn, const char *what, char **
     ph_error_clear();
     ph_frame_push(&f, v->inst);
     f.what = what;
+    f.ver = v;
     int st = fn(&v->ctx);
     ph_frame_pop(&f);
     if (st == PH_OK && !f.failed)

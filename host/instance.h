@@ -43,6 +43,7 @@ typedef struct ph_version {
     ph_module *module; /* owned */
     void *mem;         /* descriptor.instance_size zeroed bytes, owned */
     char build[17];    /* build identity (build.h) this version was loaded from */
+    const ph_manifest *manifest; /* the manifest it was loaded with (borrowed), or NULL */
 } ph_version;
 
 typedef struct ph_instance {
@@ -136,6 +137,9 @@ typedef struct ph_frame {
     ph_instance *inst;
     int failed; /* the package raised an error (or a ph_call of it failed) */
     const char *what; /* "actor.method", "prepare", ...: named by the crash report */
+    const struct ph_version *ver; /* the build running, when not inst->cur (a reload's new
+                                     build in prepare, the old one in save): crash reports
+                                     blame it */
     struct ph_frame *prev;
 } ph_frame;
 

@@ -170,6 +170,7 @@ static int save_state(ph_version *v, saved_state *s)
     ph_frame f;
     ph_frame_push(&f, v->inst);
     f.what = "save";
+    f.ver = v;
     int rc = d->save(&v->ctx, &s->version, &s->data, &s->len);
     ph_frame_pop(&f);
     if (rc != PH_OK || f.failed) {
@@ -194,6 +195,7 @@ static int restore_state(ph_version *v, const saved_state *s)
     ph_frame f;
     ph_frame_push(&f, v->inst);
     f.what = "restore";
+    f.ver = v;
     int rc = d->restore(&v->ctx, s->version, s->data, s->len);
     ph_frame_pop(&f);
     if (rc == PH_DECLINE && !f.failed) {
@@ -301,6 +303,7 @@ static void discard_prepared(ph_version *v)
     ph_frame f;
     ph_frame_push(&f, v->inst);
     f.what = "stop";
+    f.ver = v;
     v->module->desc->stop(&v->ctx);
     ph_frame_pop(&f);
 }
@@ -459,6 +462,7 @@ static int swap_instance(ph_host *h, ph_instance *inst, const target *t, int for
         goto fail;
     }
     snprintf(nv->build, sizeof nv->build, "%s", t->build);
+    nv->manifest = nm;
     /* Prepared beside the old version, which keeps serving. */
     int s = ph_version_step(nv, nv->module->desc->prepare, "prepare", &reason);
     if (s != PH_OK) {
