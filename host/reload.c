@@ -179,8 +179,9 @@ static int save_state(ph_version *v, saved_state *s)
         return ph_error_set(PH_EPACKAGE,
                             "instance '%s': the running build's save() failed, so its state "
                             "could not be handed over; reload refused, the old build keeps "
-                            "serving",
-                            v->inst->name);
+                            "serving (`plughost disable %s` then `plughost enable %s` starts "
+                            "the new build without the state)",
+                            v->inst->name, v->inst->name, v->inst->name);
     }
     s->have = 1;
     return 0;

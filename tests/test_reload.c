@@ -491,6 +491,7 @@ static void refuse(fx *f, const char *bad, int code, const char *why)
 }
 
 static void set_version(fx *f, const char *version);
+static int reconfigure_same(fx *f);
 
 static void test_bad_builds_keep_old(void **state)
 {
@@ -768,6 +769,97 @@ static void test_stuck_call_drain_timeout(void **state)
     assert_int_equal(swapped, 1);
     assert_int_equal(tag_of(f), 2);
     assert_int_equal(count_of(f), 3);
+    free(b);
+}
+
+/* A change the watcher had to abandon for a stuck call is applied once the call ends. */
+static void test_abandoned_change_retried(void **state)
+{
+    fx *f = *state;
+    static const char *const pk[] = {"reload_fx", NULL};
+    start_host(f, pk);
+    incr_n(f, 2);
+    ph_reload_set_drain_ms(200);
+    start_watcher(f);
+    bg_call c;
+    bg_start(&c, f->h, "reload_fx.fx.slow", "{\"ms\":1500}", 0);
+    sleep_ms(100);
+    char *b = fx_build(f, NULL, "-DRELOAD_TAG=2");
+    sh("cp '%s' '%s'", b, f->lib);
+    bg_join(&c); /* meanwhile the watcher's swap timed out at the drain */
+    assert_true(failures_of(f, "reload_fx") >= 1);
+    wait_tag(f, 2); /* no new file event: the abandoned change is retried */
+    assert_int_equal(count_of(f), 2);
+    free(b);
+}
+
+/*
+ * save() of the running build or restore() of the new one failing refuses
+ * the reload: the old build serves again with its state (no cold start).
+ */
+static void test_state_handover_failure_keeps_old(void **state)
+{
+    fx *f = *state;
+    static const char *const pk[] = {"reload_fx", NULL};
+    start_host(f, pk);
+    char *nosave = fx_build(f, NULL, "-DRELOAD_TAG=7 -DFAIL_SAVE");
+    sh("cp '%s' '%s'", nosave, f->lib);
+    int swapped = 0;
+    assert_int_equal(ph_reload_package(f->h, "reload_fx", &swapped), 0);
+    assert_int_equal(tag_of(f), 7);
+    incr_n(f, 3);
+    char *good = fx_build(f, NULL, "-DRELOAD_TAG=8");
+    sh("cp '%s' '%s'", good, f->lib);
+    assert_int_equal(ph_reload_package(f->h, "reload_fx", &swapped), PH_EPACKAGE);
+    assert_true(tu_contains(ph_error_last(), "instance 'reload_fx': the running build's save() "
+                                             "failed, so its state could not be handed over; "
+                                             "reload refused, the old build keeps serving "
+                                             "(`plughost disable reload_fx` then `plughost "
+                                             "enable reload_fx` starts the new build without "
+                                             "the state)"));
+    assert_int_equal(tag_of(f), 7);
+    assert_int_equal(count_of(f), 3);
+    assert_int_equal(atomic_load(&inst_of(f, "reload_fx")->state), PH_INST_RUNNING);
+    /* As the message says: disable and enable start the build on disk cold. */
+    char *saves = fx_build(f, NULL, "-DRELOAD_TAG=9");
+    sh("cp '%s' '%s'", saves, f->lib);
+    int n = 0;
+    assert_int_equal(ph_host_unload(f->h, "reload_fx", &n), 0);
+    assert_int_equal(ph_host_enable(f->h, "reload_fx", &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(tag_of(f), 9);
+    incr_n(f, 1);
+    assert_int_equal(count_of(f), 1);
+    /* Now from a build that saves to one whose restore fails. */
+    char *norestore = fx_build(f, NULL, "-DRELOAD_TAG=10 -DFAIL_RESTORE");
+    sh("cp '%s' '%s'", norestore, f->lib);
+    assert_int_equal(ph_reload_package(f->h, "reload_fx", &swapped), PH_EPACKAGE);
+    assert_true(tu_contains(ph_error_last(), "restore() of the new build failed on state version "
+                                             "1; reload refused, the old build keeps serving "
+                                             "with its state"));
+    assert_int_equal(tag_of(f), 9);
+    assert_int_equal(count_of(f), 1);
+    free(nosave);
+    free(good);
+    free(saves);
+    free(norestore);
+}
+
+/* A version bump applied by SIGHUP is a hot swap: the state is handed over. */
+static void test_sighup_version_bump_keeps_state(void **state)
+{
+    fx *f = *state;
+    static const char *const pk[] = {"reload_fx", NULL};
+    start_host(f, pk);
+    incr_n(f, 4);
+    char *b = fx_build(f, "1.1.0", "-DRELOAD_TAG=3");
+    sh("cp '%s' '%s'", b, f->lib);
+    set_version(f, "1.1.0");
+    if (reconfigure_same(f))
+        fail_msg("reconfigure: %s", ph_error_last());
+    assert_int_equal(tag_of(f), 3);
+    assert_int_equal(count_of(f), 4);
+    assert_string_equal(inst_of(f, "reload_fx")->manifest->version_text, "1.1.0");
     free(b);
 }
 
@@ -1452,6 +1544,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_state_handover_under_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_instance_revived, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_flat_over_reloads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abandoned_change_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_handover_failure_keeps_old, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sighup_version_bump_keeps_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_load_20_reloads, setup, teardown),
     };
     if (getenv("PH_TEST_FILTER"))

@@ -93,6 +93,12 @@ static int start(ph_ctx *ctx)
 
 static int save(ph_ctx *ctx, uint32_t *version, void **out, size_t *len)
 {
+#ifdef FAIL_SAVE
+    (void)version;
+    (void)out;
+    (void)len;
+    return ph_error(ctx, "io", "save of build %d refuses", RELOAD_TAG);
+#endif
     fx_state *copy = ph_alloc(ctx, sizeof *copy);
     if (!copy)
         return ph_error(ctx, "no_memory", "cannot save");
@@ -105,6 +111,12 @@ static int save(ph_ctx *ctx, uint32_t *version, void **out, size_t *len)
 
 static int restore(ph_ctx *ctx, uint32_t version, const void *data, size_t len)
 {
+#ifdef FAIL_RESTORE
+    (void)version;
+    (void)data;
+    (void)len;
+    return ph_error(ctx, "io", "restore of build %d refuses", RELOAD_TAG);
+#endif
     if (version != 1 || len != sizeof(fx_state))
         return PH_DECLINE;
     memcpy(ph_instance_data(ctx), data, len);
