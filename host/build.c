@@ -1,6 +1,7 @@
 #include "build.h"
 
 #include <dirent.h>
+#include <ftw.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -101,4 +102,223 @@ int ph_build_id(const ph_manifest *m, const char *so_hash, char out[PH_BUILD_ID_
         return rc;
     snprintf(out, PH_BUILD_ID_LEN, "%016llx", (unsigned long long)h);
     return 0;
+}
+
+/* ---- copying package directories ---- */
+
+static const char *copy_to; /* nftw has no user pointer */
+static size_t copy_from_len;
+
+static int copy_file(const char *from, const char *to, mode_t mode)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int out = in < 0 ? -1 : open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 0777);
+    int rc = 0;
+    char buf[65536];
+    ssize_t n = 0;
+    while (out >= 0 && (n = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, (size_t)n) != n) {
+            n = -1;
+            break;
+        }
+    if (in < 0 || out < 0 || n < 0 || fsync(out) != 0)
+        rc = ph_error_set(PH_EIO, "cannot copy %s to %s: %s", from, to, strerror(errno));
+    if (out >= 0 && close(out) != 0 && !rc)
+        rc = ph_error_set(PH_EIO, "cannot write %s: %s", to, strerror(errno));
+    if (in >= 0)
+        close(in);
+    return rc;
+}
+
+static int copy_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)ftw;
+    char *to = NULL;
+    int rc = 0;
+    if (asprintf(&to, "%s%s", copy_to, path + copy_from_len) < 0)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    if (flag == FTW_D)
+        rc = mkdir(to, 0755) == 0 || errno == EEXIST
+                 ? 0
+                 : ph_error_set(PH_EIO, "cannot create %s: %s", to, strerror(errno));
+    else if (flag == FTW_F && S_ISREG(st->st_mode))
+        rc = copy_file(path, to, st->st_mode);
+    else
+        rc = ph_error_set(PH_EINVAL,
+                          "%s is not a regular file or directory (links and special files are "
+                          "not installed); replace it by the file itself",
+                          path);
+    free(to);
+    return rc;
+}
+
+int ph_copy_tree(const char *from, const char *to)
+{
+    copy_to = to;
+    copy_from_len = strlen(from);
+    int rc = nftw(from, copy_entry, 16, FTW_PHYS);
+    return rc < 0 ? ph_error_set(PH_EIO, "cannot read %s: %s", from, strerror(errno)) : rc;
+}
+
+/* ---- the store of builds that ran ---- */
+
+static int build_dir(const char *data_dir, const char *instance, const char *build, char **out)
+{
+    if (asprintf(out, "%s/.builds/%s/%s", data_dir, instance, build) < 0) {
+        *out = NULL;
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static int mkdirs(const char *path)
+{
+    char *p = strdup(path);
+    if (!p)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    for (char *s = p + 1; *s; s++)
+        if (*s == '/') {
+            *s = 0;
+            mkdir(p, 0700);
+            *s = '/';
+        }
+    int rc = mkdir(p, 0700) == 0 || errno == EEXIST
+                 ? 0
+                 : ph_error_set(PH_EIO, "cannot create %s: %s", p, strerror(errno));
+    free(p);
+    return rc;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+/* Keeps the newest PH_BUILDS_KEPT builds of an instance (by modification time). */
+static void prune(const char *data_dir, const char *instance)
+{
+    char *dir = NULL;
+    struct dirent **list = NULL;
+    if (asprintf(&dir, "%s/.builds/%s", data_dir, instance) < 0)
+        return;
+    int n = scandir(dir, &list, regular_visible, NULL);
+    time_t *when = n > 0 ? calloc((size_t)n, sizeof *when) : NULL;
+    for (int i = 0; when && i < n; i++) {
+        char *path = NULL;
+        struct stat st;
+        if (asprintf(&path, "%s/%s", dir, list[i]->d_name) >= 0 && stat(path, &st) == 0)
+            when[i] = st.st_mtime;
+        free(path);
+    }
+    for (int kept = n; when && kept > PH_BUILDS_KEPT; kept--) {
+        int oldest = -1;
+        for (int i = 0; i < n; i++)
+            if (when[i] && (oldest < 0 || when[i] < when[oldest]))
+                oldest = i;
+        if (oldest < 0)
+            break;
+        char *path = NULL;
+        if (asprintf(&path, "%s/%s", dir, list[oldest]->d_name) >= 0)
+            nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        free(path);
+        when[oldest] = 0;
+    }
+    for (int i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+    free(when);
+    free(dir);
+}
+
+int ph_build_keep(const char *data_dir, const char *instance, const ph_manifest *m,
+                  const char *build)
+{
+    char *dir = NULL, *tmp = NULL;
+    struct stat st;
+    int rc = build_dir(data_dir, instance, build, &dir);
+    if (rc || stat(dir, &st) == 0)
+        goto cleanup; /* kept already */
+    if (asprintf(&tmp, "%s.tmp", dir) < 0) {
+        tmp = NULL;
+        rc = ph_error_set(PH_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS); /* left by a crash */
+    char *parent = strdup(dir);
+    if (parent)
+        *strrchr(parent, '/') = 0;
+    rc = parent ? mkdirs(parent) : ph_error_set(PH_ENOMEM, "out of memory");
+    free(parent);
+    if (!rc && !(rc = ph_copy_tree(m->dir, tmp)) && rename(tmp, dir) != 0)
+        rc = ph_error_set(PH_EIO, "cannot keep build %s: %s", dir, strerror(errno));
+    if (rc)
+        nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    else
+        prune(data_dir, instance);
+cleanup:
+    free(dir);
+    free(tmp);
+    return rc;
+}
+
+int ph_build_prove(const char *data_dir, const char *instance, const char *build)
+{
+    char *dir = NULL, *mark = NULL;
+    int rc = build_dir(data_dir, instance, build, &dir);
+    if (!rc && asprintf(&mark, "%s/.proven", dir) < 0) {
+        mark = NULL;
+        rc = ph_error_set(PH_ENOMEM, "out of memory");
+    }
+    if (!rc) {
+        int fd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            close(fd);
+    }
+    free(dir);
+    free(mark);
+    return rc;
+}
+
+int ph_build_proven(const char *data_dir, const char *instance, const char *build)
+{
+    char *mark = NULL;
+    struct stat st;
+    if (asprintf(&mark, "%s/.builds/%s/%s/.proven", data_dir, instance, build) < 0)
+        return 0;
+    int yes = stat(mark, &st) == 0;
+    free(mark);
+    return yes;
+}
+
+int ph_build_last_good(const char *data_dir, const char *instance, const char *not_build,
+                       char **out)
+{
+    char *dir = NULL;
+    struct dirent **list = NULL;
+    time_t best_time = 0;
+    *out = NULL;
+    if (asprintf(&dir, "%s/.builds/%s", data_dir, instance) < 0)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    int n = scandir(dir, &list, regular_visible, NULL);
+    for (int i = 0; i < n; i++) {
+        char *path = NULL, *mark = NULL;
+        struct stat st;
+        if (strcmp(list[i]->d_name, not_build) != 0 && !strstr(list[i]->d_name, ".tmp") &&
+            asprintf(&path, "%s/%s", dir, list[i]->d_name) >= 0 &&
+            asprintf(&mark, "%s/.proven", path) >= 0 && stat(mark, &st) == 0 &&
+            st.st_mtime >= best_time) {
+            best_time = st.st_mtime;
+            free(*out);
+            *out = path;
+            path = NULL;
+        }
+        free(path);
+        free(mark);
+        free(list[i]);
+    }
+    free(list);
+    free(dir);
+    return *out ? 0 : PH_ENOTFOUND;
 }

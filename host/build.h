@@ -27,4 +27,38 @@
  */
 int ph_build_id(const ph_manifest *m, const char *so_hash, char out[PH_BUILD_ID_LEN]);
 
+/**
+ * Copies package directory `from` to `to` (created; must not exist):
+ * directories and regular files with their modes, fsync'd. A link or
+ * special file is refused (PH_EINVAL naming it), as it could reach outside
+ * the package. Not reentrant (nftw keeps no user pointer).
+ */
+int ph_copy_tree(const char *from, const char *to);
+
+/*
+ * The build store: a copy of every build that started, under
+ * <data_dir>/.builds/<instance>/<build id>/ (the newest PH_BUILDS_KEPT per
+ * instance), and a mark on the ones that served through their probation
+ * (PH_PROBATION_S) or until a clean stop. When a new build crashes the host
+ * before it is proven, the next start runs the last proven build instead of
+ * failing the instance (the "good.so" of notes/hot-reload.md) until a new
+ * build arrives.
+ */
+#define PH_BUILDS_KEPT 3
+#define PH_PROBATION_S 60
+
+/** Keeps a copy of the build of `m` (identity `build`) for `instance`. 0 or PH_EIO/PH_ENOMEM. */
+int ph_build_keep(const char *data_dir, const char *instance, const ph_manifest *m,
+                  const char *build);
+/** Marks a kept build as proven. 0 or PH_ENOMEM. */
+int ph_build_prove(const char *data_dir, const char *instance, const char *build);
+/** True if the build is kept and proven. */
+int ph_build_proven(const char *data_dir, const char *instance, const char *build);
+/**
+ * The directory of the newest proven build of `instance` other than
+ * `not_build`: *out (caller frees), or PH_ENOTFOUND.
+ */
+int ph_build_last_good(const char *data_dir, const char *instance, const char *not_build,
+                       char **out);
+
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "build.h"
@@ -170,6 +171,80 @@ static int activate(ph_host *h, ph_instance *inst)
     return ph_instance_start(inst);
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A running version served through its probation: its kept copy is a last good build. */
+static void prove(ph_host *h, ph_instance *inst, int at_stop)
+{
+    ph_version *v = inst->cur;
+    if (!v || v->proven || !v->started || atomic_load(&inst->state) != PH_INST_RUNNING)
+        return;
+    if (!at_stop && now_s() - v->started < PH_PROBATION_S)
+        return;
+    if (ph_build_prove(h->cfg.data_dir, inst->name, v->build) == 0)
+        v->proven = 1;
+}
+
+void ph_host_prove_builds(ph_host *h)
+{
+    if (ph_host_lock_changes(h))
+        return;
+    for (size_t i = 0; i < h->plan.n; i++)
+        if (h->insts[i])
+            prove(h, h->insts[i], 0);
+    ph_host_unlock_changes(h);
+}
+
+/* A started build is kept, so a later build that crashes can fall back to it. */
+static void started(ph_host *h, ph_instance *inst)
+{
+    inst->cur->started = now_s();
+    if (ph_build_keep(h->cfg.data_dir, inst->name, inst->cur->manifest, inst->cur->build))
+        ph_log_warn("%s: cannot keep a copy of build %s: %s", inst->name, inst->cur->build,
+                    ph_error_last());
+}
+
+/*
+ * The build on disk crashed the host before it was proven: the last proven
+ * build of the instance runs instead (loaded from the build store) until a
+ * new build arrives. Returns the manifest to load (owned by the host), or
+ * `m` when there is nothing to fall back to.
+ */
+static const ph_manifest *last_good(ph_host *h, const char *instance, const ph_manifest *m,
+                                    char bad[PH_BUILD_ID_LEN])
+{
+    char so[17], *journal = NULL, *dir = NULL, *ini = NULL;
+    ph_manifest *good = NULL;
+    if (ph_file_hash(m->library, so) || ph_build_id(m, so, bad) ||
+        ph_build_proven(h->cfg.data_dir, instance, bad) ||
+        asprintf(&journal, "%s/crashes.log", h->cfg.data_dir) < 0)
+        return ph_error_clear(), m;
+    int crashes = ph_crash_count(journal, m->name, so, PH_CRASH_WINDOW_S);
+    free(journal);
+    ph_manifest **list = realloc(h->fallbacks, (h->n_fallbacks + 1) * sizeof *list);
+    if (list)
+        h->fallbacks = list;
+    if (!crashes || !list || ph_build_last_good(h->cfg.data_dir, instance, bad, &dir) ||
+        asprintf(&ini, "%s/package.ini", dir) < 0 || ph_manifest_load(ini, &good)) {
+        free(dir);
+        free(ini);
+        return ph_error_clear(), m;
+    }
+    h->fallbacks[h->n_fallbacks++] = good;
+    ph_log_warn("%s: build %s of %s %s crashed the host before it was proven (see "
+                "<data_dir>/crashes.log); running the last good build, %s %s from %s, until a "
+                "new build arrives",
+                instance, bad, m->name, m->version_text, good->name, good->version_text, dir);
+    free(dir);
+    free(ini);
+    return good;
+}
+
 /* Loads and starts plan item i. Returns 0, or an error with the reason recorded. */
 static int start_item(ph_host *h, size_t i)
 {
@@ -177,7 +252,15 @@ static int start_item(ph_host *h, size_t i)
     ph_module *mod = NULL;
     ph_instance *inst = NULL;
     int rc;
-    char build[PH_BUILD_ID_LEN];
+    char build[PH_BUILD_ID_LEN], bad[PH_BUILD_ID_LEN] = "";
+    const ph_manifest *m = last_good(h, it->instance, it->manifest, bad);
+    if (m != it->manifest) {
+        pthread_rwlock_wrlock(&h->lock);
+        it->manifest = m;
+        pthread_rwlock_unlock(&h->lock);
+    } else {
+        bad[0] = 0;
+    }
     if ((rc = ph_module_open(it->manifest, h->stage_dir, &mod)))
         return rc;
     if ((rc = ph_build_id(it->manifest, mod->hash, build))) {
@@ -189,10 +272,13 @@ static int start_item(ph_host *h, size_t i)
         return rc;
     snprintf(inst->cur->build, sizeof inst->cur->build, "%s", build);
     inst->cur->manifest = it->manifest;
-    pthread_rwlock_wrlock(&h->lock); /* status readers walk insts */
+    snprintf(inst->bad_hash, sizeof inst->bad_hash, "%s", bad); /* not swapped back in */
+    pthread_rwlock_wrlock(&h->lock);                            /* status readers walk insts */
     h->insts[i] = inst;
     pthread_rwlock_unlock(&h->lock);
-    return activate(h, inst);
+    if ((rc = activate(h, inst)) == 0)
+        started(h, inst);
+    return rc;
 }
 
 static void record_failure(ph_host *h, size_t i, ph_inst_state state, const char *reason)
@@ -275,6 +361,7 @@ void ph_host_stop(ph_host *h)
         if (!inst)
             continue;
         if (atomic_load(&inst->state) == PH_INST_RUNNING) {
+            prove(h, inst, 1); /* a clean stop ends the probation */
             /* Let calls in flight finish before stop runs. */
             if (ph_gate_close(&inst->gate, h->drain_ms)) {
                 /* Stopping under a running call would pull its code and data away. */
@@ -318,6 +405,9 @@ void ph_host_free(ph_host *h)
     free(h->old_sets);
     free(h->old_gen);
     free(h->retired_gen);
+    for (size_t i = 0; i < h->n_fallbacks; i++)
+        ph_manifest_free(h->fallbacks[i]);
+    free(h->fallbacks);
     forget_failures(h, NULL);
     free(h->failed);
     ph_config_free(&h->cfg);
@@ -836,10 +926,13 @@ static void apply_kept(ph_host *h, change *c, ph_change_counts *n)
             build[0] = 0; /* unreadable now: keep what runs */
         int swap =
             running && build[0] && (strcmp(build, inst->cur->build) != 0 || !same_params(inst, ni));
+        if (swap)
+            prove(h, inst, 0);
         int r = swap ? ph_reload_swap(h, inst, ni->manifest, ni->params, ni->n_params, build,
                                       forced(c->force, inst->name, ni->manifest))
                      : 1;
         if (r == 0) {
+            started(h, inst);
             n->swapped++;
             continue;
         }

@@ -34,6 +34,8 @@ typedef struct ph_host {
     struct ph_failed_build *failed; /* builds that failed: not retried until they change */
     size_t n_failed;
     int retry_pending; /* a change was abandoned (busy instance): the watcher retries it */
+    ph_manifest **fallbacks; /* manifests of last good builds started instead of crashing ones */
+    size_t n_fallbacks;
     int stuck;       /* a call did not finish at shutdown: the host is not freed */
     int drain_ms;    /* how long stop/unload/configuration reload wait for calls (10000) */
     char **disabled; /* instances disabled by management: every change keeps them off */
@@ -131,6 +133,13 @@ int ph_host_is_disabled(const ph_host *h, const char *name);
  */
 int ph_host_lock_changes(ph_host *h);
 void ph_host_unlock_changes(ph_host *h);
+
+/**
+ * Marks the builds of running instances that served through their
+ * probation (PH_PROBATION_S) as proven (build.h); called about once a
+ * second by the watcher, and for every running build at a clean stop.
+ */
+void ph_host_prove_builds(ph_host *h);
 
 /** Reads or creates (0600) the admin token; sets h->admin_token. */
 int ph_host_load_token(ph_host *h);

@@ -44,6 +44,8 @@ typedef struct ph_version {
     void *mem;         /* descriptor.instance_size zeroed bytes, owned */
     char build[17];    /* build identity (build.h) this version was loaded from */
     const ph_manifest *manifest; /* the manifest it was loaded with (borrowed), or NULL */
+    double started;              /* CLOCK_MONOTONIC seconds when it started serving, 0 before */
+    int proven;                  /* served through its probation (build.h) */
 } ph_version;
 
 typedef struct ph_instance {

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "build.h"
 #include "client.h"
 #include "config.h"
 #include "crash.h"
@@ -673,61 +674,6 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return flag == FTW_DP ? rmdir(path) : unlink(path);
 }
 
-static const char *copy_to; /* nftw has no user pointer */
-static size_t copy_from_len;
-
-static int copy_file(const char *from, const char *to, mode_t mode)
-{
-    int in = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    int out = in < 0 ? -1 : open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 0777);
-    int rc = 0;
-    char buf[65536];
-    ssize_t n = 0;
-    while (out >= 0 && (n = read(in, buf, sizeof buf)) > 0)
-        if (write(out, buf, (size_t)n) != n) {
-            n = -1;
-            break;
-        }
-    if (in < 0 || out < 0 || n < 0 || fsync(out) != 0)
-        rc = ph_error_set(PH_EIO, "cannot copy %s to %s: %s", from, to, strerror(errno));
-    if (out >= 0 && close(out) != 0 && !rc)
-        rc = ph_error_set(PH_EIO, "cannot write %s: %s", to, strerror(errno));
-    if (in >= 0)
-        close(in);
-    return rc;
-}
-
-static int copy_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)ftw;
-    char *to = NULL;
-    int rc = 0;
-    if (asprintf(&to, "%s%s", copy_to, path + copy_from_len) < 0)
-        return ph_error_set(PH_ENOMEM, "out of memory");
-    if (flag == FTW_D)
-        rc = mkdir(to, 0755) == 0 || errno == EEXIST
-                 ? 0
-                 : ph_error_set(PH_EIO, "cannot create %s: %s", to, strerror(errno));
-    else if (flag == FTW_F && S_ISREG(st->st_mode))
-        rc = copy_file(path, to, st->st_mode);
-    else
-        rc = ph_error_set(PH_EINVAL,
-                          "%s is not a regular file or directory (links and special files are "
-                          "not installed); replace it by the file itself",
-                          path);
-    free(to);
-    return rc;
-}
-
-/* Copies package directory `from` to `to` (which must not exist). */
-static int copy_tree(const char *from, const char *to)
-{
-    copy_to = to;
-    copy_from_len = strlen(from);
-    int rc = nftw(from, copy_entry, 16, FTW_PHYS);
-    return rc < 0 ? ph_error_set(PH_EIO, "cannot read %s: %s", from, strerror(errno)) : rc;
-}
-
 /*
  * What installing `m` would do to the host's packages: resolves the
  * installed set with `m` in place of its older version. Prints the plan of
@@ -804,7 +750,7 @@ static int install_copy(const ph_manifest *m, const char *target)
         asprintf(&old, "%.*s/.old-%s-%d", (int)(slash - target), target, m->name, (int)getpid()) <
             0)
         return ph_error_set(PH_ENOMEM, "out of memory");
-    if ((rc = copy_tree(m->dir, stage)))
+    if ((rc = ph_copy_tree(m->dir, stage)))
         goto cleanup;
     struct stat st;
     int had = lstat(target, &st) == 0;

@@ -616,7 +616,7 @@ struct ph_reloader {
     size_t n;
     unsigned generation; /* host generation the watch list was built for */
     int dirty;
-    struct timespec last_event, last_rescan, last_retry;
+    struct timespec last_event, last_rescan, last_retry, last_prove;
     uint64_t settle_print; /* fingerprint at the first settle look */
     int have_print;
     uint64_t applied_print; /* fingerprint when the last change was applied */
@@ -816,6 +816,15 @@ static void rescan(ph_reloader *r)
         mark_dirty(r);
 }
 
+/* About once a second: builds that served through their probation become last good builds. */
+static void probation(ph_reloader *r)
+{
+    if (ms_since(&r->last_prove) < 1000)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &r->last_prove);
+    ph_host_prove_builds(r->host);
+}
+
 static void *watch_loop(void *arg)
 {
     ph_reloader *r = arg;
@@ -834,6 +843,7 @@ static void *watch_loop(void *arg)
             read_events(r);
         check_settled(r);
         rescan(r);
+        probation(r);
     }
     return NULL;
 }

@@ -62,4 +62,49 @@ for _ in $(seq 1 50); do
 done
 [ "$(curl -s -X POST "$u/core_crash/actors/boom/fine")" = 1 ] || fail "the new build was not started"
 kill "$pid"; wait "$pid" || true; pid=
+
+# A new build that crashes the host during a hot reload is blamed (its own
+# build, not the one serving), and the next start runs the last good build
+# instead of failing the instance; a fixed build replaces it.
+rm -rf "$tmp/pk"/* "$tmp/data"
+build_crashy() { # TAG [cflags]
+  local tag=$1
+  shift
+  cc -std=c11 -shared -fPIC -fvisibility=hidden -I"$PH_SOURCE_DIR/sdk/include" \
+    -DPH_PACKAGE_NAME='"crashy"' -DPH_PACKAGE_VERSION='"1.0.0"' -DTAG="$tag" "$@" \
+    -o "$tmp/crashy.so" "$PH_SOURCE_DIR/tests/lifecycle/crashy.c"
+  mv "$tmp/crashy.so" "$tmp/pk/crashy/crashy.so"
+}
+fnv() { python3 -c 'import sys
+h = 1469598103934665603
+for b in open(sys.argv[1], "rb").read():
+    h = ((h ^ b) * 1099511628211) & 0xffffffffffffffff
+print("%016x" % h)' "$1"; }
+mkdir -p "$tmp/pk/crashy"
+printf '[package]\nname = crashy\nversion = 1.0.0\n' >"$tmp/pk/crashy/package.ini"
+build_crashy 1
+start_run
+u="http://127.0.0.1:$port"
+[ "$(curl -s -X POST "$u/crashy/actors/crashy/tag")" = 1 ] || fail "crashy 1 does not serve"
+kill "$pid"; wait "$pid" || true; pid= # a clean stop: build 1 is proven
+start_run
+u="http://127.0.0.1:$port"
+build_crashy 2 -DCRASH_IN_PREPARE
+bad=$(fnv "$tmp/pk/crashy/crashy.so")
+set +e; wait "$pid"; rc=$?; set -e; pid=
+[ $rc = 139 ] || fail "the reload of a crashing build should kill the host by SIGSEGV, got $rc"
+grep -q "SIGSEGV (invalid memory access) in package 'crashy' 1.0.0 (build $bad), instance 'crashy', in prepare" "$tmp/run.log" \
+  || fail "the crash must name the new build $bad: $(grep SIGSEGV "$tmp/run.log")"
+start_run
+u="http://127.0.0.1:$port"
+[ "$(curl -s -X POST "$u/crashy/actors/crashy/tag")" = 1 ] || fail "the last good build should serve: $(cat "$tmp/run.log")"
+grep -q "crashy: build [0-9a-f]\{16\} of crashy 1.0.0 crashed the host before it was proven (see <data_dir>/crashes.log); running the last good build, crashy 1.0.0 from $tmp/data/.builds/crashy/" "$tmp/run.log" \
+  || fail "no fallback message: $(cat "$tmp/run.log")"
+build_crashy 3
+for _ in $(seq 1 60); do
+  [ "$(curl -s -X POST "$u/crashy/actors/crashy/tag")" = 3 ] && break
+  sleep 0.1
+done
+[ "$(curl -s -X POST "$u/crashy/actors/crashy/tag")" = 3 ] || fail "a fixed build should replace the fallback"
+kill "$pid"; wait "$pid" || true; pid=
 echo "1 passed, 0 failed"
