@@ -245,11 +245,17 @@ static void reconfigure(cli *c, ph_host *h, ph_reloader **watcher)
         ph_log_error("configuration not reloaded, the running one stays: %s", ph_error_last());
         return;
     }
-    /* New instances may live in directories the watcher does not know yet. */
-    ph_reloader_stop(*watcher);
-    *watcher = NULL;
-    if (h->cfg.reload && ph_reloader_start(h, NULL, watcher))
+    /*
+     * The watcher follows every change by itself (and keeps the events it
+     * has not applied yet): only `reload` switched on or off starts or
+     * stops it.
+     */
+    if (!h->cfg.reload && *watcher) {
+        ph_reloader_stop(*watcher);
+        *watcher = NULL;
+    } else if (h->cfg.reload && !*watcher && ph_reloader_start(h, NULL, watcher)) {
         ph_log_warn("hot reload is off: %s", ph_error_last());
+    }
 }
 
 static int cmd_run(cli *c, int argc, char **argv)

@@ -239,6 +239,15 @@ wait_for 1 ph call --url "$url" late.app.ping
 build "$tmp/src/late2" late 1.1.0 app.c
 manifest "$tmp/src/late2" late 1.1.0
 mv "$tmp/pk/late" "$tmp/src/late-old" && mv "$tmp/src/late2" "$tmp/pk/late"
+# 9. a build written just before a SIGHUP is loaded, even half-written at the time
+build "$tmp/src/api7" api 2.0.0 api.c -DTAG=7 -DNO_MATH
+size=$(stat -c %s "$tmp/src/api7/api.so")
+head -c $((size / 2)) "$tmp/src/api7/api.so" >"$tmp/pk/api/api.so"
+sleep 0.2
+kill -HUP "$pid"
+sleep 0.2
+cat "$tmp/src/api7/api.so" >"$tmp/pk/api/api.so"
+wait_for 7 ph call --url "$url" api.info.tag
 wait_for "late  " sh -c "'$PH_BIN' -c '$tmp/host.ini' status --url '$url' | grep -E '^late +late +1.1.0 +running'"
 stop_host
 grep -q "SIGSEGV\|AddressSanitizer\|runtime error" "$tmp/run.log" && fail "sanitizer or crash report"

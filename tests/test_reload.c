@@ -1451,11 +1451,26 @@ static void test_http_load_20_reloads(void **state)
     char *tmpso = tu_fmt("%s/counter/.counter.so.tmp", f->pk);
     char *logp = tu_fmt("%s/run.log", f->tmp);
     double t0 = now_ms(), serve_ms[20];
+    char *pini = tu_fmt("%s/counter/package.ini", f->pk);
+    char *sqldir = tu_fmt("%s/counter/sql", f->pk);
+    mkdir(sqldir, 0755);
     for (int i = 0; i < 20; i++) {
         sleep_ms(100);
-        /* Like lld: write a temp file beside it, then rename over. */
-        sh("cp '%s' '%s'", b[i % 2], tmpso);
-        sh("mv '%s' '%s'", tmpso, lib);
+        if (i % 4 == 2) {
+            /* A manifest-only change (a comment, as an editor saves it) is a new build. */
+            char *line = tu_fmt("; change %d", i);
+            sh("printf '%%s\n' '%s' >> '%s'", line, pini);
+            free(line);
+        } else if (i % 4 == 3) {
+            /* So is an sql/-only change. */
+            char *note = tu_fmt("%s/notes-%d.txt", sqldir, i);
+            sh("printf 'reload %%s\n' '%s' > '%s'", note, note);
+            free(note);
+        } else {
+            /* Like lld: write a temp file beside it, then rename over. */
+            sh("cp '%s' '%s'", b[(i % 4) % 2], tmpso);
+            sh("mv '%s' '%s'", tmpso, lib);
+        }
         /* Wait (bounded) until the host logs this swap, so no write hides another. */
         double tw = now_ms();
         for (;;) {
@@ -1495,7 +1510,8 @@ static void test_http_load_20_reloads(void **state)
     double worst = 0;
     for (int i = 0; i < 20; i++)
         worst = serve_ms[i] > worst ? serve_ms[i] : worst;
-    print_message("load test: %.1f s, %ld increments over HTTP (%.0f/s), %d reloads, %ld non-2xx, "
+    print_message("load test: %.1f s, %ld increments over HTTP (%.0f/s), %d reloads (10 .so, 5 "
+                  "package.ini-only, 5 sql/-only), %ld non-2xx, "
                   "%ld failed; write -> swap logged: worst %.0f ms\n",
                   secs, ok, (double)ok / secs, reloads, non2xx, failed, worst);
     assert_int_equal(failed, 0);
@@ -1506,6 +1522,8 @@ static void test_http_load_20_reloads(void **state)
     assert_int_equal(st, 200);
     assert_int_equal(strtoll(body, NULL, 10), ok);
     assert_int_equal(status, 0);
+    free(pini);
+    free(sqldir);
     free(log);
     free(logp);
     free(lib);
