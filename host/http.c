@@ -1009,7 +1009,7 @@ static enum MHD_Result host_route(call *k, const path *p)
 {
     if (p->n == 3 &&
         (is(p->segs[1], "reload") || is(p->segs[1], "unload") || is(p->segs[1], "disable") ||
-         is(p->segs[1], "enable")))
+         is(p->segs[1], "enable") || is(p->segs[1], "remove")))
         return post_manage(k, p->segs[1], p->segs[2]);
     const char *what = p->n == 2 ? p->segs[1] : "";
     enum MHD_Result (*fn)(call *) = is(what, "health")         ? get_health
@@ -1021,7 +1021,7 @@ static enum MHD_Result host_route(call *k, const path *p)
         return send_error(k, PH_ENOTFOUND,
                           "no host endpoint '%s'; the host serves /_/health, "
                           "/_/metrics, /_/openapi.json, /_/packages, "
-                          "POST /_/reload|disable|enable/<name>",
+                          "POST /_/reload|disable|enable|remove/<name>",
                           k->url);
     if (!is(k->method, "GET") && !is(k->method, "HEAD"))
         return send_405(k, "GET, HEAD");

@@ -20,6 +20,7 @@
 #include "ffi_call.h"
 #include "host.h"
 #include "http.h"
+#include "install.h"
 #include "log.h"
 #include "manage.h"
 #include "migrate.h"
@@ -673,112 +674,6 @@ static int cmd_backup(cli *c, int argc, char **argv)
 
 /* ---- install: check a package directory, copy it in, have the host load it ---- */
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-/*
- * What installing `m` would do to the host's packages: resolves the
- * installed set with `m` in place of its older version. Prints the plan of
- * every instance that changes and returns 1 if `m`'s own instances (or a
- * package that depends on it) could not run.
- */
-static int install_plan(ph_host *h, const ph_manifest *m)
-{
-    ph_manifest_set set = h->set;
-    ph_manifest **items = calloc(set.n + 1, sizeof *items);
-    ph_plan plan;
-    int bad = 0;
-    if (!items)
-        return ph_error_set(PH_ENOMEM, "out of memory"), -1;
-    size_t n = 0;
-    for (size_t i = 0; i < h->set.n; i++)
-        if (strcmp(h->set.items[i]->name, m->name) != 0)
-            items[n++] = h->set.items[i];
-    items[n++] = (ph_manifest *)m;
-    set.items = items;
-    set.n = n;
-    if (ph_resolve(&h->cfg, &set, &plan)) {
-        free(items);
-        return -1;
-    }
-    for (size_t i = 0; i < plan.n; i++) {
-        const ph_plan_item *it = &plan.items[i];
-        int mine = it->manifest == m;
-        int needs = it->manifest && ph_manifest_depends_on(it->manifest, m->name);
-        if (!mine && !needs)
-            continue;
-        if (it->state != PH_PLAN_OK) {
-            fprintf(stderr, "plughost install: instance '%s' could not run: %s\n", it->instance,
-                    it->reason ? it->reason : "?");
-            bad = 1;
-            continue;
-        }
-        json_t *mp = NULL;
-        if (mine && ph_migrate_plan(m, h->cfg.data_dir, it->instance, &mp) == 0) {
-            char *text = ph_migrate_plan_text(mp);
-            const char *problem = json_string_value(json_object_get(mp, "problem"));
-            printf("  %s\n", text ? text : it->instance);
-            bad |= problem != NULL;
-            free(text);
-            json_decref(mp);
-        }
-    }
-    ph_plan_free(&plan);
-    free(items);
-    return bad;
-}
-
-/* The directory `m` goes to: <first package dir>/<name>; 1 if it is already there. */
-static int install_target(const ph_host *h, const ph_manifest *m, char **out)
-{
-    if (!h->cfg.n_package_dirs)
-        return ph_error_set(PH_ECONFIG, "no package directory is configured; set package_dirs");
-    if (asprintf(out, "%s/%s", h->cfg.package_dirs[0], m->name) < 0)
-        return ph_error_set(PH_ENOMEM, "out of memory");
-    char *real = realpath(*out, NULL);
-    int same = real && strcmp(real, m->dir) == 0;
-    free(real);
-    return same;
-}
-
-/* Puts the checked package in place: a staged copy renamed over the old version. */
-static int install_copy(const ph_manifest *m, const char *target)
-{
-    char *stage = NULL, *old = NULL;
-    const char *slash = strrchr(target, '/');
-    int rc = 0;
-    if (asprintf(&stage, "%.*s/.install-%s-%d", (int)(slash - target), target, m->name,
-                 (int)getpid()) < 0 ||
-        asprintf(&old, "%.*s/.old-%s-%d", (int)(slash - target), target, m->name, (int)getpid()) <
-            0)
-        return ph_error_set(PH_ENOMEM, "out of memory");
-    if ((rc = ph_copy_tree(m->dir, stage)))
-        goto cleanup;
-    struct stat st;
-    int had = lstat(target, &st) == 0;
-    if (had && !S_ISDIR(st.st_mode)) {
-        rc = ph_error_set(PH_EPERM, "%s exists and is not a package directory; move it away",
-                          target);
-        goto cleanup;
-    }
-    if ((had && rename(target, old) != 0) || rename(stage, target) != 0) {
-        rc = ph_error_set(PH_EIO, "cannot move the package into %s: %s", target, strerror(errno));
-        goto cleanup;
-    }
-    if (had)
-        nftw(old, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-cleanup:
-    if (rc)
-        nftw(stage, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-    free(stage);
-    free(old);
-    return rc;
-}
-
 /* Has the running host load what was installed; says so when no host runs. */
 static int install_notify(cli *c, const char *name)
 {
@@ -809,151 +704,46 @@ static int cmd_install(cli *c, int argc, char **argv)
                         "DIR\n");
         return 2;
     }
-    char *ini = NULL, *target = NULL, hash[17];
+    char *target = NULL;
     ph_manifest *m = NULL;
+    json_t *report = NULL;
     ph_host *h = NULL;
-    int status = 1, rc;
-    if (asprintf(&ini, "%s/package.ini", argv[0]) < 0 || ph_manifest_load(ini, &m)) {
-        print_error("install");
-        goto cleanup;
-    }
-    /* The library is checked before anything is copied: complete, unloadable ELF. */
-    if ((rc = ph_elf_check_reloadable(m->library, m->library, hash))) {
-        print_error("install");
-        goto cleanup;
-    }
+    int status = 1;
     if (open_host(c, &h)) {
         print_error(NULL);
+        return 1;
+    }
+    if (ph_install_check(&h->cfg, &h->set, argv[0], &m, &report)) {
+        print_error("install");
         goto cleanup;
     }
     printf("installing %s %s from %s\n", m->name, m->version_text, m->dir);
-    if ((rc = install_plan(h, m))) {
-        if (rc < 0)
-            print_error("install");
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(report, "migrations"), i, v)
+        printf("  %s\n", json_string_value(v));
+    json_array_foreach(json_object_get(report, "problems"), i, v)
+        fprintf(stderr, "plughost install: %s\n", json_string_value(v));
+    if (!json_is_true(json_object_get(report, "ok"))) {
         fprintf(stderr, "plughost install: %s %s was not installed; nothing was changed\n", m->name,
                 m->version_text);
         goto cleanup;
     }
-    rc = install_target(h, m, &target);
-    if (rc < 0 || (rc == 0 && install_copy(m, target))) {
+    if (ph_install_copy(&h->cfg, m, &target)) {
         print_error("install");
         goto cleanup;
     }
     printf("installed %s %s in %s\n", m->name, m->version_text, target);
     status = install_notify(c, m->name);
 cleanup:
+    json_decref(report);
     ph_host_free(h);
     ph_manifest_free(m);
-    free(ini);
     free(target);
     return status;
 }
 
 /* ---- remove: uninstall a package, keep (or purge) its data ---- */
-
-/*
- * The entry of a package directory that holds package `dir` (a realpath),
- * or NULL: only a direct child of a package directory is removed, never a
- * package directory itself. *is_link says the entry is a symlink.
- */
-static char *package_entry_of(const ph_config *cfg, const char *dir, int *is_link)
-{
-    for (size_t i = 0; i < cfg->n_package_dirs; i++) {
-        DIR *d = opendir(cfg->package_dirs[i]);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            if (e->d_name[0] == '.')
-                continue;
-            char *path = NULL, *real = NULL;
-            struct stat st;
-            if (asprintf(&path, "%s/%s", cfg->package_dirs[i], e->d_name) < 0)
-                continue;
-            real = realpath(path, NULL);
-            if (real && strcmp(real, dir) == 0 && lstat(path, &st) == 0) {
-                *is_link = S_ISLNK(st.st_mode);
-                free(real);
-                closedir(d);
-                return path;
-            }
-            free(real);
-            free(path);
-        }
-        if (d)
-            closedir(d);
-    }
-    return NULL;
-}
-
-/* Inside `dir`: a package directory, the data directory, the token file or the config? */
-static const char *holds_host_file(const ph_config *cfg, const char *dir)
-{
-    static char found[4096];
-    const char *paths[64];
-    size_t n = 0;
-    paths[n++] = cfg->data_dir;
-    paths[n++] = cfg->auth.token_file;
-    paths[n++] = cfg->path;
-    for (size_t i = 0; i < cfg->n_package_dirs && n < sizeof paths / sizeof paths[0]; i++)
-        paths[n++] = cfg->package_dirs[i];
-    size_t len = strlen(dir);
-    for (size_t i = 0; i < n; i++) {
-        char *real = paths[i] ? realpath(paths[i], NULL) : NULL;
-        int inside = real && strncmp(real, dir, len) == 0 && (real[len] == '/' || real[len] == 0);
-        if (inside)
-            snprintf(found, sizeof found, "%s", real);
-        free(real);
-        if (inside)
-            return found;
-    }
-    return NULL;
-}
-
-static int manifests_in_tree;
-static int count_manifests(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    if (flag == FTW_F && strcmp(path + ftw->base, "package.ini") == 0)
-        manifests_in_tree++;
-    return 0;
-}
-
-/*
- * Deletes the package's own directory (with `dry`, only checks it may),
- * refusing anything that holds more than the package.
- */
-static int delete_package_dir(const ph_config *cfg, const ph_manifest *m, int dry)
-{
-    int is_link = 0;
-    char *entry = package_entry_of(cfg, m->dir, &is_link);
-    if (!entry)
-        return ph_error_set(PH_EPERM,
-                            "package '%s' is not a directory of its own inside a "
-                            "package directory (%s); remove its files by hand",
-                            m->name, m->dir);
-    int rc = 0;
-    if (is_link) {
-        /* A linked package: remove the link, never what it points to. */
-        if (!dry && unlink(entry) != 0)
-            rc = ph_error_set(PH_EIO, "cannot remove %s: %s", entry, strerror(errno));
-        free(entry);
-        return rc;
-    }
-    manifests_in_tree = 0;
-    nftw(m->dir, count_manifests, 16, FTW_PHYS | FTW_MOUNT);
-    const char *held = holds_host_file(cfg, m->dir);
-    if (held)
-        rc = ph_error_set(PH_EPERM, "%s holds %s, which the host uses; not deleting it", m->dir,
-                          held);
-    else if (manifests_in_tree != 1)
-        rc = ph_error_set(PH_EPERM,
-                          "%s holds %d package manifests, not just its own; not deleting "
-                          "it",
-                          m->dir, manifests_in_tree);
-    else if (!dry && nftw(m->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) != 0)
-        rc = ph_error_set(PH_EIO, "cannot delete %s: %s", m->dir, strerror(errno));
-    free(entry);
-    return rc;
-}
 
 /* Asks a running host to unload `pkg`: 0 done or no host running, 1 refused. */
 static int unload_remote(cli *c, const char *pkg)
@@ -1058,14 +848,14 @@ static int cmd_remove(cli *c, int argc, char **argv)
                 pkg);
         goto cleanup;
     }
-    if (m && delete_package_dir(&h->cfg, m, 1)) {
+    if (m && ph_uninstall_dir(&h->cfg, m, 1)) {
         print_error("remove");
         goto cleanup;
     }
     if (unload_remote(c, pkg))
         goto cleanup;
     if (m) {
-        if (delete_package_dir(&h->cfg, m, 0)) {
+        if (ph_uninstall_dir(&h->cfg, m, 0)) {
             print_error("remove");
             goto cleanup;
         }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "install.h"
 #include "metrics.h"
 #include "reload.h"
 #include "store.h"
@@ -144,10 +145,14 @@ int ph_manage(ph_host *h, const char *op, const char *name, json_t **out)
     } else if (strcmp(op, "enable") == 0) {
         rc = ph_host_enable(h, name, &n);
         result = "running";
+    } else if (strcmp(op, "install") == 0) {
+        return ph_install(h, name, out);
+    } else if (strcmp(op, "remove") == 0) {
+        return ph_uninstall(h, name, out);
     } else {
         return ph_error_set(PH_EINVAL,
                             "unknown management operation '%s'; use packages, info, "
-                            "reload, disable or enable",
+                            "reload, disable, enable, install or remove",
                             op);
     }
     if (rc)

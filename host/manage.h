@@ -22,8 +22,11 @@ json_t *ph_manage_packages(ph_host *h);
  *   "packages"            -> as ph_manage_packages
  *   "info"    NAME        -> the package's manifest, instances and data
  *   "reload"  NAME        -> {"package", "swapped", "result"}
- *   "unload"  NAME        -> stops its instances (data kept)
- *   "enable"  NAME        -> starts again what unload stopped
+ *   "disable" NAME        -> stops the instance, or every instance of the package (data
+ *                            kept; "unload" is the same)
+ *   "enable"  NAME        -> loads NAME's build on disk and starts it (instance or package)
+ *   "install" DIR         -> ph_install (check, copy into the package directory, load)
+ *   "remove"  NAME        -> ph_uninstall (disable, delete the directory; data kept)
  * Returns 0 with *out (caller owns it) or a negative PH_E* code with detail
  * in ph_error_last() (PH_EINVAL names the known operations).
  */

@@ -250,6 +250,11 @@ sleep 0.2
 cat "$tmp/src/api7/api.so" >"$tmp/pk/api/api.so"
 wait_for 7 ph call --url "$url" api.info.tag
 wait_for "late  " sh -c "'$PH_BIN' -c '$tmp/host.ini' status --url '$url' | grep -E '^late +late +1.1.0 +running'"
+# POST /_/remove/NAME (admin) removes a package, data kept
+tok=$(cat "$tmp/data/admin.token")
+out=$(curl -s -X POST -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' -d '{}' "$url/_/remove/late")
+grep -q '"result":"removed; data kept"' <<<"$out" || fail "POST /_/remove: $out"
+[ ! -e "$tmp/pk/late" ] || fail "POST /_/remove left the directory"
 # a release layout: packages/rel -> releases/1.0.0, switched by renaming a new link over it
 build "$tmp/releases/1.0.0" rel 1.0.0 app.c
 manifest "$tmp/releases/1.0.0" rel 1.0.0

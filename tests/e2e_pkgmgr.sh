@@ -39,6 +39,24 @@ grep -q '"result":"running"' <<<"$out" || fail "enable: $out"
 grep -q '"title":"kept"' <<<"$(curl -s "$u/notes/models/note")" || fail "data lost by disable/enable"
 out=$(post -H "Authorization: Bearer $tok" "$u/pkgmgr/actors/packages/reload" -d '{"name":"hello"}')
 grep -q '"result":"already running this build"' <<<"$out" || fail "reload: $out"
+# remove and install from the package manager (ThreeBot's package_add(path)): data kept
+cp -r "$tmp/pk/notes" "$tmp/notes-src"
+out=$(post -H "Authorization: Bearer $tok" "$u/pkgmgr/actors/packages/remove" -d '{"name":"notes"}')
+grep -q '"result":"removed; data kept"' <<<"$out" || fail "remove: $out"
+[ ! -e "$tmp/pk/notes" ] || fail "remove left the directory"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$u/notes/models/note")
+[ "$code" = 404 ] || fail "a removed package still serves: $code"
+out=$(post -H "Authorization: Bearer $tok" "$u/pkgmgr/actors/packages/install" -d "{\"path\":\"$tmp/notes-src\"}")
+grep -q '"state":"running"' <<<"$out" || fail "install: $out"
+grep -q '"title":"kept"' <<<"$(curl -s "$u/notes/models/note")" || fail "data lost by remove/install"
+out=$(post "$u/pkgmgr/actors/packages/install" -d "{\"path\":\"$tmp/notes-src\"}")
+grep -q '"code":"unauthorized"' <<<"$out" || fail "install without token: $out"
+mkdir -p "$tmp/bad-src"
+printf '[package]\nname = bad\nversion = 1.0.0\n[requires]\nnosuch = ^1\n' >"$tmp/bad-src/package.ini"
+cp "$tmp/pk/hello/hello.so" "$tmp/bad-src/bad.so"
+out=$(post -H "Authorization: Bearer $tok" "$u/pkgmgr/actors/packages/install" -d "{\"path\":\"$tmp/bad-src\"}")
+grep -q "bad 1.0.0 was not installed, nothing was changed: instance 'bad' could not run: " <<<"$out" || fail "bad install: $out"
+[ ! -e "$tmp/pk/bad" ] || fail "a refused package was copied"
 curl -s "$u/pkgmgr/" | grep -q "<title>plughost packages</title>" || fail "web page not served"
 if grep -E "ThreadSanitizer|AddressSanitizer|LeakSanitizer|runtime error" "$tmp/run.log" >/dev/null; then
   fail "the server reported a sanitizer error: $(grep -m1 -E 'Sanitizer|runtime error' "$tmp/run.log")"

@@ -28,11 +28,19 @@ static ph_json *reload(ph_ctx *ctx, const char *name)
 }
 static ph_json *disable(ph_ctx *ctx, const char *name)
 {
-    return manage(ctx, "unload", name);
+    return manage(ctx, "disable", name);
 }
 static ph_json *enable(ph_ctx *ctx, const char *name)
 {
     return manage(ctx, "enable", name);
+}
+static ph_json *install(ph_ctx *ctx, const char *path)
+{
+    return manage(ctx, "install", path);
+}
+static ph_json *uninstall(ph_ctx *ctx, const char *name)
+{
+    return manage(ctx, "remove", name);
 }
 
 static const ph_method package_methods[] = {
@@ -42,8 +50,18 @@ static const ph_method package_methods[] = {
     PH_METHOD_EX("reload", reload, PH_JSON, PH_ADMIN, "Reloads a package from disk now.",
                  PH_ARG("name", PH_STR)),
     PH_METHOD_EX("disable", disable, PH_JSON, PH_ADMIN,
-                 "Stops a package's instances; their data is kept.", PH_ARG("name", PH_STR)),
-    PH_METHOD_EX("enable", enable, PH_JSON, PH_ADMIN, "Starts a disabled package again.",
+                 "Stops an instance, or every instance of a package; data is kept.",
+                 PH_ARG("name", PH_STR)),
+    PH_METHOD_EX("enable", enable, PH_JSON, PH_ADMIN,
+                 "Loads the build on disk of an instance (or a package's instances) and starts "
+                 "it.",
+                 PH_ARG("name", PH_STR)),
+    PH_METHOD_EX("install", install, PH_JSON, PH_ADMIN,
+                 "Checks the package directory at path, copies it into the package directory "
+                 "and loads it.",
+                 PH_ARG("path", PH_STR)),
+    PH_METHOD_EX("remove", uninstall, PH_JSON, PH_ADMIN,
+                 "Disables a package and deletes its directory; its data is kept.",
                  PH_ARG("name", PH_STR)),
 };
 

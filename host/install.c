@@ -1,0 +1,369 @@
+#include "install.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "build.h"
+#include "elfcheck.h"
+#include "error.h"
+#include "migrate.h"
+#include "resolver.h"
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+/* ---- install ---- */
+
+/* Resolves `set` with `m` in place of its older version; reports on what concerns `m`. */
+static int check_plan(const ph_config *cfg, const ph_manifest_set *set, const ph_manifest *m,
+                      json_t *report)
+{
+    ph_manifest_set with = *set;
+    ph_manifest **items = calloc(set->n + 1, sizeof *items);
+    ph_plan plan;
+    int ok = 1;
+    if (!items)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < set->n; i++)
+        if (strcmp(set->items[i]->name, m->name) != 0)
+            items[n++] = set->items[i];
+    items[n++] = (ph_manifest *)m;
+    with.items = items;
+    with.n = n;
+    int rc = ph_resolve(cfg, &with, &plan);
+    for (size_t i = 0; !rc && i < plan.n; i++) {
+        const ph_plan_item *it = &plan.items[i];
+        int mine = it->manifest == m;
+        if (!mine && !(it->manifest && ph_manifest_depends_on(it->manifest, m->name)))
+            continue;
+        if (it->state != PH_PLAN_OK) {
+            json_array_append_new(json_object_get(report, "problems"),
+                                  json_sprintf("instance '%s' could not run: %s", it->instance,
+                                               it->reason ? it->reason : "?"));
+            ok = 0;
+            continue;
+        }
+        json_t *mp = NULL;
+        if (mine && ph_migrate_plan(m, cfg->data_dir, it->instance, &mp) == 0) {
+            char *text = ph_migrate_plan_text(mp);
+            const char *problem = json_string_value(json_object_get(mp, "problem"));
+            json_array_append_new(json_object_get(report, problem ? "problems" : "migrations"),
+                                  json_string(text ? text : it->instance));
+            ok &= problem == NULL;
+            free(text);
+            json_decref(mp);
+        }
+        ph_error_clear();
+    }
+    if (!rc)
+        ph_plan_free(&plan);
+    free(items);
+    json_object_set_new(report, "ok", json_boolean(ok));
+    return rc;
+}
+
+int ph_install_check(const ph_config *cfg, const ph_manifest_set *set, const char *dir,
+                     ph_manifest **m_out, json_t **report)
+{
+    char *ini = NULL, hash[17];
+    ph_manifest *m = NULL;
+    int rc;
+    *m_out = NULL;
+    *report = NULL;
+    if (asprintf(&ini, "%s/package.ini", dir) < 0)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    rc = ph_manifest_load(ini, &m);
+    free(ini);
+    if (rc)
+        return rc;
+    /* The library is checked before anything is copied: a complete ELF that can be unloaded. */
+    if ((rc = ph_elf_check_reloadable(m->library, m->library, hash)))
+        goto fail;
+    *report = json_pack("{s:s, s:s, s:[], s:[]}", "package", m->name, "version", m->version_text,
+                        "migrations", "problems");
+    if (!*report) {
+        rc = ph_error_set(PH_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((rc = check_plan(cfg, set, m, *report)))
+        goto fail;
+    *m_out = m;
+    return 0;
+fail:
+    json_decref(*report);
+    *report = NULL;
+    ph_manifest_free(m);
+    return rc;
+}
+
+/* The directory `m` goes to: <first package dir>/<name>; 1 if it is already there. */
+static int install_target(const ph_config *cfg, const ph_manifest *m, char **out)
+{
+    *out = NULL;
+    if (!cfg->n_package_dirs)
+        return ph_error_set(PH_ECONFIG, "no package directory is configured; set package_dirs");
+    if (asprintf(out, "%s/%s", cfg->package_dirs[0], m->name) < 0) {
+        *out = NULL;
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    }
+    char *real = realpath(*out, NULL);
+    int same = real && strcmp(real, m->dir) == 0;
+    free(real);
+    return same;
+}
+
+int ph_install_copy(const ph_config *cfg, const ph_manifest *m, char **target)
+{
+    char *stage = NULL, *old = NULL;
+    int rc = install_target(cfg, m, target);
+    if (rc)
+        return rc < 0 ? rc : 0; /* already in place */
+    if (asprintf(&stage, "%s/.install-%s-%d", cfg->package_dirs[0], m->name, (int)getpid()) < 0 ||
+        asprintf(&old, "%s/.old-%s-%d", cfg->package_dirs[0], m->name, (int)getpid()) < 0) {
+        rc = ph_error_set(PH_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    nftw(stage, remove_entry, 16, FTW_DEPTH | FTW_PHYS); /* left by an interrupted install */
+    if ((rc = ph_copy_tree(m->dir, stage)))
+        goto cleanup;
+    struct stat st;
+    int had = lstat(*target, &st) == 0;
+    if (had && !S_ISDIR(st.st_mode)) {
+        rc = ph_error_set(PH_EPERM, "%s exists and is not a package directory; move it away",
+                          *target);
+        goto cleanup;
+    }
+    if ((had && rename(*target, old) != 0) || rename(stage, *target) != 0) {
+        rc = ph_error_set(PH_EIO, "cannot move the package into %s: %s", *target, strerror(errno));
+        goto cleanup;
+    }
+    if (had)
+        nftw(old, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+cleanup:
+    if (rc && stage)
+        nftw(stage, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    free(stage);
+    free(old);
+    return rc;
+}
+
+/* "a; b; c" of a JSON array of strings. */
+static char *joined(const json_t *arr)
+{
+    size_t i, len = 1;
+    json_t *v;
+    json_array_foreach(arr, i, v) len += strlen(json_string_value(v)) + 2;
+    char *out = calloc(1, len);
+    json_array_foreach(arr, i, v)
+    {
+        if (out && i)
+            strcat(out, "; ");
+        if (out)
+            strcat(out, json_string_value(v));
+    }
+    return out;
+}
+
+/* Each instance of package `name`: its state (and why it is not running). */
+static json_t *instance_states(ph_host *h, const char *name)
+{
+    json_t *arr = json_array();
+    pthread_rwlock_rdlock(&h->lock);
+    for (size_t i = 0; arr && i < h->plan.n; i++) {
+        const ph_plan_item *it = &h->plan.items[i];
+        if (!it->manifest || strcmp(it->manifest->name, name) != 0)
+            continue;
+        const char *why = NULL, *state = ph_host_item_state(h, i, &why);
+        json_array_append_new(arr,
+                              json_pack("{s:s, s:s, s:s?}", "instance", it->instance, "state",
+                                        state, "reason", strcmp(state, "running") ? why : NULL));
+    }
+    pthread_rwlock_unlock(&h->lock);
+    return arr;
+}
+
+int ph_install(ph_host *h, const char *dir, json_t **out)
+{
+    ph_manifest *m = NULL;
+    json_t *report = NULL;
+    char *target = NULL;
+    *out = NULL;
+    pthread_rwlock_rdlock(&h->lock); /* the installed set: replaced by changes */
+    int rc = ph_install_check(&h->cfg, &h->set, dir, &m, &report);
+    pthread_rwlock_unlock(&h->lock);
+    if (rc)
+        return rc;
+    if (!json_is_true(json_object_get(report, "ok"))) {
+        char *why = joined(json_object_get(report, "problems"));
+        rc = ph_error_set(PH_EDEPENDENCY, "%s %s was not installed, nothing was changed: %s",
+                          m->name, m->version_text, why ? why : "?");
+        free(why);
+        goto cleanup;
+    }
+    if ((rc = ph_install_copy(&h->cfg, m, &target)))
+        goto cleanup;
+    rc = ph_host_reconcile(h, NULL, m->name, NULL);
+    json_object_set_new(report, "directory", json_string(target));
+    json_object_set_new(report, "instances", instance_states(h, m->name));
+    if (!rc) {
+        *out = report;
+        report = NULL;
+    }
+cleanup:
+    json_decref(report);
+    ph_manifest_free(m);
+    free(target);
+    return rc;
+}
+
+/* A copy of the installed manifest of package `name`, or NULL (PH_ENOTFOUND set). */
+static ph_manifest *installed_manifest(ph_host *h, const char *name)
+{
+    ph_manifest *copy = NULL;
+    char *path = NULL;
+    pthread_rwlock_rdlock(&h->lock);
+    for (size_t i = 0; i < h->set.n && !path; i++)
+        if (strcmp(h->set.items[i]->name, name) == 0)
+            path = strdup(h->set.items[i]->path);
+    pthread_rwlock_unlock(&h->lock);
+    if (!path) {
+        ph_error_set(PH_ENOTFOUND,
+                     "no package '%s' is installed; `plughost list` shows what is installed", name);
+        return NULL;
+    }
+    ph_manifest_load(path, &copy);
+    free(path);
+    return copy;
+}
+
+int ph_uninstall(ph_host *h, const char *name, json_t **out)
+{
+    int n = 0, rc;
+    *out = NULL;
+    ph_manifest *m = installed_manifest(h, name);
+    if (!m)
+        return ph_error_last_code();
+    if ((rc = ph_uninstall_dir(&h->cfg, m, 1)) || (rc = ph_host_unload(h, name, &n)) ||
+        (rc = ph_uninstall_dir(&h->cfg, m, 0)))
+        goto cleanup;
+    ph_host_reconcile(h, NULL, NULL, NULL); /* the host forgets it; its data stays */
+    *out = json_pack("{s:s, s:s, s:s}", "package", name, "directory", m->dir, "result",
+                     "removed; data kept");
+    rc = *out ? 0 : ph_error_set(PH_ENOMEM, "out of memory");
+cleanup:
+    ph_manifest_free(m);
+    return rc;
+}
+
+/* ---- uninstall ---- */
+
+/*
+ * The entry of a package directory that holds package `dir` (a realpath),
+ * or NULL: only a direct child of a package directory is removed, never a
+ * package directory itself. *is_link says the entry is a symlink.
+ */
+static char *package_entry_of(const ph_config *cfg, const char *dir, int *is_link)
+{
+    for (size_t i = 0; i < cfg->n_package_dirs; i++) {
+        DIR *d = opendir(cfg->package_dirs[i]);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            if (e->d_name[0] == '.')
+                continue;
+            char *path = NULL, *real = NULL;
+            struct stat st;
+            if (asprintf(&path, "%s/%s", cfg->package_dirs[i], e->d_name) < 0)
+                continue;
+            real = realpath(path, NULL);
+            if (real && strcmp(real, dir) == 0 && lstat(path, &st) == 0) {
+                *is_link = S_ISLNK(st.st_mode);
+                free(real);
+                closedir(d);
+                return path;
+            }
+            free(real);
+            free(path);
+        }
+        if (d)
+            closedir(d);
+    }
+    return NULL;
+}
+
+/* Inside `dir`: a package directory, the data directory, the token file or the config? */
+static const char *holds_host_file(const ph_config *cfg, const char *dir)
+{
+    static char found[4096];
+    const char *paths[64];
+    size_t n = 0;
+    paths[n++] = cfg->data_dir;
+    paths[n++] = cfg->auth.token_file;
+    paths[n++] = cfg->path;
+    for (size_t i = 0; i < cfg->n_package_dirs && n < sizeof paths / sizeof paths[0]; i++)
+        paths[n++] = cfg->package_dirs[i];
+    size_t len = strlen(dir);
+    for (size_t i = 0; i < n; i++) {
+        char *real = paths[i] ? realpath(paths[i], NULL) : NULL;
+        int inside = real && strncmp(real, dir, len) == 0 && (real[len] == '/' || real[len] == 0);
+        if (inside)
+            snprintf(found, sizeof found, "%s", real);
+        free(real);
+        if (inside)
+            return found;
+    }
+    return NULL;
+}
+
+static int manifests_in_tree;
+static int count_manifests(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    if (flag == FTW_F && strcmp(path + ftw->base, "package.ini") == 0)
+        manifests_in_tree++;
+    return 0;
+}
+
+int ph_uninstall_dir(const ph_config *cfg, const ph_manifest *m, int dry)
+{
+    int is_link = 0;
+    char *entry = package_entry_of(cfg, m->dir, &is_link);
+    if (!entry)
+        return ph_error_set(PH_EPERM,
+                            "package '%s' is not a directory of its own inside a "
+                            "package directory (%s); remove its files by hand",
+                            m->name, m->dir);
+    int rc = 0;
+    if (is_link) {
+        /* A linked package: remove the link, never what it points to. */
+        if (!dry && unlink(entry) != 0)
+            rc = ph_error_set(PH_EIO, "cannot remove %s: %s", entry, strerror(errno));
+        free(entry);
+        return rc;
+    }
+    manifests_in_tree = 0;
+    nftw(m->dir, count_manifests, 16, FTW_PHYS | FTW_MOUNT);
+    const char *held = holds_host_file(cfg, m->dir);
+    if (held)
+        rc = ph_error_set(PH_EPERM, "%s holds %s, which the host uses; not deleting it", m->dir,
+                          held);
+    else if (manifests_in_tree != 1)
+        rc = ph_error_set(PH_EPERM,
+                          "%s holds %d package manifests, not just its own; not deleting "
+                          "it",
+                          m->dir, manifests_in_tree);
+    else if (!dry && nftw(m->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) != 0)
+        rc = ph_error_set(PH_EIO, "cannot delete %s: %s", m->dir, strerror(errno));
+    free(entry);
+    return rc;
+}

@@ -1,0 +1,63 @@
+/*
+ * Installing and uninstalling package directories, one implementation for
+ * the CLI (`plughost install DIR`, `plughost remove NAME`), the HTTP host
+ * endpoints (POST /_/install, POST /_/remove/NAME) and the package manager
+ * (ThreeBot's package_add(path), APM's install): check first, then copy or
+ * delete, then the host applies the change (ph_host_reconcile).
+ */
+#ifndef PH_HOST_INSTALL_H
+#define PH_HOST_INSTALL_H
+
+#include <jansson.h>
+
+#include "host.h"
+
+/**
+ * Checks package directory `dir` before anything is copied: its manifest,
+ * a complete shared library (elfcheck.h), resolution of the installed set
+ * `set` with it in place of its older version under `cfg` (every instance
+ * of it, or depending on it, must be able to run) and the migration each
+ * of its instances would run. *m_out (caller frees with ph_manifest_free)
+ * is the manifest read; *report (caller owns): {"package", "version",
+ * "ok": bool, "migrations": [text], "problems": [text]}. Returns 0 (look
+ * at "ok"), or an error reading the manifest or the library (PH_EMANIFEST,
+ * PH_ELOAD...) with the message naming the file.
+ */
+int ph_install_check(const ph_config *cfg, const ph_manifest_set *set, const char *dir,
+                     ph_manifest **m_out, json_t **report);
+
+/**
+ * Copies the checked package `m` into the first package directory of
+ * `cfg` as <dir>/<name>, replacing an older version of it in one rename
+ * (nothing to do when it is there already). *target (caller frees) is the
+ * directory. 0, or PH_ECONFIG/PH_EPERM/PH_EIO/PH_EINVAL naming the path.
+ */
+int ph_install_copy(const ph_config *cfg, const ph_manifest *m, char **target);
+
+/**
+ * Deletes package `m`'s own directory (with `dry`, only checks it may): an
+ * entry directly inside a package directory of `cfg`, holding no other
+ * manifest, no package directory, data directory, token or config file; a
+ * symlinked package loses the link, never its target. 0 or PH_EPERM/PH_EIO
+ * saying why.
+ */
+int ph_uninstall_dir(const ph_config *cfg, const ph_manifest *m, int dry);
+
+/**
+ * The whole install on a running host: check, copy, then the host loads
+ * it (ph_host_reconcile with the package forced). *out (caller owns):
+ * the check report plus "directory" and the state of each instance.
+ * PH_EDEPENDENCY (nothing copied) when the check fails, with the problems
+ * in the message.
+ */
+int ph_install(ph_host *h, const char *dir, json_t **out);
+
+/**
+ * Uninstalls package `name` from a running host: its instances are
+ * disabled (refused while a running package requires it), its directory is
+ * deleted and the host forgets it. The data is kept. *out (caller owns):
+ * {"package", "directory", "result"}.
+ */
+int ph_uninstall(ph_host *h, const char *name, json_t **out);
+
+#endif
