@@ -107,7 +107,7 @@ static void test_full_file(void **state)
             "connection_timeout = 30\n"
             "max_connections_per_ip = 10\n"
             "[auth]\n"
-            "token = s3cret;not-a-comment\n"
+            "token = s3cret;not-a-comment;0123456789abcdef\n"
             "require_token = TRUE\n"
             "[instance blog]\n"
             "package = notes\n"
@@ -140,7 +140,7 @@ static void test_full_file(void **state)
     assert_int_equal(c.http.max_json_depth, 32);
     assert_int_equal(c.http.connection_timeout, 30);
     assert_int_equal(c.http.max_connections_per_ip, 10);
-    assert_string_equal(c.auth.token, "s3cret;not-a-comment");
+    assert_string_equal(c.auth.token, "s3cret;not-a-comment;0123456789abcdef");
     assert_true(c.auth.require_token);
     /* token_file follows data_dir when not set. */
     want = tu_fmt("%s/var/data/admin.token", base);
