@@ -56,7 +56,7 @@ static int parse_url(const char *url, endpoint *out)
     }
     if (he == hs)
         return ph_error_set(PH_EINVAL, "URL '%s' has no host; use http://HOST:PORT", url);
-    if (*end == '?' || *end == '#')
+    if (strpbrk(end, "?#"))
         return ph_error_set(PH_EINVAL,
                             "URL '%s' has a query or fragment, which plughost cannot use; give "
                             "http://HOST:PORT, optionally with the path a proxy serves the host "
