@@ -9,7 +9,7 @@ CONFIG     ?= examples/host.ini
 # Debian packages the build, the tests and the benchmarks need.
 DEB_PACKAGES = build-essential cmake pkg-config libffi-dev libinih-dev \
                libsqlite3-dev sqlite3 libmicrohttpd-dev libjansson-dev \
-               libcmocka-dev wrk valgrind curl python3-prometheus-client
+               libcmocka-dev wrk valgrind curl python3-prometheus-client chromium
 
 .PHONY: all deps build run test test-asan test-tsan bench install clean
 
