@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1665,6 +1666,32 @@ static bool is_loopback(const struct sockaddr_storage *ss)
     return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
 }
 
+/*
+ * Every connection is a file descriptor: raises the soft RLIMIT_NOFILE so
+ * max_connections fit (with room for databases and packages), or serves
+ * fewer connections than configured and says so.
+ */
+static size_t fit_fd_limit(size_t want)
+{
+    enum { SPARE = 128 };
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur >= want + SPARE)
+        return want;
+    rlim_t need = want + SPARE;
+    if (rl.rlim_max != RLIM_INFINITY && need > rl.rlim_max)
+        need = rl.rlim_max;
+    rl.rlim_cur = need;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && need >= want + SPARE)
+        return want;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    size_t fit = rl.rlim_cur > SPARE + 16 ? (size_t)rl.rlim_cur - SPARE : 16;
+    ph_log_warn("[http] max_connections = %zu does not fit the open-file limit (%llu); serving "
+                "at most %zu connections: raise it (ulimit -n, LimitNOFILE=)",
+                want, (unsigned long long)rl.rlim_cur, fit);
+    return fit;
+}
+
 int ph_http_start(ph_host *host, ph_http **out)
 {
     const ph_http_conf *hc = &host->cfg.http;
@@ -1691,7 +1718,7 @@ int ph_http_start(ph_host *host, ph_http **out)
     h->origins = copy_strv(hc->allowed_origins, hc->n_allowed_origins);
     h->names = copy_strv(hc->server_names, hc->n_server_names);
     h->request_timeout_s = hc->request_timeout > 0 ? hc->request_timeout : 30;
-    h->max_conns = hc->max_connections >= 16 ? (size_t)hc->max_connections : 1000;
+    h->max_conns = fit_fd_limit(hc->max_connections >= 16 ? (size_t)hc->max_connections : 1000);
     if (!h->origins || !h->names) {
         http_free(h);
         return ph_error_set(PH_ENOMEM, "out of memory starting the HTTP server");
