@@ -539,8 +539,8 @@ int ph_router_call(ph_router *r, ph_instance *caller, const char *address, json_
         goto leave;
     bool admin = caller ? chain_admin : (flags & PH_CALL_ADMIN) != 0;
     if ((rt->flags & PH_ADMIN) && !admin) {
-        if (caller)
-            rc = ph_error_set(PH_EAUTH,
+        if (caller) /* package code already ran: 403, so no client resends it blindly */
+            rc = ph_error_set(PH_EPERM,
                               "%s is an admin method and package '%s' relayed a call that did "
                               "not come with the admin token; send the admin token with the "
                               "request that starts the chain",
@@ -637,7 +637,7 @@ int ph_router_manage(ph_router *r, ph_instance *caller, const char *op, const ch
     /* Reading is open; every other operation changes the host and needs the chain's token. */
     bool reads = !strcmp(op, "packages") || !strcmp(op, "info");
     if (!reads && !chain_admin)
-        return ph_error_set(PH_EAUTH,
+        return ph_error_set(PH_EPERM,
                             "package '%s' asked the host to %s '%s' for a caller without the "
                             "admin token; send the admin token with the request",
                             caller->manifest->name, op, name ? name : "");

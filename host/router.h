@@ -101,8 +101,10 @@ void ph_router_publish(ph_router *r, ph_instance *inst, ph_routes *t);
  * `caller` is the calling instance (package-to-package) or NULL (CLI/HTTP).
  * On success returns 0 and sets *out (caller owns it). On failure returns a
  * negative code: PH_ENOTFOUND (no such instance/method), PH_EPERM (the
- * caller does not depend on the target's package), PH_EAUTH (admin method
- * without PH_CALL_ADMIN on the outermost call of the chain), PH_EARGS (names the parameter),
+ * caller does not depend on the target's package, or relays a call to an
+ * admin method for a chain whose outermost call lacked PH_CALL_ADMIN: the
+ * package's code already ran, so it is not "send credentials and retry"),
+ * PH_EAUTH (admin method called directly without PH_CALL_ADMIN), PH_EARGS (names the parameter),
  * PH_EPACKAGE (the package's own error word and message), PH_EBUSY (reload hold timed out),
  * PH_ESTATE (instance not running); detail in ph_error_last().
  */
@@ -143,7 +145,7 @@ void ph_router_set_manager(ph_router *r, ph_manage_fn fn, void *ud);
  * Runs a management operation for `caller`, which must be an instance of a
  * package with `manager = true`; PH_EPERM otherwise, PH_ESTATE if no
  * implementation is installed. Operations other than "packages" and "info"
- * change the host and also need ph_router_chain_admin() (PH_EAUTH).
+ * change the host and also need ph_router_chain_admin() (PH_EPERM).
  */
 int ph_router_manage(ph_router *r, ph_instance *caller, const char *op, const char *name,
                      json_t **out);

@@ -83,7 +83,7 @@ grep -qF "bad.ini:2: 'allowed_origins' in [http]: 'app.example/' is not an origi
   || fail "bad origin: $out"
 
 # --- 4. an admin method relayed by a package ----------------------------------
-expect 401 "pkgmgr.packages.disable is an admin method and package 'sec_fx' relayed a call" -- \
+expect 403 "pkgmgr.packages.disable is an admin method and package 'sec_fx' relayed a call" -- \
   -X POST "$u/sec_fx/actors/fx/relay" -H "$J" -d '{"name":"notes"}'
 expect 200 '"state":"running"' -- -X POST "$u/pkgmgr/actors/packages/info" -H "$J" -d '{"name":"notes"}'
 expect 200 '"result":"unloaded; data kept"' -- -X POST "$u/sec_fx/actors/fx/relay" -H "$J" \
