@@ -164,6 +164,8 @@ static enum MHD_Result send_response(call *k, unsigned status, struct MHD_Respon
     if (k->origin) {
         MHD_add_response_header(r, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_ORIGIN, k->origin);
         MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Origin");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ACCESS_CONTROL_EXPOSE_HEADERS,
+                                "Location, Retry-After");
     }
     enum MHD_Result ret = MHD_queue_response(k->c, status, r);
     MHD_destroy_response(r);

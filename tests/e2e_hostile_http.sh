@@ -74,6 +74,7 @@ grep -qi '^Access-Control-Allow-Origin' "$tmp/head" && fail "a refused preflight
 expect 201 '"title":"from-app"' -- -X POST "$u/notes/models/note" -H 'Origin: https://app.example' -H "$J" \
   -d '{"title":"from-app"}'
 grep -qi '^Access-Control-Allow-Origin: https://app.example' "$tmp/head" || fail "no CORS header on POST"
+grep -qi '^Access-Control-Expose-Headers: Location, Retry-After' "$tmp/head" || fail "Location not exposed"
 expect 200 '"items"' -- "$u/notes/models/note" -H 'Origin: https://evil.example'
 grep -qi '^Access-Control-Allow-Origin' "$tmp/head" && fail "a foreign origin may read"
 # a bad origin in host.ini is a config error naming the line
