@@ -9,7 +9,7 @@ CONFIG     ?= examples/host.ini
 # Debian packages the build, the tests and the benchmarks need.
 DEB_PACKAGES = build-essential cmake pkg-config libffi-dev libinih-dev \
                libsqlite3-dev sqlite3 libmicrohttpd-dev libjansson-dev \
-               libcmocka-dev wrk valgrind curl python3-prometheus-client
+               libcmocka-dev wrk valgrind curl python3-prometheus-client chromium
 
 .PHONY: all deps build run test test-asan test-tsan bench install clean
 
@@ -51,7 +51,7 @@ test-tsan: deps
 	cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=Debug -DPH_TSAN=ON -DPH_BUILD_BENCH=OFF
 	cmake --build $(BUILD_TSAN) -j $(JOBS)
 	cd $(BUILD_TSAN) && TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
-	  ctest --output-on-failure -j $(JOBS) -R 'test_(gate|router|reload|host|http)|e2e_(sighup|pkgmgr)'
+	  ctest --output-on-failure -j $(JOBS) -R 'test_(gate|router|reload|host|http)|e2e_(sighup|pkgmgr|hostile_http|slow_clients)'
 
 bench: build
 	./bench/run.sh $(BUILD)

@@ -1,7 +1,9 @@
 #include "client.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,12 +22,14 @@
 typedef struct endpoint {
     char *host;
     char *port;
+    char *prefix; /* the URL's path without its trailing '/': "" or "/plughost" */
 } endpoint;
 
 static void endpoint_free(endpoint *e)
 {
     free(e->host);
     free(e->port);
+    free(e->prefix);
 }
 
 static int parse_url(const char *url, endpoint *out)
@@ -52,9 +56,19 @@ static int parse_url(const char *url, endpoint *out)
     }
     if (he == hs)
         return ph_error_set(PH_EINVAL, "URL '%s' has no host; use http://HOST:PORT", url);
+    if (strpbrk(end, "?#"))
+        return ph_error_set(PH_EINVAL,
+                            "URL '%s' has a query or fragment, which plughost cannot use; give "
+                            "http://HOST:PORT, optionally with the path a proxy serves the host "
+                            "under (http://HOST/plughost)",
+                            url);
+    size_t pl = strlen(end);
+    while (pl && end[pl - 1] == '/')
+        pl--;
     out->host = strndup(hs, (size_t)(he - hs));
     out->port = colon ? strndup(colon + 1, (size_t)(end - colon - 1)) : strdup("80");
-    if (!out->host || !out->port) {
+    out->prefix = strndup(end, pl);
+    if (!out->host || !out->port || !out->prefix) {
         endpoint_free(out);
         return ph_error_set(PH_ENOMEM, "out of memory parsing a URL");
     }
@@ -239,10 +253,10 @@ int ph_client_request(const char *url, const char *token, const char *method, co
     if ((rc = parse_url(url, &e)))
         return rc;
     int n = asprintf(&head,
-                     "%s %s HTTP/1.1\r\nHost: %s%s%s:%s\r\nConnection: close\r\n"
+                     "%s %s%s HTTP/1.1\r\nHost: %s%s%s:%s\r\nConnection: close\r\n"
                      "Accept: application/json\r\n%s%s%s"
                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-                     method, path, strchr(e.host, ':') ? "[" : "", e.host,
+                     method, e.prefix, path, strchr(e.host, ':') ? "[" : "", e.host,
                      strchr(e.host, ':') ? "]" : "", e.port, token ? "Authorization: Bearer " : "",
                      token ? token : "", token ? "\r\n" : "", body ? body_len : 0);
     if (n < 0) {
@@ -261,6 +275,45 @@ cleanup:
     free(raw);
     endpoint_free(&e);
     return rc;
+}
+
+int ph_client_request_auth(const char *url, const char *token, const char *method, const char *path,
+                           const char *body, size_t body_len, ph_client_response *out)
+{
+    int rc = ph_client_request(url, NULL, method, path, body, body_len, out);
+    if (rc || out->status != 401 || !token)
+        return rc;
+    /* Refused before anything ran: the same request again, with the token. */
+    ph_client_response_free(out);
+    return ph_client_request(url, token, method, path, body, body_len, out);
+}
+
+/* "localhost", 127.x.y.z or ::1. */
+static bool loopback_name(const char *h)
+{
+    unsigned char b[16];
+    if (strcmp(h, "localhost") == 0)
+        return true;
+    if (inet_pton(AF_INET, h, b) == 1)
+        return b[0] == 127;
+    return inet_pton(AF_INET6, h, b) == 1 && IN6_IS_ADDR_LOOPBACK((struct in6_addr *)b);
+}
+
+bool ph_client_token_belongs(const ph_config *cfg, const char *url)
+{
+    endpoint e;
+    if (parse_url(url, &e))
+        return false;
+    const char *a =
+        cfg->http.listen_addr && *cfg->http.listen_addr ? cfg->http.listen_addr : "127.0.0.1";
+    char port[16];
+    snprintf(port, sizeof port, "%d", cfg->http.port);
+    bool wildcard = strcmp(a, "0.0.0.0") == 0 || strcmp(a, "::") == 0;
+    bool host_ok =
+        strcasecmp(e.host, a) == 0 || ((wildcard || loopback_name(a)) && loopback_name(e.host));
+    bool ok = host_ok && strcmp(e.port, port) == 0;
+    endpoint_free(&e);
+    return ok;
 }
 
 void ph_client_response_free(ph_client_response *r)
@@ -321,7 +374,7 @@ int ph_client_get_json(const char *url, const char *token, const char *path, jso
 {
     ph_client_response r;
     *out = NULL;
-    int rc = ph_client_request(url, token, "GET", path, NULL, 0, &r);
+    int rc = ph_client_request_auth(url, token, "GET", path, NULL, 0, &r);
     return rc ? rc : response_json(&r, url, out);
 }
 
@@ -402,7 +455,7 @@ int ph_client_call(const char *url, const char *token, const char *address, json
         rc = ph_error_set(PH_ENOMEM, "out of memory");
         goto cleanup;
     }
-    rc = ph_client_request(url, token, "POST", path, body, body ? strlen(body) : 0, &r);
+    rc = ph_client_request_auth(url, token, "POST", path, body, body ? strlen(body) : 0, &r);
     if (!rc)
         rc = response_json(&r, url, out);
 cleanup:

@@ -3,13 +3,16 @@
  * socket (no extra library in the host binary), used by `plughost call`,
  * `list` and `status` to talk to a running host.
  *
- * URLs are "http://HOST[:PORT]" (HOST may be a name, an IPv4 address or a
- * bracketed IPv6 address; PORT defaults to 80). https is not supported: the
+ * URLs are "http://HOST[:PORT][/PATH]" (HOST may be a name, an IPv4 address
+ * or a bracketed IPv6 address; PORT defaults to 80; PATH, if any, is where a
+ * proxy serves the host and prefixes every request; a query or fragment is
+ * refused). https is not supported: the
  * host listens on loopback by default; put a TLS proxy in front otherwise.
  */
 #ifndef PH_HOST_CLIENT_H
 #define PH_HOST_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -36,11 +39,27 @@ int ph_client_request(const char *url, const char *token, const char *method, co
 void ph_client_response_free(ph_client_response *r);
 
 /**
+ * ph_client_request without credentials first; only if the host answers 401
+ * (it refused before running anything) the same request again with `token`
+ * (may be NULL: no retry). So the token goes only to requests that need it.
+ */
+int ph_client_request_auth(const char *url, const char *token, const char *method, const char *path,
+                           const char *body, size_t body_len, ph_client_response *out);
+
+/**
+ * Whether `url` is the host that `cfg`'s admin token belongs to: the
+ * configured listen address and port (a loopback or wildcard listen address
+ * also matches localhost, 127.x and ::1). The CLI sends the token nowhere else.
+ */
+bool ph_client_token_belongs(const ph_config *cfg, const char *url);
+
+/**
  * GETs `path` and parses the JSON body into *out (caller owns it). An error
  * status becomes a negative PH_E* code (from the status: 400 PH_EARGS, 401
  * PH_EAUTH, 403 PH_EPERM, 404 PH_ENOTFOUND, 409 PH_ECONFLICT, 413
  * PH_ETOOBIG, 503 PH_EBUSY, other PH_EPACKAGE) with the server's error code
  * word and message as the last error (ph_error_last_word / ph_error_last).
+ * `token` (may be NULL) is sent only if the host asks for it (401).
  */
 int ph_client_get_json(const char *url, const char *token, const char *path, json_t **out);
 

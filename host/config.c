@@ -526,6 +526,8 @@ static int set_defaults(ph_config *c, const char *base_dir)
     c->http.max_json_depth = 64;
     c->http.connection_timeout = 15;
     c->http.max_connections_per_ip = 64;
+    c->http.request_timeout = 30;
+    c->http.max_connections = 1000;
     c->auth.token_file = c->data_dir ? resolve_path(c->data_dir, "admin.token") : NULL;
     c->auth.require_token = false;
     if (!c->base_dir || !c->data_dir || !c->n_package_dirs || !c->http.listen_addr ||
@@ -654,6 +656,92 @@ static int set_host(load_ctx *x, const char *key, const char *v)
     return unknown_key("host", key, "data_dir, package_dirs, log_level, reload, strict");
 }
 
+/* An origin as browsers send it: "http://host[:port]" or "https://...", no path. */
+static int check_origin(const char *key, const char *v)
+{
+    static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.:[]";
+    const char *rest = !strncmp(v, "http://", 7)    ? v + 7
+                       : !strncmp(v, "https://", 8) ? v + 8
+                                                    : NULL;
+    if (!rest || !*rest || strspn(rest, ok) != strlen(rest))
+        return ph_error_set(PH_ECONFIG,
+                            "'%s' in [http]: '%s' is not an origin; write scheme://host[:port] "
+                            "such as https://app.example.com or http://127.0.0.1:3000, without "
+                            "a path or a trailing '/'",
+                            key, v);
+    return 0;
+}
+
+/* A DNS name (or IP literal) the Host header may carry. */
+static int check_server_name(const char *key, const char *v)
+{
+    static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.:[]";
+    if (!*v || strspn(v, ok) != strlen(v) || strchr(v, ':') != strrchr(v, ':'))
+        return ph_error_set(PH_ECONFIG,
+                            "'%s' in [http]: '%s' is not a host name; write names such as "
+                            "plughost.example.com, without a scheme or port",
+                            key, v);
+    return 0;
+}
+
+/* A comma list whose items pass `check`; replaces *list. */
+static int set_list(const char *key, const char *v, int (*check)(const char *, const char *),
+                    char ***list, size_t *n_list)
+{
+    int rc = 0;
+    size_t n = 0, cap = 1;
+    for (const char *p = v; *p; p++)
+        cap += *p == ',';
+    char **items = calloc(cap, sizeof *items);
+    if (!items)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    for (const char *p = v; *p;) {
+        size_t len = strcspn(p, ",");
+        char *item = dup_trimmed(p, len);
+        if (!item) {
+            rc = ph_error_set(PH_ENOMEM, "out of memory");
+            goto cleanup;
+        }
+        items[n++] = item;
+        if (*item && (rc = check(key, item)))
+            goto cleanup;
+        if (!*item)
+            free(items[--n]);
+        p += len + (p[len] == ',');
+    }
+    free_strv(*list, *n_list);
+    *list = items;
+    *n_list = n;
+    items = NULL;
+    n = 0;
+cleanup:
+    free_strv(items, n);
+    return rc;
+}
+
+int ph_config_check_token(const char *where, const char *token)
+{
+    size_t n = strlen(token);
+    bool hex = true;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)token[i];
+        if (c <= ' ' || c >= 0x7f)
+            return ph_error_set(PH_ECONFIG,
+                                "%s: the admin token may hold only printable ASCII without "
+                                "blanks; make one with `openssl rand -hex 32`",
+                                where);
+        hex = hex && strchr("0123456789abcdefABCDEF", c);
+    }
+    size_t bits = n * (hex ? 4 : 6);
+    if (bits < PH_TOKEN_MIN_BITS)
+        return ph_error_set(PH_ECONFIG,
+                            "%s: the admin token is too short (%zu characters, about %zu bits); "
+                            "use at least %d bits, i.e. %d hex characters: make one with "
+                            "`openssl rand -hex 32`",
+                            where, n, bits, PH_TOKEN_MIN_BITS, PH_TOKEN_MIN_BITS / 4);
+    return 0;
+}
+
 static int set_http(load_ctx *x, const char *key, const char *v)
 {
     ph_http_conf *h = &x->c->http;
@@ -671,9 +759,18 @@ static int set_http(load_ctx *x, const char *key, const char *v)
         return set_int("http", key, v, 1, 1000000, &h->max_connections_per_ip);
     if (strcmp(key, "rate_limit") == 0)
         return set_int("http", key, v, 0, 1000000, &h->rate_limit);
+    if (strcmp(key, "request_timeout") == 0)
+        return set_int("http", key, v, 1, 86400, &h->request_timeout);
+    if (strcmp(key, "max_connections") == 0)
+        return set_int("http", key, v, 16, 100000, &h->max_connections);
+    if (strcmp(key, "allowed_origins") == 0)
+        return set_list(key, v, check_origin, &h->allowed_origins, &h->n_allowed_origins);
+    if (strcmp(key, "server_names") == 0)
+        return set_list(key, v, check_server_name, &h->server_names, &h->n_server_names);
     return unknown_key("http", key,
                        "listen, threads, max_body, max_json_depth, "
-                       "connection_timeout, max_connections_per_ip, rate_limit");
+                       "connection_timeout, max_connections_per_ip, rate_limit, "
+                       "request_timeout, max_connections, allowed_origins, server_names");
 }
 
 static int set_auth(load_ctx *x, const char *key, const char *v)
@@ -683,7 +780,8 @@ static int set_auth(load_ctx *x, const char *key, const char *v)
         if (!*v)
             return ph_error_set(PH_ECONFIG, "'token' in [auth] is empty; remove the line to use "
                                             "token_file, or give a token");
-        return replace_str(&a->token, v);
+        int rc = ph_config_check_token("'token' in [auth]", v);
+        return rc ? rc : replace_str(&a->token, v);
     }
     if (strcmp(key, "token_file") == 0) {
         x->token_file_set = true;
@@ -937,6 +1035,8 @@ void ph_config_free(ph_config *c)
     free(c->data_dir);
     free_strv(c->package_dirs, c->n_package_dirs);
     free(c->http.listen_addr);
+    free_strv(c->http.allowed_origins, c->http.n_allowed_origins);
+    free_strv(c->http.server_names, c->http.n_server_names);
     free(c->auth.token);
     free(c->auth.token_file);
     for (size_t i = 0; i < c->n_instances; i++)

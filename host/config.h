@@ -3,7 +3,9 @@
  *
  *   [host]      data_dir, package_dirs (comma list), log_level, reload, strict
  *   [http]      listen (ADDR:PORT), threads, max_body, max_json_depth,
- *               connection_timeout, max_connections_per_ip, rate_limit
+ *               connection_timeout, max_connections_per_ip, rate_limit,
+ *               request_timeout, max_connections, allowed_origins (comma list of
+ *               scheme://host[:port]), server_names (comma list of host names)
  *   [auth]      token, token_file, require_token
  *   [instance NAME]  package, mount, enabled, and any other key overrides the
  *               package parameter of that name (checked against the manifest
@@ -60,6 +62,13 @@ typedef struct ph_http_conf {
     int connection_timeout;     /* seconds, default 15 */
     int max_connections_per_ip; /* default 64 */
     int rate_limit;             /* calls per second per method, 0 (default): no limit */
+    int request_timeout;    /* seconds to receive a whole request (headers and body), default 30 */
+    int max_connections;    /* connections served at once, default 1000 */
+    char **allowed_origins; /* origins ("https://app.example:8443") allowed cross-origin (CORS) */
+    size_t n_allowed_origins;
+    char **server_names; /* Host header names accepted besides the listen address and
+                            localhost (DNS rebinding) */
+    size_t n_server_names;
 } ph_http_conf;
 
 typedef struct ph_auth_conf {
@@ -116,6 +125,17 @@ int ph_config_set_listen(ph_config *c, const char *text);
  * PH_EINVAL without setting the last error (the caller knows the context).
  */
 int ph_config_parse_bool(const char *text, bool *out);
+
+/** Fewest bits of secret an admin token must carry (32 hex characters). */
+#define PH_TOKEN_MIN_BITS 128
+/**
+ * Checks an admin token: printable ASCII without blanks, carrying at least
+ * PH_TOKEN_MIN_BITS (4 bits per character of an all-hex token, 6 otherwise:
+ * 32 hex or 22 base64 characters). `where` names its source for the
+ * message ("'token' in [auth]", a file name). 0, or PH_ECONFIG with
+ * "WHERE ...; make one with `openssl rand -hex 32`".
+ */
+int ph_config_check_token(const char *where, const char *token);
 
 #define PH_NAME_MAX 64
 /**

@@ -534,6 +534,7 @@ typedef struct query {
     sqlite3_str *order;
     json_t *binds; /* array of [field index, value] */
     int64_t limit, offset;
+    int n_order; /* terms in order */
 } query;
 
 static int parse_op(const op *o, const char *field, const char *name, filter_op *out)
@@ -611,8 +612,14 @@ static int add_filter(const op *o, query *q, const char *key, json_t *val)
     return rc;
 }
 
+/* More terms than any model has columns cannot order better; SQLite's own cap is 2000. */
+#define PH_CRUD_MAX_ORDER 64
+
 static int add_order_item(const op *o, query *q, const char *item, size_t len)
 {
+    if (++q->n_order > PH_CRUD_MAX_ORDER)
+        return fail(o, PH_EARGS, "'order' has more than %d terms; order by at most %d fields",
+                    PH_CRUD_MAX_ORDER, PH_CRUD_MAX_ORDER);
     while (len && (*item == ' '))
         item++, len--;
     while (len && item[len - 1] == ' ')
@@ -796,7 +803,7 @@ static void query_free(query *q)
 static int list_or_count(void *ud, ph_instance *inst, json_t *args, json_t **out, int paging)
 {
     op o;
-    query q = {sqlite3_str_new(NULL), sqlite3_str_new(NULL), json_array(), 0, 0};
+    query q = {sqlite3_str_new(NULL), sqlite3_str_new(NULL), json_array(), 0, 0, 0};
     json_t *items = json_array();
     int64_t total = 0;
     int outer = 0, began = 0;

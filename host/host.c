@@ -446,17 +446,24 @@ static int read_token(const char *path, char **out)
     if (!f)
         return errno == ENOENT ? PH_ENOTFOUND
                                : ph_error_set(PH_EIO, "cannot read %s: %s", path, strerror(errno));
+    /* As ssh with private keys: a secret others can read is no secret. */
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077)) {
+        fclose(f);
+        return ph_error_set(PH_ECONFIG,
+                            "%s is readable or writable by group or others (mode %04o); the "
+                            "admin token must be private: run chmod 600 %s",
+                            path, (unsigned)(st.st_mode & 07777), path);
+    }
     char buf[256];
     char *line = fgets(buf, sizeof buf, f);
     fclose(f);
     if (!line)
         return ph_error_set(PH_ECONFIG, "%s is empty; delete it to generate a new token", path);
     buf[strcspn(buf, "\r\n")] = 0;
-    if (strlen(buf) < 16)
-        return ph_error_set(PH_ECONFIG,
-                            "%s holds a token shorter than 16 characters; delete it "
-                            "to generate a new one",
-                            path);
+    int rc = ph_config_check_token(path, buf);
+    if (rc)
+        return rc;
     *out = strdup(buf);
     return *out ? 0 : PH_ENOMEM;
 }

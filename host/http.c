@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
 #include <netdb.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +28,15 @@
 #include "openapi.h"
 #include "www.h"
 
+/* A connection, known from accept to close, for the whole-request deadline. */
+typedef struct conn {
+    int fd;
+    bool receiving; /* a request is being read (not yet handed to dispatch) */
+    bool cut;       /* shut down by the deadline or to make room */
+    double since;   /* when the current request began to arrive (monotonic seconds) */
+    struct conn *prev, *next;
+} conn;
+
 struct ph_http {
     ph_host *host;
     struct MHD_Daemon *d;
@@ -32,6 +44,22 @@ struct ph_http {
     int max_depth;
     int timeout_s;
     bool require_token; /* [auth] settings are read once: they need a restart */
+    bool public_bind;   /* listening beyond loopback: every change needs the token */
+    char **origins;     /* [http] allowed_origins, copied: settings are read once */
+    size_t n_origins;
+    char **names; /* [http] server_names */
+    size_t n_names;
+
+    /* whole-request deadline and room for new clients */
+    int request_timeout_s;
+    size_t max_conns;
+    pthread_mutex_t conn_mu;
+    pthread_cond_t conn_cv;
+    conn *conns; /* accept order */
+    size_t n_conns;
+    bool reaper_running, reaper_stop;
+    pthread_t reaper;
+    atomic_ulong cut_deadline, cut_room;
 
     atomic_long inflight;
     atomic_bool stopping;
@@ -67,7 +95,8 @@ typedef struct call {
     const char *url; /* raw (not unescaped) */
     const char *method;
     req *rq;
-    bool admin; /* a valid admin token came with the request */
+    bool admin;         /* a valid admin token came with the request */
+    const char *origin; /* an allowed cross origin to answer with CORS headers, or NULL */
 } call;
 
 /* ------------------------------------------------------------------ */
@@ -132,6 +161,12 @@ static enum MHD_Result send_response(call *k, unsigned status, struct MHD_Respon
         return MHD_NO;
     if (atomic_load_explicit(&k->h->stopping, memory_order_relaxed))
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (k->origin) {
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_ORIGIN, k->origin);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Origin");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ACCESS_CONTROL_EXPOSE_HEADERS,
+                                "Location, Retry-After");
+    }
     enum MHD_Result ret = MHD_queue_response(k->c, status, r);
     MHD_destroy_response(r);
     unsigned cls = status / 100;
@@ -368,31 +403,149 @@ static bool media_is(const char *ct, const char *type)
     return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
 }
 
-/* 0 if the body may be read as JSON, else a response was sent (415). */
-static int check_content_type(call *k, enum MHD_Result *ret)
+/* A JSON media type: application/json or application/<x>+json, parameters allowed. */
+static bool json_typed(const char *ct)
 {
+    if (!ct)
+        return false;
+    if (media_is(ct, "application/json"))
+        return true;
+    size_t tl = strcspn(ct, "; ");
+    return tl >= 17 && strncasecmp(ct, "application/", 12) == 0 &&
+           strncasecmp(ct + tl - 5, "+json", 5) == 0;
+}
+
+/* Methods that may change something; GET, HEAD and OPTIONS only read. */
+static bool changes_state(const char *method)
+{
+    return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+           strcmp(method, "OPTIONS") != 0;
+}
+
+static bool in_list(char *const *list, size_t n, const char *s, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strlen(list[i]) == len && strncasecmp(list[i], s, len) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * Whether the Host header names this host (DNS rebinding: a page on
+ * evil.example whose name later resolves to 127.0.0.1 sends
+ * "Host: evil.example"). IP literals and localhost are accepted (a page
+ * whose origin is an IP literal is that host's own origin), other names
+ * only from [http] server_names.
+ */
+static bool host_allowed(const ph_http *h, const char *host)
+{
+    if (!host)
+        return true; /* HTTP/1.0 without Host: not a browser */
+    size_t n = strlen(host);
+    if (n && host[0] == '[')
+        return memchr(host, ']', n) != NULL;
+    const char *colon = strrchr(host, ':');
+    if (colon && strspn(colon + 1, "0123456789") == strlen(colon + 1))
+        n = (size_t)(colon - host);
+    if (n && host[n - 1] == '.')
+        n--;
+    char ip[INET_ADDRSTRLEN];
+    unsigned char bin[4];
+    if (n && n < sizeof ip) {
+        memcpy(ip, host, n);
+        ip[n] = '\0';
+        if (inet_pton(AF_INET, ip, bin) == 1)
+            return true;
+    }
+    if (n == 9 && strncasecmp(host, "localhost", 9) == 0)
+        return true;
+    return in_list(h->names, h->n_names, host, n);
+}
+
+/* The Origin is this host's own ("http://" + Host) or one of [http] allowed_origins. */
+static bool same_origin(call *k, const char *origin)
+{
+    const char *host = MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    return host && strncasecmp(origin, "http://", 7) == 0 && strcasecmp(origin + 7, host) == 0;
+}
+
+static bool origin_listed(const ph_http *h, const char *origin)
+{
+    return in_list(h->origins, h->n_origins, origin, strlen(origin));
+}
+
+/* Answers a CORS preflight (OPTIONS with Access-Control-Request-Method). */
+static enum MHD_Result preflight(call *k, const char *origin)
+{
+    if (!origin_listed(k->h, origin))
+        return send_error_word(k, MHD_HTTP_FORBIDDEN, "origin_not_allowed",
+                               "this origin may not call the host from a browser; add it to "
+                               "[http] allowed_origins in host.ini to allow it");
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    k->origin = origin;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_METHODS,
+                            "GET, HEAD, POST, PATCH, DELETE");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_HEADERS,
+                            "Content-Type, Authorization");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ACCESS_CONTROL_MAX_AGE, "600");
+    return send_response(k, MHD_HTTP_NO_CONTENT, r);
+}
+
+/*
+ * The checks every request passes before it is routed, against requests a
+ * web page makes on behalf of someone else (cross-site request forgery, DNS
+ * rebinding). Returns true when a response was sent (*ret).
+ */
+static bool refuse_foreign(call *k, enum MHD_Result *ret)
+{
+    const char *host = MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    const char *origin = MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ORIGIN);
+    if (!host_allowed(k->h, host)) {
+        *ret = send_error_word(k, MHD_HTTP_MISDIRECTED_REQUEST, "misdirected_request",
+                               "this host does not answer to the name in the Host header; "
+                               "use its address (such as 127.0.0.1:8901) or add the name to "
+                               "[http] server_names in host.ini");
+        return true;
+    }
+    if (origin && strcmp(k->method, "OPTIONS") == 0 &&
+        MHD_lookup_connection_value(k->c, MHD_HEADER_KIND,
+                                    MHD_HTTP_HEADER_ACCESS_CONTROL_REQUEST_METHOD)) {
+        *ret = preflight(k, origin);
+        return true;
+    }
+    if (origin && origin_listed(k->h, origin))
+        k->origin = origin;
+    else if (origin && changes_state(k->method) && !same_origin(k, origin)) {
+        *ret = send_error_word(k, MHD_HTTP_FORBIDDEN, "origin_not_allowed",
+                               "a page from another origin may not change anything on this "
+                               "host; add the origin to [http] allowed_origins in host.ini to "
+                               "allow it");
+        return true;
+    }
+    return false;
+}
+
+/* State changes need a JSON body type, so a browser must ask (preflight) before it sends one. */
+static bool refuse_untyped(call *k, enum MHD_Result *ret)
+{
+    if (!changes_state(k->method))
+        return false;
     const char *ct =
         MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (!ct || !k->rq->len || media_is(ct, "application/json"))
-        return 0;
-    /* application/<x>+json */
-    const char *semi = strchr(ct, ';');
-    size_t tl = semi ? (size_t)(semi - ct) : strlen(ct);
-    if (tl >= 5 && strncasecmp(ct, "application/", 12) == 0 &&
-        strncasecmp(ct + tl - 5, "+json", 5) == 0)
-        return 0;
-    if (media_is(ct, "application/x-www-form-urlencoded") &&
-        !MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ORIGIN))
-        return 0;
-    json_t *e = json_pack(
-        "{s:{s:s,s:s++}}", "error", "code", "unsupported_media_type", "message",
-        "the body must be JSON; send it with Content-Type: application/json (got ", ct, ")");
+    if (json_typed(ct))
+        return false;
+    json_t *e =
+        json_pack("{s:{s:s,s:s+++}}", "error", "code", "unsupported_media_type", "message",
+                  k->method, " requests must be sent with Content-Type: application/json (got ",
+                  ct ? ct : "none", "), even without a body");
     struct MHD_Response *r = NULL;
     if (e)
         send_json(k, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, e, &r);
     json_decref(e);
     *ret = r ? send_response(k, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, r) : MHD_NO;
-    return -1;
+    return true;
 }
 
 /*
@@ -409,8 +562,6 @@ static int read_body(call *k, json_t **args, enum MHD_Result *ret)
                           k->h->max_body);
         return -1;
     }
-    if (check_content_type(k, ret))
-        return -1;
     if (!k->rq->len)
         return 0;
     if (!depth_ok(k->rq->body, k->rq->len, k->h->max_depth)) {
@@ -602,10 +753,24 @@ static enum MHD_Result get_actors(call *k, const char *inst)
 /* ------------------------------------------------------------------ */
 
 typedef struct query {
-    json_t *raw; /* name -> decoded string */
-    bool bad;    /* malformed escape or a name given twice */
-    char *bad_name;
+    json_t *raw;   /* name -> decoded string */
+    char *bad_msg; /* the first parameter that cannot be used, and why */
 } query;
+
+static void query_refuse(query *q, const char *raw_name, const char *why)
+{
+    if (!q->bad_msg && asprintf(&q->bad_msg, "query parameter '%s' %s", raw_name, why) < 0)
+        q->bad_msg = NULL;
+}
+
+/* jansson refuses strings that are not UTF-8: the one validator in the host. */
+static bool utf8_ok(const char *s)
+{
+    json_t *j = json_string(s);
+    bool ok = j != NULL;
+    json_decref(j);
+    return ok;
+}
 
 static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                                    const char *value)
@@ -613,14 +778,18 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
     query *q = cls;
     (void)kind;
     char *k = strdup(key), *v = strdup(value ? value : "");
-    if (!k || !v || pct_decode(k, strlen(k)) < 0 || pct_decode(v, strlen(v)) < 0 ||
-        json_object_get(q->raw, k)) {
-        if (!q->bad && k && !q->bad_name)
-            q->bad_name = strdup(k);
-        q->bad = true;
-    } else {
-        json_object_set_new(q->raw, k, json_string(v));
-    }
+    json_t *js = NULL;
+    if (!k || !v)
+        query_refuse(q, key, "could not be read (out of memory)");
+    else if (pct_decode(k, strlen(k)) < 0 || pct_decode(v, strlen(v)) < 0)
+        query_refuse(q, key, "has a malformed or NUL %-escape; encode bytes as %XX");
+    else if (!utf8_ok(k) || !(js = json_string(v)))
+        query_refuse(q, key, "is not UTF-8 text once %-decoded; send UTF-8, %-encoded");
+    else if (json_object_get(q->raw, k))
+        query_refuse(q, key, "is given twice; give each filter once");
+    else if (json_object_set(q->raw, k, js))
+        query_refuse(q, key, "could not be read (out of memory)");
+    json_decref(js);
     free(k);
     free(v);
     return MHD_YES;
@@ -638,8 +807,12 @@ static bool parse_i64(const char *s, json_int_t *out)
     return true;
 }
 
-/* A query string value as the JSON type its field declares. */
-static json_t *typed_value(const char *s, ph_type t)
+/*
+ * A query string value as the JSON type its field declares (text the type
+ * does not parse stays text, for the CRUD layer to name). NULL with *bad
+ * set for a number JSON cannot hold (1e400, nan, inf); NULL alone: no memory.
+ */
+static json_t *typed_value(const char *s, ph_type t, bool *bad)
 {
     json_int_t i;
     switch (t) {
@@ -649,8 +822,15 @@ static json_t *typed_value(const char *s, ph_type t)
         return parse_i64(s, &i) ? json_integer(i) : json_string(s);
     case PH_F64: {
         char *end;
+        errno = 0;
         double d = strtod(s, &end);
-        return *s && !*end ? json_real(d) : json_string(s);
+        if (!*s || *end)
+            return json_string(s);
+        if (!isfinite(d) || errno == ERANGE) {
+            *bad = true;
+            return NULL;
+        }
+        return json_real(d);
     }
     case PH_BOOL:
         if (is(s, "true") || is(s, "1"))
@@ -669,6 +849,7 @@ typedef struct list_conv {
     json_t *args; /* the list arguments being built */
     bool seen;
     bool oom;
+    char *bad_msg; /* a value no field can take */
 } list_conv;
 
 /*
@@ -727,26 +908,42 @@ static void visit_list(const ph_route *r, void *ud)
         bool host_col = (nl == 2 && !strncmp(name, "id", 2)) ||
                         (nl == 7 && (!strncmp(name, "created", 7) || !strncmp(name, "updated", 7)));
         const ph_field *f = host_col ? NULL : filter_field(r->model, name);
-        if (json_object_set_new(filters, name,
-                                typed_value(json_string_value(v), f          ? f->type
-                                                                  : host_col ? PH_I64
-                                                                             : PH_STR)))
+        bool bad = false;
+        json_t *val = typed_value(json_string_value(v),
+                                  f          ? f->type
+                                  : host_col ? PH_I64
+                                             : PH_STR,
+                                  &bad);
+        if (bad && !lc->bad_msg &&
+            asprintf(&lc->bad_msg,
+                     "query parameter '%s' must be a finite number that fits a double, "
+                     "not '%s'",
+                     key, json_string_value(v)) < 0)
+            lc->bad_msg = NULL;
+        if (!bad && json_object_set_new(filters, name, val))
             lc->oom = true;
         free(name);
+        if (bad)
+            return;
     }
 }
 
-/* Maps ?field=value&order=-field&limit=10&offset=20 onto the list arguments. */
+/*
+ * Maps ?field=value&order=-field&limit=10&offset=20 onto the list
+ * arguments. NULL: no memory, or q->bad_msg says which value is unusable.
+ */
 static json_t *list_args(call *k, const char *inst, const char *model, query *q)
 {
-    list_conv lc = {inst, model, q->raw, json_object(), false, false};
+    list_conv lc = {inst, model, q->raw, json_object(), false, false, NULL};
     if (!lc.args)
         return NULL;
     static const char *const paging[] = {"limit", "offset"};
+    bool bad = false;
     for (size_t i = 0; i < 2; i++) {
         json_t *v = json_object_get(q->raw, paging[i]);
         if (v)
-            json_object_set_new(lc.args, paging[i], typed_value(json_string_value(v), PH_I64));
+            json_object_set_new(lc.args, paging[i],
+                                typed_value(json_string_value(v), PH_I64, &bad));
     }
     json_t *order = json_object_get(q->raw, "order");
     if (order)
@@ -754,7 +951,8 @@ static json_t *list_args(call *k, const char *inst, const char *model, query *q)
     ph_router_each(k->h->host->router, visit_list, &lc);
     if (!lc.seen) /* no such model: the call reports it; keep the filters as sent */
         json_object_update_missing(lc.args, q->raw);
-    if (lc.oom) {
+    if (lc.oom || lc.bad_msg) {
+        q->bad_msg = lc.bad_msg;
         json_decref(lc.args);
         return NULL;
     }
@@ -779,20 +977,17 @@ static enum MHD_Result models_collection(call *k, const char *inst, const char *
     enum MHD_Result ret;
     json_t *args = NULL;
     if (is(k->method, "GET") || is(k->method, "HEAD")) {
-        query q = {json_object(), false, NULL};
+        query q = {json_object(), NULL};
         if (!q.raw)
             return MHD_NO;
         MHD_get_connection_values(k->c, MHD_GET_ARGUMENT_KIND, collect_arg, &q);
-        if (q.bad) {
-            ret = send_error(k, PH_EARGS,
-                             "query parameter '%s' is malformed or given twice; give "
-                             "each filter once, %%-encoded",
-                             q.bad_name ? q.bad_name : "?");
-        } else {
+        if (!q.bad_msg)
             args = list_args(k, inst, model, &q);
+        if (q.bad_msg)
+            ret = send_error(k, PH_EARGS, "%s", q.bad_msg);
+        else
             ret = args ? model_call(k, inst, model, "list", args, MHD_HTTP_OK, NULL) : MHD_NO;
-        }
-        free(q.bad_name);
+        free(q.bad_msg);
         json_decref(q.raw);
         return ret;
     }
@@ -950,10 +1145,16 @@ static enum MHD_Result get_metrics(call *k)
                  "plughost_http_responses_total{code=\"5xx\"} %lu\n"
                  "# HELP plughost_http_requests_in_flight Requests being served.\n"
                  "# TYPE plughost_http_requests_in_flight gauge\n"
-                 "plughost_http_requests_in_flight %ld\n",
+                 "plughost_http_requests_in_flight %ld\n"
+                 "# HELP plughost_http_connections_cut_total Connections closed by the host: a "
+                 "request past [http] request_timeout, or the slowest one to make room.\n"
+                 "# TYPE plughost_http_connections_cut_total counter\n"
+                 "plughost_http_connections_cut_total{reason=\"deadline\"} %lu\n"
+                 "plughost_http_connections_cut_total{reason=\"room\"} %lu\n",
                  atomic_load(&h->by_class[2]), atomic_load(&h->by_class[3]),
                  atomic_load(&h->by_class[4]), atomic_load(&h->by_class[5]),
-                 atomic_load(&h->inflight)) < 0)
+                 atomic_load(&h->inflight), atomic_load(&h->cut_deadline),
+                 atomic_load(&h->cut_room)) < 0)
         return MHD_NO;
     int rc = ph_metrics_render(h->host, extra, &text, &len);
     free(extra);
@@ -1079,7 +1280,9 @@ static enum MHD_Result dispatch(call *k)
     bool trailing = ul > 1 && k->url[ul - 1] == '/';
     int tok = check_token(k);
     k->admin = tok == 1;
-    if (p.bad) {
+    if (refuse_foreign(k, &ret)) {
+        /* answered: Host, Origin or preflight */
+    } else if (p.bad) {
         ret = send_error(k, PH_EINVAL,
                          "the path has a malformed or NUL %%-escape; encode bytes as "
                          "%%XX with two hex digits");
@@ -1093,6 +1296,12 @@ static enum MHD_Result dispatch(call *k)
         ret = send_error(k, PH_EAUTH,
                          "this host requires the admin token on every request "
                          "([auth] require_token); send 'Authorization: Bearer <token>'");
+    } else if (k->h->public_bind && !k->admin && changes_state(k->method)) {
+        ret = send_error(k, PH_EAUTH,
+                         "this host listens beyond loopback, so every change needs the admin "
+                         "token; send 'Authorization: Bearer <token>'");
+    } else if (refuse_untyped(k, &ret)) {
+        /* answered: 415 */
     } else if (p.n >= 1 && is(p.segs[0], "_")) {
         ret = host_route(k, &p);
     } else {
@@ -1136,6 +1345,168 @@ static bool parse_length(const char *s, uint64_t *out)
     return true;
 }
 
+/* Limits on what comes before the body; past them the answer is 414 or 431 in JSON. */
+#define PH_HTTP_MAX_TARGET (8u * 1024)   /* path and query */
+#define PH_HTTP_MAX_HEADERS (32u * 1024) /* all header lines */
+/* libmicrohttpd's own per-connection buffer, kept well above both (its own refusal is HTML). */
+#define PH_HTTP_CONN_MEMORY (256u * 1024)
+
+typedef struct head_sizes {
+    size_t bytes;
+    const char *length; /* the first Content-Length */
+    bool lengths_differ;
+} head_sizes;
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    head_sizes *hs = cls;
+    (void)kind;
+    hs->bytes += strlen(key) + (value ? strlen(value) : 0) + 4;
+    if (value && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (!hs->length)
+            hs->length = value;
+        else if (strcmp(hs->length, value) != 0)
+            hs->lengths_differ = true;
+    }
+    return MHD_YES;
+}
+
+/* What the request line and headers must satisfy before anything else; true if answered. */
+static bool refuse_head(call *k, enum MHD_Result *ret)
+{
+    head_sizes target = {strlen(k->url), NULL, false}, head = {0, NULL, false};
+    MHD_get_connection_values(k->c, MHD_GET_ARGUMENT_KIND, count_header, &target);
+    MHD_get_connection_values(k->c, MHD_HEADER_KIND, count_header, &head);
+    if (target.bytes > PH_HTTP_MAX_TARGET)
+        *ret = send_error_word(k, MHD_HTTP_URI_TOO_LONG, "uri_too_long",
+                               "the request's path and query are longer than 8192 bytes; "
+                               "send the data in a JSON body instead");
+    else if (head.bytes > PH_HTTP_MAX_HEADERS)
+        *ret = send_error_word(k, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large",
+                               "the request's headers are larger than 32768 bytes; send fewer "
+                               "or shorter headers");
+    else if (head.lengths_differ) /* which one frames the body? (request smuggling) */
+        *ret = send_error(k, PH_EINVAL,
+                          "the request has Content-Length headers that disagree; send one");
+    else
+        return false;
+    return true;
+}
+
+/* The connection's deadline record (NULL if the server was started without it). */
+static conn *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Marks the connection's request as fully received (false) or a new one as arriving (true). */
+static void conn_receiving(ph_http *h, struct MHD_Connection *c, bool receiving)
+{
+    conn *cn = conn_of(c);
+    if (!cn)
+        return;
+    pthread_mutex_lock(&h->conn_mu);
+    cn->receiving = receiving;
+    if (receiving)
+        cn->since = mono_now();
+    pthread_mutex_unlock(&h->conn_mu);
+}
+
+/* Under conn_mu. shutdown() wakes libmicrohttpd, which closes the connection itself. */
+static void conn_cut(conn *cn)
+{
+    if (!cn->cut)
+        shutdown(cn->fd, SHUT_RDWR);
+    cn->cut = true;
+}
+
+/*
+ * Accept/close bookkeeping. When the server is nearly full, the connection
+ * that has spent longest on an unfinished request is cut, so slow clients
+ * cannot hold every place and a new client always gets in.
+ */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode what)
+{
+    ph_http *h = cls;
+    if (what == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn *cn = ci ? calloc(1, sizeof *cn) : NULL;
+        if (!cn)
+            return;
+        cn->fd = ci->connect_fd;
+        cn->receiving = true;
+        cn->since = mono_now();
+        pthread_mutex_lock(&h->conn_mu);
+        if (h->n_conns + 1 >= h->max_conns - h->max_conns / 10) {
+            conn *oldest = NULL;
+            for (conn *o = h->conns; o; o = o->next)
+                if (o->receiving && !o->cut && (!oldest || o->since < oldest->since))
+                    oldest = o;
+            if (oldest) {
+                conn_cut(oldest);
+                atomic_fetch_add_explicit(&h->cut_room, 1, memory_order_relaxed);
+            }
+        }
+        cn->next = h->conns;
+        if (h->conns)
+            h->conns->prev = cn;
+        h->conns = cn;
+        h->n_conns++;
+        pthread_mutex_unlock(&h->conn_mu);
+        *socket_context = cn;
+    } else if (what == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        conn *cn = *socket_context; /* called before libmicrohttpd closes the fd */
+        pthread_mutex_lock(&h->conn_mu);
+        if (cn->prev)
+            cn->prev->next = cn->next;
+        else
+            h->conns = cn->next;
+        if (cn->next)
+            cn->next->prev = cn->prev;
+        h->n_conns--;
+        pthread_mutex_unlock(&h->conn_mu);
+        free(cn);
+        *socket_context = NULL;
+    }
+}
+
+/* Cuts every connection whose current request has taken longer than request_timeout. */
+static void *reaper_main(void *arg)
+{
+    ph_http *h = arg;
+    pthread_mutex_lock(&h->conn_mu);
+    while (!h->reaper_stop) {
+        double now = mono_now();
+        for (conn *cn = h->conns; cn; cn = cn->next)
+            if (cn->receiving && !cn->cut && now - cn->since > h->request_timeout_s) {
+                conn_cut(cn);
+                atomic_fetch_add_explicit(&h->cut_deadline, 1, memory_order_relaxed);
+            }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 250 * 1000 * 1000;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->conn_cv, &h->conn_mu, &until);
+    }
+    pthread_mutex_unlock(&h->conn_mu);
+    return NULL;
+}
+
 static int body_append(ph_http *h, req *rq, const char *data, size_t n)
 {
     if (rq->too_big || n > h->max_body - rq->len) {
@@ -1166,7 +1537,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 {
     ph_http *h = cls;
     req *rq = *con_cls;
-    call k = {h, c, url, method, rq, false};
+    call k = {h, c, url, method, rq, false, NULL};
     (void)version;
     if (!rq) {
         if (!(rq = calloc(1, sizeof(*rq))))
@@ -1174,6 +1545,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *con_cls = rq;
         atomic_fetch_add_explicit(&h->inflight, 1, memory_order_relaxed);
         k.rq = rq;
+        enum MHD_Result ret;
+        if (refuse_head(&k, &ret))
+            return ret;
         const char *cl =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         uint64_t len;
@@ -1193,6 +1567,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
+    conn_receiving(h, c, false); /* the whole request is in: no deadline while it is served */
     return dispatch(&k);
 }
 
@@ -1201,8 +1576,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     ph_http *h = cls;
     req *rq = *con_cls;
-    (void)c;
     (void)toe;
+    conn_receiving(h, c, true); /* a kept-alive connection waits for its next request */
     if (!rq)
         return;
     free(rq->body);
@@ -1254,6 +1629,72 @@ static int resolve_listen(const ph_http_conf *hc, struct sockaddr_storage *ss, b
     return 0;
 }
 
+static char **copy_strv(char *const *v, size_t n)
+{
+    char **c = calloc(n + 1, sizeof *c);
+    for (size_t i = 0; c && i < n; i++)
+        if (!(c[i] = strdup(v[i]))) {
+            while (i--)
+                free(c[i]);
+            free(c);
+            return NULL;
+        }
+    return c;
+}
+
+static void free_strv(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void http_free(ph_http *h)
+{
+    if (!h)
+        return;
+    free_strv(h->origins, h->n_origins);
+    free_strv(h->names, h->n_names);
+    pthread_mutex_destroy(&h->conn_mu);
+    pthread_cond_destroy(&h->conn_cv);
+    free(h);
+}
+
+/* 127.0.0.0/8 and ::1 (also as ::ffff:127.x): reachable from this machine only. */
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+}
+
+/*
+ * Every connection is a file descriptor: raises the soft RLIMIT_NOFILE so
+ * max_connections fit (with room for databases and packages), or serves
+ * fewer connections than configured and says so.
+ */
+static size_t fit_fd_limit(size_t want)
+{
+    enum { SPARE = 128 };
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur >= want + SPARE)
+        return want;
+    rlim_t need = want + SPARE;
+    if (rl.rlim_max != RLIM_INFINITY && need > rl.rlim_max)
+        need = rl.rlim_max;
+    rl.rlim_cur = need;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && need >= want + SPARE)
+        return want;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    size_t fit = rl.rlim_cur > SPARE + 16 ? (size_t)rl.rlim_cur - SPARE : 16;
+    ph_log_warn("[http] max_connections = %zu does not fit the open-file limit (%llu); serving "
+                "at most %zu connections: raise it (ulimit -n, LimitNOFILE=)",
+                want, (unsigned long long)rl.rlim_cur, fit);
+    return fit;
+}
+
 int ph_http_start(ph_host *host, ph_http **out)
 {
     const ph_http_conf *hc = &host->cfg.http;
@@ -1270,8 +1711,21 @@ int ph_http_start(ph_host *host, ph_http **out)
     if (!h)
         return ph_error_set(PH_ENOMEM, "out of memory starting the HTTP server");
     h->host = host;
+    pthread_mutex_init(&h->conn_mu, NULL);
+    pthread_cond_init(&h->conn_cv, NULL);
     h->max_body = hc->max_body ? hc->max_body : 1024 * 1024;
     h->require_token = host->cfg.auth.require_token;
+    h->public_bind = !is_loopback(&ss);
+    h->n_origins = hc->n_allowed_origins;
+    h->n_names = hc->n_server_names;
+    h->origins = copy_strv(hc->allowed_origins, hc->n_allowed_origins);
+    h->names = copy_strv(hc->server_names, hc->n_server_names);
+    h->request_timeout_s = hc->request_timeout > 0 ? hc->request_timeout : 30;
+    h->max_conns = fit_fd_limit(hc->max_connections >= 16 ? (size_t)hc->max_connections : 1000);
+    if (!h->origins || !h->names) {
+        http_free(h);
+        return ph_error_set(PH_ENOMEM, "out of memory starting the HTTP server");
+    }
     ph_router_set_rate_limit(host->router, hc->rate_limit);
     h->max_depth = hc->max_json_depth > 0 ? hc->max_json_depth : 64;
     h->timeout_s = hc->connection_timeout > 0 ? hc->connection_timeout : 15;
@@ -1285,17 +1739,27 @@ int ph_http_start(ph_host *host, ph_http **out)
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->timeout_s, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)(hc->max_connections_per_ip > 0 ? hc->max_connections_per_ip : 0),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped,
-        NULL, MHD_OPTION_END); /* no LISTENING_ADDRESS_REUSE: SO_REUSEPORT would let a second
+        NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)h->max_conns, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)PH_HTTP_CONN_MEMORY,
+        MHD_OPTION_END); /* no LISTENING_ADDRESS_REUSE: SO_REUSEPORT would let a second
                                   host share the port instead of failing to start */
     if (!h->d) {
         int e = errno;
-        free(h);
+        http_free(h);
         return ph_error_set(PH_EIO,
                             "cannot listen on %s:%d: %s; another process may hold the "
                             "port: change [http] listen in host.ini or pass --listen",
                             hc->listen_addr ? hc->listen_addr : "127.0.0.1", hc->port,
                             e ? strerror(e) : "libmicrohttpd refused the settings");
     }
+    if (pthread_create(&h->reaper, NULL, reaper_main, h) == 0)
+        h->reaper_running = true;
+    else
+        ph_log_warn("no whole-request deadline: cannot start its thread");
+    if (h->public_bind)
+        ph_log_warn("listening on %s:%d, which other machines can reach: every change needs the "
+                    "admin token, and nothing is encrypted; prefer 127.0.0.1 behind a TLS proxy",
+                    hc->listen_addr, hc->port);
     *out = h;
     return 0;
 }
@@ -1326,5 +1790,12 @@ void ph_http_stop(ph_http *h)
         return;
     }
     MHD_stop_daemon(h->d);
-    free(h);
+    if (h->reaper_running) {
+        pthread_mutex_lock(&h->conn_mu);
+        h->reaper_stop = true;
+        pthread_cond_signal(&h->conn_cv);
+        pthread_mutex_unlock(&h->conn_mu);
+        pthread_join(h->reaper, NULL);
+    }
+    http_free(h);
 }

@@ -20,14 +20,21 @@
  * 405 (+Allow), 409, 413, 415, 500 package error with the package's own code,
  * 503 reloading (+Retry-After) or instance not running).
  *
- * Security: the request path is decoded exactly once, segment by segment (an
- * encoded '/' never becomes a separator); a wrong bearer token is always 401;
- * admin methods need the admin token; [auth] require_token protects every
- * route except /_/health. JSON bodies must be application/json (or carry no
- * type). A body typed application/x-www-form-urlencoded — what `curl -d`
- * sends — is read as JSON only when the request has no Origin header, so a
- * web page in a browser cannot post to the loopback host without a CORS
- * preflight (cross-site request forgery).
+ * Security (README "Security"): the request path is decoded exactly once,
+ * segment by segment (an encoded '/' never becomes a separator); a Host
+ * header naming neither an IP literal, localhost nor [http] server_names is
+ * 421 (DNS rebinding); a state change (any method but GET, HEAD, OPTIONS)
+ * whose Origin is neither the host's own nor in [http] allowed_origins is
+ * 403, and one without a JSON Content-Type is 415, so a web page can never
+ * write without a CORS preflight (which only allowed origins pass); a wrong
+ * bearer token is always 401; admin methods need the admin token, also when
+ * a package relays the call (the router's chain authority); [auth]
+ * require_token protects every route except /_/health, and a listen address
+ * beyond loopback protects every state change. Path and query over 8 KiB
+ * are 414, headers over 32 KiB 431, disagreeing Content-Length headers 400.
+ * A request must arrive whole within [http] request_timeout; when the
+ * server is 90% full of max_connections, the connection longest on an
+ * unfinished request is closed to let a new client in.
  */
 #ifndef PH_HOST_HTTP_H
 #define PH_HOST_HTTP_H

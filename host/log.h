@@ -1,6 +1,7 @@
 /*
  * Logging: one line per event to stderr, "time level [who] message".
- * Thread-safe (one write(2) per line).
+ * Thread-safe (one write(2) per line). Control characters in the message and
+ * in `who` are escaped (\n, \x1b...): a line is always exactly one event.
  */
 #ifndef PH_HOST_LOG_H
 #define PH_HOST_LOG_H

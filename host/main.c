@@ -38,7 +38,15 @@ typedef struct cli {
     int purge;
     char **package_dirs;
     size_t n_package_dirs;
+    char token_note[512]; /* why the admin token was not sent, shown if the host asks for it */
 } cli;
+
+/* After a refusal for want of the token: says why it was not sent, if it was withheld. */
+static void token_hint(const cli *c)
+{
+    if (c->token_note[0])
+        fprintf(stderr, "plughost: %s\n", c->token_note);
+}
 
 typedef int (*command_fn)(cli *c, int argc, char **argv);
 
@@ -308,7 +316,8 @@ static int cmd_run(cli *c, int argc, char **argv)
     ph_log_info("plughost %s serving %zu instance(s) on http://%s:%d/ (config: %s); Ctrl-C stops",
                 PH_HOST_VERSION, h->plan.n, h->cfg.http.listen_addr, ph_http_port(http),
                 c->config ? c->config : "embedded defaults");
-    ph_log_info("try: curl -s -X POST http://%s:%d/calc/actors/math/add -d '{\"a\":2,\"b\":40}'"
+    ph_log_info("try: curl -s -X POST -H 'Content-Type: application/json' "
+                "http://%s:%d/calc/actors/math/add -d '{\"a\":2,\"b\":40}'"
                 "   |   curl -s http://%s:%d/_/packages",
                 h->cfg.http.listen_addr, ph_http_port(http), h->cfg.http.listen_addr,
                 ph_http_port(http));
@@ -456,7 +465,15 @@ static int remote_target(cli *c, char **url, char **token)
     if (rc)
         return rc;
     *url = c->url ? strdup(c->url) : ph_client_url_from_config(&cfg);
-    if (cfg.auth.token) {
+    if (*url && !ph_client_token_belongs(&cfg, *url)) {
+        /* The token is the configured host's; --url may name any other server. */
+        char *home = ph_client_url_from_config(&cfg);
+        snprintf(c->token_note, sizeof c->token_note,
+                 "the admin token was not sent to %s: it belongs to the host at %s; to use it, "
+                 "name that host with -c host.ini or --listen ADDR:PORT",
+                 *url, home ? home : "the configured address");
+        free(home);
+    } else if (cfg.auth.token) {
         *token = strdup(cfg.auth.token);
     } else if (cfg.auth.token_file) {
         FILE *f = fopen(cfg.auth.token_file, "r");
@@ -537,6 +554,8 @@ static int cmd_call_remote(cli *c, int argc, char **argv)
     }
     if (ph_client_call(url, token, argv[0], args, &out)) {
         fprintf(stderr, "plughost: %s: %s\n", ph_error_last_word(), ph_error_last());
+        if (ph_error_last_code() == PH_EAUTH)
+            token_hint(c);
         goto cleanup;
     }
     status = print_json(out);
@@ -557,6 +576,8 @@ static int cmd_status(cli *c, int argc, char **argv)
     json_t *pk = NULL;
     if (remote_target(c, &url, &token) || ph_client_get_json(url, token, "/_/packages", &pk)) {
         print_error("status");
+        if (ph_error_last_code() == PH_EAUTH)
+            token_hint(c);
         free(url);
         free(token);
         return 1;
@@ -594,6 +615,8 @@ static int manage_remote(cli *c, const char *op, const char *pkg, ph_client_resp
         rc = ph_error_set(PH_ENOMEM, "out of memory");
     if (!rc)
         rc = ph_client_request(*url, token, "POST", path, "{}", 2, r);
+    if (!rc && r->status == 401)
+        token_hint(c);
     free(path);
     free(token);
     return rc;

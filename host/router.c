@@ -124,7 +124,10 @@ void ph_router_set_hold_ms(ph_router *r, int ms)
     r->hold_ms = ms;
 }
 
-void ph_router_set_rate_limit(ph_router *r, int per_second) { r->rate_limit = per_second; }
+void ph_router_set_rate_limit(ph_router *r, int per_second)
+{
+    r->rate_limit = per_second;
+}
 
 /* Token bucket per method: refilled at the limit per second, bursts of one second's worth. */
 static int rate_take(ph_route_stats *st, int per_second)
@@ -506,6 +509,19 @@ static int invoke_package(const ph_route *rt, const char *address, json_t *args,
     return ph_ffi_result_to_json(&rt->sig, &ret, out);
 }
 
+/*
+ * Whether the call chain running on this thread started with the admin
+ * token. The outermost call (caller NULL: HTTP, CLI) sets it from its
+ * flags; every call a package makes inside that chain inherits it, so a
+ * package cannot lend its callers an authority they did not bring.
+ */
+static _Thread_local bool chain_admin;
+
+bool ph_router_chain_admin(void)
+{
+    return chain_admin;
+}
+
 int ph_router_call(ph_router *r, ph_instance *caller, const char *address, json_t *args,
                    unsigned flags, json_t **out)
 {
@@ -521,16 +537,28 @@ int ph_router_call(ph_router *r, ph_instance *caller, const char *address, json_
     const ph_route *rt;
     if ((rc = find_route(inst, address, dot + 1, &rt)))
         goto leave;
-    if ((rt->flags & PH_ADMIN) && !caller && !(flags & PH_CALL_ADMIN)) {
-        rc = ph_error_set(PH_EAUTH, "%s is an admin method; pass the admin token", address);
+    bool admin = caller ? chain_admin : (flags & PH_CALL_ADMIN) != 0;
+    if ((rt->flags & PH_ADMIN) && !admin) {
+        if (caller) /* package code already ran: 403, so no client resends it blindly */
+            rc = ph_error_set(PH_EPERM,
+                              "%s is an admin method and package '%s' relayed a call that did "
+                              "not come with the admin token; send the admin token with the "
+                              "request that starts the chain",
+                              address, caller->manifest->name);
+        else
+            rc = ph_error_set(PH_EAUTH, "%s is an admin method; pass the admin token", address);
         goto leave;
     }
     /* Checked only for a method that exists: unknown addresses never create state. */
     if ((flags & PH_CALL_LIMITED) && r->rate_limit > 0 && !rate_take(rt->stats, r->rate_limit)) {
-        rc = ph_error_set(PH_ERATE, "%s is called more than %d times per second ([http] "
-                                    "rate_limit); retry in a second", address, r->rate_limit);
+        rc = ph_error_set(PH_ERATE,
+                          "%s is called more than %d times per second ([http] "
+                          "rate_limit); retry in a second",
+                          address, r->rate_limit);
         goto leave;
     }
+    bool outer_admin = chain_admin;
+    chain_admin = admin;
     uint64_t t0 = now_ns();
     if (rt->native) {
         ph_frame f;
@@ -542,6 +570,7 @@ int ph_router_call(ph_router *r, ph_instance *caller, const char *address, json_
         rc = invoke_package(rt, address, args, out);
     }
     record(rt->stats, now_ns() - t0, rc != 0);
+    chain_admin = outer_admin;
 leave:
     ph_gate_leave(&inst->gate);
     return rc;
@@ -605,6 +634,13 @@ int ph_router_manage(ph_router *r, ph_instance *caller, const char *op, const ch
                             "package '%s' may not manage the host; only a package with "
                             "'manager = true' in [package] of its package.ini may",
                             caller->manifest->name);
+    /* Reading is open; every other operation changes the host and needs the chain's token. */
+    bool reads = !strcmp(op, "packages") || !strcmp(op, "info");
+    if (!reads && !chain_admin)
+        return ph_error_set(PH_EPERM,
+                            "package '%s' asked the host to %s '%s' for a caller without the "
+                            "admin token; send the admin token with the request",
+                            caller->manifest->name, op, name ? name : "");
     if (!r->manage)
         return ph_error_set(PH_ESTATE, "host management is not available in this process");
     return r->manage(r->manage_ud, op, name, out);

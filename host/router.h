@@ -101,13 +101,23 @@ void ph_router_publish(ph_router *r, ph_instance *inst, ph_routes *t);
  * `caller` is the calling instance (package-to-package) or NULL (CLI/HTTP).
  * On success returns 0 and sets *out (caller owns it). On failure returns a
  * negative code: PH_ENOTFOUND (no such instance/method), PH_EPERM (the
- * caller does not depend on the target's package), PH_EAUTH (admin method
- * without PH_CALL_ADMIN), PH_EARGS (names the parameter), PH_EPACKAGE (the
- * package's own error word and message), PH_EBUSY (reload hold timed out),
+ * caller does not depend on the target's package, or relays a call to an
+ * admin method for a chain whose outermost call lacked PH_CALL_ADMIN: the
+ * package's code already ran, so it is not "send credentials and retry"),
+ * PH_EAUTH (admin method called directly without PH_CALL_ADMIN), PH_EARGS (names the parameter),
+ * PH_EPACKAGE (the package's own error word and message), PH_EBUSY (reload hold timed out),
  * PH_ESTATE (instance not running); detail in ph_error_last().
  */
 int ph_router_call(ph_router *r, ph_instance *caller, const char *address, json_t *args,
                    unsigned flags, json_t **out);
+
+/**
+ * True while the current thread runs a call chain that started with the
+ * admin token (PH_CALL_ADMIN on the outermost ph_router_call). Calls made by
+ * packages inherit it: an admin method (PH_ADMIN) or a changing management
+ * operation is reachable from a package only inside such a chain.
+ */
+bool ph_router_chain_admin(void);
 
 /**
  * Typed call without JSON: resolves `address` and calls the package method
@@ -134,7 +144,8 @@ void ph_router_set_manager(ph_router *r, ph_manage_fn fn, void *ud);
 /**
  * Runs a management operation for `caller`, which must be an instance of a
  * package with `manager = true`; PH_EPERM otherwise, PH_ESTATE if no
- * implementation is installed.
+ * implementation is installed. Operations other than "packages" and "info"
+ * change the host and also need ph_router_chain_admin() (PH_EPERM).
  */
 int ph_router_manage(ph_router *r, ph_instance *caller, const char *op, const char *name,
                      json_t **out);

@@ -25,7 +25,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 "$PH_BIN" --packages "$tmp/pk" --data-dir "$tmp/data" run --listen "127.0.0.1:$port" >"$tmp/run.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/_/health" && break; sleep 0.1; done
-curl -s -X POST "http://127.0.0.1:$port/core_crash/actors/boom/now" >/dev/null || true
+curl -s -X POST -H 'Content-Type: application/json' "http://127.0.0.1:$port/core_crash/actors/boom/now" >/dev/null || true
 set +e; wait "$pid"; rc=$?; set -e; pid=
 [ $rc = 139 ] || fail "run should die by SIGSEGV, got $rc"
 grep -q "in package 'core_crash' 1.0.0 (build [0-9a-f]\{16\}), instance 'core_crash', in boom.now" "$tmp/data/crashes.log" \
@@ -42,7 +42,7 @@ start_run() {
 }
 for _ in 1 2; do
   start_run
-  curl -s -X POST "http://127.0.0.1:$port/core_crash/actors/boom/now" >/dev/null || true
+  curl -s -X POST -H 'Content-Type: application/json' "http://127.0.0.1:$port/core_crash/actors/boom/now" >/dev/null || true
   set +e; wait "$pid"; set -e; pid=
 done
 [ "$(grep -c "in package 'core_crash'" "$tmp/data/crashes.log")" = 3 ] || fail "expected 3 journal lines"
@@ -50,17 +50,17 @@ start_run
 u="http://127.0.0.1:$port"
 grep -q "quarantined: build [0-9a-f]\{16\} crashed the host 3 times in the last 10 minutes" \
   <<<"$(curl -s "$u/_/packages")" || fail "not quarantined: $(curl -s "$u/_/packages")"
-code=$(curl -s -o "$tmp/body" -w '%{http_code}' -X POST "$u/core_crash/actors/boom/fine")
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' -X POST -H 'Content-Type: application/json' "$u/core_crash/actors/boom/fine")
 [ "$code" = 503 ] || fail "a quarantined instance answered $code: $(cat "$tmp/body")"
 # a new build is not quarantined: the watcher loads it and the instance runs again
 cp "$tmp/pk/core_crash/core_crash.so" "$tmp/new.so"
 printf 'rebuilt' >>"$tmp/new.so"
 mv "$tmp/new.so" "$tmp/pk/core_crash/core_crash.so"
 for _ in $(seq 1 50); do
-  [ "$(curl -s -X POST "$u/core_crash/actors/boom/fine")" = 1 ] && break
+  [ "$(curl -s -X POST -H 'Content-Type: application/json' "$u/core_crash/actors/boom/fine")" = 1 ] && break
   sleep 0.1
 done
-[ "$(curl -s -X POST "$u/core_crash/actors/boom/fine")" = 1 ] || fail "the new build was not started"
+[ "$(curl -s -X POST -H 'Content-Type: application/json' "$u/core_crash/actors/boom/fine")" = 1 ] || fail "the new build was not started"
 kill "$pid"; wait "$pid" || true; pid=
 
 # A new build that crashes the host during a hot reload is blamed (its own

@@ -25,7 +25,7 @@ u="http://127.0.0.1:$port"
 for _ in $(seq 1 100); do curl -s -o /dev/null "$u/_/health" && break; sleep 0.1; done
 ok=0 limited=0
 for i in $(seq 1 20); do
-  code=$(curl -s -o "$tmp/body" -D "$tmp/head" -w '%{http_code}' -X POST "$u/calc/actors/math/add" -d '{"a":1,"b":2}')
+  code=$(curl -s -o "$tmp/body" -D "$tmp/head" -w '%{http_code}' -X POST -H 'Content-Type: application/json' "$u/calc/actors/math/add" -d '{"a":1,"b":2}')
   case $code in
     200) ok=$((ok + 1)) ;;
     429) limited=$((limited + 1)); cp "$tmp/body" "$tmp/limited.json"; cp "$tmp/head" "$tmp/limited.head" ;;
@@ -38,10 +38,10 @@ grep -q '"code":"rate_limited"' "$tmp/limited.json" || fail "body: $(cat "$tmp/l
 grep -q "calc.math.add is called more than 5 times per second" "$tmp/limited.json" || fail "message: $(cat "$tmp/limited.json")"
 grep -qi '^Retry-After: 1' "$tmp/limited.head" || fail "no Retry-After"
 # another method has its own budget
-code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$u/calc/actors/math/divide" -d '{"a":1,"b":2}')
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' "$u/calc/actors/math/divide" -d '{"a":1,"b":2}')
 [ "$code" = 200 ] || fail "divide was limited by add's budget ($code)"
 # the budget refills
 sleep 1.1
-code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$u/calc/actors/math/add" -d '{"a":1,"b":2}')
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' "$u/calc/actors/math/add" -d '{"a":1,"b":2}')
 [ "$code" = 200 ] || fail "the budget did not refill ($code)"
 echo "1 passed, 0 failed"

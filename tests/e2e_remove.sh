@@ -36,7 +36,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 pid=$!
 for _ in $(seq 1 100); do ph status --url "http://127.0.0.1:$port" >/dev/null 2>&1 && break; sleep 0.1; done
 [ "$(ph call --url "http://127.0.0.1:$port" notes.note.count)" = 25 ] || fail "running host lost rows"
-out=$(ph remove --url "http://127.0.0.1:$port" notes)
+out=$(ph remove --listen "127.0.0.1:$port" notes)  # the admin token goes only to the configured host
 grep -q "unloaded notes" <<<"$out" || fail "$out"
 set +e; out=$(ph call --url "http://127.0.0.1:$port" notes.note.count 2>&1); rc=$?; set -e
 [ $rc = 1 ] || fail "call after unload should fail: $out"

@@ -107,7 +107,7 @@ static void test_full_file(void **state)
             "connection_timeout = 30\n"
             "max_connections_per_ip = 10\n"
             "[auth]\n"
-            "token = s3cret;not-a-comment\n"
+            "token = s3cret;not-a-comment;0123456789abcdef\n"
             "require_token = TRUE\n"
             "[instance blog]\n"
             "package = notes\n"
@@ -140,7 +140,7 @@ static void test_full_file(void **state)
     assert_int_equal(c.http.max_json_depth, 32);
     assert_int_equal(c.http.connection_timeout, 30);
     assert_int_equal(c.http.max_connections_per_ip, 10);
-    assert_string_equal(c.auth.token, "s3cret;not-a-comment");
+    assert_string_equal(c.auth.token, "s3cret;not-a-comment;0123456789abcdef");
     assert_true(c.auth.require_token);
     /* token_file follows data_dir when not set. */
     want = tu_fmt("%s/var/data/admin.token", base);
@@ -261,6 +261,57 @@ static void test_bad_values(void **state)
              "'package_dirs' in [host] has an empty entry; write directories separated by commas");
     load_bad(f, "[auth]\ntoken =\n", PH_ECONFIG, 2, "'token' in [auth] is empty");
     load_bad(f, "[auth]\ntoken_file = \n", PH_ECONFIG, 2, "'token_file' in [auth] is empty");
+}
+
+/* [http] allowed_origins, server_names, request_timeout, max_connections; token strength. */
+static void test_http_security_keys(void **state)
+{
+    fixture *f = *state;
+    ph_config c;
+    load_ok(f, "[http]\nlisten = 127.0.0.1:8901\n", &c);
+    assert_int_equal(c.http.request_timeout, 30);
+    assert_int_equal(c.http.max_connections, 1000);
+    assert_int_equal(c.http.n_allowed_origins, 0);
+    assert_int_equal(c.http.n_server_names, 0);
+    ph_config_free(&c);
+    load_ok(f,
+            "[http]\nallowed_origins = https://app.example, http://127.0.0.1:3000,\n"
+            "server_names = plughost.example.com ,localhost\nrequest_timeout = 5\n"
+            "max_connections = 200\n[auth]\ntoken = Zm9vYmFyYmF6cXV4cXV1eA\n",
+            &c);
+    assert_int_equal(c.http.n_allowed_origins, 2);
+    assert_string_equal(c.http.allowed_origins[0], "https://app.example");
+    assert_string_equal(c.http.allowed_origins[1], "http://127.0.0.1:3000");
+    assert_int_equal(c.http.n_server_names, 2);
+    assert_string_equal(c.http.server_names[0], "plughost.example.com");
+    assert_string_equal(c.http.server_names[1], "localhost");
+    assert_int_equal(c.http.request_timeout, 5);
+    assert_int_equal(c.http.max_connections, 200);
+    assert_string_equal(c.auth.token, "Zm9vYmFyYmF6cXV4cXV1eA"); /* 22 base64: 132 bits */
+    ph_config_free(&c);
+
+    load_bad(f, "[http]\nallowed_origins = https://ok.example, *\n", PH_ECONFIG, 2,
+             "'allowed_origins' in [http]: '*' is not an origin; write scheme://host[:port] such "
+             "as https://app.example.com or http://127.0.0.1:3000, without a path or a trailing "
+             "'/'");
+    load_bad(f, "[http]\nallowed_origins = https://app.example/\n", PH_ECONFIG, 2,
+             "'https://app.example/' is not an origin");
+    load_bad(f, "[http]\nallowed_origins = app.example\n", PH_ECONFIG, 2,
+             "'app.example' is not an origin");
+    load_bad(f, "[http]\nserver_names = http://x.example\n", PH_ECONFIG, 2,
+             "'server_names' in [http]: 'http://x.example' is not a host name; write names such "
+             "as plughost.example.com, without a scheme or port");
+    load_bad(f, "[http]\nrequest_timeout = 0\n", PH_ECONFIG, 2,
+             "'request_timeout' in [http] must be an integer from 1 to 86400, not '0'");
+    load_bad(f, "[http]\nmax_connections = 10\n", PH_ECONFIG, 2,
+             "'max_connections' in [http] must be an integer from 16 to 100000, not '10'");
+    load_bad(f, "[auth]\ntoken = 0123456789abcdef0123456789abcde\n", PH_ECONFIG, 2,
+             "'token' in [auth]: the admin token is too short (31 characters, about 124 bits); "
+             "use at least 128 bits, i.e. 32 hex characters: make one with `openssl rand -hex "
+             "32`");
+    load_bad(f, "[auth]\ntoken = p\xc3\xa4ssw\xc3\xb6rd-long-enough-to-count-0123\n", PH_ECONFIG, 2,
+             "'token' in [auth]: the admin token may hold only printable ASCII without blanks");
+    assert_int_equal(ph_config_check_token("t", "0123456789abcdef0123456789abcdef"), 0);
 }
 
 static void test_instances_bad(void **state)
@@ -501,6 +552,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_file_and_quirks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_keys_and_sections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_http_security_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_instances_bad, setup, teardown),
         cmocka_unit_test_setup_teardown(test_format_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nul_byte, setup, teardown),

@@ -379,6 +379,14 @@ static void test_manage_needs_manager_flag(void **state)
     assert_int_equal(ph_router_manage(f->router, calc, "packages", NULL, &out), 0);
     assert_string_equal(json_string_value(out), "packages");
     json_decref(out);
+    /* Changing the host needs a call chain that started with the admin token. */
+    assert_false(ph_router_chain_admin());
+    out = NULL;
+    assert_int_equal(ph_router_manage(f->router, calc, "unload", "notes", &out), PH_EPERM);
+    assert_null(out);
+    assert_string_equal(ph_error_last(),
+                        "package 'calc' asked the host to unload 'notes' for a caller without "
+                        "the admin token; send the admin token with the request");
 }
 
 int main(void)
