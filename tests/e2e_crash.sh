@@ -85,7 +85,7 @@ printf '[package]\nname = crashy\nversion = 1.0.0\n' >"$tmp/pk/crashy/package.in
 build_crashy 1
 start_run
 u="http://127.0.0.1:$port"
-[ "$(curl -s -X POST "$u/crashy/actors/crashy/tag")" = 1 ] || fail "crashy 1 does not serve"
+[ "$(curl -s -X POST -H "Content-Type: application/json" -d "{}" "$u/crashy/actors/crashy/tag")" = 1 ] || fail "crashy 1 does not serve"
 kill "$pid"; wait "$pid" || true; pid= # a clean stop: build 1 is proven
 start_run
 u="http://127.0.0.1:$port"
@@ -97,14 +97,14 @@ grep -q "SIGSEGV (invalid memory access) in package 'crashy' 1.0.0 (build $bad),
   || fail "the crash must name the new build $bad: $(grep SIGSEGV "$tmp/run.log")"
 start_run
 u="http://127.0.0.1:$port"
-[ "$(curl -s -X POST "$u/crashy/actors/crashy/tag")" = 1 ] || fail "the last good build should serve: $(cat "$tmp/run.log")"
+[ "$(curl -s -X POST -H "Content-Type: application/json" -d "{}" "$u/crashy/actors/crashy/tag")" = 1 ] || fail "the last good build should serve: $(cat "$tmp/run.log")"
 grep -q "crashy: build [0-9a-f]\{16\} of crashy 1.0.0 crashed the host before it was proven (see <data_dir>/crashes.log); running the last good build, crashy 1.0.0 from $tmp/data/.builds/crashy/" "$tmp/run.log" \
   || fail "no fallback message: $(cat "$tmp/run.log")"
 build_crashy 3
 for _ in $(seq 1 60); do
-  [ "$(curl -s -X POST "$u/crashy/actors/crashy/tag")" = 3 ] && break
+  [ "$(curl -s -X POST -H "Content-Type: application/json" -d "{}" "$u/crashy/actors/crashy/tag")" = 3 ] && break
   sleep 0.1
 done
-[ "$(curl -s -X POST "$u/crashy/actors/crashy/tag")" = 3 ] || fail "a fixed build should replace the fallback"
+[ "$(curl -s -X POST -H "Content-Type: application/json" -d "{}" "$u/crashy/actors/crashy/tag")" = 3 ] || fail "a fixed build should replace the fallback"
 kill "$pid"; wait "$pid" || true; pid=
 echo "1 passed, 0 failed"

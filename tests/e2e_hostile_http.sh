@@ -87,9 +87,9 @@ grep -qF "bad.ini:2: 'allowed_origins' in [http]: 'app.example/' is not an origi
 expect 403 "pkgmgr.packages.disable is an admin method and package 'sec_fx' relayed a call" -- \
   -X POST "$u/sec_fx/actors/fx/relay" -H "$J" -d '{"name":"notes"}'
 expect 200 '"state":"running"' -- -X POST "$u/pkgmgr/actors/packages/info" -H "$J" -d '{"name":"notes"}'
-expect 200 '"result":"unloaded; data kept"' -- -X POST "$u/sec_fx/actors/fx/relay" -H "$J" \
+expect 200 '"result":"disabled; data kept"' -- -X POST "$u/sec_fx/actors/fx/relay" -H "$J" \
   -H "Authorization: Bearer $tok" -d '{"name":"notes"}'
-expect 200 '"result":"running again"' -- -X POST "$u/pkgmgr/actors/packages/enable" -H "$J" \
+expect 200 '"result":"running"' -- -X POST "$u/pkgmgr/actors/packages/enable" -H "$J" \
   -H "Authorization: Bearer $tok" -d '{"name":"notes"}'
 
 # --- 7. input answered wrongly -------------------------------------------------
