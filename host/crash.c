@@ -1,6 +1,8 @@
 #include "crash.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <fcntl.h>
@@ -51,45 +53,128 @@ static const char *signal_name(int sig)
     }
 }
 
-static void on_fatal(int sig)
+/*
+ * Appends " in package 'x' 1.0.0 (build h), instance 'i', in what" for the
+ * package code the current thread runs (a reload's new build in prepare is
+ * the build named, not the one serving). Returns 0 outside package code.
+ * Async-signal-safe.
+ */
+static int describe_package(char *buf, size_t size, size_t *n)
 {
-    int saved = errno;
-    char buf[1024];
-    size_t n = 0;
     const ph_frame *f = ph_frame_current();
     const ph_instance *inst = f ? f->inst : NULL;
-    /* The build that was running: a reload's new build in prepare is not inst->cur yet. */
-    const ph_version *ver = f && f->ver ? f->ver : inst ? inst->cur : NULL;
-    const ph_manifest *m = ver && ver->manifest ? ver->manifest : inst ? inst->manifest : NULL;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    put_num(buf, sizeof buf, &n, (unsigned long)ts.tv_sec);
-    put(buf, sizeof buf, &n, " plughost: ");
-    put(buf, sizeof buf, &n, signal_name(sig));
-    if (inst) {
-        put(buf, sizeof buf, &n, " in package '");
-        put(buf, sizeof buf, &n, m ? m->name : "?");
-        put(buf, sizeof buf, &n, "' ");
-        put(buf, sizeof buf, &n, m ? m->version_text : "");
-        put(buf, sizeof buf, &n, " (build ");
-        put(buf, sizeof buf, &n, ver && ver->module ? ver->module->hash : "?");
-        put(buf, sizeof buf, &n, "), instance '");
-        put(buf, sizeof buf, &n, inst->name);
-        put(buf, sizeof buf, &n, "', in ");
-        put(buf, sizeof buf, &n, f->what ? f->what : "package code");
-        put(buf, sizeof buf, &n,
-            "; the host stops: fix the package (run it under gdb or ASan), "
-            "then start the host again\n");
-    } else {
-        put(buf, sizeof buf, &n, " in the host itself, outside package code; please report it\n");
-    }
+    if (!inst)
+        return 0;
+    const ph_version *ver = f->ver ? f->ver : inst->cur;
+    const ph_manifest *m = ver && ver->manifest ? ver->manifest : inst->manifest;
+    put(buf, size, n, " in package '");
+    put(buf, size, n, m ? m->name : "?");
+    put(buf, size, n, "' ");
+    put(buf, size, n, m ? m->version_text : "");
+    put(buf, size, n, " (build ");
+    put(buf, size, n, ver && ver->module ? ver->module->hash : "?");
+    put(buf, size, n, "), instance '");
+    put(buf, size, n, inst->name);
+    put(buf, size, n, "', in ");
+    put(buf, size, n, f->what ? f->what : "package code");
+    return 1;
+}
+
+static void report(const char *buf, size_t n)
+{
     ssize_t w = write(STDERR_FILENO, buf, n);
     if (journal_fd >= 0)
         w = write(journal_fd, buf, n);
     (void)w;
+}
+
+static size_t stamp(char *buf, size_t size)
+{
+    size_t n = 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    put_num(buf, size, &n, (unsigned long)ts.tv_sec);
+    put(buf, size, &n, " plughost: ");
+    return n;
+}
+
+static void on_fatal(int sig)
+{
+    int saved = errno;
+    char buf[1024];
+    size_t n = stamp(buf, sizeof buf);
+    put(buf, sizeof buf, &n, signal_name(sig));
+    if (describe_package(buf, sizeof buf, &n))
+        put(buf, sizeof buf, &n,
+            "; the host stops: fix the package (run it under gdb or ASan), "
+            "then start the host again\n");
+    else
+        put(buf, sizeof buf, &n, " in the host itself, outside package code; please report it\n");
+    report(buf, n);
     errno = saved;
     /* SA_RESETHAND restored the default: re-raise to end with the real signal. */
     raise(sig);
+}
+
+/*
+ * exit() called by package code ends the host too: it is reported like a
+ * crash (and counts toward quarantine), naming the package and the status.
+ */
+static void on_exit_report(int status, void *arg)
+{
+    (void)arg;
+    char buf[1024];
+    size_t n = stamp(buf, sizeof buf);
+    put(buf, sizeof buf, &n, "exit(");
+    if (status < 0) {
+        put(buf, sizeof buf, &n, "-");
+        status = -status;
+    }
+    put_num(buf, sizeof buf, &n, (unsigned long)status);
+    put(buf, sizeof buf, &n, ") called");
+    if (!describe_package(buf, sizeof buf, &n))
+        return; /* the host's own exit */
+    put(buf, sizeof buf, &n,
+        "; the host stops: a package must return PH_FAIL or report an error with ph_error, "
+        "never exit the process\n");
+    report(buf, n);
+}
+
+/* ---- alternate signal stacks: a stack overflow in package code is reported too ---- */
+
+#define PH_ALTSTACK_SIZE (64 * 1024)
+static atomic_int installed;
+static pthread_key_t altstack_key;
+static pthread_once_t altstack_once = PTHREAD_ONCE_INIT;
+static _Thread_local int have_altstack;
+
+static void altstack_free(void *mem)
+{
+    stack_t off = {.ss_flags = SS_DISABLE};
+    sigaltstack(&off, NULL);
+    free(mem);
+}
+
+static void altstack_key_init(void)
+{
+    pthread_key_create(&altstack_key, altstack_free);
+}
+
+void ph_crash_thread_ready(void)
+{
+    if (have_altstack || !atomic_load_explicit(&installed, memory_order_relaxed))
+        return;
+    have_altstack = 1;
+    stack_t cur;
+    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
+        return; /* the thread has one already (a sanitizer's, or its creator's) */
+    pthread_once(&altstack_once, altstack_key_init);
+    void *mem = malloc(PH_ALTSTACK_SIZE);
+    stack_t ss = {.ss_sp = mem, .ss_size = PH_ALTSTACK_SIZE};
+    if (mem && sigaltstack(&ss, NULL) == 0)
+        pthread_setspecific(altstack_key, mem);
+    else
+        free(mem);
 }
 
 int ph_crash_install(const char *journal)
@@ -103,11 +188,14 @@ int ph_crash_install(const char *journal)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_fatal;
-    sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+    sa.sa_flags = SA_RESETHAND | SA_NODEFER | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
     static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         sigaction(sigs[i], &sa, NULL);
+    if (!atomic_exchange(&installed, 1))
+        on_exit(on_exit_report, NULL);
+    ph_crash_thread_ready();
     return 0;
 }
 

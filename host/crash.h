@@ -4,6 +4,8 @@
  * or have corrupted the heap. The host says which package, instance, build
  * and method the crash happened in, appends the same line to a crash
  * journal, and lets the signal end the process (a supervisor restarts it).
+ * The handler runs on an alternate stack (a stack overflow is reported too),
+ * and exit() called from package code is reported the same way.
  * The handler only uses async-signal-safe calls.
  */
 #ifndef PH_HOST_CRASH_H
@@ -14,6 +16,14 @@
  * are appended to (opened now, O_APPEND). Returns 0 or PH_EIO.
  */
 int ph_crash_install(const char *journal);
+
+/**
+ * Gives the calling thread an alternate signal stack (once), so that a
+ * stack overflow in package code still reaches the handler; a no-op until
+ * ph_crash_install. Called before a thread runs package code
+ * (ph_frame_push); the stack is freed when the thread exits.
+ */
+void ph_crash_thread_ready(void);
 
 /** Crashes that quarantine a build, and the window they are counted in. */
 #define PH_CRASH_QUARANTINE 3

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crash.h"
 #include "error.h"
 #include "log.h"
 
@@ -11,6 +12,7 @@ static _Thread_local ph_frame *frame_top;
 
 void ph_frame_push(ph_frame *f, ph_instance *inst)
 {
+    ph_crash_thread_ready();
     f->inst = inst;
     f->failed = 0;
     f->what = NULL;

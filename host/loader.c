@@ -243,6 +243,32 @@ static int validate_model(const ph_package *d, const ph_model *mo)
     return 0;
 }
 
+/*
+ * A descriptor longer than this host's (built against a newer SDK of the
+ * same ABI) loads only if every field this host does not know is zero:
+ * otherwise the package relies on something this host would ignore.
+ */
+static int check_newer_sdk(const ph_package *d, const ph_manifest *m)
+{
+    if (d->size <= sizeof *d)
+        return 0;
+    if (d->size > PH_DESCRIPTOR_MAX)
+        return ph_error_set(PH_EABI,
+                            "package '%s': descriptor size %u is implausible (at most %d "
+                            "bytes); the .so is damaged or not built with <plughost/sdk.h>",
+                            m->name, d->size, PH_DESCRIPTOR_MAX);
+    const unsigned char *extra = (const unsigned char *)d + sizeof *d;
+    for (size_t i = 0; i < d->size - sizeof *d; i++)
+        if (extra[i])
+            return ph_error_set(PH_EABI,
+                                "package '%s': built against a newer SDK (descriptor %u bytes, "
+                                "this host knows %zu) and it uses what this host does not "
+                                "know; upgrade the host or rebuild the package against this "
+                                "host's SDK",
+                                m->name, d->size, sizeof *d);
+    return 0;
+}
+
 int ph_loader_validate(const ph_package *d, const ph_manifest *m)
 {
     int rc;
@@ -256,6 +282,8 @@ int ph_loader_validate(const ph_package *d, const ph_manifest *m)
                             "package '%s': descriptor size %u is smaller than the ABI %d "
                             "minimum %zu; rebuild it against this SDK",
                             m->name, d->size, PH_ABI_VERSION, offsetof(ph_package, save));
+    if ((rc = check_newer_sdk(d, m)))
+        return rc;
     if (!d->name || strcmp(d->name, m->name) != 0)
         return ph_error_set(PH_EMANIFEST,
                             "package '%s': the .so says its name is '%s' but %s says "

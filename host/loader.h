@@ -31,8 +31,18 @@ int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out)
 /** dlcloses and frees; accepts NULL. */
 void ph_module_close(ph_module *mod);
 
+/** Largest descriptor size accepted (a newer SDK's, with the fields it appended). */
+#define PH_DESCRIPTOR_MAX 4096
+
 /**
- * Checks a descriptor: ABI version first, then size, name and version
+ * True if descriptor `d` (validated) has `field`: fields are appended, so an
+ * older SDK's descriptor ends before the newer fields (they read as absent).
+ */
+#define PH_DESC_HAS(d, field) ((d)->size >= offsetof(ph_package, field) + sizeof((d)->field))
+
+/**
+ * Checks a descriptor: ABI version first, then size (a newer SDK's longer
+ * descriptor only with zero unknown fields), name and version
  * against the manifest, then every table (names, types, counts, functions).
  * Messages say what was expected and what was found.
  */

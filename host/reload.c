@@ -165,7 +165,7 @@ static int save_state(ph_version *v, saved_state *s)
 {
     const ph_package *d = v->module->desc;
     memset(s, 0, sizeof *s);
-    if (!d->save)
+    if (!PH_DESC_HAS(d, save) || !d->save)
         return 0;
     ph_frame f;
     ph_frame_push(&f, v->inst);
@@ -191,7 +191,7 @@ static int save_state(ph_version *v, saved_state *s)
 static int restore_state(ph_version *v, const saved_state *s)
 {
     const ph_package *d = v->module->desc;
-    if (!s->have || !d->restore)
+    if (!s->have || !PH_DESC_HAS(d, restore) || !d->restore)
         return 0;
     ph_frame f;
     ph_frame_push(&f, v->inst);

@@ -103,6 +103,100 @@ static void test_every_macro_cxx(void **state)
     free(file);
 }
 
+/*
+ * PH_METHOD checks the C function against its declared types when the
+ * package compiles: each row is a function and a declaration that do not
+ * match, and each must fail the build naming the function.
+ */
+typedef struct sig_case {
+    const char *fn;   /* "RET f(ph_ctx *ctx, ...)" without the body */
+    const char *decl; /* the ph_method row */
+} sig_case;
+
+static const sig_case wrong[] = {
+    {"double f(ph_ctx *c, const char *x)", "PH_METHOD(f, PH_I64, PH_ARG(\"x\", PH_I64))"},
+    {"int64_t f(ph_ctx *c, int64_t a)", "PH_METHOD(f, PH_F64, PH_ARG(\"a\", PH_I64))"},
+    {"int64_t f(ph_ctx *c, int64_t a)", "PH_METHOD(f, PH_I64, PH_ARG(\"a\", PH_F64))"},
+    {"int64_t f(ph_ctx *c, int64_t a)", "PH_METHOD(f, PH_I64, PH_ARG(\"a\", PH_STR))"},
+    {"int64_t f(ph_ctx *c, int64_t a)", "PH_METHOD(f, PH_I64, PH_ARG(\"a\", PH_BOOL))"},
+    {"int64_t f(ph_ctx *c, int64_t a)", "PH_METHOD(f, PH_I64, PH_ARG(\"a\", PH_JSON))"},
+    {"int64_t f(ph_ctx *c, int64_t a)", "PH_METHOD(f, PH_I64, PH_ARG(\"a\", PH_I64), "
+                                        "PH_ARG(\"b\", PH_I64))"},
+    {"int64_t f(ph_ctx *c, int64_t a, int64_t b)", "PH_METHOD(f, PH_I64, PH_ARG(\"a\", PH_I64))"},
+    {"int64_t f(ph_ctx *c, int64_t a)", "PH_METHOD0(f, PH_I64)"},
+    {"int64_t f(ph_ctx *c)", "PH_METHOD(f, PH_I64, PH_ARG(\"a\", PH_I64))"},
+    {"char *f(ph_ctx *c)", "PH_METHOD0(f, PH_JSON)"},
+    {"ph_json *f(ph_ctx *c)", "PH_METHOD0(f, PH_STR)"},
+    {"const char *f(ph_ctx *c)", "PH_METHOD0(f, PH_STR)"},
+    {"void f(ph_ctx *c)", "PH_METHOD0(f, PH_I64)"},
+    {"int64_t f(ph_ctx *c)", "PH_METHOD0(f, PH_VOID)"},
+    {"int f(ph_ctx *c)", "PH_METHOD0(f, PH_I64)"},
+    {"int64_t f(ph_ctx *c)", "PH_METHOD0(f, PH_BOOL)"},
+    {"float f(ph_ctx *c)", "PH_METHOD0(f, PH_F64)"},
+    {"int64_t f(ph_ctx *c, char *s)", "PH_METHOD(f, PH_I64, PH_ARG(\"s\", PH_STR))"},
+    {"int64_t f(ph_ctx *c, ph_json *j)", "PH_METHOD(f, PH_I64, PH_ARG(\"j\", PH_JSON))"},
+    {"int64_t f(ph_ctx *c, int32_t a)", "PH_METHOD(f, PH_I64, PH_ARG(\"a\", PH_I64))"},
+    {"int64_t f(int64_t a)", "PH_METHOD(f, PH_I64, PH_ARG(\"a\", PH_I64))"},
+    {"int64_t f(ph_ctx *c, const char *s, int64_t a)",
+     "PH_METHOD_EX(\"g\", f, PH_I64, 0, \"doc\", PH_ARG(\"a\", PH_I64), PH_ARG(\"s\", PH_STR))"},
+    {"int64_t f(ph_ctx *c, double d)", "PH_METHOD0_EX(\"g\", f, PH_I64, 0, \"doc\")"},
+};
+
+static const sig_case right[] = {
+    {"int64_t f(ph_ctx *c, int64_t a, int64_t b)",
+     "PH_METHOD(f, PH_INT, PH_ARG(\"a\", PH_I64), PH_ARG(\"b\", PH_INT))"},
+    {"char *f(ph_ctx *c, const char *x, const ph_json *j, double d, int b)",
+     "PH_METHOD(f, PH_STR, PH_ARG(\"x\", PH_STR), PH_ARG(\"j\", PH_JSON), "
+     "PH_ARG(\"d\", PH_F64), PH_ARG(\"b\", PH_BOOL))"},
+    {"void f(ph_ctx *c)", "PH_METHOD0(f, PH_VOID)"},
+    {"ph_json *f(ph_ctx *c, const char *t)",
+     "PH_METHOD_EX(\"g\", f, PH_JSON, PH_ADMIN, \"doc\", PH_ARG(\"t\", PH_TEXT))"},
+};
+
+static int sig_compiles(const char *cc, const sig_case *k, char **out)
+{
+    char *src = tu_fmt("#include <plughost/sdk.h>\n"
+                       "static %s { (void)0; %s }\n"
+                       "static const ph_method m[] = { %s };\n"
+                       "PH_PACKAGE(.actors = PH_ACTORS(PH_ACTOR(\"a\", m)));\n",
+                       k->fn, strncmp(k->fn, "void", 4) ? "return 0;" : "", k->decl);
+    char *file = tu_write(tmp, "sig.c", src);
+    int rc = tu_run(out,
+                    "%s -std=c11 -Wall -Wno-unused-parameter -Werror -fsyntax-only "
+                    "-DPH_PACKAGE_NAME='\"x\"' -DPH_PACKAGE_VERSION='\"1.0.0\"' "
+                    "-I'%s/sdk/include' '%s' 2>&1",
+                    cc, tu_env("PH_SOURCE_DIR"), file);
+    free(src);
+    free(file);
+    return rc;
+}
+
+static void test_signature_checked_at_compile_time(void **state)
+{
+    (void)state;
+    const char *ccs[] = {"cc", "clang"};
+    for (size_t c = 0; c < 2; c++) {
+        if (c && !have("clang"))
+            continue;
+        for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+            char *out = NULL;
+            if (sig_compiles(ccs[c], &wrong[i], &out) == 0)
+                fail_msg("%s accepted %s declared as %s", ccs[c], wrong[i].fn, wrong[i].decl);
+            if (!strstr(out, "ph_signature_of_f_does_not_match_its_declared_types"))
+                fail_msg("%s: the error for %s / %s does not name the method:\n%s", ccs[c],
+                         wrong[i].fn, wrong[i].decl, out);
+            free(out);
+        }
+        for (size_t i = 0; i < sizeof right / sizeof right[0]; i++) {
+            char *out = NULL;
+            if (sig_compiles(ccs[c], &right[i], &out) != 0)
+                fail_msg("%s refused %s declared as %s:\n%s", ccs[c], right[i].fn, right[i].decl,
+                         out);
+            free(out);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -110,6 +204,7 @@ int main(void)
         cmocka_unit_test(test_every_macro_c99),
         cmocka_unit_test(test_header_alone_cxx),
         cmocka_unit_test(test_every_macro_cxx),
+        cmocka_unit_test(test_signature_checked_at_compile_time),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

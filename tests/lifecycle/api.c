@@ -11,6 +11,14 @@ static int64_t add(ph_ctx *ctx, int64_t a, int64_t b)
     return a + b;
 }
 
+#ifdef ADD_STR
+static int64_t add_text(ph_ctx *ctx, int64_t a, const char *b)
+{
+    (void)ctx;
+    return a + (b && *b);
+}
+#endif
+
 static int64_t tag(ph_ctx *ctx)
 {
     (void)ctx;
@@ -19,7 +27,7 @@ static int64_t tag(ph_ctx *ctx)
 
 static const ph_method math_methods[] = {
 #ifdef ADD_STR
-    PH_METHOD(add, PH_I64, PH_ARG("a", PH_I64), PH_ARG("b", PH_STR)),
+    PH_METHOD_EX("add", add_text, PH_I64, 0, NULL, PH_ARG("a", PH_I64), PH_ARG("b", PH_STR)),
 #else
     PH_METHOD(add, PH_I64, PH_ARG("a", PH_I64), PH_ARG("b", PH_I64)),
 #endif

@@ -37,6 +37,8 @@ static ph_json *js(ph_ctx *ctx, const ph_json *v)
 }
 static int prepare(ph_ctx *ctx)
 {
+    if (!ph_host_has(ctx, manage))
+        return PH_DECLINE;
     if (!ph_param(ctx, "x"))
         return ph_error(ctx, "no_x", "parameter %s missing", "x");
     return ph_db_query(ctx, "SELECT 1", NULL, NULL) == 0 ? PH_OK : PH_FAIL;

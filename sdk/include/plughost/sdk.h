@@ -172,21 +172,96 @@ typedef struct ph_actor {
     uint32_t n_methods;
 } ph_actor;
 
-#define PH_ARG(name, type) { (name), (type) }
+/**
+ * One parameter of PH_METHOD/PH_METHOD_EX: its name and declared type. It
+ * expands to a (name, type) pair that those macros unpack, so it is only
+ * meant inside them.
+ */
+#define PH_ARG(name, type) (name, type)
 
-#define PH_ARGS_(...) (const ph_arg[]){ __VA_ARGS__ }
-#define PH_NARGS_(...) ((uint32_t)(sizeof(PH_ARGS_(__VA_ARGS__)) / sizeof(ph_arg)))
+/* Up to 16 parameters: applies m to each (m(a), m(b), ...), with or without commas. */
+#define PH_CAT_(a, b) PH_CAT_I_(a, b)
+#define PH_CAT_I_(a, b) a##b
+#define PH_NARG_(...) PH_NARG_I_(__VA_ARGS__, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0)
+#define PH_NARG_I_(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, n, ...) n
+#define PH_MAP_(m, ...) PH_CAT_(PH_MAP_, PH_NARG_(__VA_ARGS__))(m, __VA_ARGS__)
+#define PH_MAP_1(m, a) m(a)
+#define PH_MAP_2(m, a, ...) m(a) PH_MAP_1(m, __VA_ARGS__)
+#define PH_MAP_3(m, a, ...) m(a) PH_MAP_2(m, __VA_ARGS__)
+#define PH_MAP_4(m, a, ...) m(a) PH_MAP_3(m, __VA_ARGS__)
+#define PH_MAP_5(m, a, ...) m(a) PH_MAP_4(m, __VA_ARGS__)
+#define PH_MAP_6(m, a, ...) m(a) PH_MAP_5(m, __VA_ARGS__)
+#define PH_MAP_7(m, a, ...) m(a) PH_MAP_6(m, __VA_ARGS__)
+#define PH_MAP_8(m, a, ...) m(a) PH_MAP_7(m, __VA_ARGS__)
+#define PH_MAP_9(m, a, ...) m(a) PH_MAP_8(m, __VA_ARGS__)
+#define PH_MAP_10(m, a, ...) m(a) PH_MAP_9(m, __VA_ARGS__)
+#define PH_MAP_11(m, a, ...) m(a) PH_MAP_10(m, __VA_ARGS__)
+#define PH_MAP_12(m, a, ...) m(a) PH_MAP_11(m, __VA_ARGS__)
+#define PH_MAP_13(m, a, ...) m(a) PH_MAP_12(m, __VA_ARGS__)
+#define PH_MAP_14(m, a, ...) m(a) PH_MAP_13(m, __VA_ARGS__)
+#define PH_MAP_15(m, a, ...) m(a) PH_MAP_14(m, __VA_ARGS__)
+#define PH_MAP_16(m, a, ...) m(a) PH_MAP_15(m, __VA_ARGS__)
+
+#define PH_ARG_INIT_(name, type) { (name), (type) },
+#define PH_ARG_INIT_P_(pair) PH_ARG_INIT_ pair
+#define PH_ARGS_(...) (const ph_arg[]){ PH_MAP_(PH_ARG_INIT_P_, __VA_ARGS__) }
+#define PH_NARGS_(...) ((uint32_t)PH_NARG_(__VA_ARGS__))
+
+/*
+ * The C type a method must have for its declared types (see ph_type above),
+ * checked when the package is compiled: a mismatch fails the build with
+ * "negative width in bit-field 'ph_signature_of_<function>_...'". GCC and
+ * Clang, C only (C++ packages get no check yet).
+ */
+#define PH_RTYPE_PH_VOID void
+#define PH_RTYPE_PH_BOOL int
+#define PH_RTYPE_PH_I64 int64_t
+#define PH_RTYPE_PH_INT int64_t
+#define PH_RTYPE_PH_F64 double
+#define PH_RTYPE_PH_FLOAT double
+#define PH_RTYPE_PH_STR char *
+#define PH_RTYPE_PH_TEXT char *
+#define PH_RTYPE_PH_JSON ph_json *
+#define PH_PTYPE_PH_BOOL int
+#define PH_PTYPE_PH_I64 int64_t
+#define PH_PTYPE_PH_INT int64_t
+#define PH_PTYPE_PH_F64 double
+#define PH_PTYPE_PH_FLOAT double
+#define PH_PTYPE_PH_STR const char *
+#define PH_PTYPE_PH_TEXT const char *
+#define PH_PTYPE_PH_JSON const ph_json *
+#define PH_PTYPE_I_(name, type) , PH_PTYPE_##type
+#define PH_PTYPE_P_(pair) PH_PTYPE_I_ pair
+#define PH_RTYPE_(ret) PH_RTYPE_I_(ret)
+#define PH_RTYPE_I_(ret) PH_RTYPE_##ret
+#if defined(__GNUC__) && !defined(__cplusplus)
+#define PH_SIGCHECK_(fn, type)                                                                    \
+    (0 * sizeof(struct {                                                                         \
+         int ph_signature_of_##fn##_does_not_match_its_declared_types                             \
+             : __builtin_types_compatible_p(__typeof__(&(fn)), type) ? 1 : -1;                   \
+     }))
+#else
+#define PH_SIGCHECK_(fn, type) 0
+#endif
+#define PH_FNTYPE_(ret, ...) PH_RTYPE_(ret) (*)(ph_ctx * PH_MAP_(PH_PTYPE_P_, __VA_ARGS__))
+#define PH_FNTYPE0_(ret) PH_RTYPE_(ret) (*)(ph_ctx *)
 
 /** A method named after its C function, with one or more parameters. */
 #define PH_METHOD(fn, ret, ...) \
-    { #fn, (void (*)(void))(fn), (ret), PH_NARGS_(__VA_ARGS__), PH_ARGS_(__VA_ARGS__), 0, NULL }
+    { #fn, (void (*)(void))(fn), (ret), \
+      (uint32_t)(PH_NARGS_(__VA_ARGS__) + PH_SIGCHECK_(fn, PH_FNTYPE_(ret, __VA_ARGS__))), \
+      PH_ARGS_(__VA_ARGS__), 0, NULL }
 /** A method without parameters (besides ctx). */
-#define PH_METHOD0(fn, ret) { #fn, (void (*)(void))(fn), (ret), 0, NULL, 0, NULL }
+#define PH_METHOD0(fn, ret) \
+    { #fn, (void (*)(void))(fn), (ret), (uint32_t)PH_SIGCHECK_(fn, PH_FNTYPE0_(ret)), NULL, 0, NULL }
 /** Full form: public name, function, result, flags, doc, parameters. */
 #define PH_METHOD_EX(name, fn, ret, flags, doc, ...) \
-    { (name), (void (*)(void))(fn), (ret), PH_NARGS_(__VA_ARGS__), PH_ARGS_(__VA_ARGS__), (flags), (doc) }
+    { (name), (void (*)(void))(fn), (ret), \
+      (uint32_t)(PH_NARGS_(__VA_ARGS__) + PH_SIGCHECK_(fn, PH_FNTYPE_(ret, __VA_ARGS__))), \
+      PH_ARGS_(__VA_ARGS__), (flags), (doc) }
 #define PH_METHOD0_EX(name, fn, ret, flags, doc) \
-    { (name), (void (*)(void))(fn), (ret), 0, NULL, (flags), (doc) }
+    { (name), (void (*)(void))(fn), (ret), (uint32_t)PH_SIGCHECK_(fn, PH_FNTYPE0_(ret)), NULL, \
+      (flags), (doc) }
 
 #define PH_ACTOR(name, methods) \
     { (name), (methods), (uint32_t)(sizeof(methods) / sizeof((methods)[0])) }
@@ -374,6 +449,15 @@ struct ph_host_api {
     void (*error_reset)(ph_ctx *ctx);
     int (*manage)(ph_ctx *ctx, const char *op, const char *name, ph_json **out);
 };
+
+/**
+ * True if the host provides `service` (a member of ph_host_api): services
+ * are appended, so a package built against a newer SDK can ask before it
+ * calls one an older host lacks, e.g. `if (ph_host_has(ctx, manage)) ...`.
+ */
+#define ph_host_has(ctx, service) \
+    ((ctx)->api->size >= offsetof(ph_host_api, service) + sizeof((ctx)->api->service))
+
 
 /* ---- inline helpers ---- */
 
