@@ -107,11 +107,11 @@ listed=$(grep -c '^  - ' <<<"$out")
 use mig_shop_120
 use mig_scan_crash
 use mig_scan_hang
-set +e; out=$(PLUGHOST_SCAN_TIMEOUT_MS=1500 ph check 2>&1); rc=$?; set -e
+set +e; out=$(PLUGHOST_SCAN_TIMEOUT_MS=4000 ph check 2>&1); rc=$?; set -e
 [ $rc = 1 ] || fail "check should fail: $out"
 grep -qE "  - instance 'scan_crash': the scanner crashed with SIGSEGV while reading package 'scan_crash' 1.0.0 \(.*/scan_crash.so, build [0-9a-f]{16}\)" <<<"$out" ||
     fail "crash not blamed on the package: $out"
-grep -qE "  - instance 'scan_hang': the scanner did not answer within 1500 ms \(killed\) while reading package 'scan_hang' 1.0.0" <<<"$out" ||
+grep -qE "  - instance 'scan_hang': the scanner did not answer within 4000 ms \(killed\) while reading package 'scan_hang' 1.0.0" <<<"$out" ||
     fail "hang not blamed on the package: $out"
 grep -qE "scan_crash +scan_crash 1.0.0  \[failed] build" <<<"$out" || fail "a crashing .so shown as ok: $out"
 grep -qF "dry run on a copy of the database: ok" <<<"$out" || fail "the good package was not checked: $out"
