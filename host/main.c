@@ -279,6 +279,8 @@ static void print_migrations(ph_host *h, json_t *scans, json_t *problems)
         }
         if (dry) /* the dry run's verdict replaces the guess made without the declaration */
             json_object_del(plan, "problem");
+        if (dry_ok) /* and a hint about what would need a script is moot */
+            json_object_del(plan, "note");
         char *line = ph_migrate_plan_text(plan);
         if (!header++)
             printf("migrations:\n");

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -184,6 +185,12 @@ static void child_main(int fd, const ph_manifest *m, const char *const *instance
         close(null);
     }
     ph_log_set_level(PH_L_ERROR);
+    /* A fault in package code ends the child by its signal, which the parent
+     * names; no sanitizer or crash handler of the caller, and no core file. */
+    static const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
+        signal(fatal[i], SIG_DFL);
+    setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
     if (asprintf(&tmp, "%s/plughost-scan.XXXXXX", base && *base ? base : "/tmp") < 0 ||
         !mkdtemp(tmp))
         _exit(3);
