@@ -210,7 +210,20 @@ static json_t *rehearsal_of(json_t *scan, const char *instance)
 }
 
 /* The load order with each instance's state; a package that cannot be opened is failed. */
-static void print_plan(ph_host *h, json_t *scans, json_t *problems)
+/* 1 if item i's package could not be opened, 2 if a dependency of it failed (filled in order). */
+static void mark_unloadable(ph_host *h, json_t *scans, char *bad)
+{
+    for (size_t i = 0; i < h->plan.n; i++) {
+        json_t *scan = scan_of(h, scans, i);
+        if (scan && !json_is_true(json_object_get(scan, "ok")))
+            bad[i] = 1;
+        for (size_t k = 0; !bad[i] && scan && k < h->plan.items[i].n_deps; k++)
+            if (bad[h->plan.items[i].deps[k]])
+                bad[i] = 2;
+    }
+}
+
+static void print_plan(ph_host *h, json_t *scans, const char *bad, json_t *problems)
 {
     printf("load order (%zu instance%s):\n", h->plan.n, h->plan.n == 1 ? "" : "s");
     for (size_t i = 0; i < h->plan.n; i++) {
@@ -219,7 +232,7 @@ static void print_plan(ph_host *h, json_t *scans, json_t *problems)
         const char *state = ph_host_item_state(h, i, NULL);
         const char *error = json_string_value(json_object_get(scan, "error"));
         if (scan)
-            state = json_is_true(json_object_get(scan, "ok")) ? "ok" : "failed";
+            state = bad[i] == 1 ? "failed" : bad[i] == 2 ? "skipped" : "ok";
         printf("  %2zu. %-16s %s %s", i + 1, it->instance, it->manifest ? it->manifest->name : "-",
                it->manifest ? it->manifest->version_text : "");
         if (it->n_deps) {
@@ -233,6 +246,15 @@ static void print_plan(ph_host *h, json_t *scans, json_t *problems)
             printf("        %s\n", error);
             add_problem(problems, "instance '%s': %s", it->instance, error);
         }
+        for (size_t k = 0; bad[i] == 2 && k < it->n_deps; k++)
+            if (bad[it->deps[k]]) {
+                const char *dep = h->plan.items[it->deps[k]].instance;
+                printf("        skipped: depends on '%s', which cannot be loaded\n", dep);
+                add_problem(problems,
+                            "instance '%s': skipped: depends on '%s', which cannot be loaded",
+                            it->instance, dep);
+                break;
+            }
     }
 }
 
@@ -251,13 +273,13 @@ static void print_changes(json_t *changes)
  * Per instance: the chain loading would run (scripts and automatic steps)
  * and the result of its dry run on a scratch copy of the database.
  */
-static void print_migrations(ph_host *h, json_t *scans, json_t *problems)
+static void print_migrations(ph_host *h, json_t *scans, const char *bad, json_t *problems)
 {
     int header = 0;
     for (size_t i = 0; i < h->plan.n; i++) {
         const ph_plan_item *it = &h->plan.items[i];
         json_t *plan = NULL, *scan = scan_of(h, scans, i);
-        if (it->state != PH_PLAN_OK || !it->manifest ||
+        if (it->state != PH_PLAN_OK || !it->manifest || bad[i] == 2 ||
             ph_migrate_plan(it->manifest, h->cfg.data_dir, it->instance, &plan)) {
             ph_error_clear();
             continue;
@@ -318,8 +340,18 @@ static int cmd_check(cli *c, int argc, char **argv)
         add_problem(problems, "%s", h->set.problems[i]);
     for (size_t i = 0; i < h->plan.n_problems; i++)
         add_problem(problems, "%s", h->plan.problems[i]);
-    print_plan(h, scans, problems);
-    print_migrations(h, scans, problems);
+    char *bad = calloc(h->plan.n + 1, 1);
+    if (!bad) {
+        fprintf(stderr, "plughost: out of memory\n");
+        json_decref(scans);
+        json_decref(problems);
+        ph_host_free(h);
+        return 1;
+    }
+    mark_unloadable(h, scans, bad);
+    print_plan(h, scans, bad, problems);
+    print_migrations(h, scans, bad, problems);
+    free(bad);
     size_t n = json_array_size(problems);
     if (n) {
         size_t i;

@@ -116,7 +116,17 @@ grep -qE "  - instance 'scan_hang': the scanner did not answer within 4000 ms \(
 grep -qE "scan_crash +scan_crash 1.0.0  \[failed] build" <<<"$out" || fail "a crashing .so shown as ok: $out"
 grep -qF "dry run on a copy of the database: ok" <<<"$out" || fail "the good package was not checked: $out"
 grep -qF "problems (2):" <<<"$out" || fail "$out"
-rm -rf "$tmp/pk/scan_crash" "$tmp/pk/scan_hang"
+# its dependents are not shown as loadable either
+rm -rf "$tmp/pk/scan_hang"
+cp "$tmp/pk/shop/package.ini" "$tmp/shop.ini"
+printf '[requires]\nscan_crash = *\n' >>"$tmp/pk/shop/package.ini"
+set +e; out=$(ph check 2>&1); rc=$?; set -e
+[ $rc = 1 ] || fail "check should fail: $out"
+grep -qE "shop +shop 1.2.0  needs scan_crash  \[skipped\]" <<<"$out" || fail "dependent not skipped: $out"
+grep -qF "  - instance 'shop': skipped: depends on 'scan_crash', which cannot be loaded" <<<"$out" || fail "$out"
+grep -qF "dry run" <<<"$out" && fail "a skipped instance was rehearsed: $out"
+cp "$tmp/shop.ini" "$tmp/pk/shop/package.ini"
+rm -rf "$tmp/pk/scan_crash"
 # a .so that does not match its manifest is reported, not "ok"
 sed -i 's/^version = 1.2.0/version = 1.2.1/' "$tmp/pk/shop/package.ini"
 set +e; out=$(ph check 2>&1); rc=$?; set -e
