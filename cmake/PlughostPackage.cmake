@@ -5,7 +5,55 @@
 # package.ini and compiled in as PH_PACKAGE_NAME / PH_PACKAGE_VERSION, so
 # they are written once. The .so and the package files (package.ini, sql/,
 # www/, wiki/) are staged in ${PLUGHOST_PACKAGES_DIR}/<name>/, the directory
-# a host's package_dirs points at.
+# a host's package_dirs points at. The staged sql/, www/ and wiki/ hold
+# exactly the source tree's files: at every build, changed files are copied
+# and files removed from the sources are removed from the stage (a stale
+# upgrade script left there would be offered to the host).
+
+# Script mode: cmake -DPLUGHOST_STAGE_FROM=<package dir> -DPLUGHOST_STAGE_TO=<stage>
+#              -P PlughostPackage.cmake  (run by every build of a package)
+if(CMAKE_SCRIPT_MODE_FILE AND DEFINED PLUGHOST_STAGE_FROM)
+  cmake_policy(SET CMP0057 NEW) # IN_LIST
+  foreach(sub sql www wiki)
+    set(src ${PLUGHOST_STAGE_FROM}/${sub})
+    set(dst ${PLUGHOST_STAGE_TO}/${sub})
+    set(want "")
+    if(IS_DIRECTORY ${src})
+      file(GLOB_RECURSE files LIST_DIRECTORIES false RELATIVE ${src} ${src}/*)
+      foreach(rel IN LISTS files)
+        list(APPEND want ${rel})
+        # COPYONLY leaves an unchanged file alone (no new mtime for the watcher)
+        configure_file(${src}/${rel} ${dst}/${rel} COPYONLY)
+      endforeach()
+    endif()
+    if(IS_DIRECTORY ${dst})
+      if(NOT IS_DIRECTORY ${src})
+        file(REMOVE_RECURSE ${dst})
+        continue()
+      endif()
+      file(GLOB_RECURSE have LIST_DIRECTORIES false RELATIVE ${dst} ${dst}/*)
+      foreach(rel IN LISTS have)
+        if(NOT rel IN_LIST want)
+          file(REMOVE ${dst}/${rel})
+        endif()
+      endforeach()
+      # directories left empty by a removal go as well (deepest first)
+      file(GLOB_RECURSE dirs LIST_DIRECTORIES true ${dst}/*)
+      list(SORT dirs ORDER DESCENDING)
+      foreach(d IN LISTS dirs)
+        if(IS_DIRECTORY ${d})
+          file(GLOB left ${d}/*)
+          if(NOT left)
+            file(REMOVE ${d})
+            file(REMOVE_RECURSE ${d})
+          endif()
+        endif()
+      endforeach()
+    endif()
+  endforeach()
+  return()
+endif()
+
 include_guard(GLOBAL)
 
 function(_plughost_ini_value file section key out)
@@ -69,19 +117,12 @@ function(plughost_add_package target)
     COMMAND ${CMAKE_COMMAND} -E make_directory ${stage}
     COMMAND ${CMAKE_COMMAND} -E copy_if_different ${ini} ${stage}/package.ini
     DEPENDS ${ini} VERBATIM)
-  foreach(sub sql www wiki)
-    if(IS_DIRECTORY ${PKG_DIR}/${sub})
-      file(GLOB_RECURSE files CONFIGURE_DEPENDS ${PKG_DIR}/${sub}/*)
-      foreach(f IN LISTS files)
-        file(RELATIVE_PATH rel ${PKG_DIR} ${f})
-        add_custom_command(OUTPUT ${stage}/${rel}
-          COMMAND ${CMAKE_COMMAND} -E copy_if_different ${f} ${stage}/${rel}
-          DEPENDS ${f} VERBATIM)
-        list(APPEND outputs ${stage}/${rel})
-      endforeach()
-    endif()
-  endforeach()
-  add_custom_target(${target}_files DEPENDS ${outputs})
+  # No OUTPUT: runs at every build, so a file removed from the sources
+  # (which no rule can depend on) is removed from the stage too.
+  add_custom_target(${target}_files
+    COMMAND ${CMAKE_COMMAND} -DPLUGHOST_STAGE_FROM=${PKG_DIR} -DPLUGHOST_STAGE_TO=${stage}
+            -P ${CMAKE_CURRENT_FUNCTION_LIST_FILE}
+    DEPENDS ${outputs} VERBATIM)
   add_dependencies(${target} ${target}_files)
   set_property(TARGET ${target} PROPERTY PLUGHOST_PACKAGE_NAME ${name})
   set_property(TARGET ${target} PROPERTY PLUGHOST_PACKAGE_VERSION ${version})

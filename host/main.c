@@ -5,6 +5,7 @@
 #include <ftw.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "manage.h"
 #include "migrate.h"
 #include "reload.h"
+#include "scan.h"
 #include "store.h"
 
 typedef struct cli {
@@ -157,15 +159,92 @@ static int open_host(cli *c, ph_host **out)
 
 /* ---- check / list ---- */
 
-static void print_plan(ph_host *h, int verbose)
+static void add_problem(json_t *problems, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void add_problem(json_t *problems, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *t = NULL;
+    if (vasprintf(&t, fmt, ap) >= 0)
+        json_array_append_new(problems, json_string(t));
+    va_end(ap);
+    free(t);
+}
+
+/*
+ * Opens every package that would load, in a forked scanner child (scan.h),
+ * and rehearses each of its instances' migrations on a scratch copy of the
+ * database: no package code runs in this process. *scans: {package: scan}.
+ */
+static int scan_packages(ph_host *h, json_t *scans)
+{
+    for (size_t i = 0; i < h->plan.n; i++) {
+        const ph_plan_item *it = &h->plan.items[i];
+        if (it->state != PH_PLAN_OK || !it->manifest || json_object_get(scans, it->manifest->name))
+            continue;
+        const char **names = calloc(h->plan.n, sizeof *names);
+        size_t n = 0;
+        if (!names)
+            return ph_error_set(PH_ENOMEM, "out of memory");
+        for (size_t k = i; k < h->plan.n; k++)
+            if (h->plan.items[k].state == PH_PLAN_OK && h->plan.items[k].manifest == it->manifest)
+                names[n++] = h->plan.items[k].instance;
+        json_t *scan = NULL;
+        int rc = ph_scan_package(it->manifest, names, n, h->cfg.data_dir, 0, &scan);
+        free(names);
+        if (rc)
+            return rc;
+        json_object_set_new(scans, it->manifest->name, scan);
+    }
+    return 0;
+}
+
+/* The scan of item i's package, if it was scanned. */
+static json_t *scan_of(ph_host *h, json_t *scans, size_t i)
+{
+    const ph_plan_item *it = &h->plan.items[i];
+    return it->state == PH_PLAN_OK && it->manifest ? json_object_get(scans, it->manifest->name)
+                                                   : NULL;
+}
+
+/* The dry run of one instance inside a scan, or NULL. */
+static json_t *rehearsal_of(json_t *scan, const char *instance)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(scan, "instances"), i, r)
+    {
+        if (!strcmp(json_string_value(json_object_get(r, "instance")) ?: "", instance))
+            return r;
+    }
+    return NULL;
+}
+
+/* The load order with each instance's state; a package that cannot be opened is failed. */
+/* 1 if item i's package could not be opened, 2 if a dependency of it failed (filled in order). */
+static void mark_unloadable(ph_host *h, json_t *scans, char *bad)
+{
+    for (size_t i = 0; i < h->plan.n; i++) {
+        json_t *scan = scan_of(h, scans, i);
+        if (scan && !json_is_true(json_object_get(scan, "ok")))
+            bad[i] = 1;
+        for (size_t k = 0; !bad[i] && scan && k < h->plan.items[i].n_deps; k++)
+            if (bad[h->plan.items[i].deps[k]])
+                bad[i] = 2;
+    }
+}
+
+static void print_plan(ph_host *h, json_t *scans, const char *bad, json_t *problems)
 {
     printf("load order (%zu instance%s):\n", h->plan.n, h->plan.n == 1 ? "" : "s");
     for (size_t i = 0; i < h->plan.n; i++) {
         const ph_plan_item *it = &h->plan.items[i];
-        const char *reason = NULL;
-        const char *state = ph_host_item_state(h, i, &reason);
-        if (!h->insts[i] && it->state == PH_PLAN_OK)
-            state = "ok";
+        json_t *scan = scan_of(h, scans, i);
+        const char *state = ph_host_item_state(h, i, NULL);
+        const char *error = json_string_value(json_object_get(scan, "error"));
+        if (scan)
+            state = bad[i] == 1 ? "failed" : bad[i] == 2 ? "skipped" : "ok";
         printf("  %2zu. %-16s %s %s", i + 1, it->instance, it->manifest ? it->manifest->name : "-",
                it->manifest ? it->manifest->version_text : "");
         if (it->n_deps) {
@@ -173,9 +252,85 @@ static void print_plan(ph_host *h, int verbose)
             for (size_t k = 0; k < it->n_deps; k++)
                 printf("%s %s", k ? "," : "", h->plan.items[it->deps[k]].instance);
         }
-        printf("  [%s]\n", state);
-        if (verbose && reason)
-            printf("        %s\n", reason);
+        const char *build = json_string_value(json_object_get(scan, "build"));
+        printf("  [%s]%s%s\n", state, build ? " build " : "", build ? build : "");
+        if (scan && error) {
+            printf("        %s\n", error);
+            add_problem(problems, "instance '%s': %s", it->instance, error);
+        }
+        for (size_t k = 0; bad[i] == 2 && k < it->n_deps; k++)
+            if (bad[it->deps[k]]) {
+                const char *dep = h->plan.items[it->deps[k]].instance;
+                printf("        skipped: depends on '%s', which cannot be loaded\n", dep);
+                add_problem(problems,
+                            "instance '%s': skipped: depends on '%s', which cannot be loaded",
+                            it->instance, dep);
+                break;
+            }
+    }
+}
+
+static void print_changes(json_t *changes)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(changes, i, v)
+    {
+        printf("%s%s", i ? "; " : " (", json_string_value(v));
+    }
+    printf("%s\n", json_array_size(changes) ? ")" : "");
+}
+
+/*
+ * Per instance: the chain loading would run (scripts and automatic steps)
+ * and the result of its dry run on a scratch copy of the database.
+ */
+static void print_migrations(ph_host *h, json_t *scans, const char *bad, json_t *problems)
+{
+    int header = 0;
+    for (size_t i = 0; i < h->plan.n; i++) {
+        const ph_plan_item *it = &h->plan.items[i];
+        json_t *plan = NULL, *scan = scan_of(h, scans, i);
+        if (it->state != PH_PLAN_OK || !it->manifest || bad[i] == 2 ||
+            ph_migrate_plan(it->manifest, h->cfg.data_dir, it->instance, &plan)) {
+            ph_error_clear();
+            continue;
+        }
+        json_t *dry =
+            json_is_true(json_object_get(scan, "ok")) ? rehearsal_of(scan, it->instance) : NULL;
+        const char *action = json_string_value(json_object_get(plan, "action")) ?: "";
+        const char *problem = json_string_value(json_object_get(plan, "problem"));
+        int dry_ok = dry && json_is_true(json_object_get(dry, "ok"));
+        json_t *changes = json_object_get(dry, "changes");
+        if (!strcmp(action, "install") && (!dry || dry_ok) && !problem) {
+            json_decref(plan);
+            continue;
+        }
+        if (!strcmp(action, "none") && !problem &&
+            (!dry || (dry_ok && !json_array_size(changes)))) {
+            json_decref(plan);
+            continue;
+        }
+        if (dry) /* the dry run's verdict replaces the guess made without the declaration */
+            json_object_del(plan, "problem");
+        if (dry_ok) /* and a hint about what would need a script is moot */
+            json_object_del(plan, "note");
+        char *line = ph_migrate_plan_text(plan);
+        if (!header++)
+            printf("migrations:\n");
+        printf("  %s\n", line ? line : it->instance);
+        free(line);
+        if (dry_ok) {
+            printf("    dry run on a copy of the database: ok");
+            print_changes(changes);
+        } else if (dry) {
+            const char *err = json_string_value(json_object_get(dry, "error")) ?: "?";
+            printf("    dry run on a copy of the database: FAILED: %s\n", err);
+            add_problem(problems, "instance '%s': the migration would fail: %s", it->instance, err);
+        } else if (problem) {
+            add_problem(problems, "instance '%s': %s", it->instance, problem);
+        }
+        json_decref(plan);
     }
 }
 
@@ -184,45 +339,47 @@ static int cmd_check(cli *c, int argc, char **argv)
     (void)argc;
     (void)argv;
     ph_host *h = NULL;
+    json_t *scans = json_object(), *problems = json_array();
     int rc = open_host(c, &h);
-    if (rc) {
+    if (rc || (rc = scan_packages(h, scans))) {
         print_error(NULL);
+        json_decref(scans);
+        json_decref(problems);
+        ph_host_free(h);
         return 1;
     }
-    print_plan(h, 0);
-    size_t problems = h->plan.n_problems + h->set.n_problems;
-    /* What loading would do to each instance's database (reads only). */
-    int header = 0;
-    for (size_t i = 0; i < h->plan.n; i++) {
-        const ph_plan_item *it = &h->plan.items[i];
-        json_t *plan = NULL;
-        if (it->state != PH_PLAN_OK || !it->manifest ||
-            ph_migrate_plan(it->manifest, h->cfg.data_dir, it->instance, &plan))
-            continue;
-        const char *action = json_string_value(json_object_get(plan, "action"));
-        if (json_object_get(plan, "problem"))
-            problems++;
-        if (action && (strcmp(action, "upgrade") == 0 || strcmp(action, "downgrade") == 0 ||
-                       json_object_get(plan, "problem"))) {
-            char *line = ph_migrate_plan_text(plan);
-            if (!header++)
-                printf("migrations:\n");
-            printf("  %s\n", line ? line : it->instance);
-            free(line);
-        }
-        json_decref(plan);
+    for (size_t i = 0; i < h->set.n_problems; i++)
+        add_problem(problems, "%s", h->set.problems[i]);
+    for (size_t i = 0; i < h->plan.n_problems; i++)
+        add_problem(problems, "%s", h->plan.problems[i]);
+    char *bad = calloc(h->plan.n + 1, 1);
+    if (!bad) {
+        fprintf(stderr, "plughost: out of memory\n");
+        json_decref(scans);
+        json_decref(problems);
+        ph_host_free(h);
+        return 1;
     }
-    if (problems) {
-        printf("problems (%zu):\n", problems);
-        for (size_t i = 0; i < h->set.n_problems; i++)
-            printf("  - %s\n", h->set.problems[i]);
-        for (size_t i = 0; i < h->plan.n_problems; i++)
-            printf("  - %s\n", h->plan.problems[i]);
+    mark_unloadable(h, scans, bad);
+    print_plan(h, scans, bad, problems);
+    print_migrations(h, scans, bad, problems);
+    free(bad);
+    size_t n = json_array_size(problems);
+    if (n) {
+        size_t i;
+        json_t *v;
+        printf("problems (%zu):\n", n);
+        json_array_foreach(problems, i, v)
+        {
+            printf("  - %s\n", json_string_value(v));
+        }
     } else {
         printf("no problems\n");
     }
+    json_decref(scans);
+    json_decref(problems);
     ph_host_free(h);
-    return problems ? 1 : 0;
+    return n ? 1 : 0;
 }
 
 static int cmd_list(cli *c, int argc, char **argv)

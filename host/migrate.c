@@ -187,12 +187,42 @@ static int chain_not_found(const char *sql_dir, const char *from, const char *to
     return rc;
 }
 
+/*
+ * Fills *out with the scripts edges[idx[0..len-1]], in that order. Automatic
+ * changes run before a script that does not start where the database stands:
+ * every script after the first, and the first when it starts above `start`.
+ */
+static int fill_chain(ph_migrate_chain *out, const char *sql_dir, const edge *edges,
+                      const size_t *idx, size_t len, const ph_semver *start, int with_auto)
+{
+    if (!len)
+        return 0;
+    if (!(out->paths = calloc(len, sizeof *out->paths)) ||
+        !(out->names = calloc(len, sizeof *out->names)) ||
+        !(out->to = calloc(len, sizeof *out->to)) ||
+        !(out->auto_before = calloc(len, sizeof *out->auto_before)))
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    out->n = len;
+    for (size_t i = 0; i < len; i++) {
+        const edge *e = &edges[idx[i]];
+        char v[96];
+        out->auto_before[i] = with_auto && (i > 0 || ph_semver_cmp(&e->from, start) > 0);
+        if (!(out->names[i] = strdup(e->name)) ||
+            !(out->to[i] = strdup(ph_semver_format(&e->to, v, sizeof v))) ||
+            asprintf(&out->paths[i], "%s/%s", sql_dir, e->name) < 0) {
+            out->paths[i] = NULL;
+            return ph_error_set(PH_ENOMEM, "out of memory");
+        }
+    }
+    return 0;
+}
+
 int ph_migrate_find_chain(const char *sql_dir, const char *from, const char *to,
                           ph_migrate_chain *out)
 {
     ph_semver a, b;
     edge *edges = NULL;
-    size_t n = 0;
+    size_t n = 0, *idx = NULL;
     long *prev = NULL;
     int rc;
     memset(out, 0, sizeof *out);
@@ -203,33 +233,72 @@ int ph_migrate_find_chain(const char *sql_dir, const char *from, const char *to,
     if ((rc = read_edges(sql_dir, &edges, &n, out)))
         goto cleanup;
     prev = malloc((n + 1) * sizeof *prev);
-    long last = prev ? bfs(edges, n, &a, &b, prev) : -1;
+    idx = malloc((n + 1) * sizeof *idx);
+    long last = prev && idx ? bfs(edges, n, &a, &b, prev) : -1;
     if (last < 0) {
-        rc = prev ? chain_not_found(sql_dir, from, to, edges, n, out)
-                  : ph_error_set(PH_ENOMEM, "out of memory");
+        rc = prev && idx ? chain_not_found(sql_dir, from, to, edges, n, out)
+                         : ph_error_set(PH_ENOMEM, "out of memory");
         goto cleanup;
     }
     size_t len = 0;
     for (long k = last; k >= 0; k = prev[k])
         len++;
-    if (!(out->paths = calloc(len, sizeof *out->paths)) ||
-        !(out->names = calloc(len, sizeof *out->names))) {
+    size_t i = len;
+    for (long k = last; k >= 0; k = prev[k])
+        idx[--i] = (size_t)k;
+    rc = fill_chain(out, sql_dir, edges, idx, len, &a, 0);
+cleanup:
+    free(prev);
+    free(idx);
+    free_edges(edges, n);
+    return rc;
+}
+
+/*
+ * The greedy walk of ph_migrate_upgrade_chain: from `cur`, the script with
+ * the lowest `from` >= cur, and among those the highest `to` <= target.
+ * Edges are sorted by (from, to). Returns its index or -1.
+ */
+static long next_step(const edge *edges, size_t n, const ph_semver *cur, const ph_semver *target)
+{
+    long best = -1;
+    for (size_t i = 0; i < n; i++) {
+        const edge *e = &edges[i];
+        if (ph_semver_cmp(&e->from, &e->to) >= 0 || ph_semver_cmp(&e->from, cur) < 0 ||
+            ph_semver_cmp(&e->to, target) > 0)
+            continue;
+        if (best >= 0 && ph_semver_cmp(&e->from, &edges[best].from) != 0)
+            break;
+        best = (long)i;
+    }
+    return best;
+}
+
+int ph_migrate_upgrade_chain(const char *sql_dir, const char *from, const char *to,
+                             ph_migrate_chain *out)
+{
+    ph_semver a, b, cur;
+    edge *edges = NULL;
+    size_t n = 0, len = 0, *idx = NULL;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if (ph_semver_parse(from, &a) || ph_semver_parse(to, &b) || ph_semver_cmp(&a, &b) >= 0)
+        return ph_error_set(PH_EINVAL, "'%s' -> '%s': not an upgrade between semantic versions",
+                            from, to);
+    if ((rc = read_edges(sql_dir, &edges, &n, out)))
+        goto cleanup;
+    if (!(idx = malloc((n + 1) * sizeof *idx))) {
         rc = ph_error_set(PH_ENOMEM, "out of memory");
         goto cleanup;
     }
-    out->n = len;
-    size_t i = len;
-    for (long k = last; k >= 0; k = prev[k]) {
-        i--;
-        if (!(out->names[i] = strdup(edges[k].name)) ||
-            asprintf(&out->paths[i], "%s/%s", sql_dir, edges[k].name) < 0) {
-            out->paths[i] = NULL;
-            rc = ph_error_set(PH_ENOMEM, "out of memory");
-            goto cleanup;
-        }
+    cur = a;
+    for (long k; (k = next_step(edges, n, &cur, &b)) >= 0;) {
+        idx[len++] = (size_t)k;
+        cur = edges[k].to;
     }
+    rc = fill_chain(out, sql_dir, edges, idx, len, &a, 1);
 cleanup:
-    free(prev);
+    free(idx);
     free_edges(edges, n);
     return rc;
 }
@@ -239,7 +308,10 @@ void ph_migrate_chain_free(ph_migrate_chain *c)
     for (size_t i = 0; i < c->n; i++) {
         free(c->paths ? c->paths[i] : NULL);
         free(c->names ? c->names[i] : NULL);
+        free(c->to ? c->to[i] : NULL);
     }
+    free(c->to);
+    free(c->auto_before);
     for (size_t i = 0; i < c->n_ignored; i++)
         free(c->ignored[i]);
     free(c->paths);
@@ -265,6 +337,9 @@ typedef struct run {
     json_t *changes; /* array of text */
     char *backup;
     int script_failed; /* the error is a script's own */
+    json_t *eager;     /* [[table, column|null]] added ahead of a script in this attempt */
+    json_t *excluded;  /* [[table, column|null]] a script creates itself: never added early */
+    int conflict;      /* a script failed on something added early (retry without it) */
 } run;
 
 static int exec(sqlite3 *db, const char *sql)
@@ -346,7 +421,7 @@ static int fail(const run *r, const char *what)
     sqlite3_str *s = sqlite3_str_new(NULL);
     if (r->script_failed) {
         sqlite3_str_appendall(s, "fix the script; the whole chain runs again at the next start");
-    } else if (r->chain.n) {
+    } else if (r->chain.n && !strcmp(r->chain.to[r->chain.n - 1], r->target)) {
         sqlite3_str_appendall(s, "the upgrade scripts ran (");
         for (size_t i = 0; i < r->chain.n; i++)
             sqlite3_str_appendf(s, "%s%s", i ? ", " : "", r->chain.names[i]);
@@ -361,10 +436,17 @@ static int fail(const run *r, const char *what)
                             r->target, r->c->manifest->path ? r->c->manifest->path : "package.ini",
                             r->sql_dir, r->target);
     } else {
+        /* The missing link: from where the last script left the data to the target. */
+        const char *from = r->chain.n ? r->chain.to[r->chain.n - 1] : r->installed;
         sqlite3_str_appendf(s,
                             "add %s/upgrade-%s-%s.sql that makes this change (for a rename: "
                             "ALTER TABLE <model> RENAME COLUMN <old> TO <new>;)",
-                            r->sql_dir, r->installed, r->target);
+                            r->sql_dir, from, r->target);
+        if (r->chain.n) {
+            sqlite3_str_appendall(s, "; the scripts before it ran: ");
+            for (size_t i = 0; i < r->chain.n; i++)
+                sqlite3_str_appendf(s, "%s%s", i ? ", " : "", r->chain.names[i]);
+        }
     }
     char *hint = sqlite3_str_finish(s);
     int rc = ph_error_set(PH_EMIGRATION, "instance '%s' (%s): %s; %s; the database was not changed",
@@ -466,6 +548,58 @@ static int line_of(const char *text, const char *p)
     return line;
 }
 
+/* [table, column|null] is in `list`. */
+static int listed(json_t *list, const char *table, const char *col)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+    {
+        const char *t = json_string_value(json_array_get(v, 0));
+        const char *c = json_string_value(json_array_get(v, 1));
+        if (t && !strcmp(t, table) && (col ? c && !strcasecmp(c, col) : !c))
+            return 1;
+    }
+    return 0;
+}
+
+/* True if `msg` names `name` as a word ("x", 'x', x). */
+static int names(const char *msg, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = strstr(msg, name); p; p = strstr(p + 1, name)) {
+        char before = p == msg ? ' ' : p[-1], after = p[n];
+        if (!(before == '_' || (before >= 'a' && before <= 'z') ||
+              (before >= '0' && before <= '9')) &&
+            !(after == '_' || (after >= 'a' && after <= 'z') || (after >= '0' && after <= '9')))
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * A script failed with `msg`: if it tried to create a table or column that
+ * the host added ahead of it, remember it in r->excluded and set
+ * r->conflict, so the chain is run again without adding it early.
+ */
+static void note_conflict(run *r, const char *msg)
+{
+    size_t i;
+    json_t *v;
+    const char *dup = strstr(msg, "duplicate column name: ");
+    int exists = strstr(msg, "already exists") || strstr(msg, "already another table");
+    json_array_foreach(r->eager, i, v)
+    {
+        const char *t = json_string_value(json_array_get(v, 0));
+        const char *c = json_string_value(json_array_get(v, 1));
+        int hit = c ? dup && !strcasecmp(dup + 23, c) : exists && names(msg, t);
+        if (hit && !listed(r->excluded, t, c)) {
+            json_array_append(r->excluded, v);
+            r->conflict = 1;
+        }
+    }
+}
+
 static int run_script(run *r, size_t i)
 {
     const char *path = r->chain.paths[i];
@@ -488,6 +622,8 @@ static int run_script(run *r, size_t i)
             if (!st && tail && *skip_blank(p) == 0)
                 break;
             r->script_failed = 1;
+            if (!g.denied)
+                note_conflict(r, sqlite3_errmsg(r->db));
             rc = failf(r, "upgrade script %s failed at line %d: %s", path, line_of(text, p),
                        g.denied ? g.denied : sqlite3_errmsg(r->db));
             sqlite3_finalize(st);
@@ -559,12 +695,24 @@ static const char *ref_table(const run *r, const ph_store_model *m, const ph_sto
     return f->ref >= 0 ? r->c->models[f->ref].name : NULL;
 }
 
+static char *default_literal(const ph_store_field *f);
+
+/*
+ * A column definition; with its DEFAULT clause, so rows that a script
+ * inserts without the field get the declared default whether the table was
+ * created with the field or the field was added later (route independence).
+ */
 static void append_col_def(const run *r, const ph_store_model *m, sqlite3_str *s,
                            const ph_store_field *f)
 {
     sqlite3_str_appendf(s, "%s %s", f->qname, ph_store_sql_type(f->type));
     if (f->ref >= 0)
         sqlite3_str_appendf(s, " REFERENCES \"%w\"(id)", ref_table(r, m, f));
+    if (f->def && !f->def_now) {
+        char *lit = default_literal(f);
+        sqlite3_str_appendf(s, " DEFAULT %s", lit ? lit : "NULL");
+        sqlite3_free(lit);
+    }
 }
 
 static int create_table(run *r, const ph_store_model *m)
@@ -635,11 +783,6 @@ static int add_column(run *r, const ph_store_model *m, const ph_store_field *f)
     sqlite3_str *s = sqlite3_str_new(r->db);
     sqlite3_str_appendf(s, "ALTER TABLE %s ADD COLUMN ", m->qname);
     append_col_def(r, m, s, f);
-    if (f->def) {
-        char *lit = default_literal(f);
-        sqlite3_str_appendf(s, " DEFAULT %s", lit ? lit : "NULL");
-        sqlite3_free(lit);
-    }
     int rc = exec_owned(r->db, sqlite3_str_finish(s));
     if (rc)
         return failf(r, "cannot add field '%s' to model '%s': %s", f->name, m->name,
@@ -863,6 +1006,82 @@ static int sync_models(run *r)
     return rc;
 }
 
+/*
+ * The automatic step between two scripts: the tables and addable fields
+ * (nullable or with a default) of the target declaration that are missing,
+ * except those a script creates itself (r->excluded). Each is remembered in
+ * r->eager. No index changes here: a later script may still fix the data a
+ * unique index needs.
+ */
+static int add_missing(run *r)
+{
+    int rc = 0;
+    for (size_t i = 0; i < r->c->n_models && !rc; i++) {
+        const ph_store_model *m = &r->c->models[i];
+        if (!table_exists(r->db, m->name)) {
+            if (listed(r->excluded, m->name, NULL))
+                continue;
+            rc = create_table(r, m);
+            json_array_append_new(r->eager, json_pack("[s, n]", m->name));
+            continue;
+        }
+        col_info *cols = NULL;
+        size_t n = 0;
+        if ((rc = table_cols(r->db, m, &cols, &n)))
+            break;
+        for (size_t k = PH_STORE_HOST_COLS; k < m->n_cols && !rc; k++) {
+            const ph_store_field *f = &m->cols[k];
+            if (find_col(cols, n, f->name) || ((f->flags & PH_REQUIRED) && !f->def) ||
+                listed(r->excluded, m->name, f->name))
+                continue;
+            rc = add_column(r, m, f);
+            json_array_append_new(r->eager, json_pack("[s, s]", m->name, f->name));
+        }
+        free_cols(cols, n);
+    }
+    return rc;
+}
+
+static int run_chain_once(run *r)
+{
+    int rc = 0;
+    for (size_t i = 0; i < r->chain.n && !rc; i++) {
+        if (r->chain.auto_before[i] && (rc = add_missing(r)))
+            break;
+        rc = run_script(r, i);
+        if (!rc)
+            change(r, "ran %s", r->chain.names[i]);
+    }
+    return rc;
+}
+
+/*
+ * Runs the chain with the automatic steps between scripts. When a script
+ * fails on a table or field added ahead of it, everything since the
+ * savepoint is undone and the chain runs again without adding it early;
+ * each retry excludes at least one more, so this ends.
+ */
+static int run_chain(run *r)
+{
+    size_t n_changes = json_array_size(r->changes);
+    int rc = exec(r->db, "SAVEPOINT ph_chain");
+    for (int attempt = 0; !rc; attempt++) {
+        json_array_clear(r->eager);
+        r->conflict = 0;
+        r->script_failed = 0;
+        rc = run_chain_once(r);
+        if (!rc || !r->conflict || attempt > 64)
+            break;
+        while (json_array_size(r->changes) > n_changes)
+            json_array_remove(r->changes, json_array_size(r->changes) - 1);
+        ph_error_clear();
+        rc = exec(r->db, "ROLLBACK TO ph_chain");
+    }
+    if (!rc)
+        rc = exec(r->db, "RELEASE ph_chain");
+    return rc;
+}
+
 static int fk_check(run *r)
 {
     sqlite3_stmt *st = NULL;
@@ -968,6 +1187,41 @@ static int record(run *r)
     return rc;
 }
 
+/* True if the stored schemas are exactly the declared ones (none and none included). */
+static int schema_unchanged(const run *r)
+{
+    if (json_object_size(r->stored) != r->c->n_models)
+        return 0;
+    for (size_t i = 0; i < r->c->n_models; i++) {
+        json_t *schema = ph_store_model_schema(&r->c->models[i]);
+        int same = json_equal(schema, json_object_get(r->stored, r->c->models[i].name));
+        json_decref(schema);
+        if (!same)
+            return 0;
+    }
+    return 1;
+}
+
+/* True if _ph_migrations records an upgrade script that led above version `t`. */
+static int script_ran_since(sqlite3 *db, const ph_semver *t)
+{
+    sqlite3_stmt *st = NULL;
+    int yes = 0;
+    if (!table_exists(db, "_ph_migrations"))
+        return 0;
+    if (sqlite3_prepare_v2(db, "SELECT to_version FROM _ph_migrations WHERE scripts != '[]'", -1,
+                           &st, NULL) != SQLITE_OK)
+        return 1; /* unreadable history: assume the worst */
+    while (!yes && sqlite3_step(st) == SQLITE_ROW) {
+        ph_semver v;
+        const char *text = (const char *)sqlite3_column_text(st, 0);
+        yes = !text || ph_semver_parse(text, &v) || ph_semver_cmp(&v, t) > 0;
+    }
+    ph_error_clear();
+    sqlite3_finalize(st);
+    return yes;
+}
+
 /* Decides the action and finds the chain; may fail before anything is written. */
 static int plan_run(run *r)
 {
@@ -983,21 +1237,25 @@ static int plan_run(run *r)
     r->action = cmp == 0 ? "none" : cmp > 0 ? "upgrade" : "downgrade";
     if (cmp == 0)
         return 0;
+    if (cmp > 0)
+        return ph_migrate_upgrade_chain(r->sql_dir, r->installed, r->target, &r->chain);
     int rc = ph_migrate_find_chain(r->sql_dir, r->installed, r->target, &r->chain);
-    if (rc == PH_ENOTFOUND && cmp > 0) {
-        ph_error_clear(); /* additive changes need no script; sync_models checks */
-        return 0;
-    }
     if (rc == PH_ENOTFOUND) {
         char msg[2048];
         snprintf(msg, sizeof msg, "%s", ph_error_last());
+        if (schema_unchanged(r) && !script_ran_since(r->db, &b)) {
+            ph_error_clear(); /* failure 6: nothing to undo, so going back needs no script */
+            return 0;
+        }
         char v[256];
         return ph_error_set(PH_EMIGRATION,
                             "instance '%s' (%s): the database holds data of %s "
                             "%s, newer than this package; downgrading needs "
-                            "scripts: %s; install %s %s or newer instead",
+                            "scripts: %s; install %s %s or newer instead (going back without "
+                            "scripts works only when the schema is unchanged and no upgrade "
+                            "script ran since %s)",
                             r->c->instance, prefix_versions(r, v, sizeof v), r->c->manifest->name,
-                            r->installed, msg, r->c->manifest->name, r->installed);
+                            r->installed, msg, r->c->manifest->name, r->installed, r->target);
     }
     return rc;
 }
@@ -1034,11 +1292,8 @@ static int migrate_in_tx(run *r, const char *expected)
                             r->c->instance);
     if ((rc = ensure_meta(r->db)))
         return rc;
-    for (size_t i = 0; i < r->chain.n && !rc; i++) {
-        rc = run_script(r, i);
-        if (!rc)
-            change(r, "ran %s", r->chain.names[i]);
-    }
+    if (r->chain.n)
+        rc = run_chain(r);
     if (!rc)
         rc = sync_models(r);
     if (!rc && r->chain.n)
@@ -1067,6 +1322,8 @@ int ph_migrate_apply(ph_migrate_ctx *c, json_t **report)
     int rc, in_tx = 0, fk_off = 0;
     *report = NULL;
     r.changes = json_array();
+    r.eager = json_array();
+    r.excluded = json_array();
     if (asprintf(&r.sql_dir, "%s/sql", c->manifest->dir) < 0) {
         r.sql_dir = NULL;
         rc = ph_error_set(PH_ENOMEM, "out of memory");
@@ -1106,6 +1363,8 @@ cleanup:
     ph_migrate_chain_free(&r.chain);
     json_decref(r.stored);
     json_decref(r.changes);
+    json_decref(r.eager);
+    json_decref(r.excluded);
     free(r.installed);
     free(r.sql_dir);
     free(r.backup);
@@ -1116,6 +1375,47 @@ cleanup:
 /* ------------------------------------------------------------------ */
 /* Planning (check)                                                     */
 /* ------------------------------------------------------------------ */
+
+/*
+ * A downgrade without a chain of scripts: allowed when no upgrade script ran
+ * since the target and the schema did not change. Without the declaration
+ * (no package code runs here) only "no models stored" is certain; otherwise
+ * the dry run of `check` decides.
+ */
+static int downgrade_note(json_t *plan, const char *data_dir, const char *instance,
+                          const ph_semver *target)
+{
+    char *err = strdup(ph_error_last());
+    char *path = NULL;
+    sqlite3 *db = NULL;
+    int rc = ph_store_db_path(data_dir, instance, &path), ran = 1, models = -1;
+    if (rc || !err) {
+        free(err);
+        free(path);
+        return rc ? rc : ph_error_set(PH_ENOMEM, "out of memory");
+    }
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 5000);
+        ran = script_ran_since(db, target);
+        models = table_exists(db, "_ph_models")
+                     ? (int)count_where(db, "SELECT count(*) FROM _ph_models")
+                     : 0;
+    }
+    sqlite3_close(db);
+    free(path);
+    if (ran)
+        json_object_set_new(plan, "problem", json_sprintf("downgrade refused: %s", err));
+    else if (models == 0)
+        json_object_set_new(plan, "note",
+                            json_string("no scripts needed: no models and no upgrade script "
+                                        "ran since; recorded as a downgrade"));
+    else
+        json_object_set_new(plan, "note",
+                            json_string("without scripts: allowed only if the declared models "
+                                        "are exactly the stored ones"));
+    free(err);
+    return 0;
+}
 
 int ph_migrate_plan(const ph_manifest *m, const char *data_dir, const char *instance, json_t **out)
 {
@@ -1158,21 +1458,34 @@ int ph_migrate_plan(const ph_manifest *m, const char *data_dir, const char *inst
                                               : "downgrade"));
     if (cmp == 0)
         goto cleanup;
-    int frc = ph_migrate_find_chain(sql_dir, installed, m->version_text, &chain);
-    for (size_t i = 0; !frc && i < chain.n; i++)
+    int frc = cmp > 0 ? ph_migrate_upgrade_chain(sql_dir, installed, m->version_text, &chain)
+                      : ph_migrate_find_chain(sql_dir, installed, m->version_text, &chain);
+    json_t *steps = json_array();
+    for (size_t i = 0; !frc && i < chain.n; i++) {
+        if (chain.auto_before[i])
+            json_array_append_new(steps, json_string("automatic changes"));
+        json_array_append_new(steps, json_string(chain.names[i]));
         json_array_append_new(scripts, json_string(chain.names[i]));
-    if (frc && cmp < 0)
-        json_object_set_new(plan, "problem",
-                            json_sprintf("downgrade refused: %s", ph_error_last()));
-    else if (frc)
+    }
+    if (!frc && cmp > 0 && (!chain.n || strcmp(chain.to[chain.n - 1], m->version_text)))
+        json_array_append_new(steps, json_sprintf("automatic changes to %s", m->version_text));
+    json_object_set_new(plan, "steps", steps);
+    if (frc && cmp < 0 && (rc = downgrade_note(plan, data_dir, instance, &m->version)))
+        goto cleanup;
+    if (cmp > 0 && !chain.n)
         json_object_set_new(plan, "note",
                             json_sprintf("no upgrade scripts: only added models, "
                                          "fields and indexes can apply; a dropped, "
                                          "renamed or retyped field needs "
                                          "%s/upgrade-%s-%s.sql",
                                          sql_dir, installed, m->version_text));
-    if (frc)
-        ph_error_clear();
+    else if (cmp > 0 && strcmp(chain.to[chain.n - 1], m->version_text))
+        json_object_set_new(plan, "note",
+                            json_sprintf("a field dropped, renamed or retyped after %s needs "
+                                         "%s/upgrade-%s-%s.sql",
+                                         chain.to[chain.n - 1], sql_dir, chain.to[chain.n - 1],
+                                         m->version_text));
+    ph_error_clear();
 cleanup:
     if (!rc) {
         *out = plan;
@@ -1195,6 +1508,7 @@ char *ph_migrate_plan_text(const json_t *plan)
     const char *problem = json_string_value(json_object_get(plan, "problem"));
     const char *note = json_string_value(json_object_get(plan, "note"));
     json_t *scripts = json_object_get(plan, "scripts");
+    json_t *steps = json_object_get(plan, "steps");
     sqlite3_str *s = sqlite3_str_new(NULL);
     if (!action)
         action = "?";
@@ -1208,7 +1522,7 @@ char *ph_migrate_plan_text(const json_t *plan)
         size_t i;
         json_t *v;
         sqlite3_str_appendall(s, " via ");
-        json_array_foreach(scripts, i, v)
+        json_array_foreach(json_array_size(steps) ? steps : scripts, i, v)
         {
             sqlite3_str_appendf(s, "%s%s", i ? ", " : "", json_string_value(v));
         }

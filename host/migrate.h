@@ -9,10 +9,43 @@
  *     automatically;
  *   - anything else (a dropped, renamed or retyped field, a changed
  *     reference) needs upgrade scripts sql/upgrade-<from>-<to>.sql in the
- *     package directory. The shortest chain of scripts from the installed
- *     version to the package's version is chosen (PostgreSQL's rule for
- *     extension updates; among equally short chains the one through the
- *     lowest versions). Downgrades need a chain too.
+ *     package directory.
+ *
+ * Upgrade rule (installed S -> target T, S < T): every shipped script whose
+ * step lies within S..T (from >= S, to <= T, from < to) runs, in version
+ * order, so skipping a release never skips its data script. Where scripts
+ * overlap, the walk is greedy: from the current version take the script
+ * with the lowest `from` >= current, and among those the highest `to` <= T
+ * (a direct upgrade-1.0.0-1.2.0.sql is preferred over the chain through
+ * 1.1.0); then continue from its `to`. Between scripts (before every script
+ * after the first, and before the first when it starts above S) the host
+ * adds the tables and the addable fields (nullable or with a default) of the
+ * target declaration that are missing, so a later script can rely on fields
+ * an earlier release added without a script, as it could when the releases
+ * were installed one by one. A table or field that a script creates itself
+ * (CREATE TABLE, ADD COLUMN, RENAME ... TO) is left to that script: when a
+ * script fails because of one that was added in advance, the chain starts
+ * again (same transaction, savepoint) without adding it early. At the end
+ * the database is brought to the declaration of T (indexes, checks).
+ * Two databases that reached T by different routes end with the same
+ * tables, columns (name and type), indexes and rows (test_migrate.c proves
+ * it on generated release histories); the column order within a table and
+ * the SQL DEFAULT clause of a column may differ (records are always read and
+ * written by name, and the CRUD layer fills declared defaults itself).
+ *
+ * Limits (documented in the README): only the target's declaration is known,
+ * so (1) a script relying on a field that a skipped release added without a
+ * script and that the target no longer declares (dropped or renamed later)
+ * fails on the route that skips that release: ship a direct script for that
+ * route; (2) rows existing when a field is added get the target's default,
+ * so changing a field's default between releases makes routes differ.
+ *
+ * Downgrades (S > T) need an exact chain of scripts (the shortest, among
+ * equally short ones the one through the lowest versions), except when the
+ * schema did not change (no models, or the stored schemas are exactly the
+ * declared ones) and no upgrade script ran since T (_ph_migrations): then
+ * the package goes back without scripts, recorded as a downgrade, after a
+ * backup.
  * When the version changes, a verified backup is written first (see
  * backup.h); then the scripts, the automatic changes and the new version
  * are applied in one BEGIN IMMEDIATE transaction, and the resulting tables
@@ -59,6 +92,8 @@ typedef struct ph_migrate_chain {
     size_t n;
     char **ignored; /* upgrade-*.sql files whose name does not parse */
     size_t n_ignored;
+    char **to;        /* the version each script leads to, as text */
+    int *auto_before; /* 1: automatic additive changes run before script i */
 } ph_migrate_chain;
 
 /**
@@ -72,6 +107,16 @@ typedef struct ph_migrate_chain {
 int ph_migrate_find_chain(const char *sql_dir, const char *from, const char *to,
                           ph_migrate_chain *out);
 void ph_migrate_chain_free(ph_migrate_chain *c);
+
+/**
+ * The scripts an upgrade from `from` to `to` (from < to) runs, by the
+ * greedy rule above; n may be 0 (automatic changes only). auto_before says
+ * where automatic changes run between scripts. Returns 0, or PH_EINVAL when
+ * the versions are not semver or not an upgrade. *out must be freed with
+ * ph_migrate_chain_free in every case.
+ */
+int ph_migrate_upgrade_chain(const char *sql_dir, const char *from, const char *to,
+                             ph_migrate_chain *out);
 
 /**
  * For `plughost check`: what attaching would do to instance `instance` of

@@ -78,6 +78,30 @@ staged=$src/build/packages/oot
 grep -q "$PH_SOURCE_DIR" "$src/build/CMakeCache.txt" &&
     fail "the out-of-tree build refers to the source tree"
 
+# Issue 8, failure 7: the stage holds exactly the source tree's files. A
+# script removed from sql/ (or a page from www/) disappears from the staged
+# package at the next build, so the host never offers a stale script.
+mkdir -p "$src/sql" "$src/www"
+echo "UPDATE x SET y = 1;" >"$src/sql/upgrade-0.3.0-0.3.1.sql"
+echo "SELECT 1;" >"$src/sql/upgrade-0.3.1-0.4.0.sql"
+echo "<p>hi</p>" >"$src/www/index.html"
+cmake --build "$src/build" >"$tmp/build.log" 2>&1 ||
+    { cat "$tmp/build.log"; fail "rebuilding with sql/ and www/ failed"; }
+[ -f "$staged/sql/upgrade-0.3.1-0.4.0.sql" ] && [ -f "$staged/www/index.html" ] ||
+    fail "plughost_add_package did not stage sql/ and www/: $(find "$staged" | sort | tr '\n' ' ')"
+rm "$src/sql/upgrade-0.3.1-0.4.0.sql" "$src/www/index.html"
+echo "UPDATE x SET y = 2;" >"$src/sql/upgrade-0.3.0-0.3.1.sql"
+cmake --build "$src/build" >"$tmp/build.log" 2>&1 ||
+    { cat "$tmp/build.log"; fail "rebuilding after removing sources failed"; }
+[ ! -e "$staged/sql/upgrade-0.3.1-0.4.0.sql" ] ||
+    fail "a script removed from the sources is still staged: $staged/sql/upgrade-0.3.1-0.4.0.sql"
+[ ! -e "$staged/www/index.html" ] || fail "a page removed from the sources is still staged"
+grep -q "y = 2" "$staged/sql/upgrade-0.3.0-0.3.1.sql" || fail "a changed script was not staged again"
+rm -r "$src/sql" "$src/www"
+cmake --build "$src/build" >"$tmp/build.log" 2>&1 ||
+    { cat "$tmp/build.log"; fail "rebuilding after removing sql/ failed"; }
+[ ! -e "$staged/sql" ] || fail "sql/ removed from the sources is still staged: $(ls "$staged/sql")"
+
 # ---- 2. pkg-config + plain cc ----
 pkgsrc=$tmp/pcpkg
 mkdir -p "$pkgsrc"

@@ -1,0 +1,54 @@
+/*
+ * The scanner: looks at a package's code without running it in the calling
+ * process. `plughost check` uses it; anything else that must read a
+ * descriptor or rehearse a migration before trusting a build can too.
+ *
+ * ph_scan_package forks a child. The child copies the package's .so to a
+ * private temporary path, dlopens it (RTLD_NOW | RTLD_LOCAL, like the
+ * loader), validates the descriptor against the manifest (ph_module_open),
+ * compiles the declared models and, for each instance asked for, rehearses
+ * the migration that loading would run: the instance database is copied to
+ * a scratch file (VACUUM INTO from a read-only connection, so the real file
+ * is not written) and ph_store_open_for migrates the copy exactly as a
+ * start would (scripts, automatic steps, checks). The child writes its
+ * findings to a pipe as one JSON document and exits; the parent never maps
+ * the package. A child that crashes (a constructor, a bad ELF that the
+ * dynamic linker trips over) or does not answer within the timeout (it is
+ * then killed) is reported against the package and its build (the hash of
+ * the .so, as in ph_module.hash).
+ *
+ * Temporary files live under $TMPDIR (default /tmp) in a directory the
+ * child removes before it exits.
+ */
+#ifndef PH_HOST_SCAN_H
+#define PH_HOST_SCAN_H
+
+#include <jansson.h>
+
+#include "manifest.h"
+
+/* Default bound for one package's scan; PLUGHOST_SCAN_TIMEOUT_MS overrides it. */
+#define PH_SCAN_TIMEOUT_MS 20000
+
+/**
+ * Scans package `m` and rehearses the migrations of `instances` (n names;
+ * their databases live under `data_dir`). timeout_ms <= 0 takes
+ * PLUGHOST_SCAN_TIMEOUT_MS from the environment or PH_SCAN_TIMEOUT_MS.
+ *
+ * *out (caller owns) on return 0:
+ *   {"package", "version", "library", "build" (hash or null),
+ *    "ok": true|false, "error": text (when not ok: the load error, or
+ *    "the scanner crashed with SIGSEGV reading package 'x' 1.0.0 (build
+ *    HASH)" / "... did not answer within N ms ..."),
+ *    "instances": [{"instance", "ok", "database": "copied"|"none",
+ *                   "action", "scripts": [...], "changes": [...],
+ *                   "error": text (the migration's message, naming the
+ *                   script and line)}]}
+ * Returns a negative code only when the scan could not be attempted (no
+ * memory, fork or pipe failure). Not thread-safe with respect to fork in a
+ * multi-threaded process: call it before starting threads.
+ */
+int ph_scan_package(const ph_manifest *m, const char *const *instances, size_t n,
+                    const char *data_dir, int timeout_ms, json_t **out);
+
+#endif

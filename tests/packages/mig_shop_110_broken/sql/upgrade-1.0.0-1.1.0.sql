@@ -1,0 +1,3 @@
+-- 1.1.0 stores prices in cents
+UPDATE item SET price = price*100;
+UPDATE item SET prize = 0;
