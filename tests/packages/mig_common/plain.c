@@ -7,6 +7,6 @@ static char *version(ph_ctx *ctx)
 }
 
 static const ph_method methods[] = {
-    PH_METHOD(version, PH_STR),
+    PH_METHOD0(version, PH_STR),
 };
 PH_PACKAGE(.actors = PH_ACTORS(PH_ACTOR("about", methods)));
