@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG     ?= examples/host.ini
 
 # Debian packages the build, the tests and the benchmarks need.
-DEB_PACKAGES = build-essential cmake pkg-config libffi-dev libinih-dev \
+DEB_PACKAGES = build-essential cmake pkg-config libffi-dev \
                libsqlite3-dev sqlite3 libmicrohttpd-dev libjansson-dev \
                libcmocka-dev wrk valgrind curl python3-prometheus-client
 
