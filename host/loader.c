@@ -1,14 +1,12 @@
 #include "loader.h"
 
 #include <dlfcn.h>
-#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,15 +17,14 @@
 
 static atomic_uint copy_counter;
 
-static int copy_file(const char *src, const char *dst)
+/* Copies the library: only a regular file, and never more than PH_ELF_MAX_SIZE bytes. */
+static int copy_file(const char *src, const char *dst, const char *package)
 {
     int in = -1, out = -1, rc = 0;
     char buf[65536];
-    if ((in = open(src, O_RDONLY | O_CLOEXEC)) < 0) {
-        rc = ph_error_set(PH_ELOAD, "cannot open %s: %s; build the package first", src,
-                          strerror(errno));
+    size_t size = 0, total = 0;
+    if ((rc = ph_elf_open(src, package, &in, &size)))
         goto cleanup;
-    }
     /* O_EXCL: a fresh inode, never an existing (possibly mapped) file. */
     if ((out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700)) < 0) {
         rc = ph_error_set(PH_EIO, "cannot create %s: %s", dst, strerror(errno));
@@ -43,6 +40,13 @@ static int copy_file(const char *src, const char *dst)
         }
         if (n == 0)
             break;
+        if ((total += (size_t)n) > PH_ELF_MAX_SIZE) { /* grew since it was opened */
+            rc = ph_error_set(PH_ELOAD,
+                              "package '%s': library %s grew past %u bytes while "
+                              "being copied; is it the right file?",
+                              package, src, PH_ELF_MAX_SIZE);
+            goto cleanup;
+        }
         for (ssize_t off = 0; off < n;) {
             ssize_t w = write(out, buf + off, (size_t)(n - off));
             if (w < 0 && errno == EINTR)
@@ -61,72 +65,6 @@ cleanup:
         rc = ph_error_set(PH_EIO, "cannot write %s: %s", dst, strerror(errno));
     if (rc && out >= 0)
         unlink(dst);
-    return rc;
-}
-
-/*
- * A truncated or half-written shared object makes dlopen fault (SIGBUS) in
- * the host, so the copy is checked first: an ELF64 header of this machine,
- * every PT_LOAD and the section header table inside the file.
- */
-static int check_elf(const char *path, const char *shown)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
-    struct stat st;
-    unsigned char *map = MAP_FAILED;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        rc = ph_error_set(PH_EIO, "cannot read %s: %s", path, strerror(errno));
-        goto cleanup;
-    }
-    size_t size = (size_t)st.st_size;
-    if (size < sizeof(Elf64_Ehdr)) {
-        rc = ph_error_set(PH_ELOAD,
-                          "%s is not a shared object (only %zu bytes); is it still being written?",
-                          shown, size);
-        goto cleanup;
-    }
-    map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) {
-        rc = ph_error_set(PH_EIO, "cannot map %s: %s", path, strerror(errno));
-        goto cleanup;
-    }
-    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)map;
-    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
-        eh->e_type != ET_DYN) {
-        rc = ph_error_set(PH_ELOAD, "%s is not a 64-bit ELF shared object", shown);
-        goto cleanup;
-    }
-#if defined(__x86_64__)
-    if (eh->e_machine != EM_X86_64) {
-        rc = ph_error_set(PH_ELOAD, "%s was built for another machine (e_machine %u)", shown,
-                          eh->e_machine);
-        goto cleanup;
-    }
-#endif
-    uint64_t sh_end = eh->e_shoff + (uint64_t)eh->e_shnum * eh->e_shentsize;
-    uint64_t ph_end = eh->e_phoff + (uint64_t)eh->e_phnum * eh->e_phentsize;
-    if (eh->e_phentsize != sizeof(Elf64_Phdr) || ph_end > size || sh_end > size) {
-        rc = ph_error_set(PH_ELOAD,
-                          "%s is truncated (%zu bytes; its headers need %llu); "
-                          "wait for the build to finish",
-                          shown, size, (unsigned long long)(sh_end > ph_end ? sh_end : ph_end));
-        goto cleanup;
-    }
-    const Elf64_Phdr *ph = (const Elf64_Phdr *)(map + eh->e_phoff);
-    for (unsigned i = 0; i < eh->e_phnum; i++) {
-        if (ph[i].p_type == PT_LOAD && ph[i].p_offset + ph[i].p_filesz > size) {
-            rc = ph_error_set(PH_ELOAD,
-                              "%s is truncated: a loadable segment ends past the end of "
-                              "the file; wait for the build to finish",
-                              shown);
-            goto cleanup;
-        }
-    }
-cleanup:
-    if (map != MAP_FAILED)
-        munmap(map, (size_t)st.st_size);
-    if (fd >= 0)
-        close(fd);
     return rc;
 }
 
@@ -303,12 +241,10 @@ int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out)
         mod->copy = NULL;
         goto nomem;
     }
-    if ((rc = copy_file(m->library, mod->copy)))
+    if ((rc = copy_file(m->library, mod->copy, m->name)))
         goto fail;
-    if ((rc = check_elf(mod->copy, m->library)))
-        goto fail;
-    /* What glibc could never unload is refused before it is mapped at all. */
-    if ((rc = ph_elf_check_reloadable(mod->copy, m->library, NULL)))
+    /* A half-written file, or one glibc could never unload, never reaches dlopen. */
+    if ((rc = ph_elf_check(mod->copy, m->name, m->library, NULL)))
         goto fail;
     if ((rc = ph_file_hash(mod->copy, mod->hash)))
         goto fail;
