@@ -64,7 +64,7 @@ test-tsan: deps
 # fuzz/corpus/<name>/ once fixed: ctest replays it from then on.
 fuzz: deps
 	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPH_FUZZ=ON \
-	  -DPH_SANITIZE=ON -DPH_BUILD_TESTS=OFF -DPH_BUILD_BENCH=OFF
+	  -DPH_BUILD_TESTS=OFF -DPH_BUILD_BENCH=OFF
 	cmake --build $(BUILD_FUZZ) -j $(JOBS)
 	@for f in $(FUZZERS); do \
 	  mkdir -p $(BUILD_FUZZ)/corpus/$$f $(BUILD_FUZZ)/findings/$$f; \
