@@ -379,6 +379,36 @@ static void test_hostile_lines(void **state)
     load_bad(f, "[instance caf\xC3\xA9]\n", PH_ECONFIG, 1, "invalid instance name 'caf\xC3\xA9'");
 }
 
+/* Not a config file at all: a directory, /dev/zero, a huge file. Clear errors, bounded reads. */
+static void test_not_a_config(void **state)
+{
+    fixture *f = *state;
+    ph_config c;
+    assert_int_equal(ph_config_load(f->dir, &c), PH_EIO);
+    char *want = tu_fmt("%s: cannot read: Is a directory", f->dir);
+    assert_string_equal(ph_error_last(), want);
+    free(want);
+    assert_int_equal(ph_config_load("/dev/zero", &c), PH_ECONFIG);
+    assert_string_equal(ph_error_last(), "/dev/zero: file is larger than 1048576 bytes; is it the "
+                                         "right file?");
+    char *big = malloc(PH_INI_MAX_FILE + 2);
+    memset(big, '\n', PH_INI_MAX_FILE + 1);
+    big[PH_INI_MAX_FILE + 1] = '\0';
+    char *path = tu_write(f->dir, "host.ini", big);
+    assert_int_equal(ph_config_load(path, &c), PH_ECONFIG);
+    want = tu_fmt("%s: file is larger than 1048576 bytes; is it the right file?", path);
+    assert_string_equal(ph_error_last(), want);
+    free(want);
+    free(path);
+    /* Exactly the limit (blank lines) is fine. */
+    big[PH_INI_MAX_FILE] = '\0';
+    path = tu_write(f->dir, "host.ini", big);
+    assert_int_equal(ph_config_load(path, &c), 0);
+    ph_config_free(&c);
+    free(path);
+    free(big);
+}
+
 static void test_nul_byte(void **state)
 {
     fixture *f = *state;
@@ -560,6 +590,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_instances_bad, setup, teardown),
         cmocka_unit_test_setup_teardown(test_format_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nul_byte, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
