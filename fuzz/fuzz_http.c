@@ -9,6 +9,7 @@
  * dropped connection, no crash).
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,7 +67,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     }
     if (asprintf(&text,
                  "[host]\n%sdata_dir = %s/http/data\nlog_level = error\nreload = no\n"
-                 "[http]\nlisten = 127.0.0.1:%d\nthreads = 2\n",
+                 "[http]\nlisten = 127.0.0.1:%d\nthreads = 2\nmax_connections_per_ip = 1000000\n",
                  dirs, fz_dir(), free_port()) < 0)
         fz_fail("out of memory");
     fz_write(ini, text, strlen(text));
@@ -81,6 +82,28 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     free(text);
     free(dirs);
     return 0;
+}
+
+/* A connection to the host; waits out a moment without free local ports. */
+static int connect_host(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {.tv_sec = 10};
+    for (int tries = 0; tries < 500; tries++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0)
+            fz_fail("no socket: %s", strerror(errno));
+        if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
+            return fd;
+        int e = errno;
+        close(fd);
+        if (e != EADDRNOTAVAIL && e != EAGAIN && e != EINTR)
+            fz_fail("cannot connect to the host: %s", strerror(e));
+        usleep(10000);
+    }
+    fz_fail("cannot connect to the host: no local port for 5 s");
 }
 
 /* The request: method, escaped target, headers, body. Caller frees. */
@@ -129,14 +152,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     size_t len = 0;
     char *req = request(data, size, &len);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct timeval tv = {.tv_sec = 10};
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
-        connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
-        fz_fail("cannot connect to the host");
+    int fd = connect_host();
     for (size_t off = 0; off < len;) {
         ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
         if (w <= 0)
@@ -148,15 +164,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t got = 0;
     char buf[4096];
     ssize_t r;
-    while ((r = recv(fd, buf, sizeof buf, 0)) > 0) {
+    /* libFuzzer's timer (SIGALRM) interrupts a waiting recv: go on waiting. */
+    while ((r = recv(fd, buf, sizeof buf, 0)) > 0 || (r < 0 && errno == EINTR)) {
+        if (r < 0)
+            continue;
         if (got < sizeof head - 1)
             memcpy(head + got, buf,
                    (size_t)r < sizeof head - 1 - got ? (size_t)r : sizeof head - 1 - got);
         got += (size_t)r;
     }
+    /* A reset, not a FIN: thousands of requests a second leave no TIME_WAIT behind. */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     close(fd);
     if (r < 0)
-        fz_fail("no complete response to %.200s", req);
+        fz_fail("no complete response (%s) to %.200s", strerror(errno), req);
     if (strncmp(head, "HTTP/1.1 ", 9) != 0)
         fz_fail("no HTTP response to %.200s", req);
     if (getenv("PH_FUZZ_VERBOSE"))
