@@ -2,16 +2,21 @@
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
+BUILD_FUZZ ?= build-fuzz
+FUZZ_TIME  ?= 600
+# libFuzzer harnesses (fuzz/fuzz_<name>.c); `make fuzz FUZZERS=elf` runs one.
+FUZZERS    ?= $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
 MAKEFLAGS  += --no-print-directory
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG     ?= examples/host.ini
 
 # Debian packages the build, the tests and the benchmarks need.
-DEB_PACKAGES = build-essential cmake pkg-config libffi-dev libinih-dev \
+DEB_PACKAGES = build-essential cmake pkg-config libffi-dev \
                libsqlite3-dev sqlite3 libmicrohttpd-dev libjansson-dev \
-               libcmocka-dev wrk valgrind curl python3-prometheus-client chromium
+               libcmocka-dev wrk valgrind curl python3-prometheus-client chromium \
+               clang libclang-rt-dev
 
-.PHONY: all deps build run test test-asan test-tsan bench install clean
+.PHONY: all deps build run test test-asan test-tsan fuzz bench install clean
 
 all: build
 
@@ -53,6 +58,23 @@ test-tsan: deps
 	cd $(BUILD_TSAN) && TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
 	  ctest --output-on-failure -j $(JOBS) -R 'test_(gate|router|reload|host|http)|e2e_(sighup|pkgmgr|hostile_http|slow_clients)'
 
+# Each harness for FUZZ_TIME seconds (default 600) with libFuzzer, ASan and
+# UBSan: new inputs go to $(BUILD_FUZZ)/corpus/<name>, findings (crash-*,
+# leak-*, timeout-*) to $(BUILD_FUZZ)/findings/<name>/. Copy a finding into
+# fuzz/corpus/<name>/ once fixed: ctest replays it from then on.
+fuzz: deps
+	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPH_FUZZ=ON \
+	  -DPH_BUILD_TESTS=OFF -DPH_BUILD_BENCH=OFF
+	cmake --build $(BUILD_FUZZ) -j $(JOBS)
+	@for f in $(FUZZERS); do \
+	  mkdir -p $(BUILD_FUZZ)/corpus/$$f $(BUILD_FUZZ)/findings/$$f; \
+	  echo "fuzz_$$f: $(FUZZ_TIME) s"; \
+	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ./$(BUILD_FUZZ)/fuzz/fuzz_$$f -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
+	    -print_final_stats=1 -artifact_prefix=$(BUILD_FUZZ)/findings/$$f/ \
+	    $(BUILD_FUZZ)/corpus/$$f fuzz/corpus/$$f || exit 1; \
+	done
+
 bench: build
 	./bench/run.sh $(BUILD)
 
@@ -60,4 +82,4 @@ install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_FUZZ)

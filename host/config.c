@@ -1,12 +1,11 @@
 /*
- * host.ini: defaults, parsing and validation; plus the INI reader shared with
- * manifest.c (libinih with line numbers and the checks inih leaves out).
+ * host.ini: defaults, parsing and validation (the lines themselves are read
+ * by ini.c, the reader shared with manifest.c).
  */
 #include "config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ini.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,97 +15,11 @@
 #include <unistd.h>
 
 #include "error.h"
-
-/* Configs and manifests are small; refuse to slurp anything absurd. */
-#define PH_INI_MAX_FILE (16u * 1024 * 1024)
-
-/* ---------------------------------------------------------------- INI reader */
-
-typedef struct ini_seen {
-    char *section;
-    char *key;
-    int line;
-} ini_seen;
-
-typedef struct ini_run {
-    const char *path;
-    int code; /* error code for format errors */
-    ph_ini_handler handler;
-    void *user;
-    char *buf;
-    size_t len, pos;
-    int line; /* the line last handed to inih (inih counts the same way) */
-    int rc;   /* first error; parsing stops there */
-    ini_seen *seen;
-    size_t n_seen, cap_seen;
-} ini_run;
-
-static int read_file(const char *path, int code, char **out, size_t *out_len)
-{
-    int rc = 0;
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ph_error_set(PH_EIO, "%s: cannot read: %s", path, strerror(errno));
-    for (;;) {
-        if (cap - len < 4096) {
-            if (len > PH_INI_MAX_FILE) {
-                rc = ph_error_set(code, "%s: file is larger than %u bytes; is it the right file?",
-                                  path, PH_INI_MAX_FILE);
-                goto cleanup;
-            }
-            size_t ncap = cap ? cap * 2 : 8192;
-            char *nb = realloc(buf, ncap);
-            if (!nb) {
-                rc = ph_error_set(PH_ENOMEM, "%s: out of memory", path);
-                goto cleanup;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        size_t n = fread(buf + len, 1, cap - len - 1, f);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    if (ferror(f)) {
-        rc = ph_error_set(PH_EIO, "%s: cannot read: %s", path, strerror(errno));
-        goto cleanup;
-    }
-    buf[len] = '\0';
-    *out = buf;
-    *out_len = len;
-    buf = NULL;
-cleanup:
-    free(buf);
-    fclose(f);
-    return rc;
-}
-
-static int run_fail(ini_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Records a format error at the current line: "path:line: message". */
-static int run_fail(ini_run *r, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    r->rc = ph_error_setv(r->code, fmt, ap);
-    va_end(ap);
-    ph_error_wrap("%s:%d", r->path, r->line);
-    return r->rc;
-}
-
-/* Records a handler's error, adding the location. */
-static void run_failed(ini_run *r, int rc)
-{
-    r->rc = rc;
-    ph_error_wrap("%s:%d", r->path, r->line);
-}
+#include "ini.h"
 
 static bool is_blank(char c)
 {
-    return c == ' ' || c == '\t' || c == '\v' || c == '\f';
+    return c == ' ' || c == '\t';
 }
 
 /* Copies [s, s+n) without surrounding blanks into a new string. */
@@ -117,159 +30,6 @@ static char *dup_trimmed(const char *s, size_t n)
     while (n && is_blank(s[n - 1]))
         n--;
     return strndup(s, n);
-}
-
-/* A "[name]" line: checks it and reports the section event. */
-static int section_line(ini_run *r, const char *s, size_t n)
-{
-    const char *close = memchr(s, ']', n);
-    if (!close)
-        return run_fail(r, "section header has no closing ']'; write it as [name]");
-    for (const char *p = close + 1; p < s + n; p++) {
-        if (*p == ';' || *p == '#')
-            break;
-        if (!is_blank(*p))
-            return run_fail(r, "unexpected text after ']' of a section header; put a ';' before "
-                               "a comment");
-    }
-    char *name = dup_trimmed(s + 1, (size_t)(close - s - 1));
-    if (!name)
-        return r->rc = ph_error_set(PH_ENOMEM, "out of memory");
-    int rc = r->handler(r->user, name, NULL, NULL, r->line);
-    free(name);
-    if (rc < 0)
-        run_failed(r, rc);
-    return rc;
-}
-
-/* Checks a line the way inih will read it, so problems get a clear message. */
-static int check_line(ini_run *r, const char *s, size_t n)
-{
-    if (n == 0 || *s == ';' || *s == '#')
-        return 0;
-    if (*s == '[')
-        return section_line(r, s, n);
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '=' || s[i] == ':')
-            return i == 0 ? run_fail(r, "no key before '%c'; write key = value", s[i]) : 0;
-        if (s[i] == ';' && i > 0 && is_blank(s[i - 1]))
-            break;
-    }
-    return run_fail(r, "expected 'key = value' or '[section]'");
-}
-
-/* fgets-like reader for inih: one whole line per call, never a split one. */
-static char *ini_read_line(char *str, int num, void *stream)
-{
-    ini_run *r = stream;
-    if (r->rc || r->pos >= r->len)
-        return NULL;
-    const char *s = r->buf + r->pos;
-    const char *nl = memchr(s, '\n', r->len - r->pos);
-    size_t n = nl ? (size_t)(nl - s) : r->len - r->pos;
-    r->pos += n + (nl ? 1 : 0);
-    r->line++;
-    if (n && s[n - 1] == '\r')
-        n--;
-    if (r->line == 1 && n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
-        s += 3, n -= 3;
-    /* inih needs room for "\r\n\0" beyond the longest line. */
-    size_t limit = num > 3 ? (size_t)num - 3 : 0;
-    if (n > limit) {
-        run_fail(r, "line is %zu characters long, longer than the %zu allowed; shorten it", n,
-                 limit);
-        return NULL;
-    }
-    if (memchr(s, '\0', n)) {
-        run_fail(r, "line contains a NUL byte; is this a text file?");
-        return NULL;
-    }
-    /* Without leading blanks inih never takes a line as a continuation. */
-    while (n && is_blank(*s))
-        s++, n--;
-    if (check_line(r, s, n))
-        return NULL;
-    memcpy(str, s, n);
-    str[n] = '\n';
-    str[n + 1] = '\0';
-    return str;
-}
-
-/* Remembers section/key; fails if the key was already set in that section. */
-static int note_key(ini_run *r, const char *section, const char *key)
-{
-    /* The one key that may repeat: each package_dirs line adds directories. */
-    if (strcmp(section, "host") == 0 && strcmp(key, "package_dirs") == 0)
-        return 0;
-    for (size_t i = 0; i < r->n_seen; i++) {
-        const ini_seen *s = &r->seen[i];
-        if (strcmp(s->section, section) == 0 && strcmp(s->key, key) == 0)
-            return run_fail(r, "'%s' is set twice in [%s] (first on line %d); keep one", key,
-                            section, s->line);
-    }
-    if (r->n_seen == r->cap_seen) {
-        size_t ncap = r->cap_seen ? r->cap_seen * 2 : 16;
-        ini_seen *ns = reallocarray(r->seen, ncap, sizeof *ns);
-        if (!ns)
-            return r->rc = ph_error_set(PH_ENOMEM, "out of memory");
-        r->seen = ns;
-        r->cap_seen = ncap;
-    }
-    ini_seen *s = &r->seen[r->n_seen];
-    s->section = strdup(section);
-    s->key = strdup(key);
-    s->line = r->line;
-    if (!s->section || !s->key) {
-        free(s->section);
-        free(s->key);
-        return r->rc = ph_error_set(PH_ENOMEM, "out of memory");
-    }
-    r->n_seen++;
-    return 0;
-}
-
-static int ini_on_pair(void *user, const char *section, const char *name, const char *value)
-{
-    ini_run *r = user;
-    int rc = 0;
-    if (r->rc)
-        return 0;
-    char *sec = dup_trimmed(section, strlen(section));
-    if (!sec) {
-        r->rc = ph_error_set(PH_ENOMEM, "out of memory");
-        return 0;
-    }
-    if (note_key(r, sec, name) == 0) {
-        rc = r->handler(r->user, sec, name, value, r->line);
-        if (rc < 0)
-            run_failed(r, rc);
-    }
-    free(sec);
-    return r->rc ? 0 : 1;
-}
-
-int ph_config_parse_ini(const char *path, int code, ph_ini_handler handler, void *user)
-{
-    ini_run r = {.path = path, .code = code, .handler = handler, .user = user};
-    int rc = read_file(path, code, &r.buf, &r.len);
-    if (rc)
-        return rc;
-    int bad = ini_parse_stream(ini_read_line, &r, ini_on_pair, &r);
-    rc = r.rc;
-    if (!rc && bad > 0)
-        rc = ph_error_set(code,
-                          "%s:%d: cannot parse this line; expected 'key = value' or "
-                          "'[section]'",
-                          path, bad);
-    else if (!rc && bad < 0)
-        rc = ph_error_set(PH_ENOMEM, "%s: out of memory while parsing", path);
-    for (size_t i = 0; i < r.n_seen; i++) {
-        free(r.seen[i].section);
-        free(r.seen[i].key);
-    }
-    free(r.seen);
-    free(r.buf);
-    return rc;
 }
 
 /* ------------------------------------------------------------------- values */
@@ -839,6 +599,9 @@ static int add_param(ph_instance_conf *ic, const char *key, const char *v, int l
 
 static int set_instance(load_ctx *x, const char *key, const char *v, int line)
 {
+    /* on_section refuses every other section, so a key here has its instance. */
+    if (x->cur < 0 || (size_t)x->cur >= x->c->n_instances)
+        return ph_error_set(PH_EINTERNAL, "'%s' has no [instance NAME] section", key);
     ph_instance_conf *ic = &x->c->instances[x->cur];
     if (strcmp(key, "package") == 0) {
         int rc = ph_config_check_name("package", v, PH_ECONFIG);
@@ -993,6 +756,10 @@ static char *dir_of(const char *path)
     return abs;
 }
 
+/* Each package_dirs line adds directories, so long lists need no long line. */
+static const char *const repeatable[] = {"host.package_dirs", NULL};
+static const ph_ini_opts config_ini = {PH_ECONFIG, repeatable};
+
 int ph_config_load(const char *path, ph_config *out)
 {
     load_ctx x = {.c = out, .cur = -1};
@@ -1009,7 +776,7 @@ int ph_config_load(const char *path, ph_config *out)
     if (!out->path)
         rc = ph_error_set(PH_ENOMEM, "out of memory");
     if (!rc)
-        rc = ph_config_parse_ini(path, PH_ECONFIG, on_config_event, &x);
+        rc = ph_ini_parse_file(path, &config_ini, on_config_event, &x);
     if (!rc)
         rc = finish(&x);
     if (rc)

@@ -1,5 +1,5 @@
 /*
- * host.ini: the host's configuration (read with libinih).
+ * host.ini: the host's configuration (read with the INI reader, ini.h).
  *
  *   [host]      data_dir, package_dirs (comma list), log_level, reload, strict
  *   [http]      listen (ADDR:PORT), threads, max_body, max_json_depth,
@@ -12,8 +12,9 @@
  *               by the resolver, which reports the file:line kept here)
  *
  * Relative paths are resolved against the directory of the config file.
- * Unknown sections/keys, bad values and over-long lines are errors naming
- * file:line. Every field has an embedded default (ph_config_defaults).
+ * What a line is (comments, CRLF, BOM, over-long lines...) is ini.h's rule.
+ * Unknown sections/keys, keys outside a section and bad values are errors
+ * naming file:line. Every field has an embedded default (ph_config_defaults).
  *
  * Values: booleans true/false, yes/no, on/off, 1/0; max_body a byte count
  * with an optional K/M/G suffix (1 byte to 1 GiB); threads 1-1024,
@@ -146,27 +147,5 @@ int ph_config_check_token(const char *where, const char *token);
  * with "invalid WHAT name 'NAME': why; use lowercase letters, ...".
  */
 int ph_config_check_name(const char *what, const char *name, int code);
-
-/**
- * One event of ph_config_parse_ini: a section header (key and value NULL) or
- * a "key = value" line. `section` and `key` are trimmed; `line` is 1-based.
- * Strings are borrowed for the call. Returns 0, or a negative PH_E* code after
- * ph_error_set("what is wrong; what to do") without location: the reader
- * prefixes "path:line: ".
- */
-typedef int (*ph_ini_handler)(void *user, const char *section, const char *key, const char *value,
-                              int line);
-
-/**
- * Reads an INI file with libinih, adding what inih lacks: line numbers for
- * every event, section-header events (also for empty sections), errors for
- * over-long lines (inih would silently split them), NUL bytes, malformed
- * lines and keys set twice in one section. Leading whitespace never makes a
- * line a continuation of the previous value. Format errors are returned as
- * `code` (PH_ECONFIG, PH_EMANIFEST...) with "path:line: what; what to do";
- * an unreadable file is PH_EIO ("path: cannot read: reason"). Stops at the
- * first error. Thread-safe (changes no inih global).
- */
-int ph_config_parse_ini(const char *path, int code, ph_ini_handler handler, void *user);
 
 #endif

@@ -1,28 +1,60 @@
 /*
- * ELF checks for shared objects that must be unloadable: hot reload keeps a
- * package's old copy mapped only until its new one serves, so a build that
- * glibc can never unload (or that binds into the old copy's state) is
- * refused before it is loaded.
+ * The host's one ELF reader: everything the host checks in a package's .so
+ * before dlopen sees it. A truncated, half-written or hostile file yields an
+ * error, never a fault: every offset and size read from the file is
+ * overflow-checked against the file's size, and every structure is copied
+ * (memcpy) into a local, so no misaligned pointer into the file is ever
+ * dereferenced.
  */
 #ifndef PH_HOST_ELFCHECK_H
 #define PH_HOST_ELFCHECK_H
 
-/**
- * Checks the 64-bit ELF shared object at `path` (`shown` is the name used
- * in messages, e.g. the package's .so rather than a private copy) for what
- * makes it unsafe to reload:
- *   - STB_GNU_UNIQUE symbols in .dynsym (glibc marks the object NODELETE and
- *     a later copy binds to the old copy's object, carrying state over);
- *   - DF_1_NODELETE (linked with -z nodelete);
- *   - text relocations (DT_TEXTREL / DF_TEXTREL: not built with -fPIC).
- * Every offset is bounds-checked, so a truncated or garbage file yields an
- * error, never a fault. If `hash_out` is not NULL it receives the FNV-1a 64
- * hash (hex, as ph_file_hash) of exactly the bytes checked, or "" if the
- * file could not be read: a caller that loads the file later compares it
- * with the loaded copy's hash to know the checked bytes are the loaded ones.
- * Returns 0, PH_ELOAD (with a message naming `shown`, the symbol, and how to
- * build it instead) or PH_EIO. Thread-safe.
+#include <stddef.h>
+
+/*
+ * The largest library file the host opens: far above any package (the
+ * examples are ~20 KiB), and small enough that reading a wrong file (a disk
+ * image, a symlink to a huge file) is refused at once.
  */
-int ph_elf_check_reloadable(const char *path, const char *shown, char *hash_out);
+#define PH_ELF_MAX_SIZE (256u * 1024u * 1024u)
+
+/**
+ * Opens a package's library file for reading without ever blocking: it must
+ * be a regular file (after following symlinks) of at most PH_ELF_MAX_SIZE
+ * bytes, so a FIFO, a device (/dev/zero) or a directory is refused at once.
+ * `package` (may be NULL) names the package in messages. On success *fd_out
+ * is an open descriptor (the caller closes it) and *size_out the file's size.
+ * Errors (PH_ELOAD):
+ *   "cannot open PATH: reason; build the package first"
+ *   "package 'P': library PATH is not a regular file (it is a FIFO); ..."
+ *   "package 'P': library PATH is N bytes, more than the M a library may have; ..."
+ * Thread-safe.
+ */
+int ph_elf_open(const char *path, const char *package, int *fd_out, size_t *size_out);
+
+/**
+ * Checks `len` bytes of a 64-bit ELF shared object in memory (`shown` is the
+ * name used in messages, e.g. the package's .so rather than a private copy):
+ *   - an ELF64 little-endian ET_DYN header for this machine;
+ *   - the program and section header tables and every PT_LOAD and
+ *     PT_DYNAMIC segment inside the file (a half-written file is refused
+ *     before dlopen could fault on it: "... is truncated ...");
+ *   - what makes it unsafe to reload: STB_GNU_UNIQUE symbols in .dynsym
+ *     (glibc marks the object NODELETE and a later copy binds to the old
+ *     copy's object), DF_1_NODELETE, and text relocations.
+ * Returns 0 or PH_ELOAD with a message naming `shown` and what to do.
+ * Thread-safe.
+ */
+int ph_elf_check_image(const unsigned char *p, size_t len, const char *shown);
+
+/**
+ * Reads the library at `path` (as ph_elf_open: regular files only, size
+ * capped) and checks it with ph_elf_check_image. If `hash_out` is not NULL it
+ * receives the FNV-1a 64 hash (hex, as ph_file_hash) of exactly the bytes
+ * checked, or "" if the file could not be read: a caller that loads the file
+ * later compares it with the loaded copy's hash to know the checked bytes are
+ * the loaded ones. Returns 0, PH_ELOAD, PH_EIO or PH_ENOMEM. Thread-safe.
+ */
+int ph_elf_check(const char *path, const char *package, const char *shown, char *hash_out);
 
 #endif

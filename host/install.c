@@ -88,7 +88,7 @@ int ph_install_check(const ph_config *cfg, const ph_manifest_set *set, const cha
     if (rc)
         return rc;
     /* The library is checked before anything is copied: a complete ELF that can be unloaded. */
-    if ((rc = ph_elf_check_reloadable(m->library, m->library, hash)))
+    if ((rc = ph_elf_check(m->library, m->name, m->library, hash)))
         goto fail;
     *report = json_pack("{s:s, s:s, s:[], s:[]}", "package", m->name, "version", m->version_text,
                         "migrations", "problems");

@@ -1,14 +1,12 @@
 #include "loader.h"
 
 #include <dlfcn.h>
-#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,15 +17,14 @@
 
 static atomic_uint copy_counter;
 
-static int copy_file(const char *src, const char *dst)
+/* Copies the library: only a regular file, and never more than PH_ELF_MAX_SIZE bytes. */
+static int copy_file(const char *src, const char *dst, const char *package)
 {
     int in = -1, out = -1, rc = 0;
     char buf[65536];
-    if ((in = open(src, O_RDONLY | O_CLOEXEC)) < 0) {
-        rc = ph_error_set(PH_ELOAD, "cannot open %s: %s; build the package first", src,
-                          strerror(errno));
+    size_t size = 0, total = 0;
+    if ((rc = ph_elf_open(src, package, &in, &size)))
         goto cleanup;
-    }
     /* O_EXCL: a fresh inode, never an existing (possibly mapped) file. */
     if ((out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700)) < 0) {
         rc = ph_error_set(PH_EIO, "cannot create %s: %s", dst, strerror(errno));
@@ -43,6 +40,13 @@ static int copy_file(const char *src, const char *dst)
         }
         if (n == 0)
             break;
+        if ((total += (size_t)n) > PH_ELF_MAX_SIZE) { /* grew since it was opened */
+            rc = ph_error_set(PH_ELOAD,
+                              "package '%s': library %s grew past %u bytes while "
+                              "being copied; is it the right file?",
+                              package, src, PH_ELF_MAX_SIZE);
+            goto cleanup;
+        }
         for (ssize_t off = 0; off < n;) {
             ssize_t w = write(out, buf + off, (size_t)(n - off));
             if (w < 0 && errno == EINTR)
@@ -64,84 +68,24 @@ cleanup:
     return rc;
 }
 
-/*
- * A truncated or half-written shared object makes dlopen fault (SIGBUS) in
- * the host, so the copy is checked first: an ELF64 header of this machine,
- * every PT_LOAD and the section header table inside the file.
- */
-static int check_elf(const char *path, const char *shown)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
-    struct stat st;
-    unsigned char *map = MAP_FAILED;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        rc = ph_error_set(PH_EIO, "cannot read %s: %s", path, strerror(errno));
-        goto cleanup;
-    }
-    size_t size = (size_t)st.st_size;
-    if (size < sizeof(Elf64_Ehdr)) {
-        rc = ph_error_set(PH_ELOAD,
-                          "%s is not a shared object (only %zu bytes); is it still being written?",
-                          shown, size);
-        goto cleanup;
-    }
-    map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) {
-        rc = ph_error_set(PH_EIO, "cannot map %s: %s", path, strerror(errno));
-        goto cleanup;
-    }
-    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)map;
-    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
-        eh->e_type != ET_DYN) {
-        rc = ph_error_set(PH_ELOAD, "%s is not a 64-bit ELF shared object", shown);
-        goto cleanup;
-    }
-#if defined(__x86_64__)
-    if (eh->e_machine != EM_X86_64) {
-        rc = ph_error_set(PH_ELOAD, "%s was built for another machine (e_machine %u)", shown,
-                          eh->e_machine);
-        goto cleanup;
-    }
-#endif
-    uint64_t sh_end = eh->e_shoff + (uint64_t)eh->e_shnum * eh->e_shentsize;
-    uint64_t ph_end = eh->e_phoff + (uint64_t)eh->e_phnum * eh->e_phentsize;
-    if (eh->e_phentsize != sizeof(Elf64_Phdr) || ph_end > size || sh_end > size) {
-        rc = ph_error_set(PH_ELOAD,
-                          "%s is truncated (%zu bytes; its headers need %llu); "
-                          "wait for the build to finish",
-                          shown, size, (unsigned long long)(sh_end > ph_end ? sh_end : ph_end));
-        goto cleanup;
-    }
-    const Elf64_Phdr *ph = (const Elf64_Phdr *)(map + eh->e_phoff);
-    for (unsigned i = 0; i < eh->e_phnum; i++) {
-        if (ph[i].p_type == PT_LOAD && ph[i].p_offset + ph[i].p_filesz > size) {
-            rc = ph_error_set(PH_ELOAD,
-                              "%s is truncated: a loadable segment ends past the end of "
-                              "the file; wait for the build to finish",
-                              shown);
-            goto cleanup;
-        }
-    }
-cleanup:
-    if (map != MAP_FAILED)
-        munmap(map, (size_t)st.st_size);
-    if (fd >= 0)
-        close(fd);
-    return rc;
-}
-
 int ph_file_hash(const char *path, char out[17])
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ph_error_set(PH_EIO, "cannot read %s: %s", path, strerror(errno));
+    /* Only a regular file of a sane size: a FIFO or /dev/zero must not hang or spin. */
+    int fd = -1;
+    size_t size = 0, total = 0;
+    out[0] = 0;
+    if (ph_elf_open(path, NULL, &fd, &size))
+        return ph_error_last_code();
     uint64_t h = 1469598103934665603ULL;
     unsigned char buf[65536];
     ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0)
+    while ((n = read(fd, buf, sizeof buf)) > 0 && (total += (size_t)n) <= PH_ELF_MAX_SIZE)
         for (ssize_t i = 0; i < n; i++)
             h = (h ^ buf[i]) * 1099511628211ULL;
     close(fd);
+    if (total > PH_ELF_MAX_SIZE)
+        return ph_error_set(PH_EIO, "%s grew past %u bytes while it was read", path,
+                            PH_ELF_MAX_SIZE);
     if (n < 0)
         return ph_error_set(PH_EIO, "cannot read %s", path);
     snprintf(out, 17, "%016llx", (unsigned long long)h);
@@ -331,12 +275,10 @@ int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out)
         mod->copy = NULL;
         goto nomem;
     }
-    if ((rc = copy_file(m->library, mod->copy)))
+    if ((rc = copy_file(m->library, mod->copy, m->name)))
         goto fail;
-    if ((rc = check_elf(mod->copy, m->library)))
-        goto fail;
-    /* What glibc could never unload is refused before it is mapped at all. */
-    if ((rc = ph_elf_check_reloadable(mod->copy, m->library, NULL)))
+    /* A half-written file, or one glibc could never unload, never reaches dlopen. */
+    if ((rc = ph_elf_check(mod->copy, m->name, m->library, NULL)))
         goto fail;
     if ((rc = ph_file_hash(mod->copy, mod->hash)))
         goto fail;

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "error.h"
+#include "ini.h"
 
 #define MANIFEST_FILE "package.ini"
 
@@ -254,6 +255,8 @@ static int locate(const char *path, ph_manifest *m)
     return 0;
 }
 
+static const ph_ini_opts manifest_ini = {PH_EMANIFEST, NULL};
+
 int ph_manifest_load(const char *path, ph_manifest **out)
 {
     *out = NULL;
@@ -264,7 +267,7 @@ int ph_manifest_load(const char *path, ph_manifest **out)
     mf_ctx x = {.m = m};
     int rc = locate(path, m);
     if (!rc)
-        rc = ph_config_parse_ini(path, PH_EMANIFEST, on_manifest_event, &x);
+        rc = ph_ini_parse_file(path, &manifest_ini, on_manifest_event, &x);
     if (!rc)
         rc = finish(path, &x);
     if (rc) {

@@ -437,7 +437,7 @@ static int swap_instance(ph_host *h, ph_instance *inst, const target *t, int for
         return rc;
     }
     /* Checked before dlopen: a UNIQUE symbol would bind into the old copy at once. */
-    rc = ph_elf_check_reloadable(nm->library, nm->library, hash);
+    rc = ph_elf_check(nm->library, nm->name, nm->library, hash);
     if (!hash[0]) {
         fail_reload(inst, NULL);
         return rc;

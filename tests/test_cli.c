@@ -126,6 +126,10 @@ static void test_call_errors(void **state)
     /* An error the package raises: its code and message. */
     check_call_fails(f, "calc.math.divide a=1 b=0",
                      "plughost: divide_by_zero: cannot divide 1 by zero\n");
+    /* A sum past int64 was undefined behaviour in calc (UBSan aborts on it in build-asan). */
+    check_call_fails(f, "calc.math.add a=9223372036854775807 b=1",
+                     "plughost: overflow: 9223372036854775807 + 1 does not fit in a 64-bit "
+                     "integer\n");
     check_call_fails(f, "calc.math.stats 'numbers=\"x\"'",
                      "plughost: not_an_array: numbers must be an array of numbers\n");
     /* Wrong types and counts name the parameter and the expected type. */

@@ -5,7 +5,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "ini.h"
 #include "testutil.h"
 
 typedef tu_dir_fixture fixture;
@@ -375,6 +375,91 @@ static void test_format_errors(void **state)
     ph_config_free(&c);
 }
 
+/*
+ * Issue 9, failure 1: lines that the old two readers (ours and libinih)
+ * disagreed on. Each is one clear error at its line, never a crash.
+ */
+static void test_hostile_lines(void **state)
+{
+    fixture *f = *state;
+    static const char cr[] = "line contains a carriage return (CR) at column 1 that does not end "
+                             "the line; save the file with LF or CRLF line ends";
+    /* The 20-byte host.ini of the issue and its variants. */
+    assert_int_equal(strlen("[host]\n\r[x=y]\nk = v\n"), 20);
+    load_bad(f, "[host]\n\r[x=y]\nk = v\n", PH_ECONFIG, 2, cr);
+    load_bad(f, "[host]\n\r[instance:x]\nk = v\n", PH_ECONFIG, 2, cr);
+    load_bad(f, "[host]\n \xEF\xBB\xBF[a=b]\nk = v\n", PH_ECONFIG, 2,
+             "line contains a byte order mark (U+FEFF) at column 2; it is allowed only at the "
+             "very start of the file; remove it");
+    load_bad(f, " \xEF\xBB\xBF[a=b]\nk = v\n", PH_ECONFIG, 1,
+             "byte order mark (U+FEFF) at column 2");
+    load_bad(f, "\xEF\xBB\xBF\xEF\xBB\xBF[host]\n", PH_ECONFIG, 1, "byte order mark (U+FEFF)");
+    /* Old Mac line ends: one line with CRs inside. */
+    load_bad(f, "[host]\rreload = no\r", PH_ECONFIG, 1,
+             "carriage return (CR) at column 7 that does not end the line");
+    load_bad(f, "[http]\nthreads = 4\x01\n", PH_ECONFIG, 2,
+             "line contains the control character 0x01 at column 12; remove it");
+    load_bad(f, "[http]\nthreads = 4\x7f\n", PH_ECONFIG, 2, "control character 0x7F at column 12");
+    load_bad(f, "[auth]\ntoken = \xff\xfe\n", PH_ECONFIG, 2,
+             "line is not valid UTF-8 (byte 0xFF at column 9); save the file as UTF-8");
+    load_bad(f, "[auth]\ntoken = \xC0\xAF\n", PH_ECONFIG, 2, "not valid UTF-8 (byte 0xC0");
+    load_bad(f, "[auth]\ntoken = \xED\xA0\x80\n", PH_ECONFIG, 2, "not valid UTF-8 (byte 0xED");
+    /* Odd section names: refused by name, at their line. */
+    load_bad(f, "[host]\n[x=y]\nk = v\n", PH_ECONFIG, 2,
+             "unknown section [x=y]; known sections: [host], [http], [auth], [instance NAME]");
+    load_bad(f, "[instance:x]\nk = v\n", PH_ECONFIG, 1, "unknown section [instance:x]");
+    load_bad(f, "[instance x=y]\nk = v\n", PH_ECONFIG, 1,
+             "invalid instance name 'x=y': '=' is not allowed");
+    load_bad(f, "[ ]\n", PH_ECONFIG, 1, "the section name is empty; write it as [name]");
+    load_bad(f, "[[host]]\n", PH_ECONFIG, 1, "unexpected text after ']' of a section header");
+    /* Keys before any section. */
+    load_bad(f, "k = v\n[host]\n", PH_ECONFIG, 1,
+             "'k' is outside any section; put it under one of [host], [http], [auth], "
+             "[instance NAME]");
+    /* Continuation lines do not exist: the indented line says so. */
+    load_bad(f, "[auth]\ntoken = 0123456789abcdef0123456789abcdef\n    def\n", PH_ECONFIG, 3,
+             "expected 'key = value' or '[section]'; a value cannot go on over several lines: "
+             "write it on one line");
+    /* Defined meanings: CRLF, a BOM first, no final line end, tabs. */
+    ph_config c;
+    load_ok(f, "\xEF\xBB\xBF[http]\r\n\tthreads\t=\t7\t; seven\r\nmax_json_depth = 9", &c);
+    assert_int_equal(c.http.threads, 7);
+    assert_int_equal(c.http.max_json_depth, 9);
+    ph_config_free(&c);
+    /* Valid UTF-8 passes the reader; the name rule refuses it. */
+    load_bad(f, "[instance caf\xC3\xA9]\n", PH_ECONFIG, 1, "invalid instance name 'caf\xC3\xA9'");
+}
+
+/* Not a config file at all: a directory, /dev/zero, a huge file. Clear errors, bounded reads. */
+static void test_not_a_config(void **state)
+{
+    fixture *f = *state;
+    ph_config c;
+    assert_int_equal(ph_config_load(f->dir, &c), PH_EIO);
+    char *want = tu_fmt("%s: cannot read: Is a directory", f->dir);
+    assert_string_equal(ph_error_last(), want);
+    free(want);
+    assert_int_equal(ph_config_load("/dev/zero", &c), PH_ECONFIG);
+    assert_string_equal(ph_error_last(), "/dev/zero: file is larger than 1048576 bytes; is it the "
+                                         "right file?");
+    char *big = malloc(PH_INI_MAX_FILE + 2);
+    memset(big, '\n', PH_INI_MAX_FILE + 1);
+    big[PH_INI_MAX_FILE + 1] = '\0';
+    char *path = tu_write(f->dir, "host.ini", big);
+    assert_int_equal(ph_config_load(path, &c), PH_ECONFIG);
+    want = tu_fmt("%s: file is larger than 1048576 bytes; is it the right file?", path);
+    assert_string_equal(ph_error_last(), want);
+    free(want);
+    free(path);
+    /* Exactly the limit (blank lines) is fine. */
+    big[PH_INI_MAX_FILE] = '\0';
+    path = tu_write(f->dir, "host.ini", big);
+    assert_int_equal(ph_config_load(path, &c), 0);
+    ph_config_free(&c);
+    free(path);
+    free(big);
+}
+
 static void test_nul_byte(void **state)
 {
     fixture *f = *state;
@@ -393,7 +478,7 @@ static void test_nul_byte(void **state)
 static void test_long_lines(void **state)
 {
     fixture *f = *state;
-    size_t limit = (size_t)ini_max_line - 3;
+    size_t limit = PH_INI_MAX_LINE;
     char *value = calloc(1, limit + 2);
     /* "token = " + value: exactly at the limit is fine. */
     memset(value, 'v', limit - 8);
@@ -528,15 +613,16 @@ static int record(void *user, const char *section, const char *key, const char *
 static void test_parse_ini_events(void **state)
 {
     fixture *f = *state;
+    const ph_ini_opts opts = {PH_EMANIFEST, NULL};
     char *path = tu_write(f->dir, "x.ini", "a = 1\n[empty]\n\n[ s ]\n  k = v\nk2 : v2\n");
     events e = {{0}};
-    assert_int_equal(ph_config_parse_ini(path, PH_EMANIFEST, record, &e), 0);
+    assert_int_equal(ph_ini_parse_file(path, &opts, record, &e), 0);
     assert_string_equal(e.log, "1[]a=1;2[empty]-=-;4[s]-=-;5[s]k=v;6[s]k2=v2;");
     free(path);
 
     path = tu_write(f->dir, "y.ini", "[s]\nok = 1\nfail = now\nlater = 2\n");
     memset(&e, 0, sizeof e);
-    assert_int_equal(ph_config_parse_ini(path, PH_EMANIFEST, record, &e), PH_EMANIFEST);
+    assert_int_equal(ph_ini_parse_file(path, &opts, record, &e), PH_EMANIFEST);
     char *want = tu_fmt("%s:3: the handler refused 'now'", path);
     assert_true(tu_contains(ph_error_last(), want));
     assert_null(strstr(e.log, "later")); /* stops at the first error */
@@ -555,6 +641,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_http_security_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_instances_bad, setup, teardown),
         cmocka_unit_test_setup_teardown(test_format_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nul_byte, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),

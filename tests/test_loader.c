@@ -3,6 +3,7 @@
  * its validation against the manifest -- before any package code runs.
  */
 #include <dirent.h>
+#include <elf.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "elfcheck.h"
 #include "error.h"
 #include "loader.h"
 #include "manifest.h"
@@ -286,6 +288,166 @@ static void test_dlopen_error(void **state)
     assert_int_equal(count_entries(f->stage), 0);
 }
 
+/* ---- hostile files (issue 9, failures 2 and 9) ---- */
+
+#if defined(__aarch64__)
+#define TEST_MACHINE EM_AARCH64
+#else
+#define TEST_MACHINE EM_X86_64
+#endif
+
+/* 584 bytes: an ELF64 shared-object header for this machine, one program header at 64. */
+#define HOSTILE_SIZE 584
+static void hostile_elf(unsigned char buf[HOSTILE_SIZE], uint64_t phoff)
+{
+    Elf64_Ehdr eh;
+    memset(buf, 0, HOSTILE_SIZE);
+    memset(&eh, 0, sizeof eh);
+    memcpy(eh.e_ident, ELFMAG, SELFMAG);
+    eh.e_ident[EI_CLASS] = ELFCLASS64;
+    eh.e_ident[EI_DATA] = ELFDATA2LSB;
+    eh.e_ident[EI_VERSION] = EV_CURRENT;
+    eh.e_type = ET_DYN;
+    eh.e_machine = TEST_MACHINE;
+    eh.e_version = EV_CURRENT;
+    eh.e_ehsize = sizeof eh;
+    eh.e_phentsize = sizeof(Elf64_Phdr);
+    eh.e_phnum = 1;
+    eh.e_phoff = phoff;
+    memcpy(buf, &eh, sizeof eh);
+}
+
+/* Writes one program header at 64. */
+static void hostile_phdr(unsigned char *buf, uint32_t type, uint64_t off, uint64_t filesz)
+{
+    Elf64_Phdr ph;
+    memset(&ph, 0, sizeof ph);
+    ph.p_type = type;
+    ph.p_offset = off;
+    ph.p_filesz = filesz;
+    memcpy(buf + sizeof(Elf64_Ehdr), &ph, sizeof ph);
+}
+
+/* Expects ph_module_open to refuse the fake package with exactly `msg` after the library path. */
+static void refuse_so(fx *f, const unsigned char *so, size_t len, const char *msg)
+{
+    ph_manifest *m = fake_package(f, so, len);
+    assert_int_equal(ph_module_open(m, f->stage, &f->mod), PH_ELOAD);
+    char *want = tu_fmt("%s %s", m->library, msg);
+    assert_string_equal(ph_error_last(), want);
+    free(want);
+    assert_int_equal(count_entries(f->stage), 0);
+    ph_manifest_free(f->m);
+    f->m = NULL;
+}
+
+/* The program-header offset near 2^64 wrapped the old bounds check: SIGSEGV at start-up. */
+static void test_hostile_elf_offsets(void **state)
+{
+    fx *f = *state;
+    unsigned char so[HOSTILE_SIZE];
+    hostile_elf(so, UINT64_MAX - 15);
+    refuse_so(f, so, sizeof so,
+              "is truncated: its program headers lie past the end of the file (584 bytes); "
+              "wait for the build to finish");
+    hostile_elf(so, 64);
+    Elf64_Ehdr eh;
+    memcpy(&eh, so, sizeof eh);
+    eh.e_shoff = UINT64_MAX - 63;
+    eh.e_shnum = 2;
+    eh.e_shentsize = sizeof(Elf64_Shdr);
+    memcpy(so, &eh, sizeof eh);
+    refuse_so(f, so, sizeof so,
+              "is truncated: its section headers lie past the end of the file (584 bytes); "
+              "wait for the build to finish");
+    hostile_elf(so, 64);
+    hostile_phdr(so, PT_LOAD, UINT64_MAX - 7, 16);
+    refuse_so(f, so, sizeof so,
+              "is truncated: a loadable segment ends past the end of the file; wait for the "
+              "build to finish");
+    hostile_phdr(so, PT_DYNAMIC, 512, UINT64_MAX - 500);
+    refuse_so(f, so, sizeof so,
+              "is truncated: a dynamic segment ends past the end of the file; wait for the "
+              "build to finish");
+}
+
+/* A dynamic section at an odd offset is read (memcpy), not dereferenced misaligned. */
+static void test_hostile_elf_misaligned(void **state)
+{
+    fx *f = *state;
+    unsigned char so[HOSTILE_SIZE];
+    hostile_elf(so, 64);
+    hostile_phdr(so, PT_DYNAMIC, 201, 2 * sizeof(Elf64_Dyn));
+    Elf64_Dyn d[2] = {{.d_tag = DT_FLAGS_1, .d_un.d_val = DF_1_NODELETE}, {.d_tag = DT_NULL}};
+    memcpy(so + 201, d, sizeof d);
+    refuse_so(f, so, sizeof so,
+              "is marked NODELETE (linked with -z nodelete): it could never be unloaded, so it "
+              "cannot be reloaded; build it without -Wl,-z,nodelete");
+    /* The same through the reader alone, at every odd offset of a misaligned buffer. */
+    unsigned char *shifted = malloc(HOSTILE_SIZE + 1);
+    memcpy(shifted + 1, so, sizeof so);
+    assert_int_equal(ph_elf_check_image(shifted + 1, sizeof so, "x.so"), PH_ELOAD);
+    assert_string_equal(ph_error_last(), "x.so is marked NODELETE (linked with -z nodelete): it "
+                                         "could never be unloaded, so it cannot be reloaded; "
+                                         "build it without -Wl,-z,nodelete");
+    free(shifted);
+}
+
+/* A package whose library is `kind`; expects the one message naming package and file. */
+static void refuse_library(fx *f, const char *kind, const char *what)
+{
+    ph_manifest *m = fake_package(f, "", 0);
+    assert_int_equal(unlink(m->library), 0);
+    if (strcmp(kind, "fifo") == 0)
+        assert_int_equal(mkfifo(m->library, 0644), 0);
+    else if (strcmp(kind, "dir") == 0)
+        assert_int_equal(mkdir(m->library, 0755), 0);
+    else
+        assert_int_equal(symlink(kind, m->library), 0);
+    assert_int_equal(ph_module_open(m, f->stage, &f->mod), PH_ELOAD);
+    char *want = tu_fmt("package 'core_good': library %s is not a regular file (it is %s); point "
+                        "'library' in package.ini at the built .so",
+                        m->library, what);
+    assert_string_equal(ph_error_last(), want);
+    /* The reload path reads the original file too: the same refusal, no hash, no wait. */
+    char hash[17] = "x";
+    assert_int_equal(ph_elf_check(m->library, "core_good", m->library, hash), PH_ELOAD);
+    assert_string_equal(ph_error_last(), want);
+    assert_string_equal(hash, "");
+    free(want);
+    assert_int_equal(count_entries(f->stage), 0);
+    if (strcmp(kind, "dir") == 0)
+        rmdir(m->library);
+    else
+        unlink(m->library);
+    ph_manifest_free(f->m);
+    f->m = NULL;
+}
+
+/* Issue 9, failure 9: /dev/zero was copied without end; a FIFO hung start-up. */
+static void test_library_not_regular(void **state)
+{
+    fx *f = *state;
+    refuse_library(f, "/dev/zero", "a character device");
+    refuse_library(f, "fifo", "a FIFO");
+    refuse_library(f, "dir", "a directory");
+}
+
+/* A regular file past PH_ELF_MAX_SIZE is refused before a byte is copied (sparse: no disk used). */
+static void test_library_too_big(void **state)
+{
+    fx *f = *state;
+    ph_manifest *m = fake_package(f, "", 0);
+    assert_int_equal(truncate(m->library, (off_t)PH_ELF_MAX_SIZE + 1), 0);
+    assert_int_equal(ph_module_open(m, f->stage, &f->mod), PH_ELOAD);
+    char *want = tu_fmt("package 'core_good': library %s is %lld bytes, more than the %u a "
+                        "library may have; is it the right file?",
+                        m->library, (long long)PH_ELF_MAX_SIZE + 1, PH_ELF_MAX_SIZE);
+    assert_string_equal(ph_error_last(), want);
+    free(want);
+    assert_int_equal(count_entries(f->stage), 0);
+}
+
 /* ---- ph_loader_validate on hand-built descriptors ---- */
 
 static int64_t fn_add(ph_ctx *ctx, int64_t a, int64_t b)
@@ -484,6 +646,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_not_elf, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated_so, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlopen_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_elf_offsets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_elf_misaligned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_library_not_regular, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_library_too_big, setup, teardown),
         cmocka_unit_test(test_validate_ok),
         cmocka_unit_test(test_validate_abi_first),
         cmocka_unit_test(test_validate_size),

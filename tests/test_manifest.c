@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "ini.h"
 #include "manifest.h"
 #include "testutil.h"
 
@@ -207,13 +208,48 @@ static void test_bad_dependencies(void **state)
              "'auth' is set twice in [requires] (first on line 2); keep one");
 }
 
+/* Issue 9, failure 1: the package.ini variants; one reader, one clear error each. */
+static void test_hostile_lines(void **state)
+{
+    fixture *f = *state;
+    load_bad(f, "[package]\nname = a\n\r[x=y]\nversion = 1.0.0\n", PH_EMANIFEST, 3,
+             "line contains a carriage return (CR) at column 1 that does not end the line; save "
+             "the file with LF or CRLF line ends");
+    load_bad(f, "[package]\nversion = 1.0.0\n\r[package]\nversion = 1.0.1\n", PH_EMANIFEST, 3,
+             "carriage return (CR) at column 1");
+    load_bad(f, " \xEF\xBB\xBF[package]\nname = a\nversion = 1.0.0\n", PH_EMANIFEST, 1,
+             "line contains a byte order mark (U+FEFF) at column 2; it is allowed only at the "
+             "very start of the file; remove it");
+    load_bad(f, "[package]\nname = a\n\xEF\xBB\xBF[requires]\n", PH_EMANIFEST, 3,
+             "byte order mark (U+FEFF) at column 1");
+    load_bad(f, "name = a\n[package]\nversion = 1.0.0\n", PH_EMANIFEST, 1,
+             "'name' is outside any section; put it under one of [package], [requires], "
+             "[optional], [conflicts], [parameters]");
+    load_bad(f, "[package]\nname = a\n[x=y]\nversion = 1.0.0\n", PH_EMANIFEST, 3,
+             "unknown section [x=y]");
+    load_bad(f,
+             "[package]\nname = a\nversion = 1.0.0\n[requires]\nb = ^1\n  c = ^1\n[package]\n"
+             "version = 2.0.0\n",
+             PH_EMANIFEST, 8, "'version' is set twice in [package] (first on line 3); keep one");
+    load_bad(f, "[package]\nname = a\ndescription = caf\xC3\n", PH_EMANIFEST, 3,
+             "line is not valid UTF-8 (byte 0xC3 at column 18)");
+    /* A BOM first and CRLF line ends are fine. */
+    ph_manifest *m = load_ok(f, "\xEF\xBB\xBF[package]\r\nname = a\r\nversion = 1.0.0\r\n");
+    assert_string_equal(m->name, "a");
+    assert_string_equal(m->version_text, "1.0.0");
+    ph_manifest_free(m);
+}
+
 static void test_format_errors(void **state)
 {
     fixture *f = *state;
-    char *longv = calloc(1, 300);
-    memset(longv, 'd', 299);
+    char *longv = calloc(1, PH_INI_MAX_LINE + 1);
+    memset(longv, 'd', PH_INI_MAX_LINE);
     char *text = tu_fmt("[package]\nname = x\nversion = 1.0.0\ndescription = %s\n", longv);
-    load_bad(f, text, PH_EMANIFEST, 4, "line is 313 characters long, longer than the");
+    char *msg = tu_fmt("line is %d characters long, longer than the %d allowed",
+                       PH_INI_MAX_LINE + 14, PH_INI_MAX_LINE);
+    load_bad(f, text, PH_EMANIFEST, 4, msg);
+    free(msg);
     free(text);
     free(longv);
     load_bad(f, "[package\n", PH_EMANIFEST, 1, "section header has no closing ']'");
@@ -303,6 +339,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_required_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_dependencies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_format_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discover, setup, teardown),
     };

@@ -6,8 +6,12 @@
 
 static int64_t add(ph_ctx *ctx, int64_t a, int64_t b)
 {
-    (void)ctx;
-    return a + b;
+    int64_t sum;
+    /* Signed overflow is undefined in C: say so instead. */
+    if (__builtin_add_overflow(a, b, &sum))
+        return ph_error(ctx, "overflow", "%lld + %lld does not fit in a 64-bit integer",
+                        (long long)a, (long long)b);
+    return sum;
 }
 
 static double divide(ph_ctx *ctx, double a, double b)

@@ -65,8 +65,8 @@ static inline int fx_port(void)
  *
  * Each package is listed through a symlink <tmp>/p/<name> -> its staged
  * directory, as the relative path "p/<name>": host.ini lines are limited to
- * 197 characters (libinih's INI_MAX_LINE on Debian), which a few absolute
- * build paths exceed. (Manifest paths in messages are the real, staged paths.)
+ * PH_INI_MAX_LINE characters, which a long list of absolute build paths
+ * could exceed. (Manifest paths in messages are the real, staged paths.)
  */
 static inline char *fx_host_ini(const char *tmp, const char *const *names, const char *extra)
 {
