@@ -47,8 +47,9 @@ static int read_file(const char *path, int code, char **out, size_t *out_len)
     char *buf = NULL;
     size_t len = 0, cap = 0;
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return ph_error_set(PH_EIO, "%s: cannot read: %s", path, strerror(errno));
+    if (!f) /* fopen allocates: ENOMEM is the caller's out of memory, not a bad file */
+        return ph_error_set(errno == ENOMEM ? PH_ENOMEM : PH_EIO, "%s: cannot read: %s", path,
+                            strerror(errno));
     for (;;) {
         if (cap - len < 4096) {
             if (len > PH_INI_MAX_FILE) {

@@ -323,12 +323,17 @@ json_t *ph_store_column(sqlite3_stmt *st, int c, const ph_store_field *f)
         const char *text = (const char *)sqlite3_column_text(st, c);
         size_t len = (size_t)sqlite3_column_bytes(st, c);
         json_t *v = NULL;
+        if (!text && sqlite3_errcode(sqlite3_db_handle(st)) == SQLITE_NOMEM)
+            return NULL; /* out of memory, not an empty value */
+        errno = 0;
         if (f->type == PH_JSON)
             v = json_loadb(text, len, JSON_DECODE_ANY, NULL);
         else if (is_ascii(text, len))
             v = json_stringn_nocheck(text, len); /* ASCII is valid UTF-8: skip the slow check */
-        if (!v)
+        if (!v && errno != ENOMEM)
             v = json_stringn(text, len);
+        if (!v && errno == ENOMEM)
+            return NULL;            /* out of memory: the caller fails, rather than read a null */
         return v ? v : json_null(); /* invalid UTF-8 written by raw SQL reads as null */
     }
     }

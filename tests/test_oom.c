@@ -1,0 +1,591 @@
+/*
+ * Allocation-failure injection (SQLite's OOM tests, curl's torture tests):
+ * for N = 1, 2, ... the Nth allocation of an operation fails (and, in the
+ * persistent pass, every one after it), until a run completes with no
+ * allocation failed; N - 1 is then the number of injection points of that
+ * path, printed as "oom: PATH MODE: K injection points ...".
+ *
+ * Each run must end without a crash and either cleanly — a negative PH_E*
+ * code with a non-empty ph_error_last() — or with the right result (the
+ * failure was recoverable). Under the ASan build (make test runs this test
+ * there too, with detect_leaks=1) each path ends with a leak check, so a
+ * leak is pinned to the path that caused it.
+ *
+ * Paths: host.ini parsing; package.ini parsing; discovery + resolution
+ * (ph_host_open); loading (ph_host_start: private copy and dlopen of real
+ * packages, descriptor validation, model compilation, store open and table
+ * creation, prepare/start); calls through the router (JSON arguments ->
+ * typed values -> libffi -> JSON result, package-to-package); and the
+ * generated CRUD actor (new, get, set, list, count, delete).
+ *
+ * The allocator is interposed by tests/support/failmalloc.c (see there for
+ * what it covers and why).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ftw.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
+
+#include "config.h"
+#include "error.h"
+#include "failmalloc.h"
+#include "host.h"
+#include "log.h"
+#include "manifest.h"
+#include "phfix.h"
+
+/* Bounds: no path comes near them; they keep a runaway loop finite. */
+#define OOM_MAX_N 200000
+#define OOM_MAX_SECONDS 240
+
+typedef struct fx {
+    char *tmp;
+    char *ini;           /* host.ini over the example packages */
+    char *one_ini;       /* host.ini over notes alone (loading: ~1000 allocations per package) */
+    const char *use_ini; /* the one load_cfg reads */
+    char *mf;            /* a package.ini */
+    char *data;          /* the hosts' data_dir (on tmpfs when there is one: SQLite syncs) */
+    ph_host *h;          /* started host for the call paths */
+    ph_config cfg;       /* loaded before a run that takes ownership of it */
+} fx;
+
+static int persistent_run; /* the sweep in progress fails every allocation from N on */
+
+/* One operation under test: 0 with a checked result, or a negative PH_E* code. */
+typedef int (*oom_run_fn)(fx *f);
+
+typedef struct oom_stats {
+    long points;    /* allocations of a run that failed nothing */
+    long errors;    /* runs that ended with a clean error */
+    long nomem;     /* ... whose message says the memory ran out */
+    long recovered; /* runs that succeeded although an allocation failed */
+} oom_stats;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int says_nomem(const char *msg)
+{
+    return strstr(msg, "out of memory") || strstr(msg, "Cannot allocate memory");
+}
+
+static void leak_check(const char *what)
+{
+#ifdef __SANITIZE_ADDRESS__
+    if (__lsan_do_recoverable_leak_check())
+        fail_msg("%s leaked (LeakSanitizer's report above)", what);
+#else
+    (void)what;
+#endif
+}
+
+/*
+ * Runs `run` with allocation N failing, for N = 1, 2, ... until a run fails
+ * no allocation. `prepare` (may be NULL) runs before each run, unarmed.
+ */
+static oom_stats sweep(fx *f, const char *what, oom_run_fn prepare, oom_run_fn run,
+                       oom_run_fn cleanup, int persistent)
+{
+    oom_stats s = {0};
+    double t0 = now_s();
+    char *shown = NULL; /* distinct messages not about memory, printed once */
+    ph_level level = ph_log_get_level();
+    ph_log_set_level((ph_level)-1); /* failing loads log each failure: keep the output short */
+    if (getenv("PH_OOM_COUNT")) {   /* only count (while working on a path) */
+        if (prepare && prepare(f))
+            fail_msg("%s: preparing: %s", what, ph_error_last());
+        fm_arm(0, 0);
+        int rc = run(f);
+        long count = fm_disarm();
+        if (cleanup)
+            cleanup(f);
+        print_message("oom: %s: %ld allocations, rc %d %s\n", what, count, rc, ph_error_last());
+        ph_log_set_level(level);
+        return (oom_stats){.points = count};
+    }
+    for (long n = 1;; n++) {
+        if (n > OOM_MAX_N || now_s() - t0 > OOM_MAX_SECONDS)
+            fail_msg("%s: still failing allocations at N = %ld after %.0f s", what, n,
+                     now_s() - t0);
+        if (prepare && prepare(f))
+            fail_msg("%s: preparing run %ld: %s", what, n, ph_error_last());
+        ph_error_clear();
+        persistent_run = persistent;
+        fm_arm(n, persistent);
+        int rc = run(f);
+        long count = fm_disarm();
+        long failed = fm_failures();
+        char msg[2048];
+        snprintf(msg, sizeof msg, "%s", ph_error_last());
+        if (cleanup)
+            cleanup(f);
+        if (!failed) {
+            if (rc)
+                fail_msg("%s: failed with no allocation failing (N = %ld): %d %s", what, n, rc,
+                         msg);
+            s.points = count;
+            break;
+        }
+        if (rc == 0) {
+            s.recovered++;
+            continue;
+        }
+        if (rc >= 0 || !strcmp(ph_error_word(rc), "unknown") || !msg[0])
+            fail_msg("%s: N = %ld: not a clean error: rc %d, message '%s'", what, n, rc, msg);
+        s.errors++;
+        if (says_nomem(msg)) {
+            s.nomem++;
+        } else if ((!shown || !strstr(shown, msg)) && (!shown || strlen(shown) < 6000)) {
+            char *more = tu_fmt("%sN = %ld: %s\n", shown ? shown : "", n, msg);
+            free(shown);
+            shown = more;
+        }
+    }
+    ph_log_set_level(level);
+    print_message("oom: %s %s: %ld injection points; %ld clean errors (%ld say out of memory), "
+                  "%ld recovered; %.1f s\n",
+                  what, persistent ? "persistent" : "once", s.points, s.errors, s.nomem,
+                  s.recovered, now_s() - t0);
+    for (char *line = shown, *end; line && *line; line = end + 1) { /* one line per print */
+        end = strchr(line, '\n');
+        *end = 0;
+        print_message("oom: %s: error not naming memory: %s\n", what, line);
+    }
+    free(shown);
+    leak_check(what);
+    return s;
+}
+
+static void sweep_both(fx *f, const char *what, oom_run_fn prepare, oom_run_fn run,
+                       oom_run_fn cleanup)
+{
+    oom_stats once = sweep(f, what, prepare, run, cleanup, 0);
+    oom_stats pers = sweep(f, what, prepare, run, cleanup, 1);
+    /* (the counts may differ by a few: caches and stored rows change between passes) */
+    assert_true(once.points > 0 && pers.points > 0);
+}
+
+/* ---- fixture ---- */
+
+static const char *const packages[] = {"ex:calc", "ex:hello", "ex:greeter", "ex:notes", NULL};
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    return type == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+/* Removes the data directory (without a shell: loading removes it after every run). */
+static int rm_data(fx *f)
+{
+    if (f->data)
+        nftw(f->data, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return 0;
+}
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    f->tmp = tu_tmpdir();
+    const char *notes_only[] = {"ex:notes", NULL};
+    char *ini = fx_host_ini(f->tmp, notes_only, NULL);
+    f->one_ini = tu_fmt("%s/one.ini", f->tmp);
+    if (rename(ini, f->one_ini))
+        return -1;
+    free(ini);
+    f->ini = fx_host_ini(f->tmp, packages,
+                         "\n[auth]\nrequire_token = false\n\n"
+                         "[instance hello]\ngreeting = Hi\n\n"
+                         "[instance notes]\nmax_title = 50\n");
+    char *markers = tu_fmt("%s/markers", f->tmp);
+    setenv("PH_TEST_MARKERS", markers, 1);
+    free(markers);
+    ph_log_set_level(PH_L_ERROR);
+    struct stat st;
+    if (stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK) == 0)
+        f->data = tu_fmt("/dev/shm/phoom.%d", (int)getpid());
+    else
+        f->data = tu_fmt("%s/data", f->tmp);
+    free(malloc(1)); /* resolves the real allocator */
+    assert_true(fm_active());
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    if (f->h) {
+        ph_host_stop(f->h);
+        ph_host_free(f->h);
+    }
+    ph_config_free(&f->cfg);
+    tu_rmtree(f->tmp);
+    free(f->tmp);
+    free(f->ini);
+    free(f->one_ini);
+    free(f->mf);
+    rm_data(f);
+    free(f->data);
+    free(f);
+    return 0;
+}
+
+/* The interposed allocator sees the host's, libc's, jansson's and SQLite's allocations. */
+static void test_allocator_is_interposed(void **state)
+{
+    (void)state;
+    fm_arm(0, 0);
+    void *p = malloc(16);
+    char *s = strdup("x");
+    json_t *j = json_pack("{s:i}", "a", 1);
+    char *a = NULL;
+    int n = asprintf(&a, "%d", 42);
+    long counted = fm_disarm();
+    assert_true(p && s && j && n == 2);
+    free(p);
+    free(s);
+    free(a);
+    json_decref(j);
+    assert_true(counted >= 4);
+    fm_arm(1, 0);
+    p = malloc(16);
+    fm_disarm();
+    assert_null(p);
+    assert_int_equal(fm_failures(), 1);
+}
+
+/* ---- config and manifest parsing ---- */
+
+static int run_config(fx *f)
+{
+    ph_config c;
+    int rc = ph_config_load(f->ini, &c);
+    if (rc)
+        return rc;
+    const ph_instance_conf *ic = ph_config_instance(&c, "hello");
+    if (c.n_package_dirs != 4 || !ic || ic->n_params != 1 || strcmp(ic->params[0].value, "Hi") ||
+        strcmp(ic->mount, "/hello"))
+        fail_msg("config read wrongly after a recovered allocation failure");
+    ph_config_free(&c);
+    return 0;
+}
+
+static void test_config(void **state)
+{
+    sweep_both(*state, "host.ini", NULL, run_config, NULL);
+}
+
+static int run_manifest(fx *f)
+{
+    ph_manifest *m = NULL;
+    int rc = ph_manifest_load(f->mf, &m);
+    if (rc)
+        return rc;
+    if (strcmp(m->name, "shop") || m->n_requires != 2 || m->n_optional != 1 ||
+        m->n_conflicts != 1 || m->n_params != 2 || strcmp(m->params[1].value, "EUR"))
+        fail_msg("manifest read wrongly after a recovered allocation failure");
+    ph_manifest_free(m);
+    return 0;
+}
+
+static void test_manifest(void **state)
+{
+    fx *f = *state;
+    f->mf = tu_write(f->tmp, "mf/package.ini",
+                     "; a manifest with every section\n"
+                     "[package]\nname = shop\nversion = 2.1.0-rc.1+build.5\n"
+                     "description = Sells things\nabi = 1\nlibrary = lib/shop.so\n\n"
+                     "[requires]\nauth = ^1.2\nnotes = >=1.0, <2\n\n"
+                     "[optional]\nmail = ~1.4.0\n\n"
+                     "[conflicts]\nlegacy = *\n\n"
+                     "[parameters]\npage_size = 20\ncurrency = EUR\n");
+    sweep_both(f, "package.ini", NULL, run_manifest, NULL);
+}
+
+/* ---- discovery and resolution ---- */
+
+static int load_cfg(fx *f)
+{
+    ph_config_free(&f->cfg);
+    return ph_config_load(f->use_ini ? f->use_ini : f->ini, &f->cfg);
+}
+
+static int run_open(fx *f)
+{
+    ph_host *h = NULL;
+    int rc = ph_host_open(&f->cfg, &h); /* takes f->cfg */
+    if (rc)
+        return rc;
+    if (h->plan.n != 4 || h->plan.n_problems || h->set.n_problems)
+        fail_msg("plan built wrongly after a recovered allocation failure: %zu instances, "
+                 "problems: %s",
+                 h->plan.n,
+                 h->plan.n_problems  ? h->plan.problems[0]
+                 : h->set.n_problems ? h->set.problems[0]
+                                     : "none");
+    ph_host_free(h);
+    return 0;
+}
+
+static void test_discovery_and_resolution(void **state)
+{
+    sweep_both(*state, "discovery+resolution", load_cfg, run_open, NULL);
+}
+
+/* ---- loading ---- */
+
+/* An opened host over f->data, not started. */
+static int open_host(fx *f)
+{
+    int rc = load_cfg(f);
+    if (rc)
+        return rc;
+    free(f->cfg.data_dir);
+    f->cfg.data_dir = strdup(f->data);
+    free(f->cfg.auth.token_file);
+    f->cfg.auth.token_file = NULL;
+    return ph_host_open(&f->cfg, &f->h);
+}
+
+/* An opened host over a data directory that does not exist yet. */
+static int open_fresh(fx *f)
+{
+    rm_data(f);
+    return open_host(f);
+}
+
+/*
+ * 0 if every instance runs; else the first one that does not, as a clean
+ * error carrying its recorded reason (a failing instance takes down only
+ * itself and its dependents: that is how loading reports errors).
+ */
+static int run_start(fx *f)
+{
+    int rc = ph_host_start(f->h);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < f->h->plan.n; i++) {
+        const char *reason = NULL;
+        const char *st = ph_host_item_state(f->h, i, &reason);
+        if (strcmp(st, "running")) {
+            if (strcmp(st, "failed") && strcmp(st, "skipped"))
+                fail_msg("instance %s is %s", f->h->plan.items[i].instance, st);
+            /* with every allocation failing, even the reason cannot be copied */
+            if ((!reason || !*reason) && !persistent_run)
+                fail_msg("instance %s is %s without a reason", f->h->plan.items[i].instance, st);
+            return ph_error_set(PH_ELOAD, "%s %s: %s", f->h->plan.items[i].instance, st,
+                                reason ? reason : "(no memory for the reason)");
+        }
+    }
+    return 0;
+}
+
+static int stop_free(fx *f)
+{
+    if (f->h) {
+        ph_host_stop(f->h);
+        ph_host_free(f->h);
+        f->h = NULL;
+    }
+    return 0;
+}
+
+static int stop_free_rm(fx *f)
+{
+    stop_free(f);
+    return rm_data(f);
+}
+
+/* A first start: data directory, private copies, databases and tables created. */
+static void test_loading(void **state)
+{
+    fx *f = *state;
+    f->use_ini = f->one_ini;
+    sweep_both(f, "loading", open_fresh, run_start, stop_free_rm);
+}
+
+/* A restart over the data of a previous start: the stored schemas are read and compared. */
+static void test_loading_again(void **state)
+{
+    fx *f = *state;
+    f->use_ini = f->one_ini;
+    if (open_fresh(f) || run_start(f))
+        fail_msg("first start: %s", ph_error_last());
+    stop_free(f);
+    sweep_both(f, "loading over existing data", open_host, run_start, stop_free);
+}
+
+/* ---- calls ---- */
+
+static int call_expect(fx *f, const char *address, const char *args, const char *want)
+{
+    json_error_t jerr;
+    json_t *in = json_loads(args, JSON_DECODE_ANY, &jerr), *out = NULL;
+    if (!in)
+        return ph_error_set(PH_ENOMEM, "out of memory (test arguments)");
+    int rc = ph_router_call(f->h->router, NULL, address, in, 0, &out);
+    json_decref(in);
+    if (rc)
+        return rc;
+    char *got = json_dumps(out, JSON_ENCODE_ANY | JSON_COMPACT);
+    json_decref(out);
+    if (!got)
+        return ph_error_set(PH_ENOMEM, "out of memory (test result)");
+    if (want && strcmp(got, want))
+        fail_msg("%s(%s) returned %s, not %s", address, args, got, want);
+    free(got);
+    return 0;
+}
+
+static int run_calls(fx *f)
+{
+    int rc;
+    if ((rc = call_expect(f, "calc.math.add", "{\"a\":2,\"b\":40}", "42")) ||
+        (rc = call_expect(f, "calc.math.divide", "[1, 4]", "0.25")) ||
+        (rc = call_expect(f, "calc.math.negate", "{\"value\":true}", "false")) ||
+        (rc = call_expect(f, "calc.text.upper", "{\"text\":\"shout\"}", "\"SHOUT\"")) ||
+        (rc = call_expect(f, "calc.text.echo", "{\"value\":{\"k\":[1,\"x\",null]}}",
+                          "{\"k\":[1,\"x\",null]}")) ||
+        (rc = call_expect(f, "calc.math.stats", "{\"numbers\":[1,2,3]}", NULL)) ||
+        (rc = call_expect(f, "greeter.greeter.welcome", "{\"name\":\"Ada\"}",
+                          "\"Hi, Ada! Welcome to plughost.\"")) ||
+        (rc = call_expect(f, "greeter.greeter.welcome_all", "{\"names\":[\"A\",\"B\"]}",
+                          "[\"Hi, A! Welcome to plughost.\",\"Hi, B! Welcome to plughost.\"]")))
+        return rc;
+    return 0;
+}
+
+static void start_host(fx *f)
+{
+    if (open_fresh(f))
+        fail_msg("open: %s", ph_error_last());
+    if (run_start(f))
+        fail_msg("start: %s", ph_error_last());
+}
+
+static void test_calls(void **state)
+{
+    fx *f = *state;
+    start_host(f);
+    sweep_both(f, "router calls", NULL, run_calls, NULL);
+    stop_free(f);
+}
+
+/* ---- CRUD ---- */
+
+/* Calls a CRUD method; *out (may be NULL) receives the result. */
+static int crud(fx *f, const char *address, json_t *args, json_t **out)
+{
+    json_t *res = NULL;
+    int rc = ph_router_call(f->h->router, NULL, address, args, 0, &res);
+    json_decref(args);
+    if (!rc && out)
+        *out = res;
+    else
+        json_decref(res);
+    return rc;
+}
+
+static json_int_t int_at(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    if (!json_is_integer(v))
+        fail_msg("no integer '%s' in the result", key);
+    return json_integer_value(v);
+}
+
+static int run_crud(fx *f)
+{
+    json_t *rec = NULL, *res = NULL;
+    int rc;
+    /* arguments built before the calls fail only the test's own allocations: checked */
+    json_t *a = json_pack("{s:s, s:s, s:s}", "title", "hello", "owner", "ada", "content", "x");
+    if (!a)
+        return ph_error_set(PH_ENOMEM, "out of memory (test arguments)");
+    if ((rc = crud(f, "notes.note.new", a, &rec)))
+        return rc;
+    json_int_t id = int_at(rec, "id");
+    if (strcmp(json_string_value(json_object_get(rec, "title")), "hello"))
+        fail_msg("note.new stored a wrong title");
+    json_decref(rec);
+    rc = PH_ENOMEM;
+    if (!(a = json_pack("{s:I}", "id", id)) || (rc = crud(f, "notes.note.get", a, &res)))
+        goto done;
+    if (int_at(res, "id") != id)
+        fail_msg("note.get returned another record");
+    json_decref(res);
+    res = NULL;
+    rc = PH_ENOMEM;
+    if (!(a = json_pack("{s:I, s:b}", "id", id, "pinned", 1)) ||
+        (rc = crud(f, "notes.note.set", a, &res)))
+        goto done;
+    if (!json_is_true(json_object_get(res, "pinned")))
+        fail_msg("note.set did not pin");
+    json_decref(res);
+    res = NULL;
+    rc = PH_ENOMEM;
+    if (!(a = json_pack("{s:s, s:s, s:i}", "owner", "ada", "order", "-created,title", "limit",
+                        5)) ||
+        (rc = crud(f, "notes.note.list", a, &res)))
+        goto done;
+    if (int_at(res, "total") < 1 || !json_array_size(json_object_get(res, "items")))
+        fail_msg("note.list found nothing: %s", json_dumps(res, JSON_COMPACT));
+    json_decref(res);
+    res = NULL;
+    rc = PH_ENOMEM;
+    if (!(a = json_pack("{s:b}", "pinned", 1)) || (rc = crud(f, "notes.note.count", a, &res)))
+        goto done;
+    json_decref(res);
+    res = NULL;
+    rc = PH_ENOMEM;
+    if (!(a = json_pack("{s:I}", "id", id)) || (rc = crud(f, "notes.note.delete", a, NULL)))
+        goto done;
+    rc = 0;
+done:
+    if (rc == PH_ENOMEM && !ph_error_last()[0])
+        ph_error_set(PH_ENOMEM, "out of memory (test arguments)");
+    json_decref(res);
+    return rc;
+}
+
+static void test_crud(void **state)
+{
+    fx *f = *state;
+    start_host(f);
+    sweep_both(f, "crud", NULL, run_crud, NULL);
+    stop_free(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_allocator_is_interposed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_manifest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_discovery_and_resolution, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loading, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loading_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crud, setup, teardown),
+    };
+    /* PH_OOM_ONLY=test_loading runs one test (while working on a path) */
+    if (getenv("PH_OOM_ONLY"))
+        cmocka_set_test_filter(getenv("PH_OOM_ONLY"));
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
