@@ -10,6 +10,7 @@
 
 #include "error.h"
 #include "instance.h"
+#include "jsonout.h"
 #include "log.h"
 #include "router.h"
 #include "store.h"
@@ -213,7 +214,7 @@ static ph_json *api_json_parse(const char *text)
 }
 static char *api_json_dump(const ph_json *v)
 {
-    return CHECKED(json_dumps(J(v), JSON_COMPACT | JSON_ENCODE_ANY));
+    return CHECKED(ph_json_dumps(J(v), JSON_COMPACT | JSON_ENCODE_ANY));
 }
 static ph_json *api_json_copy(const ph_json *v)
 {

@@ -9,6 +9,7 @@
 
 #include "backup.h"
 #include "error.h"
+#include "jsonout.h"
 #include "semver.h"
 
 /* ------------------------------------------------------------------ */
@@ -640,7 +641,7 @@ static char *default_literal(const ph_store_field *f)
     case PH_STR:
         return sqlite3_mprintf("%Q", json_string_value(d));
     default: {
-        char *t = json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *t = ph_json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY);
         char *q = t ? sqlite3_mprintf("%Q", t) : NULL;
         free(t);
         return q;
@@ -975,7 +976,7 @@ cleanup:
 
 static char *dump_or_null(json_t *v)
 {
-    return v ? json_dumps(v, JSON_COMPACT) : NULL;
+    return v ? ph_json_dumps(v, JSON_COMPACT) : NULL;
 }
 
 /* True if nothing would change: same version, no changes, the same stored schemas. */

@@ -12,6 +12,7 @@
 
 #include "backup.h"
 #include "error.h"
+#include "jsonout.h"
 #include "log.h"
 #include "migrate.h"
 
@@ -290,7 +291,7 @@ int ph_store_bind(sqlite3_stmt *st, int i, const ph_store_field *f, json_t *v)
         return sqlite3_bind_text(st, i, json_string_value(v), (int)json_string_length(v),
                                  SQLITE_TRANSIENT);
     default: {
-        char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *text = ph_json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
         if (!text)
             return SQLITE_NOMEM;
         return sqlite3_bind_text(st, i, text, -1, free_text);
@@ -751,7 +752,7 @@ static int bind_param(sqlite3_stmt *st, int i, json_t *v)
         return sqlite3_bind_text(st, i, json_string_value(v), (int)json_string_length(v),
                                  SQLITE_TRANSIENT);
     default: {
-        char *text = json_dumps(v, JSON_COMPACT);
+        char *text = ph_json_dumps(v, JSON_COMPACT);
         if (!text)
             return SQLITE_NOMEM;
         return sqlite3_bind_text(st, i, text, -1, free_text);
@@ -930,8 +931,8 @@ static void log_report(const char *instance, json_t *report)
     json_t *scripts = json_object_get(report, "scripts");
     if (!action || !json_array_size(changes))
         return;
-    char *ch = json_dumps(changes, JSON_COMPACT);
-    char *sc = json_dumps(scripts, JSON_COMPACT);
+    char *ch = ph_json_dumps(changes, JSON_COMPACT);
+    char *sc = ph_json_dumps(scripts, JSON_COMPACT);
     const char *from = json_string_value(json_object_get(report, "from"));
     const char *backup = json_string_value(json_object_get(report, "backup"));
     ph_logf(PH_L_INFO, instance, "database %s%s%s -> %s: scripts %s, changes %s%s%s", action,
