@@ -73,6 +73,8 @@ static int read_edges(const char *sql_dir, edge **out, size_t *n_out, ph_migrate
     int rc = 0;
     *out = NULL;
     *n_out = 0;
+    if (!d && errno == ENOMEM) /* not "no scripts": that would ask for a script that exists */
+        return ph_error_set(PH_ENOMEM, "out of memory");
     if (!d)
         return 0;
     struct dirent *e;
@@ -275,6 +277,21 @@ static int sql_failure(sqlite3 *db, const char *what)
     if (code == SQLITE_NOMEM || code == SQLITE_OK) /* SQLITE_OK: sqlite3_mprintf failed */
         return ph_error_set(PH_ENOMEM, "%s: out of memory", what);
     return ph_error_set(PH_ESQL, "%s: %s", what, sqlite3_errmsg(db));
+}
+
+/*
+ * SQLite may roll a transaction back by itself when it runs out of memory
+ * (or I/O fails); statements after that would each commit on their own and
+ * could record the new version over the old schema. 0 while BEGIN holds.
+ */
+static int tx_alive(run *r)
+{
+    if (!sqlite3_get_autocommit(r->db))
+        return 0;
+    return ph_error_set(sqlite3_errcode(r->db) == SQLITE_NOMEM ? PH_ENOMEM : PH_EMIGRATION,
+                        "instance '%s': the migration's transaction was rolled back (%s); "
+                        "nothing changed",
+                        r->c->instance, sqlite3_errmsg(r->db));
 }
 
 static int exec(sqlite3 *db, const char *sql)
@@ -920,6 +937,8 @@ static int sync_models(run *r)
     int rc = 0;
     for (size_t i = 0; i < r->c->n_models && !rc; i++) {
         const ph_store_model *m = &r->c->models[i];
+        if ((rc = tx_alive(r))) /* before any change of this model */
+            break;
         int exists = table_exists(r->db, m->name);
         if (exists < 0)
             rc = exists;
@@ -931,8 +950,8 @@ static int sync_models(run *r)
             rc = drop_stale_indexes(r, m);
         if (!rc)
             rc = create_indexes(r, m);
-        if (!rc && sqlite3_get_autocommit(r->db)) /* SQLite rolled back (out of memory) */
-            rc = sql_failure(r->db, "the migration's transaction was rolled back");
+        if (!rc)
+            rc = tx_alive(r);
     }
     return rc;
 }
@@ -943,12 +962,15 @@ static int fk_check(run *r)
     int rc = 0;
     if (sqlite3_prepare_v2(r->db, "PRAGMA foreign_key_check", -1, &st, NULL) != SQLITE_OK)
         return ph_error_set(PH_ESQL, "foreign key check: %s", sqlite3_errmsg(r->db));
-    if (sqlite3_step(st) == SQLITE_ROW)
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW)
         rc = failf(r,
                    "after the upgrade scripts, record %lld of table '%s' refers to a missing "
                    "record of '%s'",
                    (long long)sqlite3_column_int64(st, 1), sqlite3_column_text(st, 0),
                    sqlite3_column_text(st, 2));
+    else if (step != SQLITE_DONE)
+        rc = sql_failure(r->db, "foreign key check");
     sqlite3_finalize(st);
     return rc;
 }
@@ -1129,6 +1151,8 @@ static int migrate_in_tx(run *r, const char *expected)
         rc = fk_check(r);
     if (!rc && !strcmp(r->action, "none") && json_array_size(r->changes))
         r->action = "update";
+    if (!rc)
+        rc = tx_alive(r); /* never record a version for changes that were rolled back */
     if (!rc)
         rc = record(r);
     return rc;

@@ -11,12 +11,19 @@
  * there too, with detect_leaks=1) each path ends with a leak check, so a
  * leak is pinned to the path that caused it.
  *
- * Paths: host.ini parsing; package.ini parsing; discovery + resolution
- * (ph_host_open); loading (ph_host_start: private copy and dlopen of real
- * packages, descriptor validation, model compilation, store open and table
- * creation, prepare/start); calls through the router (JSON arguments ->
- * typed values -> libffi -> JSON result, package-to-package); and the
- * generated CRUD actor (new, get, set, list, count, delete).
+ * Paths: JSON text out; host.ini parsing; package.ini parsing; discovery +
+ * resolution (ph_host_open); loading (ph_host_start: private copy and
+ * dlopen of a real package, descriptor validation, model compilation, store
+ * open and table creation, prepare/start), again over existing data, and as
+ * an upgrade (notes 1.0.0 -> 1.1.0: verified backup, upgrade script, version
+ * bump; after every run the database must be whole, old or new, with its
+ * rows); calls through the router (JSON arguments -> typed values -> libffi
+ * -> JSON result, package-to-package); and the generated CRUD actor (new,
+ * get, set, list, count, delete), results checked field by field.
+ *
+ * The upgrade path is sampled (every 10th N) unless PH_OOM_FULL=1; all the
+ * others try every N. For work on one path: PH_OOM_ONLY=test_upgrade,
+ * PH_OOM_FROM=N, PH_OOM_COUNT=1 (only count).
  *
  * The allocator is interposed by tests/support/failmalloc.c (see there for
  * what it covers and why).
@@ -31,6 +38,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #ifdef __SANITIZE_ADDRESS__
 #include <sanitizer/lsan_interface.h>
@@ -53,6 +61,8 @@ typedef struct fx {
     char *tmp;
     char *ini;           /* host.ini over the example packages */
     char *one_ini;       /* host.ini over notes alone (loading: ~1000 allocations per package) */
+    char *v1_ini;        /* host.ini over notes 1.0.0 (tests/packages/model_notes_v1) */
+    char *seed;          /* a data_dir written by notes 1.0.0, copied before each upgrade run */
     const char *use_ini; /* the one load_cfg reads */
     char *mf;            /* a package.ini */
     char *data;          /* the hosts' data_dir (on tmpfs when there is one: SQLite syncs) */
@@ -61,6 +71,7 @@ typedef struct fx {
 } fx;
 
 static int persistent_run; /* the sweep in progress fails every allocation from N on */
+static long current_n;     /* its N */
 
 /* One operation under test: 0 with a checked result, or a negative PH_E* code. */
 typedef int (*oom_run_fn)(fx *f);
@@ -99,7 +110,7 @@ static void leak_check(const char *what)
  * no allocation. `prepare` (may be NULL) runs before each run, unarmed.
  */
 static oom_stats sweep(fx *f, const char *what, oom_run_fn prepare, oom_run_fn run,
-                       oom_run_fn cleanup, int persistent)
+                       oom_run_fn cleanup, int persistent, long stride)
 {
     oom_stats s = {0};
     double t0 = now_s();
@@ -118,7 +129,9 @@ static oom_stats sweep(fx *f, const char *what, oom_run_fn prepare, oom_run_fn r
         ph_log_set_level(level);
         return (oom_stats){.points = count};
     }
-    for (long n = 1;; n++) {
+    /* PH_OOM_FROM=N starts there (while working on a path) */
+    for (long n = getenv("PH_OOM_FROM") ? atol(getenv("PH_OOM_FROM")) : 1;; n += stride) {
+        current_n = n;
         if (n > OOM_MAX_N || now_s() - t0 > OOM_MAX_SECONDS)
             fail_msg("%s: still failing allocations at N = %ld after %.0f s", what, n,
                      now_s() - t0);
@@ -157,9 +170,12 @@ static oom_stats sweep(fx *f, const char *what, oom_run_fn prepare, oom_run_fn r
         }
     }
     ph_log_set_level(level);
-    print_message("oom: %s %s: %ld injection points; %ld clean errors (%ld say out of memory), "
-                  "%ld recovered; %.1f s\n",
-                  what, persistent ? "persistent" : "once", s.points, s.errors, s.nomem,
+    char sampled[64] = "";
+    if (stride > 1)
+        snprintf(sampled, sizeof sampled, " (every %ldth tried)", stride);
+    print_message("oom: %s %s: %ld injection points%s; %ld clean errors (%ld say out of "
+                  "memory), %ld recovered; %.1f s\n",
+                  what, persistent ? "persistent" : "once", s.points, sampled, s.errors, s.nomem,
                   s.recovered, now_s() - t0);
     for (char *line = shown, *end; line && *line; line = end + 1) { /* one line per print */
         end = strchr(line, '\n');
@@ -171,13 +187,25 @@ static oom_stats sweep(fx *f, const char *what, oom_run_fn prepare, oom_run_fn r
     return s;
 }
 
+/*
+ * Both passes over every injection point; a path whose runs are slow can be
+ * sampled (every `stride`th N, curl's --shallow) unless PH_OOM_FULL=1.
+ */
+static void sweep_sampled(fx *f, const char *what, oom_run_fn prepare, oom_run_fn run,
+                          oom_run_fn cleanup, long stride)
+{
+    if (getenv("PH_OOM_FULL"))
+        stride = 1;
+    oom_stats once = sweep(f, what, prepare, run, cleanup, 0, stride);
+    oom_stats pers = sweep(f, what, prepare, run, cleanup, 1, stride);
+    /* (the counts may differ by a few: caches and stored rows change between passes) */
+    assert_true(once.points > 0 && pers.points > 0);
+}
+
 static void sweep_both(fx *f, const char *what, oom_run_fn prepare, oom_run_fn run,
                        oom_run_fn cleanup)
 {
-    oom_stats once = sweep(f, what, prepare, run, cleanup, 0);
-    oom_stats pers = sweep(f, what, prepare, run, cleanup, 1);
-    /* (the counts may differ by a few: caches and stored rows change between passes) */
-    assert_true(once.points > 0 && pers.points > 0);
+    sweep_sampled(f, what, prepare, run, cleanup, 1);
 }
 
 /* ---- fixture ---- */
@@ -209,6 +237,13 @@ static int setup(void **state)
     if (rename(ini, f->one_ini))
         return -1;
     free(ini);
+    char *v1 = tu_fmt("%s/model_notes_v1/notes", tu_env("PH_FIXTURES"));
+    char *link = tu_fmt("%s/p/notes_v1", f->tmp);
+    if (symlink(v1, link))
+        return -1;
+    free(v1);
+    free(link);
+    f->v1_ini = tu_write(f->tmp, "v1.ini", "[host]\npackage_dirs = p/notes_v1\n");
     f->ini = fx_host_ini(f->tmp, packages,
                          "\n[auth]\nrequire_token = false\n\n"
                          "[instance hello]\ngreeting = Hi\n\n"
@@ -240,6 +275,10 @@ static int teardown(void **state)
     free(f->tmp);
     free(f->ini);
     free(f->one_ini);
+    free(f->v1_ini);
+    if (f->seed)
+        tu_rmtree(f->seed);
+    free(f->seed);
     free(f->mf);
     rm_data(f);
     free(f->data);
@@ -629,6 +668,73 @@ static void test_crud(void **state)
     stop_free(f);
 }
 
+/* ---- upgrade: notes 1.0.0 -> 1.1.0 (verified backup, upgrade script, version bump) ---- */
+
+static int copy_seed(fx *f)
+{
+    rm_data(f);
+    f->use_ini = f->one_ini;
+    return tu_run(NULL, "cp -a '%s' '%s'", f->seed, f->data) ? PH_EIO : open_host(f);
+}
+
+/* A text answer of one SQL query on the notes database, or NULL. */
+static char *query_notes(fx *f, const char *sql)
+{
+    char *path = tu_fmt("%s/notes/notes.db", f->data), *out = NULL;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        out = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    free(path);
+    return out;
+}
+
+/*
+ * After every run, failed or not, the database is whole and either still
+ * 1.0.0 (field body) or 1.1.0 (field content), with both notes.
+ */
+static int stop_check_data(fx *f)
+{
+    stop_free(f);
+    char *ok = query_notes(f, "PRAGMA integrity_check");
+    char *version = query_notes(f, "SELECT value FROM _ph_meta WHERE key='version'");
+    char *text = version && !strcmp(version, "1.1.0")
+                     ? query_notes(f, "SELECT group_concat(content, '|') FROM note")
+                     : query_notes(f, "SELECT group_concat(body, '|') FROM note");
+    if (!ok || strcmp(ok, "ok") || !version ||
+        (strcmp(version, "1.0.0") && strcmp(version, "1.1.0")) || !text ||
+        strcmp(text, "first|second"))
+        fail_msg("N = %ld: after the upgrade: integrity %s, version %s, notes %s; %s", current_n,
+                 ok ? ok : "?", version ? version : "?", text ? text : "?", ph_error_last());
+    free(ok);
+    free(version);
+    free(text);
+    return 0;
+}
+
+static void test_upgrade(void **state)
+{
+    fx *f = *state;
+    rm_data(f);
+    f->use_ini = f->v1_ini;
+    if (open_host(f) || run_start(f))
+        fail_msg("notes 1.0.0: %s", ph_error_last());
+    const char *texts[] = {"first", "second"};
+    for (int i = 0; i < 2; i++) {
+        json_t *a =
+            json_pack("{s:s, s:s, s:s}", "title", texts[i], "body", texts[i], "owner", "ada");
+        assert_int_equal(crud(f, "notes.note.new", a, NULL), 0);
+    }
+    stop_free(f);
+    f->seed = tu_fmt("%s.seed", f->data);
+    assert_int_equal(tu_run(NULL, "rm -rf '%s' && cp -a '%s' '%s'", f->seed, f->data, f->seed), 0);
+    /* ~7000 points at ~15 ms a run (backup, script, four checks): every 10th by default */
+    sweep_sampled(f, "upgrade 1.0.0 -> 1.1.0", copy_seed, run_start, stop_check_data, 10);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -639,6 +745,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_discovery_and_resolution, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loading, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loading_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crud, setup, teardown),
     };
