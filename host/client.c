@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "jsonout.h"
 
 #define MAX_RESPONSE (256u * 1024 * 1024)
 #define IO_TIMEOUT_S 60
@@ -450,7 +451,7 @@ int ph_client_call(const char *url, const char *token, const char *address, json
         rc = ph_error_set(PH_ENOMEM, "out of memory");
         goto cleanup;
     }
-    body = args ? json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    body = args ? ph_json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     if (args && !body) {
         rc = ph_error_set(PH_ENOMEM, "out of memory");
         goto cleanup;

@@ -115,6 +115,8 @@ static int sql_error(const op *o, sqlite3 *db, int rc)
     }
     if ((rc & 0xff) == SQLITE_BUSY)
         return fail(o, PH_EBUSY, "the database is locked by another process; retry");
+    if ((rc & 0xff) == SQLITE_NOMEM)
+        return fail(o, PH_ENOMEM, "out of memory");
     return fail(o, PH_ESQL, "storage error: %s", msg);
 }
 
@@ -136,13 +138,25 @@ static int tx_end(sqlite3 *db, int outer, int commit)
 
 /* ---- records ---- */
 
+/* A record from the row under `st`, or NULL when memory runs out. */
 static json_t *row_to_record(const ph_store_model *m, sqlite3_stmt *st)
 {
     json_t *rec = json_object();
     /* keys are declared identifiers, checked at load: no need to re-validate them */
-    for (size_t i = 0; rec && i < m->n_cols; i++)
-        json_object_set_new_nocheck(rec, m->cols[i].name, ph_store_column(st, (int)i, &m->cols[i]));
+    for (size_t i = 0; rec && i < m->n_cols; i++) {
+        if (json_object_set_new_nocheck(rec, m->cols[i].name,
+                                        ph_store_column(st, (int)i, &m->cols[i]))) {
+            json_decref(rec); /* a record missing a field would pass for a null field */
+            return NULL;
+        }
+    }
     return rec;
+}
+
+/* json_object_set_new, a failure (out of memory) reported: a record missing a field is wrong. */
+static int set_member(json_t *rec, const char *key, json_t *v)
+{
+    return json_object_set_new(rec, key, v) ? ph_error_set(PH_ENOMEM, "out of memory") : 0;
 }
 
 /* Reads record `id` into *out (NULL if it does not exist). Store locked. */
@@ -277,8 +291,8 @@ static int build_new(const op *o, json_t *args, int64_t now, json_t **out)
     *out = NULL;
     if (!rec)
         return ph_error_set(PH_ENOMEM, "out of memory");
-    json_object_set_new(rec, "created", json_integer(now));
-    json_object_set_new(rec, "updated", json_integer(now));
+    if ((rc = set_member(rec, "created", json_integer(now))) == 0)
+        rc = set_member(rec, "updated", json_integer(now));
     for (size_t i = PH_STORE_HOST_COLS; i < o->m->n_cols && !rc; i++) {
         const ph_store_field *f = &o->m->cols[i];
         json_t *in = json_object_get(args, f->name), *v = NULL;
@@ -289,7 +303,7 @@ static int build_new(const op *o, json_t *args, int64_t now, json_t **out)
         else if ((rc = ph_store_coerce(f, NULL, in, &v)))
             rc = wrap(o, rc);
         if (!rc)
-            json_object_set_new(rec, f->name, v);
+            rc = set_member(rec, f->name, v);
     }
     if (rc) {
         json_decref(rec);
@@ -304,7 +318,7 @@ static int bind_record(const op *o, sqlite3_stmt *st, json_t *rec, size_t first)
     for (size_t i = first; i < o->m->n_cols; i++) {
         const ph_store_field *f = &o->m->cols[i];
         if (ph_store_bind(st, (int)i + 1, f, json_object_get(rec, f->name)) != SQLITE_OK)
-            return fail(o, PH_ENOMEM, "cannot bind field '%s'", f->name);
+            return fail(o, PH_ENOMEM, "out of memory binding field '%s'", f->name);
     }
     return 0;
 }
@@ -331,7 +345,7 @@ static int insert(const op *o, json_t *rec)
         if (step != SQLITE_DONE)
             rc = sql_error(o, db, sqlite3_extended_errcode(db));
         else
-            json_object_set_new(rec, "id", json_integer(sqlite3_last_insert_rowid(db)));
+            rc = set_member(rec, "id", json_integer(sqlite3_last_insert_rowid(db)));
     }
     sqlite3_reset(st);
     return rc;
@@ -358,10 +372,15 @@ static int crud_new(void *ud, ph_instance *inst, json_t *args, json_t **out)
         goto cleanup;
     /* Key order: id first, as get returns it. */
     json_t *ordered = json_object();
-    for (size_t i = 0; ordered && i < o.m->n_cols; i++)
-        json_object_set(ordered, o.m->cols[i].name, json_object_get(rec, o.m->cols[i].name));
+    for (size_t i = 0; ordered && i < o.m->n_cols && !rc; i++)
+        rc = set_member(ordered, o.m->cols[i].name,
+                        json_incref(json_object_get(rec, o.m->cols[i].name)));
     json_decref(rec);
     rec = ordered;
+    if (!rc && !rec)
+        rc = ph_error_set(PH_ENOMEM, "out of memory");
+    if (rc)
+        goto cleanup;
     run_after_write(&o, "new", rec);
     *out = rec;
     rec = NULL;
@@ -403,7 +422,8 @@ static int merge(const op *o, json_t *rec, json_t *args)
         int rc = ph_store_coerce(f, NULL, in, &v);
         if (rc)
             return wrap(o, rc);
-        json_object_set_new(rec, key, v);
+        if ((rc = set_member(rec, key, v)))
+            return rc;
     }
     return 0;
 }
@@ -420,8 +440,8 @@ static int set_locked(const op *o, int64_t id, json_t *args, json_t **out)
         rc = merge(o, rec, args);
     if (rc)
         goto cleanup;
-    json_object_set_new(rec, "updated", json_integer(ph_store_now_ms()));
-    if ((rc = refs_ok(o, rec)) || (rc = run_validate(o, "set", rec)))
+    if ((rc = set_member(rec, "updated", json_integer(ph_store_now_ms()))) ||
+        (rc = refs_ok(o, rec)) || (rc = run_validate(o, "set", rec)))
         goto cleanup;
     sqlite3_stmt *st = o->m->st_update;
     sqlite3_bind_int64(st, 1, id);
@@ -578,7 +598,8 @@ static int add_cond(const op *o, query *q, const ph_store_field *f, filter_op fo
     }
     if (!v)
         v = json_incref(in);
-    json_array_append_new(q->binds, json_pack("[I, o]", (json_int_t)(f - o->m->cols), v));
+    if (json_array_append_new(q->binds, json_pack("[I, o]", (json_int_t)(f - o->m->cols), v)))
+        return ph_error_set(PH_ENOMEM, "out of memory");
     sqlite3_str_appendf(q->where, "%s%s %s ?%d", joiner, f->qname, op_sql[fop],
                         (int)json_array_size(q->binds));
     return 0;
@@ -741,7 +762,7 @@ static int bind_query(const op *o, sqlite3_stmt *st, const query *q)
                      ? sqlite3_bind_text(st, (int)i + 1, json_string_value(v), -1, SQLITE_STATIC)
                      : ph_store_bind(st, (int)i + 1, f, v);
         if (rc != SQLITE_OK)
-            return fail(o, PH_ENOMEM, "cannot bind filter on '%s'", f->name);
+            return fail(o, PH_ENOMEM, "out of memory binding the filter on '%s'", f->name);
     }
     return 0;
 }
@@ -753,7 +774,9 @@ static int run_count(const op *o, const query *q, int64_t *total)
     char *sql = sqlite3_mprintf("SELECT count(*) FROM %s%s", o->m->qname,
                                 sqlite3_str_value(q->where) ? sqlite3_str_value(q->where) : "");
     int rc = 0;
-    if (!sql || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    if (!sql)
+        rc = ph_error_set(PH_ENOMEM, "out of memory");
+    else if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
         rc = sql_error(o, db, sqlite3_extended_errcode(db));
     else if (!(rc = bind_query(o, st, q))) {
         if (sqlite3_step(st) == SQLITE_ROW)
@@ -776,14 +799,22 @@ static int run_select(const op *o, const query *q, json_t *items)
         sqlite3_str_value(q->where) ? sqlite3_str_value(q->where) : "", order ? order : " ORDER BY",
         order ? "," : "", (long long)q->limit, (long long)q->offset);
     int rc = 0, step;
-    if (!sql || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+    if (!sql) {
+        rc = ph_error_set(PH_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
         rc = sql_error(o, db, sqlite3_extended_errcode(db));
         goto cleanup;
     }
     if ((rc = bind_query(o, st, q)))
         goto cleanup;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(items, row_to_record(o->m, st));
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (json_array_append_new(items, row_to_record(o->m, st))) {
+            rc = ph_error_set(PH_ENOMEM, "out of memory");
+            goto cleanup;
+        }
+    }
     if (step != SQLITE_DONE)
         rc = sql_error(o, db, sqlite3_extended_errcode(db));
 cleanup:
@@ -811,6 +842,11 @@ static int list_or_count(void *ud, ph_instance *inst, json_t *args, json_t **out
     *out = NULL;
     if (rc || (rc = parse_query(&o, args, paging, &q)))
         goto cleanup;
+    /* A builder that ran out of memory must not drop a filter (list everything) or a bind. */
+    if (!items || !q.binds || sqlite3_str_errcode(q.where) || sqlite3_str_errcode(q.order)) {
+        rc = ph_error_set(PH_ENOMEM, "out of memory");
+        goto cleanup;
+    }
     ph_store_lock(o.s);
     sqlite3 *db = ph_store_db(o.s);
     /* one read transaction, so items and total agree */

@@ -1,5 +1,6 @@
 #include "ffi_call.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,8 +233,9 @@ int ph_ffi_result_to_json(const ph_sig *sig, ph_value *ret, json_t **out)
         v = json_real(ret->d);
         break;
     case PH_STR:
+        errno = 0;
         v = ret->p ? json_string((const char *)ret->p) : json_null();
-        if (ret->p && !v) {
+        if (ret->p && !v && errno != ENOMEM) {
             free((void *)ret->p);
             return ph_error_set(PH_EPACKAGE,
                                 "the method returned a string that is not valid UTF-8");

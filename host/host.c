@@ -160,6 +160,9 @@ static int activate(ph_host *h, ph_instance *inst)
     if ((rc = ph_store_attach(inst, h->cfg.data_dir)) || (rc = build_routes(h, inst)) ||
         (rc = ph_router_add_instance(h->router, inst))) {
         ph_store_detach(inst);
+        /* published but never reachable: the router, which frees the routes of its
+           instances, does not know this one */
+        ph_routes_free(atomic_exchange(&inst->routes, NULL));
         atomic_store(&inst->state, PH_INST_FAILED);
         ph_instance_set_reason(inst, ph_error_last());
         return rc;

@@ -2,6 +2,7 @@
  * The host API table packages reach through ctx->api. A ph_json * is a
  * jansson json_t *; the cast is the whole boundary.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,7 @@
 
 #include "error.h"
 #include "instance.h"
+#include "jsonout.h"
 #include "log.h"
 #include "router.h"
 #include "store.h"
@@ -33,6 +35,21 @@ static void mark_failed(void)
         f->failed = 1;
 }
 
+/*
+ * A host allocation for the package that fails (NULL with errno ENOMEM)
+ * fails the package's call with "out of memory": a NULL string result would
+ * otherwise pass for JSON null, and a missing member for a smaller result.
+ */
+static void *nomem_fails_call(void *p)
+{
+    if (!p && errno == ENOMEM) {
+        ph_error_set(PH_ENOMEM, "out of memory");
+        mark_failed();
+    }
+    return p;
+}
+#define CHECKED(expr) (errno = 0, nomem_fails_call(expr))
+
 static int api_errorv(ph_ctx *ctx, const char *code, const char *fmt, va_list ap)
 {
     (void)ctx;
@@ -55,6 +72,9 @@ static int api_call(ph_ctx *ctx, const char *address, const ph_json *args, ph_js
     ph_instance *inst = ph_instance_of(ctx);
     json_t *res = NULL;
     *out = NULL;
+    ph_frame *f = ph_frame_current();
+    if (f && f->failed && ph_error_last_code() == PH_ENOMEM)
+        return PH_ENOMEM; /* an allocation failed in this call: `args` may be incomplete */
     int rc = ph_router_call(inst->router, inst, address, J(args), 0, &res);
     if (rc) {
         mark_failed();
@@ -66,7 +86,7 @@ static int api_call(ph_ctx *ctx, const char *address, const ph_json *args, ph_js
 
 static void *api_alloc(size_t size)
 {
-    return malloc(size ? size : 1);
+    return CHECKED(malloc(size ? size : 1));
 }
 static void api_free(void *p)
 {
@@ -141,32 +161,32 @@ static ph_json *api_json_new(ph_json_kind kind)
 {
     switch (kind) {
     case PH_JSON_OBJECT:
-        return (ph_json *)json_object();
+        return CHECKED(json_object());
     case PH_JSON_ARRAY:
-        return (ph_json *)json_array();
+        return CHECKED(json_array());
     case PH_JSON_BOOL:
         return (ph_json *)json_false();
     case PH_JSON_INT:
-        return (ph_json *)json_integer(0);
+        return CHECKED(json_integer(0));
     case PH_JSON_REAL:
-        return (ph_json *)json_real(0);
+        return CHECKED(json_real(0));
     case PH_JSON_STRING:
-        return (ph_json *)json_string("");
+        return CHECKED(json_string(""));
     default:
         return (ph_json *)json_null();
     }
 }
 static ph_json *api_json_new_i64(int64_t v)
 {
-    return (ph_json *)json_integer(v);
+    return CHECKED(json_integer(v));
 }
 static ph_json *api_json_new_f64(double v)
 {
-    return (ph_json *)json_real(v);
+    return CHECKED(json_real(v));
 }
 static ph_json *api_json_new_str(const char *v)
 {
-    return (ph_json *)json_string(v ? v : "");
+    return CHECKED(json_string(v ? v : ""));
 }
 static ph_json *api_json_new_bool(int v)
 {
@@ -174,23 +194,31 @@ static ph_json *api_json_new_bool(int v)
 }
 static int api_json_set(ph_json *o, const char *key, ph_json *v)
 {
-    return json_object_set_new(J(o), key, J(v)) ? PH_E_INVAL : 0;
+    errno = 0;
+    if (!json_object_set_new(J(o), key, J(v)))
+        return 0;
+    nomem_fails_call(NULL);
+    return PH_E_INVAL;
 }
 static int api_json_push(ph_json *a, ph_json *v)
 {
-    return json_array_append_new(J(a), J(v)) ? PH_E_INVAL : 0;
+    errno = 0;
+    if (!json_array_append_new(J(a), J(v)))
+        return 0;
+    nomem_fails_call(NULL);
+    return PH_E_INVAL;
 }
 static ph_json *api_json_parse(const char *text)
 {
-    return (ph_json *)json_loads(text, JSON_DECODE_ANY, NULL);
+    return CHECKED(json_loads(text, JSON_DECODE_ANY, NULL));
 }
 static char *api_json_dump(const ph_json *v)
 {
-    return json_dumps(J(v), JSON_COMPACT | JSON_ENCODE_ANY);
+    return CHECKED(ph_json_dumps(J(v), JSON_COMPACT | JSON_ENCODE_ANY));
 }
 static ph_json *api_json_copy(const ph_json *v)
 {
-    return (ph_json *)json_deep_copy(J(v));
+    return CHECKED(json_deep_copy(J(v)));
 }
 static void api_json_free(ph_json *v)
 {

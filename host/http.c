@@ -21,6 +21,7 @@
 
 #include "error.h"
 #include "ffi_call.h"
+#include "jsonout.h"
 #include "log.h"
 #include "manage.h"
 #include "metrics.h"
@@ -129,32 +130,6 @@ unsigned ph_http_status_of(int code)
     }
 }
 
-/* A growing malloc'd buffer that json_dump_callback writes into. */
-typedef struct outbuf {
-    char *p;
-    size_t len, cap;
-} outbuf;
-
-static int outbuf_add(const char *s, size_t n, void *ud)
-{
-    outbuf *b = ud;
-    if (n > SIZE_MAX - b->len - 2)
-        return -1;
-    if (b->len + n + 2 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 2)
-            cap = cap > SIZE_MAX / 2 ? b->len + n + 2 : cap * 2;
-        char *p = realloc(b->p, cap);
-        if (!p)
-            return -1;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    return 0;
-}
-
 static enum MHD_Result send_response(call *k, unsigned status, struct MHD_Response *r)
 {
     if (!r)
@@ -179,9 +154,9 @@ static enum MHD_Result send_response(call *k, unsigned status, struct MHD_Respon
 static enum MHD_Result send_json(call *k, unsigned status, const json_t *v,
                                  struct MHD_Response **keep)
 {
-    outbuf b = {0};
-    if (json_dump_callback(v, outbuf_add, &b, JSON_COMPACT | JSON_ENCODE_ANY) != 0 ||
-        outbuf_add("\n", 1, &b) != 0) {
+    ph_json_buf b = {0}; /* not json_dumps: see jsonout.h */
+    if (json_dump_callback(v, ph_json_buf_add, &b, JSON_COMPACT | JSON_ENCODE_ANY) != 0 ||
+        ph_json_buf_add("\n", 1, &b) != 0) {
         free(b.p);
         return MHD_NO;
     }

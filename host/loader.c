@@ -282,10 +282,13 @@ int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out)
         goto fail;
     if ((rc = ph_file_hash(mod->copy, mod->hash)))
         goto fail;
+    errno = 0;
     mod->handle = dlopen(mod->copy, RTLD_NOW | RTLD_LOCAL);
     if (!mod->handle) {
-        rc = ph_error_set(PH_ELOAD, "package '%s': cannot load %s: %s", m->name, m->library,
-                          dlerror());
+        /* glibc's words for a failed allocation ("cannot create shared object descriptor") */
+        int nomem = errno == ENOMEM;
+        rc = ph_error_set(nomem ? PH_ENOMEM : PH_ELOAD, "package '%s': cannot load %s: %s%s",
+                          m->name, m->library, dlerror(), nomem ? " (out of memory)" : "");
         goto fail;
     }
     /* The mapping stays valid; the name is not needed any more. */

@@ -18,6 +18,7 @@
 #include "crash.h"
 #include "elfcheck.h"
 #include "error.h"
+#include "jsonout.h"
 #include "ffi_call.h"
 #include "host.h"
 #include "http.h"
@@ -602,7 +603,7 @@ static int cli_args(const ph_route *rt, int argc, char **argv, json_t **out)
 
 static int print_json(json_t *v)
 {
-    char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    char *s = ph_json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
     if (!s)
         return 1;
     printf("%s\n", s);

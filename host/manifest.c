@@ -246,7 +246,8 @@ static int locate(const char *path, ph_manifest *m)
     m->dir = realpath(dir, NULL);
     free(dir);
     if (!m->dir)
-        return ph_error_set(PH_EIO, "%s: cannot read: %s", path, strerror(errno));
+        return ph_error_set(errno == ENOMEM ? PH_ENOMEM : PH_EIO, "%s: cannot read: %s", path,
+                            strerror(errno));
     const char *file = slash ? slash + 1 : path;
     if (asprintf(&m->path, "%s%s%s", m->dir, strcmp(m->dir, "/") ? "/" : "", file) < 0) {
         m->path = NULL;
@@ -345,14 +346,14 @@ static int add_problem(scan *s, const char *fmt, ...)
     return push_str(&s->set->problems, &s->set->n_problems, msg);
 }
 
-/* True if `dir` holds a regular file package.ini. */
-static bool has_manifest(const char *dir)
+/* 1 if `dir` holds a regular file package.ini, 0 if not, or PH_ENOMEM. */
+static int has_manifest(const char *dir)
 {
     struct stat st;
     char *p = NULL;
     if (asprintf(&p, "%s/%s", dir, MANIFEST_FILE) < 0)
-        return false;
-    bool yes = stat(p, &st) == 0 && S_ISREG(st.st_mode);
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    int yes = stat(p, &st) == 0 && S_ISREG(st.st_mode);
     free(p);
     return yes;
 }
@@ -361,6 +362,8 @@ static bool has_manifest(const char *dir)
 static int take_package(scan *s, const char *dir)
 {
     char *real = realpath(dir, NULL);
+    if (!real && errno == ENOMEM) /* not knowing the real path could read a package twice */
+        return ph_error_set(PH_ENOMEM, "out of memory");
     if (real) {
         for (size_t i = 0; i < s->n_seen; i++) {
             if (strcmp(s->seen[i], real) == 0) {
@@ -403,6 +406,8 @@ static int by_name(const void *a, const void *b)
 /* Records why `dir` cannot be scanned. */
 static int dir_problem(scan *s, const char *dir, int err)
 {
+    if (err == ENOMEM) /* opendir allocates: the directory itself is fine */
+        return ph_error_set(PH_ENOMEM, "out of memory");
     if (err == ENOENT)
         return add_problem(s,
                            "package directory '%s' does not exist; create it or fix "
@@ -461,7 +466,7 @@ static int scan_dir(scan *s, const char *dir)
     int rc = list_dir(s, dir, &names, &n);
     if (rc)
         return rc > 0 ? 0 : rc;
-    if (has_manifest(dir))
+    if ((rc = has_manifest(dir)) > 0)
         rc = take_package(s, dir);
     for (size_t i = 0; i < n && !rc; i++) {
         char *sub = NULL;
@@ -469,7 +474,7 @@ static int scan_dir(scan *s, const char *dir)
             rc = ph_error_set(PH_ENOMEM, "out of memory");
             break;
         }
-        if (has_manifest(sub))
+        if ((rc = has_manifest(sub)) > 0)
             rc = take_package(s, sub);
         free(sub);
     }

@@ -9,6 +9,7 @@
 
 #include "backup.h"
 #include "error.h"
+#include "jsonout.h"
 #include "semver.h"
 
 /* ------------------------------------------------------------------ */
@@ -72,6 +73,8 @@ static int read_edges(const char *sql_dir, edge **out, size_t *n_out, ph_migrate
     int rc = 0;
     *out = NULL;
     *n_out = 0;
+    if (!d && errno == ENOMEM) /* not "no scripts": that would ask for a script that exists */
+        return ph_error_set(PH_ENOMEM, "out of memory");
     if (!d)
         return 0;
     struct dirent *e;
@@ -342,6 +345,30 @@ typedef struct run {
     int conflict;      /* a script failed on something added early (retry without it) */
 } run;
 
+/* "what: SQLite's message" as PH_ESQL, or PH_ENOMEM "what: out of memory". */
+static int sql_failure(sqlite3 *db, const char *what)
+{
+    int code = sqlite3_errcode(db);
+    if (code == SQLITE_NOMEM || code == SQLITE_OK) /* SQLITE_OK: sqlite3_mprintf failed */
+        return ph_error_set(PH_ENOMEM, "%s: out of memory", what);
+    return ph_error_set(PH_ESQL, "%s: %s", what, sqlite3_errmsg(db));
+}
+
+/*
+ * SQLite may roll a transaction back by itself when it runs out of memory
+ * (or I/O fails); statements after that would each commit on their own and
+ * could record the new version over the old schema. 0 while BEGIN holds.
+ */
+static int tx_alive(run *r)
+{
+    if (!sqlite3_get_autocommit(r->db))
+        return 0;
+    return ph_error_set(sqlite3_errcode(r->db) == SQLITE_NOMEM ? PH_ENOMEM : PH_EMIGRATION,
+                        "instance '%s': the migration's transaction was rolled back (%s); "
+                        "nothing changed",
+                        r->c->instance, sqlite3_errmsg(r->db));
+}
+
 static int exec(sqlite3 *db, const char *sql)
 {
     char *msg = NULL;
@@ -363,15 +390,20 @@ static int exec_owned(sqlite3 *db, char *sql)
     return rc;
 }
 
+/* 1 if table `name` exists, 0 if not, or PH_ESQL/PH_ENOMEM (never a guess: a wrong "no"
+ * would treat an installed database as a fresh one). */
 static int table_exists(sqlite3 *db, const char *name)
 {
     sqlite3_stmt *st = NULL;
-    int yes = 0;
+    int yes = -1, step = SQLITE_ERROR;
     if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1", -1,
-                           &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        yes = sqlite3_step(st) == SQLITE_ROW;
-    }
+                           &st, NULL) == SQLITE_OK &&
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) == SQLITE_OK)
+        step = sqlite3_step(st);
+    if (step == SQLITE_ROW || step == SQLITE_DONE)
+        yes = step == SQLITE_ROW;
+    else
+        yes = sql_failure(db, "cannot read the schema");
     sqlite3_finalize(st);
     return yes;
 }
@@ -384,25 +416,41 @@ static int read_state(run *r)
     r->installed = NULL;
     json_decref(r->stored);
     r->stored = json_object();
-    if (!table_exists(r->db, "_ph_meta"))
-        return 0;
+    if (!r->stored)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    int exists = table_exists(r->db, "_ph_meta");
+    if (exists <= 0)
+        return exists;
     if (sqlite3_prepare_v2(r->db, "SELECT value FROM _ph_meta WHERE key='version'", -1, &st,
                            NULL) != SQLITE_OK)
         return ph_error_set(PH_ESQL, "cannot read the installed version: %s",
                             sqlite3_errmsg(r->db));
-    if (sqlite3_step(st) == SQLITE_ROW)
-        r->installed = strdup((const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    if (sqlite3_prepare_v2(r->db, "SELECT name, schema FROM _ph_models", -1, &st, NULL) !=
-        SQLITE_OK)
-        return 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        json_t *s = json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
-        if (s)
-            json_object_set_new(r->stored, (const char *)sqlite3_column_text(st, 0), s);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(st, 0); /* NULL: out of memory */
+        r->installed = v ? strdup(v) : NULL;
     }
     sqlite3_finalize(st);
-    return 0;
+    if ((step == SQLITE_ROW && !r->installed) || (step != SQLITE_ROW && step != SQLITE_DONE))
+        return sql_failure(r->db, "cannot read the installed version");
+    if (sqlite3_prepare_v2(r->db, "SELECT name, schema FROM _ph_models", -1, &st, NULL) !=
+        SQLITE_OK)
+        return sqlite3_errcode(r->db) == SQLITE_NOMEM ? ph_error_set(PH_ENOMEM, "out of memory")
+                                                      : 0;
+    int rc = 0;
+    while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        const char *text = (const char *)sqlite3_column_text(st, 1);
+        errno = 0;
+        json_t *s = text ? json_loads(text, 0, NULL) : NULL;
+        if (!name || (!s && (!text || errno == ENOMEM)) ||
+            (s && json_object_set_new(r->stored, name, s)))
+            rc = ph_error_set(PH_ENOMEM, "out of memory"); /* a schema missing looks changed */
+    }
+    if (!rc && step != SQLITE_DONE)
+        rc = sql_failure(r->db, "cannot read the stored schemas");
+    sqlite3_finalize(st);
+    return rc;
 }
 
 static const char *prefix_versions(const run *r, char *buf, size_t size)
@@ -661,21 +709,29 @@ static int table_cols(sqlite3 *db, const ph_store_model *m, col_info **out, size
     size_t k = 0;
     int rc = 0;
     if (!sql || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        rc =
-            ph_error_set(PH_ESQL, "cannot read the columns of %s: %s", m->name, sqlite3_errmsg(db));
+        rc = sql_failure(db, "cannot read the columns");
         goto cleanup;
     }
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         col_info *p = realloc(cols, (k + 1) * sizeof *cols);
         if (!p) {
             rc = ph_error_set(PH_ENOMEM, "out of memory");
             goto cleanup;
         }
         cols = p;
-        cols[k].name = strdup((const char *)sqlite3_column_text(st, 0));
-        cols[k].type = strdup((const char *)sqlite3_column_text(st, 1));
-        k++;
+        /* NULL text here is SQLite out of memory (a column without a type reads as "") */
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        const char *type = (const char *)sqlite3_column_text(st, 1);
+        cols[k].name = name ? strdup(name) : NULL;
+        cols[k].type = type ? strdup(type) : NULL;
+        if (!cols[k++].type || !cols[k - 1].name) {
+            rc = ph_error_set(PH_ENOMEM, "out of memory");
+            goto cleanup;
+        }
     }
+    if (step != SQLITE_DONE) /* a column missing from the list would look dropped or new */
+        rc = sql_failure(db, "cannot read the columns");
 cleanup:
     sqlite3_free(sql);
     sqlite3_finalize(st);
@@ -702,17 +758,21 @@ static char *default_literal(const ph_store_field *f);
  * inserts without the field get the declared default whether the table was
  * created with the field or the field was added later (route independence).
  */
-static void append_col_def(const run *r, const ph_store_model *m, sqlite3_str *s,
-                           const ph_store_field *f)
+/* Returns 0, or PH_ENOMEM: DEFAULT NULL would leave records without their default. */
+static int append_col_def(const run *r, const ph_store_model *m, sqlite3_str *s,
+                          const ph_store_field *f)
 {
     sqlite3_str_appendf(s, "%s %s", f->qname, ph_store_sql_type(f->type));
     if (f->ref >= 0)
         sqlite3_str_appendf(s, " REFERENCES \"%w\"(id)", ref_table(r, m, f));
     if (f->def && !f->def_now) {
         char *lit = default_literal(f);
-        sqlite3_str_appendf(s, " DEFAULT %s", lit ? lit : "NULL");
+        if (!lit)
+            return ph_error_set(PH_ENOMEM, "out of memory");
+        sqlite3_str_appendf(s, " DEFAULT %s", lit);
         sqlite3_free(lit);
     }
+    return 0;
 }
 
 static int create_table(run *r, const ph_store_model *m)
@@ -724,7 +784,10 @@ static int create_table(run *r, const ph_store_model *m)
                         m->qname);
     for (size_t i = PH_STORE_HOST_COLS; i < m->n_cols; i++) {
         sqlite3_str_appendall(s, ", ");
-        append_col_def(r, m, s, &m->cols[i]);
+        if (append_col_def(r, m, s, &m->cols[i])) {
+            sqlite3_free(sqlite3_str_finish(s));
+            return PH_ENOMEM;
+        }
     }
     sqlite3_str_appendall(s, ") STRICT");
     int rc = exec_owned(r->db, sqlite3_str_finish(s));
@@ -750,7 +813,7 @@ static char *default_literal(const ph_store_field *f)
     case PH_STR:
         return sqlite3_mprintf("%Q", json_string_value(d));
     default: {
-        char *t = json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *t = ph_json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY);
         char *q = t ? sqlite3_mprintf("%Q", t) : NULL;
         free(t);
         return q;
@@ -774,6 +837,8 @@ static int add_column(run *r, const ph_store_model *m, const ph_store_field *f)
     char *sql = sqlite3_mprintf("SELECT count(*) FROM %s", m->qname);
     long long rows = count_where(r->db, sql);
     sqlite3_free(sql);
+    if (rows < 0)
+        return sql_failure(r->db, "cannot count records");
     if ((f->flags & PH_REQUIRED) && !f->def && rows != 0)
         return failf(r,
                      "new field '%s' of model '%s' is required and has no default, but %lld "
@@ -782,7 +847,10 @@ static int add_column(run *r, const ph_store_model *m, const ph_store_field *f)
                      f->name, m->name, rows);
     sqlite3_str *s = sqlite3_str_new(r->db);
     sqlite3_str_appendf(s, "ALTER TABLE %s ADD COLUMN ", m->qname);
-    append_col_def(r, m, s, f);
+    if (append_col_def(r, m, s, f)) {
+        sqlite3_free(sqlite3_str_finish(s));
+        return PH_ENOMEM;
+    }
     int rc = exec_owned(r->db, sqlite3_str_finish(s));
     if (rc)
         return failf(r, "cannot add field '%s' to model '%s': %s", f->name, m->name,
@@ -791,20 +859,29 @@ static int add_column(run *r, const ph_store_model *m, const ph_store_field *f)
     return 0;
 }
 
-/* The table a column references (PRAGMA foreign_key_list), malloc'd or NULL. */
-static char *fk_target(sqlite3 *db, const ph_store_model *m, const char *col)
+/* The table a column references (PRAGMA foreign_key_list) into *out (malloc'd, NULL: none). */
+static int fk_target(sqlite3 *db, const ph_store_model *m, const char *col, char **out)
 {
     sqlite3_stmt *st = NULL;
     char *sql = sqlite3_mprintf("SELECT \"table\" FROM pragma_foreign_key_list(%Q) WHERE "
                                 "\"from\"=%Q",
                                 m->name, col);
-    char *t = NULL;
-    if (sql && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        t = strdup((const char *)sqlite3_column_text(st, 0));
+    int rc = 0, step = SQLITE_NOMEM;
+    *out = NULL;
+    if (sql && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK)
+        step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        if (!t || !(*out = strdup(t)))
+            rc = ph_error_set(PH_ENOMEM, "out of memory");
+    } else if (step != SQLITE_DONE) {
+        rc = sql ? sql_failure(db, "cannot read the references") : PH_ENOMEM;
+        if (!sql)
+            ph_error_set(PH_ENOMEM, "out of memory");
+    }
     sqlite3_finalize(st);
     sqlite3_free(sql);
-    return t;
+    return rc;
 }
 
 static const col_info *find_col(const col_info *cols, size_t n, const char *name)
@@ -824,16 +901,19 @@ static int check_field(run *r, const ph_store_model *m, const ph_store_field *f,
                      "stores %s; changing a field's type needs an upgrade script",
                      f->name, m->name, ph_store_type_name(f->type), ph_store_sql_type(f->type),
                      col->type);
-    char *target = fk_target(r->db, m, f->name);
+    char *target = NULL;
+    int rc = fk_target(r->db, m, f->name, &target);
+    if (rc)
+        return rc;
     const char *want = ref_table(r, m, f);
     int bad = (want && (!target || strcasecmp(target, want))) || (!want && target);
     if (bad) {
-        int rc = failf(r,
-                       "field '%s' of model '%s' %s%s%s but the database %s%s; changing a "
-                       "reference needs an upgrade script",
-                       f->name, m->name, want ? "refers to model '" : "is not a reference",
-                       want ? want : "", want ? "'" : "",
-                       target ? "references table " : "has no reference", target ? target : "");
+        rc = failf(r,
+                   "field '%s' of model '%s' %s%s%s but the database %s%s; changing a "
+                   "reference needs an upgrade script",
+                   f->name, m->name, want ? "refers to model '" : "is not a reference",
+                   want ? want : "", want ? "'" : "",
+                   target ? "references table " : "has no reference", target ? target : "");
         free(target);
         return rc;
     }
@@ -864,6 +944,8 @@ static int check_required(run *r, const ph_store_model *m, const ph_store_field 
     char *sql = sqlite3_mprintf("SELECT count(*) FROM %s WHERE %s IS NULL", m->qname, f->qname);
     long long n = count_where(r->db, sql);
     sqlite3_free(sql);
+    if (n < 0)
+        return sql_failure(r->db, "cannot count records");
     if (n > 0)
         return failf(r,
                      "field '%s' of model '%s' became required but %lld records have no "
@@ -929,14 +1011,20 @@ static int drop_stale_indexes(run *r, const ph_store_model *m)
                            "tbl_name=?1 AND name LIKE '\\_ph\\_%' ESCAPE '\\'",
                            -1, &st, NULL) != SQLITE_OK)
         return ph_error_set(PH_ESQL, "cannot list indexes: %s", sqlite3_errmsg(r->db));
-    sqlite3_bind_text(st, 1, m->name, -1, SQLITE_STATIC);
     char **stale = NULL;
     size_t n = 0;
-    while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+    int step = sqlite3_bind_text(st, 1, m->name, -1, SQLITE_STATIC) == SQLITE_OK ? SQLITE_ROW
+                                                                                 : SQLITE_NOMEM;
+    while (!rc && step == SQLITE_ROW && (step = sqlite3_step(st)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(st, 0);
-        if (!wanted_index(m, name))
+        if (!name)
+            rc = ph_error_set(PH_ENOMEM, "out of memory");
+        else if (!wanted_index(m, name))
             rc = push_str(&stale, &n, name);
     }
+    /* an error here can have rolled the transaction back: never carry on without it */
+    if (!rc && step != SQLITE_DONE)
+        rc = sql_failure(r->db, "cannot list indexes");
     sqlite3_finalize(st);
     for (size_t i = 0; i < n; i++) {
         if (!rc)
@@ -959,14 +1047,18 @@ static int create_indexes(run *r, const ph_store_model *m)
         char *name = index_name(m, f, unique);
         if (!name)
             return ph_error_set(PH_ENOMEM, "out of memory");
-        int exists = 0;
+        int exists = 0, step = SQLITE_NOMEM;
         sqlite3_stmt *st = NULL;
         if (sqlite3_prepare_v2(r->db, "SELECT 1 FROM sqlite_master WHERE type='index' AND name=?1",
-                               -1, &st, NULL) == SQLITE_OK) {
-            sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-            exists = sqlite3_step(st) == SQLITE_ROW;
-        }
+                               -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) == SQLITE_OK)
+            step = sqlite3_step(st);
+        exists = step == SQLITE_ROW;
         sqlite3_finalize(st);
+        if (step != SQLITE_ROW && step != SQLITE_DONE) { /* the transaction may be gone */
+            sqlite3_free(name);
+            return sql_failure(r->db, "cannot read the indexes");
+        }
         int rc = exists ? 0
                         : exec_owned(r->db, sqlite3_mprintf("CREATE %s INDEX \"%w\" ON %s(%s)",
                                                             unique ? "UNIQUE" : "", name, m->qname,
@@ -994,7 +1086,12 @@ static int sync_models(run *r)
     int rc = 0;
     for (size_t i = 0; i < r->c->n_models && !rc; i++) {
         const ph_store_model *m = &r->c->models[i];
-        if (!table_exists(r->db, m->name))
+        if ((rc = tx_alive(r))) /* before any change of this model */
+            break;
+        int exists = table_exists(r->db, m->name);
+        if (exists < 0)
+            rc = exists;
+        else if (!exists)
             rc = create_table(r, m);
         else
             rc = sync_columns(r, m);
@@ -1002,6 +1099,8 @@ static int sync_models(run *r)
             rc = drop_stale_indexes(r, m);
         if (!rc)
             rc = create_indexes(r, m);
+        if (!rc)
+            rc = tx_alive(r);
     }
     return rc;
 }
@@ -1088,12 +1187,15 @@ static int fk_check(run *r)
     int rc = 0;
     if (sqlite3_prepare_v2(r->db, "PRAGMA foreign_key_check", -1, &st, NULL) != SQLITE_OK)
         return ph_error_set(PH_ESQL, "foreign key check: %s", sqlite3_errmsg(r->db));
-    if (sqlite3_step(st) == SQLITE_ROW)
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW)
         rc = failf(r,
                    "after the upgrade scripts, record %lld of table '%s' refers to a missing "
                    "record of '%s'",
                    (long long)sqlite3_column_int64(st, 1), sqlite3_column_text(st, 0),
                    sqlite3_column_text(st, 2));
+    else if (step != SQLITE_DONE)
+        rc = sql_failure(r->db, "foreign key check");
     sqlite3_finalize(st);
     return rc;
 }
@@ -1106,8 +1208,12 @@ static int bind_exec(sqlite3 *db, const char *sql, const char *const *vals, int 
         rc = ph_error_set(PH_ESQL, "%s: %s", sql, sqlite3_errmsg(db));
         goto cleanup;
     }
-    for (int i = 0; i < n; i++)
-        sqlite3_bind_text(st, i + 1, vals[i], -1, SQLITE_TRANSIENT);
+    for (int i = 0; i < n; i++) {
+        if (sqlite3_bind_text(st, i + 1, vals[i], -1, SQLITE_TRANSIENT) != SQLITE_OK) {
+            rc = sql_failure(db, sql);
+            goto cleanup;
+        }
+    }
     if (sqlite3_step(st) != SQLITE_DONE)
         rc = ph_error_set(PH_ESQL, "%s: %s", sql, sqlite3_errmsg(db));
 cleanup:
@@ -1117,7 +1223,7 @@ cleanup:
 
 static char *dump_or_null(json_t *v)
 {
-    return v ? json_dumps(v, JSON_COMPACT) : NULL;
+    return v ? ph_json_dumps(v, JSON_COMPACT) : NULL;
 }
 
 /* True if nothing would change: same version, no changes, the same stored schemas. */
@@ -1152,30 +1258,36 @@ static int record(run *r)
     for (size_t i = 0; i < r->c->n_models && !rc; i++) {
         json_t *schema = ph_store_model_schema(&r->c->models[i]);
         char *text = dump_or_null(schema);
-        const char *vals[] = {r->c->models[i].name, text ? text : "{}", r->target};
-        rc = bind_exec(r->db,
-                       "INSERT OR REPLACE INTO _ph_models(name, schema, version) "
-                       "VALUES(?1,?2,?3)",
-                       vals, 3);
+        const char *vals[] = {r->c->models[i].name, text, r->target};
+        rc = text ? bind_exec(r->db,
+                              "INSERT OR REPLACE INTO _ph_models(name, schema, version) "
+                              "VALUES(?1,?2,?3)",
+                              vals, 3)
+                  : ph_error_set(PH_ENOMEM, "out of memory"); /* never record a wrong schema */
         free(text);
         json_decref(schema);
     }
     if (rc || (!strcmp(r->action, "none") && !json_array_size(r->changes)))
         return rc;
     json_t *scripts = json_array();
-    for (size_t i = 0; i < r->chain.n; i++)
-        json_array_append_new(scripts, json_string(r->chain.names[i]));
+    for (size_t i = 0; i < r->chain.n && !rc; i++)
+        if (json_array_append_new(scripts, json_string(r->chain.names[i])))
+            rc = ph_error_set(PH_ENOMEM, "out of memory");
     char *s = dump_or_null(scripts), *ch = dump_or_null(r->changes);
-    const char *vals[] = {now, r->installed, r->target, s ? s : "[]", r->backup, ch ? ch : "[]"};
+    const char *vals[] = {now, r->installed, r->target, s, r->backup, ch};
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(r->db,
-                           "INSERT INTO _ph_migrations(at, from_version, to_version, "
-                           "scripts, backup, changes) VALUES(?1,?2,?3,?4,?5,?6)",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, ph_store_now_ms());
-        for (int i = 1; i < 6; i++)
-            sqlite3_bind_text(st, i + 1, vals[i], -1, SQLITE_TRANSIENT);
-        if (sqlite3_step(st) != SQLITE_DONE)
+    if (rc || !s || !ch) { /* the history must say what ran */
+        rc = ph_error_set(PH_ENOMEM, "out of memory");
+    } else if (sqlite3_prepare_v2(r->db,
+                                  "INSERT INTO _ph_migrations(at, from_version, to_version, "
+                                  "scripts, backup, changes) VALUES(?1,?2,?3,?4,?5,?6)",
+                                  -1, &st, NULL) == SQLITE_OK) {
+        int bound = sqlite3_bind_int64(st, 1, ph_store_now_ms()) == SQLITE_OK;
+        for (int i = 1; i < 6 && bound; i++)
+            bound = sqlite3_bind_text(st, i + 1, vals[i], -1, SQLITE_TRANSIENT) == SQLITE_OK;
+        if (!bound)
+            rc = sql_failure(r->db, "cannot record the migration");
+        else if (sqlite3_step(st) != SQLITE_DONE)
             rc = ph_error_set(PH_ESQL, "cannot record the migration: %s", sqlite3_errmsg(r->db));
     } else {
         rc = ph_error_set(PH_ESQL, "cannot record the migration: %s", sqlite3_errmsg(r->db));
@@ -1300,6 +1412,8 @@ static int migrate_in_tx(run *r, const char *expected)
         rc = fk_check(r);
     if (!rc && !strcmp(r->action, "none") && json_array_size(r->changes))
         r->action = "update";
+    if (!rc)
+        rc = tx_alive(r); /* never record a version for changes that were rolled back */
     if (!rc)
         rc = record(r);
     return rc;

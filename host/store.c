@@ -12,6 +12,7 @@
 
 #include "backup.h"
 #include "error.h"
+#include "jsonout.h"
 #include "log.h"
 #include "migrate.h"
 
@@ -290,7 +291,7 @@ int ph_store_bind(sqlite3_stmt *st, int i, const ph_store_field *f, json_t *v)
         return sqlite3_bind_text(st, i, json_string_value(v), (int)json_string_length(v),
                                  SQLITE_TRANSIENT);
     default: {
-        char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *text = ph_json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
         if (!text)
             return SQLITE_NOMEM;
         return sqlite3_bind_text(st, i, text, -1, free_text);
@@ -323,12 +324,17 @@ json_t *ph_store_column(sqlite3_stmt *st, int c, const ph_store_field *f)
         const char *text = (const char *)sqlite3_column_text(st, c);
         size_t len = (size_t)sqlite3_column_bytes(st, c);
         json_t *v = NULL;
+        if (!text && sqlite3_errcode(sqlite3_db_handle(st)) == SQLITE_NOMEM)
+            return NULL; /* out of memory, not an empty value */
+        errno = 0;
         if (f->type == PH_JSON)
             v = json_loadb(text, len, JSON_DECODE_ANY, NULL);
         else if (is_ascii(text, len))
             v = json_stringn_nocheck(text, len); /* ASCII is valid UTF-8: skip the slow check */
-        if (!v)
+        if (!v && errno != ENOMEM)
             v = json_stringn(text, len);
+        if (!v && errno == ENOMEM)
+            return NULL;            /* out of memory: the caller fails, rather than read a null */
         return v ? v : json_null(); /* invalid UTF-8 written by raw SQL reads as null */
     }
     }
@@ -746,7 +752,7 @@ static int bind_param(sqlite3_stmt *st, int i, json_t *v)
         return sqlite3_bind_text(st, i, json_string_value(v), (int)json_string_length(v),
                                  SQLITE_TRANSIENT);
     default: {
-        char *text = json_dumps(v, JSON_COMPACT);
+        char *text = ph_json_dumps(v, JSON_COMPACT);
         if (!text)
             return SQLITE_NOMEM;
         return sqlite3_bind_text(st, i, text, -1, free_text);
@@ -925,8 +931,8 @@ static void log_report(const char *instance, json_t *report)
     json_t *scripts = json_object_get(report, "scripts");
     if (!action || !json_array_size(changes))
         return;
-    char *ch = json_dumps(changes, JSON_COMPACT);
-    char *sc = json_dumps(scripts, JSON_COMPACT);
+    char *ch = ph_json_dumps(changes, JSON_COMPACT);
+    char *sc = ph_json_dumps(scripts, JSON_COMPACT);
     const char *from = json_string_value(json_object_get(report, "from"));
     const char *backup = json_string_value(json_object_get(report, "backup"));
     ph_logf(PH_L_INFO, instance, "database %s%s%s -> %s: scripts %s, changes %s%s%s", action,
