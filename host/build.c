@@ -108,6 +108,7 @@ int ph_build_id(const ph_manifest *m, const char *so_hash, char out[PH_BUILD_ID_
 
 static const char *copy_to; /* nftw has no user pointer */
 static size_t copy_from_len;
+static int copy_rc;
 
 static int copy_file(const char *from, const char *to, mode_t mode)
 {
@@ -149,15 +150,19 @@ static int copy_entry(const char *path, const struct stat *st, int flag, struct 
                           "not installed); replace it by the file itself",
                           path);
     free(to);
-    return rc;
+    copy_rc = rc;
+    return rc ? 1 : 0; /* nonzero stops the walk; the error is in copy_rc */
 }
 
 int ph_copy_tree(const char *from, const char *to)
 {
     copy_to = to;
     copy_from_len = strlen(from);
+    copy_rc = 0;
     int rc = nftw(from, copy_entry, 16, FTW_PHYS);
-    return rc < 0 ? ph_error_set(PH_EIO, "cannot read %s: %s", from, strerror(errno)) : rc;
+    if (rc > 0)
+        return copy_rc;
+    return rc < 0 ? ph_error_set(PH_EIO, "cannot read %s: %s", from, strerror(errno)) : 0;
 }
 
 /* ---- the store of builds that ran ---- */

@@ -500,6 +500,10 @@ int ph_host_load_token(ph_host *h)
 {
     free(h->admin_token);
     h->admin_token = NULL;
+    /* The data directory exists from here on (the crash journal goes there next). */
+    int rc = mkdir_p(h->cfg.data_dir);
+    if (rc)
+        return rc;
     if (h->cfg.auth.token)
         return (h->admin_token = strdup(h->cfg.auth.token)) ? 0 : PH_ENOMEM;
     char *path = h->cfg.auth.token_file, *owned = NULL;
@@ -508,14 +512,11 @@ int ph_host_load_token(ph_host *h)
             return ph_error_set(PH_ENOMEM, "out of memory");
         path = owned;
     }
-    int rc = mkdir_p(h->cfg.data_dir);
-    if (!rc) {
-        rc = read_token(path, &h->admin_token);
-        if (rc == PH_ENOTFOUND) {
-            rc = write_token(path, &h->admin_token);
-            if (!rc)
-                ph_log_info("admin token written to %s (mode 0600)", path);
-        }
+    rc = read_token(path, &h->admin_token);
+    if (rc == PH_ENOTFOUND) {
+        rc = write_token(path, &h->admin_token);
+        if (!rc)
+            ph_log_info("admin token written to %s (mode 0600)", path);
     }
     free(owned);
     return rc;
@@ -937,7 +938,7 @@ static void apply_kept(ph_host *h, change *c, ph_change_counts *n)
         int swap =
             running && build[0] && (strcmp(build, inst->cur->build) != 0 || !same_params(inst, ni));
         if (swap)
-            prove(h, inst, 0);
+            prove(h, inst, 1); /* it served until now without crashing the host */
         int r = swap ? ph_reload_swap(h, inst, ni->manifest, ni->params, ni->n_params, build,
                                       forced(c->force, inst->name, ni->manifest))
                      : 1;

@@ -34,6 +34,7 @@ typedef struct ph_host {
     struct ph_failed_build *failed; /* builds that failed: not retried until they change */
     size_t n_failed;
     int retry_pending; /* a change was abandoned (busy instance): the watcher retries it */
+    char retry_instance[PH_NAME_MAX + 1]; /* the busy instance (written before retry_pending) */
     ph_manifest **fallbacks; /* manifests of last good builds started instead of crashing ones */
     size_t n_fallbacks;
     int stuck;       /* a call did not finish at shutdown: the host is not freed */

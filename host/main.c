@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <ftw.h>
 #include <getopt.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -536,9 +537,9 @@ static json_t *cli_value(const char *key, const char *v, int t)
     }
     case PH_F64: {
         double d = strtod(v, &end);
-        if (*v && !*end)
+        if (*v && !*end && isfinite(d))
             return json_real(d);
-        ph_error_set(PH_EARGS, "%s=%s: '%s' takes a number", key, v, key);
+        ph_error_set(PH_EARGS, "%s=%s: '%s' takes a finite number", key, v, key);
         return NULL;
     }
     case PH_BOOL: {
@@ -549,12 +550,17 @@ static json_t *cli_value(const char *key, const char *v, int t)
         return NULL;
     }
     case PH_STR:
-        return json_string(v);
+        break;
     default: {
         json_t *j = json_loads(v, JSON_DECODE_ANY, NULL);
-        return j ? j : json_string(v);
+        if (j)
+            return j;
     }
     }
+    json_t *text = json_string(v);
+    if (!text)
+        ph_error_set(PH_EARGS, "%s: the value is not valid UTF-8 text", key);
+    return text;
 }
 
 static int param_type(const ph_route *rt, const char *key)
@@ -590,6 +596,10 @@ static int cli_args(const ph_route *rt, int argc, char **argv, json_t **out)
                                 argv[i]);
         }
         *eq = 0;
+        if (json_object_get(obj, argv[i])) {
+            json_decref(obj);
+            return ph_error_set(PH_EARGS, "'%s' is given twice; give each argument once", argv[i]);
+        }
         json_t *v = cli_value(argv[i], eq + 1, param_type(rt, argv[i]));
         if (!v) {
             json_decref(obj);

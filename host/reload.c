@@ -174,14 +174,16 @@ static int save_state(ph_version *v, saved_state *s)
     int rc = d->save(&v->ctx, &s->version, &s->data, &s->len);
     ph_frame_pop(&f);
     if (rc != PH_OK || f.failed) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", f.failed ? ph_error_last() : "it returned PH_FAIL");
         free(s->data);
         memset(s, 0, sizeof *s);
         return ph_error_set(PH_EPACKAGE,
-                            "instance '%s': the running build's save() failed, so its state "
-                            "could not be handed over; reload refused, the old build keeps "
-                            "serving (`plughost disable %s` then `plughost enable %s` starts "
-                            "the new build without the state)",
-                            v->inst->name, v->inst->name, v->inst->name);
+                            "instance '%s': the running build's save() failed (%s), so its "
+                            "state could not be handed over; reload refused, the old build "
+                            "keeps serving (`plughost disable %s` then `plughost enable %s` "
+                            "starts the new build without the state)",
+                            v->inst->name, why, v->inst->name, v->inst->name);
     }
     s->have = 1;
     return 0;
@@ -204,12 +206,15 @@ static int restore_state(ph_version *v, const saved_state *s)
                 s->version);
         return 0;
     }
-    if (rc != PH_OK || f.failed)
+    if (rc != PH_OK || f.failed) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", f.failed ? ph_error_last() : "it returned PH_FAIL");
         return ph_error_set(PH_EPACKAGE,
                             "instance '%s': restore() of the new build failed on state "
-                            "version %u; reload refused, the old build keeps serving with "
-                            "its state",
-                            v->inst->name, s->version);
+                            "version %u (%s); reload refused, the old build keeps serving "
+                            "with its state",
+                            v->inst->name, s->version, why);
+    }
     return 0;
 }
 
@@ -489,6 +494,7 @@ static int swap_instance(ph_host *h, ph_instance *inst, const target *t, int for
                       "it is tried again once they end)",
                       inst->name);
         bad = NULL; /* not the build's fault */
+        snprintf(h->retry_instance, sizeof h->retry_instance, "%s", inst->name);
         __atomic_store_n(&h->retry_pending, 1, __ATOMIC_RELEASE);
         goto discard;
     }
@@ -616,7 +622,8 @@ struct ph_reloader {
     size_t n;
     unsigned generation; /* host generation the watch list was built for */
     int dirty;
-    struct timespec last_event, last_rescan, last_retry, last_prove;
+    struct timespec last_event, last_rescan, last_retry, last_prove, retry_since;
+    int retry_since_set;
     uint64_t settle_print; /* fingerprint at the first settle look */
     int have_print;
     uint64_t applied_print; /* fingerprint when the last change was applied */
@@ -797,6 +804,34 @@ static void check_settled(ph_reloader *r)
     apply_change(r, print);
 }
 
+/*
+ * A change abandoned because an instance stayed busy past the drain bound
+ * is tried again once that instance has no call in flight (a retry that
+ * closed the gate on the same stuck call would hold every new call for
+ * another drain bound), or after PH_RETRY_ANYWAY_MS at the latest.
+ */
+#define PH_RETRY_ANYWAY_MS 60000
+static void retry_when_idle(ph_reloader *r)
+{
+    ph_host *h = r->host;
+    if (!__atomic_load_n(&h->retry_pending, __ATOMIC_ACQUIRE)) {
+        r->retry_since_set = 0;
+        return;
+    }
+    if (r->dirty)
+        return; /* a change is on its way already */
+    if (!r->retry_since_set) {
+        clock_gettime(CLOCK_MONOTONIC, &r->retry_since);
+        r->retry_since_set = 1;
+    }
+    ph_instance *inst = ph_router_instance(h->router, h->retry_instance);
+    int idle = !inst || atomic_load(&inst->gate.inflight) == 0;
+    if (!idle && ms_since(&r->retry_since) < PH_RETRY_ANYWAY_MS)
+        return;
+    r->retry_since_set = 0;
+    mark_dirty(r);
+}
+
 /* Without events (lost, or a file system that sends none) a changed fingerprint still counts. */
 static void rescan(ph_reloader *r)
 {
@@ -804,11 +839,7 @@ static void rescan(ph_reloader *r)
         refresh_watches(r); /* a change made elsewhere (SIGHUP, CLI) */
         r->applied_print = fingerprint(r);
     }
-    if (__atomic_load_n(&r->host->retry_pending, __ATOMIC_ACQUIRE) &&
-        ms_since(&r->last_retry) >= 1000) {
-        clock_gettime(CLOCK_MONOTONIC, &r->last_retry);
-        mark_dirty(r); /* a change abandoned for a busy instance: try again */
-    }
+    retry_when_idle(r);
     if (ms_since(&r->last_rescan) < r->opts.rescan_ms)
         return;
     clock_gettime(CLOCK_MONOTONIC, &r->last_rescan);
@@ -834,7 +865,8 @@ static void *watch_loop(void *arg)
     r->last_retry = r->last_rescan;
     for (;;) {
         /* Idle: sleep until an event (or the rescan); dirty: tick for the settle timer. */
-        int timeout = r->dirty ? 20 : (r->opts.rescan_ms < 250 ? r->opts.rescan_ms : 250);
+        int waiting = r->dirty || __atomic_load_n(&r->host->retry_pending, __ATOMIC_ACQUIRE);
+        int timeout = waiting ? 20 : (r->opts.rescan_ms < 250 ? r->opts.rescan_ms : 250);
         if (poll(fds, 2, timeout) < 0 && errno != EINTR)
             break;
         if (fds[1].revents)
