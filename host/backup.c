@@ -234,7 +234,8 @@ int ph_backup_prune(const char *dir, const char *instance, const char *kind_pref
             goto cleanup;
         n++;
     }
-    qsort(names, n, sizeof *names, cmp_names);
+    if (n)
+        qsort(names, n, sizeof *names, cmp_names);
     for (size_t i = 0; keep >= 0 && i + (size_t)keep < n; i++) {
         char *p = NULL;
         if (asprintf(&p, "%s/%s", dir, names[i]) >= 0) {

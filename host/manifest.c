@@ -446,7 +446,8 @@ static int list_dir(scan *s, const char *dir, char ***out, size_t *out_n)
             goto cleanup;
         }
     }
-    qsort(names, n, sizeof *names, by_name);
+    if (n)
+        qsort(names, n, sizeof *names, by_name);
     *out = names;
     *out_n = n;
     names = NULL;

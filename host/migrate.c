@@ -98,7 +98,8 @@ static int read_edges(const char *sql_dir, edge **out, size_t *n_out, ph_migrate
         n++;
     }
     closedir(d);
-    qsort(edges, n, sizeof *edges, cmp_edges);
+    if (n)
+        qsort(edges, n, sizeof *edges, cmp_edges);
     *out = edges;
     *n_out = n;
     return rc ? ph_error_set(PH_ENOMEM, "out of memory") : 0;
