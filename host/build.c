@@ -109,6 +109,7 @@ int ph_build_id(const ph_manifest *m, const char *so_hash, char out[PH_BUILD_ID_
 static const char *copy_to; /* nftw has no user pointer */
 static size_t copy_from_len;
 static int copy_rc;
+static int copy_skip_special;
 
 static int copy_file(const char *from, const char *to, mode_t mode)
 {
@@ -144,6 +145,8 @@ static int copy_entry(const char *path, const struct stat *st, int flag, struct 
                  : ph_error_set(PH_EIO, "cannot create %s: %s", to, strerror(errno));
     else if (flag == FTW_F && S_ISREG(st->st_mode))
         rc = copy_file(path, to, st->st_mode);
+    else if (copy_skip_special)
+        rc = 0;
     else
         rc = ph_error_set(PH_EINVAL,
                           "%s is not a regular file or directory (links and special files are "
@@ -154,8 +157,9 @@ static int copy_entry(const char *path, const struct stat *st, int flag, struct 
     return rc ? 1 : 0; /* nonzero stops the walk; the error is in copy_rc */
 }
 
-int ph_copy_tree(const char *from, const char *to)
+int ph_copy_tree(const char *from, const char *to, int skip_special)
 {
+    copy_skip_special = skip_special;
     copy_to = to;
     copy_from_len = strlen(from);
     copy_rc = 0;
@@ -256,7 +260,8 @@ int ph_build_keep(const char *data_dir, const char *instance, const ph_manifest 
         *strrchr(parent, '/') = 0;
     rc = parent ? mkdirs(parent) : ph_error_set(PH_ENOMEM, "out of memory");
     free(parent);
-    if (!rc && !(rc = ph_copy_tree(m->dir, tmp)) && rename(tmp, dir) != 0)
+    /* What is not a regular file (a link in www/, say) is not part of a kept build. */
+    if (!rc && !(rc = ph_copy_tree(m->dir, tmp, 1)) && rename(tmp, dir) != 0)
         rc = ph_error_set(PH_EIO, "cannot keep build %s: %s", dir, strerror(errno));
     if (rc)
         nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);

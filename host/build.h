@@ -31,9 +31,10 @@ int ph_build_id(const ph_manifest *m, const char *so_hash, char out[PH_BUILD_ID_
  * Copies package directory `from` to `to` (created; must not exist):
  * directories and regular files with their modes, fsync'd. A link or
  * special file is refused (PH_EINVAL naming it), as it could reach outside
- * the package. Not reentrant (nftw keeps no user pointer).
+ * the package, or skipped with `skip_special`. Not reentrant (nftw keeps
+ * no user pointer).
  */
-int ph_copy_tree(const char *from, const char *to);
+int ph_copy_tree(const char *from, const char *to, int skip_special);
 
 /*
  * The build store: a copy of every build that started, under

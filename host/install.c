@@ -135,7 +135,7 @@ int ph_install_copy(const ph_config *cfg, const ph_manifest *m, char **target)
         goto cleanup;
     }
     nftw(stage, remove_entry, 16, FTW_DEPTH | FTW_PHYS); /* left by an interrupted install */
-    if ((rc = ph_copy_tree(m->dir, stage)))
+    if ((rc = ph_copy_tree(m->dir, stage, 0)))
         goto cleanup;
     struct stat st;
     int had = lstat(*target, &st) == 0;

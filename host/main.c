@@ -472,8 +472,11 @@ static int cmd_run(cli *c, int argc, char **argv)
     }
     if (h->cfg.reload && ph_reloader_start(h, NULL, &watcher))
         ph_log_warn("hot reload is off: %s", ph_error_last());
+    pthread_rwlock_rdlock(&h->lock); /* requests may already be changing the plan */
+    size_t n_instances = h->plan.n;
+    pthread_rwlock_unlock(&h->lock);
     ph_log_info("plughost %s serving %zu instance(s) on http://%s:%d/ (config: %s); Ctrl-C stops",
-                PH_HOST_VERSION, h->plan.n, h->cfg.http.listen_addr, ph_http_port(http),
+                PH_HOST_VERSION, n_instances, h->cfg.http.listen_addr, ph_http_port(http),
                 c->config ? c->config : "embedded defaults");
     ph_log_info("try: curl -s -X POST -H 'Content-Type: application/json' "
                 "http://%s:%d/calc/actors/math/add -d '{\"a\":2,\"b\":40}'"
