@@ -478,10 +478,12 @@ static bool refuse_foreign(call *k, enum MHD_Result *ret)
     const char *host = MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
     const char *origin = MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ORIGIN);
     if (!host_allowed(k->h, host)) {
-        *ret = send_error_word(k, MHD_HTTP_MISDIRECTED_REQUEST, "misdirected_request",
-                               "this host does not answer to the name in the Host header; "
-                               "use its address (such as 127.0.0.1:8901) or add the name to "
-                               "[http] server_names in host.ini");
+        char msg[512];
+        snprintf(msg, sizeof msg,
+                 "this host does not answer to the name in the Host header; use its address "
+                 "(such as %s:%d) or add the name to [http] server_names in host.ini",
+                 k->h->host->cfg.http.listen_addr, ph_http_port(k->h));
+        *ret = send_error_word(k, MHD_HTTP_MISDIRECTED_REQUEST, "misdirected_request", msg);
         return true;
     }
     if (origin && strcmp(k->method, "OPTIONS") == 0 &&

@@ -54,6 +54,7 @@ expect 415 '(got application/x-www-form-urlencoded)' -- -X POST "$u/notes/models
 expect 415 'PATCH requests' -- -X PATCH "$u/notes/models/note/1" -H 'Content-Type: multipart/form-data' -d '{}'
 [ "$(count)" = "$before" ] || fail "a refused request created a record ($before -> $(count))"
 # DNS rebinding: a name this host does not answer to
+expect 421 "use its address (such as 127.0.0.1:$port)" -- "$u/notes/models/note" -H 'Host: rebind.evil.example'
 expect 421 '"code":"misdirected_request"' -- "$u/notes/models/note" -H 'Host: rebind.evil.example'
 expect 421 'add the name to [http] server_names' -- -X POST "$u/notes/models/note" \
   -H "Host: rebind.evil.example:$port" -H "$J" -d '{"title":"x"}'
