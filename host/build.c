@@ -332,3 +332,38 @@ int ph_build_last_good(const char *data_dir, const char *instance, const char *n
     free(dir);
     return *out ? 0 : PH_ENOTFOUND;
 }
+
+/* ---- the interface of the build that ran last ---- */
+
+static char *interface_path(const char *data_dir, const char *instance)
+{
+    char *p = NULL;
+    return asprintf(&p, "%s/.builds/%s/interface.json", data_dir, instance) < 0 ? NULL : p;
+}
+
+int ph_build_record_interface(const char *data_dir, const char *instance, const char *version,
+                              json_t *iface)
+{
+    char *path = interface_path(data_dir, instance), *tmp = NULL;
+    json_t *doc = iface ? json_pack("{s:s, s:O}", "version", version, "interface", iface) : NULL;
+    int rc = 0;
+    if (!path || !doc || asprintf(&tmp, "%s.tmp", path) < 0) {
+        tmp = NULL;
+        rc = ph_error_set(PH_ENOMEM, "out of memory");
+    } else if (json_dump_file(doc, tmp, JSON_COMPACT) != 0 || rename(tmp, path) != 0) {
+        unlink(tmp);
+        rc = ph_error_set(PH_EIO, "cannot write %s", path);
+    }
+    json_decref(doc);
+    free(path);
+    free(tmp);
+    return rc;
+}
+
+json_t *ph_build_last_interface(const char *data_dir, const char *instance)
+{
+    char *path = interface_path(data_dir, instance);
+    json_t *doc = path ? json_load_file(path, 0, NULL) : NULL;
+    free(path);
+    return doc;
+}

@@ -13,6 +13,8 @@
 #ifndef PH_HOST_BUILD_H
 #define PH_HOST_BUILD_H
 
+#include <jansson.h>
+
 #include "manifest.h"
 
 /** Length of an identity: 16 lowercase hex digits (FNV-1a 64) and a NUL. */
@@ -61,5 +63,18 @@ int ph_build_proven(const char *data_dir, const char *instance, const char *buil
  */
 int ph_build_last_good(const char *data_dir, const char *instance, const char *not_build,
                        char **out);
+
+/**
+ * Records the declared interface (interface.h's JSON, borrowed) of the
+ * build of `version` that just started for `instance`, in
+ * <data_dir>/.builds/<instance>/interface.json, so that the next build
+ * (after a restart, enable or install) is held to semver against it.
+ * 0, PH_ENOMEM or PH_EIO.
+ */
+int ph_build_record_interface(const char *data_dir, const char *instance, const char *version,
+                              json_t *iface);
+
+/** The last recorded {"version", "interface"} of `instance` (new reference), or NULL. */
+json_t *ph_build_last_interface(const char *data_dir, const char *instance);
 
 #endif

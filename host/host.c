@@ -13,6 +13,7 @@
 #include "crash.h"
 #include "crud.h"
 #include "error.h"
+#include "interface.h"
 #include "log.h"
 #include "reload.h"
 #include "store.h"
@@ -203,13 +204,53 @@ void ph_host_prove_builds(ph_host *h)
     ph_host_unlock_changes(h);
 }
 
-/* A started build is kept, so a later build that crashes can fall back to it. */
+/*
+ * A started build is kept, so a later build that crashes can fall back to
+ * it, and its interface is recorded, so the next build is held to semver.
+ */
 static void started(ph_host *h, ph_instance *inst)
 {
     inst->cur->started = now_s();
     if (ph_build_keep(h->cfg.data_dir, inst->name, inst->cur->manifest, inst->cur->build))
         ph_log_warn("%s: cannot keep a copy of build %s: %s", inst->name, inst->cur->build,
                     ph_error_last());
+    json_t *iface = ph_interface_json(inst->cur->module->desc);
+    if (ph_build_record_interface(h->cfg.data_dir, inst->name, inst->cur->manifest->version_text,
+                                  iface))
+        ph_log_warn("%s: cannot record the declared interface: %s", inst->name, ph_error_last());
+    json_decref(iface);
+}
+
+/*
+ * A build that starts where another ran before (a restart, enable, a copy
+ * made by hand) keeps that build's declared interface within a major
+ * version, as a hot swap must.
+ */
+static int keeps_interface(ph_host *h, const char *instance, const ph_manifest *m,
+                           const ph_package *d)
+{
+    json_t *last = ph_build_last_interface(h->cfg.data_dir, instance), *now = NULL;
+    const char *was = json_string_value(json_object_get(last, "version"));
+    ph_semver v;
+    char *text = NULL;
+    int rc = 0;
+    if (!was || ph_semver_parse(was, &v) || !ph_interface_must_keep(&v, &m->version) ||
+        !(now = ph_interface_json(d))) {
+        ph_error_clear();
+        goto cleanup;
+    }
+    if (ph_interface_diff_json(json_object_get(last, "interface"), now, &text) > 0)
+        rc = ph_error_set(PH_EABI,
+                          "instance '%s': the build of %s %s breaks the declared interface of "
+                          "%s %s, which ran before, without a new major version (semver): %s; "
+                          "keep these or raise the version to %llu.0.0",
+                          instance, m->name, m->version_text, m->name, was, text,
+                          (unsigned long long)v.major + 1);
+cleanup:
+    free(text);
+    json_decref(now);
+    json_decref(last);
+    return rc;
 }
 
 /*
@@ -266,7 +307,8 @@ static int start_item(ph_host *h, size_t i)
     }
     if ((rc = ph_module_open(it->manifest, h->stage_dir, &mod)))
         return rc;
-    if ((rc = ph_build_id(it->manifest, mod->hash, build))) {
+    if ((rc = keeps_interface(h, it->instance, it->manifest, mod->desc)) ||
+        (rc = ph_build_id(it->manifest, mod->hash, build))) {
         ph_module_close(mod);
         return rc;
     }

@@ -12,7 +12,9 @@
 #include "build.h"
 #include "elfcheck.h"
 #include "error.h"
+#include "interface.h"
 #include "migrate.h"
+#include "scan.h"
 #include "resolver.h"
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -24,87 +26,199 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 
 /* ---- install ---- */
 
-/* Resolves `set` with `m` in place of its older version; reports on what concerns `m`. */
-static int check_plan(const ph_config *cfg, const ph_manifest_set *set, const ph_manifest *m,
-                      json_t *report)
+static void problem(json_t *report, json_t *text)
+{
+    json_array_append_new(json_object_get(report, "problems"), text);
+    json_object_set_new(report, "ok", json_false());
+}
+
+static int is_new(const ph_manifest *m, ph_manifest *const *news, size_t n_new)
+{
+    for (size_t i = 0; i < n_new; i++)
+        if (news[i] == m)
+            return 1;
+    return 0;
+}
+
+static int named_new(const char *name, ph_manifest *const *news, size_t n_new)
+{
+    for (size_t i = 0; i < n_new; i++)
+        if (strcmp(news[i]->name, name) == 0)
+            return 1;
+    return 0;
+}
+
+/*
+ * Resolves `set` with `news` in place of their older versions (installed
+ * together: a major upgrade of a package and of its dependents); reports
+ * on every instance of them or depending on them.
+ */
+static int check_plan(const ph_config *cfg, const ph_manifest_set *set, ph_manifest *const *news,
+                      size_t n_new, json_t *report, ph_plan *plan)
 {
     ph_manifest_set with = *set;
-    ph_manifest **items = calloc(set->n + 1, sizeof *items);
-    ph_plan plan;
-    int ok = 1;
+    ph_manifest **items = calloc(set->n + n_new, sizeof *items);
     if (!items)
         return ph_error_set(PH_ENOMEM, "out of memory");
     size_t n = 0;
     for (size_t i = 0; i < set->n; i++)
-        if (strcmp(set->items[i]->name, m->name) != 0)
+        if (!named_new(set->items[i]->name, news, n_new))
             items[n++] = set->items[i];
-    items[n++] = (ph_manifest *)m;
+    for (size_t i = 0; i < n_new; i++)
+        items[n++] = news[i];
     with.items = items;
     with.n = n;
-    int rc = ph_resolve(cfg, &with, &plan);
-    for (size_t i = 0; !rc && i < plan.n; i++) {
-        const ph_plan_item *it = &plan.items[i];
-        int mine = it->manifest == m;
-        if (!mine && !(it->manifest && ph_manifest_depends_on(it->manifest, m->name)))
-            continue;
-        if (it->state != PH_PLAN_OK) {
-            json_array_append_new(json_object_get(report, "problems"),
-                                  json_sprintf("instance '%s' could not run: %s", it->instance,
-                                               it->reason ? it->reason : "?"));
-            ok = 0;
-            continue;
-        }
-        json_t *mp = NULL;
-        if (mine && ph_migrate_plan(m, cfg->data_dir, it->instance, &mp) == 0) {
-            char *text = ph_migrate_plan_text(mp);
-            const char *problem = json_string_value(json_object_get(mp, "problem"));
-            json_array_append_new(json_object_get(report, problem ? "problems" : "migrations"),
-                                  json_string(text ? text : it->instance));
-            ok &= problem == NULL;
-            free(text);
-            json_decref(mp);
-        }
-        ph_error_clear();
+    int rc = ph_resolve(cfg, &with, plan);
+    for (size_t i = 0; !rc && i < plan->n; i++) {
+        const ph_plan_item *it = &plan->items[i];
+        int concerned = it->manifest && is_new(it->manifest, news, n_new);
+        for (size_t k = 0; !concerned && it->manifest && k < n_new; k++)
+            concerned = ph_manifest_depends_on(it->manifest, news[k]->name);
+        if (concerned && it->state != PH_PLAN_OK)
+            problem(report,
+                    json_sprintf("instance '%s' could not run: %s%s", it->instance,
+                                 it->reason ? it->reason : "?",
+                                 is_new(it->manifest, news, n_new)
+                                     ? ""
+                                     : "; to upgrade a package and the packages that depend on "
+                                       "it together, give all their directories to one "
+                                       "`plughost install DIR DIR...`"));
     }
-    if (!rc)
-        ph_plan_free(&plan);
     free(items);
-    json_object_set_new(report, "ok", json_boolean(ok));
     return rc;
 }
 
-int ph_install_check(const ph_config *cfg, const ph_manifest_set *set, const char *dir,
-                     ph_manifest **m_out, json_t **report)
+/* The installed package called `name`, or NULL. */
+static const ph_manifest *installed(const ph_manifest_set *set, const char *name)
 {
-    char *ini = NULL, hash[17];
-    ph_manifest *m = NULL;
-    int rc;
-    *m_out = NULL;
-    *report = NULL;
-    if (asprintf(&ini, "%s/package.ini", dir) < 0)
+    for (size_t i = 0; i < set->n; i++)
+        if (strcmp(set->items[i]->name, name) == 0)
+            return set->items[i];
+    return NULL;
+}
+
+/* Compares the declared interface with the installed build's (semver). */
+static void check_interface(const ph_config *cfg, const ph_manifest_set *set, const ph_manifest *m,
+                            const json_t *scan, json_t *report)
+{
+    json_t *old_scan = NULL;
+    const ph_manifest *old = installed(set, m->name);
+    if (!old || !ph_interface_must_keep(&old->version, &m->version) ||
+        ph_scan_package(old, NULL, 0, cfg->data_dir, 0, &old_scan) ||
+        !json_object_get(old_scan, "interface")) {
+        json_decref(old_scan); /* nothing to keep, or the installed build cannot be read */
+        return;
+    }
+    char *text = NULL;
+    int breaks = ph_interface_diff_json(json_object_get(old_scan, "interface"),
+                                        json_object_get(scan, "interface"), &text);
+    if (breaks > 0)
+        problem(report, json_sprintf("the new build of %s %s -> %s breaks its declared "
+                                     "interface without a new major version (semver): %s; keep "
+                                     "these or raise the version to %llu.0.0",
+                                     m->name, old->version_text, m->version_text, text,
+                                     (unsigned long long)old->version.major + 1));
+    free(text);
+    json_decref(old_scan);
+}
+
+/*
+ * Opens the new build in the scanner (never in this process), rehearses
+ * each of its instances' migrations on a copy of the database, and
+ * compares its declared interface with the installed build's.
+ */
+static int check_build(const ph_config *cfg, const ph_manifest_set *set, const ph_manifest *m,
+                       const ph_plan *plan, json_t *report)
+{
+    const char **names = calloc(plan->n + 1, sizeof *names);
+    json_t *scan = NULL;
+    size_t n = 0;
+    if (!names)
         return ph_error_set(PH_ENOMEM, "out of memory");
-    rc = ph_manifest_load(ini, &m);
-    free(ini);
-    if (rc)
-        return rc;
-    /* The library is checked before anything is copied: a complete ELF that can be unloaded. */
-    if ((rc = ph_elf_check(m->library, m->name, m->library, hash)))
-        goto fail;
-    *report = json_pack("{s:s, s:s, s:[], s:[]}", "package", m->name, "version", m->version_text,
-                        "migrations", "problems");
-    if (!*report) {
+    for (size_t i = 0; i < plan->n; i++)
+        if (plan->items[i].manifest == m && plan->items[i].state == PH_PLAN_OK)
+            names[n++] = plan->items[i].instance;
+    int rc = ph_scan_package(m, names, n, cfg->data_dir, 0, &scan);
+    if (!rc && !json_is_true(json_object_get(scan, "ok"))) {
+        problem(report, json_sprintf("%s", json_string_value(json_object_get(scan, "error"))));
+    } else if (!rc) {
+        size_t i;
+        json_t *inst;
+        json_array_foreach(json_object_get(scan, "instances"), i, inst)
+        {
+            const char *err = json_string_value(json_object_get(inst, "error"));
+            const char *name = json_string_value(json_object_get(inst, "instance"));
+            const char *action = json_string_value(json_object_get(inst, "action"));
+            if (err)
+                problem(report, json_sprintf("dry run of the migration: %s", err));
+            else
+                json_array_append_new(json_object_get(report, "migrations"),
+                                      json_sprintf("%s: %s, rehearsed on a copy of its database",
+                                                   name ? name : "?", action ? action : "none"));
+        }
+        check_interface(cfg, set, m, scan, report);
+    }
+    json_decref(scan);
+    free(names);
+    ph_error_clear();
+    return rc;
+}
+
+int ph_install_check(const ph_config *cfg, const ph_manifest_set *set, char *const *dirs,
+                     size_t n_dirs, ph_manifest ***m_out, json_t **report)
+{
+    ph_manifest **ms = calloc(n_dirs ? n_dirs : 1, sizeof *ms);
+    ph_plan plan;
+    int rc = 0, planned = 0;
+    *m_out = NULL;
+    *report = json_pack("{s:[], s:[], s:[], s:b}", "packages", "migrations", "problems", "ok", 1);
+    if (!ms || !*report) {
         rc = ph_error_set(PH_ENOMEM, "out of memory");
         goto fail;
     }
-    if ((rc = check_plan(cfg, set, m, *report)))
+    for (size_t i = 0; i < n_dirs && !rc; i++) {
+        char *ini = NULL, hash[17];
+        if (asprintf(&ini, "%s/package.ini", dirs[i]) < 0)
+            rc = ph_error_set(PH_ENOMEM, "out of memory");
+        else
+            rc = ph_manifest_load(ini, &ms[i]);
+        free(ini);
+        /* The library is checked before anything is copied: a complete ELF that can be unloaded. */
+        if (!rc)
+            rc = ph_elf_check(ms[i]->library, ms[i]->name, ms[i]->library, hash);
+        for (size_t k = 0; !rc && k < i; k++)
+            if (strcmp(ms[k]->name, ms[i]->name) == 0)
+                rc = ph_error_set(PH_EINVAL, "%s and %s are both package '%s'; install one",
+                                  ms[k]->dir, ms[i]->dir, ms[i]->name);
+        if (!rc)
+            json_array_append_new(json_object_get(*report, "packages"),
+                                  json_pack("{s:s, s:s, s:s}", "package", ms[i]->name, "version",
+                                            ms[i]->version_text, "directory", ms[i]->dir));
+    }
+    if (rc || (rc = check_plan(cfg, set, ms, n_dirs, *report, &plan)))
         goto fail;
-    *m_out = m;
+    planned = 1;
+    for (size_t i = 0; i < n_dirs && !rc; i++)
+        rc = check_build(cfg, set, ms[i], &plan, *report);
+    if (rc)
+        goto fail;
+    ph_plan_free(&plan);
+    *m_out = ms;
     return 0;
 fail:
+    if (planned)
+        ph_plan_free(&plan);
     json_decref(*report);
     *report = NULL;
-    ph_manifest_free(m);
+    ph_install_free(ms, n_dirs);
     return rc;
+}
+
+void ph_install_free(ph_manifest **ms, size_t n)
+{
+    for (size_t i = 0; ms && i < n; i++)
+        ph_manifest_free(ms[i]);
+    free(ms);
 }
 
 /* The directory `m` goes to: <first package dir>/<name>; 1 if it is already there. */
@@ -195,15 +309,16 @@ static json_t *instance_states(ph_host *h, const char *name)
 
 int ph_install(ph_host *h, const char *dir, json_t **out)
 {
-    ph_manifest *m = NULL;
+    ph_manifest **ms = NULL, *m;
     json_t *report = NULL;
-    char *target = NULL;
+    char *target = NULL, *dirs[1] = {(char *)dir};
     *out = NULL;
     pthread_rwlock_rdlock(&h->lock); /* the installed set: replaced by changes */
-    int rc = ph_install_check(&h->cfg, &h->set, dir, &m, &report);
+    int rc = ph_install_check(&h->cfg, &h->set, dirs, 1, &ms, &report);
     pthread_rwlock_unlock(&h->lock);
     if (rc)
         return rc;
+    m = ms[0];
     if (!json_is_true(json_object_get(report, "ok"))) {
         char *why = joined(json_object_get(report, "problems"));
         rc = ph_error_set(PH_EDEPENDENCY, "%s %s was not installed, nothing was changed: %s",
@@ -222,7 +337,7 @@ int ph_install(ph_host *h, const char *dir, json_t **out)
     }
 cleanup:
     json_decref(report);
-    ph_manifest_free(m);
+    ph_install_free(ms, 1);
     free(target);
     return rc;
 }

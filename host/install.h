@@ -13,18 +13,27 @@
 #include "host.h"
 
 /**
- * Checks package directory `dir` before anything is copied: its manifest,
- * a complete shared library (elfcheck.h), resolution of the installed set
- * `set` with it in place of its older version under `cfg` (every instance
- * of it, or depending on it, must be able to run) and the migration each
- * of its instances would run. *m_out (caller frees with ph_manifest_free)
- * is the manifest read; *report (caller owns): {"package", "version",
- * "ok": bool, "migrations": [text], "problems": [text]}. Returns 0 (look
- * at "ok"), or an error reading the manifest or the library (PH_EMANIFEST,
- * PH_ELOAD...) with the message naming the file.
+ * Checks package directories `dirs` (n_dirs; installed together, e.g. a
+ * package and its dependents across a major version) before anything is
+ * copied: each manifest, a complete shared library (elfcheck.h),
+ * resolution of the installed set `set` with them in place of their older
+ * versions under `cfg` (every instance of them, or depending on them, must
+ * be able to run), and, in the scanner child (scan.h: no package code runs
+ * in this process), each build's descriptor, a rehearsal of each
+ * instance's migration on a copy of its database, and its declared
+ * interface against the installed build's (an upgrade within a major
+ * version must keep it, semver). *m_out (caller frees with
+ * ph_install_free(*m_out, n_dirs)) are the manifests read; *report (caller
+ * owns): {"packages": [{"package", "version", "directory"}], "ok": bool,
+ * "migrations": [text], "problems": [text]}. Returns 0 (look at "ok"), or
+ * an error reading a manifest or a library (PH_EMANIFEST, PH_ELOAD...)
+ * with the message naming the file.
  */
-int ph_install_check(const ph_config *cfg, const ph_manifest_set *set, const char *dir,
-                     ph_manifest **m_out, json_t **report);
+int ph_install_check(const ph_config *cfg, const ph_manifest_set *set, char *const *dirs,
+                     size_t n_dirs, ph_manifest ***m_out, json_t **report);
+
+/** Frees what ph_install_check returned; accepts NULL. */
+void ph_install_free(ph_manifest **ms, size_t n);
 
 /**
  * Copies the checked package `m` into the first package directory of

@@ -7,6 +7,51 @@
 #include "error.h"
 #include "ffi_call.h"
 
+/* ---- the interface as data ---- */
+
+static json_t *method_json(const ph_method *m)
+{
+    json_t *args = json_array();
+    for (uint32_t i = 0; args && i < m->n_args; i++)
+        json_array_append_new(args,
+                              json_pack("[ss]", m->args[i].name, ph_type_name(m->args[i].type)));
+    return json_pack("{s:s, s:o, s:b}", "result", ph_type_name(m->ret), "params",
+                     args ? args : json_array(), "admin", (m->flags & PH_ADMIN) != 0);
+}
+
+static json_t *model_json(const ph_model *m)
+{
+    json_t *fields = json_object();
+    for (uint32_t i = 0; fields && i < m->n_fields; i++)
+        json_object_set_new(fields, m->fields[i].name,
+                            json_pack("{s:s, s:b}", "type", ph_type_name(m->fields[i].type),
+                                      "required", (m->fields[i].flags & PH_REQUIRED) != 0));
+    return json_pack("{s:o, s:b}", "fields", fields ? fields : json_object(), "crud",
+                     !(m->flags & PH_NO_CRUD));
+}
+
+json_t *ph_interface_json(const ph_package *d)
+{
+    json_t *actors = json_object(), *models = json_object();
+    for (uint32_t i = 0; actors && i < d->n_actors; i++) {
+        json_t *methods = json_object();
+        for (uint32_t k = 0; methods && k < d->actors[i].n_methods; k++)
+            json_object_set_new(methods, d->actors[i].methods[k].name,
+                                method_json(&d->actors[i].methods[k]));
+        json_object_set_new(actors, d->actors[i].name, methods ? methods : json_object());
+    }
+    for (uint32_t i = 0; models && i < d->n_models; i++)
+        json_object_set_new(models, d->models[i].name, model_json(&d->models[i]));
+    if (!actors || !models) {
+        json_decref(actors);
+        json_decref(models);
+        return NULL;
+    }
+    return json_pack("{s:o, s:o}", "actors", actors, "models", models);
+}
+
+/* ---- comparing two ---- */
+
 typedef struct diff {
     sqlite3_str *s;
     int n;
@@ -23,108 +68,99 @@ static void add(diff *d, const char *fmt, ...)
     va_end(ap);
 }
 
-static const ph_actor *find_actor(const ph_package *p, const char *name)
+static const char *str(const json_t *o, const char *key)
 {
-    for (uint32_t i = 0; i < p->n_actors; i++)
-        if (strcmp(p->actors[i].name, name) == 0)
-            return &p->actors[i];
-    return NULL;
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "?";
 }
 
-static const ph_method *find_method(const ph_actor *a, const char *name)
+static void diff_method(diff *d, const char *actor, const char *name, const json_t *o,
+                        const json_t *n)
 {
-    for (uint32_t i = 0; i < a->n_methods; i++)
-        if (strcmp(a->methods[i].name, name) == 0)
-            return &a->methods[i];
-    return NULL;
-}
-
-static const ph_model *find_model(const ph_package *p, const char *name)
-{
-    for (uint32_t i = 0; i < p->n_models; i++)
-        if (strcmp(p->models[i].name, name) == 0)
-            return &p->models[i];
-    return NULL;
-}
-
-static const ph_field *find_field(const ph_model *m, const char *name)
-{
-    for (uint32_t i = 0; i < m->n_fields; i++)
-        if (strcmp(m->fields[i].name, name) == 0)
-            return &m->fields[i];
-    return NULL;
-}
-
-static void diff_method(diff *d, const char *actor, const ph_method *o, const ph_method *n)
-{
-    if (o->ret != n->ret)
-        add(d, "method '%s.%s' now returns %s (was %s)", actor, o->name, ph_type_name(n->ret),
-            ph_type_name(o->ret));
-    if ((n->flags & PH_ADMIN) && !(o->flags & PH_ADMIN))
-        add(d, "method '%s.%s' now needs the admin token", actor, o->name);
-    if (o->n_args != n->n_args) {
-        add(d, "method '%s.%s' now takes %u parameter(s) (was %u)", actor, o->name, n->n_args,
-            o->n_args);
+    if (strcmp(str(o, "result"), str(n, "result")) != 0)
+        add(d, "method '%s.%s' now returns %s (was %s)", actor, name, str(n, "result"),
+            str(o, "result"));
+    if (json_is_true(json_object_get(n, "admin")) && !json_is_true(json_object_get(o, "admin")))
+        add(d, "method '%s.%s' now needs the admin token", actor, name);
+    const json_t *op = json_object_get(o, "params"), *np = json_object_get(n, "params");
+    if (json_array_size(op) != json_array_size(np)) {
+        add(d, "method '%s.%s' now takes %zu parameter(s) (was %zu)", actor, name,
+            json_array_size(np), json_array_size(op));
         return;
     }
-    for (uint32_t i = 0; i < o->n_args; i++) {
-        if (strcmp(o->args[i].name, n->args[i].name) != 0)
-            add(d, "method '%s.%s': parameter %u is now '%s' (was '%s')", actor, o->name, i + 1,
-                n->args[i].name, o->args[i].name);
-        else if (o->args[i].type != n->args[i].type)
-            add(d, "method '%s.%s': parameter '%s' is now %s (was %s)", actor, o->name,
-                o->args[i].name, ph_type_name(n->args[i].type), ph_type_name(o->args[i].type));
-    }
-}
-
-static void diff_actors(diff *d, const ph_package *o, const ph_package *n)
-{
-    for (uint32_t i = 0; i < o->n_actors; i++) {
-        const ph_actor *oa = &o->actors[i], *na = find_actor(n, oa->name);
-        if (!na) {
-            add(d, "removed actor '%s'", oa->name);
+    for (size_t i = 0; i < json_array_size(op); i++) {
+        const char *on = json_string_value(json_array_get(json_array_get(op, i), 0));
+        const char *ot = json_string_value(json_array_get(json_array_get(op, i), 1));
+        const char *nn = json_string_value(json_array_get(json_array_get(np, i), 0));
+        const char *nt = json_string_value(json_array_get(json_array_get(np, i), 1));
+        if (!on || !ot || !nn || !nt)
             continue;
-        }
-        for (uint32_t k = 0; k < oa->n_methods; k++) {
-            const ph_method *nm = find_method(na, oa->methods[k].name);
-            if (!nm)
-                add(d, "removed method '%s.%s'", oa->name, oa->methods[k].name);
-            else
-                diff_method(d, oa->name, &oa->methods[k], nm);
-        }
+        if (strcmp(on, nn) != 0)
+            add(d, "method '%s.%s': parameter %zu is now '%s' (was '%s')", actor, name, i + 1, nn,
+                on);
+        else if (strcmp(ot, nt) != 0)
+            add(d, "method '%s.%s': parameter '%s' is now %s (was %s)", actor, name, on, nt, ot);
     }
 }
 
-static void diff_models(diff *d, const ph_package *o, const ph_package *n)
+static void diff_actors(diff *d, const json_t *o, const json_t *n)
 {
-    for (uint32_t i = 0; i < o->n_models; i++) {
-        const ph_model *om = &o->models[i], *nm = find_model(n, om->name);
+    const char *actor, *method;
+    json_t *om, *ometh;
+    json_object_foreach((json_t *)o, actor, om)
+    {
+        const json_t *nm = json_object_get(n, actor);
         if (!nm) {
-            add(d, "removed model '%s'", om->name);
+            add(d, "removed actor '%s'", actor);
             continue;
         }
-        if (!(om->flags & PH_NO_CRUD) && (nm->flags & PH_NO_CRUD))
-            add(d, "model '%s' no longer has its CRUD actor", om->name);
-        for (uint32_t k = 0; k < om->n_fields; k++) {
-            const ph_field *of = &om->fields[k], *nf = find_field(nm, of->name);
-            if (!nf)
-                add(d, "removed field '%s.%s'", om->name, of->name);
-            else if (nf->type != of->type)
-                add(d, "field '%s.%s' is now %s (was %s)", om->name, of->name,
-                    ph_type_name(nf->type), ph_type_name(of->type));
-            else if ((nf->flags & PH_REQUIRED) && !(of->flags & PH_REQUIRED))
-                add(d, "field '%s.%s' is now required", om->name, of->name);
+        json_object_foreach(om, method, ometh)
+        {
+            const json_t *nmeth = json_object_get(nm, method);
+            if (!nmeth)
+                add(d, "removed method '%s.%s'", actor, method);
+            else
+                diff_method(d, actor, method, ometh, nmeth);
         }
     }
 }
 
-int ph_interface_diff(const ph_package *older, const ph_package *newer, char **text)
+static void diff_models(diff *d, const json_t *o, const json_t *n)
+{
+    const char *model, *field;
+    json_t *om, *of;
+    json_object_foreach((json_t *)o, model, om)
+    {
+        const json_t *nm = json_object_get(n, model);
+        if (!nm) {
+            add(d, "removed model '%s'", model);
+            continue;
+        }
+        if (json_is_true(json_object_get(om, "crud")) && !json_is_true(json_object_get(nm, "crud")))
+            add(d, "model '%s' no longer has its CRUD actor", model);
+        const json_t *nfields = json_object_get(nm, "fields");
+        json_object_foreach(json_object_get(om, "fields"), field, of)
+        {
+            const json_t *nf = json_object_get(nfields, field);
+            if (!nf)
+                add(d, "removed field '%s.%s'", model, field);
+            else if (strcmp(str(of, "type"), str(nf, "type")) != 0)
+                add(d, "field '%s.%s' is now %s (was %s)", model, field, str(nf, "type"),
+                    str(of, "type"));
+            else if (json_is_true(json_object_get(nf, "required")) &&
+                     !json_is_true(json_object_get(of, "required")))
+                add(d, "field '%s.%s' is now required", model, field);
+        }
+    }
+}
+
+int ph_interface_diff_json(const json_t *older, const json_t *newer, char **text)
 {
     diff d = {sqlite3_str_new(NULL), 0};
     if (text)
         *text = NULL;
-    diff_actors(&d, older, newer);
-    diff_models(&d, older, newer);
+    diff_actors(&d, json_object_get(older, "actors"), json_object_get(newer, "actors"));
+    diff_models(&d, json_object_get(older, "models"), json_object_get(newer, "models"));
     char *t = sqlite3_str_finish(d.s);
     if (d.n && !t)
         return ph_error_set(PH_ENOMEM, "out of memory");
@@ -134,4 +170,22 @@ int ph_interface_diff(const ph_package *older, const ph_package *newer, char **t
     }
     sqlite3_free(t);
     return d.n;
+}
+
+int ph_interface_diff(const ph_package *older, const ph_package *newer, char **text)
+{
+    json_t *o = ph_interface_json(older), *n = ph_interface_json(newer);
+    int rc = o && n ? ph_interface_diff_json(o, n, text) : ph_error_set(PH_ENOMEM, "out of memory");
+    json_decref(o);
+    json_decref(n);
+    return rc;
+}
+
+int ph_interface_must_keep(const ph_semver *older, const ph_semver *newer)
+{
+    if (ph_semver_cmp(newer, older) < 0)
+        return 0; /* going back: the ranges of dependents decide */
+    if (older->major != newer->major)
+        return 0;
+    return !(older->major == 0 && older->minor != newer->minor);
 }

@@ -8,7 +8,10 @@
 #ifndef PH_HOST_INTERFACE_H
 #define PH_HOST_INTERFACE_H
 
+#include <jansson.h>
 #include <plughost/sdk.h>
+
+#include "semver.h"
 
 /**
  * Lists what `newer` removes or changes of `older`'s interface: removed
@@ -21,5 +24,24 @@
  * PH_ENOMEM on allocation failure. Both descriptors must be validated.
  */
 int ph_interface_diff(const ph_package *older, const ph_package *newer, char **text);
+
+/**
+ * The declared interface of a validated descriptor as JSON (new reference,
+ * NULL on no memory): {"actors": {ACTOR: {METHOD: {"result", "params":
+ * [[name, type]...], "admin"}}}, "models": {MODEL: {"crud", "fields":
+ * {FIELD: {"type", "required"}}}}}. Kept with a build (build.h) and sent by
+ * the scanner (scan.h), so builds can be compared without loading both.
+ */
+json_t *ph_interface_json(const ph_package *d);
+
+/** ph_interface_diff over two ph_interface_json documents. */
+int ph_interface_diff_json(const json_t *older, const json_t *newer, char **text);
+
+/**
+ * True if going from version `older` to `newer` must keep the interface:
+ * an upgrade or a rebuild within the same major version (the same minor
+ * below 1.0.0). Going back a version is left to the dependents' ranges.
+ */
+int ph_interface_must_keep(const ph_semver *older, const ph_semver *newer);
 
 #endif

@@ -893,47 +893,55 @@ static int install_notify(cli *c, const char *name)
 
 static int cmd_install(cli *c, int argc, char **argv)
 {
-    if (argc != 1) {
+    if (argc < 1) {
         fprintf(stderr, "plughost install: which package directory? usage: plughost install "
-                        "DIR\n");
+                        "DIR [DIR...]\n");
         return 2;
     }
-    char *target = NULL;
-    ph_manifest *m = NULL;
+    ph_manifest **ms = NULL;
     json_t *report = NULL;
     ph_host *h = NULL;
     int status = 1;
+    size_t i;
+    json_t *v;
     if (open_host(c, &h)) {
         print_error(NULL);
         return 1;
     }
-    if (ph_install_check(&h->cfg, &h->set, argv[0], &m, &report)) {
+    if (ph_install_check(&h->cfg, &h->set, argv, (size_t)argc, &ms, &report)) {
         print_error("install");
         goto cleanup;
     }
-    printf("installing %s %s from %s\n", m->name, m->version_text, m->dir);
-    size_t i;
-    json_t *v;
+    for (int k = 0; k < argc; k++)
+        printf("installing %s %s from %s\n", ms[k]->name, ms[k]->version_text, ms[k]->dir);
     json_array_foreach(json_object_get(report, "migrations"), i, v)
         printf("  %s\n", json_string_value(v));
     json_array_foreach(json_object_get(report, "problems"), i, v)
         fprintf(stderr, "plughost install: %s\n", json_string_value(v));
     if (!json_is_true(json_object_get(report, "ok"))) {
-        fprintf(stderr, "plughost install: %s %s was not installed; nothing was changed\n", m->name,
-                m->version_text);
+        for (int k = 0; k < argc; k++)
+            fprintf(stderr, "plughost install: %s %s was not installed; nothing was changed\n",
+                    ms[k]->name, ms[k]->version_text);
         goto cleanup;
     }
-    if (ph_install_copy(&h->cfg, m, &target)) {
-        print_error("install");
-        goto cleanup;
+    for (int k = 0; k < argc; k++) {
+        char *target = NULL;
+        int rc = ph_install_copy(&h->cfg, ms[k], &target);
+        if (!rc)
+            printf("installed %s %s in %s\n", ms[k]->name, ms[k]->version_text, target);
+        free(target);
+        if (rc) {
+            print_error("install");
+            goto cleanup;
+        }
     }
-    printf("installed %s %s in %s\n", m->name, m->version_text, target);
-    status = install_notify(c, m->name);
+    status = 0;
+    for (int k = 0; k < argc; k++) /* the first request applies them all, together */
+        status |= install_notify(c, ms[k]->name);
 cleanup:
     json_decref(report);
     ph_host_free(h);
-    ph_manifest_free(m);
-    free(target);
+    ph_install_free(ms, (size_t)argc);
     return status;
 }
 
@@ -1225,10 +1233,11 @@ static const command commands[] = {
     {"disable", cmd_disable, "disable [-c host.ini] [--url URL] NAME",
      "Stops instance NAME (or every instance of package NAME) in the running host and keeps it "
      "off across reloads and SIGHUP until enable; its data is kept."},
-    {"install", cmd_install, "install [-c host.ini] [--url URL] DIR",
-     "Checks the package in DIR (manifest, library, dependencies against what is installed, "
-     "migrations), copies it into the first package directory (replacing an older version of "
-     "it) and has the running host load it."},
+    {"install", cmd_install, "install [-c host.ini] [--url URL] DIR [DIR...]",
+     "Checks the packages in DIR... (manifest, library, dependencies against what is installed, "
+     "the declared interface against the installed build, each migration rehearsed on a copy "
+     "of the database), copies them into the first package directory (replacing older "
+     "versions) and has the running host load them together."},
     {"remove", cmd_remove, "remove [-c host.ini] [--purge] NAME",
      "Uninstalls package NAME: a running host unloads it, its directory is deleted and its data "
      "is kept, so reinstalling finds every row. --purge also deletes the data, after writing a "

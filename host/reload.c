@@ -371,14 +371,6 @@ static int same_params(const ph_instance *inst, const ph_kv *params, size_t n)
     return 1;
 }
 
-/* 0.y.z: a new minor is a new major (npm's ^0.y); else the major. */
-static int major_changed(const ph_semver *a, const ph_semver *b)
-{
-    if (a->major != b->major)
-        return 1;
-    return a->major == 0 && a->minor != b->minor;
-}
-
 /*
  * Semver enforced: a build that removes or changes its declared interface
  * must carry a new major version.
@@ -388,7 +380,7 @@ static int check_interface(const ph_instance *inst, const ph_manifest *om, const
 {
     char *text = NULL;
     int n = ph_interface_diff(od, nd, &text);
-    if (n <= 0 || major_changed(&om->version, &nm->version)) {
+    if (n <= 0 || !ph_interface_must_keep(&om->version, &nm->version)) {
         free(text);
         return n < 0 ? n : 0;
     }

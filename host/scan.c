@@ -17,6 +17,7 @@
 
 #include "backup.h"
 #include "error.h"
+#include "interface.h"
 #include "loader.h"
 #include "log.h"
 #include "migrate.h"
@@ -146,6 +147,7 @@ static json_t *child_scan(const ph_manifest *m, const char *const *instances, si
     }
     json_object_set_new(out, "ok", json_true());
     json_object_set_new(out, "build", json_string(mod->hash));
+    json_object_set_new(out, "interface", ph_interface_json(mod->desc));
     for (size_t i = 0; i < n; i++) {
         char *scratch = NULL;
         if (asprintf(&scratch, "%s/data-%zu", tmp, i) < 0)

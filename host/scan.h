@@ -37,6 +37,7 @@
  *
  * *out (caller owns) on return 0:
  *   {"package", "version", "library", "build" (hash or null),
+ *    "interface": ph_interface_json of the descriptor (when it loaded),
  *    "ok": true|false, "error": text (when not ok: the load error, or
  *    "the scanner crashed with SIGSEGV reading package 'x' 1.0.0 (build
  *    HASH)" / "... did not answer within N ms ..."),

@@ -209,9 +209,39 @@ grep -q "installed shop 1.2.0 in $tmp/pk/shop" <<<"$out" || fail "$out"
 grep -q "the running host at $url loaded shop" <<<"$out" || fail "$out"
 [ "$(state_of shop)" = running ] || fail "shop after install: $(ph status --url "$url")"
 [ "$(ph call --url "$url" shop.item.count)" = 1 ] || fail "data lost by remove/install"
+# install rehearses the migration on a copy first: a broken script is refused before copying
+build "$tmp/src/shop13" shop 1.3.0 shop.c -DWITH_NOTE
+manifest "$tmp/src/shop13" shop 1.3.0
+cp -r "$tmp/src/shop/sql" "$tmp/src/shop13/"
+echo "UPDATE nosuch SET price = 0;" >"$tmp/src/shop13/sql/upgrade-1.2.0-1.3.0.sql"
+set +e; out=$(ph install --url "$url" "$tmp/src/shop13" 2>&1); rc=$?; set -e
+[ $rc = 1 ] || fail "a broken upgrade script must be refused by install: $out"
+grep -q "dry run of the migration: .*upgrade-1.2.0-1.3.0.sql failed at line 1: no such table: nosuch" <<<"$out" || fail "$out"
+grep -q "shop 1.3.0 was not installed; nothing was changed" <<<"$out" || fail "$out"
+grep -q "^version = 1.2.0" "$tmp/pk/shop/package.ini" || fail "a refused install replaced the package"
 out=$(ph remove --purge --url "$url" shop)
 grep -q "data deleted" <<<"$out" || fail "$out"
 grep -q "data is kept" <<<"$(ph status --url "$url")" && fail "status after purge says data kept"
+# install compares the declared interface with the installed build before copying (semver)
+build "$tmp/src/api21" api 2.1.0 api.c -DTAG=8 -DNO_INFO
+manifest "$tmp/src/api21" api 2.1.0
+set +e; out=$(ph install --url "$url" "$tmp/src/api21" 2>&1); rc=$?; set -e
+[ $rc = 1 ] || fail "an interface break must be refused by install: $out"
+grep -qF "the new build of api 2.0.0 -> 2.1.0 breaks its declared interface without a new major version (semver): removed actor 'info'; keep these or raise the version to 3.0.0" <<<"$out" || fail "$out"
+[ "$(ph call --url "$url" api.info.tag)" = 6 ] || fail "a refused install replaced api"
+# a major upgrade of a package and its dependent: refused alone (saying how), installed together
+build "$tmp/src/api3" api 3.0.0 api.c -DTAG=9 -DNO_MATH
+manifest "$tmp/src/api3" api 3.0.0
+build "$tmp/src/app3" app 3.0.0 app.c
+manifest "$tmp/src/app3" app 3.0.0 "[requires]
+api = ^3.0"
+set +e; out=$(ph install --url "$url" "$tmp/src/api3" 2>&1); rc=$?; set -e
+[ $rc = 1 ] || fail "api 3.0.0 alone must be refused (app needs ^2): $out"
+grep -qF "give all their directories to one \`plughost install DIR DIR...\`" <<<"$out" || fail "$out"
+out=$(ph install --url "$url" "$tmp/src/api3" "$tmp/src/app3")
+grep -q "installed api 3.0.0" <<<"$out" && grep -q "installed app 3.0.0" <<<"$out" || fail "$out"
+[ "$(ph call --url "$url" api.info.tag)" = 9 ] || fail "api 3.0.0 not serving"
+[ "$(state_of app)" = running ] || fail "app 3.0.0: $(ph status --url "$url")"
 # install refuses a package whose library is not a complete shared object
 mkdir -p "$tmp/src/broken"
 manifest "$tmp/src/broken" broken 1.0.0
@@ -241,7 +271,7 @@ build "$tmp/src/late2" late 1.1.0 app.c
 manifest "$tmp/src/late2" late 1.1.0
 mv "$tmp/pk/late" "$tmp/src/late-old" && mv "$tmp/src/late2" "$tmp/pk/late"
 # 9. a build written just before a SIGHUP is loaded, even half-written at the time
-build "$tmp/src/api7" api 2.0.0 api.c -DTAG=7 -DNO_MATH
+build "$tmp/src/api7" api 3.0.0 api.c -DTAG=7 -DNO_MATH
 size=$(stat -c %s "$tmp/src/api7/api.so")
 head -c $((size / 2)) "$tmp/src/api7/api.so" >"$tmp/pk/api/api.so"
 sleep 0.2
@@ -266,4 +296,11 @@ ln -s "$tmp/releases/1.1.0" "$tmp/pk/.rel.new" && mv -T "$tmp/pk/.rel.new" "$tmp
 wait_for "rel" sh -c "'$PH_BIN' -c '$tmp/host.ini' status --url '$url' | grep -E '^rel +rel +1.1.0 +running'"
 stop_host
 grep -q "SIGSEGV\|AddressSanitizer\|runtime error" "$tmp/run.log" && fail "sanitizer or crash report"
+
+# 10. a restart does not bypass semver: a build copied by hand is held to the one that ran before
+build "$tmp/pk/api" api 3.0.1 api.c -DNO_INFO
+manifest "$tmp/pk/api" api 3.0.1
+set +e; out=$(ph call --local api.math.add a=1 b=2 2>&1); set -e
+grep -qF "instance 'api': the build of api 3.0.1 breaks the declared interface of api 3.0.0, which ran before, without a new major version (semver): removed actor 'info'; keep these or raise the version to 4.0.0" <<<"$out" \
+  || fail "a restart loaded an interface-breaking build: $out"
 echo "e2e_lifecycle: ok"

@@ -38,6 +38,8 @@ static const ph_method info_methods[] = {
 
 #ifdef NO_MATH
 PH_PACKAGE(.actors = PH_ACTORS(PH_ACTOR("info", info_methods)));
+#elif defined(NO_INFO)
+PH_PACKAGE(.actors = PH_ACTORS(PH_ACTOR("math", math_methods)));
 #else
 PH_PACKAGE(.actors = PH_ACTORS(PH_ACTOR("math", math_methods), PH_ACTOR("info", info_methods)));
 #endif
