@@ -223,8 +223,10 @@ static void started(ph_host *h, ph_instance *inst)
 
 /*
  * A build that starts where another ran before (a restart, enable, a copy
- * made by hand) keeps that build's declared interface within a major
- * version, as a hot swap must.
+ * made by hand) keeps that build's calling interface (actors, methods and
+ * their types) within a major version, as a hot swap must: dependents call
+ * it. Its models are left to the migration, which already refuses a field
+ * change that no upgrade script makes (and names the script to write).
  */
 static int keeps_interface(ph_host *h, const char *instance, const ph_manifest *m,
                            const ph_package *d)
@@ -239,7 +241,7 @@ static int keeps_interface(ph_host *h, const char *instance, const ph_manifest *
         ph_error_clear();
         goto cleanup;
     }
-    if (ph_interface_diff_json(json_object_get(last, "interface"), now, &text) > 0)
+    if (ph_interface_diff_json(json_object_get(last, "interface"), now, 0, &text) > 0)
         rc = ph_error_set(PH_EABI,
                           "instance '%s': the build of %s %s breaks the declared interface of "
                           "%s %s, which ran before, without a new major version (semver): %s; "

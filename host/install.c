@@ -111,7 +111,7 @@ static void check_interface(const ph_config *cfg, const ph_manifest_set *set, co
     }
     char *text = NULL;
     int breaks = ph_interface_diff_json(json_object_get(old_scan, "interface"),
-                                        json_object_get(scan, "interface"), &text);
+                                        json_object_get(scan, "interface"), 1, &text);
     if (breaks > 0)
         problem(report, json_sprintf("the new build of %s %s -> %s breaks its declared "
                                      "interface without a new major version (semver): %s; keep "

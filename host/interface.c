@@ -9,40 +9,58 @@
 
 /* ---- the interface as data ---- */
 
+/*
+ * Every builder returns NULL when any part could not be allocated: an
+ * interface with a part missing would read as a breaking change.
+ */
 static json_t *method_json(const ph_method *m)
 {
     json_t *args = json_array();
     for (uint32_t i = 0; args && i < m->n_args; i++)
-        json_array_append_new(args,
-                              json_pack("[ss]", m->args[i].name, ph_type_name(m->args[i].type)));
-    return json_pack("{s:s, s:o, s:b}", "result", ph_type_name(m->ret), "params",
-                     args ? args : json_array(), "admin", (m->flags & PH_ADMIN) != 0);
+        if (json_array_append_new(
+                args, json_pack("[ss]", m->args[i].name, ph_type_name(m->args[i].type)))) {
+            json_decref(args);
+            args = NULL;
+        }
+    return args ? json_pack("{s:s, s:o, s:b}", "result", ph_type_name(m->ret), "params", args,
+                            "admin", (m->flags & PH_ADMIN) != 0)
+                : NULL;
 }
 
 static json_t *model_json(const ph_model *m)
 {
     json_t *fields = json_object();
     for (uint32_t i = 0; fields && i < m->n_fields; i++)
-        json_object_set_new(fields, m->fields[i].name,
-                            json_pack("{s:s, s:b}", "type", ph_type_name(m->fields[i].type),
-                                      "required", (m->fields[i].flags & PH_REQUIRED) != 0));
-    return json_pack("{s:o, s:b}", "fields", fields ? fields : json_object(), "crud",
-                     !(m->flags & PH_NO_CRUD));
+        if (json_object_set_new(fields, m->fields[i].name,
+                                json_pack("{s:s, s:b}", "type", ph_type_name(m->fields[i].type),
+                                          "required", (m->fields[i].flags & PH_REQUIRED) != 0))) {
+            json_decref(fields);
+            fields = NULL;
+        }
+    return fields ? json_pack("{s:o, s:b}", "fields", fields, "crud", !(m->flags & PH_NO_CRUD))
+                  : NULL;
+}
+
+static json_t *actor_json(const ph_actor *a)
+{
+    json_t *methods = json_object();
+    for (uint32_t k = 0; methods && k < a->n_methods; k++)
+        if (json_object_set_new(methods, a->methods[k].name, method_json(&a->methods[k]))) {
+            json_decref(methods);
+            methods = NULL;
+        }
+    return methods;
 }
 
 json_t *ph_interface_json(const ph_package *d)
 {
     json_t *actors = json_object(), *models = json_object();
-    for (uint32_t i = 0; actors && i < d->n_actors; i++) {
-        json_t *methods = json_object();
-        for (uint32_t k = 0; methods && k < d->actors[i].n_methods; k++)
-            json_object_set_new(methods, d->actors[i].methods[k].name,
-                                method_json(&d->actors[i].methods[k]));
-        json_object_set_new(actors, d->actors[i].name, methods ? methods : json_object());
-    }
-    for (uint32_t i = 0; models && i < d->n_models; i++)
-        json_object_set_new(models, d->models[i].name, model_json(&d->models[i]));
-    if (!actors || !models) {
+    int bad = !actors || !models;
+    for (uint32_t i = 0; !bad && i < d->n_actors; i++)
+        bad = json_object_set_new(actors, d->actors[i].name, actor_json(&d->actors[i])) != 0;
+    for (uint32_t i = 0; !bad && i < d->n_models; i++)
+        bad = json_object_set_new(models, d->models[i].name, model_json(&d->models[i])) != 0;
+    if (bad) {
         json_decref(actors);
         json_decref(models);
         return NULL;
@@ -84,8 +102,8 @@ static void diff_method(diff *d, const char *actor, const char *name, const json
         add(d, "method '%s.%s' now needs the admin token", actor, name);
     const json_t *op = json_object_get(o, "params"), *np = json_object_get(n, "params");
     if (json_array_size(op) != json_array_size(np)) {
-        add(d, "method '%s.%s' now takes %zu parameter(s) (was %zu)", actor, name,
-            json_array_size(np), json_array_size(op));
+        add(d, "method '%s.%s' now takes %lld parameter(s) (was %lld)", actor, name,
+            (long long)json_array_size(np), (long long)json_array_size(op));
         return;
     }
     for (size_t i = 0; i < json_array_size(op); i++) {
@@ -154,13 +172,14 @@ static void diff_models(diff *d, const json_t *o, const json_t *n)
     }
 }
 
-int ph_interface_diff_json(const json_t *older, const json_t *newer, char **text)
+int ph_interface_diff_json(const json_t *older, const json_t *newer, int with_models, char **text)
 {
     diff d = {sqlite3_str_new(NULL), 0};
     if (text)
         *text = NULL;
     diff_actors(&d, json_object_get(older, "actors"), json_object_get(newer, "actors"));
-    diff_models(&d, json_object_get(older, "models"), json_object_get(newer, "models"));
+    if (with_models)
+        diff_models(&d, json_object_get(older, "models"), json_object_get(newer, "models"));
     char *t = sqlite3_str_finish(d.s);
     if (d.n && !t)
         return ph_error_set(PH_ENOMEM, "out of memory");
@@ -175,7 +194,8 @@ int ph_interface_diff_json(const json_t *older, const json_t *newer, char **text
 int ph_interface_diff(const ph_package *older, const ph_package *newer, char **text)
 {
     json_t *o = ph_interface_json(older), *n = ph_interface_json(newer);
-    int rc = o && n ? ph_interface_diff_json(o, n, text) : ph_error_set(PH_ENOMEM, "out of memory");
+    int rc =
+        o && n ? ph_interface_diff_json(o, n, 1, text) : ph_error_set(PH_ENOMEM, "out of memory");
     json_decref(o);
     json_decref(n);
     return rc;

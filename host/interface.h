@@ -34,8 +34,11 @@ int ph_interface_diff(const ph_package *older, const ph_package *newer, char **t
  */
 json_t *ph_interface_json(const ph_package *d);
 
-/** ph_interface_diff over two ph_interface_json documents. */
-int ph_interface_diff_json(const json_t *older, const json_t *newer, char **text);
+/**
+ * ph_interface_diff over two ph_interface_json documents; without
+ * `with_models`, only the calling interface (actors and methods) counts.
+ */
+int ph_interface_diff_json(const json_t *older, const json_t *newer, int with_models, char **text);
 
 /**
  * True if going from version `older` to `newer` must keep the interface:

@@ -60,7 +60,7 @@ n=$(wc -l <"$tmp/acked")
 [ "$n" -gt 20 ] || fail "too few acknowledged writes ($n) to mean anything"
 echo "writes: $n acknowledged rows across 6 kills, all present, integrity ok"
 
-# ---- 2. migration 1.0.0 -> 1.1.0 ----
+# ---- 2. migration 1.0.0 -> 2.0.0 ----
 v1="$PH_FIXTURES/model_notes_v1/notes"
 old=0 new=0
 for round in $(seq 1 12); do
@@ -90,7 +90,7 @@ for round in $(seq 1 12); do
   [ "$rows" = 3000 ] || fail "round $round: $rows rows, expected 3000"
   case "$cols,$version" in
     *body*,1.0.0) old=$((old + 1)) ;;
-    *content*,1.1.0) new=$((new + 1)) ;;
+    *content*,2.0.0) new=$((new + 1)) ;;
     *) fail "round $round: schema between versions: columns $cols, recorded version $version" ;;
   esac
 done

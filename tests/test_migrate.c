@@ -1,6 +1,6 @@
 /*
  * Schema migrations: chain selection, upgrade scripts, automatic changes,
- * refusals, backups, the `check` plan, and notes 1.0.0 -> 1.1.0 end to end
+ * refusals, backups, the `check` plan, and notes 1.0.0 -> 2.0.0 end to end
  * through the real plughost binary.
  */
 #include <setjmp.h>
@@ -1058,7 +1058,7 @@ static void test_uncommitted_until_started(void **state)
     h->man.version_text = NULL;
 }
 
-/* ---- notes 1.0.0 -> 1.1.0 with the real binary ---- */
+/* ---- notes 1.0.0 -> 2.0.0 with the real binary ---- */
 
 static int run_bin(char **out, const char *ini, const char *args)
 {
@@ -1083,11 +1083,11 @@ static void test_notes_upgrade_end_to_end(void **state)
     free(out);
     assert_int_equal(run_bin(&out, ini, "notes.note.new title=second body=two"), 0);
     free(out);
-    /* a broken 1.1.0: refused, 1.0.0 schema and data intact, error names the script */
+    /* a broken 2.0.0: refused, 1.0.0 schema and data intact, error names the script */
     tu_run(NULL, "rm -rf '%s/notes' && cp -r '%s/model_notes_broken/notes' '%s/'", pk,
            tu_env("PH_FIXTURES"), pk);
     assert_int_not_equal(run_bin(&out, ini, "notes.note.count"), 0);
-    assert_true(tu_contains(out, "upgrade-1.0.0-1.1.0.sql failed at line 4: no such column: "
+    assert_true(tu_contains(out, "upgrade-1.0.0-2.0.0.sql failed at line 4: no such column: "
                                  "contnt"));
     assert_true(tu_contains(out, "the database was not changed"));
     free(out);
@@ -1096,7 +1096,7 @@ static void test_notes_upgrade_end_to_end(void **state)
     assert_int_equal(run_bin(&out, ini, "notes.note.get id=2"), 0);
     assert_true(tu_contains(out, "\"body\":\"two\""));
     free(out);
-    /* the real 1.1.0 example: upgraded, rows kept, backup left */
+    /* the real 2.0.0 example: upgraded, rows kept, backup left */
     tu_run(NULL, "rm -rf '%s/notes' && cp -r '%s/notes' '%s/'", pk, tu_env("PH_EXAMPLES"), pk);
     assert_int_equal(run_bin(&out, ini, "notes.note.list order=-id"), 0);
     assert_true(tu_contains(out, "\"title\":\"second\",\"content\":\"two\""));
@@ -1104,7 +1104,7 @@ static void test_notes_upgrade_end_to_end(void **state)
     assert_true(tu_contains(out, "\"total\":2"));
     free(out);
     tu_run(&out, "ls '%s/backups/notes/'", h->data);
-    assert_true(tu_contains(out, "-upgrade-1.0.0-to-1.1.0.db"));
+    assert_true(tu_contains(out, "-upgrade-1.0.0-to-2.0.0.db"));
     free(out);
     free(pk);
     free(ini);

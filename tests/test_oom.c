@@ -15,7 +15,7 @@
  * resolution (ph_host_open); loading (ph_host_start: private copy and
  * dlopen of a real package, descriptor validation, model compilation, store
  * open and table creation, prepare/start), again over existing data, and as
- * an upgrade (notes 1.0.0 -> 1.1.0: verified backup, upgrade script, version
+ * an upgrade (notes 1.0.0 -> 2.0.0: verified backup, upgrade script, version
  * bump; after every run the database must be whole, old or new, with its
  * rows); calls through the router (JSON arguments -> typed values -> libffi
  * -> JSON result, package-to-package); and the generated CRUD actor (new,
@@ -668,7 +668,7 @@ static void test_crud(void **state)
     stop_free(f);
 }
 
-/* ---- upgrade: notes 1.0.0 -> 1.1.0 (verified backup, upgrade script, version bump) ---- */
+/* ---- upgrade: notes 1.0.0 -> 2.0.0 (verified backup, upgrade script, version bump) ---- */
 
 static int copy_seed(fx *f)
 {
@@ -694,18 +694,18 @@ static char *query_notes(fx *f, const char *sql)
 
 /*
  * After every run, failed or not, the database is whole and either still
- * 1.0.0 (field body) or 1.1.0 (field content), with both notes.
+ * 1.0.0 (field body) or 2.0.0 (field content), with both notes.
  */
 static int stop_check_data(fx *f)
 {
     stop_free(f);
     char *ok = query_notes(f, "PRAGMA integrity_check");
     char *version = query_notes(f, "SELECT value FROM _ph_meta WHERE key='version'");
-    char *text = version && !strcmp(version, "1.1.0")
+    char *text = version && !strcmp(version, "2.0.0")
                      ? query_notes(f, "SELECT group_concat(content, '|') FROM note")
                      : query_notes(f, "SELECT group_concat(body, '|') FROM note");
     if (!ok || strcmp(ok, "ok") || !version ||
-        (strcmp(version, "1.0.0") && strcmp(version, "1.1.0")) || !text ||
+        (strcmp(version, "1.0.0") && strcmp(version, "2.0.0")) || !text ||
         strcmp(text, "first|second"))
         fail_msg("N = %ld: after the upgrade: integrity %s, version %s, notes %s; %s", current_n,
                  ok ? ok : "?", version ? version : "?", text ? text : "?", ph_error_last());
@@ -732,7 +732,7 @@ static void test_upgrade(void **state)
     f->seed = tu_fmt("%s.seed", f->data);
     assert_int_equal(tu_run(NULL, "rm -rf '%s' && cp -a '%s' '%s'", f->seed, f->data, f->seed), 0);
     /* ~7000 points at ~15 ms a run (backup, script, four checks): every 10th by default */
-    sweep_sampled(f, "upgrade 1.0.0 -> 1.1.0", copy_seed, run_start, stop_check_data, 10);
+    sweep_sampled(f, "upgrade 1.0.0 -> 2.0.0", copy_seed, run_start, stop_check_data, 10);
 }
 
 int main(void)

@@ -11,8 +11,8 @@
  *   plughost call --local -c examples/host.ini notes.note.list pinned=true order=-created
  *   plughost call --local -c examples/host.ini notes.board.pin id=1
  *
- * Version 1.1.0 renamed the field `body` to `content`
- * (sql/upgrade-1.0.0-1.1.0.sql). The tests build version 1.0.0 from this
+ * Version 2.0.0 renamed the field `body` to `content`
+ * (sql/upgrade-1.0.0-2.0.0.sql). The tests build version 1.0.0 from this
  * same file with NOTES_V1 defined (tests/packages/model_notes_v1).
  */
 #include <plughost/sdk.h>
