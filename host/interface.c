@@ -114,8 +114,8 @@ static void diff_method(diff *d, const char *actor, const char *name, const json
         if (!on || !ot || !nn || !nt)
             continue;
         if (strcmp(on, nn) != 0)
-            add(d, "method '%s.%s': parameter %zu is now '%s' (was '%s')", actor, name, i + 1, nn,
-                on);
+            add(d, "method '%s.%s': parameter %lld is now '%s' (was '%s')", actor, name,
+                (long long)i + 1, nn, on);
         else if (strcmp(ot, nt) != 0)
             add(d, "method '%s.%s': parameter '%s' is now %s (was %s)", actor, name, on, nt, ot);
     }
