@@ -1332,6 +1332,7 @@ typedef struct head_sizes {
     size_t bytes;
     const char *length; /* the first Content-Length */
     bool lengths_differ;
+    int hosts, types, chunked; /* Host and Content-Type headers; a Transfer-Encoding */
 } head_sizes;
 
 static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -1346,13 +1347,16 @@ static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const ch
         else if (strcmp(hs->length, value) != 0)
             hs->lengths_differ = true;
     }
+    hs->hosts += strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0;
+    hs->types += strcasecmp(key, MHD_HTTP_HEADER_CONTENT_TYPE) == 0;
+    hs->chunked += strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0;
     return MHD_YES;
 }
 
 /* What the request line and headers must satisfy before anything else; true if answered. */
 static bool refuse_head(call *k, enum MHD_Result *ret)
 {
-    head_sizes target = {strlen(k->url), NULL, false}, head = {0, NULL, false};
+    head_sizes target = {strlen(k->url), NULL, false, 0, 0, 0}, head = {0, NULL, false, 0, 0, 0};
     MHD_get_connection_values(k->c, MHD_GET_ARGUMENT_KIND, count_header, &target);
     MHD_get_connection_values(k->c, MHD_HEADER_KIND, count_header, &head);
     if (target.bytes > PH_HTTP_MAX_TARGET)
@@ -1366,6 +1370,15 @@ static bool refuse_head(call *k, enum MHD_Result *ret)
     else if (head.lengths_differ) /* which one frames the body? (request smuggling) */
         *ret = send_error(k, PH_EINVAL,
                           "the request has Content-Length headers that disagree; send one");
+    else if (head.length && head.chunked) /* RFC 9112 6.3: ambiguous framing */
+        *ret = send_error(k, PH_EINVAL,
+                          "the request has both Content-Length and Transfer-Encoding; send "
+                          "one of them");
+    else if (head.hosts > 1) /* RFC 9112 3.2: which host is meant? */
+        *ret = send_error(k, PH_EINVAL, "the request has %d Host headers; send one", head.hosts);
+    else if (head.types > 1)
+        *ret = send_error(k, PH_EINVAL, "the request has %d Content-Type headers; send one",
+                          head.types);
     else
         return false;
     return true;

@@ -108,6 +108,28 @@ order=$(python3 -c 'print(",".join(["id"] * 2001))')
 expect 400 "'order' has more than 64 terms; order by at most 64 fields" -- "$u/notes/models/note?order=$order"
 expect 400 "Content-Length headers that disagree" -- -X POST "$u/notes/models/note" -H "$J" \
   -H 'Content-Length: 17' -H 'Content-Length: 2' -d '{"title":"smug"}'
+expect 400 "the request has both Content-Length and Transfer-Encoding; send one of them" -- \
+  -X POST "$u/notes/models/note" -H "$J" -H 'Content-Length: 16' -H 'Transfer-Encoding: chunked' \
+  -d '{"title":"smug"}'
+# two Host headers (curl merges them, so the request is written by hand)
+raw=$(python3 - "$port" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"GET /notes/models/note HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n"
+          b"Connection: close\r\n\r\n")
+out = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    out += b
+print(out.decode(errors="replace"))
+PY
+)
+grep -q "^HTTP/1.1 400" <<<"$raw" && grep -q "the request has 2 Host headers; send one" <<<"$raw" ||
+  fail "two Host headers: $raw"
+expect 400 "the request has 2 Content-Type headers; send one" -- -X POST "$u/notes/models/note" \
+  -H "$J" -H 'Content-Type: text/plain' -d '{"title":"two types"}'
 # oversize request line and headers: the documented JSON error, not an HTML page
 long=$(head -c 20000 /dev/zero | tr '\0' a)
 expect 414 '"code":"uri_too_long"' -- "$u/notes/models/note?x=$long"
