@@ -1165,7 +1165,13 @@ int ph_host_reconcile(ph_host *h, ph_config *cfg, const char *force, ph_change_c
         forget_removed(h);
         start_new(h, force, &n);
         collect_garbage(h);
-        if (!force_known(h, force))
+        const ph_instance_conf *off = force ? ph_config_instance(&h->cfg, force) : NULL;
+        if (!force_known(h, force) && off && !off->enabled)
+            rc = ph_error_set(PH_ESTATE,
+                              "instance '%s' is switched off in %s:%d (enabled = false); set "
+                              "enabled = true there and send SIGHUP (or restart the host)",
+                              force, h->cfg.path ? h->cfg.path : "host.ini", off->line);
+        else if (!force_known(h, force))
             rc = ph_error_set(PH_ENOTFOUND,
                               "no package or instance '%s' is installed; `plughost status` "
                               "lists them, `plughost install DIR` adds one",

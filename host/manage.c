@@ -82,11 +82,15 @@ json_t *ph_manage_packages(ph_host *h)
     return arr ? json_pack("{s:o}", "instances", arr) : NULL;
 }
 
-/* The package's manifest, its instances and what each stores. */
+/* The package's manifest, its instances and what each stores (an instance name finds its package).
+ */
 static int package_info(ph_host *h, const char *pkg, json_t **out)
 {
     json_t *info = NULL, *insts = json_array();
     pthread_rwlock_rdlock(&h->lock);
+    long named = ph_plan_find(&h->plan, pkg);
+    if (named >= 0 && h->plan.items[named].manifest)
+        pkg = h->plan.items[named].manifest->name;
     for (size_t i = 0; insts && i < h->plan.n; i++) {
         const ph_plan_item *it = &h->plan.items[i];
         const ph_manifest *m = it->manifest;

@@ -60,6 +60,10 @@ package = hello
 
 [instance hello-2]
 package = hello
+
+[instance hello-3]
+package = hello
+enabled = false
 INI
 ph() { "$PH_BIN" -c "$tmp/host.ini" --log-level error "$@"; }
 start_host() { # RELOAD
@@ -158,6 +162,10 @@ set +e; out=$(ph reload --url "$url" hello-1 2>&1); set -e
 grep -qF "instance 'hello-1' is disabled; \`plughost enable hello-1\` loads the build on disk and starts it" <<<"$out" || fail "$out"
 ph enable --url "$url" hello-1 | grep -q '"result":"running"' || fail "enable hello-1"
 [ "$(state_of hello-1)" = running ] || fail "hello-1 after enable"
+# an instance switched off in host.ini says where
+line=$(grep -n '^\[instance hello-3\]' "$tmp/host.ini" | cut -d: -f1)
+set +e; out=$(ph enable --url "$url" hello-3 2>&1); set -e
+grep -qF "instance 'hello-3' is switched off in $tmp/host.ini:$line (enabled = false); set enabled = true there and send SIGHUP (or restart the host)" <<<"$out" || fail "$out"
 # a package name acts on every instance
 ph disable --url "$url" hello | grep -q '"instances":2' || fail "disable hello"
 ph enable --url "$url" hello | grep -q '"instances":2' || fail "enable hello"
