@@ -24,6 +24,7 @@ pid=$!
 u="http://127.0.0.1:$port"
 for _ in $(seq 1 100); do curl -s -o /dev/null "$u/_/health" && break; sleep 0.1; done
 ok=0 limited=0
+t0=$(date +%s.%N)
 for i in $(seq 1 20); do
   code=$(curl -s -o "$tmp/body" -D "$tmp/head" -w '%{http_code}' -X POST -H 'Content-Type: application/json' "$u/calc/actors/math/add" -d '{"a":1,"b":2}')
   case $code in
@@ -32,8 +33,11 @@ for i in $(seq 1 20); do
     *) fail "unexpected status $code: $(cat "$tmp/body")" ;;
   esac
 done
-[ "$ok" -ge 5 ] && [ "$ok" -le 10 ] || fail "$ok calls passed; the limit is 5 per second"
-[ "$limited" -ge 10 ] || fail "only $limited calls were limited"
+# A bucket of 5 refilling at 5/s: at most 5 + 5 per elapsed second (+1 for the edge) pass,
+# however slow a loaded machine makes the 20 calls.
+max=$(python3 -c "import math,sys; print(5 + math.ceil(5 * ($(date +%s.%N) - $t0)) + 1)")
+[ "$ok" -ge 5 ] && [ "$ok" -le "$max" ] || fail "$ok calls passed; the limit is 5 per second (at most $max here)"
+[ "$limited" -ge 1 ] && [ "$limited" -ge $((20 - max)) ] || fail "only $limited calls were limited"
 grep -q '"code":"rate_limited"' "$tmp/limited.json" || fail "body: $(cat "$tmp/limited.json")"
 grep -q "calc.math.add is called more than 5 times per second" "$tmp/limited.json" || fail "message: $(cat "$tmp/limited.json")"
 grep -qi '^Retry-After: 1' "$tmp/limited.head" || fail "no Retry-After"
