@@ -17,21 +17,6 @@
 #include "error.h"
 #include "ini.h"
 
-static bool is_blank(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-/* Copies [s, s+n) without surrounding blanks into a new string. */
-static char *dup_trimmed(const char *s, size_t n)
-{
-    while (n && is_blank(*s))
-        s++, n--;
-    while (n && is_blank(s[n - 1]))
-        n--;
-    return strndup(s, n);
-}
-
 /* ------------------------------------------------------------------- values */
 
 int ph_config_check_name(const char *what, const char *name, int code)
@@ -349,7 +334,7 @@ static int set_package_dirs(load_ctx *x, const char *v)
         return ph_error_set(PH_ENOMEM, "out of memory");
     for (const char *p = v;; p++) {
         size_t len = strcspn(p, ",");
-        char *item = dup_trimmed(p, len);
+        char *item = ph_ini_trimmed(p, len);
         if (!item) {
             rc = ph_error_set(PH_ENOMEM, "out of memory");
             goto cleanup;
@@ -457,7 +442,7 @@ static int set_list(const char *key, const char *v, int (*check)(const char *, c
         return ph_error_set(PH_ENOMEM, "out of memory");
     for (const char *p = v; *p;) {
         size_t len = strcspn(p, ",");
-        char *item = dup_trimmed(p, len);
+        char *item = ph_ini_trimmed(p, len);
         if (!item) {
             rc = ph_error_set(PH_ENOMEM, "out of memory");
             goto cleanup;
@@ -642,7 +627,7 @@ static void free_instance(ph_instance_conf *ic)
 static int begin_instance(load_ctx *x, const char *rest, int line)
 {
     ph_config *c = x->c;
-    while (is_blank(*rest))
+    while (ph_ini_is_blank(*rest))
         rest++;
     if (!*rest)
         return ph_error_set(PH_ECONFIG, "[instance] needs a name: write [instance NAME]");
@@ -675,7 +660,7 @@ static int begin_instance(load_ctx *x, const char *rest, int line)
 
 static bool is_instance_section(const char *section, const char **rest)
 {
-    if (strncmp(section, "instance", 8) != 0 || (section[8] && !is_blank(section[8])))
+    if (strncmp(section, "instance", 8) != 0 || (section[8] && !ph_ini_is_blank(section[8])))
         return false;
     *rest = section + 8;
     return true;

@@ -57,17 +57,16 @@ static int nomem(void)
     return ph_error_set(PH_ENOMEM, "out of memory");
 }
 
-static bool is_blank(char c)
+bool ph_ini_is_blank(char c)
 {
     return c == ' ' || c == '\t';
 }
 
-/* Copies [s, s+n) without surrounding blanks into a new string. */
-static char *dup_trimmed(const char *s, size_t n)
+char *ph_ini_trimmed(const char *s, size_t n)
 {
-    while (n && is_blank(*s))
+    while (n && ph_ini_is_blank(*s))
         s++, n--;
-    while (n && is_blank(s[n - 1]))
+    while (n && ph_ini_is_blank(s[n - 1]))
         n--;
     return strndup(s, n);
 }
@@ -228,11 +227,11 @@ static int section_line(ini_run *r, const char *s, size_t n)
     for (const char *p = close + 1; p < s + n; p++) {
         if (*p == ';' || *p == '#')
             break;
-        if (!is_blank(*p))
+        if (!ph_ini_is_blank(*p))
             return run_fail(r, "unexpected text after ']' of a section header; put a ';' before "
                                "a comment");
     }
-    char *name = dup_trimmed(s + 1, (size_t)(close - s - 1));
+    char *name = ph_ini_trimmed(s + 1, (size_t)(close - s - 1));
     if (!name)
         return nomem();
     free(r->section);
@@ -247,7 +246,8 @@ static int key_line(ini_run *r, const char *s, size_t n, bool indented)
 {
     size_t i = 0;
     /* The first '=' or ':' separates, unless a comment (" ;") comes first. */
-    while (i < n && s[i] != '=' && s[i] != ':' && !(s[i] == ';' && i > 0 && is_blank(s[i - 1])))
+    while (i < n && s[i] != '=' && s[i] != ':' &&
+           !(s[i] == ';' && i > 0 && ph_ini_is_blank(s[i - 1])))
         i++;
     if (i >= n || s[i] == ';') {
         if (indented && r->after_key)
@@ -259,11 +259,11 @@ static int key_line(ini_run *r, const char *s, size_t n, bool indented)
         return run_fail(r, "no key before '%c'; write key = value", s[i]);
     const char *v = s + i + 1, *end = s + n;
     for (const char *p = v; p < end; p++)
-        if (*p == ';' && p > v && is_blank(p[-1])) {
+        if (*p == ';' && p > v && ph_ini_is_blank(p[-1])) {
             end = p;
             break;
         }
-    char *key = dup_trimmed(s, i), *value = dup_trimmed(v, (size_t)(end - v));
+    char *key = ph_ini_trimmed(s, i), *value = ph_ini_trimmed(v, (size_t)(end - v));
     int rc = !key || !value ? nomem() : note_key(r, key);
     if (!rc)
         rc = emit(r, key, value);
@@ -274,8 +274,8 @@ static int key_line(ini_run *r, const char *s, size_t n, bool indented)
 
 static int read_line(ini_run *r, const char *s, size_t n)
 {
-    bool indented = n && is_blank(*s);
-    while (n && is_blank(*s))
+    bool indented = n && ph_ini_is_blank(*s);
+    while (n && ph_ini_is_blank(*s))
         s++, n--;
     if (n == 0 || *s == ';' || *s == '#')
         return 0;

@@ -25,6 +25,7 @@
 #ifndef PH_HOST_INI_H
 #define PH_HOST_INI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Longest line in bytes, without its line end. */
@@ -54,6 +55,16 @@ typedef struct ph_ini_opts {
  * "path:line: ..." as the last error, PH_EIO ("path: cannot read: reason",
  * also for a directory), or PH_ENOMEM. Thread-safe.
  */
+/** True for the blanks the INI syntax trims around names and values: space and tab. */
+bool ph_ini_is_blank(char c);
+
+/**
+ * A new string (caller frees) of [s, s+n) without the blanks around it, as
+ * the reader trims keys and values (and config lists trim their items);
+ * NULL on no memory.
+ */
+char *ph_ini_trimmed(const char *s, size_t n);
+
 int ph_ini_parse_file(const char *path, const ph_ini_opts *opts, ph_ini_handler handler,
                       void *user);
 
