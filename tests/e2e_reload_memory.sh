@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The real host's RSS, descriptors and mappings stay flat from reload 100
+# to reload 1,000 of a package with a 10 KB package.ini (issue: every
+# swapped-in manifest was kept). Sanitizer builds keep freed memory in
+# quarantine: there descriptors and mappings are compared over 200 reloads.
+set -euo pipefail
+tmp=$(mktemp -d)
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; [ -f "$tmp/run.log" ] && tail -5 "$tmp/run.log"; exit 1; }
+total=1000 check_rss=1
+if [ "${PH_SANITIZE:-0}" = 1 ]; then total=200 check_rss=0; fi
+mkdir -p "$tmp/pk/api" "$tmp/b"
+for tag in 1 2; do
+  cc -std=c11 -shared -fPIC -fvisibility=hidden -I"$PH_SOURCE_DIR/sdk/include" \
+    -DPH_PACKAGE_NAME='"api"' -DPH_PACKAGE_VERSION='"1.0.0"' -DTAG=$tag \
+    -o "$tmp/b/$tag.so" "$PH_SOURCE_DIR/tests/lifecycle/api.c"
+done
+{
+  printf '[package]\nname = api\nversion = 1.0.0\n'
+  for i in $(seq 1 100); do
+    printf '; %03d padding that makes this manifest about ten kilobytes long: 0123456789abcdef\n' "$i"
+  done
+} >"$tmp/pk/api/package.ini"
+cp "$tmp/b/1.so" "$tmp/pk/api/api.so"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+printf '[host]\npackage_dirs = pk\ndata_dir = data\nreload = false\nlog_level = warn\n[http]\nlisten = 127.0.0.1:%s\n' "$port" >"$tmp/host.ini"
+"$PH_BIN" -c "$tmp/host.ini" run >"$tmp/run.log" 2>&1 &
+pid=$!
+u="http://127.0.0.1:$port"
+for _ in $(seq 1 100); do curl -sf "$u/_/health" >/dev/null 2>&1 && break; sleep 0.1; done
+tok=$(cat "$tmp/data/admin.token")
+usage() { # RSS KiB, descriptors, mappings of the host
+  echo "$(awk '/^VmRSS/ {print $2}' /proc/$pid/status) $(ls /proc/$pid/fd | wc -l) $(wc -l </proc/$pid/maps)"
+}
+for i in $(seq 1 "$total"); do
+  cp "$tmp/b/$((i % 2 + 1)).so" "$tmp/pk/api/api.so"
+  out=$(curl -s -X POST -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' -d '{}' "$u/_/reload/api")
+  grep -q '"result":"reloaded"' <<<"$out" || fail "reload $i: $out"
+  [ "$i" = 100 ] && read -r rss0 fd0 maps0 <<<"$(usage)"
+done
+read -r rss1 fd1 maps1 <<<"$(usage)"
+[ "$(curl -s -X POST -H 'Content-Type: application/json' -d '{}' "$u/api/actors/info/tag")" = $((total % 2 + 1)) ] ||
+  fail "the last build is not serving"
+echo "reloads 100 -> $total of the real host: RSS $rss0 -> $rss1 KiB ($((rss1 - rss0))), fds $fd0 -> $fd1, maps $maps0 -> $maps1"
+[ "$fd1" = "$fd0" ] || fail "descriptors grew: $fd0 -> $fd1"
+[ "$maps1" = "$maps0" ] || fail "mappings grew: $maps0 -> $maps1"
+[ "$check_rss" = 0 ] || [ $((rss1 - rss0)) -le 1024 ] || fail "RSS grew by $((rss1 - rss0)) KiB"
+echo "1 passed, 0 failed"
