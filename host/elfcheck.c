@@ -63,6 +63,9 @@ int ph_elf_open(const char *path, const char *package, int *fd_out, size_t *size
     const char *p = package ? package : "?";
     /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), rc = 0;
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE))
+        return ph_error_set(PH_EIO, "cannot open %s: %s: %s", path, strerror(errno),
+                            PH_EMFILE_HINT);
     if (fd < 0)
         return ph_error_set(PH_ELOAD, "cannot open %s: %s; build the package first", path,
                             strerror(errno));

@@ -75,4 +75,9 @@ void ph_error_clear(void);
 const char *ph_error_word(int code);
 const char *ph_error_text(int code);
 
+/** What to do when the host ran out of file descriptors (appended to such errors). */
+#define PH_EMFILE_HINT                                                                             \
+    "the host has too many files open; raise its open-file limit (ulimit -n, systemd "            \
+    "LimitNOFILE=)"
+
 #endif

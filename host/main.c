@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -402,6 +403,25 @@ static int cmd_list(cli *c, int argc, char **argv)
 }
 
 /* ---- run ---- */
+
+/*
+ * Every instance holds files (its database, WAL and shared memory, its
+ * library): the soft open-file limit is raised to the hard one before
+ * anything is loaded, as a daemon that polls with epoll (never select) can
+ * (systemd's advice for LimitNOFILE). Hundreds of packages then start under
+ * a shell's usual soft limit of 1024.
+ */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == rl.rlim_max)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        ph_log_warn("cannot raise the open-file limit from %llu: %s", (unsigned long long)was,
+                    strerror(errno));
+}
 
 /* SIGHUP: re-read host.ini and apply it; a bad file changes nothing. */
 static void reconfigure(cli *c, ph_host *h, ph_reloader **watcher)
@@ -1299,6 +1319,7 @@ int main(int argc, char **argv)
     cli c;
     memset(&c, 0, sizeof c);
     int want_help = 0, o;
+    raise_fd_limit(); /* run and call --local load every package */
     /* "+" stops at the first non-option only for the command word: options may follow it. */
     while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (o) {

@@ -352,6 +352,8 @@ static int sql_failure(sqlite3 *db, const char *what)
     int code = sqlite3_errcode(db);
     if (code == SQLITE_NOMEM || code == SQLITE_OK) /* SQLITE_OK: sqlite3_mprintf failed */
         return ph_error_set(PH_ENOMEM, "%s: out of memory", what);
+    if (ph_store_out_of_files(db))
+        return ph_error_set(PH_EIO, "%s: %s: %s", what, sqlite3_errmsg(db), PH_EMFILE_HINT);
     return ph_error_set(PH_ESQL, "%s: %s", what, sqlite3_errmsg(db));
 }
 

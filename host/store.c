@@ -682,8 +682,10 @@ int ph_store_open(const char *path, ph_store **out)
     /* The store's own mutex serialises the connection; SQLite's would be a second lock. */
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
-        int rc = ph_error_set(PH_ESQL, "%s: cannot open database: %s", path,
-                              s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        int rc = ph_store_out_of_files(s->db)
+                     ? ph_error_set(PH_EIO, "%s: cannot open database: %s", path, PH_EMFILE_HINT)
+                     : ph_error_set(PH_ESQL, "%s: cannot open database: %s", path,
+                                    s->db ? sqlite3_errmsg(s->db) : "out of memory");
         ph_store_close(s);
         return rc;
     }
@@ -921,6 +923,12 @@ int ph_store_backup_dir(const char *data_dir, const char *instance, char **out)
         return ph_error_set(PH_ENOMEM, "out of memory");
     }
     return 0;
+}
+
+int ph_store_out_of_files(sqlite3 *db)
+{
+    int e = db ? sqlite3_system_errno(db) : 0;
+    return e == EMFILE || e == ENFILE;
 }
 
 /* One log line when the schema changed: what, from which version, the scripts, the backup. */

@@ -205,4 +205,7 @@ int ph_store_installed_version(const char *data_dir, const char *instance, char 
  */
 int ph_store_describe(const char *data_dir, const char *instance, json_t **out);
 
+/** True if the last failure on `db` (may be NULL) was the process or system out of files. */
+int ph_store_out_of_files(sqlite3 *db);
+
 #endif

@@ -32,6 +32,29 @@ pkg newer newer.c -DEXTRA=0
 [ "$(ph call --local newer.newer.one)" = 1 ] || fail "a newer descriptor with zero new fields should load"
 rm -rf "$tmp/pk/newer"
 
+# many packages with models under a low soft open-file limit: the host raises it to the hard one
+hard=$(ulimit -Hn)
+if [ "$hard" = unlimited ] || [ "$hard" -ge 512 ]; then
+  mkdir -p "$tmp/many"
+  for i in $(seq 1 40); do
+    d="$tmp/many/m$i"
+    mkdir -p "$d"
+    printf '[package]\nname = m%s\nversion = 1.0.0\n' "$i" >"$d/package.ini"
+    cc -std=c11 -shared -fPIC -fvisibility=hidden -I"$PH_SOURCE_DIR/sdk/include" \
+      -DPH_PACKAGE_NAME="\"m$i\"" -DPH_PACKAGE_VERSION='"1.0.0"' \
+      -o "$d/m$i.so" "$PH_SOURCE_DIR/tests/lifecycle/shop.c" || fail "cc m$i"
+  done
+  out=$( (ulimit -Sn 64; "$PH_BIN" --packages "$tmp/many" --data-dir "$tmp/many-data" --log-level error \
+    call --local m40.item.count) 2>&1) || fail "40 model packages under a soft limit of 64: $out"
+  [ "$out" = 0 ] || fail "m40.item.count: $out"
+  echo "  40 model packages started under a soft open-file limit of 64"
+  # with the hard limit that low too, the failure names its real cause
+  out=$( (ulimit -n 64; "$PH_BIN" --packages "$tmp/many" --data-dir "$tmp/many-data2" \
+    --log-level error call --local m40.item.count) 2>&1 || true)
+  grep -q "the host has too many files open; raise its open-file limit (ulimit -n, systemd LimitNOFILE=)" <<<"$out" ||
+    fail "no real cause under a hard limit of 64: $out"
+fi
+
 if [ "${PH_SANITIZE:-0}" = 1 ]; then
   echo "sanitizer build: ASan reports crashes and exits itself; the rest is skipped"
   echo "1 passed, 0 failed"
