@@ -320,11 +320,21 @@ static int start_item(ph_host *h, size_t i)
     snprintf(inst->cur->build, sizeof inst->cur->build, "%s", build);
     inst->cur->manifest = it->manifest;
     snprintf(inst->bad_hash, sizeof inst->bad_hash, "%s", bad); /* not swapped back in */
+    inst->bad_crashed = bad[0] != 0;
     pthread_rwlock_wrlock(&h->lock);                            /* status readers walk insts */
     h->insts[i] = inst;
     pthread_rwlock_unlock(&h->lock);
     if ((rc = activate(h, inst)) == 0)
         started(h, inst);
+    if (!rc && bad[0]) { /* status and `reload` say why the build on disk does not run */
+        ph_error_set(PH_EPACKAGE,
+                     "build %s on disk crashed the host before it was proven (see "
+                     "<data_dir>/crashes.log); the last good build, %s %s, runs until a new "
+                     "build arrives",
+                     bad, it->manifest->name, it->manifest->version_text);
+        ph_reload_fail(inst);
+        ph_error_clear();
+    }
     return rc;
 }
 

@@ -74,6 +74,8 @@ typedef struct ph_instance {
     char *reload_error; /* why the last reload failed; NULL after a success */
     int reload_code;    /* its PH_E* code */
     char bad_hash[17];  /* a build that failed; not retried until the file changes */
+    int bad_crashed;    /* bad_hash crashed the host: not retried even when asked (it would
+                           crash it again); only a new build replaces it */
 } ph_instance;
 
 /** The instance of a ctx handed out by the host. */

@@ -112,6 +112,7 @@ static void record_success(ph_instance *inst, double held)
     free(inst->reload_error);
     inst->reload_error = NULL;
     inst->bad_hash[0] = 0;
+    inst->bad_crashed = 0;
     double *slot = hold_slot(inst);
     if (slot)
         *slot = held;
@@ -422,7 +423,7 @@ static int swap_instance(ph_host *h, ph_instance *inst, const target *t, int for
         clear_error(inst); /* the files are what runs: an older failure no longer matters */
         return 1;
     }
-    if (!force && strcmp(t->build, inst->bad_hash) == 0)
+    if ((!force || inst->bad_crashed) && strcmp(t->build, inst->bad_hash) == 0)
         return 1;
     if (ph_frame_inside(inst)) {
         rc = ph_error_set(PH_ESTATE,

@@ -100,6 +100,16 @@ u="http://127.0.0.1:$port"
 [ "$(curl -s -X POST -H "Content-Type: application/json" -d "{}" "$u/crashy/actors/crashy/tag")" = 1 ] || fail "the last good build should serve: $(cat "$tmp/run.log")"
 grep -q "crashy: build [0-9a-f]\{16\} of crashy 1.0.0 crashed the host before it was proven (see <data_dir>/crashes.log); running the last good build, crashy 1.0.0 from $tmp/data/.builds/crashy/" "$tmp/run.log" \
   || fail "no fallback message: $(cat "$tmp/run.log")"
+# neither SIGHUP nor an explicit reload brings the crashing build back
+kill -HUP "$pid"
+sleep 1
+kill -0 "$pid" 2>/dev/null || fail "SIGHUP loaded the build that crashed: $(tail -3 "$tmp/run.log")"
+[ "$(curl -s -X POST -H "Content-Type: application/json" -d "{}" "$u/crashy/actors/crashy/tag")" = 1 ] || fail "after SIGHUP"
+tok=$(cat "$tmp/data/admin.token")
+out=$(curl -s -X POST -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' -d '{}' "$u/_/reload/crashy")
+grep -q "on disk crashed the host before it was proven (see <data_dir>/crashes.log); the last good build, crashy 1.0.0, runs until a new build arrives" <<<"$out" \
+  || fail "reload of the crashing build: $out"
+kill -0 "$pid" 2>/dev/null || fail "reload loaded the build that crashed"
 build_crashy 3
 for _ in $(seq 1 60); do
   [ "$(curl -s -X POST -H "Content-Type: application/json" -d "{}" "$u/crashy/actors/crashy/tag")" = 3 ] && break
