@@ -97,29 +97,52 @@ static const ph_manifest *installed(const ph_manifest_set *set, const char *name
     return NULL;
 }
 
-/* Compares the declared interface with the installed build's (semver). */
-static void check_interface(const ph_config *cfg, const ph_manifest_set *set, const ph_manifest *m,
-                            const json_t *scan, json_t *report)
+static void interface_problem(json_t *report, const ph_manifest *m, const char *was,
+                              const ph_semver *wasv, const json_t *older, const json_t *newer)
 {
-    json_t *old_scan = NULL;
-    const ph_manifest *old = installed(set, m->name);
-    if (!old || !ph_interface_must_keep(&old->version, &m->version) ||
-        ph_scan_package(old, NULL, 0, cfg->data_dir, 0, &old_scan) ||
-        !json_object_get(old_scan, "interface")) {
-        json_decref(old_scan); /* nothing to keep, or the installed build cannot be read */
-        return;
-    }
     char *text = NULL;
-    int breaks = ph_interface_diff_json(json_object_get(old_scan, "interface"),
-                                        json_object_get(scan, "interface"), 1, &text);
-    if (breaks > 0)
+    if (ph_interface_diff_json(older, newer, 1, &text) > 0)
         problem(report, json_sprintf("the new build of %s %s -> %s breaks its declared "
                                      "interface without a new major version (semver): %s; keep "
                                      "these or raise the version to %llu.0.0",
-                                     m->name, old->version_text, m->version_text, text,
-                                     (unsigned long long)old->version.major + 1));
+                                     m->name, was, m->version_text, text,
+                                     (unsigned long long)wasv->major + 1));
     free(text);
-    json_decref(old_scan);
+}
+
+/*
+ * Compares the declared interface with the build that ran last (recorded
+ * with the build store), or else with the installed build's (semver).
+ */
+static void check_interface(const ph_config *cfg, const ph_manifest_set *set,
+                            const ph_manifest *m, const json_t *scan, const ph_plan *plan,
+                            json_t *report)
+{
+    for (size_t i = 0; i < plan->n; i++) {
+        if (plan->items[i].manifest != m)
+            continue;
+        json_t *last = ph_build_last_interface(cfg->data_dir, plan->items[i].instance);
+        const char *was = json_string_value(json_object_get(last, "version"));
+        ph_semver v;
+        if (was && ph_semver_parse(was, &v) == 0) {
+            if (ph_interface_must_keep(&v, &m->version))
+                interface_problem(report, m, was, &v, json_object_get(last, "interface"),
+                                  json_object_get(scan, "interface"));
+            json_decref(last);
+            return;
+        }
+        json_decref(last);
+        ph_error_clear();
+    }
+    json_t *old_scan = NULL;
+    const ph_manifest *old = installed(set, m->name);
+    if (old && ph_interface_must_keep(&old->version, &m->version) &&
+        ph_scan_package(old, NULL, 0, cfg->data_dir, 0, &old_scan) == 0 &&
+        json_object_get(old_scan, "interface"))
+        interface_problem(report, m, old->version_text, &old->version,
+                          json_object_get(old_scan, "interface"),
+                          json_object_get(scan, "interface"));
+    json_decref(old_scan); /* nothing to keep, or the installed build cannot be read */
 }
 
 /*
@@ -156,7 +179,7 @@ static int check_build(const ph_config *cfg, const ph_manifest_set *set, const p
                                       json_sprintf("%s: %s, rehearsed on a copy of its database",
                                                    name ? name : "?", action ? action : "none"));
         }
-        check_interface(cfg, set, m, scan, report);
+        check_interface(cfg, set, m, scan, plan, report);
     }
     json_decref(scan);
     free(names);

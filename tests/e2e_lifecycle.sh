@@ -311,4 +311,10 @@ manifest "$tmp/pk/api" api 3.0.1
 set +e; out=$(ph call --local api.math.add a=1 b=2 2>&1); set -e
 grep -qF "instance 'api': the build of api 3.0.1 breaks the declared interface of api 3.0.0, which ran before, without a new major version (semver): removed actor 'info'; keep these or raise the version to 4.0.0" <<<"$out" \
   || fail "a restart loaded an interface-breaking build: $out"
+# and install compares with the build that ran (3.0.0), not the refused one on disk (3.0.1)
+build "$tmp/src/api302" api 3.0.2 api.c -DNO_INFO
+manifest "$tmp/src/api302" api 3.0.2
+set +e; out=$(ph install "$tmp/src/api302" 2>&1); rc=$?; set -e
+[ $rc = 1 ] || fail "install measured semver against the refused build on disk: $out"
+grep -qF "the new build of api 3.0.0 -> 3.0.2 breaks its declared interface without a new major version (semver): removed actor 'info'" <<<"$out" || fail "$out"
 echo "e2e_lifecycle: ok"
