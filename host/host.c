@@ -321,7 +321,7 @@ static int start_item(ph_host *h, size_t i)
     inst->cur->manifest = it->manifest;
     snprintf(inst->bad_hash, sizeof inst->bad_hash, "%s", bad); /* not swapped back in */
     inst->bad_crashed = bad[0] != 0;
-    pthread_rwlock_wrlock(&h->lock);                            /* status readers walk insts */
+    pthread_rwlock_wrlock(&h->lock); /* status readers walk insts */
     h->insts[i] = inst;
     pthread_rwlock_unlock(&h->lock);
     if ((rc = activate(h, inst)) == 0)

@@ -114,9 +114,8 @@ static void interface_problem(json_t *report, const ph_manifest *m, const char *
  * Compares the declared interface with the build that ran last (recorded
  * with the build store), or else with the installed build's (semver).
  */
-static void check_interface(const ph_config *cfg, const ph_manifest_set *set,
-                            const ph_manifest *m, const json_t *scan, const ph_plan *plan,
-                            json_t *report)
+static void check_interface(const ph_config *cfg, const ph_manifest_set *set, const ph_manifest *m,
+                            const json_t *scan, const ph_plan *plan, json_t *report)
 {
     for (size_t i = 0; i < plan->n; i++) {
         if (plan->items[i].manifest != m)
@@ -187,6 +186,27 @@ static int check_build(const ph_config *cfg, const ph_manifest_set *set, const p
     return rc;
 }
 
+/*
+ * install replaces <first package directory>/<name>; the same package kept
+ * under another directory would stay beside it (installed twice).
+ */
+static void elsewhere(const ph_config *cfg, const ph_manifest_set *set, const ph_manifest *m,
+                      json_t *report)
+{
+    const ph_manifest *old = installed(set, m->name);
+    char *target = NULL;
+    if (!old || !cfg->n_package_dirs || strcmp(old->dir, m->dir) == 0 ||
+        asprintf(&target, "%s/%s", cfg->package_dirs[0], m->name) < 0)
+        return;
+    char *real = realpath(target, NULL);
+    if (!real || strcmp(real, old->dir) != 0)
+        problem(report, json_sprintf("package '%s' is installed in %s, not in %s, which install "
+                                     "replaces; `plughost remove %s` first (its data is kept)",
+                                     m->name, old->dir, target, m->name));
+    free(real);
+    free(target);
+}
+
 int ph_install_check(const ph_config *cfg, const ph_manifest_set *set, char *const *dirs,
                      size_t n_dirs, ph_manifest ***m_out, json_t **report)
 {
@@ -218,6 +238,8 @@ int ph_install_check(const ph_config *cfg, const ph_manifest_set *set, char *con
                                   json_pack("{s:s, s:s, s:s}", "package", ms[i]->name, "version",
                                             ms[i]->version_text, "directory", ms[i]->dir));
     }
+    for (size_t i = 0; !rc && i < n_dirs; i++)
+        elsewhere(cfg, set, ms[i], *report);
     if (rc || (rc = check_plan(cfg, set, ms, n_dirs, *report, &plan)))
         goto fail;
     planned = 1;

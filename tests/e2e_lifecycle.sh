@@ -317,4 +317,11 @@ manifest "$tmp/src/api302" api 3.0.2
 set +e; out=$(ph install "$tmp/src/api302" 2>&1); rc=$?; set -e
 [ $rc = 1 ] || fail "install measured semver against the refused build on disk: $out"
 grep -qF "the new build of api 3.0.0 -> 3.0.2 breaks its declared interface without a new major version (semver): removed actor 'info'" <<<"$out" || fail "$out"
+# a package kept under another directory name is not installed a second time beside it
+cp -r "$tmp/pk/hello" "$tmp/src/hello-new"
+mv "$tmp/pk/hello" "$tmp/pk/hello-current"
+set +e; out=$(ph install "$tmp/src/hello-new" 2>&1); rc=$?; set -e
+[ $rc = 1 ] || fail "install beside another copy: $out"
+grep -qF "package 'hello' is installed in $tmp/pk/hello-current, not in $tmp/pk/hello, which install replaces; \`plughost remove hello\` first (its data is kept)" <<<"$out" || fail "$out"
+[ ! -e "$tmp/pk/hello" ] || fail "install copied a second hello"
 echo "e2e_lifecycle: ok"
