@@ -214,9 +214,18 @@ static void started(ph_host *h, ph_instance *inst)
     if (ph_build_keep(h->cfg.data_dir, inst->name, inst->cur->manifest, inst->cur->build))
         ph_log_warn("%s: cannot keep a copy of build %s: %s", inst->name, inst->cur->build,
                     ph_error_last());
-    json_t *iface = ph_interface_json(inst->cur->module->desc);
-    if (ph_build_record_interface(h->cfg.data_dir, inst->name, inst->cur->manifest->version_text,
-                                  iface))
+    /* The highest version of a major keeps its record: going back and forth drops nothing. */
+    json_t *last = ph_build_last_interface(h->cfg.data_dir, inst->name);
+    const char *was = json_string_value(json_object_get(last, "version"));
+    ph_semver v;
+    int keep = was && ph_semver_parse(was, &v) == 0 &&
+               ph_semver_cmp(&inst->cur->manifest->version, &v) < 0 &&
+               ph_interface_must_keep(&inst->cur->manifest->version, &v);
+    ph_error_clear();
+    json_decref(last);
+    json_t *iface = keep ? NULL : ph_interface_json(inst->cur->module->desc);
+    if (!keep && ph_build_record_interface(h->cfg.data_dir, inst->name,
+                                           inst->cur->manifest->version_text, iface))
         ph_log_warn("%s: cannot record the declared interface: %s", inst->name, ph_error_last());
     json_decref(iface);
 }

@@ -372,31 +372,60 @@ static int same_params(const ph_instance *inst, const ph_kv *params, size_t n)
     return 1;
 }
 
+/* The refusal of a build that breaks its declared interface within a major version. */
+static int interface_refusal(const ph_instance *inst, const ph_manifest *nm, const char *was,
+                             const ph_semver *wasv, const char *text)
+{
+    return ph_error_set(PH_EABI,
+                        "instance '%s': the new build of %s %s -> %s breaks its declared "
+                        "interface without a new major version (semver): %s; keep these or "
+                        "raise the version to %llu.0.0 (dependents then need a range that "
+                        "accepts it)",
+                        inst->name, nm->name, was, nm->version_text, text ? text : "?",
+                        (unsigned long long)(wasv->major + 1));
+}
+
+/*
+ * The interface recorded for the instance (the highest version of a major
+ * that ran, build.h): going back a version and then forward again must not
+ * drop what that version had.
+ */
+static int check_recorded(ph_host *h, const ph_instance *inst, const ph_manifest *nm,
+                          const ph_package *nd)
+{
+    json_t *last = ph_build_last_interface(h->cfg.data_dir, inst->name), *now = NULL;
+    const char *was = json_string_value(json_object_get(last, "version"));
+    ph_semver v;
+    char *text = NULL;
+    int rc = 0;
+    if (was && ph_semver_parse(was, &v) == 0 && ph_interface_must_keep(&v, &nm->version) &&
+        (now = ph_interface_json(nd)) &&
+        ph_interface_diff_json(json_object_get(last, "interface"), now, 1, &text) > 0)
+        rc = interface_refusal(inst, nm, was, &v, text);
+    if (!rc)
+        ph_error_clear();
+    free(text);
+    json_decref(now);
+    json_decref(last);
+    return rc;
+}
+
 /*
  * Semver enforced: a build that removes or changes its declared interface
  * must carry a new major version.
  */
-static int check_interface(const ph_instance *inst, const ph_manifest *om, const ph_package *od,
-                           const ph_manifest *nm, const ph_package *nd)
+static int check_interface(ph_host *h, const ph_instance *inst, const ph_manifest *om,
+                           const ph_package *od, const ph_manifest *nm, const ph_package *nd)
 {
     char *text = NULL;
     int n = ph_interface_diff(od, nd, &text);
-    if (n <= 0 || !ph_interface_must_keep(&om->version, &nm->version)) {
+    if (n < 0 || (n > 0 && ph_interface_must_keep(&om->version, &nm->version))) {
+        int rc = n < 0 ? n : interface_refusal(inst, nm, om->version_text, &om->version, text);
         free(text);
-        return n < 0 ? n : 0;
+        return rc;
     }
-    char next[64];
-    snprintf(next, sizeof next, "%llu.0.0",
-             (unsigned long long)(om->version.major ? om->version.major + 1 : 1));
-    int rc = ph_error_set(PH_EABI,
-                          "instance '%s': the new build of %s %s -> %s breaks its declared "
-                          "interface without a new major version (semver): %s; keep these or "
-                          "raise the version to %s (dependents then need a range that accepts "
-                          "it)",
-                          inst->name, nm->name, om->version_text, nm->version_text,
-                          text ? text : "?", next);
     free(text);
-    return rc;
+    return check_recorded(h, inst, nm, nd);
 }
 
 /*
@@ -452,7 +481,7 @@ static int swap_instance(ph_host *h, ph_instance *inst, const target *t, int for
         bad = NULL;
         goto fail;
     }
-    if ((rc = check_interface(inst, p.m, p.v->module->desc, nm, mod->desc))) {
+    if ((rc = check_interface(h, inst, p.m, p.v->module->desc, nm, mod->desc))) {
         ph_module_close(mod);
         goto fail;
     }

@@ -847,6 +847,38 @@ static void test_state_handover_failure_keeps_old(void **state)
     free(norestore);
 }
 
+/*
+ * Semver is held to the highest version of the major that ran: going back a
+ * version (allowed) and then forward again cannot drop what it had.
+ */
+static void test_semver_after_going_back(void **state)
+{
+    fx *f = *state;
+    static const char *const pk[] = {"reload_fx", NULL};
+    start_host(f, pk);
+    int swapped = 0;
+    char *v12 = fx_build(f, "1.2.0", "-DRELOAD_TAG=2");
+    sh("cp '%s' '%s'", v12, f->lib);
+    set_version(f, "1.2.0");
+    assert_int_equal(ph_reload_package(f->h, "reload_fx", &swapped), 0);
+    char *v11 = fx_build(f, "1.1.0", "-DRELOAD_TAG=3 -DNO_SLOW");
+    sh("cp '%s' '%s'", v11, f->lib);
+    set_version(f, "1.1.0");
+    assert_int_equal(ph_reload_package(f->h, "reload_fx", &swapped), 0); /* going back */
+    assert_int_equal(tag_of(f), 3);
+    char *v13 = fx_build(f, "1.3.0", "-DRELOAD_TAG=4 -DNO_SLOW");
+    sh("cp '%s' '%s'", v13, f->lib);
+    set_version(f, "1.3.0");
+    assert_int_equal(ph_reload_package(f->h, "reload_fx", &swapped), PH_EABI);
+    assert_true(tu_contains(ph_error_last(), "the new build of reload_fx 1.2.0 -> 1.3.0 breaks "
+                                             "its declared interface without a new major "
+                                             "version (semver): removed method 'fx.slow'"));
+    assert_int_equal(tag_of(f), 3);
+    free(v12);
+    free(v11);
+    free(v13);
+}
+
 /* A version bump applied by SIGHUP is a hot swap: the state is handed over. */
 static void test_sighup_version_bump_keeps_state(void **state)
 {
@@ -989,7 +1021,8 @@ static void test_unload_busy_refused(void **state)
     usleep(200 * 1000);
     int n = 0;
     assert_int_equal(ph_host_unload(f->h, "reload_fx", &n), PH_EBUSY);
-    assert_true(tu_contains(ph_error_last(), "instance 'reload_fx' is still busy; nothing was changed"));
+    assert_true(
+        tu_contains(ph_error_last(), "instance 'reload_fx' is still busy; nothing was changed"));
     assert_int_equal(atomic_load(&inst_of(f, "reload_fx")->state), PH_INST_RUNNING);
     bg_join(&c);
     assert_int_equal(c.rc, 0);
@@ -1208,7 +1241,6 @@ static void test_failed_instance_revived(void **state)
     free(good);
 }
 
-
 /* ------------------------------------------------------------------ */
 /* Memory over many reloads (issue: every swapped-in manifest was kept)  */
 /* ------------------------------------------------------------------ */
@@ -1270,8 +1302,9 @@ static void test_memory_flat_over_reloads(void **state)
     FILE *fp = fopen(ini, "a");
     assert_non_null(fp);
     for (int i = 0; i < 100; i++)
-        fprintf(fp, "; %03d padding that makes this manifest about ten kilobytes long: "
-                    "0123456789abcdef\n",
+        fprintf(fp,
+                "; %03d padding that makes this manifest about ten kilobytes long: "
+                "0123456789abcdef\n",
                 i);
     fclose(fp);
     char *b[2] = {fx_build(f, NULL, "-DRELOAD_TAG=1"), fx_build(f, NULL, "-DRELOAD_TAG=2")};
@@ -1567,6 +1600,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_abandoned_change_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_handover_failure_keeps_old, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sighup_version_bump_keeps_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_semver_after_going_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_load_20_reloads, setup, teardown),
     };
     if (getenv("PH_TEST_FILTER"))

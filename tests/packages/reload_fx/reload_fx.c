@@ -127,7 +127,9 @@ static const ph_method fx_methods[] = {
     PH_METHOD0(tag, PH_I64),
     PH_METHOD0(incr, PH_I64),
     PH_METHOD0(count, PH_I64),
+#ifndef NO_SLOW
     PH_METHOD(slow, PH_I64, PH_ARG("ms", PH_I64)),
+#endif
     PH_METHOD(nested, PH_I64, PH_ARG("ms", PH_I64)),
 };
 
