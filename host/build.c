@@ -212,16 +212,20 @@ static void prune(const char *data_dir, const char *instance)
     struct dirent **list = NULL;
     if (asprintf(&dir, "%s/.builds/%s", data_dir, instance) < 0)
         return;
-    int n = scandir(dir, &list, regular_visible, NULL);
+    int n = scandir(dir, &list, regular_visible, NULL), builds = 0;
     time_t *when = n > 0 ? calloc((size_t)n, sizeof *when) : NULL;
     for (int i = 0; when && i < n; i++) {
         char *path = NULL;
         struct stat st;
-        if (asprintf(&path, "%s/%s", dir, list[i]->d_name) >= 0 && stat(path, &st) == 0)
-            when[i] = st.st_mtime;
+        /* Only kept builds (directories) count; interface.json and the like stay. */
+        if (asprintf(&path, "%s/%s", dir, list[i]->d_name) >= 0 && lstat(path, &st) == 0 &&
+            S_ISDIR(st.st_mode)) {
+            when[i] = st.st_mtime ? st.st_mtime : 1;
+            builds++;
+        }
         free(path);
     }
-    for (int kept = n; when && kept > PH_BUILDS_KEPT; kept--) {
+    for (int kept = builds; when && kept > PH_BUILDS_KEPT; kept--) {
         int oldest = -1;
         for (int i = 0; i < n; i++)
             if (when[i] && (oldest < 0 || when[i] < when[oldest]))
