@@ -952,18 +952,6 @@ static int to_retire(ph_host *h, size_t i, const void *ud)
     return c->keep[i] < 0 && in_router(h, h->insts[i]);
 }
 
-/* The instance's running parameters equal plan item n's. */
-static int same_params(const ph_instance *inst, const ph_plan_item *n)
-{
-    if (inst->n_params != n->n_params)
-        return 0;
-    for (size_t i = 0; i < n->n_params; i++)
-        if (strcmp(inst->params[i].key, n->params[i].key) != 0 ||
-            strcmp(inst->params[i].value, n->params[i].value) != 0)
-            return 0;
-    return 1;
-}
-
 /* Retires the drained instances (dependents first). */
 static void apply_retirements(ph_host *h, change *c, ph_change_counts *n)
 {
@@ -998,8 +986,9 @@ static void apply_kept(ph_host *h, change *c, ph_change_counts *n)
         int running = atomic_load(&inst->state) == PH_INST_RUNNING;
         if (running && ph_build_id(ni->manifest, NULL, build) != 0)
             build[0] = 0; /* unreadable now: keep what runs */
-        int swap =
-            running && build[0] && (strcmp(build, inst->cur->build) != 0 || !same_params(inst, ni));
+        int swap = running && build[0] &&
+                   (strcmp(build, inst->cur->build) != 0 ||
+                    !ph_instance_params_equal(inst, ni->params, ni->n_params));
         if (swap)
             prove(h, inst, 1); /* it served until now without crashing the host */
         int r = swap ? ph_reload_swap(h, inst, ni->manifest, ni->params, ni->n_params, build,

@@ -237,6 +237,17 @@ void ph_instance_stop(ph_instance *inst)
     atomic_store(&inst->state, PH_INST_STOPPED);
 }
 
+int ph_instance_params_equal(const ph_instance *inst, const ph_kv *params, size_t n)
+{
+    if (inst->n_params != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(inst->params[i].key, params[i].key) != 0 ||
+            strcmp(inst->params[i].value, params[i].value) != 0)
+            return 0;
+    return 1;
+}
+
 const char *ph_instance_param(const ph_instance *inst, const char *name)
 {
     for (size_t i = 0; i < inst->n_params; i++)

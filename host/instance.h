@@ -127,6 +127,9 @@ const char *ph_inst_state_name(ph_inst_state s);
  */
 void ph_instance_set_reason(ph_instance *inst, const char *text);
 
+/** True if inst runs with exactly these parameters (same keys, values and order). */
+int ph_instance_params_equal(const ph_instance *inst, const ph_kv *params, size_t n);
+
 /** Value of a parameter, or NULL. */
 const char *ph_instance_param(const ph_instance *inst, const char *name);
 /** True if `inst` may call instances of package `pkg`. */

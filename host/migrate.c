@@ -1229,11 +1229,9 @@ static char *dump_or_null(json_t *v)
     return v ? ph_json_dumps(v, JSON_COMPACT) : NULL;
 }
 
-/* True if nothing would change: same version, no changes, the same stored schemas. */
-static int up_to_date(const run *r)
+/* True if every declared model is stored with exactly its declared schema. */
+static int declared_schemas_stored(const run *r)
 {
-    if (strcmp(r->action, "none") != 0 || json_array_size(r->changes))
-        return 0;
     for (size_t i = 0; i < r->c->n_models; i++) {
         json_t *schema = ph_store_model_schema(&r->c->models[i]);
         int same = json_equal(schema, json_object_get(r->stored, r->c->models[i].name));
@@ -1242,6 +1240,12 @@ static int up_to_date(const run *r)
             return 0;
     }
     return 1;
+}
+
+/* True if nothing would change: same version, no changes, the same stored schemas. */
+static int up_to_date(const run *r)
+{
+    return !strcmp(r->action, "none") && !json_array_size(r->changes) && declared_schemas_stored(r);
 }
 
 static int record(run *r)
@@ -1305,16 +1309,7 @@ static int record(run *r)
 /* True if the stored schemas are exactly the declared ones (none and none included). */
 static int schema_unchanged(const run *r)
 {
-    if (json_object_size(r->stored) != r->c->n_models)
-        return 0;
-    for (size_t i = 0; i < r->c->n_models; i++) {
-        json_t *schema = ph_store_model_schema(&r->c->models[i]);
-        int same = json_equal(schema, json_object_get(r->stored, r->c->models[i].name));
-        json_decref(schema);
-        if (!same)
-            return 0;
-    }
-    return 1;
+    return json_object_size(r->stored) == r->c->n_models && declared_schemas_stored(r);
 }
 
 /* True if _ph_migrations records an upgrade script that led above version `t`. */

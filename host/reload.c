@@ -361,17 +361,6 @@ static int switch_to(ph_host *h, ph_instance *inst, ph_version *nv, const target
     return 0;
 }
 
-static int same_params(const ph_instance *inst, const ph_kv *params, size_t n)
-{
-    if (inst->n_params != n)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(inst->params[i].key, params[i].key) != 0 ||
-            strcmp(inst->params[i].value, params[i].value) != 0)
-            return 0;
-    return 1;
-}
-
 /* The refusal of a build that breaks its declared interface within a major version. */
 static int interface_refusal(const ph_instance *inst, const ph_manifest *nm, const char *was,
                              const ph_semver *wasv, const char *text)
@@ -448,7 +437,8 @@ static int swap_instance(ph_host *h, ph_instance *inst, const target *t, int for
     const char *bad = NULL; /* set when the failure is the build's fault */
     int rc, prepared = 0;
 
-    if (strcmp(t->build, p.v->build) == 0 && same_params(inst, t->params, t->n_params)) {
+    if (strcmp(t->build, p.v->build) == 0 &&
+        ph_instance_params_equal(inst, t->params, t->n_params)) {
         clear_error(inst); /* the files are what runs: an older failure no longer matters */
         return 1;
     }
