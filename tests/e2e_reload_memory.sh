@@ -2,7 +2,8 @@
 # The real host's RSS, descriptors and mappings stay flat from reload 100
 # to reload 1,000 of a package with a 10 KB package.ini (issue: every
 # swapped-in manifest was kept). Sanitizer builds keep freed memory in
-# quarantine: there descriptors and mappings are compared over 200 reloads.
+# quarantine: there descriptors and mappings are compared over 200 reloads,
+# and a few mappings may be the allocator's own.
 set -euo pipefail
 tmp=$(mktemp -d)
 pid=
@@ -45,6 +46,8 @@ read -r rss1 fd1 maps1 <<<"$(usage)"
   fail "the last build is not serving"
 echo "reloads 100 -> $total of the real host: RSS $rss0 -> $rss1 KiB ($((rss1 - rss0))), fds $fd0 -> $fd1, maps $maps0 -> $maps1"
 [ "$fd1" = "$fd0" ] || fail "descriptors grew: $fd0 -> $fd1"
-[ "$maps1" = "$maps0" ] || fail "mappings grew: $maps0 -> $maps1"
+# A build kept per reload adds its 4-5 segments every time (hundreds over
+# this run); the allocator may map an arena or a quarantine chunk or two.
+[ $((maps1 - maps0)) -le 8 ] || fail "mappings grew: $maps0 -> $maps1"
 [ "$check_rss" = 0 ] || [ $((rss1 - rss0)) -le 1024 ] || fail "RSS grew by $((rss1 - rss0)) KiB"
 echo "1 passed, 0 failed"
