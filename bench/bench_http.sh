@@ -51,7 +51,7 @@ trap 'stop_all; rm -rf "$tmp"' EXIT
 # A port nobody listens on (the kernel picks it; the race to reuse it is harmless here).
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { # port path tries(0.1 s each)
-  for _ in $(seq "${3:-100}"); do curl -s -o /dev/null "http://127.0.0.1:$1$2" && return 0; sleep 0.1; done
+  for _ in $(seq "${3:-100}"); do curl -sf -o /dev/null "http://127.0.0.1:$1$2" && return 0; sleep 0.1; done
   echo "$me: nothing answers on port $1"; return 1
 }
 write_ini() { # port data_dir
@@ -88,7 +88,7 @@ BPORT=$(free_port); PPORT=$(free_port)
 write_ini "$PPORT" "$tmp/data"
 "$PH_BIN" run -c "$tmp/host-$PPORT.ini" 2>"$tmp/host.log" & pids+=($!)
 wait_http "$BPORT" /
-wait_http "$PPORT" /_/health
+wait_http "$PPORT" "/_/health?ready"
 [ "$(curl -s -X POST -H 'Content-Type: application/json' -d "$ADD_BODY" "http://127.0.0.1:$PPORT/calc/actors/math/add")" = 42 ] \
   || { echo "$me: calc.math.add does not answer 42"; cat "$tmp/host.log"; exit 1; }
 crud_path=$(make_note "$PPORT" || true)
@@ -153,7 +153,7 @@ callgrind_ir() {
   fi
   pid=$!
   pids+=("$pid")
-  wait_http "$port" "$([ "$kind" = base ] && echo / || echo /_/health)" 600 >&2 || { cat "$out.log" >&2; return 1; }
+  wait_http "$port" "$([ "$kind" = base ] && echo / || echo "/_/health?ready")" 600 >&2 || { cat "$out.log" >&2; return 1; }
   # n keep-alive requests, one after another, on one connection
   : > "$tmp/curl.cfg"
   for _ in $(seq "$n"); do printf 'url = "http://127.0.0.1:%s%s"\noutput = "/dev/null"\n' "$port" "$path" >> "$tmp/curl.cfg"; done

@@ -27,7 +27,7 @@ int ph_backup_mkdirs(const char *path)
             rc = ph_error_set(PH_EIO,
                               "cannot create directory %s: %s; check the permissions of "
                               "its parent",
-                              p, strerror(errno));
+                              p, ph_strerror(errno));
             break;
         }
         if (!c)
@@ -171,13 +171,13 @@ int ph_backup_write(sqlite3 *db, const char *dir, const char *instance, const ch
     if ((rc = vacuum_into(db, tmp, instance)))
         goto cleanup;
     if (fsync_path(tmp, 0) != 0) {
-        rc = ph_error_set(PH_EIO, "cannot sync backup %s: %s", tmp, strerror(errno));
+        rc = ph_error_set(PH_EIO, "cannot sync backup %s: %s", tmp, ph_strerror(errno));
         goto cleanup;
     }
     if ((rc = ph_backup_verify(tmp)))
         goto cleanup;
     if (rename(tmp, final) != 0) {
-        rc = ph_error_set(PH_EIO, "cannot rename backup %s to %s: %s", tmp, final, strerror(errno));
+        rc = ph_error_set(PH_EIO, "cannot rename backup %s to %s: %s", tmp, final, ph_strerror(errno));
         goto cleanup;
     }
     fsync_path(dir, 1);

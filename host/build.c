@@ -32,7 +32,7 @@ static int mix_file(uint64_t *h, const char *path, int must_exist)
     if (fd < 0) {
         if (!must_exist && errno == ENOENT)
             return 0;
-        return ph_error_set(PH_EIO, "cannot read %s: %s", path, strerror(errno));
+        return ph_error_set(PH_EIO, "cannot read %s: %s", path, ph_strerror(errno));
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -124,9 +124,9 @@ static int copy_file(const char *from, const char *to, mode_t mode)
             break;
         }
     if (in < 0 || out < 0 || n < 0 || fsync(out) != 0)
-        rc = ph_error_set(PH_EIO, "cannot copy %s to %s: %s", from, to, strerror(errno));
+        rc = ph_error_set(PH_EIO, "cannot copy %s to %s: %s", from, to, ph_strerror(errno));
     if (out >= 0 && close(out) != 0 && !rc)
-        rc = ph_error_set(PH_EIO, "cannot write %s: %s", to, strerror(errno));
+        rc = ph_error_set(PH_EIO, "cannot write %s: %s", to, ph_strerror(errno));
     if (in >= 0)
         close(in);
     return rc;
@@ -142,7 +142,7 @@ static int copy_entry(const char *path, const struct stat *st, int flag, struct 
     if (flag == FTW_D)
         rc = mkdir(to, 0755) == 0 || errno == EEXIST
                  ? 0
-                 : ph_error_set(PH_EIO, "cannot create %s: %s", to, strerror(errno));
+                 : ph_error_set(PH_EIO, "cannot create %s: %s", to, ph_strerror(errno));
     else if (flag == FTW_F && S_ISREG(st->st_mode))
         rc = copy_file(path, to, st->st_mode);
     else if (copy_skip_special)
@@ -166,7 +166,7 @@ int ph_copy_tree(const char *from, const char *to, int skip_special)
     int rc = nftw(from, copy_entry, 16, FTW_PHYS);
     if (rc > 0)
         return copy_rc;
-    return rc < 0 ? ph_error_set(PH_EIO, "cannot read %s: %s", from, strerror(errno)) : 0;
+    return rc < 0 ? ph_error_set(PH_EIO, "cannot read %s: %s", from, ph_strerror(errno)) : 0;
 }
 
 /* ---- the store of builds that ran ---- */
@@ -193,7 +193,7 @@ static int mkdirs(const char *path)
         }
     int rc = mkdir(p, 0700) == 0 || errno == EEXIST
                  ? 0
-                 : ph_error_set(PH_EIO, "cannot create %s: %s", p, strerror(errno));
+                 : ph_error_set(PH_EIO, "cannot create %s: %s", p, ph_strerror(errno));
     free(p);
     return rc;
 }
@@ -266,7 +266,7 @@ int ph_build_keep(const char *data_dir, const char *instance, const ph_manifest 
     free(parent);
     /* What is not a regular file (a link in www/, say) is not part of a kept build. */
     if (!rc && !(rc = ph_copy_tree(m->dir, tmp, 1)) && rename(tmp, dir) != 0)
-        rc = ph_error_set(PH_EIO, "cannot keep build %s: %s", dir, strerror(errno));
+        rc = ph_error_set(PH_EIO, "cannot keep build %s: %s", dir, ph_strerror(errno));
     if (rc)
         nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     else

@@ -288,7 +288,7 @@ int ph_config_defaults(ph_config *out)
     char *cwd = getcwd(NULL, 0);
     if (!cwd) {
         memset(out, 0, sizeof *out);
-        return ph_error_set(PH_EIO, "cannot determine the current directory: %s", strerror(errno));
+        return ph_error_set(PH_EIO, "cannot determine the current directory: %s", ph_strerror(errno));
     }
     int rc = set_defaults(out, cwd);
     free(cwd);
@@ -752,7 +752,7 @@ int ph_config_load(const char *path, ph_config *out)
     memset(out, 0, sizeof *out);
     if (!base)
         return ph_error_set(PH_EIO, "%s: cannot determine its directory: %s", path,
-                            strerror(errno));
+                            ph_strerror(errno));
     int rc = set_defaults(out, base);
     free(base);
     if (rc)

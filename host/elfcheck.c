@@ -64,13 +64,12 @@ int ph_elf_open(const char *path, const char *package, int *fd_out, size_t *size
     /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), rc = 0;
     if (fd < 0 && (errno == EMFILE || errno == ENFILE))
-        return ph_error_set(PH_EIO, "cannot open %s: %s: %s", path, strerror(errno),
-                            PH_EMFILE_HINT);
+        return ph_error_set(PH_EIO, "cannot open %s: %s", path, ph_strerror(errno));
     if (fd < 0)
         return ph_error_set(PH_ELOAD, "cannot open %s: %s; build the package first", path,
-                            strerror(errno));
+                            ph_strerror(errno));
     if (fstat(fd, &st) != 0)
-        rc = ph_error_set(PH_EIO, "cannot read %s: %s", path, strerror(errno));
+        rc = ph_error_set(PH_EIO, "cannot read %s: %s", path, ph_strerror(errno));
     else if (!S_ISREG(st.st_mode))
         rc = ph_error_set(PH_ELOAD,
                           "package '%s': library %s is not a regular file (it is %s); point "
@@ -82,7 +81,7 @@ int ph_elf_open(const char *path, const char *package, int *fd_out, size_t *size
                           "may have; is it the right file?",
                           p, path, (long long)st.st_size, PH_ELF_MAX_SIZE);
     else if (fcntl(fd, F_SETFL, 0) != 0)
-        rc = ph_error_set(PH_EIO, "cannot read %s: %s", path, strerror(errno));
+        rc = ph_error_set(PH_EIO, "cannot read %s: %s", path, ph_strerror(errno));
     if (rc) {
         close(fd);
         return rc;
@@ -105,7 +104,7 @@ static int read_fd(int fd, const char *path, size_t size, unsigned char **out, s
             continue;
         if (n < 0) {
             free(buf);
-            return ph_error_set(PH_EIO, "cannot read %s: %s", path, strerror(errno));
+            return ph_error_set(PH_EIO, "cannot read %s: %s", path, ph_strerror(errno));
         }
         if (n == 0)
             break; /* shrank under us: check what was read */

@@ -1,5 +1,6 @@
 #include "error.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -111,4 +112,13 @@ void ph_error_clear(void)
     last_code = 0;
     last_msg[0] = 0;
     last_word[0] = 0;
+}
+
+const char *ph_strerror(int e)
+{
+    static _Thread_local char buf[256];
+    if (e != EMFILE && e != ENFILE)
+        return strerror(e);
+    snprintf(buf, sizeof buf, "%s: %s", strerror(e), PH_EMFILE_HINT);
+    return buf;
 }

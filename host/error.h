@@ -80,4 +80,11 @@ const char *ph_error_text(int code);
     "the host has too many files open; raise its open-file limit (ulimit -n, systemd "            \
     "LimitNOFILE=)"
 
+/**
+ * strerror(e), with PH_EMFILE_HINT after it when e is EMFILE or ENFILE, so
+ * every "cannot open" names the real cause and what to do. The text is in a
+ * thread-local buffer, valid until this thread's next call.
+ */
+const char *ph_strerror(int e);
+
 #endif

@@ -1,10 +1,12 @@
 #include "host.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +30,12 @@ int ph_host_lock_changes(ph_host *h)
         return ph_error_set(PH_ESTATE, "packages cannot be reloaded, unloaded or enabled from "
                                        "prepare, start or stop while the host is changing "
                                        "packages; do it from a method call");
+    size_t left = atomic_load(&h->starting);
+    if (left)
+        return ph_error_set(PH_EBUSY,
+                            "the host is still starting its packages (%zu of %zu to go); "
+                            "retry when /_/health?ready answers 200",
+                            left, h->plan.n);
     pthread_mutex_lock(&h->change_mu);
     changing = h;
     return 0;
@@ -86,7 +94,7 @@ static int mkdir_p(const char *path)
                 int rc = ph_error_set(PH_EIO,
                                       "cannot create directory %s: %s; check data_dir "
                                       "in the config",
-                                      p, strerror(errno));
+                                      p, ph_strerror(errno));
                 free(p);
                 return rc;
             }
@@ -301,6 +309,42 @@ static const ph_manifest *last_good(ph_host *h, const char *instance, const ph_m
 }
 
 /* Loads and starts plan item i. Returns 0, or an error with the reason recorded. */
+/*
+ * Descriptors an instance needs (its library, database, WAL, shared memory)
+ * and those kept for the listener's connections, the watcher and the
+ * scanner: an instance that would take the last of them is not started, so
+ * the host keeps answering (health, management) with every cause named.
+ */
+enum { PH_FD_PER_INSTANCE = 8, PH_FD_RESERVE = 32 };
+
+/* Open descriptors of this process, or 0 when it cannot tell. */
+static long open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return 0;
+    long n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* the directory's own */
+}
+
+static int fd_headroom(void)
+{
+    struct rlimit rl;
+    /* Counting costs a directory read: only when the limit is within reach. */
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 65536)
+        return 0;
+    long limit = (long)rl.rlim_cur, used = open_fds();
+    if (limit - used >= PH_FD_PER_INSTANCE + PH_FD_RESERVE)
+        return 0;
+    return ph_error_set(PH_EIO,
+                        "not started: %ld of the host's %ld open files are in use and %d are "
+                        "kept for connections; %s",
+                        used, limit, PH_FD_RESERVE, PH_EMFILE_HINT);
+}
+
 static int start_item(ph_host *h, size_t i)
 {
     ph_plan_item *it = &h->plan.items[i];
@@ -316,7 +360,7 @@ static int start_item(ph_host *h, size_t i)
     } else {
         bad[0] = 0;
     }
-    if ((rc = ph_module_open(it->manifest, h->stage_dir, &mod)))
+    if ((rc = fd_headroom()) || (rc = ph_module_open(it->manifest, h->stage_dir, &mod)))
         return rc;
     if ((rc = keeps_interface(h, it->instance, it->manifest, mod->desc)) ||
         (rc = ph_build_id(it->manifest, mod->hash, build))) {
@@ -398,7 +442,12 @@ int ph_host_start(ph_host *h)
     int failures = 0, rc;
     if ((rc = mkdir_p(h->cfg.data_dir)))
         return rc;
+    /* Held as a change holds it: the listener may already take requests. */
+    pthread_mutex_lock(&h->change_mu);
+    changing = h;
+    atomic_store(&h->starting, h->plan.n + 1);
     for (size_t i = 0; i < h->plan.n; i++) {
+        atomic_store(&h->starting, h->plan.n - i);
         ph_plan_item *it = &h->plan.items[i];
         if (it->state != PH_PLAN_OK) {
             ph_log_error("%s: %s", it->instance, it->reason);
@@ -412,6 +461,8 @@ int ph_host_start(ph_host *h)
         if (h->cfg.strict && rc != PH_EDEPENDENCY)
             break;
     }
+    atomic_store(&h->starting, 0);
+    ph_host_unlock_changes(h);
     if (failures && h->cfg.strict) {
         ph_host_stop(h);
         return ph_error_set(PH_ELOAD, "%d instance(s) could not start and strict mode is on",
@@ -510,8 +561,9 @@ static int read_token(const char *path, char **out)
 {
     FILE *f = fopen(path, "r");
     if (!f)
-        return errno == ENOENT ? PH_ENOTFOUND
-                               : ph_error_set(PH_EIO, "cannot read %s: %s", path, strerror(errno));
+        return errno == ENOENT
+                   ? PH_ENOTFOUND
+                   : ph_error_set(PH_EIO, "cannot read %s: %s", path, ph_strerror(errno));
     /* As ssh with private keys: a secret others can read is no secret. */
     struct stat st;
     if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077)) {
@@ -549,7 +601,7 @@ static int write_token(const char *path, char **out)
         snprintf(hex + 2 * i, 3, "%02x", raw[i]);
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
-        return ph_error_set(PH_EIO, "cannot create %s: %s", path, strerror(errno));
+        return ph_error_set(PH_EIO, "cannot create %s: %s", path, ph_strerror(errno));
     int ok = write(fd, hex, 48) == 48 && write(fd, "\n", 1) == 1;
     if (close(fd) != 0 || !ok) {
         unlink(path);

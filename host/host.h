@@ -42,6 +42,7 @@ typedef struct ph_host {
     char **disabled; /* instances disabled by management: every change keeps them off */
     size_t n_disabled;
     pthread_mutex_t change_mu; /* serialises hot reloads and configuration reloads */
+    _Atomic size_t starting;   /* instances ph_host_start has yet to bring up (0 once up) */
     pthread_rwlock_t lock;     /* plan and insts: read by status outputs, replaced by
                                   ph_host_reconfigure */
 } ph_host;
@@ -55,7 +56,9 @@ int ph_host_open(ph_config *cfg, ph_host **out);
 /**
  * Loads and starts every instance of the plan in order. A failing instance
  * takes down only itself and its dependents (logged); with cfg.strict any
- * failure makes this return PH_ELOAD after stopping what started.
+ * failure makes this return PH_ELOAD after stopping what started. The HTTP
+ * listener may already serve: until this returns, changes asked for
+ * (ph_host_lock_changes) are refused with PH_EBUSY and health is not ready.
  */
 int ph_host_start(ph_host *h);
 /** Stops running instances in reverse order. */
@@ -130,7 +133,8 @@ int ph_host_is_disabled(const ph_host *h, const char *name);
  * Takes h->change_mu (hot reloads, unload/enable, configuration reloads are
  * serialised by it). PH_ESTATE, without locking, when this thread already
  * holds it: package code run by such a change (prepare/start/stop) asking
- * for another change would otherwise deadlock.
+ * for another change would otherwise deadlock. PH_EBUSY while ph_host_start
+ * brings the instances up (the message says how far it got).
  */
 int ph_host_lock_changes(ph_host *h);
 void ph_host_unlock_changes(ph_host *h);

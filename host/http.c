@@ -1084,7 +1084,7 @@ static enum MHD_Result get_health(call *k)
 {
     ph_host *host = k->h->host;
     json_t *insts = json_object();
-    bool ready = !atomic_load(&k->h->stopping);
+    bool ready = !atomic_load(&k->h->stopping) && !atomic_load(&host->starting);
     pthread_rwlock_rdlock(&host->lock); /* a configuration reload replaces the plan */
     for (size_t i = 0; insts && i < host->plan.n; i++) {
         const char *s = ph_host_item_state(host, i, NULL); /* atomics only: races no reload */
@@ -1093,7 +1093,11 @@ static enum MHD_Result get_health(call *k)
     }
     pthread_rwlock_unlock(&host->lock);
     json_t *body = json_pack("{s:s,s:b,s:o}", "status", "ok", "ready", ready, "instances", insts);
-    const char *want_ready = MHD_lookup_connection_value(k->c, MHD_GET_ARGUMENT_KIND, "ready");
+    /* `?ready` (the documented form, no value) or `?ready=1`: readiness, 503 until ready */
+    const char *v = NULL;
+    size_t vlen = 0;
+    bool want_ready = MHD_lookup_connection_value_n(k->c, MHD_GET_ARGUMENT_KIND, "ready", 5, &v,
+                                                    &vlen) == MHD_YES;
     unsigned st = want_ready && !ready ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK;
     enum MHD_Result ret = body ? send_json(k, st, body, NULL) : MHD_NO;
     json_decref(body);
@@ -1289,6 +1293,11 @@ static enum MHD_Result dispatch(call *k)
         else if (mm.busy >= 0 && (!mm.found || (size_t)mm.busy > mm.best))
             ret = send_error(k, PH_EBUSY, "the instance mounted at %s is being reloaded; retry",
                              k->url);
+        else if (!mm.found && atomic_load(&k->h->host->starting))
+            ret = send_error(k, PH_EBUSY,
+                             "the host is still starting its packages (%zu to go); retry when "
+                             "GET /_/health?ready answers 200",
+                             atomic_load(&k->h->host->starting));
         else if (!mm.found)
             ret = send_error(k, PH_ENOTFOUND,
                              "nothing is mounted at %s; GET /_/packages lists "
@@ -1584,10 +1593,25 @@ static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s)
     return strlen(s);
 }
 
+static void mhd_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void mhd_line(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ph_logv(PH_L_WARN, "http", fmt, ap);
+    va_end(ap);
+}
+
+/* libmicrohttpd's messages end in a newline: one log line each, without it. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
-    ph_logv(PH_L_WARN, "http", fmt, ap);
+    char line[1024];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = 0;
+    mhd_line("%s", line);
 }
 
 static int resolve_listen(const ph_http_conf *hc, struct sockaddr_storage *ss, bool *v6)
@@ -1736,11 +1760,15 @@ int ph_http_start(ph_host *host, ph_http **out)
     if (!h->d) {
         int e = errno;
         http_free(h);
-        return ph_error_set(PH_EIO,
-                            "cannot listen on %s:%d: %s; another process may hold the "
-                            "port: change [http] listen in host.ini or pass --listen",
+        /* Only a taken address is about the port; the rest say their own cause. */
+        const char *hint = e == EADDRINUSE || e == EACCES
+                               ? "; another process may hold the port, or it needs privileges: "
+                                 "change [http] listen in host.ini or pass --listen"
+                           : e == EMFILE || e == ENFILE ? "" /* ph_strerror says it */
+                                                        : "; check [http] listen in host.ini";
+        return ph_error_set(PH_EIO, "cannot listen on %s:%d: %s%s",
                             hc->listen_addr ? hc->listen_addr : "127.0.0.1", hc->port,
-                            e ? strerror(e) : "libmicrohttpd refused the settings");
+                            e ? ph_strerror(e) : "libmicrohttpd refused the settings", hint);
     }
     if (pthread_create(&h->reaper, NULL, reaper_main, h) == 0)
         h->reaper_running = true;

@@ -321,11 +321,11 @@ static int read_file(const char *path, int code, char **out, size_t *out_len)
     char *buf = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &st) != 0) {
-        rc = ph_error_set(PH_EIO, "%s: cannot read: %s", path, strerror(errno));
+        rc = ph_error_set(PH_EIO, "%s: cannot read: %s", path, ph_strerror(errno));
         goto cleanup;
     }
     if (S_ISDIR(st.st_mode)) {
-        rc = ph_error_set(PH_EIO, "%s: cannot read: %s", path, strerror(EISDIR));
+        rc = ph_error_set(PH_EIO, "%s: cannot read: %s", path, ph_strerror(EISDIR));
         goto cleanup;
     }
     if (!(buf = malloc(cap))) {
@@ -351,7 +351,7 @@ static int read_file(const char *path, int code, char **out, size_t *out_len)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            rc = ph_error_set(PH_EIO, "%s: cannot read: %s", path, strerror(errno));
+            rc = ph_error_set(PH_EIO, "%s: cannot read: %s", path, ph_strerror(errno));
             goto cleanup;
         }
         if (n == 0)

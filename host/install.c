@@ -304,7 +304,7 @@ int ph_install_copy(const ph_config *cfg, const ph_manifest *m, char **target)
         goto cleanup;
     }
     if ((had && rename(*target, old) != 0) || rename(stage, *target) != 0) {
-        rc = ph_error_set(PH_EIO, "cannot move the package into %s: %s", *target, strerror(errno));
+        rc = ph_error_set(PH_EIO, "cannot move the package into %s: %s", *target, ph_strerror(errno));
         goto cleanup;
     }
     if (had)
@@ -507,7 +507,7 @@ int ph_uninstall_dir(const ph_config *cfg, const ph_manifest *m, int dry)
     if (is_link) {
         /* A linked package: remove the link, never what it points to. */
         if (!dry && unlink(entry) != 0)
-            rc = ph_error_set(PH_EIO, "cannot remove %s: %s", entry, strerror(errno));
+            rc = ph_error_set(PH_EIO, "cannot remove %s: %s", entry, ph_strerror(errno));
         free(entry);
         return rc;
     }
@@ -523,7 +523,7 @@ int ph_uninstall_dir(const ph_config *cfg, const ph_manifest *m, int dry)
                           "it",
                           m->dir, manifests_in_tree);
     else if (!dry && nftw(m->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) != 0)
-        rc = ph_error_set(PH_EIO, "cannot delete %s: %s", m->dir, strerror(errno));
+        rc = ph_error_set(PH_EIO, "cannot delete %s: %s", m->dir, ph_strerror(errno));
     free(entry);
     return rc;
 }

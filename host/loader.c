@@ -27,7 +27,7 @@ static int copy_file(const char *src, const char *dst, const char *package)
         goto cleanup;
     /* O_EXCL: a fresh inode, never an existing (possibly mapped) file. */
     if ((out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700)) < 0) {
-        rc = ph_error_set(PH_EIO, "cannot create %s: %s", dst, strerror(errno));
+        rc = ph_error_set(PH_EIO, "cannot create %s: %s", dst, ph_strerror(errno));
         goto cleanup;
     }
     for (;;) {
@@ -35,7 +35,7 @@ static int copy_file(const char *src, const char *dst, const char *package)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            rc = ph_error_set(PH_EIO, "cannot read %s: %s", src, strerror(errno));
+            rc = ph_error_set(PH_EIO, "cannot read %s: %s", src, ph_strerror(errno));
             goto cleanup;
         }
         if (n == 0)
@@ -52,7 +52,7 @@ static int copy_file(const char *src, const char *dst, const char *package)
             if (w < 0 && errno == EINTR)
                 continue;
             if (w < 0) {
-                rc = ph_error_set(PH_EIO, "cannot write %s: %s", dst, strerror(errno));
+                rc = ph_error_set(PH_EIO, "cannot write %s: %s", dst, ph_strerror(errno));
                 goto cleanup;
             }
             off += w;
@@ -62,7 +62,7 @@ cleanup:
     if (in >= 0)
         close(in);
     if (out >= 0 && close(out) != 0 && !rc)
-        rc = ph_error_set(PH_EIO, "cannot write %s: %s", dst, strerror(errno));
+        rc = ph_error_set(PH_EIO, "cannot write %s: %s", dst, ph_strerror(errno));
     if (rc && out >= 0)
         unlink(dst);
     return rc;
@@ -267,7 +267,7 @@ int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out)
     if (!mod || !(mod->source = strdup(m->library)))
         goto nomem;
     if (mkdir(stage_dir, 0700) != 0 && errno != EEXIST) {
-        rc = ph_error_set(PH_EIO, "cannot create %s: %s", stage_dir, strerror(errno));
+        rc = ph_error_set(PH_EIO, "cannot create %s: %s", stage_dir, ph_strerror(errno));
         goto fail;
     }
     if (asprintf(&mod->copy, "%s/%s.%d.%u.so", stage_dir, m->name, (int)getpid(),

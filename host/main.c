@@ -126,7 +126,7 @@ static int load_config(cli *c, ph_config *cfg)
             char *d = realpath(c->package_dirs[i], NULL);
             if (!d) {
                 rc = ph_error_set(PH_ECONFIG, "--packages %s: %s", c->package_dirs[i],
-                                  strerror(errno));
+                                  ph_strerror(errno));
                 goto fail;
             }
             cfg->package_dirs[cfg->n_package_dirs++] = d;
@@ -420,7 +420,7 @@ static void raise_fd_limit(void)
     rl.rlim_cur = rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
         ph_log_warn("cannot raise the open-file limit from %llu: %s", (unsigned long long)was,
-                    strerror(errno));
+                    ph_strerror(errno));
 }
 
 /* SIGHUP: re-read host.ini and apply it; a bad file changes nothing. */
@@ -482,12 +482,20 @@ static int cmd_run(cli *c, int argc, char **argv)
     if (asprintf(&journal, "%s/crashes.log", h->cfg.data_dir) < 0 || ph_crash_install(journal))
         ph_log_warn("no crash journal: %s", ph_error_last());
     free(journal);
-    if ((rc = ph_host_start(h))) {
-        print_error("cannot start");
-        goto cleanup;
-    }
+    /*
+     * The listener comes first: its port is taken (or the reason it cannot
+     * be) before hundreds of packages take descriptors, and health answers
+     * "not ready" while they start.
+     */
     if ((rc = ph_http_start(h, &http))) {
         print_error("cannot serve HTTP");
+        goto cleanup;
+    }
+    ph_log_info("listening on http://%s:%d/; starting %zu instance(s)", h->cfg.http.listen_addr,
+                ph_http_port(http), h->plan.n);
+    if ((rc = ph_host_start(h))) {
+        print_error("cannot start");
+        ph_http_stop(http);
         goto stop;
     }
     if (h->cfg.reload && ph_reloader_start(h, NULL, &watcher))
@@ -1110,7 +1118,7 @@ static int write_new_file(const char *dir, const char *name, const char *text)
     FILE *f = fopen(path, "wx");
     int rc = 0;
     if (!f || fputs(text, f) < 0)
-        rc = ph_error_set(PH_EIO, "cannot write %s: %s", path, strerror(errno));
+        rc = ph_error_set(PH_EIO, "cannot write %s: %s", path, ph_strerror(errno));
     if (f && fclose(f) != 0 && !rc)
         rc = ph_error_set(PH_EIO, "cannot write %s", path);
     free(path);
@@ -1130,7 +1138,7 @@ static int cmd_new(cli *c, int argc, char **argv)
         return 2;
     }
     if (mkdir(name, 0755) != 0) {
-        fprintf(stderr, "plughost new: cannot create ./%s: %s\n", name, strerror(errno));
+        fprintf(stderr, "plughost new: cannot create ./%s: %s\n", name, ph_strerror(errno));
         return 1;
     }
     char *ini = NULL, *src = NULL, *cm = NULL, *file = NULL;

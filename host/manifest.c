@@ -247,7 +247,7 @@ static int locate(const char *path, ph_manifest *m)
     free(dir);
     if (!m->dir)
         return ph_error_set(errno == ENOMEM ? PH_ENOMEM : PH_EIO, "%s: cannot read: %s", path,
-                            strerror(errno));
+                            ph_strerror(errno));
     const char *file = slash ? slash + 1 : path;
     if (asprintf(&m->path, "%s%s%s", m->dir, strcmp(m->dir, "/") ? "/" : "", file) < 0) {
         m->path = NULL;
@@ -418,7 +418,7 @@ static int dir_problem(scan *s, const char *dir, int err)
                            "package directory '%s' is not a directory; fix package_dirs in "
                            "the configuration",
                            dir);
-    return add_problem(s, "cannot read package directory '%s': %s", dir, strerror(err));
+    return add_problem(s, "cannot read package directory '%s': %s", dir, ph_strerror(err));
 }
 
 /*

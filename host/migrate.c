@@ -659,7 +659,7 @@ static int run_script(run *r, size_t i)
     int rc = 0;
     if (!text)
         return r->script_failed = 1,
-               failf(r, "cannot read upgrade script %s: %s", path, strerror(errno));
+               failf(r, "cannot read upgrade script %s: %s", path, ph_strerror(errno));
     ph_store_guard_on(r->db, &g);
     for (const char *p = skip_blank(text); *p; p = skip_blank(p)) {
         sqlite3_stmt *st = NULL;

@@ -726,7 +726,7 @@ static void watch_dir(ph_reloader *r, const char *path)
     int wd = inotify_add_watch(r->fd, path, PH_WATCH_MASK);
     if (wd < 0) {
         ph_log_warn("cannot watch %s: %s; changes there are seen by the rescan only", path,
-                    strerror(errno));
+                    ph_strerror(errno));
         free(copy);
         return;
     }
@@ -907,7 +907,7 @@ int ph_reloader_start(ph_host *h, const ph_reload_opts *opts, ph_reloader **out)
     r->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     int rc = 0;
     if (r->fd < 0 || pipe2(r->stop_pipe, O_CLOEXEC) != 0) {
-        rc = ph_error_set(PH_EIO, "cannot start the file watcher: %s", strerror(errno));
+        rc = ph_error_set(PH_EIO, "cannot start the file watcher: %s", ph_strerror(errno));
         goto fail;
     }
     /* Only an explicit drain bound replaces the one set before. */

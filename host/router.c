@@ -446,6 +446,11 @@ static int enter_instance(ph_router *r, ph_instance *caller, const char *address
     if (state != PH_INST_RUNNING) {
         const char *why = atomic_load(&inst->reason); /* stays valid while inst lives */
         ph_gate_leave(&inst->gate);
+        if (state == PH_INST_LOADED || state == PH_INST_PREPARED) /* on its way up */
+            return ph_error_set(PH_EBUSY,
+                                "instance '%s' is starting (%s); retry in a moment (GET "
+                                "/_/health?ready answers 200 once every instance is up)",
+                                inst->name, ph_inst_state_name(state));
         return ph_error_set(PH_ESTATE, "instance '%s' is %s%s%s", inst->name,
                             ph_inst_state_name(state), why ? ": " : "", why ? why : "");
     }

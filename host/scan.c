@@ -287,13 +287,13 @@ int ph_scan_package(const ph_manifest *m, const char *const *instances, size_t n
     *out = NULL;
     timeout_ms = scan_timeout(timeout_ms);
     if (pipe2(fds, O_CLOEXEC) != 0)
-        return ph_error_set(PH_EIO, "cannot create a pipe for the scanner: %s", strerror(errno));
+        return ph_error_set(PH_EIO, "cannot create a pipe for the scanner: %s", ph_strerror(errno));
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
         close(fds[0]);
         close(fds[1]);
-        return ph_error_set(PH_EIO, "cannot start the scanner: %s", strerror(errno));
+        return ph_error_set(PH_EIO, "cannot start the scanner: %s", ph_strerror(errno));
     }
     if (pid == 0) {
         close(fds[0]);

@@ -1111,7 +1111,7 @@ int ph_store_purge(const char *data_dir, const char *instance, char **out_backup
             return ph_error_set(PH_ENOMEM, "out of memory");
         if (unlink(p) != 0 && errno != ENOENT)
             rc = ph_error_set(PH_EIO, "cannot delete %s: %s (the backup is at %s)", p,
-                              strerror(errno), *out_backup);
+                              ph_strerror(errno), *out_backup);
         free(p);
     }
     if (!rc && asprintf(&dir, "%s/%s", data_dir, instance) >= 0)

@@ -129,7 +129,7 @@ p=$(port)
 "$PH_BIN" --packages pk --data-dir data --log-level info run --listen "127.0.0.1:$p" >run.log 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$p/_/health" >/dev/null 2>&1 && break
+    curl -sf "http://127.0.0.1:$p/_/health?ready" >/dev/null 2>&1 && break
     kill -0 "$pid" 2>/dev/null || fail "host exited: $(cat run.log)"
     sleep 0.1
 done

@@ -12,8 +12,8 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_up() {
-  for _ in $(seq 1 200); do
-    curl -s -o /dev/null "http://127.0.0.1:$1/_/health" && return 0
+  for _ in $(seq 1 500); do
+    curl -sf -o /dev/null "http://127.0.0.1:$1/_/health?ready" && return 0
     sleep 0.02
   done
   fail "host did not come up"

@@ -70,7 +70,7 @@ start_host() { # RELOAD
   sed -i "s/^reload = .*/reload = $1/" "$tmp/host.ini"
   "$PH_BIN" -c "$tmp/host.ini" --log-level info run >"$tmp/run.log" 2>&1 &
   pid=$!
-  for _ in $(seq 1 100); do curl -sf "$url/_/health" >/dev/null 2>&1 && return; sleep 0.1; done
+  for _ in $(seq 1 100); do curl -sf "$url/_/health?ready" >/dev/null 2>&1 && return; sleep 0.1; done
   fail "host did not start"
 }
 stop_host() { kill "$pid"; wait "$pid" || true; pid=; }

@@ -30,7 +30,7 @@ printf '[host]\npackage_dirs = pk\ndata_dir = data\nreload = false\nlog_level = 
 "$PH_BIN" -c "$tmp/host.ini" run >"$tmp/run.log" 2>&1 &
 pid=$!
 u="http://127.0.0.1:$port"
-for _ in $(seq 1 100); do curl -sf "$u/_/health" >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 1 100); do curl -sf "$u/_/health?ready" >/dev/null 2>&1 && break; sleep 0.1; done
 tok=$(cat "$tmp/data/admin.token")
 usage() { # RSS KiB, descriptors, mappings of the host
   echo "$(awk '/^VmRSS/ {print $2}' /proc/$pid/status) $(ls /proc/$pid/fd | wc -l) $(wc -l </proc/$pid/maps)"

@@ -1377,7 +1377,11 @@ static int http_post(int port, int *fd, const char *path, const char *body, char
                      path, strlen(body), body);
     if (*fd < 0 && (*fd = tcp_connect(port)) < 0)
         return -1;
-    if (send(*fd, req, (size_t)n, MSG_NOSIGNAL) != n)
+    /* The test's own children (sh) send SIGCHLD: an interrupted call is retried. */
+    ssize_t w;
+    while ((w = send(*fd, req, (size_t)n, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+    if (w != n)
         goto broken;
     size_t got = 0;
     char *end = NULL;
@@ -1386,6 +1390,8 @@ static int http_post(int port, int *fd, const char *path, const char *body, char
         if (got >= sizeof resp - 1)
             goto broken;
         ssize_t r = recv(*fd, resp + got, sizeof resp - 1 - got, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
         if (r <= 0)
             goto broken;
         got += (size_t)r;

@@ -266,7 +266,10 @@ static void test_not_running(void **state)
 {
     fx *f = *state;
     add(f, "core_good", "idle", 0);
-    CHECK(f, "idle.probe.ping", NULL, "error state: instance 'idle' is loaded");
+    /* loaded, not yet started: on its way up, so "retry" (503), not a state error */
+    CHECK(f, "idle.probe.ping", NULL,
+          "error reloading: instance 'idle' is starting (loaded); retry in a moment (GET "
+          "/_/health?ready answers 200 once every instance is up)");
     ph_instance *inst = add(f, "core_fail_prepare", "broken", 0);
     assert_int_equal(ph_instance_start(inst), PH_EPACKAGE);
     assert_string_equal(ph_error_last(),
