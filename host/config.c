@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "text.h"
 #include "ini.h"
 
 /* ------------------------------------------------------------------- values */
@@ -68,22 +69,9 @@ static int replace_str(char **slot, const char *value)
     return 0;
 }
 
-int ph_config_parse_bool(const char *text, bool *out)
-{
-    static const char *const yes[] = {"true", "yes", "on", "1"};
-    static const char *const no[] = {"false", "no", "off", "0"};
-    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
-        if (strcasecmp(text, yes[i]) == 0 || strcasecmp(text, no[i]) == 0) {
-            *out = strcasecmp(text, yes[i]) == 0;
-            return 0;
-        }
-    }
-    return PH_EINVAL;
-}
-
 static int parse_bool(const char *section, const char *key, const char *v, bool *out)
 {
-    if (ph_config_parse_bool(v, out) == 0)
+    if (ph_parse_bool(v, out) == 0)
         return 0;
     return ph_error_set(PH_ECONFIG,
                         "'%s' in [%s] must be true or false (or yes/no, on/off, 1/0), "
@@ -288,7 +276,8 @@ int ph_config_defaults(ph_config *out)
     char *cwd = getcwd(NULL, 0);
     if (!cwd) {
         memset(out, 0, sizeof *out);
-        return ph_error_set(PH_EIO, "cannot determine the current directory: %s", ph_strerror(errno));
+        return ph_error_set(PH_EIO, "cannot determine the current directory: %s",
+                            ph_strerror(errno));
     }
     int rc = set_defaults(out, cwd);
     free(cwd);

@@ -121,11 +121,6 @@ void ph_config_free(ph_config *c);
  */
 int ph_config_set_listen(ph_config *c, const char *text);
 
-/**
- * Parses a boolean: true/false, yes/no, on/off, 1/0 (any case). 0, or
- * PH_EINVAL without setting the last error (the caller knows the context).
- */
-int ph_config_parse_bool(const char *text, bool *out);
 
 /** Fewest bits of secret an admin token must carry (32 hex characters). */
 #define PH_TOKEN_MIN_BITS 128

@@ -20,6 +20,7 @@
 #include <microhttpd.h>
 
 #include "error.h"
+#include "text.h"
 #include "ffi_call.h"
 #include "jsonout.h"
 #include "log.h"
@@ -708,8 +709,16 @@ static void visit_actor(const ph_route *r, void *ud)
                           (r->flags & PH_ADMIN) != 0);
     if (m && r->doc)
         json_object_set_new(m, "doc", json_string(r->doc));
-    if (m && r->model)
+    if (m && r->model) {
+        /* CRUD methods take the model's fields by name: their types let clients convert */
+        json_t *fields = json_array();
+        for (uint32_t i = 0; fields && i < r->model->n_fields; i++)
+            json_array_append_new(fields,
+                                  json_pack("{s:s,s:s}", "name", r->model->fields[i].name, "type",
+                                            ph_type_name(r->model->fields[i].type)));
         json_object_set_new(m, "model", json_string(r->model->name));
+        json_object_set_new(m, "fields", fields);
+    }
     json_object_set_new(actor, r->method, m);
 }
 
@@ -772,18 +781,6 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
-/* "12" -> 12 (strict: all digits, in range). */
-static bool parse_i64(const char *s, json_int_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || errno)
-        return false;
-    *out = (json_int_t)v;
-    return true;
-}
-
 /*
  * A query string value as the JSON type its field declares (text the type
  * does not parse stays text, for the CRUD layer to name). NULL with *bad
@@ -791,12 +788,13 @@ static bool parse_i64(const char *s, json_int_t *out)
  */
 static json_t *typed_value(const char *s, ph_type t, bool *bad)
 {
-    json_int_t i;
+    int64_t i;
+    bool b;
     switch (t) {
     case PH_I64:
     case PH_TIME:
     case PH_REF:
-        return parse_i64(s, &i) ? json_integer(i) : json_string(s);
+        return ph_parse_i64(s, &i) == 0 ? json_integer(i) : json_string(s);
     case PH_F64: {
         char *end;
         errno = 0;
@@ -810,11 +808,7 @@ static json_t *typed_value(const char *s, ph_type t, bool *bad)
         return json_real(d);
     }
     case PH_BOOL:
-        if (is(s, "true") || is(s, "1"))
-            return json_true();
-        if (is(s, "false") || is(s, "0"))
-            return json_false();
-        return json_string(s);
+        return ph_parse_bool(s, &b) == 0 ? json_boolean(b) : json_string(s);
     default:
         return json_string(s);
     }
@@ -996,11 +990,11 @@ static enum MHD_Result models_item(call *k, const char *inst, const char *model,
                                    const char *id_text)
 {
     enum MHD_Result ret;
-    json_int_t id;
+    int64_t id;
     bool get = is(k->method, "GET") || is(k->method, "HEAD");
     if (!get && !is(k->method, "PATCH") && !is(k->method, "DELETE"))
         return send_405(k, "GET, PATCH, DELETE");
-    if (!parse_i64(id_text, &id) || id < 0)
+    if (ph_parse_i64(id_text, &id) || id < 0)
         return send_error(k, PH_ENOTFOUND,
                           "'%s' is not a record id; ids are positive integers, "
                           "as returned by POST or listed by GET on the model",

@@ -20,6 +20,7 @@
 #include "crash.h"
 #include "elfcheck.h"
 #include "error.h"
+#include "text.h"
 #include "jsonout.h"
 #include "ffi_call.h"
 #include "host.h"
@@ -540,42 +541,27 @@ cleanup:
 
 /* ---- call ---- */
 
-static int parse_bool(const char *s, int *out)
-{
-    static const char *const yes[] = {"true", "1", "yes", "on"}, *const no[] = {"false", "0", "no",
-                                                                                "off"};
-    for (size_t i = 0; i < 4; i++) {
-        if (strcmp(s, yes[i]) == 0)
-            return *out = 1, 0;
-        if (strcmp(s, no[i]) == 0)
-            return *out = 0, 0;
-    }
-    return -1;
-}
-
 /* Converts "v" for a parameter of type t (t < 0: unknown, guess from the text). */
 static json_t *cli_value(const char *key, const char *v, int t)
 {
-    char *end;
     switch (t) {
     case PH_I64: {
-        errno = 0;
-        long long n = strtoll(v, &end, 10);
-        if (*v && !*end && !errno)
+        int64_t n;
+        if (ph_parse_i64(v, &n) == 0)
             return json_integer(n);
         ph_error_set(PH_EARGS, "%s=%s: '%s' takes an integer", key, v, key);
         return NULL;
     }
     case PH_F64: {
-        double d = strtod(v, &end);
-        if (*v && !*end && isfinite(d))
+        double d;
+        if (ph_parse_f64(v, &d) == 0)
             return json_real(d);
         ph_error_set(PH_EARGS, "%s=%s: '%s' takes a finite number", key, v, key);
         return NULL;
     }
     case PH_BOOL: {
-        int b;
-        if (parse_bool(v, &b) == 0)
+        bool b;
+        if (ph_parse_bool(v, &b) == 0)
             return json_boolean(b);
         ph_error_set(PH_EARGS, "%s=%s: '%s' takes true or false", key, v, key);
         return NULL;
@@ -594,11 +580,15 @@ static json_t *cli_value(const char *key, const char *v, int t)
     return text;
 }
 
+/* The declared type of `key`: a method's parameter, or a CRUD method's model field. */
 static int param_type(const ph_route *rt, const char *key)
 {
     for (uint32_t i = 0; rt && i < rt->n_args; i++)
         if (strcmp(rt->args[i].name, key) == 0)
             return (int)rt->args[i].type;
+    for (uint32_t i = 0; rt && rt->model && i < rt->model->n_fields; i++)
+        if (strcmp(rt->model->fields[i].name, key) == 0)
+            return (int)rt->model->fields[i].type;
     return -1;
 }
 
@@ -693,20 +683,32 @@ static int type_from_name(const char *name)
     static const struct {
         const char *n;
         ph_type t;
-    } map[] = {{"bool", PH_BOOL},
-               {"int64", PH_I64},
-               {"double", PH_F64},
-               {"string", PH_STR},
-               {"json", PH_JSON}};
+    } map[] = {{"bool", PH_BOOL}, {"int64", PH_I64},      {"double", PH_F64},   {"string", PH_STR},
+               {"json", PH_JSON}, {"timestamp", PH_TIME}, {"reference", PH_REF}};
     for (size_t i = 0; name && i < sizeof map / sizeof map[0]; i++)
         if (strcmp(map[i].n, name) == 0)
             return (int)map[i].t;
     return -1;
 }
 
+/* A model description (fields and types) from a CRUD method's "fields"; *fields owned. */
+static void remote_model(json_t *list, ph_model *model, ph_field **fields)
+{
+    memset(model, 0, sizeof *model);
+    model->fields = *fields = calloc(json_array_size(list) + 1, sizeof **fields);
+    for (size_t i = 0; *fields && i < json_array_size(list); i++) {
+        json_t *f = json_array_get(list, i);
+        int t = type_from_name(json_string_value(json_object_get(f, "type")));
+        ph_field *d = &(*fields)[model->n_fields];
+        *d = (ph_field){.name = json_string_value(json_object_get(f, "name")),
+                        .type = t < 0 ? PH_JSON : (ph_type)t};
+        model->n_fields += d->name != NULL;
+    }
+}
+
 /* Builds a route description from GET /<instance>/actors, so k=v values convert by type. */
 static int remote_route(const char *url, const char *token, const char *address, ph_route *rt,
-                        ph_arg *args, json_t **keep)
+                        ph_arg *args, ph_model *model, ph_field **fields, json_t **keep)
 {
     char inst[256], actor[256], method[256];
     *keep = NULL;
@@ -731,6 +733,10 @@ static int remote_route(const char *url, const char *token, const char *address,
         rt->n_args++;
     }
     rt->args = args;
+    if (json_is_array(json_object_get(m, "fields"))) {
+        remote_model(json_object_get(m, "fields"), model, fields);
+        rt->model = model;
+    }
     *keep = desc;
     return 0;
 }
@@ -741,12 +747,14 @@ static int cmd_call_remote(cli *c, int argc, char **argv)
     json_t *args = NULL, *out = NULL, *desc = NULL;
     ph_route rt;
     ph_arg targs[PH_MAX_ARGS];
+    ph_model model;
+    ph_field *fields = NULL;
     int status = 1;
     if (remote_target(c, &url, &token)) {
         print_error(NULL);
         return 1;
     }
-    int found = remote_route(url, token, argv[0], &rt, targs, &desc) == 0;
+    int found = remote_route(url, token, argv[0], &rt, targs, &model, &fields, &desc) == 0;
     if (cli_args(found ? &rt : NULL, argc - 1, argv + 1, &args)) {
         print_error(NULL);
         goto cleanup;
@@ -760,6 +768,7 @@ static int cmd_call_remote(cli *c, int argc, char **argv)
     status = print_json(out);
 cleanup:
     json_decref(desc);
+    free(fields);
     json_decref(args);
     json_decref(out);
     free(url);

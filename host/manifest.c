@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "error.h"
+#include "text.h"
 #include "ini.h"
 
 #define MANIFEST_FILE "package.ini"
@@ -98,7 +99,7 @@ static int set_package_key(mf_ctx *x, const char *key, const char *v)
                  : strcmp(key, "manager") == 0    ? &m->manager
                                                   : NULL;
     if (flag) {
-        if (ph_config_parse_bool(v, flag))
+        if (ph_parse_bool(v, flag))
             return ph_error_set(PH_EMANIFEST, "'%s' in [package] must be true or false, not '%s'",
                                 key, v);
         return 0;

@@ -12,6 +12,7 @@
 
 #include "backup.h"
 #include "error.h"
+#include "text.h"
 #include "jsonout.h"
 #include "log.h"
 #include "migrate.h"
@@ -77,7 +78,8 @@ static const char *expected_text(ph_type t)
     case PH_STR:
         return "a string";
     case PH_TIME:
-        return "a time (Unix milliseconds, or ISO 8601 such as 2024-05-01T12:00:00Z)";
+        return "a time (RFC 3339 such as 2024-05-01T12:00:00Z or 2024-05-01T14:00:00+02:00, or "
+               "Unix milliseconds)";
     case PH_REF:
         return "a record id (an integer)";
     default:
@@ -113,32 +115,6 @@ int64_t ph_store_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int parse_i64(const char *s, int64_t *out)
-{
-    char *end;
-    if (!*s || *s == ' ' || *s == '+')
-        return -1;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_f64(const char *s, double *out)
-{
-    char *end;
-    if (!*s || *s == ' ')
-        return -1;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *end || v != v)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* Reads exactly n digits. */
 static int digits(const char **p, int n, int *out)
 {
@@ -152,15 +128,55 @@ static int digits(const char **p, int n, int *out)
     return 0;
 }
 
-/* ISO 8601: YYYY-MM-DD[(T| )HH:MM[:SS[.fff]]][Z|(+|-)HH:MM] -> Unix ms (UTC if no zone). */
-static int parse_iso8601(const char *s, int64_t *out)
+static int days_in_month(int y, int mo)
+{
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return mo == 2 ? 28 + leap : days[mo - 1];
+}
+
+/* Why the last time text was refused (parse_rfc3339), for the error message. */
+static _Thread_local char time_why[96];
+
+/* The zone designator: Z, +HH:MM or +HHMM (RFC 3339 and ISO 8601's basic form) -> minutes. */
+static int parse_offset(const char **p, int *off)
+{
+    if (**p == 'Z' || **p == 'z') {
+        (*p)++;
+        *off = 0;
+        return 0;
+    }
+    int sign = **p == '-' ? -1 : 1, oh, om;
+    (*p)++;
+    if (digits(p, 2, &oh))
+        return -1;
+    if (**p == ':')
+        (*p)++;
+    if (digits(p, 2, &om))
+        return -1;
+    if (oh > 23 || om > 59) {
+        snprintf(time_why, sizeof time_why, "the offset %02d:%02d does not exist", oh, om);
+        return -1;
+    }
+    *off = sign * (oh * 60 + om);
+    return 0;
+}
+
+/*
+ * RFC 3339 (and the ISO 8601 forms people type): YYYY-MM-DD[(T|t| )HH:MM
+ * [:SS[.fff...]]][Z|+HH:MM|+HHMM] -> Unix ms, UTC when no zone is given.
+ * Dates that do not exist (2023-02-29, 2024-04-31) are refused, never
+ * moved to the next month; :60 is accepted as a leap second only at :59.
+ */
+static int parse_rfc3339(const char *s, int64_t *out)
 {
     struct tm tm = {0};
     int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0, off = 0;
     const char *p = s;
+    time_why[0] = 0;
     if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' || digits(&p, 2, &d))
         return -1;
-    if (*p == 'T' || *p == ' ') {
+    if (*p == 'T' || *p == 't' || *p == ' ') {
         p++;
         if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi))
             return -1;
@@ -180,16 +196,19 @@ static int parse_iso8601(const char *s, int64_t *out)
                 ms = v;
             }
         }
-        if (*p == 'Z') {
-            p++;
-        } else if (*p == '+' || *p == '-') {
-            int sign = *p++ == '-' ? -1 : 1, oh, om;
-            if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om))
-                return -1;
-            off = sign * (oh * 60 + om);
-        }
+        if ((*p == 'Z' || *p == 'z' || *p == '+' || *p == '-') && parse_offset(&p, &off))
+            return -1;
     }
-    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+    if (*p)
+        return -1;
+    if (mo < 1 || mo > 12)
+        snprintf(time_why, sizeof time_why, "month %02d does not exist", mo);
+    else if (d < 1 || d > days_in_month(y, mo))
+        snprintf(time_why, sizeof time_why, "day %02d does not exist in %04d-%02d (it has %d days)",
+                 d, y, mo, days_in_month(y, mo));
+    else if (h > 23 || mi > 59 || sec > 60 || (sec == 60 && mi != 59))
+        snprintf(time_why, sizeof time_why, "the time %02d:%02d:%02d does not exist", h, mi, sec);
+    if (time_why[0])
         return -1;
     tm.tm_year = y - 1900;
     tm.tm_mon = mo - 1;
@@ -206,20 +225,17 @@ static json_t *coerce_string(ph_type t, const char *s)
 {
     int64_t i;
     double d;
+    bool b;
     switch (t) {
     case PH_BOOL:
-        if (!strcmp(s, "true") || !strcmp(s, "1"))
-            return json_true();
-        if (!strcmp(s, "false") || !strcmp(s, "0"))
-            return json_false();
-        return NULL;
+        return ph_parse_bool(s, &b) ? NULL : json_boolean(b);
     case PH_I64:
     case PH_REF:
-        return parse_i64(s, &i) ? NULL : json_integer(i);
+        return ph_parse_i64(s, &i) ? NULL : json_integer(i);
     case PH_F64:
-        return parse_f64(s, &d) ? NULL : json_real(d);
+        return ph_parse_f64(s, &d) ? NULL : json_real(d);
     case PH_TIME:
-        if (!parse_i64(s, &i) || !parse_iso8601(s, &i))
+        if (!ph_parse_i64(s, &i) || !parse_rfc3339(s, &i))
             return json_integer(i);
         return NULL;
     default:
@@ -262,6 +278,10 @@ int ph_store_coerce(const ph_store_field *f, const char *where, json_t *in, json
         return 0;
     }
     json_t *v = coerce_value(f->type, in);
+    if (!v && f->type == PH_TIME && json_is_string(in))
+        return ph_error_set(PH_EARGS, "%s%sfield '%s' must be %s, got '%.64s'%s%s",
+                            where ? where : "", where ? ": " : "", f->name, expected_text(f->type),
+                            json_string_value(in), time_why[0] ? ": " : "", time_why);
     if (!v)
         return ph_error_set(PH_EARGS, "%s%sfield '%s' must be %s, got %s", where ? where : "",
                             where ? ": " : "", f->name, expected_text(f->type), json_kind_text(in));

@@ -118,6 +118,20 @@ static void test_call_every_type(void **state)
     check_call(f, "calc.text.nothing", "null");
 }
 
+/* A CRUD method's name=value pairs convert by the model's field types (README). */
+static void test_call_crud_typed(void **state)
+{
+    fx *f = *state;
+    const char *names[] = {"ex:notes", NULL};
+    use(f, names);
+    int rc = ph(f, "call --local -c '%s' notes.note.new title=1984 pinned=yes owner=007", f->ini);
+    if (rc != 0 || !tu_contains(f->out, "\"title\":\"1984\"") ||
+        !tu_contains(f->out, "\"pinned\":true") || !tu_contains(f->out, "\"owner\":\"007\""))
+        fail_msg("typed CRUD fields: exit %d\nstdout: %s\nstderr: %s", rc, f->out, f->err);
+    check_call_fails(f, "notes.note.new title=x pinned=maybe",
+                     "pinned=maybe: 'pinned' takes true or false");
+}
+
 static void test_call_errors(void **state)
 {
     fx *f = *state;
@@ -322,7 +336,7 @@ static void test_failing_prepare(void **state)
 
 static void run_and_stop(fx *f, int sig, const char *signame)
 {
-    const char *names[] = {"core_caller", "core_good", "ex:hello", "ex:calc", NULL};
+    const char *names[] = {"core_caller", "core_good", "ex:hello", "ex:calc", "ex:notes", NULL};
     use(f, names);
     pid_t pid = fx_start_run(f->tmp, f->ini, "Ctrl-C stops", 30);
     char *log = tu_fmt("%s/run.log", f->tmp);
@@ -339,6 +353,10 @@ static void run_and_stop(fx *f, int sig, const char *signame)
     rc = ph(f, "call -c '%s' core_caller.caller.relay", f->ini);
     assert_int_equal(rc, 0);
     assert_string_equal(f->out, "\"pong\"\n");
+    /* over HTTP too, the model's field types convert name=value pairs */
+    rc = ph(f, "call -c '%s' notes.note.new title=1984", f->ini);
+    if (rc != 0 || !tu_contains(f->out, "\"title\":\"1984\""))
+        fail_msg("typed CRUD over HTTP: exit %d\nstdout: %s\nstderr: %s", rc, f->out, f->err);
     rc = fx_stop_run(pid, sig, 30);
     char *text = tu_read(log);
     if (rc != 0)
@@ -447,14 +465,23 @@ int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_call_add),           T(test_call_every_type),
-        T(test_call_errors),        T(test_call_between_packages),
-        T(test_call_examples_pair), T(test_check_ok),
-        T(test_check_cycle),        T(test_check_missing_and_range),
-        T(test_check_conflict),     T(test_refused_descriptors),
-        T(test_failing_prepare),    T(test_run_sigterm),
-        T(test_run_sigint),         T(test_run_keeps_going_after_failures),
-        T(test_help_and_version),   T(test_list),
+        T(test_call_add),
+        T(test_call_every_type),
+        T(test_call_crud_typed),
+        T(test_call_errors),
+        T(test_call_between_packages),
+        T(test_call_examples_pair),
+        T(test_check_ok),
+        T(test_check_cycle),
+        T(test_check_missing_and_range),
+        T(test_check_conflict),
+        T(test_refused_descriptors),
+        T(test_failing_prepare),
+        T(test_run_sigterm),
+        T(test_run_sigint),
+        T(test_run_keeps_going_after_failures),
+        T(test_help_and_version),
+        T(test_list),
         T(test_bad_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "error.h"
 #include "ini.h"
+#include "text.h"
 #include "testutil.h"
 
 typedef tu_dir_fixture fixture;
@@ -586,12 +587,43 @@ static void test_check_name(void **state)
     assert_int_equal(ph_config_check_name("package", "a b", PH_EMANIFEST), PH_EMANIFEST);
     assert_true(tu_contains(ph_error_last(), "invalid package name 'a b': ' ' is not allowed"));
     assert_int_equal(ph_config_check_name("package", "_a", PH_ECONFIG), PH_ECONFIG);
-    bool b = false;
-    assert_int_equal(ph_config_parse_bool("On", &b), 0);
-    assert_true(b);
-    assert_int_equal(ph_config_parse_bool("0", &b), 0);
-    assert_false(b);
-    assert_int_equal(ph_config_parse_bool("nope", &b), PH_EINVAL);
+}
+
+/* One reader per scalar: every place a user types a boolean or a number accepts the same. */
+static void test_scalar_readers(void **state)
+{
+    (void)state;
+    static const char *const yes[] = {"true", "On", "YES", "1"}, *const no[] = {"false", "off",
+                                                                                "No", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        bool b = false;
+        assert_int_equal(ph_parse_bool(yes[i], &b), 0);
+        assert_true(b);
+        assert_int_equal(ph_parse_bool(no[i], &b), 0);
+        assert_false(b);
+    }
+    static const char *const not_bool[] = {"nope", "", " true", "true ", "2", "y"};
+    for (size_t i = 0; i < sizeof not_bool / sizeof *not_bool; i++) {
+        bool b = true;
+        assert_int_equal(ph_parse_bool(not_bool[i], &b), PH_EINVAL);
+        assert_true(b); /* untouched */
+    }
+    int64_t n = 0;
+    assert_int_equal(ph_parse_i64("-9223372036854775808", &n), 0);
+    assert_true(n == INT64_MIN);
+    assert_int_equal(ph_parse_i64("42", &n), 0);
+    assert_int_equal(n, 42);
+    static const char *const not_int[] = {
+        "", " 1", "+1", "1 ", "0x10", "1.0", "-", "9223372036854775808", "1e3"};
+    for (size_t i = 0; i < sizeof not_int / sizeof *not_int; i++)
+        assert_int_equal(ph_parse_i64(not_int[i], &n), PH_EINVAL);
+    assert_int_equal(n, 42);
+    double d = 0;
+    assert_int_equal(ph_parse_f64("2.5e3", &d), 0);
+    assert_true(d == 2500.0);
+    static const char *const not_num[] = {"", " 1", "1e400", "nan", "inf", "1,5"};
+    for (size_t i = 0; i < sizeof not_num / sizeof *not_num; i++)
+        assert_int_equal(ph_parse_f64(not_num[i], &d), PH_EINVAL);
 }
 
 /* The reader reports sections (even empty ones) and keys with their lines. */
@@ -649,6 +681,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_package_dirs_repeat, setup, teardown),
         cmocka_unit_test(test_listen),
         cmocka_unit_test(test_check_name),
+        cmocka_unit_test(test_scalar_readers),
         cmocka_unit_test_setup_teardown(test_parse_ini_events, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -112,6 +112,7 @@ static void test_new_get_defaults(void **state)
     assert_true(json_is_true(json_object_get(r, "active")));
     assert_true(json_real_value(json_object_get(r, "price")) == 1.5);
     assert_int_equal(json_integer_value(json_object_get(r, "due")), 1714564800000LL);
+
     assert_true(json_integer_value(json_object_get(r, "created")) > 1600000000000LL);
     char *created = mh_dump(r);
     json_decref(r);
@@ -141,17 +142,51 @@ static void test_new_errors(void **state)
         "t.item.new: field 'qty' must be an integer, got a string");
     err(h, "item.new", "{\"name\":\"a\",\"qty\":1.5}", PH_EARGS,
         "field 'qty' must be an integer, got a number");
-    err(h, "item.new", "{\"name\":\"a\",\"active\":\"yes\"}", PH_EARGS,
+    err(h, "item.new", "{\"name\":\"a\",\"active\":\"maybe\"}", PH_EARGS,
         "field 'active' must be a boolean (true or false), got a string");
     err(h, "item.new", "{\"name\":7}", PH_EARGS, "field 'name' must be a string, got an integer");
     err(h, "item.new", "{\"name\":\"a\",\"due\":\"yesterday\"}", PH_EARGS,
-        "field 'due' must be a time (Unix milliseconds, or ISO 8601");
+        "t.item.new: field 'due' must be a time (RFC 3339 such as 2024-05-01T12:00:00Z or "
+        "2024-05-01T14:00:00+02:00, or Unix milliseconds), got 'yesterday'");
+    /* dates that do not exist are refused, never moved into the next month */
+    err(h, "item.new", "{\"name\":\"a\",\"due\":\"2024-02-30T12:00:00Z\"}", PH_EARGS,
+        "got '2024-02-30T12:00:00Z': day 30 does not exist in 2024-02 (it has 29 days)");
+    err(h, "item.new", "{\"name\":\"a\",\"due\":\"2023-02-29\"}", PH_EARGS,
+        "got '2023-02-29': day 29 does not exist in 2023-02 (it has 28 days)");
+    err(h, "item.new", "{\"name\":\"a\",\"due\":\"2024-04-31T00:00:00Z\"}", PH_EARGS,
+        "day 31 does not exist in 2024-04 (it has 30 days)");
+    err(h, "item.new", "{\"name\":\"a\",\"due\":\"2024-13-01\"}", PH_EARGS,
+        "got '2024-13-01': month 13 does not exist");
+    err(h, "item.new", "{\"name\":\"a\",\"due\":\"2024-05-01T24:00:00Z\"}", PH_EARGS,
+        "the time 24:00:00 does not exist");
+    err(h, "item.new", "{\"name\":\"a\",\"due\":\"2024-05-01T12:00:00+25:00\"}", PH_EARGS,
+        "the offset 25:00 does not exist");
     err(h, "item.new", "{\"name\":\"a\",\"id\":5}", PH_EARGS,
         "field 'id' is kept by the host and cannot be set");
     err(h, "item.new", "[1,2]", PH_EARGS, "t.item.new: pass the fields by name (a JSON object)");
     char *n = ok(h, "item.count", NULL);
     assert_string_equal(n, "0");
     free(n);
+}
+
+/* RFC 3339's forms and ISO 8601's basic offset all name the same instant. */
+static void test_time_forms(void **state)
+{
+    mh *h = *state;
+    static const char *const same[] = {
+        "2024-05-01T12:00:00Z", "2024-05-01T14:00:00+02:00", "2024-05-01T14:00:00+0200",
+        "2024-05-01t12:00:00z", "2024-05-01T07:30:00-04:30", "2024-05-01 12:00:00.000Z",
+        "1714564800000"};
+    for (size_t i = 0; i < sizeof same / sizeof *same; i++) {
+        char *args = tu_fmt("{\"name\":\"t%zu\",\"due\":\"%s\"}", i, same[i]);
+        json_t *t = call_json(h, "item.new", args);
+        assert_int_equal(json_integer_value(json_object_get(t, "due")), 1714564800000LL);
+        json_decref(t);
+        free(args);
+    }
+    json_t *leap = call_json(h, "item.new", "{\"name\":\"leap\",\"due\":\"2024-02-29\"}");
+    assert_int_equal(json_integer_value(json_object_get(leap, "due")), 1709164800000LL);
+    json_decref(leap);
 }
 
 static void test_unique_conflict(void **state)
@@ -541,6 +576,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_new_get_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_time_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unique_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_set_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_and_refs, setup, teardown),
