@@ -149,10 +149,12 @@ int ph_manage(ph_host *h, const char *op, const char *name, json_t **out)
     } else if (strcmp(op, "enable") == 0) {
         rc = ph_host_enable(h, name, &n);
         result = "running";
-    } else if (strcmp(op, "install") == 0) {
-        return ph_install(h, name, out);
-    } else if (strcmp(op, "remove") == 0) {
-        return ph_uninstall(h, name, out);
+    } else if (strcmp(op, "install") == 0 || strcmp(op, "remove") == 0) {
+        /* their reports say more (directory, checks); "operation" as every answer has it */
+        rc = op[0] == 'i' ? ph_install(h, name, out) : ph_uninstall(h, name, out);
+        if (!rc && json_object_set_new(*out, "operation", json_string(op)))
+            return ph_error_set(PH_ENOMEM, "out of memory");
+        return rc;
     } else {
         return ph_error_set(PH_EINVAL,
                             "unknown management operation '%s'; use packages, info, "

@@ -81,7 +81,31 @@ static json_t *args_schema(const ph_arg *args, uint32_t n)
                      "additionalProperties", 0);
 }
 
-/* Record schema of a model; with `input` the fields a client sends (no id). */
+/* `s` that also admits null (JSON Schema 2020-12, as OpenAPI 3.1 uses it). */
+static json_t *nullable(json_t *s)
+{
+    json_t *type = json_object_get(s, "type"), *one = json_object_get(s, "oneOf");
+    if (json_is_string(type))
+        json_object_set_new(s, "type", json_pack("[s,s]", json_string_value(type), "null"));
+    else if (json_is_array(one))
+        json_array_append_new(one, json_pack("{s:s}", "type", "null"));
+    return s; /* neither: any value, null included */
+}
+
+/* What a client may send for a field: a time also as RFC 3339 text. */
+static json_t *input_schema(ph_type t)
+{
+    if (t != PH_TIME)
+        return ph_openapi_type_schema(t);
+    return json_pack("{s:[o,{s:s,s:s}]}", "oneOf", ph_openapi_type_schema(PH_TIME), "type",
+                     "string", "format", "date-time");
+}
+
+/*
+ * Record schema of a model. A record carries every field, null where it has
+ * no value; `input` is what a client sends to create (no host columns, null
+ * or absent for an optional field); `all_optional` what it sends to change.
+ */
 static json_t *model_schema(const ph_model *m, bool input, bool all_optional)
 {
     json_t *props = json_object(), *req = json_array();
@@ -95,11 +119,14 @@ static json_t *model_schema(const ph_model *m, bool input, bool all_optional)
     }
     for (uint32_t i = 0; i < m->n_fields; i++) {
         const ph_field *f = &m->fields[i];
-        json_t *s = ph_openapi_type_schema(f->type);
+        bool required = (f->flags & PH_REQUIRED) != 0;
+        json_t *s = input ? input_schema(f->type) : ph_openapi_type_schema(f->type);
+        if (!required)
+            s = nullable(s);
         if (f->flags & PH_UNIQUE)
             json_object_set_new(s, "x-unique", json_true());
         json_object_set_new(props, f->name, s);
-        if (!all_optional && (f->flags & PH_REQUIRED) && !(f->flags & PH_HAS_DEFAULT))
+        if (!input || (!all_optional && required && !(f->flags & PH_HAS_DEFAULT)))
             json_array_append_new(req, json_string(f->name));
     }
     return json_pack("{s:s,s:o,s:o,s:b}", "type", "object", "properties", props, "required", req,
@@ -311,24 +338,87 @@ cleanup:
     free(in_ref);
 }
 
+/* One GET endpoint of the host: path, operationId, summary, response content (stolen). */
+static int host_get(json_t *paths, const char *path, const char *id, const char *summary,
+                    const char *type, json_t *schema)
+{
+    json_t *ok =
+        json_pack("{s:s,s:{s:{s:o}}}", "description", summary, "content", type, "schema", schema);
+    return json_object_set_new(paths, path,
+                               json_pack("{s:{s:s,s:s,s:[s],s:{s:o,s:{s:s}}}}", "get",
+                                         "operationId", id, "summary", summary, "tags", "host",
+                                         "responses", "200", ok, "default", "$ref",
+                                         "#/components/responses/Error"));
+}
+
+/* POST /_/<op>/{name}: the management operations (ph_manage_*, admin token). */
+static int host_manage(json_t *paths, const char *op, const char *summary)
+{
+    char *path = NULL, *id = NULL;
+    if (asprintf(&path, "/_/%s/{name}", op) < 0)
+        return -1;
+    if (asprintf(&id, "host.%s", op) < 0) {
+        free(path);
+        return -1;
+    }
+    json_t *result = json_pack(
+        "{s:s,s:{s:{s:s},s:{s:s},s:{s:s,s:i},s:{s:s}},s:[s,s,s]}", "type", "object", "properties",
+        "package", "type", "string", "operation", "type", "string", "instances", "type", "integer",
+        "minimum", 0, "result", "type", "string", "required", "package", "operation", "result");
+    int rc = json_object_set_new(
+        paths, path,
+        json_pack("{s:{s:s,s:s,s:[s],s:[{s:s,s:s,s:b,s:s,s:{s:s}}],s:[{s:[]}],s:{s:{s:s,s:o},"
+                  "s:{s:s}}}}",
+                  "post", "operationId", id, "summary", summary, "tags", "host", "parameters",
+                  "name", "name", "in", "path", "required", 1, "description",
+                  "a package or an instance name", "schema", "type", "string", "security", "bearer",
+                  "responses", "200", "description", "done", "content", json_content(result),
+                  "default", "$ref", "#/components/responses/Error"));
+    free(path);
+    free(id);
+    return rc;
+}
+
 static json_t *host_paths(void)
 {
-    json_t *any = json_object();
-    return json_pack(
-        "{s:{s:{s:s,s:s,s:{s:{s:s},s:{s:s}}}},"
-        "s:{s:{s:s,s:s,s:{s:{s:s,s:{s:{s:{s:s}}}}}}},"
-        "s:{s:{s:s,s:s,s:{s:{s:s,s:{s:{s:o}}}}}},"
-        "s:{s:{s:s,s:s,s:{s:{s:s}}}}}",
-        "/_/health", "get", "operationId", "host.health", "summary",
-        "Liveness (always 200 while serving) and readiness (the ready member)", "responses", "200",
-        "description", "serving", "default", "$ref", "#/components/responses/Error", "/_/metrics",
-        "get", "operationId", "host.metrics", "summary", "Prometheus text", "responses", "200",
-        "description", "metrics", "content", "text/plain", "schema", "type", "string",
-        "/_/openapi.json", "get", "operationId", "host.openapi", "summary", "This document",
-        "responses", "200", "description", "OpenAPI 3.1", "content", "application/json", "schema",
-        any, "/_/packages", "get", "operationId", "host.packages", "summary",
-        "Instances with package, version, state and dependencies", "responses", "200",
-        "description", "the instances");
+    json_t *paths = json_object();
+    json_t *states =
+        json_pack("{s:s,s:{s:s}}", "type", "object", "additionalProperties", "type", "string");
+    json_t *health = json_pack("{s:s,s:{s:{s:s},s:{s:s},s:o},s:[s,s,s]}", "type", "object",
+                               "properties", "status", "type", "string", "ready", "type", "boolean",
+                               "instances", states, "required", "status", "ready", "instances");
+    json_t *instance =
+        json_pack("{s:s,s:{s:{s:s},s:{s:s},s:{s:[s,s]},s:{s:s},s:{s:s},s:{s:s,s:{s:s}}},s:[s,s,s]}",
+                  "type", "object", "properties", "instance", "type", "string", "package", "type",
+                  "string", "version", "type", "string", "null", "mount", "type", "string", "state",
+                  "type", "string", "dependencies", "type", "array", "items", "type", "string",
+                  "required", "instance", "package", "state");
+    json_t *packages =
+        json_pack("{s:s,s:{s:{s:s,s:o}},s:[s]}", "type", "object", "properties", "instances",
+                  "type", "array", "items", instance, "required", "instances");
+    if (!paths ||
+        host_get(paths, "/_/health", "host.health",
+                 "Liveness (always 200 while serving) and readiness (the ready member; "
+                 "?ready answers 503 until every instance has settled)",
+                 "application/json", health) ||
+        host_get(paths, "/_/metrics", "host.metrics", "Prometheus text exposition format",
+                 "text/plain", json_pack("{s:s}", "type", "string")) ||
+        host_get(paths, "/_/openapi.json", "host.openapi", "This document (OpenAPI 3.1)",
+                 "application/json", json_pack("{s:s}", "type", "object")) ||
+        host_get(paths, "/_/packages", "host.packages",
+                 "Instances with package, version, state and dependencies", "application/json",
+                 packages) ||
+        host_manage(paths, "reload", "Reloads a package's or instance's build now") ||
+        host_manage(paths, "disable",
+                    "Stops an instance (or every instance of a package) and "
+                    "keeps it off across changes; data kept") ||
+        host_manage(paths, "unload", "The same as disable") ||
+        host_manage(paths, "enable", "Starts a disabled instance (or package) again") ||
+        host_manage(paths, "remove", "Stops and forgets an installed package; data kept")) {
+        json_decref(paths);
+        return NULL;
+    }
+    return paths;
 }
 
 static json_t *components(json_t *schemas)

@@ -1520,8 +1520,9 @@ static void test_http_load_20_reloads(void **state)
             free(log);
             if (n > i)
                 break;
-            if (now_ms() - tw > 5000)
-                fail_msg("reload %d did not happen within 5 s", i + 1);
+            /* bounded, not timed: a loaded 2-core machine can take seconds */
+            if (now_ms() - tw > 20000)
+                fail_msg("reload %d did not happen within 20 s", i + 1);
             sleep_ms(10);
         }
         serve_ms[i] = now_ms() - tw;
