@@ -221,8 +221,15 @@ int ph_install_check(const ph_config *cfg, const ph_manifest_set *set, char *con
     }
     for (size_t i = 0; i < n_dirs && !rc; i++) {
         char *ini = NULL, hash[17];
+        struct stat st;
         if (asprintf(&ini, "%s/package.ini", dirs[i]) < 0)
             rc = ph_error_set(PH_ENOMEM, "out of memory");
+        else if (stat(ini, &st) != 0 && (errno == ENOENT || errno == ENOTDIR))
+            /* the caller's mistake (404), not the host's (an I/O error) */
+            rc = ph_error_set(PH_ENOTFOUND,
+                              "%s is not a package directory (no package.ini in it); give the "
+                              "directory that holds the package's package.ini and .so",
+                              dirs[i]);
         else
             rc = ph_manifest_load(ini, &ms[i]);
         free(ini);
@@ -304,7 +311,8 @@ int ph_install_copy(const ph_config *cfg, const ph_manifest *m, char **target)
         goto cleanup;
     }
     if ((had && rename(*target, old) != 0) || rename(stage, *target) != 0) {
-        rc = ph_error_set(PH_EIO, "cannot move the package into %s: %s", *target, ph_strerror(errno));
+        rc = ph_error_set(PH_EIO, "cannot move the package into %s: %s", *target,
+                          ph_strerror(errno));
         goto cleanup;
     }
     if (had)

@@ -295,8 +295,12 @@ static void crud_schemas(const ph_route *r, const char *rec_ref, const char *in_
                          ph_openapi_type_schema(PH_I64), "required", "id");
         *ok = m[0] == 'g' ? ref("%s%s", rec_ref, "") : json_object();
     } else if (!strcmp(m, "set")) {
-        *req =
-            json_pack("{s:[o,{s:[s]}]}", "allOf", ref("%s%s", in_ref, ".patch"), "required", "id");
+        /* the changed fields and the id beside them (allOf would meet the patch schema's
+           additionalProperties: false, and no request could satisfy both) */
+        *req = model_schema(r->model, true, true);
+        json_object_set_new(json_object_get(*req, "properties"), "id",
+                            ph_openapi_type_schema(PH_I64));
+        json_array_append_new(json_object_get(*req, "required"), json_string("id"));
         *ok = ref("%s%s", rec_ref, "");
     } else if (!strcmp(m, "list") || !strcmp(m, "count")) {
         *req = query_schema(m[0] == 'l');
