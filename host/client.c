@@ -325,30 +325,6 @@ void ph_client_response_free(ph_client_response *r)
     r->body = NULL;
 }
 
-static int code_of_status(int status)
-{
-    switch (status) {
-    case 400:
-    case 405:
-    case 415:
-        return PH_EARGS;
-    case 401:
-        return PH_EAUTH;
-    case 403:
-        return PH_EPERM;
-    case 404:
-        return PH_ENOTFOUND;
-    case 409:
-        return PH_ECONFLICT;
-    case 413:
-        return PH_ETOOBIG;
-    case 503:
-        return PH_EBUSY;
-    default:
-        return PH_EPACKAGE;
-    }
-}
-
 /* Turns a response into JSON or into the server's error. Frees the response. */
 static int response_json(ph_client_response *r, const char *url, json_t **out)
 {
@@ -359,8 +335,9 @@ static int response_json(ph_client_response *r, const char *url, json_t **out)
         json_t *e = json_object_get(j, "error");
         const char *word = json_string_value(json_object_get(e, "code"));
         const char *msg = json_string_value(json_object_get(e, "message"));
-        rc = ph_error_set_word(code_of_status(r->status), word, "%s (HTTP %d)",
-                               msg ? msg : "the host answered with an error", r->status);
+        rc = ph_error_set_word(ph_error_code_of_http((unsigned)r->status, word), word,
+                               "%s (HTTP %d)", msg ? msg : "the host answered with an error",
+                               r->status);
         json_decref(j);
     } else if (!j) {
         rc = ph_error_set(PH_EIO, "%s answered with invalid JSON: %s", url, err.text);

@@ -257,10 +257,13 @@ static int run_validate(const op *o, const char *what, json_t *rec)
     if (rc == 0)
         return 0;
     if (ph_error_last_code() == 0)
-        return fail(o, PH_EPACKAGE,
-                    "the %s was refused by the package's validate hook (it gave "
-                    "no reason)",
-                    o->m->name);
+        fail(o, PH_EPACKAGE,
+             "the %s was refused by the package's validate hook (it gave "
+             "no reason)",
+             o->m->name);
+    /* A refusal is about the client's data (422, RFC 9110), unless the hook chose a status. */
+    if (ph_error_last_code() == PH_EPACKAGE && !ph_error_chosen_http_status())
+        ph_error_set_http_status(422);
     return ph_error_last_code();
 }
 

@@ -11,36 +11,41 @@
 
 #include <stdarg.h>
 
-/* X(NAME, value, code word for APIs, default text). Appended, never renumbered. */
+/*
+ * X(NAME, value, code word for APIs, default text, HTTP status). Appended,
+ * never renumbered. The status is what HTTP answers (RFC 9110) and what the
+ * CLI's client reads back; packages may choose another for their own errors
+ * (ph_error_status in the SDK).
+ */
 #define PH_ERRORS(X)                                                                               \
-    X(OK, 0, "ok", "success")                                                                      \
-    X(NOMEM, -1, "no_memory", "out of memory")                                                     \
-    X(INVAL, -2, "invalid", "invalid argument")                                                    \
-    X(NOTFOUND, -3, "not_found", "not found")                                                      \
-    X(IO, -4, "io", "input/output error")                                                          \
-    X(CONFIG, -5, "config", "invalid configuration")                                               \
-    X(MANIFEST, -6, "manifest", "invalid package manifest")                                        \
-    X(DEPENDENCY, -7, "dependency", "unsatisfied dependency")                                      \
-    X(CYCLE, -8, "cycle", "dependency cycle")                                                      \
-    X(ABI, -9, "abi", "ABI mismatch")                                                              \
-    X(LOAD, -10, "load", "cannot load package")                                                    \
-    X(PACKAGE, -11, "package_error", "the package reported an error")                              \
-    X(PERM, -12, "forbidden", "not permitted")                                                     \
-    X(ARGS, -13, "bad_args", "bad arguments")                                                      \
-    X(CONFLICT, -14, "conflict", "conflict")                                                       \
-    X(BUSY, -15, "reloading", "temporarily unavailable, retry")                                    \
-    X(DECLINED, -16, "declined", "declined")                                                       \
-    X(TOOBIG, -17, "too_large", "too large")                                                       \
-    X(AUTH, -18, "unauthorized", "authentication required")                                        \
-    X(SQL, -19, "storage", "storage error")                                                        \
-    X(STATE, -20, "state", "not in a state that allows this")                                      \
-    X(MIGRATION, -21, "migration", "schema migration failed")                                      \
-    X(INTERNAL, -22, "internal", "internal error")                          \
-    X(RATE, -23, "rate_limited", "too many requests; retry later")          \
-    X(UNREACHABLE, -24, "unreachable", "nothing listens at that address")
+    X(OK, 0, "ok", "success", 200)                                                                 \
+    X(NOMEM, -1, "no_memory", "out of memory", 500)                                                \
+    X(INVAL, -2, "invalid", "invalid argument", 400)                                               \
+    X(NOTFOUND, -3, "not_found", "not found", 404)                                                 \
+    X(IO, -4, "io", "input/output error", 500)                                                     \
+    X(CONFIG, -5, "config", "invalid configuration", 500)                                          \
+    X(MANIFEST, -6, "manifest", "invalid package manifest", 500)                                   \
+    X(DEPENDENCY, -7, "dependency", "unsatisfied dependency", 500)                                 \
+    X(CYCLE, -8, "cycle", "dependency cycle", 500)                                                 \
+    X(ABI, -9, "abi", "ABI mismatch", 500)                                                         \
+    X(LOAD, -10, "load", "cannot load package", 500)                                               \
+    X(PACKAGE, -11, "package_error", "the package reported an error", 500)                         \
+    X(PERM, -12, "forbidden", "not permitted", 403)                                                \
+    X(ARGS, -13, "bad_args", "bad arguments", 400)                                                 \
+    X(CONFLICT, -14, "conflict", "conflict", 409)                                                  \
+    X(BUSY, -15, "reloading", "temporarily unavailable, retry", 503)                               \
+    X(DECLINED, -16, "declined", "declined", 500)                                                  \
+    X(TOOBIG, -17, "too_large", "too large", 413)                                                  \
+    X(AUTH, -18, "unauthorized", "authentication required", 401)                                   \
+    X(SQL, -19, "storage", "storage error", 500)                                                   \
+    X(STATE, -20, "state", "not in a state that allows this", 503)                                 \
+    X(MIGRATION, -21, "migration", "schema migration failed", 500)                                 \
+    X(INTERNAL, -22, "internal", "internal error", 500)                                            \
+    X(RATE, -23, "rate_limited", "too many requests; retry later", 429)                            \
+    X(UNREACHABLE, -24, "unreachable", "nothing listens at that address", 502)
 
 enum {
-#define PH_ERR_ENUM_(name, value, word, text) PH_E##name = value,
+#define PH_ERR_ENUM_(name, value, word, text, http) PH_E##name = value,
     PH_ERRORS(PH_ERR_ENUM_)
 #undef PH_ERR_ENUM_
 };
@@ -73,11 +78,31 @@ void ph_error_clear(void);
 
 /** Default word ("bad_args") and text of a code; "unknown" for unknown codes. */
 const char *ph_error_word(int code);
+/** The HTTP status of a code (the table's column); 500 for unknown codes. */
+unsigned ph_error_http_status(int code);
+/** The code whose default word is `word` ("rate_limited" -> PH_ERATE), or 0 if none. */
+int ph_error_code_of_word(const char *word);
+/**
+ * The code a client reads back from an HTTP error: the host's word when it
+ * is one of the table's, else the first code with that status (PH_EPACKAGE
+ * for other 5xx, PH_EARGS for other 4xx).
+ */
+int ph_error_code_of_http(unsigned status, const char *word);
+/**
+ * Overrides the HTTP status of this thread's last error (a package's choice,
+ * or 422 for a validate hook's refusal); 0 while none was set. Reset by every
+ * ph_error_set*. `status` outside 400-599 is ignored.
+ */
+void ph_error_set_http_status(unsigned status);
+/** The status the last error answers with: the override, else its code's. */
+unsigned ph_error_last_http_status(void);
+/** The override alone: 0 when the last error's code decides its status. */
+unsigned ph_error_chosen_http_status(void);
 const char *ph_error_text(int code);
 
 /** What to do when the host ran out of file descriptors (appended to such errors). */
 #define PH_EMFILE_HINT                                                                             \
-    "the host has too many files open; raise its open-file limit (ulimit -n, systemd "            \
+    "the host has too many files open; raise its open-file limit (ulimit -n, systemd "             \
     "LimitNOFILE=)"
 
 /**

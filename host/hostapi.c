@@ -50,7 +50,24 @@ static void *nomem_fails_call(void *p)
 }
 #define CHECKED(expr) (errno = 0, nomem_fails_call(expr))
 
+/* The SDK's codes are the host's (sdk.h names the ones host services return). */
+_Static_assert(PH_E_NOMEM == PH_ENOMEM && PH_E_INVAL == PH_EINVAL &&
+                   PH_E_NOTFOUND == PH_ENOTFOUND && PH_E_PERM == PH_EPERM &&
+                   PH_E_ARGS == PH_EARGS && PH_E_PACKAGE == PH_EPACKAGE &&
+                   PH_E_CONFLICT == PH_ECONFLICT && PH_E_BUSY == PH_EBUSY &&
+                   PH_E_AUTH == PH_EAUTH && PH_E_SQL == PH_ESQL && PH_E_STATE == PH_ESTATE &&
+                   PH_E_RATE == PH_ERATE,
+               "sdk.h's PH_E_* codes must equal host/error.h's");
+
+static int api_errorv_status(ph_ctx *ctx, int status, const char *code, const char *fmt,
+                             va_list ap);
+
 static int api_errorv(ph_ctx *ctx, const char *code, const char *fmt, va_list ap)
+{
+    return api_errorv_status(ctx, 0, code, fmt, ap);
+}
+
+static int api_errorv_status(ph_ctx *ctx, int status, const char *code, const char *fmt, va_list ap)
 {
     (void)ctx;
     char word[64];
@@ -63,6 +80,13 @@ static int api_errorv(ph_ctx *ctx, const char *code, const char *fmt, va_list ap
                         : '_';
     word[n] = 0;
     ph_error_set_wordv(PH_EPACKAGE, n ? word : "error", fmt, ap);
+    /* a host word with a 4xx status means what it means for the host ("not_found": 404) */
+    int known = ph_error_code_of_word(word);
+    unsigned by_word = known ? ph_error_http_status(known) : 0;
+    if (status >= 400 && status <= 599)
+        ph_error_set_http_status((unsigned)status);
+    else if (status == 0 && by_word >= 400 && by_word < 500)
+        ph_error_set_http_status(by_word);
     mark_failed();
     return PH_FAIL;
 }
@@ -301,4 +325,5 @@ const ph_host_api ph_host_api_v1 = {
     .db_query = api_db_query,
     .error_reset = api_error_reset,
     .manage = api_manage,
+    .errorv_status = api_errorv_status,
 };

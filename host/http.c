@@ -107,28 +107,7 @@ typedef struct call {
 
 unsigned ph_http_status_of(int code)
 {
-    switch (code) {
-    case PH_EARGS:
-    case PH_EINVAL:
-        return MHD_HTTP_BAD_REQUEST;
-    case PH_EAUTH:
-        return MHD_HTTP_UNAUTHORIZED;
-    case PH_EPERM:
-        return MHD_HTTP_FORBIDDEN;
-    case PH_ENOTFOUND:
-        return MHD_HTTP_NOT_FOUND;
-    case PH_ECONFLICT:
-        return MHD_HTTP_CONFLICT;
-    case PH_ETOOBIG:
-        return MHD_HTTP_CONTENT_TOO_LARGE;
-    case PH_EBUSY:
-    case PH_ESTATE:
-        return MHD_HTTP_SERVICE_UNAVAILABLE;
-    case PH_ERATE:
-        return MHD_HTTP_TOO_MANY_REQUESTS;
-    default:
-        return MHD_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    return ph_error_http_status(code);
 }
 
 static enum MHD_Result send_response(call *k, unsigned status, struct MHD_Response *r)
@@ -221,7 +200,10 @@ static enum MHD_Result send_last_error(call *k, int rc)
 {
     const char *msg = ph_error_last();
     const char *word = ph_error_last_word();
-    return send_error_word(k, ph_http_status_of(rc), word && *word ? word : ph_error_word(rc),
+    /* the package's chosen status, when the error is still the one it raised */
+    unsigned status =
+        ph_error_last_code() == rc ? ph_error_last_http_status() : ph_http_status_of(rc);
+    return send_error_word(k, status, word && *word ? word : ph_error_word(rc),
                            msg && *msg ? msg : ph_error_text(rc));
 }
 

@@ -763,6 +763,9 @@ static int cmd_call_remote(cli *c, int argc, char **argv)
         fprintf(stderr, "plughost: %s: %s\n", ph_error_last_word(), ph_error_last());
         if (ph_error_last_code() == PH_EAUTH)
             token_hint(c);
+        /* the host asks to retry (429, 503): sysexits' EX_TEMPFAIL, as mail tools use it */
+        if (ph_error_last_code() == PH_ERATE || ph_error_last_code() == PH_EBUSY)
+            status = 75;
         goto cleanup;
     }
     status = print_json(out);

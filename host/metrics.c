@@ -111,7 +111,7 @@ static void route_labels(text *t, const ph_route *r, const char *le)
 
 typedef struct pass {
     text *t;
-    int which; /* 0 calls, 1 errors, 2 histogram */
+    int which; /* 0 calls, 1 errors, 2 histogram, 3 client errors */
 } pass;
 
 static void emit_route(const ph_route *r, void *ud)
@@ -121,12 +121,16 @@ static void emit_route(const ph_route *r, void *ud)
     if (!r->stats)
         return;
     unsigned long calls = atomic_load_explicit(&r->stats->calls, memory_order_relaxed);
-    if (p->which == 0 || p->which == 1) {
-        text_str(t, p->which == 0 ? "plughost_calls_total" : "plughost_call_errors_total");
+    if (p->which != 2) {
+        static const char *const names[] = {"plughost_calls_total", "plughost_call_errors_total",
+                                            NULL, "plughost_call_client_errors_total"};
+        text_str(t, names[p->which]);
         route_labels(t, r, NULL);
         text_printf(t, " %lu\n",
                     p->which == 0 ? calls
-                                  : atomic_load_explicit(&r->stats->errors, memory_order_relaxed));
+                    : p->which == 1
+                        ? atomic_load_explicit(&r->stats->errors, memory_order_relaxed)
+                        : atomic_load_explicit(&r->stats->client_errors, memory_order_relaxed));
         return;
     }
     /* Buckets are stored per interval; Prometheus wants them cumulative. */
@@ -179,9 +183,15 @@ int ph_metrics_render(ph_host *host, const char *extra, char **out, size_t *len)
     text_str(&t, "# HELP plughost_calls_total Calls of each method.\n"
                  "# TYPE plughost_calls_total counter\n");
     ph_router_each(host->router, emit_route, &p);
-    text_str(&t, "# HELP plughost_call_errors_total Calls of each method that failed.\n"
+    text_str(&t, "# HELP plughost_call_errors_total Calls of each method that failed with a "
+                 "server error (5xx: a host or package fault).\n"
                  "# TYPE plughost_call_errors_total counter\n");
     p.which = 1;
+    ph_router_each(host->router, emit_route, &p);
+    text_str(&t, "# HELP plughost_call_client_errors_total Calls of each method refused as the "
+                 "caller's mistake (4xx: bad arguments, not found, a validate hook's refusal).\n"
+                 "# TYPE plughost_call_client_errors_total counter\n");
+    p.which = 3;
     ph_router_each(host->router, emit_route, &p);
     text_str(&t, "# HELP plughost_call_duration_seconds Time spent in each method.\n"
                  "# TYPE plughost_call_duration_seconds histogram\n");

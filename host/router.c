@@ -485,8 +485,10 @@ static uint64_t now_ns(void)
 static void record(ph_route_stats *st, uint64_t ns, int failed)
 {
     atomic_fetch_add_explicit(&st->calls, 1, memory_order_relaxed);
-    if (failed)
-        atomic_fetch_add_explicit(&st->errors, 1, memory_order_relaxed);
+    if (failed) /* the error is still this thread's last: its status says whose it is */
+        atomic_fetch_add_explicit(ph_error_last_http_status() < 500 ? &st->client_errors
+                                                                    : &st->errors,
+                                  1, memory_order_relaxed);
     atomic_fetch_add_explicit(&st->sum_ns, ns, memory_order_relaxed);
     double s = (double)ns / 1e9;
     int b = 0;

@@ -38,7 +38,8 @@ typedef struct ph_route_stats {
     double rate_tokens;
     double rate_last; /* seconds, CLOCK_MONOTONIC; 0 before the first limited call */
     atomic_ulong calls;
-    atomic_ulong errors;
+    atomic_ulong errors;        /* failed with a 5xx status: host or package faults */
+    atomic_ulong client_errors; /* refused with a 4xx status: the caller's mistake */
     atomic_ulong buckets[PH_LAT_BUCKETS + 1];
     atomic_ulong sum_ns;
 } ph_route_stats;

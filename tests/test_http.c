@@ -837,6 +837,7 @@ static const char prom_check[] =
     "from prometheus_client.parser import text_string_to_metric_families as parse\n"
     "fams = {f.name: f for f in parse(open(sys.argv[1]).read())}\n"
     "want = {'plughost_calls': 'counter', 'plughost_call_errors': 'counter',\n"
+    "        'plughost_call_client_errors': 'counter',\n"
     "        'plughost_call_duration_seconds': 'histogram', 'plughost_instance_up': 'gauge',\n"
     "        'plughost_instance_state': 'gauge', 'plughost_http_responses': 'counter',\n"
     "        'plughost_http_requests_in_flight': 'gauge'}\n"

@@ -1,4 +1,8 @@
-/* calc: one method per supported type, JSON in/out, and an error. */
+/*
+ * calc: one method per supported type, JSON in/out, and errors. Every error
+ * here is about the caller's input, so each says so with its HTTP status:
+ * 422 (RFC 9110: a well-formed request that cannot be processed).
+ */
 #include <math.h>
 #include <string.h>
 
@@ -9,15 +13,16 @@ static int64_t add(ph_ctx *ctx, int64_t a, int64_t b)
     int64_t sum;
     /* Signed overflow is undefined in C: say so instead. */
     if (__builtin_add_overflow(a, b, &sum))
-        return ph_error(ctx, "overflow", "%lld + %lld does not fit in a 64-bit integer",
-                        (long long)a, (long long)b);
+        return ph_error_status(ctx, 422, "overflow",
+                               "%lld + %lld does not fit in a 64-bit integer", (long long)a,
+                               (long long)b);
     return sum;
 }
 
 static double divide(ph_ctx *ctx, double a, double b)
 {
     if (b == 0.0)
-        return ph_error(ctx, "divide_by_zero", "cannot divide %g by zero", a);
+        return ph_error_status(ctx, 422, "divide_by_zero", "cannot divide %g by zero", a);
     return a / b;
 }
 
@@ -41,7 +46,7 @@ static char *upper(ph_ctx *ctx, const char *text)
 static ph_json *stats(ph_ctx *ctx, const ph_json *numbers)
 {
     if (ph_json_kind_of(ctx, numbers) != PH_JSON_ARRAY) {
-        ph_error(ctx, "not_an_array", "numbers must be an array of numbers");
+        ph_error_status(ctx, 422, "not_an_array", "numbers must be an array of numbers");
         return NULL;
     }
     size_t n = ph_json_len(ctx, numbers);
@@ -50,7 +55,7 @@ static ph_json *stats(ph_ctx *ctx, const ph_json *numbers)
         const ph_json *v = ph_json_at(ctx, numbers, i);
         ph_json_kind k = ph_json_kind_of(ctx, v);
         if (k != PH_JSON_INT && k != PH_JSON_REAL) {
-            ph_error(ctx, "not_a_number", "numbers[%zu] is not a number", i);
+            ph_error_status(ctx, 422, "not_a_number", "numbers[%zu] is not a number", i);
             return NULL;
         }
         double d = ph_json_f64(ctx, v);

@@ -42,7 +42,7 @@ static ph_json *welcome_all(ph_ctx *ctx, const ph_json *names)
     ph_json *out;
     size_t i, n;
     if (ph_json_kind_of(ctx, names) != PH_JSON_ARRAY) {
-        ph_error(ctx, "not_an_array", "names must be an array of strings");
+        ph_error_status(ctx, 422, "not_an_array", "names must be an array of strings");
         return NULL;
     }
     out = ph_json_array(ctx);
@@ -52,7 +52,7 @@ static ph_json *welcome_all(ph_ctx *ctx, const ph_json *names)
         char *text;
         if (!name) {
             ph_json_free(ctx, out);
-            ph_error(ctx, "not_a_string", "names[%zu] is not a string", i);
+            ph_error_status(ctx, 422, "not_a_string", "names[%zu] is not a string", i);
             return NULL;
         }
         text = greet(ctx, name);

@@ -407,6 +407,12 @@ typedef struct ph_package {
 #define PH_E_PERM (-12)
 #define PH_E_ARGS (-13)
 #define PH_E_PACKAGE (-11)
+#define PH_E_CONFLICT (-14) /* ph_call: a unique field already holds that value */
+#define PH_E_BUSY (-15)     /* ph_call: the callee is reloading or starting; retry */
+#define PH_E_AUTH (-18)     /* ph_call: the callee is PH_ADMIN and the request has no token */
+#define PH_E_SQL (-19)      /* db_query or a CRUD call: the database refused */
+#define PH_E_STATE (-20)    /* ph_call: the callee is not running */
+#define PH_E_RATE (-23)     /* ph_call: the callee's rate limit was reached */
 
 /**
  * The host's function table. Reached through ctx->api; call the inline
@@ -448,6 +454,7 @@ struct ph_host_api {
     int (*db_query)(ph_ctx *ctx, const char *sql, const ph_json *params, ph_json **rows);
     void (*error_reset)(ph_ctx *ctx);
     int (*manage)(ph_ctx *ctx, const char *op, const char *name, ph_json **out);
+    int (*errorv_status)(ph_ctx *ctx, int status, const char *code, const char *fmt, va_list ap);
 };
 
 /**
@@ -500,6 +507,29 @@ static inline int ph_error(ph_ctx *ctx, const char *code, const char *fmt, ...)
     int rc;
     va_start(ap, fmt);
     rc = ctx->api->errorv(ctx, code, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/**
+ * ph_error with the HTTP status the caller receives (RFC 9110): 4xx for what
+ * the caller got wrong (400 bad input, 404 no such thing, 409 conflict, 422
+ * a valid request the package refuses), 5xx for the package's own faults.
+ * Without it a method's error answers 500, unless its code is one of the
+ * host's words with a 4xx status ("bad_args" 400, "not_found" 404,
+ * "forbidden" 403, "conflict" 409), and a validate hook's refusal answers
+ * 422. A status outside 400-599 counts as 500. On a host older than this
+ * SDK it is ph_error.
+ */
+static inline int ph_error_status(ph_ctx *ctx, int status, const char *code, const char *fmt, ...)
+    PH_PRINTF_(4, 5);
+static inline int ph_error_status(ph_ctx *ctx, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    int rc;
+    va_start(ap, fmt);
+    rc = ph_host_has(ctx, errorv_status) ? ctx->api->errorv_status(ctx, status, code, fmt, ap)
+                                         : ctx->api->errorv(ctx, code, fmt, ap);
     va_end(ap);
     return rc;
 }
