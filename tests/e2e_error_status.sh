@@ -6,24 +6,16 @@
 # word (429 is rate_limited, not a package error) and exits 75 (EX_TEMPFAIL)
 # when the host asks to retry.
 set -euo pipefail
-tmp=$(mktemp -d)
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; [ -f "$tmp/run.log" ] && tail -5 "$tmp/run.log"; exit 1; }
-mkdir -p "$tmp/pk/statuses"
+. "$PH_SOURCE_DIR/tests/support/e2e.sh"
+mkdir -p "$tmp/pk"
 cp -r "$PH_EXAMPLES/notes" "$tmp/pk/"
-printf '[package]\nname = statuses\nversion = 1.0.0\n' >"$tmp/pk/statuses/package.ini"
-cc -std=c11 -shared -fPIC -fvisibility=hidden -I"$PH_SOURCE_DIR/sdk/include" \
-  -DPH_PACKAGE_NAME='"statuses"' -DPH_PACKAGE_VERSION='"1.0.0"' \
-  -o "$tmp/pk/statuses/statuses.so" "$PH_SOURCE_DIR/tests/contract/statuses.c" || fail cc
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+build_pkg "$tmp/pk" statuses contract/statuses.c
+port=$(free_port)
 u="http://127.0.0.1:$port"
 printf '[host]\npackage_dirs = pk\ndata_dir = data\n[http]\nlisten = 127.0.0.1:%s\nrate_limit = 3\n' \
   "$port" >"$tmp/host.ini"
-"$PH_BIN" -c "$tmp/host.ini" run >"$tmp/run.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do curl -sf -o /dev/null "$u/_/health?ready" && break; sleep 0.1; done
+start_host -c "$tmp/host.ini"
+wait_ready "$u"
 expect() { # STATUS WORD METHOD PATH [BODY]
   local out code
   out=$(curl -s -w '\n%{http_code}' -X "$3" -H 'Content-Type: application/json' "$u$4" -d "${5:-{\}}")

@@ -6,23 +6,12 @@
 # still serves and each failed instance names the real cause (never "another
 # process may hold the port").
 set -euo pipefail
-tmp=$(mktemp -d)
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; [ -f "$tmp/run.log" ] && grep -v "is running\|starting m\|prepared\|started\|database install" "$tmp/run.log" | tail -25; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-pkg() { # DIR NAME SOURCE
-  mkdir -p "$1/$2"
-  printf '[package]\nname = %s\nversion = 1.0.0\n' "$2" >"$1/$2/package.ini"
-  cc -std=c11 -shared -fPIC -fvisibility=hidden -I"$PH_SOURCE_DIR/sdk/include" \
-    -DPH_PACKAGE_NAME="\"$2\"" -DPH_PACKAGE_VERSION='"1.0.0"' \
-    -o "$1/$2/$2.so" "$PH_SOURCE_DIR/tests/$3" || fail "cc $2"
-}
+. "$PH_SOURCE_DIR/tests/support/e2e.sh"
+E2E_LOG_LINES=25
 post() { curl -s -X POST -H 'Content-Type: application/json' -d '{}' "$@"; }
 
 # --- while a slow package starts ---
-pkg "$tmp/pk" slowstart containment/slowstart.c
+build_pkg "$tmp/pk" slowstart containment/slowstart.c
 port=$(free_port)
 u="http://127.0.0.1:$port"
 PH_SLOW_MS=3000 "$PH_BIN" --packages "$tmp/pk" --data-dir "$tmp/data" run --listen "127.0.0.1:$port" \
@@ -50,7 +39,7 @@ if [ "${PH_SANITIZE:-0}" = 1 ]; then
   echo "1 passed, 0 failed" # the sanitizer runtimes need descriptors of their own
   exit 0
 fi
-for i in $(seq 1 40); do pkg "$tmp/many" "m$i" lifecycle/shop.c; done
+for i in $(seq 1 40); do build_pkg "$tmp/many" "m$i" lifecycle/shop.c; done
 port=$(free_port)
 u="http://127.0.0.1:$port"
 ( ulimit -n 64; exec "$PH_BIN" --packages "$tmp/many" --data-dir "$tmp/many-data" run \

@@ -5,17 +5,12 @@
 # 2020-12 validator (python3-jsonschema, the dialect of OpenAPI 3.1), the
 # management operations included.
 set -euo pipefail
-tmp=$(mktemp -d)
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; [ -f "$tmp/run.log" ] && tail -5 "$tmp/run.log"; exit 1; }
+. "$PH_SOURCE_DIR/tests/support/e2e.sh"
 cp -r "$PH_EXAMPLES" "$tmp/pk" # `remove` deletes a package directory: never the build's
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 u="http://127.0.0.1:$port"
-"$PH_BIN" --packages "$tmp/pk" --data-dir "$tmp/data" run --listen "127.0.0.1:$port" >"$tmp/run.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do curl -sf -o /dev/null "$u/_/health?ready" && break; sleep 0.1; done
+start_host --packages "$tmp/pk" --data-dir "$tmp/data" --listen "127.0.0.1:$port"
+wait_ready "$u"
 out=$(python3 "$PH_SOURCE_DIR/tests/tools/openapi_responses.py" "$u" "$tmp/data/admin.token" --manage counter 2>&1) ||
   fail "$out"
 echo "$out"

@@ -5,11 +5,7 @@
 # quarantine: there descriptors and mappings are compared over 200 reloads,
 # and a few mappings may be the allocator's own.
 set -euo pipefail
-tmp=$(mktemp -d)
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; [ -f "$tmp/run.log" ] && tail -5 "$tmp/run.log"; exit 1; }
+. "$PH_SOURCE_DIR/tests/support/e2e.sh"
 total=1000 check_rss=1
 if [ "${PH_SANITIZE:-0}" = 1 ]; then total=200 check_rss=0; fi
 mkdir -p "$tmp/pk/api" "$tmp/b"
@@ -25,12 +21,11 @@ done
   done
 } >"$tmp/pk/api/package.ini"
 cp "$tmp/b/1.so" "$tmp/pk/api/api.so"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 printf '[host]\npackage_dirs = pk\ndata_dir = data\nreload = false\nlog_level = warn\n[http]\nlisten = 127.0.0.1:%s\n' "$port" >"$tmp/host.ini"
-"$PH_BIN" -c "$tmp/host.ini" run >"$tmp/run.log" 2>&1 &
-pid=$!
+start_host -c "$tmp/host.ini"
 u="http://127.0.0.1:$port"
-for _ in $(seq 1 100); do curl -sf "$u/_/health?ready" >/dev/null 2>&1 && break; sleep 0.1; done
+wait_ready "$u"
 tok=$(cat "$tmp/data/admin.token")
 usage() { # RSS KiB, descriptors, mappings of the host
   echo "$(awk '/^VmRSS/ {print $2}' /proc/$pid/status) $(ls /proc/$pid/fd | wc -l) $(wc -l </proc/$pid/maps)"
