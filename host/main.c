@@ -27,6 +27,7 @@
 #include "http.h"
 #include "install.h"
 #include "log.h"
+#include "notify.h"
 #include "manage.h"
 #include "migrate.h"
 #include "reload.h"
@@ -494,6 +495,8 @@ static int cmd_run(cli *c, int argc, char **argv)
     }
     ph_log_info("listening on http://%s:%d/; starting %zu instance(s)", h->cfg.http.listen_addr,
                 ph_http_port(http), h->plan.n);
+    if (ph_notify_start(h))
+        ph_log_warn("no watchdog: %s", ph_error_last());
     if ((rc = ph_host_start(h))) {
         print_error("cannot start");
         ph_http_stop(http);
@@ -504,6 +507,7 @@ static int cmd_run(cli *c, int argc, char **argv)
     pthread_rwlock_rdlock(&h->lock); /* requests may already be changing the plan */
     size_t n_instances = h->plan.n;
     pthread_rwlock_unlock(&h->lock);
+    ph_notify_ready(n_instances, h->cfg.http.listen_addr, ph_http_port(http));
     ph_log_info("plughost %s serving %zu instance(s) on http://%s:%d/ (config: %s); Ctrl-C stops",
                 PH_HOST_VERSION, n_instances, h->cfg.http.listen_addr, ph_http_port(http),
                 c->config ? c->config : "embedded defaults");
@@ -521,18 +525,25 @@ static int cmd_run(cli *c, int argc, char **argv)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
+            ph_notify_reloading();
             reconfigure(c, h, &watcher);
+            pthread_rwlock_rdlock(&h->lock);
+            n_instances = h->plan.n;
+            pthread_rwlock_unlock(&h->lock);
+            ph_notify_ready(n_instances, h->cfg.http.listen_addr, ph_http_port(http));
             continue;
         }
         break;
     }
     ph_log_info("%s received: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    ph_notify_stopping();
     status = 0;
     ph_reloader_stop(watcher);
     ph_http_stop(http);
 stop:
     ph_host_stop(h);
 cleanup:
+    ph_notify_stop(); /* the watchdog reads h */
     ph_host_free(h);
     if (status == 0)
         ph_log_info("stopped cleanly");
