@@ -1,11 +1,16 @@
 #include "metrics.h"
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "error.h"
 
@@ -175,6 +180,79 @@ static void emit_instances(text *t, ph_host *host)
     }
 }
 
+/* Open descriptors of this process (a directory read, as Prometheus' clients do). */
+static long count_fds(void)
+{
+    long n = -1; /* the directory's own */
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* Seconds since the Unix epoch when this process started (/proc/self/stat field 22). */
+static double start_time(void)
+{
+    FILE *f = fopen("/proc/self/stat", "r");
+    char buf[1024];
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long long ticks = 0;
+    for (int field = 2; p && *p && field < 22; p++)
+        field += *p == ' ';
+    if (!p || sscanf(p, "%llu", &ticks) != 1)
+        return 0;
+    struct timespec now, up;
+    clock_gettime(CLOCK_REALTIME, &now);
+    clock_gettime(CLOCK_BOOTTIME, &up);
+    double boot = (double)now.tv_sec + now.tv_nsec / 1e9 - ((double)up.tv_sec + up.tv_nsec / 1e9);
+    return boot + (double)ticks / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The standard process_* collector of Prometheus' client libraries, and build info. */
+static void emit_process(text *t)
+{
+    struct rusage ru;
+    struct rlimit rl;
+    long pages = 0, rss = 0, page = sysconf(_SC_PAGESIZE);
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f || fscanf(f, "%ld %ld", &pages, &rss) != 2)
+        pages = rss = 0;
+    if (f)
+        fclose(f);
+    double cpu = 0;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+              ru.ru_stime.tv_usec / 1e6;
+    double max_fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                         ? (double)rl.rlim_cur
+                         : -1;
+    text_printf(t,
+                "# HELP process_cpu_seconds_total Total user and system CPU time spent in "
+                "seconds.\n# TYPE process_cpu_seconds_total counter\n"
+                "process_cpu_seconds_total %.6f\n"
+                "# HELP process_open_fds Number of open file descriptors.\n"
+                "# TYPE process_open_fds gauge\nprocess_open_fds %ld\n"
+                "# HELP process_max_fds Maximum number of open file descriptors.\n"
+                "# TYPE process_max_fds gauge\nprocess_max_fds %.0f\n"
+                "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+                "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %ld\n"
+                "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+                "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %ld\n"
+                "# HELP process_start_time_seconds Start time of the process since unix epoch in "
+                "seconds.\n# TYPE process_start_time_seconds gauge\n"
+                "process_start_time_seconds %.2f\n"
+                "# HELP plughost_build_info The running plughost's version (value 1).\n"
+                "# TYPE plughost_build_info gauge\nplughost_build_info{version=\"%s\"} 1\n",
+                cpu, count_fds(), max_fds, pages * page, rss * page, start_time(), PH_HOST_VERSION);
+}
+
 int ph_metrics_render(ph_host *host, const char *extra, char **out, size_t *len)
 {
     text t = {0};
@@ -200,6 +278,7 @@ int ph_metrics_render(ph_host *host, const char *extra, char **out, size_t *len)
     pthread_rwlock_rdlock(&host->lock); /* a configuration reload replaces the plan */
     emit_instances(&t, host);
     pthread_rwlock_unlock(&host->lock);
+    emit_process(&t);
     if (extra)
         text_add(&t, extra, strlen(extra));
     if (t.oom || !t.p) {

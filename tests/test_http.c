@@ -837,7 +837,10 @@ static const char prom_check[] =
     "from prometheus_client.parser import text_string_to_metric_families as parse\n"
     "fams = {f.name: f for f in parse(open(sys.argv[1]).read())}\n"
     "want = {'plughost_calls': 'counter', 'plughost_call_errors': 'counter',\n"
-    "        'plughost_call_client_errors': 'counter',\n"
+    "        'plughost_call_client_errors': 'counter', 'process_cpu_seconds': 'counter',\n"
+    "        'process_open_fds': 'gauge', 'process_max_fds': 'gauge',\n"
+    "        'process_resident_memory_bytes': 'gauge', 'process_virtual_memory_bytes': 'gauge',\n"
+    "        'process_start_time_seconds': 'gauge', 'plughost_build_info': 'gauge',\n"
     "        'plughost_call_duration_seconds': 'histogram', 'plughost_instance_up': 'gauge',\n"
     "        'plughost_instance_state': 'gauge', 'plughost_http_responses': 'counter',\n"
     "        'plughost_http_requests_in_flight': 'gauge'}\n"
@@ -857,6 +860,15 @@ static const char prom_check[] =
     "assert inf == cnt and cnt[0] >= 1, '+Inf %r != count %r' % (inf, cnt)\n"
     "up = {s.labels['instance']: s.value for s in fams['plughost_instance_up'].samples}\n"
     "assert up.get('http_fx') == 1 and up.get('core_decline') == 0, up\n"
+    "rss = fams['process_resident_memory_bytes'].samples[0].value\n"
+    "assert 1e6 < rss < 1e10, 'process_resident_memory_bytes %r' % rss\n"
+    "fds = fams['process_open_fds'].samples[0].value\n"
+    "assert 3 < fds <= fams['process_max_fds'].samples[0].value, 'process_open_fds %r' % fds\n"
+    "import time\n"
+    "st = fams['process_start_time_seconds'].samples[0].value\n"
+    "assert time.time() - 3600 < st <= time.time() + 5, 'process_start_time_seconds %r' % st\n"
+    "bi = fams['plughost_build_info'].samples[0]\n"
+    "assert bi.value == 1 and bi.labels.get('version'), bi\n"
     "print('prometheus ok: %d families' % len(fams))\n";
 
 static void prometheus_parse(const char *text)
