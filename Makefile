@@ -3,6 +3,7 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
 BUILD_FUZZ ?= build-fuzz
+BUILD_DEB  ?= build-deb
 FUZZ_TIME  ?= 600
 # libFuzzer harnesses (fuzz/fuzz_<name>.c); `make fuzz FUZZERS=elf` runs one.
 FUZZERS    ?= $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
@@ -16,7 +17,7 @@ DEB_PACKAGES = build-essential cmake pkg-config libffi-dev \
                libcmocka-dev wrk valgrind curl python3-prometheus-client chromium \
                clang libclang-rt-dev python3-jsonschema libsystemd-dev systemd
 
-.PHONY: all deps build run test test-asan test-tsan fuzz bench install clean
+.PHONY: all deps build run test test-asan test-tsan fuzz bench install deb clean
 
 all: build
 
@@ -81,5 +82,13 @@ bench: build
 install: build
 	cmake --install $(BUILD)
 
+# plughost_VERSION_amd64.deb and plughost-dev_VERSION_all.deb in $(BUILD_DEB)
+# (CPack, cmake/Deb.cmake): an optimised build for prefix /usr.
+deb: deps
+	cmake -S . -B $(BUILD_DEB) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
+	  -DPH_BUILD_TESTS=OFF -DPH_BUILD_BENCH=OFF
+	cmake --build $(BUILD_DEB) -j $(JOBS)
+	cd $(BUILD_DEB) && cpack -G DEB
+
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_FUZZ)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_FUZZ) $(BUILD_DEB)

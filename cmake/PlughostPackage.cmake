@@ -1,5 +1,13 @@
 # plughost_add_package(<target> SOURCES <src...> [DIR <package dir>])
 #
+# `cmake --install` puts the staged package in
+# ${PLUGHOST_INSTALL_PACKAGES_DIR}/<name> (default lib/plughost/packages
+# below the prefix: /usr/lib/plughost/packages, a package directory of the
+# installed host; `pkg-config --variable=packagesdir plughost` names it), in
+# the install component ${PLUGHOST_INSTALL_COMPONENT} (default: the package
+# name). A directory that sets PLUGHOST_NO_INSTALL builds without installing
+# (examples, test fixtures).
+#
 # Builds a plughost package from the directory holding its package.ini
 # (default: the current source directory). Name and version are read from
 # package.ini and compiled in as PH_PACKAGE_NAME / PH_PACKAGE_VERSION, so
@@ -124,6 +132,24 @@ function(plughost_add_package target)
             -P ${CMAKE_CURRENT_FUNCTION_LIST_FILE}
     DEPENDS ${outputs} VERBATIM)
   add_dependencies(${target} ${target}_files)
+  if(NOT PLUGHOST_NO_INSTALL)
+    if(NOT DEFINED PLUGHOST_INSTALL_PACKAGES_DIR)
+      set(PLUGHOST_INSTALL_PACKAGES_DIR lib/plughost/packages)
+    endif()
+    if(NOT DEFINED PLUGHOST_INSTALL_COMPONENT)
+      set(PLUGHOST_INSTALL_COMPONENT ${name})
+    endif()
+    install(TARGETS ${target} LIBRARY DESTINATION ${PLUGHOST_INSTALL_PACKAGES_DIR}/${name}
+            COMPONENT ${PLUGHOST_INSTALL_COMPONENT})
+    install(FILES ${ini} DESTINATION ${PLUGHOST_INSTALL_PACKAGES_DIR}/${name}
+            COMPONENT ${PLUGHOST_INSTALL_COMPONENT})
+    foreach(sub sql www wiki)
+      if(IS_DIRECTORY ${PKG_DIR}/${sub})
+        install(DIRECTORY ${PKG_DIR}/${sub} DESTINATION ${PLUGHOST_INSTALL_PACKAGES_DIR}/${name}
+                COMPONENT ${PLUGHOST_INSTALL_COMPONENT})
+      endif()
+    endforeach()
+  endif()
   set_property(TARGET ${target} PROPERTY PLUGHOST_PACKAGE_NAME ${name})
   set_property(TARGET ${target} PROPERTY PLUGHOST_PACKAGE_VERSION ${version})
 endfunction()

@@ -118,13 +118,15 @@ PH_PACKAGE(.actors = PH_ACTORS(PH_ACTOR("num", methods)));
 C
 cflags=$(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --cflags plughost) ||
     fail "pkg-config --cflags plughost failed"
+pcflags=$(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --variable=package_cflags plughost)
+[ "$pcflags" = "-fPIC -fvisibility=hidden" ] || fail "package_cflags is '$pcflags'"
 incdir=
 for flag in $cflags; do
     case "$flag" in -I*) incdir=${flag#-I} ;; esac
 done
 [ -n "$incdir" ] && [ "$(cd "$incdir" 2>/dev/null && pwd -P)" = "$(cd "$prefix/include" && pwd -P)" ] ||
     fail "pkg-config --cflags plughost gives '$cflags'; its -I must be the installed $prefix/include"
-cc -std=c99 -Wall -Wextra -Werror $cflags -shared -Wl,-z,defs \
+cc -std=c99 -Wall -Wextra -Werror $cflags $pcflags -shared -Wl,-z,defs \
     -DPH_PACKAGE_NAME='"pcpkg"' -DPH_PACKAGE_VERSION='"2.0.0"' \
     -o "$pkgsrc/pcpkg.so" "$pkgsrc/pcpkg.c" || fail "compiling with pkg-config flags failed"
 exported=$(nm -D --defined-only "$pkgsrc/pcpkg.so" | awk '{print $3}')

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# `make deb`'s packages, as an operator gets them: CPack builds plughost and
+# plughost-dev from a clean release build; lintian reports no error; both
+# install with dpkg -i (the conffile registered, the unit in place); a
+# package builds against the installed SDK (CMake and pkg-config) and the
+# installed binary calls it; `cmake --install` of that package puts it in the
+# installed host's package directory; dpkg -P takes everything away again.
+set -euo pipefail
+. "$PH_SOURCE_DIR/tests/support/e2e.sh"
+if [ "${PH_SANITIZE:-0}" = 1 ]; then
+  echo "sanitizer build: the packages are built from a release build once, in the plain run"
+  echo "1 passed, 0 failed"
+  exit 0
+fi
+if [ "$(dpkg-query -W -f='${Status}' plughost 2>/dev/null)" = "install ok installed" ]; then
+  echo "plughost is installed on this machine already: not replacing it; skipped"
+  echo "1 passed, 0 failed"
+  exit 0
+fi
+removed=
+uninstall() { [ -n "$removed" ] || dpkg -P plughost plughost-dev >/dev/null 2>&1 || true; e2e_cleanup; }
+trap uninstall EXIT
+cmake -S "$PH_SOURCE_DIR" -B "$tmp/b" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
+  -DPH_BUILD_TESTS=OFF -DPH_BUILD_BENCH=OFF >"$tmp/cmake.log" 2>&1 || { cat "$tmp/cmake.log"; fail cmake; }
+cmake --build "$tmp/b" -j 2 >"$tmp/build.log" 2>&1 || { tail -20 "$tmp/build.log"; fail build; }
+(cd "$tmp/b" && cpack -G DEB) >"$tmp/cpack.log" 2>&1 || { cat "$tmp/cpack.log"; fail cpack; }
+version=$(sed -n 's/^project(plughost VERSION \([0-9.]*\).*/\1/p' "$PH_SOURCE_DIR/CMakeLists.txt")
+host_deb="$tmp/b/plughost_${version}_amd64.deb" dev_deb="$tmp/b/plughost-dev_${version}_all.deb"
+[ -f "$host_deb" ] && [ -f "$dev_deb" ] || fail "no $host_deb or $dev_deb: $(ls "$tmp/b"/*.deb)"
+lint=$(lintian "$host_deb" "$dev_deb" 2>&1 | grep -v 'running with root privileges' || true)
+! grep -q '^E:' <<<"$lint" || fail "lintian errors: $lint"
+echo "  lintian: no errors$(grep -c '^W:' <<<"$lint" | sed 's/^/, warnings: /')"
+
+dpkg -i "$host_deb" "$dev_deb" >"$tmp/dpkg.log" 2>&1 || { cat "$tmp/dpkg.log"; fail "dpkg -i"; }
+[ "$(dpkg-query -W -f='${Status}' plughost)" = "install ok installed" ] || fail "plughost not installed"
+dpkg-query -W -f='${Conffiles}' plughost | grep -q '/etc/plughost/host.ini' || fail "host.ini is no conffile"
+[ -f /usr/lib/systemd/system/plughost.service ] || [ -f /lib/systemd/system/plughost.service ] ||
+  fail "no plughost.service installed"
+[ -f /usr/lib/plughost/packages/pkgmgr/pkgmgr.so ] || fail "pkgmgr not installed"
+/usr/bin/plughost --version | grep -q "$version" || fail "the installed binary: $(/usr/bin/plughost --version)"
+echo "  dpkg -i: plughost and plughost-dev installed; host.ini a conffile; unit and pkgmgr in place"
+
+# a package built against the installed SDK, with CMake (and installed by it) ...
+mkdir -p "$tmp/shout"
+cat >"$tmp/shout/package.ini" <<'INI'
+[package]
+name = shout
+version = 1.0.0
+INI
+cat >"$tmp/shout/shout.c" <<'C'
+#include <plughost/sdk.h>
+static int64_t twice(ph_ctx *ctx, int64_t n) { (void)ctx; return 2 * n; }
+static const ph_method methods[] = { PH_METHOD(twice, PH_I64, PH_ARG("n", PH_I64)) };
+PH_PACKAGE(.actors = PH_ACTORS(PH_ACTOR("num", methods)));
+C
+printf 'cmake_minimum_required(VERSION 3.20)\nproject(shout C)\nfind_package(plughost REQUIRED)\nplughost_add_package(shout SOURCES shout.c)\n' \
+  >"$tmp/shout/CMakeLists.txt"
+cmake -S "$tmp/shout" -B "$tmp/shout/build" >"$tmp/pkg.log" 2>&1 && cmake --build "$tmp/shout/build" >>"$tmp/pkg.log" 2>&1 ||
+  { cat "$tmp/pkg.log"; fail "building a package against plughost-dev"; }
+out=$(/usr/bin/plughost --packages "$tmp/shout/build/packages" --data-dir "$tmp/data" --log-level error \
+  call --local shout.num.twice n=21) || fail "call: $out"
+[ "$out" = 42 ] || fail "shout.num.twice n=21 gave $out"
+DESTDIR="$tmp/root" cmake --install "$tmp/shout/build" >/dev/null
+[ -f "$tmp/root/usr/local/lib/plughost/packages/shout/shout.so" ] ||
+  fail "cmake --install of a package: $(cd "$tmp/root" && find . -type f)"
+# ... and with plain cc and pkg-config
+pc_dir=$(realpath -m "$(pkg-config --variable=packagesdir plughost)")
+[ "$pc_dir" = /usr/lib/plughost/packages ] || fail "pkg-config packagesdir: $pc_dir"
+mkdir -p "$tmp/pc/shout" && cp "$tmp/shout/package.ini" "$tmp/pc/shout/"
+# shellcheck disable=SC2046
+cc -std=c11 $(pkg-config --cflags plughost) $(pkg-config --variable=package_cflags plughost) -shared \
+  -DPH_PACKAGE_NAME='"shout"' -DPH_PACKAGE_VERSION='"1.0.0"' -o "$tmp/pc/shout/shout.so" "$tmp/shout/shout.c" ||
+  fail "cc with pkg-config"
+out=$(/usr/bin/plughost --packages "$tmp/pc" --data-dir "$tmp/data2" --log-level error call --local shout.num.twice n=4)
+[ "$out" = 8 ] || fail "the pkg-config build gave $out"
+echo "  a package built against the installed SDK (CMake, pkg-config) runs; cmake --install places it"
+
+dpkg -P plughost plughost-dev >"$tmp/dpkg.log" 2>&1 || { cat "$tmp/dpkg.log"; fail "dpkg -P"; }
+removed=1
+[ ! -e /usr/bin/plughost ] && [ ! -e /usr/include/plughost/sdk.h ] && [ ! -e /etc/plughost/host.ini ] ||
+  fail "dpkg -P left files behind"
+echo "  dpkg -P: removed, configuration too"
+echo "1 passed, 0 failed"
