@@ -1307,22 +1307,87 @@ static const command *find_command(const char *name)
     return NULL;
 }
 
+/*
+ * Prints `text` from column `indent` on, wrapped at 80 columns, the first
+ * line after `lead` (padded to `indent`; a longer lead puts the text on the
+ * next line).
+ */
+static void wrap(FILE *f, int indent, const char *lead, const char *text)
+{
+    enum { WIDTH = 80 };
+    int col = fprintf(f, "%-*s", indent, lead);
+    if (col > indent) {
+        fprintf(f, "\n%*s", indent, "");
+        col = indent;
+    }
+    for (const char *p = text; *p;) {
+        while (*p == ' ')
+            p++;
+        size_t n = strcspn(p, " ");
+        if (!n)
+            break;
+        if (col > indent && col + 1 + (int)n > WIDTH) {
+            fprintf(f, "\n%*s", indent, "");
+            col = indent;
+        }
+        col += fprintf(f, "%s%.*s", col > indent ? " " : "", (int)n, p);
+        p += n;
+    }
+    fputc('\n', f);
+}
+
+/* The whole help: what `--help` prints and help2man turns into plughost(1). */
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: plughost [--version] COMMAND [options] [args]\n\ncommands:\n");
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-7s %s\n", commands[i].name, commands[i].help);
-    fprintf(f, "\ncommon options:\n"
-               "  -c, --config FILE     host.ini to read (default: embedded defaults)\n"
-               "      --packages DIR    package directory (repeatable; replaces package_dirs)\n"
-               "      --data-dir DIR    where databases and state live\n"
-               "      --listen ADDR:PORT  HTTP listen address\n"
-               "      --log-level LEVEL error, warn, info or debug\n"
-               "      --strict          any failing package is fatal\n"
-               "      --url URL         (call, status, reload, remove) the running host's address\n"
-               "      --local           (call) run the packages in this process\n"
-               "      --purge           (remove) delete the data too, after a backup\n"
-               "\n`plughost COMMAND --help` shows a command's usage.\n");
+    static const char *const options[][2] = {
+        {"  -c, --config FILE", "host.ini to read (default: the embedded defaults)"},
+        {"      --packages DIR", "a package directory (repeatable; replaces package_dirs)"},
+        {"      --data-dir DIR", "where databases and state live"},
+        {"      --listen ADDR:PORT", "the HTTP listen address"},
+        {"      --log-level LEVEL", "error, warn, info or debug"},
+        {"      --strict", "any failing package is fatal"},
+        {"      --url URL", "(call, status, reload, enable, disable, install) the running host"},
+        {"      --local", "(call) run the packages in this process"},
+        {"      --purge", "(remove) delete the data too, after a backup"},
+        {"  -h, --help", "this text; `plughost COMMAND --help` shows a command's usage"},
+        {"      --version", "the version and SDK ABI"},
+    };
+    static const char *const status[][2] = {
+        {"  0", "success"},
+        {"  1", "the command failed (the message says why and what to do)"},
+        {"  2", "a usage error: an unknown command or option, a missing argument"},
+        {"  75", "the running host asks to retry later (HTTP 429 or 503; EX_TEMPFAIL)"},
+    };
+    static const char *const files[][2] = {
+        {"  /etc/plughost/host.ini", "the installed host's configuration (plughost.service)"},
+        {"  DATA_DIR/admin.token", "the admin token for management and PH_ADMIN methods (0600)"},
+        {"  DATA_DIR/INSTANCE.db", "an instance's SQLite database"},
+        {"  DATA_DIR/crashes.log", "a line per crash: package, build, signal (for quarantine)"},
+    };
+    fprintf(f, "Usage: plughost [--version] COMMAND [options] [args]\n"
+               "An application host for packages written in C: it loads them, serves their\n"
+               "methods and models over HTTP and the command line, and hot-reloads them.\n"
+               "\nCommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        char lead[16];
+        snprintf(lead, sizeof lead, "  %s", commands[i].name);
+        wrap(f, 10, lead, commands[i].help);
+    }
+    fprintf(f, "\nOptions:\n");
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++)
+        wrap(f, 26, options[i][0], options[i][1]);
+    fprintf(f, "\nExit status:\n");
+    for (size_t i = 0; i < sizeof status / sizeof status[0]; i++)
+        wrap(f, 6, status[i][0], status[i][1]);
+    fprintf(f, "\nFiles:\n");
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        wrap(f, 6, files[i][0], files[i][1]);
+    fprintf(f, "\nExamples:\n"
+               "  plughost run -c examples/host.ini\n"
+               "  plughost call calc.math.add a=2 b=40\n"
+               "  plughost call --local --packages build/packages notes.note.new title=hi\n"
+               "  plughost status\n"
+               "  plughost install ./shout/build/packages/shout\n");
 }
 
 static int cmd_help(cli *c, int argc, char **argv)
@@ -1333,7 +1398,9 @@ static int cmd_help(cli *c, int argc, char **argv)
         usage(stdout);
         return argc > 0 ? 2 : 0;
     }
-    printf("usage: plughost %s\n\n%s\n", cmd->usage, cmd->help);
+    wrap(stdout, 16, "Usage: plughost", cmd->usage);
+    putchar('\n');
+    wrap(stdout, 0, "", cmd->help);
     return 0;
 }
 
@@ -1388,14 +1455,19 @@ int main(int argc, char **argv)
         case 'V':
             printf("plughost %s (SDK ABI %d)\n", PH_HOST_VERSION, PH_ABI_VERSION);
             return 0;
-        default:
-            usage(stderr);
+        default: /* getopt said which option; one line more, not the whole help */
+            fprintf(stderr, "plughost: run `plughost --help` for the options\n");
             return 2;
         }
     }
     if (optind >= argc) {
-        usage(want_help ? stdout : stderr);
-        return want_help ? 0 : 2;
+        if (want_help) {
+            usage(stdout);
+            return 0;
+        }
+        fprintf(stderr, "Usage: plughost [--version] COMMAND [options] [args]\n"
+                        "plughost: no command; run `plughost --help` for the list\n");
+        return 2;
     }
     const command *cmd = find_command(argv[optind]);
     if (!cmd) {
@@ -1403,10 +1475,8 @@ int main(int argc, char **argv)
                 argv[optind]);
         return 2;
     }
-    if (want_help) {
-        printf("usage: plughost %s\n\n%s\n", cmd->usage, cmd->help);
-        return 0;
-    }
+    if (want_help)
+        return cmd_help(&c, 1, (char *[]){(char *)cmd->name});
     int rc = cmd->fn(&c, argc - optind - 1, argv + optind + 1);
     free(c.package_dirs);
     return rc;

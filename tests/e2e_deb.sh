@@ -38,7 +38,12 @@ dpkg-query -W -f='${Conffiles}' plughost | grep -q '/etc/plughost/host.ini' || f
   fail "no plughost.service installed"
 [ -f /usr/lib/plughost/packages/pkgmgr/pkgmgr.so ] || fail "pkgmgr not installed"
 /usr/bin/plughost --version | grep -q "$version" || fail "the installed binary: $(/usr/bin/plughost --version)"
-echo "  dpkg -i: plughost and plughost-dev installed; host.ini a conffile; unit and pkgmgr in place"
+man=$(dpkg -L plughost | grep '/man1/plughost\.1\.gz$') || fail "no plughost(1) in the package"
+if [ -e "$man" ] && command -v man >/dev/null; then # an image may exclude /usr/share/man
+  MANWIDTH=80 man -l "$man" 2>/dev/null | grep -q "plughost - application host for C packages" ||
+    fail "man plughost: $(man -l "$man" 2>&1 | head -5)"
+fi
+echo "  dpkg -i: plughost and plughost-dev installed; host.ini a conffile; unit, man page, pkgmgr in place"
 
 # a package built against the installed SDK, with CMake (and installed by it) ...
 mkdir -p "$tmp/shout"

@@ -413,6 +413,18 @@ static void test_run_keeps_going_after_failures(void **state)
 
 /* ---- help, version, usage errors ---- */
 
+/* The longest line of `text`, in bytes (the help is ASCII). */
+static int max_width(const char *text)
+{
+    int best = 0;
+    for (const char *p = text; *p;) {
+        int n = (int)strcspn(p, "\n");
+        best = n > best ? n : best;
+        p += n + (p[n] == '\n');
+    }
+    return best;
+}
+
 static void test_help_and_version(void **state)
 {
     fx *f = *state;
@@ -420,21 +432,34 @@ static void test_help_and_version(void **state)
     assert_true(tu_contains(f->out, "plughost "));
     assert_true(tu_contains(f->out, "(SDK ABI 1)"));
     assert_int_equal(ph(f, "--help"), 0);
-    assert_true(tu_contains(f->out, "usage: plughost"));
-    const char *cmds[] = {"run", "check", "call", "list"};
-    for (size_t i = 0; i < 4; i++) {
+    assert_true(tu_contains(f->out, "Usage: plughost [--version] COMMAND [options] [args]"));
+    /* the sections a man page has (help2man makes plughost(1) of this text) */
+    assert_true(tu_contains(f->out, "\nExit status:\n  0   success\n"));
+    assert_true(tu_contains(f->out, "\nFiles:\n"));
+    assert_true(tu_contains(f->out, "\nExamples:\n"));
+    assert_true(tu_contains(f->out, "  75  the running host asks to retry later"));
+    assert_int_equal(max_width(f->out), 80);
+    const char *cmds[] = {"run",    "check",   "call",    "list",   "status", "reload", "backup",
+                          "enable", "disable", "install", "remove", "new",    "help"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         assert_int_equal(ph(f, "%s --help", cmds[i]), 0);
-        char *want = tu_fmt("usage: plughost %s", cmds[i]);
-        assert_true(tu_contains(f->out, want));
+        char *want = tu_fmt("Usage: plughost %s", cmds[i]);
+        if (!tu_contains(f->out, want) || max_width(f->out) > 80)
+            fail_msg("plughost %s --help: not its usage in 80 columns:\n%s", cmds[i], f->out);
         free(want);
         assert_int_equal(ph(f, "help %s", cmds[i]), 0);
         assert_true(tu_contains(f->out, cmds[i]));
+        assert_true(max_width(f->out) <= 80);
     }
     assert_int_equal(ph(f, "frobnicate"), 2);
     assert_true(tu_contains(f->err, "plughost: unknown command 'frobnicate'; run `plughost --help` "
                                     "for the list"));
     assert_int_equal(ph(f, "%s", ""), 2);
-    assert_true(tu_contains(f->err, "usage: plughost"));
+    assert_true(tu_contains(f->err, "plughost: no command; run `plughost --help` for the list"));
+    /* an unknown option: getopt's line and the hint, not the whole help */
+    assert_int_equal(ph(f, "--frobnicate"), 2);
+    assert_true(tu_contains(f->err, "plughost: run `plughost --help` for the options\n"));
+    assert_false(tu_contains(f->err, "Commands:"));
 }
 
 static void test_list(void **state)
