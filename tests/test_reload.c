@@ -385,17 +385,26 @@ static void test_burst_of_writes(void **state)
         free(flags);
     }
     start_watcher(f);
-    double t0 = now_ms();
+    double last = now_ms(), widest = 0;
     for (int i = 0; i < 10; i++) {
         cp_inplace(b[i], f->lib);
+        double now = now_ms();
+        widest = i && now - last > widest ? now - last : widest;
+        last = now;
         sleep_ms(60);
     }
-    assert_true(now_ms() - t0 < 1000.0);
     wait_tag(f, 29);
     sleep_ms(SETTLE_MS + 400);
     unsigned n = reloads_of(f);
-    assert_in_range(n, 1, 2);
     assert_int_equal(tag_of(f), 29);
+    /* Coalescing is promised for writes closer than the settle time; a loaded machine
+       can stretch a 60 ms pause past it, and then each write may be its own change. */
+    if (widest < SETTLE_MS)
+        assert_in_range(n, 1, 2);
+    else
+        fprintf(stderr, "NOTE: a pause between writes took %.0f ms (settle %d ms): not a burst "
+                        "on this machine now, %u reloads not checked\n",
+                widest, SETTLE_MS, n);
     for (int i = 0; i < 10; i++)
         free(b[i]);
 }
