@@ -250,6 +250,7 @@ static int set_defaults(ph_config *c, const char *base_dir)
         c->n_package_dirs = c->package_dirs[0] ? 1 : 0;
     }
     c->log_level = PH_L_INFO;
+    c->log_format = -1;
     c->reload = true;
     c->strict = false;
     c->http.listen_addr = strdup("127.0.0.1");
@@ -383,11 +384,22 @@ static int set_host(load_ctx *x, const char *key, const char *v)
                                 v);
         return 0;
     }
+    if (strcmp(key, "log_format") == 0) {
+        ph_log_format f;
+        if (ph_log_parse_format(v, &f) != 0)
+            return ph_error_set(PH_ECONFIG,
+                                "'log_format' in [host] must be one of text, json, journal, "
+                                "not '%s'",
+                                v);
+        c->log_format = (int)f;
+        return 0;
+    }
     if (strcmp(key, "reload") == 0)
         return parse_bool("host", key, v, &c->reload);
     if (strcmp(key, "strict") == 0)
         return parse_bool("host", key, v, &c->strict);
-    return unknown_key("host", key, "data_dir, package_dirs, log_level, reload, strict");
+    return unknown_key("host", key,
+                       "data_dir, package_dirs, log_level, log_format, reload, strict");
 }
 
 /* An origin as browsers send it: "http://host[:port]" or "https://...", no path. */

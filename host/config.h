@@ -1,7 +1,7 @@
 /*
  * host.ini: the host's configuration (read with the INI reader, ini.h).
  *
- *   [host]      data_dir, package_dirs (comma list), log_level, reload, strict
+ *   [host]      data_dir, package_dirs (comma list), log_level, log_format, reload, strict
  *   [http]      listen (ADDR:PORT), threads, max_body, max_json_depth,
  *               connection_timeout, max_connections_per_ip, rate_limit,
  *               request_timeout, max_connections, allowed_origins (comma list of
@@ -85,7 +85,8 @@ typedef struct ph_config {
     char **package_dirs;
     size_t n_package_dirs; /* default: "<base_dir>/packages" */
     ph_level log_level;
-    bool reload; /* default true */
+    int log_format; /* ph_log_format; -1 (default): journal when stderr is the journal, else text */
+    bool reload;    /* default true */
     bool strict; /* default false */
     ph_http_conf http;
     ph_auth_conf auth;

@@ -19,7 +19,10 @@
 
 static void api_logv(ph_ctx *ctx, ph_log_level level, const char *fmt, va_list ap)
 {
-    ph_logv((ph_level)level, ph_instance_of(ctx)->name, fmt, ap);
+    /* the ctx is its version's first member (instance.h): the build logging */
+    const ph_version *v = ph_version_of(ctx);
+    ph_log_buildv((ph_level)level, ph_instance_of(ctx)->name, v->build[0] ? v->build : NULL, fmt,
+                  ap);
 }
 
 static const char *api_param(ph_ctx *ctx, const char *name)

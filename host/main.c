@@ -39,6 +39,7 @@ typedef struct cli {
     const char *listen;
     const char *data_dir;
     const char *log_level;
+    const char *log_format;
     const char *url;
     int strict;
     int local;
@@ -114,6 +115,15 @@ static int load_config(cli *c, ph_config *cfg)
                           c->log_level);
         goto fail;
     }
+    if (c->log_format) {
+        ph_log_format f;
+        if (ph_log_parse_format(c->log_format, &f)) {
+            rc = ph_error_set(PH_ECONFIG, "--log-format '%s': use text, json or journal",
+                              c->log_format);
+            goto fail;
+        }
+        cfg->log_format = (int)f;
+    }
     if (c->strict)
         cfg->strict = true;
     if (c->n_package_dirs) {
@@ -135,6 +145,8 @@ static int load_config(cli *c, ph_config *cfg)
         }
     }
     ph_log_set_level(cfg->log_level);
+    if (cfg->log_format >= 0)
+        ph_log_set_format((ph_log_format)cfg->log_format);
     return 0;
 nomem:
     rc = ph_error_set(PH_ENOMEM, "out of memory");
@@ -1345,6 +1357,8 @@ static void usage(FILE *f)
         {"      --data-dir DIR", "where databases and state live"},
         {"      --listen ADDR:PORT", "the HTTP listen address"},
         {"      --log-level LEVEL", "error, warn, info or debug"},
+        {"      --log-format FORMAT", "text, json or journal (default: journal when stderr is "
+                                      "the journal, else text)"},
         {"      --strict", "any failing package is fatal"},
         {"      --url URL", "(call, status, reload, enable, disable, install) the running host"},
         {"      --local", "(call) run the packages in this process"},
@@ -1407,12 +1421,19 @@ static int cmd_help(cli *c, int argc, char **argv)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},   {"listen", required_argument, NULL, 'l'},
-        {"data-dir", required_argument, NULL, 'd'}, {"log-level", required_argument, NULL, 'L'},
-        {"packages", required_argument, NULL, 'p'}, {"url", required_argument, NULL, 'u'},
-        {"strict", no_argument, NULL, 's'},         {"local", no_argument, NULL, 'o'},
-        {"purge", no_argument, NULL, 'P'},          {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"data-dir", required_argument, NULL, 'd'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"packages", required_argument, NULL, 'p'},
+        {"url", required_argument, NULL, 'u'},
+        {"strict", no_argument, NULL, 's'},
+        {"local", no_argument, NULL, 'o'},
+        {"purge", no_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {"log-format", required_argument, NULL, 'F'},
+        {NULL, 0, NULL, 0},
     };
     cli c;
     memset(&c, 0, sizeof c);
@@ -1432,6 +1453,9 @@ int main(int argc, char **argv)
             break;
         case 'L':
             c.log_level = optarg;
+            break;
+        case 'F':
+            c.log_format = optarg;
             break;
         case 'u':
             c.url = optarg;

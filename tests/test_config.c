@@ -214,7 +214,9 @@ static void test_unknown_keys_and_sections(void **state)
              "max_json_depth, connection_timeout, max_connections_per_ip, rate_limit");
     load_bad(f, "[host]\ndatadir = x\n", PH_ECONFIG, 2,
              "unknown key 'datadir' in [host]; known keys: data_dir, package_dirs, log_level, "
-             "reload, strict");
+             "log_format, reload, strict");
+    load_bad(f, "[host]\nlog_format = xml\n", PH_ECONFIG, 2,
+             "'log_format' in [host] must be one of text, json, journal, not 'xml'");
     load_bad(f, "[auth]\npassword = x\n", PH_ECONFIG, 2,
              "unknown key 'password' in [auth]; known keys: token, token_file, require_token");
     load_bad(f, "[host]\n[htpp]\n", PH_ECONFIG, 2,
