@@ -1,0 +1,142 @@
+/*
+ * The plughost binary's own pthread_create, pthread_key_create and
+ * pthread_key_delete (exported by plughost.dynlist, so a package's calls
+ * bind to them before libc's): a thread whose start routine lies in a
+ * package's mapping, and a key whose destructor does, are counted against
+ * that build (residue.c), which is then never unmapped while they live.
+ * Everything else passes straight through. Only the executable has these:
+ * phcore (linked by the tests too) stays free of interposition.
+ *
+ * Under a sanitizer the next pthread_create is the sanitizer's interceptor
+ * (gcc links its runtime as a shared library, named before libc), or
+ * __interceptor_pthread_create where the runtime is linked in statically
+ * (clang): the sanitizer still sees every thread.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "residue.h"
+
+#define PH_EXPORT __attribute__((visibility("default")))
+
+typedef void *(*start_fn)(void *);
+typedef int (*create_fn)(pthread_t *, const pthread_attr_t *, start_fn, void *);
+typedef int (*key_create_fn)(pthread_key_t *, void (*)(void *));
+typedef int (*key_delete_fn)(pthread_key_t);
+
+extern int __interceptor_pthread_create(pthread_t *, const pthread_attr_t *, start_fn, void *)
+    __attribute__((weak));
+
+static void *next(const char *name)
+{
+    void *fn = dlsym(RTLD_NEXT, name);
+    if (!fn)
+        abort(); /* no libpthread below the binary: nothing can work */
+    return fn;
+}
+
+static create_fn real_create(void)
+{
+    static _Atomic(create_fn) fn;
+    create_fn f = atomic_load_explicit(&fn, memory_order_acquire);
+    if (!f) {
+        f = __interceptor_pthread_create ? __interceptor_pthread_create
+                                         : (create_fn)next("pthread_create");
+        atomic_store_explicit(&fn, f, memory_order_release);
+    }
+    return f;
+}
+
+static key_create_fn real_key_create(void)
+{
+    static _Atomic(key_create_fn) fn;
+    key_create_fn f = atomic_load_explicit(&fn, memory_order_acquire);
+    if (!f)
+        atomic_store_explicit(&fn, f = (key_create_fn)next("pthread_key_create"),
+                              memory_order_release);
+    return f;
+}
+
+static key_delete_fn real_key_delete(void)
+{
+    static _Atomic(key_delete_fn) fn;
+    key_delete_fn f = atomic_load_explicit(&fn, memory_order_acquire);
+    if (!f)
+        atomic_store_explicit(&fn, f = (key_delete_fn)next("pthread_key_delete"),
+                              memory_order_release);
+    return f;
+}
+
+/* ---- threads started by package code ---- */
+
+typedef struct {
+    start_fn fn;
+    void *arg;
+    int slot;
+} launch;
+
+static pthread_key_t ended_key;
+static pthread_once_t ended_once = PTHREAD_ONCE_INIT;
+
+/* Runs at the thread's end however it ends (return, pthread_exit, cancellation). */
+static void thread_ended(void *slot_plus_one)
+{
+    ph_residue_thread_count((int)(intptr_t)slot_plus_one - 1, -1);
+}
+
+static void make_ended_key(void)
+{
+    real_key_create()(&ended_key, thread_ended);
+}
+
+static void *package_thread(void *p)
+{
+    launch l = *(launch *)p;
+    free(p);
+    pthread_setspecific(ended_key, (void *)(intptr_t)(l.slot + 1));
+    ph_residue_thread_is(l.slot);
+    return l.fn(l.arg);
+}
+
+PH_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr, start_fn fn,
+                             void *arg)
+{
+    int slot = ph_residue_slot_of((const void *)(uintptr_t)fn);
+    if (slot < 0)
+        return real_create()(thread, attr, fn, arg);
+    pthread_once(&ended_once, make_ended_key);
+    launch *l = malloc(sizeof *l);
+    if (!l)
+        return EAGAIN;
+    *l = (launch){fn, arg, slot};
+    ph_residue_thread_count(slot, +1);
+    int rc = real_create()(thread, attr, package_thread, l);
+    if (rc) {
+        ph_residue_thread_count(slot, -1);
+        free(l);
+    }
+    return rc;
+}
+
+/* ---- keys whose destructor is package code ---- */
+
+PH_EXPORT int pthread_key_create(pthread_key_t *key, void (*destructor)(void *))
+{
+    int rc = real_key_create()(key, destructor);
+    if (rc == 0 && destructor) {
+        int slot = ph_residue_slot_of((const void *)(uintptr_t)destructor);
+        if (slot >= 0)
+            ph_residue_key_created(slot, *key);
+    }
+    return rc;
+}
+
+PH_EXPORT int pthread_key_delete(pthread_key_t key)
+{
+    ph_residue_key_deleted(key);
+    return real_key_delete()(key);
+}
