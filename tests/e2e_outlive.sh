@@ -32,7 +32,8 @@ serve() { # starts the host on a free port: $port, $url, $pid
   "$PH_BIN" -c "$tmp/host.ini" --packages "$tmp/pk" --data-dir "$tmp/data" --log-level info \
     run --listen "127.0.0.1:$port" >"$tmp/run.log" 2>&1 &
   pid=$!
-  for _ in $(seq 1 100); do ph status --url "$url" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  # serving: every instance started (the listener may answer before they are)
+  for _ in $(seq 1 100); do grep -q " serving .* instance(s) on " "$tmp/run.log" && return 0; sleep 0.1; done
   fail "the host did not start: $(cat "$tmp/run.log")"
 }
 build_of() { # the build instance $1 serves, from /_/packages
