@@ -125,9 +125,8 @@ static uintptr_t fault_pc(void *uctx)
 static int describe_residue(char *buf, size_t size, size_t *n, const siginfo_t *si, void *uctx)
 {
     const char *pkg, *version, *build, *how;
-    uintptr_t addr = si && (si->si_signo == SIGSEGV || si->si_signo == SIGBUS)
-                         ? (uintptr_t)si->si_addr
-                         : 0;
+    uintptr_t addr =
+        si && (si->si_signo == SIGSEGV || si->si_signo == SIGBUS) ? (uintptr_t)si->si_addr : 0;
     if (!ph_residue_blame(fault_pc(uctx), addr, &pkg, &version, &build, &how))
         return 0;
     put(buf, size, n, " in package '");

@@ -102,8 +102,7 @@ static void *package_thread(void *p)
     return l.fn(l.arg);
 }
 
-PH_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr, start_fn fn,
-                             void *arg)
+PH_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr, start_fn fn, void *arg)
 {
     int slot = ph_residue_slot_of((const void *)(uintptr_t)fn);
     if (slot < 0)

@@ -53,7 +53,8 @@ void ph_module_close(ph_module *mod);
  */
 int ph_loader_validate(const ph_package *d, const ph_manifest *m);
 
-/** Hash of a library file's content (as in ph_module.hash): a regular file of at most PH_ELF_MAX_SIZE bytes (ph_elf_open), never blocking. 0, PH_ELOAD or PH_EIO. */
+/** Hash of a library file's content (as in ph_module.hash): a regular file of at most
+ * PH_ELF_MAX_SIZE bytes (ph_elf_open), never blocking. 0, PH_ELOAD or PH_EIO. */
 int ph_file_hash(const char *path, char out[17]);
 
 #endif

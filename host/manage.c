@@ -198,8 +198,8 @@ int ph_manage(ph_host *h, const char *op, const char *name, json_t **out)
     const char *pkg = residue_package(h, name);
     ph_residue_settle(pkg);
     char *left = ph_residue_text(pkg), *said = NULL;
-    if (left && asprintf(&said, "%s, but code of package '%s' still runs after stop()", result,
-                         pkg) < 0)
+    if (left &&
+        asprintf(&said, "%s, but code of package '%s' still runs after stop()", result, pkg) < 0)
         said = NULL;
     free(left);
     *out = json_pack("{s:s,s:s,s:i,s:s}", "package", name, "operation", op, "instances", n,

@@ -165,14 +165,14 @@ static char *append(char *out, const char *fmt, const slot *s, int n, const char
 }
 
 #define TEXT_THREADS                                                                               \
-    "package '%s' build %s: %d thread%s started by the package %s still running after stop(); "  \
+    "package '%s' build %s: %d thread%s started by the package %s still running after stop(); "    \
     "its code stays mapped; join your threads in stop()"
 #define TEXT_KEYS                                                                                  \
-    "package '%s' build %s: %d pthread key%s with a destructor in the package %s never deleted; " \
+    "package '%s' build %s: %d pthread key%s with a destructor in the package %s never deleted; "  \
     "its code stays mapped; call pthread_key_delete() in stop()"
 #define TEXT_LINGERING                                                                             \
-    "package '%s' build %s: still mapped after it was unloaded (%d copy%.0s%.0s): most likely "   \
-    "thread-local destructors (C++ thread_local, __cxa_thread_atexit) registered on threads "     \
+    "package '%s' build %s: still mapped after it was unloaded (%d copy%.0s%.0s): most likely "    \
+    "thread-local destructors (C++ thread_local, __cxa_thread_atexit) registered on threads "      \
     "that still run; every reload keeps another copy; give thread-local objects no destructor"
 
 static char *slot_text(const slot *s, char *out)
@@ -219,8 +219,7 @@ static int stopped_threads(const char *pkg)
     for (int i = 0; i < PH_RESIDUE_SLOTS; i++) {
         const slot *s = &slots[i];
         int st = atomic_load(&s->state);
-        if (mapped(st) && (st != SLOT_MAPPED || atomic_load(&s->stopped)) &&
-            !strcmp(s->pkg, pkg))
+        if (mapped(st) && (st != SLOT_MAPPED || atomic_load(&s->stopped)) && !strcmp(s->pkg, pkg))
             n += atomic_load(&s->threads);
     }
     return n;
@@ -238,8 +237,7 @@ static int older_threads(const slot *s)
 {
     int n = 0;
     for (int i = 0; i < PH_RESIDUE_SLOTS; i++)
-        if (&slots[i] != s && mapped(atomic_load(&slots[i].state)) &&
-            !strcmp(slots[i].pkg, s->pkg))
+        if (&slots[i] != s && mapped(atomic_load(&slots[i].state)) && !strcmp(slots[i].pkg, s->pkg))
             n += atomic_load(&slots[i].threads);
     return n;
 }
@@ -252,7 +250,9 @@ void ph_residue_after_step(const ph_module *mod, const char *what)
         ph_log_warn("package '%s'%s%s replaced the host's crash handler (%s) in %s(); the host "
                     "put its own back, so that a crash is still reported and journaled; a "
                     "package must not handle SIGSEGV, SIGBUS, SIGILL, SIGFPE or SIGABRT",
-                    s ? s->pkg : mod && mod->desc && mod->desc->name ? mod->desc->name : "?",
+                    s                                     ? s->pkg
+                    : mod && mod->desc && mod->desc->name ? mod->desc->name
+                                                          : "?",
                     s ? " build " : "", s ? s->build : "", names, what);
     if (!s)
         return;
@@ -333,8 +333,8 @@ static void reset_signals(const slot *s)
         uintptr_t h = handler_of(&cur);
         if (h == (uintptr_t)SIG_DFL || h == (uintptr_t)SIG_IGN || !in_slot(s, h))
             continue;
-        const char *how = crash_signal(sig) ? "given back to the host's crash handler"
-                                            : restore_signal(sig);
+        const char *how =
+            crash_signal(sig) ? "given back to the host's crash handler" : restore_signal(sig);
         if (crash_signal(sig)) {
             char names[128];
             ph_crash_reclaim(names, sizeof names);
@@ -515,7 +515,8 @@ int ph_residue_blame(uintptr_t pc, uintptr_t addr, const char **pkg, const char 
             return 0;
         int former = atomic_load(&best->state) == SLOT_UNMAPPED;
         if (in_slot(best, pc))
-            *how = former ? "in code of a build that was unloaded" : "in its code, outside any call";
+            *how =
+                former ? "in code of a build that was unloaded" : "in its code, outside any call";
         else
             *how = former ? "touching the range of a build that was unloaded"
                           : "touching its code or data, outside any call";

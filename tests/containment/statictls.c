@@ -1,4 +1,5 @@
-/* Containment fixture: a thread-local counter built with -ftls-model=initial-exec (DF_STATIC_TLS). */
+/* Containment fixture: a thread-local counter built with -ftls-model=initial-exec (DF_STATIC_TLS).
+ */
 #include <plughost/sdk.h>
 
 static __thread int64_t calls;
