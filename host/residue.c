@@ -232,16 +232,6 @@ void ph_residue_settle(const char *pkg)
         sleep_ms(10);
 }
 
-/* Threads of builds of `s`'s package other than `s` that still run. */
-static int older_threads(const slot *s)
-{
-    int n = 0;
-    for (int i = 0; i < PH_RESIDUE_SLOTS; i++)
-        if (&slots[i] != s && mapped(atomic_load(&slots[i].state)) && !strcmp(slots[i].pkg, s->pkg))
-            n += atomic_load(&slots[i].threads);
-    return n;
-}
-
 void ph_residue_after_step(const ph_module *mod, const char *what)
 {
     slot *s = slot_at(mod ? mod->residue : -1);
@@ -260,7 +250,7 @@ void ph_residue_after_step(const ph_module *mod, const char *what)
     atomic_store(&s->stopped, stop);
     if (stop)
         reset_signals(s); /* before a signal can reach code that no longer serves */
-    int older = stop ? 0 : older_threads(s);
+    int older = stop ? 0 : stopped_threads(s->pkg);
     if (!stop && strcmp(what, "start") == 0 && older > 0)
         ph_log_warn("package '%s': %d thread%s started by earlier builds still run%s; see "
                     "plughost status",
