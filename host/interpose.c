@@ -10,7 +10,11 @@
  * Under a sanitizer the next pthread_create is the sanitizer's interceptor
  * (gcc links its runtime as a shared library, named before libc), or
  * __interceptor_pthread_create where the runtime is linked in statically
- * (clang): the sanitizer still sees every thread.
+ * (clang): the sanitizer still sees every thread. This file is built
+ * without sanitizers (host/CMakeLists.txt): ThreadSanitizer's runtime calls
+ * pthread_key_create while it initialises, before instrumented code can
+ * run; until a package is loaded (ph_residue_tracking) nothing here calls
+ * into the host.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -104,7 +108,9 @@ static void *package_thread(void *p)
 
 PH_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr, start_fn fn, void *arg)
 {
-    int slot = ph_residue_slot_of((const void *)(uintptr_t)fn);
+    int slot = atomic_load_explicit(&ph_residue_tracking, memory_order_relaxed)
+                   ? ph_residue_slot_of((const void *)(uintptr_t)fn)
+                   : -1;
     if (slot < 0)
         return real_create()(thread, attr, fn, arg);
     pthread_once(&ended_once, make_ended_key);
@@ -126,7 +132,7 @@ PH_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr, star
 PH_EXPORT int pthread_key_create(pthread_key_t *key, void (*destructor)(void *))
 {
     int rc = real_key_create()(key, destructor);
-    if (rc == 0 && destructor) {
+    if (rc == 0 && destructor && atomic_load_explicit(&ph_residue_tracking, memory_order_relaxed)) {
         int slot = ph_residue_slot_of((const void *)(uintptr_t)destructor);
         if (slot >= 0)
             ph_residue_key_created(slot, *key);
@@ -136,6 +142,7 @@ PH_EXPORT int pthread_key_create(pthread_key_t *key, void (*destructor)(void *))
 
 PH_EXPORT int pthread_key_delete(pthread_key_t key)
 {
-    ph_residue_key_deleted(key);
+    if (atomic_load_explicit(&ph_residue_tracking, memory_order_relaxed))
+        ph_residue_key_deleted(key);
     return real_key_delete()(key);
 }

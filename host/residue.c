@@ -38,6 +38,7 @@ typedef struct {
     int logged;    /* the kept/lingering warning was logged */
 } slot;
 
+_Atomic int ph_residue_tracking;
 static slot slots[PH_RESIDUE_SLOTS];
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long next_seq = 1;
@@ -130,6 +131,7 @@ int ph_residue_track(ph_module *mod, const char *pkg, const char *version)
         atomic_store(&s->stopped, 0);
         s->n_keys = s->keys_lost = s->logged = 0;
         atomic_store_explicit(&s->state, SLOT_MAPPED, memory_order_release);
+        atomic_store(&ph_residue_tracking, 1);
         mod->residue = i;
     }
     pthread_mutex_unlock(&mu);

@@ -33,8 +33,10 @@ int ph_residue_track(struct ph_module *mod, const char *pkg, const char *version
 /**
  * Called after a lifecycle callback of `mod` returned (`what`: "prepare",
  * "start", "stop"): reinstalls the host's crash handlers if the package
- * replaced them (logs a warning naming the package); after "stop" notes
- * that the build no longer serves, after the others that it does again.
+ * replaced them (logs a warning naming the package). After "stop": notes
+ * that the build no longer serves and resets the signal handlers still
+ * pointing into it (logged). After "start": logs how many threads stopped
+ * builds of the package still run. Thread-safe.
  */
 void ph_residue_after_step(const struct ph_module *mod, const char *what);
 
@@ -73,6 +75,12 @@ int ph_residue_threads(const char *pkg);
  * For interpose.c (the plughost binary). Slots are indexes into the table;
  * -1 means "not package code".
  */
+/**
+ * Nonzero once a package has been loaded: until then the wrappers pass
+ * straight through (a sanitizer's runtime creates keys before it can run
+ * instrumented code, so they must not call into the host that early).
+ */
+extern _Atomic int ph_residue_tracking;
 /** The slot whose mapped range holds `addr`, or -1. Lock-free. */
 int ph_residue_slot_of(const void *addr);
 /** A thread whose start routine lies in `slot` began (+1) or ended (-1). */
