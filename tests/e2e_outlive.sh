@@ -97,14 +97,21 @@ grep -qF "package 'keyleaver' build $kold: 1 pthread key with a destructor in th
   || fail "reload answer does not name the key: $out"
 [ "$(ph call --url "$url" keyleaver.keyleaver.touch)" = 2 ] || fail "keyleaver build 2 does not serve"
 
-# the SIGUSR1 handler left by a stopped package: reset, logged; the signal no longer ends anything
+# the SIGUSR1 handler left by the old build (the new one has none): reset at its stop, logged;
+# the signal no longer reaches unmapped code
 sold=$(build_of sigleaver)
-ph disable --listen "127.0.0.1:$port" sigleaver >/dev/null
+pkg sigleaver sigleaver.c -DUSR1=0
+ph reload --listen "127.0.0.1:$port" sigleaver >/dev/null
 grep -qF "package 'sigleaver' build $sold left its handler for SIGUSR1 in place after stop(); SIGUSR1 is now ignored (its default would end the host); restore the previous handler in stop()" "$tmp/run.log" \
   || fail "no word of the SIGUSR1 handler: $(cat "$tmp/run.log")"
 kill -USR1 "$pid"
 sleep 0.2
 ph status --url "$url" >/dev/null || fail "SIGUSR1 ended the host: $(tail -5 "$tmp/run.log")"
+
+# remove: the running host stops the package, and says its code still runs
+out=$(ph remove --listen "127.0.0.1:$port" lingerer)
+grep -qF "the running host at $url stopped lingerer, but its code still runs:" <<<"$out" || fail "remove: $out"
+grep -qF "  $thread_msg" <<<"$out" || fail "remove does not list the threads: $out"
 
 # shutdown: the workers' key destructors run in the kept build, no crash
 kill "$pid"
