@@ -1,9 +1,10 @@
 /*
- * The plughost binary's own pthread_create, pthread_key_create and
- * pthread_key_delete (exported by plughost.dynlist, so a package's calls
+ * The plughost binary's own pthread_create, pthread_key_create/delete and
+ * timer_create/delete (exported by plughost.dynlist, so a package's calls
  * bind to them before libc's): a thread whose start routine lies in a
- * package's mapping, and a key whose destructor does, are counted against
- * that build (residue.c), which is then never unmapped while they live.
+ * package's mapping, a key whose destructor does and a SIGEV_THREAD timer
+ * whose callback does are counted against that build (residue.c), which is
+ * then never unmapped while they live.
  * Everything else passes straight through. Only the executable has these:
  * phcore (linked by the tests too) stays free of interposition.
  *
@@ -19,9 +20,11 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "residue.h"
 
@@ -31,6 +34,8 @@ typedef void *(*start_fn)(void *);
 typedef int (*create_fn)(pthread_t *, const pthread_attr_t *, start_fn, void *);
 typedef int (*key_create_fn)(pthread_key_t *, void (*)(void *));
 typedef int (*key_delete_fn)(pthread_key_t);
+typedef int (*timer_create_fn)(clockid_t, struct sigevent *, timer_t *);
+typedef int (*timer_delete_fn)(timer_t);
 
 extern int __interceptor_pthread_create(pthread_t *, const pthread_attr_t *, start_fn, void *)
     __attribute__((weak));
@@ -145,4 +150,43 @@ PH_EXPORT int pthread_key_delete(pthread_key_t key)
     if (atomic_load_explicit(&ph_residue_tracking, memory_order_relaxed))
         ph_residue_key_deleted(key);
     return real_key_delete()(key);
+}
+
+/* ---- timers whose callback is package code (SIGEV_THREAD) ---- */
+
+static timer_create_fn real_timer_create(void)
+{
+    static _Atomic(timer_create_fn) fn;
+    timer_create_fn f = atomic_load_explicit(&fn, memory_order_acquire);
+    if (!f)
+        atomic_store_explicit(&fn, f = (timer_create_fn)next("timer_create"), memory_order_release);
+    return f;
+}
+
+static timer_delete_fn real_timer_delete(void)
+{
+    static _Atomic(timer_delete_fn) fn;
+    timer_delete_fn f = atomic_load_explicit(&fn, memory_order_acquire);
+    if (!f)
+        atomic_store_explicit(&fn, f = (timer_delete_fn)next("timer_delete"), memory_order_release);
+    return f;
+}
+
+PH_EXPORT int timer_create(clockid_t clock, struct sigevent *event, timer_t *timer)
+{
+    int rc = real_timer_create()(clock, event, timer);
+    if (rc == 0 && event && event->sigev_notify == SIGEV_THREAD &&
+        atomic_load_explicit(&ph_residue_tracking, memory_order_relaxed)) {
+        int slot = ph_residue_slot_of((const void *)(uintptr_t)event->sigev_notify_function);
+        if (slot >= 0)
+            ph_residue_timer_created(slot, *timer);
+    }
+    return rc;
+}
+
+PH_EXPORT int timer_delete(timer_t timer)
+{
+    if (atomic_load_explicit(&ph_residue_tracking, memory_order_relaxed))
+        ph_residue_timer_deleted(timer);
+    return real_timer_delete()(timer);
 }

@@ -35,7 +35,10 @@ typedef struct {
     int n_keys;          /* under mu */
     pthread_key_t keys[KEYS_PER_SLOT];
     int keys_lost; /* keys beyond KEYS_PER_SLOT: never forgotten, so never unmapped */
-    int logged;    /* the kept/lingering warning was logged */
+    int n_timers;  /* SIGEV_THREAD timers whose callback lies in the range, under mu */
+    timer_t timers[KEYS_PER_SLOT];
+    int timers_lost;
+    int logged; /* the kept/lingering warning was logged */
 } slot;
 
 _Atomic int ph_residue_tracking;
@@ -129,7 +132,7 @@ int ph_residue_track(ph_module *mod, const char *pkg, const char *version)
         snprintf(s->build, sizeof s->build, "%s", mod->hash);
         atomic_store(&s->threads, 0);
         atomic_store(&s->stopped, 0);
-        s->n_keys = s->keys_lost = s->logged = 0;
+        s->n_keys = s->keys_lost = s->n_timers = s->timers_lost = s->logged = 0;
         atomic_store_explicit(&s->state, SLOT_MAPPED, memory_order_release);
         atomic_store(&ph_residue_tracking, 1);
         mod->residue = i;
@@ -148,6 +151,11 @@ int ph_residue_track(ph_module *mod, const char *pkg, const char *version)
 static int live_keys(const slot *s)
 {
     return s->n_keys + s->keys_lost;
+}
+
+static int live_timers(const slot *s)
+{
+    return s->n_timers + s->timers_lost;
 }
 
 /* Appends the sentences for slot `s` to `out` (a malloc'd text, may be NULL). Under mu. */
@@ -172,6 +180,9 @@ static char *append(char *out, const char *fmt, const slot *s, int n, const char
 #define TEXT_KEYS                                                                                  \
     "package '%s' build %s: %d pthread key%s with a destructor in the package %s never deleted; "  \
     "its code stays mapped; call pthread_key_delete() in stop()"
+#define TEXT_TIMERS                                                                                \
+    "package '%s' build %s: %d timer%s (timer_create, SIGEV_THREAD) calling into the package "     \
+    "%s never deleted; its code stays mapped; call timer_delete() in stop()"
 #define TEXT_LINGERING                                                                             \
     "package '%s' build %s: still mapped after it was unloaded (%d copy%.0s%.0s): most likely "    \
     "thread-local destructors (C++ thread_local, __cxa_thread_atexit) registered on threads "      \
@@ -186,6 +197,8 @@ static char *slot_text(const slot *s, char *out)
         out = append(out, TEXT_THREADS, s, th, "is", "are");
     if (live_keys(s))
         out = append(out, TEXT_KEYS, s, live_keys(s), "was", "were");
+    if (live_timers(s))
+        out = append(out, TEXT_TIMERS, s, live_timers(s), "was", "were");
     if (st == SLOT_LINGERING)
         out = append(out, TEXT_LINGERING, s, 1, "", "");
     return out;
@@ -356,7 +369,7 @@ int ph_residue_before_unmap(const ph_module *mod)
         sleep_ms(10);
     reset_signals(s);
     pthread_mutex_lock(&mu);
-    int keep = atomic_load(&s->threads) > 0 || live_keys(s) > 0;
+    int keep = atomic_load(&s->threads) > 0 || live_keys(s) > 0 || live_timers(s) > 0;
     char *text = NULL;
     if (keep) {
         atomic_store(&s->stopped, 1);
@@ -461,6 +474,36 @@ void ph_residue_key_deleted(pthread_key_t key)
         for (int k = 0; k < s->n_keys; k++)
             if (s->keys[k] == key) {
                 s->keys[k] = s->keys[--s->n_keys];
+                goto done;
+            }
+    }
+done:
+    pthread_mutex_unlock(&mu);
+}
+
+void ph_residue_timer_created(int slot_index, timer_t timer)
+{
+    slot *s = slot_at(slot_index);
+    if (!s)
+        return;
+    pthread_mutex_lock(&mu);
+    if (s->n_timers < KEYS_PER_SLOT)
+        s->timers[s->n_timers++] = timer;
+    else
+        s->timers_lost++;
+    pthread_mutex_unlock(&mu);
+}
+
+void ph_residue_timer_deleted(timer_t timer)
+{
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < PH_RESIDUE_SLOTS; i++) {
+        slot *s = &slots[i];
+        if (!mapped(atomic_load(&s->state)))
+            continue;
+        for (int k = 0; k < s->n_timers; k++)
+            if (s->timers[k] == timer) {
+                s->timers[k] = s->timers[--s->n_timers];
                 goto done;
             }
     }

@@ -6,7 +6,7 @@
  * handler), counts the threads and keys whose code lies in a package
  * (interpose.c wraps pthread_create and pthread_key_create in the plughost
  * binary), and decides at unload whether the code may be unmapped: a build
- * whose threads still run or whose keys were never deleted stays mapped
+ * whose threads still run or whose keys or timers were never deleted stays mapped
  * (and says so), and a crash in a former build's range is still blamed on
  * its package.
  */
@@ -15,6 +15,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 struct ph_module;
 
@@ -90,6 +91,9 @@ void ph_residue_thread_is(int slot);
 /** A key whose destructor lies in `slot` was created / any key was deleted. */
 void ph_residue_key_created(int slot, pthread_key_t key);
 void ph_residue_key_deleted(pthread_key_t key);
+/** A SIGEV_THREAD timer whose callback lies in `slot` was created / any timer was deleted. */
+void ph_residue_timer_created(int slot, timer_t timer);
+void ph_residue_timer_deleted(timer_t timer);
 
 /**
  * For the crash handler (async-signal-safe): if the calling thread was

@@ -2,10 +2,10 @@
 # Code that outlives stop() (issue "Package faults in process", item 1): a
 # thread a package leaves running, a pthread key it never deletes, a signal
 # handler it leaves in place, a crash handler it replaces, thread-local
-# destructors that keep its mapping, initial-exec TLS, and a crash in code
-# left running after stop(). The host keeps such code mapped instead of
-# crashing, says so in the answer, the log and `plughost status`, and blames
-# the package for a crash in it.
+# destructors that keep its mapping, a timer it never deletes, initial-exec
+# TLS, and a crash in code left running after stop(). The host keeps such
+# code mapped instead of crashing, says so in the answer, the log and
+# `plughost status`, and blames the package for a crash in it.
 set -euo pipefail
 tmp=$(mktemp -d)
 pid=
@@ -66,6 +66,7 @@ rm -rf "$tmp/pk/tlsdtor"
 pkg lingerer lingerer.c -DBUILD=1
 pkg keyleaver keyleaver.c -DBUILD=1
 pkg sigleaver sigleaver.c
+pkg timerleaver timerleaver.c -DBUILD=1
 serve
 old=$(build_of lingerer)
 [ -n "$old" ] || fail "no build for lingerer in /_/packages"
@@ -107,6 +108,15 @@ grep -qF "package 'sigleaver' build $sold left its handler for SIGUSR1 in place 
 kill -USR1 "$pid"
 sleep 0.2
 ph status --url "$url" >/dev/null || fail "SIGUSR1 ended the host: $(tail -5 "$tmp/run.log")"
+
+# a SIGEV_THREAD timer never deleted: its build stays mapped for the callback
+told=$(build_of timerleaver)
+pkg timerleaver timerleaver.c -DBUILD=2
+out=$(ph reload --listen "127.0.0.1:$port" timerleaver)
+grep -qF "package 'timerleaver' build $told: 1 timer (timer_create, SIGEV_THREAD) calling into the package was never deleted; its code stays mapped; call timer_delete() in stop()" <<<"$out" \
+  || fail "reload answer does not name the timer: $out"
+sleep 0.2 # the old build's timer fires a few times more
+[ "$(ph call --url "$url" timerleaver.timerleaver.build)" = 2 ] || fail "timerleaver build 2 does not serve"
 
 # remove: the running host stops the package, and says its code still runs
 out=$(ph remove --listen "127.0.0.1:$port" lingerer)
