@@ -66,7 +66,11 @@ rm -rf "$tmp/pk/tlsdtor"
 pkg lingerer lingerer.c -DBUILD=1
 pkg keyleaver keyleaver.c -DBUILD=1
 pkg sigleaver sigleaver.c
-pkg timerleaver timerleaver.c -DBUILD=1
+# ThreadSanitizer cannot run SIGEV_THREAD timers at all: glibc starts their helper thread
+# itself, unseen by the sanitizer, whose malloc then crashes in it (with or without the host)
+timers=1
+[ "${PH_TSAN:-0}" = 1 ] && timers=0
+[ $timers = 1 ] && pkg timerleaver timerleaver.c -DBUILD=1
 serve
 old=$(build_of lingerer)
 [ -n "$old" ] || fail "no build for lingerer in /_/packages"
@@ -110,13 +114,17 @@ sleep 0.2
 ph status --url "$url" >/dev/null || fail "SIGUSR1 ended the host: $(tail -5 "$tmp/run.log")"
 
 # a SIGEV_THREAD timer never deleted: its build stays mapped for the callback
-told=$(build_of timerleaver)
-pkg timerleaver timerleaver.c -DBUILD=2
-out=$(ph reload --listen "127.0.0.1:$port" timerleaver)
-grep -qF "package 'timerleaver' build $told: 1 timer (timer_create, SIGEV_THREAD) calling into the package was never deleted; its code stays mapped; call timer_delete() in stop()" <<<"$out" \
-  || fail "reload answer does not name the timer: $out"
-sleep 0.2 # the old build's timer fires a few times more
-[ "$(ph call --url "$url" timerleaver.timerleaver.build)" = 2 ] || fail "timerleaver build 2 does not serve"
+if [ $timers = 1 ]; then
+  told=$(build_of timerleaver)
+  pkg timerleaver timerleaver.c -DBUILD=2
+  out=$(ph reload --listen "127.0.0.1:$port" timerleaver)
+  grep -qF "package 'timerleaver' build $told: 1 timer (timer_create, SIGEV_THREAD) calling into the package was never deleted; its code stays mapped; call timer_delete() in stop()" <<<"$out" \
+    || fail "reload answer does not name the timer: $out"
+  sleep 0.2 # the old build's timer fires a few times more
+  [ "$(ph call --url "$url" timerleaver.timerleaver.build)" = 2 ] || fail "timerleaver build 2 does not serve"
+else
+  echo "ThreadSanitizer build: the SIGEV_THREAD timer part is skipped"
+fi
 
 # remove: the running host stops the package, and says its code still runs
 out=$(ph remove --listen "127.0.0.1:$port" lingerer)
