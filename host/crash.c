@@ -7,12 +7,15 @@
 #include <stdlib.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
+#include <ucontext.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "error.h"
 #include "instance.h"
+#include "residue.h"
 
 static int journal_fd = -1;
 
@@ -98,13 +101,52 @@ static size_t stamp(char *buf, size_t size)
     return n;
 }
 
-static void on_fatal(int sig)
+/* The instruction that faulted, from the signal's context (0 where unknown). */
+static uintptr_t fault_pc(void *uctx)
+{
+    const ucontext_t *uc = uctx;
+    if (!uc)
+        return 0;
+#if defined(__x86_64__)
+    return (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+    return (uintptr_t)uc->uc_mcontext.pc;
+#else
+    return 0;
+#endif
+}
+
+/*
+ * Outside any call: code a package left running (a thread it started, a
+ * handler, a destructor) is still blamed on it when the thread was started
+ * by the package, or the faulting instruction or address lies in a build's
+ * range, serving or former. Async-signal-safe.
+ */
+static int describe_residue(char *buf, size_t size, size_t *n, const siginfo_t *si, void *uctx)
+{
+    const char *pkg, *version, *build, *how;
+    uintptr_t addr =
+        si && (si->si_signo == SIGSEGV || si->si_signo == SIGBUS) ? (uintptr_t)si->si_addr : 0;
+    if (!ph_residue_blame(fault_pc(uctx), addr, &pkg, &version, &build, &how))
+        return 0;
+    put(buf, size, n, " in package '");
+    put(buf, size, n, pkg);
+    put(buf, size, n, "' ");
+    put(buf, size, n, version);
+    put(buf, size, n, " (build ");
+    put(buf, size, n, build);
+    put(buf, size, n, "), ");
+    put(buf, size, n, how);
+    return 1;
+}
+
+static void on_fatal(int sig, siginfo_t *si, void *uctx)
 {
     int saved = errno;
     char buf[1024];
     size_t n = stamp(buf, sizeof buf);
     put(buf, sizeof buf, &n, signal_name(sig));
-    if (describe_package(buf, sizeof buf, &n))
+    if (describe_package(buf, sizeof buf, &n) || describe_residue(buf, sizeof buf, &n, si, uctx))
         put(buf, sizeof buf, &n,
             "; the host stops: fix the package (run it under gdb or ASan), "
             "then start the host again\n");
@@ -177,6 +219,43 @@ void ph_crash_thread_ready(void)
         free(mem);
 }
 
+static const int fatal_sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+
+static struct sigaction fatal_action(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fatal;
+    sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    return sa;
+}
+
+int ph_crash_reclaim(char *names, size_t size)
+{
+    size_t n = 0;
+    int taken = 0;
+    if (size)
+        names[0] = 0;
+    if (!atomic_load(&installed))
+        return 0;
+    struct sigaction mine = fatal_action();
+    for (size_t i = 0; i < sizeof fatal_sigs / sizeof fatal_sigs[0]; i++) {
+        struct sigaction cur;
+        if (sigaction(fatal_sigs[i], NULL, &cur) != 0 ||
+            ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == on_fatal))
+            continue;
+        sigaction(fatal_sigs[i], &mine, NULL);
+        if (taken++)
+            put(names, size, &n, ", ");
+        put(names, size, &n, "SIG");
+        put(names, size, &n, sigabbrev_np(fatal_sigs[i]));
+    }
+    if (size)
+        names[n < size ? n : size - 1] = 0;
+    return taken;
+}
+
 int ph_crash_install(const char *journal)
 {
     if (journal) {
@@ -185,14 +264,9 @@ int ph_crash_install(const char *journal)
             return ph_error_set(PH_EIO, "cannot open the crash journal %s: %s", journal,
                                 strerror(errno));
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_fatal;
-    sa.sa_flags = SA_RESETHAND | SA_NODEFER | SA_ONSTACK;
-    sigemptyset(&sa.sa_mask);
-    static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        sigaction(sigs[i], &sa, NULL);
+    struct sigaction sa = fatal_action();
+    for (size_t i = 0; i < sizeof fatal_sigs / sizeof fatal_sigs[0]; i++)
+        sigaction(fatal_sigs[i], &sa, NULL);
     if (!atomic_exchange(&installed, 1))
         on_exit(on_exit_report, NULL);
     ph_crash_thread_ready();

@@ -11,6 +11,8 @@
 #ifndef PH_HOST_CRASH_H
 #define PH_HOST_CRASH_H
 
+#include <stddef.h>
+
 /**
  * Installs the handlers. `journal` (may be NULL) is a file the crash lines
  * are appended to (opened now, O_APPEND). Returns 0 or PH_EIO.
@@ -24,6 +26,13 @@ int ph_crash_install(const char *journal);
  * (ph_frame_push); the stack is freed when the thread exits.
  */
 void ph_crash_thread_ready(void);
+
+/**
+ * Puts the host's handlers back for every fatal signal whose handler a
+ * package replaced (a no-op before ph_crash_install). Writes their names
+ * ("SIGSEGV, SIGBUS") to `names` (of `size`); returns how many.
+ */
+int ph_crash_reclaim(char *names, size_t size);
 
 /** Crashes that quarantine a build, and the window they are counted in. */
 #define PH_CRASH_QUARANTINE 3

@@ -161,7 +161,7 @@ static int check_header(const image *im, Elf64_Ehdr *eh)
     return 0;
 }
 
-/* The dynamic section: NODELETE and TEXTREL. */
+/* The dynamic section: NODELETE, STATIC_TLS and TEXTREL. */
 static int check_dynamic(const image *im, const Elf64_Phdr *ph)
 {
     size_t n = ph->p_filesz / sizeof(Elf64_Dyn);
@@ -176,6 +176,16 @@ static int check_dynamic(const image *im, const Elf64_Phdr *ph)
                                 "%s is marked NODELETE (linked with -z nodelete): it could "
                                 "never be unloaded, so it cannot be reloaded; build it without "
                                 "-Wl,-z,nodelete",
+                                im->shown);
+        /* Initial-exec TLS takes the static TLS block, which glibc never gives back:
+         * every reload takes more until dlopen fails. */
+        if (d.d_tag == DT_FLAGS && (d.d_un.d_val & DF_STATIC_TLS))
+            return ph_error_set(PH_ELOAD,
+                                "%s uses static TLS (DF_STATIC_TLS: thread-local variables "
+                                "built with -ftls-model=initial-exec): glibc cannot give its "
+                                "space back, so reloading it would fail after a few builds; "
+                                "rebuild it with -fPIC and the default global-dynamic TLS model "
+                                "(drop -ftls-model=initial-exec and tls_model(\"initial-exec\"))",
                                 im->shown);
         if (d.d_tag == DT_TEXTREL || (d.d_tag == DT_FLAGS && (d.d_un.d_val & DF_TEXTREL)))
             return ph_error_set(PH_ELOAD,

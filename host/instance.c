@@ -7,6 +7,7 @@
 #include "crash.h"
 #include "error.h"
 #include "log.h"
+#include "residue.h"
 
 static _Thread_local ph_frame *frame_top;
 
@@ -177,6 +178,7 @@ int ph_version_step(ph_version *v, ph_lifecycle_fn fn, const char *what, char **
     f.ver = v;
     int st = fn(&v->ctx);
     ph_frame_pop(&f);
+    ph_residue_after_step(v->module, what);
     if (st == PH_OK && !f.failed)
         return PH_OK;
     char msg[2048];
@@ -207,6 +209,7 @@ int ph_instance_start(ph_instance *inst)
             f.what = "stop";
             d->stop(&inst->cur->ctx);
             ph_frame_pop(&f);
+            ph_residue_after_step(inst->cur->module, "stop");
         }
     }
     if (st == PH_OK) {
@@ -234,6 +237,7 @@ void ph_instance_stop(ph_instance *inst)
         d->stop(&inst->cur->ctx);
         ph_frame_pop(&f);
     }
+    ph_residue_after_step(inst->cur->module, "stop");
     atomic_store(&inst->state, PH_INST_STOPPED);
 }
 

@@ -12,6 +12,8 @@
 
 #include "elfcheck.h"
 #include "error.h"
+#include "log.h"
+#include "residue.h"
 
 /* ---- private copies ---- */
 
@@ -266,6 +268,7 @@ int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out)
     ph_module *mod = calloc(1, sizeof *mod);
     if (!mod || !(mod->source = strdup(m->library)))
         goto nomem;
+    mod->residue = -1;
     if (mkdir(stage_dir, 0700) != 0 && errno != EEXIST) {
         rc = ph_error_set(PH_EIO, "cannot create %s: %s", stage_dir, ph_strerror(errno));
         goto fail;
@@ -291,6 +294,9 @@ int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out)
                           m->name, m->library, dlerror(), nomem ? " (out of memory)" : "");
         goto fail;
     }
+    /* Its range, before any of its code runs: threads and keys it creates are counted. */
+    if (ph_residue_track(mod, m->name, m->version_text))
+        ph_log_warn("%s", ph_error_last());
     /* The mapping stays valid; the name is not needed any more. */
     unlink(mod->copy);
     dlerror();
@@ -317,8 +323,11 @@ void ph_module_close(ph_module *mod)
 {
     if (!mod)
         return;
-    if (mod->handle)
+    /* Never unmap code that may still run: such a build stays mapped (its handle is kept). */
+    if (mod->handle && !ph_residue_before_unmap(mod)) {
         dlclose(mod->handle);
+        ph_residue_after_unmap(mod);
+    }
     if (mod->copy)
         unlink(mod->copy);
     free(mod->copy);

@@ -18,6 +18,7 @@ typedef struct ph_module {
     void *handle;           /* dlopen handle */
     const ph_package *desc; /* the validated descriptor, inside the mapping */
     char hash[17];          /* FNV-1a 64 of the file, hex: identifies a build */
+    int residue;            /* its slot in residue.c's table, or -1 */
 } ph_module;
 
 /**
@@ -28,7 +29,11 @@ typedef struct ph_module {
  * Errors (PH_ELOAD, PH_EABI, PH_EMANIFEST) name the file and what to do.
  */
 int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out);
-/** dlcloses and frees; accepts NULL. */
+/**
+ * dlcloses and frees; accepts NULL. A build whose threads still run or
+ * whose pthread keys were never deleted is not unmapped (residue.c logs
+ * it, plughost status shows it); signal handlers left in it are reset.
+ */
 void ph_module_close(ph_module *mod);
 
 /** Largest descriptor size accepted (a newer SDK's, with the fields it appended). */
@@ -48,7 +53,8 @@ void ph_module_close(ph_module *mod);
  */
 int ph_loader_validate(const ph_package *d, const ph_manifest *m);
 
-/** Hash of a library file's content (as in ph_module.hash): a regular file of at most PH_ELF_MAX_SIZE bytes (ph_elf_open), never blocking. 0, PH_ELOAD or PH_EIO. */
+/** Hash of a library file's content (as in ph_module.hash): a regular file of at most
+ * PH_ELF_MAX_SIZE bytes (ph_elf_open), never blocking. 0, PH_ELOAD or PH_EIO. */
 int ph_file_hash(const char *path, char out[17]);
 
 #endif

@@ -830,6 +830,10 @@ static int cmd_status(cli *c, int argc, char **argv)
                json_string_value(json_object_get(it, "state")) ?: "-", reason ? reason : "",
                rerr ? "last reload failed: " : "", rerr ? rerr : "");
     }
+    json_t *left = json_object_get(pk, "outlived");
+    if (json_array_size(left))
+        printf("\ncode that outlived stop():\n");
+    json_array_foreach(left, i, it) printf("  %s\n", json_string_value(it));
     json_decref(pk);
     free(url);
     free(token);
@@ -1024,7 +1028,15 @@ static int unload_remote(cli *c, const char *pkg)
                 url ? url : "(no address)", pkg, ph_error_last());
         status = 1;
     } else if (r.status / 100 == 2) {
-        printf("the running host at %s unloaded %s\n", url, pkg);
+        json_t *body = json_loads(r.body ? r.body : "", 0, NULL), *it;
+        json_t *left = json_object_get(body, "outlived");
+        size_t i;
+        if (json_array_size(left))
+            printf("the running host at %s stopped %s, but its code still runs:\n", url, pkg);
+        else
+            printf("the running host at %s unloaded %s\n", url, pkg);
+        json_array_foreach(left, i, it) printf("  %s\n", json_string_value(it));
+        json_decref(body);
     } else if (r.status != 404) {
         print_remote_error("plughost remove: the running host refused", &r);
         status = 1;

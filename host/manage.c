@@ -1,6 +1,7 @@
 #include "manage.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +9,7 @@
 #include "install.h"
 #include "metrics.h"
 #include "reload.h"
+#include "residue.h"
 #include "store.h"
 
 /* How long a status read waits for an instance a reload holds. */
@@ -69,6 +71,23 @@ static json_t *package_entry(ph_host *host, size_t i)
     return e;
 }
 
+/* "outlived": what stopped builds of `pkg` (NULL: any) still leave running, one text each. */
+static void add_outlived(json_t *obj, const char *pkg)
+{
+    char *text = ph_residue_text(pkg);
+    if (!text || !obj)
+        goto cleanup;
+    json_t *arr = json_array();
+    for (char *line = text, *end; arr && line && *line; line = end ? end + 1 : NULL) {
+        if ((end = strchr(line, '\n')))
+            *end = 0;
+        json_array_append_new(arr, json_string(line));
+    }
+    json_object_set_new(obj, "outlived", arr);
+cleanup:
+    free(text);
+}
+
 json_t *ph_manage_packages(ph_host *h)
 {
     json_t *arr = json_array();
@@ -79,7 +98,9 @@ json_t *ph_manage_packages(ph_host *h)
             arr = NULL;
         }
     pthread_rwlock_unlock(&h->lock);
-    return arr ? json_pack("{s:o}", "instances", arr) : NULL;
+    json_t *out = arr ? json_pack("{s:o}", "instances", arr) : NULL;
+    add_outlived(out, NULL);
+    return out;
 }
 
 /* The package's manifest, its instances and what each stores (an instance name finds its package).
@@ -127,6 +148,18 @@ static int package_info(ph_host *h, const char *pkg, json_t **out)
     return 0;
 }
 
+/* The package an instance or package name stands for (residue.c knows packages). */
+static const char *residue_package(ph_host *h, const char *name)
+{
+    const char *pkg = name;
+    pthread_rwlock_rdlock(&h->lock);
+    long i = ph_plan_find(&h->plan, name);
+    if (i >= 0 && h->plan.items[i].manifest)
+        pkg = h->plan.items[i].manifest->name; /* manifests outlive the lock (grace period) */
+    pthread_rwlock_unlock(&h->lock);
+    return pkg;
+}
+
 int ph_manage(ph_host *h, const char *op, const char *name, json_t **out)
 {
     *out = NULL;
@@ -163,7 +196,17 @@ int ph_manage(ph_host *h, const char *op, const char *name, json_t **out)
     }
     if (rc)
         return rc;
+    /* Never a plain "disabled" or "reloaded" while package code still runs. */
+    const char *pkg = residue_package(h, name);
+    ph_residue_settle(pkg);
+    char *left = ph_residue_text(pkg), *said = NULL;
+    if (left &&
+        asprintf(&said, "%s, but code of package '%s' still runs after stop()", result, pkg) < 0)
+        said = NULL;
+    free(left);
     *out = json_pack("{s:s,s:s,s:i,s:s}", "package", name, "operation", op, "instances", n,
-                     "result", result);
+                     "result", said ? said : result);
+    free(said);
+    add_outlived(*out, pkg);
     return *out ? 0 : ph_error_set(PH_ENOMEM, "out of memory");
 }

@@ -20,6 +20,7 @@
 #include "error.h"
 #include "interface.h"
 #include "log.h"
+#include "residue.h"
 #include "store.h"
 
 /* Serialises reloads: one swap at a time, process-wide. */
@@ -313,6 +314,7 @@ static void discard_prepared(ph_version *v)
     f.ver = v;
     v->module->desc->stop(&v->ctx);
     ph_frame_pop(&f);
+    ph_residue_after_step(v->module, "stop");
 }
 
 /* Starts the prepared version nv in place of p->v; the gate is closed and empty. */

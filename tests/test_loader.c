@@ -393,6 +393,23 @@ static void test_hostile_elf_misaligned(void **state)
     free(shifted);
 }
 
+/* Initial-exec TLS (DF_STATIC_TLS) is refused at load, saying how to rebuild. */
+static void test_static_tls_refused(void **state)
+{
+    fx *f = *state;
+    unsigned char so[HOSTILE_SIZE];
+    hostile_elf(so, 64);
+    hostile_phdr(so, PT_DYNAMIC, 256, 2 * sizeof(Elf64_Dyn));
+    Elf64_Dyn d[2] = {{.d_tag = DT_FLAGS, .d_un.d_val = DF_STATIC_TLS}, {.d_tag = DT_NULL}};
+    memcpy(so + 256, d, sizeof d);
+    refuse_so(f, so, sizeof so,
+              "uses static TLS (DF_STATIC_TLS: thread-local variables built with "
+              "-ftls-model=initial-exec): glibc cannot give its space back, so reloading it "
+              "would fail after a few builds; rebuild it with -fPIC and the default "
+              "global-dynamic TLS model (drop -ftls-model=initial-exec and "
+              "tls_model(\"initial-exec\"))");
+}
+
 /* A package whose library is `kind`; expects the one message naming package and file. */
 static void refuse_library(fx *f, const char *kind, const char *what)
 {
@@ -648,6 +665,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlopen_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_elf_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_elf_misaligned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_static_tls_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_library_not_regular, setup, teardown),
         cmocka_unit_test_setup_teardown(test_library_too_big, setup, teardown),
         cmocka_unit_test(test_validate_ok),
