@@ -44,6 +44,8 @@ typedef struct cli {
     int strict;
     int local;
     int purge;
+    int json;       /* --json: machine-readable output (status, list) */
+    unsigned given; /* O_* of the options on the command line */
     char **package_dirs;
     size_t n_package_dirs;
     char token_note[512]; /* why the admin token was not sent, shown if the host asks for it */
@@ -58,14 +60,33 @@ static void token_hint(const cli *c)
 
 typedef int (*command_fn)(cli *c, int argc, char **argv);
 
+/* The options a command takes (command.opts); any other is a usage error. */
+enum {
+    O_CONFIG = 1 << 0,
+    O_LISTEN = 1 << 1,
+    O_DATA_DIR = 1 << 2,
+    O_LOG = 1 << 3, /* --log-level, --log-format */
+    O_PACKAGES = 1 << 4,
+    O_URL = 1 << 5,
+    O_STRICT = 1 << 6,
+    O_LOCAL = 1 << 7,
+    O_PURGE = 1 << 8,
+    O_JSON = 1 << 9,
+    /* the common options (the configuration: every command but new and help reads it) */
+    O_HOST = O_CONFIG | O_DATA_DIR | O_LOG | O_PACKAGES,
+    O_REMOTE = O_HOST | O_LISTEN | O_URL, /* talks to the running host */
+};
+
 typedef struct command {
     const char *name;
     command_fn fn;
     const char *usage;
     const char *help;
+    unsigned opts; /* O_* it accepts */
 } command;
 
 static int cmd_help(cli *c, int argc, char **argv);
+static int print_json(json_t *v);
 
 static void print_error(const char *what)
 {
@@ -407,6 +428,23 @@ static int cmd_list(cli *c, int argc, char **argv)
     if (open_host(c, &h)) {
         print_error(NULL);
         return 1;
+    }
+    if (c->json) { /* dist/schemas/list.schema.json */
+        json_t *out = json_pack("{s:[],s:[]}", "packages", "problems");
+        for (size_t i = 0; out && i < h->set.n; i++) {
+            const ph_manifest *m = h->set.items[i];
+            json_array_append_new(json_object_get(out, "packages"),
+                                  json_pack("{s:s,s:s,s:s?,s:s,s:s}", "name", m->name, "version",
+                                            m->version_text, "description", m->description,
+                                            "directory", m->dir, "library", m->library));
+        }
+        for (size_t i = 0; out && i < h->set.n_problems; i++)
+            json_array_append_new(json_object_get(out, "problems"),
+                                  json_string(h->set.problems[i]));
+        int rc = out ? print_json(out) : 1;
+        json_decref(out);
+        ph_host_free(h);
+        return rc;
     }
     for (size_t i = 0; i < h->set.n; i++) {
         const ph_manifest *m = h->set.items[i];
@@ -789,6 +827,8 @@ static int cmd_call_remote(cli *c, int argc, char **argv)
         /* the host asks to retry (429, 503): sysexits' EX_TEMPFAIL, as mail tools use it */
         if (ph_error_last_code() == PH_ERATE || ph_error_last_code() == PH_EBUSY)
             status = 75;
+        else if (ph_error_last_code() == PH_EUNREACHABLE)
+            status = 3;
         goto cleanup;
     }
     status = print_json(out);
@@ -814,7 +854,14 @@ static int cmd_status(cli *c, int argc, char **argv)
             token_hint(c);
         free(url);
         free(token);
-        return 1;
+        return ph_error_last_code() == PH_EUNREACHABLE ? 3 : 1;
+    }
+    if (c->json) { /* /_/packages' body: dist/schemas/status.schema.json */
+        int rc = print_json(pk);
+        json_decref(pk);
+        free(url);
+        free(token);
+        return rc;
     }
     printf("%-16s %-16s %-10s %-9s %s\n", "INSTANCE", "PACKAGE", "VERSION", "STATE", "DETAIL");
     size_t i;
@@ -883,6 +930,8 @@ static int manage_command(cli *c, const char *op, int argc, char **argv)
     int status = 1;
     if (manage_remote(c, op, argv[0], &r, &url)) {
         print_error(op);
+        if (ph_error_last_code() == PH_EUNREACHABLE)
+            status = 3;
     } else if (r.status / 100 == 2) {
         printf("%s\n", r.body);
         status = 0;
@@ -1282,45 +1331,56 @@ cleanup:
 static const command commands[] = {
     {"run", cmd_run, "run [-c host.ini] [--listen ADDR:PORT] [--strict]",
      "Loads every package and serves it until SIGINT/SIGTERM, then stops each instance in "
-     "reverse order."},
+     "reverse order.",
+     O_HOST | O_LISTEN | O_STRICT},
     {"check", cmd_check, "check [-c host.ini]",
      "Prints the plan (instances, versions, load order) and every problem without running "
-     "package code. Exits 1 when there are problems."},
+     "package code. Exits 1 when there are problems.",
+     O_HOST | O_STRICT},
     {"call", cmd_call,
      "call [--local] [-c host.ini] [--url URL] INSTANCE.ACTOR.METHOD [name=value ...|JSON]",
      "Calls a method and prints its JSON result. By default it asks the running host over HTTP "
      "(address from host.ini or --url); --local loads and starts the packages in this process, "
-     "calls, and stops them."},
-    {"list", cmd_list, "list [-c host.ini]",
-     "Lists the packages found in the package directories."},
-    {"status", cmd_status, "status [-c host.ini] [--url URL]",
+     "calls, and stops them.",
+     O_HOST | O_REMOTE | O_LOCAL | O_STRICT},
+    {"list", cmd_list, "list [-c host.ini] [--json]", "Lists the packages found in the package directories.",
+     O_HOST | O_JSON},
+    {"status", cmd_status, "status [-c host.ini] [--url URL] [--json]",
      "Shows every instance of the running host: package, version, state, and why it is not "
-     "running or why its last reload failed."},
+     "running or why its last reload failed.",
+     O_REMOTE | O_JSON},
     {"reload", cmd_reload, "reload [-c host.ini] [--url URL] NAME",
      "Asks the running host to reload package NAME from disk now (admin token from the data "
-     "directory). The old version keeps serving if anything fails."},
+     "directory). The old version keeps serving if anything fails.",
+     O_REMOTE},
     {"backup", cmd_backup, "backup [-c host.ini] INSTANCE",
      "Writes a consistent, verified copy of the instance's database under "
-     "<data_dir>/backups/INSTANCE/ and prints where."},
+     "<data_dir>/backups/INSTANCE/ and prints where.",
+     O_HOST},
     {"enable", cmd_enable, "enable [-c host.ini] [--url URL] NAME",
      "Loads the build on disk of instance NAME (or of every instance of package NAME) into the "
-     "running host and starts it: after disable, or after a failure you fixed."},
+     "running host and starts it: after disable, or after a failure you fixed.",
+     O_REMOTE},
     {"disable", cmd_disable, "disable [-c host.ini] [--url URL] NAME",
      "Stops instance NAME (or every instance of package NAME) in the running host and keeps it "
-     "off across reloads and SIGHUP until enable; its data is kept."},
+     "off across reloads and SIGHUP until enable; its data is kept.",
+     O_REMOTE},
     {"install", cmd_install, "install [-c host.ini] [--url URL] DIR [DIR...]",
      "Checks the packages in DIR... (manifest, library, dependencies against what is installed, "
      "the declared interface against the installed build, each migration rehearsed on a copy "
      "of the database), copies them into the first package directory (replacing older "
-     "versions) and has the running host load them together."},
+     "versions) and has the running host load them together.",
+     O_HOST | O_REMOTE},
     {"remove", cmd_remove, "remove [-c host.ini] [--purge] NAME",
      "Uninstalls package NAME: a running host unloads it, its directory is deleted and its data "
      "is kept, so reinstalling finds every row. --purge also deletes the data, after writing a "
-     "backup, and says where the backup is."},
+     "backup, and says where the backup is.",
+     O_HOST | O_REMOTE | O_PURGE},
     {"new", cmd_new, "new NAME",
      "Creates ./NAME/ with package.ini, NAME.c and a CMakeLists.txt that builds out of tree "
-     "against the installed SDK (find_package(plughost))."},
-    {"help", cmd_help, "help [COMMAND]", "Shows help for a command."},
+     "against the installed SDK (find_package(plughost)).",
+     O_LOG},
+    {"help", cmd_help, "help [COMMAND]", "Shows help for a command.", 0},
 };
 
 static const command *find_command(const char *name)
@@ -1375,6 +1435,7 @@ static void usage(FILE *f)
         {"      --url URL", "(call, status, reload, enable, disable, install) the running host"},
         {"      --local", "(call) run the packages in this process"},
         {"      --purge", "(remove) delete the data too, after a backup"},
+        {"      --json", "(status, list) machine-readable output (dist/schemas/)"},
         {"  -h, --help", "this text; `plughost COMMAND --help` shows a command's usage"},
         {"      --version", "the version and SDK ABI"},
     };
@@ -1382,6 +1443,7 @@ static void usage(FILE *f)
         {"  0", "success"},
         {"  1", "the command failed (the message says why and what to do)"},
         {"  2", "a usage error: an unknown command or option, a missing argument"},
+        {"  3", "no host is running at the address (status, call, reload, enable, disable)"},
         {"  75", "the running host asks to retry later (HTTP 429 or 503; EX_TEMPFAIL)"},
     };
     static const char *const files[][2] = {
@@ -1433,26 +1495,36 @@ static int cmd_help(cli *c, int argc, char **argv)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"listen", required_argument, NULL, 'l'},
-        {"data-dir", required_argument, NULL, 'd'},
-        {"log-level", required_argument, NULL, 'L'},
-        {"packages", required_argument, NULL, 'p'},
-        {"url", required_argument, NULL, 'u'},
-        {"strict", no_argument, NULL, 's'},
-        {"local", no_argument, NULL, 'o'},
-        {"purge", no_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {"log-format", required_argument, NULL, 'F'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},   {"listen", required_argument, NULL, 'l'},
+        {"data-dir", required_argument, NULL, 'd'}, {"log-level", required_argument, NULL, 'L'},
+        {"packages", required_argument, NULL, 'p'}, {"url", required_argument, NULL, 'u'},
+        {"strict", no_argument, NULL, 's'},         {"local", no_argument, NULL, 'o'},
+        {"purge", no_argument, NULL, 'P'},          {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},        {"log-format", required_argument, NULL, 'F'},
+        {"json", no_argument, NULL, 'J'},           {NULL, 0, NULL, 0},
     };
+    /* the O_* bit of each option, by its getopt value */
+    static const struct {
+        int opt;
+        unsigned bit;
+        const char *name;
+    } bits[] = {
+        {'c', O_CONFIG, "--config"}, {'l', O_LISTEN, "--listen"},  {'d', O_DATA_DIR, "--data-dir"},
+        {'L', O_LOG, "--log-level"}, {'F', O_LOG, "--log-format"}, {'p', O_PACKAGES, "--packages"},
+        {'u', O_URL, "--url"},       {'s', O_STRICT, "--strict"},  {'o', O_LOCAL, "--local"},
+        {'P', O_PURGE, "--purge"},   {'J', O_JSON, "--json"}};
+    const char *given_name[sizeof bits / sizeof bits[0]] = {0};
     cli c;
     memset(&c, 0, sizeof c);
     int want_help = 0, o;
     raise_fd_limit(); /* run and call --local load every package */
     /* "+" stops at the first non-option only for the command word: options may follow it. */
     while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++)
+            if (bits[i].opt == o) {
+                c.given |= bits[i].bit;
+                given_name[i] = bits[i].name;
+            }
         switch (o) {
         case 'c':
             c.config = optarg;
@@ -1480,6 +1552,9 @@ int main(int argc, char **argv)
             break;
         case 'P':
             c.purge = 1;
+            break;
+        case 'J':
+            c.json = 1;
             break;
         case 'p':
             if (add_package_dir(&c, optarg))
@@ -1513,6 +1588,14 @@ int main(int argc, char **argv)
     }
     if (want_help)
         return cmd_help(&c, 1, (char *[]){(char *)cmd->name});
+    for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++)
+        if (given_name[i] && !(bits[i].bit & cmd->opts)) {
+            fprintf(stderr,
+                    "plughost: %s is not an option of '%s'; `plughost %s --help` shows its "
+                    "usage\n",
+                    given_name[i], cmd->name, cmd->name);
+            return 2;
+        }
     int rc = cmd->fn(&c, argc - optind - 1, argv + optind + 1);
     free(c.package_dirs);
     return rc;

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# What a script relies on from the CLI: an option of another command is a
+# usage error (exit 2, one line naming it); `status --json` and `list --json`
+# validate against the schemas shipped in dist/schemas/ (python3-jsonschema);
+# exit 3 when no host runs at the address.
+set -euo pipefail
+. "$PH_SOURCE_DIR/tests/support/e2e.sh"
+cp -r "$PH_EXAMPLES" "$tmp/pk"
+ph() { "$PH_BIN" --packages "$tmp/pk" --data-dir "$tmp/data" "$@"; }
+set +e
+out=$(ph list --purge 2>&1); rc=$?
+set -e
+[ $rc = 2 ] && [ "$out" = "plughost: --purge is not an option of 'list'; \`plughost list --help\` shows its usage" ] ||
+  fail "list --purge: $rc $out"
+set +e; out=$(ph check --json 2>&1); rc=$?; set -e
+[ $rc = 2 ] && grep -qF -- "--json is not an option of 'check'" <<<"$out" || fail "check --json: $rc $out"
+echo "  an option of another command: exit 2, one line"
+
+validate() { # SCHEMA FILE
+  python3 - "$PH_SOURCE_DIR/dist/schemas/$1" "$2" <<'PY'
+import json, sys
+from jsonschema import Draft202012Validator
+schema, doc = (json.load(open(p)) for p in sys.argv[1:3])
+Draft202012Validator.check_schema(schema)
+errors = list(Draft202012Validator(schema).iter_errors(doc))
+for e in errors[:5]:
+    print("/".join(map(str, e.path)) or "(document)", e.message)
+sys.exit(1 if errors else 0)
+PY
+}
+ph list --json >"$tmp/list.json" || fail "list --json"
+out=$(validate list.schema.json "$tmp/list.json") || fail "list --json against list.schema.json: $out"
+[ "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["packages"]))' "$tmp/list.json")" -ge 5 ] ||
+  fail "list --json lists too few packages: $(cat "$tmp/list.json")"
+
+port=$(free_port)
+set +e; "$PH_BIN" --data-dir "$tmp/data" status --url "http://127.0.0.1:$port" >/dev/null 2>&1; rc=$?; set -e
+[ $rc = 3 ] || fail "status with no host running exited $rc, not 3"
+start_host --packages "$tmp/pk" --data-dir "$tmp/data" --listen "127.0.0.1:$port"
+wait_ready "http://127.0.0.1:$port"
+"$PH_BIN" --data-dir "$tmp/data" status --url "http://127.0.0.1:$port" --json >"$tmp/status.json" ||
+  fail "status --json"
+out=$(validate status.schema.json "$tmp/status.json") || fail "status --json against status.schema.json: $out"
+grep -q '"state":"running"' "$tmp/status.json" || fail "status --json: $(cat "$tmp/status.json")"
+echo "  list --json and status --json validate against dist/schemas/; exit 3 without a host"
+echo "1 passed, 0 failed"
