@@ -368,6 +368,10 @@ static int cmd_check(cli *c, int argc, char **argv)
     print_plan(h, scans, bad, problems);
     print_migrations(h, scans, bad, problems);
     free(bad);
+    if (h->plan.n_notes)
+        printf("notes (%zu):\n", h->plan.n_notes);
+    for (size_t i = 0; i < h->plan.n_notes; i++)
+        printf("  - %s\n", h->plan.notes[i]);
     size_t n = json_array_size(problems);
     if (n) {
         size_t i;

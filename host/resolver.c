@@ -30,6 +30,8 @@ typedef struct node {
     bool *optional; /* per dep: reached through [optional] */
     size_t n_deps;
     bool on_cycle;
+    size_t cause; /* skipped: the failed node at the root of the chain */
+    char *note;   /* a warning for an instance that runs anyway (an optional dependency left out) */
 } node;
 
 typedef struct rctx {
@@ -39,6 +41,10 @@ typedef struct rctx {
     size_t n;
     char **problems;
     size_t n_problems;
+    char **notes;
+    size_t n_notes;
+    char **explained; /* packages whose requirers were listed once (a disagreement) */
+    size_t n_explained;
 } rctx;
 
 #define NOMEM() ph_error_set(PH_ENOMEM, "out of memory")
@@ -96,15 +102,40 @@ static int fail(node *nd, ph_plan_state state, const char *fmt, ...)
     return 0;
 }
 
-static int add_problem(rctx *x, char *msg)
+/* Appends `msg` (taken) to a list of messages. */
+static int push_msg(char ***list, size_t *n, char *msg)
 {
-    char **np = reallocarray(x->problems, x->n_problems + 1, sizeof *np);
+    char **np = reallocarray(*list, *n + 1, sizeof *np);
     if (!np) {
         free(msg);
         return NOMEM();
     }
-    np[x->n_problems++] = msg;
-    x->problems = np;
+    np[(*n)++] = msg;
+    *list = np;
+    return 0;
+}
+
+static int add_problem(rctx *x, char *msg)
+{
+    return push_msg(&x->problems, &x->n_problems, msg);
+}
+
+static int add_note(node *nd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A warning for an instance that still runs; the first one stays. */
+static int add_note(node *nd, const char *fmt, ...)
+{
+    char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&msg, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return NOMEM();
+    if (nd->note)
+        free(msg);
+    else
+        nd->note = msg;
     return 0;
 }
 
@@ -292,11 +323,47 @@ static const char *pre_hint(const ph_manifest *dm)
                               : "";
 }
 
+/* The problem of a package directory whose manifest names `name` but is invalid. */
+static const char *invalid_manifest(const rctx *x, const char *name)
+{
+    for (size_t i = 0; x->set->problem_names && i < x->set->n_problems; i++)
+        if (x->set->problem_names[i] && strcmp(x->set->problem_names[i], name) == 0)
+            return x->set->problems[i];
+    return NULL;
+}
+
+static int missing_dep(const rctx *x, node *nd, const ph_dep *d)
+{
+    const ph_manifest *m = nd->m;
+    const char *bad = invalid_manifest(x, d->name);
+    if (bad)
+        return fail(nd, PH_PLAN_FAILED,
+                    "instance '%s' (package %s %s) requires package '%s' (%s), which is "
+                    "installed but its manifest is invalid: %s",
+                    nd->instance, m->name, m->version_text, d->name, d->range.text, bad);
+    return fail(nd, PH_PLAN_FAILED,
+                "instance '%s' (package %s %s) requires package '%s' "
+                "(%s), which is not installed; add it to a package "
+                "directory or remove the requirement",
+                nd->instance, m->name, m->version_text, d->name, d->range.text);
+}
+
+/* The number of installed packages whose [requires] names `name`. */
+static size_t n_requirers(const rctx *x, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < x->set->n; i++) {
+        const ph_manifest *m = x->set->items[i];
+        for (size_t k = 0; k < m->n_requires; k++)
+            n += strcmp(m->requires[k].name, name) == 0;
+    }
+    return n;
+}
+
 /* [requires] and [optional]: installed, in range, and runnable. */
 static int check_deps(const rctx *x, node *nd, const ph_dep *deps, size_t n, bool optional)
 {
     const ph_manifest *m = nd->m;
-    const char *verb = optional ? "optionally uses" : "requires";
     for (size_t i = 0; i < n; i++) {
         const ph_dep *d = &deps[i];
         size_t count;
@@ -304,20 +371,32 @@ static int check_deps(const rctx *x, node *nd, const ph_dep *deps, size_t n, boo
         if (!dm && optional)
             continue;
         if (!dm)
-            return fail(nd, PH_PLAN_FAILED,
-                        "instance '%s' (package %s %s) requires package '%s' "
-                        "(%s), which is not installed; add it to a package "
-                        "directory or remove the requirement",
-                        nd->instance, m->name, m->version_text, d->name, d->range.text);
+            return missing_dep(x, nd, d);
         if (count > 1)
             continue; /* its instances fail; this one is skipped */
+        if (!ph_range_satisfies(&d->range, &dm->version) && optional) {
+            int rc = add_note(nd,
+                              "package '%s' %s optionally uses %s %s but %s %s is installed%s; "
+                              "running without it (change the range in %s:%d to use it)",
+                              m->name, m->version_text, d->name, d->range.text, d->name,
+                              dm->version_text, pre_hint(dm), m->path, d->line);
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (!ph_range_satisfies(&d->range, &dm->version) && n_requirers(x, d->name) > 1)
+            return fail(nd, PH_PLAN_FAILED,
+                        "package '%s' %s requires %s %s but %s %s is installed%s; see the "
+                        "requirers of %s below, or change the range in %s:%d",
+                        m->name, m->version_text, d->name, d->range.text, d->name, dm->version_text,
+                        pre_hint(dm), d->name, m->path, d->line);
         if (!ph_range_satisfies(&d->range, &dm->version))
             return fail(nd, PH_PLAN_FAILED,
-                        "package '%s' %s %s %s %s but %s %s is installed%s; "
+                        "package '%s' %s requires %s %s but %s %s is installed%s; "
                         "install a matching version of %s or change the range "
                         "in %s:%d",
-                        m->name, m->version_text, verb, d->name, d->range.text, d->name,
-                        dm->version_text, pre_hint(dm), d->name, m->path, d->line);
+                        m->name, m->version_text, d->name, d->range.text, d->name, dm->version_text,
+                        pre_hint(dm), d->name, m->path, d->line);
         if (!optional && !has_enabled_instance(x, d->name))
             return fail(nd, PH_PLAN_FAILED,
                         "package '%s' %s requires %s, but every instance of %s "
@@ -334,14 +413,131 @@ static int check_conflicts(const rctx *x, node *nd)
         const ph_dep *d = &m->conflicts[i];
         size_t count;
         const ph_manifest *dm = lookup(x, d->name, &count);
-        if (!dm || !has_enabled_instance(x, d->name) ||
-            !ph_range_satisfies(&d->range, &dm->version))
+        if (!dm || !has_enabled_instance(x, d->name) || !ph_range_covers(&d->range, &dm->version))
             continue;
         return fail(nd, PH_PLAN_FAILED,
                     "package '%s' %s conflicts with %s %s (%s:%d: %s = %s); "
                     "remove or disable one of them",
                     m->name, m->version_text, dm->name, dm->version_text, m->path, d->line, d->name,
                     d->range.text);
+    }
+    return 0;
+}
+
+/* The versions every range of a set of ranges admits: one interval, maybe empty. */
+typedef struct span {
+    ph_semver lo, hi;
+    bool has_lo, has_hi, lo_incl, hi_incl;
+} span;
+
+static void span_add(span *sp, const ph_range *r)
+{
+    for (int i = 0; i < r->n; i++) {
+        const ph_semver_cmpr *c = &r->c[i];
+        bool lower = c->op == PH_OP_GE || c->op == PH_OP_GT || c->op == PH_OP_EQ;
+        bool upper = c->op == PH_OP_LE || c->op == PH_OP_LT || c->op == PH_OP_EQ;
+        bool incl = c->op != PH_OP_GT && c->op != PH_OP_LT;
+        int d = sp->has_lo ? ph_semver_cmp(&c->v, &sp->lo) : 1;
+        if (lower && (d > 0 || (d == 0 && !incl))) {
+            sp->lo = c->v;
+            sp->lo_incl = incl;
+            sp->has_lo = true;
+        }
+        d = sp->has_hi ? ph_semver_cmp(&c->v, &sp->hi) : -1;
+        if (upper && (d < 0 || (d == 0 && !incl))) {
+            sp->hi = c->v;
+            sp->hi_incl = incl;
+            sp->has_hi = true;
+        }
+    }
+}
+
+static bool span_empty(const span *sp)
+{
+    if (!sp->has_lo || !sp->has_hi)
+        return false;
+    int d = ph_semver_cmp(&sp->lo, &sp->hi);
+    return d > 0 || (d == 0 && !(sp->lo_incl && sp->hi_incl));
+}
+
+/* "versions >=2.0.0, <3.0.0" (a "-0" upper bound is shown as its release). */
+static void span_print(FILE *f, const span *sp)
+{
+    char lo[96], hi[96];
+    ph_semver h = sp->hi;
+    if (strcmp(h.pre, "0") == 0)
+        h.pre[0] = '\0';
+    ph_semver_format(&sp->lo, lo, sizeof lo);
+    ph_semver_format(&h, hi, sizeof hi);
+    if (sp->has_lo && sp->has_hi && !ph_semver_cmp(&sp->lo, &sp->hi))
+        fprintf(f, "only %s", lo);
+    else
+        fprintf(f, "versions %s%s%s%s%s%s", sp->has_lo ? (sp->lo_incl ? ">=" : ">") : "",
+                sp->has_lo ? lo : "", sp->has_lo && sp->has_hi ? ", " : "",
+                sp->has_hi ? (sp->hi_incl ? "<=" : "<") : "", sp->has_hi ? hi : "",
+                !sp->has_lo && !sp->has_hi ? "*" : "");
+}
+
+/* Lists every requirer of `dm` with its range, and what would satisfy them all. */
+static int explain_requirers(rctx *x, const ph_manifest *dm)
+{
+    for (size_t i = 0; i < x->n_explained; i++)
+        if (strcmp(x->explained[i], dm->name) == 0)
+            return 0;
+    char *name = strdup(dm->name);
+    if (!name || push_msg(&x->explained, &x->n_explained, name))
+        return NOMEM();
+    char *msg = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&msg, &len);
+    if (!f)
+        return NOMEM();
+    span sp = {0};
+    size_t n = n_requirers(x, dm->name), k = 0;
+    fprintf(f, "package '%s' %s is required by", dm->name, dm->version_text);
+    for (size_t i = 0; i < x->set->n; i++) {
+        const ph_manifest *m = x->set->items[i];
+        for (size_t j = 0; j < m->n_requires; j++) {
+            const ph_dep *d = &m->requires[j];
+            if (strcmp(d->name, dm->name) != 0)
+                continue;
+            k++;
+            fprintf(f, "%s %s %s (%s%s)",
+                    k == 1   ? ""
+                    : k == n ? " and"
+                             : ",",
+                    m->name, m->version_text, d->range.text,
+                    ph_range_satisfies(&d->range, &dm->version) ? ", accepts it" : "");
+            span_add(&sp, &d->range);
+        }
+    }
+    if (span_empty(&sp)) {
+        fprintf(f, "; no version satisfies all of them: change one of the ranges");
+    } else {
+        fprintf(f, "; ");
+        span_print(f, &sp);
+        fprintf(f, " satisfy all of them: install one of those instead of %s", dm->version_text);
+    }
+    if (fclose(f) != 0) {
+        free(msg);
+        return NOMEM();
+    }
+    return add_problem(x, msg);
+}
+
+/* Lists the requirers of each dependency of `nd` that some of them disagree about. */
+static int explain_disagreements(rctx *x, const node *nd)
+{
+    for (size_t k = 0; nd->m && k < nd->m->n_requires; k++) {
+        const ph_dep *d = &nd->m->requires[k];
+        size_t count;
+        const ph_manifest *dm = lookup(x, d->name, &count);
+        if (!dm || count > 1 || ph_range_satisfies(&d->range, &dm->version) ||
+            n_requirers(x, d->name) < 2)
+            continue;
+        int rc = explain_requirers(x, dm);
+        if (rc)
+            return rc;
     }
     return 0;
 }
@@ -447,6 +643,17 @@ static int cycle_reason(rctx *x, size_t start, size_t last, const size_t *parent
     if (!x->nodes[start].state)
         rc = fail(&x->nodes[start], PH_PLAN_FAILED,
                   "dependency cycle: %s; remove one of these requirements", path);
+    /* The path is stated once; the other members point to it, so a cycle
+     * of N packages prints N short lines, not N paths of N names. */
+    for (size_t v = last; !rc && v != start; v = parent[v]) {
+        node *nd = &x->nodes[v];
+        nd->on_cycle = true;
+        if (!nd->state)
+            rc = fail(nd, PH_PLAN_FAILED,
+                      "on the dependency cycle stated for instance '%s'; remove one of its "
+                      "requirements",
+                      x->nodes[start].instance);
+    }
 cleanup:
     free(names);
     free(path);
@@ -477,6 +684,60 @@ static int find_cycle(rctx *x, size_t start, size_t *parent, size_t *queue, bool
     return 0;
 }
 
+/* True if `to` is reachable from `from` along the edges. */
+static bool reaches(const rctx *x, size_t from, size_t to, size_t *queue, bool *seen)
+{
+    size_t head = 0, tail = 0;
+    memset(seen, 0, x->n * sizeof *seen);
+    queue[tail++] = from;
+    seen[from] = true;
+    while (head < tail) {
+        const node *nd = &x->nodes[queue[head++]];
+        for (size_t i = 0; i < nd->n_deps; i++) {
+            size_t w = nd->deps[i];
+            if (w == to)
+                return true;
+            if (!seen[w]) {
+                seen[w] = true;
+                queue[tail++] = w;
+            }
+        }
+    }
+    return false;
+}
+
+/*
+ * An [optional] edge that would close a cycle is dropped (with a note): an
+ * optional dependency is never the reason an instance fails.
+ */
+static int drop_optional_cycles(rctx *x)
+{
+    int rc = 0;
+    size_t *queue = calloc(x->n ? x->n : 1, sizeof *queue);
+    bool *seen = calloc(x->n ? x->n : 1, sizeof *seen);
+    if (!queue || !seen)
+        rc = NOMEM();
+    for (size_t i = 0; i < x->n && !rc; i++) {
+        node *nd = &x->nodes[i];
+        for (size_t k = 0; k < nd->n_deps && !rc; k++) {
+            size_t to = nd->deps[k];
+            if (!nd->optional[k] || (to != i && !reaches(x, to, i, queue, seen)))
+                continue;
+            rc = add_note(nd,
+                          "its optional dependency on '%s' would close a dependency cycle "
+                          "('%s' needs '%s'); '%s' is loaded without waiting for it",
+                          x->nodes[to].instance, x->nodes[to].instance, nd->instance, nd->instance);
+            nd->deps[k] = nd->deps[nd->n_deps - 1];
+            nd->optional[k] = nd->optional[nd->n_deps - 1];
+            nd->n_deps--;
+            k--;
+        }
+    }
+    free(queue);
+    free(seen);
+    return rc;
+}
+
 static int mark_cycles(rctx *x)
 {
     int rc = 0;
@@ -486,7 +747,8 @@ static int mark_cycles(rctx *x)
     if (!parent || !queue || !seen)
         rc = NOMEM();
     for (size_t i = 0; i < x->n && !rc; i++)
-        rc = find_cycle(x, i, parent, queue, seen);
+        if (!x->nodes[i].on_cycle)
+            rc = find_cycle(x, i, parent, queue, seen);
     free(parent);
     free(queue);
     free(seen);
@@ -534,18 +796,21 @@ static int order_nodes(const rctx *x, size_t *order)
 /* In load order: dependents of failed/skipped instances are skipped. */
 static int propagate(rctx *x, const size_t *order)
 {
-    static const char skipped[] = "skipped: ";
     for (size_t k = 0; k < x->n; k++) {
         node *nd = &x->nodes[order[k]];
         for (size_t i = 0; nd->state == PH_PLAN_OK && i < nd->n_deps; i++) {
             const node *d = &x->nodes[nd->deps[i]];
             if (d->state == PH_PLAN_OK || nd->optional[i])
                 continue;
+            /* Only the direct dependency and the root cause: a long chain
+             * gives lines of constant length, not the whole chain in each. */
+            nd->cause = d->state == PH_PLAN_FAILED ? nd->deps[i] : d->cause;
             int rc = d->state == PH_PLAN_FAILED
                          ? fail(nd, PH_PLAN_SKIPPED, "skipped: depends on '%s', which failed",
                                 d->instance)
-                         : fail(nd, PH_PLAN_SKIPPED, "skipped: depends on '%s', which %s",
-                                d->instance, d->reason + strlen(skipped));
+                         : fail(nd, PH_PLAN_SKIPPED,
+                                "skipped: depends on '%s', which is skipped because '%s' failed",
+                                d->instance, x->nodes[nd->cause].instance);
             if (rc)
                 return rc;
         }
@@ -610,6 +875,14 @@ static int emit_item(rctx *x, node *nd, const size_t *pos, ph_plan_item *it)
     nd->mount = NULL;
     it->reason = nd->reason;
     nd->reason = NULL;
+    if (nd->state == PH_PLAN_OK && nd->note) {
+        it->note = nd->note;
+        nd->note = NULL;
+        char *msg = NULL;
+        if (asprintf(&msg, "instance '%s': %s", it->instance, it->note) < 0 ||
+            push_msg(&x->notes, &x->n_notes, msg))
+            return NOMEM();
+    }
     it->manifest = nd->m;
     it->conf = nd->conf;
     it->state = nd->state;
@@ -653,8 +926,15 @@ static void free_nodes(rctx *x)
         free(x->nodes[i].reason);
         free(x->nodes[i].deps);
         free(x->nodes[i].optional);
+        free(x->nodes[i].note);
     }
     free(x->nodes);
+    for (size_t i = 0; i < x->n_explained; i++)
+        free(x->explained[i]);
+    free(x->explained);
+    for (size_t i = 0; i < x->n_notes; i++)
+        free(x->notes[i]);
+    free(x->notes);
 }
 
 static int resolve(rctx *x, ph_plan *out)
@@ -671,6 +951,8 @@ static int resolve(rctx *x, ph_plan *out)
             rc = add_edges(x, i, m->optional, m->n_optional, true);
     }
     if (!rc)
+        rc = drop_optional_cycles(x);
+    if (!rc)
         rc = mark_cycles(x);
     if (!rc && !(order = calloc(x->n ? x->n : 1, sizeof *order)))
         rc = NOMEM();
@@ -680,10 +962,16 @@ static int resolve(rctx *x, ph_plan *out)
         rc = propagate(x, order);
     if (!rc)
         rc = emit(x, order, out);
+    for (size_t i = 0; i < x->n && !rc; i++)
+        rc = explain_disagreements(x, &x->nodes[i]);
     /* Problems of building nodes come first, then those of items in load order. */
     out->problems = x->problems;
     out->n_problems = x->n_problems;
     x->problems = NULL;
+    out->notes = x->notes;
+    out->n_notes = x->n_notes;
+    x->notes = NULL;
+    x->n_notes = 0;
     free(order);
     return rc;
 }
@@ -710,9 +998,13 @@ void ph_plan_free(ph_plan *p)
         free(it->mount);
         free(it->reason);
         free(it->deps);
+        free(it->note);
         free_kvs(it->params, it->n_params);
     }
     free(p->items);
+    for (size_t i = 0; i < p->n_notes; i++)
+        free(p->notes[i]);
+    free(p->notes);
     for (size_t i = 0; i < p->n_problems; i++)
         free(p->problems[i]);
     free(p->problems);

@@ -61,6 +61,7 @@ typedef struct ph_plan_item {
     char *reason; /* why failed/skipped; NULL if ok */
     size_t *deps; /* indices (in items) of the instances this one needs */
     size_t n_deps;
+    char *note; /* a warning for an instance that runs (an optional dependency left out); or NULL */
 } ph_plan_item;
 
 typedef struct ph_plan {
@@ -69,6 +70,8 @@ typedef struct ph_plan {
     char **problems; /* every failure and skip, as printed by `check`: "instance 'x': reason"
                         (or the reason alone when it names the instance) */
     size_t n_problems;
+    char **notes; /* warnings about instances that run anyway: "instance 'x': note" */
+    size_t n_notes;
 } ph_plan;
 
 /**
