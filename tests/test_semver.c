@@ -344,6 +344,87 @@ static void test_foreign_spellings(void **state)
                               "write e.g. '~1.2.3' or '>=1.2, <2'");
 }
 
+/*
+ * Deliberate differences from node-semver (also listed in the README with
+ * why): pairs of the corpus where plughost answers otherwise on purpose.
+ */
+static const struct {
+    const char *range, *version;
+} deliberate[] = {
+    {NULL, NULL},
+};
+
+static bool is_deliberate(const char *range, const char *version)
+{
+    for (size_t i = 0; deliberate[i].range; i++)
+        if (!strcmp(deliberate[i].range, range) && !strcmp(deliberate[i].version, version))
+            return true;
+    return false;
+}
+
+/* Splits `line` at blanks into at most `max` words (the line is modified). */
+static size_t split_words(char *line, char **words, size_t max)
+{
+    size_t n = 0;
+    for (char *w = strtok(line, " \n"); w && n < max; w = strtok(NULL, " \n"))
+        words[n++] = w;
+    return n;
+}
+
+/*
+ * Acceptance 2 of issue 13: node-semver's answers for tests/data/semver_corpus.txt
+ * (made by tests/tools/gen_semver_corpus.js), every pair checked.
+ */
+static void test_node_semver_corpus(void **state)
+{
+    (void)state;
+    enum { MAX_VERSIONS = 512 };
+    char *path = tu_fmt("%s/tests/data/semver_corpus.txt", tu_env("PH_SOURCE_DIR"));
+    FILE *f = fopen(path, "r");
+    if (!f)
+        fail_msg("cannot open %s", path);
+    free(path);
+    char *line = NULL, *words[MAX_VERSIONS];
+    ph_semver versions[MAX_VERSIONS];
+    size_t cap = 0, n_versions = 0, pairs = 0, differ = 0, undocumented = 0;
+    char *header = NULL;
+    while (getline(&line, &cap, f) > 0) {
+        if (line[0] == '#')
+            continue;
+        if (!strncmp(line, "versions ", 9)) {
+            header = strdup(line + 9);
+            n_versions = split_words(header, words, MAX_VERSIONS);
+            for (size_t i = 0; i < n_versions; i++)
+                versions[i] = V(words[i]);
+            continue;
+        }
+        char *tab = strchr(line, '\t');
+        assert_non_null(tab);
+        *tab = '\0';
+        char *range = tab + 1;
+        range[strcspn(range, "\n")] = '\0';
+        assert_int_equal(strlen(line), n_versions);
+        ph_range r = R(range);
+        for (size_t i = 0; i < n_versions; i++, pairs++) {
+            bool node = line[i] == '1', ours = ph_range_satisfies(&r, &versions[i]);
+            if (node == ours)
+                continue;
+            differ++;
+            if (is_deliberate(range, words[i]))
+                continue;
+            undocumented++;
+            fprintf(stderr, "differs from node-semver: for '%s', node-semver %s %s, plughost %s\n",
+                    range, node ? "admits" : "refuses", words[i], ours ? "admits it" : "does not");
+        }
+    }
+    free(line);
+    free(header);
+    fclose(f);
+    fprintf(stderr, "node-semver corpus: %zu pairs, %zu deliberate differences\n", pairs, differ);
+    assert_true(pairs >= 10000);
+    assert_int_equal(undocumented, 0);
+}
+
 static void test_null_args(void **state)
 {
     (void)state;
@@ -368,6 +449,7 @@ int main(void)
         cmocka_unit_test(test_sugar_bounds_keep_prereleases_out),
         cmocka_unit_test(test_range_covers),
         cmocka_unit_test(test_foreign_spellings),
+        cmocka_unit_test(test_node_semver_corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
