@@ -34,9 +34,31 @@ typedef struct node {
     char *note;   /* a warning for an instance that runs anyway (an optional dependency left out) */
 } node;
 
+/* A requirement between two packages, for choosing versions. */
+typedef struct edge {
+    const ph_manifest *from; /* the requiring version */
+    size_t from_pkg, to_pkg; /* indices in rctx.pkgs */
+    const ph_range *range;
+} edge;
+
+/* A package name with every installed version of it (releases first, highest first). */
+typedef struct pkgvers {
+    const char *name;
+    const ph_manifest **cand;
+    size_t n_cand;
+    long choice;     /* index in cand, -1 while undecided */
+    const char *pin; /* the host.ini range pinning it, or NULL */
+    const ph_instance_conf *pin_conf;
+    edge *in; /* requirements on it */
+    size_t n_in;
+} pkgvers;
+
 typedef struct rctx {
     const ph_config *cfg;
     const ph_manifest_set *set;
+    pkgvers *pkgs;
+    size_t n_pkgs;
+    size_t steps; /* of the version search, bounded */
     node *nodes;
     size_t n;
     char **problems;
@@ -49,29 +71,293 @@ typedef struct rctx {
 
 #define NOMEM() ph_error_set(PH_ENOMEM, "out of memory")
 
+static int push_msg(char ***list, size_t *n, char *msg);
+
 static const char *cfg_path(const rctx *x)
 {
     return x->cfg && x->cfg->path ? x->cfg->path : "configuration";
 }
 
-/* The first manifest named `name`, and how many there are. */
+static const pkgvers *find_pkg(const rctx *x, const char *name)
+{
+    for (size_t i = 0; i < x->n_pkgs; i++)
+        if (strcmp(x->pkgs[i].name, name) == 0)
+            return &x->pkgs[i];
+    return NULL;
+}
+
+/*
+ * The version of `name` chosen to run, and how many copies of that version
+ * are installed (two copies of one version are refused).
+ */
 static const ph_manifest *lookup(const rctx *x, const char *name, size_t *count)
 {
-    const ph_manifest *first = NULL;
+    const pkgvers *pv = find_pkg(x, name);
     *count = 0;
-    for (size_t i = 0; i < x->set->n; i++) {
-        if (strcmp(x->set->items[i]->name, name) == 0) {
-            if (!first)
-                first = x->set->items[i];
-            (*count)++;
-        }
-    }
-    return first;
+    if (!pv || pv->choice < 0)
+        return NULL;
+    const ph_manifest *m = pv->cand[pv->choice];
+    for (size_t i = 0; i < pv->n_cand; i++)
+        *count += ph_semver_cmp(&pv->cand[i]->version, &m->version) == 0;
+    return m;
 }
 
 static size_t n_conf(const rctx *x)
 {
     return x->cfg ? x->cfg->n_instances : 0;
+}
+
+/* ---------------------------------------------------------------- versions */
+
+/* The search for versions gives up after this many tries (then: greedy). */
+#define SEARCH_STEPS 100000
+
+static bool is_chosen(const rctx *x, const ph_manifest *m)
+{
+    const pkgvers *pv = find_pkg(x, m->name);
+    return pv && pv->choice >= 0 && pv->cand[pv->choice] == m;
+}
+
+/* Releases before pre-releases ("only when asked for"), each highest first. */
+static bool ranks_before(const ph_manifest *a, const ph_manifest *b)
+{
+    bool pa = a->version.pre[0] != '\0', pb = b->version.pre[0] != '\0';
+    if (pa != pb)
+        return pb;
+    return ph_semver_cmp(&a->version, &b->version) > 0;
+}
+
+static int add_candidate(rctx *x, const ph_manifest *m)
+{
+    pkgvers *pv = (pkgvers *)find_pkg(x, m->name);
+    if (!pv) {
+        pkgvers *np = reallocarray(x->pkgs, x->n_pkgs + 1, sizeof *np);
+        if (!np)
+            return NOMEM();
+        x->pkgs = np;
+        pv = &np[x->n_pkgs++];
+        memset(pv, 0, sizeof *pv);
+        pv->name = m->name;
+        pv->choice = -1;
+    }
+    const ph_manifest **nc = reallocarray(pv->cand, pv->n_cand + 1, sizeof *nc);
+    if (!nc)
+        return NOMEM();
+    pv->cand = nc;
+    size_t at = pv->n_cand++; /* insertion keeps discovery order among equals */
+    while (at > 0 && ranks_before(m, nc[at - 1])) {
+        nc[at] = nc[at - 1];
+        at--;
+    }
+    nc[at] = m;
+    return 0;
+}
+
+static int push_edge(edge **list, size_t *n, edge e)
+{
+    edge *ne = reallocarray(*list, *n + 1, sizeof *ne);
+    if (!ne)
+        return NOMEM();
+    ne[(*n)++] = e;
+    *list = ne;
+    return 0;
+}
+
+/* Every [requires] of every installed version, kept on its target package. */
+static int collect_edges(rctx *x)
+{
+    for (size_t p = 0; p < x->n_pkgs; p++) {
+        for (size_t c = 0; c < x->pkgs[p].n_cand; c++) {
+            const ph_manifest *m = x->pkgs[p].cand[c];
+            for (size_t k = 0; k < m->n_requires; k++) {
+                const pkgvers *t = find_pkg(x, m->requires[k].name);
+                if (!t)
+                    continue;
+                size_t to = (size_t)(t - x->pkgs);
+                edge e = {m, p, to, &m->requires[k].range};
+                if (push_edge(&x->pkgs[to].in, &x->pkgs[to].n_in, e))
+                    return NOMEM();
+            }
+        }
+    }
+    return 0;
+}
+
+static bool pin_allows(const pkgvers *pv, const ph_manifest *m)
+{
+    ph_range pin;
+    return !pv->pin ||
+           (ph_range_parse(pv->pin, &pin) == 0 && ph_range_satisfies(&pin, &m->version));
+}
+
+/* The chosen version of package `p`, or NULL while undecided. */
+static const ph_manifest *choice_of(const rctx *x, size_t p)
+{
+    const pkgvers *pv = &x->pkgs[p];
+    return pv->choice < 0 ? NULL : pv->cand[pv->choice];
+}
+
+/* Version `m` of package `p` agrees with every decided requirer and dependency. */
+static bool consistent(const rctx *x, size_t p, const ph_manifest *m)
+{
+    const pkgvers *pv = &x->pkgs[p];
+    for (size_t i = 0; i < pv->n_in; i++) {
+        const edge *e = &pv->in[i];
+        if (choice_of(x, e->from_pkg) == e->from && !ph_range_satisfies(e->range, &m->version))
+            return false;
+    }
+    for (size_t k = 0; k < m->n_requires; k++) {
+        const pkgvers *t = find_pkg(x, m->requires[k].name);
+        const ph_manifest *tm = t ? choice_of(x, (size_t)(t - x->pkgs)) : NULL;
+        if (tm && !ph_range_satisfies(&m->requires[k].range, &tm->version))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Backtracking over the packages installed in several versions (`multi`, in
+ * discovery order): each takes the highest version that agrees with every
+ * decided requirer and dependency; a dead end undoes the last choice.
+ */
+static bool search(rctx *x, const size_t *multi, size_t n, size_t k)
+{
+    if (k == n)
+        return true;
+    pkgvers *pv = &x->pkgs[multi[k]];
+    for (size_t c = 0; c < pv->n_cand; c++) {
+        if (++x->steps > SEARCH_STEPS)
+            return false;
+        if (!pin_allows(pv, pv->cand[c]) || !consistent(x, multi[k], pv->cand[c]))
+            continue;
+        pv->choice = (long)c;
+        if (search(x, multi, n, k + 1))
+            return true;
+        pv->choice = -1;
+    }
+    return false;
+}
+
+/* Without a full solution: each takes the first version that agrees so far. */
+static void choose_greedily(rctx *x, const size_t *multi, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        pkgvers *pv = &x->pkgs[multi[k]];
+        long first = -1, pinned = -1;
+        for (size_t c = 0; c < pv->n_cand && first < 0; c++) {
+            bool pin = pin_allows(pv, pv->cand[c]);
+            if (pin && pinned < 0)
+                pinned = (long)c;
+            if (pin && consistent(x, multi[k], pv->cand[c]))
+                first = (long)c;
+        }
+        pv->choice = first >= 0 ? first : pinned >= 0 ? pinned : 0;
+    }
+}
+
+/* The first pin of each package in host.ini (enabled instances). */
+static void apply_pins(rctx *x)
+{
+    for (size_t i = 0; x->cfg && i < x->cfg->n_instances; i++) {
+        const ph_instance_conf *ic = &x->cfg->instances[i];
+        pkgvers *pv = (pkgvers *)find_pkg(x, ic->package);
+        if (ic->enabled && ic->version && pv && !pv->pin) {
+            pv->pin = ic->version;
+            pv->pin_conf = ic;
+        }
+    }
+}
+
+static int choose_versions(rctx *x)
+{
+    for (size_t i = 0; i < x->set->n; i++)
+        if (add_candidate(x, x->set->items[i]))
+            return NOMEM();
+    apply_pins(x);
+    if (collect_edges(x))
+        return NOMEM();
+    size_t *multi = calloc(x->n_pkgs ? x->n_pkgs : 1, sizeof *multi), n = 0;
+    if (!multi)
+        return NOMEM();
+    for (size_t p = 0; p < x->n_pkgs; p++) {
+        if (x->pkgs[p].n_cand == 1)
+            x->pkgs[p].choice = 0;
+        else
+            multi[n++] = p;
+    }
+    if (!search(x, multi, n, 0))
+        choose_greedily(x, multi, n);
+    free(multi);
+    return 0;
+}
+
+/* "2.0.0, 1.1.0 and 1.0.0": every installed version of `pv`. */
+static void print_versions(const pkgvers *pv, FILE *f)
+{
+    for (size_t i = 0; i < pv->n_cand; i++)
+        fprintf(f, "%s%s",
+                i == 0                ? ""
+                : i + 1 == pv->n_cand ? " and "
+                                      : ", ",
+                pv->cand[i]->version_text);
+}
+
+/* Why version `m` of `pv` was not chosen. */
+static void why_not(const rctx *x, const pkgvers *pv, const ph_manifest *m, FILE *f)
+{
+    if (!pin_allows(pv, m)) {
+        fprintf(f, "outside the pin %s (%s:%d)", pv->pin, cfg_path(x), pv->pin_conf->version_line);
+        return;
+    }
+    for (size_t i = 0; i < pv->n_in; i++) {
+        const edge *e = &pv->in[i];
+        if (choice_of(x, e->from_pkg) == e->from && !ph_range_satisfies(e->range, &m->version)) {
+            fprintf(f, "outside %s of %s %s", e->range->text, e->from->name, e->from->version_text);
+            return;
+        }
+    }
+    if (!consistent(x, (size_t)(pv - x->pkgs), m)) {
+        fprintf(f, "its own requirements do not agree with the versions chosen");
+        return;
+    }
+    const ph_manifest *c = pv->cand[pv->choice];
+    fprintf(f, "%s",
+            m->version.pre[0] && !c->version.pre[0]       ? "a pre-release, not asked for"
+            : ph_semver_cmp(&m->version, &c->version) < 0 ? "lower"
+                                                          : "the same version, another copy");
+}
+
+/* One note per package installed in several versions: the choice, and why not the others. */
+static int note_choices(rctx *x)
+{
+    for (size_t p = 0; p < x->n_pkgs; p++) {
+        const pkgvers *pv = &x->pkgs[p];
+        if (pv->n_cand < 2)
+            continue;
+        char *msg = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&msg, &len);
+        if (!f)
+            return NOMEM();
+        const ph_manifest *c = pv->cand[pv->choice];
+        fprintf(f, "package '%s': %s chosen", pv->name, c->version_text);
+        if (pv->pin)
+            fprintf(f, " (pinned to %s in %s:%d)", pv->pin, cfg_path(x),
+                    pv->pin_conf->version_line);
+        for (size_t i = 0; i < pv->n_cand; i++) {
+            if (pv->cand[i] == c)
+                continue;
+            fprintf(f, "; not %s: ", pv->cand[i]->version_text);
+            why_not(x, pv, pv->cand[i], f);
+        }
+        if (fclose(f) != 0) {
+            free(msg);
+            return NOMEM();
+        }
+        if (push_msg(&x->notes, &x->n_notes, msg))
+            return NOMEM();
+    }
+    return 0;
 }
 
 /* True if some [instance] section (enabled or not) runs package `pkg`. */
@@ -184,7 +470,7 @@ static int build_nodes(rctx *x)
         const ph_manifest *m = x->set->items[i];
         size_t count;
         if (lookup(x, m->name, &count) != m)
-            continue; /* a duplicate: its first copy stands for both */
+            continue; /* another version, or a copy: the chosen one stands for all */
         if (!configured(x, m->name)) {
             rc = add_default(x, m);
             continue;
@@ -206,18 +492,23 @@ static int build_nodes(rctx *x)
 
 /* ------------------------------------------------------------------ checks */
 
-/* "A, B and C" of the paths of every manifest named `name`. */
-static char *list_copies(const rctx *x, const char *name)
+static bool same_version(const ph_manifest *a, const ph_manifest *b)
+{
+    return strcmp(a->name, b->name) == 0 && ph_semver_cmp(&a->version, &b->version) == 0;
+}
+
+/* "A, B and C" of the paths of every copy of `of` (same name and version). */
+static char *list_copies(const rctx *x, const ph_manifest *of)
 {
     char *out = strdup("");
     for (size_t i = 0; out && i < x->set->n; i++) {
         const ph_manifest *m = x->set->items[i];
-        if (strcmp(m->name, name) != 0)
+        if (!same_version(m, of))
             continue;
         char *next = NULL;
         bool last = true;
         for (size_t k = i + 1; k < x->set->n; k++)
-            last = last && strcmp(x->set->items[k]->name, name) != 0;
+            last = last && !same_version(x->set->items[k], of);
         if (asprintf(&next, "%s%s%s", out, !*out ? "" : last ? " and " : ", ", m->path) < 0)
             next = NULL;
         free(out);
@@ -232,11 +523,12 @@ static int check_duplicate(const rctx *x, node *nd)
     lookup(x, nd->package, &count);
     if (count < 2)
         return 0;
-    char *paths = list_copies(x, nd->package);
+    char *paths = list_copies(x, nd->m);
     if (!paths)
         return NOMEM();
-    int rc = fail(nd, PH_PLAN_FAILED, "package '%s' is installed %zu times: %s; remove all but one",
-                  nd->package, count, paths);
+    int rc =
+        fail(nd, PH_PLAN_FAILED, "package '%s' %s is installed %zu times: %s; remove all but one",
+             nd->package, nd->m->version_text, count, paths);
     free(paths);
     return rc;
 }
@@ -348,13 +640,13 @@ static int missing_dep(const rctx *x, node *nd, const ph_dep *d)
                 nd->instance, m->name, m->version_text, d->name, d->range.text);
 }
 
-/* The number of installed packages whose [requires] names `name`. */
+/* The number of chosen versions of packages whose [requires] names `name`. */
 static size_t n_requirers(const rctx *x, const char *name)
 {
     size_t n = 0;
     for (size_t i = 0; i < x->set->n; i++) {
         const ph_manifest *m = x->set->items[i];
-        for (size_t k = 0; k < m->n_requires; k++)
+        for (size_t k = 0; is_chosen(x, m) && k < m->n_requires; k++)
             n += strcmp(m->requires[k].name, name) == 0;
     }
     return n;
@@ -493,21 +785,28 @@ static int explain_requirers(rctx *x, const ph_manifest *dm)
     if (!f)
         return NOMEM();
     span sp = {0};
+    const pkgvers *pv = find_pkg(x, dm->name);
     size_t n = n_requirers(x, dm->name), k = 0;
-    fprintf(f, "package '%s' %s is required by", dm->name, dm->version_text);
+    fprintf(f, "package '%s' (installed: ", dm->name);
+    print_versions(pv, f);
+    fprintf(f, ") is required by");
     for (size_t i = 0; i < x->set->n; i++) {
         const ph_manifest *m = x->set->items[i];
-        for (size_t j = 0; j < m->n_requires; j++) {
+        for (size_t j = 0; is_chosen(x, m) && j < m->n_requires; j++) {
             const ph_dep *d = &m->requires[j];
             if (strcmp(d->name, dm->name) != 0)
                 continue;
             k++;
-            fprintf(f, "%s %s %s (%s%s)",
+            fprintf(f, "%s %s %s (%s accepts ",
                     k == 1   ? ""
                     : k == n ? " and"
                              : ",",
-                    m->name, m->version_text, d->range.text,
-                    ph_range_satisfies(&d->range, &dm->version) ? ", accepts it" : "");
+                    m->name, m->version_text, d->range.text);
+            size_t ok = 0;
+            for (size_t c = 0; c < pv->n_cand; c++)
+                if (ph_range_satisfies(&d->range, &pv->cand[c]->version))
+                    fprintf(f, "%s%s", ok++ ? ", " : "", pv->cand[c]->version_text);
+            fprintf(f, "%s)", ok ? "" : "no installed version");
             span_add(&sp, &d->range);
         }
     }
@@ -516,7 +815,7 @@ static int explain_requirers(rctx *x, const ph_manifest *dm)
     } else {
         fprintf(f, "; ");
         span_print(f, &sp);
-        fprintf(f, " satisfy all of them: install one of those instead of %s", dm->version_text);
+        fprintf(f, " satisfy all of them: install one of those");
     }
     if (fclose(f) != 0) {
         free(msg);
@@ -542,6 +841,32 @@ static int explain_disagreements(rctx *x, const node *nd)
     return 0;
 }
 
+/* [instance] version = RANGE: the version chosen must be inside it. */
+static int check_pin(const rctx *x, node *nd)
+{
+    ph_range pin;
+    if (!nd->conf || !nd->conf->version || ph_range_parse(nd->conf->version, &pin) ||
+        ph_range_satisfies(&pin, &nd->m->version))
+        return 0;
+    char *versions = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&versions, &len);
+    if (!f)
+        return NOMEM();
+    print_versions(find_pkg(x, nd->package), f);
+    if (fclose(f) != 0) {
+        free(versions);
+        return NOMEM();
+    }
+    int rc = fail(nd, PH_PLAN_FAILED,
+                  "%s:%d: instance '%s' pins package '%s' to %s, but the installed versions "
+                  "are %s; install a matching version or change the pin",
+                  cfg_path(x), nd->conf->version_line, nd->instance, nd->package, nd->conf->version,
+                  versions);
+    free(versions);
+    return rc;
+}
+
 /* Runs the checks of one node in order; the first failure is its reason. */
 static int check_node(rctx *x, size_t i)
 {
@@ -557,6 +882,8 @@ static int check_node(rctx *x, size_t i)
                   "package '%s' declares abi %d but this host supports abi %d; "
                   "rebuild it against this host's SDK",
                   nd->package, nd->m->abi, PH_ABI_VERSION);
+    if (!rc && !nd->state)
+        rc = check_pin(x, nd);
     if (!rc && !nd->state)
         rc = check_params(x, nd);
     if (!rc && !nd->state)
@@ -929,6 +1256,11 @@ static void free_nodes(rctx *x)
         free(x->nodes[i].note);
     }
     free(x->nodes);
+    for (size_t i = 0; i < x->n_pkgs; i++) {
+        free(x->pkgs[i].cand);
+        free(x->pkgs[i].in);
+    }
+    free(x->pkgs);
     for (size_t i = 0; i < x->n_explained; i++)
         free(x->explained[i]);
     free(x->explained);
@@ -940,7 +1272,11 @@ static void free_nodes(rctx *x)
 static int resolve(rctx *x, ph_plan *out)
 {
     size_t *order = NULL;
-    int rc = build_nodes(x);
+    int rc = choose_versions(x);
+    if (!rc)
+        rc = note_choices(x);
+    if (!rc)
+        rc = build_nodes(x);
     for (size_t i = 0; i < x->n && !rc; i++)
         rc = check_node(x, i);
     for (size_t i = 0; i < x->n && !rc; i++) {

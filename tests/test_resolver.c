@@ -285,11 +285,11 @@ static void test_duplicate_package(void **state)
 {
     fixture *f = *state;
     pkg(f, "auth", "1.0.0", "");
-    free(tu_write(f->pkgs, "auth-copy/package.ini", "[package]\nname = auth\nversion = 1.1.0\n"));
+    free(tu_write(f->pkgs, "auth-copy/package.ini", "[package]\nname = auth\nversion = 1.0.0\n"));
     pkg(f, "app", "1.0.0", "[requires]\nauth = ^1\n");
     resolve(f, NULL);
     assert_order(&f->plan, "auth app"); /* one item for both copies */
-    char *want = tu_fmt("package 'auth' is installed 2 times: %s/auth/package.ini and "
+    char *want = tu_fmt("package 'auth' 1.0.0 is installed 2 times: %s/auth/package.ini and "
                         "%s/auth-copy/package.ini; remove all but one",
                         f->pkgs, f->pkgs);
     assert_state(&f->plan, "auth", PH_PLAN_FAILED, want);
@@ -441,9 +441,9 @@ static void test_diamond_names_every_requirer(void **state)
     free(want);
     assert_state(&f->plan, "top", PH_PLAN_SKIPPED, "skipped: depends on 'right', which failed");
     assert_string_equal(f->plan.problems[f->plan.n_problems - 1],
-                        "package 'base' 1.5.0 is required by left 1.0.0 (^1.0, accepts it) and "
-                        "right 1.0.0 (^2.0); no version satisfies all of them: change one of "
-                        "the ranges");
+                        "package 'base' (installed: 1.5.0) is required by left 1.0.0 (^1.0 "
+                        "accepts 1.5.0) and right 1.0.0 (^2.0 accepts no installed version); no "
+                        "version satisfies all of them: change one of the ranges");
 }
 
 /* The same, when some version would satisfy every requirer. */
@@ -459,10 +459,140 @@ static void test_diamond_names_satisfying_versions(void **state)
     assert_ok(&f->plan, "mid");
     assert_state(&f->plan, "right", PH_PLAN_FAILED, "see the requirers of base below");
     assert_string_equal(f->plan.problems[f->plan.n_problems - 1],
-                        "package 'base' 1.5.0 is required by left 1.0.0 (^1.0, accepts it), "
-                        "mid 1.0.0 (>=1.2, <1.8, accepts it) and right 1.0.0 (~1.6); versions "
-                        ">=1.6.0, <1.7.0 satisfy all of them: install one of those instead of "
-                        "1.5.0");
+                        "package 'base' (installed: 1.5.0) is required by left 1.0.0 (^1.0 "
+                        "accepts 1.5.0), mid 1.0.0 (>=1.2, <1.8 accepts 1.5.0) and right 1.0.0 "
+                        "(~1.6 accepts no installed version); versions >=1.6.0, <1.7.0 satisfy "
+                        "all of them: install one of those");
+}
+
+/* packages/<dir>/package.ini: one of several versions of a package. */
+static void pkgv(fixture *f, const char *name, const char *version, const char *extra)
+{
+    char *file = tu_fmt("%s-%s/package.ini", name, version);
+    char *text = tu_fmt("[package]\nname = %s\nversion = %s\n%s", name, version, extra);
+    free(tu_write(f->pkgs, file, text));
+    free(text);
+    free(file);
+}
+
+static const char *chosen(const ph_plan *p, const char *instance)
+{
+    const ph_plan_item *it = item(p, instance);
+    assert_non_null(it->manifest);
+    return it->manifest->version_text;
+}
+
+/* Issue 13, acceptance 3: the highest version every requirer accepts. */
+static void test_several_versions_highest_for_all(void **state)
+{
+    fixture *f = *state;
+    pkgv(f, "base", "1.0.0", "");
+    pkgv(f, "base", "1.1.0", "");
+    pkgv(f, "base", "2.0.0", "");
+    pkgv(f, "base", "2.1.0-rc.1", "");
+    pkg(f, "a", "1.0.0", "[requires]\nbase = ^1.0\n");
+    pkg(f, "b", "1.0.0", "[requires]\nbase = >=1.1\n");
+    resolve(f, NULL);
+    assert_string_equal(chosen(&f->plan, "base"), "1.1.0");
+    assert_ok(&f->plan, "base");
+    assert_ok(&f->plan, "a");
+    assert_ok(&f->plan, "b");
+    assert_int_equal(f->plan.n_problems, 0);
+    assert_int_equal(f->plan.n_notes, 1);
+    assert_string_equal(f->plan.notes[0],
+                        "package 'base': 1.1.0 chosen; not 2.0.0: outside ^1.0 of a 1.0.0; not "
+                        "1.0.0: outside >=1.1 of b 1.0.0; not 2.1.0-rc.1: outside ^1.0 of a "
+                        "1.0.0");
+}
+
+/* Without requirers: the highest release, not a pre-release nobody asked for. */
+static void test_several_versions_no_requirer(void **state)
+{
+    fixture *f = *state;
+    pkgv(f, "base", "1.0.0", "");
+    pkgv(f, "base", "1.2.0", "");
+    pkgv(f, "base", "2.0.0-rc.1", "");
+    resolve(f, NULL);
+    assert_string_equal(chosen(&f->plan, "base"), "1.2.0");
+    assert_string_equal(f->plan.notes[0], "package 'base': 1.2.0 chosen; not 1.0.0: lower; not "
+                                          "2.0.0-rc.1: a pre-release, not asked for");
+}
+
+/* host.ini pins a version: the operator's rollback. */
+static void test_several_versions_pinned(void **state)
+{
+    fixture *f = *state;
+    pkgv(f, "base", "1.0.0", "");
+    pkgv(f, "base", "1.1.0", "");
+    pkgv(f, "base", "2.0.0", "");
+    pkg(f, "a", "1.0.0", "[requires]\nbase = ^1.0\n");
+    resolve(f, "[instance base]\nversion = 1.0.0\n");
+    assert_string_equal(chosen(&f->plan, "base"), "1.0.0");
+    assert_ok(&f->plan, "base");
+    assert_ok(&f->plan, "a");
+    char *want = tu_fmt("package 'base': 1.0.0 chosen (pinned to 1.0.0 in %s/host.ini:2); not "
+                        "2.0.0: outside the pin 1.0.0 (%s/host.ini:2); not 1.1.0: outside the pin "
+                        "1.0.0 (%s/host.ini:2)",
+                        f->dir, f->dir, f->dir);
+    assert_string_equal(f->plan.notes[0], want);
+    free(want);
+}
+
+static void test_several_versions_pin_matches_none(void **state)
+{
+    fixture *f = *state;
+    pkgv(f, "base", "1.0.0", "");
+    pkgv(f, "base", "2.0.0", "");
+    resolve(f, "[instance base]\nversion = ^3\n");
+    char *want = tu_fmt("%s/host.ini:2: instance 'base' pins package 'base' to ^3, but the "
+                        "installed versions are 2.0.0 and 1.0.0; install a matching version or "
+                        "change the pin",
+                        f->dir);
+    assert_state(&f->plan, "base", PH_PLAN_FAILED, want);
+    free(want);
+}
+
+/* A third requirer no version satisfies with the others: all three named. */
+static void test_several_versions_no_common_version(void **state)
+{
+    fixture *f = *state;
+    pkgv(f, "base", "1.0.0", "");
+    pkgv(f, "base", "1.1.0", "");
+    pkgv(f, "base", "2.0.0", "");
+    pkg(f, "a", "1.0.0", "[requires]\nbase = ^1.0\n");
+    pkg(f, "b", "1.0.0", "[requires]\nbase = >=1.1\n");
+    pkg(f, "c", "1.0.0", "[requires]\nbase = ^2\n");
+    resolve(f, NULL);
+    assert_state(&f->plan, "a", PH_PLAN_FAILED, "see the requirers of base below");
+    assert_string_equal(f->plan.problems[f->plan.n_problems - 1],
+                        "package 'base' (installed: 2.0.0, 1.1.0 and 1.0.0) is required by a "
+                        "1.0.0 (^1.0 accepts 1.1.0, 1.0.0), b 1.0.0 (>=1.1 accepts 2.0.0, 1.1.0) "
+                        "and c 1.0.0 (^2 accepts 2.0.0); no version satisfies all of them: change "
+                        "one of the ranges");
+}
+
+/* The highest a forces a b that nothing satisfies; a lower a works. */
+static void test_several_versions_backtracking(void **state)
+{
+    fixture *f = *state;
+    pkgv(f, "a", "1.0.0", "[requires]\nb = ^1\n");
+    pkgv(f, "a", "2.0.0", "[requires]\nb = ^2\n");
+    pkgv(f, "b", "1.0.0", "[requires]\nx = ^1\n");
+    pkgv(f, "b", "2.0.0", "[requires]\nx = ^2\n");
+    pkg(f, "x", "1.0.0", "");
+    pkg(f, "app", "1.0.0", "[requires]\na = *\n");
+    resolve(f, NULL);
+    assert_string_equal(chosen(&f->plan, "a"), "1.0.0");
+    assert_string_equal(chosen(&f->plan, "b"), "1.0.0");
+    assert_ok(&f->plan, "app");
+    assert_ok(&f->plan, "a");
+    assert_ok(&f->plan, "b");
+    assert_int_equal(f->plan.n_problems, 0);
+    assert_string_equal(f->plan.notes[0],
+                        "package 'a': 1.0.0 chosen; not 2.0.0: its own requirements do not "
+                        "agree with the versions chosen");
+    assert_string_equal(f->plan.notes[1], "package 'b': 1.0.0 chosen; not 2.0.0: outside ^1 of a "
+                                          "1.0.0");
 }
 
 static void test_parameters(void **state)
@@ -602,6 +732,12 @@ int main(void)
         T(test_long_cycle_output_is_linear),
         T(test_diamond_names_every_requirer),
         T(test_diamond_names_satisfying_versions),
+        T(test_several_versions_highest_for_all),
+        T(test_several_versions_no_requirer),
+        T(test_several_versions_pinned),
+        T(test_several_versions_pin_matches_none),
+        T(test_several_versions_no_common_version),
+        T(test_several_versions_backtracking),
         cmocka_unit_test(test_empty_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
