@@ -112,12 +112,6 @@ static size_t n_conf(const rctx *x)
 /* The search for versions gives up after this many tries (then: greedy). */
 #define SEARCH_STEPS 100000
 
-static bool is_chosen(const rctx *x, const ph_manifest *m)
-{
-    const pkgvers *pv = find_pkg(x, m->name);
-    return pv && pv->choice >= 0 && pv->cand[pv->choice] == m;
-}
-
 /* Releases before pre-releases ("only when asked for"), each highest first. */
 static bool ranks_before(const ph_manifest *a, const ph_manifest *b)
 {
@@ -643,12 +637,10 @@ static int missing_dep(const rctx *x, node *nd, const ph_dep *d)
 /* The number of chosen versions of packages whose [requires] names `name`. */
 static size_t n_requirers(const rctx *x, const char *name)
 {
+    const pkgvers *pv = find_pkg(x, name);
     size_t n = 0;
-    for (size_t i = 0; i < x->set->n; i++) {
-        const ph_manifest *m = x->set->items[i];
-        for (size_t k = 0; is_chosen(x, m) && k < m->n_requires; k++)
-            n += strcmp(m->requires[k].name, name) == 0;
-    }
+    for (size_t i = 0; pv && i < pv->n_in; i++)
+        n += choice_of(x, pv->in[i].from_pkg) == pv->in[i].from;
     return n;
 }
 
@@ -790,25 +782,22 @@ static int explain_requirers(rctx *x, const ph_manifest *dm)
     fprintf(f, "package '%s' (installed: ", dm->name);
     print_versions(pv, f);
     fprintf(f, ") is required by");
-    for (size_t i = 0; i < x->set->n; i++) {
-        const ph_manifest *m = x->set->items[i];
-        for (size_t j = 0; is_chosen(x, m) && j < m->n_requires; j++) {
-            const ph_dep *d = &m->requires[j];
-            if (strcmp(d->name, dm->name) != 0)
-                continue;
-            k++;
-            fprintf(f, "%s %s %s (%s accepts ",
-                    k == 1   ? ""
-                    : k == n ? " and"
-                             : ",",
-                    m->name, m->version_text, d->range.text);
-            size_t ok = 0;
-            for (size_t c = 0; c < pv->n_cand; c++)
-                if (ph_range_satisfies(&d->range, &pv->cand[c]->version))
-                    fprintf(f, "%s%s", ok++ ? ", " : "", pv->cand[c]->version_text);
-            fprintf(f, "%s)", ok ? "" : "no installed version");
-            span_add(&sp, &d->range);
-        }
+    for (size_t i = 0; i < pv->n_in; i++) {
+        const edge *e = &pv->in[i];
+        if (choice_of(x, e->from_pkg) != e->from)
+            continue;
+        k++;
+        fprintf(f, "%s %s %s (%s accepts ",
+                k == 1   ? ""
+                : k == n ? " and"
+                         : ",",
+                e->from->name, e->from->version_text, e->range->text);
+        size_t ok = 0;
+        for (size_t c = 0; c < pv->n_cand; c++)
+            if (ph_range_satisfies(e->range, &pv->cand[c]->version))
+                fprintf(f, "%s%s", ok++ ? ", " : "", pv->cand[c]->version_text);
+        fprintf(f, "%s)", ok ? "" : "no installed version");
+        span_add(&sp, e->range);
     }
     if (span_empty(&sp)) {
         fprintf(f, "; no version satisfies all of them: change one of the ranges");
