@@ -803,6 +803,8 @@ static int cmd_status(cli *c, int argc, char **argv)
     json_array_foreach(json_object_get(pk, "instances"), i, it)
     {
         const char *reason = json_string_value(json_object_get(it, "reason"));
+        if (!reason)
+            reason = json_string_value(json_object_get(it, "note"));
         const char *rerr = json_string_value(json_object_get(it, "reload_error"));
         printf("%-16s %-16s %-10s %-9s %s%s%s\n",
                json_string_value(json_object_get(it, "instance")),
