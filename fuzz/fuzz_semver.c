@@ -1,7 +1,7 @@
 /*
  * Semantic versions and ranges: "VERSION\nRANGE". Invariants: a parsed
  * version formats back to a text that parses to the same version; a
- * version equals itself; satisfies() is total.
+ * version equals itself; satisfies() is total and implies covers().
  */
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +28,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (ph_semver_cmp(&v, &v) != 0)
             fz_fail("'%s' is not equal to itself", text);
     }
-    if (r_ok && v_ok)
-        (void)ph_range_satisfies(&r, &v);
+    /* What a requirement accepts, a conflict with the same range keeps out. */
+    if (r_ok && v_ok && ph_range_satisfies(&r, &v) && !ph_range_covers(&r, &v))
+        fz_fail("'%s' satisfies '%s' but the range does not cover it", text, range_text);
     free(text);
     return 0;
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "semver.h"
 #include "text.h"
 #include "ini.h"
 
@@ -601,6 +602,15 @@ static int set_instance(load_ctx *x, const char *key, const char *v, int line)
         int rc = check_mount(ic->name, v);
         return rc ? rc : replace_str(&ic->mount, v);
     }
+    if (strcmp(key, "version") == 0) { /* a pin: checked here, applied by the resolver */
+        ph_range pin;
+        if (ph_range_parse(v, &pin)) {
+            ph_error_wrap("'version' in [instance %s]", ic->name);
+            return PH_ECONFIG;
+        }
+        ic->version_line = line;
+        return replace_str(&ic->version, v);
+    }
     if (strcmp(key, "enabled") == 0) {
         char *section = NULL;
         if (asprintf(&section, "instance %s", ic->name) < 0)
@@ -617,6 +627,7 @@ static void free_instance(ph_instance_conf *ic)
     free(ic->name);
     free(ic->package);
     free(ic->mount);
+    free(ic->version);
     for (size_t i = 0; i < ic->n_params; i++) {
         free(ic->params[i].key);
         free(ic->params[i].value);

@@ -7,7 +7,9 @@
  *               request_timeout, max_connections, allowed_origins (comma list of
  *               scheme://host[:port]), server_names (comma list of host names)
  *   [auth]      token, token_file, require_token
- *   [instance NAME]  package, mount, enabled, and any other key overrides the
+ *   [instance NAME]  package, mount, enabled, version (a range pinning the
+ *               package's version when several are installed; the operator's
+ *               rollback), and any other key overrides the
  *               package parameter of that name (checked against the manifest
  *               by the resolver, which reports the file:line kept here)
  *
@@ -49,6 +51,8 @@ typedef struct ph_instance_conf {
     char *package; /* defaults to the instance name */
     char *mount;   /* URL prefix, defaults to "/<name>" */
     bool enabled;  /* default true; false leaves it (and the package's default one) out */
+    char *version; /* a range pinning the package's version ("1.0.0", "^1"), or NULL */
+    int version_line;
     ph_kv *params; /* every other key: parameter overrides, in file order */
     size_t n_params;
     int line; /* line of the [instance NAME] header */
@@ -121,7 +125,6 @@ void ph_config_free(ph_config *c);
  * address 'TEXT': why" (c unchanged), or PH_ENOMEM.
  */
 int ph_config_set_listen(ph_config *c, const char *text);
-
 
 /** Fewest bits of secret an admin token must carry (32 hex characters). */
 #define PH_TOKEN_MIN_BITS 128

@@ -402,6 +402,10 @@ static int cmd_check(cli *c, int argc, char **argv)
     print_plan(h, scans, bad, problems);
     print_migrations(h, scans, bad, problems);
     free(bad);
+    if (h->plan.n_notes)
+        printf("notes (%zu):\n", h->plan.n_notes);
+    for (size_t i = 0; i < h->plan.n_notes; i++)
+        printf("  - %s\n", h->plan.notes[i]);
     size_t n = json_array_size(problems);
     if (n) {
         size_t i;
@@ -869,6 +873,8 @@ static int cmd_status(cli *c, int argc, char **argv)
     json_array_foreach(json_object_get(pk, "instances"), i, it)
     {
         const char *reason = json_string_value(json_object_get(it, "reason"));
+        if (!reason)
+            reason = json_string_value(json_object_get(it, "note"));
         const char *rerr = json_string_value(json_object_get(it, "reload_error"));
         printf("%-16s %-16s %-10s %-9s %s%s%s\n",
                json_string_value(json_object_get(it, "instance")),

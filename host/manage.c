@@ -68,6 +68,8 @@ static json_t *package_entry(ph_host *host, size_t i)
     } else if (e && it->reason) {
         json_object_set_new(e, "reason", json_string(it->reason));
     }
+    if (e && it->note) /* runs, but without an optional dependency: say so */
+        json_object_set_new(e, "note", json_string(it->note));
     return e;
 }
 

@@ -333,6 +333,26 @@ static int push_str(char ***v, size_t *n, char *s)
     return 0;
 }
 
+/* Appends a problem (`msg` taken) and the package name it is about (copied; may be NULL). */
+static int push_problem(scan *s, char *msg, const char *name)
+{
+    ph_manifest_set *set = s->set;
+    char *copy = name ? strdup(name) : NULL;
+    char **nn = reallocarray(set->problem_names, set->n_problems + 1, sizeof *nn);
+    if (nn)
+        set->problem_names = nn;
+    if (!nn || (name && !copy)) {
+        free(copy);
+        free(msg);
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    }
+    nn[set->n_problems] = copy;
+    int rc = push_str(&set->problems, &set->n_problems, msg);
+    if (rc)
+        free(copy);
+    return rc;
+}
+
 static int add_problem(scan *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int add_problem(scan *s, const char *fmt, ...)
@@ -344,7 +364,25 @@ static int add_problem(scan *s, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         return ph_error_set(PH_ENOMEM, "out of memory");
-    return push_str(&s->set->problems, &s->set->n_problems, msg);
+    return push_problem(s, msg, NULL);
+}
+
+/* The name an invalid manifest gives in [package], read leniently; "" if none. */
+typedef struct name_probe {
+    bool in_package;
+    char name[128];
+} name_probe;
+
+static int on_probe_event(void *user, const char *section, const char *key, const char *value,
+                          int line)
+{
+    (void)line;
+    name_probe *p = user;
+    if (!key)
+        p->in_package = strcmp(section, "package") == 0;
+    else if (p->in_package && strcmp(key, "name") == 0 && strlen(value) < sizeof p->name)
+        strcpy(p->name, value);
+    return 0;
 }
 
 /* 1 if `dir` holds a regular file package.ini, 0 if not, or PH_ENOMEM. */
@@ -380,15 +418,21 @@ static int take_package(scan *s, const char *dir)
         return ph_error_set(PH_ENOMEM, "out of memory");
     ph_manifest *m = NULL;
     int rc = ph_manifest_load(path, &m);
-    free(path);
-    if (rc == PH_ENOMEM)
+    if (rc == PH_ENOMEM) {
+        free(path);
         return rc;
+    }
     if (rc) {
+        /* Its dependents are told the package is there but invalid, not missing. */
         char *msg = strdup(ph_error_last());
+        name_probe probe = {0};
+        ph_ini_parse_file(path, &manifest_ini, on_probe_event, &probe);
+        free(path);
         if (!msg)
             return ph_error_set(PH_ENOMEM, "out of memory");
-        return push_str(&s->set->problems, &s->set->n_problems, msg);
+        return push_problem(s, msg, probe.name[0] ? probe.name : NULL);
     }
+    free(path);
     ph_manifest **ni = reallocarray(s->set->items, s->set->n + 1, sizeof *ni);
     if (!ni) {
         ph_manifest_free(m);
@@ -508,8 +552,12 @@ void ph_manifest_set_free(ph_manifest_set *s)
     for (size_t i = 0; i < s->n; i++)
         ph_manifest_free(s->items[i]);
     free(s->items);
-    for (size_t i = 0; i < s->n_problems; i++)
+    for (size_t i = 0; i < s->n_problems; i++) {
         free(s->problems[i]);
+        if (s->problem_names)
+            free(s->problem_names[i]);
+    }
     free(s->problems);
+    free(s->problem_names);
     memset(s, 0, sizeof *s);
 }

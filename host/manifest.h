@@ -69,7 +69,8 @@ bool ph_manifest_depends_on(const ph_manifest *m, const char *pkg);
 typedef struct ph_manifest_set {
     ph_manifest **items;
     size_t n;
-    char **problems; /* one message per bad manifest */
+    char **problems;      /* one message per bad manifest */
+    char **problem_names; /* per problem: the package name its manifest gives, or NULL */
     size_t n_problems;
 } ph_manifest_set;
 

@@ -30,42 +30,328 @@ typedef struct node {
     bool *optional; /* per dep: reached through [optional] */
     size_t n_deps;
     bool on_cycle;
+    size_t cause; /* skipped: the failed node at the root of the chain */
+    char *note;   /* a warning for an instance that runs anyway (an optional dependency left out) */
 } node;
+
+/* A requirement between two packages, for choosing versions. */
+typedef struct edge {
+    const ph_manifest *from; /* the requiring version */
+    size_t from_pkg, to_pkg; /* indices in rctx.pkgs */
+    const ph_range *range;
+} edge;
+
+/* A package name with every installed version of it (releases first, highest first). */
+typedef struct pkgvers {
+    const char *name;
+    const ph_manifest **cand;
+    size_t n_cand;
+    long choice;     /* index in cand, -1 while undecided */
+    const char *pin; /* the host.ini range pinning it, or NULL */
+    const ph_instance_conf *pin_conf;
+    edge *in; /* requirements on it */
+    size_t n_in;
+} pkgvers;
 
 typedef struct rctx {
     const ph_config *cfg;
     const ph_manifest_set *set;
+    pkgvers *pkgs;
+    size_t n_pkgs;
+    size_t steps; /* of the version search, bounded */
     node *nodes;
     size_t n;
     char **problems;
     size_t n_problems;
+    char **notes;
+    size_t n_notes;
+    char **explained; /* packages whose requirers were listed once (a disagreement) */
+    size_t n_explained;
 } rctx;
 
 #define NOMEM() ph_error_set(PH_ENOMEM, "out of memory")
+
+static int push_msg(char ***list, size_t *n, char *msg);
 
 static const char *cfg_path(const rctx *x)
 {
     return x->cfg && x->cfg->path ? x->cfg->path : "configuration";
 }
 
-/* The first manifest named `name`, and how many there are. */
+static const pkgvers *find_pkg(const rctx *x, const char *name)
+{
+    for (size_t i = 0; i < x->n_pkgs; i++)
+        if (strcmp(x->pkgs[i].name, name) == 0)
+            return &x->pkgs[i];
+    return NULL;
+}
+
+/*
+ * The version of `name` chosen to run, and how many copies of that version
+ * are installed (two copies of one version are refused).
+ */
 static const ph_manifest *lookup(const rctx *x, const char *name, size_t *count)
 {
-    const ph_manifest *first = NULL;
+    const pkgvers *pv = find_pkg(x, name);
     *count = 0;
-    for (size_t i = 0; i < x->set->n; i++) {
-        if (strcmp(x->set->items[i]->name, name) == 0) {
-            if (!first)
-                first = x->set->items[i];
-            (*count)++;
-        }
-    }
-    return first;
+    if (!pv || pv->choice < 0)
+        return NULL;
+    const ph_manifest *m = pv->cand[pv->choice];
+    for (size_t i = 0; i < pv->n_cand; i++)
+        *count += ph_semver_cmp(&pv->cand[i]->version, &m->version) == 0;
+    return m;
 }
 
 static size_t n_conf(const rctx *x)
 {
     return x->cfg ? x->cfg->n_instances : 0;
+}
+
+/* ---------------------------------------------------------------- versions */
+
+/* The search for versions gives up after this many tries (then: greedy). */
+#define SEARCH_STEPS 100000
+
+/* Releases before pre-releases ("only when asked for"), each highest first. */
+static bool ranks_before(const ph_manifest *a, const ph_manifest *b)
+{
+    bool pa = a->version.pre[0] != '\0', pb = b->version.pre[0] != '\0';
+    if (pa != pb)
+        return pb;
+    return ph_semver_cmp(&a->version, &b->version) > 0;
+}
+
+static int add_candidate(rctx *x, const ph_manifest *m)
+{
+    pkgvers *pv = (pkgvers *)find_pkg(x, m->name);
+    if (!pv) {
+        pkgvers *np = reallocarray(x->pkgs, x->n_pkgs + 1, sizeof *np);
+        if (!np)
+            return NOMEM();
+        x->pkgs = np;
+        pv = &np[x->n_pkgs++];
+        memset(pv, 0, sizeof *pv);
+        pv->name = m->name;
+        pv->choice = -1;
+    }
+    const ph_manifest **nc = reallocarray(pv->cand, pv->n_cand + 1, sizeof *nc);
+    if (!nc)
+        return NOMEM();
+    pv->cand = nc;
+    size_t at = pv->n_cand++; /* insertion keeps discovery order among equals */
+    while (at > 0 && ranks_before(m, nc[at - 1])) {
+        nc[at] = nc[at - 1];
+        at--;
+    }
+    nc[at] = m;
+    return 0;
+}
+
+static int push_edge(edge **list, size_t *n, edge e)
+{
+    edge *ne = reallocarray(*list, *n + 1, sizeof *ne);
+    if (!ne)
+        return NOMEM();
+    ne[(*n)++] = e;
+    *list = ne;
+    return 0;
+}
+
+/* Every [requires] of every installed version, kept on its target package. */
+static int collect_edges(rctx *x)
+{
+    for (size_t p = 0; p < x->n_pkgs; p++) {
+        for (size_t c = 0; c < x->pkgs[p].n_cand; c++) {
+            const ph_manifest *m = x->pkgs[p].cand[c];
+            for (size_t k = 0; k < m->n_requires; k++) {
+                const pkgvers *t = find_pkg(x, m->requires[k].name);
+                if (!t)
+                    continue;
+                size_t to = (size_t)(t - x->pkgs);
+                edge e = {m, p, to, &m->requires[k].range};
+                if (push_edge(&x->pkgs[to].in, &x->pkgs[to].n_in, e))
+                    return NOMEM();
+            }
+        }
+    }
+    return 0;
+}
+
+static bool pin_allows(const pkgvers *pv, const ph_manifest *m)
+{
+    ph_range pin;
+    return !pv->pin ||
+           (ph_range_parse(pv->pin, &pin) == 0 && ph_range_satisfies(&pin, &m->version));
+}
+
+/* The chosen version of package `p`, or NULL while undecided. */
+static const ph_manifest *choice_of(const rctx *x, size_t p)
+{
+    const pkgvers *pv = &x->pkgs[p];
+    return pv->choice < 0 ? NULL : pv->cand[pv->choice];
+}
+
+/* Version `m` of package `p` agrees with every decided requirer and dependency. */
+static bool consistent(const rctx *x, size_t p, const ph_manifest *m)
+{
+    const pkgvers *pv = &x->pkgs[p];
+    for (size_t i = 0; i < pv->n_in; i++) {
+        const edge *e = &pv->in[i];
+        if (choice_of(x, e->from_pkg) == e->from && !ph_range_satisfies(e->range, &m->version))
+            return false;
+    }
+    for (size_t k = 0; k < m->n_requires; k++) {
+        const pkgvers *t = find_pkg(x, m->requires[k].name);
+        const ph_manifest *tm = t ? choice_of(x, (size_t)(t - x->pkgs)) : NULL;
+        if (tm && !ph_range_satisfies(&m->requires[k].range, &tm->version))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Backtracking over the packages installed in several versions (`multi`, in
+ * discovery order): each takes the highest version that agrees with every
+ * decided requirer and dependency; a dead end undoes the last choice.
+ */
+static bool search(rctx *x, const size_t *multi, size_t n, size_t k)
+{
+    if (k == n)
+        return true;
+    pkgvers *pv = &x->pkgs[multi[k]];
+    for (size_t c = 0; c < pv->n_cand; c++) {
+        if (++x->steps > SEARCH_STEPS)
+            return false;
+        if (!pin_allows(pv, pv->cand[c]) || !consistent(x, multi[k], pv->cand[c]))
+            continue;
+        pv->choice = (long)c;
+        if (search(x, multi, n, k + 1))
+            return true;
+        pv->choice = -1;
+    }
+    return false;
+}
+
+/* Without a full solution: each takes the first version that agrees so far. */
+static void choose_greedily(rctx *x, const size_t *multi, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        pkgvers *pv = &x->pkgs[multi[k]];
+        long first = -1, pinned = -1;
+        for (size_t c = 0; c < pv->n_cand && first < 0; c++) {
+            bool pin = pin_allows(pv, pv->cand[c]);
+            if (pin && pinned < 0)
+                pinned = (long)c;
+            if (pin && consistent(x, multi[k], pv->cand[c]))
+                first = (long)c;
+        }
+        pv->choice = first >= 0 ? first : pinned >= 0 ? pinned : 0;
+    }
+}
+
+/* The first pin of each package in host.ini (enabled instances). */
+static void apply_pins(rctx *x)
+{
+    for (size_t i = 0; x->cfg && i < x->cfg->n_instances; i++) {
+        const ph_instance_conf *ic = &x->cfg->instances[i];
+        pkgvers *pv = (pkgvers *)find_pkg(x, ic->package);
+        if (ic->enabled && ic->version && pv && !pv->pin) {
+            pv->pin = ic->version;
+            pv->pin_conf = ic;
+        }
+    }
+}
+
+static int choose_versions(rctx *x)
+{
+    for (size_t i = 0; i < x->set->n; i++)
+        if (add_candidate(x, x->set->items[i]))
+            return NOMEM();
+    apply_pins(x);
+    if (collect_edges(x))
+        return NOMEM();
+    size_t *multi = calloc(x->n_pkgs ? x->n_pkgs : 1, sizeof *multi), n = 0;
+    if (!multi)
+        return NOMEM();
+    for (size_t p = 0; p < x->n_pkgs; p++) {
+        if (x->pkgs[p].n_cand == 1)
+            x->pkgs[p].choice = 0;
+        else
+            multi[n++] = p;
+    }
+    if (!search(x, multi, n, 0))
+        choose_greedily(x, multi, n);
+    free(multi);
+    return 0;
+}
+
+/* "2.0.0, 1.1.0 and 1.0.0": every installed version of `pv`. */
+static void print_versions(const pkgvers *pv, FILE *f)
+{
+    for (size_t i = 0; i < pv->n_cand; i++)
+        fprintf(f, "%s%s",
+                i == 0                ? ""
+                : i + 1 == pv->n_cand ? " and "
+                                      : ", ",
+                pv->cand[i]->version_text);
+}
+
+/* Why version `m` of `pv` was not chosen. */
+static void why_not(const rctx *x, const pkgvers *pv, const ph_manifest *m, FILE *f)
+{
+    if (!pin_allows(pv, m)) {
+        fprintf(f, "outside the pin %s (%s:%d)", pv->pin, cfg_path(x), pv->pin_conf->version_line);
+        return;
+    }
+    for (size_t i = 0; i < pv->n_in; i++) {
+        const edge *e = &pv->in[i];
+        if (choice_of(x, e->from_pkg) == e->from && !ph_range_satisfies(e->range, &m->version)) {
+            fprintf(f, "outside %s of %s %s", e->range->text, e->from->name, e->from->version_text);
+            return;
+        }
+    }
+    if (!consistent(x, (size_t)(pv - x->pkgs), m)) {
+        fprintf(f, "its own requirements do not agree with the versions chosen");
+        return;
+    }
+    const ph_manifest *c = pv->cand[pv->choice];
+    fprintf(f, "%s",
+            m->version.pre[0] && !c->version.pre[0]       ? "a pre-release, not asked for"
+            : ph_semver_cmp(&m->version, &c->version) < 0 ? "lower"
+                                                          : "the same version, another copy");
+}
+
+/* One note per package installed in several versions: the choice, and why not the others. */
+static int note_choices(rctx *x)
+{
+    for (size_t p = 0; p < x->n_pkgs; p++) {
+        const pkgvers *pv = &x->pkgs[p];
+        if (pv->n_cand < 2)
+            continue;
+        char *msg = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&msg, &len);
+        if (!f)
+            return NOMEM();
+        const ph_manifest *c = pv->cand[pv->choice];
+        fprintf(f, "package '%s': %s chosen", pv->name, c->version_text);
+        if (pv->pin)
+            fprintf(f, " (pinned to %s in %s:%d)", pv->pin, cfg_path(x),
+                    pv->pin_conf->version_line);
+        for (size_t i = 0; i < pv->n_cand; i++) {
+            if (pv->cand[i] == c)
+                continue;
+            fprintf(f, "; not %s: ", pv->cand[i]->version_text);
+            why_not(x, pv, pv->cand[i], f);
+        }
+        if (fclose(f) != 0) {
+            free(msg);
+            return NOMEM();
+        }
+        if (push_msg(&x->notes, &x->n_notes, msg))
+            return NOMEM();
+    }
+    return 0;
 }
 
 /* True if some [instance] section (enabled or not) runs package `pkg`. */
@@ -96,15 +382,40 @@ static int fail(node *nd, ph_plan_state state, const char *fmt, ...)
     return 0;
 }
 
-static int add_problem(rctx *x, char *msg)
+/* Appends `msg` (taken) to a list of messages. */
+static int push_msg(char ***list, size_t *n, char *msg)
 {
-    char **np = reallocarray(x->problems, x->n_problems + 1, sizeof *np);
+    char **np = reallocarray(*list, *n + 1, sizeof *np);
     if (!np) {
         free(msg);
         return NOMEM();
     }
-    np[x->n_problems++] = msg;
-    x->problems = np;
+    np[(*n)++] = msg;
+    *list = np;
+    return 0;
+}
+
+static int add_problem(rctx *x, char *msg)
+{
+    return push_msg(&x->problems, &x->n_problems, msg);
+}
+
+static int add_note(node *nd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A warning for an instance that still runs; the first one stays. */
+static int add_note(node *nd, const char *fmt, ...)
+{
+    char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&msg, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return NOMEM();
+    if (nd->note)
+        free(msg);
+    else
+        nd->note = msg;
     return 0;
 }
 
@@ -153,7 +464,7 @@ static int build_nodes(rctx *x)
         const ph_manifest *m = x->set->items[i];
         size_t count;
         if (lookup(x, m->name, &count) != m)
-            continue; /* a duplicate: its first copy stands for both */
+            continue; /* another version, or a copy: the chosen one stands for all */
         if (!configured(x, m->name)) {
             rc = add_default(x, m);
             continue;
@@ -175,18 +486,23 @@ static int build_nodes(rctx *x)
 
 /* ------------------------------------------------------------------ checks */
 
-/* "A, B and C" of the paths of every manifest named `name`. */
-static char *list_copies(const rctx *x, const char *name)
+static bool same_version(const ph_manifest *a, const ph_manifest *b)
+{
+    return strcmp(a->name, b->name) == 0 && ph_semver_cmp(&a->version, &b->version) == 0;
+}
+
+/* "A, B and C" of the paths of every copy of `of` (same name and version). */
+static char *list_copies(const rctx *x, const ph_manifest *of)
 {
     char *out = strdup("");
     for (size_t i = 0; out && i < x->set->n; i++) {
         const ph_manifest *m = x->set->items[i];
-        if (strcmp(m->name, name) != 0)
+        if (!same_version(m, of))
             continue;
         char *next = NULL;
         bool last = true;
         for (size_t k = i + 1; k < x->set->n; k++)
-            last = last && strcmp(x->set->items[k]->name, name) != 0;
+            last = last && !same_version(x->set->items[k], of);
         if (asprintf(&next, "%s%s%s", out, !*out ? "" : last ? " and " : ", ", m->path) < 0)
             next = NULL;
         free(out);
@@ -201,11 +517,12 @@ static int check_duplicate(const rctx *x, node *nd)
     lookup(x, nd->package, &count);
     if (count < 2)
         return 0;
-    char *paths = list_copies(x, nd->package);
+    char *paths = list_copies(x, nd->m);
     if (!paths)
         return NOMEM();
-    int rc = fail(nd, PH_PLAN_FAILED, "package '%s' is installed %zu times: %s; remove all but one",
-                  nd->package, count, paths);
+    int rc =
+        fail(nd, PH_PLAN_FAILED, "package '%s' %s is installed %zu times: %s; remove all but one",
+             nd->package, nd->m->version_text, count, paths);
     free(paths);
     return rc;
 }
@@ -292,11 +609,45 @@ static const char *pre_hint(const ph_manifest *dm)
                               : "";
 }
 
+/* The problem of a package directory whose manifest names `name` but is invalid. */
+static const char *invalid_manifest(const rctx *x, const char *name)
+{
+    for (size_t i = 0; x->set->problem_names && i < x->set->n_problems; i++)
+        if (x->set->problem_names[i] && strcmp(x->set->problem_names[i], name) == 0)
+            return x->set->problems[i];
+    return NULL;
+}
+
+static int missing_dep(const rctx *x, node *nd, const ph_dep *d)
+{
+    const ph_manifest *m = nd->m;
+    const char *bad = invalid_manifest(x, d->name);
+    if (bad)
+        return fail(nd, PH_PLAN_FAILED,
+                    "instance '%s' (package %s %s) requires package '%s' (%s), which is "
+                    "installed but its manifest is invalid: %s",
+                    nd->instance, m->name, m->version_text, d->name, d->range.text, bad);
+    return fail(nd, PH_PLAN_FAILED,
+                "instance '%s' (package %s %s) requires package '%s' "
+                "(%s), which is not installed; add it to a package "
+                "directory or remove the requirement",
+                nd->instance, m->name, m->version_text, d->name, d->range.text);
+}
+
+/* The number of chosen versions of packages whose [requires] names `name`. */
+static size_t n_requirers(const rctx *x, const char *name)
+{
+    const pkgvers *pv = find_pkg(x, name);
+    size_t n = 0;
+    for (size_t i = 0; pv && i < pv->n_in; i++)
+        n += choice_of(x, pv->in[i].from_pkg) == pv->in[i].from;
+    return n;
+}
+
 /* [requires] and [optional]: installed, in range, and runnable. */
 static int check_deps(const rctx *x, node *nd, const ph_dep *deps, size_t n, bool optional)
 {
     const ph_manifest *m = nd->m;
-    const char *verb = optional ? "optionally uses" : "requires";
     for (size_t i = 0; i < n; i++) {
         const ph_dep *d = &deps[i];
         size_t count;
@@ -304,20 +655,32 @@ static int check_deps(const rctx *x, node *nd, const ph_dep *deps, size_t n, boo
         if (!dm && optional)
             continue;
         if (!dm)
-            return fail(nd, PH_PLAN_FAILED,
-                        "instance '%s' (package %s %s) requires package '%s' "
-                        "(%s), which is not installed; add it to a package "
-                        "directory or remove the requirement",
-                        nd->instance, m->name, m->version_text, d->name, d->range.text);
+            return missing_dep(x, nd, d);
         if (count > 1)
             continue; /* its instances fail; this one is skipped */
+        if (!ph_range_satisfies(&d->range, &dm->version) && optional) {
+            int rc = add_note(nd,
+                              "package '%s' %s optionally uses %s %s but %s %s is installed%s; "
+                              "running without it (change the range in %s:%d to use it)",
+                              m->name, m->version_text, d->name, d->range.text, d->name,
+                              dm->version_text, pre_hint(dm), m->path, d->line);
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (!ph_range_satisfies(&d->range, &dm->version) && n_requirers(x, d->name) > 1)
+            return fail(nd, PH_PLAN_FAILED,
+                        "package '%s' %s requires %s %s but %s %s is installed%s; see the "
+                        "requirers of %s below, or change the range in %s:%d",
+                        m->name, m->version_text, d->name, d->range.text, d->name, dm->version_text,
+                        pre_hint(dm), d->name, m->path, d->line);
         if (!ph_range_satisfies(&d->range, &dm->version))
             return fail(nd, PH_PLAN_FAILED,
-                        "package '%s' %s %s %s %s but %s %s is installed%s; "
+                        "package '%s' %s requires %s %s but %s %s is installed%s; "
                         "install a matching version of %s or change the range "
                         "in %s:%d",
-                        m->name, m->version_text, verb, d->name, d->range.text, d->name,
-                        dm->version_text, pre_hint(dm), d->name, m->path, d->line);
+                        m->name, m->version_text, d->name, d->range.text, d->name, dm->version_text,
+                        pre_hint(dm), d->name, m->path, d->line);
         if (!optional && !has_enabled_instance(x, d->name))
             return fail(nd, PH_PLAN_FAILED,
                         "package '%s' %s requires %s, but every instance of %s "
@@ -334,8 +697,7 @@ static int check_conflicts(const rctx *x, node *nd)
         const ph_dep *d = &m->conflicts[i];
         size_t count;
         const ph_manifest *dm = lookup(x, d->name, &count);
-        if (!dm || !has_enabled_instance(x, d->name) ||
-            !ph_range_satisfies(&d->range, &dm->version))
+        if (!dm || !has_enabled_instance(x, d->name) || !ph_range_covers(&d->range, &dm->version))
             continue;
         return fail(nd, PH_PLAN_FAILED,
                     "package '%s' %s conflicts with %s %s (%s:%d: %s = %s); "
@@ -344,6 +706,154 @@ static int check_conflicts(const rctx *x, node *nd)
                     d->range.text);
     }
     return 0;
+}
+
+/* The versions every range of a set of ranges admits: one interval, maybe empty. */
+typedef struct span {
+    ph_semver lo, hi;
+    bool has_lo, has_hi, lo_incl, hi_incl;
+} span;
+
+static void span_add(span *sp, const ph_range *r)
+{
+    for (int i = 0; i < r->n; i++) {
+        const ph_semver_cmpr *c = &r->c[i];
+        bool lower = c->op == PH_OP_GE || c->op == PH_OP_GT || c->op == PH_OP_EQ;
+        bool upper = c->op == PH_OP_LE || c->op == PH_OP_LT || c->op == PH_OP_EQ;
+        bool incl = c->op != PH_OP_GT && c->op != PH_OP_LT;
+        int d = sp->has_lo ? ph_semver_cmp(&c->v, &sp->lo) : 1;
+        if (lower && (d > 0 || (d == 0 && !incl))) {
+            sp->lo = c->v;
+            sp->lo_incl = incl;
+            sp->has_lo = true;
+        }
+        d = sp->has_hi ? ph_semver_cmp(&c->v, &sp->hi) : -1;
+        if (upper && (d < 0 || (d == 0 && !incl))) {
+            sp->hi = c->v;
+            sp->hi_incl = incl;
+            sp->has_hi = true;
+        }
+    }
+}
+
+static bool span_empty(const span *sp)
+{
+    if (!sp->has_lo || !sp->has_hi)
+        return false;
+    int d = ph_semver_cmp(&sp->lo, &sp->hi);
+    return d > 0 || (d == 0 && !(sp->lo_incl && sp->hi_incl));
+}
+
+/* "versions >=2.0.0, <3.0.0" (a "-0" upper bound is shown as its release). */
+static void span_print(FILE *f, const span *sp)
+{
+    char lo[96], hi[96];
+    ph_semver h = sp->hi;
+    if (strcmp(h.pre, "0") == 0)
+        h.pre[0] = '\0';
+    ph_semver_format(&sp->lo, lo, sizeof lo);
+    ph_semver_format(&h, hi, sizeof hi);
+    if (sp->has_lo && sp->has_hi && !ph_semver_cmp(&sp->lo, &sp->hi))
+        fprintf(f, "only %s", lo);
+    else
+        fprintf(f, "versions %s%s%s%s%s%s", sp->has_lo ? (sp->lo_incl ? ">=" : ">") : "",
+                sp->has_lo ? lo : "", sp->has_lo && sp->has_hi ? ", " : "",
+                sp->has_hi ? (sp->hi_incl ? "<=" : "<") : "", sp->has_hi ? hi : "",
+                !sp->has_lo && !sp->has_hi ? "*" : "");
+}
+
+/* Lists every requirer of `dm` with its range, and what would satisfy them all. */
+static int explain_requirers(rctx *x, const ph_manifest *dm)
+{
+    for (size_t i = 0; i < x->n_explained; i++)
+        if (strcmp(x->explained[i], dm->name) == 0)
+            return 0;
+    char *name = strdup(dm->name);
+    if (!name || push_msg(&x->explained, &x->n_explained, name))
+        return NOMEM();
+    char *msg = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&msg, &len);
+    if (!f)
+        return NOMEM();
+    span sp = {0};
+    const pkgvers *pv = find_pkg(x, dm->name);
+    size_t n = n_requirers(x, dm->name), k = 0;
+    fprintf(f, "package '%s' (installed: ", dm->name);
+    print_versions(pv, f);
+    fprintf(f, ") is required by");
+    for (size_t i = 0; i < pv->n_in; i++) {
+        const edge *e = &pv->in[i];
+        if (choice_of(x, e->from_pkg) != e->from)
+            continue;
+        k++;
+        fprintf(f, "%s %s %s (%s accepts ",
+                k == 1   ? ""
+                : k == n ? " and"
+                         : ",",
+                e->from->name, e->from->version_text, e->range->text);
+        size_t ok = 0;
+        for (size_t c = 0; c < pv->n_cand; c++)
+            if (ph_range_satisfies(e->range, &pv->cand[c]->version))
+                fprintf(f, "%s%s", ok++ ? ", " : "", pv->cand[c]->version_text);
+        fprintf(f, "%s)", ok ? "" : "no installed version");
+        span_add(&sp, e->range);
+    }
+    if (span_empty(&sp)) {
+        fprintf(f, "; no version satisfies all of them: change one of the ranges");
+    } else {
+        fprintf(f, "; ");
+        span_print(f, &sp);
+        fprintf(f, " satisfy all of them: install one of those");
+    }
+    if (fclose(f) != 0) {
+        free(msg);
+        return NOMEM();
+    }
+    return add_problem(x, msg);
+}
+
+/* Lists the requirers of each dependency of `nd` that some of them disagree about. */
+static int explain_disagreements(rctx *x, const node *nd)
+{
+    for (size_t k = 0; nd->m && k < nd->m->n_requires; k++) {
+        const ph_dep *d = &nd->m->requires[k];
+        size_t count;
+        const ph_manifest *dm = lookup(x, d->name, &count);
+        if (!dm || count > 1 || ph_range_satisfies(&d->range, &dm->version) ||
+            n_requirers(x, d->name) < 2)
+            continue;
+        int rc = explain_requirers(x, dm);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* [instance] version = RANGE: the version chosen must be inside it. */
+static int check_pin(const rctx *x, node *nd)
+{
+    ph_range pin;
+    if (!nd->conf || !nd->conf->version || ph_range_parse(nd->conf->version, &pin) ||
+        ph_range_satisfies(&pin, &nd->m->version))
+        return 0;
+    char *versions = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&versions, &len);
+    if (!f)
+        return NOMEM();
+    print_versions(find_pkg(x, nd->package), f);
+    if (fclose(f) != 0) {
+        free(versions);
+        return NOMEM();
+    }
+    int rc = fail(nd, PH_PLAN_FAILED,
+                  "%s:%d: instance '%s' pins package '%s' to %s, but the installed versions "
+                  "are %s; install a matching version or change the pin",
+                  cfg_path(x), nd->conf->version_line, nd->instance, nd->package, nd->conf->version,
+                  versions);
+    free(versions);
+    return rc;
 }
 
 /* Runs the checks of one node in order; the first failure is its reason. */
@@ -361,6 +871,8 @@ static int check_node(rctx *x, size_t i)
                   "package '%s' declares abi %d but this host supports abi %d; "
                   "rebuild it against this host's SDK",
                   nd->package, nd->m->abi, PH_ABI_VERSION);
+    if (!rc && !nd->state)
+        rc = check_pin(x, nd);
     if (!rc && !nd->state)
         rc = check_params(x, nd);
     if (!rc && !nd->state)
@@ -447,6 +959,17 @@ static int cycle_reason(rctx *x, size_t start, size_t last, const size_t *parent
     if (!x->nodes[start].state)
         rc = fail(&x->nodes[start], PH_PLAN_FAILED,
                   "dependency cycle: %s; remove one of these requirements", path);
+    /* The path is stated once; the other members point to it, so a cycle
+     * of N packages prints N short lines, not N paths of N names. */
+    for (size_t v = last; !rc && v != start; v = parent[v]) {
+        node *nd = &x->nodes[v];
+        nd->on_cycle = true;
+        if (!nd->state)
+            rc = fail(nd, PH_PLAN_FAILED,
+                      "on the dependency cycle stated for instance '%s'; remove one of its "
+                      "requirements",
+                      x->nodes[start].instance);
+    }
 cleanup:
     free(names);
     free(path);
@@ -477,6 +1000,60 @@ static int find_cycle(rctx *x, size_t start, size_t *parent, size_t *queue, bool
     return 0;
 }
 
+/* True if `to` is reachable from `from` along the edges. */
+static bool reaches(const rctx *x, size_t from, size_t to, size_t *queue, bool *seen)
+{
+    size_t head = 0, tail = 0;
+    memset(seen, 0, x->n * sizeof *seen);
+    queue[tail++] = from;
+    seen[from] = true;
+    while (head < tail) {
+        const node *nd = &x->nodes[queue[head++]];
+        for (size_t i = 0; i < nd->n_deps; i++) {
+            size_t w = nd->deps[i];
+            if (w == to)
+                return true;
+            if (!seen[w]) {
+                seen[w] = true;
+                queue[tail++] = w;
+            }
+        }
+    }
+    return false;
+}
+
+/*
+ * An [optional] edge that would close a cycle is dropped (with a note): an
+ * optional dependency is never the reason an instance fails.
+ */
+static int drop_optional_cycles(rctx *x)
+{
+    int rc = 0;
+    size_t *queue = calloc(x->n ? x->n : 1, sizeof *queue);
+    bool *seen = calloc(x->n ? x->n : 1, sizeof *seen);
+    if (!queue || !seen)
+        rc = NOMEM();
+    for (size_t i = 0; i < x->n && !rc; i++) {
+        node *nd = &x->nodes[i];
+        for (size_t k = 0; k < nd->n_deps && !rc; k++) {
+            size_t to = nd->deps[k];
+            if (!nd->optional[k] || (to != i && !reaches(x, to, i, queue, seen)))
+                continue;
+            rc = add_note(nd,
+                          "its optional dependency on '%s' would close a dependency cycle "
+                          "('%s' needs '%s'); '%s' is loaded without waiting for it",
+                          x->nodes[to].instance, x->nodes[to].instance, nd->instance, nd->instance);
+            nd->deps[k] = nd->deps[nd->n_deps - 1];
+            nd->optional[k] = nd->optional[nd->n_deps - 1];
+            nd->n_deps--;
+            k--;
+        }
+    }
+    free(queue);
+    free(seen);
+    return rc;
+}
+
 static int mark_cycles(rctx *x)
 {
     int rc = 0;
@@ -486,7 +1063,8 @@ static int mark_cycles(rctx *x)
     if (!parent || !queue || !seen)
         rc = NOMEM();
     for (size_t i = 0; i < x->n && !rc; i++)
-        rc = find_cycle(x, i, parent, queue, seen);
+        if (!x->nodes[i].on_cycle)
+            rc = find_cycle(x, i, parent, queue, seen);
     free(parent);
     free(queue);
     free(seen);
@@ -534,18 +1112,21 @@ static int order_nodes(const rctx *x, size_t *order)
 /* In load order: dependents of failed/skipped instances are skipped. */
 static int propagate(rctx *x, const size_t *order)
 {
-    static const char skipped[] = "skipped: ";
     for (size_t k = 0; k < x->n; k++) {
         node *nd = &x->nodes[order[k]];
         for (size_t i = 0; nd->state == PH_PLAN_OK && i < nd->n_deps; i++) {
             const node *d = &x->nodes[nd->deps[i]];
             if (d->state == PH_PLAN_OK || nd->optional[i])
                 continue;
+            /* Only the direct dependency and the root cause: a long chain
+             * gives lines of constant length, not the whole chain in each. */
+            nd->cause = d->state == PH_PLAN_FAILED ? nd->deps[i] : d->cause;
             int rc = d->state == PH_PLAN_FAILED
                          ? fail(nd, PH_PLAN_SKIPPED, "skipped: depends on '%s', which failed",
                                 d->instance)
-                         : fail(nd, PH_PLAN_SKIPPED, "skipped: depends on '%s', which %s",
-                                d->instance, d->reason + strlen(skipped));
+                         : fail(nd, PH_PLAN_SKIPPED,
+                                "skipped: depends on '%s', which is skipped because '%s' failed",
+                                d->instance, x->nodes[nd->cause].instance);
             if (rc)
                 return rc;
         }
@@ -610,6 +1191,14 @@ static int emit_item(rctx *x, node *nd, const size_t *pos, ph_plan_item *it)
     nd->mount = NULL;
     it->reason = nd->reason;
     nd->reason = NULL;
+    if (nd->state == PH_PLAN_OK && nd->note) {
+        it->note = nd->note;
+        nd->note = NULL;
+        char *msg = NULL;
+        if (asprintf(&msg, "instance '%s': %s", it->instance, it->note) < 0 ||
+            push_msg(&x->notes, &x->n_notes, msg))
+            return NOMEM();
+    }
     it->manifest = nd->m;
     it->conf = nd->conf;
     it->state = nd->state;
@@ -653,14 +1242,30 @@ static void free_nodes(rctx *x)
         free(x->nodes[i].reason);
         free(x->nodes[i].deps);
         free(x->nodes[i].optional);
+        free(x->nodes[i].note);
     }
     free(x->nodes);
+    for (size_t i = 0; i < x->n_pkgs; i++) {
+        free(x->pkgs[i].cand);
+        free(x->pkgs[i].in);
+    }
+    free(x->pkgs);
+    for (size_t i = 0; i < x->n_explained; i++)
+        free(x->explained[i]);
+    free(x->explained);
+    for (size_t i = 0; i < x->n_notes; i++)
+        free(x->notes[i]);
+    free(x->notes);
 }
 
 static int resolve(rctx *x, ph_plan *out)
 {
     size_t *order = NULL;
-    int rc = build_nodes(x);
+    int rc = choose_versions(x);
+    if (!rc)
+        rc = note_choices(x);
+    if (!rc)
+        rc = build_nodes(x);
     for (size_t i = 0; i < x->n && !rc; i++)
         rc = check_node(x, i);
     for (size_t i = 0; i < x->n && !rc; i++) {
@@ -671,6 +1276,8 @@ static int resolve(rctx *x, ph_plan *out)
             rc = add_edges(x, i, m->optional, m->n_optional, true);
     }
     if (!rc)
+        rc = drop_optional_cycles(x);
+    if (!rc)
         rc = mark_cycles(x);
     if (!rc && !(order = calloc(x->n ? x->n : 1, sizeof *order)))
         rc = NOMEM();
@@ -680,10 +1287,16 @@ static int resolve(rctx *x, ph_plan *out)
         rc = propagate(x, order);
     if (!rc)
         rc = emit(x, order, out);
+    for (size_t i = 0; i < x->n && !rc; i++)
+        rc = explain_disagreements(x, &x->nodes[i]);
     /* Problems of building nodes come first, then those of items in load order. */
     out->problems = x->problems;
     out->n_problems = x->n_problems;
     x->problems = NULL;
+    out->notes = x->notes;
+    out->n_notes = x->n_notes;
+    x->notes = NULL;
+    x->n_notes = 0;
     free(order);
     return rc;
 }
@@ -710,9 +1323,13 @@ void ph_plan_free(ph_plan *p)
         free(it->mount);
         free(it->reason);
         free(it->deps);
+        free(it->note);
         free_kvs(it->params, it->n_params);
     }
     free(p->items);
+    for (size_t i = 0; i < p->n_notes; i++)
+        free(p->notes[i]);
+    free(p->notes);
     for (size_t i = 0; i < p->n_problems; i++)
         free(p->problems[i]);
     free(p->problems);

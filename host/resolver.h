@@ -9,8 +9,18 @@
  * name is taken by an [instance] section running another package, the package
  * gets no instance and a problem says so.
  *
+ * Versions: a package may be installed in several versions (in different
+ * directories). Per package, the version chosen is the highest one that
+ * every requirer's range accepts (releases before pre-releases; a
+ * backtracking search over the packages with several versions, bounded, then
+ * greedy), within the range an [instance] of it pins with `version = RANGE`
+ * in host.ini. Each choice is a note: "package 'base': 1.1.0 chosen; not
+ * 2.0.0: outside ^1.0 of a 1.0.0; not 1.0.0: lower". Two copies of one
+ * version are refused.
+ *
  * An instance depends on every instance of each package its package requires
- * (and of each installed [optional] one within range). Load order is
+ * (and of each installed [optional] one within range; an optional one out of
+ * range, or whose edge would close a cycle, is left out with a note). Load order is
  * topological; among instances that are ready, the one earlier in base order
  * (discovery order of the packages, then config order) comes first, so the
  * plan is deterministic.
@@ -18,14 +28,17 @@
  * An instance fails when its package: has a duplicate name (both copies are
  * refused, the error names both paths), declares another ABI, requires a
  * package that is missing or whose version is outside the range (the message
- * names the package, the range and the version found; an installed
- * [optional] package outside its range counts too), conflicts with a present
- * package, is on a dependency cycle (the message prints the path
- * "a -> b -> c -> a"), or is configured with a parameter it does not declare
- * (config file:line). A configured instance whose package is not installed,
- * and one whose mount another instance already uses, fail as well.
- * Instances depending on a failed one are skipped, naming it; a failed
- * optional dependency only drops the edge.
+ * names the package, the range and the version found; when several
+ * packages require it, one more problem lists every requirer with its range,
+ * the versions each accepts and which versions would satisfy them all, or
+ * that none does), requires one whose manifest is invalid (quoted), conflicts
+ * with a present package (pre-releases included), is on a dependency cycle (the message prints the
+ * path "a -> b -> c -> a"), or is configured with a parameter it does not declare (config
+ * file:line). A configured instance whose package is not installed, and one whose mount another
+ * instance already uses, fail as well. Instances depending on a failed one are skipped, naming the
+ * direct dependency and the root cause only, so output stays linear in the number of packages; a
+ * cycle's path is printed once, its other members point to it. A failed optional dependency only
+ * drops the edge.
  *
  * Messages (the item's reason):
  *   instance 'app' (package app 1.0.0) requires package 'auth' (^1.0), which is not
@@ -36,9 +49,15 @@
  *   host.ini:14: instance 'blog' sets parameter 'page_sise', which package 'notes' does
  *     not declare; declared parameters: page_size, title
  *   package 'x' 1.0.0 conflicts with y 2.1.0 (PATH:LINE: y = >=2); remove or disable one of them
- *   package 'auth' is installed 2 times: A and B; remove all but one
+ *   package 'auth' 1.0.0 is installed 2 times: A and B; remove all but one
+ *   on the dependency cycle stated for instance 'a'; remove one of its requirements
+ *   package 'base' (installed: 1.5.0) is required by left 1.0.0 (^1.0 accepts 1.5.0)
+ *     and right 1.0.0 (^2.0 accepts no installed version); no version satisfies all
+ *     of them: change one of the ranges
+ *   host.ini:6: instance 'base' pins package 'base' to ^3, but the installed
+ *     versions are 2.0.0 and 1.0.0; install a matching version or change the pin
  *   skipped: depends on 'auth', which failed
- *   skipped: depends on 'api', which depends on 'auth', which failed
+ *   skipped: depends on 'api', which is skipped because 'auth' failed
  */
 #ifndef PH_HOST_RESOLVER_H
 #define PH_HOST_RESOLVER_H
@@ -61,6 +80,7 @@ typedef struct ph_plan_item {
     char *reason; /* why failed/skipped; NULL if ok */
     size_t *deps; /* indices (in items) of the instances this one needs */
     size_t n_deps;
+    char *note; /* a warning for an instance that runs (an optional dependency left out); or NULL */
 } ph_plan_item;
 
 typedef struct ph_plan {
@@ -69,6 +89,8 @@ typedef struct ph_plan {
     char **problems; /* every failure and skip, as printed by `check`: "instance 'x': reason"
                         (or the reason alone when it names the instance) */
     size_t n_problems;
+    char **notes; /* warnings about instances that run anyway: "instance 'x': note" */
+    size_t n_notes;
 } ph_plan;
 
 /**

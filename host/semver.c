@@ -319,13 +319,24 @@ static bool bump(const partial *p, int parts, ph_semver *out)
     return true;
 }
 
-/* Adds ">=low" and, unless unbounded, "<bump(p, parts)". */
+/*
+ * The upper bound of a sugar form, "<X.Y.Z-0" (npm): the lowest pre-release
+ * of the bound, so that no pre-release of it ("2.0.0-beta" for "^1.2")
+ * passes, even beside a comparator that admits that version's pre-releases.
+ */
+static int add_upper(ph_range *r, ph_semver *high)
+{
+    strcpy(high->pre, "0");
+    return add_cmpr(r, PH_OP_LT, high);
+}
+
+/* Adds ">=low" and, unless unbounded, "<bump(p, parts)-0". */
 static int add_span(ph_range *r, const partial *p, int parts)
 {
     ph_semver high;
     if (add_cmpr(r, PH_OP_GE, &p->v))
         return -1;
-    if (bump(p, parts, &high) && add_cmpr(r, PH_OP_LT, &high))
+    if (bump(p, parts, &high) && add_upper(r, &high))
         return -1;
     return 0;
 }
@@ -371,8 +382,9 @@ static int lower(ph_range *r, range_op op, const partial *p, const char *part, c
     case OP_GE:
         rc = add_cmpr(r, PH_OP_GE, &p->v);
         break;
-    case OP_LT:
-        rc = add_cmpr(r, PH_OP_LT, &p->v);
+    case OP_LT: /* "<2" means "<2.0.0-0" */
+        next = p->v;
+        rc = p->parts == 3 ? add_cmpr(r, PH_OP_LT, &p->v) : add_upper(r, &next);
         break;
     case OP_GT: /* ">1.2" means ">=1.3.0" */
         if (p->parts == 3)
@@ -382,11 +394,11 @@ static int lower(ph_range *r, range_op op, const partial *p, const char *part, c
         else
             rc = add_cmpr(r, PH_OP_GE, &next);
         break;
-    case OP_LE: /* "<=1.2" means "<1.3.0" */
+    case OP_LE: /* "<=1.2" means "<1.3.0-0" */
         if (p->parts == 3)
             rc = add_cmpr(r, PH_OP_LE, &p->v);
         else if (bump(p, p->parts, &next))
-            rc = add_cmpr(r, PH_OP_LT, &next);
+            rc = add_upper(r, &next);
         break;
     }
     if (rc)
@@ -418,6 +430,63 @@ static bool is_space(char c)
     return c == ' ' || c == '\t';
 }
 
+/* The text after `n` bytes of `s`, blanks skipped. */
+static const char *after(const char *s, size_t n)
+{
+    s += n;
+    while (is_space(*s))
+        s++;
+    return s;
+}
+
+/*
+ * "~>1.2" (Ruby, also read by many Cargo users) and "~=1.2" (Python) mean
+ * "at least 1.2, below the next release of the part before the last": the
+ * plughost spelling of the same versions.
+ */
+static int pessimistic(const char *part, size_t op_len, const where *w)
+{
+    const char *ver = after(part, op_len);
+    partial p;
+    where quiet = {"version", ver};
+    /* A probe: its own error is replaced by the answer below. */
+    bool bad = parse_partial(ver, strlen(ver), true, &p, &quiet) || p.parts == 0 || *p.v.pre;
+    const char *what =
+        part[1] == '>' ? "Ruby's pessimistic operator" : "Python's compatible-release operator";
+    if (bad)
+        return fail(
+            w, "'%.2s' is %s, which plughost does not read; write e.g. '~1.2.3' or '>=1.2, <2'",
+            part, what);
+    if (p.parts == 3)
+        return fail(w,
+                    "'%.2s' is %s, which plughost does not read; write '~%s' (the same versions)",
+                    part, what, ver);
+    return fail(w,
+                "'%.2s' is %s, which plughost does not read; write '>=%s, <%llu' (the same "
+                "versions)",
+                part, what, ver, (unsigned long long)p.v.major + 1);
+}
+
+/* Operators of other tools, each answered with the plughost spelling. */
+static int foreign_operator(const char *part, const where *w)
+{
+    if (!strncmp(part, "~>", 2) || !strncmp(part, "~=", 2))
+        return pessimistic(part, 2, w);
+    const char *ver = after(part, 2);
+    if (!strncmp(part, "==", 2))
+        return fail(w, "'==' is not a plughost operator; write '=%s' (or just '%s')", ver, ver);
+    if (!strncmp(part, "=>", 2))
+        return fail(w, "'=>' is not a plughost operator; write '>=%s'", ver);
+    if (!strncmp(part, "=<", 2))
+        return fail(w, "'=<' is not a plughost operator; write '<=%s'", ver);
+    if (!strncmp(part, "!=", 2))
+        return fail(w,
+                    "'!=' (every version but one) is not supported: a range is one interval; "
+                    "write the versions you want, e.g. '<%s' or '>%s'",
+                    ver, ver);
+    return 0;
+}
+
 /* Parses one comma-separated part (already trimmed, NUL-terminated). */
 static int parse_part(ph_range *r, const char *part, const where *w)
 {
@@ -428,6 +497,9 @@ static int parse_part(ph_range *r, const char *part, const where *w)
                     "'||' (either-or ranges) is not supported; use one range such as '>=1.0, <3'");
     if (strstr(part, " - "))
         return fail(w, "hyphen ranges are not supported; write '>=A, <=B' instead of 'A - B'");
+    int rc = foreign_operator(part, w);
+    if (rc)
+        return rc;
     range_op op;
     size_t at = read_op(part, &op);
     while (is_space(part[at]))
@@ -442,12 +514,49 @@ static int parse_part(ph_range *r, const char *part, const where *w)
                         part);
     }
     partial p;
-    int rc = parse_partial(ver, len, true, &p, w);
+    rc = parse_partial(ver, len, true, &p, w);
     if (rc)
         return rc;
     if (p.parts == 0 && *p.v.pre)
         return fail(w, "'%s' has a pre-release but no version", part);
     return lower(r, op, &p, part, w);
+}
+
+/*
+ * Interval notation (Maven, NuGet, OSGi): "[1.0,2.0)" is ">=1.0, <2.0".
+ * Answers with the plughost spelling when the interval is well formed.
+ */
+static int interval(const char *text, const where *w)
+{
+    size_t len = strlen(text);
+    const char *comma = strchr(text, ',');
+    char close = len ? text[len - 1] : '\0';
+    if (!comma || (close != ')' && close != ']') || strchr(comma + 1, ','))
+        return fail(w, "interval notation is not supported; write comparators such as "
+                       "'>=1.0, <2.0'");
+    const char *lo = after(text, 1), *lo_end = comma, *hi = after(comma, 1),
+               *hi_end = text + len - 1;
+    while (lo_end > lo && is_space(lo_end[-1]))
+        lo_end--;
+    while (hi_end > hi && is_space(hi_end[-1]))
+        hi_end--;
+    int n_lo = (int)(lo_end - lo), n_hi = (int)(hi_end - hi);
+    return fail(w,
+                "interval notation (Maven, NuGet, OSGi) is not supported; write '%s%.*s%s%s%.*s%s' "
+                "(the same versions)",
+                n_lo ? (text[0] == '[' ? ">=" : ">") : "", n_lo, lo, n_lo && n_hi ? ", " : "",
+                n_hi ? (close == ']' ? "<=" : "<") : "", n_hi, hi, !n_lo && !n_hi ? "*" : "");
+}
+
+/* Spellings of the whole range that other tools use. */
+static int foreign_range(const char *text, const where *w)
+{
+    size_t len = strlen(text);
+    if (len >= 2 && (text[0] == '"' || text[0] == '\'') && text[len - 1] == text[0])
+        return fail(w, "remove the quotes: write %.*s, not %s", (int)(len - 2), text + 1, text);
+    if (text[0] == '[' || text[0] == '(')
+        return interval(text, w);
+    return 0;
 }
 
 int ph_range_parse(const char *text, ph_range *out)
@@ -460,6 +569,9 @@ int ph_range_parse(const char *text, ph_range *out)
     if (len >= sizeof out->text)
         return fail(&w, "longer than %zu characters", sizeof out->text - 1);
     memcpy(out->text, text, len + 1);
+    int rc = foreign_range(text, &w);
+    if (rc)
+        return rc;
     char part[sizeof out->text];
     int n_parts = 0;
     const char *s = text;
@@ -476,7 +588,7 @@ int ph_range_parse(const char *text, ph_range *out)
             return fail(&w, "more than %d comma-separated parts", PH_RANGE_MAX);
         memcpy(part, s + b, e - b); /* fits: the whole text fits in out->text */
         part[e - b] = '\0';
-        int rc = parse_part(out, part, &w);
+        rc = parse_part(out, part, &w);
         if (rc)
             return rc;
         if (s[n] == '\0')
@@ -515,4 +627,12 @@ bool ph_range_satisfies(const ph_range *r, const ph_semver *v)
             pre_allowed = true;
     }
     return pre_allowed;
+}
+
+bool ph_range_covers(const ph_range *r, const ph_semver *v)
+{
+    for (int i = 0; i < r->n; i++)
+        if (!cmpr_holds(&r->c[i], v))
+            return false;
+    return true;
 }

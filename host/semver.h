@@ -7,12 +7,16 @@
  * satisfy a comparator whose own version has a pre-release on the same
  * major.minor.patch (npm's rule), so "^1.0" never picks 2.0.0-rc.1.
  *
- * Sugar is lowered at parse time (npm semantics): "1.2" = ">=1.2.0, <1.3.0";
- * ">1.2" = ">=1.3.0"; "<=1.2" = "<1.3.0"; "^1.2.3" = ">=1.2.3, <2.0.0";
- * "^0.2.3" = "<0.3.0"; "^0.0.3" = "<0.0.4"; "~1.2.3" and "~1.2" = "<1.3.0";
- * "~1" = "<2.0.0". 'x', 'X' and '*' are wildcards ("1.x"). Not supported,
- * with a message saying so: "||", hyphen ranges "A - B", space-separated
- * comparators.
+ * Sugar is lowered at parse time (npm semantics): "1.2" = ">=1.2.0, <1.3.0-0";
+ * ">1.2" = ">=1.3.0"; "<=1.2" = "<1.3.0-0"; "^1.2.3" = ">=1.2.3, <2.0.0-0";
+ * "^0.2.3" = "<0.3.0-0"; "^0.0.3" = "<0.0.4-0"; "~1.2.3" and "~1.2" =
+ * "<1.3.0-0"; "~1" = "<2.0.0-0"; "<2" = "<2.0.0-0". Every upper bound of a
+ * sugar form is the bound's lowest pre-release ("-0"), as node-semver writes
+ * it, so "^1.2, >=2.0.0-alpha" does not admit 2.0.0-beta. 'x', 'X' and '*' are wildcards ("1.x").
+ * Not supported, with a message saying so: "||", hyphen ranges "A - B", space-separated
+ * comparators. Other tools' spellings get the plughost spelling to write
+ * instead: "~>1.2" (Ruby), "~=1.2" (Python), "==1.2", "!=1.2", "=>1.2",
+ * a quoted "\"^1.2\"" and intervals "[1.0,2.0)".
  *
  * Errors (PH_EINVAL) read "invalid version 'TEXT': why" or
  * "invalid range 'TEXT': why", e.g. "invalid version '1.02.3': minor version
@@ -65,7 +69,17 @@ typedef struct ph_range {
  * text is an error: "*" means any version.
  */
 int ph_range_parse(const char *text, ph_range *out);
-/** True if `v` satisfies every comparator of `r`. */
+/**
+ * True if `v` satisfies every comparator of `r` and, when `v` is a
+ * pre-release, some comparator names a pre-release of the same
+ * MAJOR.MINOR.PATCH (what a requirement accepts).
+ */
 bool ph_range_satisfies(const ph_range *r, const ph_semver *v);
+/**
+ * True if `v` lies inside `r`, pre-releases included (node-semver's
+ * includePrerelease): what a [conflicts] range keeps out, so that
+ * "x = <2" conflicts with 1.5.0-rc.1 and "x = *" with 2.0.0-beta.1.
+ */
+bool ph_range_covers(const ph_range *r, const ph_semver *v);
 
 #endif

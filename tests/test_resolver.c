@@ -191,7 +191,7 @@ static void test_missing_dependency(void **state)
                  "installed; add it to a package directory or remove the requirement");
     assert_state(&f->plan, "web", PH_PLAN_SKIPPED, "skipped: depends on 'app', which failed");
     assert_state(&f->plan, "site", PH_PLAN_SKIPPED,
-                 "skipped: depends on 'web', which depends on 'app', which failed");
+                 "skipped: depends on 'web', which is skipped because 'app' failed");
     assert_ok(&f->plan, "extra"); /* a missing optional package is fine */
     assert_int_equal(f->plan.n_problems, 3);
     assert_true(has_problem(&f->plan, "instance 'app' (package app 1.0.0) requires package "
@@ -219,8 +219,19 @@ static void test_version_mismatch(void **state)
     assert_state(&f->plan, "beta_user", PH_PLAN_FAILED,
                  "package 'beta_user' 1.0.0 requires lib ^2.0 but lib 2.0.0-rc.1 is installed (a "
                  "pre-release only matches a range naming a pre-release of the same version");
-    assert_state(&f->plan, "opt", PH_PLAN_FAILED,
-                 "package 'opt' 1.0.0 optionally uses auth >=3 but auth 1.4.0 is installed");
+    /* An optional dependency is never why a package fails (issue 13, item 7). */
+    assert_ok(&f->plan, "opt");
+    assert_false(needs(&f->plan, "opt", "auth"));
+    char *opt_path = tu_fmt("%s/opt/package.ini", f->pkgs);
+    char *note = tu_fmt("instance 'opt': package 'opt' 1.0.0 optionally uses auth >=3 but auth "
+                        "1.4.0 is installed; running without it (change the range in %s:5 to "
+                        "use it)",
+                        opt_path);
+    assert_int_equal(f->plan.n_notes, 1);
+    assert_string_equal(f->plan.notes[0], note);
+    assert_non_null(item(&f->plan, "opt")->note);
+    free(note);
+    free(opt_path);
     assert_true(has_problem(&f->plan, "instance 'app': package 'app' 1.0.0 requires auth ^2.0"));
 }
 
@@ -249,10 +260,21 @@ static void test_cycle(void **state)
     resolve(f, NULL);
     assert_state(&f->plan, "a", PH_PLAN_FAILED,
                  "dependency cycle: a -> b -> c -> a; remove one of these requirements");
-    assert_state(&f->plan, "b", PH_PLAN_FAILED, "dependency cycle: b -> c -> a -> b");
-    assert_state(&f->plan, "c", PH_PLAN_FAILED, "dependency cycle: c -> a -> b -> c");
+    /* The path is stated once; the other members point to it (issue 13, item 3). */
+    assert_state(&f->plan, "b", PH_PLAN_FAILED,
+                 "on the dependency cycle stated for instance 'a'; remove one of its requirements");
+    assert_state(&f->plan, "c", PH_PLAN_FAILED, "on the dependency cycle stated for instance 'a'");
     assert_state(&f->plan, "d", PH_PLAN_SKIPPED, "skipped: depends on 'a', which failed");
-    assert_state(&f->plan, "p", PH_PLAN_FAILED, "dependency cycle: p -> q -> p");
+    /* An [optional] back-edge is dropped from the order, not a cycle (item 7). */
+    assert_ok(&f->plan, "p");
+    assert_ok(&f->plan, "q");
+    assert_true(needs(&f->plan, "q", "p"));
+    assert_false(needs(&f->plan, "p", "q"));
+    assert_true(ph_plan_find(&f->plan, "p") < ph_plan_find(&f->plan, "q"));
+    assert_int_equal(f->plan.n_notes, 1);
+    assert_string_equal(f->plan.notes[0],
+                        "instance 'p': its optional dependency on 'q' would close a dependency "
+                        "cycle ('q' needs 'p'); 'p' is loaded without waiting for it");
     assert_ok(&f->plan, "e");
     assert_true(has_problem(&f->plan, "instance 'a': dependency cycle: a -> b -> c -> a"));
     /* d still comes after a. */
@@ -263,11 +285,11 @@ static void test_duplicate_package(void **state)
 {
     fixture *f = *state;
     pkg(f, "auth", "1.0.0", "");
-    free(tu_write(f->pkgs, "auth-copy/package.ini", "[package]\nname = auth\nversion = 1.1.0\n"));
+    free(tu_write(f->pkgs, "auth-copy/package.ini", "[package]\nname = auth\nversion = 1.0.0\n"));
     pkg(f, "app", "1.0.0", "[requires]\nauth = ^1\n");
     resolve(f, NULL);
     assert_order(&f->plan, "auth app"); /* one item for both copies */
-    char *want = tu_fmt("package 'auth' is installed 2 times: %s/auth/package.ini and "
+    char *want = tu_fmt("package 'auth' 1.0.0 is installed 2 times: %s/auth/package.ini and "
                         "%s/auth-copy/package.ini; remove all but one",
                         f->pkgs, f->pkgs);
     assert_state(&f->plan, "auth", PH_PLAN_FAILED, want);
@@ -299,6 +321,278 @@ static void test_conflict_disabled_or_outside_range(void **state)
     assert_order(&f->plan, "w x");
     assert_ok(&f->plan, "x");
     assert_int_equal(f->plan.n_problems, 0);
+}
+
+/* Issue 13, item 1: a conflict names versions to keep out, pre-releases too. */
+static void test_conflicts_with_prereleases(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "x", "1.0.0", "[conflicts]\ny = *\n");
+    pkg(f, "y", "2.0.0-beta.1", "");
+    pkg(f, "v", "1.0.0", "[conflicts]\nz = <2\n");
+    pkg(f, "z", "1.5.0-rc.1", "");
+    pkg(f, "u", "1.0.0", "[conflicts]\nt = <2\n");
+    pkg(f, "t", "2.0.0-rc.1", ""); /* above <2.0.0-0: no conflict */
+    resolve(f, NULL);
+    char *want = tu_fmt("package 'x' 1.0.0 conflicts with y 2.0.0-beta.1 (%s/x/package.ini:5: "
+                        "y = *); remove or disable one of them",
+                        f->pkgs);
+    assert_state(&f->plan, "x", PH_PLAN_FAILED, want);
+    free(want);
+    want = tu_fmt("package 'v' 1.0.0 conflicts with z 1.5.0-rc.1 (%s/v/package.ini:5: z = <2); "
+                  "remove or disable one of them",
+                  f->pkgs);
+    assert_state(&f->plan, "v", PH_PLAN_FAILED, want);
+    free(want);
+    assert_ok(&f->plan, "u");
+}
+
+/* Issue 13, item 5: a dependency whose manifest is invalid is not "not installed". */
+static void test_dependency_with_invalid_manifest(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "app", "1.0.0", "[requires]\nauth = ^1.0\n");
+    pkg(f, "auth", "1.0", "");
+    assert_int_equal(ph_config_defaults(&f->cfg), 0);
+    char *dirs[] = {f->pkgs};
+    assert_int_equal(ph_manifest_discover(dirs, 1, &f->set), 0);
+    assert_int_equal(f->set.n_problems, 1);
+    assert_string_equal(f->set.problem_names[0], "auth");
+    assert_int_equal(ph_resolve(&f->cfg, &f->set, &f->plan), 0);
+    char *want = tu_fmt("instance 'app' (package app 1.0.0) requires package 'auth' (^1.0), which "
+                        "is installed but its manifest is invalid: %s/auth/package.ini:3: "
+                        "'version' in [package]: invalid version '1.0': expected "
+                        "MAJOR.MINOR.PATCH such as 1.2.3, found 2 parts",
+                        f->pkgs);
+    assert_state(&f->plan, "app", PH_PLAN_FAILED, want);
+    free(want);
+    assert_false(tu_contains(item(&f->plan, "app")->reason, "not installed"));
+}
+
+static size_t problem_bytes(const ph_plan *p)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_problems; i++)
+        n += strlen(p->problems[i]) + 1;
+    return n;
+}
+
+/* Issue 13, item 3: 200 chained packages with the last one missing. */
+static void test_long_chain_output_is_linear(void **state)
+{
+    fixture *f = *state;
+    enum { N = 200 };
+    for (int i = 0; i < N; i++) {
+        char name[16], extra[64];
+        snprintf(name, sizeof name, "p%03d", i);
+        snprintf(extra, sizeof extra, "[requires]\np%03d = ^1\n", i + 1);
+        pkg(f, name, "1.0.0", extra);
+    }
+    resolve(f, NULL);
+    assert_int_equal(f->plan.n_problems, N);
+    assert_state(&f->plan, "p199", PH_PLAN_FAILED,
+                 "requires package 'p200' (^1), which is not "
+                 "installed");
+    assert_state(&f->plan, "p198", PH_PLAN_SKIPPED, "skipped: depends on 'p199', which failed");
+    assert_state(&f->plan, "p000", PH_PLAN_SKIPPED,
+                 "skipped: depends on 'p001', which is skipped because 'p199' failed");
+    size_t bytes = problem_bytes(&f->plan);
+    fprintf(stderr, "chain of %d, last missing: %zu bytes of problems\n", N, bytes);
+    assert_true(bytes < (size_t)N * 200);
+}
+
+/* Issue 13, item 3: a cycle of 200 packages states its path once. */
+static void test_long_cycle_output_is_linear(void **state)
+{
+    fixture *f = *state;
+    enum { N = 200 };
+    for (int i = 0; i < N; i++) {
+        char name[16], extra[64];
+        snprintf(name, sizeof name, "c%03d", i);
+        snprintf(extra, sizeof extra, "[requires]\nc%03d = *\n", (i + 1) % N);
+        pkg(f, name, "1.0.0", extra);
+    }
+    resolve(f, NULL);
+    assert_int_equal(f->plan.n_problems, N);
+    assert_state(&f->plan, "c000", PH_PLAN_FAILED, "dependency cycle: c000 -> c001 -> c002 -> ");
+    assert_true(tu_contains(item(&f->plan, "c000")->reason, "c199 -> c000; remove one of"));
+    assert_state(&f->plan, "c123", PH_PLAN_FAILED,
+                 "on the dependency cycle stated for instance 'c000'");
+    size_t bytes = problem_bytes(&f->plan);
+    fprintf(stderr, "cycle of %d: %zu bytes of problems\n", N, bytes);
+    assert_true(bytes < (size_t)N * 200);
+}
+
+/* Issue 13, item 4: a diamond names every requirer with its range. */
+static void test_diamond_names_every_requirer(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "left", "1.0.0", "[requires]\nbase = ^1.0\n");
+    pkg(f, "right", "1.0.0", "[requires]\nbase = ^2.0\n");
+    pkg(f, "base", "1.5.0", "");
+    pkg(f, "top", "1.0.0", "[requires]\nleft = *\nright = *\n");
+    resolve(f, NULL);
+    assert_ok(&f->plan, "left");
+    char *want = tu_fmt("package 'right' 1.0.0 requires base ^2.0 but base 1.5.0 is installed; "
+                        "see the requirers of base below, or change the range in "
+                        "%s/right/package.ini:5",
+                        f->pkgs);
+    assert_state(&f->plan, "right", PH_PLAN_FAILED, want);
+    free(want);
+    assert_state(&f->plan, "top", PH_PLAN_SKIPPED, "skipped: depends on 'right', which failed");
+    assert_string_equal(f->plan.problems[f->plan.n_problems - 1],
+                        "package 'base' (installed: 1.5.0) is required by left 1.0.0 (^1.0 "
+                        "accepts 1.5.0) and right 1.0.0 (^2.0 accepts no installed version); no "
+                        "version satisfies all of them: change one of the ranges");
+}
+
+/* The same, when some version would satisfy every requirer. */
+static void test_diamond_names_satisfying_versions(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "left", "1.0.0", "[requires]\nbase = ^1.0\n");
+    pkg(f, "mid", "1.0.0", "[requires]\nbase = >=1.2, <1.8\n");
+    pkg(f, "right", "1.0.0", "[requires]\nbase = ~1.6\n");
+    pkg(f, "base", "1.5.0", "");
+    resolve(f, NULL);
+    assert_ok(&f->plan, "left");
+    assert_ok(&f->plan, "mid");
+    assert_state(&f->plan, "right", PH_PLAN_FAILED, "see the requirers of base below");
+    assert_string_equal(f->plan.problems[f->plan.n_problems - 1],
+                        "package 'base' (installed: 1.5.0) is required by left 1.0.0 (^1.0 "
+                        "accepts 1.5.0), mid 1.0.0 (>=1.2, <1.8 accepts 1.5.0) and right 1.0.0 "
+                        "(~1.6 accepts no installed version); versions >=1.6.0, <1.7.0 satisfy "
+                        "all of them: install one of those");
+}
+
+/* packages/<dir>/package.ini: one of several versions of a package. */
+static void pkgv(fixture *f, const char *name, const char *version, const char *extra)
+{
+    char *file = tu_fmt("%s-%s/package.ini", name, version);
+    char *text = tu_fmt("[package]\nname = %s\nversion = %s\n%s", name, version, extra);
+    free(tu_write(f->pkgs, file, text));
+    free(text);
+    free(file);
+}
+
+static const char *chosen(const ph_plan *p, const char *instance)
+{
+    const ph_plan_item *it = item(p, instance);
+    assert_non_null(it->manifest);
+    return it->manifest->version_text;
+}
+
+/* Issue 13, acceptance 3: the highest version every requirer accepts. */
+static void test_several_versions_highest_for_all(void **state)
+{
+    fixture *f = *state;
+    pkgv(f, "base", "1.0.0", "");
+    pkgv(f, "base", "1.1.0", "");
+    pkgv(f, "base", "2.0.0", "");
+    pkgv(f, "base", "2.1.0-rc.1", "");
+    pkg(f, "a", "1.0.0", "[requires]\nbase = ^1.0\n");
+    pkg(f, "b", "1.0.0", "[requires]\nbase = >=1.1\n");
+    resolve(f, NULL);
+    assert_string_equal(chosen(&f->plan, "base"), "1.1.0");
+    assert_ok(&f->plan, "base");
+    assert_ok(&f->plan, "a");
+    assert_ok(&f->plan, "b");
+    assert_int_equal(f->plan.n_problems, 0);
+    assert_int_equal(f->plan.n_notes, 1);
+    assert_string_equal(f->plan.notes[0],
+                        "package 'base': 1.1.0 chosen; not 2.0.0: outside ^1.0 of a 1.0.0; not "
+                        "1.0.0: outside >=1.1 of b 1.0.0; not 2.1.0-rc.1: outside ^1.0 of a "
+                        "1.0.0");
+}
+
+/* Without requirers: the highest release, not a pre-release nobody asked for. */
+static void test_several_versions_no_requirer(void **state)
+{
+    fixture *f = *state;
+    pkgv(f, "base", "1.0.0", "");
+    pkgv(f, "base", "1.2.0", "");
+    pkgv(f, "base", "2.0.0-rc.1", "");
+    resolve(f, NULL);
+    assert_string_equal(chosen(&f->plan, "base"), "1.2.0");
+    assert_string_equal(f->plan.notes[0], "package 'base': 1.2.0 chosen; not 1.0.0: lower; not "
+                                          "2.0.0-rc.1: a pre-release, not asked for");
+}
+
+/* host.ini pins a version: the operator's rollback. */
+static void test_several_versions_pinned(void **state)
+{
+    fixture *f = *state;
+    pkgv(f, "base", "1.0.0", "");
+    pkgv(f, "base", "1.1.0", "");
+    pkgv(f, "base", "2.0.0", "");
+    pkg(f, "a", "1.0.0", "[requires]\nbase = ^1.0\n");
+    resolve(f, "[instance base]\nversion = 1.0.0\n");
+    assert_string_equal(chosen(&f->plan, "base"), "1.0.0");
+    assert_ok(&f->plan, "base");
+    assert_ok(&f->plan, "a");
+    char *want = tu_fmt("package 'base': 1.0.0 chosen (pinned to 1.0.0 in %s/host.ini:2); not "
+                        "2.0.0: outside the pin 1.0.0 (%s/host.ini:2); not 1.1.0: outside the pin "
+                        "1.0.0 (%s/host.ini:2)",
+                        f->dir, f->dir, f->dir);
+    assert_string_equal(f->plan.notes[0], want);
+    free(want);
+}
+
+static void test_several_versions_pin_matches_none(void **state)
+{
+    fixture *f = *state;
+    pkgv(f, "base", "1.0.0", "");
+    pkgv(f, "base", "2.0.0", "");
+    resolve(f, "[instance base]\nversion = ^3\n");
+    char *want = tu_fmt("%s/host.ini:2: instance 'base' pins package 'base' to ^3, but the "
+                        "installed versions are 2.0.0 and 1.0.0; install a matching version or "
+                        "change the pin",
+                        f->dir);
+    assert_state(&f->plan, "base", PH_PLAN_FAILED, want);
+    free(want);
+}
+
+/* A third requirer no version satisfies with the others: all three named. */
+static void test_several_versions_no_common_version(void **state)
+{
+    fixture *f = *state;
+    pkgv(f, "base", "1.0.0", "");
+    pkgv(f, "base", "1.1.0", "");
+    pkgv(f, "base", "2.0.0", "");
+    pkg(f, "a", "1.0.0", "[requires]\nbase = ^1.0\n");
+    pkg(f, "b", "1.0.0", "[requires]\nbase = >=1.1\n");
+    pkg(f, "c", "1.0.0", "[requires]\nbase = ^2\n");
+    resolve(f, NULL);
+    assert_state(&f->plan, "a", PH_PLAN_FAILED, "see the requirers of base below");
+    assert_string_equal(f->plan.problems[f->plan.n_problems - 1],
+                        "package 'base' (installed: 2.0.0, 1.1.0 and 1.0.0) is required by a "
+                        "1.0.0 (^1.0 accepts 1.1.0, 1.0.0), b 1.0.0 (>=1.1 accepts 2.0.0, 1.1.0) "
+                        "and c 1.0.0 (^2 accepts 2.0.0); no version satisfies all of them: change "
+                        "one of the ranges");
+}
+
+/* The highest a forces a b that nothing satisfies; a lower a works. */
+static void test_several_versions_backtracking(void **state)
+{
+    fixture *f = *state;
+    pkgv(f, "a", "1.0.0", "[requires]\nb = ^1\n");
+    pkgv(f, "a", "2.0.0", "[requires]\nb = ^2\n");
+    pkgv(f, "b", "1.0.0", "[requires]\nx = ^1\n");
+    pkgv(f, "b", "2.0.0", "[requires]\nx = ^2\n");
+    pkg(f, "x", "1.0.0", "");
+    pkg(f, "app", "1.0.0", "[requires]\na = *\n");
+    resolve(f, NULL);
+    assert_string_equal(chosen(&f->plan, "a"), "1.0.0");
+    assert_string_equal(chosen(&f->plan, "b"), "1.0.0");
+    assert_ok(&f->plan, "app");
+    assert_ok(&f->plan, "a");
+    assert_ok(&f->plan, "b");
+    assert_int_equal(f->plan.n_problems, 0);
+    assert_string_equal(f->plan.notes[0],
+                        "package 'a': 1.0.0 chosen; not 2.0.0: its own requirements do not "
+                        "agree with the versions chosen");
+    assert_string_equal(f->plan.notes[1], "package 'b': 1.0.0 chosen; not 2.0.0: outside ^1 of a "
+                                          "1.0.0");
 }
 
 static void test_parameters(void **state)
@@ -432,6 +726,18 @@ int main(void)
         T(test_disabled_requirement),
         T(test_name_and_mount_clashes),
         T(test_optional_failed),
+        T(test_conflicts_with_prereleases),
+        T(test_dependency_with_invalid_manifest),
+        T(test_long_chain_output_is_linear),
+        T(test_long_cycle_output_is_linear),
+        T(test_diamond_names_every_requirer),
+        T(test_diamond_names_satisfying_versions),
+        T(test_several_versions_highest_for_all),
+        T(test_several_versions_no_requirer),
+        T(test_several_versions_pinned),
+        T(test_several_versions_pin_matches_none),
+        T(test_several_versions_no_common_version),
+        T(test_several_versions_backtracking),
         cmocka_unit_test(test_empty_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

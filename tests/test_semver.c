@@ -272,13 +272,157 @@ static void test_range_bad(void **state)
     assert_bad_range("<x", "'<x' matches no version");
     assert_bad_range("^1.2.3-", "pre-release after '-' is empty");
     assert_bad_range("foo", "major version 'foo' is not a number");
-    assert_bad_range("=>1.0", "'=>1.0' is not one comparator");
+    assert_bad_range("=>1.0", "'=>' is not a plughost operator; write '>=1.0'");
     assert_bad_range("1,2,3,4,5,6,7,8,9", "more than 8 comma-separated parts");
 
     char long_text[200];
     memset(long_text, '1', sizeof long_text - 1);
     long_text[sizeof long_text - 1] = '\0';
     assert_bad_range(long_text, "longer than 127 characters");
+}
+
+/* Issue 13, item 2: a sugar upper bound is "<X.Y.Z-0", so no pre-release of
+ * the bound gets in beside a comparator that admits that version's pre-releases. */
+static void test_sugar_bounds_keep_prereleases_out(void **state)
+{
+    (void)state;
+    check_range("<2, >=2.0.0-alpha", NULL, L("2.0.0-beta", "2.0.0-alpha", "2.0.0"));
+    check_range("^1.2, <2.0.0-rc.1", L("1.9.0"), L("2.0.0-beta", "2.0.0-rc.0"));
+    check_range("~1.1, 1.2.0-rc.1", NULL, L("1.2.0-rc.1"));
+    check_range("1.x, >=2.0.0-alpha", NULL, L("2.0.0-beta"));
+    check_range("~1.2.3, >=1.3.0-alpha", NULL, L("1.3.0-beta"));
+    check_range("<=1.2, >=1.3.0-alpha", NULL, L("1.3.0-beta"));
+    /* A full version as the bound stays as written: 2.0.0-beta is below 2.0.0. */
+    check_range("<2.0.0, >=2.0.0-alpha", L("2.0.0-beta"), L("2.0.0"));
+    ph_range r = R("^1.2");
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.c[1].v.pre, "0");
+}
+
+/* Issue 13, item 1: what a range covers for [conflicts], pre-releases included. */
+static void test_range_covers(void **state)
+{
+    (void)state;
+    ph_range any = R("*"), below2 = R("<2"), caret = R("^1.0");
+    ph_semver beta = V("2.0.0-beta.1"), rc = V("1.5.0-rc.1"), two = V("2.0.0");
+    assert_true(ph_range_covers(&any, &beta));
+    assert_false(ph_range_satisfies(&any, &beta));
+    assert_true(ph_range_covers(&below2, &rc));
+    assert_false(ph_range_covers(&below2, &beta));
+    assert_false(ph_range_covers(&below2, &two));
+    assert_true(ph_range_covers(&caret, &rc));
+    assert_false(ph_range_covers(&caret, &beta));
+}
+
+/* Issue 13, item 6: other tools' spellings, each with the plughost spelling. */
+static void test_foreign_spellings(void **state)
+{
+    (void)state;
+    assert_bad_range("~>1.2", "'~>' is Ruby's pessimistic operator, which plughost does not read; "
+                              "write '>=1.2, <2' (the same versions)");
+    assert_bad_range("~> 1.2.3", "'~>' is Ruby's pessimistic operator, which plughost does not "
+                                 "read; write '~1.2.3' (the same versions)");
+    assert_bad_range("~=1.2", "'~=' is Python's compatible-release operator, which plughost "
+                              "does not read; write '>=1.2, <2' (the same versions)");
+    assert_bad_range("==1.2", "'==' is not a plughost operator; write '=1.2' (or just '1.2')");
+    assert_bad_range("!=1.2", "'!=' (every version but one) is not supported: a range is one "
+                              "interval; write the versions you want, e.g. '<1.2' or '>1.2'");
+    assert_bad_range(">=1.0, !=1.5.0", "'!=' (every version but one) is not supported: a range "
+                                       "is one interval; write the versions you want, e.g. "
+                                       "'<1.5.0' or '>1.5.0'");
+    assert_bad_range("\"^1.2\"", "remove the quotes: write ^1.2, not \"^1.2\"");
+    assert_bad_range("'~1.2'", "remove the quotes: write ~1.2, not '~1.2'");
+    assert_bad_range("[1.0,2.0)", "interval notation (Maven, NuGet, OSGi) is not supported; "
+                                  "write '>=1.0, <2.0' (the same versions)");
+    assert_bad_range("(1.0, 2.0]", "interval notation (Maven, NuGet, OSGi) is not supported; "
+                                   "write '>1.0, <=2.0' (the same versions)");
+    assert_bad_range("[1.0,)", "interval notation (Maven, NuGet, OSGi) is not supported; "
+                               "write '>=1.0' (the same versions)");
+    assert_bad_range("[1.0", "interval notation is not supported; write comparators such as "
+                             "'>=1.0, <2.0'");
+    assert_bad_range("~>foo", "'~>' is Ruby's pessimistic operator, which plughost does not read; "
+                              "write e.g. '~1.2.3' or '>=1.2, <2'");
+}
+
+/*
+ * Deliberate differences from node-semver (also listed in the README with
+ * why): pairs of the corpus where plughost answers otherwise on purpose.
+ */
+static const struct {
+    const char *range, *version;
+} deliberate[] = {
+    {NULL, NULL},
+};
+
+static bool is_deliberate(const char *range, const char *version)
+{
+    for (size_t i = 0; deliberate[i].range; i++)
+        if (!strcmp(deliberate[i].range, range) && !strcmp(deliberate[i].version, version))
+            return true;
+    return false;
+}
+
+/* Splits `line` at blanks into at most `max` words (the line is modified). */
+static size_t split_words(char *line, char **words, size_t max)
+{
+    size_t n = 0;
+    for (char *w = strtok(line, " \n"); w && n < max; w = strtok(NULL, " \n"))
+        words[n++] = w;
+    return n;
+}
+
+/*
+ * Acceptance 2 of issue 13: node-semver's answers for tests/data/semver_corpus.txt
+ * (made by tests/tools/gen_semver_corpus.js), every pair checked.
+ */
+static void test_node_semver_corpus(void **state)
+{
+    (void)state;
+    enum { MAX_VERSIONS = 512 };
+    char *path = tu_fmt("%s/tests/data/semver_corpus.txt", tu_env("PH_SOURCE_DIR"));
+    FILE *f = fopen(path, "r");
+    if (!f)
+        fail_msg("cannot open %s", path);
+    free(path);
+    char *line = NULL, *words[MAX_VERSIONS];
+    ph_semver versions[MAX_VERSIONS];
+    size_t cap = 0, n_versions = 0, pairs = 0, differ = 0, undocumented = 0;
+    char *header = NULL;
+    while (getline(&line, &cap, f) > 0) {
+        if (line[0] == '#')
+            continue;
+        if (!strncmp(line, "versions ", 9)) {
+            header = strdup(line + 9);
+            n_versions = split_words(header, words, MAX_VERSIONS);
+            for (size_t i = 0; i < n_versions; i++)
+                versions[i] = V(words[i]);
+            continue;
+        }
+        char *tab = strchr(line, '\t');
+        assert_non_null(tab);
+        *tab = '\0';
+        char *range = tab + 1;
+        range[strcspn(range, "\n")] = '\0';
+        assert_int_equal(strlen(line), n_versions);
+        ph_range r = R(range);
+        for (size_t i = 0; i < n_versions; i++, pairs++) {
+            bool node = line[i] == '1', ours = ph_range_satisfies(&r, &versions[i]);
+            if (node == ours)
+                continue;
+            differ++;
+            if (is_deliberate(range, words[i]))
+                continue;
+            undocumented++;
+            fprintf(stderr, "differs from node-semver: for '%s', node-semver %s %s, plughost %s\n",
+                    range, node ? "admits" : "refuses", words[i], ours ? "admits it" : "does not");
+        }
+    }
+    free(line);
+    free(header);
+    fclose(f);
+    fprintf(stderr, "node-semver corpus: %zu pairs, %zu deliberate differences\n", pairs, differ);
+    assert_true(pairs >= 10000);
+    assert_int_equal(undocumented, 0);
 }
 
 static void test_null_args(void **state)
@@ -293,11 +437,19 @@ static void test_null_args(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_good),   cmocka_unit_test(test_parse_bad),
-        cmocka_unit_test(test_precedence),   cmocka_unit_test(test_format),
-        cmocka_unit_test(test_range_simple), cmocka_unit_test(test_range_caret_tilde),
-        cmocka_unit_test(test_range_lists),  cmocka_unit_test(test_range_bad),
+        cmocka_unit_test(test_parse_good),
+        cmocka_unit_test(test_parse_bad),
+        cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_format),
+        cmocka_unit_test(test_range_simple),
+        cmocka_unit_test(test_range_caret_tilde),
+        cmocka_unit_test(test_range_lists),
+        cmocka_unit_test(test_range_bad),
         cmocka_unit_test(test_null_args),
+        cmocka_unit_test(test_sugar_bounds_keep_prereleases_out),
+        cmocka_unit_test(test_range_covers),
+        cmocka_unit_test(test_foreign_spellings),
+        cmocka_unit_test(test_node_semver_corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
