@@ -693,6 +693,9 @@ static uint64_t fingerprint(ph_reloader *r)
         fp = mix_stat(mix_stat(fp, m->library, 1), m->path, 1);
         if (snprintf(sql, sizeof sql, "%s/sql", m->dir) < (int)sizeof sql)
             fp = mix_dir(fp, sql);
+        /* lib/: libraries of the package's own ($ORIGIN/lib), part of its build */
+        if (snprintf(sql, sizeof sql, "%s/lib", m->dir) < (int)sizeof sql)
+            fp = mix_dir(fp, sql);
     }
     pthread_rwlock_unlock(&h->lock);
     return fp;
@@ -747,6 +750,8 @@ static void refresh_watches(ph_reloader *r)
         char sql[PATH_MAX];
         watch_dir(r, m->dir);
         if (snprintf(sql, sizeof sql, "%s/sql", m->dir) < (int)sizeof sql)
+            watch_dir(r, sql);
+        if (snprintf(sql, sizeof sql, "%s/lib", m->dir) < (int)sizeof sql)
             watch_dir(r, sql);
     }
     pthread_rwlock_unlock(&h->lock);
