@@ -483,7 +483,7 @@ static int read_verneed(const image *im, const Elf64_Ehdr *eh, const strtab *st,
     return 0;
 }
 
-/* Symbols the static linker defines in every shared object: not the package's doing. */
+/* Symbols the static linker (or a sanitizer) adds to a shared object: not the package's doing. */
 static bool linker_symbol(const char *name)
 {
     static const char *const own[] = {
@@ -494,7 +494,8 @@ static bool linker_symbol(const char *name)
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
         if (strcmp(name, own[i]) == 0)
             return true;
-    return false;
+    /* AddressSanitizer's one-definition-rule indicators, one per exported variable */
+    return strncmp(name, "__odr_asan", 10) == 0;
 }
 
 static int read_exports(const image *im, const Elf64_Ehdr *eh, ph_elf_dyn *d)

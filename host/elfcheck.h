@@ -87,10 +87,11 @@ typedef struct ph_elf_dyn {
 
 /**
  * Reads the dynamic section and .dynsym of an image ph_elf_check_image
- * accepted: needed libraries, search path, version needs, exported symbols
- * (without those the static linker adds itself: _init, _fini, _edata, _end,
- * __bss_start, ...). *out is filled (ph_elf_dyn_free). 0, PH_ELOAD (a
- * string or table outside the file) or PH_ENOMEM. Thread-safe.
+ * accepted: needed libraries, search path, version needs, exported
+ * symbols (without those the static linker adds itself: _init, _fini,
+ * _edata, _end, __bss_start, ..., and ASan's __odr_asan.* indicators).
+ * *out is filled (ph_elf_dyn_free). 0, PH_ELOAD (a string or table outside
+ * the file) or PH_ENOMEM. Thread-safe.
  */
 int ph_elf_dyn_read(const unsigned char *p, size_t len, const char *shown, ph_elf_dyn *out);
 /** Frees what ph_elf_dyn_read filled; accepts a zeroed or half-filled one. */

@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,12 +260,19 @@ static uint64_t fnv_mix(uint64_t h, const void *data, size_t n)
     return h;
 }
 
+/* "dir/name", or "name" in the root; NULL without memory. */
+static char *path_in(const char *dir, const char *name)
+{
+    char *p = NULL;
+    return asprintf(&p, "%s%s%s", dir, *dir ? "/" : "", name) < 0 ? NULL : p;
+}
+
 static void stage_free(stage *st)
 {
     if (st->root) { /* the mapping stays valid; the names are not needed */
         for (size_t i = st->n_made; i-- > 0;) {
-            char *path = NULL;
-            if (asprintf(&path, "%s/%s", st->root, st->made[i]) >= 0)
+            char *path = path_in(st->root, st->made[i]);
+            if (path)
                 remove(path);
             free(path);
         }
@@ -303,7 +311,7 @@ static int join_rel(const char *dir, const char *sub, char **out)
     size_t used = 0;
     int rc = 0;
     *out = NULL;
-    if (asprintf(&all, "%s/%s", dir, sub) < 0 || !(res = calloc(1, strlen(all) + 2))) {
+    if (!(all = path_in(dir, sub)) || !(res = calloc(1, strlen(all) + 2))) {
         free(all);
         return nomem();
     }
@@ -361,7 +369,12 @@ static const char *origin_rest(const char *entry)
     return *rest ? rest + 1 : rest;
 }
 
-/* Finds `needed` where `obj_rel`'s $ORIGIN search path points. Index in st->libs, or -1. */
+/*
+ * Finds `needed` where the $ORIGIN search path of the object at `obj_rel`
+ * (its path in the package, relative to the mirrored directory) points.
+ * *idx: its index in st->libs, or -1 when the dynamic linker looks for it
+ * elsewhere (the system's libraries).
+ */
 static int resolve_lib(stage *st, const char *obj_rel, const ph_elf_dyn *d, const char *needed,
                        int *idx)
 {
@@ -401,11 +414,10 @@ static int resolve_lib(stage *st, const char *obj_rel, const ph_elf_dyn *d, cons
                 l->staged = mangle(needed);
                 l->src = abs;
                 abs = NULL;
-                if (!l->needed || !l->staged ||
-                    asprintf(&l->rel, "%s%s%s", rel, *rel ? "/" : "", l->staged) < 0 ||
-                    asprintf(&l->name, "%s%s%s", rel, *rel ? "/" : "", needed) < 0) {
+                l->rel = l->staged ? path_in(rel, l->staged) : NULL;
+                l->name = path_in(rel, needed);
+                if (!l->needed || !l->rel || !l->name)
                     rc = nomem();
-                }
                 *idx = (int)st->n_libs++;
             } else {
                 rc = out;
@@ -546,7 +558,7 @@ static int make_dirs(stage *st, const char *rel)
         if (keep)
             *s = 0;
         struct stat sb;
-        if (asprintf(&path, "%s/%s", st->root, dir) < 0)
+        if (!(path = path_in(st->root, dir)))
             rc = nomem();
         else if (stat(path, &sb) != 0) {
             char *copy = strdup(dir);
@@ -573,24 +585,23 @@ static int make_dirs(stage *st, const char *rel)
 /* Writes the (renamed) image as root/rel: a fresh inode (O_EXCL), never an existing file. */
 static int write_copy(stage *st, const char *rel, const unsigned char *p, size_t len)
 {
-    char *path = NULL;
+    char *path = NULL, *name = NULL;
     int rc = make_dirs(st, rel), fd = -1;
     if (rc)
         return rc;
     char **made = realloc(st->made, (st->n_made + 1) * sizeof *made);
-    if (!made || !(made[st->n_made] = strdup(rel)) || asprintf(&path, "%s/%s", st->root, rel) < 0) {
-        if (made)
-            st->made = made;
-        return nomem();
+    if (made)
+        st->made = made;
+    if (!made || !(name = strdup(rel)) || !(path = path_in(st->root, rel))) {
+        rc = nomem();
+        goto cleanup;
     }
-    st->made = made;
     if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700)) < 0) {
-        free(st->made[st->n_made]);
         rc = ph_error_set(PH_EIO, "cannot create %s: %s", path, strerror(errno));
-        free(path);
-        return rc;
+        goto cleanup;
     }
-    st->n_made++;
+    st->made[st->n_made++] = name; /* removed by stage_free */
+    name = NULL;
     for (size_t off = 0; off < len && !rc;) {
         ssize_t w = write(fd, p + off, len - off);
         if (w < 0 && errno == EINTR)
@@ -602,6 +613,8 @@ static int write_copy(stage *st, const char *rel, const unsigned char *p, size_t
     }
     if (close(fd) != 0 && !rc)
         rc = ph_error_set(PH_EIO, "cannot write %s: %s", path, strerror(errno));
+cleanup:
+    free(name);
     free(path);
     return rc;
 }
@@ -628,17 +641,18 @@ static int stage_object(stage *st, const char *src, const char *rel, const char 
     else
         st->libs_hash = fnv_mix(fnv_mix(st->libs_hash, name, strlen(name) + 1), hash, sizeof hash);
     /* Refused after the scanner child's verdict, before the host's dlopen (see ph_module_open). */
-    if (st->root && !st->clash && check_exports(st, &d, is_main ? st->m->library : src, is_main)) {
-        st->clash_code = ph_error_last_code();
-        if (!(st->clash = strdup(ph_error_last())))
-            rc = nomem();
+    if (st->root && !st->clash &&
+        (rc = check_exports(st, &d, is_main ? st->m->library : src, is_main)) && rc != PH_ENOMEM) {
+        st->clash_code = rc;
+        rc = (st->clash = strdup(ph_error_last())) ? 0 : nomem();
+        if (!rc)
+            ph_error_clear();
     }
-    ph_error_clear();
     if (rc)
         goto cleanup;
     for (size_t i = 0; !rc && i < d.n_needed; i++) {
         int idx;
-        if (!(rc = resolve_lib(st, rel, &d, d.needed[i].text, &idx)) && idx >= 0 && st->root)
+        if (!(rc = resolve_lib(st, name, &d, d.needed[i].text, &idx)) && idx >= 0 && st->root)
             rc = rename_needed(st, p, &d, is_main ? st->m->library : src, &st->libs[idx]);
     }
     if (!rc && st->root)
@@ -731,6 +745,49 @@ static char *verdict_path(const char *stage_dir, const ph_manifest *m, const sta
                : p;
 }
 
+/*
+ * Refusals are remembered by this process (not on disk: a restart asks
+ * again): a build whose constructor hangs would otherwise cost the scan's
+ * time bound at every change the watcher applies.
+ */
+#define PH_REFUSALS_KEPT 64
+static pthread_mutex_t refusals_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct refusal {
+    char *mark;
+    char *message;
+    int code;
+} refusals[PH_REFUSALS_KEPT];
+static unsigned refusals_next;
+
+static int refused_before(const char *mark)
+{
+    int rc = 0;
+    pthread_mutex_lock(&refusals_lock);
+    for (size_t i = 0; i < PH_REFUSALS_KEPT && !rc; i++)
+        if (refusals[i].mark && strcmp(refusals[i].mark, mark) == 0)
+            rc = ph_error_set(refusals[i].code, "%s", refusals[i].message);
+    pthread_mutex_unlock(&refusals_lock);
+    return rc;
+}
+
+static void remember_refusal(const char *mark, int code)
+{
+    if (code == PH_ENOMEM || code == PH_EIO) /* the machine's state, not the build's */
+        return;
+    char *mk = strdup(mark), *msg = strdup(ph_error_last());
+    if (!mk || !msg) {
+        free(mk);
+        free(msg);
+        return;
+    }
+    pthread_mutex_lock(&refusals_lock);
+    struct refusal *r = &refusals[refusals_next++ % PH_REFUSALS_KEPT];
+    free(r->mark);
+    free(r->message);
+    *r = (struct refusal){mk, msg, code};
+    pthread_mutex_unlock(&refusals_lock);
+}
+
 static int scan_gate(const char *stage_dir, const ph_manifest *m, const stage *st, const char *copy)
 {
     char *mark = verdict_path(stage_dir, m, st), *dir = NULL;
@@ -740,10 +797,15 @@ static int scan_gate(const char *stage_dir, const ph_manifest *m, const stage *s
         return nomem();
     if (stat(mark, &sb) == 0)
         goto cleanup; /* accepted before */
-    if ((rc = ph_scan_descriptor(m, copy, st->so_hash, 0)))
+    if ((rc = refused_before(mark)))
         goto cleanup;
-    if (asprintf(&dir, "%s.accepted", stage_dir) >= 0 &&
-        (mkdir(dir, 0700) == 0 || errno == EEXIST)) {
+    if ((rc = ph_scan_descriptor(m, copy, st->so_hash, 0))) {
+        remember_refusal(mark, rc);
+        goto cleanup;
+    }
+    if (asprintf(&dir, "%s.accepted", stage_dir) < 0)
+        dir = NULL;
+    else if ((mkdir(dir, 0700) == 0 || errno == EEXIST)) {
         int fd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
         if (fd >= 0)
             close(fd);

@@ -28,7 +28,8 @@ typedef struct ph_module {
  * that the host's global scope already has: that is refused, other exports
  * besides the descriptor are logged as a warning), has a scanner child
  * (scan.h, ph_scan_descriptor) dlopen the copy and validate the descriptor
- * unless this build was accepted before (<stage_dir>.accepted/), then
+ * unless this build was accepted before (<stage_dir>.accepted/) -- a
+ * refusal is remembered by the process --, then
  * dlopens the copy, finds PH_DESCRIPTOR_SYMBOL and validates it
  * (ph_loader_validate). So no code of a build runs in the calling process
  * before its descriptor was accepted. *out owned by the caller:
