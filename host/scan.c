@@ -193,8 +193,11 @@ static void report_exit(int status, void *arg)
 }
 
 /* What every scanner child does first: quiet, default fatal signals, no core file. */
-static void child_setup(int fd)
+static int child_setup(int fd)
 {
+    /* A host started with its standard streams closed has the pipe among them. */
+    if (fd <= STDERR_FILENO)
+        fd = fcntl(fd, F_DUPFD, STDERR_FILENO + 1);
     /* Logs would interleave with the caller's output; the answer says everything. */
     int null = open("/dev/null", O_WRONLY);
     if (null >= 0) {
@@ -212,6 +215,7 @@ static void child_setup(int fd)
     setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
     answer_fd = fd;
     on_exit(report_exit, NULL);
+    return fd;
 }
 
 static void child_main(int fd, const ph_manifest *m, const char *const *instances, size_t n,
@@ -219,7 +223,7 @@ static void child_main(int fd, const ph_manifest *m, const char *const *instance
 {
     const char *base = getenv("TMPDIR");
     char *tmp = NULL;
-    child_setup(fd);
+    fd = child_setup(fd);
     if (asprintf(&tmp, "%s/plughost-scan.XXXXXX", base && *base ? base : "/tmp") < 0 ||
         !mkdtemp(tmp))
         _exit(3);
@@ -407,7 +411,7 @@ typedef struct descriptor_job {
 static void descriptor_child(int fd, const void *arg)
 {
     const descriptor_job *j = arg;
-    child_setup(fd);
+    fd = child_setup(fd);
     /* Killed with the thread that waits for it; holds none of the host's descriptors
      * (a listening socket kept by a hung child would keep the port). */
     prctl(PR_SET_PDEATHSIG, SIGKILL);

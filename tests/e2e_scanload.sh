@@ -112,6 +112,17 @@ wait_for 2 origin.helper.value
 helper "$tmp/pk/originlib/lib" 20
 wait_for 20 originlib.helper.value
 [ "$(ph call origin.helper.value)" = 2 ] || fail "origin and originlib share a helper name, not a library"
+# a new build whose constructor crashes: refused by the scanner, the running build keeps serving
+pkg accepted ctor.c -fvisibility=hidden -DCTOR_DO=1
+for _ in $(seq 1 150); do
+  grep -q "package 'accepted' 1.0.0 (.*, build [0-9a-f]\{16\}) crashed with SIGSEGV while loading" "$tmp/run.log" && break
+  sleep 0.1
+done
+grep -q "package 'accepted' 1.0.0 (.*, build [0-9a-f]\{16\}) crashed with SIGSEGV while loading" "$tmp/run.log" ||
+  fail "the crashing new build of 'accepted' was not refused"
+[ "$(ph call accepted.ctor.one)" = 1 ] || fail "the running build of 'accepted' stopped serving"
+kill -0 "$pid" || fail "the host died"
+pkg accepted ctor.c -fvisibility=hidden -DPID_FILE="\"$tmp/accepted.pid\""
 kill "$pid"
 wait "$pid" || true
 pid=
