@@ -88,7 +88,7 @@ static int mix_sql(uint64_t *h, const char *dir)
 
 int ph_build_id(const ph_manifest *m, const char *so_hash, char out[PH_BUILD_ID_LEN])
 {
-    char lib[PH_BUILD_ID_LEN];
+    char lib[PH_BUILD_ID_LEN], libs[PH_BUILD_ID_LEN];
     uint64_t h = FNV_OFFSET;
     int rc;
     out[0] = 0;
@@ -98,6 +98,11 @@ int ph_build_id(const ph_manifest *m, const char *so_hash, char out[PH_BUILD_ID_
         so_hash = lib;
     }
     h = mix(h, so_hash, strlen(so_hash) + 1);
+    /* Libraries the .so loads from the package through $ORIGIN are part of the build;
+     * a build without them keeps the identity it had before they were counted. */
+    if (ph_module_libs_hash(m, libs) == 0 && libs[0])
+        h = mix(h, libs, strlen(libs) + 1);
+    ph_error_clear();
     if ((rc = mix_file(&h, m->path, 1)) || (rc = mix_sql(&h, m->dir)))
         return rc;
     snprintf(out, PH_BUILD_ID_LEN, "%016llx", (unsigned long long)h);

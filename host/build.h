@@ -6,8 +6,10 @@
  * package.ini alone (a parameter default, a dependency) or to sql/ alone (a
  * fixed upgrade script) is a new build just as a new .so is.
  *
- * What is covered: the .so's bytes, package.ini's bytes, and the name and
- * bytes of every regular file directly under sql/ (in name order). www/ and
+ * What is covered: the .so's bytes, the libraries it loads from the package
+ * directory through $ORIGIN (their paths and bytes, ph_module_libs_hash),
+ * package.ini's bytes, and the name and bytes of every regular file
+ * directly under sql/ (in name order). www/ and
  * wiki/ are served from disk as they are and need no reload.
  */
 #ifndef PH_HOST_BUILD_H

@@ -292,18 +292,27 @@ static void fnv_hex(const unsigned char *p, size_t n, char out[17])
     snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
-int ph_elf_check(const char *path, const char *package, const char *shown, char *hash_out)
+int ph_elf_read(const char *path, const char *package, unsigned char **out, size_t *len)
 {
-    unsigned char *buf = NULL;
-    size_t size = 0, len = 0;
+    size_t size = 0;
     int fd = -1;
-    if (hash_out)
-        hash_out[0] = 0;
+    *out = NULL;
+    *len = 0;
     int rc = ph_elf_open(path, package, &fd, &size);
     if (rc)
         return rc;
-    rc = read_fd(fd, path, size, &buf, &len);
+    rc = read_fd(fd, path, size, out, len);
     close(fd);
+    return rc;
+}
+
+int ph_elf_check(const char *path, const char *package, const char *shown, char *hash_out)
+{
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    if (hash_out)
+        hash_out[0] = 0;
+    int rc = ph_elf_read(path, package, &buf, &len);
     if (rc)
         return rc;
     if (hash_out)
@@ -311,4 +320,269 @@ int ph_elf_check(const char *path, const char *package, const char *shown, char 
     rc = ph_elf_check_image(buf, len, shown ? shown : path);
     free(buf);
     return rc;
+}
+
+/* ------------------------------------------------------------ dynamic info */
+
+/* The file offset of virtual address v (inside a PT_LOAD's file bytes), or SIZE_MAX. */
+static size_t vaddr_offset(const image *im, const Elf64_Ehdr *eh, uint64_t v)
+{
+    for (unsigned i = 0; i < eh->e_phnum; i++) {
+        Elf64_Phdr ph;
+        if (!take(im, eh->e_phoff + (uint64_t)i * sizeof ph, &ph, sizeof ph))
+            return SIZE_MAX;
+        if (ph.p_type == PT_LOAD && v >= ph.p_vaddr && v - ph.p_vaddr < ph.p_filesz &&
+            inside(im, ph.p_offset + (v - ph.p_vaddr), 1))
+            return (size_t)(ph.p_offset + (v - ph.p_vaddr));
+    }
+    return SIZE_MAX;
+}
+
+typedef struct strtab {
+    size_t off, size;
+} strtab;
+
+/* The string at index `i` of the table, NUL-terminated inside it (at most 4096 bytes). */
+static const char *table_string(const image *im, const strtab *t, uint64_t i, size_t *off)
+{
+    if (i >= t->size)
+        return NULL;
+    const char *s = (const char *)im->p + t->off + i;
+    size_t max = t->size - i;
+    size_t n = strnlen(s, max < 4096 ? max : 4096);
+    if (n == max || n == 4096)
+        return NULL;
+    *off = t->off + (size_t)i;
+    return s;
+}
+
+static int grow(void **arr, size_t *n, size_t each)
+{
+    if (*n >= 4096) /* far past any real library */
+        return -1;
+    void *p = realloc(*arr, (*n + 1) * each);
+    if (!p)
+        return -1;
+    *arr = p;
+    return 0;
+}
+
+static int add_str(ph_elf_str **arr, size_t *n, const char *text, size_t off)
+{
+    char *copy = strdup(text);
+    if (!copy || grow((void **)arr, n, sizeof **arr)) {
+        free(copy);
+        return -1;
+    }
+    (*arr)[(*n)++] = (ph_elf_str){copy, off};
+    return 0;
+}
+
+static int add_text(char ***arr, size_t *n, const char *text, size_t len)
+{
+    char *copy = strndup(text, len);
+    if (!copy || grow((void **)arr, n, sizeof **arr)) {
+        free(copy);
+        return -1;
+    }
+    (*arr)[(*n)++] = copy;
+    return 0;
+}
+
+static int add_off(size_t **arr, size_t *n, size_t off)
+{
+    if (grow((void **)arr, n, sizeof **arr))
+        return -1;
+    (*arr)[(*n)++] = off;
+    return 0;
+}
+
+static int split_search(ph_elf_dyn *d, const char *path)
+{
+    for (const char *p = path;;) {
+        const char *end = strchr(p, ':');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len && add_text(&d->search, &d->n_search, p, len))
+            return -1;
+        if (!end)
+            return 0;
+        p = end + 1;
+    }
+}
+
+typedef struct dyn_values {
+    uint64_t strtab, strsz, verneed, verneednum;
+    int has_strtab, has_verneed, has_runpath;
+} dyn_values;
+
+/* Walks the dynamic section twice: first the table addresses, then the strings. */
+static int read_dynamic(const image *im, const Elf64_Ehdr *eh, const Elf64_Phdr *dp, ph_elf_dyn *d,
+                        strtab *st, dyn_values *v)
+{
+    size_t n = dp->p_filesz / sizeof(Elf64_Dyn);
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t k = 0; k < n; k++) {
+            Elf64_Dyn e;
+            size_t off = 0;
+            if (!take(im, dp->p_offset + k * sizeof e, &e, sizeof e))
+                return truncated(im);
+            if (e.d_tag == DT_NULL)
+                break;
+            if (pass == 0) {
+                if (e.d_tag == DT_STRTAB)
+                    v->strtab = e.d_un.d_ptr, v->has_strtab = 1;
+                else if (e.d_tag == DT_STRSZ)
+                    v->strsz = e.d_un.d_val;
+                else if (e.d_tag == DT_VERNEED)
+                    v->verneed = e.d_un.d_ptr, v->has_verneed = 1;
+                else if (e.d_tag == DT_VERNEEDNUM)
+                    v->verneednum = e.d_un.d_val;
+                else if (e.d_tag == DT_RUNPATH)
+                    v->has_runpath = 1;
+                continue;
+            }
+            if (e.d_tag != DT_NEEDED && e.d_tag != DT_SONAME && e.d_tag != DT_RPATH &&
+                e.d_tag != DT_RUNPATH)
+                continue;
+            const char *s = table_string(im, st, e.d_un.d_val, &off);
+            if (!s)
+                return truncated(im);
+            int bad = 0;
+            if (e.d_tag == DT_NEEDED)
+                bad = add_str(&d->needed, &d->n_needed, s, off);
+            else
+                bad = add_off(&d->strings, &d->n_strings, off);
+            if (!bad && (e.d_tag == DT_RUNPATH || (e.d_tag == DT_RPATH && !v->has_runpath)))
+                bad = split_search(d, s);
+            if (bad)
+                return ph_error_set(PH_ENOMEM, "out of memory reading %s", im->shown);
+        }
+        if (pass == 0) {
+            if (!v->has_strtab)
+                return 0; /* no strings: nothing needed */
+            st->off = vaddr_offset(im, eh, v->strtab);
+            st->size = v->strsz;
+            if (st->off == SIZE_MAX || !inside(im, st->off, st->size))
+                return truncated(im);
+        }
+    }
+    return 0;
+}
+
+/* The file names of the version needs (they name needed libraries too). */
+static int read_verneed(const image *im, const Elf64_Ehdr *eh, const strtab *st,
+                        const dyn_values *v, ph_elf_dyn *d)
+{
+    if (!v->has_verneed || !v->has_strtab)
+        return 0;
+    size_t at = vaddr_offset(im, eh, v->verneed);
+    for (uint64_t i = 0; i < v->verneednum && i < 1024; i++) {
+        Elf64_Verneed vn;
+        size_t off = 0;
+        const char *s;
+        if (at == SIZE_MAX || !take(im, at, &vn, sizeof vn) ||
+            !(s = table_string(im, st, vn.vn_file, &off)))
+            return truncated(im);
+        if (add_str(&d->verneed, &d->n_verneed, s, off))
+            return ph_error_set(PH_ENOMEM, "out of memory reading %s", im->shown);
+        if (!vn.vn_next)
+            break;
+        at = vn.vn_next > SIZE_MAX - at ? SIZE_MAX : at + vn.vn_next;
+    }
+    return 0;
+}
+
+/* Symbols the static linker (or a sanitizer) adds to a shared object: not the package's doing. */
+static bool linker_symbol(const char *name)
+{
+    static const char *const own[] = {
+        "_init",         "_fini",       "_edata",         "_end",
+        "__bss_start",   "_DYNAMIC",    "__data_start",   "data_start",
+        "__dso_handle",  "__TMC_END__", "_IO_stdin_used", "_GLOBAL_OFFSET_TABLE_",
+        "__bss_start__", "__end__",     "_bss_end__",     "__bss_end__"};
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+        if (strcmp(name, own[i]) == 0)
+            return true;
+    /* AddressSanitizer's one-definition-rule indicators, one per exported variable */
+    return strncmp(name, "__odr_asan", 10) == 0;
+}
+
+static int read_exports(const image *im, const Elf64_Ehdr *eh, ph_elf_dyn *d)
+{
+    for (unsigned i = 0; i < eh->e_shnum; i++) {
+        Elf64_Shdr sh, str;
+        if (!take(im, eh->e_shoff + (uint64_t)i * sizeof sh, &sh, sizeof sh))
+            return truncated(im);
+        if (sh.sh_type != SHT_DYNSYM)
+            continue;
+        /* ph_elf_check_image checked the table and its string table. */
+        if (sh.sh_link >= eh->e_shnum ||
+            !take(im, eh->e_shoff + (uint64_t)sh.sh_link * sizeof str, &str, sizeof str) ||
+            !inside(im, sh.sh_offset, sh.sh_size) || !inside(im, str.sh_offset, str.sh_size))
+            return truncated(im);
+        strtab t = {(size_t)str.sh_offset, (size_t)str.sh_size};
+        for (size_t k = 1; k < sh.sh_size / sizeof(Elf64_Sym); k++) {
+            Elf64_Sym s;
+            size_t off = 0;
+            const char *name;
+            int bind, type;
+            if (!take(im, sh.sh_offset + k * sizeof s, &s, sizeof s))
+                return truncated(im);
+            bind = ELF64_ST_BIND(s.st_info);
+            type = ELF64_ST_TYPE(s.st_info);
+            if (s.st_shndx == SHN_UNDEF || (bind != STB_GLOBAL && bind != STB_WEAK) ||
+                ELF64_ST_VISIBILITY(s.st_other) != STV_DEFAULT || type == STT_SECTION ||
+                type == STT_FILE || !(name = table_string(im, &t, s.st_name, &off)) || !*name ||
+                linker_symbol(name))
+                continue;
+            if (add_text(&d->exports, &d->n_exports, name, strlen(name)))
+                return ph_error_set(PH_ENOMEM, "out of memory reading %s", im->shown);
+        }
+    }
+    return 0;
+}
+
+int ph_elf_dyn_read(const unsigned char *p, size_t len, const char *shown, ph_elf_dyn *out)
+{
+    image im = {p, len, shown};
+    Elf64_Ehdr eh;
+    strtab st = {0, 0};
+    dyn_values v = {0};
+    memset(out, 0, sizeof *out);
+    int rc = check_header(&im, &eh);
+    for (unsigned i = 0; !rc && i < eh.e_phnum; i++) {
+        Elf64_Phdr ph;
+        if (!take(&im, eh.e_phoff + (uint64_t)i * sizeof ph, &ph, sizeof ph))
+            rc = truncated(&im);
+        else if (ph.p_type == PT_DYNAMIC) {
+            if (!(rc = read_dynamic(&im, &eh, &ph, out, &st, &v)))
+                rc = read_verneed(&im, &eh, &st, &v, out);
+            break;
+        }
+    }
+    if (!rc)
+        rc = read_exports(&im, &eh, out);
+    if (rc)
+        ph_elf_dyn_free(out);
+    return rc;
+}
+
+void ph_elf_dyn_free(ph_elf_dyn *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n_needed; i++)
+        free(d->needed[i].text);
+    for (size_t i = 0; i < d->n_verneed; i++)
+        free(d->verneed[i].text);
+    for (size_t i = 0; i < d->n_search; i++)
+        free(d->search[i]);
+    for (size_t i = 0; i < d->n_exports; i++)
+        free(d->exports[i]);
+    free(d->needed);
+    free(d->verneed);
+    free(d->search);
+    free(d->strings);
+    free(d->exports);
+    memset(d, 0, sizeof *d);
 }

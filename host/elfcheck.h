@@ -10,6 +10,7 @@
 #define PH_HOST_ELFCHECK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * The largest library file the host opens: far above any package (the
@@ -56,5 +57,44 @@ int ph_elf_check_image(const unsigned char *p, size_t len, const char *shown);
  * the loaded ones. Returns 0, PH_ELOAD, PH_EIO or PH_ENOMEM. Thread-safe.
  */
 int ph_elf_check(const char *path, const char *package, const char *shown, char *hash_out);
+
+/**
+ * Reads the library at `path` (as ph_elf_open) into memory: *out (caller
+ * frees) holds *len bytes (fewer than at open if it shrank). 0, PH_ELOAD,
+ * PH_EIO or PH_ENOMEM. Thread-safe.
+ */
+int ph_elf_read(const char *path, const char *package, unsigned char **out, size_t *len);
+
+/* A string of the dynamic string table and where it lies in the file. */
+typedef struct ph_elf_str {
+    char *text;
+    size_t off; /* file offset of its first byte */
+} ph_elf_str;
+
+/* What the dynamic linker reads from a shared object's dynamic section and symbols. */
+typedef struct ph_elf_dyn {
+    ph_elf_str *needed; /* DT_NEEDED, in order */
+    size_t n_needed;
+    char **search; /* DT_RUNPATH entries (DT_RPATH when there is none), split at ':' */
+    size_t n_search;
+    ph_elf_str *verneed; /* the file names of DT_VERNEED entries */
+    size_t n_verneed;
+    size_t *strings; /* file offsets of the other dynamic strings (SONAME, RPATH, RUNPATH) */
+    size_t n_strings;
+    char **exports; /* defined global/weak default-visibility symbols, minus the linker's own */
+    size_t n_exports;
+} ph_elf_dyn;
+
+/**
+ * Reads the dynamic section and .dynsym of an image ph_elf_check_image
+ * accepted: needed libraries, search path, version needs, exported
+ * symbols (without those the static linker adds itself: _init, _fini,
+ * _edata, _end, __bss_start, ..., and ASan's __odr_asan.* indicators).
+ * *out is filled (ph_elf_dyn_free). 0, PH_ELOAD (a string or table outside
+ * the file) or PH_ENOMEM. Thread-safe.
+ */
+int ph_elf_dyn_read(const unsigned char *p, size_t len, const char *shown, ph_elf_dyn *out);
+/** Frees what ph_elf_dyn_read filled; accepts a zeroed or half-filled one. */
+void ph_elf_dyn_free(ph_elf_dyn *d);
 
 #endif

@@ -22,11 +22,20 @@ typedef struct ph_module {
 } ph_module;
 
 /**
- * Copies m->library into `stage_dir`, checks the ELF is complete, dlopens
- * it, finds PH_DESCRIPTOR_SYMBOL and validates it (ph_loader_validate).
- * Runs no package code (beyond what the dynamic linker runs: packages must
- * have no constructors). *out owned by the caller: ph_module_close.
- * Errors (PH_ELOAD, PH_EABI, PH_EMANIFEST) name the file and what to do.
+ * Makes the private copy of m->library under `stage_dir` (a directory per
+ * load that mirrors the package directory: the .so and the libraries it
+ * needs through a $ORIGIN-relative RUNPATH/RPATH, see loader.c), checks
+ * every file with the ELF reader (complete, reloadable, no exported symbol
+ * that the host's global scope already has: that is refused, other exports
+ * besides the descriptor are logged as a warning), has a scanner child
+ * (scan.h, ph_scan_descriptor) dlopen the copy and validate the descriptor
+ * unless this build was accepted before (<stage_dir>.accepted/) -- a
+ * refusal is remembered by the process --, then
+ * dlopens the copy, finds PH_DESCRIPTOR_SYMBOL and validates it
+ * (ph_loader_validate). So no code of a build runs in the calling process
+ * before its descriptor was accepted. *out owned by the caller:
+ * ph_module_close. Errors (PH_ELOAD, PH_EABI, PH_EMANIFEST) name the package,
+ * the file and what to do.
  */
 int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out);
 /**
@@ -52,6 +61,27 @@ void ph_module_close(ph_module *mod);
  * Messages say what was expected and what was found.
  */
 int ph_loader_validate(const ph_package *d, const ph_manifest *m);
+
+/**
+ * The hash (FNV-1a 64, hex) of the libraries m->library needs from the
+ * package directory through $ORIGIN (their paths and bytes), or "" when it
+ * needs none: part of the build's identity (build.c). 0 or the error that
+ * kept the files from being read. Thread-safe.
+ */
+int ph_module_libs_hash(const ph_manifest *m, char out[17]);
+
+/**
+ * Called in a scanner child: ph_module_open loads without asking another
+ * scanner. Not for the host process.
+ */
+void ph_loader_in_scanner(void);
+
+/**
+ * In a scanner child only: dlopens the staged copy `copy` of m's library
+ * (never closed: the child exits), finds the descriptor and validates it.
+ * 0 or the error (PH_ELOAD, PH_EABI, PH_EMANIFEST).
+ */
+int ph_loader_probe(const ph_manifest *m, const char *copy);
 
 /** Hash of a library file's content (as in ph_module.hash): a regular file of at most
  * PH_ELF_MAX_SIZE bytes (ph_elf_open), never blocking. 0, PH_ELOAD or PH_EIO. */

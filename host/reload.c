@@ -611,13 +611,13 @@ int ph_reload_package(ph_host *h, const char *name, int *swapped)
 /*
  * The watcher looks at the package directories themselves (a package
  * directory created, moved in, replaced by `mv`, a `current` symlink
- * swapped) and at every package's directory and sql/ (the .so, package.ini,
- * upgrade scripts). Any event makes the whole set dirty; once events stop
- * for settle_ms and a fingerprint of every watched file holds still for
- * 100 ms, one change (ph_host_reconcile) applies what differs. The watch
- * list is refreshed after every change (also one made by SIGHUP or the
- * CLI), and a rescan every rescan_ms compares the fingerprint even without
- * events (lost events, file systems that send none).
+ * swapped) and at every package's directory, sql/ and lib/ (the .so,
+ * package.ini, upgrade scripts, libraries loaded through $ORIGIN/lib). Any
+ * event makes the whole set dirty; once events stop for settle_ms and a fingerprint of every
+ * watched file holds still for 100 ms, one change (ph_host_reconcile) applies what differs. The
+ * watch list is refreshed after every change (also one made by SIGHUP or the CLI), and a rescan
+ * every rescan_ms compares the fingerprint even without events (lost events, file systems that send
+ * none).
  */
 
 #define PH_WATCH_MASK                                                                              \
@@ -681,7 +681,7 @@ static uint64_t mix_dir(uint64_t h, const char *dir)
     return mix_u64(h, (uint64_t)(n < 0 ? 0 : n));
 }
 
-/* Stats of everything a change would read: package directories, .so, package.ini, sql/. */
+/* Stats of everything a change would read: package directories, .so, package.ini, sql/, lib/. */
 static uint64_t fingerprint(ph_reloader *r)
 {
     ph_host *h = r->host;
@@ -694,6 +694,9 @@ static uint64_t fingerprint(ph_reloader *r)
         char sql[PATH_MAX];
         fp = mix_stat(mix_stat(fp, m->library, 1), m->path, 1);
         if (snprintf(sql, sizeof sql, "%s/sql", m->dir) < (int)sizeof sql)
+            fp = mix_dir(fp, sql);
+        /* lib/: libraries of the package's own ($ORIGIN/lib), part of its build */
+        if (snprintf(sql, sizeof sql, "%s/lib", m->dir) < (int)sizeof sql)
             fp = mix_dir(fp, sql);
     }
     pthread_rwlock_unlock(&h->lock);
@@ -749,6 +752,8 @@ static void refresh_watches(ph_reloader *r)
         char sql[PATH_MAX];
         watch_dir(r, m->dir);
         if (snprintf(sql, sizeof sql, "%s/sql", m->dir) < (int)sizeof sql)
+            watch_dir(r, sql);
+        if (snprintf(sql, sizeof sql, "%s/lib", m->dir) < (int)sizeof sql)
             watch_dir(r, sql);
     }
     pthread_rwlock_unlock(&h->lock);

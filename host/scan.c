@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -174,11 +175,29 @@ static void write_all(int fd, const char *p, size_t len)
     }
 }
 
-static void child_main(int fd, const ph_manifest *m, const char *const *instances, size_t n,
-                       const char *data_dir)
+/*
+ * exit() called by package code while it loads (a constructor): the answer
+ * says so, and the child ends before the caller's own exit handlers (which
+ * this process inherited with fork) run. Registered last, so it runs first.
+ */
+static int answer_fd = -1;
+
+static void report_exit(int status, void *arg)
 {
-    const char *base = getenv("TMPDIR");
-    char *tmp = NULL;
+    (void)arg;
+    char text[48];
+    int n = snprintf(text, sizeof text, "{\"exit\": %d}", status);
+    if (answer_fd >= 0 && n > 0)
+        write_all(answer_fd, text, (size_t)n);
+    _exit(status);
+}
+
+/* What every scanner child does first: quiet, default fatal signals, no core file. */
+static int child_setup(int fd)
+{
+    /* A host started with its standard streams closed has the pipe among them. */
+    if (fd <= STDERR_FILENO)
+        fd = fcntl(fd, F_DUPFD, STDERR_FILENO + 1);
     /* Logs would interleave with the caller's output; the answer says everything. */
     int null = open("/dev/null", O_WRONLY);
     if (null >= 0) {
@@ -187,12 +206,24 @@ static void child_main(int fd, const ph_manifest *m, const char *const *instance
         close(null);
     }
     ph_log_set_level(PH_L_ERROR);
+    ph_loader_in_scanner();
     /* A fault in package code ends the child by its signal, which the parent
      * names; no sanitizer or crash handler of the caller, and no core file. */
     static const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
     for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
         signal(fatal[i], SIG_DFL);
     setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
+    answer_fd = fd;
+    on_exit(report_exit, NULL);
+    return fd;
+}
+
+static void child_main(int fd, const ph_manifest *m, const char *const *instances, size_t n,
+                       const char *data_dir)
+{
+    const char *base = getenv("TMPDIR");
+    char *tmp = NULL;
+    fd = child_setup(fd);
     if (asprintf(&tmp, "%s/plughost-scan.XXXXXX", base && *base ? base : "/tmp") < 0 ||
         !mkdtemp(tmp))
         _exit(3);
@@ -244,29 +275,37 @@ static int read_answer(int fd, int timeout_ms, sqlite3_str *buf)
     }
 }
 
-static int scan_timeout(int timeout_ms)
+static int scan_timeout(int timeout_ms, int fallback)
 {
     const char *env = getenv("PLUGHOST_SCAN_TIMEOUT_MS");
     if (timeout_ms > 0)
         return timeout_ms;
     if (env && atoi(env) > 0)
         return atoi(env);
-    return PH_SCAN_TIMEOUT_MS;
+    return fallback;
+}
+
+/* What ended a child that gave no answer: "crashed with SIGSEGV", "called exit(3)", ... */
+static void child_fate(char *what, size_t size, int timed_out, int status, int exit_code)
+{
+    const char *sig = WIFSIGNALED(status) ? sigabbrev_np(WTERMSIG(status)) : NULL;
+    if (timed_out)
+        snprintf(what, size, "did not answer within %d ms (killed)", timed_out);
+    else if (exit_code >= 0)
+        snprintf(what, size, "called exit(%d)", exit_code);
+    else if (WIFSIGNALED(status))
+        snprintf(what, size, "crashed with SIG%s", sig ? sig : "?");
+    else
+        snprintf(what, size, "exited with status %d without an answer",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }
 
 /* The child failed to answer: blame the package and its build. */
 static json_t *failed_scan(const ph_manifest *m, const char *build, int timed_out, int status,
-                           int timeout_ms)
+                           int exit_code)
 {
     char what[160];
-    const char *sig = WIFSIGNALED(status) ? sigabbrev_np(WTERMSIG(status)) : NULL;
-    if (timed_out)
-        snprintf(what, sizeof what, "did not answer within %d ms (killed)", timeout_ms);
-    else if (WIFSIGNALED(status))
-        snprintf(what, sizeof what, "crashed with SIG%s", sig ? sig : "?");
-    else
-        snprintf(what, sizeof what, "exited with status %d without an answer",
-                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    child_fate(what, sizeof what, timed_out, status, exit_code);
     return json_pack("{s:s, s:s, s:s, s:s?, s:b, s:o, s:[]}", "package", m->name, "version",
                      m->version_text, "library", m->library, "build", build, "ok", 0, "error",
                      json_sprintf("the scanner %s while reading package '%s' %s (%s, build %s): "
@@ -277,15 +316,24 @@ static json_t *failed_scan(const ph_manifest *m, const char *build, int timed_ou
                      "instances");
 }
 
-int ph_scan_package(const ph_manifest *m, const char *const *instances, size_t n,
-                    const char *data_dir, int timeout_ms, json_t **out)
+/* The exit status package code passed to exit() in the child (report_exit), or -1. */
+static int exit_of(json_t *answer)
 {
-    int fds[2], status = 0, timed_out;
-    char build[17];
-    const char *hash = ph_file_hash(m->library, build) == 0 ? build : NULL;
-    ph_error_clear();
-    *out = NULL;
-    timeout_ms = scan_timeout(timeout_ms);
+    json_t *e = json_object_get(answer, "exit");
+    return json_is_integer(e) ? (int)json_integer_value(e) : -1;
+}
+
+/*
+ * Runs `fn(fd, arg)` in a child and collects its answer (one JSON document)
+ * within timeout_ms; *timed_out is the timeout when it expired (the child
+ * was killed), *status the child's wait status. *answer NULL if none.
+ */
+static int run_child(void (*fn)(int, const void *), const void *arg, int timeout_ms,
+                     json_t **answer, int *timed_out, int *status)
+{
+    int fds[2];
+    *answer = NULL;
+    *status = 0;
     if (pipe2(fds, O_CLOEXEC) != 0)
         return ph_error_set(PH_EIO, "cannot create a pipe for the scanner: %s", ph_strerror(errno));
     fflush(NULL);
@@ -297,25 +345,133 @@ int ph_scan_package(const ph_manifest *m, const char *const *instances, size_t n
     }
     if (pid == 0) {
         close(fds[0]);
-        child_main(fds[1], m, instances, n, data_dir);
+        fn(fds[1], arg);
+        _exit(5);
     }
     close(fds[1]);
     sqlite3_str *buf = sqlite3_str_new(NULL);
-    timed_out = read_answer(fds[0], timeout_ms, buf);
+    *timed_out = read_answer(fds[0], timeout_ms, buf) ? timeout_ms : 0;
     close(fds[0]);
-    if (timed_out)
+    if (*timed_out)
         kill(pid, SIGKILL);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    while (waitpid(pid, status, 0) < 0 && errno == EINTR)
         ;
     char *text = sqlite3_str_finish(buf);
-    json_t *answer = !timed_out && text ? json_loads(text, 0, NULL) : NULL;
+    *answer = !*timed_out && text ? json_loads(text, 0, NULL) : NULL;
     sqlite3_free(text);
-    if (!answer || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return 0;
+}
+
+typedef struct package_job {
+    const ph_manifest *m;
+    const char *const *instances;
+    size_t n;
+    const char *data_dir;
+} package_job;
+
+static void package_child(int fd, const void *arg)
+{
+    const package_job *j = arg;
+    child_main(fd, j->m, j->instances, j->n, j->data_dir);
+}
+
+int ph_scan_package(const ph_manifest *m, const char *const *instances, size_t n,
+                    const char *data_dir, int timeout_ms, json_t **out)
+{
+    int status = 0, timed_out = 0, rc;
+    char build[17];
+    const char *hash = ph_file_hash(m->library, build) == 0 ? build : NULL;
+    package_job job = {m, instances, n, data_dir};
+    json_t *answer = NULL;
+    ph_error_clear();
+    *out = NULL;
+    if ((rc = run_child(package_child, &job, scan_timeout(timeout_ms, PH_SCAN_TIMEOUT_MS), &answer,
+                        &timed_out, &status)))
+        return rc;
+    int exit_code = exit_of(answer);
+    if (!answer || exit_code >= 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         json_decref(answer);
-        answer = failed_scan(m, hash, timed_out, status, timeout_ms);
+        answer = failed_scan(m, hash, timed_out, status, exit_code);
     }
     if (!json_object_get(answer, "build") && hash)
         json_object_set_new(answer, "build", json_string(hash));
     *out = answer;
     return answer ? 0 : ph_error_set(PH_ENOMEM, "out of memory");
+}
+
+/* ------------------------------------------------------------------ */
+/* The descriptor gate                                                  */
+/* ------------------------------------------------------------------ */
+
+typedef struct descriptor_job {
+    const ph_manifest *m;
+    const char *copy;
+} descriptor_job;
+
+static void descriptor_child(int fd, const void *arg)
+{
+    const descriptor_job *j = arg;
+    fd = child_setup(fd);
+    /* Killed with the thread that waits for it; holds none of the host's descriptors
+     * (a listening socket kept by a hung child would keep the port). */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (fd != 3) {
+        dup2(fd, 3);
+        answer_fd = fd = 3;
+    }
+    close_range(4, ~0U, 0);
+    int rc = ph_loader_probe(j->m, j->copy);
+    json_t *out = rc ? json_pack("{s:b, s:i, s:s}", "ok", 0, "code", rc, "error", ph_error_last())
+                     : json_pack("{s:b}", "ok", 1);
+    char *text = out ? json_dumps(out, JSON_COMPACT) : NULL;
+    if (text)
+        write_all(fd, text, strlen(text));
+    _exit(text ? 0 : 4);
+}
+
+/* "2 s", "1.5 s" */
+static void seconds(char *out, size_t size, int ms)
+{
+    if (ms % 1000 == 0)
+        snprintf(out, size, "%d s", ms / 1000);
+    else
+        snprintf(out, size, "%.1f s", ms / 1000.0);
+}
+
+int ph_scan_descriptor(const ph_manifest *m, const char *copy, const char *build, int timeout_ms)
+{
+    descriptor_job job = {m, copy};
+    json_t *answer = NULL;
+    int status = 0, timed_out = 0, rc;
+    timeout_ms = scan_timeout(timeout_ms, PH_SCAN_DESCRIPTOR_TIMEOUT_MS);
+    if ((rc = run_child(descriptor_child, &job, timeout_ms, &answer, &timed_out, &status)))
+        return rc;
+    int exit_code = exit_of(answer);
+    json_t *ok = json_object_get(answer, "ok");
+    if (json_is_true(ok) && exit_code < 0) {
+        json_decref(answer);
+        return 0;
+    }
+    if (json_is_false(ok)) {
+        json_int_t code = json_integer_value(json_object_get(answer, "code"));
+        rc = ph_error_set(code < 0 ? (int)code : PH_ELOAD, "%s",
+                          json_string_value(json_object_get(answer, "error")) ?: "refused");
+        json_decref(answer);
+        return rc;
+    }
+    json_decref(answer);
+    if (!timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0 && exit_code < 0)
+        return ph_error_set(PH_ENOMEM, "out of memory reading the scanner's answer for '%s'",
+                            m->name);
+    char what[160], limit[32];
+    seconds(limit, sizeof limit, timeout_ms);
+    if (timed_out)
+        snprintf(what, sizeof what, "did not answer within %s (killed)", limit);
+    else
+        child_fate(what, sizeof what, 0, status, exit_code);
+    return ph_error_set(PH_ELOAD,
+                        "package '%s' %s (%s, build %s) %s while loading, in a scanner child: the "
+                        "host did not load it; a package must not run code when it is loaded "
+                        "(constructors, static initialisers), so fix or rebuild it",
+                        m->name, m->version_text, m->library, build ? build : "unknown", what);
 }

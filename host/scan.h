@@ -47,9 +47,33 @@
  *                   script and line)}]}
  * Returns a negative code only when the scan could not be attempted (no
  * memory, fork or pipe failure). Not thread-safe with respect to fork in a
- * multi-threaded process: call it before starting threads.
+ * multi-threaded process: call it before starting threads. Package code
+ * calling exit() in the child is reported as "the scanner called exit(N)".
  */
 int ph_scan_package(const ph_manifest *m, const char *const *instances, size_t n,
                     const char *data_dir, int timeout_ms, json_t **out);
+
+/* Default bound for one descriptor check; PLUGHOST_SCAN_TIMEOUT_MS overrides it too. */
+#define PH_SCAN_DESCRIPTOR_TIMEOUT_MS 10000
+
+/**
+ * The gate before the host dlopens a build (loader.c): a forked child
+ * dlopens `copy` (the staged private copy of m's library, the very file
+ * the host loads next), finds the descriptor and validates it against `m`
+ * (ph_loader_probe), and answers. `build` (the .so's hash) names the build
+ * in messages. The child shares no descriptor with the host beyond its
+ * answer pipe and is killed if the waiting thread dies.
+ *
+ * Returns 0 (accepted), the validation's error as the child reported it
+ * (PH_EABI, PH_EMANIFEST, PH_ELOAD), or PH_ELOAD naming the package,
+ * version, library, build and what happened:
+ *   "... crashed with SIGSEGV while loading, in a scanner child: ..."
+ *   "... called exit(3) while loading, ..."
+ *   "... did not answer within 10 s (killed) while loading, ..."
+ * timeout_ms <= 0 takes PLUGHOST_SCAN_TIMEOUT_MS or
+ * PH_SCAN_DESCRIPTOR_TIMEOUT_MS. Callable from any thread (the child calls
+ * only what glibc's fork keeps usable: malloc, dlopen, stdio).
+ */
+int ph_scan_descriptor(const ph_manifest *m, const char *copy, const char *build, int timeout_ms);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -649,6 +650,211 @@ static void test_validate_models(void **state)
     assert_string_equal(ph_error_last(), "package 'pkg': model 'note' declares field 'n' twice");
 }
 
+/* ---- the scanner gate, $ORIGIN and exports (issue 10, items 7 and 8) ---- */
+
+/* A constructor runs in the scanner child only; the host refuses the descriptor unmapped. */
+static void test_constructor_not_in_host(void **state)
+{
+    fx *f = *state;
+    ph_manifest *m = fixture_manifest(f, "core_ctor");
+    assert_int_equal(ph_module_open(m, f->stage, &f->mod), PH_EMANIFEST);
+    char *want = tu_fmt("package 'core_ctor': the .so is version 9.9.9 but %s says version 1.0.0; "
+                        "rebuild the package so both agree",
+                        m->path);
+    assert_string_equal(ph_error_last(), want);
+    free(want);
+    char *markers = tu_fmt("%s/markers", f->tmp);
+    char *mine = tu_fmt("%s/core_ctor.ctor.%d", markers, (int)getpid());
+    assert_int_equal(count_entries(markers), 1); /* the scanner child's */
+    assert_int_not_equal(access(mine, F_OK), 0); /* never this process's */
+    assert_int_equal(count_entries(f->stage), 0);
+    free(markers);
+    free(mine);
+}
+
+/* An accepted build is not scanned again: its verdict is kept beside the stage directory. */
+static void test_accepted_build_not_rescanned(void **state)
+{
+    fx *f = *state;
+    ph_manifest *m = fixture_manifest(f, "core_good");
+    char *kept = tu_fmt("%s.accepted", f->stage);
+    assert_int_equal(ph_module_open(m, f->stage, &f->mod), 0);
+    assert_int_equal(count_entries(kept), 1);
+    ph_module_close(f->mod);
+    f->mod = NULL;
+    assert_int_equal(ph_module_open(m, f->stage, &f->mod), 0);
+    assert_int_equal(count_entries(kept), 1);
+    free(kept);
+}
+
+static void test_export_clash_refused(void **state)
+{
+    fx *f = *state;
+    ph_manifest *m = fixture_manifest(f, "core_exports");
+    assert_int_equal(ph_module_open(m, f->stage, &f->mod), PH_ELOAD);
+    char *want = tu_fmt("package 'core_exports': %s exports 1 symbol the host already has "
+                        "(json_loads): the package's own calls to it would run the host's copy; "
+                        "build it with -fvisibility=hidden (plughost_add_package does) or make it "
+                        "static",
+                        m->library);
+    assert_string_equal(ph_error_last(), want);
+    free(want);
+    assert_null(f->mod);
+    assert_int_equal(count_entries(f->stage), 0);
+}
+
+static int has_name(char **names, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+/* The ELF reader's exports: defined, global, default visibility; not the linker's own. */
+static void test_elf_exports(void **state)
+{
+    fx *f = *state;
+    unsigned char *p = NULL;
+    size_t len = 0;
+    ph_elf_dyn d;
+    ph_manifest *m = fixture_manifest(f, "core_exports");
+    assert_int_equal(ph_elf_read(m->library, "core_exports", &p, &len), 0);
+    assert_int_equal(ph_elf_dyn_read(p, len, m->library, &d), 0);
+    assert_int_equal(d.n_exports, 3);
+    assert_true(has_name(d.exports, d.n_exports, "json_loads"));
+    assert_true(has_name(d.exports, d.n_exports, "extra_one"));
+    assert_true(has_name(d.exports, d.n_exports, PH_DESCRIPTOR_SYMBOL));
+    assert_int_equal(d.n_search, 0);
+    ph_elf_dyn_free(&d);
+    /* Every prefix of the file: an error or a result, never a fault (ASan watches). */
+    for (size_t cut = 0; cut < len; cut += 97) {
+        if (ph_elf_dyn_read(p, cut, m->library, &d) == 0)
+            ph_elf_dyn_free(&d);
+    }
+    free(p);
+    ph_manifest_free(f->m);
+    f->m = NULL;
+    m = fixture_manifest(f, "core_good");
+    assert_int_equal(ph_elf_read(m->library, "core_good", &p, &len), 0);
+    assert_int_equal(ph_elf_dyn_read(p, len, m->library, &d), 0);
+    assert_int_equal(d.n_exports, 1);
+    assert_string_equal(d.exports[0], PH_DESCRIPTOR_SYMBOL);
+    ph_elf_dyn_free(&d);
+    free(p);
+}
+
+/*
+ * A package with its own library through $ORIGIN and $ORIGIN/lib (the same
+ * soname twice): both load, each with its own library, and a library
+ * changed under a loaded one is loaded anew (not the mapped old one).
+ */
+static ph_manifest *origin_package(fx *f, const char *name, const char *sub, int value)
+{
+    char *out = NULL, *dir = tu_fmt("%s/%s", f->tmp, name);
+    char *libdir = tu_fmt("%s%s%s", dir, *sub ? "/" : "", sub);
+    const char *src = tu_env("PH_SOURCE_DIR");
+    int rc = tu_run(&out,
+                    "mkdir -p %s && cc -shared -fPIC -DHELPER_VALUE=%d -Wl,-soname,libpkghelper.so "
+                    "-o %s/libpkghelper.so.tmp %s/tests/scanload/pkghelper.c && mv "
+                    "%s/libpkghelper.so.tmp %s/libpkghelper.so && cc -std=c11 -shared -fPIC "
+                    "-fvisibility=hidden -I%s/sdk/include -DPH_PACKAGE_NAME='\"%s\"' "
+                    "-DPH_PACKAGE_VERSION='\"1.0.0\"' -o %s/%s.so %s/tests/scanload/origin.c "
+                    "-L%s -lpkghelper -Wl,-rpath,'$ORIGIN%s%s' && printf "
+                    "'[package]\\nname = %s\\nversion = 1.0.0\\n' >%s/package.ini",
+                    libdir, value, libdir, src, libdir, libdir, src, name, dir, name, src, libdir,
+                    *sub ? "/" : "", sub, name, dir);
+    if (rc)
+        fail_msg("building %s: %s", name, out);
+    free(out);
+    char *ini = tu_fmt("%s/package.ini", dir);
+    ph_manifest *m = NULL;
+    assert_int_equal(ph_manifest_load(ini, &m), 0);
+    free(ini);
+    free(libdir);
+    free(dir);
+    return m;
+}
+
+static int64_t call_value(ph_module *mod)
+{
+    int64_t (*fn)(ph_ctx *) = (int64_t(*)(ph_ctx *))mod->desc->actors[0].methods[0].fn;
+    return fn(NULL);
+}
+
+static void test_origin_libraries(void **state)
+{
+    fx *f = *state;
+    ph_manifest *a = origin_package(f, "origin", "", 1);
+    ph_manifest *b = origin_package(f, "originlib", "lib", 10);
+    ph_module *ma = NULL, *mb = NULL, *ma2 = NULL;
+    char before[17], after[17];
+    /* what the ELF reader sees: the needed library and the $ORIGIN search path */
+    unsigned char *p = NULL;
+    size_t len = 0;
+    ph_elf_dyn d;
+    assert_int_equal(ph_elf_read(b->library, "originlib", &p, &len), 0);
+    assert_int_equal(ph_elf_dyn_read(p, len, b->library, &d), 0);
+    int found = 0;
+    for (size_t i = 0; i < d.n_needed; i++)
+        found |= strcmp(d.needed[i].text, "libpkghelper.so") == 0;
+    assert_true(found);
+    assert_int_equal(d.n_search, 1);
+    assert_string_equal(d.search[0], "$ORIGIN/lib");
+    ph_elf_dyn_free(&d);
+    free(p);
+    assert_int_equal(ph_module_libs_hash(a, before), 0);
+    assert_int_equal(strlen(before), 16);
+    assert_int_equal(ph_module_open(a, f->stage, &ma), 0);
+    assert_int_equal(ph_module_open(b, f->stage, &mb), 0);
+    assert_int_equal(call_value(ma), 1);
+    assert_int_equal(call_value(mb), 10);
+    /* a new helper beside the loaded one: a new build, loaded with its own helper */
+    ph_manifest_free(origin_package(f, "origin", "", 2));
+    assert_int_equal(ph_module_libs_hash(a, after), 0);
+    assert_string_not_equal(before, after);
+    assert_int_equal(ph_module_open(a, f->stage, &ma2), 0);
+    assert_int_equal(call_value(ma2), 2);
+    assert_int_equal(call_value(ma), 1);
+    assert_int_equal(count_entries(f->stage), 0);
+    ph_module_close(ma2);
+    ph_module_close(mb);
+    ph_module_close(ma);
+    ph_manifest_free(a);
+    ph_manifest_free(b);
+    /* the core fixtures need no library of their own: no part in their identity */
+    ph_manifest *m = fixture_manifest(f, "core_good");
+    assert_int_equal(ph_module_libs_hash(m, before), 0);
+    assert_string_equal(before, "");
+}
+
+/* A library found through $ORIGIN outside the package directory is refused, naming it. */
+static void test_origin_outside_refused(void **state)
+{
+    fx *f = *state;
+    ph_manifest *m = origin_package(f, "outside", "", 1);
+    char *out = NULL;
+    assert_int_equal(tu_run(&out,
+                            "mkdir -p %s/shared && mv %s/outside/libpkghelper.so %s/shared/ && "
+                            "cc -std=c11 -shared -fPIC -fvisibility=hidden -I%s/sdk/include "
+                            "-DPH_PACKAGE_NAME='\"outside\"' -DPH_PACKAGE_VERSION='\"1.0.0\"' -o "
+                            "%s/outside/outside.so %s/tests/scanload/origin.c -L%s/shared "
+                            "-lpkghelper -Wl,-rpath,'$ORIGIN/../shared'",
+                            f->tmp, f->tmp, f->tmp, tu_env("PH_SOURCE_DIR"), f->tmp,
+                            tu_env("PH_SOURCE_DIR"), f->tmp),
+                     0);
+    free(out);
+    assert_int_equal(ph_module_open(m, f->stage, &f->mod), PH_ELOAD);
+    char *want =
+        tu_fmt("package 'outside': outside.so needs libpkghelper.so from %s/outside/../shared/"
+               "libpkghelper.so, outside the package directory %s/outside; ship the "
+               "library inside the package directory",
+               f->tmp, f->tmp);
+    assert_string_equal(ph_error_last(), want);
+    free(want);
+    ph_manifest_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -668,6 +874,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_static_tls_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_library_not_regular, setup, teardown),
         cmocka_unit_test_setup_teardown(test_library_too_big, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_constructor_not_in_host, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_accepted_build_not_rescanned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_export_clash_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_elf_exports, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_origin_libraries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_origin_outside_refused, setup, teardown),
         cmocka_unit_test(test_validate_ok),
         cmocka_unit_test(test_validate_abi_first),
         cmocka_unit_test(test_validate_size),

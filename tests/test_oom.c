@@ -28,6 +28,8 @@
  * The allocator is interposed by tests/support/failmalloc.c (see there for
  * what it covers and why).
  */
+#include <dirent.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -485,12 +487,106 @@ static int stop_free_rm(fx *f)
     return rm_data(f);
 }
 
-/* A first start: data directory, private copies, databases and tables created. */
+/*
+ * The scanner's verdicts (<data_dir>/.modules.accepted/) of a first,
+ * unarmed start: the loading sweeps start from them, as a host does after
+ * its first start. Otherwise every run forks a scanner child (~15 ms under
+ * ASan, thousands of runs); the gate's own paths are swept in
+ * test_scan_gate.
+ */
+static char **accepted;
+static size_t n_accepted;
+
+static void keep_verdicts(fx *f)
+{
+    char *dir = tu_fmt("%s/.modules.accepted", f->data);
+    struct dirent **list = NULL;
+    int n = scandir(dir, &list, NULL, alphasort);
+    for (int i = 0; i < n; i++) {
+        if (list[i]->d_name[0] != '.') {
+            accepted = realloc(accepted, (n_accepted + 1) * sizeof *accepted);
+            accepted[n_accepted++] = strdup(list[i]->d_name);
+        }
+        free(list[i]);
+    }
+    free(list);
+    free(dir);
+    if (!n_accepted)
+        fail_msg("no scanner verdict under %s/.modules.accepted", f->data);
+}
+
+static void free_verdicts(void)
+{
+    for (size_t i = 0; i < n_accepted; i++)
+        free(accepted[i]);
+    free(accepted);
+    accepted = NULL;
+    n_accepted = 0;
+}
+
+/* A host over a data directory that holds only the scanner's verdicts. */
+static int open_fresh_accepted(fx *f)
+{
+    rm_data(f);
+    char *dir = tu_fmt("%s/.modules.accepted", f->data);
+    int rc = mkdir(f->data, 0700) || mkdir(dir, 0700) ? PH_EIO : 0;
+    for (size_t i = 0; !rc && i < n_accepted; i++) {
+        char *path = tu_fmt("%s/%s", dir, accepted[i]);
+        int fd = open(path, O_WRONLY | O_CREAT, 0600);
+        rc = fd < 0 ? PH_EIO : close(fd);
+        free(path);
+    }
+    free(dir);
+    return rc ? rc : open_host(f);
+}
+
+/* A first start: private copies, databases and tables created. */
 static void test_loading(void **state)
 {
     fx *f = *state;
     f->use_ini = f->one_ini;
-    sweep_both(f, "loading", open_fresh, run_start, stop_free_rm);
+    if (open_fresh(f) || run_start(f))
+        fail_msg("first start: %s", ph_error_last());
+    stop_free(f);
+    keep_verdicts(f);
+    sweep_both(f, "loading", open_fresh_accepted, run_start, stop_free_rm);
+    free_verdicts();
+}
+
+/* ---- the scanner gate before dlopen (loader.c, scan.c): a child per run ---- */
+
+static ph_manifest *gate_manifest;
+static char *gate_stage;
+
+static int gate_fresh(fx *f)
+{
+    rm_data(f);
+    return mkdir(f->data, 0700) ? PH_EIO : 0;
+}
+
+static int gate_open(fx *f)
+{
+    (void)f;
+    ph_module *mod = NULL;
+    int rc = ph_module_open(gate_manifest, gate_stage, &mod);
+    ph_module_close(mod);
+    return rc;
+}
+
+/* No verdict yet: the stage, the ELF reads, the child's answer, the verdict mark. */
+static void test_scan_gate(void **state)
+{
+    fx *f = *state;
+    char *ini = tu_fmt("%s/notes/package.ini", tu_env("PH_EXAMPLES"));
+    assert_int_equal(ph_manifest_load(ini, &gate_manifest), 0);
+    free(ini);
+    mkdir(f->data, 0700);
+    gate_stage = tu_fmt("%s/stage", f->data);
+    sweep_both(f, "scanner gate", gate_fresh, gate_open, gate_fresh);
+    ph_manifest_free(gate_manifest);
+    gate_manifest = NULL;
+    free(gate_stage);
+    gate_stage = NULL;
 }
 
 /* A restart over the data of a previous start: the stored schemas are read and compared. */
@@ -745,6 +841,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_discovery_and_resolution, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loading, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loading_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan_gate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crud, setup, teardown),

@@ -23,6 +23,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -100,8 +101,18 @@ static int fail_now(void)
     return 0;
 }
 
+/* A forked child (the host's scanner) allocates for itself: the injection stays in the process
+ * under test, whose count the sweep reads. */
+static void disarm_in_child(void)
+{
+    atomic_store(&armed, 0);
+}
+
 void fm_arm(long n, int persistent)
 {
+    static atomic_int atfork;
+    if (!atomic_exchange(&atfork, 1))
+        pthread_atfork(NULL, NULL, disarm_in_child);
     resolve();
     atomic_store(&counted, 0);
     atomic_store(&failures, 0);
