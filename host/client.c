@@ -344,6 +344,8 @@ static int code_of_status(int status)
         return PH_ETOOBIG;
     case 503:
         return PH_EBUSY;
+    case 504:
+        return PH_ETIMEOUT;
     default:
         return PH_EPACKAGE;
     }

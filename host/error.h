@@ -37,7 +37,9 @@
     X(MIGRATION, -21, "migration", "schema migration failed")                                      \
     X(INTERNAL, -22, "internal", "internal error")                          \
     X(RATE, -23, "rate_limited", "too many requests; retry later")          \
-    X(UNREACHABLE, -24, "unreachable", "nothing listens at that address")
+    X(UNREACHABLE, -24, "unreachable", "nothing listens at that address")                          \
+    X(TIMEOUT, -25, "timeout", "the call ran past its time limit")                                 \
+    X(LIMIT, -26, "too_many_calls", "too many calls at once; retry later")
 
 enum {
 #define PH_ERR_ENUM_(name, value, word, text) PH_E##name = value,

@@ -231,6 +231,10 @@ static int api_db_query(ph_ctx *ctx, const char *sql, const ph_json *params, ph_
     json_t *res = NULL;
     if (rows)
         *rows = NULL;
+    if (ph_router_abandoned()) { /* its caller was told 504: nothing may change after that */
+        mark_failed();
+        return ph_router_refuse_abandoned("the database query");
+    }
     if (!inst->store) {
         mark_failed();
         return ph_error_set(PH_ESTATE, "instance '%s' has no database", inst->name);

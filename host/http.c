@@ -19,6 +19,7 @@
 
 #include <microhttpd.h>
 
+#include "callpool.h"
 #include "error.h"
 #include "ffi_call.h"
 #include "jsonout.h"
@@ -62,6 +63,16 @@ struct ph_http {
     pthread_t reaper;
     atomic_ulong cut_deadline, cut_room;
 
+    /*
+     * Package calls run on the call pool while the connection's own thread
+     * waits for them up to their time limit: no package call ever holds a
+     * thread that another connection needs (the host's /_/ endpoints above
+     * all), and a call past its limit is answered 504 and left to return.
+     */
+    ph_callpool *pool;
+    int call_timeout_ms; /* [limits] call_timeout: the default time limit */
+    int max_calls;       /* [limits] max_concurrent_calls, per instance */
+
     atomic_long inflight;
     atomic_bool stopping;
     atomic_ulong by_class[6]; /* responses by status class: [1] 1xx ... [5] 5xx */
@@ -80,6 +91,29 @@ typedef struct req {
     size_t len, cap;
     bool too_big; /* the body passed max_body; the rest is discarded */
 } req;
+
+/*
+ * A package call handed to a call worker. Shared by the connection's thread
+ * (until it answers) and the worker (until the call returns, however late):
+ * whichever claims it first writes the answer.
+ */
+enum { JOB_WAITING = 0, JOB_CLAIMED, JOB_ANSWERED };
+typedef struct job {
+    atomic_int refs;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* the worker answered */
+    int answer;        /* JOB_*, under mu */
+    ph_router *router;
+    ph_inst_load *load; /* the instance's running calls: this one until it returns */
+    char *address;
+    json_t *args;
+    unsigned flags;
+    ph_call_watch w;
+    /* the worker's answer */
+    int rc;
+    json_t *out;
+    char *msg, *word;
+} job;
 
 /* The request path split into decoded segments. */
 typedef struct path {
@@ -122,7 +156,10 @@ unsigned ph_http_status_of(int code)
         return MHD_HTTP_CONTENT_TOO_LARGE;
     case PH_EBUSY:
     case PH_ESTATE:
+    case PH_ELIMIT:
         return MHD_HTTP_SERVICE_UNAVAILABLE;
+    case PH_ETIMEOUT:
+        return MHD_HTTP_GATEWAY_TIMEOUT;
     case PH_ERATE:
         return MHD_HTTP_TOO_MANY_REQUESTS;
     default:
@@ -632,32 +669,204 @@ static bool is(const char *a, const char *b)
     return strcmp(a, b) == 0;
 }
 
-/* Calls `address` and answers with its result (or error). Takes `args`. */
+/* Answers with a call's result `out` (borrowed) or its error (rc, word, msg). */
+static enum MHD_Result send_result(call *k, int rc, const char *word, const char *msg, json_t *out,
+                                   unsigned ok, const char *location_base)
+{
+    if (rc)
+        return send_error_word(k, ph_http_status_of(rc), word && *word ? word : ph_error_word(rc),
+                               msg && *msg ? msg : ph_error_text(rc));
+    json_t *id = location_base ? json_object_get(out, "id") : NULL;
+    if (!json_is_integer(id))
+        return send_json(k, ok, out ? out : json_null(), NULL);
+    struct MHD_Response *r = NULL;
+    char *loc = NULL;
+    send_json(k, ok, out ? out : json_null(), &r);
+    if (r && asprintf(&loc, "%s/%" JSON_INTEGER_FORMAT, location_base, json_integer_value(id)) >= 0)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, loc);
+    free(loc);
+    return r ? send_response(k, ok, r) : MHD_NO;
+}
+
+static void job_unref(job *j)
+{
+    if (atomic_fetch_sub(&j->refs, 1) != 1)
+        return;
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+    free(j->address);
+    json_decref(j->args);
+    json_decref(j->out);
+    free(j->msg);
+    free(j->word);
+    free(j);
+}
+
+/* True for the one side (worker or waiting connection) that gets to answer the job. */
+static bool job_claim(job *j)
+{
+    pthread_mutex_lock(&j->mu);
+    bool mine = j->answer == JOB_WAITING;
+    if (mine)
+        j->answer = JOB_CLAIMED;
+    pthread_mutex_unlock(&j->mu);
+    return mine;
+}
+
+/* On a call worker: runs the call, then answers unless its caller stopped waiting. */
+static void job_run(void *arg)
+{
+    job *j = arg;
+    json_t *out = NULL;
+    ph_error_clear();
+    int rc = ph_router_call_watched(j->router, j->address, j->args, j->flags, &j->w, &out);
+    atomic_fetch_sub(&j->load->running, 1); /* only now: a late call counts until it returns */
+    if (job_claim(j)) {
+        j->rc = rc;
+        j->out = out;
+        if (rc) {
+            j->word = strdup(ph_error_last_word());
+            j->msg = strdup(ph_error_last());
+        }
+        pthread_mutex_lock(&j->mu);
+        j->answer = JOB_ANSWERED;
+        pthread_cond_signal(&j->cv);
+        pthread_mutex_unlock(&j->mu);
+    } else {
+        json_decref(out);
+    }
+    job_unref(j);
+}
+
+/* The running calls of the instance an address names, or NULL for an unknown instance. */
+static ph_inst_load *load_of_address(ph_http *h, const char *address, char *name)
+{
+    size_t n = strcspn(address, ".");
+    if (n > PH_NAME_MAX)
+        return NULL;
+    memcpy(name, address, n);
+    name[n] = '\0';
+    ph_instance *inst = ph_router_instance(h->host->router, name);
+    return inst ? inst->load : NULL;
+}
+
+static double mono_now(void);
+
+/*
+ * Waits for the worker's answer until the call's time limit (its method's,
+ * once the call is inside, else [limits] call_timeout); a stopping host
+ * waits too (it lets the calls in flight finish). Returns JOB_ANSWERED, or
+ * 0 after claiming the job for a 504 (*limit_ms set).
+ */
+static int job_wait(ph_http *h, job *j, double started, int *limit_ms)
+{
+    pthread_mutex_lock(&j->mu);
+    for (;;) {
+        if (j->answer == JOB_ANSWERED)
+            break;
+        int limit = atomic_load(&j->w.limit_ms);
+        *limit_ms = limit ? limit : h->call_timeout_ms;
+        double left = started + *limit_ms / 1000.0 - mono_now();
+        if (left <= 0) {
+            j->answer = JOB_CLAIMED;
+            pthread_mutex_unlock(&j->mu);
+            return 0;
+        }
+        /* A slice at a time: the method's own limit is known once the call is inside. */
+        double wait = left < 0.1 ? left : 0.1;
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        long ns = until.tv_nsec + (long)(wait * 1e9);
+        until.tv_sec += ns / 1000000000L;
+        until.tv_nsec = ns % 1000000000L;
+        pthread_cond_timedwait(&j->cv, &j->mu, &until);
+    }
+    pthread_mutex_unlock(&j->mu);
+    return JOB_ANSWERED;
+}
+
+/* The caller stops waiting: the call is abandoned and answered 504. */
+static enum MHD_Result answer_abandoned(call *k, job *j, int limit_ms, const char *instance)
+{
+    bool running = ph_router_abandon(&j->w);
+    atomic_fetch_add_explicit(&j->load->timed_out, 1, memory_order_relaxed);
+    if (running)
+        ph_logf(PH_L_WARN, instance,
+                "%s ran past its time limit of %g s: answered 504, the call goes on in its "
+                "worker until it returns",
+                j->address, limit_ms / 1000.0);
+    return send_error(k, PH_ETIMEOUT,
+                      "%s ran past its time limit of %g s and is no longer waited for; it keeps "
+                      "counting against instance '%s''s limit of calls until it returns. Make "
+                      "the method return sooner, or raise its limit: [limits] call_timeout in "
+                      "host.ini, or '%s = SECONDS' under [limits] in the package's package.ini",
+                      j->address, limit_ms / 1000.0, instance, strchr(j->address, '.') + 1);
+}
+
+/*
+ * Calls `address` on a call worker and answers with its result (or error)
+ * once it returns or runs past its time limit. Takes `args`. This thread
+ * serves only this connection, so waiting here holds up nobody else.
+ */
 static enum MHD_Result answer_call(call *k, const char *address, json_t *args, unsigned ok,
                                    const char *location_base)
 {
-    json_t *out = NULL;
-    ph_error_clear();
-    int rc = ph_router_call(k->h->host->router, NULL, address, args,
-                            PH_CALL_LIMITED | (k->admin ? PH_CALL_ADMIN : 0), &out);
-    json_decref(args);
-    if (rc)
-        return send_last_error(k, rc);
-    enum MHD_Result ret;
-    json_t *id = location_base ? json_object_get(out, "id") : NULL;
-    if (json_is_integer(id)) {
-        struct MHD_Response *r = NULL;
-        char *loc = NULL;
-        send_json(k, ok, out ? out : json_null(), &r);
-        if (r &&
-            asprintf(&loc, "%s/%" JSON_INTEGER_FORMAT, location_base, json_integer_value(id)) >= 0)
-            MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, loc);
-        free(loc);
-        ret = r ? send_response(k, ok, r) : MHD_NO;
-    } else {
-        ret = send_json(k, ok, out ? out : json_null(), NULL);
+    ph_http *h = k->h;
+    char name[PH_NAME_MAX + 1];
+    ph_inst_load *ld = load_of_address(h, address, name);
+    if (!ld) { /* no such instance: the router says so at once, with the list */
+        json_t *out = NULL;
+        ph_error_clear();
+        int rc = ph_router_call(h->host->router, NULL, address, args, PH_CALL_LIMITED, &out);
+        json_decref(args);
+        enum MHD_Result ret =
+            send_result(k, rc, ph_error_last_word(), ph_error_last(), out, ok, location_base);
+        json_decref(out);
+        return ret;
     }
-    json_decref(out);
+    if (atomic_fetch_add(&ld->running, 1) >= h->max_calls) {
+        atomic_fetch_sub(&ld->running, 1);
+        atomic_fetch_add_explicit(&ld->refused, 1, memory_order_relaxed);
+        json_decref(args);
+        return send_error(k, PH_ELIMIT,
+                          "instance '%s' is already running %d calls, its limit ([limits] "
+                          "max_concurrent_calls in host.ini); retry later, or raise the limit",
+                          name, h->max_calls);
+    }
+    job *j = calloc(1, sizeof *j);
+    if (!j || !(j->address = strdup(address))) {
+        atomic_fetch_sub(&ld->running, 1);
+        free(j);
+        json_decref(args);
+        return MHD_NO;
+    }
+    atomic_init(&j->refs, 2); /* this connection and the worker */
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&j->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    j->router = h->host->router;
+    j->load = ld;
+    j->args = args;
+    j->flags = PH_CALL_LIMITED | (k->admin ? PH_CALL_ADMIN : 0);
+    double started = mono_now();
+    if (ph_callpool_submit(h->pool, job_run, j)) {
+        atomic_fetch_sub(&ld->running, 1);
+        atomic_fetch_add_explicit(&ld->no_worker, 1, memory_order_relaxed);
+        atomic_fetch_sub(&j->refs, 1); /* the worker's */
+        enum MHD_Result ret = send_last_error(k, PH_ELIMIT);
+        job_unref(j);
+        return ret;
+    }
+    int limit_ms = 0;
+    enum MHD_Result ret;
+    if (job_wait(h, j, started, &limit_ms) == JOB_ANSWERED)
+        ret = send_result(k, j->rc, j->word, j->msg, j->out, ok, location_base);
+    else
+        ret = answer_abandoned(k, j, limit_ms, name);
+    job_unref(j);
     return ret;
 }
 
@@ -1647,6 +1856,7 @@ static void http_free(ph_http *h)
     free_strv(h->names, h->n_names);
     pthread_mutex_destroy(&h->conn_mu);
     pthread_cond_destroy(&h->conn_cv);
+
     free(h);
 }
 
@@ -1703,6 +1913,9 @@ int ph_http_start(ph_host *host, ph_http **out)
     h->host = host;
     pthread_mutex_init(&h->conn_mu, NULL);
     pthread_cond_init(&h->conn_cv, NULL);
+    const ph_limits_conf *lc = &host->cfg.limits;
+    h->call_timeout_ms = lc->call_timeout_ms > 0 ? lc->call_timeout_ms : 30000;
+    h->max_calls = lc->max_concurrent_calls > 0 ? lc->max_concurrent_calls : 16;
     h->max_body = hc->max_body ? hc->max_body : 1024 * 1024;
     h->require_token = host->cfg.auth.require_token;
     h->public_bind = !is_loopback(&ss);
@@ -1712,21 +1925,29 @@ int ph_http_start(ph_host *host, ph_http **out)
     h->names = copy_strv(hc->server_names, hc->n_server_names);
     h->request_timeout_s = hc->request_timeout > 0 ? hc->request_timeout : 30;
     h->max_conns = fit_fd_limit(hc->max_connections >= 16 ? (size_t)hc->max_connections : 1000);
-    if (!h->origins || !h->names) {
+    if (!h->origins || !h->names ||
+        ph_callpool_new(lc->call_workers > 0 ? (size_t)lc->call_workers : 64, &h->pool)) {
         http_free(h);
         return ph_error_set(PH_ENOMEM, "out of memory starting the HTTP server");
     }
     ph_router_set_rate_limit(host->router, hc->rate_limit);
     h->max_depth = hc->max_json_depth > 0 ? hc->max_json_depth : 64;
     h->timeout_s = hc->connection_timeout > 0 ? hc->connection_timeout : 15;
-    unsigned threads = hc->threads > 0 ? (unsigned)hc->threads : 4;
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    /*
+     * A thread per connection: a package call's connection waits for its
+     * worker without holding a thread any other connection needs. (A shared
+     * pool would have to suspend the connection instead, and libmicrohttpd
+     * 0.9.75 then closes a connection whose client half-closed it, before
+     * the answer, on resume.) [http] threads no longer applies.
+     */
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
     if (v6)
         flags |= MHD_USE_IPv6;
     h->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->timeout_s, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)h->timeout_s, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)(hc->max_connections_per_ip > 0 ? hc->max_connections_per_ip : 0),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped,
         NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_CONNECTION_LIMIT,
@@ -1735,6 +1956,7 @@ int ph_http_start(ph_host *host, ph_http **out)
                                   host share the port instead of failing to start */
     if (!h->d) {
         int e = errno;
+        ph_callpool_free(h->pool, 0);
         http_free(h);
         return ph_error_set(PH_EIO,
                             "cannot listen on %s:%d: %s; another process may hold the "
@@ -1768,6 +1990,7 @@ void ph_http_stop(ph_http *h)
     MHD_socket fd = MHD_quiesce_daemon(h->d);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
+
     /* Let the requests inside finish; bounded by the connection timeout. */
     struct timespec step = {0, 10 * 1000 * 1000};
     for (long waited = 0; atomic_load(&h->inflight) > 0 && waited < (long)h->timeout_s * 100;
@@ -1780,6 +2003,10 @@ void ph_http_stop(ph_http *h)
         return;
     }
     MHD_stop_daemon(h->d);
+    size_t left = ph_callpool_free(h->pool, h->timeout_s * 1000);
+    if (left)
+        ph_log_error("%zu package call(s) still running after %d s; not waiting for them", left,
+                     h->timeout_s);
     if (h->reaper_running) {
         pthread_mutex_lock(&h->conn_mu);
         h->reaper_stop = true;

@@ -81,9 +81,50 @@ nomem:
     return ph_error_set(PH_ENOMEM, "out of memory loading a version of %s", inst->name);
 }
 
+/* Pins are rare (only calls past their time limit): one lock for all. */
+static pthread_mutex_t pin_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void ph_version_pin(ph_version *v)
+{
+    pthread_mutex_lock(&pin_mu);
+    v->pins++;
+    v->inst->pins++;
+    pthread_mutex_unlock(&pin_mu);
+}
+
+void ph_version_unpin(ph_version *v)
+{
+    pthread_mutex_lock(&pin_mu);
+    ph_instance *inst = v->inst;
+    v->pins--;
+    inst->pins--;
+    int free_v = v->pins == 0 && v->free_pending;
+    int free_inst = inst->pins == 0 && inst->free_pending;
+    if (free_v)
+        v->free_pending = 0;
+    if (free_inst)
+        inst->free_pending = 0;
+    pthread_mutex_unlock(&pin_mu);
+    if (free_v)
+        ph_version_free(v);
+    if (free_inst)
+        ph_instance_free(inst);
+}
+
+/* True if the pinned object must outlive this free: it is then marked for its last unpin. */
+static int defer_free(int *pins, int *free_pending)
+{
+    pthread_mutex_lock(&pin_mu);
+    int pinned = *pins > 0;
+    if (pinned)
+        *free_pending = 1;
+    pthread_mutex_unlock(&pin_mu);
+    return pinned;
+}
+
 void ph_version_free(ph_version *v)
 {
-    if (!v)
+    if (!v || defer_free(&v->pins, &v->free_pending))
         return;
     ph_module_close(v->module);
     free(v->mem);
@@ -128,7 +169,7 @@ nomem:
 
 void ph_instance_free(ph_instance *inst)
 {
-    if (!inst)
+    if (!inst || defer_free(&inst->pins, &inst->free_pending))
         return;
     ph_gate_destroy(&inst->gate);
     ph_version_free(inst->cur);

@@ -217,10 +217,10 @@ static void test_unknown_keys_and_sections(void **state)
     load_bad(f, "[auth]\npassword = x\n", PH_ECONFIG, 2,
              "unknown key 'password' in [auth]; known keys: token, token_file, require_token");
     load_bad(f, "[host]\n[htpp]\n", PH_ECONFIG, 2,
-             "unknown section [htpp]; known sections: [host], [http], [auth], [instance NAME]");
+             "unknown section [htpp]; known sections: [host], [http], [limits], [auth], [instance NAME]");
     load_bad(f, "[instances blog]\n", PH_ECONFIG, 1, "unknown section [instances blog]");
     load_bad(f, "threads = 4\n[http]\n", PH_ECONFIG, 1,
-             "'threads' is outside any section; put it under one of [host], [http], [auth], "
+             "'threads' is outside any section; put it under one of [host], [http], [limits], [auth], "
              "[instance NAME]");
 }
 
@@ -406,7 +406,7 @@ static void test_hostile_lines(void **state)
     load_bad(f, "[auth]\ntoken = \xED\xA0\x80\n", PH_ECONFIG, 2, "not valid UTF-8 (byte 0xED");
     /* Odd section names: refused by name, at their line. */
     load_bad(f, "[host]\n[x=y]\nk = v\n", PH_ECONFIG, 2,
-             "unknown section [x=y]; known sections: [host], [http], [auth], [instance NAME]");
+             "unknown section [x=y]; known sections: [host], [http], [limits], [auth], [instance NAME]");
     load_bad(f, "[instance:x]\nk = v\n", PH_ECONFIG, 1, "unknown section [instance:x]");
     load_bad(f, "[instance x=y]\nk = v\n", PH_ECONFIG, 1,
              "invalid instance name 'x=y': '=' is not allowed");
@@ -414,7 +414,7 @@ static void test_hostile_lines(void **state)
     load_bad(f, "[[host]]\n", PH_ECONFIG, 1, "unexpected text after ']' of a section header");
     /* Keys before any section. */
     load_bad(f, "k = v\n[host]\n", PH_ECONFIG, 1,
-             "'k' is outside any section; put it under one of [host], [http], [auth], "
+             "'k' is outside any section; put it under one of [host], [http], [limits], [auth], "
              "[instance NAME]");
     /* Continuation lines do not exist: the indented line says so. */
     load_bad(f, "[auth]\ntoken = 0123456789abcdef0123456789abcdef\n    def\n", PH_ECONFIG, 3,
