@@ -343,6 +343,24 @@ static ph_route *routes_append(ph_routes *t, const char *actor, const char *meth
     return rt;
 }
 
+/* Every ACTOR.METHOD line of package.ini [limits] must name a method of the build. */
+static int check_limits(const ph_routes *t, const ph_version *ver)
+{
+    const ph_manifest *m = ver->manifest ? ver->manifest : t->inst->manifest;
+    for (size_t i = 0; m && i < m->n_limits; i++) {
+        const char *k = m->limits[i].key;
+        bool found = strcmp(k, "call_timeout") == 0;
+        for (size_t r = 0; !found && r < t->n; r++)
+            found = strcmp(t->items[r].name, k) == 0;
+        if (!found)
+            return ph_error_set(PH_EMANIFEST,
+                                "%s:%d: [limits] sets a time limit for '%s', which is not a "
+                                "method of package '%s'; write it as ACTOR.METHOD",
+                                m->path, m->limits[i].line, k, m->name);
+    }
+    return 0;
+}
+
 int ph_routes_add_package(ph_routes *t, ph_version *ver)
 {
     const ph_package *d = ver->module->desc;
@@ -360,6 +378,8 @@ int ph_routes_add_package(ph_routes *t, ph_version *ver)
             rt->doc = me->doc;
             rt->fn = me->fn;
             rt->ctx = &ver->ctx;
+            rt->timeout_ms = ph_manifest_call_timeout(
+                ver->manifest ? ver->manifest : t->inst->manifest, actor->name, me->name);
             int rc = ph_ffi_prepare(&rt->sig, me->args, me->n_args, me->ret);
             if (rc) {
                 ph_error_wrap("instance '%s': method %s.%s", t->inst->name, actor->name, me->name);
@@ -367,7 +387,9 @@ int ph_routes_add_package(ph_routes *t, ph_version *ver)
             }
         }
     }
-    return routes_index(t) ? ph_error_set(PH_ENOMEM, "out of memory") : 0;
+    return check_limits(t, ver) ? ph_error_last_code()
+           : routes_index(t)    ? ph_error_set(PH_ENOMEM, "out of memory")
+                                : 0;
 }
 
 int ph_routes_add_native(ph_routes *t, const char *actor, const char *method, const ph_arg *args,
