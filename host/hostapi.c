@@ -24,7 +24,7 @@ static void api_logv(ph_ctx *ctx, ph_log_level level, const char *fmt, va_list a
 
 static const char *api_param(ph_ctx *ctx, const char *name)
 {
-    return ph_instance_param(ph_instance_of(ctx), name);
+    return ph_version_param(ph_version_of(ctx), name); /* its own copy: see ph_version_set_params */
 }
 
 /* Marks the innermost frame failed: the method's result will be discarded. */

@@ -81,6 +81,38 @@ nomem:
     return ph_error_set(PH_ENOMEM, "out of memory loading a version of %s", inst->name);
 }
 
+static void free_params(ph_kv *p, size_t n)
+{
+    for (size_t i = 0; p && i < n; i++) {
+        free(p[i].key);
+        free(p[i].value);
+    }
+    free(p);
+}
+
+int ph_version_set_params(ph_version *v, const ph_kv *params, size_t n)
+{
+    ph_kv *copy = NULL;
+    size_t nc = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ph_kv_append(&copy, &nc, params[i].key, params[i].value, params[i].line)) {
+            free_params(copy, nc);
+            return ph_error_set(PH_ENOMEM, "out of memory copying parameters");
+        }
+    free_params(v->params, v->n_params);
+    v->params = copy;
+    v->n_params = nc;
+    return 0;
+}
+
+const char *ph_version_param(const ph_version *v, const char *name)
+{
+    for (size_t i = 0; i < v->n_params; i++)
+        if (strcmp(v->params[i].key, name) == 0)
+            return v->params[i].value;
+    return NULL;
+}
+
 /* Pins are rare (only calls past their time limit): one lock for all. */
 static pthread_mutex_t pin_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -127,6 +159,7 @@ void ph_version_free(ph_version *v)
     if (!v || defer_free(&v->pins, &v->free_pending))
         return;
     ph_module_close(v->module);
+    free_params(v->params, v->n_params);
     free(v->mem);
     free(v);
 }
@@ -151,7 +184,7 @@ int ph_instance_new(const char *name, const char *mount, const ph_manifest *m, p
         ph_module_close(mod);
         goto nomem;
     }
-    if (ph_version_new(inst, mod, &inst->cur))
+    if (ph_version_new(inst, mod, &inst->cur) || ph_version_set_params(inst->cur, params, n_params))
         goto nomem;
     inst->module = mod;
     if (ph_gate_init(&inst->gate))

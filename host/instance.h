@@ -46,8 +46,11 @@ typedef struct ph_version {
     const ph_manifest *manifest; /* the manifest it was loaded with (borrowed), or NULL */
     double started;              /* CLOCK_MONOTONIC seconds when it started serving, 0 before */
     int proven;                  /* served through its probation (build.h) */
-    int pins;                    /* abandoned calls still running its code (under the pin lock) */
-    int free_pending;            /* freed while pinned: the last unpin frees it */
+    ph_kv *params;               /* its own copy of the instance's parameters (ph_param), set by
+                                    ph_version_set_params: a reload never changes what its code reads */
+    size_t n_params;
+    int pins;         /* abandoned calls still running its code (under the pin lock) */
+    int free_pending; /* freed while pinned: the last unpin frees it */
 } ph_version;
 
 typedef struct ph_instance {
@@ -115,6 +118,14 @@ void ph_version_free(ph_version *v);
 void ph_version_pin(ph_version *v);
 /** Drops a pin; the last one frees a version (and instance) freed meanwhile. */
 void ph_version_unpin(ph_version *v);
+/**
+ * Gives the version its own copy of `params` (what its code reads with
+ * ph_param), replacing an earlier one. Call only while its code cannot run
+ * (before it serves, or with the gate closed). 0 or PH_ENOMEM.
+ */
+int ph_version_set_params(ph_version *v, const ph_kv *params, size_t n);
+/** Value of the version's parameter `name`, or NULL. */
+const char *ph_version_param(const ph_version *v, const char *name);
 /**
  * Runs one lifecycle callback of a version; returns PH_OK, PH_DECLINE or
  * PH_FAIL and sets *reason (malloc'd) for the last two.

@@ -559,21 +559,21 @@ static void record(ph_route_stats *st, uint64_t ns, int failed)
 
 /*
  * A watched call may be abandoned and its route table freed by a reload
- * while the method still runs: it then calls through copies of what it
- * needs from the route (the build itself stays pinned).
+ * while the method still runs: it then calls through a copy of its route,
+ * taken before the call counts as inside (the build itself stays pinned).
  */
 typedef struct route_copy {
-    ph_sig sig;
+    ph_route rt; /* name, actor and method point into `what` only */
     char what[128];
 } route_copy;
 
-static const ph_sig *copy_route(const ph_route *rt, route_copy *c, const char **what)
+static const ph_route *copy_route(const ph_route *rt, route_copy *c)
 {
-    c->sig = rt->sig;
-    c->sig.cif.arg_types = c->sig.types;
+    c->rt = *rt;
+    c->rt.sig.cif.arg_types = c->rt.sig.types;
     snprintf(c->what, sizeof c->what, "%s", rt->name);
-    *what = c->what;
-    return &c->sig;
+    c->rt.name = c->rt.actor = c->rt.method = c->what;
+    return &c->rt;
 }
 
 static bool watch_abandoned(const ph_call_watch *w)
@@ -585,23 +585,20 @@ static int invoke_package(const ph_route *rt, const char *address, json_t *args,
                           const ph_call_watch *w, json_t **out)
 {
     ph_value vals[PH_MAX_ARGS], ret;
-    route_copy copy;
-    const char *what = rt->name;
-    const ph_sig *sig = w ? copy_route(rt, &copy, &what) : &rt->sig;
-    int rc = ph_ffi_args_from_json(sig, address, args, vals);
+    int rc = ph_ffi_args_from_json(&rt->sig, address, args, vals);
     if (rc)
         return rc;
     ph_frame f;
     ph_frame_push(&f, rt->inst);
-    f.what = what;
-    ph_ffi_call(sig, rt->fn, rt->ctx, vals, &ret);
+    f.what = rt->name;
+    ph_ffi_call(&rt->sig, rt->fn, rt->ctx, vals, &ret);
     ph_frame_pop(&f);
     if (f.failed || watch_abandoned(w)) {
-        ph_ffi_result_discard(sig, &ret);
+        ph_ffi_result_discard(&rt->sig, &ret);
         rc = ph_error_last_code();
         return rc ? rc : ph_error_set(PH_EPACKAGE, "%s failed", address);
     }
-    return ph_ffi_result_to_json(sig, &ret, out);
+    return ph_ffi_result_to_json(&rt->sig, &ret, out);
 }
 
 /*
@@ -713,9 +710,14 @@ static int call_impl(ph_router *r, ph_instance *caller, const char *address, jso
                           address, r->rate_limit);
         goto leave;
     }
-    if (w && !watch_enter(w, inst, rt)) {
-        rc = ph_error_set(PH_ETIMEOUT, "%s was not started: its caller stopped waiting", address);
-        goto leave;
+    route_copy copy;
+    if (w) {
+        rt = copy_route(rt, &copy); /* before the call counts as inside: see route_copy */
+        if (!watch_enter(w, inst, rt)) {
+            rc = ph_error_set(PH_ETIMEOUT, "%s was not started: its caller stopped waiting",
+                              address);
+            goto leave;
+        }
     }
     ph_call_watch *outer_watch = current_watch;
     if (w)
@@ -726,10 +728,8 @@ static int call_impl(ph_router *r, ph_instance *caller, const char *address, jso
     uint64_t t0 = now_ns();
     if (rt->native) {
         ph_frame f;
-        char what[128];
-        snprintf(what, sizeof what, "%s", rt->name); /* the table may go while it runs */
         ph_frame_push(&f, inst);
-        f.what = w ? what : rt->name;
+        f.what = rt->name;
         rc = rt->native(rt->ud, inst, args, out);
         ph_frame_pop(&f);
     } else {

@@ -18,7 +18,8 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; echo "--- host log:"; tail -30 "$tmp/host.log" 2>/dev/null; exit 1; }
+fail() { echo "FAIL: $*"; echo "--- host log:"; tail -150 "$tmp/host.log" 2>/dev/null; exit 1; }
+trap 'fail "the command at line $LINENO failed"' ERR
 token=0123456789abcdef0123456789abcdef
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
@@ -113,7 +114,7 @@ out=$(post /stuck/actors/slow/quick '{}' -D "$tmp/h13")
 grep -qF "instance 'stuck' is already running 12 calls, its limit ([limits] max_concurrent_calls in host.ini); retry later, or raise the limit" <<<"$out" ||
   fail "13th call: $out"
 grep -qi '^Retry-After: 1' "$tmp/h13" || fail "no Retry-After on the 503: $(cat "$tmp/h13")"
-set +e; cli=$("$PH_BIN" call --url "$base" stuck.slow.quick 2>&1); rc=$?; set -e
+cli=$("$PH_BIN" call --url "$base" stuck.slow.quick 2>&1) && rc=0 || rc=$?
 [ $rc != 0 ] || fail "plughost call should fail on 503: $cli"
 grep -qF "instance 'stuck' is already running 12 calls" <<<"$cli" && grep -qF "(HTTP 503)" <<<"$cli" ||
   fail "plughost call on 503: $cli"
@@ -133,7 +134,7 @@ grep -q "\[stuck\] stuck.slow.hold ran past its time limit of 1.5 s: answered 50
 [ "$(metric 'plughost_calls_timed_out_total{instance="stuck"}')" = 12 ] || fail "timed-out counter"
 [ "$(metric 'plughost_calls_refused_total{instance="stuck",reason="concurrency_limit"}')" -ge 2 ] ||
   fail "refused counter: $(curl -s "$base/_/metrics" | grep refused)"
-set +e; cli=$("$PH_BIN" call --url "$base" other.slow.hold seconds=0 2>&1); rc=$?; set -e
+cli=$("$PH_BIN" call --url "$base" other.slow.hold seconds=0 2>&1) && rc=0 || rc=$?
 [ $rc = 0 ] && [ "$cli" = 1 ] || fail "plughost call other.slow.hold: $cli"
 
 # 5. once they return, the instance serves again
@@ -173,7 +174,7 @@ out=$(post /stuck/actors/item/count '{}')
 wait_metric 'plughost_calls_running{instance="stuck"}' 0
 
 kill "$pid"
-set +e; wait "$pid"; rc=$?; set -e
+wait "$pid" && rc=0 || rc=$?
 pid=
 [ $rc = 0 ] || fail "the host did not stop cleanly ($rc)"
 echo "1 passed, 0 failed"
