@@ -1630,9 +1630,11 @@ static void conn_cut(conn *cn)
 }
 
 /*
- * Accept/close bookkeeping. When the server is nearly full, the connection
- * that has spent longest on an unfinished request is cut, so slow clients
- * cannot hold every place and a new client always gets in.
+ * Accept/close bookkeeping. When the server is nearly full (80%), the
+ * connection that has spent longest on an unfinished request is cut, so slow
+ * clients cannot hold every place and a new client always gets in. The
+ * margin is wide because a cut connection's place comes free only once its
+ * thread has ended and libmicrohttpd has collected it.
  */
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode what)
@@ -1648,7 +1650,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         cn->receiving = true;
         cn->since = mono_now();
         pthread_mutex_lock(&h->conn_mu);
-        if (h->n_conns + 1 >= h->max_conns - h->max_conns / 10) {
+        if (h->n_conns + 1 >= h->max_conns - h->max_conns / 5) {
             conn *oldest = NULL;
             for (conn *o = h->conns; o; o = o->next)
                 if (o->receiving && !o->cut && (!oldest || o->since < oldest->since))
