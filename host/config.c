@@ -275,7 +275,6 @@ static int set_defaults(ph_config *c, const char *base_dir)
     c->http.max_connections = 1000;
     c->limits.call_timeout_ms = 30000;
     c->limits.max_concurrent_calls = 16;
-    c->limits.call_workers = 64;
     c->auth.token_file = c->data_dir ? resolve_path(c->data_dir, "admin.token") : NULL;
     c->auth.require_token = false;
     if (!c->base_dir || !c->data_dir || !c->n_package_dirs || !c->http.listen_addr ||
@@ -522,9 +521,7 @@ static int set_limits(load_ctx *x, const char *key, const char *v)
     }
     if (strcmp(key, "max_concurrent_calls") == 0)
         return set_int("limits", key, v, 1, 100000, &l->max_concurrent_calls);
-    if (strcmp(key, "call_workers") == 0)
-        return set_int("limits", key, v, 1, 100000, &l->call_workers);
-    return unknown_key("limits", key, "call_timeout, max_concurrent_calls, call_workers");
+    return unknown_key("limits", key, "call_timeout, max_concurrent_calls");
 }
 
 static int set_http(load_ctx *x, const char *key, const char *v)

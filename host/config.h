@@ -7,7 +7,7 @@
  *               request_timeout, max_connections, allowed_origins (comma list of
  *               scheme://host[:port]), server_names (comma list of host names)
  *   [limits]    call_timeout (seconds, decimals allowed), max_concurrent_calls
- *               (per instance), call_workers
+ *               (per instance)
  *   [auth]      token, token_file, require_token
  *   [instance NAME]  package, mount, enabled, and any other key overrides the
  *               package parameter of that name (checked against the manifest
@@ -78,7 +78,6 @@ typedef struct ph_http_conf {
 typedef struct ph_limits_conf {
     int call_timeout_ms;      /* a call's time limit before its caller gets 504, default 30 s */
     int max_concurrent_calls; /* calls of one instance running at once, default 16 */
-    int call_workers;         /* threads running package calls for HTTP callers, default 64 */
 } ph_limits_conf;
 
 typedef struct ph_auth_conf {

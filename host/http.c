@@ -19,7 +19,6 @@
 
 #include <microhttpd.h>
 
-#include "callpool.h"
 #include "error.h"
 #include "ffi_call.h"
 #include "jsonout.h"
@@ -64,14 +63,18 @@ struct ph_http {
     atomic_ulong cut_deadline, cut_room;
 
     /*
-     * Package calls run on the call pool while the connection's own thread
-     * waits for them up to their time limit: no package call ever holds a
-     * thread that another connection needs (the host's /_/ endpoints above
-     * all), and a call past its limit is answered 504 and left to return.
+     * Each connection has a thread of its own, which runs its package calls:
+     * no package call ever holds a thread another connection needs (the
+     * host's /_/ endpoints above all). The watcher answers a call past its
+     * time limit with 504 on the connection itself and abandons it.
      */
-    ph_callpool *pool;
     int call_timeout_ms; /* [limits] call_timeout: the default time limit */
     int max_calls;       /* [limits] max_concurrent_calls, per instance */
+    pthread_mutex_t job_mu;
+    pthread_cond_t job_cv;
+    struct job *jobs; /* package calls running (the watcher's list) */
+    bool watcher_running, watcher_stop;
+    pthread_t watcher;
 
     atomic_long inflight;
     atomic_bool stopping;
@@ -93,26 +96,22 @@ typedef struct req {
 } req;
 
 /*
- * A package call handed to a call worker. Shared by the connection's thread
- * (until it answers) and the worker (until the call returns, however late):
- * whichever claims it first writes the answer.
+ * A package call running on its connection's thread, on the stack of
+ * answer_call. Under job_mu the watcher may answer it (504) on the
+ * connection's socket once it runs past its time limit; the thread then
+ * closes the connection when the call returns.
  */
-enum { JOB_WAITING = 0, JOB_CLAIMED, JOB_ANSWERED };
 typedef struct job {
-    atomic_int refs;
-    pthread_mutex_t mu;
-    pthread_cond_t cv; /* the worker answered */
-    int answer;        /* JOB_*, under mu */
-    ph_router *router;
-    ph_inst_load *load; /* the instance's running calls: this one until it returns */
-    char *address;
-    json_t *args;
-    unsigned flags;
+    const char *address;
+    const char *instance;
+    const char *origin; /* the allowed cross origin to answer with, or NULL */
+    bool head;          /* HEAD: the 504 has no body */
+    int fd;             /* the connection's socket */
+    double started;     /* monotonic seconds */
+    ph_inst_load *load;
     ph_call_watch w;
-    /* the worker's answer */
-    int rc;
-    json_t *out;
-    char *msg, *word;
+    bool answered; /* the watcher answered 504 (under job_mu) */
+    struct job *prev, *next;
 } job;
 
 /* The request path split into decoded segments. */
@@ -688,56 +687,6 @@ static enum MHD_Result send_result(call *k, int rc, const char *word, const char
     return r ? send_response(k, ok, r) : MHD_NO;
 }
 
-static void job_unref(job *j)
-{
-    if (atomic_fetch_sub(&j->refs, 1) != 1)
-        return;
-    pthread_mutex_destroy(&j->mu);
-    pthread_cond_destroy(&j->cv);
-    free(j->address);
-    json_decref(j->args);
-    json_decref(j->out);
-    free(j->msg);
-    free(j->word);
-    free(j);
-}
-
-/* True for the one side (worker or waiting connection) that gets to answer the job. */
-static bool job_claim(job *j)
-{
-    pthread_mutex_lock(&j->mu);
-    bool mine = j->answer == JOB_WAITING;
-    if (mine)
-        j->answer = JOB_CLAIMED;
-    pthread_mutex_unlock(&j->mu);
-    return mine;
-}
-
-/* On a call worker: runs the call, then answers unless its caller stopped waiting. */
-static void job_run(void *arg)
-{
-    job *j = arg;
-    json_t *out = NULL;
-    ph_error_clear();
-    int rc = ph_router_call_watched(j->router, j->address, j->args, j->flags, &j->w, &out);
-    atomic_fetch_sub(&j->load->running, 1); /* only now: a late call counts until it returns */
-    if (job_claim(j)) {
-        j->rc = rc;
-        j->out = out;
-        if (rc) {
-            j->word = strdup(ph_error_last_word());
-            j->msg = strdup(ph_error_last());
-        }
-        pthread_mutex_lock(&j->mu);
-        j->answer = JOB_ANSWERED;
-        pthread_cond_signal(&j->cv);
-        pthread_mutex_unlock(&j->mu);
-    } else {
-        json_decref(out);
-    }
-    job_unref(j);
-}
-
 /* The running calls of the instance an address names, or NULL for an unknown instance. */
 static ph_inst_load *load_of_address(ph_http *h, const char *address, char *name)
 {
@@ -751,62 +700,38 @@ static ph_inst_load *load_of_address(ph_http *h, const char *address, char *name
 }
 
 static double mono_now(void);
+static conn *conn_of(struct MHD_Connection *c);
 
-/*
- * Waits for the worker's answer until the call's time limit (its method's,
- * once the call is inside, else [limits] call_timeout); a stopping host
- * waits too (it lets the calls in flight finish). Returns JOB_ANSWERED, or
- * 0 after claiming the job for a 504 (*limit_ms set).
- */
-static int job_wait(ph_http *h, job *j, double started, int *limit_ms)
+static void jobs_add(ph_http *h, job *j)
 {
-    pthread_mutex_lock(&j->mu);
-    for (;;) {
-        if (j->answer == JOB_ANSWERED)
-            break;
-        int limit = atomic_load(&j->w.limit_ms);
-        *limit_ms = limit ? limit : h->call_timeout_ms;
-        double left = started + *limit_ms / 1000.0 - mono_now();
-        if (left <= 0) {
-            j->answer = JOB_CLAIMED;
-            pthread_mutex_unlock(&j->mu);
-            return 0;
-        }
-        /* A slice at a time: the method's own limit is known once the call is inside. */
-        double wait = left < 0.1 ? left : 0.1;
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        long ns = until.tv_nsec + (long)(wait * 1e9);
-        until.tv_sec += ns / 1000000000L;
-        until.tv_nsec = ns % 1000000000L;
-        pthread_cond_timedwait(&j->cv, &j->mu, &until);
-    }
-    pthread_mutex_unlock(&j->mu);
-    return JOB_ANSWERED;
+    pthread_mutex_lock(&h->job_mu);
+    j->prev = NULL;
+    j->next = h->jobs;
+    if (h->jobs)
+        h->jobs->prev = j;
+    h->jobs = j;
+    pthread_mutex_unlock(&h->job_mu);
 }
 
-/* The caller stops waiting: the call is abandoned and answered 504. */
-static enum MHD_Result answer_abandoned(call *k, job *j, int limit_ms, const char *instance)
+/* Takes the job off the watcher's list; true if the watcher already answered it. */
+static bool jobs_remove(ph_http *h, job *j)
 {
-    bool running = ph_router_abandon(&j->w);
-    atomic_fetch_add_explicit(&j->load->timed_out, 1, memory_order_relaxed);
-    if (running)
-        ph_logf(PH_L_WARN, instance,
-                "%s ran past its time limit of %g s: answered 504, the call goes on in its "
-                "worker until it returns",
-                j->address, limit_ms / 1000.0);
-    return send_error(k, PH_ETIMEOUT,
-                      "%s ran past its time limit of %g s and is no longer waited for; it keeps "
-                      "counting against instance '%s''s limit of calls until it returns. Make "
-                      "the method return sooner, or raise its limit: [limits] call_timeout in "
-                      "host.ini, or '%s = SECONDS' under [limits] in the package's package.ini",
-                      j->address, limit_ms / 1000.0, instance, strchr(j->address, '.') + 1);
+    pthread_mutex_lock(&h->job_mu);
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        h->jobs = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    bool answered = j->answered;
+    pthread_mutex_unlock(&h->job_mu);
+    return answered;
 }
 
 /*
- * Calls `address` on a call worker and answers with its result (or error)
- * once it returns or runs past its time limit. Takes `args`. This thread
- * serves only this connection, so waiting here holds up nobody else.
+ * Calls `address` on this connection's thread and answers with its result
+ * (or error). Takes `args`. A call past its time limit has been answered
+ * 504 by the watcher meanwhile: the connection is then closed.
  */
 static enum MHD_Result answer_call(call *k, const char *address, json_t *args, unsigned ok,
                                    const char *location_base)
@@ -814,17 +739,8 @@ static enum MHD_Result answer_call(call *k, const char *address, json_t *args, u
     ph_http *h = k->h;
     char name[PH_NAME_MAX + 1];
     ph_inst_load *ld = load_of_address(h, address, name);
-    if (!ld) { /* no such instance: the router says so at once, with the list */
-        json_t *out = NULL;
-        ph_error_clear();
-        int rc = ph_router_call(h->host->router, NULL, address, args, PH_CALL_LIMITED, &out);
-        json_decref(args);
-        enum MHD_Result ret =
-            send_result(k, rc, ph_error_last_word(), ph_error_last(), out, ok, location_base);
-        json_decref(out);
-        return ret;
-    }
-    if (atomic_fetch_add(&ld->running, 1) >= h->max_calls) {
+    conn *cn = conn_of(k->c);
+    if (ld && atomic_fetch_add(&ld->running, 1) >= h->max_calls) {
         atomic_fetch_sub(&ld->running, 1);
         atomic_fetch_add_explicit(&ld->refused, 1, memory_order_relaxed);
         json_decref(args);
@@ -833,40 +749,33 @@ static enum MHD_Result answer_call(call *k, const char *address, json_t *args, u
                           "max_concurrent_calls in host.ini); retry later, or raise the limit",
                           name, h->max_calls);
     }
-    job *j = calloc(1, sizeof *j);
-    if (!j || !(j->address = strdup(address))) {
-        atomic_fetch_sub(&ld->running, 1);
-        free(j);
-        json_decref(args);
-        return MHD_NO;
+    json_t *out = NULL;
+    ph_error_clear();
+    unsigned flags = PH_CALL_LIMITED | (k->admin ? PH_CALL_ADMIN : 0);
+    int rc;
+    if (!ld || !cn) { /* no such instance: the router says so at once, with the list */
+        rc = ph_router_call(h->host->router, NULL, address, args, flags, &out);
+    } else {
+        job j = {.address = address,
+                 .instance = name,
+                 .origin = k->origin,
+                 .head = is(k->method, "HEAD"),
+                 .fd = cn->fd,
+                 .started = mono_now(),
+                 .load = ld};
+        jobs_add(h, &j);
+        rc = ph_router_call_watched(h->host->router, address, args, flags, &j.w, &out);
+        atomic_fetch_sub(&ld->running, 1); /* only now: a late call counts until it returns */
+        if (jobs_remove(h, &j)) {
+            json_decref(out);
+            json_decref(args);
+            return MHD_NO; /* answered 504 already: close the connection */
+        }
     }
-    atomic_init(&j->refs, 2); /* this connection and the worker */
-    pthread_mutex_init(&j->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&j->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    j->router = h->host->router;
-    j->load = ld;
-    j->args = args;
-    j->flags = PH_CALL_LIMITED | (k->admin ? PH_CALL_ADMIN : 0);
-    double started = mono_now();
-    if (ph_callpool_submit(h->pool, job_run, j)) {
-        atomic_fetch_sub(&ld->running, 1);
-        atomic_fetch_add_explicit(&ld->no_worker, 1, memory_order_relaxed);
-        atomic_fetch_sub(&j->refs, 1); /* the worker's */
-        enum MHD_Result ret = send_last_error(k, PH_ELIMIT);
-        job_unref(j);
-        return ret;
-    }
-    int limit_ms = 0;
-    enum MHD_Result ret;
-    if (job_wait(h, j, started, &limit_ms) == JOB_ANSWERED)
-        ret = send_result(k, j->rc, j->word, j->msg, j->out, ok, location_base);
-    else
-        ret = answer_abandoned(k, j, limit_ms, name);
-    job_unref(j);
+    json_decref(args);
+    enum MHD_Result ret =
+        send_result(k, rc, ph_error_last_word(), ph_error_last(), out, ok, location_base);
+    json_decref(out);
     return ret;
 }
 
@@ -1708,6 +1617,79 @@ static void *reaper_main(void *arg)
     return NULL;
 }
 
+/*
+ * Under job_mu: answers a call past its time limit with 504 on its socket
+ * (libmicrohttpd cannot: the connection's thread is inside the call) and
+ * abandons it: it leaves its instance's gate and keeps counting against the
+ * instance's limit until it returns.
+ */
+static void expire(ph_http *h, job *j, int limit_ms)
+{
+    j->answered = true;
+    bool running = ph_router_abandon(&j->w);
+    atomic_fetch_add_explicit(&j->load->timed_out, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->by_class[5], 1, memory_order_relaxed);
+    char *msg = NULL, *resp = NULL;
+    ph_json_buf b = {0};
+    if (asprintf(&msg,
+                 "%s ran past its time limit of %g s and is no longer waited for; it keeps "
+                 "counting against instance '%s''s limit of calls until it returns. Make the "
+                 "method return sooner, or raise its limit: [limits] call_timeout in host.ini, "
+                 "or '%s = SECONDS' under [limits] in the package's package.ini",
+                 j->address, limit_ms / 1000.0, j->instance, strchr(j->address, '.') + 1) < 0)
+        msg = NULL;
+    json_t *e = msg ? json_pack("{s:{s:s,s:s}}", "error", "code", "timeout", "message", msg) : NULL;
+    if (e && json_dump_callback(e, ph_json_buf_add, &b, JSON_COMPACT) == 0 &&
+        ph_json_buf_add("\n", 1, &b) == 0 &&
+        asprintf(&resp,
+                 "HTTP/1.1 504 Gateway Timeout\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %zu\r\nConnection: close\r\n%s%s%s\r\n%.*s",
+                 b.len, j->origin ? "Access-Control-Allow-Origin: " : "",
+                 j->origin ? j->origin : "", j->origin ? "\r\nVary: Origin\r\n" : "",
+                 j->head ? 0 : (int)b.len, b.p) >= 0) {
+        /* small enough for the socket's buffer; a client that reads nothing loses it */
+        if (send(j->fd, resp, strlen(resp), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+            ph_log_debug("could not answer 504 for %s: %s", j->address, strerror(errno));
+    }
+    shutdown(j->fd, SHUT_WR);
+    if (running)
+        ph_logf(PH_L_WARN, j->instance,
+                "%s ran past its time limit of %g s: answered 504, the call goes on until it "
+                "returns",
+                j->address, limit_ms / 1000.0);
+    json_decref(e);
+    free(b.p);
+    free(resp);
+    free(msg);
+}
+
+/* Checks the running calls' time limits every 50 ms. */
+static void *watcher_main(void *arg)
+{
+    ph_http *h = arg;
+    pthread_mutex_lock(&h->job_mu);
+    while (!h->watcher_stop) {
+        double now = mono_now();
+        for (job *j = h->jobs; j; j = j->next) {
+            int limit = atomic_load(&j->w.limit_ms);
+            if (!limit)
+                limit = h->call_timeout_ms;
+            if (!j->answered && (now - j->started) * 1000.0 >= limit)
+                expire(h, j, limit);
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += 50 * 1000 * 1000;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->job_cv, &h->job_mu, &until);
+    }
+    pthread_mutex_unlock(&h->job_mu);
+    return NULL;
+}
+
 static int body_append(ph_http *h, req *rq, const char *data, size_t n)
 {
     if (rq->too_big || n > h->max_body - rq->len) {
@@ -1915,6 +1897,12 @@ int ph_http_start(ph_host *host, ph_http **out)
     h->host = host;
     pthread_mutex_init(&h->conn_mu, NULL);
     pthread_cond_init(&h->conn_cv, NULL);
+    pthread_mutex_init(&h->job_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->job_cv, &ca);
+    pthread_condattr_destroy(&ca);
     const ph_limits_conf *lc = &host->cfg.limits;
     h->call_timeout_ms = lc->call_timeout_ms > 0 ? lc->call_timeout_ms : 30000;
     h->max_calls = lc->max_concurrent_calls > 0 ? lc->max_concurrent_calls : 16;
@@ -1927,8 +1915,7 @@ int ph_http_start(ph_host *host, ph_http **out)
     h->names = copy_strv(hc->server_names, hc->n_server_names);
     h->request_timeout_s = hc->request_timeout > 0 ? hc->request_timeout : 30;
     h->max_conns = fit_fd_limit(hc->max_connections >= 16 ? (size_t)hc->max_connections : 1000);
-    if (!h->origins || !h->names ||
-        ph_callpool_new(lc->call_workers > 0 ? (size_t)lc->call_workers : 64, &h->pool)) {
+    if (!h->origins || !h->names) {
         http_free(h);
         return ph_error_set(PH_ENOMEM, "out of memory starting the HTTP server");
     }
@@ -1958,7 +1945,6 @@ int ph_http_start(ph_host *host, ph_http **out)
                                   host share the port instead of failing to start */
     if (!h->d) {
         int e = errno;
-        ph_callpool_free(h->pool, 0);
         http_free(h);
         return ph_error_set(PH_EIO,
                             "cannot listen on %s:%d: %s; another process may hold the "
@@ -1966,6 +1952,10 @@ int ph_http_start(ph_host *host, ph_http **out)
                             hc->listen_addr ? hc->listen_addr : "127.0.0.1", hc->port,
                             e ? strerror(e) : "libmicrohttpd refused the settings");
     }
+    if (pthread_create(&h->watcher, NULL, watcher_main, h) == 0)
+        h->watcher_running = true;
+    else
+        ph_log_warn("no time limit on package calls: cannot start its thread");
     if (pthread_create(&h->reaper, NULL, reaper_main, h) == 0)
         h->reaper_running = true;
     else
@@ -2005,10 +1995,13 @@ void ph_http_stop(ph_http *h)
         return;
     }
     MHD_stop_daemon(h->d);
-    size_t left = ph_callpool_free(h->pool, h->timeout_s * 1000);
-    if (left)
-        ph_log_error("%zu package call(s) still running after %d s; not waiting for them", left,
-                     h->timeout_s);
+    if (h->watcher_running) {
+        pthread_mutex_lock(&h->job_mu);
+        h->watcher_stop = true;
+        pthread_cond_signal(&h->job_cv);
+        pthread_mutex_unlock(&h->job_mu);
+        pthread_join(h->watcher, NULL);
+    }
     if (h->reaper_running) {
         pthread_mutex_lock(&h->conn_mu);
         h->reaper_stop = true;

@@ -183,43 +183,33 @@ static void emit_load(ph_instance *inst, void *ud)
     if (!ld)
         return;
     static const char *const names[] = {"plughost_calls_running", "plughost_calls_timed_out_total",
-                                        "plughost_calls_refused_total",
                                         "plughost_calls_refused_total"};
     text_str(p->t, names[p->which]);
     text_str(p->t, "{instance=\"");
     text_label(p->t, inst->name);
-    switch (p->which) {
-    case 0:
+    if (p->which == 0)
         text_printf(p->t, "\"} %d\n", atomic_load_explicit(&ld->running, memory_order_relaxed));
-        break;
-    case 1:
+    else if (p->which == 1)
         text_printf(p->t, "\"} %lu\n", atomic_load_explicit(&ld->timed_out, memory_order_relaxed));
-        break;
-    case 2:
+    else
         text_printf(p->t, "\",reason=\"concurrency_limit\"} %lu\n",
                     atomic_load_explicit(&ld->refused, memory_order_relaxed));
-        break;
-    default:
-        text_printf(p->t, "\",reason=\"no_worker\"} %lu\n",
-                    atomic_load_explicit(&ld->no_worker, memory_order_relaxed));
-    }
 }
 
 /* The limits of [limits]: calls running, past their time limit, refused. */
 static void emit_loads(text *t, ph_host *host)
 {
     static const char *const heads[] = {
-        "# HELP plughost_calls_running Calls of the instance handed to a call worker and not "
-        "yet returned (a call past its time limit counts until it returns).\n"
+        "# HELP plughost_calls_running Package calls of the instance running now from HTTP "
+        "callers (a call past its time limit counts until it returns).\n"
         "# TYPE plughost_calls_running gauge\n",
         "# HELP plughost_calls_timed_out_total Calls whose caller got 504: they ran past their "
         "time limit.\n"
         "# TYPE plughost_calls_timed_out_total counter\n",
         "# HELP plughost_calls_refused_total Calls refused with 503: the instance was at "
-        "[limits] max_concurrent_calls, or every call worker was busy.\n"
-        "# TYPE plughost_calls_refused_total counter\n",
-        ""};
-    for (int which = 0; which < 4; which++) {
+        "[limits] max_concurrent_calls.\n"
+        "# TYPE plughost_calls_refused_total counter\n"};
+    for (int which = 0; which < 3; which++) {
         load_pass p = {t, which};
         text_str(t, heads[which]);
         ph_router_each_instance(host->router, emit_load, &p);

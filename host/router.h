@@ -74,7 +74,6 @@ typedef struct ph_inst_load {
     atomic_int running;     /* calls handed to a worker and not yet returned */
     atomic_ulong timed_out; /* callers answered 504: the call ran past its time limit */
     atomic_ulong refused;   /* calls refused with 503: the instance was at its limit */
-    atomic_ulong no_worker; /* calls refused with 503: every call worker was busy */
 } ph_inst_load;
 
 /*

@@ -234,12 +234,10 @@ static void test_limits(void **state)
     load_ok(f, "[http]\nlisten = 127.0.0.1:8901\n", &c);
     assert_int_equal(c.limits.call_timeout_ms, 30000);
     assert_int_equal(c.limits.max_concurrent_calls, 16);
-    assert_int_equal(c.limits.call_workers, 64);
     ph_config_free(&c);
-    load_ok(f, "[limits]\ncall_timeout = 2.5\nmax_concurrent_calls = 3\ncall_workers = 8\n", &c);
+    load_ok(f, "[limits]\ncall_timeout = 2.5\nmax_concurrent_calls = 3\n", &c);
     assert_int_equal(c.limits.call_timeout_ms, 2500);
     assert_int_equal(c.limits.max_concurrent_calls, 3);
-    assert_int_equal(c.limits.call_workers, 8);
     ph_config_free(&c);
     load_bad(f, "[limits]\ncall_timeout = 0.0001\n", PH_ECONFIG, 2,
              "'call_timeout' in [limits] must be seconds from 0.001 to 86400 (such as 30 or 2.5), "
@@ -249,8 +247,7 @@ static void test_limits(void **state)
     load_bad(f, "[limits]\nmax_concurrent_calls = 0\n", PH_ECONFIG, 2,
              "'max_concurrent_calls' in [limits] must be an integer from 1 to 100000, not '0'");
     load_bad(f, "[limits]\ntimeout = 3\n", PH_ECONFIG, 2,
-             "unknown key 'timeout' in [limits]; known keys: call_timeout, max_concurrent_calls, "
-             "call_workers");
+             "unknown key 'timeout' in [limits]; known keys: call_timeout, max_concurrent_calls");
 }
 
 static void test_bad_values(void **state)
