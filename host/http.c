@@ -643,7 +643,9 @@ static void visit_mount(ph_instance *inst, void *ud)
         return;
     }
     char *name = strdup(inst->name);
-    char *dir = inst->manifest && inst->manifest->dir ? strdup(inst->manifest->dir) : strdup("");
+    /* ...and a change repoints an unchanged build at its new manifest without it */
+    const ph_manifest *m = __atomic_load_n(&inst->manifest, __ATOMIC_ACQUIRE);
+    char *dir = m && m->dir ? strdup(m->dir) : strdup("");
     ph_gate_leave(&inst->gate);
     if (!name || !dir) {
         free(name);

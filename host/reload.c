@@ -566,7 +566,7 @@ int ph_reload_swap(ph_host *h, ph_instance *inst, const ph_manifest *nm, ph_kv *
 void ph_reload_repoint(ph_instance *inst, const ph_manifest *m)
 {
     pthread_mutex_lock(&status_mu);
-    inst->manifest = m;
+    __atomic_store_n(&inst->manifest, m, __ATOMIC_RELEASE); /* read by status pages, gate open */
     pthread_mutex_unlock(&status_mu);
 }
 
