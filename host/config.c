@@ -263,6 +263,8 @@ static int set_defaults(ph_config *c, const char *base_dir)
     c->http.max_connections_per_ip = 64;
     c->http.request_timeout = 30;
     c->http.max_connections = 1000;
+    c->limits.call_timeout_ms = 30000;
+    c->limits.max_concurrent_calls = 16;
     c->auth.token_file = c->data_dir ? resolve_path(c->data_dir, "admin.token") : NULL;
     c->auth.require_token = false;
     if (!c->base_dir || !c->data_dir || !c->n_package_dirs || !c->http.listen_addr ||
@@ -489,6 +491,41 @@ int ph_config_check_token(const char *where, const char *token)
     return 0;
 }
 
+int ph_config_parse_seconds(const char *text, int *ms)
+{
+    long long whole = 0, frac = 0;
+    int digits = 0, frac_digits = 0;
+    const char *p = text;
+    for (; *p >= '0' && *p <= '9' && whole <= 86400; p++, digits++)
+        whole = whole * 10 + (*p - '0');
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9' && frac_digits < 3; p++, frac_digits++)
+            frac = frac * 10 + (*p - '0');
+    for (int i = frac_digits; i < 3; i++)
+        frac *= 10;
+    long long total = whole * 1000 + frac;
+    if (!digits || *p || total < 1 || total > 86400LL * 1000)
+        return PH_EINVAL;
+    *ms = (int)total;
+    return 0;
+}
+
+static int set_limits(load_ctx *x, const char *key, const char *v)
+{
+    ph_limits_conf *l = &x->c->limits;
+    if (strcmp(key, "call_timeout") == 0) {
+        if (ph_config_parse_seconds(v, &l->call_timeout_ms))
+            return ph_error_set(PH_ECONFIG,
+                                "'call_timeout' in [limits] must be seconds from 0.001 to "
+                                "86400 (such as 30 or 2.5), not '%s'",
+                                v);
+        return 0;
+    }
+    if (strcmp(key, "max_concurrent_calls") == 0)
+        return set_int("limits", key, v, 1, 100000, &l->max_concurrent_calls);
+    return unknown_key("limits", key, "call_timeout, max_concurrent_calls");
+}
+
 static int set_http(load_ctx *x, const char *key, const char *v)
 {
     ph_http_conf *h = &x->c->http;
@@ -678,7 +715,7 @@ static bool is_instance_section(const char *section, const char **rest)
     return true;
 }
 
-static const char known_sections[] = "[host], [http], [auth], [instance NAME]";
+static const char known_sections[] = "[host], [http], [limits], [auth], [instance NAME]";
 
 static int on_section(load_ctx *x, const char *section, int line)
 {
@@ -686,7 +723,8 @@ static int on_section(load_ctx *x, const char *section, int line)
     x->cur = -1;
     if (is_instance_section(section, &rest))
         return begin_instance(x, rest, line);
-    if (strcmp(section, "host") && strcmp(section, "http") && strcmp(section, "auth"))
+    if (strcmp(section, "host") && strcmp(section, "http") && strcmp(section, "limits") &&
+        strcmp(section, "auth"))
         return ph_error_set(PH_ECONFIG, "unknown section [%s]; known sections: %s", section,
                             known_sections);
     return 0;
@@ -707,6 +745,8 @@ static int on_config_event(void *user, const char *section, const char *key, con
         return set_http(x, key, value);
     if (strcmp(section, "auth") == 0)
         return set_auth(x, key, value);
+    if (strcmp(section, "limits") == 0)
+        return set_limits(x, key, value);
     return set_instance(x, key, value, line);
 }
 

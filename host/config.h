@@ -6,6 +6,8 @@
  *               connection_timeout, max_connections_per_ip, rate_limit,
  *               request_timeout, max_connections, allowed_origins (comma list of
  *               scheme://host[:port]), server_names (comma list of host names)
+ *   [limits]    call_timeout (seconds, decimals allowed), max_concurrent_calls
+ *               (per instance)
  *   [auth]      token, token_file, require_token
  *   [instance NAME]  package, mount, enabled, version (a range pinning the
  *               package's version when several are installed; the operator's
@@ -76,6 +78,12 @@ typedef struct ph_http_conf {
     size_t n_server_names;
 } ph_http_conf;
 
+/* [limits]: how much of the host one instance's calls may take. */
+typedef struct ph_limits_conf {
+    int call_timeout_ms;      /* a call's time limit before its caller gets 504, default 30 s */
+    int max_concurrent_calls; /* calls of one instance running at once, default 16 */
+} ph_limits_conf;
+
 typedef struct ph_auth_conf {
     char *token;      /* NULL: read/generate token_file */
     char *token_file; /* default "<data_dir>/admin.token" */
@@ -93,6 +101,7 @@ typedef struct ph_config {
     bool reload;    /* default true */
     bool strict; /* default false */
     ph_http_conf http;
+    ph_limits_conf limits;
     ph_auth_conf auth;
     ph_instance_conf *instances;
     size_t n_instances;
@@ -125,6 +134,13 @@ void ph_config_free(ph_config *c);
  * address 'TEXT': why" (c unchanged), or PH_ENOMEM.
  */
 int ph_config_set_listen(ph_config *c, const char *text);
+
+/**
+ * Parses a duration in seconds: digits with up to 3 decimals ("30", "0.5"),
+ * from 0.001 to 86400. Sets *ms. 0, or PH_EINVAL without setting the last
+ * error (the caller knows the context).
+ */
+int ph_config_parse_seconds(const char *text, int *ms);
 
 /** Fewest bits of secret an admin token must carry (32 hex characters). */
 #define PH_TOKEN_MIN_BITS 128

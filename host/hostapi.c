@@ -27,7 +27,7 @@ static void api_logv(ph_ctx *ctx, ph_log_level level, const char *fmt, va_list a
 
 static const char *api_param(ph_ctx *ctx, const char *name)
 {
-    return ph_instance_param(ph_instance_of(ctx), name);
+    return ph_version_param(ph_version_of(ctx), name); /* its own copy: see ph_version_set_params */
 }
 
 /* Marks the innermost frame failed: the method's result will be discarded. */
@@ -258,6 +258,10 @@ static int api_db_query(ph_ctx *ctx, const char *sql, const ph_json *params, ph_
     json_t *res = NULL;
     if (rows)
         *rows = NULL;
+    if (ph_router_abandoned()) { /* its caller was told 504: nothing may change after that */
+        mark_failed();
+        return ph_router_refuse_abandoned("the database query");
+    }
     if (!inst->store) {
         mark_failed();
         return ph_error_set(PH_ESTATE, "instance '%s' has no database", inst->name);

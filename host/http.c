@@ -63,6 +63,20 @@ struct ph_http {
     pthread_t reaper;
     atomic_ulong cut_deadline, cut_room;
 
+    /*
+     * Each connection has a thread of its own, which runs its package calls:
+     * no package call ever holds a thread another connection needs (the
+     * host's /_/ endpoints above all). The watcher answers a call past its
+     * time limit with 504 on the connection itself and abandons it.
+     */
+    int call_timeout_ms; /* [limits] call_timeout: the default time limit */
+    int max_calls;       /* [limits] max_concurrent_calls, per instance */
+    pthread_mutex_t job_mu;
+    pthread_cond_t job_cv;
+    struct job *jobs; /* package calls running (the watcher's list) */
+    bool watcher_running, watcher_stop;
+    pthread_t watcher;
+
     atomic_long inflight;
     atomic_bool stopping;
     atomic_ulong by_class[6]; /* responses by status class: [1] 1xx ... [5] 5xx */
@@ -81,6 +95,25 @@ typedef struct req {
     size_t len, cap;
     bool too_big; /* the body passed max_body; the rest is discarded */
 } req;
+
+/*
+ * A package call running on its connection's thread, on the stack of
+ * answer_call. Under job_mu the watcher may answer it (504) on the
+ * connection's socket once it runs past its time limit; the thread then
+ * closes the connection when the call returns.
+ */
+typedef struct job {
+    const char *address;
+    const char *instance;
+    const char *origin; /* the allowed cross origin to answer with, or NULL */
+    bool head;          /* HEAD: the 504 has no body */
+    int fd;             /* the connection's socket */
+    double started;     /* monotonic seconds */
+    ph_inst_load *load;
+    ph_call_watch w;
+    bool answered; /* the watcher answered 504 (under job_mu) */
+    struct job *prev, *next;
+} job;
 
 /* The request path split into decoded segments. */
 typedef struct path {
@@ -590,7 +623,9 @@ static void visit_mount(ph_instance *inst, void *ud)
         return;
     }
     char *name = strdup(inst->name);
-    char *dir = inst->manifest && inst->manifest->dir ? strdup(inst->manifest->dir) : strdup("");
+    /* ...and a change repoints an unchanged build at its new manifest without it */
+    const ph_manifest *m = __atomic_load_n(&inst->manifest, __ATOMIC_ACQUIRE);
+    char *dir = m && m->dir ? strdup(m->dir) : strdup("");
     ph_gate_leave(&inst->gate);
     if (!name || !dir) {
         free(name);
@@ -615,31 +650,113 @@ static bool is(const char *a, const char *b)
     return strcmp(a, b) == 0;
 }
 
-/* Calls `address` and answers with its result (or error). Takes `args`. */
+/* Answers with a call's result `out` (borrowed) or its error (rc, word, msg). */
+static enum MHD_Result send_result(call *k, int rc, const char *word, const char *msg, json_t *out,
+                                   unsigned ok, const char *location_base)
+{
+    if (rc)
+        return send_error_word(k, ph_http_status_of(rc), word && *word ? word : ph_error_word(rc),
+                               msg && *msg ? msg : ph_error_text(rc));
+    json_t *id = location_base ? json_object_get(out, "id") : NULL;
+    if (!json_is_integer(id))
+        return send_json(k, ok, out ? out : json_null(), NULL);
+    struct MHD_Response *r = NULL;
+    char *loc = NULL;
+    send_json(k, ok, out ? out : json_null(), &r);
+    if (r && asprintf(&loc, "%s/%" JSON_INTEGER_FORMAT, location_base, json_integer_value(id)) >= 0)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, loc);
+    free(loc);
+    return r ? send_response(k, ok, r) : MHD_NO;
+}
+
+/* The running calls of the instance an address names, or NULL for an unknown instance. */
+static ph_inst_load *load_of_address(ph_http *h, const char *address, char *name)
+{
+    size_t n = strcspn(address, ".");
+    if (n > PH_NAME_MAX)
+        return NULL;
+    memcpy(name, address, n);
+    name[n] = '\0';
+    ph_instance *inst = ph_router_instance(h->host->router, name);
+    return inst ? inst->load : NULL;
+}
+
+static double mono_now(void);
+static conn *conn_of(struct MHD_Connection *c);
+
+static void jobs_add(ph_http *h, job *j)
+{
+    pthread_mutex_lock(&h->job_mu);
+    j->prev = NULL;
+    j->next = h->jobs;
+    if (h->jobs)
+        h->jobs->prev = j;
+    h->jobs = j;
+    pthread_mutex_unlock(&h->job_mu);
+}
+
+/* Takes the job off the watcher's list; true if the watcher already answered it. */
+static bool jobs_remove(ph_http *h, job *j)
+{
+    pthread_mutex_lock(&h->job_mu);
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        h->jobs = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    bool answered = j->answered;
+    pthread_mutex_unlock(&h->job_mu);
+    return answered;
+}
+
+/*
+ * Calls `address` on this connection's thread and answers with its result
+ * (or error). Takes `args`. A call past its time limit has been answered
+ * 504 by the watcher meanwhile: the connection is then closed.
+ */
 static enum MHD_Result answer_call(call *k, const char *address, json_t *args, unsigned ok,
                                    const char *location_base)
 {
+    ph_http *h = k->h;
+    char name[PH_NAME_MAX + 1];
+    ph_inst_load *ld = load_of_address(h, address, name);
+    conn *cn = conn_of(k->c);
+    if (ld && atomic_fetch_add(&ld->running, 1) >= h->max_calls) {
+        atomic_fetch_sub(&ld->running, 1);
+        atomic_fetch_add_explicit(&ld->refused, 1, memory_order_relaxed);
+        json_decref(args);
+        return send_error(k, PH_ELIMIT,
+                          "instance '%s' is already running %d calls, its limit ([limits] "
+                          "max_concurrent_calls in host.ini); retry later, or raise the limit",
+                          name, h->max_calls);
+    }
     json_t *out = NULL;
     ph_error_clear();
-    int rc = ph_router_call(k->h->host->router, NULL, address, args,
-                            PH_CALL_LIMITED | (k->admin ? PH_CALL_ADMIN : 0), &out);
-    json_decref(args);
-    if (rc)
-        return send_last_error(k, rc);
-    enum MHD_Result ret;
-    json_t *id = location_base ? json_object_get(out, "id") : NULL;
-    if (json_is_integer(id)) {
-        struct MHD_Response *r = NULL;
-        char *loc = NULL;
-        send_json(k, ok, out ? out : json_null(), &r);
-        if (r &&
-            asprintf(&loc, "%s/%" JSON_INTEGER_FORMAT, location_base, json_integer_value(id)) >= 0)
-            MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, loc);
-        free(loc);
-        ret = r ? send_response(k, ok, r) : MHD_NO;
+    unsigned flags = PH_CALL_LIMITED | (k->admin ? PH_CALL_ADMIN : 0);
+    int rc;
+    if (!ld || !cn) { /* no such instance: the router says so at once, with the list */
+        rc = ph_router_call(h->host->router, NULL, address, args, flags, &out);
     } else {
-        ret = send_json(k, ok, out ? out : json_null(), NULL);
+        job j = {.address = address,
+                 .instance = name,
+                 .origin = k->origin,
+                 .head = is(k->method, "HEAD"),
+                 .fd = cn->fd,
+                 .started = mono_now(),
+                 .load = ld};
+        jobs_add(h, &j);
+        rc = ph_router_call_watched(h->host->router, address, args, flags, &j.w, &out);
+        atomic_fetch_sub(&ld->running, 1); /* only now: a late call counts until it returns */
+        if (jobs_remove(h, &j)) {
+            json_decref(out);
+            json_decref(args);
+            return MHD_NO; /* answered 504 already: close the connection */
+        }
     }
+    json_decref(args);
+    enum MHD_Result ret =
+        send_result(k, rc, ph_error_last_word(), ph_error_last(), out, ok, location_base);
     json_decref(out);
     return ret;
 }
@@ -1406,9 +1523,11 @@ static void conn_cut(conn *cn)
 }
 
 /*
- * Accept/close bookkeeping. When the server is nearly full, the connection
- * that has spent longest on an unfinished request is cut, so slow clients
- * cannot hold every place and a new client always gets in.
+ * Accept/close bookkeeping. When the server is nearly full (80%), the
+ * connection that has spent longest on an unfinished request is cut, so slow
+ * clients cannot hold every place and a new client always gets in. The
+ * margin is wide because a cut connection's place comes free only once its
+ * thread has ended and libmicrohttpd has collected it.
  */
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode what)
@@ -1424,7 +1543,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         cn->receiving = true;
         cn->since = mono_now();
         pthread_mutex_lock(&h->conn_mu);
-        if (h->n_conns + 1 >= h->max_conns - h->max_conns / 10) {
+        if (h->n_conns + 1 >= h->max_conns - h->max_conns / 5) {
             conn *oldest = NULL;
             for (conn *o = h->conns; o; o = o->next)
                 if (o->receiving && !o->cut && (!oldest || o->since < oldest->since))
@@ -1479,6 +1598,79 @@ static void *reaper_main(void *arg)
         pthread_cond_timedwait(&h->conn_cv, &h->conn_mu, &until);
     }
     pthread_mutex_unlock(&h->conn_mu);
+    return NULL;
+}
+
+/*
+ * Under job_mu: answers a call past its time limit with 504 on its socket
+ * (libmicrohttpd cannot: the connection's thread is inside the call) and
+ * abandons it: it leaves its instance's gate and keeps counting against the
+ * instance's limit until it returns.
+ */
+static void expire(ph_http *h, job *j, int limit_ms)
+{
+    j->answered = true;
+    bool running = ph_router_abandon(&j->w);
+    atomic_fetch_add_explicit(&j->load->timed_out, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->by_class[5], 1, memory_order_relaxed);
+    char *msg = NULL, *resp = NULL;
+    ph_json_buf b = {0};
+    if (asprintf(&msg,
+                 "%s ran past its time limit of %g s and is no longer waited for; it keeps "
+                 "counting against instance '%s''s limit of calls until it returns. Make the "
+                 "method return sooner, or raise its limit: [limits] call_timeout in host.ini, "
+                 "or '%s = SECONDS' under [limits] in the package's package.ini",
+                 j->address, limit_ms / 1000.0, j->instance, strchr(j->address, '.') + 1) < 0)
+        msg = NULL;
+    json_t *e = msg ? json_pack("{s:{s:s,s:s}}", "error", "code", "timeout", "message", msg) : NULL;
+    if (e && json_dump_callback(e, ph_json_buf_add, &b, JSON_COMPACT) == 0 &&
+        ph_json_buf_add("\n", 1, &b) == 0 &&
+        asprintf(&resp,
+                 "HTTP/1.1 504 Gateway Timeout\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %zu\r\nConnection: close\r\n%s%s%s\r\n%.*s",
+                 b.len, j->origin ? "Access-Control-Allow-Origin: " : "",
+                 j->origin ? j->origin : "", j->origin ? "\r\nVary: Origin\r\n" : "",
+                 j->head ? 0 : (int)b.len, b.p) >= 0) {
+        /* small enough for the socket's buffer; a client that reads nothing loses it */
+        if (send(j->fd, resp, strlen(resp), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+            ph_log_debug("could not answer 504 for %s: %s", j->address, ph_strerror(errno));
+    }
+    shutdown(j->fd, SHUT_WR);
+    if (running)
+        ph_logf(PH_L_WARN, j->instance,
+                "%s ran past its time limit of %g s: answered 504, the call goes on until it "
+                "returns",
+                j->address, limit_ms / 1000.0);
+    json_decref(e);
+    free(b.p);
+    free(resp);
+    free(msg);
+}
+
+/* Checks the running calls' time limits every 50 ms. */
+static void *watcher_main(void *arg)
+{
+    ph_http *h = arg;
+    pthread_mutex_lock(&h->job_mu);
+    while (!h->watcher_stop) {
+        double now = mono_now();
+        for (job *j = h->jobs; j; j = j->next) {
+            int limit = atomic_load(&j->w.limit_ms);
+            if (!limit)
+                limit = h->call_timeout_ms;
+            if (!j->answered && (now - j->started) * 1000.0 >= limit)
+                expire(h, j, limit);
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += 50 * 1000 * 1000;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->job_cv, &h->job_mu, &until);
+    }
+    pthread_mutex_unlock(&h->job_mu);
     return NULL;
 }
 
@@ -1647,6 +1839,7 @@ static void http_free(ph_http *h)
     free_strv(h->names, h->n_names);
     pthread_mutex_destroy(&h->conn_mu);
     pthread_cond_destroy(&h->conn_cv);
+
     free(h);
 }
 
@@ -1703,6 +1896,15 @@ int ph_http_start(ph_host *host, ph_http **out)
     h->host = host;
     pthread_mutex_init(&h->conn_mu, NULL);
     pthread_cond_init(&h->conn_cv, NULL);
+    pthread_mutex_init(&h->job_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->job_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    const ph_limits_conf *lc = &host->cfg.limits;
+    h->call_timeout_ms = lc->call_timeout_ms > 0 ? lc->call_timeout_ms : 30000;
+    h->max_calls = lc->max_concurrent_calls > 0 ? lc->max_concurrent_calls : 16;
     h->max_body = hc->max_body ? hc->max_body : 1024 * 1024;
     h->require_token = host->cfg.auth.require_token;
     h->public_bind = !is_loopback(&ss);
@@ -1719,14 +1921,21 @@ int ph_http_start(ph_host *host, ph_http **out)
     ph_router_set_rate_limit(host->router, hc->rate_limit);
     h->max_depth = hc->max_json_depth > 0 ? hc->max_json_depth : 64;
     h->timeout_s = hc->connection_timeout > 0 ? hc->connection_timeout : 15;
-    unsigned threads = hc->threads > 0 ? (unsigned)hc->threads : 4;
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    /*
+     * A thread per connection: a package call's connection waits for its
+     * worker without holding a thread any other connection needs. (A shared
+     * pool would have to suspend the connection instead, and libmicrohttpd
+     * 0.9.75 then closes a connection whose client half-closed it, before
+     * the answer, on resume.) [http] threads no longer applies.
+     */
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
     if (v6)
         flags |= MHD_USE_IPv6;
     h->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->timeout_s, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)h->timeout_s, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)(hc->max_connections_per_ip > 0 ? hc->max_connections_per_ip : 0),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped,
         NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_CONNECTION_LIMIT,
@@ -1746,6 +1955,10 @@ int ph_http_start(ph_host *host, ph_http **out)
                             hc->listen_addr ? hc->listen_addr : "127.0.0.1", hc->port,
                             e ? ph_strerror(e) : "libmicrohttpd refused the settings", hint);
     }
+    if (pthread_create(&h->watcher, NULL, watcher_main, h) == 0)
+        h->watcher_running = true;
+    else
+        ph_log_warn("no time limit on package calls: cannot start its thread");
     if (pthread_create(&h->reaper, NULL, reaper_main, h) == 0)
         h->reaper_running = true;
     else
@@ -1772,6 +1985,7 @@ void ph_http_stop(ph_http *h)
     MHD_socket fd = MHD_quiesce_daemon(h->d);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
+
     /* Let the requests inside finish; bounded by the connection timeout. */
     struct timespec step = {0, 10 * 1000 * 1000};
     for (long waited = 0; atomic_load(&h->inflight) > 0 && waited < (long)h->timeout_s * 100;
@@ -1784,6 +1998,13 @@ void ph_http_stop(ph_http *h)
         return;
     }
     MHD_stop_daemon(h->d);
+    if (h->watcher_running) {
+        pthread_mutex_lock(&h->job_mu);
+        h->watcher_stop = true;
+        pthread_cond_signal(&h->job_cv);
+        pthread_mutex_unlock(&h->job_mu);
+        pthread_join(h->watcher, NULL);
+    }
     if (h->reaper_running) {
         pthread_mutex_lock(&h->conn_mu);
         h->reaper_stop = true;

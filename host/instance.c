@@ -82,11 +82,85 @@ nomem:
     return ph_error_set(PH_ENOMEM, "out of memory loading a version of %s", inst->name);
 }
 
+static void free_params(ph_kv *p, size_t n)
+{
+    for (size_t i = 0; p && i < n; i++) {
+        free(p[i].key);
+        free(p[i].value);
+    }
+    free(p);
+}
+
+int ph_version_set_params(ph_version *v, const ph_kv *params, size_t n)
+{
+    ph_kv *copy = NULL;
+    size_t nc = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ph_kv_append(&copy, &nc, params[i].key, params[i].value, params[i].line)) {
+            free_params(copy, nc);
+            return ph_error_set(PH_ENOMEM, "out of memory copying parameters");
+        }
+    free_params(v->params, v->n_params);
+    v->params = copy;
+    v->n_params = nc;
+    return 0;
+}
+
+const char *ph_version_param(const ph_version *v, const char *name)
+{
+    for (size_t i = 0; i < v->n_params; i++)
+        if (strcmp(v->params[i].key, name) == 0)
+            return v->params[i].value;
+    return NULL;
+}
+
+/* Pins are rare (only calls past their time limit): one lock for all. */
+static pthread_mutex_t pin_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void ph_version_pin(ph_version *v)
+{
+    pthread_mutex_lock(&pin_mu);
+    v->pins++;
+    v->inst->pins++;
+    pthread_mutex_unlock(&pin_mu);
+}
+
+void ph_version_unpin(ph_version *v)
+{
+    pthread_mutex_lock(&pin_mu);
+    ph_instance *inst = v->inst;
+    v->pins--;
+    inst->pins--;
+    int free_v = v->pins == 0 && v->free_pending;
+    int free_inst = inst->pins == 0 && inst->free_pending;
+    if (free_v)
+        v->free_pending = 0;
+    if (free_inst)
+        inst->free_pending = 0;
+    pthread_mutex_unlock(&pin_mu);
+    if (free_v)
+        ph_version_free(v);
+    if (free_inst)
+        ph_instance_free(inst);
+}
+
+/* True if the pinned object must outlive this free: it is then marked for its last unpin. */
+static int defer_free(int *pins, int *free_pending)
+{
+    pthread_mutex_lock(&pin_mu);
+    int pinned = *pins > 0;
+    if (pinned)
+        *free_pending = 1;
+    pthread_mutex_unlock(&pin_mu);
+    return pinned;
+}
+
 void ph_version_free(ph_version *v)
 {
-    if (!v)
+    if (!v || defer_free(&v->pins, &v->free_pending))
         return;
     ph_module_close(v->module);
+    free_params(v->params, v->n_params);
     free(v->mem);
     free(v);
 }
@@ -111,7 +185,7 @@ int ph_instance_new(const char *name, const char *mount, const ph_manifest *m, p
         ph_module_close(mod);
         goto nomem;
     }
-    if (ph_version_new(inst, mod, &inst->cur))
+    if (ph_version_new(inst, mod, &inst->cur) || ph_version_set_params(inst->cur, params, n_params))
         goto nomem;
     inst->module = mod;
     if (ph_gate_init(&inst->gate))
@@ -129,7 +203,7 @@ nomem:
 
 void ph_instance_free(ph_instance *inst)
 {
-    if (!inst)
+    if (!inst || defer_free(&inst->pins, &inst->free_pending))
         return;
     ph_gate_destroy(&inst->gate);
     ph_version_free(inst->cur);

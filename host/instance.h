@@ -40,12 +40,17 @@ struct ph_instance;
 typedef struct ph_version {
     ph_ctx ctx; /* must stay first */
     struct ph_instance *inst;
-    ph_module *module; /* owned */
-    void *mem;         /* descriptor.instance_size zeroed bytes, owned */
-    char build[17];    /* build identity (build.h) this version was loaded from */
+    ph_module *module;           /* owned */
+    void *mem;                   /* descriptor.instance_size zeroed bytes, owned */
+    char build[17];              /* build identity (build.h) this version was loaded from */
     const ph_manifest *manifest; /* the manifest it was loaded with (borrowed), or NULL */
     double started;              /* CLOCK_MONOTONIC seconds when it started serving, 0 before */
     int proven;                  /* served through its probation (build.h) */
+    ph_kv *params;               /* its own copy of the instance's parameters (ph_param), set by
+                                    ph_version_set_params: a reload never changes what its code reads */
+    size_t n_params;
+    int pins;         /* abandoned calls still running its code (under the pin lock) */
+    int free_pending; /* freed while pinned: the last unpin frees it */
 } ph_version;
 
 typedef struct ph_instance {
@@ -71,11 +76,14 @@ typedef struct ph_instance {
     /* hot reload bookkeeping (reload.c), read by status outputs */
     unsigned reloads; /* successful swaps */
     unsigned reload_failures;
-    char *reload_error; /* why the last reload failed; NULL after a success */
-    int reload_code;    /* its PH_E* code */
-    char bad_hash[17];  /* a build that failed; not retried until the file changes */
-    int bad_crashed;    /* bad_hash crashed the host: not retried even when asked (it would
-                           crash it again); only a new build replaces it */
+    char *reload_error;        /* why the last reload failed; NULL after a success */
+    int reload_code;           /* its PH_E* code */
+    char bad_hash[17];         /* a build that failed; not retried until the file changes */
+    int bad_crashed;           /* bad_hash crashed the host: not retried even when asked (it would
+                                  crash it again); only a new build replaces it */
+    struct ph_inst_load *load; /* its call counters, owned by the router (outlive it) */
+    int pins;                  /* abandoned calls still running in one of its versions */
+    int free_pending;          /* freed while pinned: the last unpin frees it */
 } ph_instance;
 
 /** The instance of a ctx handed out by the host. */
@@ -96,8 +104,28 @@ static inline ph_ctx *ph_instance_ctx(ph_instance *inst)
 
 /** Creates a version around a loaded module (takes ownership of `mod`, even on failure). */
 int ph_version_new(ph_instance *inst, ph_module *mod, ph_version **out);
-/** Frees the version and dlcloses its module; accepts NULL. */
+/**
+ * Frees the version and dlcloses its module; accepts NULL. A pinned version
+ * (an abandoned call still runs its code) is freed by its last unpin instead.
+ */
 void ph_version_free(ph_version *v);
+/**
+ * Keeps a version's code mapped and its ctx, instance and memory allocated
+ * while a call that its caller stopped waiting for still runs in it, after
+ * that call left the instance's gate (so a reload can swap it out).
+ * Thread-safe.
+ */
+void ph_version_pin(ph_version *v);
+/** Drops a pin; the last one frees a version (and instance) freed meanwhile. */
+void ph_version_unpin(ph_version *v);
+/**
+ * Gives the version its own copy of `params` (what its code reads with
+ * ph_param), replacing an earlier one. Call only while its code cannot run
+ * (before it serves, or with the gate closed). 0 or PH_ENOMEM.
+ */
+int ph_version_set_params(ph_version *v, const ph_kv *params, size_t n);
+/** Value of the version's parameter `name`, or NULL. */
+const char *ph_version_param(const ph_version *v, const char *name);
 /**
  * Runs one lifecycle callback of a version; returns PH_OK, PH_DECLINE or
  * PH_FAIL and sets *reason (malloc'd) for the last two.
@@ -107,7 +135,10 @@ int ph_version_step(ph_version *v, ph_lifecycle_fn fn, const char *what, char **
 /** Creates an instance around a loaded module (takes ownership of `mod`). */
 int ph_instance_new(const char *name, const char *mount, const ph_manifest *m, ph_module *mod,
                     ph_kv *params, size_t n_params, ph_instance **out);
-/** Frees (the module too); the instance must not be running. Accepts NULL. */
+/**
+ * Frees (the module too); the instance must not be running. Accepts NULL. A
+ * pinned instance is freed by the last unpin of its versions instead.
+ */
 void ph_instance_free(ph_instance *inst);
 
 /**
@@ -142,8 +173,8 @@ int ph_instance_may_call(const ph_instance *inst, const char *pkg);
  */
 typedef struct ph_frame {
     ph_instance *inst;
-    int failed; /* the package raised an error (or a ph_call of it failed) */
-    const char *what; /* "actor.method", "prepare", ...: named by the crash report */
+    int failed;                   /* the package raised an error (or a ph_call of it failed) */
+    const char *what;             /* "actor.method", "prepare", ...: named by the crash report */
     const struct ph_version *ver; /* the build running, when not inst->cur (a reload's new
                                      build in prepare, the old one in save): crash reports
                                      blame it */

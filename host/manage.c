@@ -26,7 +26,8 @@ static bool running_entry(ph_instance *inst, json_t *e)
 {
     if (ph_gate_enter(&inst->gate, PH_MANAGE_GATE_WAIT_MS))
         return false;
-    const ph_manifest *m = inst->manifest;
+    /* a change repoints an unchanged build at its new manifest without closing the gate */
+    const ph_manifest *m = __atomic_load_n(&inst->manifest, __ATOMIC_ACQUIRE);
     if (m) {
         json_object_set_new(e, "version", json_string(m->version_text));
         if (m->description)

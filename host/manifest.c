@@ -30,7 +30,8 @@ typedef struct mf_ctx {
     const char *section; /* the current known section, NULL before any */
 } mf_ctx;
 
-static const char known_sections[] = "[package], [requires], [optional], [conflicts], [parameters]";
+static const char known_sections[] =
+    "[package], [requires], [optional], [conflicts], [parameters], [limits]";
 
 /* Replaces the current error (code and message) by "prefix: <message>" with `code`. */
 static int rewrap(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -138,8 +139,8 @@ static int add_param(ph_manifest *m, const char *key, const char *v, int line)
 
 static int on_section(mf_ctx *x, const char *section)
 {
-    static const char *const known[] = {"package", "requires", "optional", "conflicts",
-                                        "parameters"};
+    static const char *const known[] = {"package",   "requires", "optional",
+                                        "conflicts", "limits",   "parameters"};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
         if (strcmp(section, known[i]) == 0) {
             x->section = known[i];
@@ -148,6 +149,44 @@ static int on_section(mf_ctx *x, const char *section)
     }
     return ph_error_set(PH_EMANIFEST, "unknown section [%s]; known sections: %s", section,
                         known_sections);
+}
+
+/* [limits]: call_timeout, or ACTOR.METHOD, = seconds. */
+static int add_limit(ph_manifest *m, const char *key, const char *v, int line)
+{
+    int ms;
+    const char *dot = strchr(key, '.');
+    if (strcmp(key, "call_timeout") != 0 && (!dot || dot == key || !dot[1] || strchr(dot + 1, '.')))
+        return ph_error_set(PH_EMANIFEST,
+                            "unknown key '%s' in [limits]; known keys: call_timeout (every "
+                            "method) and ACTOR.METHOD (one method)",
+                            key);
+    for (size_t i = 0; i < m->n_limits; i++)
+        if (strcmp(m->limits[i].key, key) == 0)
+            return ph_error_set(PH_EMANIFEST, "'%s' is set twice in [limits] (first on line %d)",
+                                key, m->limits[i].line);
+    if (ph_config_parse_seconds(v, &ms))
+        return ph_error_set(PH_EMANIFEST,
+                            "'%s' in [limits] must be seconds from 0.001 to 86400 (such as 30 "
+                            "or 2.5), not '%s'",
+                            key, v);
+    return ph_kv_append(&m->limits, &m->n_limits, key, v, line)
+               ? ph_error_set(PH_ENOMEM, "out of memory")
+               : 0;
+}
+
+int ph_manifest_call_timeout(const ph_manifest *m, const char *actor, const char *method)
+{
+    int ms = 0, all = 0;
+    size_t al = strlen(actor);
+    for (size_t i = 0; m && i < m->n_limits; i++) {
+        const char *k = m->limits[i].key;
+        if (strcmp(k, "call_timeout") == 0)
+            ph_config_parse_seconds(m->limits[i].value, &all);
+        else if (strncmp(k, actor, al) == 0 && k[al] == '.' && strcmp(k + al + 1, method) == 0)
+            ph_config_parse_seconds(m->limits[i].value, &ms);
+    }
+    return ms ? ms : all;
 }
 
 static int on_manifest_event(void *user, const char *section, const char *key, const char *value,
@@ -168,6 +207,8 @@ static int on_manifest_event(void *user, const char *section, const char *key, c
         return add_dep(&m->optional, &m->n_optional, x->section, key, value, line);
     if (strcmp(x->section, "conflicts") == 0)
         return add_dep(&m->conflicts, &m->n_conflicts, x->section, key, value, line);
+    if (strcmp(x->section, "limits") == 0)
+        return add_limit(m, key, value, line);
     return add_param(m, key, value, line);
 }
 
@@ -305,6 +346,11 @@ void ph_manifest_free(ph_manifest *m)
         free(m->params[i].value);
     }
     free(m->params);
+    for (size_t i = 0; i < m->n_limits; i++) {
+        free(m->limits[i].key);
+        free(m->limits[i].value);
+    }
+    free(m->limits);
     free(m);
 }
 

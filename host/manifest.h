@@ -51,7 +51,15 @@ typedef struct ph_manifest {
     size_t n_conflicts;
     ph_kv *params; /* declared parameters with their defaults */
     size_t n_params;
+    ph_kv *limits; /* [limits]: call_timeout and ACTOR.METHOD = seconds (checked durations) */
+    size_t n_limits;
 } ph_manifest;
+
+/**
+ * The time limit in ms [limits] of package.ini sets for method `actor`.`method`
+ * (its own line, else call_timeout), or 0 when it sets none.
+ */
+int ph_manifest_call_timeout(const ph_manifest *m, const char *actor, const char *method);
 
 /**
  * Reads one manifest. *out is owned by the caller (ph_manifest_free); NULL on

@@ -253,6 +253,51 @@ static void emit_process(text *t)
                 cpu, count_fds(), max_fds, pages * page, rss * page, start_time(), PH_HOST_VERSION);
 }
 
+typedef struct load_pass {
+    text *t;
+    int which;
+} load_pass;
+
+static void emit_load(ph_instance *inst, void *ud)
+{
+    load_pass *p = ud;
+    const ph_inst_load *ld = inst->load;
+    if (!ld)
+        return;
+    static const char *const names[] = {"plughost_calls_running", "plughost_calls_timed_out_total",
+                                        "plughost_calls_refused_total"};
+    text_str(p->t, names[p->which]);
+    text_str(p->t, "{instance=\"");
+    text_label(p->t, inst->name);
+    if (p->which == 0)
+        text_printf(p->t, "\"} %d\n", atomic_load_explicit(&ld->running, memory_order_relaxed));
+    else if (p->which == 1)
+        text_printf(p->t, "\"} %lu\n", atomic_load_explicit(&ld->timed_out, memory_order_relaxed));
+    else
+        text_printf(p->t, "\",reason=\"concurrency_limit\"} %lu\n",
+                    atomic_load_explicit(&ld->refused, memory_order_relaxed));
+}
+
+/* The limits of [limits]: calls running, past their time limit, refused. */
+static void emit_loads(text *t, ph_host *host)
+{
+    static const char *const heads[] = {
+        "# HELP plughost_calls_running Package calls of the instance running now from HTTP "
+        "callers (a call past its time limit counts until it returns).\n"
+        "# TYPE plughost_calls_running gauge\n",
+        "# HELP plughost_calls_timed_out_total Calls whose caller got 504: they ran past their "
+        "time limit.\n"
+        "# TYPE plughost_calls_timed_out_total counter\n",
+        "# HELP plughost_calls_refused_total Calls refused with 503: the instance was at "
+        "[limits] max_concurrent_calls.\n"
+        "# TYPE plughost_calls_refused_total counter\n"};
+    for (int which = 0; which < 3; which++) {
+        load_pass p = {t, which};
+        text_str(t, heads[which]);
+        ph_router_each_instance(host->router, emit_load, &p);
+    }
+}
+
 int ph_metrics_render(ph_host *host, const char *extra, char **out, size_t *len)
 {
     text t = {0};
@@ -275,6 +320,7 @@ int ph_metrics_render(ph_host *host, const char *extra, char **out, size_t *len)
                  "# TYPE plughost_call_duration_seconds histogram\n");
     p.which = 2;
     ph_router_each(host->router, emit_route, &p);
+    emit_loads(&t, host);
     pthread_rwlock_rdlock(&host->lock); /* a configuration reload replaces the plan */
     emit_instances(&t, host);
     pthread_rwlock_unlock(&host->lock);

@@ -225,6 +225,9 @@ static int restore_state(ph_version *v, const saved_state *s)
 static int install(ph_instance *inst, ph_version *v, const ph_manifest *m, ph_kv *params,
                    size_t n_params, ph_store *store)
 {
+    int rc = ph_version_set_params(v, params, n_params);
+    if (rc)
+        return rc;
     pthread_mutex_lock(&status_mu); /* ph_reload_info_get reads module->hash without the gate */
     inst->cur = v;
     inst->module = v->module;
@@ -234,7 +237,7 @@ static int install(ph_instance *inst, ph_version *v, const ph_manifest *m, ph_kv
     inst->store = store;
     pthread_mutex_unlock(&status_mu);
     ph_routes *t = NULL;
-    int rc = build_routes(inst, v, &t);
+    rc = build_routes(inst, v, &t);
     if (!rc)
         ph_router_publish(inst->router, inst, t);
     return rc;
@@ -477,8 +480,11 @@ static int swap_instance(ph_host *h, ph_instance *inst, const target *t, int for
         ph_module_close(mod);
         goto fail;
     }
-    if ((rc = ph_version_new(inst, mod, &nv))) {
+    if ((rc = ph_version_new(inst, mod, &nv)) ||
+        (rc = ph_version_set_params(nv, t->params, t->n_params))) {
         bad = NULL;
+        if (nv)
+            goto discard; /* nothing prepared yet */
         goto fail;
     }
     snprintf(nv->build, sizeof nv->build, "%s", t->build);
@@ -562,7 +568,7 @@ int ph_reload_swap(ph_host *h, ph_instance *inst, const ph_manifest *nm, ph_kv *
 void ph_reload_repoint(ph_instance *inst, const ph_manifest *m)
 {
     pthread_mutex_lock(&status_mu);
-    inst->manifest = m;
+    __atomic_store_n(&inst->manifest, m, __ATOMIC_RELEASE); /* read by status pages, gate open */
     pthread_mutex_unlock(&status_mu);
 }
 

@@ -1,6 +1,7 @@
 #include "router.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,11 @@ typedef struct stats_entry {
     ph_route_stats *stats;
 } stats_entry;
 
+typedef struct load_entry {
+    char *name;
+    ph_inst_load *load;
+} load_entry;
+
 /*
  * The instance list is read on every call without a lock: writers (rare:
  * startup, configuration reload) publish a new immutable list and keep the
@@ -45,6 +51,8 @@ struct ph_router {
     pthread_mutex_t stats_mu;
     stats_entry *stats;
     size_t n_stats, cap_stats;
+    load_entry *loads; /* under stats_mu */
+    size_t n_loads, cap_loads;
 };
 
 /* ---- helpers ---- */
@@ -114,6 +122,13 @@ void ph_router_free(ph_router *r)
         free(r->stats[i].stats);
     }
     free(r->stats);
+    for (size_t i = 0; i < r->n_loads; i++) {
+        free(r->loads[i].name);
+        /* a call that never returned still counts itself out here: left allocated */
+        if (atomic_load(&r->loads[i].load->running) == 0)
+            free(r->loads[i].load);
+    }
+    free(r->loads);
     pthread_mutex_destroy(&r->write_mu);
     pthread_mutex_destroy(&r->stats_mu);
     free(r);
@@ -169,9 +184,39 @@ static int replace_list(ph_router *r, ph_instance *add, const char *remove)
     return 0;
 }
 
+/* The counters of instance `name`, created on first use when `create`. */
+static ph_inst_load *load_of(ph_router *r, const char *name, bool create)
+{
+    ph_inst_load *ld = NULL;
+    pthread_mutex_lock(&r->stats_mu);
+    for (size_t i = 0; i < r->n_loads; i++)
+        if (strcmp(r->loads[i].name, name) == 0) {
+            ld = r->loads[i].load;
+            goto done;
+        }
+    char *copy = NULL;
+    if (!create || grow((void **)&r->loads, &r->cap_loads, r->n_loads + 1, sizeof *r->loads) ||
+        !(copy = strdup(name)) || !(ld = calloc(1, sizeof *ld))) {
+        free(copy);
+        goto done;
+    }
+    r->loads[r->n_loads].name = copy;
+    r->loads[r->n_loads++].load = ld;
+done:
+    pthread_mutex_unlock(&r->stats_mu);
+    return ld;
+}
+
+ph_inst_load *ph_router_load(ph_router *r, const char *name)
+{
+    return load_of(r, name, false);
+}
+
 int ph_router_add_instance(ph_router *r, ph_instance *inst)
 {
     inst->router = r;
+    if (!inst->load && !(inst->load = load_of(r, inst->name, true)))
+        return ph_error_set(PH_ENOMEM, "out of memory");
     return replace_list(r, inst, NULL);
 }
 
@@ -298,6 +343,24 @@ static ph_route *routes_append(ph_routes *t, const char *actor, const char *meth
     return rt;
 }
 
+/* Every ACTOR.METHOD line of package.ini [limits] must name a method of the build. */
+static int check_limits(const ph_routes *t, const ph_version *ver)
+{
+    const ph_manifest *m = ver->manifest ? ver->manifest : t->inst->manifest;
+    for (size_t i = 0; m && i < m->n_limits; i++) {
+        const char *k = m->limits[i].key;
+        bool found = strcmp(k, "call_timeout") == 0;
+        for (size_t r = 0; !found && r < t->n; r++)
+            found = strcmp(t->items[r].name, k) == 0;
+        if (!found)
+            return ph_error_set(PH_EMANIFEST,
+                                "%s:%d: [limits] sets a time limit for '%s', which is not a "
+                                "method of package '%s'; write it as ACTOR.METHOD",
+                                m->path, m->limits[i].line, k, m->name);
+    }
+    return 0;
+}
+
 int ph_routes_add_package(ph_routes *t, ph_version *ver)
 {
     const ph_package *d = ver->module->desc;
@@ -315,6 +378,8 @@ int ph_routes_add_package(ph_routes *t, ph_version *ver)
             rt->doc = me->doc;
             rt->fn = me->fn;
             rt->ctx = &ver->ctx;
+            rt->timeout_ms = ph_manifest_call_timeout(
+                ver->manifest ? ver->manifest : t->inst->manifest, actor->name, me->name);
             int rc = ph_ffi_prepare(&rt->sig, me->args, me->n_args, me->ret);
             if (rc) {
                 ph_error_wrap("instance '%s': method %s.%s", t->inst->name, actor->name, me->name);
@@ -322,7 +387,9 @@ int ph_routes_add_package(ph_routes *t, ph_version *ver)
             }
         }
     }
-    return routes_index(t) ? ph_error_set(PH_ENOMEM, "out of memory") : 0;
+    return check_limits(t, ver) ? ph_error_last_code()
+           : routes_index(t)    ? ph_error_set(PH_ENOMEM, "out of memory")
+                                : 0;
 }
 
 int ph_routes_add_native(ph_routes *t, const char *actor, const char *method, const ph_arg *args,
@@ -497,7 +564,32 @@ static void record(ph_route_stats *st, uint64_t ns, int failed)
     atomic_fetch_add_explicit(&st->buckets[b], 1, memory_order_relaxed);
 }
 
-static int invoke_package(const ph_route *rt, const char *address, json_t *args, json_t **out)
+/*
+ * A watched call may be abandoned and its route table freed by a reload
+ * while the method still runs: it then calls through a copy of its route,
+ * taken before the call counts as inside (the build itself stays pinned).
+ */
+typedef struct route_copy {
+    ph_route rt; /* name, actor and method point into `what` only */
+    char what[128];
+} route_copy;
+
+static const ph_route *copy_route(const ph_route *rt, route_copy *c)
+{
+    c->rt = *rt;
+    c->rt.sig.cif.arg_types = c->rt.sig.types;
+    snprintf(c->what, sizeof c->what, "%s", rt->name);
+    c->rt.name = c->rt.actor = c->rt.method = c->what;
+    return &c->rt;
+}
+
+static bool watch_abandoned(const ph_call_watch *w)
+{
+    return w && atomic_load(&w->state) >= PH_WATCH_ABANDONING;
+}
+
+static int invoke_package(const ph_route *rt, const char *address, json_t *args,
+                          const ph_call_watch *w, json_t **out)
 {
     ph_value vals[PH_MAX_ARGS], ret;
     int rc = ph_ffi_args_from_json(&rt->sig, address, args, vals);
@@ -508,7 +600,7 @@ static int invoke_package(const ph_route *rt, const char *address, json_t *args,
     f.what = rt->name;
     ph_ffi_call(&rt->sig, rt->fn, rt->ctx, vals, &ret);
     ph_frame_pop(&f);
-    if (f.failed) {
+    if (f.failed || watch_abandoned(w)) {
         ph_ffi_result_discard(&rt->sig, &ret);
         rc = ph_error_last_code();
         return rc ? rc : ph_error_set(PH_EPACKAGE, "%s failed", address);
@@ -529,18 +621,79 @@ bool ph_router_chain_admin(void)
     return chain_admin;
 }
 
-int ph_router_call(ph_router *r, ph_instance *caller, const char *address, json_t *args,
-                   unsigned flags, json_t **out)
+/* The call the current thread runs for a caller that may abandon it, or NULL. */
+static _Thread_local ph_call_watch *current_watch;
+
+bool ph_router_abandoned(void)
+{
+    return watch_abandoned(current_watch);
+}
+
+int ph_router_refuse_abandoned(const char *what)
+{
+    return ph_error_set(PH_ETIMEOUT,
+                        "%s refused: this call ran past its time limit and its caller was "
+                        "already answered (504); the host no longer runs what it asks",
+                        what);
+}
+
+/* Marks a watched call inside its instance; false if its caller already gave up. */
+static bool watch_enter(ph_call_watch *w, ph_instance *inst, const ph_route *rt)
+{
+    w->inst = inst;
+    w->ver = rt->ctx ? ph_version_of(rt->ctx) : inst->cur;
+    atomic_store(&w->limit_ms, rt->timeout_ms);
+    int s = PH_WATCH_OUTSIDE;
+    return atomic_compare_exchange_strong(&w->state, &s, PH_WATCH_INSIDE);
+}
+
+/*
+ * The call returned: true if it still holds the gate (the caller waits for
+ * it). Otherwise the caller abandoned it, which left the gate for it; its
+ * pin is dropped here.
+ */
+static bool watch_leave(ph_call_watch *w)
+{
+    int s = PH_WATCH_INSIDE;
+    if (atomic_compare_exchange_strong(&w->state, &s, PH_WATCH_DONE))
+        return true;
+    while (atomic_load(&w->state) == PH_WATCH_ABANDONING)
+        sched_yield(); /* ph_router_abandon is pinning the build: a few instructions */
+    ph_version_unpin(w->ver);
+    return false;
+}
+
+bool ph_router_abandon(ph_call_watch *w)
+{
+    int s = PH_WATCH_OUTSIDE;
+    if (atomic_compare_exchange_strong(&w->state, &s, PH_WATCH_ABANDONED))
+        return true; /* never entered: it will not run */
+    s = PH_WATCH_INSIDE;
+    if (!atomic_compare_exchange_strong(&w->state, &s, PH_WATCH_ABANDONING))
+        return false;
+    /* Still inside and holding the gate: the build cannot be retired before this pin. */
+    ph_version_pin(w->ver);
+    ph_instance *inst = w->inst;
+    atomic_store(&w->state, PH_WATCH_ABANDONED);
+    ph_gate_leave(&inst->gate);
+    return true;
+}
+
+static int call_impl(ph_router *r, ph_instance *caller, const char *address, json_t *args,
+                     unsigned flags, ph_call_watch *w, json_t **out)
 {
     *out = NULL;
     const char *dot = strchr(address, '.');
     if (!dot || !strchr(dot + 1, '.'))
         return ph_error_set(PH_ENOTFOUND, "'%s' is not an address; use instance.actor.method",
                             address);
+    if (caller && ph_router_abandoned())
+        return ph_router_refuse_abandoned(address);
     ph_instance *inst;
     int rc = enter_instance(r, caller, address, (size_t)(dot - address), &inst);
     if (rc)
         return rc;
+    bool holds_gate = true;
     const ph_route *rt;
     if ((rc = find_route(inst, address, dot + 1, &rt)))
         goto leave;
@@ -564,6 +717,19 @@ int ph_router_call(ph_router *r, ph_instance *caller, const char *address, json_
                           address, r->rate_limit);
         goto leave;
     }
+    route_copy copy;
+    if (w) {
+        rt = copy_route(rt, &copy); /* before the call counts as inside: see route_copy */
+        if (!watch_enter(w, inst, rt)) {
+            rc = ph_error_set(PH_ETIMEOUT, "%s was not started: its caller stopped waiting",
+                              address);
+            goto leave;
+        }
+    }
+    ph_call_watch *outer_watch = current_watch;
+    if (w)
+        current_watch = w;
+    ph_route_stats *st = rt->stats; /* router-owned: outlives a route table freed meanwhile */
     bool outer_admin = chain_admin;
     chain_admin = admin;
     uint64_t t0 = now_ns();
@@ -574,13 +740,32 @@ int ph_router_call(ph_router *r, ph_instance *caller, const char *address, json_
         rc = rt->native(rt->ud, inst, args, out);
         ph_frame_pop(&f);
     } else {
-        rc = invoke_package(rt, address, args, out);
+        rc = invoke_package(rt, address, args, w, out);
     }
-    record(rt->stats, now_ns() - t0, rc != 0);
+    record(st, now_ns() - t0, rc != 0);
     chain_admin = outer_admin;
+    current_watch = outer_watch;
+    if (w && !(holds_gate = watch_leave(w))) {
+        json_decref(*out);
+        *out = NULL;
+        rc = ph_error_set(PH_ETIMEOUT, "%s returned after its caller stopped waiting", address);
+    }
 leave:
-    ph_gate_leave(&inst->gate);
+    if (holds_gate)
+        ph_gate_leave(&inst->gate);
     return rc;
+}
+
+int ph_router_call(ph_router *r, ph_instance *caller, const char *address, json_t *args,
+                   unsigned flags, json_t **out)
+{
+    return call_impl(r, caller, address, args, flags, NULL, out);
+}
+
+int ph_router_call_watched(ph_router *r, const char *address, json_t *args, unsigned flags,
+                           ph_call_watch *w, json_t **out)
+{
+    return call_impl(r, NULL, address, args, flags, w, out);
 }
 
 int ph_router_call_values(ph_router *r, const char *address, ph_value *vals, ph_value *ret)

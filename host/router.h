@@ -63,7 +63,38 @@ typedef struct ph_route {
     ph_native_fn native;
     void *ud;
     ph_route_stats *stats; /* shared by the versions of an instance's route */
+    int timeout_ms;        /* the method's time limit from package.ini [limits]; 0: the default */
 } ph_route;
+
+/*
+ * An instance's calls as its callers' limits see them: kept by name for the
+ * router's lifetime (an instance replaced by a reload keeps counting on), so
+ * a call that outlives its instance object can still be counted out.
+ */
+typedef struct ph_inst_load {
+    atomic_int running;     /* calls handed to a worker and not yet returned */
+    atomic_ulong timed_out; /* callers answered 504: the call ran past its time limit */
+    atomic_ulong refused;   /* calls refused with 503: the instance was at its limit */
+} ph_inst_load;
+
+/*
+ * A call whose caller may stop waiting for it (the HTTP time limit). Zeroed
+ * by the caller; ph_router_call_watched fills it once the call is inside its
+ * instance, and the waiting side calls ph_router_abandon when it gives up.
+ */
+enum {
+    PH_WATCH_OUTSIDE = 0,
+    PH_WATCH_INSIDE,
+    PH_WATCH_DONE,
+    PH_WATCH_ABANDONING,
+    PH_WATCH_ABANDONED
+};
+typedef struct ph_call_watch {
+    atomic_int state;       /* PH_WATCH_* */
+    atomic_int limit_ms;    /* the method's own time limit (package.ini), 0: the caller's default */
+    ph_instance *inst;      /* set before state becomes INSIDE */
+    struct ph_version *ver; /* the build the call runs */
+} ph_call_watch;
 
 /** Call flags. */
 #define PH_CALL_ADMIN 0x1u   /* the caller holds the admin token */
@@ -111,6 +142,31 @@ void ph_router_publish(ph_router *r, ph_instance *inst, ph_routes *t);
  */
 int ph_router_call(ph_router *r, ph_instance *caller, const char *address, json_t *args,
                    unsigned flags, json_t **out);
+
+/**
+ * ph_router_call for a caller outside the host (CLI, HTTP) that may stop
+ * waiting: `w` (zeroed, owned by the caller, valid until this returns) tells
+ * the waiting side where the call is. When the call returns after
+ * ph_router_abandon, its result is dropped and PH_ETIMEOUT returned.
+ */
+int ph_router_call_watched(ph_router *r, const char *address, json_t *args, unsigned flags,
+                           ph_call_watch *w, json_t **out);
+/**
+ * Gives up on a watched call, from another thread. A call not yet inside
+ * its instance will not run; a call inside leaves the instance's gate now
+ * (a reload no longer waits for it) and pins its build, which stays mapped
+ * until the call returns. Returns false if the call has already returned.
+ */
+bool ph_router_abandon(ph_call_watch *w);
+/**
+ * True while this thread runs a call abandoned by its caller: host services
+ * (ph_call, the database) then refuse with PH_ETIMEOUT and this message.
+ */
+bool ph_router_abandoned(void);
+/** Sets the PH_ETIMEOUT error host services return to an abandoned call; returns the code. */
+int ph_router_refuse_abandoned(const char *what);
+/** The call counters of the instance called `name`, or NULL (unknown, out of memory). */
+ph_inst_load *ph_router_load(ph_router *r, const char *name);
 
 /**
  * True while the current thread runs a call chain that started with the

@@ -47,7 +47,7 @@ for cmd in check run; do
     expect 1 "plughost: h2.ini:2: $cr" $cmd -c h2.ini
     expect 1 "plughost: h3.ini:2: line contains a byte order mark (U+FEFF) at column 2; it is allowed only at the very start of the file; remove it" $cmd -c h3.ini
     expect 1 "plughost: h4.ini:1: line contains a byte order mark (U+FEFF) at column 2; it is allowed only at the very start of the file; remove it" $cmd -c h4.ini
-    expect 1 "plughost: h5.ini:1: 'k' is outside any section; put it under one of [host], [http], [auth], [instance NAME]" $cmd -c h5.ini
+    expect 1 "plughost: h5.ini:1: 'k' is outside any section; put it under one of [host], [http], [limits], [auth], [instance NAME]" $cmd -c h5.ini
     expect 1 "plughost: h6.ini:2: line contains a NUL byte; is this a text file?" $cmd -c h6.ini
     expect 1 "plughost: h7.ini:3: expected 'key = value' or '[section]'; a value cannot go on over several lines: write it on one line" $cmd -c h7.ini
 done
@@ -71,7 +71,7 @@ bad_manifest '[package]\nname = hello\n\r[x=y]\nversion = 1.0.0\n' 3 "$cr"
 bad_manifest ' \xef\xbb\xbf[package]\nname = hello\nversion = 1.0.0\n' 1 \
     "line contains a byte order mark (U+FEFF) at column 2; it is allowed only at the very start of the file; remove it"
 bad_manifest 'name = hello\n[package]\nversion = 1.0.0\n' 1 \
-    "'name' is outside any section; put it under one of [package], [requires], [optional], [conflicts], [parameters]"
+    "'name' is outside any section; put it under one of [package], [requires], [optional], [conflicts], [parameters], [limits]"
 bad_manifest '[package]\nname = hello\nversion = 1.0.0\n[package]\nversion = 1.0.1\n' 5 \
     "'version' is set twice in [package] (first on line 3); keep one"
 cp hello.ini "$ini"

@@ -220,11 +220,37 @@ static void test_unknown_keys_and_sections(void **state)
     load_bad(f, "[auth]\npassword = x\n", PH_ECONFIG, 2,
              "unknown key 'password' in [auth]; known keys: token, token_file, require_token");
     load_bad(f, "[host]\n[htpp]\n", PH_ECONFIG, 2,
-             "unknown section [htpp]; known sections: [host], [http], [auth], [instance NAME]");
+             "unknown section [htpp]; known sections: [host], [http], [limits], [auth], [instance "
+             "NAME]");
     load_bad(f, "[instances blog]\n", PH_ECONFIG, 1, "unknown section [instances blog]");
-    load_bad(f, "threads = 4\n[http]\n", PH_ECONFIG, 1,
-             "'threads' is outside any section; put it under one of [host], [http], [auth], "
-             "[instance NAME]");
+    load_bad(
+        f, "threads = 4\n[http]\n", PH_ECONFIG, 1,
+        "'threads' is outside any section; put it under one of [host], [http], [limits], [auth], "
+        "[instance NAME]");
+}
+
+/* [limits]: defaults, values and the errors a user reads. */
+static void test_limits(void **state)
+{
+    fixture *f = *state;
+    ph_config c;
+    load_ok(f, "[http]\nlisten = 127.0.0.1:8901\n", &c);
+    assert_int_equal(c.limits.call_timeout_ms, 30000);
+    assert_int_equal(c.limits.max_concurrent_calls, 16);
+    ph_config_free(&c);
+    load_ok(f, "[limits]\ncall_timeout = 2.5\nmax_concurrent_calls = 3\n", &c);
+    assert_int_equal(c.limits.call_timeout_ms, 2500);
+    assert_int_equal(c.limits.max_concurrent_calls, 3);
+    ph_config_free(&c);
+    load_bad(f, "[limits]\ncall_timeout = 0.0001\n", PH_ECONFIG, 2,
+             "'call_timeout' in [limits] must be seconds from 0.001 to 86400 (such as 30 or 2.5), "
+             "not '0.0001'");
+    load_bad(f, "[limits]\ncall_timeout = 30s\n", PH_ECONFIG, 2, "not '30s'");
+    load_bad(f, "[limits]\ncall_timeout = 86401\n", PH_ECONFIG, 2, "not '86401'");
+    load_bad(f, "[limits]\nmax_concurrent_calls = 0\n", PH_ECONFIG, 2,
+             "'max_concurrent_calls' in [limits] must be an integer from 1 to 100000, not '0'");
+    load_bad(f, "[limits]\ntimeout = 3\n", PH_ECONFIG, 2,
+             "unknown key 'timeout' in [limits]; known keys: call_timeout, max_concurrent_calls");
 }
 
 static void test_bad_values(void **state)
@@ -408,8 +434,9 @@ static void test_hostile_lines(void **state)
     load_bad(f, "[auth]\ntoken = \xC0\xAF\n", PH_ECONFIG, 2, "not valid UTF-8 (byte 0xC0");
     load_bad(f, "[auth]\ntoken = \xED\xA0\x80\n", PH_ECONFIG, 2, "not valid UTF-8 (byte 0xED");
     /* Odd section names: refused by name, at their line. */
-    load_bad(f, "[host]\n[x=y]\nk = v\n", PH_ECONFIG, 2,
-             "unknown section [x=y]; known sections: [host], [http], [auth], [instance NAME]");
+    load_bad(
+        f, "[host]\n[x=y]\nk = v\n", PH_ECONFIG, 2,
+        "unknown section [x=y]; known sections: [host], [http], [limits], [auth], [instance NAME]");
     load_bad(f, "[instance:x]\nk = v\n", PH_ECONFIG, 1, "unknown section [instance:x]");
     load_bad(f, "[instance x=y]\nk = v\n", PH_ECONFIG, 1,
              "invalid instance name 'x=y': '=' is not allowed");
@@ -417,7 +444,7 @@ static void test_hostile_lines(void **state)
     load_bad(f, "[[host]]\n", PH_ECONFIG, 1, "unexpected text after ']' of a section header");
     /* Keys before any section. */
     load_bad(f, "k = v\n[host]\n", PH_ECONFIG, 1,
-             "'k' is outside any section; put it under one of [host], [http], [auth], "
+             "'k' is outside any section; put it under one of [host], [http], [limits], [auth], "
              "[instance NAME]");
     /* Continuation lines do not exist: the indented line says so. */
     load_bad(f, "[auth]\ntoken = 0123456789abcdef0123456789abcdef\n    def\n", PH_ECONFIG, 3,
@@ -672,6 +699,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_file_and_quirks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_keys_and_sections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_security_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_instances_bad, setup, teardown),
         cmocka_unit_test_setup_teardown(test_format_errors, setup, teardown),

@@ -178,7 +178,7 @@ static void test_bad_fields(void **state)
              "library, disable_crud");
     load_bad(f, "[package]\nname = x\n[dependencies]\n", PH_EMANIFEST, 3,
              "unknown section [dependencies]; known sections: [package], [requires], "
-             "[optional], [conflicts], [parameters]");
+             "[optional], [conflicts], [parameters], [limits]");
     load_bad(f, "name = x\n", PH_EMANIFEST, 1,
              "'name' is outside any section; put it under one of [package], [requires]");
     load_bad(f, "[package]\nname = x\nname = y\n", PH_EMANIFEST, 3,
@@ -224,7 +224,7 @@ static void test_hostile_lines(void **state)
              "byte order mark (U+FEFF) at column 1");
     load_bad(f, "name = a\n[package]\nversion = 1.0.0\n", PH_EMANIFEST, 1,
              "'name' is outside any section; put it under one of [package], [requires], "
-             "[optional], [conflicts], [parameters]");
+             "[optional], [conflicts], [parameters], [limits]");
     load_bad(f, "[package]\nname = a\n[x=y]\nversion = 1.0.0\n", PH_EMANIFEST, 3,
              "unknown section [x=y]");
     load_bad(f,
@@ -261,6 +261,31 @@ static void test_format_errors(void **state)
     assert_true(tu_contains(ph_error_last(), "cannot read: No such file or directory"));
     assert_null(m);
     free(path);
+}
+
+/* [limits]: a time limit for every method of the package and one per method. */
+static void test_limits(void **state)
+{
+    fixture *f = *state;
+    ph_manifest *m = load_ok(f, "[package]\nname = r\nversion = 1.0.0\n[limits]\n"
+                                "call_timeout = 5\nreport.build = 120\nreport.peek = 0.25\n");
+    assert_int_equal(ph_manifest_call_timeout(m, "report", "build"), 120000);
+    assert_int_equal(ph_manifest_call_timeout(m, "report", "peek"), 250);
+    assert_int_equal(ph_manifest_call_timeout(m, "report", "other"), 5000);
+    assert_int_equal(ph_manifest_call_timeout(m, "rep", "ort.build"), 5000);
+    ph_manifest_free(m);
+    m = load_ok(f, "[package]\nname = r\nversion = 1.0.0\n");
+    assert_int_equal(ph_manifest_call_timeout(m, "report", "build"), 0);
+    ph_manifest_free(m);
+    load_bad(f, "[package]\nname = r\nversion = 1.0.0\n[limits]\nbuild = 3\n", PH_EMANIFEST, 5,
+             "unknown key 'build' in [limits]; known keys: call_timeout (every method) and "
+             "ACTOR.METHOD (one method)");
+    load_bad(f, "[package]\nname = r\nversion = 1.0.0\n[limits]\nreport.build = soon\n",
+             PH_EMANIFEST, 5,
+             "'report.build' in [limits] must be seconds from 0.001 to 86400 (such as 30 or "
+             "2.5), not 'soon'");
+    load_bad(f, "[package]\nname = r\nversion = 1.0.0\n[limits]\ncall_timeout = 0\n", PH_EMANIFEST,
+             5, "not '0'");
 }
 
 static void write_pkg(const char *dir, const char *sub, const char *name, const char *version)
@@ -335,6 +360,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_minimal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_required_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_fields, setup, teardown),
