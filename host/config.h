@@ -99,7 +99,7 @@ typedef struct ph_config {
     ph_level log_level;
     int log_format; /* ph_log_format; -1 (default): journal when stderr is the journal, else text */
     bool reload;    /* default true */
-    bool strict; /* default false */
+    bool strict;    /* default false */
     ph_http_conf http;
     ph_limits_conf limits;
     ph_auth_conf auth;

@@ -42,7 +42,7 @@
     X(MIGRATION, -21, "migration", "schema migration failed", 500)                                 \
     X(INTERNAL, -22, "internal", "internal error", 500)                                            \
     X(RATE, -23, "rate_limited", "too many requests; retry later", 429)                            \
-    X(UNREACHABLE, -24, "unreachable", "nothing listens at that address", 502)                          \
+    X(UNREACHABLE, -24, "unreachable", "nothing listens at that address", 502)                     \
     X(TIMEOUT, -25, "timeout", "the call ran past its time limit", 504)                            \
     X(LIMIT, -26, "too_many_calls", "too many calls at once; retry later", 503)
 

@@ -229,14 +229,17 @@ static enum MHD_Result send_error(call *k, int code, const char *fmt, ...)
 }
 
 /* The error recorded by the failed operation (code, package word, message). */
+/* A failed operation's status: the package's choice while its error is still the last one. */
+static unsigned status_of_failure(int rc)
+{
+    return ph_error_last_code() == rc ? ph_error_last_http_status() : ph_http_status_of(rc);
+}
+
 static enum MHD_Result send_last_error(call *k, int rc)
 {
     const char *msg = ph_error_last();
     const char *word = ph_error_last_word();
-    /* the package's chosen status, when the error is still the one it raised */
-    unsigned status =
-        ph_error_last_code() == rc ? ph_error_last_http_status() : ph_http_status_of(rc);
-    return send_error_word(k, status, word && *word ? word : ph_error_word(rc),
+    return send_error_word(k, status_of_failure(rc), word && *word ? word : ph_error_word(rc),
                            msg && *msg ? msg : ph_error_text(rc));
 }
 
@@ -655,7 +658,7 @@ static enum MHD_Result send_result(call *k, int rc, const char *word, const char
                                    unsigned ok, const char *location_base)
 {
     if (rc)
-        return send_error_word(k, ph_http_status_of(rc), word && *word ? word : ph_error_word(rc),
+        return send_error_word(k, status_of_failure(rc), word && *word ? word : ph_error_word(rc),
                                msg && *msg ? msg : ph_error_text(rc));
     json_t *id = location_base ? json_object_get(out, "id") : NULL;
     if (!json_is_integer(id))
