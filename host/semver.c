@@ -291,7 +291,17 @@ static int add_cmpr(ph_range *r, ph_semver_op op, const ph_semver *v)
         return -1;
     r->c[r->n].op = op;
     r->c[r->n].v = *v;
+    r->c[r->n].floor = false;
     r->n++;
+    return 0;
+}
+
+/* ">=v" lowered from a partial version: ">=v-0" for ph_range_covers. */
+static int add_floor(ph_range *r, const ph_semver *v)
+{
+    if (add_cmpr(r, PH_OP_GE, v))
+        return -1;
+    r->c[r->n - 1].floor = true;
     return 0;
 }
 
@@ -334,7 +344,7 @@ static int add_upper(ph_range *r, ph_semver *high)
 static int add_span(ph_range *r, const partial *p, int parts)
 {
     ph_semver high;
-    if (add_cmpr(r, PH_OP_GE, &p->v))
+    if (p->parts < 3 ? add_floor(r, &p->v) : add_cmpr(r, PH_OP_GE, &p->v))
         return -1;
     if (bump(p, parts, &high) && add_upper(r, &high))
         return -1;
@@ -380,7 +390,7 @@ static int lower(ph_range *r, range_op op, const partial *p, const char *part, c
         rc = lower_tilde(r, p);
         break;
     case OP_GE:
-        rc = add_cmpr(r, PH_OP_GE, &p->v);
+        rc = p->parts < 3 ? add_floor(r, &p->v) : add_cmpr(r, PH_OP_GE, &p->v);
         break;
     case OP_LT: /* "<2" means "<2.0.0-0" */
         next = p->v;
@@ -392,7 +402,7 @@ static int lower(ph_range *r, range_op op, const partial *p, const char *part, c
         else if (!bump(p, p->parts, &next))
             return fail(w, "'%s' matches no version", part);
         else
-            rc = add_cmpr(r, PH_OP_GE, &next);
+            rc = add_floor(r, &next);
         break;
     case OP_LE: /* "<=1.2" means "<1.3.0-0" */
         if (p->parts == 3)
@@ -631,8 +641,12 @@ bool ph_range_satisfies(const ph_range *r, const ph_semver *v)
 
 bool ph_range_covers(const ph_range *r, const ph_semver *v)
 {
-    for (int i = 0; i < r->n; i++)
-        if (!cmpr_holds(&r->c[i], v))
+    for (int i = 0; i < r->n; i++) {
+        const ph_semver_cmpr *c = &r->c[i];
+        bool floor_pre = c->floor && v->pre[0] && v->major == c->v.major &&
+                         v->minor == c->v.minor && v->patch == c->v.patch;
+        if (!floor_pre && !cmpr_holds(c, v))
             return false;
+    }
     return true;
 }

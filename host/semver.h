@@ -54,6 +54,12 @@ typedef enum { PH_OP_EQ, PH_OP_LT, PH_OP_LE, PH_OP_GT, PH_OP_GE } ph_semver_op;
 typedef struct ph_semver_cmpr {
     ph_semver_op op;
     ph_semver v;
+    /*
+     * A lower bound lowered from a partial version (">=2", "^1.2", "1.x"):
+     * node-semver's includePrerelease reads it as ">=X.Y.Z-0", so the
+     * bound's own pre-releases are covered (ph_range_covers).
+     */
+    bool floor;
 } ph_semver_cmpr;
 
 #define PH_RANGE_MAX 8
@@ -78,7 +84,8 @@ bool ph_range_satisfies(const ph_range *r, const ph_semver *v);
 /**
  * True if `v` lies inside `r`, pre-releases included (node-semver's
  * includePrerelease): what a [conflicts] range keeps out, so that
- * "x = <2" conflicts with 1.5.0-rc.1 and "x = *" with 2.0.0-beta.1.
+ * "x = <2" conflicts with 1.5.0-rc.1, "x = *" with 2.0.0-beta.1 and
+ * "x = >=2" with 2.0.0-beta.1 (a partial lower bound is ">=2.0.0-0" there).
  */
 bool ph_range_covers(const ph_range *r, const ph_semver *v);
 

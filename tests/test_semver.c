@@ -312,6 +312,27 @@ static void test_range_covers(void **state)
     assert_false(ph_range_covers(&below2, &two));
     assert_true(ph_range_covers(&caret, &rc));
     assert_false(ph_range_covers(&caret, &beta));
+    /* node-semver's includePrerelease: a lower bound from a partial version is ">=X.Y.Z-0",
+       one from a full version keeps its own pre-releases out */
+    static const struct {
+        const char *range, *version;
+        bool covered;
+    } cases[] = {
+        {">=2", "2.0.0-beta.1", true},    {"^1", "1.0.0-rc.1", true},
+        {"1", "1.0.0-alpha", true},       {"1.x", "1.0.0-alpha", true},
+        {"~1.2", "1.2.0-rc.1", true},     {"1.2", "1.2.0-x", true},
+        {">1", "2.0.0-beta", true},       {">=1.2", "1.2.0-beta", true},
+        {">=1.2.3", "1.2.3-beta", false}, {"^1.2.3", "1.2.3-beta", false},
+        {"~1.2.3", "1.2.3-rc.1", false},  {">=2", "1.9.9", false},
+        {">=2, <3", "3.0.0-rc.1", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ph_range r = R(cases[i].range);
+        ph_semver v = V(cases[i].version);
+        if (ph_range_covers(&r, &v) != cases[i].covered)
+            fail_msg("'%s' %s %s", cases[i].range,
+                     cases[i].covered ? "must cover" : "must not cover", cases[i].version);
+    }
 }
 
 /* Issue 13, item 6: other tools' spellings, each with the plughost spelling. */
