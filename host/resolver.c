@@ -54,6 +54,7 @@ typedef struct pkgvers {
 } pkgvers;
 
 typedef struct rctx {
+    bool want_viable; /* the version search skips versions that cannot run (viable()) */
     const ph_config *cfg;
     const ph_manifest_set *set;
     pkgvers *pkgs;
@@ -191,6 +192,44 @@ static const ph_manifest *choice_of(const rctx *x, size_t p)
     return pv->choice < 0 ? NULL : pv->cand[pv->choice];
 }
 
+/*
+ * Why version `m` could never run whatever else is chosen (its ABI, a hard
+ * requirement that no installed version meets, a [conflicts] entry covering
+ * a package installed in one version only), or NULL. A lower version that
+ * can run is chosen before a higher one that cannot.
+ */
+static const char *unviable(const rctx *x, const ph_manifest *m, const ph_dep **dep)
+{
+    *dep = NULL;
+    if (m->abi != PH_ABI_VERSION)
+        return "built for another SDK ABI";
+    for (size_t k = 0; k < m->n_requires; k++) {
+        const pkgvers *t = find_pkg(x, m->requires[k].name);
+        bool met = false;
+        for (size_t c = 0; t && c < t->n_cand && !met; c++)
+            met = ph_range_satisfies(&m->requires[k].range, &t->cand[c]->version);
+        if (!met) {
+            *dep = &m->requires[k];
+            return t ? "requires a version of %s that is not installed (%s)"
+                     : "requires %s, which is not installed (%s)";
+        }
+    }
+    for (size_t k = 0; k < m->n_conflicts; k++) {
+        const pkgvers *t = find_pkg(x, m->conflicts[k].name);
+        if (t && t->n_cand == 1 && ph_range_covers(&m->conflicts[k].range, &t->cand[0]->version)) {
+            *dep = &m->conflicts[k];
+            return "conflicts with the installed %s (%s)";
+        }
+    }
+    return NULL;
+}
+
+static bool viable(const rctx *x, const ph_manifest *m)
+{
+    const ph_dep *dep;
+    return unviable(x, m, &dep) == NULL;
+}
+
 /* Version `m` of package `p` agrees with every decided requirer and dependency. */
 static bool consistent(const rctx *x, size_t p, const ph_manifest *m)
 {
@@ -222,7 +261,8 @@ static bool search(rctx *x, const size_t *multi, size_t n, size_t k)
     for (size_t c = 0; c < pv->n_cand; c++) {
         if (++x->steps > SEARCH_STEPS)
             return false;
-        if (!pin_allows(pv, pv->cand[c]) || !consistent(x, multi[k], pv->cand[c]))
+        if (!pin_allows(pv, pv->cand[c]) || !consistent(x, multi[k], pv->cand[c]) ||
+            (x->want_viable && !viable(x, pv->cand[c])))
             continue;
         pv->choice = (long)c;
         if (search(x, multi, n, k + 1))
@@ -279,8 +319,16 @@ static int choose_versions(rctx *x)
         else
             multi[n++] = p;
     }
-    if (!search(x, multi, n, 0))
-        choose_greedily(x, multi, n);
+    /* First only versions that can run; if that leaves no solution, any (the plan says why). */
+    x->want_viable = true;
+    if (!search(x, multi, n, 0)) {
+        x->want_viable = false;
+        x->steps = 0;
+        for (size_t k = 0; k < n; k++)
+            x->pkgs[multi[k]].choice = -1;
+        if (!search(x, multi, n, 0))
+            choose_greedily(x, multi, n);
+    }
     free(multi);
     return 0;
 }
@@ -312,6 +360,16 @@ static void why_not(const rctx *x, const pkgvers *pv, const ph_manifest *m, FILE
     }
     if (!consistent(x, (size_t)(pv - x->pkgs), m)) {
         fprintf(f, "its own requirements do not agree with the versions chosen");
+        return;
+    }
+    const ph_dep *dep;
+    const char *cannot = unviable(x, m, &dep);
+    if (cannot) {
+        fprintf(f, "it cannot run: ");
+        if (dep)
+            fprintf(f, cannot, dep->name, dep->range.text);
+        else
+            fputs(cannot, f);
         return;
     }
     const ph_manifest *c = pv->cand[pv->choice];

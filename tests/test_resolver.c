@@ -505,6 +505,27 @@ static void test_several_versions_highest_for_all(void **state)
                         "1.0.0");
 }
 
+/* A higher version that could never run does not displace a lower one that can. */
+static void test_several_versions_one_cannot_run(void **state)
+{
+    fixture *f = *state;
+    pkgv(f, "a", "1.0.0", "");
+    pkgv(f, "a", "2.0.0", "[requires]\nnewdep = ^1\n");
+    pkg(f, "u", "1.0.0", "[requires]\na = >=1\n");
+    pkgv(f, "x", "1.0.0", "");
+    pkgv(f, "x", "2.0.0", "[conflicts]\nu = *\n");
+    resolve(f, NULL);
+    assert_string_equal(chosen(&f->plan, "a"), "1.0.0");
+    assert_string_equal(chosen(&f->plan, "x"), "1.0.0");
+    assert_ok(&f->plan, "a");
+    assert_ok(&f->plan, "u");
+    assert_int_equal(f->plan.n_problems, 0);
+    assert_string_equal(f->plan.notes[0], "package 'a': 1.0.0 chosen; not 2.0.0: it cannot run: "
+                                          "requires newdep, which is not installed (^1)");
+    assert_string_equal(f->plan.notes[1], "package 'x': 1.0.0 chosen; not 2.0.0: it cannot run: "
+                                          "conflicts with the installed u (*)");
+}
+
 /* Without requirers: the highest release, not a pre-release nobody asked for. */
 static void test_several_versions_no_requirer(void **state)
 {
@@ -734,6 +755,7 @@ int main(void)
         T(test_diamond_names_satisfying_versions),
         T(test_several_versions_highest_for_all),
         T(test_several_versions_no_requirer),
+        T(test_several_versions_one_cannot_run),
         T(test_several_versions_pinned),
         T(test_several_versions_pin_matches_none),
         T(test_several_versions_no_common_version),
