@@ -302,6 +302,17 @@ static void apply_pins(rctx *x)
     }
 }
 
+/* Appends p after every package that requires it (requirers decide first), once. */
+static void requirers_first(const rctx *x, size_t p, unsigned char *mark, size_t *order, size_t *n)
+{
+    if (mark[p])
+        return;
+    mark[p] = 1; /* on a cycle, the package reached first goes first */
+    for (size_t i = 0; i < x->pkgs[p].n_in; i++)
+        requirers_first(x, x->pkgs[p].in[i].from_pkg, mark, order, n);
+    order[(*n)++] = p;
+}
+
 static int choose_versions(rctx *x)
 {
     for (size_t i = 0; i < x->set->n; i++)
@@ -311,14 +322,30 @@ static int choose_versions(rctx *x)
     if (collect_edges(x))
         return NOMEM();
     size_t *multi = calloc(x->n_pkgs ? x->n_pkgs : 1, sizeof *multi), n = 0;
-    if (!multi)
+    size_t *order = calloc(x->n_pkgs ? x->n_pkgs : 1, sizeof *order), n_order = 0;
+    unsigned char *mark = calloc(x->n_pkgs ? x->n_pkgs : 1, 1);
+    if (!multi || !order || !mark) {
+        free(multi);
+        free(order);
+        free(mark);
         return NOMEM();
-    for (size_t p = 0; p < x->n_pkgs; p++) {
+    }
+    /*
+     * A requirer's version is decided before the versions of what it
+     * requires, so its range steers them: deciding a dependency first and
+     * its requirer last would make a dead end undo every choice between them.
+     */
+    for (size_t p = 0; p < x->n_pkgs; p++)
+        requirers_first(x, p, mark, order, &n_order);
+    for (size_t i = 0; i < n_order; i++) {
+        size_t p = order[i];
         if (x->pkgs[p].n_cand == 1)
             x->pkgs[p].choice = 0;
         else
             multi[n++] = p;
     }
+    free(order);
+    free(mark);
     /* First only versions that can run; if that leaves no solution, any (the plan says why). */
     x->want_viable = true;
     if (!search(x, multi, n, 0)) {

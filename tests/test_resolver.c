@@ -505,6 +505,25 @@ static void test_several_versions_highest_for_all(void **state)
                         "1.0.0");
 }
 
+/* A requirer decides before what it requires: no search through every other package. */
+static void test_several_versions_requirer_first(void **state)
+{
+    fixture *f = *state;
+    for (int i = 0; i < 20; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "a%02d", i);
+        pkgv(f, name, "1.0.0", "");
+        pkgv(f, name, "2.0.0", "");
+    }
+    pkgv(f, "zz", "1.0.0", "[requires]\na00 = ^1\n");
+    pkgv(f, "zz", "2.0.0", "[requires]\na00 = ^1\n");
+    resolve(f, NULL);
+    assert_int_equal(f->plan.n_problems, 0);
+    assert_string_equal(chosen(&f->plan, "zz"), "2.0.0");
+    assert_string_equal(chosen(&f->plan, "a00"), "1.0.0");
+    assert_string_equal(chosen(&f->plan, "a19"), "2.0.0");
+}
+
 /* A higher version that could never run does not displace a lower one that can. */
 static void test_several_versions_one_cannot_run(void **state)
 {
@@ -756,6 +775,7 @@ int main(void)
         T(test_several_versions_highest_for_all),
         T(test_several_versions_no_requirer),
         T(test_several_versions_one_cannot_run),
+        T(test_several_versions_requirer_first),
         T(test_several_versions_pinned),
         T(test_several_versions_pin_matches_none),
         T(test_several_versions_no_common_version),
