@@ -360,15 +360,26 @@ static int choose_versions(rctx *x)
     return 0;
 }
 
-/* "2.0.0, 1.1.0 and 1.0.0": every installed version of `pv`. */
+/*
+ * Lists in messages stop after this many items and say how many more there
+ * are: a message stays a line, whatever the number of versions or requirers.
+ */
+#define LIST_MAX 6
+
+/* "2.0.0, 1.1.0 and 1.0.0": the installed versions of `pv` (LIST_MAX, then "and N more"). */
 static void print_versions(const pkgvers *pv, FILE *f)
 {
-    for (size_t i = 0; i < pv->n_cand; i++)
+    for (size_t i = 0; i < pv->n_cand; i++) {
+        if (i == LIST_MAX) {
+            fprintf(f, " and %zu more", pv->n_cand - i);
+            return;
+        }
         fprintf(f, "%s%s",
                 i == 0                ? ""
                 : i + 1 == pv->n_cand ? " and "
                                       : ", ",
                 pv->cand[i]->version_text);
+    }
 }
 
 /* Why version `m` of `pv` was not chosen. */
@@ -423,9 +434,14 @@ static int note_choices(rctx *x)
         if (pv->pin)
             fprintf(f, " (pinned to %s in %s:%d)", pv->pin, cfg_path(x),
                     pv->pin_conf->version_line);
+        size_t told = 0;
         for (size_t i = 0; i < pv->n_cand; i++) {
             if (pv->cand[i] == c)
                 continue;
+            if (told++ == LIST_MAX) {
+                fprintf(f, "; and %zu other versions", pv->n_cand - i - (pv->choice > (long)i));
+                break;
+            }
             fprintf(f, "; not %s: ", pv->cand[i]->version_text);
             why_not(x, pv, pv->cand[i], f);
         }
@@ -871,18 +887,27 @@ static int explain_requirers(rctx *x, const ph_manifest *dm)
         const edge *e = &pv->in[i];
         if (choice_of(x, e->from_pkg) != e->from)
             continue;
-        k++;
+        span_add(&sp, e->range);
+        if (++k > LIST_MAX * 2) { /* every requirer counts in the span, the first ones are named */
+            if (k == LIST_MAX * 2 + 1)
+                fprintf(f, " and %zu more", n - LIST_MAX * 2);
+            continue;
+        }
         fprintf(f, "%s %s %s (%s accepts ",
                 k == 1   ? ""
                 : k == n ? " and"
                          : ",",
                 e->from->name, e->from->version_text, e->range->text);
         size_t ok = 0;
-        for (size_t c = 0; c < pv->n_cand; c++)
-            if (ph_range_satisfies(e->range, &pv->cand[c]->version))
-                fprintf(f, "%s%s", ok++ ? ", " : "", pv->cand[c]->version_text);
+        for (size_t c = 0; c < pv->n_cand; c++) {
+            if (!ph_range_satisfies(e->range, &pv->cand[c]->version))
+                continue;
+            if (ok++ < LIST_MAX)
+                fprintf(f, "%s%s", ok > 1 ? ", " : "", pv->cand[c]->version_text);
+        }
+        if (ok > LIST_MAX)
+            fprintf(f, " and %zu more", ok - LIST_MAX);
         fprintf(f, "%s)", ok ? "" : "no installed version");
-        span_add(&sp, e->range);
     }
     if (span_empty(&sp)) {
         fprintf(f, "; no version satisfies all of them: change one of the ranges");

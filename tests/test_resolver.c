@@ -524,6 +524,35 @@ static void test_several_versions_requirer_first(void **state)
     assert_string_equal(chosen(&f->plan, "a19"), "2.0.0");
 }
 
+/* Many versions and many requirers: messages stay a line, the lists say how many more. */
+static void test_several_versions_lists_stay_short(void **state)
+{
+    fixture *f = *state;
+    for (int i = 0; i < 60; i++) {
+        char v[16], name[16], req[32];
+        snprintf(v, sizeof v, "1.%d.0", i);
+        pkgv(f, "base", v, "");
+        snprintf(name, sizeof name, "r%02d", i);
+        snprintf(req, sizeof req, "[requires]\nbase = %s\n", i ? "^1" : "^2");
+        pkg(f, name, "1.0.0", req);
+    }
+    resolve(f, NULL);
+    size_t longest = 0, total = 0;
+    for (size_t i = 0; i < f->plan.n_problems; i++) {
+        size_t n = strlen(f->plan.problems[i]);
+        longest = n > longest ? n : longest;
+        total += n;
+    }
+    for (size_t i = 0; i < f->plan.n_notes; i++)
+        longest = strlen(f->plan.notes[i]) > longest ? strlen(f->plan.notes[i]) : longest;
+    if (longest > 2000 || total > 60 * 300)
+        fail_msg("longest message %zu bytes, problems %zu bytes in all", longest, total);
+    bool said_more = false;
+    for (size_t i = 0; i < f->plan.n_problems; i++)
+        said_more = said_more || strstr(f->plan.problems[i], " and 54 more") != NULL;
+    assert_true(said_more);
+}
+
 /* A higher version that could never run does not displace a lower one that can. */
 static void test_several_versions_one_cannot_run(void **state)
 {
@@ -775,6 +804,7 @@ int main(void)
         T(test_several_versions_highest_for_all),
         T(test_several_versions_no_requirer),
         T(test_several_versions_one_cannot_run),
+        T(test_several_versions_lists_stay_short),
         T(test_several_versions_requirer_first),
         T(test_several_versions_pinned),
         T(test_several_versions_pin_matches_none),
