@@ -382,6 +382,35 @@ static void print_versions(const pkgvers *pv, FILE *f)
     }
 }
 
+/*
+ * "1.0.0 is installed", or with several versions "1.0.0 is the version
+ * chosen (installed: 1.0.0, 1.1.0 and 2.0.0; pinned to 1.0.0 in
+ * host.ini:6)": malloc'd, NULL when out of memory.
+ */
+static char *chosen_text(const rctx *x, const ph_manifest *dm)
+{
+    const pkgvers *pv = find_pkg(x, dm->name);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return NULL;
+    if (!pv || pv->n_cand < 2) {
+        fprintf(f, "%s is installed", dm->version_text);
+    } else {
+        fprintf(f, "%s is the version chosen (installed: ", dm->version_text);
+        print_versions(pv, f);
+        if (pv->pin)
+            fprintf(f, "; pinned to %s in %s:%d", pv->pin, cfg_path(x), pv->pin_conf->version_line);
+        fputc(')', f);
+    }
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
 /* Why version `m` of `pv` was not chosen. */
 static void why_not(const rctx *x, const pkgvers *pv, const ph_manifest *m, FILE *f)
 {
@@ -769,19 +798,26 @@ static int check_deps(const rctx *x, node *nd, const ph_dep *deps, size_t n, boo
                 return rc;
             continue;
         }
-        if (!ph_range_satisfies(&d->range, &dm->version) && n_requirers(x, d->name) > 1)
-            return fail(nd, PH_PLAN_FAILED,
-                        "package '%s' %s requires %s %s but %s %s is installed%s; see the "
-                        "requirers of %s below, or change the range in %s:%d",
-                        m->name, m->version_text, d->name, d->range.text, d->name, dm->version_text,
-                        pre_hint(dm), d->name, m->path, d->line);
-        if (!ph_range_satisfies(&d->range, &dm->version))
-            return fail(nd, PH_PLAN_FAILED,
-                        "package '%s' %s requires %s %s but %s %s is installed%s; "
-                        "install a matching version of %s or change the range "
-                        "in %s:%d",
-                        m->name, m->version_text, d->name, d->range.text, d->name, dm->version_text,
-                        pre_hint(dm), d->name, m->path, d->line);
+        if (!ph_range_satisfies(&d->range, &dm->version)) {
+            char *which = chosen_text(x, dm);
+            int rc = n_requirers(x, d->name) > 1
+                         ? fail(nd, PH_PLAN_FAILED,
+                                "package '%s' %s requires %s %s but %s %s%s; `plughost check` "
+                                "lists the requirers of %s and the versions each accepts; or "
+                                "change the range in %s:%d",
+                                m->name, m->version_text, d->name, d->range.text, d->name,
+                                which ? which : dm->version_text, pre_hint(dm), d->name, m->path,
+                                d->line)
+                         : fail(nd, PH_PLAN_FAILED,
+                                "package '%s' %s requires %s %s but %s %s%s; "
+                                "install a matching version of %s or change the range "
+                                "in %s:%d",
+                                m->name, m->version_text, d->name, d->range.text, d->name,
+                                which ? which : dm->version_text, pre_hint(dm), d->name, m->path,
+                                d->line);
+            free(which);
+            return rc;
+        }
         if (!optional && !has_enabled_instance(x, d->name))
             return fail(nd, PH_PLAN_FAILED,
                         "package '%s' %s requires %s, but every instance of %s "

@@ -434,8 +434,8 @@ static void test_diamond_names_every_requirer(void **state)
     resolve(f, NULL);
     assert_ok(&f->plan, "left");
     char *want = tu_fmt("package 'right' 1.0.0 requires base ^2.0 but base 1.5.0 is installed; "
-                        "see the requirers of base below, or change the range in "
-                        "%s/right/package.ini:5",
+                        "`plughost check` lists the requirers of base and the versions each "
+                        "accepts; or change the range in %s/right/package.ini:5",
                         f->pkgs);
     assert_state(&f->plan, "right", PH_PLAN_FAILED, want);
     free(want);
@@ -457,7 +457,7 @@ static void test_diamond_names_satisfying_versions(void **state)
     resolve(f, NULL);
     assert_ok(&f->plan, "left");
     assert_ok(&f->plan, "mid");
-    assert_state(&f->plan, "right", PH_PLAN_FAILED, "see the requirers of base below");
+    assert_state(&f->plan, "right", PH_PLAN_FAILED, "`plughost check` lists the requirers of base");
     assert_string_equal(f->plan.problems[f->plan.n_problems - 1],
                         "package 'base' (installed: 1.5.0) is required by left 1.0.0 (^1.0 "
                         "accepts 1.5.0), mid 1.0.0 (>=1.2, <1.8 accepts 1.5.0) and right 1.0.0 "
@@ -607,6 +607,23 @@ static void test_several_versions_pinned(void **state)
     free(want);
 }
 
+/* A requirer the pin leaves out is told that the pin chose the version, and where. */
+static void test_several_versions_pin_named(void **state)
+{
+    fixture *f = *state;
+    pkgv(f, "base", "1.0.0", "");
+    pkgv(f, "base", "1.1.0", "");
+    pkgv(f, "base", "2.0.0", "");
+    pkg(f, "r2", "1.0.0", "[requires]\nbase = >=1.1\n");
+    resolve(f, "[instance base]\nversion = 1.0.0\n");
+    char *want = tu_fmt("package 'r2' 1.0.0 requires base >=1.1 but base 1.0.0 is the version "
+                        "chosen (installed: 2.0.0, 1.1.0 and 1.0.0; pinned to 1.0.0 in "
+                        "%s/host.ini:2); install a matching version of base or change the range",
+                        f->dir);
+    assert_state(&f->plan, "r2", PH_PLAN_FAILED, want);
+    free(want);
+}
+
 static void test_several_versions_pin_matches_none(void **state)
 {
     fixture *f = *state;
@@ -632,7 +649,7 @@ static void test_several_versions_no_common_version(void **state)
     pkg(f, "b", "1.0.0", "[requires]\nbase = >=1.1\n");
     pkg(f, "c", "1.0.0", "[requires]\nbase = ^2\n");
     resolve(f, NULL);
-    assert_state(&f->plan, "a", PH_PLAN_FAILED, "see the requirers of base below");
+    assert_state(&f->plan, "a", PH_PLAN_FAILED, "`plughost check` lists the requirers of base");
     assert_string_equal(f->plan.problems[f->plan.n_problems - 1],
                         "package 'base' (installed: 2.0.0, 1.1.0 and 1.0.0) is required by a "
                         "1.0.0 (^1.0 accepts 1.1.0, 1.0.0), b 1.0.0 (>=1.1 accepts 2.0.0, 1.1.0) "
@@ -804,6 +821,7 @@ int main(void)
         T(test_several_versions_highest_for_all),
         T(test_several_versions_no_requirer),
         T(test_several_versions_one_cannot_run),
+        T(test_several_versions_pin_named),
         T(test_several_versions_lists_stay_short),
         T(test_several_versions_requirer_first),
         T(test_several_versions_pinned),
