@@ -334,6 +334,19 @@ const char *ph_instance_param(const ph_instance *inst, const char *name)
     return NULL;
 }
 
+const ph_dep *ph_instance_optional_left_out(const ph_instance *inst, const ph_manifest *callee)
+{
+    const ph_manifest *m = inst->manifest;
+    for (size_t i = 0; i < m->n_requires; i++)
+        if (strcmp(m->requires[i].name, callee->name) == 0)
+            return NULL; /* a hard requirement: the plan checked it */
+    for (size_t i = 0; i < m->n_optional; i++)
+        if (strcmp(m->optional[i].name, callee->name) == 0 &&
+            !ph_range_satisfies(&m->optional[i].range, &callee->version))
+            return &m->optional[i];
+    return NULL;
+}
+
 int ph_instance_may_call(const ph_instance *inst, const char *pkg)
 {
     for (size_t i = 0; i < inst->n_callable; i++)

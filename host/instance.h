@@ -165,6 +165,12 @@ int ph_instance_params_equal(const ph_instance *inst, const ph_kv *params, size_
 const char *ph_instance_param(const ph_instance *inst, const char *name);
 /** True if `inst` may call instances of package `pkg`. */
 int ph_instance_may_call(const ph_instance *inst, const char *pkg);
+/**
+ * The [optional] dependency of `inst` on `callee`'s package whose range
+ * the running version does not meet (the instance runs without it), or
+ * NULL: such a dependency may not be called either.
+ */
+const ph_dep *ph_instance_optional_left_out(const ph_instance *inst, const ph_manifest *callee);
 
 /*
  * Call frames: which instance's code the current thread is running, so the

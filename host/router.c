@@ -503,6 +503,15 @@ static int enter_instance(ph_router *r, ph_instance *caller, const char *address
                             caller->manifest->name, address, inst->manifest->name,
                             caller->manifest->path);
     }
+    const ph_dep *left_out =
+        caller && caller != inst ? ph_instance_optional_left_out(caller, inst->manifest) : NULL;
+    if (left_out) /* the plan ran the caller without it: a call would use what it did not ask for */
+        return ph_error_set(PH_EDEPENDENCY,
+                            "package '%s' may not call '%s': its optional %s %s does not accept "
+                            "the running %s %s, so it runs without it (%s:%d)",
+                            caller->manifest->name, address, left_out->name, left_out->range.text,
+                            inst->manifest->name, inst->manifest->version_text,
+                            caller->manifest->path, left_out->line);
     if (ph_frame_inside(inst)) {
         ph_gate_enter_nested(&inst->gate);
     } else if (ph_gate_enter(&inst->gate, r->hold_ms)) {

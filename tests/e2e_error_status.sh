@@ -37,6 +37,16 @@ grep -q '^plughost_call_errors_total{instance="statuses",actor="shelf",method="b
   fail "a package fault not counted as a server error"
 echo "  422 for a validate refusal, chosen and implied statuses, 4xx/5xx counted apart"
 
+# an [optional] dependency the running version does not meet is left out: not callable either
+build_pkg "$tmp/opt" optcaller contract/optcaller.c
+printf '[optional]\nstatuses = ^2\n' >>"$tmp/opt/optcaller/package.ini"
+cp -r "$tmp/pk/statuses" "$tmp/opt/"
+out=$("$PH_BIN" --packages "$tmp/opt" --data-dir "$tmp/optdata" --log-level error call --local \
+  optcaller.opt.reach 2>&1) && fail "a left-out optional dependency was callable: $out"
+grep -qF "package 'optcaller' may not call 'statuses.shelf.missing': its optional statuses ^2 does not accept the running statuses 1.0.0, so it runs without it ($tmp/opt/optcaller/package.ini:5)" <<<"$out" ||
+  fail "optional left out: $out"
+echo "  an optional dependency left out of range is not callable, and says why"
+
 # the CLI reads an error back by its word; 429 and 503 exit 75 (retry later)
 set +e
 for _ in 1 2 3 4 5 6; do
