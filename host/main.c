@@ -1349,8 +1349,8 @@ static const command commands[] = {
      "(address from host.ini or --url); --local loads and starts the packages in this process, "
      "calls, and stops them.",
      O_HOST | O_REMOTE | O_LOCAL | O_STRICT},
-    {"list", cmd_list, "list [-c host.ini] [--json]", "Lists the packages found in the package directories.",
-     O_HOST | O_JSON},
+    {"list", cmd_list, "list [-c host.ini] [--json]",
+     "Lists the packages found in the package directories.", O_HOST | O_JSON},
     {"status", cmd_status, "status [-c host.ini] [--url URL] [--json]",
      "Shows every instance of the running host: package, version, state, and why it is not "
      "running or why its last reload failed.",
@@ -1498,7 +1498,8 @@ static int cmd_help(cli *c, int argc, char **argv)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* The command line, parsed and run; `c` holds what it allocates (freed by main). */
+static int run_cli(cli *c, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},   {"listen", required_argument, NULL, 'l'},
@@ -1520,50 +1521,48 @@ int main(int argc, char **argv)
         {'u', O_URL, "--url"},       {'s', O_STRICT, "--strict"},  {'o', O_LOCAL, "--local"},
         {'P', O_PURGE, "--purge"},   {'J', O_JSON, "--json"}};
     const char *given_name[sizeof bits / sizeof bits[0]] = {0};
-    cli c;
-    memset(&c, 0, sizeof c);
     int want_help = 0, o;
     raise_fd_limit(); /* run and call --local load every package */
     /* "+" stops at the first non-option only for the command word: options may follow it. */
     while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++)
             if (bits[i].opt == o) {
-                c.given |= bits[i].bit;
+                c->given |= bits[i].bit;
                 given_name[i] = bits[i].name;
             }
         switch (o) {
         case 'c':
-            c.config = optarg;
+            c->config = optarg;
             break;
         case 'l':
-            c.listen = optarg;
+            c->listen = optarg;
             break;
         case 'd':
-            c.data_dir = optarg;
+            c->data_dir = optarg;
             break;
         case 'L':
-            c.log_level = optarg;
+            c->log_level = optarg;
             break;
         case 'F':
-            c.log_format = optarg;
+            c->log_format = optarg;
             break;
         case 'u':
-            c.url = optarg;
+            c->url = optarg;
             break;
         case 's':
-            c.strict = 1;
+            c->strict = 1;
             break;
         case 'o':
-            c.local = 1;
+            c->local = 1;
             break;
         case 'P':
-            c.purge = 1;
+            c->purge = 1;
             break;
         case 'J':
-            c.json = 1;
+            c->json = 1;
             break;
         case 'p':
-            if (add_package_dir(&c, optarg))
+            if (add_package_dir(c, optarg))
                 return 1;
             break;
         case 'h':
@@ -1593,7 +1592,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (want_help)
-        return cmd_help(&c, 1, (char *[]){(char *)cmd->name});
+        return cmd_help(c, 1, (char *[]){(char *)cmd->name});
     for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++)
         if (given_name[i] && !(bits[i].bit & cmd->opts)) {
             fprintf(stderr,
@@ -1602,7 +1601,14 @@ int main(int argc, char **argv)
                     given_name[i], cmd->name, cmd->name);
             return 2;
         }
-    int rc = cmd->fn(&c, argc - optind - 1, argv + optind + 1);
-    free(c.package_dirs);
+    return cmd->fn(c, argc - optind - 1, argv + optind + 1);
+}
+
+int main(int argc, char **argv)
+{
+    cli c;
+    memset(&c, 0, sizeof c);
+    int rc = run_cli(&c, argc, argv);
+    free(c.package_dirs); /* whichever way run_cli returned */
     return rc;
 }
