@@ -565,11 +565,15 @@ static int cmd_run(cli *c, int argc, char **argv)
     ph_log_info("plughost %s serving %zu instance(s) on http://%s:%d/ (config: %s); Ctrl-C stops",
                 PH_HOST_VERSION, n_instances, h->cfg.http.listen_addr, ph_http_port(http),
                 c->config ? c->config : "embedded defaults");
-    ph_log_info("try: curl -s -X POST -H 'Content-Type: application/json' "
-                "http://%s:%d/calc/actors/math/add -d '{\"a\":2,\"b\":40}'"
-                "   |   curl -s http://%s:%d/_/packages",
-                h->cfg.http.listen_addr, ph_http_port(http), h->cfg.http.listen_addr,
-                ph_http_port(http));
+    if (ph_router_instance(h->router, "calc")) /* the example, when it runs */
+        ph_log_info("try: curl -s -X POST -H 'Content-Type: application/json' "
+                    "http://%s:%d/calc/actors/math/add -d '{\"a\":2,\"b\":40}'"
+                    "   |   curl -s http://%s:%d/_/packages",
+                    h->cfg.http.listen_addr, ph_http_port(http), h->cfg.http.listen_addr,
+                    ph_http_port(http));
+    else
+        ph_log_info("try: curl -s http://%s:%d/_/packages (the instances and their mounts)",
+                    h->cfg.http.listen_addr, ph_http_port(http));
     ph_instance *pm = ph_router_instance(h->router, "pkgmgr");
     if (pm && atomic_load(&pm->state) == PH_INST_RUNNING)
         ph_log_info("package manager: open http://%s:%d%s/ in a browser", h->cfg.http.listen_addr,
