@@ -51,6 +51,8 @@ typedef struct pkgvers {
     const ph_instance_conf *pin_conf;
     edge *in; /* requirements on it */
     size_t n_in;
+    size_t *nodes; /* the nodes (instances) that run it */
+    size_t n_nodes;
 } pkgvers;
 
 typedef struct rctx {
@@ -59,7 +61,9 @@ typedef struct rctx {
     const ph_manifest_set *set;
     pkgvers *pkgs;
     size_t n_pkgs;
-    size_t steps; /* of the version search, bounded */
+    size_t *slot;  /* open addressing by package name: index + 1 in pkgs, 0 empty */
+    size_t n_slot; /* a power of two, at least twice n_pkgs */
+    size_t steps;  /* of the version search, bounded */
     node *nodes;
     size_t n;
     char **problems;
@@ -79,12 +83,47 @@ static const char *cfg_path(const rctx *x)
     return x->cfg && x->cfg->path ? x->cfg->path : "configuration";
 }
 
+static size_t name_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return (size_t)h;
+}
+
+/* By name, in constant time: thousands of packages resolve without a scan per lookup. */
 static const pkgvers *find_pkg(const rctx *x, const char *name)
 {
-    for (size_t i = 0; i < x->n_pkgs; i++)
-        if (strcmp(x->pkgs[i].name, name) == 0)
-            return &x->pkgs[i];
+    for (size_t i = x->n_slot ? name_hash(name) & (x->n_slot - 1) : 0; x->n_slot;
+         i = (i + 1) & (x->n_slot - 1)) {
+        if (!x->slot[i])
+            return NULL;
+        if (strcmp(x->pkgs[x->slot[i] - 1].name, name) == 0)
+            return &x->pkgs[x->slot[i] - 1];
+    }
     return NULL;
+}
+
+/* Indexes pkgs[p] by name, growing the table to keep it at most half full. */
+static int index_pkg(rctx *x, size_t p)
+{
+    if (2 * (x->n_pkgs + 1) > x->n_slot) {
+        size_t n = x->n_slot ? x->n_slot * 2 : 64;
+        size_t *slot = calloc(n, sizeof *slot);
+        if (!slot)
+            return NOMEM();
+        free(x->slot);
+        x->slot = slot;
+        x->n_slot = n;
+        for (size_t q = 0; q < x->n_pkgs; q++)
+            if (q != p)
+                index_pkg(x, q); /* fits: the table is now at most a quarter full */
+    }
+    size_t i = name_hash(x->pkgs[p].name) & (x->n_slot - 1);
+    while (x->slot[i])
+        i = (i + 1) & (x->n_slot - 1);
+    x->slot[i] = p + 1;
+    return 0;
 }
 
 /*
@@ -130,10 +169,13 @@ static int add_candidate(rctx *x, const ph_manifest *m)
         if (!np)
             return NOMEM();
         x->pkgs = np;
-        pv = &np[x->n_pkgs++];
+        pv = &np[x->n_pkgs];
         memset(pv, 0, sizeof *pv);
         pv->name = m->name;
         pv->choice = -1;
+        if (index_pkg(x, x->n_pkgs))
+            return NOMEM();
+        x->n_pkgs++;
     }
     const ph_manifest **nc = reallocarray(pv->cand, pv->n_cand + 1, sizeof *nc);
     if (!nc)
@@ -569,7 +611,17 @@ static int add_node(rctx *x, const char *instance, const char *package, const ph
     else if (asprintf(&nd->mount, "/%s", instance) < 0)
         nd->mount = NULL;
     x->n++; /* counted even when half-built, so it is freed */
-    return nd->instance && nd->mount ? 0 : NOMEM();
+    if (!nd->instance || !nd->mount)
+        return NOMEM();
+    pkgvers *pv = m ? (pkgvers *)find_pkg(x, package) : NULL;
+    if (pv) { /* the instances of a package, for the edges to it */
+        size_t *nodes = reallocarray(pv->nodes, pv->n_nodes + 1, sizeof *nodes);
+        if (!nodes)
+            return NOMEM();
+        pv->nodes = nodes;
+        nodes[pv->n_nodes++] = x->n - 1;
+    }
+    return 0;
 }
 
 /* The default instance of an unconfigured package, unless its name is taken. */
@@ -1060,8 +1112,10 @@ static int add_edges(rctx *x, size_t i, const ph_dep *deps, size_t n, bool optio
         const ph_manifest *dm = lookup(x, deps[k].name, &count);
         if (!dm || (count == 1 && !ph_range_satisfies(&deps[k].range, &dm->version)))
             continue;
-        for (size_t j = 0; j < x->n; j++) {
-            if (x->nodes[j].m && strcmp(x->nodes[j].package, deps[k].name) == 0) {
+        const pkgvers *pv = find_pkg(x, deps[k].name);
+        for (size_t n_j = 0; pv && n_j < pv->n_nodes; n_j++) {
+            size_t j = pv->nodes[n_j];
+            if (x->nodes[j].m) {
                 int rc = add_edge(&x->nodes[i], j, optional);
                 if (rc)
                     return rc;
@@ -1394,8 +1448,10 @@ static void free_nodes(rctx *x)
     for (size_t i = 0; i < x->n_pkgs; i++) {
         free(x->pkgs[i].cand);
         free(x->pkgs[i].in);
+        free(x->pkgs[i].nodes);
     }
     free(x->pkgs);
+    free(x->slot);
     for (size_t i = 0; i < x->n_explained; i++)
         free(x->explained[i]);
     free(x->explained);
