@@ -482,6 +482,8 @@ static int foreign_operator(const char *part, const where *w)
 {
     if (!strncmp(part, "~>", 2) || !strncmp(part, "~=", 2))
         return pessimistic(part, 2, w);
+    if (!strncmp(part, "===", 3)) /* npm's strict equality, pip's arbitrary equality */
+        return fail(w, "'===' is not a plughost operator; write '=%s'", after(part, 3));
     const char *ver = after(part, 2);
     if (!strncmp(part, "==", 2))
         return fail(w, "'==' is not a plughost operator; write '=%s' (or just '%s')", ver, ver);
@@ -536,11 +538,31 @@ static int parse_part(ph_range *r, const char *part, const where *w)
  * Interval notation (Maven, NuGet, OSGi): "[1.0,2.0)" is ">=1.0, <2.0".
  * Answers with the plughost spelling when the interval is well formed.
  */
+/* "1.2" -> "1.2.0": an interval's bound is a whole version (Maven reads "1.0" as 1.0.0). */
+static const char *whole(const char *v, int n, char *buf, size_t size)
+{
+    int dots = 0;
+    for (int i = 0; i < n; i++)
+        dots += v[i] == '.';
+    snprintf(buf, size, "%.*s%s", n, v, dots == 0 ? ".0.0" : dots == 1 ? ".0" : "");
+    return buf;
+}
+
 static int interval(const char *text, const where *w)
 {
     size_t len = strlen(text);
     const char *comma = strchr(text, ',');
-    char close = len ? text[len - 1] : '\0';
+    char close = len ? text[len - 1] : '\0', lo_buf[64], hi_buf[64];
+    if (!comma && text[0] == '[' && close == ']' && len > 2) { /* "[1.0]": exactly that version */
+        const char *v = after(text, 1);
+        int n = (int)(text + len - 1 - v);
+        while (n > 0 && is_space(v[n - 1]))
+            n--;
+        return fail(w,
+                    "interval notation (Maven, NuGet, OSGi) is not supported; write '=%s' "
+                    "(the same version)",
+                    whole(v, n, lo_buf, sizeof lo_buf));
+    }
     if (!comma || (close != ')' && close != ']') || strchr(comma + 1, ','))
         return fail(w, "interval notation is not supported; write comparators such as "
                        "'>=1.0, <2.0'");
@@ -551,11 +573,13 @@ static int interval(const char *text, const where *w)
     while (hi_end > hi && is_space(hi_end[-1]))
         hi_end--;
     int n_lo = (int)(lo_end - lo), n_hi = (int)(hi_end - hi);
+    /* whole versions: plughost reads ">1.0" as ">=1.1.0" and "<=2.0" as "<2.1.0-0" */
     return fail(w,
-                "interval notation (Maven, NuGet, OSGi) is not supported; write '%s%.*s%s%s%.*s%s' "
+                "interval notation (Maven, NuGet, OSGi) is not supported; write '%s%s%s%s%s%s' "
                 "(the same versions)",
-                n_lo ? (text[0] == '[' ? ">=" : ">") : "", n_lo, lo, n_lo && n_hi ? ", " : "",
-                n_hi ? (close == ']' ? "<=" : "<") : "", n_hi, hi, !n_lo && !n_hi ? "*" : "");
+                n_lo ? (text[0] == '[' ? ">=" : ">") : "", n_lo ? whole(lo, n_lo, lo_buf, 64) : "",
+                n_lo && n_hi ? ", " : "", n_hi ? (close == ']' ? "<=" : "<") : "",
+                n_hi ? whole(hi, n_hi, hi_buf, 64) : "", !n_lo && !n_hi ? "*" : "");
 }
 
 /* Spellings of the whole range that other tools use. */

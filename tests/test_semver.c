@@ -354,11 +354,17 @@ static void test_foreign_spellings(void **state)
     assert_bad_range("\"^1.2\"", "remove the quotes: write ^1.2, not \"^1.2\"");
     assert_bad_range("'~1.2'", "remove the quotes: write ~1.2, not '~1.2'");
     assert_bad_range("[1.0,2.0)", "interval notation (Maven, NuGet, OSGi) is not supported; "
-                                  "write '>=1.0, <2.0' (the same versions)");
+                                  "write '>=1.0.0, <2.0.0' (the same versions)");
     assert_bad_range("(1.0, 2.0]", "interval notation (Maven, NuGet, OSGi) is not supported; "
-                                   "write '>1.0, <=2.0' (the same versions)");
+                                   "write '>1.0.0, <=2.0.0' (the same versions)");
+    /* the advice is a whole version: ">1.0" would mean ">=1.1.0" in plughost */
+    assert_bad_range("(1.0,2)", "interval notation (Maven, NuGet, OSGi) is not supported; "
+                                "write '>1.0.0, <2.0.0' (the same versions)");
+    assert_bad_range("[1.0]", "interval notation (Maven, NuGet, OSGi) is not supported; "
+                              "write '=1.0.0' (the same version)");
+    assert_bad_range("===1.2", "'===' is not a plughost operator; write '=1.2'");
     assert_bad_range("[1.0,)", "interval notation (Maven, NuGet, OSGi) is not supported; "
-                               "write '>=1.0' (the same versions)");
+                               "write '>=1.0.0' (the same versions)");
     assert_bad_range("[1.0", "interval notation is not supported; write comparators such as "
                              "'>=1.0, <2.0'");
     assert_bad_range("~>foo", "'~>' is Ruby's pessimistic operator, which plughost does not read; "
