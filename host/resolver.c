@@ -1035,6 +1035,15 @@ static int check_pin(const rctx *x, node *nd)
     if (!nd->conf || !nd->conf->version || ph_range_parse(nd->conf->version, &pin) ||
         ph_range_satisfies(&pin, &nd->m->version))
         return 0;
+    const pkgvers *pv = find_pkg(x, nd->package);
+    if (pv && pv->pin_conf && pv->pin_conf != nd->conf) /* another instance's pin decided */
+        return fail(nd, PH_PLAN_FAILED,
+                    "%s:%d: instance '%s' pins package '%s' to %s, but instance '%s' pins it to "
+                    "%s (%s:%d), and every instance of a package runs one version; pin them "
+                    "alike",
+                    cfg_path(x), nd->conf->version_line, nd->instance, nd->package,
+                    nd->conf->version, pv->pin_conf->name, pv->pin, cfg_path(x),
+                    pv->pin_conf->version_line);
     char *versions = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&versions, &len);

@@ -624,6 +624,23 @@ static void test_several_versions_pin_named(void **state)
     free(want);
 }
 
+/* Two instances of one package pinned apart: one version runs; the other pin is told so. */
+static void test_several_versions_pins_disagree(void **state)
+{
+    fixture *f = *state;
+    pkgv(f, "base", "1.0.0", "");
+    pkgv(f, "base", "2.0.0", "");
+    resolve(f, "[instance a]\npackage = base\nversion = 1.0.0\n"
+               "[instance b]\npackage = base\nversion = 2.0.0\n");
+    assert_ok(&f->plan, "a");
+    char *want = tu_fmt("%s/host.ini:6: instance 'b' pins package 'base' to 2.0.0, but instance "
+                        "'a' pins it to 1.0.0 (%s/host.ini:3), and every instance of a package "
+                        "runs one version; pin them alike",
+                        f->dir, f->dir);
+    assert_state(&f->plan, "b", PH_PLAN_FAILED, want);
+    free(want);
+}
+
 static void test_several_versions_pin_matches_none(void **state)
 {
     fixture *f = *state;
@@ -822,6 +839,7 @@ int main(void)
         T(test_several_versions_no_requirer),
         T(test_several_versions_one_cannot_run),
         T(test_several_versions_pin_named),
+        T(test_several_versions_pins_disagree),
         T(test_several_versions_lists_stay_short),
         T(test_several_versions_requirer_first),
         T(test_several_versions_pinned),
