@@ -7,11 +7,7 @@
 # code mapped instead of crashing, says so in the answer, the log and
 # `plughost status`, and blames the package for a crash in it.
 set -euo pipefail
-tmp=$(mktemp -d)
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$PH_SOURCE_DIR/tests/support/e2e.sh"
 src="$PH_SOURCE_DIR/tests/containment"
 pkg() { # NAME SOURCE [cflags]: builds beside, then renames (a reload never sees half a file)
   local name=$1 c=$2

@@ -8,11 +8,8 @@
 # that hot reload picks up. A package exporting a name the host has
 # (json_loads) is refused; other exports are logged.
 set -euo pipefail
-tmp=$(mktemp -d)
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; [ -f "$tmp/run.log" ] && tail -n 30 "$tmp/run.log"; exit 1; }
+. "$PH_SOURCE_DIR/tests/support/e2e.sh"
+E2E_LOG_LINES=30
 src="$PH_SOURCE_DIR/tests/scanload"
 sdk=(-std=c11 -shared -fPIC -I"$PH_SOURCE_DIR/sdk/include" -DPH_PACKAGE_VERSION='"1.0.0"')
 pkg() { # NAME SOURCE [flags...]: a package directory whose package.ini says 1.0.0
@@ -30,7 +27,7 @@ helper() { # DIR VALUE: libpkghelper.so built into DIR
     "$src/pkghelper.c" || fail "cc helper"
   mv "$1/libpkghelper.so.tmp" "$1/libpkghelper.so"
 }
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 cat >"$tmp/host.ini" <<INI
 [host]
 package_dirs = pk

@@ -6,11 +6,7 @@
 # optional dependency out of range leaves its user running, and /_/packages
 # and `plughost status` say so.
 set -euo pipefail
-tmp=$(mktemp -d)
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$PH_SOURCE_DIR/tests/support/e2e.sh"
 mkdir -p "$tmp/pk"
 for r in 100 110 120; do
     cp -r "$PH_FIXTURES/mig_shop_$r/shop" "$tmp/pk/shop-$r"
@@ -49,7 +45,7 @@ grep -qF "host.ini:6: 'version' in [instance shop]: invalid range '~=1.0': '~=' 
 
 # ---- item 7: optional and out of range: runs without it, and says so ----
 sed -i 's/^\[requires\]$/[optional]/; s/^shop = <1.2$/shop = ^9/' "$tmp/pk/core_good/package.ini"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 "$PH_BIN" --packages "$tmp/pk" --data-dir "$tmp/data3" --log-level warn run --listen "127.0.0.1:$port" \
     >"$tmp/run.log" 2>&1 &
 pid=$!
