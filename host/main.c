@@ -454,8 +454,12 @@ static int cmd_list(cli *c, int argc, char **argv)
         const ph_manifest *m = h->set.items[i];
         printf("%-16s %-10s %s\n", m->name, m->version_text, m->description ? m->description : "");
     }
+    /* a manifest that could not be read is no package, but it is never passed over in silence */
+    for (size_t i = 0; i < h->set.n_problems; i++)
+        fprintf(stderr, "plughost: not listed: %s\n", h->set.problems[i]);
+    int rc = h->set.n_problems ? 1 : 0;
     ph_host_free(h);
-    return 0;
+    return rc;
 }
 
 /* ---- run ---- */

@@ -68,6 +68,11 @@ static int parse_number(const char *s, size_t len, int idx, uint64_t *out, const
         return fail(w, "%s version is empty; expected MAJOR.MINOR.PATCH such as 1.2.3", name);
     uint64_t v = 0;
     for (size_t i = 0; i < len; i++) {
+        if (!is_digit(s[i]) && i > 0 && idx == 2) /* "3rc1": a pre-release without its '-' */
+            return fail(w,
+                        "%s version '%.*s' is not a number; a pre-release follows a '-': write "
+                        "'%.*s-%.*s'",
+                        name, (int)len, s, (int)i, s, (int)(len - i), s + i);
         if (!is_digit(s[i]))
             return fail(w, "%s version '%.*s' is not a number", name, (int)len, s);
         uint64_t d = (uint64_t)(s[i] - '0');
@@ -484,6 +489,19 @@ static int foreign_operator(const char *part, const where *w)
         return pessimistic(part, 2, w);
     if (!strncmp(part, "===", 3)) /* npm's strict equality, pip's arbitrary equality */
         return fail(w, "'===' is not a plughost operator; write '=%s'", after(part, 3));
+    if (!strncmp(part, ">>", 2)) /* Debian's strictly later */
+        return fail(w, "'>>' (Debian's 'strictly later') is not a plughost operator; write '>%s'",
+                    after(part, 2));
+    if (!strncmp(part, "<<", 2))
+        return fail(w, "'<<' (Debian's 'strictly earlier') is not a plughost operator; write '<%s'",
+                    after(part, 2));
+    if (!strncmp(part, "<>", 2))
+        return fail(w,
+                    "'<>' (every version but one) is not supported: a range is one interval; "
+                    "write the versions you want, e.g. '<%s' or '>%s'",
+                    after(part, 2), after(part, 2));
+    if (!strncmp(part, "^=", 2))
+        return fail(w, "'^=' is not a plughost operator; write '^%s'", after(part, 2));
     const char *ver = after(part, 2);
     if (!strncmp(part, "==", 2))
         return fail(w, "'==' is not a plughost operator; write '=%s' (or just '%s')", ver, ver);
@@ -588,8 +606,21 @@ static int foreign_range(const char *text, const where *w)
     size_t len = strlen(text);
     if (len >= 2 && (text[0] == '"' || text[0] == '\'') && text[len - 1] == text[0])
         return fail(w, "remove the quotes: write %.*s, not %s", (int)(len - 2), text + 1, text);
+    if (text[0] == '(' && strchr("<>=", after(text, 1)[0]) && text[len - 1] == ')')
+        return fail(w, "remove the parentheses (Debian's Depends spelling): write %.*s",
+                    (int)(len - 2), text + 1);
     if (text[0] == '[' || text[0] == '(')
         return interval(text, w);
+    if (strchr(text, '#'))
+        return fail(w, "a range cannot hold a comment; put '; comment' on a line of its own");
+    if (len >= 2 && text[len - 1] == '+' && text[len - 2] == '.')
+        return fail(w, "'%s' is Gradle's dynamic version; write '%.*sx' (or '^%.*s0')", text,
+                    (int)(len - 1), text, (int)(len - 1), text);
+    if (!strcmp(text, "latest") || !strcmp(text, "next"))
+        return fail(w,
+                    "'%s' is a tag, not a range; write '*' for any version or a range such as "
+                    "'^1.2'",
+                    text);
     return 0;
 }
 

@@ -472,6 +472,15 @@ static void test_list(void **state)
     assert_true(tu_contains(f->out, "Greets whoever calls it"));
     assert_true(tu_contains(f->out, "calc"));
     assert_true(tu_contains(f->out, "1.0.0"));
+    /* a manifest that cannot be read is said, not passed over */
+    char *bad = tu_fmt("%s/bad/broken", f->tmp);
+    assert_int_equal(tu_run(NULL, "mkdir -p '%s'", bad), 0);
+    free(tu_write(bad, "package.ini", "[package]\nname = broken\nversion = 1.0\n"));
+    assert_int_equal(ph(f, "list -c '%s' --packages '%s/bad'", f->ini, f->tmp), 1);
+    if (!tu_contains(f->err, "plughost: not listed: ") ||
+        !tu_contains(f->err, "broken/package.ini:3: 'version' in [package]"))
+        fail_msg("list with a broken manifest: %s", f->err);
+    free(bad);
 }
 
 static void test_bad_config(void **state)

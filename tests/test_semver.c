@@ -363,6 +363,19 @@ static void test_foreign_spellings(void **state)
     assert_bad_range("[1.0]", "interval notation (Maven, NuGet, OSGi) is not supported; "
                               "write '=1.0.0' (the same version)");
     assert_bad_range("===1.2", "'===' is not a plughost operator; write '=1.2'");
+    assert_bad_range(">>1.2", "'>>' (Debian's 'strictly later') is not a plughost operator; "
+                              "write '>1.2'");
+    assert_bad_range("<<2", "'<<' (Debian's 'strictly earlier') is not a plughost operator; "
+                            "write '<2'");
+    assert_bad_range("<>1.2", "'<>' (every version but one) is not supported");
+    assert_bad_range("^=1.2", "'^=' is not a plughost operator; write '^1.2'");
+    assert_bad_range("(>= 1.2)",
+                     "remove the parentheses (Debian's Depends spelling): write >= 1.2");
+    assert_bad_range("^1.2 # note", "a range cannot hold a comment");
+    assert_bad_range("1.+", "'1.+' is Gradle's dynamic version; write '1.x' (or '^1.0')");
+    assert_bad_range("latest", "'latest' is a tag, not a range; write '*' for any version");
+    assert_bad_range("1.2.3rc1", "patch version '3rc1' is not a number; a pre-release follows a "
+                                 "'-': write '3-rc1'");
     assert_bad_range("[1.0,)", "interval notation (Maven, NuGet, OSGi) is not supported; "
                                "write '>=1.0.0' (the same versions)");
     assert_bad_range("[1.0", "interval notation is not supported; write comparators such as "
