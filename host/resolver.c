@@ -863,10 +863,14 @@ static int check_deps(const rctx *x, node *nd, const ph_dep *deps, size_t n, boo
                          : fail(nd, PH_PLAN_FAILED,
                                 "package '%s' %s requires %s %s but %s %s%s; "
                                 "install a matching version of %s or change the range "
-                                "in %s:%d",
+                                "in %s:%d%s%s",
                                 m->name, m->version_text, d->name, d->range.text, d->name,
                                 which ? which : dm->version_text, pre_hint(dm), d->name, m->path,
-                                d->line);
+                                d->line,
+                                invalid_manifest(x, d->name) ? "; another manifest of it could "
+                                                               "not be read: "
+                                                             : "",
+                                invalid_manifest(x, d->name) ? invalid_manifest(x, d->name) : "");
             free(which);
             return rc;
         }

@@ -369,6 +369,24 @@ static void test_dependency_with_invalid_manifest(void **state)
     assert_false(tu_contains(item(&f->plan, "app")->reason, "not installed"));
 }
 
+/* An invalid manifest beside a valid version is named too: it may be the version wanted. */
+static void test_dependency_with_invalid_manifest_beside_valid(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "app", "1.0.0", "[requires]\nauth = ^2\n");
+    free(tu_write(f->pkgs, "auth-1/package.ini", "[package]\nname = auth\nversion = 1.0.0\n"));
+    free(tu_write(f->pkgs, "auth-2/package.ini", "[package]\nname = auth\nversion = 2.0\n"));
+    assert_int_equal(ph_config_defaults(&f->cfg), 0);
+    char *dirs[] = {f->pkgs};
+    assert_int_equal(ph_manifest_discover(dirs, 1, &f->set), 0);
+    assert_int_equal(ph_resolve(&f->cfg, &f->set, &f->plan), 0);
+    char *want = tu_fmt("another manifest of it could not be read: %s/auth-2/package.ini:3: "
+                        "'version' in [package]: invalid version '2.0'",
+                        f->pkgs);
+    assert_state(&f->plan, "app", PH_PLAN_FAILED, want);
+    free(want);
+}
+
 static size_t problem_bytes(const ph_plan *p)
 {
     size_t n = 0;
@@ -838,6 +856,7 @@ int main(void)
         T(test_several_versions_highest_for_all),
         T(test_several_versions_no_requirer),
         T(test_several_versions_one_cannot_run),
+        T(test_dependency_with_invalid_manifest_beside_valid),
         T(test_several_versions_pin_named),
         T(test_several_versions_pins_disagree),
         T(test_several_versions_lists_stay_short),
