@@ -937,6 +937,32 @@ static bool span_empty(const span *sp)
     return d > 0 || (d == 0 && !(sp->lo_incl && sp->hi_incl));
 }
 
+static bool same_tuple(const ph_semver *a, const ph_semver *b)
+{
+    return a->major == b->major && a->minor == b->minor && a->patch == b->patch;
+}
+
+/*
+ * A span that holds only pre-releases of one version (">=1.5.0-rc.1, <1.5.0")
+ * is met only if every range admits that version's pre-releases: npm's rule
+ * (a range takes X.Y.Z-pre only through a comparator naming X.Y.Z-something).
+ */
+static bool span_needs_prereleases_of(const span *sp, ph_semver *t)
+{
+    if (!sp->has_lo || !sp->lo.pre[0] || !sp->has_hi || !same_tuple(&sp->lo, &sp->hi))
+        return false;
+    *t = sp->lo;
+    return true;
+}
+
+static bool range_admits_prereleases_of(const ph_range *r, const ph_semver *t)
+{
+    for (int i = 0; i < r->n; i++)
+        if (r->c[i].v.pre[0] && same_tuple(&r->c[i].v, t))
+            return true;
+    return false;
+}
+
 /* "versions >=2.0.0, <3.0.0" (a "-0" upper bound is shown as its release). */
 static void span_print(FILE *f, const span *sp)
 {
@@ -1001,7 +1027,12 @@ static int explain_requirers(rctx *x, const ph_manifest *dm)
             fprintf(f, " and %zu more", ok - LIST_MAX);
         fprintf(f, "%s)", ok ? "" : "no installed version");
     }
-    if (span_empty(&sp)) {
+    ph_semver t;
+    bool empty = span_empty(&sp);
+    for (size_t i = 0; !empty && span_needs_prereleases_of(&sp, &t) && i < pv->n_in; i++)
+        empty = choice_of(x, pv->in[i].from_pkg) == pv->in[i].from &&
+                !range_admits_prereleases_of(pv->in[i].range, &t);
+    if (empty) {
         fprintf(f, "; no version satisfies all of them: change one of the ranges");
     } else {
         fprintf(f, "; ");

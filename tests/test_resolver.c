@@ -483,6 +483,19 @@ static void test_diamond_names_satisfying_versions(void **state)
                         "all of them: install one of those");
 }
 
+/* Between a pre-release floor and its release only pre-releases lie: met only if all admit them. */
+static void test_diamond_prerelease_span(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "left", "1.0.0", "[requires]\nbase = >=1.5.0-rc.1\n");
+    pkg(f, "right", "1.0.0", "[requires]\nbase = <1.5.0\n");
+    pkg(f, "base", "1.4.0", "");
+    resolve(f, NULL);
+    const char *last = f->plan.problems[f->plan.n_problems - 1];
+    if (!tu_contains(last, "no version satisfies all of them: change one of the ranges"))
+        fail_msg("%s", last);
+}
+
 /* packages/<dir>/package.ini: one of several versions of a package. */
 static void pkgv(fixture *f, const char *name, const char *version, const char *extra)
 {
@@ -856,6 +869,7 @@ int main(void)
         T(test_several_versions_highest_for_all),
         T(test_several_versions_no_requirer),
         T(test_several_versions_one_cannot_run),
+        T(test_diamond_prerelease_span),
         T(test_dependency_with_invalid_manifest_beside_valid),
         T(test_several_versions_pin_named),
         T(test_several_versions_pins_disagree),
