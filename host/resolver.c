@@ -51,6 +51,8 @@ typedef struct pkgvers {
     const ph_instance_conf *pin_conf;
     edge *in; /* requirements on it */
     size_t n_in;
+    edge *opt_in; /* [optional] uses of it: they steer the choice, never decide it */
+    size_t n_opt_in;
     size_t *nodes; /* the nodes (instances) that run it */
     size_t n_nodes;
 } pkgvers;
@@ -215,6 +217,15 @@ static int collect_edges(rctx *x)
                 if (push_edge(&x->pkgs[to].in, &x->pkgs[to].n_in, e))
                     return NOMEM();
             }
+            for (size_t k = 0; k < m->n_optional; k++) {
+                const pkgvers *t = find_pkg(x, m->optional[k].name);
+                if (!t)
+                    continue;
+                size_t to = (size_t)(t - x->pkgs);
+                edge e = {m, p, to, &m->optional[k].range};
+                if (push_edge(&x->pkgs[to].opt_in, &x->pkgs[to].n_opt_in, e))
+                    return NOMEM();
+            }
         }
     }
     return 0;
@@ -295,21 +306,40 @@ static bool consistent(const rctx *x, size_t p, const ph_manifest *m)
  * discovery order): each takes the highest version that agrees with every
  * decided requirer and dependency; a dead end undoes the last choice.
  */
+/*
+ * True if version `m` of `pv` is in the [optional] range of every decided
+ * package that names it there: an optional dependency does not decide, but
+ * between versions that work, the one its optional users accept goes first.
+ */
+static bool optional_users_accept(const rctx *x, const pkgvers *pv, const ph_manifest *m)
+{
+    for (size_t i = 0; i < pv->n_opt_in; i++) {
+        const edge *e = &pv->opt_in[i];
+        if (choice_of(x, e->from_pkg) == e->from && !ph_range_satisfies(e->range, &m->version))
+            return false;
+    }
+    return true;
+}
+
 static bool search(rctx *x, const size_t *multi, size_t n, size_t k)
 {
     if (k == n)
         return true;
     pkgvers *pv = &x->pkgs[multi[k]];
-    for (size_t c = 0; c < pv->n_cand; c++) {
-        if (++x->steps > SEARCH_STEPS)
-            return false;
-        if (!pin_allows(pv, pv->cand[c]) || !consistent(x, multi[k], pv->cand[c]) ||
-            (x->want_viable && !viable(x, pv->cand[c])))
-            continue;
-        pv->choice = (long)c;
-        if (search(x, multi, n, k + 1))
-            return true;
-        pv->choice = -1;
+    /* pass 0: the versions the optional users accept; pass 1: the others */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t c = 0; c < pv->n_cand; c++) {
+            if (++x->steps > SEARCH_STEPS)
+                return false;
+            if (optional_users_accept(x, pv, pv->cand[c]) != (pass == 0) ||
+                !pin_allows(pv, pv->cand[c]) || !consistent(x, multi[k], pv->cand[c]) ||
+                (x->want_viable && !viable(x, pv->cand[c])))
+                continue;
+            pv->choice = (long)c;
+            if (search(x, multi, n, k + 1))
+                return true;
+            pv->choice = -1;
+        }
     }
     return false;
 }
@@ -352,6 +382,8 @@ static void requirers_first(const rctx *x, size_t p, unsigned char *mark, size_t
     mark[p] = 1; /* on a cycle, the package reached first goes first */
     for (size_t i = 0; i < x->pkgs[p].n_in; i++)
         requirers_first(x, x->pkgs[p].in[i].from_pkg, mark, order, n);
+    for (size_t i = 0; i < x->pkgs[p].n_opt_in; i++)
+        requirers_first(x, x->pkgs[p].opt_in[i].from_pkg, mark, order, n);
     order[(*n)++] = p;
 }
 
@@ -480,6 +512,14 @@ static void why_not(const rctx *x, const pkgvers *pv, const ph_manifest *m, FILE
         else
             fputs(cannot, f);
         return;
+    }
+    for (size_t i = 0; i < pv->n_opt_in; i++) {
+        const edge *e = &pv->opt_in[i];
+        if (choice_of(x, e->from_pkg) == e->from && !ph_range_satisfies(e->range, &m->version)) {
+            fprintf(f, "outside %s of %s %s ([optional])", e->range->text, e->from->name,
+                    e->from->version_text);
+            return;
+        }
     }
     const ph_manifest *c = pv->cand[pv->choice];
     fprintf(f, "%s",
@@ -1492,6 +1532,7 @@ static void free_nodes(rctx *x)
     for (size_t i = 0; i < x->n_pkgs; i++) {
         free(x->pkgs[i].cand);
         free(x->pkgs[i].in);
+        free(x->pkgs[i].opt_in);
         free(x->pkgs[i].nodes);
     }
     free(x->pkgs);

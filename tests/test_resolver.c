@@ -584,6 +584,21 @@ static void test_several_versions_lists_stay_short(void **state)
     assert_true(said_more);
 }
 
+/* An optional user's range steers the choice among versions that work. */
+static void test_several_versions_optional_steers(void **state)
+{
+    fixture *f = *state;
+    pkgv(f, "x", "1.0.0", "");
+    pkgv(f, "x", "2.0.0", "");
+    pkg(f, "app", "1.0.0", "[optional]\nx = ^1\n");
+    resolve(f, NULL);
+    assert_string_equal(chosen(&f->plan, "x"), "1.0.0");
+    assert_ok(&f->plan, "app");
+    assert_null(item(&f->plan, "app")->note);
+    assert_string_equal(f->plan.notes[0], "package 'x': 1.0.0 chosen; not 2.0.0: outside ^1 of app "
+                                          "1.0.0 ([optional])");
+}
+
 /* A higher version that could never run does not displace a lower one that can. */
 static void test_several_versions_one_cannot_run(void **state)
 {
@@ -869,6 +884,7 @@ int main(void)
         T(test_several_versions_highest_for_all),
         T(test_several_versions_no_requirer),
         T(test_several_versions_one_cannot_run),
+        T(test_several_versions_optional_steers),
         T(test_diamond_prerelease_span),
         T(test_dependency_with_invalid_manifest_beside_valid),
         T(test_several_versions_pin_named),
