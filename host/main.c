@@ -273,9 +273,9 @@ static void mark_unloadable(ph_host *h, json_t *scans, char *bad)
     }
 }
 
-static void print_plan(ph_host *h, json_t *scans, const char *bad, json_t *problems)
+static void print_plan(FILE *out, ph_host *h, json_t *scans, const char *bad, json_t *problems)
 {
-    printf("load order (%zu instance%s):\n", h->plan.n, h->plan.n == 1 ? "" : "s");
+    fprintf(out, "load order (%zu instance%s):\n", h->plan.n, h->plan.n == 1 ? "" : "s");
     for (size_t i = 0; i < h->plan.n; i++) {
         const ph_plan_item *it = &h->plan.items[i];
         json_t *scan = scan_of(h, scans, i);
@@ -283,23 +283,24 @@ static void print_plan(ph_host *h, json_t *scans, const char *bad, json_t *probl
         const char *error = json_string_value(json_object_get(scan, "error"));
         if (scan)
             state = bad[i] == 1 ? "failed" : bad[i] == 2 ? "skipped" : "ok";
-        printf("  %2zu. %-16s %s %s", i + 1, it->instance, it->manifest ? it->manifest->name : "-",
-               it->manifest ? it->manifest->version_text : "");
+        fprintf(out, "  %2zu. %-16s %s %s", i + 1, it->instance,
+                it->manifest ? it->manifest->name : "-",
+                it->manifest ? it->manifest->version_text : "");
         if (it->n_deps) {
-            printf("  needs");
+            fprintf(out, "  needs");
             for (size_t k = 0; k < it->n_deps; k++)
-                printf("%s %s", k ? "," : "", h->plan.items[it->deps[k]].instance);
+                fprintf(out, "%s %s", k ? "," : "", h->plan.items[it->deps[k]].instance);
         }
         const char *build = json_string_value(json_object_get(scan, "build"));
-        printf("  [%s]%s%s\n", state, build ? " build " : "", build ? build : "");
+        fprintf(out, "  [%s]%s%s\n", state, build ? " build " : "", build ? build : "");
         if (scan && error) {
-            printf("        %s\n", error);
+            fprintf(out, "        %s\n", error);
             add_problem(problems, "instance '%s': %s", it->instance, error);
         }
         for (size_t k = 0; bad[i] == 2 && k < it->n_deps; k++)
             if (bad[it->deps[k]]) {
                 const char *dep = h->plan.items[it->deps[k]].instance;
-                printf("        skipped: depends on '%s', which cannot be loaded\n", dep);
+                fprintf(out, "        skipped: depends on '%s', which cannot be loaded\n", dep);
                 add_problem(problems,
                             "instance '%s': skipped: depends on '%s', which cannot be loaded",
                             it->instance, dep);
@@ -308,22 +309,23 @@ static void print_plan(ph_host *h, json_t *scans, const char *bad, json_t *probl
     }
 }
 
-static void print_changes(json_t *changes)
+static void print_changes(FILE *out, json_t *changes)
 {
     size_t i;
     json_t *v;
     json_array_foreach(changes, i, v)
     {
-        printf("%s%s", i ? "; " : " (", json_string_value(v));
+        fprintf(out, "%s%s", i ? "; " : " (", json_string_value(v));
     }
-    printf("%s\n", json_array_size(changes) ? ")" : "");
+    fprintf(out, "%s\n", json_array_size(changes) ? ")" : "");
 }
 
 /*
  * Per instance: the chain loading would run (scripts and automatic steps)
  * and the result of its dry run on a scratch copy of the database.
  */
-static void print_migrations(ph_host *h, json_t *scans, const char *bad, json_t *problems)
+static void print_migrations(FILE *out, ph_host *h, json_t *scans, const char *bad,
+                             json_t *problems)
 {
     int header = 0;
     for (size_t i = 0; i < h->plan.n; i++) {
@@ -355,21 +357,56 @@ static void print_migrations(ph_host *h, json_t *scans, const char *bad, json_t 
             json_object_del(plan, "note");
         char *line = ph_migrate_plan_text(plan);
         if (!header++)
-            printf("migrations:\n");
-        printf("  %s\n", line ? line : it->instance);
+            fprintf(out, "migrations:\n");
+        fprintf(out, "  %s\n", line ? line : it->instance);
         free(line);
         if (dry_ok) {
-            printf("    dry run on a copy of the database: ok");
-            print_changes(changes);
+            fprintf(out, "    dry run on a copy of the database: ok");
+            print_changes(out, changes);
         } else if (dry) {
             const char *err = json_string_value(json_object_get(dry, "error")) ?: "?";
-            printf("    dry run on a copy of the database: FAILED: %s\n", err);
+            fprintf(out, "    dry run on a copy of the database: FAILED: %s\n", err);
             add_problem(problems, "instance '%s': the migration would fail: %s", it->instance, err);
         } else if (problem) {
             add_problem(problems, "instance '%s': %s", it->instance, problem);
         }
         json_decref(plan);
     }
+}
+
+/*
+ * check --json (dist/schemas/check.schema.json): the load order with each
+ * instance's state, build and dependencies, the notes, the problems, and
+ * "ok". Exits 1 when there are problems, as the text form does.
+ */
+static int print_check_json(ph_host *h, json_t *scans, const char *bad, json_t *problems)
+{
+    json_t *insts = json_array(), *notes = json_array();
+    for (size_t i = 0; insts && i < h->plan.n; i++) {
+        const ph_plan_item *it = &h->plan.items[i];
+        json_t *scan = scan_of(h, scans, i), *needs = json_array();
+        const char *state = ph_host_item_state(h, i, NULL), *why = it->reason;
+        if (scan)
+            state = bad[i] == 1 ? "failed" : bad[i] == 2 ? "skipped" : "ok";
+        if (scan && json_string_value(json_object_get(scan, "error")))
+            why = json_string_value(json_object_get(scan, "error"));
+        for (size_t k = 0; needs && k < it->n_deps; k++)
+            json_array_append_new(needs, json_string(h->plan.items[it->deps[k]].instance));
+        json_t *e = json_pack("{s:s,s:s?,s:s?,s:s,s:o,s:s*,s:s*,s:s*}", "instance", it->instance,
+                              "package", it->manifest ? it->manifest->name : NULL, "version",
+                              it->manifest ? it->manifest->version_text : NULL, "state", state,
+                              "needs", needs ? needs : json_array(), "build",
+                              json_string_value(json_object_get(scan, "build")), "reason",
+                              strcmp(state, "ok") ? why : NULL, "note", it->note);
+        json_array_append_new(insts, e);
+    }
+    for (size_t i = 0; notes && i < h->plan.n_notes; i++)
+        json_array_append_new(notes, json_string(h->plan.notes[i]));
+    json_t *doc = json_pack("{s:b,s:o,s:o,s:O}", "ok", json_array_size(problems) == 0, "instances",
+                            insts, "notes", notes, "problems", problems);
+    int rc = doc ? print_json(doc) : 1;
+    json_decref(doc);
+    return rc ? rc : json_array_size(problems) ? 1 : 0;
 }
 
 static int cmd_check(cli *c, int argc, char **argv)
@@ -399,8 +436,22 @@ static int cmd_check(cli *c, int argc, char **argv)
         return 1;
     }
     mark_unloadable(h, scans, bad);
-    print_plan(h, scans, bad, problems);
-    print_migrations(h, scans, bad, problems);
+    FILE *out =
+        c->json ? fopen("/dev/null", "w") : stdout; /* --json: the same checks, told as JSON */
+    if (!out)
+        out = stdout;
+    print_plan(out, h, scans, bad, problems);
+    print_migrations(out, h, scans, bad, problems);
+    if (out != stdout)
+        fclose(out);
+    if (c->json) {
+        int rc = print_check_json(h, scans, bad, problems);
+        free(bad);
+        json_decref(scans);
+        json_decref(problems);
+        ph_host_free(h);
+        return rc;
+    }
     free(bad);
     if (h->plan.n_notes)
         printf("notes (%zu):\n", h->plan.n_notes);
@@ -1347,10 +1398,10 @@ static const command commands[] = {
      "Loads every package and serves it until SIGINT/SIGTERM, then stops each instance in "
      "reverse order.",
      O_HOST | O_LISTEN | O_STRICT},
-    {"check", cmd_check, "check [-c host.ini]",
+    {"check", cmd_check, "check [-c host.ini] [--json]",
      "Prints the plan (instances, versions, load order) and every problem without running "
      "package code. Exits 1 when there are problems.",
-     O_HOST | O_STRICT},
+     O_HOST | O_STRICT | O_JSON},
     {"call", cmd_call,
      "call [--local] [-c host.ini] [--url URL] INSTANCE.ACTOR.METHOD [name=value ...|JSON]",
      "Calls a method and prints its JSON result. By default it asks the running host over HTTP "
@@ -1449,7 +1500,7 @@ static void usage(FILE *f)
         {"      --url URL", "(call, status, reload, enable, disable, install) the running host"},
         {"      --local", "(call) run the packages in this process"},
         {"      --purge", "(remove) delete the data too, after a backup"},
-        {"      --json", "(status, list) machine-readable output (dist/schemas/)"},
+        {"      --json", "(status, list, check) machine-readable output (dist/schemas/)"},
         {"  -h, --help", "this text; `plughost COMMAND --help` shows a command's usage"},
         {"      --version", "the version and SDK ABI"},
     };
