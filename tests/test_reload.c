@@ -402,8 +402,9 @@ static void test_burst_of_writes(void **state)
     if (widest < SETTLE_MS)
         assert_in_range(n, 1, 2);
     else
-        fprintf(stderr, "NOTE: a pause between writes took %.0f ms (settle %d ms): not a burst "
-                        "on this machine now, %u reloads not checked\n",
+        fprintf(stderr,
+                "NOTE: a pause between writes took %.0f ms (settle %d ms): not a burst "
+                "on this machine now, %u reloads not checked\n",
                 widest, SETTLE_MS, n);
     for (int i = 0; i < 10; i++)
         free(b[i]);
@@ -1530,8 +1531,13 @@ static void test_http_load_20_reloads(void **state)
             if (n > i)
                 break;
             /* bounded, not timed: a loaded 2-core machine can take seconds */
-            if (now_ms() - tw > 20000)
-                fail_msg("reload %d did not happen within 20 s", i + 1);
+            if (now_ms() - tw > 20000) {
+                /* the host's own account of the write it did not apply, for the next look */
+                char *tail = tu_read(logp);
+                size_t len = tail ? strlen(tail) : 0;
+                fail_msg("reload %d did not happen within 20 s; the host's log ends:\n%s", i + 1,
+                         tail ? tail + (len > 3000 ? len - 3000 : 0) : "(no log)");
+            }
             sleep_ms(10);
         }
         serve_ms[i] = now_ms() - tw;
