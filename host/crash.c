@@ -116,6 +116,9 @@ static uintptr_t fault_pc(void *uctx)
 #endif
 }
 
+/* The host's process id: a package's forked child inherits the handlers, not the role. */
+static pid_t host_pid;
+
 /*
  * Outside any call: code a package left running (a thread it started, a
  * handler, a destructor) is still blamed on it when the thread was started
@@ -143,6 +146,11 @@ static int describe_residue(char *buf, size_t size, size_t *n, const siginfo_t *
 static void on_fatal(int sig, siginfo_t *si, void *uctx)
 {
     int saved = errno;
+    if (getpid() != host_pid) { /* a child a package forked: its crash is not the host's */
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
     char buf[1024];
     size_t n = stamp(buf, sizeof buf);
     put(buf, sizeof buf, &n, signal_name(sig));
@@ -165,6 +173,9 @@ static void on_fatal(int sig, siginfo_t *si, void *uctx)
 static void on_exit_report(int status, void *arg)
 {
     (void)arg;
+    /* a child a package forked ends with exit() as it should: the host did not stop */
+    if (getpid() != host_pid)
+        return;
     char buf[1024];
     size_t n = stamp(buf, sizeof buf);
     put(buf, sizeof buf, &n, "exit(");
@@ -258,6 +269,7 @@ int ph_crash_reclaim(char *names, size_t size)
 
 int ph_crash_install(const char *journal)
 {
+    host_pid = getpid();
     if (journal) {
         journal_fd = open(journal, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         if (journal_fd < 0)

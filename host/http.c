@@ -19,6 +19,7 @@
 
 #include <microhttpd.h>
 
+#include "crash.h"
 #include "error.h"
 #include "text.h"
 #include "ffi_call.h"
@@ -1650,13 +1651,27 @@ static void expire(ph_http *h, job *j, int limit_ms)
     free(msg);
 }
 
-/* Checks the running calls' time limits every 50 ms. */
+/*
+ * Checks the running calls' time limits every 50 ms, and about once a
+ * second that no package replaced the host's crash handlers during a call
+ * (after prepare/start/stop residue.c checks at once).
+ */
 static void *watcher_main(void *arg)
 {
     ph_http *h = arg;
+    double last_reclaim = mono_now();
     pthread_mutex_lock(&h->job_mu);
     while (!h->watcher_stop) {
         double now = mono_now();
+        char names[64];
+        if (now - last_reclaim >= 1.0) {
+            last_reclaim = now;
+            if (ph_crash_reclaim(names, sizeof names) > 0)
+                ph_log_warn("package code replaced the host's crash handler (%s) during a call; "
+                            "put back, so crashes are reported and journaled again: a package "
+                            "must not install handlers for fatal signals",
+                            names);
+        }
         for (job *j = h->jobs; j; j = j->next) {
             int limit = atomic_load(&j->w.limit_ms);
             if (!limit)

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "crash.h"
 #include "residue.h"
 
 #define PH_EXPORT __attribute__((visibility("default")))
@@ -108,6 +109,7 @@ static void *package_thread(void *p)
     free(p);
     pthread_setspecific(ended_key, (void *)(intptr_t)(l.slot + 1));
     ph_residue_thread_is(l.slot);
+    ph_crash_thread_ready(); /* a stack overflow in the package's own thread is reported too */
     return l.fn(l.arg);
 }
 

@@ -614,11 +614,16 @@ static int cmd_run(cli *c, int argc, char **argv)
     if (h->cfg.reload && ph_reloader_start(h, NULL, &watcher))
         ph_log_warn("hot reload is off: %s", ph_error_last());
     pthread_rwlock_rdlock(&h->lock); /* requests may already be changing the plan */
-    size_t n_instances = h->plan.n;
+    size_t n_instances = h->plan.n, n_running = 0;
+    for (size_t i = 0; i < n_instances; i++)
+        n_running += strcmp(ph_host_item_state(h, i, NULL), "running") == 0;
     pthread_rwlock_unlock(&h->lock);
-    ph_notify_ready(n_instances, h->cfg.http.listen_addr, ph_http_port(http));
+    ph_notify_ready(n_running, h->cfg.http.listen_addr, ph_http_port(http));
+    if (n_running < n_instances) /* never "serving 1000" when 326 run */
+        ph_log_warn("%zu of %zu instance(s) are not running; `plughost status` says why",
+                    n_instances - n_running, n_instances);
     ph_log_info("plughost %s serving %zu instance(s) on http://%s:%d/ (config: %s); Ctrl-C stops",
-                PH_HOST_VERSION, n_instances, h->cfg.http.listen_addr, ph_http_port(http),
+                PH_HOST_VERSION, n_running, h->cfg.http.listen_addr, ph_http_port(http),
                 c->config ? c->config : "embedded defaults");
     if (ph_router_instance(h->router, "calc")) /* the example, when it runs */
         ph_log_info("try: curl -s -X POST -H 'Content-Type: application/json' "
