@@ -317,8 +317,7 @@ static const ph_manifest *last_good(ph_host *h, const char *instance, const ph_m
  */
 enum { PH_FD_PER_INSTANCE = 8, PH_FD_RESERVE = 32 };
 
-/* Open descriptors of this process, or 0 when it cannot tell. */
-static long open_fds(void)
+long ph_host_open_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");
     if (!d)
@@ -336,7 +335,7 @@ static int fd_headroom(void)
     /* Counting costs a directory read: only when the limit is within reach. */
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 65536)
         return 0;
-    long limit = (long)rl.rlim_cur, used = open_fds();
+    long limit = (long)rl.rlim_cur, used = ph_host_open_fds();
     if (limit - used >= PH_FD_PER_INSTANCE + PH_FD_RESERVE)
         return 0;
     return ph_error_set(PH_EIO,

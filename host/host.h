@@ -19,9 +19,9 @@ typedef struct ph_host {
     ph_manifest_set set;
     ph_plan plan;
     ph_router *router;
-    ph_instance **insts;    /* indexed like plan.items; NULL where not loaded */
-    char *stage_dir;        /* private copies of .so files */
-    char *admin_token;      /* NULL until ph_host_load_token */
+    ph_instance **insts;   /* indexed like plan.items; NULL where not loaded */
+    char *stage_dir;       /* private copies of .so files */
+    char *admin_token;     /* NULL until ph_host_load_token */
     ph_instance **retired; /* taken down by a change; late callers may hold them */
     unsigned *retired_gen; /* generation each was retired in: freed PH_HOST_GRACE changes later */
     size_t n_retired;
@@ -30,7 +30,7 @@ typedef struct ph_host {
                                   last reference went away */
     unsigned *old_gen;         /* last generation each old set was referenced in */
     size_t n_old_sets;
-    unsigned generation;       /* changes applied (ph_host_reconcile); atomic reads */
+    unsigned generation;            /* changes applied (ph_host_reconcile); atomic reads */
     struct ph_failed_build *failed; /* builds that failed: not retried until they change */
     size_t n_failed;
     int retry_pending; /* a change was abandoned (busy instance): the watcher retries it */
@@ -118,13 +118,16 @@ int ph_host_reconcile(ph_host *h, ph_config *cfg, const char *force, ph_change_c
 
 /**
  * Applies a re-read configuration to a running host (SIGHUP):
- * ph_host_reconcile(h, cfg, "*", NULL) — failed builds are retried. If an instance to stop is still busy after the drain bound,
- * nothing changes (PH_EBUSY). Takes ownership of *cfg (zeroes it). [host]
- * package_dirs/data_dir, [http] and [auth] need a restart: a change there is
- * reported and the running values stay. Returns 0, or an error (nothing
- * changed) when the new configuration cannot be resolved.
+ * ph_host_reconcile(h, cfg, "*", NULL) — failed builds are retried. If an instance to stop is still
+ * busy after the drain bound, nothing changes (PH_EBUSY). Takes ownership of *cfg (zeroes it).
+ * [host] package_dirs/data_dir, [http] and [auth] need a restart: a change there is reported and
+ * the running values stay. Returns 0, or an error (nothing changed) when the new configuration
+ * cannot be resolved.
  */
 int ph_host_reconfigure(ph_host *h, ph_config *cfg);
+
+/** Open descriptors of this process (a read of /proc/self/fd), or 0 when it cannot tell. */
+long ph_host_open_fds(void);
 
 /** True if management disabled instance `name` (ph_host_unload). */
 int ph_host_is_disabled(const ph_host *h, const char *name);

@@ -1,6 +1,5 @@
 #include "metrics.h"
 
-#include <dirent.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -180,19 +179,6 @@ static void emit_instances(text *t, ph_host *host)
     }
 }
 
-/* Open descriptors of this process (a directory read, as Prometheus' clients do). */
-static long count_fds(void)
-{
-    long n = -1; /* the directory's own */
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return 0;
-    for (struct dirent *e; (e = readdir(d));)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
-
 /* Seconds since the Unix epoch when this process started (/proc/self/stat field 22). */
 static double start_time(void)
 {
@@ -250,7 +236,8 @@ static void emit_process(text *t)
                 "process_start_time_seconds %.2f\n"
                 "# HELP plughost_build_info The running plughost's version (value 1).\n"
                 "# TYPE plughost_build_info gauge\nplughost_build_info{version=\"%s\"} 1\n",
-                cpu, count_fds(), max_fds, pages * page, rss * page, start_time(), PH_HOST_VERSION);
+                cpu, ph_host_open_fds(), max_fds, pages * page, rss * page, start_time(),
+                PH_HOST_VERSION);
 }
 
 typedef struct load_pass {
