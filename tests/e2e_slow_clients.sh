@@ -89,29 +89,38 @@ for t in threads:
     t.start()
 time.sleep(2.5)  # let the slow connections fill the server
 worst, failures, quick = 0.0, 0, 0
-for i in range(10):
-    t = time.monotonic()
+def health():
+    """One GET /_/health: its answer, or None when the connection failed before any byte."""
     try:
         c = dial("127.0.0.1")
         c.sendall(b"GET /_/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         data = c.recv(4096)
         c.close()
-        if not data.startswith(b"HTTP/1.1 200"):
-            failures += 1
+        return data or None
     except OSError:
+        return None
+retried = 0
+for i in range(10):
+    t = time.monotonic()
+    data = health()
+    if data is None:  # reset before any byte: an idempotent GET is retried once (RFC 9110 9.2.2)
+        retried += 1
+        data = health()
+    if not data or not data.startswith(b"HTTP/1.1 200"):
         failures += 1
+        print("new client %d: %r" % (i, data[:80] if data else data))
     took = time.monotonic() - t
     worst = max(worst, took)
     quick += took < 0.5
     time.sleep(0.2)
 for t in threads:
     t.join()
-print("%d slow connections opened; new client: %d/10 failed, %d/10 within 0.5 s, slowest %.3f s"
-      % (opened[0], failures, quick, worst))
+print("%d slow connections opened; new client: %d/10 failed, %d/10 within 0.5 s, slowest %.3f s, "
+      "%d retried once" % (opened[0], failures, quick, worst, retried))
 if opened[0] < 300:
     sys.exit("FAIL: only %d slow connections were opened; the test did not load the server" % opened[0])
 # A SYN dropped while the accept queue overflows costs one 1 s retransmit: allowed, rarely.
-if failures or worst > 2.0 or quick < 8:
+if failures or retried > 1 or worst > 2.0 or quick < 8:
     sys.exit("FAIL: the new client was locked out")
 PY
 m=$(curl -s "http://127.0.0.1:$port/_/metrics")
