@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,6 +54,7 @@ typedef struct fx {
     ph_host *h;
     ph_reloader *w;
     int builds;
+    pid_t run_pid; /* a `plughost run` child still running, killed by teardown if a check failed */
 } fx;
 
 static double now_ms(void)
@@ -88,6 +90,10 @@ static int teardown(void **state)
 {
     fx *f = *state;
     alarm(0);
+    if (f->run_pid > 0) { /* a failed check left its host running: never outlive the test */
+        kill(f->run_pid, SIGKILL);
+        waitpid(f->run_pid, NULL, 0);
+    }
     ph_reloader_stop(f->w);
     if (f->h)
         ph_host_stop(f->h);
@@ -1486,6 +1492,7 @@ static void test_http_load_20_reloads(void **state)
         free(flags);
     }
     pid_t pid = fx_start_run(f->tmp, ini, "serving", 20);
+    f->run_pid = pid;
     if (pid < 0) {
         char *log = tu_fmt("%s/run.log", f->tmp), *t = tu_read(log);
         fail_msg("plughost run did not start: %s", t ? t : "(no log)");
@@ -1561,6 +1568,7 @@ static void test_http_load_20_reloads(void **state)
     if (fd >= 0)
         close(fd);
     int status = fx_stop_run(pid, SIGTERM, 20);
+    f->run_pid = 0;
     char *log = tu_read(logp);
     int reloads = count_lines(log, "reloaded counter 1.0.0 -> counter 1.0.0");
     int failures = count_lines(log, "reload failed");
