@@ -202,30 +202,30 @@ static int push_edge(edge **list, size_t *n, edge e)
     return 0;
 }
 
-/* Every [requires] of every installed version, kept on its target package. */
+/* Edges from version m (of package p) through `deps`, kept on each installed target's list. */
+static int add_dep_edges(rctx *x, size_t p, const ph_manifest *m, const ph_dep *deps, size_t n,
+                         bool optional)
+{
+    for (size_t k = 0; k < n; k++) {
+        pkgvers *t = (pkgvers *)find_pkg(x, deps[k].name);
+        if (!t)
+            continue;
+        edge e = {m, p, (size_t)(t - x->pkgs), &deps[k].range};
+        if (optional ? push_edge(&t->opt_in, &t->n_opt_in, e) : push_edge(&t->in, &t->n_in, e))
+            return NOMEM();
+    }
+    return 0;
+}
+
+/* Every [requires] and [optional] of every installed version, kept on its target package. */
 static int collect_edges(rctx *x)
 {
     for (size_t p = 0; p < x->n_pkgs; p++) {
         for (size_t c = 0; c < x->pkgs[p].n_cand; c++) {
             const ph_manifest *m = x->pkgs[p].cand[c];
-            for (size_t k = 0; k < m->n_requires; k++) {
-                const pkgvers *t = find_pkg(x, m->requires[k].name);
-                if (!t)
-                    continue;
-                size_t to = (size_t)(t - x->pkgs);
-                edge e = {m, p, to, &m->requires[k].range};
-                if (push_edge(&x->pkgs[to].in, &x->pkgs[to].n_in, e))
-                    return NOMEM();
-            }
-            for (size_t k = 0; k < m->n_optional; k++) {
-                const pkgvers *t = find_pkg(x, m->optional[k].name);
-                if (!t)
-                    continue;
-                size_t to = (size_t)(t - x->pkgs);
-                edge e = {m, p, to, &m->optional[k].range};
-                if (push_edge(&x->pkgs[to].opt_in, &x->pkgs[to].n_opt_in, e))
-                    return NOMEM();
-            }
+            if (add_dep_edges(x, p, m, m->requires, m->n_requires, false) ||
+                add_dep_edges(x, p, m, m->optional, m->n_optional, true))
+                return NOMEM();
         }
     }
     return 0;
