@@ -14,7 +14,9 @@
 #include "build.h"
 #include "crash.h"
 #include "crud.h"
+#include "callbacks.h"
 #include "error.h"
+#include "hooks.h"
 #include "interface.h"
 #include "log.h"
 #include "reload.h"
@@ -75,6 +77,7 @@ int ph_host_open(ph_config *cfg, ph_host **out)
         goto fail;
     }
     *out = h;
+    ph_hooks_attach(h); /* ph_hooks() of the SDK answers from this host */
     return 0;
 fail:
     ph_host_free(h);
@@ -344,6 +347,15 @@ static int fd_headroom(void)
                         used, limit, PH_FD_RESERVE, PH_EMFILE_HINT);
 }
 
+/* No build of the instance ever started here (started() records one): after_instantiate runs. */
+static int is_fresh(ph_host *h, const char *instance)
+{
+    json_t *last = ph_build_last_interface(h->cfg.data_dir, instance);
+    ph_error_clear();
+    json_decref(last);
+    return last == NULL;
+}
+
 static int start_item(ph_host *h, size_t i)
 {
     ph_plan_item *it = &h->plan.items[i];
@@ -373,6 +385,7 @@ static int start_item(ph_host *h, size_t i)
     inst->cur->manifest = it->manifest;
     snprintf(inst->bad_hash, sizeof inst->bad_hash, "%s", bad); /* not swapped back in */
     inst->bad_crashed = bad[0] != 0;
+    inst->fresh = is_fresh(h, it->instance);
     pthread_rwlock_wrlock(&h->lock); /* status readers walk insts */
     h->insts[i] = inst;
     pthread_rwlock_unlock(&h->lock);
@@ -436,11 +449,21 @@ static int bring_up(ph_host *h, size_t i)
     return rc;
 }
 
+/* Contributions to extension points that do not fit are left out: said once per change. */
+static void log_hook_problems(ph_host *h)
+{
+    json_t *problems = ph_hooks_problems(&h->set), *p;
+    size_t k;
+    json_array_foreach(problems, k, p) ph_log_warn("%s", json_string_value(p));
+    json_decref(problems);
+}
+
 int ph_host_start(ph_host *h)
 {
     int failures = 0, rc;
     if ((rc = mkdir_p(h->cfg.data_dir)))
         return rc;
+    log_hook_problems(h);
     /* Held as a change holds it: the listener may already take requests. */
     pthread_mutex_lock(&h->change_mu);
     changing = h;
@@ -502,6 +525,7 @@ void ph_host_free(ph_host *h)
         ph_log_warn("calls were still running at shutdown; exiting without freeing the host");
         return;
     }
+    ph_hooks_detach(h);
     ph_router_free(h->router);
     for (size_t i = 0; h->insts && i < h->plan.n; i++)
         ph_instance_free(h->insts[i]);
@@ -1003,6 +1027,16 @@ static int to_retire(ph_host *h, size_t i, const void *ud)
     return c->keep[i] < 0 && in_router(h, h->insts[i]);
 }
 
+/* An instance leaves the configuration or the packages: its before_delete (failure: logged). */
+static void before_delete(ph_instance *inst)
+{
+    char *why = NULL;
+    if (atomic_load(&inst->state) == PH_INST_RUNNING &&
+        ph_callback_run(inst->cur, PH_CB_BEFORE_DELETE, NULL, &why) != PH_OK)
+        ph_log_warn("%s: %s; the instance is deleted anyway (its data is kept)", inst->name, why);
+    free(why);
+}
+
 /* Retires the drained instances (dependents first). */
 static void apply_retirements(ph_host *h, change *c, ph_change_counts *n)
 {
@@ -1010,7 +1044,9 @@ static void apply_retirements(ph_host *h, change *c, ph_change_counts *n)
         ph_instance *inst = h->insts[i];
         if (!inst || c->keep[i] >= 0)
             continue;
-        if (in_router(h, inst)) { /* its gate is closed and drained */
+        if (in_router(h, inst)) {                       /* its gate is closed and drained */
+            if (ph_plan_find(&c->plan, inst->name) < 0) /* deleted for good */
+                before_delete(inst);
             n->stopped += atomic_load(&inst->state) == PH_INST_RUNNING;
             take_down(h, inst, "stopped by a change of packages or configuration");
         }
@@ -1221,6 +1257,7 @@ int ph_host_reconcile(ph_host *h, ph_config *cfg, const char *force, ph_change_c
         apply_retirements(h, &c, &n);
         apply_kept(h, &c, &n);
         swap_in(h, &c);
+        log_hook_problems(h);
         forget_removed(h);
         start_new(h, force, &n);
         collect_garbage(h);

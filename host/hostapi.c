@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "error.h"
+#include "hooks.h"
 #include "instance.h"
 #include "jsonout.h"
 #include "log.h"
@@ -299,6 +300,24 @@ static int api_manage(ph_ctx *ctx, const char *op, const char *name, ph_json **o
     return 0;
 }
 
+static int api_hooks(ph_ctx *ctx, const char *endpoint, ph_json **out)
+{
+    (void)ctx;
+    *out = NULL;
+    struct ph_host *h = ph_hooks_current();
+    json_t *res = NULL;
+    int rc = !endpoint ? ph_error_set(PH_EARGS, "ph_hooks needs an endpoint name")
+             : !h      ? ph_error_set(PH_ESTATE, "extension points are not available in this "
+                                                      "process")
+                       : ph_hooks_list(h, endpoint, &res);
+    if (rc) {
+        mark_failed();
+        return rc;
+    }
+    *out = (ph_json *)res;
+    return 0;
+}
+
 const ph_host_api ph_host_api_v1 = {
     .abi = PH_ABI_VERSION,
     .size = sizeof(ph_host_api),
@@ -333,4 +352,5 @@ const ph_host_api ph_host_api_v1 = {
     .error_reset = api_error_reset,
     .manage = api_manage,
     .errorv_status = api_errorv_status,
+    .hooks = api_hooks,
 };

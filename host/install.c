@@ -13,8 +13,10 @@
 
 #include "build.h"
 #include "elfcheck.h"
+#include "callbacks.h"
 #include "error.h"
 #include "interface.h"
+#include "log.h"
 #include "migrate.h"
 #include "scan.h"
 #include "resolver.h"
@@ -362,6 +364,59 @@ static json_t *instance_states(ph_host *h, const char *name)
     return arr;
 }
 
+/*
+ * The running instances of package `name`, in plan order, for a lifecycle
+ * callback; *n_out counts them. Caller holds the change lock (instances
+ * stay) and frees the array.
+ */
+static ph_instance **running_of(ph_host *h, const char *name, size_t *n_out)
+{
+    *n_out = 0;
+    pthread_rwlock_rdlock(&h->lock);
+    ph_instance **v = calloc(h->plan.n + 1, sizeof *v);
+    for (size_t i = 0; v && i < h->plan.n; i++) {
+        ph_instance *inst = h->insts[i];
+        const ph_manifest *m = h->plan.items[i].manifest;
+        if (inst && m && strcmp(m->name, name) == 0 && atomic_load(&inst->state) == PH_INST_RUNNING)
+            v[(*n_out)++] = inst;
+    }
+    pthread_rwlock_unlock(&h->lock);
+    return v;
+}
+
+/*
+ * after_install of a package that was not installed before, on its first
+ * running instance. A failure disables the package's instances (data
+ * kept) and fails the install, naming the instance and the message.
+ */
+static int after_install(ph_host *h, const ph_manifest *m, const char *target)
+{
+    size_t n = 0;
+    char *why = NULL;
+    int st = PH_OK;
+    if (ph_host_lock_changes(h))
+        return 0; /* cannot happen after a reconcile this thread asked for; nothing to run */
+    ph_instance **insts = running_of(h, m->name, &n);
+    char *inst_name = n ? strdup(insts[0]->name) : NULL;
+    if (n)
+        st = ph_callback_run_live(insts[0], PH_CB_AFTER_INSTALL, NULL, h->drain_ms, &why);
+    free(insts);
+    ph_host_unlock_changes(h);
+    int rc = 0;
+    if (st != PH_OK) {
+        int disabled = 0;
+        ph_host_unload(h, m->name, &disabled);
+        rc = ph_error_set(PH_EPACKAGE,
+                          "%s %s was installed in %s, but on instance '%s' %s; its instances are "
+                          "disabled (data kept): fix the package and install it again",
+                          m->name, m->version_text, target, inst_name ? inst_name : "?",
+                          why ? why : "after_install failed");
+    }
+    free(inst_name);
+    free(why);
+    return rc;
+}
+
 static int install_dir(ph_host *h, const char *dir, json_t **out)
 {
     ph_manifest **ms = NULL, *m;
@@ -381,9 +436,14 @@ static int install_dir(ph_host *h, const char *dir, json_t **out)
         free(why);
         goto cleanup;
     }
+    pthread_rwlock_rdlock(&h->lock);
+    int fresh = installed(&h->set, m->name) == NULL; /* a new package: after_install runs */
+    pthread_rwlock_unlock(&h->lock);
     if ((rc = ph_install_copy(&h->cfg, m, &target)))
         goto cleanup;
     rc = ph_host_reconcile(h, NULL, m->name, NULL);
+    if (!rc && fresh)
+        rc = after_install(h, m, target);
     json_object_set_new(report, "directory", json_string(target));
     json_object_set_new(report, "instances", instance_states(h, m->name));
     if (!rc) {
@@ -433,6 +493,39 @@ static ph_manifest *installed_manifest(ph_host *h, const char *name)
     return copy;
 }
 
+/*
+ * before_uninstall on each running instance of package `name` (the first
+ * failure refuses the removal, nothing changed), then before_delete on
+ * each (failures logged: the removal goes on).
+ */
+static int before_uninstall(ph_host *h, const char *name, int purge)
+{
+    size_t n = 0;
+    char *why = NULL;
+    int rc = ph_host_lock_changes(h);
+    if (rc)
+        return rc;
+    ph_instance **insts = running_of(h, name, &n);
+    ph_callback_args a = {.purge = purge};
+    for (size_t i = 0; i < n && !rc; i++)
+        if (ph_callback_run_live(insts[i], PH_CB_BEFORE_UNINSTALL, &a, h->drain_ms, &why) != PH_OK)
+            rc = ph_error_set(PH_ECONFLICT,
+                              "package '%s' refused its removal (instance '%s': %s); nothing "
+                              "was changed",
+                              name, insts[i]->name, why ? why : "?");
+    for (size_t i = 0; i < n && !rc; i++) {
+        free(why);
+        why = NULL;
+        if (ph_callback_run_live(insts[i], PH_CB_BEFORE_DELETE, &a, h->drain_ms, &why) != PH_OK)
+            ph_log_warn("%s: %s; the instance is deleted anyway (its data is kept)", insts[i]->name,
+                        why ? why : "?");
+    }
+    free(why);
+    free(insts);
+    ph_host_unlock_changes(h);
+    return rc;
+}
+
 int ph_uninstall(ph_host *h, const char *name, json_t **out)
 {
     int n = 0, rc;
@@ -440,8 +533,8 @@ int ph_uninstall(ph_host *h, const char *name, json_t **out)
     ph_manifest *m = installed_manifest(h, name);
     if (!m)
         return ph_error_last_code();
-    if ((rc = ph_uninstall_dir(&h->cfg, m, 1)) || (rc = ph_host_unload(h, name, &n)) ||
-        (rc = ph_uninstall_dir(&h->cfg, m, 0)))
+    if ((rc = ph_uninstall_dir(&h->cfg, m, 1)) || (rc = before_uninstall(h, name, 0)) ||
+        (rc = ph_host_unload(h, name, &n)) || (rc = ph_uninstall_dir(&h->cfg, m, 0)))
         goto cleanup;
     ph_host_reconcile(h, NULL, NULL, NULL); /* the host forgets it; its data stays */
     *out = json_pack("{s:s, s:s, s:s}", "package", name, "directory", m->dir, "result",

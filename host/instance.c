@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "callbacks.h"
 #include "crash.h"
 #include "error.h"
 #include "log.h"
@@ -268,6 +269,16 @@ int ph_version_step(ph_version *v, ph_lifecycle_fn fn, const char *what, char **
     return PH_FAIL;
 }
 
+/* The callbacks of a started instance before its first call (callbacks.h). */
+static int after_start(ph_instance *inst, char **reason)
+{
+    ph_callback_args a = {.mount = inst->mount};
+    int st = inst->fresh ? ph_callback_run(inst->cur, PH_CB_AFTER_INSTANTIATE, &a, reason) : PH_OK;
+    if (st == PH_OK)
+        st = ph_callback_run(inst->cur, PH_CB_AFTER_MOUNT, &a, reason);
+    return st;
+}
+
 int ph_instance_start(ph_instance *inst)
 {
     const ph_package *d = inst->cur->module->desc;
@@ -276,6 +287,8 @@ int ph_instance_start(ph_instance *inst)
     if (st == PH_OK) {
         atomic_store(&inst->state, PH_INST_PREPARED);
         st = ph_version_step(inst->cur, d->start, "start", &reason);
+        if (st == PH_OK)
+            st = after_start(inst, &reason);
         if (st != PH_OK && d->stop) {
             /* Release what prepare acquired: stop copes with a half-started instance. */
             ph_frame f;

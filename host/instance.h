@@ -84,6 +84,7 @@ typedef struct ph_instance {
     struct ph_inst_load *load; /* its call counters, owned by the router (outlive it) */
     int pins;                  /* abandoned calls still running in one of its versions */
     int free_pending;          /* freed while pinned: the last unpin frees it */
+    int fresh; /* never started before on this data directory: after_instantiate runs */
 } ph_instance;
 
 /** The instance of a ctx handed out by the host. */
@@ -142,8 +143,10 @@ int ph_instance_new(const char *name, const char *mount, const ph_manifest *m, p
 void ph_instance_free(ph_instance *inst);
 
 /**
- * Runs prepare then start. Returns 0 (running), PH_EDECLINED (declined,
- * with the reason) or PH_EPACKAGE (failed, with the package's message).
+ * Runs prepare, start, then the lifecycle callbacks after_instantiate (a
+ * fresh instance only) and after_mount, before the instance takes calls.
+ * Returns 0 (running), PH_EDECLINED (declined, with the reason) or
+ * PH_EPACKAGE (failed, with the package's message; stop has run).
  */
 int ph_instance_start(ph_instance *inst);
 /** Runs stop if running; the state becomes STOPPED. */

@@ -18,6 +18,7 @@
 #include "ini.h"
 
 #define MANIFEST_FILE "package.ini"
+#define PH_SUMMARY_MAX 120
 
 typedef struct dep_list {
     const ph_dep *items;
@@ -31,7 +32,8 @@ typedef struct mf_ctx {
 } mf_ctx;
 
 static const char known_sections[] =
-    "[package], [requires], [optional], [conflicts], [parameters], [limits]";
+    "[package], [requires], [optional], [conflicts], [parameters], [limits], [endpoint NAME], "
+    "[hook ENDPOINT] and [hook ENDPOINT ITEM]";
 
 /* Replaces the current error (code and message) by "prefix: <message>" with `code`. */
 static int rewrap(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -61,6 +63,147 @@ static int set_str(char **slot, const char *v)
     free(*slot);
     *slot = s;
     return 0;
+}
+
+/* ---------------------------------------------------------------- metadata */
+
+/* SPDX license expressions (SPDX spec, annex D), checked for shape only. */
+typedef struct spdx {
+    const char *p;
+    const char *why;
+} spdx;
+
+static int spdx_expr(spdx *s);
+
+static void spdx_blanks(spdx *s)
+{
+    while (*s->p == ' ')
+        s->p++;
+}
+
+static size_t spdx_id_len(const char *p)
+{
+    size_t n = 0;
+    while ((p[n] >= 'a' && p[n] <= 'z') || (p[n] >= 'A' && p[n] <= 'Z') ||
+           (p[n] >= '0' && p[n] <= '9') || p[n] == '.' || p[n] == '-' || p[n] == ':')
+        n++;
+    return n;
+}
+
+/* True if the next word is the operator `op` (then skipped). */
+static int spdx_op(spdx *s, const char *op)
+{
+    size_t n = strlen(op);
+    spdx_blanks(s);
+    if (strncmp(s->p, op, n) != 0 || spdx_id_len(s->p) != n)
+        return 0;
+    s->p += n;
+    return 1;
+}
+
+static int spdx_id(spdx *s)
+{
+    spdx_blanks(s);
+    size_t n = spdx_id_len(s->p);
+    if (!n || (n == 2 && strncmp(s->p, "OR", 2) == 0) || (n == 3 && strncmp(s->p, "AND", 3) == 0) ||
+        (n == 4 && strncmp(s->p, "WITH", 4) == 0)) {
+        s->why = "a license identifier is missing";
+        return -1;
+    }
+    s->p += n;
+    return 0;
+}
+
+static int spdx_atom(spdx *s)
+{
+    spdx_blanks(s);
+    if (*s->p == '(') {
+        s->p++;
+        if (spdx_expr(s))
+            return -1;
+        spdx_blanks(s);
+        if (*s->p != ')') {
+            s->why = "a '(' is not closed";
+            return -1;
+        }
+        s->p++;
+        return 0;
+    }
+    if (spdx_id(s))
+        return -1;
+    if (*s->p == '+')
+        s->p++;
+    if (spdx_op(s, "WITH"))
+        return spdx_id(s);
+    return 0;
+}
+
+static int spdx_expr(spdx *s)
+{
+    if (spdx_atom(s))
+        return -1;
+    while (spdx_op(s, "AND") || spdx_op(s, "OR"))
+        if (spdx_atom(s))
+            return -1;
+    return 0;
+}
+
+static int check_license(const char *v)
+{
+    spdx s = {v, NULL};
+    if (!spdx_expr(&s)) {
+        spdx_blanks(&s);
+        if (*s.p)
+            s.why = *s.p == ')' ? "a ')' has no '('"
+                                : "identifiers are joined by AND, OR or WITH (upper case)";
+    }
+    if (!s.why)
+        return 0;
+    return ph_error_set(PH_EMANIFEST,
+                        "'license' in [package] must be an SPDX license expression such as "
+                        "MIT or 'Apache-2.0 OR MIT', not '%s': %s",
+                        v, s.why);
+}
+
+static int check_url(const char *v)
+{
+    const char *rest = strncmp(v, "https://", 8) == 0  ? v + 8
+                       : strncmp(v, "http://", 7) == 0 ? v + 7
+                                                       : NULL;
+    if (rest && *rest && *rest != '/' && !strpbrk(v, " \t\"<>"))
+        return 0;
+    return ph_error_set(PH_EMANIFEST,
+                        "'url' in [package] must be an http:// or https:// address such as "
+                        "https://example.org/notes, not '%s'",
+                        v);
+}
+
+/* [package] metadata keys: 0 or an error if `key` is one, 1 if it is not. */
+static int set_meta_key(ph_manifest *m, const char *key, const char *v)
+{
+    char **slot = strcmp(key, "author") == 0    ? &m->author
+                  : strcmp(key, "url") == 0     ? &m->url
+                  : strcmp(key, "license") == 0 ? &m->license
+                  : strcmp(key, "summary") == 0 ? &m->summary
+                  : strcmp(key, "kind") == 0    ? &m->kind
+                                                : NULL;
+    if (!slot)
+        return 1;
+    if (!*v)
+        return ph_error_set(PH_EMANIFEST, "'%s' in [package] is empty; remove the line or fill it",
+                            key);
+    int rc = slot == &m->url ? check_url(v) : slot == &m->license ? check_license(v) : 0;
+    if (slot == &m->summary && strlen(v) > PH_SUMMARY_MAX)
+        rc = ph_error_set(PH_EMANIFEST,
+                          "'summary' in [package] is %zu characters; keep it to one line of at "
+                          "most %d (the description can be longer)",
+                          strlen(v), PH_SUMMARY_MAX);
+    if (slot == &m->kind && strcmp(v, "application") != 0 && strcmp(v, "service") != 0)
+        rc = ph_error_set(PH_EMANIFEST,
+                          "'kind' in [package] must be application (mounted, used by people) or "
+                          "service (used by other packages), not '%s'",
+                          v);
+    return rc ? rc : set_str(slot, v);
 }
 
 static int set_package_key(mf_ctx *x, const char *key, const char *v)
@@ -105,9 +248,13 @@ static int set_package_key(mf_ctx *x, const char *key, const char *v)
                                 key, v);
         return 0;
     }
+    int rc = set_meta_key(m, key, v);
+    if (rc != 1)
+        return rc;
     return ph_error_set(PH_EMANIFEST,
                         "unknown key '%s' in [package]; known keys: name, version, "
-                        "description, abi, library, disable_crud, manager",
+                        "description, abi, library, disable_crud, manager, author, url, "
+                        "license, summary, kind",
                         key);
 }
 
@@ -137,8 +284,175 @@ static int add_param(ph_manifest *m, const char *key, const char *v, int line)
     return ph_kv_append(&m->params, &m->n_params, key, v, line);
 }
 
-static int on_section(mf_ctx *x, const char *section)
+/* ---------------------------------------------------------------- extension points */
+
+/* The words of "endpoint NAME" or "hook ENDPOINT [ITEM]": 1 to 3 names, blanks between. */
+static int split_words(const char *section, char *words[3], size_t *n)
 {
+    *n = 0;
+    for (const char *p = section; *p;) {
+        while (ph_ini_is_blank(*p))
+            p++;
+        if (!*p)
+            break;
+        size_t len = 0;
+        while (p[len] && !ph_ini_is_blank(p[len]))
+            len++;
+        if (*n == 3)
+            return 1;
+        if (!(words[(*n)++] = strndup(p, len)))
+            return ph_error_set(PH_ENOMEM, "out of memory");
+        p += len;
+    }
+    return 0;
+}
+
+static int add_endpoint(mf_ctx *x, char *name, int line)
+{
+    ph_manifest *m = x->m;
+    for (size_t i = 0; i < m->n_endpoints; i++)
+        if (strcmp(m->endpoints[i].name, name) == 0)
+            return ph_error_set(PH_EMANIFEST, "[endpoint %s] is declared twice (first on line %d)",
+                                name, m->endpoints[i].line);
+    ph_endpoint *ne = reallocarray(m->endpoints, m->n_endpoints + 1, sizeof *ne);
+    if (!ne)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    m->endpoints = ne;
+    ne[m->n_endpoints++] = (ph_endpoint){.name = name, .line = line};
+    x->section = "endpoint";
+    return 0;
+}
+
+static int add_hook(mf_ctx *x, char *endpoint, char *item, int line)
+{
+    ph_manifest *m = x->m;
+    for (size_t i = 0; i < m->n_hooks; i++)
+        if (strcmp(m->hooks[i].endpoint, endpoint) == 0 &&
+            strcmp(m->hooks[i].item ? m->hooks[i].item : "", item ? item : "") == 0)
+            return ph_error_set(PH_EMANIFEST,
+                                "[hook %s%s%s] is given twice (first on line %d); give each "
+                                "item its own name: [hook %s ITEM]",
+                                endpoint, item ? " " : "", item ? item : "", m->hooks[i].line,
+                                endpoint);
+    ph_hook *nh = reallocarray(m->hooks, m->n_hooks + 1, sizeof *nh);
+    if (!nh)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    m->hooks = nh;
+    nh[m->n_hooks++] = (ph_hook){.endpoint = endpoint, .item = item, .line = line};
+    x->section = "hook";
+    return 0;
+}
+
+/* [endpoint NAME] and [hook ENDPOINT [ITEM]]: 0, 1 if `section` is neither, or an error. */
+static int on_ext_section(mf_ctx *x, const char *section, int line)
+{
+    char *w[3] = {NULL, NULL, NULL};
+    size_t n = 0;
+    int rc = split_words(section, w, &n);
+    int is_ep = n && strcmp(w[0], "endpoint") == 0, is_hook = n && strcmp(w[0], "hook") == 0;
+    if (rc < 0 || (!is_ep && !is_hook)) {
+        rc = rc < 0 ? rc : 1;
+        goto cleanup;
+    }
+    if (rc || n < 2 || (is_ep && n > 2)) {
+        rc = ph_error_set(PH_EMANIFEST, "[%s] is not a section; write %s", section,
+                          is_ep ? "[endpoint NAME]" : "[hook ENDPOINT] or [hook ENDPOINT ITEM]");
+        goto cleanup;
+    }
+    for (size_t i = 1; i < n; i++)
+        if ((rc = ph_config_check_name(i == 1 ? "endpoint" : "item", w[i], PH_EMANIFEST))) {
+            rewrap(PH_EMANIFEST, "[%s]", section);
+            goto cleanup;
+        }
+    rc = is_ep ? add_endpoint(x, w[1], line) : add_hook(x, w[1], n > 2 ? w[2] : NULL, line);
+    if (!rc)
+        w[1] = w[2] = NULL; /* taken */
+cleanup:
+    for (size_t i = 0; i < 3; i++)
+        free(w[i]);
+    return rc;
+}
+
+/* "string", "int64", "double" or "bool", optionally followed by '?'. */
+static int check_param_type(const char *ep, const char *key, const char *v)
+{
+    static const char *const types[] = {"string", "int64", "double", "bool"};
+    size_t len = strlen(v);
+    if (len && v[len - 1] == '?')
+        len--;
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (strlen(types[i]) == len && strncmp(v, types[i], len) == 0)
+            return 0;
+    return ph_error_set(PH_EMANIFEST,
+                        "'%s' in [endpoint %s] has type '%s'; the types are string, int64, "
+                        "double and bool, with '?' after one for an optional parameter "
+                        "(order = int64?)",
+                        key, ep, v);
+}
+
+static int add_ext_value(mf_ctx *x, const char *key, const char *v, int line)
+{
+    ph_manifest *m = x->m;
+    if (strcmp(x->section, "endpoint") == 0) {
+        ph_endpoint *e = &m->endpoints[m->n_endpoints - 1];
+        if (ph_config_check_name("parameter", key, PH_EMANIFEST))
+            return rewrap(PH_EMANIFEST, "[endpoint %s]", e->name);
+        if (check_param_type(e->name, key, v))
+            return PH_EMANIFEST;
+        return ph_kv_append(&e->params, &e->n_params, key, v, line)
+                   ? ph_error_set(PH_ENOMEM, "out of memory")
+                   : 0;
+    }
+    ph_hook *hk = &m->hooks[m->n_hooks - 1];
+    return ph_kv_append(&hk->values, &hk->n_values, key, v, line)
+               ? ph_error_set(PH_ENOMEM, "out of memory")
+               : 0;
+}
+
+const ph_endpoint *ph_manifest_endpoint(const ph_manifest *m, const char *name)
+{
+    for (size_t i = 0; m && i < m->n_endpoints; i++)
+        if (strcmp(m->endpoints[i].name, name) == 0)
+            return &m->endpoints[i];
+    return NULL;
+}
+
+static void free_kvs(ph_kv *kv, size_t n)
+{
+    for (size_t i = 0; kv && i < n; i++) {
+        free(kv[i].key);
+        free(kv[i].value);
+    }
+    free(kv);
+}
+
+static void free_ext(ph_manifest *m)
+{
+    for (size_t i = 0; m->endpoints && i < m->n_endpoints; i++) {
+        free(m->endpoints[i].name);
+        free_kvs(m->endpoints[i].params, m->endpoints[i].n_params);
+    }
+    free(m->endpoints);
+    for (size_t i = 0; m->hooks && i < m->n_hooks; i++) {
+        free(m->hooks[i].endpoint);
+        free(m->hooks[i].item);
+        free_kvs(m->hooks[i].values, m->hooks[i].n_values);
+    }
+    free(m->hooks);
+    free(m->author);
+    free(m->url);
+    free(m->license);
+    free(m->summary);
+    free(m->kind);
+}
+
+/* ---------------------------------------------------------------- sections */
+
+static int on_section(mf_ctx *x, const char *section, int line)
+{
+    int ext = on_ext_section(x, section, line);
+    if (ext != 1)
+        return ext;
     static const char *const known[] = {"package",   "requires", "optional",
                                         "conflicts", "limits",   "parameters"};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
@@ -195,7 +509,7 @@ static int on_manifest_event(void *user, const char *section, const char *key, c
     mf_ctx *x = user;
     ph_manifest *m = x->m;
     if (!key)
-        return on_section(x, section);
+        return on_section(x, section, line);
     if (!x->section)
         return ph_error_set(PH_EMANIFEST, "'%s' is outside any section; put it under one of %s",
                             key, known_sections);
@@ -209,6 +523,8 @@ static int on_manifest_event(void *user, const char *section, const char *key, c
         return add_dep(&m->conflicts, &m->n_conflicts, x->section, key, value, line);
     if (strcmp(x->section, "limits") == 0)
         return add_limit(m, key, value, line);
+    if (strcmp(x->section, "endpoint") == 0 || strcmp(x->section, "hook") == 0)
+        return add_ext_value(x, key, value, line);
     return add_param(m, key, value, line);
 }
 
@@ -263,6 +579,8 @@ static int finish(const char *path, mf_ctx *x)
     int rc = check_deps(path, m);
     if (rc)
         return rc;
+    if (!m->kind && set_str(&m->kind, "application"))
+        return PH_ENOMEM;
     char *lib = NULL;
     int n;
     if (!m->library)
@@ -351,6 +669,7 @@ void ph_manifest_free(ph_manifest *m)
         free(m->limits[i].value);
     }
     free(m->limits);
+    free_ext(m);
     free(m);
 }
 

@@ -8,6 +8,14 @@
  *   [optional]   NAME = RANGE
  *   [conflicts]  NAME = RANGE
  *   [parameters] NAME = DEFAULT
+ *   [endpoint E] PARAM = TYPE      an extension point others contribute to; TYPE is
+ *                                  string, int64, double or bool, '?' after it makes
+ *                                  the parameter optional
+ *   [hook E] or [hook E ITEM]      a contribution to endpoint E: PARAM = VALUE (ITEM
+ *                                  defaults to the package name)
+ * Metadata in [package] (APM): author, url (http/https), license (an SPDX
+ * expression such as "MIT OR Apache-2.0"), summary (one line), kind
+ * (application, the default, or service).
  *
  * Errors name "path:line" and the field, e.g.
  *   pkg/package.ini:3: 'version' in [package]: invalid version '1.0': expected ...
@@ -32,6 +40,23 @@ typedef struct ph_dep {
     int line;
 } ph_dep;
 
+/** [endpoint NAME]: the parameters a contribution gives (key = name, value = type). */
+typedef struct ph_endpoint {
+    char *name;
+    ph_kv *params; /* value: "string", "int64", "double" or "bool", '?' appended if optional */
+    size_t n_params;
+    int line; /* of the section header */
+} ph_endpoint;
+
+/** [hook ENDPOINT ITEM]: one contribution, checked against the declaration by hooks.c. */
+typedef struct ph_hook {
+    char *endpoint;
+    char *item;
+    ph_kv *values;
+    size_t n_values;
+    int line;
+} ph_hook;
+
 typedef struct ph_manifest {
     char *path; /* .../package.ini, absolute (directory canonicalised) */
     char *dir;  /* directory holding it, canonical absolute (www/, wiki/, sql/ live here) */
@@ -53,6 +78,16 @@ typedef struct ph_manifest {
     size_t n_params;
     ph_kv *limits; /* [limits]: call_timeout and ACTOR.METHOD = seconds (checked durations) */
     size_t n_limits;
+    /* metadata (NULL when not given; kind is never NULL after a load) */
+    char *author;
+    char *url;
+    char *license;
+    char *summary;
+    char *kind; /* "application" or "service" */
+    ph_endpoint *endpoints;
+    size_t n_endpoints;
+    ph_hook *hooks;
+    size_t n_hooks;
 } ph_manifest;
 
 /**
@@ -69,6 +104,9 @@ int ph_manifest_call_timeout(const ph_manifest *m, const char *actor, const char
 int ph_manifest_load(const char *path, ph_manifest **out);
 /** Frees a manifest; accepts NULL and half-built ones. */
 void ph_manifest_free(ph_manifest *m);
+
+/** The endpoint `name` that `m` declares, or NULL. */
+const ph_endpoint *ph_manifest_endpoint(const ph_manifest *m, const char *name);
 
 /** True if `m` declares `pkg` in [requires] or [optional]. */
 bool ph_manifest_depends_on(const ph_manifest *m, const char *pkg);

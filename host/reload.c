@@ -17,6 +17,7 @@
 #include "build.h"
 #include "crud.h"
 #include "elfcheck.h"
+#include "callbacks.h"
 #include "error.h"
 #include "interface.h"
 #include "log.h"
@@ -328,6 +329,37 @@ typedef struct target {
     const char *build;
 } target;
 
+/* after_upgrade of the started new version (callbacks.h); its failure rolls the upgrade back. */
+static int after_upgrade(ph_instance *inst, ph_version *nv, const ph_manifest *om,
+                         const ph_manifest *nm, const char *hash)
+{
+    char *why = NULL;
+    ph_callback_args a = {.from = om->version_text, .to = nm->version_text};
+    int rc = 0;
+    if (ph_callback_run(nv, PH_CB_AFTER_UPGRADE, &a, &why) != PH_OK)
+        rc = ph_error_set(PH_EPACKAGE,
+                          "new build of '%s' (%s): %s; the upgrade %s -> %s is rolled back and "
+                          "%s serves again",
+                          inst->name, hash, why, om->version_text, nm->version_text,
+                          om->version_text);
+    free(why);
+    return rc;
+}
+
+/* before_upgrade of the old version, gate closed (callbacks.h); its failure refuses the upgrade. */
+static int before_upgrade(ph_instance *inst, const previous *p, const ph_manifest *nm)
+{
+    char *why = NULL;
+    ph_callback_args a = {.from = p->m->version_text, .to = nm->version_text};
+    int rc = 0;
+    if (p->was_running && ph_callback_run(p->v, PH_CB_BEFORE_UPGRADE, &a, &why) != PH_OK)
+        rc = ph_error_set(
+            PH_EPACKAGE, "instance '%s': %s %s refused the upgrade to %s: %s; %s keeps serving",
+            inst->name, p->m->name, p->m->version_text, nm->version_text, why, p->m->version_text);
+    free(why);
+    return rc;
+}
+
 static int switch_to(ph_host *h, ph_instance *inst, ph_version *nv, const target *t,
                      ph_store *nstore, int commit, previous *p, const char *hash, int *nv_stopped)
 {
@@ -346,8 +378,10 @@ static int switch_to(ph_host *h, ph_instance *inst, ph_version *nv, const target
         if (s != PH_OK)
             rc = ph_error_set(PH_EPACKAGE, "new build of '%s' (%s): %s", inst->name, hash,
                               reason ? reason : "start declined");
+        else if (commit)
+            rc = after_upgrade(inst, nv, p->m, nm, hash);
         /* A migration becomes permanent only with a started new version. */
-        else if (commit && (rc = ph_store_commit(nstore)))
+        if (!rc && s == PH_OK && commit && (rc = ph_store_commit(nstore)))
             ph_error_wrap("new build of '%s' (%s): the migration to %s could not be committed",
                           inst->name, hash, nm->version_text);
     }
@@ -523,6 +557,10 @@ static int swap_instance(ph_host *h, ph_instance *inst, const target *t, int for
      * version's migration stays uncommitted until the new version has
      * started, so a start failure rolls the schema back with the code.
      */
+    if (!same_version && (rc = before_upgrade(inst, &p, nm))) {
+        ph_gate_open(&inst->gate);
+        goto discard;
+    }
     if (!nstore && (rc = ph_store_open_uncommitted(h->cfg.data_dir, inst->name, nm,
                                                    nv->module->desc, &nstore))) {
         ph_gate_open(&inst->gate);

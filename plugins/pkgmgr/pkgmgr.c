@@ -43,6 +43,19 @@ static ph_json *uninstall(ph_ctx *ctx, const char *name)
     return manage(ctx, "remove", name);
 }
 
+/*
+ * The page's menu (README "Extension points"): the contributions to the
+ * `menu` endpoint this package declares in its package.ini, checked and
+ * ordered by the host.
+ */
+static ph_json *menu(ph_ctx *ctx)
+{
+    ph_json *out = NULL;
+    if (ph_hooks(ctx, "menu", &out) != 0)
+        return NULL; /* the host's error reaches the caller */
+    return out;
+}
+
 static const ph_method package_methods[] = {
     PH_METHOD0_EX("list", list, PH_JSON, 0, "Every instance: package, version, state, reloads."),
     PH_METHOD_EX("info", info, PH_JSON, 0, "A package's manifest, instances and stored data.",
@@ -63,6 +76,8 @@ static const ph_method package_methods[] = {
     PH_METHOD_EX("remove", uninstall, PH_JSON, PH_ADMIN,
                  "Disables a package and deletes its directory; its data is kept.",
                  PH_ARG("name", PH_STR)),
+    PH_METHOD0_EX("menu", menu, PH_JSON, 0,
+                  "The page's menu: the items packages contribute to the menu endpoint."),
 };
 
 PH_PACKAGE(.actors = PH_ACTORS(PH_ACTOR("packages", package_methods)));

@@ -337,6 +337,13 @@ typedef int (*ph_lifecycle_fn)(ph_ctx *ctx);
 typedef int (*ph_save_fn)(ph_ctx *ctx, uint32_t *version, void **out, size_t *len);
 typedef int (*ph_restore_fn)(ph_ctx *ctx, uint32_t version, const void *data, size_t len);
 
+/** before_upgrade/after_upgrade: `from` and `to` are the versions (borrowed). */
+typedef int (*ph_upgrade_fn)(ph_ctx *ctx, const char *from, const char *to);
+/** before_uninstall: `purge` is 1 when the package's data is deleted as well. */
+typedef int (*ph_uninstall_fn)(ph_ctx *ctx, int purge);
+/** after_mount: `mount` is the URL prefix the instance serves under, e.g. "/notes". */
+typedef int (*ph_mount_fn)(ph_ctx *ctx, const char *mount);
+
 typedef struct ph_package {
     uint32_t abi;          /* PH_ABI_VERSION the package was built against */
     uint32_t size;         /* sizeof(ph_package) the package was built with */
@@ -355,6 +362,33 @@ typedef struct ph_package {
     uint32_t n_models;
     ph_save_fn save;       /* may be NULL */
     ph_restore_fn restore; /* may be NULL */
+    /*
+     * Lifecycle callbacks (APM's), appended: each may be NULL, and a package
+     * built before they existed has none. Each runs with no call of the
+     * instance in flight; its failure (PH_FAIL or ph_error()) has the effect
+     * written beside it. README "Lifecycle callbacks" has the details.
+     */
+    ph_lifecycle_fn after_install;    /* after `plughost install` of a package that was not
+                                         installed, once, on its first running instance; failure:
+                                         the package's instances are disabled and the install
+                                         reports it */
+    ph_upgrade_fn before_upgrade;     /* on the old version, from -> to, when a build of another
+                                         version is about to replace it; failure: the upgrade is
+                                         refused and the old version keeps serving */
+    ph_upgrade_fn after_upgrade;      /* on the new version after its start, before its first
+                                         call and before the migration commits; failure: rolled
+                                         back, the old version serves again */
+    ph_uninstall_fn before_uninstall; /* before a running host removes the package (purge: 1 if
+                                         its data goes too); failure: the removal is refused */
+    ph_lifecycle_fn after_instantiate; /* after the first start of a new instance (one with no
+                                          earlier start on this data directory); failure: the
+                                          instance is stopped and failed, retried next start */
+    ph_lifecycle_fn before_delete;    /* before a running instance is deleted for good (its
+                                         package removed, or its [instance] section dropped from
+                                         host.ini); failure: logged, the deletion goes on */
+    ph_mount_fn after_mount;          /* after start, once its routes are published under
+                                         `mount`, before its first call; failure: the instance is
+                                         stopped and failed */
 } ph_package;
 
 #define PH_ACTORS(...) \
@@ -455,6 +489,7 @@ struct ph_host_api {
     void (*error_reset)(ph_ctx *ctx);
     int (*manage)(ph_ctx *ctx, const char *op, const char *name, ph_json **out);
     int (*errorv_status)(ph_ctx *ctx, int status, const char *code, const char *fmt, va_list ap);
+    int (*hooks)(ph_ctx *ctx, const char *endpoint, ph_json **out);
 };
 
 /**
@@ -566,6 +601,26 @@ static inline void ph_error_reset(ph_ctx *ctx) { ctx->api->error_reset(ctx); }
 static inline int ph_manage_host(ph_ctx *ctx, const char *op, const char *name, ph_json **out)
 {
     return ctx->api->manage(ctx, op, name, out);
+}
+
+/**
+ * The contributions to extension point `endpoint` that a package declares
+ * with [endpoint NAME] in its package.ini (README "Extension points"):
+ * on success returns 0 and sets *out (caller frees with ph_json_free) to
+ * {"endpoint", "declared_by", "items": [...], "problems": [...]}, each item
+ * an object with "package", "item" and the checked values in their declared
+ * types, in order ("order" when given, then package, then item). Only
+ * packages with a running instance contribute. PH_E_NOTFOUND when no
+ * installed package declares the endpoint; PH_E_STATE on a host older than
+ * this SDK.
+ */
+static inline int ph_hooks(ph_ctx *ctx, const char *endpoint, ph_json **out)
+{
+    if (!ph_host_has(ctx, hooks)) {
+        *out = NULL;
+        return PH_E_STATE;
+    }
+    return ctx->api->hooks(ctx, endpoint, out);
 }
 
 /** Allocates memory the host may free (results, saved state). */

@@ -1,0 +1,112 @@
+/*
+ * Lifecycle callbacks: a size-checked read of the descriptor field and one
+ * runner with the frame, error and residue handling of prepare/start.
+ */
+#include "callbacks.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "residue.h"
+
+const char *ph_callback_name(ph_callback cb)
+{
+    static const char *const names[] = {
+#define PH_CB_NAME_(id, name) name,
+        PH_CALLBACKS(PH_CB_NAME_)
+#undef PH_CB_NAME_
+    };
+    return (unsigned)cb < sizeof names / sizeof names[0] ? names[cb] : "callback";
+}
+
+/* Calls the callback; -2 when the descriptor does not have it. */
+static int invoke(const ph_package *d, ph_ctx *ctx, ph_callback cb, const ph_callback_args *a)
+{
+#define HAS(f) (PH_DESC_HAS(d, f) && d->f)
+    switch (cb) {
+    case PH_CB_AFTER_INSTALL:
+        return HAS(after_install) ? d->after_install(ctx) : -2;
+    case PH_CB_BEFORE_UPGRADE:
+        return HAS(before_upgrade) ? d->before_upgrade(ctx, a->from, a->to) : -2;
+    case PH_CB_AFTER_UPGRADE:
+        return HAS(after_upgrade) ? d->after_upgrade(ctx, a->from, a->to) : -2;
+    case PH_CB_BEFORE_UNINSTALL:
+        return HAS(before_uninstall) ? d->before_uninstall(ctx, a->purge) : -2;
+    case PH_CB_AFTER_INSTANTIATE:
+        return HAS(after_instantiate) ? d->after_instantiate(ctx) : -2;
+    case PH_CB_BEFORE_DELETE:
+        return HAS(before_delete) ? d->before_delete(ctx) : -2;
+    case PH_CB_AFTER_MOUNT:
+        return HAS(after_mount) ? d->after_mount(ctx, a->mount) : -2;
+    }
+#undef HAS
+    return -2;
+}
+
+int ph_callback_has(const ph_version *v, ph_callback cb)
+{
+    const ph_package *d = v->module->desc;
+    switch (cb) {
+    case PH_CB_AFTER_INSTALL:
+        return PH_DESC_HAS(d, after_install) && d->after_install;
+    case PH_CB_BEFORE_UPGRADE:
+        return PH_DESC_HAS(d, before_upgrade) && d->before_upgrade;
+    case PH_CB_AFTER_UPGRADE:
+        return PH_DESC_HAS(d, after_upgrade) && d->after_upgrade;
+    case PH_CB_BEFORE_UNINSTALL:
+        return PH_DESC_HAS(d, before_uninstall) && d->before_uninstall;
+    case PH_CB_AFTER_INSTANTIATE:
+        return PH_DESC_HAS(d, after_instantiate) && d->after_instantiate;
+    case PH_CB_BEFORE_DELETE:
+        return PH_DESC_HAS(d, before_delete) && d->before_delete;
+    case PH_CB_AFTER_MOUNT:
+        return PH_DESC_HAS(d, after_mount) && d->after_mount;
+    }
+    return 0;
+}
+
+int ph_callback_run(ph_version *v, ph_callback cb, const ph_callback_args *a, char **reason)
+{
+    static const ph_callback_args none = {NULL, NULL, 0, NULL};
+    *reason = NULL;
+    if (!ph_callback_has(v, cb))
+        return PH_OK;
+    const char *what = ph_callback_name(cb);
+    ph_frame f;
+    ph_error_clear();
+    ph_frame_push(&f, v->inst);
+    f.what = what;
+    f.ver = v;
+    int st = invoke(v->module->desc, &v->ctx, cb, a ? a : &none);
+    ph_frame_pop(&f);
+    ph_residue_after_step(v->module, what);
+    if (st == PH_OK && !f.failed)
+        return PH_OK;
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s failed: %s", what,
+             f.failed ? ph_error_last() : "the package returned an error without a message");
+    *reason = strdup(msg);
+    return PH_FAIL;
+}
+
+int ph_callback_run_live(ph_instance *inst, ph_callback cb, const ph_callback_args *a, int drain_ms,
+                         char **reason)
+{
+    *reason = NULL;
+    if (!inst->cur || !ph_callback_has(inst->cur, cb))
+        return PH_OK;
+    if (ph_frame_inside(inst)) /* asked from one of its own calls: closing would wait for it */
+        return ph_callback_run(inst->cur, cb, a, reason);
+    if (ph_gate_close(&inst->gate, drain_ms)) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s did not run: calls of '%s' were still running after %d ms",
+                 ph_callback_name(cb), inst->name, drain_ms);
+        *reason = strdup(msg);
+        return PH_EBUSY;
+    }
+    int st = ph_callback_run(inst->cur, cb, a, reason);
+    ph_gate_open(&inst->gate);
+    return st;
+}
