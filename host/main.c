@@ -493,10 +493,12 @@ static int cmd_list(cli *c, int argc, char **argv)
         json_t *out = json_pack("{s:[],s:[]}", "packages", "problems");
         for (size_t i = 0; out && i < h->set.n; i++) {
             const ph_manifest *m = h->set.items[i];
-            json_array_append_new(json_object_get(out, "packages"),
-                                  json_pack("{s:s,s:s,s:s?,s:s,s:s}", "name", m->name, "version",
-                                            m->version_text, "description", m->description,
-                                            "directory", m->dir, "library", m->library));
+            json_array_append_new(
+                json_object_get(out, "packages"),
+                json_pack("{s:s,s:s,s:s?,s:s,s:s,s:s,s:s*,s:s*,s:s*,s:s*}", "name", m->name,
+                          "version", m->version_text, "description", m->description, "directory",
+                          m->dir, "library", m->library, "kind", m->kind, "summary", m->summary,
+                          "author", m->author, "url", m->url, "license", m->license));
         }
         for (size_t i = 0; out && i < h->set.n_problems; i++)
             json_array_append_new(json_object_get(out, "problems"),
@@ -508,7 +510,12 @@ static int cmd_list(cli *c, int argc, char **argv)
     }
     for (size_t i = 0; i < h->set.n; i++) {
         const ph_manifest *m = h->set.items[i];
-        printf("%-16s %-10s %s\n", m->name, m->version_text, m->description ? m->description : "");
+        const char *about = m->summary ? m->summary : m->description ? m->description : "";
+        printf("%-16s %-10s %-11s %s\n", m->name, m->version_text, m->kind, about);
+        if (m->author || m->license || m->url)
+            printf("%-16s %-10s %-11s %s%s%s%s%s\n", "", "", "", m->author ? m->author : "",
+                   m->author && (m->license || m->url) ? ", " : "", m->license ? m->license : "",
+                   m->license && m->url ? ", " : "", m->url ? m->url : "");
     }
     /* a manifest that could not be read is no package, but it is never passed over in silence */
     for (size_t i = 0; i < h->set.n_problems; i++)

@@ -22,6 +22,16 @@
  * through ph_reload_info_get). Returns false if a reload held the gate
  * past PH_MANAGE_GATE_WAIT_MS; e is then left as the plan describes it.
  */
+/* [package] metadata (manifest.h): kind always, the others when given. */
+static void add_metadata(json_t *e, const ph_manifest *m)
+{
+    const char *keys[] = {"kind", "summary", "author", "url", "license"};
+    const char *vals[] = {m->kind, m->summary, m->author, m->url, m->license};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+        if (vals[k])
+            json_object_set_new(e, keys[k], json_string(vals[k]));
+}
+
 static bool running_entry(ph_instance *inst, json_t *e)
 {
     if (ph_gate_enter(&inst->gate, PH_MANAGE_GATE_WAIT_MS))
@@ -32,6 +42,7 @@ static bool running_entry(ph_instance *inst, json_t *e)
         json_object_set_new(e, "version", json_string(m->version_text));
         if (m->description)
             json_object_set_new(e, "description", json_string(m->description));
+        add_metadata(e, m);
     }
     const char *why = atomic_load(&inst->reason);
     if (why && atomic_load(&inst->state) != PH_INST_RUNNING)
@@ -62,6 +73,8 @@ static json_t *package_entry(ph_host *host, size_t i)
                           m ? m->name : NULL, "version", m ? m->version_text : NULL, "description",
                           m ? m->description : NULL, "mount", it->mount, "state",
                           ph_host_item_state(host, i, NULL), "dependencies", deps);
+    if (e && m)
+        add_metadata(e, m);
     ph_instance *inst = host->insts ? host->insts[i] : NULL;
     if (e && inst) {
         if (!running_entry(inst, e))
@@ -132,6 +145,8 @@ static int package_info(ph_host *h, const char *pkg, json_t **out)
                              m->version_text, "description", m->description, "directory", m->dir,
                              "requires", req ? req : json_object(), "parameters",
                              params ? params : json_object());
+            if (info)
+                add_metadata(info, m);
         }
         json_t *e = package_entry(h, i), *data = NULL;
         if (e && ph_store_describe(h->cfg.data_dir, it->instance, &data) == 0 && data)

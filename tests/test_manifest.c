@@ -185,6 +185,100 @@ static void test_bad_fields(void **state)
              "'name' is set twice in [package] (first on line 2); keep one");
 }
 
+/* [package] metadata (issue 14 item 6): kept as written, checked for shape. */
+static void test_metadata(void **state)
+{
+    fixture *f = *state;
+    ph_manifest *m = load_ok(f, "[package]\nname = x\nversion = 1.0.0\n");
+    assert_string_equal(m->kind, "application");
+    assert_null(m->author);
+    assert_null(m->license);
+    ph_manifest_free(m);
+    m = load_ok(f, "[package]\nname = x\nversion = 1.0.0\nauthor = Ada Lovelace\n"
+                   "url = https://example.org/x\nlicense = (MIT OR Apache-2.0) AND "
+                   "GPL-2.0-or-later WITH Classpath-exception-2.0\nsummary = Does x\n"
+                   "kind = service\n");
+    assert_string_equal(m->author, "Ada Lovelace");
+    assert_string_equal(m->url, "https://example.org/x");
+    assert_string_equal(m->license,
+                        "(MIT OR Apache-2.0) AND GPL-2.0-or-later WITH Classpath-exception-2.0");
+    assert_string_equal(m->summary, "Does x");
+    assert_string_equal(m->kind, "service");
+    ph_manifest_free(m);
+    m = load_ok(f, "[package]\nname = x\nversion = 1.0.0\nlicense = LicenseRef-mine\n");
+    ph_manifest_free(m);
+    m = load_ok(f, "[package]\nname = x\nversion = 1.0.0\nlicense = GPL-2.0+\n");
+    ph_manifest_free(m);
+    load_bad(f, "[package]\nname = x\nversion = 1.0.0\nkind = library\n", PH_EMANIFEST, 4,
+             "'kind' in [package] must be application (mounted, used by people) or service "
+             "(used by other packages), not 'library'");
+    load_bad(f, "[package]\nname = x\nlicense = MIT or BSD-3-Clause\n", PH_EMANIFEST, 3,
+             "'license' in [package] must be an SPDX license expression such as MIT or "
+             "'Apache-2.0 OR MIT', not 'MIT or BSD-3-Clause': identifiers are joined by AND, OR "
+             "or WITH (upper case)");
+    load_bad(f, "[package]\nlicense = (MIT OR Apache-2.0\n", PH_EMANIFEST, 2,
+             "not '(MIT OR Apache-2.0': a '(' is not closed");
+    load_bad(f, "[package]\nlicense = MIT AND\n", PH_EMANIFEST, 2,
+             "not 'MIT AND': a license identifier is missing");
+    load_bad(f, "[package]\nlicense = GPL/MIT\n", PH_EMANIFEST, 2, "not 'GPL/MIT'");
+    load_bad(f, "[package]\nurl = example.org\n", PH_EMANIFEST, 2,
+             "'url' in [package] must be an http:// or https:// address such as "
+             "https://example.org/notes, not 'example.org'");
+    load_bad(f, "[package]\nurl = https://\n", PH_EMANIFEST, 2, "not 'https://'");
+    load_bad(f, "[package]\nauthor =\n", PH_EMANIFEST, 2,
+             "'author' in [package] is empty; remove the line or fill it");
+    char *text = tu_fmt("[package]\nsummary = %0130d\n", 0);
+    load_bad(f, text, PH_EMANIFEST, 2,
+             "'summary' in [package] is 130 characters; keep it to one line of at most 120");
+    free(text);
+    load_bad(f, "[package]\nlicence = MIT\n", PH_EMANIFEST, 2,
+             "unknown key 'licence' in [package]; known keys: name, version, description, abi, "
+             "library, disable_crud, manager, author, url, license, summary, kind");
+}
+
+/* [endpoint NAME] declarations and [hook ENDPOINT [ITEM]] contributions (issue 14 item 3). */
+static void test_extension_points(void **state)
+{
+    fixture *f = *state;
+    ph_manifest *m = load_ok(f, "[package]\nname = x\nversion = 1.0.0\n[endpoint menu]\n"
+                                "label = string\norder = int64?\n[hook menu]\nlabel = Home\n"
+                                "[hook menu  second ]\nlabel = Two\norder = 2\n");
+    assert_int_equal(m->n_endpoints, 1);
+    const ph_endpoint *e = ph_manifest_endpoint(m, "menu");
+    assert_non_null(e);
+    assert_int_equal(e->line, 4);
+    assert_int_equal(e->n_params, 2);
+    assert_string_equal(e->params[1].key, "order");
+    assert_string_equal(e->params[1].value, "int64?");
+    assert_null(ph_manifest_endpoint(m, "footer"));
+    assert_int_equal(m->n_hooks, 2);
+    assert_null(m->hooks[0].item);
+    assert_int_equal(m->hooks[0].line, 7);
+    assert_string_equal(m->hooks[1].item, "second");
+    assert_int_equal(m->hooks[1].n_values, 2);
+    assert_int_equal(m->hooks[1].values[1].line, 11);
+    ph_manifest_free(m);
+    load_bad(f, "[package]\nname = x\n[endpoint menu]\norder = integer\n", PH_EMANIFEST, 4,
+             "'order' in [endpoint menu] has type 'integer'; the types are string, int64, "
+             "double and bool, with '?' after one for an optional parameter (order = int64?)");
+    load_bad(f, "[package]\n[endpoint menu]\nlabel = ?\n", PH_EMANIFEST, 3, "has type '?'");
+    load_bad(f, "[package]\n[endpoint]\n", PH_EMANIFEST, 2,
+             "[endpoint] is not a section; write [endpoint NAME]");
+    load_bad(f, "[package]\n[endpoint a b]\n", PH_EMANIFEST, 2,
+             "[endpoint a b] is not a section; write [endpoint NAME]");
+    load_bad(f, "[package]\n[hook menu a b]\n", PH_EMANIFEST, 2,
+             "[hook menu a b] is not a section; write [hook ENDPOINT] or [hook ENDPOINT ITEM]");
+    load_bad(f, "[package]\n[hook Menu]\n", PH_EMANIFEST, 2,
+             "[hook Menu]: invalid endpoint name 'Menu'");
+    load_bad(f, "[package]\n[endpoint menu]\n[endpoint menu]\n", PH_EMANIFEST, 3,
+             "[endpoint menu] is declared twice (first on line 2)");
+    load_bad(f, "[package]\n[hook menu]\nlabel = a\n[hook menu]\n", PH_EMANIFEST, 4,
+             "[hook menu] is given twice (first on line 2); give each item its own name: "
+             "[hook menu ITEM]");
+    load_bad(f, "[package]\n[endpoint menu]\nLabel = string\n", PH_EMANIFEST, 3,
+             "[endpoint menu]: invalid parameter name 'Label'");
+}
+
 static void test_bad_dependencies(void **state)
 {
     fixture *f = *state;
@@ -364,6 +458,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_required_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metadata, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_extension_points, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_dependencies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_format_errors, setup, teardown),
