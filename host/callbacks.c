@@ -4,9 +4,12 @@
  */
 #include "callbacks.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "residue.h"
@@ -109,4 +112,47 @@ int ph_callback_run_live(ph_instance *inst, ph_callback cb, const ph_callback_ar
     int st = ph_callback_run(inst->cur, cb, a, reason);
     ph_gate_open(&inst->gate);
     return st;
+}
+
+/* ---------------------------------------------------------------- installed packages */
+
+static char *marker(const char *data_dir, const char *package)
+{
+    char *p = NULL;
+    return asprintf(&p, "%s/.installed/%s", data_dir, package) < 0 ? NULL : p;
+}
+
+int ph_callback_installed(const char *data_dir, const char *package)
+{
+    char *p = marker(data_dir, package);
+    int yes = !p || access(p, F_OK) == 0; /* no memory: better skipped than run twice */
+    free(p);
+    return yes;
+}
+
+int ph_callback_mark_installed(const char *data_dir, const char *package, const char *version)
+{
+    char *dir = NULL, *p = marker(data_dir, package);
+    int rc = 0;
+    if (!p || asprintf(&dir, "%s/.installed", data_dir) < 0) {
+        free(p);
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    }
+    FILE *f = NULL;
+    if ((mkdir(dir, 0700) != 0 && errno != EEXIST) || !(f = fopen(p, "w")) ||
+        fprintf(f, "%s\n", version) < 0)
+        rc = ph_error_set(PH_EIO, "cannot write %s: %s", p, ph_strerror(errno));
+    if (f && fclose(f) != 0 && !rc)
+        rc = ph_error_set(PH_EIO, "cannot write %s: %s", p, ph_strerror(errno));
+    free(dir);
+    free(p);
+    return rc;
+}
+
+void ph_callback_forget_installed(const char *data_dir, const char *package)
+{
+    char *p = marker(data_dir, package);
+    if (p)
+        unlink(p);
+    free(p);
 }

@@ -57,4 +57,18 @@ int ph_callback_run(ph_version *v, ph_callback cb, const ph_callback_args *a, ch
 int ph_callback_run_live(ph_instance *inst, ph_callback cb, const ph_callback_args *a, int drain_ms,
                          char **reason);
 
+/*
+ * after_install runs once per package and data directory: the first time
+ * one of its instances starts after the package was installed (by
+ * `plughost install`, the package manager, or copied into a package
+ * directory). <data_dir>/.installed/<package> records that it ran (its
+ * content is the version); a removal by the running host forgets it.
+ */
+/** True if after_install of `package` ran on this data directory (or need not run). */
+int ph_callback_installed(const char *data_dir, const char *package);
+/** Records that after_install of `package` ran. 0 or PH_EIO naming the file. */
+int ph_callback_mark_installed(const char *data_dir, const char *package, const char *version);
+/** Forgets it (the package was removed): a later install runs after_install again. */
+void ph_callback_forget_installed(const char *data_dir, const char *package);
+
 #endif

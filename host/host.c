@@ -222,6 +222,12 @@ void ph_host_prove_builds(ph_host *h)
 static void started(ph_host *h, ph_instance *inst)
 {
     inst->cur->started = now_s();
+    if ((inst->fresh & PH_FRESH_PACKAGE) &&
+        ph_callback_mark_installed(h->cfg.data_dir, inst->manifest->name,
+                                   inst->manifest->version_text))
+        ph_log_warn("%s: %s; its after_install runs again at the next start", inst->name,
+                    ph_error_last());
+    inst->fresh = 0;
     if (ph_build_keep(h->cfg.data_dir, inst->name, inst->cur->manifest, inst->cur->build))
         ph_log_warn("%s: cannot keep a copy of build %s: %s", inst->name, inst->cur->build,
                     ph_error_last());
@@ -385,7 +391,9 @@ static int start_item(ph_host *h, size_t i)
     inst->cur->manifest = it->manifest;
     snprintf(inst->bad_hash, sizeof inst->bad_hash, "%s", bad); /* not swapped back in */
     inst->bad_crashed = bad[0] != 0;
-    inst->fresh = is_fresh(h, it->instance);
+    inst->fresh =
+        (is_fresh(h, it->instance) ? PH_FRESH_INSTANCE : 0) |
+        (ph_callback_installed(h->cfg.data_dir, it->manifest->name) ? 0 : PH_FRESH_PACKAGE);
     pthread_rwlock_wrlock(&h->lock); /* status readers walk insts */
     h->insts[i] = inst;
     pthread_rwlock_unlock(&h->lock);

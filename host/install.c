@@ -384,39 +384,6 @@ static ph_instance **running_of(ph_host *h, const char *name, size_t *n_out)
     return v;
 }
 
-/*
- * after_install of a package that was not installed before, on its first
- * running instance. A failure disables the package's instances (data
- * kept) and fails the install, naming the instance and the message.
- */
-static int after_install(ph_host *h, const ph_manifest *m, const char *target)
-{
-    size_t n = 0;
-    char *why = NULL;
-    int st = PH_OK;
-    if (ph_host_lock_changes(h))
-        return 0; /* cannot happen after a reconcile this thread asked for; nothing to run */
-    ph_instance **insts = running_of(h, m->name, &n);
-    char *inst_name = n ? strdup(insts[0]->name) : NULL;
-    if (n)
-        st = ph_callback_run_live(insts[0], PH_CB_AFTER_INSTALL, NULL, h->drain_ms, &why);
-    free(insts);
-    ph_host_unlock_changes(h);
-    int rc = 0;
-    if (st != PH_OK) {
-        int disabled = 0;
-        ph_host_unload(h, m->name, &disabled);
-        rc = ph_error_set(PH_EPACKAGE,
-                          "%s %s was installed in %s, but on instance '%s' %s; its instances are "
-                          "disabled (data kept): fix the package and install it again",
-                          m->name, m->version_text, target, inst_name ? inst_name : "?",
-                          why ? why : "after_install failed");
-    }
-    free(inst_name);
-    free(why);
-    return rc;
-}
-
 static int install_dir(ph_host *h, const char *dir, json_t **out)
 {
     ph_manifest **ms = NULL, *m;
@@ -436,14 +403,9 @@ static int install_dir(ph_host *h, const char *dir, json_t **out)
         free(why);
         goto cleanup;
     }
-    pthread_rwlock_rdlock(&h->lock);
-    int fresh = installed(&h->set, m->name) == NULL; /* a new package: after_install runs */
-    pthread_rwlock_unlock(&h->lock);
     if ((rc = ph_install_copy(&h->cfg, m, &target)))
         goto cleanup;
     rc = ph_host_reconcile(h, NULL, m->name, NULL);
-    if (!rc && fresh)
-        rc = after_install(h, m, target);
     json_object_set_new(report, "directory", json_string(target));
     json_object_set_new(report, "instances", instance_states(h, m->name));
     if (!rc) {
@@ -536,7 +498,8 @@ int ph_uninstall(ph_host *h, const char *name, json_t **out)
     if ((rc = ph_uninstall_dir(&h->cfg, m, 1)) || (rc = before_uninstall(h, name, 0)) ||
         (rc = ph_host_unload(h, name, &n)) || (rc = ph_uninstall_dir(&h->cfg, m, 0)))
         goto cleanup;
-    ph_host_reconcile(h, NULL, NULL, NULL); /* the host forgets it; its data stays */
+    ph_host_reconcile(h, NULL, NULL, NULL);              /* the host forgets it; its data stays */
+    ph_callback_forget_installed(h->cfg.data_dir, name); /* installed again: after_install */
     *out = json_pack("{s:s, s:s, s:s}", "package", name, "directory", m->dir, "result",
                      "removed; data kept");
     rc = *out ? 0 : ph_error_set(PH_ENOMEM, "out of memory");

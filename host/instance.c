@@ -273,7 +273,11 @@ int ph_version_step(ph_version *v, ph_lifecycle_fn fn, const char *what, char **
 static int after_start(ph_instance *inst, char **reason)
 {
     ph_callback_args a = {.mount = inst->mount};
-    int st = inst->fresh ? ph_callback_run(inst->cur, PH_CB_AFTER_INSTANTIATE, &a, reason) : PH_OK;
+    int st = PH_OK;
+    if (inst->fresh & PH_FRESH_PACKAGE)
+        st = ph_callback_run(inst->cur, PH_CB_AFTER_INSTALL, &a, reason);
+    if (st == PH_OK && (inst->fresh & PH_FRESH_INSTANCE))
+        st = ph_callback_run(inst->cur, PH_CB_AFTER_INSTANTIATE, &a, reason);
     if (st == PH_OK)
         st = ph_callback_run(inst->cur, PH_CB_AFTER_MOUNT, &a, reason);
     return st;

@@ -84,8 +84,12 @@ typedef struct ph_instance {
     struct ph_inst_load *load; /* its call counters, owned by the router (outlive it) */
     int pins;                  /* abandoned calls still running in one of its versions */
     int free_pending;          /* freed while pinned: the last unpin frees it */
-    int fresh; /* never started before on this data directory: after_instantiate runs */
+    int fresh; /* PH_FRESH_*: which first-time callbacks its next start runs (host.c sets it) */
 } ph_instance;
+
+/* ph_instance.fresh */
+#define PH_FRESH_INSTANCE 0x1 /* never started on this data directory: after_instantiate */
+#define PH_FRESH_PACKAGE 0x2  /* its package's after_install has not run: after_install */
 
 /** The instance of a ctx handed out by the host. */
 static inline ph_instance *ph_instance_of(ph_ctx *ctx)
@@ -143,8 +147,9 @@ int ph_instance_new(const char *name, const char *mount, const ph_manifest *m, p
 void ph_instance_free(ph_instance *inst);
 
 /**
- * Runs prepare, start, then the lifecycle callbacks after_instantiate (a
- * fresh instance only) and after_mount, before the instance takes calls.
+ * Runs prepare, start, then the lifecycle callbacks after_install (first
+ * start of the package), after_instantiate (first start of the instance)
+ * and after_mount, before the instance takes calls (inst->fresh).
  * Returns 0 (running), PH_EDECLINED (declined, with the reason) or
  * PH_EPACKAGE (failed, with the package's message; stop has run).
  */

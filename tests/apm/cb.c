@@ -1,0 +1,89 @@
+/*
+ * Lifecycle-callback fixture (e2e_apm.sh): every callback appends
+ * "INSTANCE VERSION NAME DETAIL" to <dir>/calls.log, where dir is the
+ * parameter `dir`, and fails with a message when <dir>/fail-NAME exists.
+ */
+#include <plughost/sdk.h>
+
+#include <stdio.h>
+#include <unistd.h>
+
+static int record(ph_ctx *ctx, const char *what, const char *detail)
+{
+    const char *dir = ph_param(ctx, "dir");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/calls.log", dir ? dir : ".");
+    FILE *f = fopen(path, "a");
+    if (f) {
+        fprintf(f, "%s %s %s%s%s\n", ph_instance_name(ctx), PH_PACKAGE_VERSION, what,
+                detail ? " " : "", detail ? detail : "");
+        fclose(f);
+    }
+    snprintf(path, sizeof path, "%s/fail-%s", dir ? dir : ".", what);
+    if (access(path, F_OK) == 0)
+        return ph_error(ctx, "refused", "%s says no (test)", what);
+    return PH_OK;
+}
+
+static int prepare(ph_ctx *ctx)
+{
+    return record(ctx, "prepare", NULL);
+}
+static int start(ph_ctx *ctx)
+{
+    return record(ctx, "start", NULL);
+}
+static void stop(ph_ctx *ctx)
+{
+    record(ctx, "stop", NULL);
+}
+static int after_install(ph_ctx *ctx)
+{
+    return record(ctx, "after_install", NULL);
+}
+static int after_instantiate(ph_ctx *ctx)
+{
+    return record(ctx, "after_instantiate", NULL);
+}
+static int before_delete(ph_ctx *ctx)
+{
+    return record(ctx, "before_delete", NULL);
+}
+
+static int upgrade(ph_ctx *ctx, const char *what, const char *from, const char *to)
+{
+    char detail[256];
+    snprintf(detail, sizeof detail, "%s->%s", from, to);
+    return record(ctx, what, detail);
+}
+static int before_upgrade(ph_ctx *ctx, const char *from, const char *to)
+{
+    return upgrade(ctx, "before_upgrade", from, to);
+}
+static int after_upgrade(ph_ctx *ctx, const char *from, const char *to)
+{
+    return upgrade(ctx, "after_upgrade", from, to);
+}
+static int before_uninstall(ph_ctx *ctx, int purge)
+{
+    return record(ctx, "before_uninstall", purge ? "purge" : "keep");
+}
+static int after_mount(ph_ctx *ctx, const char *mount)
+{
+    return record(ctx, "after_mount", mount);
+}
+
+static char *version(ph_ctx *ctx)
+{
+    return ph_strdup(ctx, PH_PACKAGE_VERSION);
+}
+
+static const ph_method cb_methods[] = {
+    PH_METHOD0(version, PH_STR),
+};
+
+PH_PACKAGE(.prepare = prepare, .start = start, .stop = stop,
+           .actors = PH_ACTORS(PH_ACTOR("cb", cb_methods)), .after_install = after_install,
+           .before_upgrade = before_upgrade, .after_upgrade = after_upgrade,
+           .before_uninstall = before_uninstall, .after_instantiate = after_instantiate,
+           .before_delete = before_delete, .after_mount = after_mount);

@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# Issue 14 items 3, 4 and 6 against the real host: the lifecycle callbacks
+# run at their documented moment and their failures have the documented
+# effect (tests/apm/cb.c records every call to calls.log and fails the one
+# named by a fail-NAME file); the `menu` extension point lists the items of
+# two contributors, leaves out a contribution that does not fit its
+# declaration (file:line in the log, before any code runs) and follows
+# install and removal; the metadata shows in /_/packages and packages.info.
+set -euo pipefail
+. "$PH_SOURCE_DIR/tests/support/e2e.sh"
+E2E_LOG_LINES=30
+rec="$tmp/rec"
+mkdir -p "$tmp/pk" "$tmp/src" "$rec"
+cp -r "$PH_EXAMPLES/pkgmgr" "$tmp/pk/pkgmgr"
+
+cb() { # DIR VERSION: the callback fixture, contributing to the menu
+  mkdir -p "$1"
+  cat >"$1/package.ini" <<INI
+[package]
+name = cb
+version = $2
+summary = Records its lifecycle callbacks
+license = MIT
+kind = service
+[parameters]
+dir = $rec
+[hook menu]
+label = Callbacks
+category = tests
+url = /cb/
+order = 5
+INI
+  cc -std=c11 -shared -fPIC -fvisibility=hidden -I"$PH_SOURCE_DIR/sdk/include" \
+    -DPH_PACKAGE_NAME='"cb"' -DPH_PACKAGE_VERSION="\"$2\"" \
+    -o "$1/cb.so" "$PH_SOURCE_DIR/tests/apm/cb.c" || fail "cc cb $2"
+}
+# a contributor whose item misses the required url: left out, the package still runs
+build_pkg "$tmp/pk" badhook lifecycle/app.c
+printf '[hook menu]\nlabel = Broken\ncategory = tests\n' >>"$tmp/pk/badhook/package.ini"
+cb "$tmp/src/cb1" 1.0.0
+cb "$tmp/src/cb2" 2.0.0
+
+port=$(free_port)
+url="http://127.0.0.1:$port"
+cat >"$tmp/host.ini" <<INI
+[host]
+package_dirs = pk
+data_dir = data
+reload = false
+[http]
+listen = 127.0.0.1:$port
+INI
+ph() { "$PH_BIN" -c "$tmp/host.ini" --log-level error "$@"; }
+calls() { cat "$rec/calls.log" 2>/dev/null; }
+post() { curl -s -X POST -H 'Content-Type: application/json' "$@"; }
+menu() { post -d '{}' "$url/pkgmgr/actors/packages/menu"; }
+version() { ph call --url "$url" cb.cb.version 2>&1; }
+start_host -c "$tmp/host.ini" --log-level info
+wait_ready "$url"
+tok=$(cat "$tmp/data/admin.token")
+admin() { post -H "Authorization: Bearer $tok" "$@"; }
+
+# --- metadata (item 6) ---
+out=$(curl -s "$url/_/packages")
+grep -q '"instance":"pkgmgr"[^}]*"kind":"application"' <<<"$out" &&
+  grep -q '"license":"MIT"' <<<"$out" || fail "/_/packages without metadata: $out"
+out=$(post -d '{"name":"pkgmgr"}' "$url/pkgmgr/actors/packages/info")
+grep -q '"summary":"The package manager: install, reload, disable and remove packages"' <<<"$out" &&
+  grep -q '"author":"plughost developers"' <<<"$out" || fail "packages.info without metadata: $out"
+echo "  metadata in /_/packages and packages.info"
+
+# --- a contribution that does not fit is left out before any code runs (item 3) ---
+want="$tmp/pk/badhook/package.ini:4: [hook menu] gives no 'url' (string), which endpoint 'menu' of pkgmgr requires ($tmp/pk/pkgmgr/package.ini:"
+grep -qF "$want" "$tmp/run.log" || fail "no warning naming badhook's file:line"
+[ "$(ph call --url "$url" badhook.app.ping)" = 1 ] || fail "badhook does not run"
+out=$(menu)
+grep -qF "$want" <<<"$out" || fail "menu problems: $out"
+grep -q '"label":"Broken"' <<<"$out" && fail "the broken item is listed: $out"
+echo "  a contribution without a required parameter: left out, file:line said, its package runs"
+
+# --- install: after_instantiate, after_mount, after_install, in that order (item 4) ---
+out=$(ph install --url "$url" "$tmp/src/cb1" 2>&1) || fail "install cb 1.0.0: $out"
+[ "$(calls)" = "cb 1.0.0 prepare
+cb 1.0.0 start
+cb 1.0.0 after_install
+cb 1.0.0 after_instantiate
+cb 1.0.0 after_mount /cb" ] || fail "install callbacks: $(calls)"
+[ "$(cat "$tmp/data/.installed/cb")" = 1.0.0 ] || fail "after_install is not recorded"
+[ "$(version)" = '"1.0.0"' ] || fail "cb after install: $(version)"
+# two contributors, ordered by order: pkgmgr's Packages (0), cb's Callbacks (5)
+out=$(menu)
+python3 - "$out" <<'PY' || fail "menu after install: $out"
+import json, sys
+d = json.loads(sys.argv[1])
+got = [(i["package"], i["item"], i["label"], i.get("order")) for i in d["items"]]
+assert got == [("pkgmgr", "packages", "Packages", 0), ("cb", "cb", "Callbacks", 5)], got
+assert d["declared_by"] == "pkgmgr", d
+PY
+echo "  install: prepare, start, after_install, after_instantiate, after_mount; menu of two packages"
+
+# --- before_upgrade refuses: the old version keeps serving and says so ---
+: >"$rec/calls.log"
+touch "$rec/fail-before_upgrade"
+set +e; out=$(ph install --url "$url" "$tmp/src/cb2" 2>&1); set -e
+grep -qF "instance 'cb': cb 1.0.0 refused the upgrade to 2.0.0: before_upgrade failed: before_upgrade says no (test); 1.0.0 keeps serving" <<<"$out$(cat "$tmp/run.log")" ||
+  fail "a refused upgrade is not reported: $out"
+[ "$(version)" = '"1.0.0"' ] || fail "cb after a refused upgrade: $(version)"
+grep -q "cb 1.0.0 before_upgrade 1.0.0->2.0.0" <<<"$(calls)" || fail "before_upgrade: $(calls)"
+echo "  a failing before_upgrade: 1.0.0 keeps serving, said so"
+
+# --- after_upgrade fails: rolled back ---
+rm "$rec/fail-before_upgrade"
+touch "$rec/fail-after_upgrade"
+: >"$rec/calls.log"
+set +e; out=$(ph install --url "$url" "$tmp/src/cb2" 2>&1); set -e
+grep -qF "after_upgrade failed: after_upgrade says no (test); the upgrade 1.0.0 -> 2.0.0 is rolled back and 1.0.0 serves again" <<<"$out$(cat "$tmp/run.log")" ||
+  fail "a failed after_upgrade is not reported: $out"
+[ "$(version)" = '"1.0.0"' ] || fail "cb after a failed after_upgrade: $(version)"
+grep -q "cb 2.0.0 after_upgrade 1.0.0->2.0.0" <<<"$(calls)" || fail "after_upgrade: $(calls)"
+echo "  a failing after_upgrade: rolled back, 1.0.0 serves"
+
+# --- the upgrade: before_upgrade on 1.0.0, after_upgrade on 2.0.0 after its start ---
+rm "$rec/fail-after_upgrade"
+: >"$rec/calls.log"
+out=$(ph install --url "$url" "$tmp/src/cb2" 2>&1) || fail "install cb 2.0.0: $out"
+[ "$(version)" = '"2.0.0"' ] || fail "cb after the upgrade: $(version)"
+calls | grep -v "prepare\|stop" >"$tmp/got"
+[ "$(cat "$tmp/got")" = "cb 1.0.0 before_upgrade 1.0.0->2.0.0
+cb 2.0.0 start
+cb 2.0.0 after_upgrade 1.0.0->2.0.0" ] || fail "upgrade callbacks: $(calls)"
+grep -q "after_install\|after_instantiate" <<<"$(calls)" && fail "an upgrade is no install: $(calls)"
+echo "  upgrade: before_upgrade(1.0.0->2.0.0) on the old, after_upgrade on the new"
+
+# --- before_uninstall refuses the removal ---
+touch "$rec/fail-before_uninstall"
+out=$(admin -d '{}' -w ' %{http_code}' "$url/_/remove/cb")
+grep -qF "package 'cb' refused its removal (instance 'cb': before_uninstall failed: before_uninstall says no (test)); nothing was changed" <<<"$out" &&
+  grep -q ' 409$' <<<"$out" || fail "a refused removal: $out"
+[ -d "$tmp/pk/cb" ] && [ "$(version)" = '"2.0.0"' ] || fail "cb after a refused removal"
+echo "  a failing before_uninstall: removal refused (409), cb runs"
+
+# --- removal: before_uninstall(keep), before_delete; cb's item leaves the menu ---
+rm "$rec/fail-before_uninstall"
+: >"$rec/calls.log"
+out=$(admin -d '{}' "$url/_/remove/cb")
+grep -q '"result":"removed; data kept"' <<<"$out" || fail "remove: $out"
+[ "$(calls)" = "cb 2.0.0 before_uninstall keep
+cb 2.0.0 before_delete
+cb 2.0.0 stop" ] || fail "remove callbacks: $(calls)"
+out=$(menu)
+grep -q '"package":"cb"' <<<"$out" && fail "cb's item outlived its package: $out"
+grep -q '"package":"pkgmgr"' <<<"$out" || fail "menu after remove: $out"
+echo "  remove: before_uninstall keep, before_delete, stop; its menu item is gone"
+
+# --- after_install fails: the instance is stopped and failed, and it runs again next time ---
+touch "$rec/fail-after_install"
+: >"$rec/calls.log"
+set +e; out=$(ph install --url "$url" "$tmp/src/cb1" 2>&1); rc=$?; set -e
+[ "$(calls)" = "cb 1.0.0 prepare
+cb 1.0.0 start
+cb 1.0.0 after_install
+cb 1.0.0 stop" ] || fail "a failing after_install: $(calls)"
+out=$(curl -s "$url/_/packages")
+grep -q '"instance":"cb"[^}]*"state":"failed"[^}]*after_install failed: after_install says no (test)' <<<"$out" ||
+  fail "cb after a failing after_install: $out"
+[ ! -e "$tmp/data/.installed/cb" ] || fail "a failed after_install is recorded as done"
+rm "$rec/fail-after_install"
+touch "$rec/fail-after_mount"
+: >"$rec/calls.log"
+out=$(admin -d '{}' "$url/_/enable/cb")
+# --- after_mount fails (after_install runs again, the instance ran before: no after_instantiate) ---
+grep -qF "after_mount failed: after_mount says no (test)" <<<"$out" || fail "enable with a failing after_mount: $out"
+[ "$(calls)" = "cb 1.0.0 prepare
+cb 1.0.0 start
+cb 1.0.0 after_install
+cb 1.0.0 after_mount /cb
+cb 1.0.0 stop" ] || fail "after_mount failure: $(calls)"
+echo "  a failing after_install / after_mount: stopped and failed with the message; retried at the next start"
+rm "$rec/fail-after_mount"
+: >"$rec/calls.log"
+out=$(admin -d '{}' "$url/_/enable/cb")
+[ "$(version)" = '"1.0.0"' ] || fail "cb after enable: $out $(version)"
+grep -q "cb 1.0.0 after_install" <<<"$(calls)" || fail "after_install not retried: $(calls)"
+echo "  enable afterwards: after_install, after_mount, cb runs"
+
+# --- a new instance: after_instantiate fails (failed, retried), then runs; before_delete ---
+touch "$rec/fail-after_instantiate"
+: >"$rec/calls.log"
+printf '[instance cb]\n[instance badhook]\n[instance pkgmgr]\n[instance cb2]\npackage = cb\n' >>"$tmp/host.ini"
+kill -HUP "$pid"
+for _ in $(seq 1 100); do grep -q "cb2 1.0.0 stop" "$rec/calls.log" 2>/dev/null && break; sleep 0.1; done
+[ "$(calls)" = "cb2 1.0.0 prepare
+cb2 1.0.0 start
+cb2 1.0.0 after_instantiate
+cb2 1.0.0 stop" ] || fail "a failing after_instantiate: $(calls)"
+out=$(curl -s "$url/_/packages")
+grep -q '"instance":"cb2"[^}]*"state":"failed"[^}]*after_instantiate failed: after_instantiate says no (test)' <<<"$out" ||
+  fail "cb2 state: $out"
+rm "$rec/fail-after_instantiate"
+: >"$rec/calls.log"
+kill -HUP "$pid"
+for _ in $(seq 1 100); do grep -q "cb2 1.0.0 after_mount" "$rec/calls.log" 2>/dev/null && break; sleep 0.1; done
+grep -q "cb2 1.0.0 after_instantiate" <<<"$(calls)" || fail "after_instantiate not retried: $(calls)"
+[ "$(ph call --url "$url" cb2.cb.version)" = '"1.0.0"' ] || fail "cb2 does not run"
+: >"$rec/calls.log"
+sed -i '/^\[instance cb2\]/,$d' "$tmp/host.ini" # cb, badhook and pkgmgr stay
+kill -HUP "$pid"
+for _ in $(seq 1 100); do grep -q "cb2 1.0.0 stop" "$rec/calls.log" 2>/dev/null && break; sleep 0.1; done
+[ "$(calls)" = "cb2 1.0.0 before_delete
+cb2 1.0.0 stop" ] || fail "an instance dropped from host.ini: $(calls)"
+echo "  a new instance: after_instantiate (a failure fails it, retried); dropped: before_delete"
+stop_host
+echo "1 passed, 0 failed"
