@@ -13,11 +13,12 @@ rec="$tmp/rec"
 mkdir -p "$tmp/pk" "$tmp/src" "$rec"
 cp -r "$PH_EXAMPLES/pkgmgr" "$tmp/pk/pkgmgr"
 
-cb() { # DIR VERSION: the callback fixture, contributing to the menu
+cb() { # DIR VERSION [NAME [CFLAGS]]: the callback fixture, contributing to the menu
+  local name=${3:-cb}
   mkdir -p "$1"
   cat >"$1/package.ini" <<INI
 [package]
-name = cb
+name = $name
 version = $2
 summary = Records its lifecycle callbacks
 license = MIT
@@ -31,14 +32,17 @@ url = /cb/
 order = 5
 INI
   cc -std=c11 -shared -fPIC -fvisibility=hidden -I"$PH_SOURCE_DIR/sdk/include" \
-    -DPH_PACKAGE_NAME='"cb"' -DPH_PACKAGE_VERSION="\"$2\"" \
-    -o "$1/cb.so" "$PH_SOURCE_DIR/tests/apm/cb.c" || fail "cc cb $2"
+    -DPH_PACKAGE_NAME="\"$name\"" -DPH_PACKAGE_VERSION="\"$2\"" ${4:-} \
+    -o "$1/$name.so" "$PH_SOURCE_DIR/tests/apm/cb.c" || fail "cc $name $2"
 }
 # a contributor whose item misses the required url: left out, the package still runs
 build_pkg "$tmp/pk" badhook lifecycle/app.c
 printf '[hook menu]\nlabel = Broken\ncategory = tests\n' >>"$tmp/pk/badhook/package.ini"
 cb "$tmp/src/cb1" 1.0.0
 cb "$tmp/src/cb2" 2.0.0
+# a package built before the callbacks existed (its descriptor ends before them)
+cb "$tmp/pk/old" 1.0.0 old -DOLD_DESCRIPTOR
+sed -i 's/^label = Callbacks/label = Old/; s/^order = 5/order = 7/' "$tmp/pk/old/package.ini"
 
 port=$(free_port)
 url="http://127.0.0.1:$port"
@@ -78,6 +82,13 @@ grep -qF "$want" <<<"$out" || fail "menu problems: $out"
 grep -q '"label":"Broken"' <<<"$out" && fail "the broken item is listed: $out"
 echo "  a contribution without a required parameter: left out, file:line said, its package runs"
 
+# --- an old package without the callback fields loads and runs; none of them is called ---
+[ "$(calls)" = "old 1.0.0 prepare
+old 1.0.0 start" ] || fail "a descriptor without callbacks: $(calls)"
+[ "$(ph call --url "$url" old.cb.version)" = '"1.0.0"' ] || fail "old does not run"
+: >"$rec/calls.log"
+echo "  a package built before the callbacks: loads, runs, none called"
+
 # --- install: after_instantiate, after_mount, after_install, in that order (item 4) ---
 out=$(ph install --url "$url" "$tmp/src/cb1" 2>&1) || fail "install cb 1.0.0: $out"
 [ "$(calls)" = "cb 1.0.0 prepare
@@ -87,13 +98,14 @@ cb 1.0.0 after_instantiate
 cb 1.0.0 after_mount /cb" ] || fail "install callbacks: $(calls)"
 [ "$(cat "$tmp/data/.installed/cb")" = 1.0.0 ] || fail "after_install is not recorded"
 [ "$(version)" = '"1.0.0"' ] || fail "cb after install: $(version)"
-# two contributors, ordered by order: pkgmgr's Packages (0), cb's Callbacks (5)
+# three contributors, ordered by order: pkgmgr's Packages (0), cb's Callbacks (5), old's (7)
 out=$(menu)
 python3 - "$out" <<'PY' || fail "menu after install: $out"
 import json, sys
 d = json.loads(sys.argv[1])
 got = [(i["package"], i["item"], i["label"], i.get("order")) for i in d["items"]]
-assert got == [("pkgmgr", "packages", "Packages", 0), ("cb", "cb", "Callbacks", 5)], got
+assert got == [("pkgmgr", "packages", "Packages", 0), ("cb", "cb", "Callbacks", 5),
+               ("old", "old", "Old", 7)], got
 assert d["declared_by"] == "pkgmgr", d
 PY
 echo "  install: prepare, start, after_install, after_instantiate, after_mount; menu of two packages"
@@ -186,7 +198,7 @@ echo "  enable afterwards: after_install, after_mount, cb runs"
 # --- a new instance: after_instantiate fails (failed, retried), then runs; before_delete ---
 touch "$rec/fail-after_instantiate"
 : >"$rec/calls.log"
-printf '[instance cb]\n[instance badhook]\n[instance pkgmgr]\n[instance cb2]\npackage = cb\n' >>"$tmp/host.ini"
+printf '[instance cb]\n[instance badhook]\n[instance old]\n[instance pkgmgr]\n[instance cb2]\npackage = cb\n' >>"$tmp/host.ini"
 kill -HUP "$pid"
 for _ in $(seq 1 100); do grep -q "cb2 1.0.0 stop" "$rec/calls.log" 2>/dev/null && break; sleep 0.1; done
 [ "$(calls)" = "cb2 1.0.0 prepare
@@ -203,7 +215,7 @@ for _ in $(seq 1 100); do grep -q "cb2 1.0.0 after_mount" "$rec/calls.log" 2>/de
 grep -q "cb2 1.0.0 after_instantiate" <<<"$(calls)" || fail "after_instantiate not retried: $(calls)"
 [ "$(ph call --url "$url" cb2.cb.version)" = '"1.0.0"' ] || fail "cb2 does not run"
 : >"$rec/calls.log"
-sed -i '/^\[instance cb2\]/,$d' "$tmp/host.ini" # cb, badhook and pkgmgr stay
+sed -i '/^\[instance cb2\]/,$d' "$tmp/host.ini" # cb, badhook, old and pkgmgr stay
 kill -HUP "$pid"
 for _ in $(seq 1 100); do grep -q "cb2 1.0.0 stop" "$rec/calls.log" 2>/dev/null && break; sleep 0.1; done
 [ "$(calls)" = "cb2 1.0.0 before_delete

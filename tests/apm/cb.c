@@ -5,6 +5,7 @@
  */
 #include <plughost/sdk.h>
 
+#include <stddef.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -82,8 +83,31 @@ static const ph_method cb_methods[] = {
     PH_METHOD0(version, PH_STR),
 };
 
-PH_PACKAGE(.prepare = prepare, .start = start, .stop = stop,
-           .actors = PH_ACTORS(PH_ACTOR("cb", cb_methods)), .after_install = after_install,
-           .before_upgrade = before_upgrade, .after_upgrade = after_upgrade,
-           .before_uninstall = before_uninstall, .after_instantiate = after_instantiate,
-           .before_delete = before_delete, .after_mount = after_mount);
+/*
+ * -DOLD_DESCRIPTOR: a package built before the callbacks existed, whose
+ * descriptor ends before them; the host must not read (or call) them.
+ */
+#ifdef OLD_DESCRIPTOR
+#define CB_SIZE offsetof(ph_package, after_install)
+#else
+#define CB_SIZE sizeof(ph_package)
+#endif
+
+PH_EXTERN_ PH_EXPORT const ph_package plughost_package_v1;
+const ph_package plughost_package_v1 = {
+    .abi = PH_ABI_VERSION,
+    .size = (uint32_t)CB_SIZE,
+    .name = PH_PACKAGE_NAME,
+    .version = PH_PACKAGE_VERSION,
+    .prepare = prepare,
+    .start = start,
+    .stop = stop,
+    .actors = PH_ACTORS(PH_ACTOR("cb", cb_methods)),
+    .after_install = after_install,
+    .before_upgrade = before_upgrade,
+    .after_upgrade = after_upgrade,
+    .before_uninstall = before_uninstall,
+    .after_instantiate = after_instantiate,
+    .before_delete = before_delete,
+    .after_mount = after_mount,
+};
