@@ -61,22 +61,30 @@ static const ph_kv *find_kv(const ph_kv *kv, size_t n, const char *key)
     return NULL;
 }
 
-/* The JSON value of `text` as declared `type` ("int64?" counts as int64), or NULL. */
-static json_t *typed_value(const char *type, const char *text)
+/*
+ * The JSON value of `text` as declared `type` ("int64?" counts as int64)
+ * into *out (NULL on no memory): 0, or -1 if `text` is not of the type.
+ */
+static int typed_value(const char *type, const char *text, json_t **out)
 {
     int64_t i;
     double d;
     bool b;
-    if (strncmp(type, "int64", 5) == 0)
-        return ph_parse_i64(text, &i) ? NULL : json_integer(i);
-    if (strncmp(type, "double", 6) == 0)
-        return ph_parse_f64(text, &d) ? NULL : json_real(d);
-    if (strncmp(type, "bool", 4) == 0)
-        return ph_parse_bool(text, &b) ? NULL : json_boolean(b);
-    return json_string(text);
+    *out = NULL;
+    if (strncmp(type, "int64", 5) == 0 && ph_parse_i64(text, &i) == 0)
+        *out = json_integer(i);
+    else if (strncmp(type, "double", 6) == 0 && ph_parse_f64(text, &d) == 0)
+        *out = json_real(d);
+    else if (strncmp(type, "bool", 4) == 0 && ph_parse_bool(text, &b) == 0)
+        *out = json_boolean(b);
+    else if (strncmp(type, "string", 6) == 0)
+        *out = json_string(text);
+    else
+        return -1;
+    return 0;
 }
 
-/* The base type of a declared type: "int64?" -> "int64" (static buffer-free: length only). */
+/* The length of a declared type without its '?': "int64?" -> 5. */
 static int type_len(const char *type)
 {
     size_t n = strlen(type);
@@ -106,17 +114,17 @@ static json_t *check_hook(const ph_manifest *m, const ph_hook *hk, const ph_mani
             bad = true;
             continue;
         }
-        json_t *val = typed_value(p->value, v->value);
-        if (!val) {
-            add_problem(problems,
-                        "%s:%d: '%s' in %s must be %.*s (endpoint '%s' of %s), not '%s'; the "
-                        "contribution is left out",
-                        m->path, v->line, v->key, label, type_len(p->value), p->value, ep->name,
-                        dm->name, v->value);
-            bad = true;
+        json_t *val = NULL;
+        if (typed_value(p->value, v->value, &val) == 0) {
+            bad |= !val || json_object_set_new(item, v->key, val) != 0; /* no memory */
             continue;
         }
-        json_object_set_new(item, v->key, val);
+        add_problem(problems,
+                    "%s:%d: '%s' in %s must be %.*s (endpoint '%s' of %s), not '%s'; the "
+                    "contribution is left out",
+                    m->path, v->line, v->key, label, type_len(p->value), p->value, ep->name,
+                    dm->name, v->value);
+        bad = true;
     }
     for (size_t k = 0; item && k < ep->n_params; k++) {
         const ph_kv *p = &ep->params[k];

@@ -349,7 +349,8 @@ static int on_ext_section(mf_ctx *x, const char *section, int line)
     char *w[3] = {NULL, NULL, NULL};
     size_t n = 0;
     int rc = split_words(section, w, &n);
-    int is_ep = n && strcmp(w[0], "endpoint") == 0, is_hook = n && strcmp(w[0], "hook") == 0;
+    int is_ep = rc >= 0 && n && strcmp(w[0], "endpoint") == 0;
+    int is_hook = rc >= 0 && n && strcmp(w[0], "hook") == 0;
     if (rc < 0 || (!is_ep && !is_hook)) {
         rc = rc < 0 ? rc : 1;
         goto cleanup;
