@@ -33,7 +33,7 @@ typedef struct mf_ctx {
 
 static const char known_sections[] =
     "[package], [requires], [optional], [conflicts], [parameters], [limits], [endpoint NAME], "
-    "[hook ENDPOINT] and [hook ENDPOINT ITEM]";
+    "[hook ENDPOINT [ITEM]]";
 
 /* Replaces the current error (code and message) by "prefix: <message>" with `code`. */
 static int rewrap(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

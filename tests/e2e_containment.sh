@@ -26,7 +26,7 @@ ph() { "$PH_BIN" --packages "$tmp/pk" --data-dir "$tmp/data" --log-level error "
 pkg newer newer.c -DEXTRA=1
 set +e; out=$(ph call --local newer.newer.one 2>&1); rc=$?; set -e
 [ $rc != 0 ] || fail "a descriptor using an unknown field must be refused: $out"
-grep -qF "package 'newer': built against a newer SDK (descriptor 112 bytes, this host knows 104) and it uses what this host does not know; upgrade the host or rebuild the package against this host's SDK" <<<"$out" \
+grep -qF "package 'newer': built against a newer SDK (descriptor 168 bytes, this host knows 160) and it uses what this host does not know; upgrade the host or rebuild the package against this host's SDK" <<<"$out" \
   || fail "$out"
 pkg newer newer.c -DEXTRA=0
 [ "$(ph call --local newer.newer.one)" = 1 ] || fail "a newer descriptor with zero new fields should load"
