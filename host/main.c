@@ -1285,8 +1285,9 @@ static const command commands[] = {
      O_HOST | O_STRICT | O_JSON},
     {"call", cmd_call,
      "call [--local] [-c host.ini] [--url URL] INSTANCE.ACTOR.METHOD [name=value ...|JSON]",
-     "Calls a method and prints its JSON result. By default it asks the running host over HTTP "
-     "(address from host.ini or --url); --local loads and starts the packages in this process, "
+     "Calls a method and prints its JSON result. By default it asks the running host (its "
+     "local socket, else its address from host.ini; or --url); --local loads and starts the "
+     "packages in this process, "
      "calls, and stops them.",
      O_HOST | O_REMOTE | O_LOCAL | O_STRICT},
     {"list", cmd_list, "list [-c host.ini] [--json]",
@@ -1378,7 +1379,9 @@ static void usage(FILE *f)
         {"      --log-format FORMAT", "text, json or journal (default: journal when stderr is "
                                       "the journal, else text)"},
         {"      --strict", "any failing package is fatal"},
-        {"      --url URL", "(call, status, reload, enable, disable, install) the running host"},
+        {"      --url URL", "(call, status, reload, enable, disable, install) the running host "
+                            "over TCP instead of its local socket: http:// or https://, a path is "
+                            "a prefix"},
         {"      --local", "(call) run the packages in this process"},
         {"      --purge", "(remove) delete the data too, after a backup"},
         {"      --json", "(status, list, check) machine-readable output (dist/schemas/)"},
@@ -1389,12 +1392,16 @@ static void usage(FILE *f)
         {"  0", "success"},
         {"  1", "the command failed (the message says why and what to do)"},
         {"  2", "a usage error: an unknown command or option, a missing argument"},
-        {"  3", "no host is running at the address (status, call, reload, enable, disable)"},
+        {"  3", "no host is running: no local socket, nothing at the address (status, call, "
+                "reload, enable, disable)"},
         {"  75", "the running host asks to retry later (HTTP 429 or 503; EX_TEMPFAIL)"},
     };
     static const char *const files[][2] = {
         {"  /etc/plughost/host.ini", "the installed host's configuration (plughost.service)"},
         {"  DATA_DIR/admin.token", "the admin token for management and PH_ADMIN methods (0600)"},
+        {"  DATA_DIR/plughost.sock", "the running host's local socket ([http] socket): root and "
+                                     "the host's user need no token on it (0600)"},
+        {"  /usr/libexec/plughost/plughostd", "the daemon `plughost run` starts"},
         {"  DATA_DIR/INSTANCE.db", "an instance's SQLite database"},
         {"  DATA_DIR/crashes.log", "a line per crash: package, build, signal (for quarantine)"},
     };
