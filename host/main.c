@@ -1277,7 +1277,8 @@ cleanup:
 static const command commands[] = {
     {"run", cmd_run, "run [-c host.ini] [--listen ADDR:PORT] [--strict]",
      "Loads every package and serves it until SIGINT/SIGTERM, then stops each instance in "
-     "reverse order.",
+     "reverse order. The daemon, plughostd, does it in this process; the CLI of root and of "
+     "its user reaches it through its local socket, without a token.",
      O_HOST | O_LISTEN | O_STRICT},
     {"check", cmd_check, "check [-c host.ini] [--json]",
      "Prints the plan (instances, versions, load order) and every problem without running "

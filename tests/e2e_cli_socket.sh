@@ -22,7 +22,7 @@ trap cleanup_all EXIT
 needed() { readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'; }
 needed "$PH_DAEMON" | grep -q '^libcurl' && fail "plughostd needs libcurl: $(needed "$PH_DAEMON" | tr '\n' ' ')"
 needed "$PH_BIN" | grep -q '^libcurl' || fail "plughost does not link libcurl: $(needed "$PH_BIN" | tr '\n' ' ')"
-nm -D --defined-only "$PH_DAEMON" 2>/dev/null | grep -q ph_client_ && fail "plughostd has the HTTP client"
+nm "$PH_DAEMON" 2>/dev/null | grep -q " ph_client_" && fail "plughostd has the HTTP client (host/client.c)"
 echo "  plughostd: no libcurl; plughost: libcurl"
 
 cp -r "$PH_EXAMPLES" "$tmp/pk"
