@@ -1354,11 +1354,16 @@ static enum MHD_Result instance_route(call *k, const path *p, const char *inst, 
     return serve_file(k, dir, "www", s, n, trailing_slash);
 }
 
-/* LOCAL SOCKET: 0 a TCP connection; 1 a trusted peer of the local socket; -1 another peer. */
+/*
+ * LOCAL SOCKET: 0 a TCP connection; 1 a trusted peer of the local socket; -1 another peer.
+ * Told by the peer's address family (only the local daemon has Unix peers), not by
+ * comparing daemons: TCP requests may arrive before the local daemon is started.
+ */
 static int local_peer(call *k, long *peer)
 {
-    const union MHD_ConnectionInfo *d = MHD_get_connection_info(k->c, MHD_CONNECTION_INFO_DAEMON);
-    if (!k->h->ld || !d || d->daemon != k->h->ld)
+    const union MHD_ConnectionInfo *a =
+        MHD_get_connection_info(k->c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!a || !a->client_addr || a->client_addr->sa_family != AF_UNIX)
         return 0;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(k->c, MHD_CONNECTION_INFO_CONNECTION_FD);
