@@ -587,6 +587,22 @@ static int set_auth(load_ctx *x, const char *key, const char *v)
     return unknown_key("auth", key, "token, token_file, require_token");
 }
 
+/* [trust] NAME = ed25519:BASE64: a public key of 32 bytes, RFC 4648 base64 with padding. */
+static int set_trust(load_ctx *x, const char *key, const char *v, int line)
+{
+    ph_trust_conf *t = &x->c->trust;
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (strcmp(key, "allow_unsigned") == 0)
+        return parse_bool("trust", key, v, &t->allow_unsigned);
+    size_t n = strlen(v);
+    if (strncmp(v, "ed25519:", 8) || n != 8 + 44 || v[n - 1] != '=' || strspn(v + 8, b64) != 43)
+        return ph_error_set(PH_ECONFIG,
+                            "'%s' in [trust] must be a public key line as plughost keygen "
+                            "prints it (NAME = ed25519: and 44 base64 characters), not '%s'",
+                            key, v);
+    return ph_kv_append(&t->keys, &t->n_keys, key, v, line);
+}
+
 /* A mount is a URL path prefix: "/seg[/seg...]" of URL-safe characters. */
 static int check_mount(const char *inst, const char *v)
 {
@@ -726,7 +742,7 @@ static bool is_instance_section(const char *section, const char **rest)
     return true;
 }
 
-static const char known_sections[] = "[host], [http], [limits], [auth], [instance NAME]";
+static const char known_sections[] = "[host], [http], [limits], [auth], [trust], [instance NAME]";
 
 static int on_section(load_ctx *x, const char *section, int line)
 {
@@ -735,7 +751,7 @@ static int on_section(load_ctx *x, const char *section, int line)
     if (is_instance_section(section, &rest))
         return begin_instance(x, rest, line);
     if (strcmp(section, "host") && strcmp(section, "http") && strcmp(section, "limits") &&
-        strcmp(section, "auth"))
+        strcmp(section, "auth") && strcmp(section, "trust"))
         return ph_error_set(PH_ECONFIG, "unknown section [%s]; known sections: %s", section,
                             known_sections);
     return 0;
@@ -758,6 +774,8 @@ static int on_config_event(void *user, const char *section, const char *key, con
         return set_auth(x, key, value);
     if (strcmp(section, "limits") == 0)
         return set_limits(x, key, value);
+    if (strcmp(section, "trust") == 0)
+        return set_trust(x, key, value, line);
     return set_instance(x, key, value, line);
 }
 
@@ -862,6 +880,11 @@ void ph_config_free(ph_config *c)
     free(c->http.socket);
     free(c->auth.token);
     free(c->auth.token_file);
+    for (size_t i = 0; i < c->trust.n_keys; i++) {
+        free(c->trust.keys[i].key);
+        free(c->trust.keys[i].value);
+    }
+    free(c->trust.keys);
     for (size_t i = 0; i < c->n_instances; i++)
         free_instance(&c->instances[i]);
     free(c->instances);

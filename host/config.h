@@ -10,6 +10,8 @@
  *   [limits]    call_timeout (seconds, decimals allowed), max_concurrent_calls
  *               (per instance)
  *   [auth]      token, token_file, require_token
+ *   [trust]     allow_unsigned (bool, default no), and NAME = ed25519:BASE64 for each
+ *               key whose signed archives `plughost install` accepts (dist.h)
  *   [instance NAME]  package, mount, enabled, version (a range pinning the
  *               package's version when several are installed; the operator's
  *               rollback), and any other key overrides the
@@ -93,6 +95,13 @@ typedef struct ph_auth_conf {
     bool require_token;
 } ph_auth_conf;
 
+/* [trust]: who may sign the distribution archives this host installs (dist.h). */
+typedef struct ph_trust_conf {
+    bool allow_unsigned; /* default false: an unsigned archive is refused */
+    ph_kv *keys;         /* key = the key's name, value = "ed25519:" + base64 of 32 bytes */
+    size_t n_keys;
+} ph_trust_conf;
+
 typedef struct ph_config {
     char *path;     /* the file read, NULL for pure defaults */
     char *base_dir; /* directory relative paths are resolved against */
@@ -106,6 +115,7 @@ typedef struct ph_config {
     ph_http_conf http;
     ph_limits_conf limits;
     ph_auth_conf auth;
+    ph_trust_conf trust;
     ph_instance_conf *instances;
     size_t n_instances;
 } ph_config;

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dist.h"
+
 #include "build.h"
 #include "elfcheck.h"
 #include "error.h"
@@ -360,7 +362,7 @@ static json_t *instance_states(ph_host *h, const char *name)
     return arr;
 }
 
-int ph_install(ph_host *h, const char *dir, json_t **out)
+static int install_dir(ph_host *h, const char *dir, json_t **out)
 {
     ph_manifest **ms = NULL, *m;
     json_t *report = NULL;
@@ -392,6 +394,22 @@ cleanup:
     json_decref(report);
     ph_install_free(ms, 1);
     free(target);
+    return rc;
+}
+
+int ph_install(ph_host *h, const char *path, json_t **out)
+{
+    char *staging = NULL;
+    *out = NULL;
+    if (!ph_dist_is(path))
+        return install_dir(h, path, out);
+    int rc = ph_dist_unpack(&h->cfg, path, &staging, NULL, NULL);
+    if (!rc)
+        rc = install_dir(h, staging, out);
+    if (!rc)
+        json_object_set_new(*out, "archive", json_string(path));
+    ph_dist_discard(staging);
+    free(staging);
     return rc;
 }
 

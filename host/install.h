@@ -54,12 +54,15 @@ int ph_uninstall_dir(const ph_config *cfg, const ph_manifest *m, int dry);
 
 /**
  * The whole install on a running host: check, copy, then the host loads
- * it (ph_host_reconcile with the package forced). *out (caller owns):
- * the check report plus "directory" and the state of each instance.
- * PH_EDEPENDENCY (nothing copied) when the check fails, with the problems
- * in the message.
+ * it (ph_host_reconcile with the package forced). `path` is a package
+ * directory or a distribution archive (NAME-VERSION.phpkg, dist.h:
+ * verified against host.ini's [trust] and unpacked into a staging
+ * directory first, removed afterwards). *out (caller owns): the check
+ * report plus "directory", the state of each instance and, for an archive,
+ * "archive". PH_EDEPENDENCY (nothing copied) when the check fails, with
+ * the problems in the message; the archive's refusals (PH_EPERM, PH_ELOAD).
  */
-int ph_install(ph_host *h, const char *dir, json_t **out);
+int ph_install(ph_host *h, const char *path, json_t **out);
 
 /**
  * Uninstalls package `name` from a running host: its instances are

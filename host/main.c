@@ -28,6 +28,7 @@
 #include "host.h"
 #include "http.h"
 #include "install.h"
+#include "dist.h"
 #include "log.h"
 #include "notify.h"
 #include "manage.h"
@@ -42,6 +43,8 @@ typedef struct cli {
     int local;
     int purge;
     int json;             /* --json: machine-readable output (status, list) */
+    const char *sign;     /* --sign KEY: the secret key file pack signs with */
+    const char *output;   /* --output DIR: where pack writes, where keygen writes */
     unsigned given;       /* O_* of the options on the command line */
     char token_note[512]; /* why the admin token was not sent, shown if the host asks for it */
     char missing_socket[PATH_MAX]; /* the local socket looked for and not found, or "" */
@@ -80,6 +83,8 @@ enum {
     O_LOCAL = 1 << 7,
     O_PURGE = 1 << 8,
     O_JSON = 1 << 9,
+    O_SIGN = 1 << 10,
+    O_OUTPUT = 1 << 11,
     /* the common options (the configuration: every command but new and help reads it) */
     O_HOST = O_CONFIG | O_DATA_DIR | O_LOG | O_PACKAGES,
     O_REMOTE = O_HOST | O_LISTEN | O_URL, /* talks to the running host */
@@ -953,11 +958,27 @@ static int install_notify(cli *c, const char *name)
     return status;
 }
 
+/* Unpacks each archive among `argv` (dist.h: checked before anything is written) into a
+ * staging directory: dirs[k] is argv[k] or its staging directory (staged[k], to discard). */
+static int stage_archives(const ph_config *cfg, int argc, char **argv, char **dirs, char **staged)
+{
+    for (int k = 0; k < argc; k++) {
+        dirs[k] = argv[k];
+        if (!ph_dist_is(argv[k]))
+            continue;
+        if (ph_dist_unpack(cfg, argv[k], &staged[k], NULL, NULL))
+            return -1;
+        printf("verified %s\n", argv[k]);
+        dirs[k] = staged[k];
+    }
+    return 0;
+}
+
 static int cmd_install(cli *c, int argc, char **argv)
 {
     if (argc < 1) {
-        fprintf(stderr, "plughost install: which package directory? usage: plughost install "
-                        "DIR [DIR...]\n");
+        fprintf(stderr, "plughost install: which package directory or archive? usage: plughost "
+                        "install DIR|ARCHIVE [...]\n");
         return 2;
     }
     ph_manifest **ms = NULL;
@@ -966,16 +987,19 @@ static int cmd_install(cli *c, int argc, char **argv)
     int status = 1;
     size_t i;
     json_t *v;
-    if (ph_cli_open_host(&c->o, &h)) {
+    char **dirs = calloc((size_t)argc, sizeof *dirs),
+         **staged = calloc((size_t)argc, sizeof *staged);
+    if (!dirs || !staged || ph_cli_open_host(&c->o, &h)) {
         print_error(NULL);
-        return 1;
+        goto cleanup;
     }
-    if (ph_install_check(&h->cfg, &h->set, argv, (size_t)argc, &ms, &report)) {
+    if (stage_archives(&h->cfg, argc, argv, dirs, staged) ||
+        ph_install_check(&h->cfg, &h->set, dirs, (size_t)argc, &ms, &report)) {
         print_error("install");
         goto cleanup;
     }
     for (int k = 0; k < argc; k++)
-        printf("installing %s %s from %s\n", ms[k]->name, ms[k]->version_text, ms[k]->dir);
+        printf("installing %s %s from %s\n", ms[k]->name, ms[k]->version_text, argv[k]);
     json_array_foreach(json_object_get(report, "migrations"), i, v)
         printf("  %s\n", json_string_value(v));
     json_array_foreach(json_object_get(report, "problems"), i, v)
@@ -1004,7 +1028,52 @@ cleanup:
     json_decref(report);
     ph_host_free(h);
     ph_install_free(ms, (size_t)argc);
+    for (int k = 0; staged && k < argc; k++) {
+        ph_dist_discard(staged[k]);
+        free(staged[k]);
+    }
+    free(staged);
+    free(dirs);
     return status;
+}
+
+/* ---- pack, keygen: distribution archives (dist.h) ---- */
+
+static int cmd_pack(cli *c, int argc, char **argv)
+{
+    if (argc != 1) {
+        fprintf(stderr, "plughost pack: which package directory? usage: plughost pack "
+                        "[--sign KEY] [--output DIR] DIR\n");
+        return 2;
+    }
+    char *path = NULL;
+    if (ph_dist_pack(argv[0], c->output ? c->output : ".", c->sign, &path)) {
+        print_error("pack");
+        return 1;
+    }
+    printf("wrote %s (%s)\n", path, c->sign ? "signed" : "unsigned");
+    free(path);
+    return 0;
+}
+
+static int cmd_keygen(cli *c, int argc, char **argv)
+{
+    if (argc != 1) {
+        fprintf(stderr, "plughost keygen: which key name? usage: plughost keygen [--output DIR] "
+                        "NAME\n");
+        return 2;
+    }
+    const char *dir = c->output ? c->output : ".";
+    char *line = NULL;
+    if (ph_dist_keygen(argv[0], dir, &line)) {
+        print_error("keygen");
+        return 1;
+    }
+    printf("wrote %s/%s.secret (keep it private: it signs archives) and %s/%s.pub\n"
+           "hosts that trust this key have in host.ini:\n[trust]\n%s\n",
+           dir, argv[0], dir, argv[0], line);
+    free(line);
+    return 0;
 }
 
 /* ---- remove: uninstall a package, keep (or purge) its data ---- */
@@ -1313,12 +1382,23 @@ static const command commands[] = {
      "Stops instance NAME (or every instance of package NAME) in the running host and keeps it "
      "off across reloads and SIGHUP until enable; its data is kept.",
      O_REMOTE},
-    {"install", cmd_install, "install [-c host.ini] [--url URL] DIR [DIR...]",
+    {"install", cmd_install, "install [-c host.ini] [--url URL] DIR|ARCHIVE [...]",
      "Checks the packages in DIR... (manifest, library, dependencies against what is installed, "
      "the declared interface against the installed build, each migration rehearsed on a copy "
      "of the database), copies them into the first package directory (replacing older "
-     "versions) and has the running host load them together.",
+     "versions) and has the running host load them together. An ARCHIVE (NAME-VERSION.phpkg) "
+     "is verified first: signed by a key in [trust] of host.ini, every file as listed, no "
+     "path outside the package, a library for this machine; nothing is unpacked otherwise.",
      O_HOST | O_REMOTE},
+    {"pack", cmd_pack, "pack [--sign KEY] [--output DIR] DIR",
+     "Writes the package in DIR (package.ini, library, sql/, www/, wiki/, lib/) as the "
+     "distribution archive NAME-VERSION.phpkg, with the SHA-256 of every file, signed with "
+     "the secret key file KEY (Ed25519) when given.",
+     O_LOG | O_SIGN | O_OUTPUT},
+    {"keygen", cmd_keygen, "keygen [--output DIR] NAME",
+     "Makes an Ed25519 key pair for signing archives: NAME.secret (mode 0600) and NAME.pub, "
+     "and prints the line hosts that trust it add to [trust] in host.ini.",
+     O_LOG | O_OUTPUT},
     {"remove", cmd_remove, "remove [-c host.ini] [--purge] NAME",
      "Uninstalls package NAME: a running host unloads it, its directory is deleted and its data "
      "is kept, so reinstalling finds every row. --purge also deletes the data, after writing a "
@@ -1386,6 +1466,8 @@ static void usage(FILE *f)
         {"      --local", "(call) run the packages in this process"},
         {"      --purge", "(remove) delete the data too, after a backup"},
         {"      --json", "(status, list, check) machine-readable output (dist/schemas/)"},
+        {"      --sign KEY", "(pack) sign with this secret key file (plughost keygen)"},
+        {"      --output DIR", "(pack, keygen) where to write (default: .)"},
         {"  -h, --help", "this text; `plughost COMMAND --help` shows a command's usage"},
         {"      --version", "the version and SDK ABI"},
     };
@@ -1456,7 +1538,8 @@ static int run_cli(cli *c, int argc, char **argv)
         {"strict", no_argument, NULL, 's'},         {"local", no_argument, NULL, 'o'},
         {"purge", no_argument, NULL, 'P'},          {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},        {"log-format", required_argument, NULL, 'F'},
-        {"json", no_argument, NULL, 'J'},           {NULL, 0, NULL, 0},
+        {"json", no_argument, NULL, 'J'},           {"sign", required_argument, NULL, 'S'},
+        {"output", required_argument, NULL, 'O'},   {NULL, 0, NULL, 0},
     };
     /* the O_* bit of each option, by its getopt value */
     static const struct {
@@ -1467,7 +1550,8 @@ static int run_cli(cli *c, int argc, char **argv)
         {'c', O_CONFIG, "--config"}, {'l', O_LISTEN, "--listen"},  {'d', O_DATA_DIR, "--data-dir"},
         {'L', O_LOG, "--log-level"}, {'F', O_LOG, "--log-format"}, {'p', O_PACKAGES, "--packages"},
         {'u', O_URL, "--url"},       {'s', O_STRICT, "--strict"},  {'o', O_LOCAL, "--local"},
-        {'P', O_PURGE, "--purge"},   {'J', O_JSON, "--json"}};
+        {'P', O_PURGE, "--purge"},   {'J', O_JSON, "--json"},      {'S', O_SIGN, "--sign"},
+        {'O', O_OUTPUT, "--output"}};
     const char *given_name[sizeof bits / sizeof bits[0]] = {0};
     int want_help = 0, o;
     ph_cli_raise_fd_limit(); /* run and call --local load every package */
@@ -1508,6 +1592,12 @@ static int run_cli(cli *c, int argc, char **argv)
             break;
         case 'J':
             c->json = 1;
+            break;
+        case 'S':
+            c->sign = optarg;
+            break;
+        case 'O':
+            c->output = optarg;
             break;
         case 'p':
             if (add_package_dir(c, optarg))

@@ -220,13 +220,14 @@ static void test_unknown_keys_and_sections(void **state)
     load_bad(f, "[auth]\npassword = x\n", PH_ECONFIG, 2,
              "unknown key 'password' in [auth]; known keys: token, token_file, require_token");
     load_bad(f, "[host]\n[htpp]\n", PH_ECONFIG, 2,
-             "unknown section [htpp]; known sections: [host], [http], [limits], [auth], [instance "
+             "unknown section [htpp]; known sections: [host], [http], [limits], [auth], [trust], "
+             "[instance "
              "NAME]");
     load_bad(f, "[instances blog]\n", PH_ECONFIG, 1, "unknown section [instances blog]");
-    load_bad(
-        f, "threads = 4\n[http]\n", PH_ECONFIG, 1,
-        "'threads' is outside any section; put it under one of [host], [http], [limits], [auth], "
-        "[instance NAME]");
+    load_bad(f, "threads = 4\n[http]\n", PH_ECONFIG, 1,
+             "'threads' is outside any section; put it under one of [host], [http], [limits], "
+             "[auth], [trust], "
+             "[instance NAME]");
 }
 
 /* [limits]: defaults, values and the errors a user reads. */
@@ -289,6 +290,11 @@ static void test_bad_values(void **state)
     load_bad(f, "[host]\npackage_dirs = a,,b\n", PH_ECONFIG, 2,
              "'package_dirs' in [host] has an empty entry; write directories separated by commas");
     load_bad(f, "[auth]\ntoken =\n", PH_ECONFIG, 2, "'token' in [auth] is empty");
+    load_bad(f, "[trust]\nbob = ssh-ed25519 AAAAC3NzaC1lZDI1NTE5\n", PH_ECONFIG, 2,
+             "'bob' in [trust] must be a public key line as plughost keygen prints it (NAME = "
+             "ed25519: and 44 base64 characters), not 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5'");
+    load_bad(f, "[trust]\nallow_unsigned = maybe\n", PH_ECONFIG, 2,
+             "'allow_unsigned' in [trust] must be true or false");
     load_bad(f, "[auth]\ntoken_file = \n", PH_ECONFIG, 2, "'token_file' in [auth] is empty");
 }
 
@@ -434,9 +440,9 @@ static void test_hostile_lines(void **state)
     load_bad(f, "[auth]\ntoken = \xC0\xAF\n", PH_ECONFIG, 2, "not valid UTF-8 (byte 0xC0");
     load_bad(f, "[auth]\ntoken = \xED\xA0\x80\n", PH_ECONFIG, 2, "not valid UTF-8 (byte 0xED");
     /* Odd section names: refused by name, at their line. */
-    load_bad(
-        f, "[host]\n[x=y]\nk = v\n", PH_ECONFIG, 2,
-        "unknown section [x=y]; known sections: [host], [http], [limits], [auth], [instance NAME]");
+    load_bad(f, "[host]\n[x=y]\nk = v\n", PH_ECONFIG, 2,
+             "unknown section [x=y]; known sections: [host], [http], [limits], [auth], [trust], "
+             "[instance NAME]");
     load_bad(f, "[instance:x]\nk = v\n", PH_ECONFIG, 1, "unknown section [instance:x]");
     load_bad(f, "[instance x=y]\nk = v\n", PH_ECONFIG, 1,
              "invalid instance name 'x=y': '=' is not allowed");
@@ -445,6 +451,7 @@ static void test_hostile_lines(void **state)
     /* Keys before any section. */
     load_bad(f, "k = v\n[host]\n", PH_ECONFIG, 1,
              "'k' is outside any section; put it under one of [host], [http], [limits], [auth], "
+             "[trust], "
              "[instance NAME]");
     /* Continuation lines do not exist: the indented line says so. */
     load_bad(f, "[auth]\ntoken = 0123456789abcdef0123456789abcdef\n    def\n", PH_ECONFIG, 3,
