@@ -1,5 +1,7 @@
 # `make deb`: two Debian packages from the install components, with CPack.
-#   plughost     the daemon, plughost.service, /etc/plughost/host.ini, pkgmgr
+#   plughost     the CLI (/usr/bin/plughost), the daemon it execs
+#                (/usr/libexec/plughost/plughostd), plughost.service,
+#                /etc/plughost/host.ini, pkgmgr
 #   plughost-dev the SDK: headers, CMake package, pkg-config file
 # Dependencies of the daemon come from dpkg-shlibdeps; /etc/plughost/host.ini
 # is a conffile; each package carries its copyright and changelog as Debian

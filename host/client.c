@@ -2,8 +2,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
+#include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,37 +12,56 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/time.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <curl/curl.h>
 
 #include "error.h"
 #include "jsonout.h"
+#include "localsock.h"
 
 #define MAX_RESPONSE (256u * 1024 * 1024)
 #define IO_TIMEOUT_S 60
 
 typedef struct endpoint {
+    char *scheme; /* "http" or "https"; NULL for the local socket */
     char *host;
     char *port;
     char *prefix; /* the URL's path without its trailing '/': "" or "/plughost" */
+    char *socket; /* the local socket's path (a "unix:PATH" target) */
 } endpoint;
 
 static void endpoint_free(endpoint *e)
 {
+    free(e->scheme);
     free(e->host);
     free(e->port);
     free(e->prefix);
+    free(e->socket);
 }
 
 static int parse_url(const char *url, endpoint *out)
 {
     memset(out, 0, sizeof(*out));
-    if (strncmp(url, "http://", 7) != 0)
+    if (strncmp(url, PH_CLIENT_LOCAL, strlen(PH_CLIENT_LOCAL)) == 0) {
+        out->socket = strdup(url + strlen(PH_CLIENT_LOCAL));
+        out->prefix = strdup("");
+        if (!out->socket || !out->prefix) {
+            endpoint_free(out);
+            return ph_error_set(PH_ENOMEM, "out of memory parsing a URL");
+        }
+        return 0;
+    }
+    bool tls = strncmp(url, "https://", 8) == 0;
+    if (!tls && strncmp(url, "http://", 7) != 0)
         return ph_error_set(PH_EINVAL,
                             "URL '%s' is not supported; use http://HOST:PORT (the "
-                            "host's [http] listen address)",
+                            "host's [http] listen address) or https://HOST/PATH (a TLS proxy "
+                            "in front of it)",
                             url);
-    const char *h = url + 7, *end = h + strcspn(h, "/?#"), *colon;
+    const char *h = url + (tls ? 8 : 7), *end = h + strcspn(h, "/?#"), *colon;
     const char *hs = h, *he;
     if (*h == '[') {
         const char *rb = memchr(h, ']', (size_t)(end - h));
@@ -63,217 +83,251 @@ static int parse_url(const char *url, endpoint *out)
                             "http://HOST:PORT, optionally with the path a proxy serves the host "
                             "under (http://HOST/plughost)",
                             url);
+    if (memchr(hs, '@', (size_t)(he - hs)))
+        return ph_error_set(PH_EINVAL,
+                            "URL '%s' carries credentials, which plughost does not send; give "
+                            "http://HOST:PORT (the admin token comes from the data directory)",
+                            url);
     size_t pl = strlen(end);
     while (pl && end[pl - 1] == '/')
         pl--;
+    out->scheme = strdup(tls ? "https" : "http");
     out->host = strndup(hs, (size_t)(he - hs));
-    out->port = colon ? strndup(colon + 1, (size_t)(end - colon - 1)) : strdup("80");
+    out->port = colon ? strndup(colon + 1, (size_t)(end - colon - 1)) : strdup(tls ? "443" : "80");
     out->prefix = strndup(end, pl);
-    if (!out->host || !out->port || !out->prefix) {
+    if (!out->scheme || !out->host || !out->port || !out->prefix) {
         endpoint_free(out);
         return ph_error_set(PH_ENOMEM, "out of memory parsing a URL");
     }
+    if (!*out->port || strspn(out->port, "0123456789") != strlen(out->port)) {
+        endpoint_free(out);
+        return ph_error_set(PH_EINVAL, "URL '%s' has a bad port; use http://HOST:PORT", url);
+    }
     return 0;
 }
 
-static int connect_to(const endpoint *e, const char *url, int *fd_out)
+/* What the messages call the target: the URL, or "the local socket PATH". */
+static void target_name(const endpoint *e, const char *url, char *buf, size_t n)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(e->host, e->port, &hints, &res);
-    if (rc)
-        return ph_error_set(PH_EIO, "cannot resolve %s: %s; check the URL", url, gai_strerror(rc));
-    int fd = -1, err = 0;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
-            err = errno;
-            continue;
-        }
-        struct timeval tv = {IO_TIMEOUT_S, 0};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-            break;
-        err = errno;
-        close(fd);
-        fd = -1;
+    if (e->socket)
+        snprintf(buf, n, "the local socket %s", e->socket);
+    else
+        snprintf(buf, n, "%s", url);
+}
+
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* The response body as it arrives, bounded by MAX_RESPONSE. */
+typedef struct sink {
+    char *buf;
+    size_t len, cap;
+    bool too_big;
+} sink;
+
+static size_t on_data(char *p, size_t size, size_t nmemb, void *ud)
+{
+    sink *s = ud;
+    size_t n = size * nmemb;
+    if (n > MAX_RESPONSE - s->len) {
+        s->too_big = true;
+        return 0;
     }
-    freeaddrinfo(res);
-    if (fd < 0)
-        return ph_error_set(err == ECONNREFUSED ? PH_EUNREACHABLE : PH_EIO,
+    if (s->len + n + 1 > s->cap) {
+        size_t cap = s->cap ? s->cap : 4096;
+        while (cap < s->len + n + 1)
+            cap *= 2;
+        char *b = realloc(s->buf, cap);
+        if (!b)
+            return 0;
+        s->buf = b;
+        s->cap = cap;
+    }
+    memcpy(s->buf + s->len, p, n);
+    s->len += n;
+    return n;
+}
+
+/* A loopback name: the proxy of the environment is never for it. */
+static bool loopback_name(const char *h);
+
+/* Turns a failed transfer into the error users read. */
+static int transfer_error(CURLcode cc, long os_errno, const endpoint *e, const char *url,
+                          const char *detail)
+{
+    char who[PATH_MAX + 32];
+    target_name(e, url, who, sizeof who);
+    const char *why = detail && *detail ? detail : curl_easy_strerror(cc);
+    switch (cc) {
+    case CURLE_COULDNT_CONNECT:
+        if (e->socket && (os_errno == ECONNREFUSED || os_errno == ENOENT))
+            return ph_error_set(PH_EUNREACHABLE,
+                                "no host is running (the socket at %s is left from a host that "
+                                "stopped); start one with plughost run",
+                                e->socket);
+        if (e->socket && (os_errno == EACCES || os_errno == EPERM))
+            return ph_error_set(PH_EPERM,
+                                "cannot use %s: %s; it is the host's own: run the command as "
+                                "root or as the host's user, or pass --url with the host's "
+                                "address (the admin token is needed then)",
+                                who, ph_strerror((int)os_errno));
+        return ph_error_set(os_errno == ECONNREFUSED ? PH_EUNREACHABLE : PH_EIO,
                             "cannot connect to %s: %s; is `plughost run` up? Start it, "
                             "or pass --url with the address it listens on",
-                            url, strerror(err));
-    *fd_out = fd;
-    return 0;
-}
-
-static int send_all(int fd, const char *p, size_t n, const char *url)
-{
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return ph_error_set(PH_EIO, "sending to %s failed: %s", url, strerror(errno));
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int recv_all(int fd, char **out, size_t *len, const char *url)
-{
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap + 1);
-    if (!buf)
-        return ph_error_set(PH_ENOMEM, "out of memory reading a response");
-    for (;;) {
-        if (n == cap) {
-            if (cap >= MAX_RESPONSE) {
-                free(buf);
-                return ph_error_set(PH_ETOOBIG, "the response from %s is larger than %u bytes", url,
-                                    MAX_RESPONSE);
-            }
-            char *b = realloc(buf, cap * 2 + 1);
-            if (!b) {
-                free(buf);
-                return ph_error_set(PH_ENOMEM, "out of memory reading a response");
-            }
-            buf = b;
-            cap *= 2;
-        }
-        ssize_t r = recv(fd, buf + n, cap - n, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            free(buf);
-            return ph_error_set(PH_EIO, "reading from %s failed: %s%s", url, strerror(e),
-                                e == EAGAIN ? " (no answer within 60 s)" : "");
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
-/* Value of header `name` in the header block [h, end), or NULL; *vlen its length. */
-static const char *header(const char *h, const char *end, const char *name, size_t *vlen)
-{
-    size_t nl = strlen(name);
-    for (const char *l = h; l < end;) {
-        const char *eol = memmem(l, (size_t)(end - l), "\r\n", 2);
-        if (!eol)
-            eol = end;
-        if ((size_t)(eol - l) > nl && strncasecmp(l, name, nl) == 0 && l[nl] == ':') {
-            const char *v = l + nl + 1;
-            while (v < eol && (*v == ' ' || *v == '\t'))
-                v++;
-            *vlen = (size_t)(eol - v);
-            return v;
-        }
-        l = eol + 2;
-    }
-    return NULL;
-}
-
-/* Decodes a chunked body in place; -1 if malformed. */
-static long dechunk(char *p, size_t n)
-{
-    size_t r = 0, w = 0;
-    for (;;) {
-        char *end;
-        if (r >= n)
-            return -1;
-        errno = 0;
-        unsigned long sz = strtoul(p + r, &end, 16);
-        char *crlf = memmem(p + r, n - r, "\r\n", 2);
-        if (errno || end == p + r || !crlf)
-            return -1;
-        r = (size_t)(crlf - p) + 2;
-        if (sz == 0)
-            return (long)w;
-        if (sz > n - r)
-            return -1;
-        memmove(p + w, p + r, sz);
-        w += sz;
-        r += sz + 2;
-    }
-}
-
-static int parse_response(char *raw, size_t n, const char *url, ph_client_response *out)
-{
-    char *hend = memmem(raw, n, "\r\n\r\n", 4);
-    int status = 0;
-    if (!hend || sscanf(raw, "HTTP/1.%*d %d", &status) != 1 || status < 100 || status > 599)
+                            who, os_errno ? ph_strerror((int)os_errno) : why);
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return ph_error_set(PH_EIO, "cannot resolve %s: %s; check the URL", who, why);
+    case CURLE_OPERATION_TIMEDOUT:
+        return ph_error_set(PH_EIO, "reading from %s failed: %s (no answer within %d s)", who, why,
+                            IO_TIMEOUT_S);
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_UNSUPPORTED_PROTOCOL:
         return ph_error_set(PH_EIO,
                             "%s did not answer with HTTP; is the URL the plughost's "
                             "[http] listen address?",
-                            url);
-    char *body = hend + 4;
-    size_t blen = n - (size_t)(body - raw), vlen;
-    const char *te = header(raw, hend + 2, "Transfer-Encoding", &vlen);
-    const char *cl = header(raw, hend + 2, "Content-Length", &vlen);
-    if (te && vlen >= 7 && strncasecmp(te, "chunked", 7) == 0) {
-        long d = dechunk(body, blen);
-        if (d < 0)
-            return ph_error_set(PH_EIO, "malformed chunked response from %s", url);
-        blen = (size_t)d;
-    } else if (cl) {
-        unsigned long long want = strtoull(cl, NULL, 10);
-        if (want > blen)
-            return ph_error_set(PH_EIO, "the response from %s ended early (%zu of %llu bytes)", url,
-                                blen, want);
-        blen = (size_t)want;
+                            who);
+    case CURLE_FILESIZE_EXCEEDED:
+        return ph_error_set(PH_ETOOBIG, "the response from %s is larger than %u bytes", who,
+                            MAX_RESPONSE);
+    case CURLE_OUT_OF_MEMORY:
+        return ph_error_set(PH_ENOMEM, "out of memory talking to %s", who);
+    default:
+        return ph_error_set(PH_EIO, "talking to %s failed: %s", who, why);
     }
-    out->body = malloc(blen + 1);
-    if (!out->body)
-        return ph_error_set(PH_ENOMEM, "out of memory reading a response");
-    memcpy(out->body, body, blen);
-    out->body[blen] = '\0';
-    out->len = blen;
-    out->status = status;
-    return 0;
 }
 
 int ph_client_request(const char *url, const char *token, const char *method, const char *path,
                       const char *body, size_t body_len, ph_client_response *out)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     endpoint e;
-    int fd = -1, rc;
-    char *head = NULL, *raw = NULL;
-    size_t raw_len = 0;
+    CURL *cu = NULL;
+    struct curl_slist *hdrs = NULL;
+    char *full = NULL, *auth = NULL, errbuf[CURL_ERROR_SIZE] = "";
+    char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    int dirfd = -1, rc;
+    sink s = {0};
 
     memset(out, 0, sizeof(*out));
     if ((rc = parse_url(url, &e)))
         return rc;
-    int n = asprintf(&head,
-                     "%s %s%s HTTP/1.1\r\nHost: %s%s%s:%s\r\nConnection: close\r\n"
-                     "Accept: application/json\r\n%s%s%s"
-                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-                     method, e.prefix, path, strchr(e.host, ':') ? "[" : "", e.host,
-                     strchr(e.host, ':') ? "]" : "", e.port, token ? "Authorization: Bearer " : "",
-                     token ? token : "", token ? "\r\n" : "", body ? body_len : 0);
-    if (n < 0) {
+    pthread_once(&once, curl_init_once);
+    if (e.socket) {
+        struct stat st;
+        if (lstat(e.socket, &st) != 0 && errno == ENOENT) {
+            rc = ph_error_set(PH_EUNREACHABLE,
+                              "no host is running (no socket at %s); start one with plughost run",
+                              e.socket);
+            goto cleanup;
+        }
+        if ((rc = ph_localsock_name(e.socket, sock, sizeof sock, &dirfd)))
+            goto cleanup;
+    }
+    bool v6 = e.host && strchr(e.host, ':');
+    int n = e.socket ? asprintf(&full, "http://localhost%s", path)
+                     : asprintf(&full, "%s://%s%s%s:%s%s%s", e.scheme, v6 ? "[" : "", e.host,
+                                v6 ? "]" : "", e.port, e.prefix, path);
+    if (n < 0 || (token && asprintf(&auth, "Authorization: Bearer %s", token) < 0)) {
+        full = auth = NULL;
         rc = ph_error_set(PH_ENOMEM, "out of memory building a request");
         goto cleanup;
     }
-    if ((rc = connect_to(&e, url, &fd)) || (rc = send_all(fd, head, (size_t)n, url)) ||
-        (body && (rc = send_all(fd, body, body_len, url))) ||
-        (rc = recv_all(fd, &raw, &raw_len, url)))
+    if (!(cu = curl_easy_init())) {
+        rc = ph_error_set(PH_ENOMEM, "out of memory building a request");
         goto cleanup;
-    rc = parse_response(raw, raw_len, url, out);
+    }
+    struct curl_slist *h1 = curl_slist_append(NULL, "Accept: application/json");
+    hdrs = h1;
+    if (hdrs && strcmp(method, "GET") != 0) /* the host wants it on a POST, even without a body */
+        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    if (hdrs) /* no 100-continue round trip before a large body */
+        hdrs = curl_slist_append(hdrs, "Expect:");
+    if (hdrs && auth)
+        hdrs = curl_slist_append(hdrs, auth);
+    if (!hdrs) {
+        curl_slist_free_all(h1);
+        rc = ph_error_set(PH_ENOMEM, "out of memory building a request");
+        goto cleanup;
+    }
+    curl_easy_setopt(cu, CURLOPT_URL, full);
+    curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(cu, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(cu, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(cu, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(cu, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(cu, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(cu, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(cu, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)MAX_RESPONSE);
+    curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT, (long)IO_TIMEOUT_S);
+    /* a call may run long; a host that sends nothing for IO_TIMEOUT_S is given up */
+    curl_easy_setopt(cu, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(cu, CURLOPT_LOW_SPEED_TIME, (long)IO_TIMEOUT_S);
+    /*
+     * Redirects are followed only without credentials: the admin token goes
+     * to the URL it was given for, never to where a redirect points.
+     */
+    curl_easy_setopt(cu, CURLOPT_FOLLOWLOCATION, token ? 0L : 1L);
+    curl_easy_setopt(cu, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(cu, CURLOPT_POSTREDIR, (long)CURL_REDIR_POST_ALL);
+    /* proxies come from the environment (http_proxy, https_proxy, no_proxy), never for loopback */
+    if (e.socket) {
+        curl_easy_setopt(cu, CURLOPT_UNIX_SOCKET_PATH, sock);
+        curl_easy_setopt(cu, CURLOPT_PROXY, "");
+    } else if (loopback_name(e.host)) {
+        curl_easy_setopt(cu, CURLOPT_PROXY, "");
+    }
+    if (strcmp(method, "GET") == 0) {
+        curl_easy_setopt(cu, CURLOPT_HTTPGET, 1L);
+    } else {
+        curl_easy_setopt(cu, CURLOPT_CUSTOMREQUEST, method);
+        if (body || strcmp(method, "POST") == 0) {
+            curl_easy_setopt(cu, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
+            curl_easy_setopt(cu, CURLOPT_POSTFIELDS, body ? body : "");
+        }
+    }
+    CURLcode cc = curl_easy_perform(cu);
+    if (cc != CURLE_OK) {
+        long os_errno = 0;
+        curl_easy_getinfo(cu, CURLINFO_OS_ERRNO, &os_errno);
+        rc = s.too_big ? transfer_error(CURLE_FILESIZE_EXCEEDED, 0, &e, url, NULL)
+                       : transfer_error(cc, os_errno, &e, url, errbuf);
+        goto cleanup;
+    }
+    long status = 0;
+    char *location = NULL;
+    curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(cu, CURLINFO_REDIRECT_URL, &location);
+    if (!s.buf && !(s.buf = malloc(1))) {
+        rc = ph_error_set(PH_ENOMEM, "out of memory reading a response");
+        goto cleanup;
+    }
+    s.buf[s.len] = '\0';
+    out->status = (int)status;
+    out->body = s.buf;
+    out->len = s.len;
+    s.buf = NULL;
+    if (location && !(out->location = strdup(location))) {
+        ph_client_response_free(out);
+        rc = ph_error_set(PH_ENOMEM, "out of memory reading a response");
+        goto cleanup;
+    }
+    rc = 0;
 cleanup:
-    if (fd >= 0)
-        close(fd);
-    free(head);
-    free(raw);
+    if (cu)
+        curl_easy_cleanup(cu);
+    curl_slist_free_all(hdrs);
+    if (dirfd >= 0)
+        close(dirfd);
+    if (auth) { /* the secret does not stay in freed memory */
+        explicit_bzero(auth, strlen(auth));
+        free(auth);
+    }
+    free(full);
+    free(s.buf);
     endpoint_free(&e);
     return rc;
 }
@@ -305,6 +359,10 @@ bool ph_client_token_belongs(const ph_config *cfg, const char *url)
     endpoint e;
     if (parse_url(url, &e))
         return false;
+    if (e.socket || strcmp(e.scheme, "http") != 0) { /* the host itself speaks plain HTTP */
+        endpoint_free(&e);
+        return false;
+    }
     const char *a =
         cfg->http.listen_addr && *cfg->http.listen_addr ? cfg->http.listen_addr : "127.0.0.1";
     char port[16];
@@ -322,7 +380,8 @@ void ph_client_response_free(ph_client_response *r)
     if (!r)
         return;
     free(r->body);
-    r->body = NULL;
+    free(r->location);
+    r->body = r->location = NULL;
 }
 
 /* Turns a response into JSON or into the server's error. Frees the response. */
@@ -331,13 +390,26 @@ static int response_json(ph_client_response *r, const char *url, json_t **out)
     json_error_t err;
     json_t *j = json_loadb(r->body, r->len, JSON_DECODE_ANY, &err);
     int rc = 0;
-    if (r->status >= 300) {
+    if (r->status >= 300 && r->status < 400) {
+        rc = ph_error_set(PH_EIO,
+                          "%s answered with a redirect (HTTP %d) to %s, which is not followed "
+                          "with the admin token; pass --url with the address it names",
+                          url, r->status, r->location ? r->location : "nowhere");
+        json_decref(j);
+    } else if (r->status >= 300) {
         json_t *e = json_object_get(j, "error");
         const char *word = json_string_value(json_object_get(e, "code"));
         const char *msg = json_string_value(json_object_get(e, "message"));
+        endpoint ep;
+        bool parsed = r->status == 404 && parse_url(url, &ep) == 0;
+        bool prefixed = parsed && *ep.prefix;
         rc = ph_error_set_word(ph_error_code_of_http((unsigned)r->status, word), word,
-                               "%s (HTTP %d)", msg ? msg : "the host answered with an error",
-                               r->status);
+                               "%s (HTTP %d)%s%s%s", msg ? msg : "the host answered with an error",
+                               r->status, prefixed ? "; is the host served under " : "",
+                               prefixed ? ep.prefix : "",
+                               prefixed ? "/? check the path of the URL (--url)" : "");
+        if (parsed)
+            endpoint_free(&ep);
         json_decref(j);
     } else if (!j) {
         rc = ph_error_set(PH_EIO, "%s answered with invalid JSON: %s", url, err.text);

@@ -1,13 +1,16 @@
 /*
- * The CLI's side of the HTTP gateway: a small HTTP/1.1 client over a TCP
- * socket (no extra library in the host binary), used by `plughost call`,
- * `list` and `status` to talk to a running host.
+ * The CLI's side of the HTTP gateway, with libcurl: `plughost call`,
+ * `status`, `reload`... talk to a running host through it. Only the CLI
+ * binary links it (and libcurl); the daemon, plughostd, has neither.
  *
- * URLs are "http://HOST[:PORT][/PATH]" (HOST may be a name, an IPv4 address
- * or a bracketed IPv6 address; PORT defaults to 80; PATH, if any, is where a
- * proxy serves the host and prefixes every request; a query or fragment is
- * refused). https is not supported: the
- * host listens on loopback by default; put a TLS proxy in front otherwise.
+ * A target is "http[s]://HOST[:PORT][/PATH]" (HOST a name, an IPv4 address
+ * or a bracketed IPv6 address; PORT defaults to 80/443; PATH, if any, is
+ * where a reverse proxy serves the host and prefixes every request; a query,
+ * a fragment or credentials are refused) or PH_CLIENT_LOCAL "PATH": the
+ * host's local socket (localsock.h), where the CLI needs no token. Proxies
+ * come from the environment (http_proxy, https_proxy, no_proxy) except for
+ * loopback addresses; redirects are followed (5 at most) only by requests
+ * without the token; nothing for IO_TIMEOUT_S (60 s) gives up.
  */
 #ifndef PH_HOST_CLIENT_H
 #define PH_HOST_CLIENT_H
@@ -19,10 +22,14 @@
 
 #include "config.h"
 
+/* The prefix of a local-socket target: PH_CLIENT_LOCAL "/var/lib/plughost/plughost.sock". */
+#define PH_CLIENT_LOCAL "unix:"
+
 typedef struct ph_client_response {
     int status;
     char *body; /* NUL-terminated (binary bodies may hold NULs: use len) */
     size_t len;
+    char *location; /* a redirect not followed (3xx): where it points, or NULL */
 } ph_client_response;
 
 /**
@@ -30,8 +37,12 @@ typedef struct ph_client_response {
  * `token` (may be NULL) goes out as "Authorization: Bearer"; `body` (may be
  * NULL) as application/json. On success returns 0 and fills *out (free with
  * ph_client_response_free) whatever the status. Errors: PH_EINVAL (bad URL),
- * PH_EIO (cannot connect, timeout, malformed response; the message names
- * the URL and what to check), PH_ETOOBIG (response over 256 MiB).
+ * PH_EUNREACHABLE (nothing listens: "cannot connect to URL: ...; is
+ * `plughost run` up?", or for the local socket "no host is running (no
+ * socket at PATH); start one with plughost run"), PH_EPERM (the local socket
+ * is another user's), PH_EIO (cannot resolve, timeout, TLS, malformed
+ * response; the message names the URL and what to check), PH_ETOOBIG
+ * (response over 256 MiB).
  * Thread-safe.
  */
 int ph_client_request(const char *url, const char *token, const char *method, const char *path,

@@ -267,8 +267,9 @@ static int set_defaults(ph_config *c, const char *base_dir)
     c->limits.max_concurrent_calls = 16;
     c->auth.token_file = c->data_dir ? resolve_path(c->data_dir, "admin.token") : NULL;
     c->auth.require_token = false;
+    c->http.socket = c->data_dir ? resolve_path(c->data_dir, "plughost.sock") : NULL;
     if (!c->base_dir || !c->data_dir || !c->n_package_dirs || !c->http.listen_addr ||
-        !c->auth.token_file) {
+        !c->auth.token_file || !c->http.socket) {
         ph_config_free(c);
         return ph_error_set(PH_ENOMEM, "out of memory");
     }
@@ -294,6 +295,7 @@ typedef struct load_ctx {
     ph_config *c;
     long cur; /* index of the current [instance] section, -1 if none */
     bool token_file_set;
+    bool socket_set;
     bool package_dirs_set; /* later package_dirs lines append to the first */
 } load_ctx;
 
@@ -551,10 +553,19 @@ static int set_http(load_ctx *x, const char *key, const char *v)
         return set_list(key, v, check_origin, &h->allowed_origins, &h->n_allowed_origins);
     if (strcmp(key, "server_names") == 0)
         return set_list(key, v, check_server_name, &h->server_names, &h->n_server_names);
+    if (strcmp(key, "socket") == 0) { /* empty: no local socket */
+        char *p = *v ? resolve_path(x->c->base_dir, v) : strdup("");
+        if (!p)
+            return ph_error_set(PH_ENOMEM, "out of memory");
+        free(h->socket);
+        h->socket = p;
+        x->socket_set = true;
+        return 0;
+    }
     return unknown_key("http", key,
                        "listen, threads, max_body, max_json_depth, "
                        "connection_timeout, max_connections_per_ip, rate_limit, "
-                       "request_timeout, max_connections, allowed_origins, server_names");
+                       "request_timeout, max_connections, allowed_origins, server_names, socket");
 }
 
 static int set_auth(load_ctx *x, const char *key, const char *v)
@@ -768,7 +779,7 @@ static int on_config_event(void *user, const char *section, const char *key, con
     return set_instance(x, key, value, line);
 }
 
-/* Mounts and token_file default from other settings once all are read. */
+/* Mounts, token_file and socket default from other settings once all are read. */
 static int finish(load_ctx *x)
 {
     ph_config *c = x->c;
@@ -778,6 +789,13 @@ static int finish(load_ctx *x)
             return ph_error_set(PH_ENOMEM, "out of memory");
         free(c->auth.token_file);
         c->auth.token_file = tf;
+    }
+    if (!x->socket_set) {
+        char *so = resolve_path(c->data_dir, "plughost.sock");
+        if (!so)
+            return ph_error_set(PH_ENOMEM, "out of memory");
+        free(c->http.socket);
+        c->http.socket = so;
     }
     for (size_t i = 0; i < c->n_instances; i++) {
         ph_instance_conf *ic = &c->instances[i];
@@ -859,6 +877,7 @@ void ph_config_free(ph_config *c)
     free(c->http.listen_addr);
     free_strv(c->http.allowed_origins, c->http.n_allowed_origins);
     free_strv(c->http.server_names, c->http.n_server_names);
+    free(c->http.socket);
     free(c->auth.token);
     free(c->auth.token_file);
     for (size_t i = 0; i < c->trust.n_keys; i++) {

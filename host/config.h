@@ -5,7 +5,8 @@
  *   [http]      listen (ADDR:PORT), threads, max_body, max_json_depth,
  *               connection_timeout, max_connections_per_ip, rate_limit,
  *               request_timeout, max_connections, allowed_origins (comma list of
- *               scheme://host[:port]), server_names (comma list of host names)
+ *               scheme://host[:port]), server_names (comma list of host names),
+ *               socket (the CLI's local socket; empty: none)
  *   [limits]    call_timeout (seconds, decimals allowed), max_concurrent_calls
  *               (per instance)
  *   [auth]      token, token_file, require_token
@@ -78,6 +79,8 @@ typedef struct ph_http_conf {
     char **server_names; /* Host header names accepted besides the listen address and
                             localhost (DNS rebinding) */
     size_t n_server_names;
+    char *socket; /* the local (Unix) socket the CLI talks to, default "<data_dir>/plughost.sock";
+                     "" (socket = with no value): none */
 } ph_http_conf;
 
 /* [limits]: how much of the host one instance's calls may take. */

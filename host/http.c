@@ -24,6 +24,7 @@
 #include "text.h"
 #include "ffi_call.h"
 #include "jsonout.h"
+#include "localsock.h"
 #include "log.h"
 #include "manage.h"
 #include "metrics.h"
@@ -81,6 +82,16 @@ struct ph_http {
     atomic_long inflight;
     atomic_bool stopping;
     atomic_ulong by_class[6]; /* responses by status class: [1] 1xx ... [5] 5xx */
+
+    /*
+     * LOCAL SOCKET (branch cli; to re-wire onto the host's own engine as a
+     * listener flagged "trusted local"): a second libmicrohttpd daemon on
+     * the Unix socket of [http] socket (localsock.h). Its trusted peers
+     * skip the token and Host-header checks; any other peer gets 403.
+     */
+    struct MHD_Daemon *ld;
+    int local_fd;
+    char *local_path;
 };
 
 /*
@@ -133,6 +144,7 @@ typedef struct call {
     req *rq;
     bool admin;         /* a valid admin token came with the request */
     const char *origin; /* an allowed cross origin to answer with CORS headers, or NULL */
+    bool local;         /* LOCAL SOCKET: from a trusted peer of the local socket */
 } call;
 
 /* ------------------------------------------------------------------ */
@@ -497,7 +509,7 @@ static bool refuse_foreign(call *k, enum MHD_Result *ret)
 {
     const char *host = MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
     const char *origin = MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ORIGIN);
-    if (!host_allowed(k->h, host)) {
+    if (!k->local && !host_allowed(k->h, host)) {
         char msg[512];
         snprintf(msg, sizeof msg,
                  "this host does not answer to the name in the Host header; use its address "
@@ -1342,6 +1354,22 @@ static enum MHD_Result instance_route(call *k, const path *p, const char *inst, 
     return serve_file(k, dir, "www", s, n, trailing_slash);
 }
 
+/*
+ * LOCAL SOCKET: 0 a TCP connection; 1 a trusted peer of the local socket; -1 another peer.
+ * Told by the peer's address family (only the local daemon has Unix peers), not by
+ * comparing daemons: TCP requests may arrive before the local daemon is started.
+ */
+static int local_peer(call *k, long *peer)
+{
+    const union MHD_ConnectionInfo *a =
+        MHD_get_connection_info(k->c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!a || !a->client_addr || a->client_addr->sa_family != AF_UNIX)
+        return 0;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(k->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return ci && ph_localsock_peer_trusted(ci->connect_fd, peer) ? 1 : -1;
+}
+
 static enum MHD_Result dispatch(call *k)
 {
     enum MHD_Result ret;
@@ -1358,7 +1386,21 @@ static enum MHD_Result dispatch(call *k)
     bool trailing = ul > 1 && k->url[ul - 1] == '/';
     int tok = check_token(k);
     k->admin = tok == 1;
-    if (refuse_foreign(k, &ret)) {
+    /* LOCAL SOCKET: a trusted peer is the admin; another is refused before anything */
+    long peer = -1;
+    int local = local_peer(k, &peer);
+    if (local > 0) {
+        k->local = k->admin = true;
+        tok = 1;
+    }
+    if (local < 0) {
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "uid %ld may not use this host's local socket: only root and the host's own "
+                 "user may; use the TCP address with the admin token",
+                 peer);
+        ret = send_error_word(k, MHD_HTTP_FORBIDDEN, "forbidden", msg);
+    } else if (refuse_foreign(k, &ret)) {
         /* answered: Host, Origin or preflight */
     } else if (p.bad) {
         ret = send_error(k, PH_EINVAL,
@@ -1722,7 +1764,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 {
     ph_http *h = cls;
     req *rq = *con_cls;
-    call k = {h, c, url, method, rq, false, NULL};
+    call k = {h, c, url, method, rq, false, NULL, false};
     (void)version;
     if (!rq) {
         if (!(rq = calloc(1, sizeof(*rq))))
@@ -1855,6 +1897,7 @@ static void http_free(ph_http *h)
         return;
     free_strv(h->origins, h->n_origins);
     free_strv(h->names, h->n_names);
+    free(h->local_path);
     pthread_mutex_destroy(&h->conn_mu);
     pthread_cond_destroy(&h->conn_cv);
 
@@ -1973,6 +2016,33 @@ int ph_http_start(ph_host *host, ph_http **out)
                             hc->listen_addr ? hc->listen_addr : "127.0.0.1", hc->port,
                             e ? ph_strerror(e) : "libmicrohttpd refused the settings", hint);
     }
+    /* LOCAL SOCKET: the same server on [http] socket, for the CLI of this machine */
+    h->local_fd = -1;
+    if (hc->socket && *hc->socket) {
+        if (!(h->local_path = strdup(hc->socket))) {
+            rc = ph_error_set(PH_ENOMEM, "out of memory starting the HTTP server");
+        } else if (!(rc = ph_localsock_open(h->local_path, &h->local_fd))) {
+            h->ld = MHD_start_daemon(
+                flags & ~(unsigned)MHD_USE_IPv6, 0, NULL, NULL, on_request, h,
+                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
+                (MHD_socket)h->local_fd, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->timeout_s,
+                MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK,
+                keep_escaped, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+                MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->max_conns,
+                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)PH_HTTP_CONN_MEMORY, MHD_OPTION_END);
+            if (!h->ld)
+                rc = ph_error_set(PH_EIO, "cannot serve on the local socket %s: %s", h->local_path,
+                                  ph_strerror(errno));
+        }
+        if (rc) {
+            ph_localsock_close(h->local_fd >= 0 ? h->local_path : NULL, h->local_fd);
+            MHD_stop_daemon(h->d);
+            http_free(h);
+            return rc;
+        }
+        ph_log_info("local socket %s (mode 0600): the plughost CLI of root and of this user",
+                    h->local_path);
+    }
     if (pthread_create(&h->watcher, NULL, watcher_main, h) == 0)
         h->watcher_running = true;
     else
@@ -2003,6 +2073,11 @@ void ph_http_stop(ph_http *h)
     MHD_socket fd = MHD_quiesce_daemon(h->d);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
+    if (h->ld) { /* LOCAL SOCKET: gone at once, so a CLI finds no host from here on */
+        MHD_quiesce_daemon(h->ld);
+        ph_localsock_close(h->local_path, h->local_fd);
+        h->local_fd = -1;
+    }
 
     /* Let the requests inside finish; bounded by the connection timeout. */
     struct timespec step = {0, 10 * 1000 * 1000};
@@ -2016,6 +2091,8 @@ void ph_http_stop(ph_http *h)
         return;
     }
     MHD_stop_daemon(h->d);
+    if (h->ld)
+        MHD_stop_daemon(h->ld);
     if (h->watcher_running) {
         pthread_mutex_lock(&h->job_mu);
         h->watcher_stop = true;

@@ -47,9 +47,11 @@ typedef struct ph_http ph_http;
  * Starts serving `host` (which must outlive the server) on
  * host->cfg.http.listen_addr:port with host->cfg.http's limits. Loads the
  * admin token with ph_host_load_token() if host->admin_token is NULL.
+ * Serves the same on the local socket of [http] socket when set
+ * (localsock.h: trusted peers are the admin; removed by ph_http_stop).
  * On success returns 0 and sets *out (stop it with ph_http_stop). Errors:
  * PH_EIO (cannot listen: the message names the address and what to change),
- * PH_ECONFIG, PH_ENOMEM.
+ * PH_ECONFLICT (another host runs on the local socket), PH_ECONFIG, PH_ENOMEM.
  */
 int ph_http_start(ph_host *host, ph_http **out);
 

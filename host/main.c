@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <ftw.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "build.h"
+#include "cliopts.h"
 #include "client.h"
 #include "config.h"
 #include "crash.h"
@@ -36,23 +38,29 @@
 #include "store.h"
 
 typedef struct cli {
-    const char *config;
-    const char *listen;
-    const char *data_dir;
-    const char *log_level;
-    const char *log_format;
+    ph_cli_opts o; /* the options that choose the configuration */
     const char *url;
-    int strict;
     int local;
     int purge;
-    int json;           /* --json: machine-readable output (status, list) */
-    const char *sign;   /* --sign KEY: the secret key file pack signs with */
-    const char *output; /* --output DIR: where pack writes, where keygen writes */
-    unsigned given;     /* O_* of the options on the command line */
-    char **package_dirs;
-    size_t n_package_dirs;
+    int json;             /* --json: machine-readable output (status, list) */
+    const char *sign;     /* --sign KEY: the secret key file pack signs with */
+    const char *output;   /* --output DIR: where pack writes, where keygen writes */
+    unsigned given;       /* O_* of the options on the command line */
     char token_note[512]; /* why the admin token was not sent, shown if the host asks for it */
+    char missing_socket[PATH_MAX]; /* the local socket looked for and not found, or "" */
 } cli;
+
+/* PH_EUNREACHABLE over TCP after the local socket was not found: no host runs; says where. */
+static int unreachable(const cli *c)
+{
+    if (ph_error_last_code() != PH_EUNREACHABLE)
+        return 0;
+    if (c->missing_socket[0])
+        ph_error_set(PH_EUNREACHABLE,
+                     "no host is running (no socket at %s); start one with plughost run",
+                     c->missing_socket);
+    return 1;
+}
 
 /* After a refusal for want of the token: says why it was not sent, if it was withheld. */
 static void token_hint(const cli *c)
@@ -102,101 +110,11 @@ static void print_error(const char *what)
 
 static int add_package_dir(cli *c, const char *dir)
 {
-    char **p = realloc(c->package_dirs, (c->n_package_dirs + 1) * sizeof *p);
+    char **p = realloc(c->o.package_dirs, (c->o.n_package_dirs + 1) * sizeof *p);
     if (!p)
         return PH_ENOMEM;
-    c->package_dirs = p;
-    c->package_dirs[c->n_package_dirs++] = (char *)dir;
-    return 0;
-}
-
-/* Loads the config (or the embedded defaults) and applies command-line overrides. */
-static int load_config(cli *c, ph_config *cfg)
-{
-    int rc = c->config ? ph_config_load(c->config, cfg) : ph_config_defaults(cfg);
-    if (rc)
-        return rc;
-    if (c->listen && (rc = ph_config_set_listen(cfg, c->listen)))
-        goto fail;
-    if (c->data_dir) {
-        /* The token file follows the data directory unless it was set on its own. */
-        char *old_token = NULL, *d = realpath(c->data_dir, NULL);
-        if (!d && !(d = strdup(c->data_dir)))
-            goto nomem;
-        if (asprintf(&old_token, "%s/admin.token", cfg->data_dir) < 0) {
-            free(d);
-            goto nomem;
-        }
-        if (cfg->auth.token_file && strcmp(cfg->auth.token_file, old_token) == 0) {
-            free(cfg->auth.token_file);
-            if (asprintf(&cfg->auth.token_file, "%s/admin.token", d) < 0)
-                cfg->auth.token_file = NULL;
-        }
-        free(old_token);
-        free(cfg->data_dir);
-        cfg->data_dir = d;
-    }
-    if (c->log_level && ph_log_parse_level(c->log_level, &cfg->log_level)) {
-        rc = ph_error_set(PH_ECONFIG, "--log-level '%s': use error, warn, info or debug",
-                          c->log_level);
-        goto fail;
-    }
-    if (c->log_format) {
-        ph_log_format f;
-        if (ph_log_parse_format(c->log_format, &f)) {
-            rc = ph_error_set(PH_ECONFIG, "--log-format '%s': use text, json or journal",
-                              c->log_format);
-            goto fail;
-        }
-        cfg->log_format = (int)f;
-    }
-    if (c->strict)
-        cfg->strict = true;
-    if (c->n_package_dirs) {
-        for (size_t i = 0; i < cfg->n_package_dirs; i++)
-            free(cfg->package_dirs[i]);
-        free(cfg->package_dirs);
-        cfg->package_dirs = calloc(c->n_package_dirs, sizeof *cfg->package_dirs);
-        cfg->n_package_dirs = 0;
-        if (!cfg->package_dirs)
-            goto nomem;
-        for (size_t i = 0; i < c->n_package_dirs; i++) {
-            char *d = realpath(c->package_dirs[i], NULL);
-            if (!d) {
-                rc = ph_error_set(PH_ECONFIG, "--packages %s: %s", c->package_dirs[i],
-                                  ph_strerror(errno));
-                goto fail;
-            }
-            cfg->package_dirs[cfg->n_package_dirs++] = d;
-        }
-    }
-    ph_log_set_level(cfg->log_level);
-    if (cfg->log_format >= 0)
-        ph_log_set_format((ph_log_format)cfg->log_format);
-    return 0;
-nomem:
-    rc = ph_error_set(PH_ENOMEM, "out of memory");
-fail:
-    ph_config_free(cfg);
-    return rc;
-}
-
-static int manage_cb(void *ud, const char *op, const char *name, json_t **out)
-{
-    return ph_manage(ud, op, name, out);
-}
-
-static int open_host(cli *c, ph_host **out)
-{
-    ph_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    int rc = load_config(c, &cfg);
-    if (rc)
-        return rc;
-    if ((rc = ph_host_open(&cfg, out)))
-        return rc;
-    /* The package manager plugin reaches the host's management through the router. */
-    ph_router_set_manager((*out)->router, manage_cb, *out);
+    c->o.package_dirs = p;
+    c->o.package_dirs[c->o.n_package_dirs++] = (char *)dir;
     return 0;
 }
 
@@ -420,7 +338,7 @@ static int cmd_check(cli *c, int argc, char **argv)
     (void)argv;
     ph_host *h = NULL;
     json_t *scans = json_object(), *problems = json_array();
-    int rc = open_host(c, &h);
+    int rc = ph_cli_open_host(&c->o, &h);
     if (rc || (rc = scan_packages(h, scans))) {
         print_error(NULL);
         json_decref(scans);
@@ -485,7 +403,7 @@ static int cmd_list(cli *c, int argc, char **argv)
     (void)argc;
     (void)argv;
     ph_host *h = NULL;
-    if (open_host(c, &h)) {
+    if (ph_cli_open_host(&c->o, &h)) {
         print_error(NULL);
         return 1;
     }
@@ -525,159 +443,93 @@ static int cmd_list(cli *c, int argc, char **argv)
     return rc;
 }
 
-/* ---- run ---- */
+/* ---- run: the daemon serves ---- */
 
 /*
- * Every instance holds files (its database, WAL and shared memory, its
- * library): the soft open-file limit is raised to the hard one before
- * anything is loaded, as a daemon that polls with epoll (never select) can
- * (systemd's advice for LimitNOFILE). Hundreds of packages then start under
- * a shell's usual soft limit of 1024.
+ * Where plughostd is: beside this binary (the build tree), else at
+ * PH_DAEMON_RELPATH from its directory (installed: /usr/libexec/plughost/).
+ * malloc'd; NULL with the places looked at in *tried.
  */
-static void raise_fd_limit(void)
+static char *daemon_path(char *tried, size_t n)
 {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == rl.rlim_max)
-        return;
-    rlim_t was = rl.rlim_cur;
-    rl.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-        ph_log_warn("cannot raise the open-file limit from %llu: %s", (unsigned long long)was,
-                    ph_strerror(errno));
+    char self[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) {
+        snprintf(tried, n, "/proc/self/exe: %s", ph_strerror(errno));
+        return NULL;
+    }
+    self[len] = '\0';
+    char *slash = strrchr(self, '/');
+    *slash = '\0';
+    const char *cands[] = {"plughostd", PH_DAEMON_RELPATH};
+    size_t used = 0;
+    tried[0] = '\0';
+    for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++) {
+        char *path = NULL;
+        if (asprintf(&path, "%s/%s", self, cands[i]) < 0)
+            return NULL;
+        if (access(path, X_OK) == 0)
+            return path;
+        int w = snprintf(tried + used, n - used, "%s%s", i ? ", " : "", path);
+        if (w > 0 && (size_t)w < n - used)
+            used += (size_t)w;
+        free(path);
+    }
+    return NULL;
 }
 
-/* SIGHUP: re-read host.ini and apply it; a bad file changes nothing. */
-static void reconfigure(cli *c, ph_host *h, ph_reloader **watcher)
-{
-    ph_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    ph_log_info("SIGHUP: re-reading %s", c->config ? c->config : "the embedded defaults");
-    if (load_config(c, &cfg) || ph_host_reconfigure(h, &cfg)) {
-        ph_log_error("configuration not reloaded, the running one stays: %s", ph_error_last());
-        return;
-    }
-    /*
-     * The watcher follows every change by itself (and keeps the events it
-     * has not applied yet): only `reload` switched on or off starts or
-     * stops it.
-     */
-    if (!h->cfg.reload && *watcher) {
-        ph_reloader_stop(*watcher);
-        *watcher = NULL;
-    } else if (h->cfg.reload && !*watcher && ph_reloader_start(h, NULL, watcher)) {
-        ph_log_warn("hot reload is off: %s", ph_error_last());
-    }
-}
-
+/*
+ * Execs the daemon with the options given here (already checked): the
+ * process keeps its pid, so systemd's Type=notify, signals and the exit
+ * status are the daemon's own.
+ */
 static int cmd_run(cli *c, int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    /* Every thread started from here on inherits the mask; main waits for them. */
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-
-    ph_host *h = NULL;
-    int rc = open_host(c, &h);
-    if (rc) {
-        print_error(NULL);
+    char tried[2 * PATH_MAX + 8];
+    char *path = daemon_path(tried, sizeof tried);
+    if (!path) {
+        fprintf(stderr,
+                "plughost: cannot find the daemon plughostd (looked for %s); reinstall "
+                "plughost or rebuild it\n",
+                tried);
         return 1;
     }
-    for (size_t i = 0; i < h->set.n_problems; i++)
-        ph_log_error("%s", h->set.problems[i]);
-    if (h->cfg.strict && h->set.n_problems) {
-        ph_log_error("strict mode: not starting with bad manifests");
-        ph_host_free(h);
+    const ph_cli_opts *o = &c->o;
+    char **args = calloc(16 + 2 * o->n_package_dirs, sizeof *args);
+    if (!args) {
+        free(path);
+        fprintf(stderr, "plughost: out of memory\n");
         return 1;
     }
-    ph_http *http = NULL;
-    ph_reloader *watcher = NULL;
-    int status = 1;
-    if ((rc = ph_host_load_token(h))) {
-        print_error("admin token");
-        goto cleanup;
-    }
-    char *journal = NULL;
-    if (asprintf(&journal, "%s/crashes.log", h->cfg.data_dir) < 0 || ph_crash_install(journal))
-        ph_log_warn("no crash journal: %s", ph_error_last());
-    free(journal);
-    /*
-     * The listener comes first: its port is taken (or the reason it cannot
-     * be) before hundreds of packages take descriptors, and health answers
-     * "not ready" while they start.
-     */
-    if ((rc = ph_http_start(h, &http))) {
-        print_error("cannot serve HTTP");
-        goto cleanup;
-    }
-    ph_log_info("listening on http://%s:%d/; starting %zu instance(s)", h->cfg.http.listen_addr,
-                ph_http_port(http), h->plan.n);
-    if (ph_notify_start(h))
-        ph_log_warn("no watchdog: %s", ph_error_last());
-    if ((rc = ph_host_start(h))) {
-        print_error("cannot start");
-        ph_http_stop(http);
-        goto stop;
-    }
-    if (h->cfg.reload && ph_reloader_start(h, NULL, &watcher))
-        ph_log_warn("hot reload is off: %s", ph_error_last());
-    pthread_rwlock_rdlock(&h->lock); /* requests may already be changing the plan */
-    size_t n_instances = h->plan.n, n_running = 0;
-    for (size_t i = 0; i < n_instances; i++)
-        n_running += strcmp(ph_host_item_state(h, i, NULL), "running") == 0;
-    pthread_rwlock_unlock(&h->lock);
-    ph_notify_ready(n_running, h->cfg.http.listen_addr, ph_http_port(http));
-    if (n_running < n_instances) /* never "serving 1000" when 326 run */
-        ph_log_warn("%zu of %zu instance(s) are not running; `plughost status` says why",
-                    n_instances - n_running, n_instances);
-    ph_log_info("plughost %s serving %zu instance(s) on http://%s:%d/ (config: %s); Ctrl-C stops",
-                PH_HOST_VERSION, n_running, h->cfg.http.listen_addr, ph_http_port(http),
-                c->config ? c->config : "embedded defaults");
-    if (ph_router_instance(h->router, "calc")) /* the example, when it runs */
-        ph_log_info("try: curl -s -X POST -H 'Content-Type: application/json' "
-                    "http://%s:%d/calc/actors/math/add -d '{\"a\":2,\"b\":40}'"
-                    "   |   curl -s http://%s:%d/_/packages",
-                    h->cfg.http.listen_addr, ph_http_port(http), h->cfg.http.listen_addr,
-                    ph_http_port(http));
-    else
-        ph_log_info("try: curl -s http://%s:%d/_/packages (the instances and their mounts)",
-                    h->cfg.http.listen_addr, ph_http_port(http));
-    ph_instance *pm = ph_router_instance(h->router, "pkgmgr");
-    if (pm && atomic_load(&pm->state) == PH_INST_RUNNING)
-        ph_log_info("package manager: open http://%s:%d%s/ in a browser", h->cfg.http.listen_addr,
-                    ph_http_port(http), pm->mount);
-    int sig = 0;
-    for (;;) {
-        if (sigwait(&set, &sig) != 0)
-            continue;
-        if (sig == SIGHUP) {
-            ph_notify_reloading();
-            reconfigure(c, h, &watcher);
-            pthread_rwlock_rdlock(&h->lock);
-            n_instances = h->plan.n;
-            pthread_rwlock_unlock(&h->lock);
-            ph_notify_ready(n_instances, h->cfg.http.listen_addr, ph_http_port(http));
-            continue;
-        }
-        break;
-    }
-    ph_log_info("%s received: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    ph_notify_stopping();
-    status = 0;
-    ph_reloader_stop(watcher);
-    ph_http_stop(http);
-stop:
-    ph_host_stop(h);
-cleanup:
-    ph_notify_stop(); /* the watchdog reads h */
-    ph_host_free(h);
-    if (status == 0)
-        ph_log_info("stopped cleanly");
-    return status;
+    size_t n = 0;
+    args[n++] = path;
+    args[n++] = "run";
+#define PH_ARG_(flag, value)                                                                       \
+    do {                                                                                           \
+        if (value) {                                                                               \
+            args[n++] = flag;                                                                      \
+            args[n++] = (char *)(value);                                                           \
+        }                                                                                          \
+    } while (0)
+    PH_ARG_("--config", o->config);
+    PH_ARG_("--listen", o->listen);
+    PH_ARG_("--data-dir", o->data_dir);
+    PH_ARG_("--log-level", o->log_level);
+    PH_ARG_("--log-format", o->log_format);
+    for (size_t i = 0; i < o->n_package_dirs; i++)
+        PH_ARG_("--packages", o->package_dirs[i]);
+#undef PH_ARG_
+    if (o->strict)
+        args[n++] = "--strict";
+    args[n] = NULL;
+    fflush(NULL);
+    execv(path, args);
+    fprintf(stderr, "plughost: cannot start the daemon %s: %s\n", path, ph_strerror(errno));
+    free(args);
+    free(path);
+    return 1;
 }
 
 /* ---- call ---- */
@@ -785,15 +637,33 @@ static int print_json(json_t *v)
 
 /* ---- talking to a running host ---- */
 
-/* URL and admin token of the host described by the config (or --url). */
+/*
+ * Where the running host is and the admin token for it. Without --url or
+ * --listen: its local socket when the socket exists (root and the host's
+ * user need no token there), else its TCP address from the config. With
+ * them: that address. The token goes only to the configured host.
+ */
 static int remote_target(cli *c, char **url, char **token)
 {
     ph_config cfg;
+    struct stat st;
     memset(&cfg, 0, sizeof cfg);
     *url = *token = NULL;
-    int rc = load_config(c, &cfg);
+    c->missing_socket[0] = '\0';
+    int rc = ph_cli_load_config(&c->o, &cfg);
     if (rc)
         return rc;
+    const char *sock = cfg.http.socket;
+    if (!c->url && !c->o.listen && sock && *sock) {
+        if (lstat(sock, &st) == 0) {
+            if (asprintf(url, PH_CLIENT_LOCAL "%s", sock) < 0)
+                *url = NULL;
+            ph_config_free(&cfg);
+            return *url ? 0 : ph_error_set(PH_ENOMEM, "out of memory");
+        }
+        /* no socket: a host without one may still listen on TCP (said if none does) */
+        snprintf(c->missing_socket, sizeof c->missing_socket, "%s", sock);
+    }
     *url = c->url ? strdup(c->url) : ph_client_url_from_config(&cfg);
     if (*url && !ph_client_token_belongs(&cfg, *url)) {
         /* The token is the configured host's; --url may name any other server. */
@@ -901,6 +771,7 @@ static int cmd_call_remote(cli *c, int argc, char **argv)
         goto cleanup;
     }
     if (ph_client_call(url, token, argv[0], args, &out)) {
+        unreachable(c);
         fprintf(stderr, "plughost: %s: %s\n", ph_error_last_word(), ph_error_last());
         if (ph_error_last_code() == PH_EAUTH)
             token_hint(c);
@@ -929,6 +800,7 @@ static int cmd_status(cli *c, int argc, char **argv)
     char *url = NULL, *token = NULL;
     json_t *pk = NULL;
     if (remote_target(c, &url, &token) || ph_client_get_json(url, token, "/_/packages", &pk)) {
+        unreachable(c);
         print_error("status");
         if (ph_error_last_code() == PH_EAUTH)
             token_hint(c);
@@ -1011,6 +883,7 @@ static int manage_command(cli *c, const char *op, int argc, char **argv)
     ph_client_response r = {0};
     int status = 1;
     if (manage_remote(c, op, argv[0], &r, &url)) {
+        unreachable(c);
         print_error(op);
         if (ph_error_last_code() == PH_EUNREACHABLE)
             status = 3;
@@ -1049,7 +922,7 @@ static int cmd_backup(cli *c, int argc, char **argv)
     ph_config cfg;
     memset(&cfg, 0, sizeof cfg);
     char *path = NULL;
-    if (load_config(c, &cfg)) {
+    if (ph_cli_load_config(&c->o, &cfg)) {
         print_error(NULL);
         return 1;
     }
@@ -1073,7 +946,10 @@ static int install_notify(cli *c, const char *name)
     ph_client_response r = {0};
     int status = 0;
     int rc = manage_remote(c, "reload", name, &r, &url);
-    if (rc == PH_EUNREACHABLE) {
+    if (rc == PH_EUNREACHABLE && c->missing_socket[0]) {
+        printf("no host is running (no socket at %s): it loads %s when it starts\n",
+               c->missing_socket, name);
+    } else if (rc == PH_EUNREACHABLE) {
         printf("no host is running at %s: it loads %s when it starts\n", url ? url : "?", name);
     } else if (rc) {
         print_error("install");
@@ -1120,7 +996,7 @@ static int cmd_install(cli *c, int argc, char **argv)
     json_t *v;
     char **dirs = calloc((size_t)argc, sizeof *dirs),
          **staged = calloc((size_t)argc, sizeof *staged);
-    if (!dirs || !staged || open_host(c, &h)) {
+    if (!dirs || !staged || ph_cli_open_host(&c->o, &h)) {
         print_error(NULL);
         goto cleanup;
     }
@@ -1294,7 +1170,7 @@ static int cmd_remove(cli *c, int argc, char **argv)
         print_error("remove");
         return 2;
     }
-    if (open_host(c, &h)) {
+    if (ph_cli_open_host(&c->o, &h)) {
         print_error(NULL);
         return 1;
     }
@@ -1445,7 +1321,7 @@ static int cmd_call(cli *c, int argc, char **argv)
     ph_host *h = NULL;
     json_t *args = NULL, *out = NULL;
     int status = 1;
-    if (open_host(c, &h)) {
+    if (ph_cli_open_host(&c->o, &h)) {
         print_error(NULL);
         return 1;
     }
@@ -1477,7 +1353,8 @@ cleanup:
 static const command commands[] = {
     {"run", cmd_run, "run [-c host.ini] [--listen ADDR:PORT] [--strict]",
      "Loads every package and serves it until SIGINT/SIGTERM, then stops each instance in "
-     "reverse order.",
+     "reverse order. The daemon, plughostd, does it in this process; the CLI of root and of "
+     "its user reaches it through its local socket, without a token.",
      O_HOST | O_LISTEN | O_STRICT},
     {"check", cmd_check, "check [-c host.ini] [--json]",
      "Prints the plan (instances, versions, load order) and every problem without running "
@@ -1485,8 +1362,9 @@ static const command commands[] = {
      O_HOST | O_STRICT | O_JSON},
     {"call", cmd_call,
      "call [--local] [-c host.ini] [--url URL] INSTANCE.ACTOR.METHOD [name=value ...|JSON]",
-     "Calls a method and prints its JSON result. By default it asks the running host over HTTP "
-     "(address from host.ini or --url); --local loads and starts the packages in this process, "
+     "Calls a method and prints its JSON result. By default it asks the running host (its "
+     "local socket, else its address from host.ini; or --url); --local loads and starts the "
+     "packages in this process, "
      "calls, and stops them.",
      O_HOST | O_REMOTE | O_LOCAL | O_STRICT},
     {"list", cmd_list, "list [-c host.ini] [--json]",
@@ -1589,7 +1467,9 @@ static void usage(FILE *f)
         {"      --log-format FORMAT", "text, json or journal (default: journal when stderr is "
                                       "the journal, else text)"},
         {"      --strict", "any failing package is fatal"},
-        {"      --url URL", "(call, status, reload, enable, disable, install) the running host"},
+        {"      --url URL", "(call, status, reload, enable, disable, install) the running host "
+                            "over TCP instead of its local socket: http:// or https://, a path is "
+                            "a prefix"},
         {"      --local", "(call) run the packages in this process"},
         {"      --purge", "(remove) delete the data too, after a backup"},
         {"      --json", "(status, list, check) machine-readable output (dist/schemas/)"},
@@ -1602,12 +1482,16 @@ static void usage(FILE *f)
         {"  0", "success"},
         {"  1", "the command failed (the message says why and what to do)"},
         {"  2", "a usage error: an unknown command or option, a missing argument"},
-        {"  3", "no host is running at the address (status, call, reload, enable, disable)"},
+        {"  3", "no host is running: no local socket, nothing at the address (status, call, "
+                "reload, enable, disable)"},
         {"  75", "the running host asks to retry later (HTTP 429 or 503; EX_TEMPFAIL)"},
     };
     static const char *const files[][2] = {
         {"  /etc/plughost/host.ini", "the installed host's configuration (plughost.service)"},
         {"  DATA_DIR/admin.token", "the admin token for management and PH_ADMIN methods (0600)"},
+        {"  DATA_DIR/plughost.sock", "the running host's local socket ([http] socket): root and "
+                                     "the host's user need no token on it (0600)"},
+        {"  /usr/libexec/plughost/plughostd", "the daemon `plughost run` starts"},
         {"  DATA_DIR/INSTANCE.db", "an instance's SQLite database"},
         {"  DATA_DIR/crashes.log", "a line per crash: package, build, signal (for quarantine)"},
     };
@@ -1677,7 +1561,7 @@ static int run_cli(cli *c, int argc, char **argv)
         {'O', O_OUTPUT, "--output"}};
     const char *given_name[sizeof bits / sizeof bits[0]] = {0};
     int want_help = 0, o;
-    raise_fd_limit(); /* run and call --local load every package */
+    ph_cli_raise_fd_limit(); /* run and call --local load every package */
     /* "+" stops at the first non-option only for the command word: options may follow it. */
     while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++)
@@ -1687,25 +1571,25 @@ static int run_cli(cli *c, int argc, char **argv)
             }
         switch (o) {
         case 'c':
-            c->config = optarg;
+            c->o.config = optarg;
             break;
         case 'l':
-            c->listen = optarg;
+            c->o.listen = optarg;
             break;
         case 'd':
-            c->data_dir = optarg;
+            c->o.data_dir = optarg;
             break;
         case 'L':
-            c->log_level = optarg;
+            c->o.log_level = optarg;
             break;
         case 'F':
-            c->log_format = optarg;
+            c->o.log_format = optarg;
             break;
         case 'u':
             c->url = optarg;
             break;
         case 's':
-            c->strict = 1;
+            c->o.strict = 1;
             break;
         case 'o':
             c->local = 1;
@@ -1770,6 +1654,6 @@ int main(int argc, char **argv)
     cli c;
     memset(&c, 0, sizeof c);
     int rc = run_cli(&c, argc, argv);
-    free(c.package_dirs); /* whichever way run_cli returned */
+    free(c.o.package_dirs); /* whichever way run_cli returned */
     return rc;
 }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `plughost call` and the admin token (issue 9, failure 5): the token goes
 # only to requests the host refuses without it (401) and only to the host it
-# belongs to (the configured listen address); the path of --url is used as a
-# prefix, a query in it is refused. A small fake host (python3) records what
-# each request carried.
+# belongs to (the configured listen address), and never after a redirect;
+# the path of --url is used as a prefix, a query in it is refused; the proxy
+# of the environment is used, except for loopback. A small fake host
+# (python3, two ports) records what each request carried.
 set -euo pipefail
 tmp=$(mktemp -d)
 pid=
@@ -34,7 +35,16 @@ class H(BaseHTTPRequestHandler):
         with open(LOG, "a") as f:
             f.write("%d %s %s %s\n" % (self.server.server_port, self.command, self.path, auth or "-"))
         path = self.path
+        if path.startswith("http://"): path = "/" + path.split("/", 3)[3]  # as a proxy
         if path.startswith("/proxy/"): path = path[6:]
+        if path.startswith("/redir/"):
+            path = path[6:]
+            if path == "/calc/actors/math/secret" and auth:
+                self.send_response(307)
+                self.send_header("Location", "http://127.0.0.1:%d/calc/actors/math/secret" % OTHER[0])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
         if path == "/_/packages": return self.answer(200, {"instances": [{"instance": "calc", "mount": "/calc"}]})
         if path == "/calc/actors": return self.answer(200, ACTORS)
         if path == "/calc/actors/math/add": return self.answer(200, 42)
@@ -44,6 +54,7 @@ class H(BaseHTTPRequestHandler):
         self.answer(404, {"error": {"code": "not_found", "message": path}})
     do_GET = do_POST = handle_any
 servers = [ThreadingHTTPServer(("127.0.0.1", 0), H) for _ in range(2)]
+OTHER = [servers[1].server_port]
 for s in servers: threading.Thread(target=s.serve_forever, daemon=True).start()
 print(" ".join(str(s.server_port) for s in servers), flush=True)
 threading.Event().wait(120)
@@ -88,4 +99,21 @@ grep -q "POST /proxy/calc/actors/math/add" "$tmp/log" || fail "prefix dropped: $
 set +e; out=$(ph call --url "http://127.0.0.1:$home/?x=1" calc.math.add a=1 b=2 2>&1); set -e
 grep -qF "URL 'http://127.0.0.1:$home/?x=1' has a query or fragment, which plughost cannot use" <<<"$out" \
   || fail "query in --url: $out"
+# a redirect answered to a request carrying the token is not followed
+: >"$tmp/log"
+set +e; out=$(ph call --url "http://127.0.0.1:$home/redir/" calc.math.secret 2>&1); rc=$?; set -e
+[ $rc = 1 ] || fail "a redirect with the token: exit $rc: $out"
+grep -qF "answered with a redirect (HTTP 307) to http://127.0.0.1:$other/calc/actors/math/secret, which is not followed with the admin token" <<<"$out" ||
+  fail "a redirect with the token: $out"
+grep -q "^$home POST /redir/calc/actors/math/secret Bearer $tok" "$tmp/log" || fail "no call with the token: $(cat "$tmp/log")"
+grep -q "^$other " "$tmp/log" && fail "the redirect was followed: $(cat "$tmp/log")"
+# the proxy of the environment carries calls to other hosts, never to loopback
+: >"$tmp/log"
+[ "$(http_proxy="http://127.0.0.1:$other" ph call --url "http://plughost.invalid:$home" calc.math.add a=1 b=2)" = 42 ] ||
+  fail "a call through the proxy"
+grep -q "^$other POST http://plughost.invalid:$home/calc/actors/math/add -" "$tmp/log" ||
+  fail "the proxy was not used: $(cat "$tmp/log")"
+: >"$tmp/log"
+[ "$(http_proxy="http://127.0.0.1:$other" ph call calc.math.add a=1 b=2)" = 42 ] || fail "a loopback call with a proxy set"
+grep -q "^$other " "$tmp/log" && fail "a loopback call went through the proxy: $(cat "$tmp/log")"
 echo "1 passed, 0 failed"

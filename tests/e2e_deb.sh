@@ -43,6 +43,11 @@ if [ -e "$man" ] && command -v man >/dev/null; then # an image may exclude /usr/
   MANWIDTH=80 man -l "$man" 2>/dev/null | grep -q "plughost - application host for C packages" ||
     fail "man plughost: $(man -l "$man" 2>&1 | head -5)"
 fi
+# two binaries: the CLI (libcurl) and the daemon it execs (no HTTP client)
+[ -x /usr/libexec/plughost/plughostd ] || fail "no /usr/libexec/plughost/plughostd"
+readelf -d /usr/libexec/plughost/plughostd | grep -q 'NEEDED.*libcurl' && fail "the installed daemon needs libcurl"
+dpkg-query -W -f='${Depends}' plughost | grep -q libcurl || fail "plughost does not depend on libcurl: $(dpkg-query -W -f='${Depends}' plughost)"
+grep -q '^socket = /run/plughost/plughost.sock' /etc/plughost/host.ini || fail "host.ini has no socket in /run/plughost"
 echo "  dpkg -i: plughost and plughost-dev installed; host.ini a conffile; unit, man page, pkgmgr in place"
 
 # a package built against the installed SDK, with CMake (and installed by it) ...
@@ -79,6 +84,17 @@ cc -std=c11 $(pkg-config --cflags plughost) $(pkg-config --variable=package_cfla
 out=$(/usr/bin/plughost --packages "$tmp/pc" --data-dir "$tmp/data2" --log-level error call --local shout.num.twice n=4)
 [ "$out" = 8 ] || fail "the pkg-config build gave $out"
 echo "  a package built against the installed SDK (CMake, pkg-config) runs; cmake --install places it"
+# the installed `plughost run` execs the installed daemon; the CLI reaches it through its socket
+port=$(free_port)
+/usr/bin/plughost --packages "$tmp/pc" --data-dir "$tmp/data3" --listen "127.0.0.1:$port" --log-level warn run \
+  >"$tmp/run.log" 2>&1 &
+pid=$!
+wait_ready "http://127.0.0.1:$port"
+[ "$(readlink "/proc/$pid/exe")" = /usr/libexec/plughost/plughostd ] || fail "run is $(readlink "/proc/$pid/exe")"
+out=$(/usr/bin/plughost --packages "$tmp/pc" --data-dir "$tmp/data3" call shout.num.twice n=5) || fail "call: $out"
+[ "$out" = 10 ] && [ -S "$tmp/data3/plughost.sock" ] || fail "call over the socket gave $out"
+stop_host
+echo "  plughost run execs /usr/libexec/plughost/plughostd; the CLI calls it through its socket"
 
 dpkg -P plughost plughost-dev >"$tmp/dpkg.log" 2>&1 || { cat "$tmp/dpkg.log"; fail "dpkg -P"; }
 removed=1

@@ -1265,6 +1265,20 @@ static void test_client(void **state)
     assert_int_equal(ph_client_call(url, S.token, "http_fx.fx.secret", NULL, &out), 0);
     assert_string_equal(json_string_value(out), "s3cret");
     json_decref(out);
+    /* the local socket: the host's own user needs no token, even for an admin method */
+    char *local = tu_fmt(PH_CLIENT_LOCAL "%s/data/plughost.sock", S.dir);
+    assert_int_equal(ph_client_call(local, NULL, "http_fx.fx.secret", NULL, &out), 0);
+    assert_string_equal(json_string_value(out), "s3cret");
+    json_decref(out);
+    free(local);
+    local = tu_fmt(PH_CLIENT_LOCAL "%s/data/none.sock", S.dir);
+    assert_int_equal(ph_client_call(local, NULL, "http_fx.fx.add", NULL, &out), PH_EUNREACHABLE);
+    char *msg = tu_fmt("no host is running (no socket at %s/data/none.sock); start one with "
+                       "plughost run",
+                       S.dir);
+    assert_string_equal(ph_error_last(), msg);
+    free(msg);
+    free(local);
     assert_int_equal(ph_client_call(url, NULL, "nobody.x.y", NULL, &out), PH_ENOTFOUND);
     assert_int_equal(ph_client_call(url, NULL, "not-an-address", NULL, &out), PH_EINVAL);
     assert_true(tu_contains(ph_error_last(), "instance.actor.method"));
@@ -1278,7 +1292,10 @@ static void test_client(void **state)
                      PH_EUNREACHABLE); /* nothing listens there */
     assert_true(tu_contains(ph_error_last(), "is `plughost run` up?"));
     free(url);
-    assert_int_equal(ph_client_call("https://x", NULL, "a.b.c", NULL, &out), PH_EINVAL);
+    /* https is the client's (libcurl) for a TLS proxy in front; other schemes are refused */
+    assert_int_equal(ph_client_call("ftp://x", NULL, "a.b.c", NULL, &out), PH_EINVAL);
+    assert_true(
+        tu_contains(ph_error_last(), "URL 'ftp://x' is not supported; use http://HOST:PORT"));
 }
 
 /* ------------------------------------------------------------------ */
