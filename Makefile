@@ -13,7 +13,7 @@ CONFIG     ?= examples/host.ini
 
 # Debian packages the build, the tests and the benchmarks need.
 DEB_PACKAGES = build-essential cmake pkg-config libffi-dev \
-               libsqlite3-dev sqlite3 libmicrohttpd-dev libjansson-dev \
+               libsqlite3-dev sqlite3 libhttp-parser-dev libmicrohttpd-dev libjansson-dev \
                libcmocka-dev wrk valgrind curl python3-prometheus-client chromium \
                clang libclang-rt-dev python3-jsonschema libsystemd-dev systemd lintian file help2man
 

@@ -57,6 +57,13 @@ int ph_http_start(ph_host *host, ph_http **out);
 int ph_http_port(const ph_http *h);
 
 /**
+ * Serves connections accepted on one more listening socket `fd` (taken:
+ * the server closes it). Requests of a `trusted` listener (a local socket
+ * whose peers were checked) are marked so (ph_httpd_req.trusted).
+ */
+int ph_http_listen_fd(ph_http *h, int fd, bool trusted);
+
+/**
  * Stops accepting connections, lets the requests in flight finish (up to
  * the connection timeout), then stops the server and frees it. Accepts NULL.
  */
