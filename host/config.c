@@ -554,10 +554,11 @@ static int set_http(load_ctx *x, const char *key, const char *v)
         return set_list(key, v, check_origin, &h->allowed_origins, &h->n_allowed_origins);
     if (strcmp(key, "server_names") == 0)
         return set_list(key, v, check_server_name, &h->server_names, &h->n_server_names);
-    return unknown_key("http", key,
-                       "listen, threads, max_threads, max_body, max_json_depth, "
-                       "connection_timeout, max_connections_per_ip, rate_limit, "
-                       "request_timeout, max_connections, allowed_origins, server_names");
+    return unknown_key(
+        "http", key,
+        "listen, threads, max_body, max_json_depth, "
+        "connection_timeout, max_connections_per_ip, rate_limit, "
+        "request_timeout, max_connections, allowed_origins, server_names, max_threads");
 }
 
 static int set_auth(load_ctx *x, const char *key, const char *v)

@@ -1336,6 +1336,12 @@ static int dispatch(call *k)
                          "token; send 'Authorization: Bearer <token>'");
     } else if (refuse_untyped(k, &ret)) {
         /* answered: 415 */
+    } else if (strstr(k->url, "//")) {
+        /* not normalised: a doubled '/' is a mistake worth showing, and www paths stay exact */
+        ret = send_error(k, PH_ENOTFOUND,
+                         "the path %s has an empty segment ('//'); write each '/' once, as in "
+                         "/notes/models/note",
+                         k->url);
     } else if (p.n >= 1 && is(p.segs[0], "_")) {
         ret = host_route(k, &p);
     } else {

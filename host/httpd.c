@@ -93,6 +93,7 @@ typedef struct conn {
     off_t ofile_off;
     uint64_t ofile_left;
     bool close_after, drain_after;
+    bool more; /* the last read filled the buffer: more may be waiting */
 
     atomic_int state;
     atomic_llong since_ms;   /* first byte of the current request (or accept, idle) */
@@ -105,6 +106,7 @@ typedef struct worker {
     pthread_t t;
     int state; /* 0 free, 1 running, 2 ended (to join); under s->mu */
     ph_httpd *s;
+    atomic_llong busy_since; /* when it took its current event (ms), 0 while waiting */
 } worker;
 
 struct ph_httpd {
@@ -488,9 +490,21 @@ static int on_url(http_parser *p, const char *at, size_t n)
     return sb_add(r, at, n) ? oom(r) : 0;
 }
 
+/* RFC 9110 5.6.2: the characters of a token (a header name). */
+static bool is_tchar(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     reading *r = &((conn *)p->data)->rd;
+    for (size_t i = 0; i < n; i++)
+        if (!is_tchar((unsigned char)at[i]))
+            return refuse(r, 400, ph_error_word(PH_EINVAL),
+                          "a header name holds a space or a character names cannot hold; send "
+                          "'Name: value' lines, the name a token");
     if (r->last_cb != 1) { /* a new header: end the target or the previous value */
         if (sb_end(r) || push_off(r))
             return oom(r);
@@ -547,6 +561,9 @@ static int on_headers_complete(http_parser *p)
     }
     if (sb_end(r))
         return oom(r);
+    if (p->http_major != 1)
+        return refuse(r, 505, "version_not_supported",
+                      "the request's HTTP version is not one this host speaks; send HTTP/1.1");
     if (p->upgrade || p->method == HTTP_CONNECT)
         return refuse(r, 501, "not_implemented",
                       "this host does not switch protocols (Upgrade) or tunnel (CONNECT)");
@@ -899,6 +916,7 @@ static bool drain(conn *c)
 /* The owner's turn on a connection: write, parse, serve, read, until it must wait. */
 static void conn_run(ph_httpd *s, conn *c)
 {
+    c->more = true; /* woken: something is waiting */
     for (;;) {
         if (out_pending(c)) {
             int w = flush_out(c);
@@ -938,7 +956,11 @@ static void conn_run(ph_httpd *s, conn *c)
         }
         if (p == -1)
             continue;
-        /* more input */
+        /* more input: a short read emptied the socket, so wait rather than read again */
+        if (!c->more) {
+            arm(c, EPOLLIN);
+            return;
+        }
         if (c->in_len == c->in_cap) {
             size_t cap = c->in_cap ? c->in_cap * 2 : 2048;
             if (cap > 65536)
@@ -955,9 +977,7 @@ static void conn_run(ph_httpd *s, conn *c)
         if (n > 0) {
             c->in_len += (size_t)n;
             atomic_store_explicit(&c->last_io_ms, now_ms(), memory_order_relaxed);
-            if (c->in_len == c->in_cap && c->in_cap < 65536) {
-                /* a full buffer: the next one is larger (grown before the next read) */
-            }
+            c->more = c->in_len == c->in_cap;
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -1163,15 +1183,13 @@ static void *worker_main(void *arg)
                 return NULL;
             continue;
         }
-        if (idle <= 0) { /* nobody left waiting: a blocked handler must not stall the rest */
-            pthread_mutex_lock(&s->mu);
-            spawn(s);
-            pthread_mutex_unlock(&s->mu);
-        }
+        (void)idle;
+        atomic_store_explicit(&w->busy_since, now_ms(), memory_order_relaxed);
         if (kind == K_LISTEN)
             accept_all(s, ev.data.ptr);
         else
             conn_run(s, ev.data.ptr);
+        atomic_store_explicit(&w->busy_since, 0, memory_order_relaxed);
     }
     pthread_mutex_lock(&s->mu);
     s->n_threads--;
@@ -1182,18 +1200,43 @@ static void *worker_main(void *arg)
 }
 
 /*
- * Every 250 ms: cuts connections past their request deadline, idle past
- * the idle timeout, or refused and still sending after 2 s.
+ * Under s->mu: when no thread is waiting and some have been on their event
+ * for more than PH_HTTPD_BLOCKED_MS (a handler blocked in a package call, or
+ * a burst), starts as many threads as are blocked, so that the connections
+ * behind them, /_/ above all, are served within a few milliseconds.
+ */
+#define PH_HTTPD_BLOCKED_MS 4
+static void grow(ph_httpd *s)
+{
+    if (atomic_load_explicit(&s->idle, memory_order_relaxed) > 0)
+        return;
+    long long t = now_ms();
+    int blocked = 0;
+    for (int i = 0; i < s->cf.max_threads; i++) {
+        long long b = s->workers[i].state == 1
+                          ? atomic_load_explicit(&s->workers[i].busy_since, memory_order_relaxed)
+                          : 0;
+        blocked += b && t - b > PH_HTTPD_BLOCKED_MS;
+    }
+    for (int i = 0; i < blocked; i++)
+        spawn(s);
+}
+
+/*
+ * Every 5 ms: grow(). Every 250 ms: cuts connections past their request
+ * deadline, idle past the idle timeout, or refused and still sending after 2 s.
  */
 static void *reaper_main(void *arg)
 {
     ph_httpd *s = arg;
     long long req_ms = (long long)s->cf.request_timeout * 1000;
     long long idle_ms = (long long)s->cf.idle_timeout * 1000;
+    unsigned tick = 0;
     pthread_mutex_lock(&s->mu);
     while (!s->reaper_stop) {
         long long t = now_ms();
-        for (conn *c = s->conns; c; c = c->next_c) {
+        grow(s);
+        for (conn *c = tick++ % 50 ? NULL : s->conns; c; c = c->next_c) {
             int st = atomic_load_explicit(&c->state, memory_order_relaxed);
             long long since = atomic_load_explicit(&c->since_ms, memory_order_relaxed);
             long long io = atomic_load_explicit(&c->last_io_ms, memory_order_relaxed);
@@ -1208,7 +1251,7 @@ static void *reaper_main(void *arg)
         }
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += 250 * 1000 * 1000;
+        until.tv_nsec += 5 * 1000 * 1000;
         if (until.tv_nsec >= 1000000000L) {
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;
