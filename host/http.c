@@ -1302,10 +1302,12 @@ static int dispatch(call *k)
 {
     int ret;
     path p;
-    if (k->url[0] != '/')
+    if (k->url[0] != '/') {
+        k->rs->close = true; /* malformed input: the connection ends after the answer */
         return send_error(k, PH_EINVAL,
                           "the request target must be an absolute path such as "
                           "/calc/actors/math/add");
+    }
     if (path_split(k->url, &p)) {
         path_free(&p);
         return -1;

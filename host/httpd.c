@@ -1205,7 +1205,7 @@ static void *worker_main(void *arg)
  * a burst), starts as many threads as are blocked, so that the connections
  * behind them, /_/ above all, are served within a few milliseconds.
  */
-#define PH_HTTPD_BLOCKED_MS 4
+#define PH_HTTPD_BLOCKED_MS 10
 static void grow(ph_httpd *s)
 {
     if (atomic_load_explicit(&s->idle, memory_order_relaxed) > 0)
