@@ -1,5 +1,5 @@
 /*
- * The HTTP gateway (libmicrohttpd, thread pool + epoll): every instance's
+ * The HTTP gateway (handlers on the host's engine, httpd.h): every instance's
  * methods, models and static files, and the host's /_/ endpoints.
  *
  *   POST   <mount>/actors/<actor>/<method>   JSON object (by name) or array (by position) in,
@@ -31,7 +31,9 @@
  * a package relays the call (the router's chain authority); [auth]
  * require_token protects every route except /_/health, and a listen address
  * beyond loopback protects every state change. Path and query over 8 KiB
- * are 414, headers over 32 KiB 431, disagreeing Content-Length headers 400.
+ * are 414, headers over 32 KiB 431, more than one or a malformed
+ * Content-Length 400; each malformed request is answered, then its
+ * connection closed.
  * A request must arrive whole within [http] request_timeout; when the
  * server is 90% full of max_connections, the connection longest on an
  * unfinished request is closed to let a new client in.
