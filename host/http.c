@@ -1315,7 +1315,8 @@ static int dispatch(call *k)
     size_t ul = strlen(k->url);
     bool trailing = ul > 1 && k->url[ul - 1] == '/';
     int tok = check_token(k);
-    k->admin = tok == 1;
+    /* a trusted listener's peers were checked (a local socket): they carry the admin token */
+    k->admin = tok == 1 || (tok == 0 && k->rq->trusted);
     if (refuse_foreign(k, &ret)) {
         /* answered: Host, Origin or preflight */
     } else if (p.bad) {
