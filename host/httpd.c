@@ -28,7 +28,7 @@
 #include "log.h"
 
 /* What an epoll event points at: the first member of each kind. */
-enum { K_LISTEN = 1, K_WAKE, K_CONN };
+enum { K_LISTEN = 1, K_WAKE, K_KICK, K_CONN };
 
 typedef struct listener {
     int kind;
@@ -107,6 +107,7 @@ typedef struct worker {
     int state; /* 0 free, 1 running, 2 ended (to join); under s->mu */
     ph_httpd *s;
     atomic_llong busy_since; /* when it took its current event (ms), 0 while waiting */
+    atomic_int tid;
 } worker;
 
 struct ph_httpd {
@@ -117,7 +118,10 @@ struct ph_httpd {
     struct {
         int kind;
         int fd;
-    } wake;
+    } wake, kick; /* stop every thread; wake one for the ready list */
+    pthread_mutex_t rq_mu;
+    void **rq; /* the ready list: a ring of rq_cap */
+    size_t rq_head, rq_n, rq_cap;
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -1145,67 +1149,151 @@ static void spawn(ph_httpd *s)
     s->n_threads++;
 }
 
+/* Under s->mu: this thread ends. */
+static void *worker_leave(ph_httpd *s, worker *w)
+{
+    s->n_threads--;
+    w->state = 2;
+    pthread_cond_broadcast(&s->cv);
+    return NULL;
+}
+
+/*
+ * The events one epoll_wait returned beyond the one its thread serves wait
+ * here for the next free thread (each is a one-shot event: its connection
+ * is owned by whoever takes it). A thread takes from here before it waits.
+ */
+static void *ready_pop(ph_httpd *s)
+{
+    void *p = NULL;
+    pthread_mutex_lock(&s->rq_mu);
+    if (s->rq_n) {
+        p = s->rq[s->rq_head];
+        s->rq_head = (s->rq_head + 1) % s->rq_cap;
+        s->rq_n--;
+    }
+    pthread_mutex_unlock(&s->rq_mu);
+    return p;
+}
+
+static void ready_push(ph_httpd *s, struct epoll_event *evs, int n)
+{
+    pthread_mutex_lock(&s->rq_mu);
+    for (int i = 0; i < n; i++) {
+        /* each connection and listener is in at most once: the ring never fills */
+        s->rq[(s->rq_head + s->rq_n) % s->rq_cap] = evs[i].data.ptr;
+        s->rq_n++;
+    }
+    pthread_mutex_unlock(&s->rq_mu);
+}
+
+/* Wakes one waiting thread to take from the ready list (one-shot: one thread wakes). */
+static void kick(ph_httpd *s)
+{
+    uint64_t one = 1;
+    if (write(s->kick.fd, &one, sizeof one) < 0)
+        ph_log_debug("waking an HTTP thread: %s", ph_strerror(errno));
+}
+
+#define PH_HTTPD_BATCH 8
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
     ph_httpd *s = w->s;
+    atomic_store_explicit(&w->tid, (int)gettid(), memory_order_relaxed);
     for (;;) {
-        struct epoll_event ev;
-        atomic_fetch_add_explicit(&s->idle, 1, memory_order_relaxed);
-        int n = epoll_wait(s->ep, &ev, 1, 5000);
-        int idle = atomic_fetch_sub_explicit(&s->idle, 1, memory_order_relaxed) - 1;
-        if (n < 0 && errno != EINTR)
-            break;
-        if (n <= 0) {
-            pthread_mutex_lock(&s->mu);
-            bool leave = s->threads_stop || (n == 0 && s->n_threads > s->cf.min_threads);
-            if (leave) {
-                s->n_threads--;
-                w->state = 2;
-                pthread_cond_broadcast(&s->cv);
+        void *item = ready_pop(s);
+        if (!item) {
+            struct epoll_event evs[PH_HTTPD_BATCH];
+            atomic_fetch_add_explicit(&s->idle, 1, memory_order_relaxed);
+            int n = epoll_wait(s->ep, evs, PH_HTTPD_BATCH, 5000);
+            int idle = atomic_fetch_sub_explicit(&s->idle, 1, memory_order_relaxed) - 1;
+            if (n < 0 && errno != EINTR)
+                break;
+            if (n <= 0) {
+                pthread_mutex_lock(&s->mu);
+                bool leave = s->threads_stop || (n == 0 && s->n_threads > s->cf.min_threads);
+                void *r = leave ? worker_leave(s, w) : s;
+                pthread_mutex_unlock(&s->mu);
+                if (!r)
+                    return NULL;
+                continue;
             }
-            pthread_mutex_unlock(&s->mu);
-            if (leave)
-                return NULL;
+            /* the stop signal is level-triggered: seen by every thread, never queued */
+            int m = 0;
+            bool stop = false;
+            for (int i = 0; i < n; i++)
+                if (*(int *)evs[i].data.ptr == K_WAKE)
+                    stop = true;
+                else
+                    evs[m++] = evs[i];
+            if (stop) {
+                ready_push(s, evs, m);
+                pthread_mutex_lock(&s->mu);
+                void *r = s->threads_stop ? worker_leave(s, w) : s;
+                pthread_mutex_unlock(&s->mu);
+                if (!r)
+                    return NULL;
+                continue;
+            }
+            if (m == 0)
+                continue;
+            if (m > 1) {
+                ready_push(s, evs + 1, m - 1);
+                if (idle > 0) /* a waiting thread can take them now */
+                    kick(s);
+            }
+            item = evs[0].data.ptr;
+        }
+        int kind = *(int *)item;
+        if (kind == K_KICK) {
+            uint64_t v;
+            if (read(s->kick.fd, &v, sizeof v) < 0 && errno != EAGAIN)
+                ph_log_debug("HTTP kick: %s", ph_strerror(errno));
+            struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = &s->kick};
+            epoll_ctl(s->ep, EPOLL_CTL_MOD, s->kick.fd, &ev);
             continue;
         }
-        int kind = *(int *)ev.data.ptr;
-        if (kind == K_WAKE) {
-            pthread_mutex_lock(&s->mu);
-            bool leave = s->threads_stop;
-            if (leave) {
-                s->n_threads--;
-                w->state = 2;
-                pthread_cond_broadcast(&s->cv);
-            }
-            pthread_mutex_unlock(&s->mu);
-            if (leave)
-                return NULL;
-            continue;
-        }
-        (void)idle;
         atomic_store_explicit(&w->busy_since, now_ms(), memory_order_relaxed);
         if (kind == K_LISTEN)
-            accept_all(s, ev.data.ptr);
+            accept_all(s, item);
         else
-            conn_run(s, ev.data.ptr);
+            conn_run(s, item);
         atomic_store_explicit(&w->busy_since, 0, memory_order_relaxed);
     }
     pthread_mutex_lock(&s->mu);
-    s->n_threads--;
-    w->state = 2;
-    pthread_cond_broadcast(&s->cv);
+    worker_leave(s, w);
     pthread_mutex_unlock(&s->mu);
     return NULL;
 }
 
 /*
  * Under s->mu: when no thread is waiting and some have been on their event
- * for more than PH_HTTPD_BLOCKED_MS (a handler blocked in a package call, or
- * a burst), starts as many threads as are blocked, so that the connections
- * behind them, /_/ above all, are served within a few milliseconds.
+ * for more than PH_HTTPD_BLOCKED_MS asleep in the kernel (a handler blocked
+ * in a package call; a thread that only waits for a CPU does not count),
+ * starts as many threads as are blocked, so that the connections behind
+ * them, /_/ above all, are served within a few tens of milliseconds.
  */
-#define PH_HTTPD_BLOCKED_MS 10
+#define PH_HTTPD_BLOCKED_MS 25
+
+/* Whether the thread sleeps in the kernel (blocked), not merely waits for a CPU. */
+static bool sleeping(int tid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return true; /* cannot tell: count it as blocked */
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return true;
+    buf[n] = '\0';
+    const char *e = strrchr(buf, ')'); /* the name may hold anything but ends there */
+    return !e || e[1] != ' ' || e[2] != 'R';
+}
+
 static void grow(ph_httpd *s)
 {
     if (atomic_load_explicit(&s->idle, memory_order_relaxed) > 0)
@@ -1216,7 +1304,8 @@ static void grow(ph_httpd *s)
         long long b = s->workers[i].state == 1
                           ? atomic_load_explicit(&s->workers[i].busy_since, memory_order_relaxed)
                           : 0;
-        blocked += b && t - b > PH_HTTPD_BLOCKED_MS;
+        blocked += b && t - b > PH_HTTPD_BLOCKED_MS &&
+                   sleeping(atomic_load_explicit(&s->workers[i].tid, memory_order_relaxed));
     }
     for (int i = 0; i < blocked; i++)
         spawn(s);
@@ -1285,7 +1374,10 @@ int ph_httpd_new(const ph_httpd_conf *conf, ph_httpd_handler fn, void *ud, ph_ht
     s->ep = -1;
     s->wake.fd = -1;
     s->wake.kind = K_WAKE;
+    s->kick.fd = -1;
+    s->kick.kind = K_KICK;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->rq_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1294,9 +1386,14 @@ int ph_httpd_new(const ph_httpd_conf *conf, ph_httpd_handler fn, void *ud, ph_ht
     s->workers = calloc((size_t)s->cf.max_threads, sizeof *s->workers);
     s->ep = epoll_create1(EPOLL_CLOEXEC);
     s->wake.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    s->kick.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    s->rq_cap = s->cf.max_conns + 64; /* connections and listeners, each at most once */
+    s->rq = calloc(s->rq_cap, sizeof *s->rq);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->wake};
-    if (!s->workers || s->ep < 0 || s->wake.fd < 0 ||
-        epoll_ctl(s->ep, EPOLL_CTL_ADD, s->wake.fd, &ev) != 0) {
+    struct epoll_event kev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = &s->kick};
+    if (!s->workers || !s->rq || s->ep < 0 || s->wake.fd < 0 || s->kick.fd < 0 ||
+        epoll_ctl(s->ep, EPOLL_CTL_ADD, s->wake.fd, &ev) != 0 ||
+        epoll_ctl(s->ep, EPOLL_CTL_ADD, s->kick.fd, &kev) != 0) {
         int e = errno;
         ph_httpd_free(s, 0);
         return ph_error_set(PH_EIO, "cannot start the HTTP server: %s", ph_strerror(e));
@@ -1419,6 +1516,10 @@ bool ph_httpd_free(ph_httpd *s, int wait_ms)
         close(s->ep);
     if (s->wake.fd >= 0)
         close(s->wake.fd);
+    if (s->kick.fd >= 0)
+        close(s->kick.fd);
+    free(s->rq);
+    pthread_mutex_destroy(&s->rq_mu);
     free(s->workers);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
