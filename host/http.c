@@ -97,7 +97,7 @@ typedef struct path {
 } path;
 
 /* What a request is about, gathered before it is served. */
-typedef struct call {
+typedef struct ph_http_call {
     ph_http *h;
     const ph_httpd_req *rq;
     ph_httpd_resp *rs;
@@ -1218,17 +1218,11 @@ static int get_openapi(call *k)
 /*
  * Management: POST /_/reload/<package> (the same transaction as a file
  * change), /_/unload/<package> (stop, data kept) and /_/enable/<package>.
- * Admin only.
+ * Admin only (the table says so; dispatch checks).
  */
-static int post_manage(call *k, const char *op, const char *pkg)
+static int post_manage(call *k, const ph_http_route *r, const char *pkg)
 {
-    if (!is(k->method, "POST"))
-        return send_405(k, "POST");
-    if (!k->admin)
-        return send_error(k, PH_EAUTH,
-                          "'%s' needs the admin token: send "
-                          "'Authorization: Bearer <token>'",
-                          op);
+    const char *op = r->id + strlen("host.");
     json_t *body = NULL;
     int rc = ph_manage(k->h->host, op, pkg, &body);
     if (rc == PH_EDEPENDENCY)
@@ -1240,27 +1234,138 @@ static int post_manage(call *k, const char *op, const char *pkg)
     return ret;
 }
 
+static int host_health(call *k, const ph_http_route *r, const char *arg)
+{
+    (void)r, (void)arg;
+    return get_health(k);
+}
+
+static int host_metrics(call *k, const ph_http_route *r, const char *arg)
+{
+    (void)r, (void)arg;
+    return get_metrics(k);
+}
+
+static int host_openapi(call *k, const ph_http_route *r, const char *arg)
+{
+    (void)r, (void)arg;
+    return get_openapi(k);
+}
+
+static int host_packages(call *k, const ph_http_route *r, const char *arg)
+{
+    (void)r, (void)arg;
+    return get_packages(k);
+}
+
+#define PH_MANAGE_SCHEMA                                                                           \
+    "{\"type\":\"object\",\"properties\":{\"package\":{\"type\":\"string\"},"                      \
+    "\"operation\":{\"type\":\"string\"},\"instances\":{\"type\":\"integer\",\"minimum\":0},"      \
+    "\"result\":{\"type\":\"string\"}},\"required\":[\"package\",\"operation\",\"result\"]}"
+#define PH_MANAGE(op, summary)                                                                     \
+    {                                                                                              \
+        "POST", "/_/" op "/{name}", PH_ROUTE_ADMIN, "host." op, summary, "application/json",       \
+            PH_MANAGE_SCHEMA, post_manage                                                          \
+    }
+
+const ph_http_route ph_http_host_routes[] = {
+    {"GET, HEAD", "/_/health", PH_ROUTE_OPEN, "host.health",
+     "Liveness (always 200 while serving) and readiness (the ready member; ?ready answers 503 "
+     "until every instance has settled)",
+     "application/json",
+     "{\"type\":\"object\",\"properties\":{\"status\":{\"type\":\"string\"},\"ready\":{\"type\":"
+     "\"boolean\"},\"instances\":{\"type\":\"object\",\"additionalProperties\":{\"type\":"
+     "\"string\"}}},\"required\":[\"status\",\"ready\",\"instances\"]}",
+     host_health},
+    {"GET, HEAD", "/_/metrics", PH_ROUTE_READ, "host.metrics", "Prometheus text exposition format",
+     "text/plain", "{\"type\":\"string\"}", host_metrics},
+    {"GET, HEAD", "/_/openapi.json", PH_ROUTE_READ, "host.openapi", "This document (OpenAPI 3.1)",
+     "application/json", "{\"type\":\"object\"}", host_openapi},
+    {"GET, HEAD", "/_/packages", PH_ROUTE_READ, "host.packages",
+     "Instances with package, version, state and dependencies", "application/json",
+     "{\"type\":\"object\",\"properties\":{\"instances\":{\"type\":\"array\",\"items\":{\"type\":"
+     "\"object\",\"properties\":{\"instance\":{\"type\":\"string\"},\"package\":{\"type\":"
+     "\"string\"},\"version\":{\"type\":[\"string\",\"null\"]},\"mount\":{\"type\":\"string\"},"
+     "\"state\":{\"type\":\"string\"},\"dependencies\":{\"type\":\"array\",\"items\":{\"type\":"
+     "\"string\"}}},\"required\":[\"instance\",\"package\",\"state\"]}}},\"required\":["
+     "\"instances\"]}",
+     host_packages},
+    PH_MANAGE("reload", "Reloads a package's or instance's build now"),
+    PH_MANAGE("disable", "Stops an instance (or every instance of a package) and keeps it off "
+                         "across changes; data kept"),
+    PH_MANAGE("unload", "The same as disable"),
+    PH_MANAGE("enable", "Starts a disabled instance (or package) again"),
+    PH_MANAGE("remove", "Stops and forgets an installed package; data kept"),
+};
+const size_t ph_http_n_host_routes = sizeof ph_http_host_routes / sizeof ph_http_host_routes[0];
+
+/*
+ * Whether path segments p->segs match a route's pattern; *arg is the
+ * segment a "{...}" stood for.
+ */
+static bool route_match(const ph_http_route *r, const path *p, const char **arg)
+{
+    const char *m = r->path + 1;
+    size_t i = 0;
+    *arg = NULL;
+    while (*m) {
+        size_t l = strcspn(m, "/");
+        if (i >= p->n)
+            return false;
+        if (m[0] == '{')
+            *arg = p->segs[i];
+        else if (strlen(p->segs[i]) != l || memcmp(p->segs[i], m, l) != 0)
+            return false;
+        i++;
+        m += l + (m[l] == '/');
+    }
+    return i == p->n;
+}
+
+static const ph_http_route *host_route_of(const path *p, const char **arg)
+{
+    for (size_t i = 0; i < ph_http_n_host_routes; i++)
+        if (route_match(&ph_http_host_routes[i], p, arg))
+            return &ph_http_host_routes[i];
+    return NULL;
+}
+
+/* Whether `method` is one of a route's "GET, HEAD" list. */
+static bool method_in(const char *list, const char *method)
+{
+    size_t ml = strlen(method);
+    for (const char *s = list; *s;) {
+        size_t l = strcspn(s, ", ");
+        if (l == ml && memcmp(s, method, l) == 0)
+            return true;
+        s += l;
+        s += strspn(s, ", ");
+    }
+    return false;
+}
+
 static int host_route(call *k, const path *p)
 {
-    if (p->n == 3 &&
-        (is(p->segs[1], "reload") || is(p->segs[1], "unload") || is(p->segs[1], "disable") ||
-         is(p->segs[1], "enable") || is(p->segs[1], "remove")))
-        return post_manage(k, p->segs[1], p->segs[2]);
-    const char *what = p->n == 2 ? p->segs[1] : "";
-    int (*fn)(call *) = is(what, "health")         ? get_health
-                        : is(what, "metrics")      ? get_metrics
-                        : is(what, "openapi.json") ? get_openapi
-                        : is(what, "packages")     ? get_packages
-                                                   : NULL;
-    if (!fn)
-        return send_error(k, PH_ENOTFOUND,
-                          "no host endpoint '%s'; the host serves /_/health, "
-                          "/_/metrics, /_/openapi.json, /_/packages, "
-                          "POST /_/reload|disable|enable|remove/<name>",
-                          k->url);
-    if (!is(k->method, "GET") && !is(k->method, "HEAD"))
-        return send_405(k, "GET, HEAD");
-    return fn(k);
+    const char *arg;
+    const ph_http_route *r = host_route_of(p, &arg);
+    if (!r) {
+        char hint[512];
+        size_t o = 0;
+        for (size_t i = 0; i < ph_http_n_host_routes && o < sizeof hint; i++)
+            o += (size_t)snprintf(hint + o, sizeof hint - o, "%s%.*s %s", i ? ", " : "",
+                                  (int)strcspn(ph_http_host_routes[i].methods, ","),
+                                  ph_http_host_routes[i].methods, ph_http_host_routes[i].path);
+        return send_error(k, PH_ENOTFOUND, "no host endpoint '%s'; the host serves %s", k->url,
+                          hint);
+    }
+    if (!method_in(r->methods, k->method))
+        return send_405(k, r->methods);
+    if (r->auth == PH_ROUTE_ADMIN && !k->admin)
+        return send_error(k, PH_EAUTH,
+                          "'%s' needs the admin token: send "
+                          "'Authorization: Bearer <token>'",
+                          r->id + strlen("host."));
+    return r->handler(k, r, arg);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1298,6 +1403,14 @@ static int instance_route(call *k, const path *p, const char *inst, const char *
     return serve_file(k, dir, "www", s, n, trailing_slash);
 }
 
+/* A route anyone may use, also under [auth] require_token (/_/health). */
+static bool open_route(const path *p)
+{
+    const char *arg;
+    const ph_http_route *r = p->n >= 1 && is(p->segs[0], "_") ? host_route_of(p, &arg) : NULL;
+    return r && r->auth == PH_ROUTE_OPEN;
+}
+
 static int dispatch(call *k)
 {
     int ret;
@@ -1328,8 +1441,7 @@ static int dispatch(call *k)
                          "the bearer token is wrong; send 'Authorization: Bearer "
                          "<token>' with the admin token (in the file set by [auth] "
                          "token_file of host.ini)");
-    } else if (k->h->require_token && !k->admin &&
-               !(p.n == 2 && is(p.segs[0], "_") && is(p.segs[1], "health"))) {
+    } else if (k->h->require_token && !k->admin && !open_route(&p)) {
         ret = send_error(k, PH_EAUTH,
                          "this host requires the admin token on every request "
                          "([auth] require_token); send 'Authorization: Bearer <token>'");

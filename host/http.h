@@ -71,6 +71,34 @@ int ph_http_listen_fd(ph_http *h, int fd, bool trusted);
  */
 void ph_http_stop(ph_http *h);
 
+/* Who may use a route of the host. */
+typedef enum ph_route_auth {
+    PH_ROUTE_OPEN,  /* anyone, also under [auth] require_token (liveness) */
+    PH_ROUTE_READ,  /* anyone, unless [auth] require_token */
+    PH_ROUTE_ADMIN, /* the admin token */
+} ph_route_auth;
+
+struct ph_http_call;
+
+/*
+ * One route of the host's own (under /_/). The table of them is the one
+ * definition dispatch, the 405 Allow header, the 404 hint and the OpenAPI
+ * document (openapi.c) read: a new endpoint is one row and its handler.
+ */
+typedef struct ph_http_route {
+    const char *methods; /* as the Allow header says them: "GET, HEAD", "POST" */
+    const char *path;    /* "/_/health"; "{name}" stands for one segment */
+    ph_route_auth auth;
+    const char *id;      /* OpenAPI operationId, "host.<what>" */
+    const char *summary; /* OpenAPI summary */
+    const char *type;    /* media type of the 200 response */
+    const char *schema;  /* JSON Schema of the 200 response, as JSON text */
+    int (*handler)(struct ph_http_call *k, const struct ph_http_route *r, const char *arg);
+} ph_http_route;
+
+extern const ph_http_route ph_http_host_routes[];
+extern const size_t ph_http_n_host_routes;
+
 /** The HTTP status for a PH_E* code (e.g. PH_EARGS -> 400). */
 unsigned ph_http_status_of(int code);
 

@@ -172,6 +172,32 @@ e = json.loads(rs[0][2])["error"] if rs else {}
 if not rs or rs[0][0] != 404 or "the path //notes//models/note has an empty segment ('//'); " \
         "write each '/' once" not in e.get("message", ""):
     failures.append("'//' in a path: %r" % out[:400])
+# one route table (http.c) answers dispatch, 405 Allow, the 404 hint and the OpenAPI paths
+def one(data):
+    rs, _ = responses(raw(data))
+    return rs[0] if rs else (0, [], b"")
+st, hdrs, b = one(b"POST /_/health HTTP/1.1\r\n" + H + J + b"Content-Length: 0\r\n"
+                  b"Connection: close\r\n\r\n")
+allow = [v.strip() for k, v in hdrs if k.lower() == "allow"]
+if st != 405 or allow != ["GET, HEAD"]:
+    failures.append("POST /_/health: %d %r %r" % (st, allow, b))
+st, hdrs, b = one(b"GET /_/reload/calc HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n")
+allow = [v.strip() for k, v in hdrs if k.lower() == "allow"]
+if st != 405 or allow != ["POST"]:
+    failures.append("GET /_/reload/calc: %d %r %r" % (st, allow, b))
+st, _, b = one(b"GET /_/nothing HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n")
+served = ("GET /_/health, GET /_/metrics, GET /_/openapi.json, GET /_/packages, "
+          "POST /_/reload/{name}, POST /_/disable/{name}, POST /_/unload/{name}, "
+          "POST /_/enable/{name}, POST /_/remove/{name}")
+if st != 404 or json.loads(b)["error"]["message"] != \
+        "no host endpoint '/_/nothing'; the host serves " + served:
+    failures.append("GET /_/nothing: %d %r" % (st, b))
+st, _, b = one(b"GET /_/openapi.json HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n")
+doc = json.loads(b) if st == 200 else {"paths": {}}
+ops = ", ".join("%s %s" % (m.upper(), p) for p, item in doc["paths"].items() if p.startswith("/_/")
+                for m in item)
+if ops != served:
+    failures.append("OpenAPI host paths %r differ from the routes served %r" % (ops, served))
 # the server answers normally afterwards
 out = raw(b"GET /_/health HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n")
 if not out.startswith(b"HTTP/1.1 200 OK\r\n"):
