@@ -286,12 +286,20 @@ static int queue_response(conn *c, ph_httpd_resp *rs, bool head_only, bool keep,
     *o++ = ' ';
     memcpy(o, reason, rl);
     o += rl;
-    static const char cl[] = "\r\nContent-Length: ";
-    memcpy(o, cl, sizeof cl - 1);
-    o += sizeof cl - 1;
-    o = put_u64(o, blen);
     *o++ = '\r';
     *o++ = '\n';
+    /* RFC 9110 8.6: no Content-Length (and no body) on 1xx, 204 and 304 */
+    bool bodiless = rs->status < 200 || rs->status == 204 || rs->status == 304;
+    if (bodiless) {
+        head_only = true;
+    } else {
+        static const char cl[] = "Content-Length: ";
+        memcpy(o, cl, sizeof cl - 1);
+        o += sizeof cl - 1;
+        o = put_u64(o, blen);
+        *o++ = '\r';
+        *o++ = '\n';
+    }
     if (close_it) {
         static const char cc[] = "Connection: close\r\n";
         memcpy(o, cc, sizeof cc - 1);
