@@ -201,7 +201,7 @@ static void test_blocked_handlers_do_not_stall_others(void **state)
     assert_int_equal(atomic_load(&blocked), N); /* each got a thread of its own */
     ph_httpd_stats st;
     ph_httpd_stats_get(s, &st);
-    assert_true(st.threads > N);
+    assert_true(st.threads >= N); /* the next one is started once they have been blocked a while */
     assert_int_equal(st.inflight, N);
     /* and another connection is answered at once (the best of 3: the machine may be busy) */
     double took = 1e9;
