@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <netdb.h>
@@ -1231,6 +1232,17 @@ static int post_manage(call *k, const ph_http_route *r, const char *pkg)
         return send_last_error(k, rc);
     int ret = send_json(k, 200, body);
     json_decref(body);
+    /*
+     * A reload frees the old build's memory in the arena of whichever HTTP
+     * thread ran it; give the free pages back, or each long-lived thread's
+     * arena keeps its own high-water mark of reload garbage. At most once a
+     * second: a trim walks every arena (tens of milliseconds).
+     */
+    static atomic_long last_trim;
+    long now = (long)mono_now();
+    long was = atomic_load(&last_trim);
+    if (now != was && atomic_compare_exchange_strong(&last_trim, &was, now))
+        malloc_trim(0);
     return ret;
 }
 
