@@ -257,6 +257,7 @@ static int set_defaults(ph_config *c, const char *base_dir)
     c->http.listen_addr = strdup("127.0.0.1");
     c->http.port = 8901;
     c->http.threads = 4;
+    c->http.max_threads = 256;
     c->http.max_body = 1024 * 1024;
     c->http.max_json_depth = 64;
     c->http.connection_timeout = 15;
@@ -535,6 +536,8 @@ static int set_http(load_ctx *x, const char *key, const char *v)
         return ph_config_set_listen(x->c, v);
     if (strcmp(key, "threads") == 0)
         return set_int("http", key, v, 1, 1024, &h->threads);
+    if (strcmp(key, "max_threads") == 0)
+        return set_int("http", key, v, 2, 4096, &h->max_threads);
     if (strcmp(key, "max_body") == 0)
         return parse_size("http", key, v, (size_t)1 << 30, &h->max_body);
     if (strcmp(key, "max_json_depth") == 0)
@@ -565,7 +568,8 @@ static int set_http(load_ctx *x, const char *key, const char *v)
     return unknown_key("http", key,
                        "listen, threads, max_body, max_json_depth, "
                        "connection_timeout, max_connections_per_ip, rate_limit, "
-                       "request_timeout, max_connections, allowed_origins, server_names, socket");
+                       "request_timeout, max_connections, allowed_origins, server_names, "
+                       "max_threads, socket");
 }
 
 static int set_auth(load_ctx *x, const char *key, const char *v)

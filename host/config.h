@@ -66,7 +66,8 @@ typedef struct ph_instance_conf {
 typedef struct ph_http_conf {
     char *listen_addr;          /* default "127.0.0.1" */
     int port;                   /* default 8901 */
-    int threads;                /* default 4 */
+    int threads;                /* HTTP threads kept waiting, default 4 */
+    int max_threads;            /* HTTP threads at most (blocked calls hold one each), 256 */
     size_t max_body;            /* default 1 MiB */
     int max_json_depth;         /* default 64 */
     int connection_timeout;     /* seconds, default 15 */

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <netdb.h>
@@ -17,8 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <microhttpd.h>
-
 #include "crash.h"
 #include "error.h"
 #include "text.h"
@@ -30,20 +29,13 @@
 #include "metrics.h"
 #include "reload.h"
 #include "openapi.h"
+#include "httpd.h"
 #include "www.h"
-
-/* A connection, known from accept to close, for the whole-request deadline. */
-typedef struct conn {
-    int fd;
-    bool receiving; /* a request is being read (not yet handed to dispatch) */
-    bool cut;       /* shut down by the deadline or to make room */
-    double since;   /* when the current request began to arrive (monotonic seconds) */
-    struct conn *prev, *next;
-} conn;
 
 struct ph_http {
     ph_host *host;
-    struct MHD_Daemon *d;
+    ph_httpd *srv;
+    int port;
     size_t max_body;
     int max_depth;
     int timeout_s;
@@ -54,22 +46,12 @@ struct ph_http {
     char **names; /* [http] server_names */
     size_t n_names;
 
-    /* whole-request deadline and room for new clients */
-    int request_timeout_s;
-    size_t max_conns;
-    pthread_mutex_t conn_mu;
-    pthread_cond_t conn_cv;
-    conn *conns; /* accept order */
-    size_t n_conns;
-    bool reaper_running, reaper_stop;
-    pthread_t reaper;
-    atomic_ulong cut_deadline, cut_room;
-
     /*
-     * Each connection has a thread of its own, which runs its package calls:
-     * no package call ever holds a thread another connection needs (the
-     * host's /_/ endpoints above all). The watcher answers a call past its
-     * time limit with 504 on the connection itself and abandons it.
+     * A package call runs on the engine thread that read its request; the
+     * engine starts another thread when none is left waiting, so a call that
+     * blocks never holds a thread another connection needs (the host's /_/
+     * endpoints above all). The watcher answers a call past its time limit
+     * with 504 on the connection itself and abandons it.
      */
     int call_timeout_ms; /* [limits] call_timeout: the default time limit */
     int max_calls;       /* [limits] max_concurrent_calls, per instance */
@@ -79,19 +61,8 @@ struct ph_http {
     bool watcher_running, watcher_stop;
     pthread_t watcher;
 
-    atomic_long inflight;
     atomic_bool stopping;
-    atomic_ulong by_class[6]; /* responses by status class: [1] 1xx ... [5] 5xx */
-
-    /*
-     * LOCAL SOCKET (branch cli; to re-wire onto the host's own engine as a
-     * listener flagged "trusted local"): a second libmicrohttpd daemon on
-     * the Unix socket of [http] socket (localsock.h). Its trusted peers
-     * skip the token and Host-header checks; any other peer gets 403.
-     */
-    struct MHD_Daemon *ld;
-    int local_fd;
-    char *local_path;
+    char *local_path; /* [http] socket: the local CLI's Unix socket (localsock.h), or NULL */
 };
 
 /*
@@ -100,13 +71,6 @@ struct ph_http {
  * the router's hold time.
  */
 #define PH_HTTP_GATE_WAIT_MS 2000
-
-/* One request: the body as it arrives. */
-typedef struct req {
-    char *body;
-    size_t len, cap;
-    bool too_big; /* the body passed max_body; the rest is discarded */
-} req;
 
 /*
  * A package call running on its connection's thread, on the stack of
@@ -136,15 +100,14 @@ typedef struct path {
 } path;
 
 /* What a request is about, gathered before it is served. */
-typedef struct call {
+typedef struct ph_http_call {
     ph_http *h;
-    struct MHD_Connection *c;
-    const char *url; /* raw (not unescaped) */
+    const ph_httpd_req *rq;
+    ph_httpd_resp *rs;
+    const char *url; /* the path, raw (not unescaped) */
     const char *method;
-    req *rq;
     bool admin;         /* a valid admin token came with the request */
     const char *origin; /* an allowed cross origin to answer with CORS headers, or NULL */
-    bool local;         /* LOCAL SOCKET: from a trusted peer of the local socket */
 } call;
 
 /* ------------------------------------------------------------------ */
@@ -156,78 +119,64 @@ unsigned ph_http_status_of(int code)
     return ph_error_http_status(code);
 }
 
-static enum MHD_Result send_response(call *k, unsigned status, struct MHD_Response *r)
+static const char *hdr(const call *k, const char *name)
 {
-    if (!r)
-        return MHD_NO;
-    if (atomic_load_explicit(&k->h->stopping, memory_order_relaxed))
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-    if (k->origin) {
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_ORIGIN, k->origin);
-        MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Origin");
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ACCESS_CONTROL_EXPOSE_HEADERS,
-                                "Location, Retry-After");
-    }
-    enum MHD_Result ret = MHD_queue_response(k->c, status, r);
-    MHD_destroy_response(r);
-    unsigned cls = status / 100;
-    if (cls >= 1 && cls <= 5)
-        atomic_fetch_add_explicit(&k->h->by_class[cls], 1, memory_order_relaxed);
-    return ret;
+    return ph_httpd_header_get(k->rq, name);
 }
 
-/* Sends `v` (any JSON value, borrowed) with a trailing newline. */
-static enum MHD_Result send_json(call *k, unsigned status, const json_t *v,
-                                 struct MHD_Response **keep)
+/* Sets the status and the CORS headers of an allowed cross origin; the engine sends. */
+static int respond(call *k, unsigned status)
+{
+    ph_httpd_resp *rs = k->rs;
+    rs->status = status;
+    if (k->origin) {
+        ph_httpd_resp_header(rs, "Access-Control-Allow-Origin", k->origin);
+        ph_httpd_resp_header(rs, "Vary", "Origin");
+        ph_httpd_resp_header(rs, "Access-Control-Expose-Headers", "Location, Retry-After");
+    }
+    return rs->failed ? -1 : 0;
+}
+
+/* The body: `v` (any JSON value, borrowed) with a trailing newline. */
+static int set_json(call *k, const json_t *v)
 {
     ph_json_buf b = {0}; /* not json_dumps: see jsonout.h */
     if (json_dump_callback(v, ph_json_buf_add, &b, JSON_COMPACT | JSON_ENCODE_ANY) != 0 ||
         ph_json_buf_add("\n", 1, &b) != 0) {
         free(b.p);
-        return MHD_NO;
+        return -1;
     }
-    struct MHD_Response *r = MHD_create_response_from_buffer(b.len, b.p, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(b.p);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    if (keep) { /* the caller adds headers and sends */
-        *keep = r;
-        return MHD_YES;
-    }
-    return send_response(k, status, r);
+    free(k->rs->body);
+    k->rs->body = b.p;
+    k->rs->body_len = b.len;
+    ph_httpd_resp_header(k->rs, "Content-Type", "application/json");
+    return 0;
+}
+
+static int send_json(call *k, unsigned status, const json_t *v)
+{
+    return set_json(k, v) ? -1 : respond(k, status);
 }
 
 /* Sends the error body for `code` with `word` and `message`. */
-static enum MHD_Result send_error_word(call *k, unsigned status, const char *word,
-                                       const char *message)
+static int send_error_word(call *k, unsigned status, const char *word, const char *message)
 {
-    json_t *e = json_pack("{s:{s:s,s:s}}", "error", "code", word, "message", message);
-    if (!e) { /* not UTF-8 (a message quoting raw request bytes): mask what is not ASCII */
-        char *m = strdup(message);
-        for (char *s = m; s && *s; s++)
-            if ((unsigned char)*s >= 0x80)
-                *s = '?';
-        e = m ? json_pack("{s:{s:s,s:s}}", "error", "code", word, "message", m) : NULL;
-        free(m);
-    }
-    struct MHD_Response *r = NULL;
-    enum MHD_Result ret = e ? send_json(k, status, e, &r) : MHD_NO;
-    json_decref(e);
-    if (!r)
-        return MHD_NO;
-    if (status == MHD_HTTP_UNAUTHORIZED)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"plughost\"");
-    if (status == MHD_HTTP_SERVICE_UNAVAILABLE || status == MHD_HTTP_TOO_MANY_REQUESTS)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-    (void)ret;
-    return send_response(k, status, r);
+    ph_httpd_resp *rs = k->rs;
+    free(rs->body);
+    rs->body = ph_httpd_error_body(word, message, &rs->body_len);
+    if (!rs->body)
+        return -1;
+    ph_httpd_resp_header(rs, "Content-Type", "application/json");
+    if (status == 401)
+        ph_httpd_resp_header(rs, "WWW-Authenticate", "Bearer realm=\"plughost\"");
+    if (status == 503 || status == 429)
+        ph_httpd_resp_header(rs, "Retry-After", "1");
+    return respond(k, status);
 }
 
-static enum MHD_Result send_error(call *k, int code, const char *fmt, ...)
+static int send_error(call *k, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static enum MHD_Result send_error(call *k, int code, const char *fmt, ...)
+static int send_error(call *k, int code, const char *fmt, ...)
 {
     va_list ap;
     char *msg = NULL;
@@ -235,20 +184,19 @@ static enum MHD_Result send_error(call *k, int code, const char *fmt, ...)
     int n = vasprintf(&msg, fmt, ap);
     va_end(ap);
     if (n < 0)
-        return MHD_NO;
-    enum MHD_Result ret = send_error_word(k, ph_http_status_of(code), ph_error_word(code), msg);
+        return -1;
+    int ret = send_error_word(k, ph_http_status_of(code), ph_error_word(code), msg);
     free(msg);
     return ret;
 }
 
-/* The error recorded by the failed operation (code, package word, message). */
 /* A failed operation's status: the package's choice while its error is still the last one. */
 static unsigned status_of_failure(int rc)
 {
     return ph_error_last_code() == rc ? ph_error_last_http_status() : ph_http_status_of(rc);
 }
 
-static enum MHD_Result send_last_error(call *k, int rc)
+static int send_last_error(call *k, int rc)
 {
     const char *msg = ph_error_last();
     const char *word = ph_error_last_word();
@@ -256,18 +204,15 @@ static enum MHD_Result send_last_error(call *k, int rc)
                            msg && *msg ? msg : ph_error_text(rc));
 }
 
-static enum MHD_Result send_405(call *k, const char *allow)
+static int send_405(call *k, const char *allow)
 {
-    json_t *e = json_pack("{s:{s:s,s:s+}}", "error", "code", "method_not_allowed", "message",
-                          "this path does not take that method; use ", allow);
-    struct MHD_Response *r = NULL;
-    if (e)
-        send_json(k, MHD_HTTP_METHOD_NOT_ALLOWED, e, &r);
-    json_decref(e);
-    if (!r)
-        return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-    return send_response(k, MHD_HTTP_METHOD_NOT_ALLOWED, r);
+    char *msg = NULL;
+    if (asprintf(&msg, "this path does not take that method; use %s", allow) < 0)
+        return -1;
+    ph_httpd_resp_header(k->rs, "Allow", allow);
+    int ret = send_error_word(k, 405, "method_not_allowed", msg);
+    free(msg);
+    return ret;
 }
 
 /* ------------------------------------------------------------------ */
@@ -362,8 +307,7 @@ static bool token_equal(const char *got, size_t got_len, const char *want)
 /* 0: no token sent; 1: the right token; -1: a token that is wrong or malformed. */
 static int check_token(call *k)
 {
-    const char *a =
-        MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *a = hdr(k, "Authorization");
     if (!a)
         return 0;
     if (strncasecmp(a, "Bearer ", 7) != 0)
@@ -472,7 +416,7 @@ static bool host_allowed(const ph_http *h, const char *host)
 /* The Origin is this host's own ("http://" + Host) or one of [http] allowed_origins. */
 static bool same_origin(call *k, const char *origin)
 {
-    const char *host = MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    const char *host = hdr(k, "Host");
     return host && strncasecmp(origin, "http://", 7) == 0 && strcasecmp(origin + 7, host) == 0;
 }
 
@@ -482,22 +426,17 @@ static bool origin_listed(const ph_http *h, const char *origin)
 }
 
 /* Answers a CORS preflight (OPTIONS with Access-Control-Request-Method). */
-static enum MHD_Result preflight(call *k, const char *origin)
+static int preflight(call *k, const char *origin)
 {
     if (!origin_listed(k->h, origin))
-        return send_error_word(k, MHD_HTTP_FORBIDDEN, "origin_not_allowed",
+        return send_error_word(k, 403, "origin_not_allowed",
                                "this origin may not call the host from a browser; add it to "
                                "[http] allowed_origins in host.ini to allow it");
-    struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-    if (!r)
-        return MHD_NO;
     k->origin = origin;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_METHODS,
-                            "GET, HEAD, POST, PATCH, DELETE");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_HEADERS,
-                            "Content-Type, Authorization");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_ACCESS_CONTROL_MAX_AGE, "600");
-    return send_response(k, MHD_HTTP_NO_CONTENT, r);
+    ph_httpd_resp_header(k->rs, "Access-Control-Allow-Methods", "GET, HEAD, POST, PATCH, DELETE");
+    ph_httpd_resp_header(k->rs, "Access-Control-Allow-Headers", "Content-Type, Authorization");
+    ph_httpd_resp_header(k->rs, "Access-Control-Max-Age", "600");
+    return respond(k, 204);
 }
 
 /*
@@ -505,29 +444,28 @@ static enum MHD_Result preflight(call *k, const char *origin)
  * web page makes on behalf of someone else (cross-site request forgery, DNS
  * rebinding). Returns true when a response was sent (*ret).
  */
-static bool refuse_foreign(call *k, enum MHD_Result *ret)
+static bool refuse_foreign(call *k, int *ret)
 {
-    const char *host = MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
-    const char *origin = MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ORIGIN);
-    if (!k->local && !host_allowed(k->h, host)) {
+    const char *host = hdr(k, "Host");
+    const char *origin = hdr(k, "Origin");
+    /* the local socket's peers were checked by uid: no name can rebind to a Unix socket */
+    if (!k->rq->trusted && !host_allowed(k->h, host)) {
         char msg[512];
         snprintf(msg, sizeof msg,
                  "this host does not answer to the name in the Host header; use its address "
                  "(such as %s:%d) or add the name to [http] server_names in host.ini",
                  k->h->host->cfg.http.listen_addr, ph_http_port(k->h));
-        *ret = send_error_word(k, MHD_HTTP_MISDIRECTED_REQUEST, "misdirected_request", msg);
+        *ret = send_error_word(k, 421, "misdirected_request", msg);
         return true;
     }
-    if (origin && strcmp(k->method, "OPTIONS") == 0 &&
-        MHD_lookup_connection_value(k->c, MHD_HEADER_KIND,
-                                    MHD_HTTP_HEADER_ACCESS_CONTROL_REQUEST_METHOD)) {
+    if (origin && strcmp(k->method, "OPTIONS") == 0 && hdr(k, "Access-Control-Request-Method")) {
         *ret = preflight(k, origin);
         return true;
     }
     if (origin && origin_listed(k->h, origin))
         k->origin = origin;
     else if (origin && changes_state(k->method) && !same_origin(k, origin)) {
-        *ret = send_error_word(k, MHD_HTTP_FORBIDDEN, "origin_not_allowed",
+        *ret = send_error_word(k, 403, "origin_not_allowed",
                                "a page from another origin may not change anything on this "
                                "host; add the origin to [http] allowed_origins in host.ini to "
                                "allow it");
@@ -537,23 +475,19 @@ static bool refuse_foreign(call *k, enum MHD_Result *ret)
 }
 
 /* State changes need a JSON body type, so a browser must ask (preflight) before it sends one. */
-static bool refuse_untyped(call *k, enum MHD_Result *ret)
+static bool refuse_untyped(call *k, int *ret)
 {
     if (!changes_state(k->method))
         return false;
-    const char *ct =
-        MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *ct = hdr(k, "Content-Type");
     if (json_typed(ct))
         return false;
     json_t *e =
         json_pack("{s:{s:s,s:s+++}}", "error", "code", "unsupported_media_type", "message",
                   k->method, " requests must be sent with Content-Type: application/json (got ",
                   ct ? ct : "none", "), even without a body");
-    struct MHD_Response *r = NULL;
-    if (e)
-        send_json(k, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, e, &r);
+    *ret = e ? send_json(k, 415, e) : -1;
     json_decref(e);
-    *ret = r ? send_response(k, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, r) : MHD_NO;
     return true;
 }
 
@@ -561,19 +495,12 @@ static bool refuse_untyped(call *k, enum MHD_Result *ret)
  * Parses the body into *args (NULL for an empty body). On failure a
  * response was sent (400/413/415) and -1 is returned with *ret set.
  */
-static int read_body(call *k, json_t **args, enum MHD_Result *ret)
+static int read_body(call *k, json_t **args, int *ret)
 {
     *args = NULL;
-    if (k->rq->too_big) {
-        *ret = send_error(k, PH_ETOOBIG,
-                          "the request body is larger than the limit of %zu bytes; "
-                          "send less or raise [http] max_body in host.ini",
-                          k->h->max_body);
-        return -1;
-    }
-    if (!k->rq->len)
+    if (!k->rq->body_len)
         return 0;
-    if (!depth_ok(k->rq->body, k->rq->len, k->h->max_depth)) {
+    if (!depth_ok(k->rq->body, k->rq->body_len, k->h->max_depth)) {
         *ret = send_error(k, PH_EARGS,
                           "the JSON body nests deeper than %d levels; flatten it or "
                           "raise [http] max_json_depth in host.ini",
@@ -581,7 +508,8 @@ static int read_body(call *k, json_t **args, enum MHD_Result *ret)
         return -1;
     }
     json_error_t err;
-    *args = json_loadb(k->rq->body, k->rq->len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
+    *args =
+        json_loadb(k->rq->body, k->rq->body_len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
     if (!*args) {
         *ret = send_error(k, PH_EARGS,
                           "the body is not valid JSON: %s at line %d column %d; send "
@@ -667,23 +595,24 @@ static bool is(const char *a, const char *b)
 }
 
 /* Answers with a call's result `out` (borrowed) or its error (rc, word, msg). */
-static enum MHD_Result send_result(call *k, int rc, const char *word, const char *msg, json_t *out,
-                                   unsigned ok, const char *location_base)
+static int send_result(call *k, int rc, const char *word, const char *msg, json_t *out, unsigned ok,
+                       const char *location_base)
 {
     if (rc)
         return send_error_word(k, status_of_failure(rc), word && *word ? word : ph_error_word(rc),
                                msg && *msg ? msg : ph_error_text(rc));
     json_t *id = location_base ? json_object_get(out, "id") : NULL;
     if (!json_is_integer(id))
-        return send_json(k, ok, out ? out : json_null(), NULL);
-    struct MHD_Response *r = NULL;
+        return send_json(k, ok, out ? out : json_null());
     char *loc = NULL;
-    send_json(k, ok, out ? out : json_null(), &r);
-    if (r && asprintf(&loc, "%s/%" JSON_INTEGER_FORMAT, location_base, json_integer_value(id)) >= 0)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, loc);
+    if (asprintf(&loc, "%s/%" JSON_INTEGER_FORMAT, location_base, json_integer_value(id)) < 0)
+        return -1;
+    ph_httpd_resp_header(k->rs, "Location", loc);
     free(loc);
-    return r ? send_response(k, ok, r) : MHD_NO;
+    return send_json(k, ok, out);
 }
+
+static double mono_now(void);
 
 /* The running calls of the instance an address names, or NULL for an unknown instance. */
 static ph_inst_load *load_of_address(ph_http *h, const char *address, char *name)
@@ -696,9 +625,6 @@ static ph_inst_load *load_of_address(ph_http *h, const char *address, char *name
     ph_instance *inst = ph_router_instance(h->host->router, name);
     return inst ? inst->load : NULL;
 }
-
-static double mono_now(void);
-static conn *conn_of(struct MHD_Connection *c);
 
 static void jobs_add(ph_http *h, job *j)
 {
@@ -731,13 +657,12 @@ static bool jobs_remove(ph_http *h, job *j)
  * (or error). Takes `args`. A call past its time limit has been answered
  * 504 by the watcher meanwhile: the connection is then closed.
  */
-static enum MHD_Result answer_call(call *k, const char *address, json_t *args, unsigned ok,
-                                   const char *location_base)
+static int answer_call(call *k, const char *address, json_t *args, unsigned ok,
+                       const char *location_base)
 {
     ph_http *h = k->h;
     char name[PH_NAME_MAX + 1];
     ph_inst_load *ld = load_of_address(h, address, name);
-    conn *cn = conn_of(k->c);
     if (ld && atomic_fetch_add(&ld->running, 1) >= h->max_calls) {
         atomic_fetch_sub(&ld->running, 1);
         atomic_fetch_add_explicit(&ld->refused, 1, memory_order_relaxed);
@@ -751,14 +676,14 @@ static enum MHD_Result answer_call(call *k, const char *address, json_t *args, u
     ph_error_clear();
     unsigned flags = PH_CALL_LIMITED | (k->admin ? PH_CALL_ADMIN : 0);
     int rc;
-    if (!ld || !cn) { /* no such instance: the router says so at once, with the list */
+    if (!ld) { /* no such instance: the router says so at once, with the list */
         rc = ph_router_call(h->host->router, NULL, address, args, flags, &out);
     } else {
         job j = {.address = address,
                  .instance = name,
                  .origin = k->origin,
                  .head = is(k->method, "HEAD"),
-                 .fd = cn->fd,
+                 .fd = k->rq->fd,
                  .started = mono_now(),
                  .load = ld};
         jobs_add(h, &j);
@@ -767,19 +692,18 @@ static enum MHD_Result answer_call(call *k, const char *address, json_t *args, u
         if (jobs_remove(h, &j)) {
             json_decref(out);
             json_decref(args);
-            return MHD_NO; /* answered 504 already: close the connection */
+            return -1; /* answered 504 already: close the connection */
         }
     }
     json_decref(args);
-    enum MHD_Result ret =
-        send_result(k, rc, ph_error_last_word(), ph_error_last(), out, ok, location_base);
+    int ret = send_result(k, rc, ph_error_last_word(), ph_error_last(), out, ok, location_base);
     json_decref(out);
     return ret;
 }
 
-static enum MHD_Result post_actor(call *k, const char *inst, const char *actor, const char *method)
+static int post_actor(call *k, const char *inst, const char *actor, const char *method)
 {
-    enum MHD_Result ret;
+    int ret;
     json_t *args;
     if (read_body(k, &args, &ret))
         return ret;
@@ -792,9 +716,9 @@ static enum MHD_Result post_actor(call *k, const char *inst, const char *actor, 
     char *address = NULL;
     if (asprintf(&address, "%s.%s.%s", inst, actor, method) < 0) {
         json_decref(args);
-        return MHD_NO;
+        return -1;
     }
-    ret = answer_call(k, address, args, MHD_HTTP_OK, NULL);
+    ret = answer_call(k, address, args, 200, NULL);
     free(address);
     return ret;
 }
@@ -837,14 +761,14 @@ static void visit_actor(const ph_route *r, void *ud)
     json_object_set_new(actor, r->method, m);
 }
 
-static enum MHD_Result get_actors(call *k, const char *inst)
+static int get_actors(call *k, const char *inst)
 {
     actors_list al = {inst, json_object()};
     if (!al.actors)
-        return MHD_NO;
+        return -1;
     ph_router_each(k->h->host->router, visit_actor, &al);
     json_t *body = json_pack("{s:s,s:o}", "instance", inst, "actors", al.actors);
-    enum MHD_Result ret = body ? send_json(k, MHD_HTTP_OK, body, NULL) : MHD_NO;
+    int ret = body ? send_json(k, 200, body) : -1;
     json_decref(body);
     return ret;
 }
@@ -873,11 +797,40 @@ static bool utf8_ok(const char *s)
     return ok;
 }
 
-static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value)
+/*
+ * Calls fn for each "key=value" of the raw query (value NULL without '='),
+ * '+' read as a space as in HTML forms; the %-escapes are left for fn.
+ * Stops at the first non-zero return. -1: out of memory.
+ */
+static int query_each(const char *query, int (*fn)(void *, const char *, const char *), void *ud)
+{
+    if (!query || !*query)
+        return 0;
+    char *copy = strdup(query);
+    if (!copy)
+        return -1;
+    for (char *s = copy; *s; s++)
+        if (*s == '+')
+            *s = ' ';
+    int rc = 0;
+    for (char *item = copy, *next; item && !rc; item = next) {
+        next = strchr(item, '&');
+        if (next)
+            *next++ = '\0';
+        if (!*item)
+            continue;
+        char *eq = strchr(item, '=');
+        if (eq)
+            *eq = '\0';
+        rc = fn(ud, item, eq ? eq + 1 : NULL);
+    }
+    free(copy);
+    return rc;
+}
+
+static int collect_arg(void *cls, const char *key, const char *value)
 {
     query *q = cls;
-    (void)kind;
     char *k = strdup(key), *v = strdup(value ? value : "");
     json_t *js = NULL;
     if (!k || !v)
@@ -893,7 +846,7 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
     json_decref(js);
     free(k);
     free(v);
-    return MHD_YES;
+    return 0;
 }
 
 /*
@@ -1045,34 +998,35 @@ static json_t *list_args(call *k, const char *inst, const char *model, query *q)
     return lc.args;
 }
 
-static enum MHD_Result model_call(call *k, const char *inst, const char *model, const char *op,
-                                  json_t *args, unsigned ok, const char *location_base)
+static int model_call(call *k, const char *inst, const char *model, const char *op, json_t *args,
+                      unsigned ok, const char *location_base)
 {
     char *address = NULL;
     if (asprintf(&address, "%s.%s.%s", inst, model, op) < 0) {
         json_decref(args);
-        return MHD_NO;
+        return -1;
     }
-    enum MHD_Result ret = answer_call(k, address, args, ok, location_base);
+    int ret = answer_call(k, address, args, ok, location_base);
     free(address);
     return ret;
 }
 
-static enum MHD_Result models_collection(call *k, const char *inst, const char *model)
+static int models_collection(call *k, const char *inst, const char *model)
 {
-    enum MHD_Result ret;
+    int ret;
     json_t *args = NULL;
     if (is(k->method, "GET") || is(k->method, "HEAD")) {
         query q = {json_object(), NULL};
         if (!q.raw)
-            return MHD_NO;
-        MHD_get_connection_values(k->c, MHD_GET_ARGUMENT_KIND, collect_arg, &q);
+            return -1;
+        if (query_each(k->rq->query, collect_arg, &q))
+            query_refuse(&q, "", "could not be read (out of memory)");
         if (!q.bad_msg)
             args = list_args(k, inst, model, &q);
         if (q.bad_msg)
             ret = send_error(k, PH_EARGS, "%s", q.bad_msg);
         else
-            ret = args ? model_call(k, inst, model, "list", args, MHD_HTTP_OK, NULL) : MHD_NO;
+            ret = args ? model_call(k, inst, model, "list", args, 200, NULL) : -1;
         free(q.bad_msg);
         json_decref(q.raw);
         return ret;
@@ -1090,21 +1044,20 @@ static enum MHD_Result models_collection(call *k, const char *inst, const char *
     char *base = NULL;
     if (asprintf(&base, "%s", k->url) < 0) {
         json_decref(args);
-        return MHD_NO;
+        return -1;
     }
     size_t bl = strlen(base);
     while (bl > 1 && base[bl - 1] == '/')
         base[--bl] = '\0';
     /* new takes the record as its argument object */
-    ret = model_call(k, inst, model, "new", args, MHD_HTTP_CREATED, base);
+    ret = model_call(k, inst, model, "new", args, 201, base);
     free(base);
     return ret;
 }
 
-static enum MHD_Result models_item(call *k, const char *inst, const char *model,
-                                   const char *id_text)
+static int models_item(call *k, const char *inst, const char *model, const char *id_text)
 {
-    enum MHD_Result ret;
+    int ret;
     int64_t id;
     bool get = is(k->method, "GET") || is(k->method, "HEAD");
     if (!get && !is(k->method, "PATCH") && !is(k->method, "DELETE"))
@@ -1115,8 +1068,8 @@ static enum MHD_Result models_item(call *k, const char *inst, const char *model,
                           "as returned by POST or listed by GET on the model",
                           id_text);
     if (get || is(k->method, "DELETE"))
-        return model_call(k, inst, model, get ? "get" : "delete", json_pack("{s:I}", "id", id),
-                          MHD_HTTP_OK, NULL);
+        return model_call(k, inst, model, get ? "get" : "delete", json_pack("{s:I}", "id", id), 200,
+                          NULL);
     json_t *args;
     if (read_body(k, &args, &ret))
         return ret;
@@ -1134,15 +1087,15 @@ static enum MHD_Result models_item(call *k, const char *inst, const char *model,
                           "cannot be changed, leave \"id\" out of the body");
     }
     json_object_set_new(args, "id", json_integer(id));
-    return model_call(k, inst, model, "set", args, MHD_HTTP_OK, NULL);
+    return model_call(k, inst, model, "set", args, 200, NULL);
 }
 
 /* ------------------------------------------------------------------ */
 /* Static files                                                         */
 /* ------------------------------------------------------------------ */
 
-static enum MHD_Result serve_file(call *k, const char *pkg_dir, const char *sub, char *const *segs,
-                                  size_t n, bool trailing_slash)
+static int serve_file(call *k, const char *pkg_dir, const char *sub, char *const *segs, size_t n,
+                      bool trailing_slash)
 {
     /* a wiki is written in Markdown; a package may still ship it rendered */
     static const char *const wiki_index[] = {"index.html", "index.md", NULL};
@@ -1150,7 +1103,7 @@ static enum MHD_Result serve_file(call *k, const char *pkg_dir, const char *sub,
         return send_405(k, "GET, HEAD");
     char *root = NULL;
     if (asprintf(&root, "%s/%s", pkg_dir, sub) < 0)
-        return MHD_NO;
+        return -1;
     ph_www_file f;
     ph_error_clear();
     int rc = ph_www_open(root, segs, n, is(sub, "wiki") ? wiki_index : NULL, &f);
@@ -1162,21 +1115,16 @@ static enum MHD_Result serve_file(call *k, const char *pkg_dir, const char *sub,
         close(f.fd);
         char *loc = NULL;
         if (asprintf(&loc, "%s/", k->url) < 0)
-            return MHD_NO;
-        struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-        if (r)
-            MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, loc);
+            return -1;
+        ph_httpd_resp_header(k->rs, "Location", loc);
         free(loc);
-        return send_response(k, MHD_HTTP_MOVED_PERMANENTLY, r);
+        return respond(k, 301);
     }
-    struct MHD_Response *r = MHD_create_response_from_fd64(f.size, f.fd);
-    if (!r) {
-        close(f.fd);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, f.content_type);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_X_CONTENT_TYPE_OPTIONS, "nosniff");
-    return send_response(k, MHD_HTTP_OK, r);
+    k->rs->file_fd = f.fd; /* the engine sends it and closes it */
+    k->rs->file_len = (uint64_t)f.size;
+    ph_httpd_resp_header(k->rs, "Content-Type", f.content_type);
+    ph_httpd_resp_header(k->rs, "X-Content-Type-Options", "nosniff");
+    return respond(k, 200);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1189,7 +1137,14 @@ static bool state_settled(const char *s)
                  is(s, "stopped"));
 }
 
-static enum MHD_Result get_health(call *k)
+static int find_ready(void *ud, const char *key, const char *value)
+{
+    (void)ud;
+    (void)value;
+    return strcmp(key, "ready") == 0;
+}
+
+static int get_health(call *k)
 {
     ph_host *host = k->h->host;
     json_t *insts = json_object();
@@ -1203,29 +1158,28 @@ static enum MHD_Result get_health(call *k)
     pthread_rwlock_unlock(&host->lock);
     json_t *body = json_pack("{s:s,s:b,s:o}", "status", "ok", "ready", ready, "instances", insts);
     /* `?ready` (the documented form, no value) or `?ready=1`: readiness, 503 until ready */
-    const char *v = NULL;
-    size_t vlen = 0;
-    bool want_ready = MHD_lookup_connection_value_n(k->c, MHD_GET_ARGUMENT_KIND, "ready", 5, &v,
-                                                    &vlen) == MHD_YES;
-    unsigned st = want_ready && !ready ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK;
-    enum MHD_Result ret = body ? send_json(k, st, body, NULL) : MHD_NO;
+    bool want_ready = query_each(k->rq->query, find_ready, NULL) == 1;
+    unsigned st = want_ready && !ready ? 503 : 200;
+    int ret = body ? send_json(k, st, body) : -1;
     json_decref(body);
     return ret;
 }
 
-static enum MHD_Result get_packages(call *k)
+static int get_packages(call *k)
 {
     json_t *body = ph_manage_packages(k->h->host);
-    enum MHD_Result ret = body ? send_json(k, MHD_HTTP_OK, body, NULL) : MHD_NO;
+    int ret = body ? send_json(k, 200, body) : -1;
     json_decref(body);
     return ret;
 }
 
-static enum MHD_Result get_metrics(call *k)
+static int get_metrics(call *k)
 {
     char *extra = NULL, *text = NULL;
     size_t len = 0;
     ph_http *h = k->h;
+    ph_httpd_stats st;
+    ph_httpd_stats_get(h->srv, &st);
     if (asprintf(&extra,
                  "# HELP plughost_http_responses_total HTTP responses by status class.\n"
                  "# TYPE plughost_http_responses_total counter\n"
@@ -1241,32 +1195,26 @@ static enum MHD_Result get_metrics(call *k)
                  "# TYPE plughost_http_connections_cut_total counter\n"
                  "plughost_http_connections_cut_total{reason=\"deadline\"} %lu\n"
                  "plughost_http_connections_cut_total{reason=\"room\"} %lu\n",
-                 atomic_load(&h->by_class[2]), atomic_load(&h->by_class[3]),
-                 atomic_load(&h->by_class[4]), atomic_load(&h->by_class[5]),
-                 atomic_load(&h->inflight), atomic_load(&h->cut_deadline),
-                 atomic_load(&h->cut_room)) < 0)
-        return MHD_NO;
+                 st.by_class[2], st.by_class[3], st.by_class[4], st.by_class[5], st.inflight,
+                 st.cut_deadline, st.cut_room) < 0)
+        return -1;
     int rc = ph_metrics_render(h->host, extra, &text, &len);
     free(extra);
     if (rc)
         return send_last_error(k, rc);
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            "text/plain; version=0.0.4; charset=utf-8");
-    return send_response(k, MHD_HTTP_OK, r);
+    k->rs->body = text;
+    k->rs->body_len = len;
+    ph_httpd_resp_header(k->rs, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    return respond(k, 200);
 }
 
-static enum MHD_Result get_openapi(call *k)
+static int get_openapi(call *k)
 {
     json_t *doc = NULL;
     int rc = ph_openapi_build(k->h->host, &doc);
     if (rc)
         return send_last_error(k, rc);
-    enum MHD_Result ret = send_json(k, MHD_HTTP_OK, doc, NULL);
+    int ret = send_json(k, 200, doc);
     json_decref(doc);
     return ret;
 }
@@ -1274,57 +1222,173 @@ static enum MHD_Result get_openapi(call *k)
 /*
  * Management: POST /_/reload/<package> (the same transaction as a file
  * change), /_/unload/<package> (stop, data kept) and /_/enable/<package>.
- * Admin only.
+ * Admin only (the table says so; dispatch checks).
  */
-static enum MHD_Result post_manage(call *k, const char *op, const char *pkg)
+static int post_manage(call *k, const ph_http_route *r, const char *pkg)
 {
-    if (!is(k->method, "POST"))
-        return send_405(k, "POST");
-    if (!k->admin)
-        return send_error(k, PH_EAUTH,
-                          "'%s' needs the admin token: send "
-                          "'Authorization: Bearer <token>'",
-                          op);
+    const char *op = r->id + strlen("host.");
     json_t *body = NULL;
     int rc = ph_manage(k->h->host, op, pkg, &body);
     if (rc == PH_EDEPENDENCY)
         return send_error(k, PH_ECONFLICT, "%s", ph_error_last());
     if (rc)
         return send_last_error(k, rc);
-    enum MHD_Result ret = send_json(k, MHD_HTTP_OK, body, NULL);
+    int ret = send_json(k, 200, body);
     json_decref(body);
+    /*
+     * A reload frees the old build's memory in the arena of whichever HTTP
+     * thread ran it; give the free pages back, or each long-lived thread's
+     * arena keeps its own high-water mark of reload garbage. At most once a
+     * second: a trim walks every arena (tens of milliseconds).
+     */
+    static atomic_long last_trim;
+    long now = (long)mono_now();
+    long was = atomic_load(&last_trim);
+    if (now != was && atomic_compare_exchange_strong(&last_trim, &was, now))
+        malloc_trim(0);
     return ret;
 }
 
-static enum MHD_Result host_route(call *k, const path *p)
+static int host_health(call *k, const ph_http_route *r, const char *arg)
 {
-    if (p->n == 3 &&
-        (is(p->segs[1], "reload") || is(p->segs[1], "unload") || is(p->segs[1], "disable") ||
-         is(p->segs[1], "enable") || is(p->segs[1], "remove")))
-        return post_manage(k, p->segs[1], p->segs[2]);
-    const char *what = p->n == 2 ? p->segs[1] : "";
-    enum MHD_Result (*fn)(call *) = is(what, "health")         ? get_health
-                                    : is(what, "metrics")      ? get_metrics
-                                    : is(what, "openapi.json") ? get_openapi
-                                    : is(what, "packages")     ? get_packages
-                                                               : NULL;
-    if (!fn)
-        return send_error(k, PH_ENOTFOUND,
-                          "no host endpoint '%s'; the host serves /_/health, "
-                          "/_/metrics, /_/openapi.json, /_/packages, "
-                          "POST /_/reload|disable|enable|remove/<name>",
-                          k->url);
-    if (!is(k->method, "GET") && !is(k->method, "HEAD"))
-        return send_405(k, "GET, HEAD");
-    return fn(k);
+    (void)r, (void)arg;
+    return get_health(k);
+}
+
+static int host_metrics(call *k, const ph_http_route *r, const char *arg)
+{
+    (void)r, (void)arg;
+    return get_metrics(k);
+}
+
+static int host_openapi(call *k, const ph_http_route *r, const char *arg)
+{
+    (void)r, (void)arg;
+    return get_openapi(k);
+}
+
+static int host_packages(call *k, const ph_http_route *r, const char *arg)
+{
+    (void)r, (void)arg;
+    return get_packages(k);
+}
+
+#define PH_MANAGE_SCHEMA                                                                           \
+    "{\"type\":\"object\",\"properties\":{\"package\":{\"type\":\"string\"},"                      \
+    "\"operation\":{\"type\":\"string\"},\"instances\":{\"type\":\"integer\",\"minimum\":0},"      \
+    "\"result\":{\"type\":\"string\"}},\"required\":[\"package\",\"operation\",\"result\"]}"
+#define PH_MANAGE(op, summary)                                                                     \
+    {                                                                                              \
+        "POST", "/_/" op "/{name}", PH_ROUTE_ADMIN, "host." op, summary, "application/json",       \
+            PH_MANAGE_SCHEMA, post_manage                                                          \
+    }
+
+const ph_http_route ph_http_host_routes[] = {
+    {"GET, HEAD", "/_/health", PH_ROUTE_OPEN, "host.health",
+     "Liveness (always 200 while serving) and readiness (the ready member; ?ready answers 503 "
+     "until every instance has settled)",
+     "application/json",
+     "{\"type\":\"object\",\"properties\":{\"status\":{\"type\":\"string\"},\"ready\":{\"type\":"
+     "\"boolean\"},\"instances\":{\"type\":\"object\",\"additionalProperties\":{\"type\":"
+     "\"string\"}}},\"required\":[\"status\",\"ready\",\"instances\"]}",
+     host_health},
+    {"GET, HEAD", "/_/metrics", PH_ROUTE_READ, "host.metrics", "Prometheus text exposition format",
+     "text/plain", "{\"type\":\"string\"}", host_metrics},
+    {"GET, HEAD", "/_/openapi.json", PH_ROUTE_READ, "host.openapi", "This document (OpenAPI 3.1)",
+     "application/json", "{\"type\":\"object\"}", host_openapi},
+    {"GET, HEAD", "/_/packages", PH_ROUTE_READ, "host.packages",
+     "Instances with package, version, state and dependencies", "application/json",
+     "{\"type\":\"object\",\"properties\":{\"instances\":{\"type\":\"array\",\"items\":{\"type\":"
+     "\"object\",\"properties\":{\"instance\":{\"type\":\"string\"},\"package\":{\"type\":"
+     "\"string\"},\"version\":{\"type\":[\"string\",\"null\"]},\"mount\":{\"type\":\"string\"},"
+     "\"state\":{\"type\":\"string\"},\"dependencies\":{\"type\":\"array\",\"items\":{\"type\":"
+     "\"string\"}}},\"required\":[\"instance\",\"package\",\"state\"]}}},\"required\":["
+     "\"instances\"]}",
+     host_packages},
+    PH_MANAGE("reload", "Reloads a package's or instance's build now"),
+    PH_MANAGE("disable", "Stops an instance (or every instance of a package) and keeps it off "
+                         "across changes; data kept"),
+    PH_MANAGE("unload", "The same as disable"),
+    PH_MANAGE("enable", "Starts a disabled instance (or package) again"),
+    PH_MANAGE("remove", "Stops and forgets an installed package; data kept"),
+};
+const size_t ph_http_n_host_routes = sizeof ph_http_host_routes / sizeof ph_http_host_routes[0];
+
+/*
+ * Whether path segments p->segs match a route's pattern; *arg is the
+ * segment a "{...}" stood for.
+ */
+static bool route_match(const ph_http_route *r, const path *p, const char **arg)
+{
+    const char *m = r->path + 1;
+    size_t i = 0;
+    *arg = NULL;
+    while (*m) {
+        size_t l = strcspn(m, "/");
+        if (i >= p->n)
+            return false;
+        if (m[0] == '{')
+            *arg = p->segs[i];
+        else if (strlen(p->segs[i]) != l || memcmp(p->segs[i], m, l) != 0)
+            return false;
+        i++;
+        m += l + (m[l] == '/');
+    }
+    return i == p->n;
+}
+
+static const ph_http_route *host_route_of(const path *p, const char **arg)
+{
+    for (size_t i = 0; i < ph_http_n_host_routes; i++)
+        if (route_match(&ph_http_host_routes[i], p, arg))
+            return &ph_http_host_routes[i];
+    return NULL;
+}
+
+/* Whether `method` is one of a route's "GET, HEAD" list. */
+static bool method_in(const char *list, const char *method)
+{
+    size_t ml = strlen(method);
+    for (const char *s = list; *s;) {
+        size_t l = strcspn(s, ", ");
+        if (l == ml && memcmp(s, method, l) == 0)
+            return true;
+        s += l;
+        s += strspn(s, ", ");
+    }
+    return false;
+}
+
+static int host_route(call *k, const path *p)
+{
+    const char *arg;
+    const ph_http_route *r = host_route_of(p, &arg);
+    if (!r) {
+        char hint[512];
+        size_t o = 0;
+        for (size_t i = 0; i < ph_http_n_host_routes && o < sizeof hint; i++)
+            o += (size_t)snprintf(hint + o, sizeof hint - o, "%s%.*s %s", i ? ", " : "",
+                                  (int)strcspn(ph_http_host_routes[i].methods, ","),
+                                  ph_http_host_routes[i].methods, ph_http_host_routes[i].path);
+        return send_error(k, PH_ENOTFOUND, "no host endpoint '%s'; the host serves %s", k->url,
+                          hint);
+    }
+    if (!method_in(r->methods, k->method))
+        return send_405(k, r->methods);
+    if (r->auth == PH_ROUTE_ADMIN && !k->admin)
+        return send_error(k, PH_EAUTH,
+                          "'%s' needs the admin token: send "
+                          "'Authorization: Bearer <token>'",
+                          r->id + strlen("host."));
+    return r->handler(k, r, arg);
 }
 
 /* ------------------------------------------------------------------ */
 /* Dispatch                                                             */
 /* ------------------------------------------------------------------ */
 
-static enum MHD_Result instance_route(call *k, const path *p, const char *inst, const char *dir,
-                                      size_t at, bool trailing_slash)
+static int instance_route(call *k, const path *p, const char *inst, const char *dir, size_t at,
+                          bool trailing_slash)
 {
     char *const *s = p->segs + at;
     size_t n = p->n - at;
@@ -1354,52 +1418,43 @@ static enum MHD_Result instance_route(call *k, const path *p, const char *inst, 
     return serve_file(k, dir, "www", s, n, trailing_slash);
 }
 
-/*
- * LOCAL SOCKET: 0 a TCP connection; 1 a trusted peer of the local socket; -1 another peer.
- * Told by the peer's address family (only the local daemon has Unix peers), not by
- * comparing daemons: TCP requests may arrive before the local daemon is started.
- */
-static int local_peer(call *k, long *peer)
+/* A route anyone may use, also under [auth] require_token (/_/health). */
+static bool open_route(const path *p)
 {
-    const union MHD_ConnectionInfo *a =
-        MHD_get_connection_info(k->c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (!a || !a->client_addr || a->client_addr->sa_family != AF_UNIX)
-        return 0;
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(k->c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    return ci && ph_localsock_peer_trusted(ci->connect_fd, peer) ? 1 : -1;
+    const char *arg;
+    const ph_http_route *r = p->n >= 1 && is(p->segs[0], "_") ? host_route_of(p, &arg) : NULL;
+    return r && r->auth == PH_ROUTE_OPEN;
 }
 
-static enum MHD_Result dispatch(call *k)
+static int dispatch(call *k)
 {
-    enum MHD_Result ret;
+    int ret;
     path p;
-    if (k->url[0] != '/')
+    if (k->url[0] != '/') {
+        k->rs->close = true; /* malformed input: the connection ends after the answer */
         return send_error(k, PH_EINVAL,
                           "the request target must be an absolute path such as "
                           "/calc/actors/math/add");
+    }
     if (path_split(k->url, &p)) {
         path_free(&p);
-        return MHD_NO;
+        return -1;
     }
     size_t ul = strlen(k->url);
     bool trailing = ul > 1 && k->url[ul - 1] == '/';
     int tok = check_token(k);
-    k->admin = tok == 1;
-    /* LOCAL SOCKET: a trusted peer is the admin; another is refused before anything */
+    /* the local socket (a trusted listener): its peers are checked by uid (SO_PEERCRED), and
+     * root and the host's own user carry the admin token */
     long peer = -1;
-    int local = local_peer(k, &peer);
-    if (local > 0) {
-        k->local = k->admin = true;
-        tok = 1;
-    }
-    if (local < 0) {
+    bool peer_refused = k->rq->trusted && !ph_localsock_peer_trusted(k->rq->fd, &peer);
+    k->admin = tok == 1 || (tok == 0 && k->rq->trusted && !peer_refused);
+    if (peer_refused) {
         char msg[256];
         snprintf(msg, sizeof msg,
                  "uid %ld may not use this host's local socket: only root and the host's own "
                  "user may; use the TCP address with the admin token",
                  peer);
-        ret = send_error_word(k, MHD_HTTP_FORBIDDEN, "forbidden", msg);
+        ret = send_error_word(k, 403, "forbidden", msg);
     } else if (refuse_foreign(k, &ret)) {
         /* answered: Host, Origin or preflight */
     } else if (p.bad) {
@@ -1411,8 +1466,7 @@ static enum MHD_Result dispatch(call *k)
                          "the bearer token is wrong; send 'Authorization: Bearer "
                          "<token>' with the admin token (in the file set by [auth] "
                          "token_file of host.ini)");
-    } else if (k->h->require_token && !k->admin &&
-               !(p.n == 2 && is(p.segs[0], "_") && is(p.segs[1], "health"))) {
+    } else if (k->h->require_token && !k->admin && !open_route(&p)) {
         ret = send_error(k, PH_EAUTH,
                          "this host requires the admin token on every request "
                          "([auth] require_token); send 'Authorization: Bearer <token>'");
@@ -1422,13 +1476,19 @@ static enum MHD_Result dispatch(call *k)
                          "token; send 'Authorization: Bearer <token>'");
     } else if (refuse_untyped(k, &ret)) {
         /* answered: 415 */
+    } else if (strstr(k->url, "//")) {
+        /* not normalised: a doubled '/' is a mistake worth showing, and www paths stay exact */
+        ret = send_error(k, PH_ENOTFOUND,
+                         "the path %s has an empty segment ('//'); write each '/' once, as in "
+                         "/notes/models/note",
+                         k->url);
     } else if (p.n >= 1 && is(p.segs[0], "_")) {
         ret = host_route(k, &p);
     } else {
         mount_match mm = {.p = &p, .busy = -1};
         ph_router_each_instance(k->h->host->router, visit_mount, &mm);
         if (mm.oom)
-            ret = MHD_NO;
+            ret = -1;
         else if (mm.busy >= 0 && (!mm.found || (size_t)mm.busy > mm.best))
             ret = send_error(k, PH_EBUSY, "the instance mounted at %s is being reloaded; retry",
                              k->url);
@@ -1452,92 +1512,35 @@ static enum MHD_Result dispatch(call *k)
 }
 
 /* ------------------------------------------------------------------ */
-/* libmicrohttpd glue                                                   */
+/* The engine's handler                                                 */
 /* ------------------------------------------------------------------ */
 
-/* Parses Content-Length strictly; false if malformed. */
-static bool parse_length(const char *s, uint64_t *out)
+/* What the request's headers must satisfy before anything else; true if answered. */
+static bool refuse_head(call *k, int *ret)
 {
-    uint64_t v = 0;
-    if (!*s)
-        return false;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || v > (UINT64_MAX - 9) / 10)
-            return false;
-        v = v * 10 + (uint64_t)(*s - '0');
+    int hosts = 0, types = 0;
+    for (size_t i = 0; i < k->rq->n_headers; i++) {
+        hosts += strcasecmp(k->rq->headers[i].name, "Host") == 0;
+        types += strcasecmp(k->rq->headers[i].name, "Content-Type") == 0;
     }
-    *out = v;
-    return true;
-}
-
-/* Limits on what comes before the body; past them the answer is 414 or 431 in JSON. */
-#define PH_HTTP_MAX_TARGET (8u * 1024)   /* path and query */
-#define PH_HTTP_MAX_HEADERS (32u * 1024) /* all header lines */
-/* libmicrohttpd's own per-connection buffer, kept well above both (its own refusal is HTML). */
-#define PH_HTTP_CONN_MEMORY (256u * 1024)
-
-typedef struct head_sizes {
-    size_t bytes;
-    const char *length; /* the first Content-Length */
-    bool lengths_differ;
-    int hosts, types, chunked; /* Host and Content-Type headers; a Transfer-Encoding */
-} head_sizes;
-
-static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                    const char *value)
-{
-    head_sizes *hs = cls;
-    (void)kind;
-    hs->bytes += strlen(key) + (value ? strlen(value) : 0) + 4;
-    if (value && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
-        if (!hs->length)
-            hs->length = value;
-        else if (strcmp(hs->length, value) != 0)
-            hs->lengths_differ = true;
-    }
-    hs->hosts += strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0;
-    hs->types += strcasecmp(key, MHD_HTTP_HEADER_CONTENT_TYPE) == 0;
-    hs->chunked += strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0;
-    return MHD_YES;
-}
-
-/* What the request line and headers must satisfy before anything else; true if answered. */
-static bool refuse_head(call *k, enum MHD_Result *ret)
-{
-    head_sizes target = {strlen(k->url), NULL, false, 0, 0, 0}, head = {0, NULL, false, 0, 0, 0};
-    MHD_get_connection_values(k->c, MHD_GET_ARGUMENT_KIND, count_header, &target);
-    MHD_get_connection_values(k->c, MHD_HEADER_KIND, count_header, &head);
-    if (target.bytes > PH_HTTP_MAX_TARGET)
-        *ret = send_error_word(k, MHD_HTTP_URI_TOO_LONG, "uri_too_long",
-                               "the request's path and query are longer than 8192 bytes; "
-                               "send the data in a JSON body instead");
-    else if (head.bytes > PH_HTTP_MAX_HEADERS)
-        *ret = send_error_word(k, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large",
-                               "the request's headers are larger than 32768 bytes; send fewer "
-                               "or shorter headers");
-    else if (head.lengths_differ) /* which one frames the body? (request smuggling) */
-        *ret = send_error(k, PH_EINVAL,
-                          "the request has Content-Length headers that disagree; send one");
-    else if (head.length && head.chunked) /* RFC 9112 6.3: ambiguous framing */
-        *ret = send_error(k, PH_EINVAL,
-                          "the request has both Content-Length and Transfer-Encoding; send "
-                          "one of them");
-    else if (head.hosts > 1) /* RFC 9112 3.2: which host is meant? */
-        *ret = send_error(k, PH_EINVAL, "the request has %d Host headers; send one", head.hosts);
-    else if (head.types > 1)
-        *ret = send_error(k, PH_EINVAL, "the request has %d Content-Type headers; send one",
-                          head.types);
+    if (hosts > 1) /* RFC 9112 3.2: which host is meant? */
+        *ret = send_error(k, PH_EINVAL, "the request has %d Host headers; send one", hosts);
+    else if (types > 1)
+        *ret = send_error(k, PH_EINVAL, "the request has %d Content-Type headers; send one", types);
     else
         return false;
+    k->rs->close = true; /* malformed input: the connection ends after the answer */
     return true;
 }
 
-/* The connection's deadline record (NULL if the server was started without it). */
-static conn *conn_of(struct MHD_Connection *c)
+static int on_request(void *ud, const ph_httpd_req *rq, ph_httpd_resp *rs)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return ci ? ci->socket_context : NULL;
+    ph_http *h = ud;
+    call k = {.h = h, .rq = rq, .rs = rs, .url = rq->path, .method = rq->method};
+    int ret;
+    if (refuse_head(&k, &ret))
+        return ret;
+    return dispatch(&k);
 }
 
 static double mono_now(void)
@@ -1545,106 +1548,6 @@ static double mono_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Marks the connection's request as fully received (false) or a new one as arriving (true). */
-static void conn_receiving(ph_http *h, struct MHD_Connection *c, bool receiving)
-{
-    conn *cn = conn_of(c);
-    if (!cn)
-        return;
-    pthread_mutex_lock(&h->conn_mu);
-    cn->receiving = receiving;
-    if (receiving)
-        cn->since = mono_now();
-    pthread_mutex_unlock(&h->conn_mu);
-}
-
-/* Under conn_mu. shutdown() wakes libmicrohttpd, which closes the connection itself. */
-static void conn_cut(conn *cn)
-{
-    if (!cn->cut)
-        shutdown(cn->fd, SHUT_RDWR);
-    cn->cut = true;
-}
-
-/*
- * Accept/close bookkeeping. When the server is nearly full (80%), the
- * connection that has spent longest on an unfinished request is cut, so slow
- * clients cannot hold every place and a new client always gets in. The
- * margin is wide because a cut connection's place comes free only once its
- * thread has ended and libmicrohttpd has collected it.
- */
-static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
-                          enum MHD_ConnectionNotificationCode what)
-{
-    ph_http *h = cls;
-    if (what == MHD_CONNECTION_NOTIFY_STARTED) {
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        conn *cn = ci ? calloc(1, sizeof *cn) : NULL;
-        if (!cn)
-            return;
-        cn->fd = ci->connect_fd;
-        cn->receiving = true;
-        cn->since = mono_now();
-        pthread_mutex_lock(&h->conn_mu);
-        if (h->n_conns + 1 >= h->max_conns - h->max_conns / 5) {
-            conn *oldest = NULL;
-            for (conn *o = h->conns; o; o = o->next)
-                if (o->receiving && !o->cut && (!oldest || o->since < oldest->since))
-                    oldest = o;
-            if (oldest) {
-                conn_cut(oldest);
-                atomic_fetch_add_explicit(&h->cut_room, 1, memory_order_relaxed);
-            }
-        }
-        cn->next = h->conns;
-        if (h->conns)
-            h->conns->prev = cn;
-        h->conns = cn;
-        h->n_conns++;
-        pthread_mutex_unlock(&h->conn_mu);
-        *socket_context = cn;
-    } else if (what == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
-        conn *cn = *socket_context; /* called before libmicrohttpd closes the fd */
-        pthread_mutex_lock(&h->conn_mu);
-        if (cn->prev)
-            cn->prev->next = cn->next;
-        else
-            h->conns = cn->next;
-        if (cn->next)
-            cn->next->prev = cn->prev;
-        h->n_conns--;
-        pthread_mutex_unlock(&h->conn_mu);
-        free(cn);
-        *socket_context = NULL;
-    }
-}
-
-/* Cuts every connection whose current request has taken longer than request_timeout. */
-static void *reaper_main(void *arg)
-{
-    ph_http *h = arg;
-    pthread_mutex_lock(&h->conn_mu);
-    while (!h->reaper_stop) {
-        double now = mono_now();
-        for (conn *cn = h->conns; cn; cn = cn->next)
-            if (cn->receiving && !cn->cut && now - cn->since > h->request_timeout_s) {
-                conn_cut(cn);
-                atomic_fetch_add_explicit(&h->cut_deadline, 1, memory_order_relaxed);
-            }
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 250 * 1000 * 1000;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&h->conn_cv, &h->conn_mu, &until);
-    }
-    pthread_mutex_unlock(&h->conn_mu);
-    return NULL;
 }
 
 /*
@@ -1658,7 +1561,7 @@ static void expire(ph_http *h, job *j, int limit_ms)
     j->answered = true;
     bool running = ph_router_abandon(&j->w);
     atomic_fetch_add_explicit(&j->load->timed_out, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&h->by_class[5], 1, memory_order_relaxed);
+    ph_httpd_count(h->srv, 504);
     char *msg = NULL, *resp = NULL;
     ph_json_buf b = {0};
     if (asprintf(&msg,
@@ -1734,114 +1637,6 @@ static void *watcher_main(void *arg)
     return NULL;
 }
 
-static int body_append(ph_http *h, req *rq, const char *data, size_t n)
-{
-    if (rq->too_big || n > h->max_body - rq->len) {
-        rq->too_big = true;
-        free(rq->body);
-        rq->body = NULL;
-        rq->len = rq->cap = 0;
-        return 0;
-    }
-    if (rq->len + n > rq->cap) {
-        size_t cap = rq->cap ? rq->cap : 1024;
-        while (cap < rq->len + n)
-            cap *= 2; /* bounded by max_body, far below SIZE_MAX / 2 */
-        char *b = realloc(rq->body, cap);
-        if (!b)
-            return -1;
-        rq->body = b;
-        rq->cap = cap;
-    }
-    memcpy(rq->body + rq->len, data, n);
-    rq->len += n;
-    return 0;
-}
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version, const char *upload,
-                                  size_t *upload_size, void **con_cls)
-{
-    ph_http *h = cls;
-    req *rq = *con_cls;
-    call k = {h, c, url, method, rq, false, NULL, false};
-    (void)version;
-    if (!rq) {
-        if (!(rq = calloc(1, sizeof(*rq))))
-            return MHD_NO;
-        *con_cls = rq;
-        atomic_fetch_add_explicit(&h->inflight, 1, memory_order_relaxed);
-        k.rq = rq;
-        enum MHD_Result ret;
-        if (refuse_head(&k, &ret))
-            return ret;
-        const char *cl =
-            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        uint64_t len;
-        if (cl && !parse_length(cl, &len))
-            return send_error(&k, PH_EINVAL, "Content-Length is not a number");
-        if (cl && len > h->max_body) /* refuse before reading a byte of it */
-            return send_error(&k, PH_ETOOBIG,
-                              "the request body (%" PRIu64 " bytes) is larger "
-                              "than the limit of %zu bytes; send less or raise "
-                              "[http] max_body in host.ini",
-                              len, h->max_body);
-        return MHD_YES;
-    }
-    if (*upload_size) {
-        if (body_append(h, rq, upload, *upload_size))
-            return MHD_NO;
-        *upload_size = 0;
-        return MHD_YES;
-    }
-    conn_receiving(h, c, false); /* the whole request is in: no deadline while it is served */
-    return dispatch(&k);
-}
-
-static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
-{
-    ph_http *h = cls;
-    req *rq = *con_cls;
-    (void)toe;
-    conn_receiving(h, c, true); /* a kept-alive connection waits for its next request */
-    if (!rq)
-        return;
-    free(rq->body);
-    free(rq);
-    *con_cls = NULL;
-    atomic_fetch_sub_explicit(&h->inflight, 1, memory_order_relaxed);
-}
-
-/* Keeps the path exactly as sent; dispatch decodes each segment once. */
-static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s)
-{
-    (void)cls;
-    (void)c;
-    return strlen(s);
-}
-
-static void mhd_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void mhd_line(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    ph_logv(PH_L_WARN, "http", fmt, ap);
-    va_end(ap);
-}
-
-/* libmicrohttpd's messages end in a newline: one log line each, without it. */
-static void on_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    (void)cls;
-    char line[1024];
-    vsnprintf(line, sizeof line, fmt, ap);
-    size_t n = strlen(line);
-    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        line[--n] = 0;
-    mhd_line("%s", line);
-}
-
 static int resolve_listen(const ph_http_conf *hc, struct sockaddr_storage *ss, bool *v6)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
@@ -1898,9 +1693,8 @@ static void http_free(ph_http *h)
     free_strv(h->origins, h->n_origins);
     free_strv(h->names, h->n_names);
     free(h->local_path);
-    pthread_mutex_destroy(&h->conn_mu);
-    pthread_cond_destroy(&h->conn_cv);
-
+    pthread_mutex_destroy(&h->job_mu);
+    pthread_cond_destroy(&h->job_cv);
     free(h);
 }
 
@@ -1939,6 +1733,39 @@ static size_t fit_fd_limit(size_t want)
     return fit;
 }
 
+/* The listening socket of [http] listen; its port in *port. */
+static int open_listener(const ph_http_conf *hc, const struct sockaddr_storage *ss, int *port)
+{
+    socklen_t sl =
+        ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    /* SO_REUSEADDR only (TIME_WAIT): SO_REUSEPORT would let a second host share the port */
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd < 0 || bind(fd, (const struct sockaddr *)ss, sl) != 0 || listen(fd, 1024) != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        /* Only a taken address is about the port; the rest say their own cause. */
+        const char *hint = e == EADDRINUSE || e == EACCES
+                               ? "; another process may hold the port, or it needs privileges: "
+                                 "change [http] listen in host.ini or pass --listen"
+                           : e == EMFILE || e == ENFILE ? "" /* ph_strerror says it */
+                                                        : "; check [http] listen in host.ini";
+        return ph_error_set(PH_EIO, "cannot listen on %s:%d: %s%s",
+                            hc->listen_addr ? hc->listen_addr : "127.0.0.1", hc->port,
+                            ph_strerror(e), hint);
+    }
+    struct sockaddr_storage got;
+    socklen_t gl = sizeof got;
+    *port = hc->port;
+    if (getsockname(fd, (struct sockaddr *)&got, &gl) == 0)
+        *port = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+                                                : ((struct sockaddr_in *)&got)->sin_port);
+    return fd;
+}
+
 int ph_http_start(ph_host *host, ph_http **out)
 {
     const ph_http_conf *hc = &host->cfg.http;
@@ -1955,8 +1782,6 @@ int ph_http_start(ph_host *host, ph_http **out)
     if (!h)
         return ph_error_set(PH_ENOMEM, "out of memory starting the HTTP server");
     h->host = host;
-    pthread_mutex_init(&h->conn_mu, NULL);
-    pthread_cond_init(&h->conn_cv, NULL);
     pthread_mutex_init(&h->job_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -1973,8 +1798,6 @@ int ph_http_start(ph_host *host, ph_http **out)
     h->n_names = hc->n_server_names;
     h->origins = copy_strv(hc->allowed_origins, hc->n_allowed_origins);
     h->names = copy_strv(hc->server_names, hc->n_server_names);
-    h->request_timeout_s = hc->request_timeout > 0 ? hc->request_timeout : 30;
-    h->max_conns = fit_fd_limit(hc->max_connections >= 16 ? (size_t)hc->max_connections : 1000);
     if (!h->origins || !h->names) {
         http_free(h);
         return ph_error_set(PH_ENOMEM, "out of memory starting the HTTP server");
@@ -1982,61 +1805,37 @@ int ph_http_start(ph_host *host, ph_http **out)
     ph_router_set_rate_limit(host->router, hc->rate_limit);
     h->max_depth = hc->max_json_depth > 0 ? hc->max_json_depth : 64;
     h->timeout_s = hc->connection_timeout > 0 ? hc->connection_timeout : 15;
-    /*
-     * A thread per connection: a package call's connection waits for its
-     * worker without holding a thread any other connection needs. (A shared
-     * pool would have to suspend the connection instead, and libmicrohttpd
-     * 0.9.75 then closes a connection whose client half-closed it, before
-     * the answer, on resume.) [http] threads no longer applies.
-     */
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
-    if (v6)
-        flags |= MHD_USE_IPv6;
-    h->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)h->timeout_s, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)(hc->max_connections_per_ip > 0 ? hc->max_connections_per_ip : 0),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped,
-        NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)h->max_conns, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)PH_HTTP_CONN_MEMORY,
-        MHD_OPTION_END); /* no LISTENING_ADDRESS_REUSE: SO_REUSEPORT would let a second
-                                  host share the port instead of failing to start */
-    if (!h->d) {
-        int e = errno;
+    ph_httpd_conf ec = {
+        .max_body = h->max_body,
+        .request_timeout = hc->request_timeout > 0 ? hc->request_timeout : 30,
+        .idle_timeout = h->timeout_s,
+        .max_conns = fit_fd_limit(hc->max_connections >= 16 ? (size_t)hc->max_connections : 1000),
+        .max_per_ip = hc->max_connections_per_ip > 0 ? hc->max_connections_per_ip : 0,
+        .min_threads = hc->threads > 0 ? hc->threads : 4,
+        .max_threads = hc->max_threads > 0 ? hc->max_threads : 256,
+    };
+    int fd = -1;
+    if ((rc = ph_httpd_new(&ec, on_request, h, &h->srv))) {
         http_free(h);
-        /* Only a taken address is about the port; the rest say their own cause. */
-        const char *hint = e == EADDRINUSE || e == EACCES
-                               ? "; another process may hold the port, or it needs privileges: "
-                                 "change [http] listen in host.ini or pass --listen"
-                           : e == EMFILE || e == ENFILE ? "" /* ph_strerror says it */
-                                                        : "; check [http] listen in host.ini";
-        return ph_error_set(PH_EIO, "cannot listen on %s:%d: %s%s",
-                            hc->listen_addr ? hc->listen_addr : "127.0.0.1", hc->port,
-                            e ? ph_strerror(e) : "libmicrohttpd refused the settings", hint);
+        return rc;
     }
-    /* LOCAL SOCKET: the same server on [http] socket, for the CLI of this machine */
-    h->local_fd = -1;
+    if ((fd = open_listener(hc, &ss, &h->port)) < 0 ||
+        (rc = ph_httpd_listen_fd(h->srv, fd, false)) || (rc = ph_httpd_start(h->srv))) {
+        rc = fd < 0 ? fd : rc;
+        ph_httpd_free(h->srv, 0);
+        http_free(h);
+        return rc;
+    }
+    /* after the TCP listener, so that a taken port is reported first */
     if (hc->socket && *hc->socket) {
-        if (!(h->local_path = strdup(hc->socket))) {
+        int lfd = -1;
+        if (!(h->local_path = strdup(hc->socket)))
             rc = ph_error_set(PH_ENOMEM, "out of memory starting the HTTP server");
-        } else if (!(rc = ph_localsock_open(h->local_path, &h->local_fd))) {
-            h->ld = MHD_start_daemon(
-                flags & ~(unsigned)MHD_USE_IPv6, 0, NULL, NULL, on_request, h,
-                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
-                (MHD_socket)h->local_fd, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->timeout_s,
-                MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK,
-                keep_escaped, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-                MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->max_conns,
-                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)PH_HTTP_CONN_MEMORY, MHD_OPTION_END);
-            if (!h->ld)
-                rc = ph_error_set(PH_EIO, "cannot serve on the local socket %s: %s", h->local_path,
-                                  ph_strerror(errno));
-        }
+        else if (!(rc = ph_localsock_open(h->local_path, &lfd)))
+            rc = ph_httpd_listen_fd(h->srv, lfd, true); /* owns lfd, also on failure */
         if (rc) {
-            ph_localsock_close(h->local_fd >= 0 ? h->local_path : NULL, h->local_fd);
-            MHD_stop_daemon(h->d);
+            ph_localsock_close(lfd >= 0 ? h->local_path : NULL, -1);
+            ph_httpd_free(h->srv, 0);
             http_free(h);
             return rc;
         }
@@ -2047,10 +1846,6 @@ int ph_http_start(ph_host *host, ph_http **out)
         h->watcher_running = true;
     else
         ph_log_warn("no time limit on package calls: cannot start its thread");
-    if (pthread_create(&h->reaper, NULL, reaper_main, h) == 0)
-        h->reaper_running = true;
-    else
-        ph_log_warn("no whole-request deadline: cannot start its thread");
     if (h->public_bind)
         ph_log_warn("listening on %s:%d, which other machines can reach: every change needs the "
                     "admin token, and nothing is encrypted; prefer 127.0.0.1 behind a TLS proxy",
@@ -2061,8 +1856,12 @@ int ph_http_start(ph_host *host, ph_http **out)
 
 int ph_http_port(const ph_http *h)
 {
-    const union MHD_DaemonInfo *i = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-    return i ? i->port : -1;
+    return h->port;
+}
+
+int ph_http_listen_fd(ph_http *h, int fd, bool trusted)
+{
+    return ph_httpd_listen_fd(h->srv, fd, trusted);
 }
 
 void ph_http_stop(ph_http *h)
@@ -2070,42 +1869,21 @@ void ph_http_stop(ph_http *h)
     if (!h)
         return;
     atomic_store(&h->stopping, true);
-    MHD_socket fd = MHD_quiesce_daemon(h->d);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
-    if (h->ld) { /* LOCAL SOCKET: gone at once, so a CLI finds no host from here on */
-        MHD_quiesce_daemon(h->ld);
-        ph_localsock_close(h->local_path, h->local_fd);
-        h->local_fd = -1;
-    }
-
+    /* the local socket goes at once, so a CLI finds no host from here on */
+    ph_localsock_close(h->local_path, -1);
     /* Let the requests inside finish; bounded by the connection timeout. */
-    struct timespec step = {0, 10 * 1000 * 1000};
-    for (long waited = 0; atomic_load(&h->inflight) > 0 && waited < (long)h->timeout_s * 100;
-         waited++)
-        nanosleep(&step, NULL);
-    if (atomic_load(&h->inflight) > 0) {
-        /* Joining the pool would wait for package code that does not return. */
-        ph_log_error("%ld HTTP request(s) still running after %d s; not waiting for them",
-                     (long)atomic_load(&h->inflight), h->timeout_s);
+    if (!ph_httpd_free(h->srv, h->timeout_s * 1000)) {
+        /* Joining the threads would wait for package code that does not return. */
+        ph_log_error("HTTP request(s) still running after %d s; not waiting for them",
+                     h->timeout_s);
         return;
     }
-    MHD_stop_daemon(h->d);
-    if (h->ld)
-        MHD_stop_daemon(h->ld);
     if (h->watcher_running) {
         pthread_mutex_lock(&h->job_mu);
         h->watcher_stop = true;
         pthread_cond_signal(&h->job_cv);
         pthread_mutex_unlock(&h->job_mu);
         pthread_join(h->watcher, NULL);
-    }
-    if (h->reaper_running) {
-        pthread_mutex_lock(&h->conn_mu);
-        h->reaper_stop = true;
-        pthread_cond_signal(&h->conn_cv);
-        pthread_mutex_unlock(&h->conn_mu);
-        pthread_join(h->reaper, NULL);
     }
     http_free(h);
 }

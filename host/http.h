@@ -1,5 +1,5 @@
 /*
- * The HTTP gateway (libmicrohttpd, thread pool + epoll): every instance's
+ * The HTTP gateway (handlers on the host's engine, httpd.h): every instance's
  * methods, models and static files, and the host's /_/ endpoints.
  *
  *   POST   <mount>/actors/<actor>/<method>   JSON object (by name) or array (by position) in,
@@ -31,7 +31,9 @@
  * a package relays the call (the router's chain authority); [auth]
  * require_token protects every route except /_/health, and a listen address
  * beyond loopback protects every state change. Path and query over 8 KiB
- * are 414, headers over 32 KiB 431, disagreeing Content-Length headers 400.
+ * are 414, headers over 32 KiB 431, more than one or a malformed
+ * Content-Length 400; each malformed request is answered, then its
+ * connection closed.
  * A request must arrive whole within [http] request_timeout; when the
  * server is 90% full of max_connections, the connection longest on an
  * unfinished request is closed to let a new client in.
@@ -59,10 +61,45 @@ int ph_http_start(ph_host *host, ph_http **out);
 int ph_http_port(const ph_http *h);
 
 /**
+ * Serves connections accepted on one more listening socket `fd` (taken:
+ * the server closes it). Requests of a `trusted` listener (a local socket
+ * whose peers were checked) are marked so (ph_httpd_req.trusted).
+ */
+int ph_http_listen_fd(ph_http *h, int fd, bool trusted);
+
+/**
  * Stops accepting connections, lets the requests in flight finish (up to
  * the connection timeout), then stops the server and frees it. Accepts NULL.
  */
 void ph_http_stop(ph_http *h);
+
+/* Who may use a route of the host. */
+typedef enum ph_route_auth {
+    PH_ROUTE_OPEN,  /* anyone, also under [auth] require_token (liveness) */
+    PH_ROUTE_READ,  /* anyone, unless [auth] require_token */
+    PH_ROUTE_ADMIN, /* the admin token */
+} ph_route_auth;
+
+struct ph_http_call;
+
+/*
+ * One route of the host's own (under /_/). The table of them is the one
+ * definition dispatch, the 405 Allow header, the 404 hint and the OpenAPI
+ * document (openapi.c) read: a new endpoint is one row and its handler.
+ */
+typedef struct ph_http_route {
+    const char *methods; /* as the Allow header says them: "GET, HEAD", "POST" */
+    const char *path;    /* "/_/health"; "{name}" stands for one segment */
+    ph_route_auth auth;
+    const char *id;      /* OpenAPI operationId, "host.<what>" */
+    const char *summary; /* OpenAPI summary */
+    const char *type;    /* media type of the 200 response */
+    const char *schema;  /* JSON Schema of the 200 response, as JSON text */
+    int (*handler)(struct ph_http_call *k, const struct ph_http_route *r, const char *arg);
+} ph_http_route;
+
+extern const ph_http_route ph_http_host_routes[];
+extern const size_t ph_http_n_host_routes;
 
 /** The HTTP status for a PH_E* code (e.g. PH_EARGS -> 400). */
 unsigned ph_http_status_of(int code);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "http.h"
 
 json_t *ph_openapi_type_schema(ph_type t)
 {
@@ -342,86 +343,54 @@ cleanup:
     free(in_ref);
 }
 
-/* One GET endpoint of the host: path, operationId, summary, response content (stolen). */
-static int host_get(json_t *paths, const char *path, const char *id, const char *summary,
-                    const char *type, json_t *schema)
+/* One route of the host's table (http.h): its operation for each method but HEAD. */
+static int host_route_op(json_t *paths, const ph_http_route *r)
 {
-    json_t *ok =
-        json_pack("{s:s,s:{s:{s:o}}}", "description", summary, "content", type, "schema", schema);
-    return json_object_set_new(paths, path,
-                               json_pack("{s:{s:s,s:s,s:[s],s:{s:o,s:{s:s}}}}", "get",
-                                         "operationId", id, "summary", summary, "tags", "host",
-                                         "responses", "200", ok, "default", "$ref",
-                                         "#/components/responses/Error"));
-}
-
-/* POST /_/<op>/{name}: the management operations (ph_manage_*, admin token). */
-static int host_manage(json_t *paths, const char *op, const char *summary)
-{
-    char *path = NULL, *id = NULL;
-    if (asprintf(&path, "/_/%s/{name}", op) < 0)
-        return -1;
-    if (asprintf(&id, "host.%s", op) < 0) {
-        free(path);
+    json_t *item = json_object();
+    json_t *schema = json_loads(r->schema, 0, NULL);
+    int rc = item && schema ? 0 : -1;
+    for (const char *m = r->methods; !rc && *m;) {
+        size_t l = strcspn(m, ", ");
+        char verb[16];
+        snprintf(verb, sizeof verb, "%.*s", (int)(l < sizeof verb ? l : sizeof verb - 1), m);
+        for (char *c = verb; *c; c++)
+            *c = (char)(*c - 'A' + 'a');
+        m += l;
+        m += strspn(m, ", ");
+        if (strcmp(verb, "head") == 0) /* the GET's head: not an operation of its own */
+            continue;
+        json_t *ok = json_pack("{s:s,s:{s:{s:O}}}", "description", r->summary, "content", r->type,
+                               "schema", schema);
+        json_t *op = json_pack("{s:s,s:s,s:[s],s:{s:o,s:{s:s}}}", "operationId", r->id, "summary",
+                               r->summary, "tags", "host", "responses", "200", ok, "default",
+                               "$ref", "#/components/responses/Error");
+        if (op && strstr(r->path, "{name}"))
+            json_object_set_new(op, "parameters",
+                                json_pack("[{s:s,s:s,s:b,s:s,s:{s:s}}]", "name", "name", "in",
+                                          "path", "required", 1, "description",
+                                          "a package or an instance name", "schema", "type",
+                                          "string"));
+        if (op && r->auth == PH_ROUTE_ADMIN)
+            json_object_set_new(op, "security", json_pack("[{s:[]}]", "bearer"));
+        rc = op ? json_object_set_new(item, verb, op) : -1;
+    }
+    json_decref(schema);
+    if (rc) {
+        json_decref(item);
         return -1;
     }
-    json_t *result = json_pack(
-        "{s:s,s:{s:{s:s},s:{s:s},s:{s:s,s:i},s:{s:s}},s:[s,s,s]}", "type", "object", "properties",
-        "package", "type", "string", "operation", "type", "string", "instances", "type", "integer",
-        "minimum", 0, "result", "type", "string", "required", "package", "operation", "result");
-    int rc = json_object_set_new(
-        paths, path,
-        json_pack("{s:{s:s,s:s,s:[s],s:[{s:s,s:s,s:b,s:s,s:{s:s}}],s:[{s:[]}],s:{s:{s:s,s:o},"
-                  "s:{s:s}}}}",
-                  "post", "operationId", id, "summary", summary, "tags", "host", "parameters",
-                  "name", "name", "in", "path", "required", 1, "description",
-                  "a package or an instance name", "schema", "type", "string", "security", "bearer",
-                  "responses", "200", "description", "done", "content", json_content(result),
-                  "default", "$ref", "#/components/responses/Error"));
-    free(path);
-    free(id);
-    return rc;
+    return json_object_set_new(paths, r->path, item);
 }
 
+/* The host's own routes, from the one table dispatch reads too. */
 static json_t *host_paths(void)
 {
     json_t *paths = json_object();
-    json_t *states =
-        json_pack("{s:s,s:{s:s}}", "type", "object", "additionalProperties", "type", "string");
-    json_t *health = json_pack("{s:s,s:{s:{s:s},s:{s:s},s:o},s:[s,s,s]}", "type", "object",
-                               "properties", "status", "type", "string", "ready", "type", "boolean",
-                               "instances", states, "required", "status", "ready", "instances");
-    json_t *instance =
-        json_pack("{s:s,s:{s:{s:s},s:{s:s},s:{s:[s,s]},s:{s:s},s:{s:s},s:{s:s,s:{s:s}}},s:[s,s,s]}",
-                  "type", "object", "properties", "instance", "type", "string", "package", "type",
-                  "string", "version", "type", "string", "null", "mount", "type", "string", "state",
-                  "type", "string", "dependencies", "type", "array", "items", "type", "string",
-                  "required", "instance", "package", "state");
-    json_t *packages =
-        json_pack("{s:s,s:{s:{s:s,s:o}},s:[s]}", "type", "object", "properties", "instances",
-                  "type", "array", "items", instance, "required", "instances");
-    if (!paths ||
-        host_get(paths, "/_/health", "host.health",
-                 "Liveness (always 200 while serving) and readiness (the ready member; "
-                 "?ready answers 503 until every instance has settled)",
-                 "application/json", health) ||
-        host_get(paths, "/_/metrics", "host.metrics", "Prometheus text exposition format",
-                 "text/plain", json_pack("{s:s}", "type", "string")) ||
-        host_get(paths, "/_/openapi.json", "host.openapi", "This document (OpenAPI 3.1)",
-                 "application/json", json_pack("{s:s}", "type", "object")) ||
-        host_get(paths, "/_/packages", "host.packages",
-                 "Instances with package, version, state and dependencies", "application/json",
-                 packages) ||
-        host_manage(paths, "reload", "Reloads a package's or instance's build now") ||
-        host_manage(paths, "disable",
-                    "Stops an instance (or every instance of a package) and "
-                    "keeps it off across changes; data kept") ||
-        host_manage(paths, "unload", "The same as disable") ||
-        host_manage(paths, "enable", "Starts a disabled instance (or package) again") ||
-        host_manage(paths, "remove", "Stops and forgets an installed package; data kept")) {
-        json_decref(paths);
-        return NULL;
-    }
+    for (size_t i = 0; paths && i < ph_http_n_host_routes; i++)
+        if (host_route_op(paths, &ph_http_host_routes[i])) {
+            json_decref(paths);
+            return NULL;
+        }
     return paths;
 }
 
