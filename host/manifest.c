@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -365,7 +366,56 @@ typedef struct scan {
     ph_manifest_set *set;
     char **seen; /* canonical directories already taken, so overlapping dirs count once */
     size_t n_seen;
+    size_t *slot;  /* open addressing over seen: index + 1, 0 empty */
+    size_t n_slot; /* a power of two, at least twice n_seen */
 } scan;
+
+static size_t path_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return (size_t)h;
+}
+
+/* True if the canonical directory `real` was taken already: constant time per lookup. */
+static bool seen_before(const scan *s, const char *real)
+{
+    for (size_t i = s->n_slot ? path_hash(real) & (s->n_slot - 1) : 0; s->n_slot;
+         i = (i + 1) & (s->n_slot - 1)) {
+        if (!s->slot[i])
+            return false;
+        if (strcmp(s->seen[s->slot[i] - 1], real) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void slot_put(scan *s, size_t k)
+{
+    size_t i = path_hash(s->seen[k]) & (s->n_slot - 1);
+    while (s->slot[i])
+        i = (i + 1) & (s->n_slot - 1);
+    s->slot[i] = k + 1;
+}
+
+/* Indexes seen[n_seen - 1], growing the table to keep it at most half full. */
+static int index_seen(scan *s)
+{
+    if (2 * s->n_seen > s->n_slot) {
+        size_t n = s->n_slot ? s->n_slot * 2 : 64;
+        size_t *slot = calloc(n, sizeof *slot);
+        if (!slot)
+            return ph_error_set(PH_ENOMEM, "out of memory");
+        free(s->slot);
+        s->slot = slot;
+        s->n_slot = n;
+        for (size_t k = 0; k + 1 < s->n_seen; k++)
+            slot_put(s, k);
+    }
+    slot_put(s, s->n_seen - 1);
+    return 0;
+}
 
 static int push_str(char ***v, size_t *n, char *s)
 {
@@ -450,13 +500,11 @@ static int take_package(scan *s, const char *dir)
     if (!real && errno == ENOMEM) /* not knowing the real path could read a package twice */
         return ph_error_set(PH_ENOMEM, "out of memory");
     if (real) {
-        for (size_t i = 0; i < s->n_seen; i++) {
-            if (strcmp(s->seen[i], real) == 0) {
-                free(real);
-                return 0;
-            }
+        if (seen_before(s, real)) {
+            free(real);
+            return 0;
         }
-        if (push_str(&s->seen, &s->n_seen, real))
+        if (push_str(&s->seen, &s->n_seen, real) || index_seen(s))
             return PH_ENOMEM;
     }
     char *path = NULL;
@@ -586,6 +634,7 @@ int ph_manifest_discover(char *const *dirs, size_t n_dirs, ph_manifest_set *out)
     for (size_t i = 0; i < s.n_seen; i++)
         free(s.seen[i]);
     free(s.seen);
+    free(s.slot);
     if (rc)
         ph_manifest_set_free(out);
     return rc;

@@ -10,6 +10,7 @@
 #include "resolver.h"
 
 #include <plughost/sdk.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -63,9 +64,12 @@ typedef struct rctx {
     const ph_manifest_set *set;
     pkgvers *pkgs;
     size_t n_pkgs;
-    size_t *slot;  /* open addressing by package name: index + 1 in pkgs, 0 empty */
-    size_t n_slot; /* a power of two, at least twice n_pkgs */
-    size_t steps;  /* of the version search, bounded */
+    size_t *slot;          /* open addressing by package name: index + 1 in pkgs, 0 empty */
+    size_t n_slot;         /* a power of two, at least twice n_pkgs */
+    size_t steps;          /* of the version search, bounded */
+    long *level;           /* per package: its level in the version search, -1 if installed once */
+    uint64_t *conflict;    /* per level: a bit set of the levels that ruled out its versions */
+    size_t conflict_words; /* words per level in conflict */
     node *nodes;
     size_t n;
     char **problems;
@@ -283,22 +287,43 @@ static bool viable(const rctx *x, const ph_manifest *m)
     return unviable(x, m, &dep) == NULL;
 }
 
+/*
+ * True if a decided package rules out version `m` of package `p`: a decided
+ * requirer whose range excludes it, or a decided dependency outside its own
+ * range. *level is the search level of the earliest culprit, or -1 when a
+ * package installed in one version rules it out (nothing the search undoes
+ * could admit it then).
+ */
+static bool ruled_out(const rctx *x, size_t p, const ph_manifest *m, long *level)
+{
+    const pkgvers *pv = &x->pkgs[p];
+    bool out = false;
+    *level = LONG_MAX;
+    for (size_t i = 0; i < pv->n_in && *level >= 0; i++) {
+        const edge *e = &pv->in[i];
+        if (choice_of(x, e->from_pkg) == e->from && !ph_range_satisfies(e->range, &m->version)) {
+            out = true;
+            if (x->level[e->from_pkg] < *level)
+                *level = x->level[e->from_pkg];
+        }
+    }
+    for (size_t k = 0; k < m->n_requires && *level >= 0; k++) {
+        const pkgvers *t = find_pkg(x, m->requires[k].name);
+        const ph_manifest *tm = t ? choice_of(x, (size_t)(t - x->pkgs)) : NULL;
+        if (tm && !ph_range_satisfies(&m->requires[k].range, &tm->version)) {
+            out = true;
+            if (x->level[t - x->pkgs] < *level)
+                *level = x->level[t - x->pkgs];
+        }
+    }
+    return out;
+}
+
 /* Version `m` of package `p` agrees with every decided requirer and dependency. */
 static bool consistent(const rctx *x, size_t p, const ph_manifest *m)
 {
-    const pkgvers *pv = &x->pkgs[p];
-    for (size_t i = 0; i < pv->n_in; i++) {
-        const edge *e = &pv->in[i];
-        if (choice_of(x, e->from_pkg) == e->from && !ph_range_satisfies(e->range, &m->version))
-            return false;
-    }
-    for (size_t k = 0; k < m->n_requires; k++) {
-        const pkgvers *t = find_pkg(x, m->requires[k].name);
-        const ph_manifest *tm = t ? choice_of(x, (size_t)(t - x->pkgs)) : NULL;
-        if (tm && !ph_range_satisfies(&m->requires[k].range, &tm->version))
-            return false;
-    }
-    return true;
+    long level;
+    return !ruled_out(x, p, m, &level);
 }
 
 /*
@@ -321,26 +346,67 @@ static bool optional_users_accept(const rctx *x, const pkgvers *pv, const ph_man
     return true;
 }
 
-static bool search(rctx *x, const size_t *multi, size_t n, size_t k)
+/* The conflict set of search level k: the levels whose choices ruled out its versions. */
+static uint64_t *conflicts_of(const rctx *x, size_t k)
+{
+    return &x->conflict[k * x->conflict_words];
+}
+
+/*
+ * Conflict-directed backjumping (Prosser's CBJ; PubGrub learns the same way):
+ * each level records which earlier levels ruled out its versions; when none
+ * is left, the search jumps back to the latest of them, past the levels that
+ * had nothing to do with the dead end, and hands that level the rest of the
+ * set. A dead end that only packages installed once caused ends the search
+ * at once: no other choice could mend it. Returns true when levels k..n-1
+ * are decided; otherwise *jump is the level to resume at (-1: give up).
+ */
+static bool search(rctx *x, const size_t *multi, size_t n, size_t k, long *jump)
 {
     if (k == n)
         return true;
     pkgvers *pv = &x->pkgs[multi[k]];
+    uint64_t *mine = conflicts_of(x, k);
+    memset(mine, 0, x->conflict_words * sizeof *mine);
     /* pass 0: the versions the optional users accept; pass 1: the others */
     for (int pass = 0; pass < 2; pass++) {
         for (size_t c = 0; c < pv->n_cand; c++) {
-            if (++x->steps > SEARCH_STEPS)
+            long level;
+            if (++x->steps > SEARCH_STEPS) {
+                *jump = -1;
                 return false;
+            }
             if (optional_users_accept(x, pv, pv->cand[c]) != (pass == 0) ||
-                !pin_allows(pv, pv->cand[c]) || !consistent(x, multi[k], pv->cand[c]) ||
-                (x->want_viable && !viable(x, pv->cand[c])))
+                !pin_allows(pv, pv->cand[c]) || (x->want_viable && !viable(x, pv->cand[c])))
                 continue;
+            if (ruled_out(x, multi[k], pv->cand[c], &level)) {
+                if (level >= 0)
+                    mine[(size_t)level / 64] |= (uint64_t)1 << ((size_t)level % 64);
+                continue;
+            }
             pv->choice = (long)c;
-            if (search(x, multi, n, k + 1))
+            long back;
+            bool done = search(x, multi, n, k + 1, &back);
+            if (done)
                 return true;
             pv->choice = -1;
+            if (back != (long)k) { /* a dead end this level did not cause */
+                *jump = back;
+                return false;
+            }
         }
     }
+    long back = -1;
+    for (size_t w = x->conflict_words; w-- > 0 && back < 0;)
+        if (mine[w])
+            back = (long)(w * 64 + 63 - (size_t)__builtin_clzll(mine[w]));
+    if (back >= 0) { /* the level jumped to inherits the rest of the reasons */
+        uint64_t *theirs = conflicts_of(x, (size_t)back);
+        mine[(size_t)back / 64] &= ~((uint64_t)1 << ((size_t)back % 64));
+        for (size_t w = 0; w < x->conflict_words; w++)
+            theirs[w] |= mine[w];
+    }
+    *jump = back;
     return false;
 }
 
@@ -398,7 +464,8 @@ static int choose_versions(rctx *x)
     size_t *multi = calloc(x->n_pkgs ? x->n_pkgs : 1, sizeof *multi), n = 0;
     size_t *order = calloc(x->n_pkgs ? x->n_pkgs : 1, sizeof *order), n_order = 0;
     unsigned char *mark = calloc(x->n_pkgs ? x->n_pkgs : 1, 1);
-    if (!multi || !order || !mark) {
+    x->level = calloc(x->n_pkgs ? x->n_pkgs : 1, sizeof *x->level);
+    if (!multi || !order || !mark || !x->level) {
         free(multi);
         free(order);
         free(mark);
@@ -413,6 +480,7 @@ static int choose_versions(rctx *x)
         requirers_first(x, p, mark, order, &n_order);
     for (size_t i = 0; i < n_order; i++) {
         size_t p = order[i];
+        x->level[p] = x->pkgs[p].n_cand == 1 ? -1 : (long)n;
         if (x->pkgs[p].n_cand == 1)
             x->pkgs[p].choice = 0;
         else
@@ -420,14 +488,20 @@ static int choose_versions(rctx *x)
     }
     free(order);
     free(mark);
+    x->conflict_words = (n + 63) / 64;
+    if (n && !(x->conflict = calloc(n, x->conflict_words * sizeof *x->conflict))) {
+        free(multi);
+        return NOMEM();
+    }
     /* First only versions that can run; if that leaves no solution, any (the plan says why). */
+    long jump;
     x->want_viable = true;
-    if (!search(x, multi, n, 0)) {
+    if (!search(x, multi, n, 0, &jump)) {
         x->want_viable = false;
         x->steps = 0;
         for (size_t k = 0; k < n; k++)
             x->pkgs[multi[k]].choice = -1;
-        if (!search(x, multi, n, 0))
+        if (!search(x, multi, n, 0, &jump))
             choose_greedily(x, multi, n);
     }
     free(multi);
@@ -1537,6 +1611,8 @@ static void free_nodes(rctx *x)
     }
     free(x->pkgs);
     free(x->slot);
+    free(x->level);
+    free(x->conflict);
     for (size_t i = 0; i < x->n_explained; i++)
         free(x->explained[i]);
     free(x->explained);

@@ -744,6 +744,63 @@ static void test_several_versions_backtracking(void **state)
                                           "1.0.0");
 }
 
+/*
+ * Backjumping: the highest aa makes zb impossible, and 20 packages in two
+ * versions each are decided in between. Undoing them one by one (2^20
+ * combinations) ran out of tries and fell back to a greedy choice that
+ * failed zfinal; the dead end's cause is aa, so the search goes straight back
+ * to it.
+ */
+static void test_several_versions_backjumping(void **state)
+{
+    fixture *f = *state;
+    pkgv(f, "aa", "1.0.0", "[requires]\nzb = ^1\n");
+    pkgv(f, "aa", "2.0.0", "[requires]\nzb = ^2\n");
+    for (int i = 0; i < 20; i++) {
+        char *name = tu_fmt("ind%02d", i);
+        pkgv(f, name, "1.0.0", "");
+        pkgv(f, name, "1.1.0", "");
+        free(name);
+    }
+    pkgv(f, "zb", "1.0.0", "");
+    pkgv(f, "zb", "2.0.0", "");
+    pkg(f, "zfinal", "1.0.0", "[requires]\nzb = ^1\n");
+    resolve(f, NULL);
+    assert_int_equal(f->plan.n_problems, 0);
+    assert_ok(&f->plan, "zfinal");
+    assert_string_equal(chosen(&f->plan, "aa"), "1.0.0");
+    assert_string_equal(chosen(&f->plan, "ind07"), "1.1.0");
+    assert_string_equal(f->plan.notes[0],
+                        "package 'aa': 1.0.0 chosen; not 2.0.0: its own requirements do not "
+                        "agree with the versions chosen");
+}
+
+/*
+ * A dead end that only packages installed once cause ends the search at
+ * once: 300 packages in three versions, and a base no version of which suits
+ * both them and zodd. The message lists every requirer, as without the
+ * packages in between.
+ */
+static void test_several_versions_unsolvable_is_quick(void **state)
+{
+    fixture *f = *state;
+    for (int i = 0; i < 300; i++) {
+        char *name = tu_fmt("un%03d", i);
+        pkgv(f, name, "1.0.0", "[requires]\nbase = >=1.0\n");
+        pkgv(f, name, "1.1.0", "[requires]\nbase = >=1.0\n");
+        pkgv(f, name, "2.0.0", "[requires]\nbase = >=1.0\n");
+        free(name);
+    }
+    pkgv(f, "base", "1.0.0", "");
+    pkgv(f, "base", "1.2.0", "");
+    pkg(f, "zodd", "1.0.0", "[requires]\nbase = ^2\n");
+    resolve(f, NULL);
+    assert_state(&f->plan, "zodd", PH_PLAN_FAILED,
+                 "package 'zodd' 1.0.0 requires base ^2 but base 1.2.0 is the version chosen "
+                 "(installed: 1.2.0 and 1.0.0)");
+    assert_string_equal(chosen(&f->plan, "un123"), "2.0.0");
+}
+
 static void test_parameters(void **state)
 {
     fixture *f = *state;
@@ -895,6 +952,8 @@ int main(void)
         T(test_several_versions_pin_matches_none),
         T(test_several_versions_no_common_version),
         T(test_several_versions_backtracking),
+        T(test_several_versions_backjumping),
+        T(test_several_versions_unsolvable_is_quick),
         cmocka_unit_test(test_empty_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
