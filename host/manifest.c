@@ -32,7 +32,7 @@ typedef struct mf_ctx {
 } mf_ctx;
 
 static const char known_sections[] =
-    "[package], [requires], [optional], [conflicts], [parameters], [limits]";
+    "[package], [requires], [optional], [conflicts], [provides], [parameters], [limits]";
 
 /* Replaces the current error (code and message) by "prefix: <message>" with `code`. */
 static int rewrap(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -133,6 +133,24 @@ static int add_dep(ph_dep **items, size_t *n, const char *section, const char *k
     return 0;
 }
 
+static int add_provide(ph_manifest *m, const char *key, const char *v, int line)
+{
+    ph_semver version;
+    if (ph_config_check_name("capability", key, PH_EMANIFEST))
+        return rewrap(PH_EMANIFEST, "[provides]");
+    if (ph_semver_parse(v, &version))
+        return rewrap(PH_EMANIFEST, "'%s' in [provides] (the version of %s it provides)", key, key);
+    ph_provide *np = reallocarray(m->provides, m->n_provides + 1, sizeof *np);
+    if (!np)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    m->provides = np;
+    np[m->n_provides] = (ph_provide){strdup(key), strdup(v), version, line};
+    m->n_provides++;
+    if (!np[m->n_provides - 1].name || !np[m->n_provides - 1].version_text)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    return 0;
+}
+
 static int add_param(ph_manifest *m, const char *key, const char *v, int line)
 {
     return ph_kv_append(&m->params, &m->n_params, key, v, line);
@@ -140,8 +158,8 @@ static int add_param(ph_manifest *m, const char *key, const char *v, int line)
 
 static int on_section(mf_ctx *x, const char *section)
 {
-    static const char *const known[] = {"package",   "requires", "optional",
-                                        "conflicts", "limits",   "parameters"};
+    static const char *const known[] = {"package", "requires",   "optional", "conflicts",
+                                        "limits",  "parameters", "provides"};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
         if (strcmp(section, known[i]) == 0) {
             x->section = known[i];
@@ -208,6 +226,8 @@ static int on_manifest_event(void *user, const char *section, const char *key, c
         return add_dep(&m->optional, &m->n_optional, x->section, key, value, line);
     if (strcmp(x->section, "conflicts") == 0)
         return add_dep(&m->conflicts, &m->n_conflicts, x->section, key, value, line);
+    if (strcmp(x->section, "provides") == 0)
+        return add_provide(m, key, value, line);
     if (strcmp(x->section, "limits") == 0)
         return add_limit(m, key, value, line);
     return add_param(m, key, value, line);
@@ -244,6 +264,23 @@ static int check_deps(const char *path, const ph_manifest *m)
                                         path, d->line, d->name, lists[b].section, o->line,
                                         lists[a].section);
             }
+        }
+    }
+    for (size_t i = 0; i < m->n_provides; i++) {
+        const ph_provide *pv = &m->provides[i];
+        if (strcmp(pv->name, m->name) == 0)
+            return ph_error_set(PH_EMANIFEST,
+                                "%s:%d: '%s' in [provides] is the package's own name; a package "
+                                "is required by its name already: remove the line",
+                                path, pv->line, pv->name);
+        for (size_t a = 0; a < 3; a++) {
+            const ph_dep *d = find_dep(lists[a].items, lists[a].n, pv->name);
+            if (d)
+                return ph_error_set(PH_EMANIFEST,
+                                    "%s:%d: '%s' is in both [provides] (line %d) and [%s]; a "
+                                    "package cannot %s what it provides: keep one",
+                                    path, d->line, d->name, pv->line, lists[a].section,
+                                    a == 2 ? "conflict with" : "depend on");
         }
     }
     return 0;
@@ -342,6 +379,11 @@ void ph_manifest_free(ph_manifest *m)
     free_deps(m->requires, m->n_requires);
     free_deps(m->optional, m->n_optional);
     free_deps(m->conflicts, m->n_conflicts);
+    for (size_t i = 0; i < m->n_provides; i++) {
+        free(m->provides[i].name);
+        free(m->provides[i].version_text);
+    }
+    free(m->provides);
     for (size_t i = 0; i < m->n_params; i++) {
         free(m->params[i].key);
         free(m->params[i].value);
@@ -353,6 +395,14 @@ void ph_manifest_free(ph_manifest *m)
     }
     free(m->limits);
     free(m);
+}
+
+const ph_provide *ph_manifest_provides(const ph_manifest *m, const char *name)
+{
+    for (size_t i = 0; m && i < m->n_provides; i++)
+        if (strcmp(m->provides[i].name, name) == 0)
+            return &m->provides[i];
+    return NULL;
 }
 
 bool ph_manifest_depends_on(const ph_manifest *m, const char *pkg)
