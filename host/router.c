@@ -509,20 +509,24 @@ static int find_provider(ph_router *r, const ph_instance *caller, const char *ad
                          ph_instance **out)
 {
     *out = NULL;
-    const ph_dep *d = dep_named(caller->manifest, address, len);
+    /* manifests are repointed by a change meanwhile (ph_reload_repoint): loaded atomically */
+    const ph_manifest *cm = __atomic_load_n(&caller->manifest, __ATOMIC_ACQUIRE);
+    const ph_dep *d = dep_named(cm, address, len);
     const ph_provide *best = NULL, *other = NULL;
     const ph_instance *other_inst = NULL;
+    const ph_manifest *other_owner = NULL;
     if (!d)
         return 0;
     inst_list *l = atomic_load(&r->list);
     for (size_t i = 0; i < l->n; i++) {
-        const ph_manifest *m = l->items[i]->manifest;
+        const ph_manifest *m = __atomic_load_n(&l->items[i]->manifest, __ATOMIC_ACQUIRE);
         const ph_provide *pv = NULL;
         for (size_t k = 0; k < m->n_provides && !pv; k++)
             if (strncmp(m->provides[k].name, address, len) == 0 && m->provides[k].name[len] == 0)
                 pv = &m->provides[k];
         if (pv && !ph_range_satisfies(&d->range, &pv->version)) {
             other = other ? other : pv;
+            other_owner = other_inst ? other_owner : m;
             other_inst = other_inst ? other_inst : l->items[i];
             continue;
         }
@@ -537,8 +541,8 @@ static int find_provider(ph_router *r, const ph_instance *caller, const char *ad
         return ph_error_set(PH_ENOTFOUND,
                             "package '%s' requires %s %s, but no instance provides a version of it "
                             "in range (instance '%s' of %s provides %s); address '%s'",
-                            caller->manifest->name, d->name, d->range.text, other_inst->name,
-                            other_inst->manifest->name, other->version_text, address);
+                            cm->name, d->name, d->range.text, other_inst->name, other_owner->name,
+                            other->version_text, address);
     return 0;
 }
 
@@ -896,18 +900,20 @@ int ph_router_manage(ph_router *r, ph_instance *caller, const char *op, const ch
                      json_t **out)
 {
     *out = NULL;
-    if (!caller->manifest->manager)
+    /* a change repoints an unchanged build at its new manifest (ph_reload_repoint) meanwhile */
+    const ph_manifest *cm = __atomic_load_n(&caller->manifest, __ATOMIC_ACQUIRE);
+    if (!cm->manager)
         return ph_error_set(PH_EPERM,
                             "package '%s' may not manage the host; only a package with "
                             "'manager = true' in [package] of its package.ini may",
-                            caller->manifest->name);
+                            cm->name);
     /* Reading is open; every other operation changes the host and needs the chain's token. */
     bool reads = !strcmp(op, "packages") || !strcmp(op, "info");
     if (!reads && !chain_admin)
         return ph_error_set(PH_EPERM,
                             "package '%s' asked the host to %s '%s' for a caller without the "
                             "admin token; send the admin token with the request",
-                            caller->manifest->name, op, name ? name : "");
+                            cm->name, op, name ? name : "");
     if (!r->manage)
         return ph_error_set(PH_ESTATE, "host management is not available in this process");
     return r->manage(r->manage_ud, op, name, out);
