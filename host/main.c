@@ -140,25 +140,39 @@ static void add_problem(json_t *problems, const char *fmt, ...)
  */
 static int scan_packages(ph_host *h, json_t *scans)
 {
+    ph_scan_job *jobs = calloc(h->plan.n + 1, sizeof *jobs);
+    const char **names = calloc(h->plan.n + 1, sizeof *names);
+    json_t **outs = calloc(h->plan.n + 1, sizeof *outs);
+    size_t n_jobs = 0, n_names = 0;
+    int rc = 0;
+    if (!jobs || !names || !outs) {
+        rc = ph_error_set(PH_ENOMEM, "out of memory");
+        goto cleanup;
+    }
     for (size_t i = 0; i < h->plan.n; i++) {
         const ph_plan_item *it = &h->plan.items[i];
-        if (it->state != PH_PLAN_OK || !it->manifest || json_object_get(scans, it->manifest->name))
+        bool seen = false;
+        for (size_t j = 0; j < n_jobs && !seen; j++)
+            seen = jobs[j].m == it->manifest;
+        if (it->state != PH_PLAN_OK || !it->manifest || seen)
             continue;
-        const char **names = calloc(h->plan.n, sizeof *names);
-        size_t n = 0;
-        if (!names)
-            return ph_error_set(PH_ENOMEM, "out of memory");
+        ph_scan_job *job = &jobs[n_jobs++];
+        *job = (ph_scan_job){it->manifest, &names[n_names], 0};
         for (size_t k = i; k < h->plan.n; k++)
             if (h->plan.items[k].state == PH_PLAN_OK && h->plan.items[k].manifest == it->manifest)
-                names[n++] = h->plan.items[k].instance;
-        json_t *scan = NULL;
-        int rc = ph_scan_package(it->manifest, names, n, h->cfg.data_dir, 0, &scan);
-        free(names);
-        if (rc)
-            return rc;
-        json_object_set_new(scans, it->manifest->name, scan);
+                names[n_names + job->n++] = h->plan.items[k].instance;
+        n_names += job->n;
     }
-    return 0;
+    /* one scanner child for them all (a new one after a crash) */
+    if ((rc = ph_scan_packages(jobs, n_jobs, h->cfg.data_dir, 0, outs)))
+        goto cleanup;
+    for (size_t j = 0; j < n_jobs; j++)
+        json_object_set_new(scans, jobs[j].m->name, outs[j]);
+cleanup:
+    free(jobs);
+    free(names);
+    free(outs);
+    return rc;
 }
 
 /* The scan of item i's package, if it was scanned. */

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +33,8 @@ typedef struct mf_ctx {
 } mf_ctx;
 
 static const char known_sections[] =
-    "[package], [requires], [optional], [conflicts], [parameters], [limits], [endpoint NAME], "
-    "[hook ENDPOINT [ITEM]]";
+    "[package], [requires], [optional], [conflicts], [provides], [parameters], [limits], "
+    "[endpoint NAME], [hook ENDPOINT [ITEM]]";
 
 /* Replaces the current error (code and message) by "prefix: <message>" with `code`. */
 static int rewrap(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -279,6 +280,24 @@ static int add_dep(ph_dep **items, size_t *n, const char *section, const char *k
     return 0;
 }
 
+static int add_provide(ph_manifest *m, const char *key, const char *v, int line)
+{
+    ph_semver version;
+    if (ph_config_check_name("capability", key, PH_EMANIFEST))
+        return rewrap(PH_EMANIFEST, "[provides]");
+    if (ph_semver_parse(v, &version))
+        return rewrap(PH_EMANIFEST, "'%s' in [provides] (the version of %s it provides)", key, key);
+    ph_provide *np = reallocarray(m->provides, m->n_provides + 1, sizeof *np);
+    if (!np)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    m->provides = np;
+    np[m->n_provides] = (ph_provide){strdup(key), strdup(v), version, line};
+    m->n_provides++;
+    if (!np[m->n_provides - 1].name || !np[m->n_provides - 1].version_text)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    return 0;
+}
+
 static int add_param(ph_manifest *m, const char *key, const char *v, int line)
 {
     return ph_kv_append(&m->params, &m->n_params, key, v, line);
@@ -454,8 +473,8 @@ static int on_section(mf_ctx *x, const char *section, int line)
     int ext = on_ext_section(x, section, line);
     if (ext != 1)
         return ext;
-    static const char *const known[] = {"package",   "requires", "optional",
-                                        "conflicts", "limits",   "parameters"};
+    static const char *const known[] = {"package", "requires",   "optional", "conflicts",
+                                        "limits",  "parameters", "provides"};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
         if (strcmp(section, known[i]) == 0) {
             x->section = known[i];
@@ -522,6 +541,8 @@ static int on_manifest_event(void *user, const char *section, const char *key, c
         return add_dep(&m->optional, &m->n_optional, x->section, key, value, line);
     if (strcmp(x->section, "conflicts") == 0)
         return add_dep(&m->conflicts, &m->n_conflicts, x->section, key, value, line);
+    if (strcmp(x->section, "provides") == 0)
+        return add_provide(m, key, value, line);
     if (strcmp(x->section, "limits") == 0)
         return add_limit(m, key, value, line);
     if (strcmp(x->section, "endpoint") == 0 || strcmp(x->section, "hook") == 0)
@@ -560,6 +581,23 @@ static int check_deps(const char *path, const ph_manifest *m)
                                         path, d->line, d->name, lists[b].section, o->line,
                                         lists[a].section);
             }
+        }
+    }
+    for (size_t i = 0; i < m->n_provides; i++) {
+        const ph_provide *pv = &m->provides[i];
+        if (strcmp(pv->name, m->name) == 0)
+            return ph_error_set(PH_EMANIFEST,
+                                "%s:%d: '%s' in [provides] is the package's own name; a package "
+                                "is required by its name already: remove the line",
+                                path, pv->line, pv->name);
+        for (size_t a = 0; a < 3; a++) {
+            const ph_dep *d = find_dep(lists[a].items, lists[a].n, pv->name);
+            if (d)
+                return ph_error_set(PH_EMANIFEST,
+                                    "%s:%d: '%s' is in both [provides] (line %d) and [%s]; a "
+                                    "package cannot %s what it provides: keep one",
+                                    path, d->line, d->name, pv->line, lists[a].section,
+                                    a == 2 ? "conflict with" : "depend on");
         }
     }
     return 0;
@@ -660,6 +698,11 @@ void ph_manifest_free(ph_manifest *m)
     free_deps(m->requires, m->n_requires);
     free_deps(m->optional, m->n_optional);
     free_deps(m->conflicts, m->n_conflicts);
+    for (size_t i = 0; i < m->n_provides; i++) {
+        free(m->provides[i].name);
+        free(m->provides[i].version_text);
+    }
+    free(m->provides);
     for (size_t i = 0; i < m->n_params; i++) {
         free(m->params[i].key);
         free(m->params[i].value);
@@ -674,6 +717,14 @@ void ph_manifest_free(ph_manifest *m)
     free(m);
 }
 
+const ph_provide *ph_manifest_provides(const ph_manifest *m, const char *name)
+{
+    for (size_t i = 0; m && i < m->n_provides; i++)
+        if (strcmp(m->provides[i].name, name) == 0)
+            return &m->provides[i];
+    return NULL;
+}
+
 bool ph_manifest_depends_on(const ph_manifest *m, const char *pkg)
 {
     return find_dep(m->requires, m->n_requires, pkg) || find_dep(m->optional, m->n_optional, pkg);
@@ -685,7 +736,56 @@ typedef struct scan {
     ph_manifest_set *set;
     char **seen; /* canonical directories already taken, so overlapping dirs count once */
     size_t n_seen;
+    size_t *slot;  /* open addressing over seen: index + 1, 0 empty */
+    size_t n_slot; /* a power of two, at least twice n_seen */
 } scan;
+
+static size_t path_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return (size_t)h;
+}
+
+/* True if the canonical directory `real` was taken already: constant time per lookup. */
+static bool seen_before(const scan *s, const char *real)
+{
+    for (size_t i = s->n_slot ? path_hash(real) & (s->n_slot - 1) : 0; s->n_slot;
+         i = (i + 1) & (s->n_slot - 1)) {
+        if (!s->slot[i])
+            return false;
+        if (strcmp(s->seen[s->slot[i] - 1], real) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void slot_put(scan *s, size_t k)
+{
+    size_t i = path_hash(s->seen[k]) & (s->n_slot - 1);
+    while (s->slot[i])
+        i = (i + 1) & (s->n_slot - 1);
+    s->slot[i] = k + 1;
+}
+
+/* Indexes seen[n_seen - 1], growing the table to keep it at most half full. */
+static int index_seen(scan *s)
+{
+    if (2 * s->n_seen > s->n_slot) {
+        size_t n = s->n_slot ? s->n_slot * 2 : 64;
+        size_t *slot = calloc(n, sizeof *slot);
+        if (!slot)
+            return ph_error_set(PH_ENOMEM, "out of memory");
+        free(s->slot);
+        s->slot = slot;
+        s->n_slot = n;
+        for (size_t k = 0; k + 1 < s->n_seen; k++)
+            slot_put(s, k);
+    }
+    slot_put(s, s->n_seen - 1);
+    return 0;
+}
 
 static int push_str(char ***v, size_t *n, char *s)
 {
@@ -770,13 +870,11 @@ static int take_package(scan *s, const char *dir)
     if (!real && errno == ENOMEM) /* not knowing the real path could read a package twice */
         return ph_error_set(PH_ENOMEM, "out of memory");
     if (real) {
-        for (size_t i = 0; i < s->n_seen; i++) {
-            if (strcmp(s->seen[i], real) == 0) {
-                free(real);
-                return 0;
-            }
+        if (seen_before(s, real)) {
+            free(real);
+            return 0;
         }
-        if (push_str(&s->seen, &s->n_seen, real))
+        if (push_str(&s->seen, &s->n_seen, real) || index_seen(s))
             return PH_ENOMEM;
     }
     char *path = NULL;
@@ -906,6 +1004,7 @@ int ph_manifest_discover(char *const *dirs, size_t n_dirs, ph_manifest_set *out)
     for (size_t i = 0; i < s.n_seen; i++)
         free(s.seen[i]);
     free(s.seen);
+    free(s.slot);
     if (rc)
         ph_manifest_set_free(out);
     return rc;

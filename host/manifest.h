@@ -7,6 +7,8 @@
  *   [requires]   NAME = RANGE
  *   [optional]   NAME = RANGE
  *   [conflicts]  NAME = RANGE
+ *   [provides]   CAPABILITY = VERSION (a name other packages may require, as
+ *                Debian's Provides: "sql-store = 1.4.0")
  *   [parameters] NAME = DEFAULT
  *   [endpoint E] PARAM = TYPE      an extension point others contribute to; TYPE is
  *                                  string, int64, double or bool, '?' after it makes
@@ -23,7 +25,8 @@
  *   pkg/package.ini: [package] has no 'name'; add name = <package name>
  * The name follows ph_config_check_name (no dots: it is used in URLs and
  * addresses). A package may not name itself in a dependency section, nor one
- * package in two of [requires], [optional] and [conflicts].
+ * package in two of [requires], [optional] and [conflicts]; it may not
+ * provide its own name, nor require or conflict with what it provides.
  */
 #ifndef PH_HOST_MANIFEST_H
 #define PH_HOST_MANIFEST_H
@@ -56,6 +59,13 @@ typedef struct ph_hook {
     size_t n_values;
     int line;
 } ph_hook;
+/* One line of [provides]: a capability and the version of it the package provides. */
+typedef struct ph_provide {
+    char *name;
+    char *version_text;
+    ph_semver version;
+    int line;
+} ph_provide;
 
 typedef struct ph_manifest {
     char *path; /* .../package.ini, absolute (directory canonicalised) */
@@ -74,6 +84,8 @@ typedef struct ph_manifest {
     size_t n_optional;
     ph_dep *conflicts;
     size_t n_conflicts;
+    ph_provide *provides;
+    size_t n_provides;
     ph_kv *params; /* declared parameters with their defaults */
     size_t n_params;
     ph_kv *limits; /* [limits]: call_timeout and ACTOR.METHOD = seconds (checked durations) */
@@ -107,6 +119,8 @@ void ph_manifest_free(ph_manifest *m);
 
 /** The endpoint `name` that `m` declares, or NULL. */
 const ph_endpoint *ph_manifest_endpoint(const ph_manifest *m, const char *name);
+/** The [provides] line of `m` for capability `name`, or NULL. */
+const ph_provide *ph_manifest_provides(const ph_manifest *m, const char *name);
 
 /** True if `m` declares `pkg` in [requires] or [optional]. */
 bool ph_manifest_depends_on(const ph_manifest *m, const char *pkg);

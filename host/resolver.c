@@ -10,6 +10,7 @@
 #include "resolver.h"
 
 #include <plughost/sdk.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -57,21 +58,39 @@ typedef struct pkgvers {
     size_t n_nodes;
 } pkgvers;
 
+/*
+ * A capability some package provides ([provides] NAME = VERSION) and no
+ * installed package is named: each requirement on it goes to the running
+ * provider with the highest version of it in range.
+ */
+typedef struct capability {
+    const char *name;
+    const ph_manifest **all; /* every installed version that provides it */
+    size_t n_all;
+    const ph_manifest **prov; /* the chosen versions that provide it and run, best first */
+    size_t n_prov;
+} capability;
+
 typedef struct rctx {
     bool want_viable; /* the version search skips versions that cannot run (viable()) */
     const ph_config *cfg;
     const ph_manifest_set *set;
     pkgvers *pkgs;
     size_t n_pkgs;
-    size_t *slot;  /* open addressing by package name: index + 1 in pkgs, 0 empty */
-    size_t n_slot; /* a power of two, at least twice n_pkgs */
-    size_t steps;  /* of the version search, bounded */
+    size_t *slot;          /* open addressing by package name: index + 1 in pkgs, 0 empty */
+    size_t n_slot;         /* a power of two, at least twice n_pkgs */
+    size_t steps;          /* of the version search, bounded */
+    long *level;           /* per package: its level in the version search, -1 if installed once */
+    uint64_t *conflict;    /* per level: a bit set of the levels that ruled out its versions */
+    size_t conflict_words; /* words per level in conflict */
     node *nodes;
     size_t n;
     char **problems;
     size_t n_problems;
     char **notes;
     size_t n_notes;
+    capability *caps;
+    size_t n_caps;
     char **explained; /* packages whose requirers were listed once (a disagreement) */
     size_t n_explained;
 } rctx;
@@ -142,6 +161,56 @@ static const ph_manifest *lookup(const rctx *x, const char *name, size_t *count)
     for (size_t i = 0; i < pv->n_cand; i++)
         *count += ph_semver_cmp(&pv->cand[i]->version, &m->version) == 0;
     return m;
+}
+
+static capability *find_cap(const rctx *x, const char *name)
+{
+    for (size_t i = 0; i < x->n_caps; i++)
+        if (strcmp(x->caps[i].name, name) == 0)
+            return &x->caps[i];
+    return NULL;
+}
+
+/* The version of capability `name` that `m` provides. */
+static const ph_semver *provided(const ph_manifest *m, const char *name)
+{
+    const ph_provide *pv = ph_manifest_provides(m, name);
+    return pv ? &pv->version : NULL;
+}
+
+static int push_manifest(const ph_manifest ***list, size_t *n, const ph_manifest *m)
+{
+    const ph_manifest **nl = reallocarray(*list, *n + 1, sizeof *nl);
+    if (!nl)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    nl[(*n)++] = m;
+    *list = nl;
+    return 0;
+}
+
+/* Every [provides] of every installed version, by capability (names of packages excluded). */
+static int collect_capabilities(rctx *x)
+{
+    for (size_t i = 0; i < x->set->n; i++) {
+        const ph_manifest *m = x->set->items[i];
+        for (size_t k = 0; k < m->n_provides; k++) {
+            const char *name = m->provides[k].name;
+            if (find_pkg(x, name))
+                continue; /* a package of that name is installed: it is what requirers get */
+            capability *c = find_cap(x, name);
+            if (!c) {
+                capability *nc = reallocarray(x->caps, x->n_caps + 1, sizeof *nc);
+                if (!nc)
+                    return ph_error_set(PH_ENOMEM, "out of memory");
+                x->caps = nc;
+                c = &nc[x->n_caps++];
+                *c = (capability){.name = name};
+            }
+            if (push_manifest(&c->all, &c->n_all, m))
+                return PH_ENOMEM;
+        }
+    }
+    return 0;
 }
 
 static size_t n_conf(const rctx *x)
@@ -258,9 +327,12 @@ static const char *unviable(const rctx *x, const ph_manifest *m, const ph_dep **
         return "built for another SDK ABI";
     for (size_t k = 0; k < m->n_requires; k++) {
         const pkgvers *t = find_pkg(x, m->requires[k].name);
+        const capability *cap = t ? NULL : find_cap(x, m->requires[k].name);
         bool met = false;
         for (size_t c = 0; t && c < t->n_cand && !met; c++)
             met = ph_range_satisfies(&m->requires[k].range, &t->cand[c]->version);
+        for (size_t c = 0; cap && c < cap->n_all && !met; c++)
+            met = ph_range_satisfies(&m->requires[k].range, provided(cap->all[c], cap->name));
         if (!met) {
             *dep = &m->requires[k];
             return t ? "requires a version of %s that is not installed (%s)"
@@ -283,22 +355,43 @@ static bool viable(const rctx *x, const ph_manifest *m)
     return unviable(x, m, &dep) == NULL;
 }
 
+/*
+ * True if a decided package rules out version `m` of package `p`: a decided
+ * requirer whose range excludes it, or a decided dependency outside its own
+ * range. *level is the search level of the earliest culprit, or -1 when a
+ * package installed in one version rules it out (nothing the search undoes
+ * could admit it then).
+ */
+static bool ruled_out(const rctx *x, size_t p, const ph_manifest *m, long *level)
+{
+    const pkgvers *pv = &x->pkgs[p];
+    bool out = false;
+    *level = LONG_MAX;
+    for (size_t i = 0; i < pv->n_in && *level >= 0; i++) {
+        const edge *e = &pv->in[i];
+        if (choice_of(x, e->from_pkg) == e->from && !ph_range_satisfies(e->range, &m->version)) {
+            out = true;
+            if (x->level[e->from_pkg] < *level)
+                *level = x->level[e->from_pkg];
+        }
+    }
+    for (size_t k = 0; k < m->n_requires && *level >= 0; k++) {
+        const pkgvers *t = find_pkg(x, m->requires[k].name);
+        const ph_manifest *tm = t ? choice_of(x, (size_t)(t - x->pkgs)) : NULL;
+        if (tm && !ph_range_satisfies(&m->requires[k].range, &tm->version)) {
+            out = true;
+            if (x->level[t - x->pkgs] < *level)
+                *level = x->level[t - x->pkgs];
+        }
+    }
+    return out;
+}
+
 /* Version `m` of package `p` agrees with every decided requirer and dependency. */
 static bool consistent(const rctx *x, size_t p, const ph_manifest *m)
 {
-    const pkgvers *pv = &x->pkgs[p];
-    for (size_t i = 0; i < pv->n_in; i++) {
-        const edge *e = &pv->in[i];
-        if (choice_of(x, e->from_pkg) == e->from && !ph_range_satisfies(e->range, &m->version))
-            return false;
-    }
-    for (size_t k = 0; k < m->n_requires; k++) {
-        const pkgvers *t = find_pkg(x, m->requires[k].name);
-        const ph_manifest *tm = t ? choice_of(x, (size_t)(t - x->pkgs)) : NULL;
-        if (tm && !ph_range_satisfies(&m->requires[k].range, &tm->version))
-            return false;
-    }
-    return true;
+    long level;
+    return !ruled_out(x, p, m, &level);
 }
 
 /*
@@ -321,26 +414,67 @@ static bool optional_users_accept(const rctx *x, const pkgvers *pv, const ph_man
     return true;
 }
 
-static bool search(rctx *x, const size_t *multi, size_t n, size_t k)
+/* The conflict set of search level k: the levels whose choices ruled out its versions. */
+static uint64_t *conflicts_of(const rctx *x, size_t k)
+{
+    return &x->conflict[k * x->conflict_words];
+}
+
+/*
+ * Conflict-directed backjumping (Prosser's CBJ; PubGrub learns the same way):
+ * each level records which earlier levels ruled out its versions; when none
+ * is left, the search jumps back to the latest of them, past the levels that
+ * had nothing to do with the dead end, and hands that level the rest of the
+ * set. A dead end that only packages installed once caused ends the search
+ * at once: no other choice could mend it. Returns true when levels k..n-1
+ * are decided; otherwise *jump is the level to resume at (-1: give up).
+ */
+static bool search(rctx *x, const size_t *multi, size_t n, size_t k, long *jump)
 {
     if (k == n)
         return true;
     pkgvers *pv = &x->pkgs[multi[k]];
+    uint64_t *mine = conflicts_of(x, k);
+    memset(mine, 0, x->conflict_words * sizeof *mine);
     /* pass 0: the versions the optional users accept; pass 1: the others */
     for (int pass = 0; pass < 2; pass++) {
         for (size_t c = 0; c < pv->n_cand; c++) {
-            if (++x->steps > SEARCH_STEPS)
+            long level;
+            if (++x->steps > SEARCH_STEPS) {
+                *jump = -1;
                 return false;
+            }
             if (optional_users_accept(x, pv, pv->cand[c]) != (pass == 0) ||
-                !pin_allows(pv, pv->cand[c]) || !consistent(x, multi[k], pv->cand[c]) ||
-                (x->want_viable && !viable(x, pv->cand[c])))
+                !pin_allows(pv, pv->cand[c]) || (x->want_viable && !viable(x, pv->cand[c])))
                 continue;
+            if (ruled_out(x, multi[k], pv->cand[c], &level)) {
+                if (level >= 0)
+                    mine[(size_t)level / 64] |= (uint64_t)1 << ((size_t)level % 64);
+                continue;
+            }
             pv->choice = (long)c;
-            if (search(x, multi, n, k + 1))
+            long back;
+            bool done = search(x, multi, n, k + 1, &back);
+            if (done)
                 return true;
             pv->choice = -1;
+            if (back != (long)k) { /* a dead end this level did not cause */
+                *jump = back;
+                return false;
+            }
         }
     }
+    long back = -1;
+    for (size_t w = x->conflict_words; w-- > 0 && back < 0;)
+        if (mine[w])
+            back = (long)(w * 64 + 63 - (size_t)__builtin_clzll(mine[w]));
+    if (back >= 0) { /* the level jumped to inherits the rest of the reasons */
+        uint64_t *theirs = conflicts_of(x, (size_t)back);
+        mine[(size_t)back / 64] &= ~((uint64_t)1 << ((size_t)back % 64));
+        for (size_t w = 0; w < x->conflict_words; w++)
+            theirs[w] |= mine[w];
+    }
+    *jump = back;
     return false;
 }
 
@@ -392,13 +526,16 @@ static int choose_versions(rctx *x)
     for (size_t i = 0; i < x->set->n; i++)
         if (add_candidate(x, x->set->items[i]))
             return NOMEM();
+    if (collect_capabilities(x))
+        return NOMEM();
     apply_pins(x);
     if (collect_edges(x))
         return NOMEM();
     size_t *multi = calloc(x->n_pkgs ? x->n_pkgs : 1, sizeof *multi), n = 0;
     size_t *order = calloc(x->n_pkgs ? x->n_pkgs : 1, sizeof *order), n_order = 0;
     unsigned char *mark = calloc(x->n_pkgs ? x->n_pkgs : 1, 1);
-    if (!multi || !order || !mark) {
+    x->level = calloc(x->n_pkgs ? x->n_pkgs : 1, sizeof *x->level);
+    if (!multi || !order || !mark || !x->level) {
         free(multi);
         free(order);
         free(mark);
@@ -413,6 +550,7 @@ static int choose_versions(rctx *x)
         requirers_first(x, p, mark, order, &n_order);
     for (size_t i = 0; i < n_order; i++) {
         size_t p = order[i];
+        x->level[p] = x->pkgs[p].n_cand == 1 ? -1 : (long)n;
         if (x->pkgs[p].n_cand == 1)
             x->pkgs[p].choice = 0;
         else
@@ -420,14 +558,20 @@ static int choose_versions(rctx *x)
     }
     free(order);
     free(mark);
+    x->conflict_words = (n + 63) / 64;
+    if (n && !(x->conflict = calloc(n, x->conflict_words * sizeof *x->conflict))) {
+        free(multi);
+        return NOMEM();
+    }
     /* First only versions that can run; if that leaves no solution, any (the plan says why). */
+    long jump;
     x->want_viable = true;
-    if (!search(x, multi, n, 0)) {
+    if (!search(x, multi, n, 0, &jump)) {
         x->want_viable = false;
         x->steps = 0;
         for (size_t k = 0; k < n; k++)
             x->pkgs[multi[k]].choice = -1;
-        if (!search(x, multi, n, 0))
+        if (!search(x, multi, n, 0, &jump))
             choose_greedily(x, multi, n);
     }
     free(multi);
@@ -866,6 +1010,173 @@ static size_t n_requirers(const rctx *x, const char *name)
     return n;
 }
 
+/* Releases before pre-releases, each highest first: the order providers are taken in. */
+static bool provides_before(const capability *c, const ph_manifest *a, const ph_manifest *b)
+{
+    const ph_semver *va = provided(a, c->name), *vb = provided(b, c->name);
+    bool pa = va->pre[0] != '\0', pb = vb->pre[0] != '\0';
+    if (pa != pb)
+        return pb;
+    return ph_semver_cmp(va, vb) > 0;
+}
+
+/* The [requires] or [optional] line of the chosen version of package p naming `name`, or NULL. */
+static const ph_dep *chosen_uses(const rctx *x, size_t p, const char *name)
+{
+    const ph_manifest *m = choice_of(x, p);
+    for (size_t k = 0; m && k < m->n_requires; k++)
+        if (strcmp(m->requires[k].name, name) == 0)
+    return &m->requires[k];
+    for (size_t k = 0; m && k < m->n_optional; k++)
+        if (strcmp(m->optional[k].name, name) == 0)
+            return &m->optional[k];
+    return NULL;
+}
+
+/*
+ * The provider a requirement on capability `c` gets: the running provider
+ * with the highest version of it in range (releases first), as the router
+ * picks it for a call addressed to the capability; NULL if none.
+ */
+static const ph_manifest *provider_for(const capability *c, const ph_range *range)
+{
+    for (size_t i = 0; i < c->n_prov; i++)
+        if (ph_range_satisfies(range, provided(c->prov[i], c->name)))
+            return c->prov[i];
+    return NULL;
+}
+
+/* "capability 'sql-store': pg_store 2.0.0 provides 2.1.0, used by web 1.0.0; ..." */
+static int note_providers(rctx *x, const capability *c)
+{
+    char *msg = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&msg, &len);
+    if (!f)
+        return NOMEM();
+    fprintf(f, "capability '%s':", c->name);
+    for (size_t i = 0; i < c->n_prov && i < LIST_MAX; i++) {
+        const ph_manifest *m = c->prov[i];
+        size_t users = 0;
+        fprintf(f, "%s %s %s provides %s", i ? ";" : "", m->name, m->version_text,
+                ph_manifest_provides(m, c->name)->version_text);
+        for (size_t p = 0; p < x->n_pkgs; p++) {
+            const ph_dep *d = chosen_uses(x, p, c->name);
+            if (!d || provider_for(c, &d->range) != m)
+                continue;
+            if (users++ < LIST_MAX)
+                fprintf(f, "%s %s %s", users > 1 ? "," : ", used by", choice_of(x, p)->name,
+                        choice_of(x, p)->version_text);
+        }
+        if (users > LIST_MAX)
+            fprintf(f, " and %zu more", users - LIST_MAX);
+        if (!users)
+            fprintf(f, ", unused");
+    }
+    if (c->n_prov > LIST_MAX)
+        fprintf(f, "; and %zu more providers", c->n_prov - LIST_MAX);
+    if (fclose(f) != 0) {
+        free(msg);
+        return NOMEM();
+    }
+    return push_msg(&x->notes, &x->n_notes, msg);
+}
+
+/*
+ * Per capability, its providers that run (the chosen versions of packages
+ * providing it, with an enabled instance), best first; a note says who
+ * provides it and who uses which.
+ */
+static int take_providers(rctx *x)
+{
+    for (size_t ci = 0; ci < x->n_caps; ci++) {
+        capability *c = &x->caps[ci];
+        for (size_t i = 0; i < c->n_all; i++) {
+            const ph_manifest *m = c->all[i];
+            size_t count;
+            if (lookup(x, m->name, &count) != m || count > 1 || !has_enabled_instance(x, m->name))
+                continue;
+            if (push_manifest(&c->prov, &c->n_prov, m))
+                return NOMEM();
+            for (size_t at = c->n_prov - 1; at > 0 && provides_before(c, m, c->prov[at - 1]);
+                 at--) {
+                c->prov[at] = c->prov[at - 1];
+                c->prov[at - 1] = m;
+            }
+        }
+        if (c->n_prov && note_providers(x, c))
+            return NOMEM();
+    }
+    /* a [provides] line naming an installed package is no capability: say so */
+    for (size_t p = 0; p < x->n_pkgs; p++) {
+        const ph_manifest *m = choice_of(x, p);
+        for (size_t k = 0; m && k < m->n_provides; k++) {
+            char *msg = NULL;
+            if (!find_pkg(x, m->provides[k].name))
+                continue;
+            if (asprintf(&msg,
+                         "package '%s' %s provides '%s' (%s:%d), but a package named '%s' is "
+                         "installed: requirements on '%s' get that package; rename the "
+                         "capability",
+                         m->name, m->version_text, m->provides[k].name, m->path,
+                         m->provides[k].line, m->provides[k].name, m->provides[k].name) < 0 ||
+                push_msg(&x->notes, &x->n_notes, msg))
+                return NOMEM();
+        }
+    }
+    return 0;
+}
+
+/*
+ * A requirement naming capability `c` needs a running provider of a version
+ * in range; otherwise the message lists every provider with the version it
+ * provides and why it cannot serve.
+ */
+static int check_cap_dep(const rctx *x, node *nd, const ph_dep *d, const capability *c,
+                         bool optional)
+{
+    const ph_manifest *m = nd->m;
+    if (provider_for(c, &d->range))
+        return 0;
+    char *list = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&list, &len);
+    if (!f)
+        return NOMEM();
+    for (size_t i = 0; i < c->n_all && i < LIST_MAX; i++) {
+        const ph_manifest *p = c->all[i];
+        size_t count;
+        const ph_manifest *run = lookup(x, p->name, &count);
+        fprintf(f, "%s%s %s provides %s %s (", i ? ", " : "", p->name, p->version_text, c->name,
+                ph_manifest_provides(p, c->name)->version_text);
+        if (!ph_range_satisfies(&d->range, provided(p, c->name)))
+            fprintf(f, "outside %s", d->range.text);
+        else if (run != p)
+            fprintf(f, "%s %s is the version chosen", p->name, run ? run->version_text : "?");
+        else
+            fprintf(f, "every instance of %s is disabled", p->name);
+        fputc(')', f);
+    }
+    if (c->n_all > LIST_MAX)
+        fprintf(f, " and %zu more", c->n_all - LIST_MAX);
+    if (fclose(f) != 0) {
+        free(list);
+        return NOMEM();
+    }
+    int rc = optional
+                 ? add_note(nd,
+                            "package '%s' %s optionally uses %s %s (a capability), but no "
+                            "provider suits: %s; running without it",
+                            m->name, m->version_text, d->name, d->range.text, list)
+                 : fail(nd, PH_PLAN_FAILED,
+                        "package '%s' %s requires %s %s, a capability no running provider "
+                        "suits: %s; install a provider of a matching version or change the "
+                        "range in %s:%d",
+                        m->name, m->version_text, d->name, d->range.text, list, m->path, d->line);
+    free(list);
+    return rc;
+}
+
 /* [requires] and [optional]: installed, in range, and runnable. */
 static int check_deps(const rctx *x, node *nd, const ph_dep *deps, size_t n, bool optional)
 {
@@ -874,6 +1185,13 @@ static int check_deps(const rctx *x, node *nd, const ph_dep *deps, size_t n, boo
         const ph_dep *d = &deps[i];
         size_t count;
         const ph_manifest *dm = lookup(x, d->name, &count);
+        const capability *cap = dm ? NULL : find_cap(x, d->name);
+        if (cap && cap->n_all) {
+            int rc = check_cap_dep(x, nd, d, cap, optional);
+            if (rc || nd->state)
+                return rc;
+            continue;
+        }
         if (!dm && optional)
             continue;
         if (!dm)
@@ -930,6 +1248,17 @@ static int check_conflicts(const rctx *x, node *nd)
         const ph_dep *d = &m->conflicts[i];
         size_t count;
         const ph_manifest *dm = lookup(x, d->name, &count);
+        const capability *cap = dm ? NULL : find_cap(x, d->name);
+        for (size_t k = 0; cap && k < cap->n_prov; k++) {
+            const ph_manifest *pm = cap->prov[k];
+            if (pm != m && ph_range_covers(&d->range, provided(pm, cap->name)))
+                return fail(nd, PH_PLAN_FAILED,
+                            "package '%s' %s conflicts with %s %s, which %s %s provides (%s:%d: "
+                            "%s = %s); remove or disable one of them",
+                            m->name, m->version_text, d->name,
+                            ph_manifest_provides(pm, cap->name)->version_text, pm->name,
+                            pm->version_text, m->path, d->line, d->name, d->range.text);
+        }
         if (!dm || !has_enabled_instance(x, d->name) || !ph_range_covers(&d->range, &dm->version))
             continue;
         return fail(nd, PH_PLAN_FAILED,
@@ -1194,9 +1523,13 @@ static int add_edges(rctx *x, size_t i, const ph_dep *deps, size_t n, bool optio
     for (size_t k = 0; k < n; k++) {
         size_t count;
         const ph_manifest *dm = lookup(x, deps[k].name, &count);
-        if (!dm || (count == 1 && !ph_range_satisfies(&deps[k].range, &dm->version)))
+        const capability *cap = dm ? NULL : find_cap(x, deps[k].name);
+        if (cap && provider_for(cap, &deps[k].range)) {
+            dm = provider_for(cap, &deps[k].range); /* the edge goes to the provider's instances */
+            count = 1;
+        } else if (!dm || (count == 1 && !ph_range_satisfies(&deps[k].range, &dm->version)))
             continue;
-        const pkgvers *pv = find_pkg(x, deps[k].name);
+        const pkgvers *pv = find_pkg(x, dm->name);
         for (size_t n_j = 0; pv && n_j < pv->n_nodes; n_j++) {
             size_t j = pv->nodes[n_j];
             if (x->nodes[j].m) {
@@ -1537,6 +1870,13 @@ static void free_nodes(rctx *x)
     }
     free(x->pkgs);
     free(x->slot);
+    free(x->level);
+    free(x->conflict);
+    for (size_t i = 0; i < x->n_caps; i++) {
+        free(x->caps[i].all);
+        free(x->caps[i].prov);
+    }
+    free(x->caps);
     for (size_t i = 0; i < x->n_explained; i++)
         free(x->explained[i]);
     free(x->explained);
@@ -1553,6 +1893,8 @@ static int resolve(rctx *x, ph_plan *out)
         rc = note_choices(x);
     if (!rc)
         rc = build_nodes(x);
+    if (!rc)
+        rc = take_providers(x);
     for (size_t i = 0; i < x->n && !rc; i++)
         rc = check_node(x, i);
     for (size_t i = 0; i < x->n && !rc; i++) {

@@ -18,6 +18,17 @@
  * 2.0.0: outside ^1.0 of a 1.0.0; not 1.0.0: lower". Two copies of one
  * version are refused.
  *
+ * Capabilities: a [requires]/[optional]/[conflicts] entry may name what
+ * packages provide ([provides] NAME = VERSION) when no installed package has
+ * that name; each requirement goes to the running provider (chosen version,
+ * an enabled instance) with the highest provided version in range, the one
+ * the router reaches for a call addressed to the capability. A note per
+ * capability says who provides it and who uses which; a conflict covers
+ * every running provider. The version search (backtracking with
+ * conflict-directed backjumping: a dead end jumps back to the package whose
+ * choice caused it) treats a requirement on a capability as met when some
+ * installed version provides it in range.
+ *
  * An instance depends on every instance of each package its package requires
  * (and of each installed [optional] one within range; an optional one out of
  * range, or whose edge would close a cycle, is left out with a note). Load order is
@@ -56,6 +67,10 @@
  *     of them: change one of the ranges
  *   host.ini:6: instance 'base' pins package 'base' to ^3, but the installed
  *     versions are 2.0.0 and 1.0.0; install a matching version or change the pin
+ *   package 'shop' 1.0.0 requires sql-store ^3, a capability no running provider suits:
+ *     pg_store 2.0.0 provides sql-store 2.1.0 (outside ^3); install a provider ...
+ *   package 'legacy' 1.0.0 conflicts with sql-store 1.4.0, which sqlite_store 1.0.0
+ *     provides (PATH:LINE: sql-store = <2); remove or disable one of them
  *   skipped: depends on 'auth', which failed
  *   skipped: depends on 'api', which is skipped because 'auth' failed
  */

@@ -485,26 +485,96 @@ static void list_instances(ph_router *r, char *buf, size_t size)
         snprintf(buf, size, "none");
 }
 
+/* The [requires] or [optional] line of `m` naming the first `len` bytes of `name`, or NULL. */
+static const ph_dep *dep_named(const ph_manifest *m, const char *name, size_t len)
+{
+    const ph_dep *lists[] = {m->requires, m->optional};
+    size_t counts[] = {m->n_requires, m->n_optional};
+    for (size_t l = 0; l < 2; l++)
+        for (size_t i = 0; i < counts[l]; i++)
+            if (strncmp(lists[l][i].name, name, len) == 0 && lists[l][i].name[len] == '\0')
+                return &lists[l][i];
+    return NULL;
+}
+
+/*
+ * A call from a package to a capability it requires ([provides] of another
+ * package, e.g. "sql-store.db.query"): *out is the instance providing the
+ * highest version of it in the caller's range (releases first), as the
+ * resolver made it the caller's dependency. *out stays NULL when the caller
+ * does not name the capability; an error when no instance provides a
+ * version in range.
+ */
+static int find_provider(ph_router *r, const ph_instance *caller, const char *address, size_t len,
+                         ph_instance **out)
+{
+    *out = NULL;
+    /* manifests are repointed by a change meanwhile (ph_reload_repoint): loaded atomically */
+    const ph_manifest *cm = __atomic_load_n(&caller->manifest, __ATOMIC_ACQUIRE);
+    const ph_dep *d = dep_named(cm, address, len);
+    const ph_provide *best = NULL, *other = NULL;
+    const ph_instance *other_inst = NULL;
+    const ph_manifest *other_owner = NULL;
+    if (!d)
+        return 0;
+    inst_list *l = atomic_load(&r->list);
+    for (size_t i = 0; i < l->n; i++) {
+        const ph_manifest *m = __atomic_load_n(&l->items[i]->manifest, __ATOMIC_ACQUIRE);
+        const ph_provide *pv = NULL;
+        for (size_t k = 0; k < m->n_provides && !pv; k++)
+            if (strncmp(m->provides[k].name, address, len) == 0 && m->provides[k].name[len] == 0)
+                pv = &m->provides[k];
+        if (pv && !ph_range_satisfies(&d->range, &pv->version)) {
+            other = other ? other : pv;
+            other_owner = other_inst ? other_owner : m;
+            other_inst = other_inst ? other_inst : l->items[i];
+            continue;
+        }
+        bool pre = pv && pv->version.pre[0], best_pre = best && best->version.pre[0];
+        if (pv && (!best || (best_pre && !pre) ||
+                   (pre == best_pre && ph_semver_cmp(&pv->version, &best->version) > 0))) {
+            best = pv;
+            *out = l->items[i];
+        }
+    }
+    if (!*out && other)
+        return ph_error_set(PH_ENOTFOUND,
+                            "package '%s' requires %s %s, but no instance provides a version of it "
+                            "in range (instance '%s' of %s provides %s); address '%s'",
+                            cm->name, d->name, d->range.text, other_inst->name, other_owner->name,
+                            other->version_text, address);
+    return 0;
+}
+
 /* Finds the instance and enters its gate. On success the caller must leave the gate. */
 static int enter_instance(ph_router *r, ph_instance *caller, const char *address, size_t len,
                           ph_instance **out)
 {
     char names[512];
     ph_instance *inst = find_instance(r, address, len);
+    bool provider = false; /* reached through a capability the caller requires */
+    if (!inst && caller) {
+        int rc = find_provider(r, caller, address, len, &inst);
+        if (rc)
+            return rc;
+        provider = inst != NULL;
+    }
     if (!inst) {
         list_instances(r, names, sizeof names);
         return ph_error_set(PH_ENOTFOUND, "no instance '%.*s' (address '%s'); instances: %s",
                             (int)len, address, address, names);
     }
-    if (caller && caller != inst && !ph_instance_may_call(caller, inst->manifest->name)) {
+    if (caller && caller != inst && !provider &&
+        !ph_instance_may_call(caller, inst->manifest->name)) {
         return ph_error_set(PH_EPERM,
                             "package '%s' may not call '%s': it does not depend on "
                             "package '%s'; add it to [requires] or [optional] in %s",
                             caller->manifest->name, address, inst->manifest->name,
                             caller->manifest->path);
     }
-    const ph_dep *left_out =
-        caller && caller != inst ? ph_instance_optional_left_out(caller, inst->manifest) : NULL;
+    const ph_dep *left_out = caller && caller != inst && !provider
+                                 ? ph_instance_optional_left_out(caller, inst->manifest)
+                                 : NULL;
     if (left_out) /* the plan ran the caller without it: a call would use what it did not ask for */
         return ph_error_set(PH_EDEPENDENCY,
                             "package '%s' may not call '%s': its optional %s %s does not accept "
@@ -830,18 +900,20 @@ int ph_router_manage(ph_router *r, ph_instance *caller, const char *op, const ch
                      json_t **out)
 {
     *out = NULL;
-    if (!caller->manifest->manager)
+    /* a change repoints an unchanged build at its new manifest (ph_reload_repoint) meanwhile */
+    const ph_manifest *cm = __atomic_load_n(&caller->manifest, __ATOMIC_ACQUIRE);
+    if (!cm->manager)
         return ph_error_set(PH_EPERM,
                             "package '%s' may not manage the host; only a package with "
                             "'manager = true' in [package] of its package.ini may",
-                            caller->manifest->name);
+                            cm->name);
     /* Reading is open; every other operation changes the host and needs the chain's token. */
     bool reads = !strcmp(op, "packages") || !strcmp(op, "info");
     if (!reads && !chain_admin)
         return ph_error_set(PH_EPERM,
                             "package '%s' asked the host to %s '%s' for a caller without the "
                             "admin token; send the admin token with the request",
-                            caller->manifest->name, op, name ? name : "");
+                            cm->name, op, name ? name : "");
     if (!r->manage)
         return ph_error_set(PH_ESTATE, "host management is not available in this process");
     return r->manage(r->manage_ud, op, name, out);

@@ -5,6 +5,7 @@
 #include <ftw.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +59,7 @@ static int copy_database(const char *data_dir, const char *scratch, const char *
         rc = ph_error_set(PH_ENOMEM, "out of memory");
         goto cleanup;
     }
-    if ((rc = ph_backup_mkdirs(dir)) || access(src, F_OK) != 0)
+    if (access(src, F_OK) != 0 || (rc = ph_backup_mkdirs(dir)))
         goto cleanup;
     if (sqlite3_open_v2(src, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
         rc = ph_error_set(PH_ESQL, "cannot open %s: %s", src, sqlite3_errmsg(db));
@@ -79,9 +80,30 @@ cleanup:
     return rc;
 }
 
+/*
+ * A scratch copy is thrown away, so it need not reach the disk: its file is
+ * put in WAL mode here without an fsync, and the migration then writes with
+ * synchronous=OFF. A first install (no database yet) is rehearsed on an
+ * empty database in memory: creating files cost more than the rest of a
+ * small package's scan (nine fsyncs, and ext4 inodes where many were just
+ * deleted).
+ */
+static int unsynced(const char *path)
+{
+    sqlite3 *db = NULL;
+    int rc = 0;
+    if (sqlite3_open(path, &db) != SQLITE_OK ||
+        sqlite3_exec(db, "PRAGMA synchronous=OFF; PRAGMA journal_mode=WAL;", NULL, NULL, NULL) !=
+            SQLITE_OK)
+        rc = ph_error_set(PH_ESQL, "cannot create %s for the dry run: %s", path,
+                          db ? sqlite3_errmsg(db) : "out of memory");
+    sqlite3_close(db);
+    return rc;
+}
+
 /* Migrates the scratch copy as attaching would; the report's fields go into r. */
 static int migrate_copy(const ph_manifest *m, const ph_package *desc, const char *scratch,
-                        const char *instance, json_t *r)
+                        const char *instance, int copied, json_t *r)
 {
     ph_store_model *models = NULL;
     size_t n_models = 0;
@@ -91,8 +113,10 @@ static int migrate_copy(const ph_manifest *m, const ph_package *desc, const char
     int rc;
     if ((rc = ph_store_models_compile(desc, &models, &n_models)) ||
         (rc = ph_store_db_path(scratch, instance, &path)) ||
-        (rc = ph_store_backup_dir(scratch, instance, &bdir)) || (rc = ph_store_open(path, &s)))
+        (rc = ph_store_backup_dir(scratch, instance, &bdir)) || (copied && (rc = unsynced(path))) ||
+        (rc = ph_store_open(copied ? path : ":memory:", &s)))
         goto cleanup;
+    sqlite3_exec(ph_store_db(s), "PRAGMA synchronous=OFF", NULL, NULL, NULL);
     ph_migrate_ctx mc = {.db = ph_store_db(s),
                          .models = models,
                          .n_models = n_models,
@@ -121,7 +145,9 @@ static json_t *rehearse(const ph_manifest *m, const ph_package *desc, const char
     int rc = copy_database(data_dir, scratch, instance, &copied);
     json_object_set_new(r, "database", json_string(copied ? "copied" : "none"));
     if (!rc)
-        rc = migrate_copy(m, desc, scratch, instance, r);
+        rc = migrate_copy(m, desc, scratch, instance, copied, r);
+    if (copied) /* a database may be large: its copy goes at once */
+        nftw(scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     json_object_set_new(r, "ok", json_boolean(rc == 0));
     if (rc)
         json_object_set_new(r, "error", json_string(ph_error_last()));
@@ -130,7 +156,7 @@ static json_t *rehearse(const ph_manifest *m, const ph_package *desc, const char
 
 /* Everything the child does; the answer is one JSON document. */
 static json_t *child_scan(const ph_manifest *m, const char *const *instances, size_t n,
-                          const char *data_dir, const char *tmp)
+                          const char *data_dir, const char *tmp, size_t job)
 {
     json_t *out = json_pack("{s:s, s:s, s:s, s:[]}", "package", m->name, "version", m->version_text,
                             "library", m->library, "instances");
@@ -151,7 +177,7 @@ static json_t *child_scan(const ph_manifest *m, const char *const *instances, si
     json_object_set_new(out, "interface", ph_interface_json(mod->desc));
     for (size_t i = 0; i < n; i++) {
         char *scratch = NULL;
-        if (asprintf(&scratch, "%s/data-%zu", tmp, i) < 0)
+        if (asprintf(&scratch, "%s/data-%zu-%zu", tmp, job, i) < 0)
             break;
         json_array_append_new(json_object_get(out, "instances"),
                               rehearse(m, mod->desc, data_dir, scratch, instances[i]));
@@ -186,7 +212,7 @@ static void report_exit(int status, void *arg)
 {
     (void)arg;
     char text[48];
-    int n = snprintf(text, sizeof text, "{\"exit\": %d}", status);
+    int n = snprintf(text, sizeof text, "{\"exit\": %d}\n", status);
     if (answer_fd >= 0 && n > 0)
         write_all(answer_fd, text, (size_t)n);
     _exit(status);
@@ -218,26 +244,29 @@ static int child_setup(int fd)
     return fd;
 }
 
-static void child_main(int fd, const ph_manifest *m, const char *const *instances, size_t n,
-                       const char *data_dir)
+/*
+ * One scanner child scans jobs[from..n) in turn, in the scratch directory
+ * `tmp` (which the parent made and removes, even after a crash), and writes
+ * each answer as one line (compact JSON holds no newline) as soon as it has
+ * it: the parent knows which package a crash, an exit() or a hang belongs to
+ * by the number of answers it read.
+ */
+static void child_main(int fd, const ph_scan_job *jobs, size_t from, size_t n, const char *data_dir,
+                       const char *tmp)
 {
-    const char *base = getenv("TMPDIR");
-    char *tmp = NULL;
     fd = child_setup(fd);
-    if (asprintf(&tmp, "%s/plughost-scan.XXXXXX", base && *base ? base : "/tmp") < 0 ||
-        !mkdtemp(tmp))
-        _exit(3);
-    json_t *out = child_scan(m, instances, n, data_dir, tmp);
-    char *text = json_dumps(out, JSON_COMPACT);
-    int ok = text != NULL;
-    json_decref(out);
-    nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(tmp);
-    if (text)
+    for (size_t k = from; k < n; k++) {
+        json_t *out = child_scan(jobs[k].m, jobs[k].instances, jobs[k].n, data_dir, tmp, k);
+        char *text = json_dumps(out, JSON_COMPACT);
+        json_decref(out);
+        if (!text)
+            _exit(4);
         write_all(fd, text, strlen(text));
-    free(text);
+        write_all(fd, "\n", 1);
+        free(text);
+    }
     close(fd);
-    _exit(ok ? 0 : 4);
+    _exit(0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -362,41 +391,155 @@ static int run_child(void (*fn)(int, const void *), const void *arg, int timeout
     return 0;
 }
 
-typedef struct package_job {
-    const ph_manifest *m;
-    const char *const *instances;
+/* What the parent knows of one scanner child of a batch. */
+typedef struct batch {
+    const ph_scan_job *jobs;
     size_t n;
     const char *data_dir;
-} package_job;
+    int timeout_ms;
+    json_t **outs;
+    const char *tmp; /* the scratch directory of the children */
+    size_t next;     /* the job whose answer comes next */
+    int timed_out;   /* the timeout, when the child was killed for it */
+    int exit_code;   /* what package code passed to exit(), or -1 */
+} batch;
 
-static void package_child(int fd, const void *arg)
+/* Takes one line of the child's answers: the next job's, or an exit() report. */
+static void take_line(batch *b, const char *line, size_t len)
 {
-    const package_job *j = arg;
-    child_main(fd, j->m, j->instances, j->n, j->data_dir);
+    json_t *answer = json_loadb(line, len, 0, NULL);
+    if (json_object_get(answer, "exit")) {
+        b->exit_code = exit_of(answer);
+        json_decref(answer);
+    } else if (answer && b->next < b->n) {
+        b->outs[b->next++] = answer;
+    } else {
+        json_decref(answer);
+    }
+}
+
+/*
+ * Reads answer lines until EOF, or until one job took longer than the
+ * timeout (then b->timed_out is set). Every answer restarts the clock: the
+ * bound is per package, as with one child per package.
+ */
+static void read_answers(batch *b, int fd)
+{
+    long long deadline = now_ms() + b->timeout_ms;
+    char chunk[4096];
+    sqlite3_str *buf = sqlite3_str_new(NULL);
+    for (;;) {
+        long long left = deadline - now_ms();
+        if (left <= 0) {
+            b->timed_out = b->timeout_ms;
+            break;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int k = poll(&p, 1, (int)(left > 1000 ? 1000 : left));
+        if (k <= 0)
+            continue;
+        ssize_t got = read(fd, chunk, sizeof chunk);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        for (ssize_t i = 0; i < got; i++) {
+            if (chunk[i] != '\n') {
+                sqlite3_str_appendchar(buf, 1, chunk[i]);
+                continue;
+            }
+            size_t before = b->next;
+            take_line(b, sqlite3_str_value(buf) ?: "", (size_t)sqlite3_str_length(buf));
+            sqlite3_str_reset(buf);
+            if (b->next != before)
+                deadline = now_ms() + b->timeout_ms;
+        }
+    }
+    sqlite3_free(sqlite3_str_finish(buf));
+}
+
+/* One child for the jobs from b->next on; returns when it ended, answered or not. */
+static int run_batch_child(batch *b)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return ph_error_set(PH_EIO, "cannot create a pipe for the scanner: %s", ph_strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return ph_error_set(PH_EIO, "cannot start the scanner: %s", ph_strerror(errno));
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        child_main(fds[1], b->jobs, b->next, b->n, b->data_dir, b->tmp);
+        _exit(5);
+    }
+    close(fds[1]);
+    int status = 0;
+    b->timed_out = 0;
+    b->exit_code = -1;
+    read_answers(b, fds[0]);
+    close(fds[0]);
+    if (b->timed_out)
+        kill(pid, SIGKILL);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (b->next < b->n) {
+        /* it ended without answering for the job it was on: that job is blamed (a crash, an
+         * exit(), a hang), and a new child takes the rest */
+        const ph_manifest *m = b->jobs[b->next].m;
+        char build[17];
+        const char *hash = ph_file_hash(m->library, build) == 0 ? build : NULL;
+        if (!(b->outs[b->next++] = failed_scan(m, hash, b->timed_out, status, b->exit_code)))
+            return ph_error_set(PH_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+int ph_scan_packages(const ph_scan_job *jobs, size_t n, const char *data_dir, int timeout_ms,
+                     json_t **outs)
+{
+    const char *base = getenv("TMPDIR");
+    batch b = {jobs, n, data_dir, scan_timeout(timeout_ms, PH_SCAN_TIMEOUT_MS), outs, NULL,
+               0,    0, -1};
+    char *tmp = NULL;
+    int rc = 0;
+    ph_error_clear();
+    for (size_t i = 0; i < n; i++)
+        outs[i] = NULL;
+    if (asprintf(&tmp, "%s/plughost-scan.XXXXXX", base && *base ? base : "/tmp") < 0)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    if (!mkdtemp(tmp)) {
+        rc = ph_error_set(PH_EIO, "cannot create a scratch directory %s for the scanner: %s", tmp,
+                          ph_strerror(errno));
+        free(tmp);
+        return rc;
+    }
+    b.tmp = tmp;
+    while (b.next < n && !rc)
+        rc = run_batch_child(&b);
+    nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(tmp);
+    for (size_t i = 0; i < n && !rc; i++) {
+        char build[17];
+        if (!json_object_get(outs[i], "build") && ph_file_hash(jobs[i].m->library, build) == 0)
+            json_object_set_new(outs[i], "build", json_string(build));
+    }
+    if (rc)
+        for (size_t i = 0; i < n; i++) {
+            json_decref(outs[i]);
+            outs[i] = NULL;
+        }
+    return rc;
 }
 
 int ph_scan_package(const ph_manifest *m, const char *const *instances, size_t n,
                     const char *data_dir, int timeout_ms, json_t **out)
 {
-    int status = 0, timed_out = 0, rc;
-    char build[17];
-    const char *hash = ph_file_hash(m->library, build) == 0 ? build : NULL;
-    package_job job = {m, instances, n, data_dir};
-    json_t *answer = NULL;
-    ph_error_clear();
-    *out = NULL;
-    if ((rc = run_child(package_child, &job, scan_timeout(timeout_ms, PH_SCAN_TIMEOUT_MS), &answer,
-                        &timed_out, &status)))
-        return rc;
-    int exit_code = exit_of(answer);
-    if (!answer || exit_code >= 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        json_decref(answer);
-        answer = failed_scan(m, hash, timed_out, status, exit_code);
-    }
-    if (!json_object_get(answer, "build") && hash)
-        json_object_set_new(answer, "build", json_string(hash));
-    *out = answer;
-    return answer ? 0 : ph_error_set(PH_ENOMEM, "out of memory");
+    ph_scan_job job = {m, instances, n};
+    return ph_scan_packages(&job, 1, data_dir, timeout_ms, out);
 }
 
 /* ------------------------------------------------------------------ */

@@ -3,12 +3,11 @@
  * process. `plughost check` uses it; anything else that must read a
  * descriptor or rehearse a migration before trusting a build can too.
  *
- * ph_scan_package forks a child. The child copies the package's .so to a
- * private temporary path, dlopens it (RTLD_NOW | RTLD_LOCAL, like the
- * loader), validates the descriptor against the manifest (ph_module_open),
- * compiles the declared models and, for each instance asked for, rehearses
- * the migration that loading would run: the instance database is copied to
- * a scratch file (VACUUM INTO from a read-only connection, so the real file
+ * ph_scan_package forks a child (ph_scan_packages one for many packages). The child copies the
+ * package's .so to a private temporary path, dlopens it (RTLD_NOW | RTLD_LOCAL, like the loader),
+ * validates the descriptor against the manifest (ph_module_open), compiles the declared models and,
+ * for each instance asked for, rehearses the migration that loading would run: the instance
+ * database is copied to a scratch file (VACUUM INTO from a read-only connection, so the real file
  * is not written) and ph_store_open_for migrates the copy exactly as a
  * start would (scripts, automatic steps, checks). The child writes its
  * findings to a pipe as one JSON document and exits; the parent never maps
@@ -18,7 +17,8 @@
  * the .so, as in ph_module.hash).
  *
  * Temporary files live under $TMPDIR (default /tmp) in a directory the
- * child removes before it exits.
+ * parent creates before the child starts and removes after it ended (also
+ * when it crashed).
  */
 #ifndef PH_HOST_SCAN_H
 #define PH_HOST_SCAN_H
@@ -52,6 +52,26 @@
  */
 int ph_scan_package(const ph_manifest *m, const char *const *instances, size_t n,
                     const char *data_dir, int timeout_ms, json_t **out);
+
+/* One package to scan and the instances whose migrations to rehearse (borrowed). */
+typedef struct ph_scan_job {
+    const ph_manifest *m;
+    const char *const *instances;
+    size_t n;
+} ph_scan_job;
+
+/**
+ * Scans many packages as ph_scan_package scans one, with one child for all
+ * of them instead of one each (a fork costs more than a small package's
+ * scan): the child opens each in turn and answers for each as soon as it
+ * has; a crash, an exit() or a hang (timeout_ms per package) is the verdict
+ * of the package the child was on, and a new child takes the rest. outs[i]
+ * (caller owns each) is the answer for jobs[i], in ph_scan_package's form.
+ * Returns a negative code only when a scan could not be attempted (then
+ * every outs[i] is NULL).
+ */
+int ph_scan_packages(const ph_scan_job *jobs, size_t n, const char *data_dir, int timeout_ms,
+                     json_t **outs);
 
 /* Default bound for one descriptor check; PLUGHOST_SCAN_TIMEOUT_MS overrides it too. */
 #define PH_SCAN_DESCRIPTOR_TIMEOUT_MS 10000

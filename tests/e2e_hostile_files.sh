@@ -71,7 +71,7 @@ bad_manifest '[package]\nname = hello\n\r[x=y]\nversion = 1.0.0\n' 3 "$cr"
 bad_manifest ' \xef\xbb\xbf[package]\nname = hello\nversion = 1.0.0\n' 1 \
     "line contains a byte order mark (U+FEFF) at column 2; it is allowed only at the very start of the file; remove it"
 bad_manifest 'name = hello\n[package]\nversion = 1.0.0\n' 1 \
-    "'name' is outside any section; put it under one of [package], [requires], [optional], [conflicts], [parameters], [limits], [endpoint NAME], [hook ENDPOINT [ITEM]]"
+    "'name' is outside any section; put it under one of [package], [requires], [optional], [conflicts], [provides], [parameters], [limits], [endpoint NAME], [hook ENDPOINT [ITEM]]"
 bad_manifest '[package]\nname = hello\nversion = 1.0.0\n[package]\nversion = 1.0.1\n' 5 \
     "'version' is set twice in [package] (first on line 3); keep one"
 cp hello.ini "$ini"

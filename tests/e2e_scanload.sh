@@ -50,6 +50,7 @@ export PLUGHOST_SCAN_TIMEOUT_MS=1500
 pkg refused ctor.c -fvisibility=hidden -UPH_PACKAGE_VERSION -DPH_PACKAGE_VERSION='"9.9.9"' \
   -DPID_FILE="\"$tmp/refused.pid\""
 pkg accepted ctor.c -fvisibility=hidden -DPID_FILE="\"$tmp/accepted.pid\""
+pkg accepted2 ctor.c -fvisibility=hidden -DPID_FILE="\"$tmp/accepted2.pid\""
 pkg crasher ctor.c -fvisibility=hidden -DCTOR_DO=1
 pkg quitter ctor.c -fvisibility=hidden -DCTOR_DO=2
 pkg hanger ctor.c -fvisibility=hidden -DCTOR_DO=3
@@ -68,10 +69,17 @@ out=$(bash -c 'echo "check pid $$"; exec "$0" -c "$1" check' "$PH_BIN" "$tmp/hos
 check_pid=$(sed -n 's/^check pid //p' <<<"$out")
 grep -q "the scanner crashed with SIGSEGV while reading package 'crasher' 1.0.0" <<<"$out" || fail "check: $out"
 grep -q "the scanner called exit(3) while reading package 'quitter' 1.0.0" <<<"$out" || fail "check: $out"
+grep -q "the scanner did not answer within 1500 ms (killed) while reading package 'hanger' 1.0.0" \
+  <<<"$out" || fail "check: $out"
+# one scanner child reads package after package; after a crash or a hang a new one goes on
+grep -q "extras           extras 1.0.0  \[ok\]" <<<"$out" || fail "check after a crash: $out"
+grep -q "originlib        originlib 1.0.0  \[ok\]" <<<"$out" || fail "check after a hang: $out"
+[ "$(cat "$tmp/accepted.pid")" = "$(cat "$tmp/accepted2.pid")" ] ||
+  fail "check forked a scanner child per package: $(cat "$tmp/accepted.pid" "$tmp/accepted2.pid")"
 grep -q "package 'clash': .*/clash.so exports 1 symbol the host already has (json_loads)" <<<"$out" ||
   fail "check: $out"
 ! grep -qx "$check_pid" "$tmp/refused.pid" "$tmp/accepted.pid" || fail "a constructor ran in check's process"
-rm -f "$tmp/refused.pid" "$tmp/accepted.pid"
+rm -f "$tmp/refused.pid" "$tmp/accepted.pid" "$tmp/accepted2.pid"
 
 "$PH_BIN" -c "$tmp/host.ini" run >"$tmp/run.log" 2>&1 &
 pid=$!
@@ -120,6 +128,7 @@ grep -q "package 'accepted' 1.0.0 (.*, build [0-9a-f]\{16\}) crashed with SIGSEG
 [ "$(ph call accepted.ctor.one)" = 1 ] || fail "the running build of 'accepted' stopped serving"
 kill -0 "$pid" || fail "the host died"
 pkg accepted ctor.c -fvisibility=hidden -DPID_FILE="\"$tmp/accepted.pid\""
+pkg accepted2 ctor.c -fvisibility=hidden -DPID_FILE="\"$tmp/accepted2.pid\""
 kill "$pid"
 wait "$pid" || true
 pid=

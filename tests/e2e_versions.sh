@@ -61,4 +61,23 @@ assert items["shop"]["version"] == "1.2.0", items["shop"]
 PY
 st=$("$PH_BIN" --listen "127.0.0.1:$port" status 2>&1) || fail "status: $st"
 grep -F "$note" <<<"$st" | grep -Eq '^core_good .* running ' || fail "status should show the note: $st"
-echo "ok: shop 1.1.0 of three chosen, pinned to 1.0.0 by host.ini; an optional dependency out of range is a note"
+stop_host
+
+# ---- provides: a requirement on a capability gets the provider in range ----
+mkdir -p "$tmp/pk2"
+cp -r "$PH_FIXTURES/core_good" "$tmp/pk2/core_good"
+cp -r "$PH_FIXTURES/core_caller" "$tmp/pk2/core_caller"
+printf '\n[provides]\nprobe-api = 1.4.0\n' >>"$tmp/pk2/core_good/package.ini"
+sed -i 's/^core_good = .*$/probe-api = ^1/' "$tmp/pk2/core_caller/package.ini"
+out=$("$PH_BIN" --packages "$tmp/pk2" --data-dir "$tmp/data4" --log-level error check 2>&1) ||
+    fail "check with a capability should pass: $out"
+grep -Eq 'core_caller +core_caller 1\.0\.0 +needs core_good +\[ok\]' <<<"$out" ||
+    fail "core_caller should need the provider: $out"
+grep -qF "  - capability 'probe-api': core_good 1.0.0 provides 1.4.0, used by core_caller 1.0.0" \
+    <<<"$out" || fail "check should say who provides what: $out"
+sed -i 's/^probe-api = .*$/probe-api = ^2/' "$tmp/pk2/core_caller/package.ini"
+out=$("$PH_BIN" --packages "$tmp/pk2" --data-dir "$tmp/data4" --log-level error check 2>&1) &&
+    fail "no provider in range should fail: $out"
+grep -qF "package 'core_caller' 1.0.0 requires probe-api ^2, a capability no running provider suits: core_good 1.0.0 provides probe-api 1.4.0 (outside ^2)" \
+    <<<"$out" || fail "the message on a capability no provider suits: $out"
+echo "ok: shop 1.1.0 of three chosen, pinned to 1.0.0 by host.ini; an optional dependency out of range is a note; a capability's provider"

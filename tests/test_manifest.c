@@ -178,7 +178,7 @@ static void test_bad_fields(void **state)
              "library, disable_crud");
     load_bad(f, "[package]\nname = x\n[dependencies]\n", PH_EMANIFEST, 3,
              "unknown section [dependencies]; known sections: [package], [requires], "
-             "[optional], [conflicts], [parameters], [limits]");
+             "[optional], [conflicts], [provides], [parameters], [limits]");
     load_bad(f, "name = x\n", PH_EMANIFEST, 1,
              "'name' is outside any section; put it under one of [package], [requires]");
     load_bad(f, "[package]\nname = x\nname = y\n", PH_EMANIFEST, 3,
@@ -302,6 +302,34 @@ static void test_bad_dependencies(void **state)
              "'auth' is set twice in [requires] (first on line 2); keep one");
 }
 
+/* [provides]: a capability with the version provided; never the package's own name. */
+static void test_provides(void **state)
+{
+    fixture *f = *state;
+    ph_manifest *m = load_ok(f, "[package]\nname = sqlite_store\nversion = 1.0.0\n[provides]\n"
+                                "sql-store = 1.4.0\n");
+    assert_int_equal(m->n_provides, 1);
+    assert_string_equal(m->provides[0].name, "sql-store");
+    assert_string_equal(m->provides[0].version_text, "1.4.0");
+    assert_int_equal(m->provides[0].version.minor, 4);
+    assert_ptr_equal(ph_manifest_provides(m, "sql-store"), &m->provides[0]);
+    assert_null(ph_manifest_provides(m, "sqlite_store"));
+    ph_manifest_free(m);
+    load_bad(f, "[package]\nname = x\nversion = 1.0.0\n[provides]\nx = 1.0.0\n", PH_EMANIFEST, 5,
+             "'x' in [provides] is the package's own name; a package is required by its name "
+             "already: remove the line");
+    load_bad(f, "[package]\nname = x\nversion = 1.0.0\n[provides]\nstore = ^1\n", PH_EMANIFEST, 5,
+             "'store' in [provides] (the version of store it provides): invalid version '^1'");
+    load_bad(f,
+             "[package]\nname = x\nversion = 1.0.0\n[provides]\nstore = 1.0.0\n[conflicts]\n"
+             "store = *\n",
+             PH_EMANIFEST, 7,
+             "'store' is in both [provides] (line 5) and [conflicts]; a package cannot conflict "
+             "with what it provides: keep one");
+    load_bad(f, "[package]\nname = x\nversion = 1.0.0\n[provides]\nBad.Name = 1.0.0\n",
+             PH_EMANIFEST, 5, "[provides]: invalid capability name 'Bad.Name'");
+}
+
 /* Issue 9, failure 1: the package.ini variants; one reader, one clear error each. */
 static void test_hostile_lines(void **state)
 {
@@ -318,7 +346,7 @@ static void test_hostile_lines(void **state)
              "byte order mark (U+FEFF) at column 1");
     load_bad(f, "name = a\n[package]\nversion = 1.0.0\n", PH_EMANIFEST, 1,
              "'name' is outside any section; put it under one of [package], [requires], "
-             "[optional], [conflicts], [parameters], [limits]");
+             "[optional], [conflicts], [provides], [parameters], [limits]");
     load_bad(f, "[package]\nname = a\n[x=y]\nversion = 1.0.0\n", PH_EMANIFEST, 3,
              "unknown section [x=y]");
     load_bad(f,
@@ -454,6 +482,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_minimal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_provides, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_required_fields, setup, teardown),

@@ -744,6 +744,157 @@ static void test_several_versions_backtracking(void **state)
                                           "1.0.0");
 }
 
+/*
+ * Backjumping: the highest aa makes zb impossible, and 20 packages in two
+ * versions each are decided in between. Undoing them one by one (2^20
+ * combinations) ran out of tries and fell back to a greedy choice that
+ * failed zfinal; the dead end's cause is aa, so the search goes straight back
+ * to it.
+ */
+static void test_several_versions_backjumping(void **state)
+{
+    fixture *f = *state;
+    pkgv(f, "aa", "1.0.0", "[requires]\nzb = ^1\n");
+    pkgv(f, "aa", "2.0.0", "[requires]\nzb = ^2\n");
+    for (int i = 0; i < 20; i++) {
+        char *name = tu_fmt("ind%02d", i);
+        pkgv(f, name, "1.0.0", "");
+        pkgv(f, name, "1.1.0", "");
+        free(name);
+    }
+    pkgv(f, "zb", "1.0.0", "");
+    pkgv(f, "zb", "2.0.0", "");
+    pkg(f, "zfinal", "1.0.0", "[requires]\nzb = ^1\n");
+    resolve(f, NULL);
+    assert_int_equal(f->plan.n_problems, 0);
+    assert_ok(&f->plan, "zfinal");
+    assert_string_equal(chosen(&f->plan, "aa"), "1.0.0");
+    assert_string_equal(chosen(&f->plan, "ind07"), "1.1.0");
+    assert_string_equal(f->plan.notes[0],
+                        "package 'aa': 1.0.0 chosen; not 2.0.0: its own requirements do not "
+                        "agree with the versions chosen");
+}
+
+/*
+ * A dead end that only packages installed once cause ends the search at
+ * once: 300 packages in three versions, and a base no version of which suits
+ * both them and zodd. The message lists every requirer, as without the
+ * packages in between.
+ */
+static void test_several_versions_unsolvable_is_quick(void **state)
+{
+    fixture *f = *state;
+    for (int i = 0; i < 300; i++) {
+        char *name = tu_fmt("un%03d", i);
+        pkgv(f, name, "1.0.0", "[requires]\nbase = >=1.0\n");
+        pkgv(f, name, "1.1.0", "[requires]\nbase = >=1.0\n");
+        pkgv(f, name, "2.0.0", "[requires]\nbase = >=1.0\n");
+        free(name);
+    }
+    pkgv(f, "base", "1.0.0", "");
+    pkgv(f, "base", "1.2.0", "");
+    pkg(f, "zodd", "1.0.0", "[requires]\nbase = ^2\n");
+    resolve(f, NULL);
+    assert_state(&f->plan, "zodd", PH_PLAN_FAILED,
+                 "package 'zodd' 1.0.0 requires base ^2 but base 1.2.0 is the version chosen "
+                 "(installed: 1.2.0 and 1.0.0)");
+    assert_string_equal(chosen(&f->plan, "un123"), "2.0.0");
+}
+
+/*
+ * [provides]: each requirement naming a capability gets the running provider
+ * with the highest version of it in range (as a call through the router).
+ */
+static void test_provides_takes_a_provider(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "pg_store", "2.0.0", "[provides]\nsql-store = 2.1.0\n");
+    pkg(f, "sqlite_store", "1.0.0", "[provides]\nsql-store = 1.4.0\n");
+    pkg(f, "old_store", "1.0.0", "[provides]\nsql-store = 1.2.0\n");
+    pkg(f, "app", "1.0.0", "[requires]\nsql-store = ^1\n");
+    pkg(f, "cli", "1.0.0", "[optional]\nsql-store = ~1.4\n");
+    pkg(f, "web", "1.0.0", "[requires]\nsql-store = >=1\n");
+    resolve(f, NULL);
+    assert_int_equal(f->plan.n_problems, 0);
+    assert_ok(&f->plan, "app");
+    assert_true(needs(&f->plan, "web", "pg_store"));
+    assert_true(needs(&f->plan, "cli", "sqlite_store"));
+    assert_true(needs(&f->plan, "app", "sqlite_store"));
+    assert_false(needs(&f->plan, "app", "pg_store"));
+    assert_true(ph_plan_find(&f->plan, "sqlite_store") < ph_plan_find(&f->plan, "app"));
+    assert_string_equal(f->plan.notes[0],
+                        "capability 'sql-store': pg_store 2.0.0 provides 2.1.0, used by web 1.0.0; "
+                        "sqlite_store 1.0.0 provides 1.4.0, used by app 1.0.0, cli 1.0.0; "
+                        "old_store 1.0.0 provides 1.2.0, unused");
+}
+
+/* No provider in range: the capability, each provider with its version and why not. */
+static void test_provides_none_suits(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "pg_store", "2.0.0", "[provides]\nsql-store = 2.1.0\n");
+    pkg(f, "sqlite_store", "1.0.0", "[provides]\nsql-store = 1.4.0\n");
+    pkg(f, "app", "1.0.0", "[requires]\nsql-store = ^3\n");
+    pkg(f, "web", "1.0.0", "[requires]\napp = *\n");
+    resolve(f, NULL);
+    char *want = tu_fmt("package 'app' 1.0.0 requires sql-store ^3, a capability no running "
+                        "provider suits: pg_store 2.0.0 provides sql-store 2.1.0 (outside ^3), "
+                        "sqlite_store 1.0.0 provides sql-store 1.4.0 (outside ^3); install a "
+                        "provider of a matching version or change the range in "
+                        "%s/app/package.ini:5",
+                        f->pkgs);
+    assert_state(&f->plan, "app", PH_PLAN_FAILED, want);
+    assert_state(&f->plan, "web", PH_PLAN_SKIPPED, "skipped: depends on 'app', which failed");
+    assert_ok(&f->plan, "pg_store");
+    free(want);
+    /* an [optional] use of it: the package runs without it, and says so */
+    ph_plan_free(&f->plan);
+    ph_manifest_set_free(&f->set);
+    ph_config_free(&f->cfg);
+    pkg(f, "app", "1.0.0", "[optional]\nsql-store = ^3\n");
+    resolve(f, NULL);
+    assert_ok(&f->plan, "app");
+    assert_ok(&f->plan, "web");
+    assert_true(tu_contains(item(&f->plan, "app")->note,
+                            "package 'app' 1.0.0 optionally uses sql-store ^3 (a capability), but "
+                            "no provider suits: pg_store 2.0.0 provides sql-store 2.1.0 (outside "
+                            "^3)"));
+}
+
+/* [conflicts] on a capability: every running provider in range counts. */
+static void test_provides_conflicts(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "sqlite_store", "1.0.0", "[provides]\nsql-store = 1.4.0\n");
+    pkg(f, "legacy", "1.0.0", "[conflicts]\nsql-store = <2\n");
+    resolve(f, NULL);
+    char *want = tu_fmt("package 'legacy' 1.0.0 conflicts with sql-store 1.4.0, which sqlite_store "
+                        "1.0.0 provides (%s/legacy/package.ini:5: sql-store = <2); remove or "
+                        "disable one of them",
+                        f->pkgs);
+    assert_state(&f->plan, "legacy", PH_PLAN_FAILED, want);
+    free(want);
+}
+
+/* A capability named like an installed package: the package is what requirers get. */
+static void test_provides_shadowed_by_a_package(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "auth", "1.0.0", "");
+    pkg(f, "fake_auth", "1.0.0", "[provides]\nauth = 9.0.0\n");
+    pkg(f, "app", "1.0.0", "[requires]\nauth = ^1\n");
+    resolve(f, NULL);
+    assert_ok(&f->plan, "app");
+    assert_true(needs(&f->plan, "app", "auth"));
+    assert_false(needs(&f->plan, "app", "fake_auth"));
+    char *want = tu_fmt("package 'fake_auth' 1.0.0 provides 'auth' (%s/fake_auth/package.ini:5), "
+                        "but a package named 'auth' is installed: requirements on 'auth' get that "
+                        "package; rename the capability",
+                        f->pkgs);
+    assert_string_equal(f->plan.notes[0], want);
+    free(want);
+}
+
 static void test_parameters(void **state)
 {
     fixture *f = *state;
@@ -895,6 +1046,12 @@ int main(void)
         T(test_several_versions_pin_matches_none),
         T(test_several_versions_no_common_version),
         T(test_several_versions_backtracking),
+        T(test_several_versions_backjumping),
+        T(test_provides_takes_a_provider),
+        T(test_provides_none_suits),
+        T(test_provides_conflicts),
+        T(test_provides_shadowed_by_a_package),
+        T(test_several_versions_unsolvable_is_quick),
         cmocka_unit_test(test_empty_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

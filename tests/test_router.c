@@ -222,6 +222,74 @@ static void test_cross_package_calls(void **state)
     free(got);
 }
 
+/*
+ * Instance `name` of fixture package `pkg` whose package.ini is `ini` (a
+ * copy in the test's directory, using the fixture's library).
+ */
+static ph_instance *add_as(fx *f, const char *pkg, const char *name, const char *ini)
+{
+    char *dir = fx_pkgdir(pkg);
+    char *text =
+        tu_fmt("[package]\nname = %s\nversion = 1.0.0\nlibrary = %s/%s.so\n%s", pkg, dir, pkg, ini);
+    char *rel = tu_fmt("as/%s/package.ini", name);
+    char *path = tu_write(f->tmp, rel, text);
+    ph_manifest *m = NULL;
+    ph_module *mod = NULL;
+    ph_instance *inst = NULL;
+    ph_routes *t = NULL;
+    if (ph_manifest_load(path, &m))
+        fail_msg("%s: %s", path, ph_error_last());
+    f->manifests[f->n] = m;
+    if (ph_module_open(m, f->stage, &mod))
+        fail_msg("ph_module_open(%s): %s", pkg, ph_error_last());
+    assert_int_equal(ph_instance_new(name, "/x", m, mod, m->params, m->n_params, &inst), 0);
+    f->insts[f->n++] = inst;
+    assert_int_equal(ph_routes_new(inst, &t), 0);
+    assert_int_equal(ph_routes_add_package(t, inst->cur), 0);
+    ph_router_publish(f->router, inst, t);
+    assert_int_equal(ph_router_add_instance(f->router, inst), 0);
+    if (ph_instance_start(inst))
+        fail_msg("ph_instance_start(%s): %s", name, ph_error_last());
+    free(dir);
+    free(text);
+    free(rel);
+    free(path);
+    return inst;
+}
+
+/*
+ * A package requiring a capability calls its provider through an address
+ * naming the capability: the instance providing the highest version in its
+ * range answers.
+ */
+static void test_call_through_a_capability(void **state)
+{
+    fx *f = *state;
+    add_as(f, "core_good", "old_store", "[provides]\nprobe-api = 1.1.0\n");
+    add_as(f, "core_good", "store", "[provides]\nprobe-api = 1.4.0\n");
+    add_as(f, "core_good", "next_store", "[provides]\nprobe-api = 2.0.0\n");
+    ph_instance *user = add_as(f, "core_caller", "user", "[requires]\nprobe-api = ^1\n");
+    char *got = call_as(f, user, "probe-api.probe.ping", NULL);
+    assert_string_equal(got, "\"pong\"");
+    free(got);
+    /* it reached 'store', and only it */
+    CHECK(f, "store.probe.calls", NULL, "1");
+    CHECK(f, "old_store.probe.calls", NULL, "0");
+    CHECK(f, "next_store.probe.calls", NULL, "0");
+    /* without the requirement the name is no address */
+    got = call_as(f, NULL, "probe-api.probe.ping", NULL);
+    assert_true(tu_contains(got, "error not_found: no instance 'probe-api' (address "
+                                 "'probe-api.probe.ping'); instances: "));
+    free(got);
+    /* a range no provider meets */
+    ph_instance *picky = add_as(f, "core_caller", "picky", "[requires]\nprobe-api = ^3\n");
+    got = call_as(f, picky, "probe-api.probe.ping", NULL);
+    assert_string_equal(got, "error not_found: package 'core_caller' requires probe-api ^3, but no "
+                             "instance provides a version of it in range (instance 'old_store' of "
+                             "core_good provides 1.1.0); address 'probe-api.probe.ping'");
+    free(got);
+}
+
 static void test_undeclared_call_is_forbidden(void **state)
 {
     fx *f = *state;
@@ -399,6 +467,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_every_type_through_calc),
+        T(test_call_through_a_capability),
         T(test_package_error_code_and_message),
         T(test_argument_errors_name_the_parameter),
         T(test_unknown_addresses),
