@@ -25,6 +25,7 @@
 #include "crud.h"
 #include "error.h"
 #include "instance.h"
+#include "report.h"
 #include "router.h"
 #include "store.h"
 
@@ -296,6 +297,9 @@ int main(int argc, char **argv)
            total_get / tg[0], total_get / tg[2], median(rg, rounds));
     printf("  get: raw %9.0f ops/s   crud %9.0f ops/s   ratio %.2fx vs raw copying the row\n",
            total_get / tg[1], total_get / tg[2], median(rr, rounds));
+    ph_bench_figure("crud: new / raw autocommit insert, 1 writer", median(rn, rounds), "x",
+                    ">=", 1.0);
+    ph_bench_figure("crud: get / raw reading the columns", median(rg, rounds), "x", ">=", 0.9);
     crud_close(&c);
     raw_close(&r);
     char *cmd = NULL;

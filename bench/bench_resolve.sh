@@ -10,6 +10,7 @@
 # and bytes per package. Fails if resolution takes 1 s or more, or check
 # prints more than 400 bytes per package (output linear in the packages).
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 build=${1:-build}
 bin="$build/plughost"
 tmp=$(mktemp -d)
@@ -68,6 +69,8 @@ lines=$(wc -l <"$tmp/out")
 echo "$count packages (chains, diamonds, several versions, a cycle): resolution (plughost list)" \
   "${best_list} ms; plughost check ${ms} ms (runs: $times ms), exit $rc, $bytes bytes in $lines" \
   "lines ($((bytes / count)) bytes per package)"
+figure "resolve: list (resolution) of $count packages" "$best_list" ms "<=" 999
+figure "resolve: check output per package" "$((bytes / count))" B "<=" 399
 [ "$rc" = 1 ] || { echo "bench_resolve: check should report the problems (exit 1), got $rc"; exit 1; }
 [ "$best_list" -lt 1000 ] || { echo "bench_resolve: resolution took ${best_list} ms (limit 1000)"; exit 1; }
 [ "$bytes" -lt $((count * 400)) ] || { echo "bench_resolve: output is not linear"; exit 1; }
