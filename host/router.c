@@ -755,6 +755,7 @@ static int call_impl(ph_router *r, ph_instance *caller, const char *address, jso
     chain_admin = outer_admin;
     current_watch = outer_watch;
     if (w && !(holds_gate = watch_leave(w))) {
+        ph_gate_forget(&inst->gate); /* its caller left the gate for it */
         json_decref(*out);
         *out = NULL;
         rc = ph_error_set(PH_ETIMEOUT, "%s returned after its caller stopped waiting", address);
