@@ -360,6 +360,64 @@ json_t *ph_store_column(sqlite3_stmt *st, int c, const ph_store_field *f)
     }
 }
 
+/* Length of s if it is ASCII with nothing to escape in JSON, else (size_t)-1. */
+static size_t plain_ascii(const unsigned char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < 0x20 || s[i] >= 0x80 || s[i] == '"' || s[i] == '\\')
+            return (size_t)-1;
+    return len;
+}
+
+int ph_store_column_text(ph_json_buf *b, sqlite3_stmt *st, int c, const ph_store_field *f)
+{
+    /* the value API: one lookup of the column, no per-call mutex as sqlite3_column_* take */
+    sqlite3_value *v = sqlite3_column_value(st, c);
+    char *p;
+    if (sqlite3_value_type(v) == SQLITE_NULL)
+        return ph_json_buf_put(b, "null", 4);
+    switch (f->type) {
+    case PH_BOOL:
+        return sqlite3_value_int64(v) ? ph_json_buf_put(b, "true", 4)
+                                      : ph_json_buf_put(b, "false", 5);
+    case PH_I64:
+    case PH_REF:
+    case PH_TIME:
+        if (!(p = ph_json_buf_reserve(b, 21)))
+            return -1;
+        b->len += ph_json_int_text(p, (long long)sqlite3_value_int64(v));
+        b->p[b->len] = 0;
+        return 0;
+    case PH_F64:
+    case PH_JSON:
+        break; /* jansson's number format and its parse of stored JSON: through jansson */
+    default: {
+        const unsigned char *text = sqlite3_value_text(v);
+        size_t len = (size_t)sqlite3_value_bytes(v);
+        if (text && plain_ascii(text, len) == len) {
+            if (!(p = ph_json_buf_reserve(b, len + 2)))
+                return -1;
+            p[0] = '"';
+            memcpy(p + 1, text, len);
+            p[len + 1] = '"';
+            b->len += len + 2;
+            b->p[b->len] = 0;
+            return 0;
+        }
+        if (text && is_ascii((const char *)text, len))
+            return ph_json_buf_string(b, (const char *)text, len);
+        break; /* UTF-8 to check, or out of memory: as ph_store_column decides */
+    }
+    }
+    json_t *j = ph_store_column(st, c, f);
+    int rc = j && json_dump_callback(j, ph_json_buf_add, b, JSON_COMPACT | JSON_ENCODE_ANY) == 0 &&
+                     !b->failed
+                 ? 0
+                 : -1;
+    json_decref(j);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* Compiling the declared models                                        */
 /* ------------------------------------------------------------------ */

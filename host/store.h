@@ -25,6 +25,7 @@
 #include <sqlite3.h>
 
 #include "instance.h"
+#include "jsonout.h"
 
 typedef struct ph_store ph_store;
 
@@ -86,6 +87,12 @@ int ph_store_coerce(const ph_store_field *f, const char *where, json_t *in, json
 int ph_store_bind(sqlite3_stmt *st, int i, const ph_store_field *f, json_t *v);
 /** Reads column c as field `f`'s JSON value (new reference, NULL on no memory). */
 json_t *ph_store_column(sqlite3_stmt *st, int c, const ph_store_field *f);
+/**
+ * Appends column c as field `f`'s value in JSON text, the same text as
+ * dumping ph_store_column's value (JSON_COMPACT), without building it for
+ * the common types. 0, or -1 when memory runs out.
+ */
+int ph_store_column_text(ph_json_buf *b, sqlite3_stmt *st, int c, const ph_store_field *f);
 /** Current time in Unix milliseconds. */
 int64_t ph_store_now_ms(void);
 
