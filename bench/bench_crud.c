@@ -17,6 +17,7 @@
  * buffer is), with validation, the router's gate and statistics. A fourth
  * side (no target) is a caller that wants a jansson record (ph_router_call).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,7 +83,8 @@ static void raw_open(raw *r, const char *path)
     /* the same table the host creates for the model, and the same settings */
     static const char *const setup =
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
-        "CREATE TABLE note(id INTEGER PRIMARY KEY AUTOINCREMENT, created INTEGER NOT NULL, "
+        "CREATE TABLE IF NOT EXISTS note(id INTEGER PRIMARY KEY AUTOINCREMENT, created INTEGER NOT "
+        "NULL, "
         "updated INTEGER NOT NULL, title TEXT, body TEXT, pinned INTEGER, n INTEGER) STRICT;";
     if (sqlite3_open_v2(path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) ||
         sqlite3_busy_timeout(r->db, 5000) || sqlite3_exec(r->db, setup, NULL, NULL, NULL) ||
@@ -235,6 +237,57 @@ static void crud_get(crud *c, int64_t id)
     json_decref(out);
 }
 
+/* ---- concurrent writers: group commit vs raw autocommit, one connection per raw writer ---- */
+
+#define WRITERS 8
+
+typedef struct writer {
+    pthread_t t;
+    const char *raw_path; /* raw side: its own connection, as a hand-written program has */
+    crud *c;              /* crud side */
+    int n;
+} writer;
+
+static void *raw_writer(void *arg)
+{
+    writer *w = arg;
+    raw r;
+    raw_open(&r, w->raw_path);
+    for (int i = 0; i < w->n; i++)
+        raw_new(&r, i);
+    raw_close(&r);
+    return NULL;
+}
+
+static void *crud_writer(void *arg)
+{
+    writer *w = arg;
+    json_t *args = json_pack("{s:s, s:s, s:b, s:i}", "title", "a title", "body",
+                             "some body text of a note", "pinned", 0, "n", 0);
+    for (int i = 0; i < w->n; i++) {
+        json_t *out = NULL;
+        if (ph_router_call(w->c->router, NULL, "b.note.new", args, 0, &out))
+            die("crud new (concurrent)");
+        json_decref(out);
+    }
+    json_decref(args);
+    return NULL;
+}
+
+/* Seconds for WRITERS threads to insert n rows each. */
+static double concurrent(void *(*fn)(void *), const char *raw_path, crud *c, int n)
+{
+    writer w[WRITERS];
+    double t0 = now_s();
+    for (int i = 0; i < WRITERS; i++) {
+        w[i] = (writer){.raw_path = raw_path, .c = c, .n = n};
+        pthread_create(&w[i].t, NULL, fn, &w[i]);
+    }
+    for (int i = 0; i < WRITERS; i++)
+        pthread_join(w[i].t, NULL);
+    return now_s() - t0;
+}
+
 /* ---- rounds ---- */
 
 int main(int argc, char **argv)
@@ -264,7 +317,10 @@ int main(int argc, char **argv)
     crud_open(&c, dir);
     double *rn = calloc((size_t)rounds, sizeof *rn), *rg = calloc((size_t)rounds, sizeof *rg);
     double *rr = calloc((size_t)rounds, sizeof *rr);
-    double *rv = calloc((size_t)rounds, sizeof *rv);
+    double *rv = calloc((size_t)rounds, sizeof *rv), *rw = calloc((size_t)rounds, sizeof *rw);
+    double tw[2] = {0, 0};
+    int n_each = n_new / WRITERS > 0 ? n_new / WRITERS : 1;
+    unsigned long gc_writes = 0, gc_batches = 0;
     double tn[2] = {0, 0}, tg[4] = {0, 0, 0, 0};
     int64_t rows = 0;
     for (int k = 0; k < rounds; k++) {
@@ -276,6 +332,23 @@ int main(int argc, char **argv)
             crud_new(&c, i);
         double t2 = now_s();
         rows += n_new;
+        /* WRITERS concurrent writers, the side that goes first alternating */
+        double wr = 0, wc = 0;
+        unsigned long gc_w0, gc_b0;
+        ph_store_write_counts(c.inst->store, &gc_w0, &gc_b0);
+        if (k % 2) {
+            wr = concurrent(raw_writer, raw_path, NULL, n_each);
+            wc = concurrent(crud_writer, NULL, &c, n_each);
+        } else {
+            wc = concurrent(crud_writer, NULL, &c, n_each);
+            wr = concurrent(raw_writer, raw_path, NULL, n_each);
+        }
+        rows += (int64_t)n_each * WRITERS;
+        unsigned long w1, b1;
+        ph_store_write_counts(c.inst->store, &w1, &b1);
+        gc_writes += w1 - gc_w0, gc_batches += b1 - gc_b0;
+        rw[k] = wr / wc;
+        tw[0] += wr, tw[1] += wc;
         /* get: sides in A B C D D C B A order, half the ops each time, so drift cancels */
         static const int order[8] = {0, 1, 2, 3, 3, 2, 1, 0};
         double tgk[4] = {0, 0, 0, 0};
@@ -310,6 +383,12 @@ int main(int argc, char **argv)
            rounds, n_new, n_get, dir);
     printf("  new: raw %9.0f ops/s   crud %9.0f ops/s   ratio %.2fx (median of rounds)\n",
            total_new / tn[0], total_new / tn[1], median(rn, rounds));
+    double total_w = (double)n_each * WRITERS * rounds;
+    printf("  new, %d concurrent writers: raw autocommit %9.0f ops/s   crud (group commit) %9.0f "
+           "ops/s   ratio %.2fx\n",
+           WRITERS, total_w / tw[0], total_w / tw[1], median(rw, rounds));
+    printf("    group commit: %lu writes in %lu commits (%.1f per fsync)\n", gc_writes, gc_batches,
+           gc_batches ? (double)gc_writes / (double)gc_batches : 0.0);
     printf("  get: raw %9.0f ops/s   crud %9.0f ops/s   ratio %.2fx vs raw reading columns\n",
            total_get / tg[0], total_get / tg[2], median(rg, rounds));
     printf("  get: raw %9.0f ops/s   crud %9.0f ops/s   ratio %.2fx vs raw copying the row\n",
@@ -319,6 +398,8 @@ int main(int argc, char **argv)
            total_get / tg[3], median(rv, rounds));
     ph_bench_figure("crud: new / raw autocommit insert, 1 writer", median(rn, rounds), "x",
                     ">=", 1.0);
+    ph_bench_figure("crud: new / raw autocommit, 8 concurrent writers", median(rw, rounds), "x",
+                    ">=", 3.0);
     ph_bench_figure("crud: get (JSON text) / raw reading the columns", median(rg, rounds), "x",
                     ">=", 0.9);
     crud_close(&c);
@@ -331,6 +412,7 @@ int main(int argc, char **argv)
     free(rg);
     free(rr);
     free(rv);
+    free(rw);
     free(raw_path);
     free(dir);
     return 0;

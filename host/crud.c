@@ -375,6 +375,18 @@ static int insert(const op *o, json_t *rec)
     return rc;
 }
 
+typedef struct insert_job {
+    const op *o;
+    json_t *rec;
+} insert_job;
+
+static int insert_write(ph_store *s, void *ud)
+{
+    (void)s;
+    insert_job *j = ud;
+    return insert(j->o, j->rec);
+}
+
 static int crud_new(void *ud, ph_instance *inst, json_t *args, json_t **out)
 {
     op o;
@@ -389,10 +401,9 @@ static int crud_new(void *ud, ph_instance *inst, json_t *args, json_t **out)
         return rc;
     if ((rc = run_validate(&o, "new", rec)))
         goto cleanup;
-    ph_store_lock(o.s);
-    rc = insert(&o, rec);
-    ph_store_unlock(o.s);
-    if (rc)
+    /* group commit: concurrent new calls share one transaction and one fsync */
+    insert_job job = {&o, rec};
+    if ((rc = ph_store_write(o.s, insert_write, &job)))
         goto cleanup;
     /* Key order: id first, as get returns it. */
     json_t *ordered = json_object();

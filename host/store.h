@@ -123,6 +123,22 @@ const char *ph_store_path(const ph_store *s);
 /** Serialises use of the connection (recursive: a hook may re-enter). */
 void ph_store_lock(ph_store *s);
 void ph_store_unlock(ph_store *s);
+/** A write run by ph_store_write: 0, or a PH_E* code with ph_error_set detail. */
+typedef int (*ph_store_write_fn)(ph_store *s, void *ud);
+/**
+ * Group commit: runs `fn` (on this thread, holding the store) in a
+ * transaction that writers calling at the same time share, each in its own
+ * savepoint, and returns once that transaction is committed: one fsync for
+ * the batch, and every caller answered only after its own write is durable
+ * (synchronous=FULL). A failing `fn` undoes only its own changes and gets
+ * its own error; a failed commit fails every writer of the batch (PH_ESQL).
+ * Readers (ph_store_lock) wait while a batch is open, so nobody reads what
+ * is not committed. Called while this thread already holds the store (a
+ * hook inside a write), `fn` runs in a savepoint of the transaction open.
+ */
+int ph_store_write(ph_store *s, ph_store_write_fn fn, void *ud);
+/** Writes that went through ph_store_write, and the batches (commits) that carried them. */
+void ph_store_write_counts(ph_store *s, unsigned long *writes, unsigned long *batches);
 /** The compiled models of an attached store (borrowed), and their number. */
 ph_store_model *ph_store_models(ph_store *s, size_t *n);
 
