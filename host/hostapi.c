@@ -262,12 +262,11 @@ static int api_db_query(ph_ctx *ctx, const char *sql, const ph_json *params, ph_
         mark_failed();
         return ph_router_refuse_abandoned("the database query");
     }
-    ph_store *store = ph_store_of(inst); /* opened at the first use when it could wait */
-    if (!store) {
+    if (!inst->store) {
         mark_failed();
-        return ph_error_last_code();
+        return ph_error_set(PH_ESTATE, "instance '%s' has no database", inst->name);
     }
-    int rc = ph_store_query(store, sql, J(params), rows ? &res : NULL);
+    int rc = ph_store_query(inst->store, sql, J(params), rows ? &res : NULL);
     if (rc) {
         mark_failed();
         return rc;

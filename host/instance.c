@@ -214,7 +214,6 @@ void ph_instance_free(ph_instance *inst)
     free(inst->old_reasons);
     pthread_mutex_destroy(&inst->reason_mu);
     free(inst->reload_error);
-    free(inst->lazy_data_dir);
     free(inst->mount);
     free(inst->name);
     free(inst);

@@ -70,7 +70,6 @@ typedef struct ph_instance {
     ph_gate gate;
     struct ph_routes *_Atomic routes; /* swapped only while the gate is closed */
     struct ph_store *store;           /* the instance database, NULL until opened */
-    char *lazy_data_dir; /* set while the database waits for the first ph_db (store.c) */
     struct ph_router *router;         /* for ph_call */
     const char **callable;            /* packages it may call: own + [requires] + [optional] */
     size_t n_callable;

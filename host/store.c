@@ -929,8 +929,12 @@ int ph_store_write(ph_store *s, ph_store_write_fn fn, void *ud)
         pthread_cond_wait(&s->gc_cv, &s->mu);
     int leader = !s->gc_open, rc = 0;
     if (leader) {
-        if (!sqlite3_get_autocommit(s->db)) /* a transaction of another kind (a migration) */
+        if (s->pending) /* an uncommitted migration */
             rc = ph_error_set(PH_EBUSY, "%s: a migration holds the database", s->path);
+        else if (!sqlite3_get_autocommit(s->db) && /* left open by a rollback that failed */
+                 sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+            rc = ph_error_set(PH_ESQL, "%s: cannot start a write: %s", s->path,
+                              sqlite3_errmsg(s->db));
         else if ((rc = gc_exec(s, GC_BEGIN)) != SQLITE_OK)
             rc = ph_error_set(PH_ESQL, "%s: cannot start a write: %s", s->path, sqlite3_errstr(rc));
         s->gc_open = rc == 0;
@@ -1255,54 +1259,10 @@ int ph_store_commit(ph_store *s)
     return rc;
 }
 
-/*
- * Whether the database can wait for the first ph_db: no models to create,
- * no sql/ scripts to run, and no database from before (whose installed
- * version an upgrade must see). A start then creates no file and holds no
- * descriptor for the instance.
- */
-static int can_wait(ph_instance *inst, const char *data_dir)
-{
-    struct stat st;
-    char *sql = NULL, *db = NULL;
-    if (inst->module->desc->n_models || !inst->manifest || !inst->manifest->dir)
-        return 0;
-    int wait = asprintf(&sql, "%s/sql", inst->manifest->dir) > 0 && stat(sql, &st) != 0 &&
-               errno == ENOENT && ph_store_db_path(data_dir, inst->name, &db) == 0 &&
-               stat(db, &st) != 0 && errno == ENOENT;
-    free(sql);
-    free(db);
-    return wait;
-}
-
 int ph_store_attach(ph_instance *inst, const char *data_dir)
 {
-    if (can_wait(inst, data_dir)) {
-        free(inst->lazy_data_dir);
-        if (!(inst->lazy_data_dir = strdup(data_dir)))
-            return ph_error_set(PH_ENOMEM, "out of memory");
-        return 0;
-    }
     return ph_store_open_for(data_dir, inst->name, inst->manifest, inst->module->desc,
                              &inst->store);
-}
-
-ph_store *ph_store_of(ph_instance *inst)
-{
-    static pthread_mutex_t lazy_mu = PTHREAD_MUTEX_INITIALIZER;
-    ph_store *s = __atomic_load_n(&inst->store, __ATOMIC_ACQUIRE);
-    if (s)
-        return s;
-    pthread_mutex_lock(&lazy_mu);
-    if (!(s = __atomic_load_n(&inst->store, __ATOMIC_ACQUIRE))) {
-        if (!inst->lazy_data_dir)
-            ph_error_set(PH_ESTATE, "instance '%s' has no database", inst->name);
-        else if (ph_store_open_for(inst->lazy_data_dir, inst->name, inst->manifest,
-                                   inst->module->desc, &s) == 0)
-            __atomic_store_n(&inst->store, s, __ATOMIC_RELEASE);
-    }
-    pthread_mutex_unlock(&lazy_mu);
-    return s;
 }
 
 void ph_store_detach(ph_instance *inst)

@@ -158,17 +158,8 @@ int ph_store_query(ph_store *s, const char *sql, json_t *params, json_t **rows);
  * running upgrade scripts after a verified backup; see migrate.h). On
  * failure nothing stored changes, inst->store stays NULL and the instance
  * must not run; the error names the instance, versions and script.
- * A package without models, sql/ scripts or an earlier database gets no
- * database yet (ph_store_of opens it at its first use).
  */
 int ph_store_attach(ph_instance *inst, const char *data_dir);
-/**
- * The instance's database (borrowed), opened now if ph_store_attach let it
- * wait (a package without models or sql/ scripts opens it at its first
- * ph_db, not at start). NULL with ph_error_set detail if there is none or it
- * cannot be opened. Thread-safe.
- */
-ph_store *ph_store_of(ph_instance *inst);
 /**
  * What ph_store_attach does, without touching an instance: opens and
  * migrates the database of instance `instance` for package `m` with the
