@@ -77,8 +77,11 @@ fuzz: deps
 	    $(BUILD_FUZZ)/corpus/$$f fuzz/corpus/$$f || exit 1; \
 	done
 
+# Every figure with its target and ok/MISS, then a summary table.
+# `make bench ONLY=router,crud` runs some pieces (bench/run.sh lists them);
+# `make bench STRICT=1` exits non-zero on a MISS.
 bench: build
-	./bench/run.sh $(BUILD)
+	ONLY="$(ONLY)" STRICT="$(STRICT)" ./bench/run.sh $(BUILD)
 
 install: build
 	cmake --install $(BUILD)

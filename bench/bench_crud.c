@@ -11,10 +11,13 @@
  * step, read every column, reset. For `get` two baselines are reported:
  * "columns" only reads the columns (the pointers die at reset), "row" also
  * copies the row into a struct with its own strings, as a program that
- * keeps or returns the record must. The CRUD side is what a caller of the
- * host gets: JSON arguments in, a JSON record out (that it owns), with
- * validation, the router's gate and statistics.
+ * keeps or returns the record must. The CRUD side is what HTTP gets: JSON
+ * arguments in, the record out as JSON text in the caller's buffer
+ * (ph_router_call_text, reused between calls as a connection's output
+ * buffer is), with validation, the router's gate and statistics. A fourth
+ * side (no target) is a caller that wants a jansson record (ph_router_call).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +28,7 @@
 #include "crud.h"
 #include "error.h"
 #include "instance.h"
+#include "report.h"
 #include "router.h"
 #include "store.h"
 
@@ -79,7 +83,8 @@ static void raw_open(raw *r, const char *path)
     /* the same table the host creates for the model, and the same settings */
     static const char *const setup =
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
-        "CREATE TABLE note(id INTEGER PRIMARY KEY AUTOINCREMENT, created INTEGER NOT NULL, "
+        "CREATE TABLE IF NOT EXISTS note(id INTEGER PRIMARY KEY AUTOINCREMENT, created INTEGER NOT "
+        "NULL, "
         "updated INTEGER NOT NULL, title TEXT, body TEXT, pinned INTEGER, n INTEGER) STRICT;";
     if (sqlite3_open_v2(path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) ||
         sqlite3_busy_timeout(r->db, 5000) || sqlite3_exec(r->db, setup, NULL, NULL, NULL) ||
@@ -169,6 +174,7 @@ typedef struct crud {
     ph_instance *inst;
     ph_router *router;
     json_t *new_args, *get_args;
+    ph_json_buf text;
 } crud;
 
 static void crud_open(crud *c, const char *dir)
@@ -196,6 +202,7 @@ static void crud_close(crud *c)
 {
     json_decref(c->new_args);
     json_decref(c->get_args);
+    free(c->text.p);
     ph_router_free(c->router);
     ph_store_detach(c->inst);
     ph_instance_free(c->inst);
@@ -211,6 +218,15 @@ static void crud_new(crud *c, int i)
     json_decref(out);
 }
 
+static void crud_get_text(crud *c, int64_t id)
+{
+    c->text.len = 0;
+    json_integer_set(json_object_get(c->get_args, "id"), id);
+    if (ph_router_call_text(c->router, "b.note.get", c->get_args, 0, NULL, &c->text))
+        die("crud get");
+    sink += (int64_t)c->text.len;
+}
+
 static void crud_get(crud *c, int64_t id)
 {
     json_t *out = NULL;
@@ -219,6 +235,57 @@ static void crud_get(crud *c, int64_t id)
         die("crud get");
     sink += json_integer_value(json_object_get(out, "n"));
     json_decref(out);
+}
+
+/* ---- concurrent writers: group commit vs raw autocommit, one connection per raw writer ---- */
+
+#define WRITERS 8
+
+typedef struct writer {
+    pthread_t t;
+    const char *raw_path; /* raw side: its own connection, as a hand-written program has */
+    crud *c;              /* crud side */
+    int n;
+} writer;
+
+static void *raw_writer(void *arg)
+{
+    writer *w = arg;
+    raw r;
+    raw_open(&r, w->raw_path);
+    for (int i = 0; i < w->n; i++)
+        raw_new(&r, i);
+    raw_close(&r);
+    return NULL;
+}
+
+static void *crud_writer(void *arg)
+{
+    writer *w = arg;
+    json_t *args = json_pack("{s:s, s:s, s:b, s:i}", "title", "a title", "body",
+                             "some body text of a note", "pinned", 0, "n", 0);
+    for (int i = 0; i < w->n; i++) {
+        json_t *out = NULL;
+        if (ph_router_call(w->c->router, NULL, "b.note.new", args, 0, &out))
+            die("crud new (concurrent)");
+        json_decref(out);
+    }
+    json_decref(args);
+    return NULL;
+}
+
+/* Seconds for WRITERS threads to insert n rows each. */
+static double concurrent(void *(*fn)(void *), const char *raw_path, crud *c, int n)
+{
+    writer w[WRITERS];
+    double t0 = now_s();
+    for (int i = 0; i < WRITERS; i++) {
+        w[i] = (writer){.raw_path = raw_path, .c = c, .n = n};
+        pthread_create(&w[i].t, NULL, fn, &w[i]);
+    }
+    for (int i = 0; i < WRITERS; i++)
+        pthread_join(w[i].t, NULL);
+    return now_s() - t0;
 }
 
 /* ---- rounds ---- */
@@ -250,7 +317,11 @@ int main(int argc, char **argv)
     crud_open(&c, dir);
     double *rn = calloc((size_t)rounds, sizeof *rn), *rg = calloc((size_t)rounds, sizeof *rg);
     double *rr = calloc((size_t)rounds, sizeof *rr);
-    double tn[2] = {0, 0}, tg[3] = {0, 0, 0};
+    double *rv = calloc((size_t)rounds, sizeof *rv), *rw = calloc((size_t)rounds, sizeof *rw);
+    double tw[2] = {0, 0};
+    int n_each = n_new / WRITERS > 0 ? n_new / WRITERS : 1;
+    unsigned long gc_writes = 0, gc_batches = 0;
+    double tn[2] = {0, 0}, tg[4] = {0, 0, 0, 0};
     int64_t rows = 0;
     for (int k = 0; k < rounds; k++) {
         double t0 = now_s();
@@ -261,12 +332,29 @@ int main(int argc, char **argv)
             crud_new(&c, i);
         double t2 = now_s();
         rows += n_new;
-        /* get: sides in A B C C B A order, half the ops each time, so drift cancels */
-        static const int order[6] = {0, 1, 2, 2, 1, 0};
-        double tgk[3] = {0, 0, 0};
-        for (int step = 0; step < 6; step++) {
+        /* WRITERS concurrent writers, the side that goes first alternating */
+        double wr = 0, wc = 0;
+        unsigned long gc_w0, gc_b0;
+        ph_store_write_counts(c.inst->store, &gc_w0, &gc_b0);
+        if (k % 2) {
+            wr = concurrent(raw_writer, raw_path, NULL, n_each);
+            wc = concurrent(crud_writer, NULL, &c, n_each);
+        } else {
+            wc = concurrent(crud_writer, NULL, &c, n_each);
+            wr = concurrent(raw_writer, raw_path, NULL, n_each);
+        }
+        rows += (int64_t)n_each * WRITERS;
+        unsigned long w1, b1;
+        ph_store_write_counts(c.inst->store, &w1, &b1);
+        gc_writes += w1 - gc_w0, gc_batches += b1 - gc_b0;
+        rw[k] = wr / wc;
+        tw[0] += wr, tw[1] += wc;
+        /* get: sides in A B C D D C B A order, half the ops each time, so drift cancels */
+        static const int order[8] = {0, 1, 2, 3, 3, 2, 1, 0};
+        double tgk[4] = {0, 0, 0, 0};
+        for (int step = 0; step < 8; step++) {
             int side = order[step];
-            uint64_t x = 88172645463325252ULL + (uint64_t)step / 3; /* same ids per pass */
+            uint64_t x = 88172645463325252ULL + (uint64_t)step / 4; /* same ids per pass */
             double s0 = now_s();
             for (int i = 0; i < n_get / 2; i++) {
                 x ^= x << 13, x ^= x >> 7, x ^= x << 17;
@@ -275,13 +363,16 @@ int main(int argc, char **argv)
                     raw_get(&r, id);
                 else if (side == 1)
                     raw_get_row(&r, id);
+                else if (side == 2)
+                    crud_get_text(&c, id);
                 else
                     crud_get(&c, id);
             }
             tgk[side] += now_s() - s0;
         }
-        for (int side = 0; side < 3; side++)
+        for (int side = 0; side < 4; side++)
             tg[side] += tgk[side];
+        rv[k] = tgk[0] / tgk[3];
         rn[k] = (t1 - t0) / (t2 - t1); /* rate ratio = raw time / crud time */
         rg[k] = tgk[0] / tgk[2];
         rr[k] = tgk[1] / tgk[2];
@@ -292,10 +383,25 @@ int main(int argc, char **argv)
            rounds, n_new, n_get, dir);
     printf("  new: raw %9.0f ops/s   crud %9.0f ops/s   ratio %.2fx (median of rounds)\n",
            total_new / tn[0], total_new / tn[1], median(rn, rounds));
+    double total_w = (double)n_each * WRITERS * rounds;
+    printf("  new, %d concurrent writers: raw autocommit %9.0f ops/s   crud (group commit) %9.0f "
+           "ops/s   ratio %.2fx\n",
+           WRITERS, total_w / tw[0], total_w / tw[1], median(rw, rounds));
+    printf("    group commit: %lu writes in %lu commits (%.1f per fsync)\n", gc_writes, gc_batches,
+           gc_batches ? (double)gc_writes / (double)gc_batches : 0.0);
     printf("  get: raw %9.0f ops/s   crud %9.0f ops/s   ratio %.2fx vs raw reading columns\n",
            total_get / tg[0], total_get / tg[2], median(rg, rounds));
     printf("  get: raw %9.0f ops/s   crud %9.0f ops/s   ratio %.2fx vs raw copying the row\n",
            total_get / tg[1], total_get / tg[2], median(rr, rounds));
+    printf("  get as a jansson record (ph_router_call): %9.0f ops/s, %.2fx raw reading columns "
+           "(no target)\n",
+           total_get / tg[3], median(rv, rounds));
+    ph_bench_figure("crud: new / raw autocommit insert, 1 writer", median(rn, rounds), "x",
+                    ">=", 1.0);
+    ph_bench_figure("crud: new / raw autocommit, 8 concurrent writers", median(rw, rounds), "x",
+                    ">=", 3.0);
+    ph_bench_figure("crud: get (JSON text) / raw reading the columns", median(rg, rounds), "x",
+                    ">=", 0.9);
     crud_close(&c);
     raw_close(&r);
     char *cmd = NULL;
@@ -305,6 +411,8 @@ int main(int argc, char **argv)
     free(rn);
     free(rg);
     free(rr);
+    free(rv);
+    free(rw);
     free(raw_path);
     free(dir);
     return 0;

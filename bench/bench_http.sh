@@ -19,6 +19,7 @@
 # Bounded: each wrk run lasts SECS; every wait below has a limit; the whole
 # script takes about ROUNDS*SECS*4 s plus ~1-2 min of callgrind.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 BUILD=${1:-build}
 ROUNDS=${ROUNDS:-5}
 SECS=${SECS:-3}
@@ -117,8 +118,9 @@ bench_case() { # name plughost_url [script]
     awk -v a="$prps" -v b="$brps" 'BEGIN {print a/b}' >> "$tmp/r_rps"
     awk -v a="$pp99" -v b="$bp99" 'BEGIN {print a/b}' >> "$tmp/r_p99"
   done
-  printf '%-16s median ratio plughost/baseline: req/s %.3fx  p99 %.3fx\n\n' "$name" \
-    "$(median < "$tmp/r_rps")" "$(median < "$tmp/r_p99")"
+  figure "http: $name req/s plughost/baseline" "$(median < "$tmp/r_rps")" x ">=" 0.85
+  figure "http: $name p99 plughost/baseline" "$(median < "$tmp/r_p99")" x "<=" 1.5
+  echo
 }
 
 echo "wrk -t$WRK_THREADS -c$CONNS ${SECS}s x $ROUNDS interleaved rounds; server pool $THREADS threads; $(nproc) CPUs"
@@ -186,6 +188,7 @@ ipr_case() { # name method path body
   local base ph
   base=$(per_request base "$2" /x "$4") && ph=$(per_request ph "$2" "$3" "$4") || { echo "$1: callgrind run failed"; return 0; }
   printf '%-16s %12s %12s %7.2fx\n' "$1" "$base" "$ph" "$(awk -v a="$ph" -v b="$base" 'BEGIN {print a/b}')"
+  figure "http: $1 instructions/request plughost/base" "$(awk -v a="$ph" -v b="$base" 'BEGIN {print a/b}')" x "<=" 1.5
 }
 ipr_case calc.math.add POST /calc/actors/math/add "$ADD_BODY"
 if [ -n "$crud_path" ]; then

@@ -6,6 +6,7 @@
 # 1,000 run. Bounded: the packages compile in about a minute on two cores,
 # the host gets at most five minutes to be ready.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 build=${1:-build}
 src=$(cd "$(dirname "$0")/.." && pwd)
 bin="$build/plughost"
@@ -43,4 +44,5 @@ rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
 ms=$(((t1 - t0) / 1000000))
 echo "$n model packages started under a soft open-file limit of 1024 (raised to $soft): $running running," \
   "ready in $ms ms ($((ms * 1000 / n)) us per instance), $fds descriptors open, RSS $((rss / 1024)) MiB"
+figure "many: model packages running, soft limit 1024" "$running" "" ">=" "$n"
 [ "$running" = "$n" ] || { grep -m3 error "$tmp/run.log"; echo "bench_many: only $running of $n running"; exit 1; }

@@ -34,6 +34,7 @@
 #include "host.h"
 #include "log.h"
 #include "reload.h"
+#include "report.h"
 
 #define ITERS 200000
 #define SWAPS 200
@@ -123,8 +124,9 @@ static void bench_gate(int rounds)
     printf("  gate enter+leave alone              %8.1f ns\n", ns[1]);
     printf("  routed call + a second gate pair    %8.1f ns\n", ns[2]);
     printf("ratios (median of per-round ratios):\n");
-    printf("  routed / routed without gate        %6.3fx  (target <= 1.1)\n", pct(r1, rounds, 0.5));
-    printf("  routed + extra gate / routed        %6.3fx  (cross-check)\n", pct(r2, rounds, 0.5));
+    printf("  routed + extra gate / routed        %6.3fx  (cross-check, no target)\n",
+           pct(r2, rounds, 0.5));
+    ph_bench_figure("gate: routed / routed without gate", pct(r1, rounds, 0.5), "x", "<=", 1.1);
 }
 
 /* ---- builds ---- */
@@ -201,6 +203,10 @@ static void swaps(const char *label, int with_load, int *variant)
            "ph_reload_package p50 %6.3f ms  p99 %6.3f ms\n",
            label, pct(hold, SWAPS, 0.5), pct(hold, SWAPS, 0.99), pct(hold, SWAPS, 1.0),
            pct(total, SWAPS, 0.5), pct(total, SWAPS, 0.99));
+    /* the prototype in notes/hot-reload.md held the gate at most 3.95 ms */
+    char name[96];
+    snprintf(name, sizeof name, "reload: gate closed p99, %s", label);
+    ph_bench_figure(name, pct(hold, SWAPS, 0.99), "ms", "<=", 5.0);
 }
 
 /* ---- 3. write to serving through the watcher ---- */
@@ -236,6 +242,9 @@ static void write_to_serving(int *variant)
     printf("write -> new build serving (watcher, default settle 250 ms + 100 ms stability look), "
            "%d writes:\n  p50 %.1f ms  max %.1f ms\n",
            WATCHED, pct(lat, WATCHED, 0.5), pct(lat, WATCHED, 1.0));
+    /* settle 250 ms + stability look 100 ms + the swap */
+    ph_bench_figure("reload: write -> new build serving, p50", pct(lat, WATCHED, 0.5), "ms",
+                    "<=", 500);
 }
 
 int main(int argc, char **argv)

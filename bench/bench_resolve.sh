@@ -21,6 +21,7 @@
 # check with libraries 1 s of CPU or more, or check prints more than 400
 # bytes per package (output linear in the packages).
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 build=${1:-build}
 bin="$build/plughost"
 here=$(cd "$(dirname "$0")" && pwd)
@@ -140,6 +141,8 @@ echo "$count packages (chains, diamonds, several versions, a cycle), no librarie
 [ "$check_rc" = 1 ] || { echo "bench_resolve: check should report the problems (exit 1), got $check_rc"; exit 1; }
 [ "$list_ms" -lt 1000 ] || { echo "bench_resolve: resolution took ${list_ms} ms (limit 1000)"; exit 1; }
 [ "$bytes" -lt $((count * 400)) ] || { echo "bench_resolve: output is not linear"; exit 1; }
+figure "resolve: list (resolution) of $count packages" "$list_ms" ms "<=" 999
+figure "resolve: check output per package" "$((bytes / count))" B "<=" 399
 
 best_of check "$tmp/mixed-libs"
 mixed_ms=$best mixed_times=$times mixed_cpu=$cpu
@@ -155,10 +158,13 @@ echo "1000 loadable packages (50 chains of 20) with a library each: plughost che
   "(runs: $load_times ms; CPU ${load_cpu} ms), exit $rc, $scanned packages scanned and ok"
 [ "$rc" = 0 ] && [ "$scanned" = 1000 ] ||
   { echo "bench_resolve: every package should be ok: $(tail -5 "$tmp/out")"; exit 1; }
+figure "resolve: check, 1000 packages with libraries" "$load_ms" ms "<=" 999
+figure "resolve: check, same, CPU" "$load_cpu" ms "<=" 999
 
 best_of list "$tmp/unsolvable"
 echo "$(ls "$tmp/unsolvable" | wc -l) packages, no version of base suits every requirer:" \
   "resolution (plughost list) ${best} ms (runs: $times ms)"
+figure "resolve: list, unsolvable 1000-package input" "$best" ms "<=" 999
 [ "$best" -lt 1000 ] || { echo "bench_resolve: resolution took ${best} ms (limit 1000)"; exit 1; }
 # The limit holds for the work done (CPU time); the wall time is printed, and
 # on an idle machine is the same.

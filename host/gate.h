@@ -2,8 +2,15 @@
  * The per-instance gate: lets calls in, holds new calls while a reload swaps
  * the instance's code, and drains the calls already inside.
  *
- * Fast path: one atomic add and one atomic load (seq_cst, so the reloader
- * closing the gate and a caller entering cannot both miss each other).
+ * Fast path: no atomic read-modify-write. A caller counts itself in a slot
+ * of its own thread (a plain store), then reads `closed`; the rare closer
+ * stores `closed` and then makes every running thread of the process pass a
+ * memory barrier (membarrier(2), registered once) before it adds up the
+ * slots, so a caller and a closer cannot both miss each other (asymmetric
+ * Dekker). Where membarrier is unavailable, and in ThreadSanitizer builds
+ * (TSan does not model membarrier), both sides use a seq_cst fence instead.
+ * A thread inside more gates than it has slots, or a thread leaving for
+ * another (an abandoned call), uses the shared counter `inflight`.
  */
 #ifndef PH_HOST_GATE_H
 #define PH_HOST_GATE_H
@@ -12,7 +19,7 @@
 #include <stdatomic.h>
 
 typedef struct ph_gate {
-    atomic_long inflight;
+    atomic_long inflight; /* entries not in a thread's slot; may go negative */
     atomic_int closed;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -28,7 +35,19 @@ void ph_gate_destroy(ph_gate *g);
 int ph_gate_enter(ph_gate *g, int timeout_ms);
 /** Enters even if closed: for a thread that is already inside (nested call). */
 void ph_gate_enter_nested(ph_gate *g);
+/** Leaves; another thread may leave on behalf of a caller (see ph_gate_forget). */
 void ph_gate_leave(ph_gate *g);
+/**
+ * For the thread whose entry another thread already left for it (a call
+ * its caller abandoned, ph_router_abandon): forgets that entry on this
+ * thread without leaving the gate a second time.
+ */
+void ph_gate_forget(ph_gate *g);
+/**
+ * The number of calls inside, as seen now (exact only while the gate is
+ * closed and drained; otherwise a snapshot for statistics and idleness).
+ */
+long ph_gate_inside(ph_gate *g);
 /**
  * Closes the gate and waits up to `drain_ms` for the calls inside to leave.
  * Returns 0 with the gate closed and empty, or PH_EBUSY with the gate open

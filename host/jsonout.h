@@ -25,6 +25,38 @@ typedef struct ph_json_buf {
 int ph_json_buf_add(const char *s, size_t n, void *ud);
 
 /**
+ * Room for `n` more bytes (and a NUL): where to write them, or NULL (out of
+ * memory; the buffer is failed). The writer then adds what it wrote to
+ * `len` and ends the text with a NUL itself.
+ */
+/* ph_json_buf_reserve when the room is not there yet: grows the buffer. */
+char *ph_json_buf_grow(ph_json_buf *b, size_t n);
+static inline char *ph_json_buf_reserve(ph_json_buf *b, size_t n)
+{
+    return !b->failed && n < b->cap && b->len < b->cap - n - 1 ? b->p + b->len
+                                                               : ph_json_buf_grow(b, n);
+}
+
+/** Appends `n` bytes; 0 or -1 (the buffer is failed from then on). */
+static inline int ph_json_buf_put(ph_json_buf *b, const char *s, size_t n)
+{
+    return ph_json_buf_add(s, n, b);
+}
+
+/**
+ * Appends `len` bytes of valid UTF-8 as a JSON string, quoted and escaped
+ * exactly as jansson dumps it without JSON_ENSURE_ASCII / JSON_ESCAPE_SLASH
+ * (so text built here and text dumped by jansson agree byte for byte).
+ * 0 or -1.
+ */
+int ph_json_buf_string(ph_json_buf *b, const char *s, size_t len);
+
+/** Appends a JSON integer as jansson writes it; 0 or -1. */
+int ph_json_buf_int(ph_json_buf *b, long long v);
+/** Writes v in decimal at p (room for 21 bytes); returns the length. */
+size_t ph_json_int_text(char *p, long long v);
+
+/**
  * Like json_dumps(v, flags): malloc'd NUL-terminated text, or NULL when `v`
  * cannot be dumped or memory runs out (never partial text). Thread-safe.
  */

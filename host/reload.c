@@ -888,7 +888,7 @@ static void retry_when_idle(ph_reloader *r)
         r->retry_since_set = 1;
     }
     ph_instance *inst = ph_router_instance(h->router, h->retry_instance);
-    int idle = !inst || atomic_load(&inst->gate.inflight) == 0;
+    int idle = !inst || ph_gate_inside(&inst->gate) == 0;
     if (!idle && ms_since(&r->retry_since) < PH_RETRY_ANYWAY_MS)
         return;
     r->retry_since_set = 0;

@@ -410,6 +410,19 @@ int ph_routes_add_native(ph_routes *t, const char *actor, const char *method, co
     return routes_index(t) ? ph_error_set(PH_ENOMEM, "out of memory") : 0;
 }
 
+int ph_routes_set_text(ph_routes *t, const char *actor, const char *method, ph_native_text_fn fn)
+{
+    char name[256];
+    int n = snprintf(name, sizeof name, "%s.%s", actor, method);
+    ph_route *rt =
+        n > 0 && (size_t)n < sizeof name ? (ph_route *)routes_find(t, name, (size_t)n) : NULL;
+    if (!rt || !rt->native)
+        return ph_error_set(PH_ENOTFOUND, "no host method %s.%s to give a text writer", actor,
+                            method);
+    rt->native_text = fn;
+    return 0;
+}
+
 static ph_route_stats *stats_for(ph_router *r, const char *inst, const char *name)
 {
     char *address = NULL;
@@ -758,8 +771,12 @@ bool ph_router_abandon(ph_call_watch *w)
     return true;
 }
 
+/*
+ * One call. `text` NULL: the result in *out. Otherwise the result is
+ * appended to `text` as JSON text (*out stays NULL).
+ */
 static int call_impl(ph_router *r, ph_instance *caller, const char *address, json_t *args,
-                     unsigned flags, ph_call_watch *w, json_t **out)
+                     unsigned flags, ph_call_watch *w, json_t **out, ph_json_buf *text)
 {
     *out = NULL;
     const char *dot = strchr(address, '.');
@@ -812,7 +829,14 @@ static int call_impl(ph_router *r, ph_instance *caller, const char *address, jso
     bool outer_admin = chain_admin;
     chain_admin = admin;
     uint64_t t0 = now_ns();
-    if (rt->native) {
+    size_t text_start = text ? text->len : 0;
+    if (text && rt->native_text) {
+        ph_frame f;
+        ph_frame_push(&f, inst);
+        f.what = rt->name;
+        rc = rt->native_text(rt->ud, inst, args, text);
+        ph_frame_pop(&f);
+    } else if (rt->native) {
         ph_frame f;
         ph_frame_push(&f, inst);
         f.what = rt->name;
@@ -825,9 +849,21 @@ static int call_impl(ph_router *r, ph_instance *caller, const char *address, jso
     chain_admin = outer_admin;
     current_watch = outer_watch;
     if (w && !(holds_gate = watch_leave(w))) {
+        ph_gate_forget(&inst->gate); /* its caller left the gate for it */
         json_decref(*out);
         *out = NULL;
+        if (text && !text->failed && text->p) {
+            text->len = text_start;
+            text->p[text_start] = 0;
+        }
         rc = ph_error_set(PH_ETIMEOUT, "%s returned after its caller stopped waiting", address);
+    }
+    if (text && !rc && *out) { /* a method without a text writer: its value dumped */
+        if (json_dump_callback(*out, ph_json_buf_add, text, JSON_COMPACT | JSON_ENCODE_ANY) ||
+            text->failed)
+            rc = ph_error_set(PH_ENOMEM, "out of memory");
+        json_decref(*out);
+        *out = NULL;
     }
 leave:
     if (holds_gate)
@@ -838,13 +874,20 @@ leave:
 int ph_router_call(ph_router *r, ph_instance *caller, const char *address, json_t *args,
                    unsigned flags, json_t **out)
 {
-    return call_impl(r, caller, address, args, flags, NULL, out);
+    return call_impl(r, caller, address, args, flags, NULL, out, NULL);
 }
 
 int ph_router_call_watched(ph_router *r, const char *address, json_t *args, unsigned flags,
                            ph_call_watch *w, json_t **out)
 {
-    return call_impl(r, NULL, address, args, flags, w, out);
+    return call_impl(r, NULL, address, args, flags, w, out, NULL);
+}
+
+int ph_router_call_text(ph_router *r, const char *address, json_t *args, unsigned flags,
+                        ph_call_watch *w, ph_json_buf *out)
+{
+    json_t *v = NULL;
+    return call_impl(r, NULL, address, args, flags, w, &v, out);
 }
 
 int ph_router_call_values(ph_router *r, const char *address, ph_value *vals, ph_value *ret)

@@ -19,6 +19,7 @@
 
 #include "ffi_call.h"
 #include "instance.h"
+#include "jsonout.h"
 
 typedef struct ph_router ph_router;
 
@@ -28,6 +29,14 @@ typedef struct ph_router ph_router;
  * negative PH_E* code with ph_error_set() detail.
  */
 typedef int (*ph_native_fn)(void *ud, ph_instance *inst, json_t *args, json_t **out);
+
+/**
+ * A host-implemented method that appends its result as JSON text (what
+ * dumping ph_native_fn's *out with JSON_COMPACT | JSON_ENCODE_ANY gives) to
+ * `out`, for callers that want text: no jansson value is built. Optional
+ * beside the route's ph_native_fn; same errors.
+ */
+typedef int (*ph_native_text_fn)(void *ud, ph_instance *inst, json_t *args, ph_json_buf *out);
 
 /** Latency histogram bucket upper bounds in seconds (plus +Inf). */
 #define PH_LAT_BUCKETS 12
@@ -61,6 +70,7 @@ typedef struct ph_route {
     void (*fn)(void); /* package method, or NULL */
     ph_sig sig;
     ph_native_fn native;
+    ph_native_text_fn native_text; /* or NULL: text callers get native's value dumped */
     void *ud;
     ph_route_stats *stats; /* shared by the versions of an instance's route */
     int timeout_ms;        /* the method's time limit from package.ini [limits]; 0: the default */
@@ -117,6 +127,8 @@ int ph_routes_new(ph_instance *inst, ph_routes **out);
 void ph_routes_free(ph_routes *t);
 /** Adds every actor method of a version's descriptor (prepares each cif). */
 int ph_routes_add_package(ph_routes *t, ph_version *ver);
+/** Gives the native route actor.method (added before) a JSON text writer. 0 or PH_ENOTFOUND. */
+int ph_routes_set_text(ph_routes *t, const char *actor, const char *method, ph_native_text_fn fn);
 /** Adds a host-implemented method; `args` etc. describe it (borrowed, must outlive the table). */
 int ph_routes_add_native(ph_routes *t, const char *actor, const char *method, const ph_arg *args,
                          uint32_t n_args, ph_type ret, uint32_t flags, const char *doc,
@@ -151,6 +163,15 @@ int ph_router_call(ph_router *r, ph_instance *caller, const char *address, json_
  */
 int ph_router_call_watched(ph_router *r, const char *address, json_t *args, unsigned flags,
                            ph_call_watch *w, json_t **out);
+/**
+ * ph_router_call_watched (`w` may be NULL) for a caller that sends the
+ * result on as JSON text (HTTP): appends the result to `out` as
+ * JSON_COMPACT | JSON_ENCODE_ANY text. A host method with a text writer
+ * (CRUD get) writes it without building jansson values. On an error `out`
+ * is left as it was (or failed, when memory ran out).
+ */
+int ph_router_call_text(ph_router *r, const char *address, json_t *args, unsigned flags,
+                        ph_call_watch *w, ph_json_buf *out);
 /**
  * Gives up on a watched call, from another thread. A call not yet inside
  * its instance will not run; a call inside leaves the instance's gate now

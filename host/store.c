@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,18 @@ struct ph_store {
     size_t n_models;
     int pending; /* a migration waits for ph_store_commit */
     int fk_off;  /* foreign_keys to turn back on at that commit */
+    int depth;   /* how often the holder of `mu` holds it (it is recursive) */
+    /* group commit (ph_store_write), under mu */
+    pthread_cond_t gc_cv;
+    int gc_open;       /* a batch's transaction is open: other users wait */
+    int gc_committing; /* its leader is committing: writers wait for the next batch */
+    /* writers that want to join a batch and have not yet: counted before they take mu,
+       so that a leader sees the writers queued on it */
+    atomic_int gc_waiting;
+    unsigned long gc_joined;  /* writers that have joined a batch, ever */
+    unsigned long gc_batches; /* batches committed, ever */
+    struct gc_member *gc_members;
+    sqlite3_stmt *gc_st[5]; /* BEGIN IMMEDIATE, SAVEPOINT, RELEASE, ROLLBACK TO, COMMIT */
 };
 
 /* ------------------------------------------------------------------ */
@@ -358,6 +371,64 @@ json_t *ph_store_column(sqlite3_stmt *st, int c, const ph_store_field *f)
         return v ? v : json_null(); /* invalid UTF-8 written by raw SQL reads as null */
     }
     }
+}
+
+/* Length of s if it is ASCII with nothing to escape in JSON, else (size_t)-1. */
+static size_t plain_ascii(const unsigned char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < 0x20 || s[i] >= 0x80 || s[i] == '"' || s[i] == '\\')
+            return (size_t)-1;
+    return len;
+}
+
+int ph_store_column_text(ph_json_buf *b, sqlite3_stmt *st, int c, const ph_store_field *f)
+{
+    /* the value API: one lookup of the column, no per-call mutex as sqlite3_column_* take */
+    sqlite3_value *v = sqlite3_column_value(st, c);
+    char *p;
+    if (sqlite3_value_type(v) == SQLITE_NULL)
+        return ph_json_buf_put(b, "null", 4);
+    switch (f->type) {
+    case PH_BOOL:
+        return sqlite3_value_int64(v) ? ph_json_buf_put(b, "true", 4)
+                                      : ph_json_buf_put(b, "false", 5);
+    case PH_I64:
+    case PH_REF:
+    case PH_TIME:
+        if (!(p = ph_json_buf_reserve(b, 21)))
+            return -1;
+        b->len += ph_json_int_text(p, (long long)sqlite3_value_int64(v));
+        b->p[b->len] = 0;
+        return 0;
+    case PH_F64:
+    case PH_JSON:
+        break; /* jansson's number format and its parse of stored JSON: through jansson */
+    default: {
+        const unsigned char *text = sqlite3_value_text(v);
+        size_t len = (size_t)sqlite3_value_bytes(v);
+        if (text && plain_ascii(text, len) == len) {
+            if (!(p = ph_json_buf_reserve(b, len + 2)))
+                return -1;
+            p[0] = '"';
+            memcpy(p + 1, text, len);
+            p[len + 1] = '"';
+            b->len += len + 2;
+            b->p[b->len] = 0;
+            return 0;
+        }
+        if (text && is_ascii((const char *)text, len))
+            return ph_json_buf_string(b, (const char *)text, len);
+        break; /* UTF-8 to check, or out of memory: as ph_store_column decides */
+    }
+    }
+    json_t *j = ph_store_column(st, c, f);
+    int rc = j && json_dump_callback(j, ph_json_buf_add, b, JSON_COMPACT | JSON_ENCODE_ANY) == 0 &&
+                     !b->failed
+                 ? 0
+                 : -1;
+    json_decref(j);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -699,6 +770,7 @@ int ph_store_open(const char *path, ph_store **out)
     pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
     pthread_mutex_init(&s->mu, &attr);
     pthread_mutexattr_destroy(&attr);
+    pthread_cond_init(&s->gc_cv, NULL);
     /* The store's own mutex serialises the connection; SQLite's would be a second lock. */
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
@@ -728,8 +800,11 @@ void ph_store_close(ph_store *s)
     ph_store_models_free(s->models, s->n_models);
     if (s->pending) /* never committed: the migration is undone */
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    for (int i = 0; i < 5; i++)
+        sqlite3_finalize(s->gc_st[i]);
     sqlite3_close_v2(s->db);
     pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->gc_cv);
     free(s->path);
     free(s);
 }
@@ -745,10 +820,143 @@ const char *ph_store_path(const ph_store *s)
 void ph_store_lock(ph_store *s)
 {
     pthread_mutex_lock(&s->mu);
+    /* Not inside a batch that has not committed: it would read or write through it. */
+    while (!s->depth && s->gc_open)
+        pthread_cond_wait(&s->gc_cv, &s->mu);
+    s->depth++;
 }
 void ph_store_unlock(ph_store *s)
 {
+    s->depth--;
     pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- group commit ---- */
+
+/* A writer in the batch being filled: its leader fills in the commit's outcome. */
+typedef struct gc_member {
+    int done;
+    int rc; /* 0, or PH_ESQL with `msg` */
+    char msg[256];
+    struct gc_member *next;
+} gc_member;
+
+enum { GC_BEGIN, GC_SAVEPOINT, GC_RELEASE, GC_ROLLBACK_TO, GC_COMMIT };
+
+/* Runs one of the batch statements (prepared once: they run for every write). */
+static int gc_exec(ph_store *s, int which)
+{
+    static const char *const sql[] = {"BEGIN IMMEDIATE", "SAVEPOINT ph_write", "RELEASE ph_write",
+                                      "ROLLBACK TO ph_write", "COMMIT"};
+    if (!s->gc_st[which] &&
+        sqlite3_prepare_v2(s->db, sql[which], -1, &s->gc_st[which], NULL) != SQLITE_OK)
+        return sqlite3_extended_errcode(s->db);
+    int rc = sqlite3_step(s->gc_st[which]);
+    sqlite3_reset(s->gc_st[which]);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* fn inside a savepoint: its failure undoes only its own changes. */
+static int gc_run(ph_store *s, ph_store_write_fn fn, void *ud)
+{
+    int rc = gc_exec(s, GC_SAVEPOINT);
+    if (rc != SQLITE_OK)
+        return ph_error_set(PH_ESQL, "%s: cannot start a write: %s", s->path, sqlite3_errstr(rc));
+    rc = fn(s, ud);
+    if (rc) {
+        gc_exec(s, GC_ROLLBACK_TO);
+        gc_exec(s, GC_RELEASE);
+        return rc;
+    }
+    int r = gc_exec(s, GC_RELEASE);
+    if (r != SQLITE_OK) {
+        gc_exec(s, GC_ROLLBACK_TO);
+        gc_exec(s, GC_RELEASE);
+        return ph_error_set(PH_ESQL, "%s: cannot finish a write: %s", s->path, sqlite3_errstr(r));
+    }
+    return 0;
+}
+
+/* The leader: lets the writers already waiting join, commits once for all, tells them. */
+static void gc_commit(ph_store *s)
+{
+    /* Only those waiting now: a steady stream of new writers must not hold the commit back. */
+    unsigned long target = s->gc_joined + (unsigned long)atomic_load(&s->gc_waiting);
+    while (s->gc_joined < target && atomic_load(&s->gc_waiting) > 0)
+        pthread_cond_wait(&s->gc_cv, &s->mu);
+    s->gc_committing = 1;
+    s->gc_batches++;
+    int rc = gc_exec(s, GC_COMMIT);
+    char msg[256] = "";
+    if (rc != SQLITE_OK) {
+        snprintf(msg, sizeof msg, "%s: the write could not be committed: %s", s->path,
+                 sqlite3_errstr(rc));
+        if (!sqlite3_get_autocommit(s->db))
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    for (gc_member *m = s->gc_members; m; m = m->next) {
+        m->rc = rc == SQLITE_OK ? 0 : PH_ESQL;
+        snprintf(m->msg, sizeof m->msg, "%s", msg);
+        m->done = 1;
+    }
+    s->gc_members = NULL;
+    s->gc_open = 0;
+    s->gc_committing = 0;
+    pthread_cond_broadcast(&s->gc_cv);
+}
+
+void ph_store_write_counts(ph_store *s, unsigned long *writes, unsigned long *batches)
+{
+    pthread_mutex_lock(&s->mu);
+    *writes = s->gc_joined;
+    *batches = s->gc_batches;
+    pthread_mutex_unlock(&s->mu);
+}
+
+int ph_store_write(ph_store *s, ph_store_write_fn fn, void *ud)
+{
+    atomic_fetch_add(&s->gc_waiting, 1);
+    pthread_mutex_lock(&s->mu);
+    if (s->depth) { /* inside this thread's own use of the store: its transaction holds this */
+        atomic_fetch_sub(&s->gc_waiting, 1);
+        s->depth++;
+        int rc = gc_run(s, fn, ud);
+        s->depth--;
+        pthread_mutex_unlock(&s->mu);
+        return rc;
+    }
+    while (s->gc_committing) /* that batch is closed: this one joins the next */
+        pthread_cond_wait(&s->gc_cv, &s->mu);
+    int leader = !s->gc_open, rc = 0;
+    if (leader) {
+        if (s->pending) /* an uncommitted migration */
+            rc = ph_error_set(PH_EBUSY, "%s: a migration holds the database", s->path);
+        else if (!sqlite3_get_autocommit(s->db) && /* left open by a rollback that failed */
+                 sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+            rc = ph_error_set(PH_ESQL, "%s: cannot start a write: %s", s->path,
+                              sqlite3_errmsg(s->db));
+        else if ((rc = gc_exec(s, GC_BEGIN)) != SQLITE_OK)
+            rc = ph_error_set(PH_ESQL, "%s: cannot start a write: %s", s->path, sqlite3_errstr(rc));
+        s->gc_open = rc == 0;
+    }
+    gc_member me = {0};
+    s->depth++;
+    if (!rc && !(rc = gc_run(s, fn, ud))) {
+        me.next = s->gc_members; /* waits for the commit */
+        s->gc_members = &me;
+    }
+    s->depth--;
+    atomic_fetch_sub(&s->gc_waiting, 1);
+    s->gc_joined++;
+    pthread_cond_broadcast(&s->gc_cv); /* the leader counts who has joined */
+    if (leader && s->gc_open)
+        gc_commit(s);
+    while (!rc && !me.done)
+        pthread_cond_wait(&s->gc_cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    if (!rc && me.rc)
+        rc = ph_error_set(me.rc, "%s", me.msg);
+    return rc;
 }
 
 ph_store_model *ph_store_models(ph_store *s, size_t *n)

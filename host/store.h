@@ -25,6 +25,7 @@
 #include <sqlite3.h>
 
 #include "instance.h"
+#include "jsonout.h"
 
 typedef struct ph_store ph_store;
 
@@ -86,6 +87,12 @@ int ph_store_coerce(const ph_store_field *f, const char *where, json_t *in, json
 int ph_store_bind(sqlite3_stmt *st, int i, const ph_store_field *f, json_t *v);
 /** Reads column c as field `f`'s JSON value (new reference, NULL on no memory). */
 json_t *ph_store_column(sqlite3_stmt *st, int c, const ph_store_field *f);
+/**
+ * Appends column c as field `f`'s value in JSON text, the same text as
+ * dumping ph_store_column's value (JSON_COMPACT), without building it for
+ * the common types. 0, or -1 when memory runs out.
+ */
+int ph_store_column_text(ph_json_buf *b, sqlite3_stmt *st, int c, const ph_store_field *f);
 /** Current time in Unix milliseconds. */
 int64_t ph_store_now_ms(void);
 
@@ -116,6 +123,22 @@ const char *ph_store_path(const ph_store *s);
 /** Serialises use of the connection (recursive: a hook may re-enter). */
 void ph_store_lock(ph_store *s);
 void ph_store_unlock(ph_store *s);
+/** A write run by ph_store_write: 0, or a PH_E* code with ph_error_set detail. */
+typedef int (*ph_store_write_fn)(ph_store *s, void *ud);
+/**
+ * Group commit: runs `fn` (on this thread, holding the store) in a
+ * transaction that writers calling at the same time share, each in its own
+ * savepoint, and returns once that transaction is committed: one fsync for
+ * the batch, and every caller answered only after its own write is durable
+ * (synchronous=FULL). A failing `fn` undoes only its own changes and gets
+ * its own error; a failed commit fails every writer of the batch (PH_ESQL).
+ * Readers (ph_store_lock) wait while a batch is open, so nobody reads what
+ * is not committed. Called while this thread already holds the store (a
+ * hook inside a write), `fn` runs in a savepoint of the transaction open.
+ */
+int ph_store_write(ph_store *s, ph_store_write_fn fn, void *ud);
+/** Writes that went through ph_store_write, and the batches (commits) that carried them. */
+void ph_store_write_counts(ph_store *s, unsigned long *writes, unsigned long *batches);
 /** The compiled models of an attached store (borrowed), and their number. */
 ph_store_model *ph_store_models(ph_store *s, size_t *n);
 

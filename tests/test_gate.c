@@ -64,10 +64,10 @@ static void test_open_gate_counts_calls(void **state)
     ph_gate *g = *state;
     assert_int_equal(ph_gate_enter(g, 10), 0);
     assert_int_equal(ph_gate_enter(g, 10), 0);
-    assert_int_equal(atomic_load(&g->inflight), 2);
+    assert_int_equal(ph_gate_inside(g), 2);
     ph_gate_leave(g);
     ph_gate_leave(g);
-    assert_int_equal(atomic_load(&g->inflight), 0);
+    assert_int_equal(ph_gate_inside(g), 0);
 }
 
 /* A closed gate holds callers for their bound, then refuses with PH_EBUSY. */
@@ -79,7 +79,7 @@ static void test_closed_gate_times_out(void **state)
     assert_int_equal(ph_gate_enter(g, 80), PH_EBUSY);
     double waited = now_ms() - t0;
     assert_true(waited >= 75 && waited < 1000);
-    assert_int_equal(atomic_load(&g->inflight), 0); /* the refused call left no trace */
+    assert_int_equal(ph_gate_inside(g), 0); /* the refused call left no trace */
     ph_gate_open(g);
     assert_int_equal(ph_gate_enter(g, 10), 0);
     ph_gate_leave(g);
@@ -176,7 +176,7 @@ static void test_drain_timeout_reopens(void **state)
     assert_true(now_ms() - t0 < 500);
     ph_gate_leave(g);
     ph_gate_leave(g);
-    assert_int_equal(atomic_load(&g->inflight), 0);
+    assert_int_equal(ph_gate_inside(g), 0);
 }
 
 /* A thread already inside passes a closed gate (nested call), and the drain counts it. */
@@ -188,13 +188,92 @@ static void test_nested_enter_passes_closed_gate(void **state)
     pthread_create(&c.t, NULL, do_close, &c);
     wait_closed(g);
     ph_gate_enter_nested(g); /* would deadlock if it waited for the gate */
-    assert_int_equal(atomic_load(&g->inflight), 2);
+    assert_int_equal(ph_gate_inside(g), 2);
     ph_gate_leave(g);
     sleep_ms(50);
     assert_true(c.at == 0); /* still draining: the outer call is inside */
     ph_gate_leave(g);
     pthread_join(c.t, NULL);
     assert_int_equal(c.rc, 0);
+    ph_gate_open(g);
+}
+
+/* Deeper nesting than a thread has slots for spills into the shared counter, still counted. */
+static void test_nesting_past_the_slots(void **state)
+{
+    ph_gate *g = *state;
+    for (int i = 0; i < 12; i++)
+        assert_int_equal(ph_gate_enter(g, 10), 0);
+    assert_int_equal(ph_gate_inside(g), 12);
+    assert_int_equal(ph_gate_close(g, 50), PH_EBUSY);
+    assert_true(tu_contains(ph_error_last(), "12 call(s) still running after 50 ms"));
+    for (int i = 0; i < 12; i++)
+        ph_gate_leave(g);
+    assert_int_equal(ph_gate_inside(g), 0);
+    assert_int_equal(ph_gate_close(g, 50), 0);
+    ph_gate_open(g);
+}
+
+typedef struct entrant {
+    ph_gate *g;
+    atomic_int step; /* 1: entered; 2: may forget; 3: forgot */
+    pthread_t t;
+} entrant;
+
+static void *enter_then_forget(void *arg)
+{
+    entrant *e = arg;
+    assert_int_equal(ph_gate_enter(e->g, 10), 0);
+    atomic_store(&e->step, 1);
+    for (int i = 0; i < 5000 && atomic_load(&e->step) != 2; i++)
+        sleep_ms(1);
+    ph_gate_forget(e->g); /* its caller left the gate for it (an abandoned call) */
+    atomic_store(&e->step, 3);
+    /* The thread goes on using gates: its own slots are clean again. */
+    assert_int_equal(ph_gate_enter(e->g, 10), 0);
+    ph_gate_leave(e->g);
+    return NULL;
+}
+
+/* Another thread may leave for a call (ph_router_abandon): the drain does not wait for it. */
+static void test_leave_for_another_thread(void **state)
+{
+    ph_gate *g = *state;
+    entrant e = {.g = g};
+    pthread_create(&e.t, NULL, enter_then_forget, &e);
+    for (int i = 0; i < 5000 && atomic_load(&e.step) != 1; i++)
+        sleep_ms(1);
+    assert_int_equal(ph_gate_inside(g), 1);
+    ph_gate_leave(g); /* on behalf of the other thread */
+    assert_int_equal(ph_gate_inside(g), 0);
+    assert_int_equal(ph_gate_close(g, 50), 0);
+    ph_gate_open(g);
+    atomic_store(&e.step, 2);
+    pthread_join(e.t, NULL);
+    assert_int_equal(atomic_load(&e.step), 3);
+    assert_int_equal(ph_gate_inside(g), 0);
+    assert_int_equal(ph_gate_close(g, 50), 0);
+    ph_gate_open(g);
+}
+
+static void *enter_and_end(void *arg)
+{
+    assert_int_equal(ph_gate_enter(arg, 10), 0);
+    return NULL; /* ends inside */
+}
+
+/* A thread that ends inside the gate still counts as inside: the drain must not skip it. */
+static void test_thread_ending_inside_still_counts(void **state)
+{
+    ph_gate *g = *state;
+    pthread_t t;
+    pthread_create(&t, NULL, enter_and_end, g);
+    pthread_join(t, NULL);
+    assert_int_equal(ph_gate_inside(g), 1);
+    assert_int_equal(ph_gate_close(g, 50), PH_EBUSY);
+    assert_true(tu_contains(ph_error_last(), "1 call(s) still running after 50 ms"));
+    ph_gate_leave(g);
+    assert_int_equal(ph_gate_close(g, 50), 0);
     ph_gate_open(g);
 }
 
@@ -260,7 +339,7 @@ static void test_no_call_inside_while_closed(void **state)
     assert_int_equal(violations, 0);
     assert_int_equal(busy, 0);
     assert_true(calls > 0);
-    assert_int_equal(atomic_load(&g->inflight), 0);
+    assert_int_equal(ph_gate_inside(g), 0);
 }
 
 int main(void)
@@ -273,6 +352,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drain_timeout_reopens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nested_enter_passes_closed_gate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_call_inside_while_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nesting_past_the_slots, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_leave_for_another_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_thread_ending_inside_still_counts, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
