@@ -293,6 +293,13 @@ static json_t *detailed_entry(ph_host *h, size_t i)
     ph_error_clear(); /* no database is not a failure of the overview */
     if (it->conf)
         json_object_set_new(e, "configured", json_true()); /* it has an [instance] section */
+    char *wiki = NULL;
+    struct stat st;
+    if (!it->manifest || asprintf(&wiki, "%s/wiki", it->manifest->dir) < 0)
+        wiki = NULL;
+    if (wiki && stat(wiki, &st) == 0 && S_ISDIR(st.st_mode))
+        json_object_set_new(e, "wiki", json_true());
+    free(wiki);
     add_crashes(h, it, e);
     return e;
 }
