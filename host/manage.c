@@ -390,6 +390,11 @@ static int save_upload(ph_host *h, const char *filename, const unsigned char *by
         rc = ph_error_set(PH_ENOMEM, "out of memory");
         goto cleanup;
     }
+    /* the browser's name ("notes-2.0.0 (1).phpkg", "../x.phpkg") only names the temporary file */
+    for (char *p = *path + strlen(dir) + 1; *p; p++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+-", *p) ||
+            (p == *path + strlen(dir) + 1 && *p == '.'))
+            *p = '_';
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         rc = ph_error_set(PH_EIO, "cannot create %s: %s", dir, strerror(errno));
         goto cleanup;
@@ -433,7 +438,7 @@ static int upload(ph_host *h, const char *name, json_t **out)
     const char *fn = json_string_value(json_object_get(a, "filename"));
     const char *b64 = json_string_value(json_object_get(a, "data"));
     size_t blen = b64 ? strlen(b64) : 0, len = 0;
-    if (!fn || !ph_dist_is(fn) || strchr(fn, '/') || fn[0] == '.' || strlen(fn) > 200) {
+    if (!fn || !ph_dist_is(fn) || strlen(fn) > 200) {
         rc = ph_error_set(PH_EARGS,
                           "upload a distribution archive: a file named NAME-VERSION%s, as "
                           "`plughost pack` writes it",

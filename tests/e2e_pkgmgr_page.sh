@@ -82,9 +82,10 @@ out=$(admin "$pm/upload" -d '{"filename":"notes.tar","data":"AAAA"}')
 grep -q "upload a distribution archive: a file named NAME-VERSION.phpkg" <<<"$out" || fail "bad name: $out"
 out=$(admin "$pm/upload" -d '{"filename":"notes-2.0.0.phpkg","data":"%%%"}')
 grep -q "the upload of notes-2.0.0.phpkg is not valid base64" <<<"$out" || fail "bad base64: $out"
-out=$(admin "$pm/upload" -d "{\"filename\":\"notes-2.0.0.phpkg\",\"data\":\"$(b64 notes-2.0.0.phpkg)\"}")
+out=$(admin "$pm/upload" -d "{\"filename\":\"../notes-2.0.0 (1).phpkg\",\"data\":\"$(b64 notes-2.0.0.phpkg)\"}")
 grep -q '"state":"running"' <<<"$out" || fail "upload: $out"
-grep -q '"archive":"notes-2.0.0.phpkg"' <<<"$out" || fail "upload names the archive: $out"
+grep -q '"archive":"../notes-2.0.0 (1).phpkg"' <<<"$out" || fail "upload names the archive: $out"
+[ ! -e h/data/notes-2.0.0* ] || fail "an upload's name escaped uploads/"
 [ -z "$(ls -A h/data/uploads)" ] || fail "the uploaded file was left: $(ls h/data/uploads)"
 post "$u/notes/models/note" -d '{"title":"one"}' >/dev/null
 post "$u/notes/models/note" -d '{"title":"two"}' >/dev/null
