@@ -1,7 +1,8 @@
 /*
  * pkgmgr: the package manager, written as an ordinary package against the
  * SDK. Reading is open to everyone; changing the host is admin-only
- * (PH_ADMIN: HTTP callers need the admin token).
+ * (PH_ADMIN: HTTP callers need the admin token). The web page in www/ uses
+ * these methods and nothing else.
  */
 #include <plughost/sdk.h>
 #include <stdarg.h>
