@@ -233,6 +233,17 @@ int ph_manage(ph_host *h, const char *op, const char *name, json_t **out)
 /* The package manager page: overview, upload, remove with data, instances */
 /* ------------------------------------------------------------------ */
 
+/* One writer of host.ini at a time (two administrators saving at once). */
+static pthread_mutex_t config_write_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int write_instance(ph_host *h, const char *inst, const ph_kv *kv, size_t n)
+{
+    pthread_mutex_lock(&config_write_mu);
+    int rc = ph_config_write_instance(h->cfg.path, inst, kv, n, 1);
+    pthread_mutex_unlock(&config_write_mu);
+    return rc;
+}
+
 /* Decoded upload cap: archives past it are refused (PH_ETOOBIG). */
 #define PH_MANAGE_UPLOAD_MAX (64u << 20)
 
@@ -678,8 +689,8 @@ static int instance_new(ph_host *h, const char *name, json_t **out)
             rc = ph_kv_append(&kv, &n, extra[k].key, extra[k].value, 0);
     free(extra);
     if (!rc && keep_default)
-        rc = ph_config_write_instance(h->cfg.path, pkg, kv, 1, 1); /* package = PKG */
-    if (!rc && !(rc = ph_config_write_instance(h->cfg.path, inst, kv, n, 1)))
+        rc = write_instance(h, pkg, kv, 1); /* package = PKG */
+    if (!rc && !(rc = write_instance(h, inst, kv, n)))
         rc = config_written(h, "instance_new", inst, out);
 cleanup:
     for (size_t k = 0; k < n; k++) {
@@ -738,7 +749,7 @@ static int instance_set(ph_host *h, const char *name, json_t **out)
     }
     if ((rc = params_kv(params, &kv, &n)))
         goto cleanup;
-    if (!(rc = ph_config_write_instance(h->cfg.path, inst, kv, n, 1)))
+    if (!(rc = write_instance(h, inst, kv, n)))
         rc = config_written(h, "instance_set", inst, out);
 cleanup:
     free(kv); /* keys and values borrowed from `a` */

@@ -283,6 +283,22 @@ static void wb_esc(wbuf *b, const char *s)
     }
 }
 
+/* A path (relative link) into an href: unreserved characters and '/' as they are. */
+static void wb_url(wbuf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            strchr("-._~/", c)) {
+            wb_add(b, s, 1);
+        } else {
+            char pct[3] = {'%', hex[c >> 4], hex[c & 15]};
+            wb_add(b, pct, 3);
+        }
+    }
+}
+
 static const char wiki_style[] =
     "<style>:root{color-scheme:light dark;--fg:#1d2330;--muted:#5b6475;--bg:#fff;--line:#e3e6ec;"
     "--accent:#2557d6}@media(prefers-color-scheme:dark){:root{--fg:#e6e8ee;--muted:#9aa3b5;"
@@ -306,7 +322,7 @@ static void wiki_head(wbuf *b, const char *title, const char *source)
     wb_str(b, "</head><body><nav><a href=\"./\">wiki index</a>");
     if (source) {
         wb_str(b, "<a href=\"");
-        wb_esc(b, source);
+        wb_url(b, source);
         wb_str(b, "\">markdown source</a>");
     }
     wb_str(b, "</nav><main>\n");
@@ -535,17 +551,19 @@ static void wiki_list(wbuf *b, int dirfd)
             continue;
         char **more = realloc(names, (n + 1) * sizeof *names);
         char *copy = NULL;
+        if (more)
+            names = more;
         if (!more || asprintf(&copy, "%s%s", e->d_name, dir ? "/" : "") < 0) {
             b->failed = true;
-            free(more ? more : names);
-            names = NULL;
-            n = 0;
             break;
         }
-        names = more;
         names[n++] = copy;
     }
     closedir(d);
+    if (b->failed) {
+        while (n)
+            free(names[--n]);
+    }
     if (n)
         qsort(names, n, sizeof *names, cmp_names);
     wb_str(b, "<h2>Pages</h2>\n<ul class=\"pages\">\n");
@@ -558,7 +576,7 @@ static void wiki_list(wbuf *b, int dirfd)
             names[i][l - 3] = 0; /* the rendered page: no .md */
         }
         wb_str(b, "<li><a href=\"");
-        wb_esc(b, names[i]);
+        wb_url(b, names[i]);
         wb_str(b, "\">");
         wb_esc(b, title ? title : names[i]);
         wb_str(b, "</a></li>\n");

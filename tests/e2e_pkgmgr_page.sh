@@ -28,6 +28,7 @@ Back to [the index](./), see [usage](usage.md#top) and [elsewhere](https://examp
 MD
 printf '# Using notes\nUse it.\n' >src/notes/wiki/usage.md
 printf '# Guide one\n' >src/notes/wiki/guide/one.md
+printf '# Odd & name\n' >"src/notes/wiki/odd page.md"
 "$PH_BIN" keygen --output . alice >/dev/null
 "$PH_BIN" pack --sign alice.secret --output . src/notes >/dev/null || fail "pack"
 mkdir -p unsigned && "$PH_BIN" pack --output unsigned src/notes >/dev/null || fail "pack unsigned"
@@ -116,6 +117,8 @@ grep -q '<a href="setup">the setup</a>' <<<"$idx" || fail "index.md rendered: $i
 grep -q '<li><a href="setup">Setting up notes</a></li>' <<<"$idx" || fail "index lists pages: $idx"
 grep -q '<li><a href="guide/">guide/</a></li>' <<<"$idx" || fail "index lists directories: $idx"
 grep -q '<a href="usage">Using notes</a>' <<<"$idx" || fail "index lists usage: $idx"
+grep -q '<li><a href="odd%20page">Odd &amp; name</a></li>' <<<"$idx" || fail "odd names: $idx"
+grep -q '<title>Odd &amp; name</title>' <<<"$(curl -s "$u/notes/wiki/odd%20page")" || fail "odd page"
 grep -q '<li><a href="one">Guide one</a></li>' <<<"$(curl -s "$u/notes/wiki/guide/")" || fail "sub index"
 code=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "$u/notes/wiki")
 [ "$code" = "301 $u/notes/wiki/" ] || fail "wiki without slash: $code"
