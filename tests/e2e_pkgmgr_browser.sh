@@ -31,7 +31,7 @@ py=python3
 for c in /usr/bin/python3 python3; do
   if "$c" -c 'import websocket' 2>/dev/null; then py=$c; break; fi
 done
-timeout 120 "$py" "$PH_SOURCE_DIR/tests/support/pkgmgr_walk.py" "$browser" "$u/pkgmgr/" \
+timeout 250 "$py" "$PH_SOURCE_DIR/tests/support/pkgmgr_walk.py" "$browser" "$u/pkgmgr/" \
   "$tmp/notes-2.0.0.phpkg" "$(cat h/data/admin.token)" "$shots" "$tmp/profile" || rc=$?
 [ "$rc" = 77 ] && exit 77
 [ "$rc" = 0 ] || fail "the walk through the page failed ($rc)"

@@ -166,6 +166,11 @@ function render() {
     [it.instance, it.package, stateOf(it)].some(s => (s || "").toLowerCase().includes(f)));
   $("instances").replaceChildren(...shown.map(instanceCard));
   $("packages").replaceChildren(...data.packages.map(packageRow));
+  // code of stopped builds that still runs (threads, timers a package left behind)
+  const left = data.outlived || [];
+  $("outlived").hidden = !left.length;
+  $("outlived").replaceChildren(...(left.length
+    ? [el("b", {}, "Still running after stop():"), el("ul", {}, left.map(t => el("li", {}, t)))] : []));
   const c = data.config || {};
   $("config").textContent = c.path
     ? `New instances and parameters are written to ${c.path}` + (c.writable ? "." : " — which the host cannot write now.")
