@@ -134,7 +134,8 @@ function instanceCard(it) {
   return el("article", { class: "card", "data-instance": it.instance, "data-package": it.package || "" },
     el("div", { class: "card-head" },
       el("div", {}, el("h2", {}, it.instance),
-         el("div", { class: "sub" }, (it.package || "?") + (it.version ? " " + it.version : ""),
+         el("div", { class: "sub" }, it.package ? it.package + (it.version ? " " + it.version : "")
+                                                : "its package is not installed",
             it.description ? " — " + it.description : "")),
       el("span", { class: "state " + st }, st)),
     why ? el("div", { class: "reason" }, why) : null,
@@ -144,7 +145,7 @@ function instanceCard(it) {
     el("div", { class: "actions" },
       el("button", { type: "button", class: "ghost", "data-act": "reload", disabled: !running, onclick: () => act("reload", it) }, "Reload"),
       running ? el("button", { type: "button", class: "ghost", "data-act": "disable", onclick: () => act("disable", it) }, "Disable")
-              : el("button", { type: "button", "data-act": "enable", disabled: !stopped, onclick: () => act("enable", it) }, "Enable"),
+              : el("button", { type: "button", "data-act": "enable", disabled: !stopped || !it.package, onclick: () => act("enable", it) }, "Enable"),
       el("button", { type: "button", class: "ghost", "data-act": "params", disabled: !it.package,
                      onclick: () => editInstance(it) }, "Parameters…")));
 }
