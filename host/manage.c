@@ -236,10 +236,10 @@ int ph_manage(ph_host *h, const char *op, const char *name, json_t **out)
 /* One writer of host.ini at a time (two administrators saving at once). */
 static pthread_mutex_t config_write_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static int write_instance(ph_host *h, const char *inst, const ph_kv *kv, size_t n)
+static int write_instance(const char *path, const char *inst, const ph_kv *kv, size_t n)
 {
     pthread_mutex_lock(&config_write_mu);
-    int rc = ph_config_write_instance(h->cfg.path, inst, kv, n, 1);
+    int rc = ph_config_write_instance(path, inst, kv, n, 1);
     pthread_mutex_unlock(&config_write_mu);
     return rc;
 }
@@ -581,60 +581,89 @@ static bool apply_config(void)
     return kill(getpid(), SIGHUP) == 0;
 }
 
-/* Parameters {key: string|number|bool|null} as host.ini lines; NULL value deletes. */
-static int params_kv(json_t *params, ph_kv **kv, size_t *n)
+/* Frees what params_kv and ph_kv_append built. */
+static void free_kv(ph_kv *kv, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        free(kv[k].key);
+        free(kv[k].value);
+    }
+    free(kv);
+}
+
+/*
+ * Parameters {key: string|number|bool|null} appended to *kv as host.ini
+ * lines (copies; NULL value: delete the line, unless `skip_null`).
+ */
+static int params_kv(json_t *params, bool skip_null, ph_kv **kv, size_t *n)
 {
     const char *key;
     json_t *v;
     json_object_foreach(params, key, v)
     {
-        char buf[64];
-        const char *text = json_string_value(v);
-        if (json_is_integer(v))
-            snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        char *text = NULL;
+        if (json_is_string(v))
+            text = strdup(json_string_value(v));
+        else if (json_is_integer(v) &&
+                 asprintf(&text, "%" JSON_INTEGER_FORMAT, json_integer_value(v)) < 0)
+            text = NULL;
         else if (json_is_boolean(v))
-            snprintf(buf, sizeof buf, "%s", json_is_true(v) ? "true" : "false");
-        if (!text && (json_is_integer(v) || json_is_boolean(v)))
-            text = buf;
-        if (!text && !json_is_null(v))
+            text = strdup(json_is_true(v) ? "true" : "false");
+        else if (!json_is_null(v) && !json_is_integer(v))
             return ph_error_set(PH_EARGS,
                                 "parameter '%s' must be a string, a number, true/false "
                                 "or null (back to the package's default)",
                                 key);
-        ph_kv *more = realloc(*kv, (*n + 1) * sizeof **kv);
-        if (!more)
+        if (!text && !json_is_null(v))
             return ph_error_set(PH_ENOMEM, "out of memory");
-        *kv = more;
-        (*kv)[*n].key = (char *)key;
-        (*kv)[*n].value = (char *)text;
-        (*kv)[*n].line = 0;
+        if (!text && skip_null)
+            continue;
+        ph_kv *more = realloc(*kv, (*n + 1) * sizeof **kv);
+        char *k = strdup(key);
+        if (more)
+            *kv = more;
+        if (!more || !k) {
+            free(text);
+            free(k);
+            return ph_error_set(PH_ENOMEM, "out of memory");
+        }
+        (*kv)[*n] = (ph_kv){k, text, 0};
         (*n)++;
     }
     return 0;
 }
 
 /* The answer of instance_new/instance_set: where it was written and whether it is applied. */
-static int config_written(ph_host *h, const char *op, const char *inst, json_t **out)
+static int config_written(const char *path, const char *op, const char *inst, json_t **out)
 {
     bool applied = apply_config();
-    *out = json_pack("{s:s,s:s,s:s,s:b,s:s}", "operation", op, "instance", inst, "config",
-                     h->cfg.path, "applying", applied, "result",
+    *out = json_pack("{s:s,s:s,s:s,s:b,s:s}", "operation", op, "instance", inst, "config", path,
+                     "applying", applied, "result",
                      applied ? "written to host.ini; the host applies it now (as on SIGHUP)"
                              : "written to host.ini; send SIGHUP to the host to apply it");
     return *out ? 0 : ph_error_set(PH_ENOMEM, "out of memory");
 }
 
-static int need_config(ph_host *h)
+/*
+ * A copy of the host.ini path into *path (a configuration reload replaces
+ * h->cfg under h->lock); PH_ESTATE when the host runs without one.
+ */
+static int config_path(ph_host *h, char **path)
 {
-    if (h->cfg.path)
-        return 0;
-    return ph_error_set(PH_ESTATE, "the host was started without a host.ini, so there is no "
-                                   "file to write instances to; start it with -c host.ini");
+    pthread_rwlock_rdlock(&h->lock);
+    *path = h->cfg.path ? strdup(h->cfg.path) : NULL;
+    bool none = !h->cfg.path;
+    pthread_rwlock_unlock(&h->lock);
+    if (none)
+        return ph_error_set(PH_ESTATE, "the host was started without a host.ini, so there is no "
+                                       "file to write instances to; start it with -c host.ini");
+    return *path ? 0 : ph_error_set(PH_ENOMEM, "out of memory");
 }
 
 /* {"instance", "package", "mount"?, "parameters"?}: a new [instance NAME] in host.ini. */
 static int instance_new(ph_host *h, const char *name, json_t **out)
 {
+    char *path = NULL;
     json_t *a = NULL;
     ph_kv *kv = NULL;
     size_t n = 0;
@@ -642,7 +671,7 @@ static int instance_new(ph_host *h, const char *name, json_t **out)
                      "{\"instance\": NAME, \"package\": PACKAGE, \"mount\": \"/path\", "
                      "\"parameters\": {}}",
                      &a);
-    if (rc || (rc = need_config(h)))
+    if (rc || (rc = config_path(h, &path)))
         goto cleanup;
     const char *inst = json_string_value(json_object_get(a, "instance"));
     const char *pkg = json_string_value(json_object_get(a, "package"));
@@ -663,8 +692,9 @@ static int instance_new(ph_host *h, const char *name, json_t **out)
     /* a configured package has only the instances host.ini lists: keep its default one */
     bool keep_default = def >= 0 && !h->plan.items[def].conf && h->plan.items[def].manifest &&
                         !strcmp(h->plan.items[def].manifest->name, pkg);
+    bool taken = at >= 0 || ph_config_instance(&h->cfg, inst);
     pthread_rwlock_unlock(&h->lock);
-    if (at >= 0 || ph_config_instance(&h->cfg, inst)) {
+    if (taken) {
         rc = ph_error_set(PH_ECONFLICT,
                           "an instance named '%s' exists already; choose another "
                           "name",
@@ -678,26 +708,17 @@ static int instance_new(ph_host *h, const char *name, json_t **out)
     if ((rc = ph_kv_append(&kv, &n, "package", pkg, 0)) ||
         (mount && *mount && (rc = ph_kv_append(&kv, &n, "mount", mount, 0))))
         goto cleanup;
-    ph_kv *extra = NULL;
-    size_t n_extra = 0;
     if (params && !json_is_object(params))
         rc = ph_error_set(PH_EARGS, "\"parameters\" is an object {name: value}");
     else if (params)
-        rc = params_kv(params, &extra, &n_extra);
-    for (size_t k = 0; !rc && k < n_extra; k++)
-        if (extra[k].value)
-            rc = ph_kv_append(&kv, &n, extra[k].key, extra[k].value, 0);
-    free(extra);
+        rc = params_kv(params, true, &kv, &n);
     if (!rc && keep_default)
-        rc = write_instance(h, pkg, kv, 1); /* package = PKG */
-    if (!rc && !(rc = write_instance(h, inst, kv, n)))
-        rc = config_written(h, "instance_new", inst, out);
+        rc = write_instance(path, pkg, kv, 1); /* package = PKG */
+    if (!rc && !(rc = write_instance(path, inst, kv, n)))
+        rc = config_written(path, "instance_new", inst, out);
 cleanup:
-    for (size_t k = 0; k < n; k++) {
-        free(kv[k].key);
-        free(kv[k].value);
-    }
-    free(kv);
+    free(path);
+    free_kv(kv, n);
     json_decref(a);
     return rc;
 }
@@ -705,12 +726,13 @@ cleanup:
 /* {"instance", "parameters": {key: value|null}}: an instance's parameters in host.ini. */
 static int instance_set(ph_host *h, const char *name, json_t **out)
 {
+    char *path = NULL;
     json_t *a = NULL;
     ph_kv *kv = NULL;
     size_t n = 0;
     int rc =
         op_args("instance_set", name, "{\"instance\": NAME, \"parameters\": {name: value}}", &a);
-    if (rc || (rc = need_config(h)))
+    if (rc || (rc = config_path(h, &path)))
         goto cleanup;
     const char *inst = json_string_value(json_object_get(a, "instance"));
     json_t *params = json_object_get(a, "parameters");
@@ -747,12 +769,13 @@ static int instance_set(ph_host *h, const char *name, json_t **out)
         rc = ph_error_set(PH_ENOTFOUND, "no instance '%s'; the page lists the instances", inst);
         goto cleanup;
     }
-    if ((rc = params_kv(params, &kv, &n)))
+    if ((rc = params_kv(params, false, &kv, &n)))
         goto cleanup;
-    if (!(rc = write_instance(h, inst, kv, n)))
-        rc = config_written(h, "instance_set", inst, out);
+    if (!(rc = write_instance(path, inst, kv, n)))
+        rc = config_written(path, "instance_set", inst, out);
 cleanup:
-    free(kv); /* keys and values borrowed from `a` */
+    free(path);
+    free_kv(kv, n);
     json_decref(a);
     return rc;
 }

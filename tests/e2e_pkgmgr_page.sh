@@ -145,7 +145,7 @@ out=$(admin "$pm/instance_new" -d '{"instance":"memo","package":"notes","mount":
 grep -q "an instance named 'memo' exists already" <<<"$out" || fail "duplicate instance: $out"
 out=$(admin "$pm/instance_set" -d '{"instance":"memo","parameters":{"colour":"red"}}')
 grep -q "package 'notes' declares no parameter 'colour'" <<<"$out" || fail "undeclared parameter: $out"
-out=$(admin "$pm/instance_set" -d '{"instance":"memo","parameters":{"max_title":"300"}}')
+out=$(admin "$pm/instance_set" -d '{"instance":"memo","parameters":{"max_title":300}}')
 grep -q '"applying":true' <<<"$out" || fail "instance_set: $out"
 grep -q '^max_title = 300$' h/host.ini || fail "max_title not written: $(cat h/host.ini)"
 [ "$(grep -c max_title h/host.ini)" = 1 ] || fail "max_title written twice: $(cat h/host.ini)"
