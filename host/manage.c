@@ -247,15 +247,25 @@ static int write_instance(const char *path, const char *inst, const ph_kv *kv, s
 /* Decoded upload cap: archives past it are refused (PH_ETOOBIG). */
 #define PH_MANAGE_UPLOAD_MAX (64u << 20)
 
-/* "parameters" of plan item `it`: {key: value} as in effect, and "defaults" from the manifest. */
+/*
+ * "parameters" of plan item `it`: {key: value} as in effect (the manifest's
+ * defaults with host.ini's overrides), and "defaults". Read from the
+ * manifest and the configuration, which only change under h->lock held for
+ * writing; the plan item's own copy is handed between plans by a change
+ * without it.
+ */
 static void add_parameters(const ph_plan_item *it, json_t *e)
 {
     json_t *params = json_object(), *defaults = json_object();
-    for (size_t k = 0; params && k < it->n_params; k++)
-        json_object_set_new(params, it->params[k].key, json_string(it->params[k].value));
-    for (size_t k = 0; defaults && it->manifest && k < it->manifest->n_params; k++)
-        json_object_set_new(defaults, it->manifest->params[k].key,
-                            json_string(it->manifest->params[k].value));
+    const ph_manifest *m = it->manifest;
+    for (size_t k = 0; params && defaults && m && k < m->n_params; k++) {
+        const char *key = m->params[k].key, *v = m->params[k].value;
+        json_object_set_new(defaults, key, json_string(v));
+        for (size_t c = 0; it->conf && c < it->conf->n_params; c++)
+            if (!strcmp(it->conf->params[c].key, key))
+                v = it->conf->params[c].value;
+        json_object_set_new(params, key, json_string(v));
+    }
     json_object_set_new(e, "parameters", params ? params : json_object());
     json_object_set_new(e, "defaults", defaults ? defaults : json_object());
 }
@@ -363,14 +373,17 @@ static int overview(ph_host *h, json_t **out)
         }
     pkgs = installed_packages(h);
     cfg = config_info(h);
+    json_t *data_dir = json_string(h->cfg.data_dir); /* a configuration reload swaps h->cfg */
     pthread_rwlock_unlock(&h->lock);
-    *out = arr && pkgs && cfg ? json_pack("{s:o,s:o,s:o,s:s}", "instances", arr, "packages", pkgs,
-                                          "config", cfg, "data_dir", h->cfg.data_dir)
-                              : NULL;
+    *out = arr && pkgs && cfg && data_dir
+               ? json_pack("{s:o,s:o,s:o,s:o}", "instances", arr, "packages", pkgs, "config", cfg,
+                           "data_dir", data_dir)
+               : NULL;
     if (!*out) {
         json_decref(arr);
         json_decref(pkgs);
         json_decref(cfg);
+        json_decref(data_dir);
         return ph_error_set(PH_ENOMEM, "out of memory");
     }
     add_outlived(*out, NULL);
@@ -388,15 +401,26 @@ static int op_args(const char *op, const char *name, const char *takes, json_t *
     return ph_error_set(PH_EARGS, "'%s' takes a JSON object %s", op, takes);
 }
 
+/* A copy of the data directory (caller frees), read under the lock a configuration reload takes. */
+static char *data_dir_copy(ph_host *h)
+{
+    pthread_rwlock_rdlock(&h->lock);
+    char *d = strdup(h->cfg.data_dir);
+    pthread_rwlock_unlock(&h->lock);
+    if (!d)
+        ph_error_set(PH_ENOMEM, "out of memory");
+    return d;
+}
+
 /* Writes `bytes` into a new file under <data_dir>/uploads named after `filename`. */
 static int save_upload(ph_host *h, const char *filename, const unsigned char *bytes, size_t len,
                        char **path)
 {
-    char *dir = NULL;
+    char *dir = NULL, *data = data_dir_copy(h);
     int fd = -1, rc = 0;
     *path = NULL;
     size_t fl = strlen(filename), sl = strlen(PH_DIST_SUFFIX);
-    if (asprintf(&dir, "%s/uploads", h->cfg.data_dir) < 0 ||
+    if (!data || asprintf(&dir, "%s/uploads", data) < 0 ||
         asprintf(path, "%s/%.*s.XXXXXX%s", dir, (int)(fl - sl), filename, PH_DIST_SUFFIX) < 0) {
         rc = ph_error_set(PH_ENOMEM, "out of memory");
         goto cleanup;
@@ -433,6 +457,7 @@ cleanup:
         *path = NULL;
     }
     free(dir);
+    free(data);
     return rc;
 }
 
@@ -507,14 +532,17 @@ static json_t *instances_of(ph_host *h, const char *pkg)
 static json_t *instance_data(ph_host *h, json_t *insts, bool purge)
 {
     json_t *arr = json_array(), *v;
+    char *data_dir = data_dir_copy(h);
     size_t i;
+    if (!data_dir)
+        return arr;
     json_array_foreach(insts, i, v)
     {
         const char *inst = json_string_value(v);
         json_t *d = NULL;
         char *backup = NULL;
         if (purge) {
-            int rc = ph_store_purge(h->cfg.data_dir, inst, &backup);
+            int rc = ph_store_purge(data_dir, inst, &backup);
             if (rc == 0)
                 json_array_append_new(arr,
                                       json_pack("{s:s,s:s,s:s}", "instance", inst, "result",
@@ -523,7 +551,7 @@ static json_t *instance_data(ph_host *h, json_t *insts, bool purge)
                 json_array_append_new(
                     arr, json_pack("{s:s,s:s}", "instance", inst, "error", ph_error_last()));
             free(backup);
-        } else if (ph_store_describe(h->cfg.data_dir, inst, &d) == 0 && d) {
+        } else if (ph_store_describe(data_dir, inst, &d) == 0 && d) {
             json_array_append_new(arr, json_pack("{s:s,s:s,s:O?}", "instance", inst, "result",
                                                  "data kept; reinstalling finds it", "path",
                                                  json_object_get(d, "path")));
@@ -531,6 +559,7 @@ static json_t *instance_data(ph_host *h, json_t *insts, bool purge)
         }
     }
     ph_error_clear();
+    free(data_dir);
     return arr;
 }
 

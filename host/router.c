@@ -830,18 +830,20 @@ int ph_router_manage(ph_router *r, ph_instance *caller, const char *op, const ch
                      json_t **out)
 {
     *out = NULL;
-    if (!caller->manifest->manager)
+    /* a configuration change repoints a kept instance at its new manifest (ph_reload_repoint) */
+    const ph_manifest *cm = __atomic_load_n(&caller->manifest, __ATOMIC_ACQUIRE);
+    if (!cm->manager)
         return ph_error_set(PH_EPERM,
                             "package '%s' may not manage the host; only a package with "
                             "'manager = true' in [package] of its package.ini may",
-                            caller->manifest->name);
+                            cm->name);
     /* Reading is open; every other operation changes the host and needs the chain's token. */
     bool reads = !strcmp(op, "packages") || !strcmp(op, "info");
     if (!reads && !chain_admin)
         return ph_error_set(PH_EPERM,
                             "package '%s' asked the host to %s '%s' for a caller without the "
                             "admin token; send the admin token with the request",
-                            caller->manifest->name, op, name ? name : "");
+                            cm->name, op, name ? name : "");
     if (!r->manage)
         return ph_error_set(PH_ESTATE, "host management is not available in this process");
     return r->manage(r->manage_ud, op, name, out);
