@@ -1106,7 +1106,7 @@ static int serve_file(call *k, const char *pkg_dir, const char *sub, char *const
         return -1;
     ph_www_file f;
     ph_error_clear();
-    int rc = ph_www_open(root, segs, n, is(sub, "wiki") ? wiki_index : NULL, &f);
+    int rc = ph_www_open_in(sub, root, segs, n, is(sub, "wiki") ? wiki_index : NULL, &f);
     free(root);
     if (rc)
         return send_last_error(k, rc);

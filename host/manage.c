@@ -1,10 +1,19 @@
 #include "manage.h"
 
+#include <errno.h>
+#include <libgen.h>
+#include <signal.h>
+#include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "config_write.h"
+#include "crash.h"
+#include "dist.h"
 #include "error.h"
 #include "install.h"
 #include "metrics.h"
@@ -178,9 +187,14 @@ static const char *residue_package(ph_host *h, const char *name)
     return pkg;
 }
 
+static int ph_manage_page(ph_host *h, const char *op, const char *name, json_t **out);
+
 int ph_manage(ph_host *h, const char *op, const char *name, json_t **out)
 {
     *out = NULL;
+    int page = ph_manage_page(h, op, name, out);
+    if (page != 1)
+        return page;
     if (strcmp(op, "packages") == 0) {
         *out = ph_manage_packages(h);
         return *out ? 0 : ph_error_set(PH_ENOMEM, "out of memory");
@@ -209,7 +223,8 @@ int ph_manage(ph_host *h, const char *op, const char *name, json_t **out)
     } else {
         return ph_error_set(PH_EINVAL,
                             "unknown management operation '%s'; use packages, info, "
-                            "reload, disable, enable, install or remove",
+                            "reload, disable, enable, install, remove, upload, uninstall, "
+                            "instance_new or instance_set",
                             op);
     }
     if (rc)
@@ -227,4 +242,600 @@ int ph_manage(ph_host *h, const char *op, const char *name, json_t **out)
     free(said);
     add_outlived(*out, pkg);
     return *out ? 0 : ph_error_set(PH_ENOMEM, "out of memory");
+}
+
+/* ------------------------------------------------------------------ */
+/* The package manager page: overview, upload, remove with data, instances */
+/* ------------------------------------------------------------------ */
+
+/* One writer of host.ini at a time (two administrators saving at once). */
+static pthread_mutex_t config_write_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int write_instance(const char *path, const char *inst, const ph_kv *kv, size_t n)
+{
+    pthread_mutex_lock(&config_write_mu);
+    int rc = ph_config_write_instance(path, inst, kv, n, 1);
+    pthread_mutex_unlock(&config_write_mu);
+    return rc;
+}
+
+/* Decoded upload cap: archives past it are refused (PH_ETOOBIG). */
+#define PH_MANAGE_UPLOAD_MAX (64u << 20)
+
+/*
+ * "parameters" of plan item `it`: {key: value} as in effect (the manifest's
+ * defaults with host.ini's overrides), and "defaults". Read from the
+ * manifest and the configuration, which only change under h->lock held for
+ * writing; the plan item's own copy is handed between plans by a change
+ * without it.
+ */
+static void add_parameters(const ph_plan_item *it, json_t *e)
+{
+    json_t *params = json_object(), *defaults = json_object();
+    const ph_manifest *m = it->manifest;
+    for (size_t k = 0; params && defaults && m && k < m->n_params; k++) {
+        const char *key = m->params[k].key, *v = m->params[k].value;
+        json_object_set_new(defaults, key, json_string(v));
+        for (size_t c = 0; it->conf && c < it->conf->n_params; c++)
+            if (!strcmp(it->conf->params[c].key, key))
+                v = it->conf->params[c].value;
+        json_object_set_new(params, key, json_string(v));
+    }
+    json_object_set_new(e, "parameters", params ? params : json_object());
+    json_object_set_new(e, "defaults", defaults ? defaults : json_object());
+}
+
+/* Instances that need plan item i (its dependents). */
+static json_t *dependents_of(ph_host *h, size_t i)
+{
+    json_t *arr = json_array();
+    for (size_t j = 0; arr && j < h->plan.n; j++)
+        for (size_t d = 0; d < h->plan.items[j].n_deps; d++)
+            if (h->plan.items[j].deps[d] == i) {
+                json_array_append_new(arr, json_string(h->plan.items[j].instance));
+                break;
+            }
+    return arr;
+}
+
+/* Crashes of the build serving `e` in the quarantine window, and whether it is quarantined. */
+static void add_crashes(ph_host *h, const ph_plan_item *it, json_t *e)
+{
+    const char *build = json_string_value(json_object_get(e, "build"));
+    const char *why = json_string_value(json_object_get(e, "reason"));
+    if (why && strncmp(why, "quarantined", 11) == 0)
+        json_object_set_new(e, "quarantined", json_true());
+    char *journal = NULL;
+    if (!build || !it->manifest || asprintf(&journal, "%s/crashes.log", h->cfg.data_dir) < 0)
+        return;
+    int n = ph_crash_count(journal, it->manifest->name, build, PH_CRASH_WINDOW_S);
+    if (n > 0)
+        json_object_set_new(e, "crashes",
+                            json_pack("{s:i,s:i,s:i}", "count", n, "window_s", PH_CRASH_WINDOW_S,
+                                      "quarantine_at", PH_CRASH_QUARANTINE));
+    free(journal);
+}
+
+static json_t *detailed_entry(ph_host *h, size_t i)
+{
+    const ph_plan_item *it = &h->plan.items[i];
+    json_t *e = package_entry(h, i), *data = NULL;
+    if (!e)
+        return NULL;
+    add_parameters(it, e);
+    json_object_set_new(e, "dependents", dependents_of(h, i));
+    if (ph_store_describe(h->cfg.data_dir, it->instance, &data) == 0 && data)
+        json_object_set_new(e, "data", data);
+    ph_error_clear(); /* no database is not a failure of the overview */
+    if (it->conf)
+        json_object_set_new(e, "configured", json_true()); /* it has an [instance] section */
+    char *wiki = NULL;
+    struct stat st;
+    if (!it->manifest || asprintf(&wiki, "%s/wiki", it->manifest->dir) < 0)
+        wiki = NULL;
+    if (wiki && stat(wiki, &st) == 0 && S_ISDIR(st.st_mode))
+        json_object_set_new(e, "wiki", json_true());
+    free(wiki);
+    add_crashes(h, it, e);
+    return e;
+}
+
+/* The installed packages (the manifest set), each with its instances. */
+static json_t *installed_packages(ph_host *h)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < h->set.n; i++) {
+        const ph_manifest *m = h->set.items[i];
+        json_t *insts = json_array();
+        for (size_t j = 0; insts && j < h->plan.n; j++)
+            if (h->plan.items[j].manifest && !strcmp(h->plan.items[j].manifest->name, m->name))
+                json_array_append_new(insts, json_string(h->plan.items[j].instance));
+        json_t *params = json_object();
+        for (size_t k = 0; params && k < m->n_params; k++)
+            json_object_set_new(params, m->params[k].key, json_string(m->params[k].value));
+        json_array_append_new(arr,
+                              json_pack("{s:s,s:s,s:s?,s:s,s:o,s:o}", "package", m->name, "version",
+                                        m->version_text, "description", m->description, "directory",
+                                        m->dir, "instances", insts ? insts : json_array(),
+                                        "parameters", params ? params : json_object()));
+    }
+    return arr;
+}
+
+static json_t *config_info(ph_host *h)
+{
+    const char *path = h->cfg.path;
+    if (!path)
+        return json_pack("{s:n,s:b,s:s}", "path", "writable", 0, "why",
+                         "the host was started without a host.ini (-c FILE)");
+    char *copy = strdup(path);
+    struct stat st;
+    bool w = copy && access(path, W_OK) == 0 && stat(path, &st) == 0 && (st.st_mode & 0222) &&
+             access(dirname(copy), W_OK) == 0;
+    free(copy);
+    return json_pack("{s:s,s:b}", "path", path, "writable", w);
+}
+
+/* {"instances": [detailed], "packages": [installed], "config", "data_dir", "outlived"}. */
+static int overview(ph_host *h, json_t **out)
+{
+    json_t *arr = json_array(), *pkgs = NULL, *cfg = NULL;
+    pthread_rwlock_rdlock(&h->lock);
+    for (size_t i = 0; arr && i < h->plan.n; i++)
+        if (json_array_append_new(arr, detailed_entry(h, i))) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    pkgs = installed_packages(h);
+    cfg = config_info(h);
+    json_t *data_dir = json_string(h->cfg.data_dir); /* a configuration reload swaps h->cfg */
+    pthread_rwlock_unlock(&h->lock);
+    *out = arr && pkgs && cfg && data_dir
+               ? json_pack("{s:o,s:o,s:o,s:o}", "instances", arr, "packages", pkgs, "config", cfg,
+                           "data_dir", data_dir)
+               : NULL;
+    if (!*out) {
+        json_decref(arr);
+        json_decref(pkgs);
+        json_decref(cfg);
+        json_decref(data_dir);
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    }
+    add_outlived(*out, NULL);
+    return 0;
+}
+
+/* The JSON object a page operation carries in `name`; PH_EARGS saying what `op` takes. */
+static int op_args(const char *op, const char *name, const char *takes, json_t **out)
+{
+    *out = name ? json_loads(name, 0, NULL) : NULL;
+    if (json_is_object(*out))
+        return 0;
+    json_decref(*out);
+    *out = NULL;
+    return ph_error_set(PH_EARGS, "'%s' takes a JSON object %s", op, takes);
+}
+
+/* A copy of the data directory (caller frees), read under the lock a configuration reload takes. */
+static char *data_dir_copy(ph_host *h)
+{
+    pthread_rwlock_rdlock(&h->lock);
+    char *d = strdup(h->cfg.data_dir);
+    pthread_rwlock_unlock(&h->lock);
+    if (!d)
+        ph_error_set(PH_ENOMEM, "out of memory");
+    return d;
+}
+
+/* Writes `bytes` into a new file under <data_dir>/uploads named after `filename`. */
+static int save_upload(ph_host *h, const char *filename, const unsigned char *bytes, size_t len,
+                       char **path)
+{
+    char *dir = NULL, *data = data_dir_copy(h);
+    int fd = -1, rc = 0;
+    *path = NULL;
+    size_t fl = strlen(filename), sl = strlen(PH_DIST_SUFFIX);
+    if (!data || asprintf(&dir, "%s/uploads", data) < 0 ||
+        asprintf(path, "%s/%.*s.XXXXXX%s", dir, (int)(fl - sl), filename, PH_DIST_SUFFIX) < 0) {
+        rc = ph_error_set(PH_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    /* the browser's name ("notes-2.0.0 (1).phpkg", "../x.phpkg") only names the temporary file */
+    for (char *p = *path + strlen(dir) + 1; *p; p++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+-", *p) ||
+            (p == *path + strlen(dir) + 1 && *p == '.'))
+            *p = '_';
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        rc = ph_error_set(PH_EIO, "cannot create %s: %s", dir, strerror(errno));
+        goto cleanup;
+    }
+    if ((fd = mkstemps(*path, (int)sl)) < 0) {
+        rc = ph_error_set(PH_EIO, "cannot create a file in %s: %s", dir, strerror(errno));
+        goto cleanup;
+    }
+    for (size_t at = 0; at < len;) {
+        ssize_t w = write(fd, bytes + at, len - at);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            rc = ph_error_set(PH_EIO, "cannot write %s: %s", *path, strerror(errno));
+            unlink(*path);
+            goto cleanup;
+        }
+        at += (size_t)w;
+    }
+cleanup:
+    if (fd >= 0)
+        close(fd);
+    if (rc) {
+        free(*path);
+        *path = NULL;
+    }
+    free(dir);
+    free(data);
+    return rc;
+}
+
+/* {"filename": "NAME-VERSION.phpkg", "data": base64}: installs an uploaded archive. */
+static int upload(ph_host *h, const char *name, json_t **out)
+{
+    json_t *a = NULL;
+    unsigned char *bin = NULL;
+    char *path = NULL;
+    int rc =
+        op_args("upload", name, "{\"filename\": \"NAME-VERSION.phpkg\", \"data\": BASE64}", &a);
+    if (rc)
+        return rc;
+    const char *fn = json_string_value(json_object_get(a, "filename"));
+    const char *b64 = json_string_value(json_object_get(a, "data"));
+    size_t blen = b64 ? strlen(b64) : 0, len = 0;
+    if (!fn || !ph_dist_is(fn) || strlen(fn) > 200) {
+        rc = ph_error_set(PH_EARGS,
+                          "upload a distribution archive: a file named NAME-VERSION%s, as "
+                          "`plughost pack` writes it",
+                          PH_DIST_SUFFIX);
+        goto cleanup;
+    }
+    if (!b64 || !blen) {
+        rc = ph_error_set(PH_EARGS, "the upload of %s holds no data", fn);
+        goto cleanup;
+    }
+    if (blen / 4 * 3 > PH_MANAGE_UPLOAD_MAX) {
+        rc = ph_error_set(PH_ETOOBIG,
+                          "%s is larger than the %u MiB an upload may be; install it "
+                          "from a path on the host instead",
+                          fn, PH_MANAGE_UPLOAD_MAX >> 20);
+        goto cleanup;
+    }
+    if (!(bin = malloc(blen / 4 * 3 + 3))) {
+        rc = ph_error_set(PH_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    if (sodium_base642bin(bin, blen / 4 * 3 + 3, b64, blen, " \r\n", &len, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0) {
+        rc = ph_error_set(PH_EARGS, "the upload of %s is not valid base64", fn);
+        goto cleanup;
+    }
+    if ((rc = save_upload(h, fn, bin, len, &path)))
+        goto cleanup;
+    rc = ph_install(h, path, out);
+    unlink(path);
+    if (!rc)
+        json_object_set_new(*out, "archive", json_string(fn));
+    if (!rc && json_object_set_new(*out, "operation", json_string("upload")))
+        rc = ph_error_set(PH_ENOMEM, "out of memory");
+cleanup:
+    free(path);
+    free(bin);
+    json_decref(a);
+    return rc;
+}
+
+/* The instances of package `pkg` in the plan (names copied). */
+static json_t *instances_of(ph_host *h, const char *pkg)
+{
+    json_t *arr = json_array();
+    pthread_rwlock_rdlock(&h->lock);
+    for (size_t i = 0; arr && i < h->plan.n; i++)
+        if (h->plan.items[i].manifest && !strcmp(h->plan.items[i].manifest->name, pkg))
+            json_array_append_new(arr, json_string(h->plan.items[i].instance));
+    pthread_rwlock_unlock(&h->lock);
+    return arr;
+}
+
+/* After a removal: where each instance's data is kept, or its purge backup. */
+static json_t *instance_data(ph_host *h, json_t *insts, bool purge)
+{
+    json_t *arr = json_array(), *v;
+    char *data_dir = data_dir_copy(h);
+    size_t i;
+    if (!data_dir)
+        return arr;
+    json_array_foreach(insts, i, v)
+    {
+        const char *inst = json_string_value(v);
+        json_t *d = NULL;
+        char *backup = NULL;
+        if (purge) {
+            int rc = ph_store_purge(data_dir, inst, &backup);
+            if (rc == 0)
+                json_array_append_new(arr,
+                                      json_pack("{s:s,s:s,s:s}", "instance", inst, "result",
+                                                "data deleted after a backup", "backup", backup));
+            else if (rc != PH_ENOTFOUND)
+                json_array_append_new(
+                    arr, json_pack("{s:s,s:s}", "instance", inst, "error", ph_error_last()));
+            free(backup);
+        } else if (ph_store_describe(data_dir, inst, &d) == 0 && d) {
+            json_array_append_new(arr, json_pack("{s:s,s:s,s:O?}", "instance", inst, "result",
+                                                 "data kept; reinstalling finds it", "path",
+                                                 json_object_get(d, "path")));
+            json_decref(d);
+        }
+    }
+    ph_error_clear();
+    free(data_dir);
+    return arr;
+}
+
+/* {"name": PACKAGE, "purge": bool}: remove, then keep or purge each instance's data. */
+static int uninstall(ph_host *h, const char *name, json_t **out)
+{
+    json_t *a = NULL, *insts = NULL;
+    int rc = op_args("uninstall", name, "{\"name\": PACKAGE, \"purge\": false}", &a);
+    if (rc)
+        return rc;
+    const char *pkg = json_string_value(json_object_get(a, "name"));
+    bool purge = json_is_true(json_object_get(a, "purge"));
+    if (!pkg || ph_config_check_name("package", pkg, PH_EARGS)) {
+        rc = pkg ? ph_error_last_code() : ph_error_set(PH_EARGS, "'uninstall' needs \"name\"");
+        goto cleanup;
+    }
+    insts = instances_of(h, pkg);
+    /* every instance of the package, not only the one named like it (ph_host_unload reads
+       "notes" as the instance when there is one) */
+    size_t i;
+    json_t *v;
+    json_array_foreach(insts, i, v)
+    {
+        int n = 0;
+        if (strcmp(json_string_value(v), pkg) != 0 &&
+            (rc = ph_host_unload(h, json_string_value(v), &n)))
+            goto cleanup;
+    }
+    if ((rc = ph_uninstall(h, pkg, out)))
+        goto cleanup;
+    json_object_set_new(*out, "operation", json_string("remove"));
+    json_object_set_new(*out, "purge", json_boolean(purge));
+    json_object_set_new(*out, "data", instance_data(h, insts, purge));
+    if (purge)
+        json_object_set_new(*out, "result", json_string("removed; data deleted after a backup"));
+cleanup:
+    json_decref(insts);
+    json_decref(a);
+    return rc;
+}
+
+/* Applies host.ini as SIGHUP does, where `plughost run` waits for SIGHUP. */
+static bool apply_config(void)
+{
+    sigset_t set;
+    if (pthread_sigmask(SIG_BLOCK, NULL, &set) != 0 || !sigismember(&set, SIGHUP))
+        return false; /* not the daemon (e.g. `plughost call`): SIGHUP would end the process */
+    return kill(getpid(), SIGHUP) == 0;
+}
+
+/* Frees what params_kv and ph_kv_append built. */
+static void free_kv(ph_kv *kv, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        free(kv[k].key);
+        free(kv[k].value);
+    }
+    free(kv);
+}
+
+/*
+ * Parameters {key: string|number|bool|null} appended to *kv as host.ini
+ * lines (copies; NULL value: delete the line, unless `skip_null`).
+ */
+static int params_kv(json_t *params, bool skip_null, ph_kv **kv, size_t *n)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(params, key, v)
+    {
+        char *text = NULL;
+        if (json_is_string(v))
+            text = strdup(json_string_value(v));
+        else if (json_is_integer(v) &&
+                 asprintf(&text, "%" JSON_INTEGER_FORMAT, json_integer_value(v)) < 0)
+            text = NULL;
+        else if (json_is_boolean(v))
+            text = strdup(json_is_true(v) ? "true" : "false");
+        else if (!json_is_null(v) && !json_is_integer(v))
+            return ph_error_set(PH_EARGS,
+                                "parameter '%s' must be a string, a number, true/false "
+                                "or null (back to the package's default)",
+                                key);
+        if (!text && !json_is_null(v))
+            return ph_error_set(PH_ENOMEM, "out of memory");
+        if (!text && skip_null)
+            continue;
+        ph_kv *more = realloc(*kv, (*n + 1) * sizeof **kv);
+        char *k = strdup(key);
+        if (more)
+            *kv = more;
+        if (!more || !k) {
+            free(text);
+            free(k);
+            return ph_error_set(PH_ENOMEM, "out of memory");
+        }
+        (*kv)[*n] = (ph_kv){k, text, 0};
+        (*n)++;
+    }
+    return 0;
+}
+
+/* The answer of instance_new/instance_set: where it was written and whether it is applied. */
+static int config_written(const char *path, const char *op, const char *inst, json_t **out)
+{
+    bool applied = apply_config();
+    *out = json_pack("{s:s,s:s,s:s,s:b,s:s}", "operation", op, "instance", inst, "config", path,
+                     "applying", applied, "result",
+                     applied ? "written to host.ini; the host applies it now (as on SIGHUP)"
+                             : "written to host.ini; send SIGHUP to the host to apply it");
+    return *out ? 0 : ph_error_set(PH_ENOMEM, "out of memory");
+}
+
+/*
+ * A copy of the host.ini path into *path (a configuration reload replaces
+ * h->cfg under h->lock); PH_ESTATE when the host runs without one.
+ */
+static int config_path(ph_host *h, char **path)
+{
+    pthread_rwlock_rdlock(&h->lock);
+    *path = h->cfg.path ? strdup(h->cfg.path) : NULL;
+    bool none = !h->cfg.path;
+    pthread_rwlock_unlock(&h->lock);
+    if (none)
+        return ph_error_set(PH_ESTATE, "the host was started without a host.ini, so there is no "
+                                       "file to write instances to; start it with -c host.ini");
+    return *path ? 0 : ph_error_set(PH_ENOMEM, "out of memory");
+}
+
+/* {"instance", "package", "mount"?, "parameters"?}: a new [instance NAME] in host.ini. */
+static int instance_new(ph_host *h, const char *name, json_t **out)
+{
+    char *path = NULL;
+    json_t *a = NULL;
+    ph_kv *kv = NULL;
+    size_t n = 0;
+    int rc = op_args("instance_new", name,
+                     "{\"instance\": NAME, \"package\": PACKAGE, \"mount\": \"/path\", "
+                     "\"parameters\": {}}",
+                     &a);
+    if (rc || (rc = config_path(h, &path)))
+        goto cleanup;
+    const char *inst = json_string_value(json_object_get(a, "instance"));
+    const char *pkg = json_string_value(json_object_get(a, "package"));
+    const char *mount = json_string_value(json_object_get(a, "mount"));
+    json_t *params = json_object_get(a, "parameters");
+    if (!inst || !pkg) {
+        rc = ph_error_set(PH_EARGS, "a new instance needs \"instance\" (its name) and "
+                                    "\"package\"");
+        goto cleanup;
+    }
+    if ((rc = ph_config_check_name("instance", inst, PH_EARGS)))
+        goto cleanup;
+    pthread_rwlock_rdlock(&h->lock);
+    long at = ph_plan_find(&h->plan, inst), def = ph_plan_find(&h->plan, pkg);
+    bool known = false;
+    for (size_t i = 0; i < h->set.n && !known; i++)
+        known = !strcmp(h->set.items[i]->name, pkg);
+    /* a configured package has only the instances host.ini lists: keep its default one */
+    bool keep_default = def >= 0 && !h->plan.items[def].conf && h->plan.items[def].manifest &&
+                        !strcmp(h->plan.items[def].manifest->name, pkg);
+    bool taken = at >= 0 || ph_config_instance(&h->cfg, inst);
+    pthread_rwlock_unlock(&h->lock);
+    if (taken) {
+        rc = ph_error_set(PH_ECONFLICT,
+                          "an instance named '%s' exists already; choose another "
+                          "name",
+                          inst);
+        goto cleanup;
+    }
+    if (!known) {
+        rc = ph_error_set(PH_ENOTFOUND, "no package '%s' is installed; install it first", pkg);
+        goto cleanup;
+    }
+    if ((rc = ph_kv_append(&kv, &n, "package", pkg, 0)) ||
+        (mount && *mount && (rc = ph_kv_append(&kv, &n, "mount", mount, 0))))
+        goto cleanup;
+    if (params && !json_is_object(params))
+        rc = ph_error_set(PH_EARGS, "\"parameters\" is an object {name: value}");
+    else if (params)
+        rc = params_kv(params, true, &kv, &n);
+    if (!rc && keep_default)
+        rc = write_instance(path, pkg, kv, 1); /* package = PKG */
+    if (!rc && !(rc = write_instance(path, inst, kv, n)))
+        rc = config_written(path, "instance_new", inst, out);
+cleanup:
+    free(path);
+    free_kv(kv, n);
+    json_decref(a);
+    return rc;
+}
+
+/* {"instance", "parameters": {key: value|null}}: an instance's parameters in host.ini. */
+static int instance_set(ph_host *h, const char *name, json_t **out)
+{
+    char *path = NULL;
+    json_t *a = NULL;
+    ph_kv *kv = NULL;
+    size_t n = 0;
+    int rc =
+        op_args("instance_set", name, "{\"instance\": NAME, \"parameters\": {name: value}}", &a);
+    if (rc || (rc = config_path(h, &path)))
+        goto cleanup;
+    const char *inst = json_string_value(json_object_get(a, "instance"));
+    json_t *params = json_object_get(a, "parameters");
+    if (!inst || !json_is_object(params)) {
+        rc = ph_error_set(PH_EARGS, "give \"instance\" and \"parameters\" {name: value}");
+        goto cleanup;
+    }
+    pthread_rwlock_rdlock(&h->lock);
+    long at = ph_plan_find(&h->plan, inst);
+    bool declared = true;
+    const char *undeclared = NULL;
+    const ph_manifest *m = at >= 0 ? h->plan.items[at].manifest : NULL;
+    const char *key;
+    json_t *v;
+    json_object_foreach(params, key, v)
+    {
+        bool found = false;
+        for (size_t k = 0; m && k < m->n_params && !found; k++)
+            found = !strcmp(m->params[k].key, key);
+        if (m && !found && declared) {
+            declared = false;
+            undeclared = key;
+        }
+    }
+    if (!declared)
+        rc = ph_error_set(PH_EARGS,
+                          "package '%s' declares no parameter '%s'; its parameters "
+                          "are in [parameters] of its package.ini",
+                          m->name, undeclared);
+    pthread_rwlock_unlock(&h->lock);
+    if (rc)
+        goto cleanup;
+    if (at < 0) {
+        rc = ph_error_set(PH_ENOTFOUND, "no instance '%s'; the page lists the instances", inst);
+        goto cleanup;
+    }
+    if ((rc = params_kv(params, false, &kv, &n)))
+        goto cleanup;
+    if (!(rc = write_instance(path, inst, kv, n)))
+        rc = config_written(path, "instance_set", inst, out);
+cleanup:
+    free(path);
+    free_kv(kv, n);
+    json_decref(a);
+    return rc;
+}
+
+/* The page's operations; 1 when `op` is not one of them. */
+static int ph_manage_page(ph_host *h, const char *op, const char *name, json_t **out)
+{
+    if (!strcmp(op, "packages"))
+        return name && !strcmp(name, "detail") ? overview(h, out) : 1;
+    if (!strcmp(op, "upload"))
+        return upload(h, name, out);
+    if (!strcmp(op, "uninstall"))
+        return uninstall(h, name, out);
+    if (!strcmp(op, "instance_new"))
+        return instance_new(h, name, out);
+    if (!strcmp(op, "instance_set"))
+        return instance_set(h, name, out);
+    return 1;
 }

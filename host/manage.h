@@ -27,6 +27,23 @@ json_t *ph_manage_packages(ph_host *h);
  *   "enable"  NAME        -> loads NAME's build on disk and starts it (instance or package)
  *   "install" DIR         -> ph_install (check, copy into the package directory, load)
  *   "remove"  NAME        -> ph_uninstall (disable, delete the directory; data kept)
+ * The package manager page's operations take a JSON object as `name`:
+ *   "packages" "detail"   -> {"instances": [as above, plus "parameters", "defaults",
+ *                            "dependents", "data" (path, bytes, models: records),
+ *                            "configured", "crashes", "quarantined"], "packages":
+ *                            [installed: package, version, directory, instances,
+ *                            parameters], "config": {path, writable}, "data_dir"}
+ *   "upload"   {"filename": "NAME-VERSION.phpkg", "data": BASE64}
+ *                         -> saved under <data_dir>/uploads (at most 64 MiB), then
+ *                            ph_install; the file is deleted afterwards
+ *   "uninstall" {"name", "purge": bool}
+ *                         -> ph_uninstall, then each instance's data kept ("path")
+ *                            or purged after a backup ("backup")
+ *   "instance_new" {"instance", "package", "mount"?, "parameters"?}
+ *   "instance_set" {"instance", "parameters": {key: value or null}}
+ *                         -> written to host.ini (config_write.h), then applied as
+ *                            SIGHUP does when the process is `plughost run`
+ *                            ("applying": true); PH_ESTATE without a host.ini
  * Returns 0 with *out (caller owns it) or a negative PH_E* code with detail
  * in ph_error_last() (PH_EINVAL names the known operations).
  */

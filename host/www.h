@@ -42,6 +42,28 @@ bool ph_www_segment_ok(const char *seg, size_t len);
 int ph_www_open(const char *root, char *const *segs, size_t n, const char *const *index,
                 ph_www_file *out);
 
+/**
+ * What GET <mount>/wiki/<segs> serves, beneath `root` (the package's wiki/):
+ *   - a directory: the first of `index` but "index.md" that it holds as a
+ *     file (a package may ship its wiki rendered), else a page rendered
+ *     now: index.md (if any) above a list of the directory's pages
+ *     (*.md, titled by their first "# " heading) and subdirectories;
+ *   - "NAME" where NAME.md exists: NAME.md rendered to HTML (CommonMark,
+ *     cmark's safe mode: raw HTML is omitted, javascript: and similar
+ *     links are dropped), with relative links to "other.md" pointing at
+ *     the rendered "other", so pages link to each other under any mount;
+ *   - any file as it is, e.g. "NAME.md" (the Markdown source) or images.
+ * A rendered page comes in an anonymous memory file (out->fd, as for a
+ * plain file; content type text/html). Errors as ph_www_open; PH_ETOOBIG
+ * for a page over 4 MiB (its source is still served). Thread-safe.
+ */
+int ph_www_open_wiki(const char *root, char *const *segs, size_t n, const char *const *index,
+                     ph_www_file *out);
+
+/** ph_www_open_wiki when `sub` is "wiki", else ph_www_open (the HTTP layer's one call). */
+int ph_www_open_in(const char *sub, const char *root, char *const *segs, size_t n,
+                   const char *const *index, ph_www_file *out);
+
 /** Content type for a file name by its extension ("application/octet-stream" if unknown). */
 const char *ph_www_content_type(const char *name);
 

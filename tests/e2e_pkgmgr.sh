@@ -57,6 +57,10 @@ cp "$tmp/pk/hello/hello.so" "$tmp/bad-src/bad.so"
 out=$(post -H "Authorization: Bearer $tok" "$u/pkgmgr/actors/packages/install" -d "{\"path\":\"$tmp/bad-src\"}")
 grep -q "bad 1.0.0 was not installed, nothing was changed: instance 'bad' could not run: " <<<"$out" || fail "bad install: $out"
 [ ! -e "$tmp/pk/bad" ] || fail "a refused package was copied"
+out=$(post -H "Authorization: Bearer $tok" "$u/pkgmgr/actors/packages/instance_new" \
+  -d '{"instance":"memo","package":"notes","mount":"","parameters":{}}')
+grep -q "the host was started without a host.ini, so there is no file to write instances to; start it with -c host.ini" \
+  <<<"$out" || fail "instance_new without host.ini: $out"
 curl -s "$u/pkgmgr/" | grep -q "<title>plughost packages</title>" || fail "web page not served"
 if grep -E "ThreadSanitizer|AddressSanitizer|LeakSanitizer|runtime error" "$tmp/run.log" >/dev/null; then
   fail "the server reported a sanitizer error: $(grep -m1 -E 'Sanitizer|runtime error' "$tmp/run.log")"

@@ -1024,8 +1024,9 @@ static void test_static_files(void **state)
         {"/http_fx/sub/", "text/html", "sub index"},
         {"/http_fx/alias.css", "text/css", "color"}, /* a symlink that stays inside www/ */
         {"/http_fx/wiki/page.md", "text/markdown", "A wiki page"},
-        {"/http_fx/wiki/", "text/markdown", "Hello from the wiki"}, /* wiki/index.md */
-        {"/http_fx/css/%73ite.css", "text/css", "color"},           /* escapes are decoded once */
+        {"/http_fx/wiki/", "text/html", "Hello from the wiki"}, /* wiki/index.md, rendered */
+        {"/http_fx/wiki/page", "text/html", "A wiki page"},     /* page.md, rendered */
+        {"/http_fx/css/%73ite.css", "text/css", "color"},       /* escapes are decoded once */
     };
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         resp r;
