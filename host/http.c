@@ -22,6 +22,7 @@
 #include "error.h"
 #include "text.h"
 #include "ffi_call.h"
+#include "hooks.h"
 #include "jsonout.h"
 #include "localsock.h"
 #include "log.h"
@@ -1273,6 +1274,19 @@ static int host_packages(call *k, const ph_http_route *r, const char *arg)
     return get_packages(k);
 }
 
+/* GET /_/hooks/{endpoint}: the contributions to an extension point (hooks.h). */
+static int host_hooks(call *k, const ph_http_route *r, const char *arg)
+{
+    json_t *body = NULL;
+    (void)r;
+    int rc = ph_hooks_list(k->h->host, arg, &body);
+    if (rc)
+        return send_last_error(k, rc);
+    int ret = send_json(k, 200, body);
+    json_decref(body);
+    return ret;
+}
+
 #define PH_MANAGE_SCHEMA                                                                           \
     "{\"type\":\"object\",\"properties\":{\"package\":{\"type\":\"string\"},"                      \
     "\"operation\":{\"type\":\"string\"},\"instances\":{\"type\":\"integer\",\"minimum\":0},"      \
@@ -1305,6 +1319,15 @@ const ph_http_route ph_http_host_routes[] = {
      "\"string\"}}},\"required\":[\"instance\",\"package\",\"state\"]}}},\"required\":["
      "\"instances\"]}",
      host_packages},
+    {"GET, HEAD", "/_/hooks/{endpoint}", PH_ROUTE_READ, "host.hooks",
+     "The contributions of running packages to an extension point, checked and ordered",
+     "application/json",
+     "{\"type\":\"object\",\"properties\":{\"endpoint\":{\"type\":\"string\"},"
+     "\"declared_by\":{\"type\":\"string\"},\"parameters\":{\"type\":\"object\"},"
+     "\"items\":{\"type\":\"array\",\"items\":{\"type\":\"object\"}},\"problems\":{"
+     "\"type\":\"array\",\"items\":{\"type\":\"string\"}}},\"required\":[\"endpoint\","
+     "\"items\"]}",
+     host_hooks},
     PH_MANAGE("reload", "Reloads a package's or instance's build now"),
     PH_MANAGE("disable", "Stops an instance (or every instance of a package) and keeps it off "
                          "across changes; data kept"),

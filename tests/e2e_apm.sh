@@ -108,6 +108,11 @@ assert got == [("pkgmgr", "packages", "Packages", 0), ("cb", "cb", "Callbacks", 
                ("old", "old", "Old", 7)], got
 assert d["declared_by"] == "pkgmgr", d
 PY
+# the same list over HTTP for any client: GET /_/hooks/ENDPOINT (an unknown one is 404)
+[ "$(curl -sf "$url/_/hooks/menu")" = "$out" ] || fail "GET /_/hooks/menu differs: $(curl -s "$url/_/hooks/menu")"
+got=$(curl -s -w ' %{http_code}' "$url/_/hooks/nosuch" | tr -d '\n')
+grep -qF "no installed package declares the endpoint 'nosuch'; a package declares one with [endpoint nosuch] in its package.ini\"}} 404" <<<"$got" ||
+    fail "GET /_/hooks/nosuch: $got"
 echo "  install: prepare, start, after_install, after_instantiate, after_mount; menu of two packages"
 
 # --- before_upgrade refuses: the old version keeps serving and says so ---
