@@ -658,8 +658,14 @@ static bool jobs_remove(ph_http *h, job *j)
  * (or error). Takes `args`. A call past its time limit has been answered
  * 504 by the watcher meanwhile: the connection is then closed.
  */
-static int answer_call(call *k, const char *address, json_t *args, unsigned ok,
-                       const char *location_base)
+/*
+ * Runs `address` with `args` (taken) and answers with its result (`ok`) or
+ * its error. With `text` the result is written as JSON text straight into
+ * the body (ph_router_call_text: a CRUD get serialises from the statement's
+ * columns, without building jansson values).
+ */
+static int answer_call_as(call *k, const char *address, json_t *args, unsigned ok,
+                          const char *location_base, bool text)
 {
     ph_http *h = k->h;
     char name[PH_NAME_MAX + 1];
@@ -687,19 +693,43 @@ static int answer_call(call *k, const char *address, json_t *args, unsigned ok,
                  .fd = k->rq->fd,
                  .started = mono_now(),
                  .load = ld};
+        ph_json_buf b = {0};
         jobs_add(h, &j);
-        rc = ph_router_call_watched(h->host->router, address, args, flags, &j.w, &out);
+        if (text)
+            rc = ph_router_call_text(h->host->router, address, args, flags, &j.w, &b);
+        else
+            rc = ph_router_call_watched(h->host->router, address, args, flags, &j.w, &out);
         atomic_fetch_sub(&ld->running, 1); /* only now: a late call counts until it returns */
         if (jobs_remove(h, &j)) {
+            free(b.p);
             json_decref(out);
             json_decref(args);
             return -1; /* answered 504 already: close the connection */
         }
+        if (text && !rc) {
+            json_decref(args);
+            if (b.failed || ph_json_buf_add("\n", 1, &b) != 0) {
+                free(b.p);
+                return -1;
+            }
+            free(k->rs->body);
+            k->rs->body = b.p;
+            k->rs->body_len = b.len;
+            ph_httpd_resp_header(k->rs, "Content-Type", "application/json");
+            return respond(k, ok);
+        }
+        free(b.p);
     }
     json_decref(args);
     int ret = send_result(k, rc, ph_error_last_word(), ph_error_last(), out, ok, location_base);
     json_decref(out);
     return ret;
+}
+
+static int answer_call(call *k, const char *address, json_t *args, unsigned ok,
+                       const char *location_base)
+{
+    return answer_call_as(k, address, args, ok, location_base, false);
 }
 
 static int post_actor(call *k, const char *inst, const char *actor, const char *method)
@@ -1068,9 +1098,16 @@ static int models_item(call *k, const char *inst, const char *model, const char 
                           "'%s' is not a record id; ids are positive integers, "
                           "as returned by POST or listed by GET on the model",
                           id_text);
-    if (get || is(k->method, "DELETE"))
-        return model_call(k, inst, model, get ? "get" : "delete", json_pack("{s:I}", "id", id), 200,
-                          NULL);
+    if (get) { /* the record as text straight from its row */
+        char *address = NULL;
+        if (asprintf(&address, "%s.%s.get", inst, model) < 0)
+            return -1;
+        int r = answer_call_as(k, address, json_pack("{s:I}", "id", id), 200, NULL, true);
+        free(address);
+        return r;
+    }
+    if (is(k->method, "DELETE"))
+        return model_call(k, inst, model, "delete", json_pack("{s:I}", "id", id), 200, NULL);
     json_t *args;
     if (read_body(k, &args, &ret))
         return ret;
