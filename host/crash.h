@@ -34,6 +34,23 @@ void ph_crash_thread_ready(void);
  */
 int ph_crash_reclaim(char *names, size_t size);
 
+/**
+ * Reports an exit (`call`: "_exit", "_Exit", "quick_exit") by package code
+ * before it happens, like a crash (stderr and the journal): the package,
+ * build and where it ran (a call, its constructor or destructor, a thread
+ * it started, or `caller`, the return address, in its code). Says nothing
+ * for the host's own exits or a forked child's. Async-signal-safe.
+ */
+void ph_crash_exit_called(const char *call, int status, const void *caller);
+
+/**
+ * Before the host dlopens build `build` of package `pkg` (its constructors
+ * run then): PH_EPACKAGE with the quarantine message if the journal holds
+ * PH_CRASH_QUARANTINE crashes of it in the window, else 0 (also without a
+ * journal).
+ */
+int ph_crash_quarantined(const char *pkg, const char *build);
+
 /** Crashes that quarantine a build, and the window they are counted in. */
 #define PH_CRASH_QUARANTINE 3
 #define PH_CRASH_WINDOW_S 600

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crash.h"
 #include "elfcheck.h"
 #include "error.h"
 #include "log.h"
@@ -853,8 +854,18 @@ int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out)
         rc = ph_error_set(st.clash_code, "%s", st.clash);
         goto fail;
     }
+    /* Its constructors run in the host now: a build they crashed before is not loaded again,
+       and a crash or exit in them names the package and build. */
+    if (!in_scanner && (rc = ph_crash_quarantined(m->name, st.so_hash)))
+        goto fail;
+    ph_residue_doing(m->name, m->version_text, st.so_hash,
+                     "in its constructor, while the host loaded it (dlopen); a package must "
+                     "not have constructors that can fail");
     errno = 0;
     mod->handle = dlopen(mod->copy, RTLD_NOW | RTLD_LOCAL);
+    int saved = errno;
+    ph_residue_doing(NULL, NULL, NULL, NULL);
+    errno = saved;
     if (!mod->handle) {
         /* glibc's words for a failed allocation ("cannot create shared object descriptor") */
         int nomem = errno == ENOMEM;
@@ -897,7 +908,9 @@ void ph_module_close(ph_module *mod)
         return;
     /* Never unmap code that may still run: such a build stays mapped (its handle is kept). */
     if (mod->handle && !ph_residue_before_unmap(mod)) {
+        ph_residue_doing_module(mod, "in its destructor, while the host unloaded it (dlclose)");
         dlclose(mod->handle);
+        ph_residue_doing(NULL, NULL, NULL, NULL);
         ph_residue_after_unmap(mod);
     }
     if (mod->copy)
