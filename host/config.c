@@ -18,6 +18,7 @@
 #include "semver.h"
 #include "text.h"
 #include "ini.h"
+#include "path.h"
 
 /* ------------------------------------------------------------------- values */
 
@@ -45,19 +46,19 @@ int ph_config_check_name(const char *what, const char *name, int code)
     return 0;
 }
 
-/* base + "/" + rel, or rel itself when absolute. NULL on allocation failure. */
+/* base + "/" + rel, or rel itself when absolute, without trailing '/'s (every later join
+ * adds exactly one). NULL on allocation failure. */
 static char *resolve_path(const char *base, const char *rel)
 {
     char *out = NULL;
     if (rel[0] == '/')
-        return strdup(rel);
-    while (rel[0] == '.' && rel[1] == '/')
-        rel += 2;
-    if (strcmp(rel, ".") == 0 || !*rel)
-        return strdup(base);
-    if (asprintf(&out, "%s%s%s", base, base[strlen(base) - 1] == '/' ? "" : "/", rel) < 0)
-        return NULL;
-    return out;
+        out = strdup(rel);
+    else {
+        while (rel[0] == '.' && rel[1] == '/')
+            rel += 2;
+        out = strcmp(rel, ".") == 0 || !*rel ? strdup(base) : ph_path_join(base, rel);
+    }
+    return out ? ph_path_trim(out) : NULL;
 }
 
 static int replace_str(char **slot, const char *value)

@@ -15,6 +15,7 @@
 #include "elfcheck.h"
 #include "error.h"
 #include "log.h"
+#include "path.h"
 #include "residue.h"
 #include "scan.h"
 
@@ -265,8 +266,7 @@ static uint64_t fnv_mix(uint64_t h, const void *data, size_t n)
 /* "dir/name", or "name" in the root; NULL without memory. */
 static char *path_in(const char *dir, const char *name)
 {
-    char *p = NULL;
-    return asprintf(&p, "%s%s%s", dir, *dir ? "/" : "", name) < 0 ? NULL : p;
+    return ph_path_join(dir, name);
 }
 
 static void stage_free(stage *st)
@@ -843,8 +843,7 @@ int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out)
     if ((rc = stage_build(&st, m, root)))
         goto fail;
     memcpy(mod->hash, st.so_hash, sizeof mod->hash);
-    if (asprintf(&mod->copy, "%s/%s", root, st.so_rel) < 0) {
-        mod->copy = NULL;
+    if (!(mod->copy = ph_path_join(root, st.so_rel))) {
         goto nomem;
     }
     /* No code of a build runs in the host before a scanner child accepted its descriptor. */

@@ -28,6 +28,7 @@
 #include "install.h"
 #include "log.h"
 #include "notify.h"
+#include "path.h"
 #include "manage.h"
 #include "migrate.h"
 #include "reload.h"
@@ -118,6 +119,7 @@ static int load_config(cli *c, ph_config *cfg)
         char *old_token = NULL, *d = realpath(c->data_dir, NULL);
         if (!d && !(d = strdup(c->data_dir)))
             goto nomem;
+        ph_path_trim(d); /* "data/" not made yet: joins add the '/' */
         if (asprintf(&old_token, "%s/admin.token", cfg->data_dir) < 0) {
             free(d);
             goto nomem;

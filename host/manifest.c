@@ -16,6 +16,7 @@
 #include "error.h"
 #include "text.h"
 #include "ini.h"
+#include "path.h"
 
 #define MANIFEST_FILE "package.ini"
 
@@ -263,15 +264,15 @@ static int finish(const char *path, mf_ctx *x)
     int rc = check_deps(path, m);
     if (rc)
         return rc;
-    char *lib = NULL;
-    int n;
+    char *lib = NULL, *so = NULL;
     if (!m->library)
-        n = asprintf(&lib, "%s/%s.so", m->dir, m->name);
+        lib = asprintf(&so, "%s.so", m->name) < 0 ? (so = NULL) : ph_path_join(m->dir, so);
     else if (m->library[0] == '/')
-        n = asprintf(&lib, "%s", m->library);
+        lib = strdup(m->library);
     else
-        n = asprintf(&lib, "%s/%s", m->dir, m->library);
-    if (n < 0)
+        lib = ph_path_join(m->dir, m->library);
+    free(so);
+    if (!lib)
         return ph_error_set(PH_ENOMEM, "out of memory");
     free(m->library);
     m->library = lib;
@@ -291,8 +292,7 @@ static int locate(const char *path, ph_manifest *m)
         return ph_error_set(errno == ENOMEM ? PH_ENOMEM : PH_EIO, "%s: cannot read: %s", path,
                             ph_strerror(errno));
     const char *file = slash ? slash + 1 : path;
-    if (asprintf(&m->path, "%s%s%s", m->dir, strcmp(m->dir, "/") ? "/" : "", file) < 0) {
-        m->path = NULL;
+    if (!(m->path = ph_path_join(m->dir, file))) {
         return ph_error_set(PH_ENOMEM, "out of memory");
     }
     return 0;
@@ -435,8 +435,8 @@ static int on_probe_event(void *user, const char *section, const char *key, cons
 static int has_manifest(const char *dir)
 {
     struct stat st;
-    char *p = NULL;
-    if (asprintf(&p, "%s/%s", dir, MANIFEST_FILE) < 0)
+    char *p = ph_path_join(dir, MANIFEST_FILE);
+    if (!p)
         return ph_error_set(PH_ENOMEM, "out of memory");
     int yes = stat(p, &st) == 0 && S_ISREG(st.st_mode);
     free(p);
@@ -459,8 +459,8 @@ static int take_package(scan *s, const char *dir)
         if (push_str(&s->seen, &s->n_seen, real))
             return PH_ENOMEM;
     }
-    char *path = NULL;
-    if (asprintf(&path, "%s/%s", dir, MANIFEST_FILE) < 0)
+    char *path = ph_path_join(dir, MANIFEST_FILE);
+    if (!path)
         return ph_error_set(PH_ENOMEM, "out of memory");
     ph_manifest *m = NULL;
     int rc = ph_manifest_load(path, &m);
@@ -561,8 +561,8 @@ static int scan_dir(scan *s, const char *dir)
     if ((rc = has_manifest(dir)) > 0)
         rc = take_package(s, dir);
     for (size_t i = 0; i < n && !rc; i++) {
-        char *sub = NULL;
-        if (asprintf(&sub, "%s/%s", dir, names[i]) < 0) {
+        char *sub = ph_path_join(dir, names[i]);
+        if (!sub) {
             rc = ph_error_set(PH_ENOMEM, "out of memory");
             break;
         }

@@ -38,6 +38,30 @@ for i in json.load(sys.stdin)["instances"]:
     if i["instance"] == sys.argv[1]: print(i.get("build", ""))' "$1"
 }
 
+# ---- 8. a package directory given with a trailing '/': refusals name paths with single slashes ----
+mkdir -p "$tmp/pk/badini" "$tmp/pk/nolib"
+printf '[package]\nname = badini\nversion = x\n' >"$tmp/pk/badini/package.ini"
+printf '[package]\nname = nolib\nversion = 1.0.0\n' >"$tmp/pk/nolib/package.ini"
+mkdir -p "$tmp/pk/ctorx"
+printf '[package]\nname = ctorx\nversion = 1.0.0\n' >"$tmp/pk/ctorx/package.ini"
+cc -std=c11 -shared -fPIC -fvisibility=hidden -I"$PH_SOURCE_DIR/sdk/include" -DPH_PACKAGE_NAME='"ctorx"' \
+  -DPH_PACKAGE_VERSION='"1.0.0"' -DCTOR_DO=2 -o "$tmp/pk/ctorx/ctorx.so" "$PH_SOURCE_DIR/tests/scanload/ctor.c"
+printf '[host]\nreload = false\npackage_dirs = %s/pk/\ndata_dir = %s/slashdata/\n' "$tmp" "$tmp" >"$tmp/slash.ini"
+set +e; out=$("$PH_BIN" -c "$tmp/slash.ini" check 2>&1); set -e
+grep -qF "$tmp/pk/badini/package.ini:3: 'version' in [package]: invalid version 'x'" <<<"$out" || fail "manifest refusal: $out"
+grep -qF "instance 'nolib': cannot open $tmp/pk/nolib/nolib.so: No such file or directory; build the package first" <<<"$out" || fail "missing library: $out"
+grep -qF "package 'ctorx' 1.0.0 ($tmp/pk/ctorx/ctorx.so, build " <<<"$out" || fail "scanner refusal: $out"
+if grep -F "//" <<<"$out"; then fail "a doubled '/' in: $out"; fi
+port=$(free_port)
+"$PH_BIN" -c "$tmp/slash.ini" --data-dir "$tmp/slashdata2/" run --listen "127.0.0.1:$port" >"$tmp/run.log" 2>&1 &
+pid=$!
+wait_ready "http://127.0.0.1:$port"
+stop_host
+grep -qF "nolib: cannot open $tmp/pk/nolib/nolib.so" "$tmp/run.log" || fail "run log: $(cat "$tmp/run.log")"
+if sed 's|http://||g' "$tmp/run.log" | grep -F "//"; then fail "a doubled '/' in the log"; fi
+[ -f "$tmp/slashdata2/crashes.log" ] || [ -d "$tmp/slashdata2" ] || fail "no data dir"
+rm -rf "$tmp/pk"/* "$tmp/slash.ini" "$tmp/slashdata" "$tmp/slashdata2"
+
 # ---- 1. threads whose start routine is not the package's ----
 have_cxx=1
 command -v c++ >/dev/null || have_cxx=0
