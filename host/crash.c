@@ -337,7 +337,16 @@ int ph_crash_install(const char *journal)
     return 0;
 }
 
+static int count_lines(const char *journal, const char *pkg, const char *build, const char *also,
+                       long window_s);
+
 int ph_crash_count(const char *journal, const char *pkg, const char *build, long window_s)
+{
+    return count_lines(journal, pkg, build, NULL, window_s);
+}
+
+static int count_lines(const char *journal, const char *pkg, const char *build, const char *also,
+                       long window_s)
 {
     FILE *f = fopen(journal, "r");
     if (!f)
@@ -357,7 +366,7 @@ int ph_crash_count(const char *journal, const char *pkg, const char *build, long
         if (end == line || now - t > window_s)
             continue;
         char *at = strstr(line, needle);
-        if (at && strstr(at, bneedle))
+        if (at && strstr(at, bneedle) && (!also || strstr(at, also)))
             n++;
     }
     free(line);
@@ -371,12 +380,13 @@ int ph_crash_quarantined(const char *pkg, const char *build)
 {
     if (!journal_path)
         return 0;
-    int n = ph_crash_count(journal_path, pkg, build, PH_CRASH_WINDOW_S);
+    int n = count_lines(journal_path, pkg, build, PH_WHILE_LOADING, PH_CRASH_WINDOW_S);
     if (n < PH_CRASH_QUARANTINE)
         return 0;
     return ph_error_set(PH_EPACKAGE,
                         "package '%s': quarantined: build %s crashed the host %d times in the "
-                        "last %d minutes (see %s); it is not loaded again; fix and rebuild the "
-                        "package, a new build is started",
+                        "last %d minutes while it was loaded, in its constructor (see %s); it "
+                        "is not loaded again; fix and rebuild the package, a new build is "
+                        "started",
                         pkg, build, n, PH_CRASH_WINDOW_S / 60, journal_path);
 }

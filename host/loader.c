@@ -858,8 +858,7 @@ int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out)
     if (!in_scanner && (rc = ph_crash_quarantined(m->name, st.so_hash)))
         goto fail;
     ph_residue_doing(m->name, m->version_text, st.so_hash,
-                     "in its constructor, while the host loaded it (dlopen); a package must "
-                     "not have constructors that can fail");
+                     PH_WHILE_LOADING "; a package must not have constructors that can fail");
     errno = 0;
     mod->handle = dlopen(mod->copy, RTLD_NOW | RTLD_LOCAL);
     int saved = errno;

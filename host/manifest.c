@@ -157,10 +157,11 @@ static int add_limit(ph_manifest *m, const char *key, const char *v, int line)
 {
     int ms;
     const char *dot = strchr(key, '.');
-    if (strcmp(key, "call_timeout") != 0 && (!dot || dot == key || !dot[1] || strchr(dot + 1, '.')))
+    if (strcmp(key, "call_timeout") != 0 && strcmp(key, "stop_timeout") != 0 &&
+        (!dot || dot == key || !dot[1] || strchr(dot + 1, '.')))
         return ph_error_set(PH_EMANIFEST,
                             "unknown key '%s' in [limits]; known keys: call_timeout (every "
-                            "method) and ACTOR.METHOD (one method)",
+                            "method), ACTOR.METHOD (one method) and stop_timeout (stop())",
                             key);
     for (size_t i = 0; i < m->n_limits; i++)
         if (strcmp(m->limits[i].key, key) == 0)
@@ -174,6 +175,15 @@ static int add_limit(ph_manifest *m, const char *key, const char *v, int line)
     return ph_kv_append(&m->limits, &m->n_limits, key, v, line)
                ? ph_error_set(PH_ENOMEM, "out of memory")
                : 0;
+}
+
+int ph_manifest_stop_timeout(const ph_manifest *m)
+{
+    int ms = 0;
+    for (size_t i = 0; m && i < m->n_limits; i++)
+        if (strcmp(m->limits[i].key, "stop_timeout") == 0)
+            ph_config_parse_seconds(m->limits[i].value, &ms);
+    return ms;
 }
 
 int ph_manifest_call_timeout(const ph_manifest *m, const char *actor, const char *method)

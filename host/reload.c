@@ -335,8 +335,13 @@ static int switch_to(ph_host *h, ph_instance *inst, ph_version *nv, const target
     char *reason = NULL;
     int rc = 0;
     if (p->was_running) {
-        ph_instance_stop(inst);
-        rc = save_state(p->v, &p->state);
+        /* A stop() skipped (under an abandoned call) or past its limit: the old build stays
+           mapped, its state is not asked for, and the new build starts cold. */
+        if (ph_instance_stop(inst))
+            ph_logf(PH_L_ERROR, inst->name, "%s; the new build starts without its state",
+                    ph_error_last());
+        else
+            rc = save_state(p->v, &p->state);
     }
     if (!rc)
         rc = build_callable(nm, &inst->callable, &inst->n_callable);

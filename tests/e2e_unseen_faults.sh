@@ -157,7 +157,7 @@ done
 [ "$(grep -c "in package 'ctorout'" "$tmp/data/crashes.log")" = 3 ] || fail "journal: $(cat "$tmp/data/crashes.log")"
 # the fourth start: quarantined before its code runs; the others serve
 serve
-grep -qE "ctorout: package 'ctorout': quarantined: build [0-9a-f]{16} crashed the host 3 times in the last 10 minutes \(see .*crashes\.log\); it is not loaded again; fix and rebuild the package, a new build is started" "$tmp/run.log" \
+grep -qE "ctorout: package 'ctorout': quarantined: build [0-9a-f]{16} crashed the host 3 times in the last 10 minutes while it was loaded, in its constructor \(see .*crashes\.log\); it is not loaded again; fix and rebuild the package, a new build is started" "$tmp/run.log" \
   || fail "not quarantined: $(cat "$tmp/run.log")"
 [ "$(ph call --url "$url" other.c11thread.build)" = 1 ] || fail "the other package does not serve"
 out=$(ph status --url "$url")
