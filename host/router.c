@@ -514,7 +514,7 @@ static int enter_instance(ph_router *r, ph_instance *caller, const char *address
                             caller->manifest->path, left_out->line);
     if (ph_frame_inside(inst)) {
         ph_gate_enter_nested(&inst->gate);
-    } else if (ph_gate_enter(&inst->gate, r->hold_ms)) {
+    } else if (ph_gate_enter_held(&inst->gate, r->hold_ms)) {
         return ph_error_set(PH_EBUSY, "instance '%s' is being reloaded; retry in a moment",
                             inst->name);
     }
