@@ -15,7 +15,8 @@ char *ph_path_join(const char *dir, const char *name)
     char *p = malloc(d + (size_t)sep + n + 1);
     if (!p)
         return NULL;
-    memcpy(p, dir, d);
+    if (d)
+        memcpy(p, dir, d); /* dir may be NULL when d is 0 */
     if (sep)
         p[d] = '/';
     memcpy(p + d + (size_t)sep, name, n + 1);
