@@ -330,8 +330,8 @@ void ph_instance_set_stop_timeout_ms(int ms)
 
 int ph_instance_stop_timeout_ms(const ph_instance *inst)
 {
-    int ms = ph_manifest_stop_timeout(inst->cur && inst->cur->manifest ? inst->cur->manifest
-                                                                       : inst->manifest);
+    /* inst->manifest: a change repoints it at the current set (a version's may be stale) */
+    int ms = ph_manifest_stop_timeout(inst->manifest);
     return ms > 0 ? ms : atomic_load(&stop_limit_ms);
 }
 
