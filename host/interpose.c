@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "crash.h"
+#include "instance.h"
 #include "residue.h"
 
 #define PH_EXPORT __attribute__((visibility("default")))
@@ -141,6 +142,11 @@ static int creator_slot(const void *caller)
     int slot = ph_residue_slot_of(caller);
     if (slot >= 0)
         return slot;
+    /* Package code runs on this thread only inside a call or lifecycle step (a frame), in a
+       thread it started, or in its constructor or destructor: elsewhere (a library's own
+       threads, such as the HTTP server's per connection) the walk is skipped. */
+    if (!ph_frame_current() && !ph_residue_in_package_thread())
+        return -1;
     void *frames[PH_CREATOR_FRAMES];
     int n = backtrace(frames, PH_CREATOR_FRAMES);
     int i = 0;

@@ -555,6 +555,11 @@ int ph_residue_doing_now(const char **pkg, const char **version, const char **bu
     return 1;
 }
 
+int ph_residue_in_package_thread(void)
+{
+    return thread_slot != 0 || doing.on;
+}
+
 int ph_residue_blame_exit(uintptr_t pc, const char **pkg, const char **version, const char **build,
                           const char **how)
 {

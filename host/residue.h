@@ -112,6 +112,9 @@ void ph_residue_doing_module(const struct ph_module *mod, const char *what);
 int ph_residue_doing_now(const char **pkg, const char **version, const char **build,
                          const char **what);
 
+/** True on a thread the package started, or while a build's constructor or destructor runs. */
+int ph_residue_in_package_thread(void);
+
 /**
  * For exit reports (async-signal-safe): if the calling thread was started by
  * a package, or `pc` (the caller's return address) lies in a mapped build,
