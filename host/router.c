@@ -832,18 +832,20 @@ int ph_router_manage(ph_router *r, ph_instance *caller, const char *op, const ch
                      json_t **out)
 {
     *out = NULL;
-    if (!caller->manifest->manager)
+    /* a change repoints an unchanged build at its new manifest meanwhile (ph_reload_repoint) */
+    const ph_manifest *m = __atomic_load_n(&caller->manifest, __ATOMIC_ACQUIRE);
+    if (!m->manager)
         return ph_error_set(PH_EPERM,
                             "package '%s' may not manage the host; only a package with "
                             "'manager = true' in [package] of its package.ini may",
-                            caller->manifest->name);
+                            m->name);
     /* Reading is open; every other operation changes the host and needs the chain's token. */
     bool reads = !strcmp(op, "packages") || !strcmp(op, "info");
     if (!reads && !chain_admin)
         return ph_error_set(PH_EPERM,
                             "package '%s' asked the host to %s '%s' for a caller without the "
                             "admin token; send the admin token with the request",
-                            caller->manifest->name, op, name ? name : "");
+                            m->name, op, name ? name : "");
     if (!r->manage)
         return ph_error_set(PH_ESTATE, "host management is not available in this process");
     return r->manage(r->manage_ud, op, name, out);
