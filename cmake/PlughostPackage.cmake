@@ -113,6 +113,9 @@ function(plughost_add_package target)
     C_VISIBILITY_PRESET hidden CXX_VISIBILITY_PRESET hidden)
   target_compile_definitions(${target} PRIVATE
     PH_PACKAGE_NAME="${name}" PH_PACKAGE_VERSION="${version}")
+  # A K&R definition has no prototype: PH_METHOD's signature check would accept any
+  # declaration for it (sdk.h), so the build refuses it.
+  target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:C>:-Werror=old-style-definition>)
   # Packages must not need any host symbol at load time.
   target_link_options(${target} PRIVATE -Wl,-z,defs)
   if(CMAKE_CXX_COMPILER_LOADED)

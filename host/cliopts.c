@@ -9,6 +9,7 @@
 
 #include "error.h"
 #include "log.h"
+#include "path.h"
 #include "manage.h"
 
 /* Loads the config (or the embedded defaults) and applies command-line overrides. */
@@ -24,6 +25,7 @@ int ph_cli_load_config(const ph_cli_opts *c, ph_config *cfg)
         char *old_token = NULL, *d = realpath(c->data_dir, NULL);
         if (!d && !(d = strdup(c->data_dir)))
             goto nomem;
+        ph_path_trim(d); /* "data/" not made yet: joins add the '/' */
         if (asprintf(&old_token, "%s/admin.token", cfg->data_dir) < 0) {
             free(d);
             goto nomem;

@@ -18,6 +18,7 @@
 #include "semver.h"
 #include "text.h"
 #include "ini.h"
+#include "path.h"
 
 /* ------------------------------------------------------------------- values */
 
@@ -45,19 +46,19 @@ int ph_config_check_name(const char *what, const char *name, int code)
     return 0;
 }
 
-/* base + "/" + rel, or rel itself when absolute. NULL on allocation failure. */
+/* base + "/" + rel, or rel itself when absolute, without trailing '/'s (every later join
+ * adds exactly one). NULL on allocation failure. */
 static char *resolve_path(const char *base, const char *rel)
 {
     char *out = NULL;
     if (rel[0] == '/')
-        return strdup(rel);
-    while (rel[0] == '.' && rel[1] == '/')
-        rel += 2;
-    if (strcmp(rel, ".") == 0 || !*rel)
-        return strdup(base);
-    if (asprintf(&out, "%s%s%s", base, base[strlen(base) - 1] == '/' ? "" : "/", rel) < 0)
-        return NULL;
-    return out;
+        out = strdup(rel);
+    else {
+        while (rel[0] == '.' && rel[1] == '/')
+            rel += 2;
+        out = strcmp(rel, ".") == 0 || !*rel ? strdup(base) : ph_path_join(base, rel);
+    }
+    return out ? ph_path_trim(out) : NULL;
 }
 
 static int replace_str(char **slot, const char *value)
@@ -265,6 +266,7 @@ static int set_defaults(ph_config *c, const char *base_dir)
     c->http.request_timeout = 30;
     c->http.max_connections = 1000;
     c->limits.call_timeout_ms = 30000;
+    c->limits.stop_timeout_ms = 10000;
     c->limits.max_concurrent_calls = 16;
     c->auth.token_file = c->data_dir ? resolve_path(c->data_dir, "admin.token") : NULL;
     c->auth.require_token = false;
@@ -524,9 +526,17 @@ static int set_limits(load_ctx *x, const char *key, const char *v)
                                 v);
         return 0;
     }
+    if (strcmp(key, "stop_timeout") == 0) {
+        if (ph_config_parse_seconds(v, &l->stop_timeout_ms))
+            return ph_error_set(PH_ECONFIG,
+                                "'stop_timeout' in [limits] must be seconds from 0.001 to "
+                                "86400 (such as 10 or 2.5), not '%s'",
+                                v);
+        return 0;
+    }
     if (strcmp(key, "max_concurrent_calls") == 0)
         return set_int("limits", key, v, 1, 100000, &l->max_concurrent_calls);
-    return unknown_key("limits", key, "call_timeout, max_concurrent_calls");
+    return unknown_key("limits", key, "call_timeout, max_concurrent_calls, stop_timeout");
 }
 
 static int set_http(load_ctx *x, const char *key, const char *v)

@@ -18,6 +18,8 @@
 #include "residue.h"
 
 static int journal_fd = -1;
+static char *journal_path; /* for the quarantine check before a dlopen */
+static atomic_int installed;
 
 /* Appends `s` to buf (of `size`) at *n; async-signal-safe (no stdio). */
 static void put(char *buf, size_t size, size_t *n, const char *s)
@@ -143,6 +145,23 @@ static int describe_residue(char *buf, size_t size, size_t *n, const siginfo_t *
     return 1;
 }
 
+/* Code of a build running outside any call on this thread: a constructor or destructor. */
+static int describe_doing(char *buf, size_t size, size_t *n)
+{
+    const char *pkg, *version, *build, *what;
+    if (!ph_residue_doing_now(&pkg, &version, &build, &what))
+        return 0;
+    put(buf, size, n, " in package '");
+    put(buf, size, n, pkg);
+    put(buf, size, n, "' ");
+    put(buf, size, n, version);
+    put(buf, size, n, " (build ");
+    put(buf, size, n, build);
+    put(buf, size, n, "), ");
+    put(buf, size, n, what);
+    return 1;
+}
+
 static void on_fatal(int sig, siginfo_t *si, void *uctx)
 {
     int saved = errno;
@@ -154,7 +173,8 @@ static void on_fatal(int sig, siginfo_t *si, void *uctx)
     char buf[1024];
     size_t n = stamp(buf, sizeof buf);
     put(buf, sizeof buf, &n, signal_name(sig));
-    if (describe_package(buf, sizeof buf, &n) || describe_residue(buf, sizeof buf, &n, si, uctx))
+    if (describe_package(buf, sizeof buf, &n) || describe_doing(buf, sizeof buf, &n) ||
+        describe_residue(buf, sizeof buf, &n, si, uctx))
         put(buf, sizeof buf, &n,
             "; the host stops: fix the package (run it under gdb or ASan), "
             "then start the host again\n");
@@ -166,26 +186,46 @@ static void on_fatal(int sig, siginfo_t *si, void *uctx)
     raise(sig);
 }
 
-/*
- * exit() called by package code ends the host too: it is reported like a
- * crash (and counts toward quarantine), naming the package and the status.
- */
-static void on_exit_report(int status, void *arg)
+/* Where an exit from outside any call came from: a thread the package started, or its code. */
+static int describe_exit_caller(char *buf, size_t size, size_t *n, uintptr_t caller)
 {
-    (void)arg;
+    const char *pkg, *version, *build, *how;
+    if (!ph_residue_blame_exit(caller, &pkg, &version, &build, &how))
+        return 0;
+    put(buf, size, n, " in package '");
+    put(buf, size, n, pkg);
+    put(buf, size, n, "' ");
+    put(buf, size, n, version);
+    put(buf, size, n, " (build ");
+    put(buf, size, n, build);
+    put(buf, size, n, "), ");
+    put(buf, size, n, how);
+    return 1;
+}
+
+/*
+ * exit() (or _exit, _Exit, quick_exit: interpose.c) called by package code
+ * ends the host too: it is reported like a crash (and counts toward
+ * quarantine), naming the package, build, where it ran and the status.
+ * Async-signal-safe (a package may call _exit from a signal handler).
+ */
+static void exit_report(const char *call, int status, uintptr_t caller)
+{
     /* a child a package forked ends with exit() as it should: the host did not stop */
-    if (getpid() != host_pid)
+    if (!atomic_load(&installed) || getpid() != host_pid)
         return;
     char buf[1024];
     size_t n = stamp(buf, sizeof buf);
-    put(buf, sizeof buf, &n, "exit(");
+    put(buf, sizeof buf, &n, call);
+    put(buf, sizeof buf, &n, "(");
     if (status < 0) {
         put(buf, sizeof buf, &n, "-");
         status = -status;
     }
     put_num(buf, sizeof buf, &n, (unsigned long)status);
     put(buf, sizeof buf, &n, ") called");
-    if (!describe_package(buf, sizeof buf, &n))
+    if (!describe_package(buf, sizeof buf, &n) && !describe_doing(buf, sizeof buf, &n) &&
+        !describe_exit_caller(buf, sizeof buf, &n, caller))
         return; /* the host's own exit */
     put(buf, sizeof buf, &n,
         "; the host stops: a package must return PH_FAIL or report an error with ph_error, "
@@ -193,10 +233,20 @@ static void on_exit_report(int status, void *arg)
     report(buf, n);
 }
 
+static void on_exit_report(int status, void *arg)
+{
+    (void)arg;
+    exit_report("exit", status, 0);
+}
+
+void ph_crash_exit_called(const char *call, int status, const void *caller)
+{
+    exit_report(call, status, (uintptr_t)caller);
+}
+
 /* ---- alternate signal stacks: a stack overflow in package code is reported too ---- */
 
 #define PH_ALTSTACK_SIZE (64 * 1024)
-static atomic_int installed;
 static pthread_key_t altstack_key;
 static pthread_once_t altstack_once = PTHREAD_ONCE_INIT;
 static _Thread_local int have_altstack;
@@ -275,6 +325,8 @@ int ph_crash_install(const char *journal)
         if (journal_fd < 0)
             return ph_error_set(PH_EIO, "cannot open the crash journal %s: %s", journal,
                                 strerror(errno));
+        free(journal_path);
+        journal_path = strdup(journal);
     }
     struct sigaction sa = fatal_action();
     for (size_t i = 0; i < sizeof fatal_sigs / sizeof fatal_sigs[0]; i++)
@@ -285,7 +337,16 @@ int ph_crash_install(const char *journal)
     return 0;
 }
 
+static int count_lines(const char *journal, const char *pkg, const char *build, const char *also,
+                       long window_s);
+
 int ph_crash_count(const char *journal, const char *pkg, const char *build, long window_s)
+{
+    return count_lines(journal, pkg, build, NULL, window_s);
+}
+
+static int count_lines(const char *journal, const char *pkg, const char *build, const char *also,
+                       long window_s)
 {
     FILE *f = fopen(journal, "r");
     if (!f)
@@ -305,7 +366,7 @@ int ph_crash_count(const char *journal, const char *pkg, const char *build, long
         if (end == line || now - t > window_s)
             continue;
         char *at = strstr(line, needle);
-        if (at && strstr(at, bneedle))
+        if (at && strstr(at, bneedle) && (!also || strstr(at, also)))
             n++;
     }
     free(line);
@@ -313,4 +374,19 @@ int ph_crash_count(const char *journal, const char *pkg, const char *build, long
     free(bneedle);
     fclose(f);
     return n;
+}
+
+int ph_crash_quarantined(const char *pkg, const char *build)
+{
+    if (!journal_path)
+        return 0;
+    int n = count_lines(journal_path, pkg, build, PH_WHILE_LOADING, PH_CRASH_WINDOW_S);
+    if (n < PH_CRASH_QUARANTINE)
+        return 0;
+    return ph_error_set(PH_EPACKAGE,
+                        "package '%s': quarantined: build %s crashed the host %d times in the "
+                        "last %d minutes while it was loaded, in its constructor (see %s); it "
+                        "is not loaded again; fix and rebuild the package, a new build is "
+                        "started",
+                        pkg, build, n, PH_CRASH_WINDOW_S / 60, journal_path);
 }

@@ -34,6 +34,27 @@ void ph_crash_thread_ready(void);
  */
 int ph_crash_reclaim(char *names, size_t size);
 
+/**
+ * Reports an exit (`call`: "_exit", "_Exit", "quick_exit") by package code
+ * before it happens, like a crash (stderr and the journal): the package,
+ * build and where it ran (a call, its constructor or destructor, a thread
+ * it started, or `caller`, the return address, in its code). Says nothing
+ * for the host's own exits or a forked child's. Async-signal-safe.
+ */
+void ph_crash_exit_called(const char *call, int status, const void *caller);
+
+/**
+ * Before the host dlopens build `build` of package `pkg` (its constructors
+ * run then): PH_EPACKAGE with the quarantine message if the journal holds
+ * PH_CRASH_QUARANTINE crashes of it in its constructor (while the host
+ * loaded it) in the window, else 0 (also without a journal). Other crashes
+ * quarantine a loaded instance (host.c), which stays mounted and answers 503.
+ */
+int ph_crash_quarantined(const char *pkg, const char *build);
+
+/** Where a crash or exit in a build's constructor happened (the loader's words, journaled). */
+#define PH_WHILE_LOADING "in its constructor, while the host loaded it (dlopen)"
+
 /** Crashes that quarantine a build, and the window they are counted in. */
 #define PH_CRASH_QUARANTINE 3
 #define PH_CRASH_WINDOW_S 600

@@ -150,11 +150,15 @@ static int run(const ph_cli_opts *c)
     }
     ph_log_info("%s received: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     ph_notify_stopping();
+    if (ph_host_exit_on_second_signal(&set))
+        ph_log_warn("%s", ph_error_last());
     status = 0;
     ph_reloader_stop(watcher);
     ph_http_stop(http);
 stop:
     ph_host_stop(h);
+    if (status == 0 && ph_host_stop_incomplete(h)) /* logged: a stop() or a call did not end */
+        status = 1;
 cleanup:
     ph_notify_stop(); /* the watchdog reads h */
     ph_host_free(h);

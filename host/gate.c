@@ -182,6 +182,7 @@ int ph_gate_init(ph_gate *g)
     pthread_once(&once, gate_once);
     atomic_init(&g->inflight, 0);
     atomic_init(&g->closed, 0);
+    atomic_init(&g->drain_until_ms, 0);
     g->waiters = 0;
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -246,14 +247,25 @@ void ph_gate_forget(ph_gate *g)
 }
 
 /* The gate was closed: waits for it to open and enters then. */
-static __attribute__((noinline)) int enter_slow(ph_gate *g, int timeout_ms)
+/* Milliseconds until the drain that closed the gate gives up (0 if past). */
+static long drain_left_ms(ph_gate *g)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long left =
+        atomic_load(&g->drain_until_ms) - ((long)now.tv_sec * 1000 + now.tv_nsec / 1000000L);
+    return left > 0 ? left : 0;
+}
+
+static __attribute__((noinline)) int enter_slow(ph_gate *g, int timeout_ms, int through_drain)
 {
     struct timespec deadline;
     int have_deadline = 0;
     for (;;) {
         ph_gate_leave(g); /* counted in, found closed: out again before waiting */
         if (!have_deadline) {
-            deadline_in(&deadline, timeout_ms);
+            /* held: for the whole drain, then timeout_ms more (for the swap itself) */
+            deadline_in(&deadline, timeout_ms + (through_drain ? (int)drain_left_ms(g) : 0));
             have_deadline = 1;
         }
         pthread_mutex_lock(&g->mu);
@@ -278,7 +290,16 @@ int ph_gate_enter(ph_gate *g, int timeout_ms)
     light_barrier();
     if (!atomic_load_explicit(&g->closed, memory_order_acquire))
         return 0;
-    return enter_slow(g, timeout_ms);
+    return enter_slow(g, timeout_ms, 0);
+}
+
+int ph_gate_enter_held(ph_gate *g, int timeout_ms)
+{
+    count_in(g);
+    light_barrier();
+    if (!atomic_load_explicit(&g->closed, memory_order_acquire))
+        return 0;
+    return enter_slow(g, timeout_ms, 1);
 }
 
 void ph_gate_enter_nested(ph_gate *g)
@@ -311,6 +332,7 @@ int ph_gate_close(ph_gate *g, int drain_ms)
 {
     struct timespec deadline, now, next;
     deadline_in(&deadline, drain_ms);
+    atomic_store(&g->drain_until_ms, (long)deadline.tv_sec * 1000 + deadline.tv_nsec / 1000000L);
     pthread_once(&once, gate_once);
     pthread_mutex_lock(&g->mu);
     atomic_store(&g->closed, 1);

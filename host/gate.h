@@ -24,6 +24,7 @@ typedef struct ph_gate {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int waiters;
+    atomic_long drain_until_ms; /* CLOCK_MONOTONIC ms when the current drain gives up */
 } ph_gate;
 
 int ph_gate_init(ph_gate *g);
@@ -33,6 +34,13 @@ void ph_gate_destroy(ph_gate *g);
  * Returns 0 (caller must ph_gate_leave) or PH_EBUSY.
  */
 int ph_gate_enter(ph_gate *g, int timeout_ms);
+/**
+ * The same for a call: while the gate is closed it waits for the whole
+ * drain that closed it and `timeout_ms` more, so a call that arrives during
+ * a reload's drain is queued and served by the new build, not refused
+ * midway through the drain. Same fast path as ph_gate_enter.
+ */
+int ph_gate_enter_held(ph_gate *g, int timeout_ms);
 /** Enters even if closed: for a thread that is already inside (nested call). */
 void ph_gate_enter_nested(ph_gate *g);
 /** Leaves; another thread may leave on behalf of a caller (see ph_gate_forget). */

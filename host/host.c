@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "build.h"
@@ -61,6 +62,7 @@ int ph_host_open(ph_config *cfg, ph_host **out)
     pthread_mutex_init(&h->change_mu, NULL);
     pthread_rwlock_init(&h->lock, NULL);
     h->drain_ms = 10000;
+    ph_instance_set_stop_timeout_ms(h->cfg.limits.stop_timeout_ms);
     if ((rc = ph_manifest_discover(h->cfg.package_dirs, h->cfg.n_package_dirs, &h->set)))
         goto fail;
     if ((rc = ph_resolve(&h->cfg, &h->set, &h->plan)))
@@ -501,6 +503,9 @@ int ph_host_start(ph_host *h)
     return 0;
 }
 
+/* The instance being stopped now (for the second signal's log line), or NULL. */
+static _Atomic(const char *) stopping_now;
+
 void ph_host_stop(ph_host *h)
 {
     for (size_t i = h->plan.n; i-- > 0;) {
@@ -508,6 +513,7 @@ void ph_host_stop(ph_host *h)
         if (!inst)
             continue;
         if (atomic_load(&inst->state) == PH_INST_RUNNING) {
+            atomic_store(&stopping_now, inst->name);
             prove(h, inst, 1); /* a clean stop ends the probation */
             /* Let calls in flight finish before stop runs. */
             if (ph_gate_close(&inst->gate, h->drain_ms)) {
@@ -516,12 +522,46 @@ void ph_host_stop(ph_host *h)
                 h->stuck = 1;
                 continue;
             }
-            ph_instance_stop(inst);
+            if (ph_instance_stop(inst)) {
+                ph_log_error("%s: %s", inst->name, ph_error_last());
+                h->stuck = 1; /* its code may still run: nothing of it is freed */
+            } else {
+                ph_log_info("%s stopped", inst->name);
+            }
             ph_gate_open(&inst->gate); /* late callers learn it is stopped */
-            ph_log_info("%s stopped", inst->name);
+            atomic_store(&stopping_now, NULL);
         }
         ph_store_detach(inst);
     }
+}
+
+static void *second_signal(void *p)
+{
+    const sigset_t *set = p;
+    int sig = 0;
+    while (sigwait(set, &sig) != 0)
+        ;
+    const char *name = atomic_load(&stopping_now);
+    ph_log_error("%s received again during the shutdown: exiting now%s%s%s, exit status 1",
+                 sig == SIGINT ? "SIGINT" : "SIGTERM", name ? " without waiting for '" : "",
+                 name ? name : "", name ? "' to stop" : "");
+    _exit(1);
+}
+
+int ph_host_exit_on_second_signal(const sigset_t *set)
+{
+    static sigset_t watched;
+    watched = *set;
+    pthread_t t;
+    if (pthread_create(&t, NULL, second_signal, &watched) != 0)
+        return ph_error_set(PH_ENOMEM, "cannot start a thread for a second signal");
+    pthread_detach(t);
+    return 0;
+}
+
+int ph_host_stop_incomplete(const ph_host *h)
+{
+    return h->stuck;
 }
 
 void ph_host_free(ph_host *h)
@@ -791,7 +831,8 @@ static int in_router(ph_host *h, const ph_instance *inst)
  */
 static void take_down(ph_host *h, ph_instance *inst, const char *why)
 {
-    ph_instance_stop(inst);
+    if (ph_instance_stop(inst))
+        ph_log_error("%s: %s", inst->name, ph_error_last());
     ph_router_remove_instance(h->router, inst->name);
     ph_store_detach(inst);
     ph_instance_set_reason(inst, why);

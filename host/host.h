@@ -6,6 +6,7 @@
 #define PH_HOST_HOST_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 
 #include "config.h"
@@ -62,6 +63,16 @@ int ph_host_open(ph_config *cfg, ph_host **out);
  */
 int ph_host_start(ph_host *h);
 /** Stops running instances in reverse order. */
+/**
+ * During a shutdown: a second signal of `set` (SIGINT, SIGTERM) ends the
+ * process at once, exit status 1, after a log line naming what was still
+ * stopping; a stop() past its limit cannot hold the host any longer than
+ * that. Starts a detached thread (the signals must be blocked in every
+ * thread, as `plughost run` does). 0 or PH_ENOMEM.
+ */
+int ph_host_exit_on_second_signal(const sigset_t *set);
+/** True if the last ph_host_stop left code running (a stop() or a call past its limit). */
+int ph_host_stop_incomplete(const ph_host *h);
 void ph_host_stop(ph_host *h);
 void ph_host_free(ph_host *h);
 

@@ -561,8 +561,9 @@ static void visit_mount(ph_instance *inst, void *ud)
     long n = mount_prefix(inst->mount ? inst->mount : inst->name, mm->p);
     if (n < 0 || (mm->found && (size_t)n <= mm->best))
         return;
-    /* a reload swaps inst->manifest while the gate is closed */
-    if (ph_gate_enter(&inst->gate, PH_HTTP_GATE_WAIT_MS)) {
+    /* a reload swaps inst->manifest while the gate is closed; a request arriving during its
+     * drain waits for the new build (held), as calls through the router do */
+    if (ph_gate_enter_held(&inst->gate, PH_HTTP_GATE_WAIT_MS)) {
         if (n > mm->busy)
             mm->busy = n;
         return;

@@ -1,8 +1,11 @@
 #include "instance.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "callbacks.h"
 #include "crash.h"
@@ -120,10 +123,27 @@ static pthread_mutex_t pin_mu = PTHREAD_MUTEX_INITIALIZER;
 
 void ph_version_pin(ph_version *v)
 {
+    ph_version_pin_call(v, NULL);
+}
+
+void ph_version_pin_call(ph_version *v, const char *address)
+{
     pthread_mutex_lock(&pin_mu);
     v->pins++;
     v->inst->pins++;
+    if (address)
+        snprintf(v->pinned_call, sizeof v->pinned_call, "%s", address);
     pthread_mutex_unlock(&pin_mu);
+}
+
+/* The call an abandoned, still running call of `v` runs (into out), or 0 if none runs. */
+static int pinned_call(ph_version *v, char *out, size_t size)
+{
+    pthread_mutex_lock(&pin_mu);
+    int pinned = v->pins > 0;
+    snprintf(out, size, "%s", v->pinned_call[0] ? v->pinned_call : "a method");
+    pthread_mutex_unlock(&pin_mu);
+    return pinned;
 }
 
 void ph_version_unpin(ph_version *v)
@@ -316,20 +336,159 @@ int ph_instance_start(ph_instance *inst)
     return ph_error_set(PH_EPACKAGE, "instance '%s': %s", inst->name, inst->reason);
 }
 
-void ph_instance_stop(ph_instance *inst)
+/* ---- stop() with a time limit ---- */
+
+static atomic_int stop_limit_ms = PH_STOP_TIMEOUT_MS;
+
+void ph_instance_set_stop_timeout_ms(int ms)
+{
+    atomic_store(&stop_limit_ms, ms > 0 ? ms : PH_STOP_TIMEOUT_MS);
+}
+
+int ph_instance_stop_timeout_ms(const ph_instance *inst)
+{
+    /* inst->manifest: a change repoints it at the current set (a version's may be stale) */
+    int ms = ph_manifest_stop_timeout(inst->manifest);
+    return ms > 0 ? ms : atomic_load(&stop_limit_ms);
+}
+
+/* One stop() run on its own thread, so that the host can stop waiting for it. */
+typedef struct stop_job {
+    ph_version *v;
+    void (*fn)(ph_ctx *);
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done; /* stop() returned */
+    int left; /* the host stopped waiting: the thread frees the job and unpins the build */
+} stop_job;
+
+static void stop_job_free(stop_job *j)
+{
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+    free(j);
+}
+
+static void *run_stop(void *p)
+{
+    stop_job *j = p;
+    ph_frame f;
+    ph_frame_push(&f, j->v->inst);
+    f.what = "stop";
+    f.ver = j->v;
+    j->fn(&j->v->ctx);
+    ph_frame_pop(&f);
+    pthread_mutex_lock(&j->mu);
+    j->done = 1;
+    int left = j->left;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    if (left) { /* late: its build was kept for it; now it may go */
+        ph_version *v = j->v;
+        stop_job_free(j);
+        ph_version_unpin(v);
+    }
+    return NULL;
+}
+
+/* Waits for the job up to ms; 1 if stop() returned, 0 if the host gave up on it. */
+static int wait_stop(stop_job *j, int ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += ms / 1000;
+    deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&j->mu);
+    int rc = 0;
+    while (!j->done && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&j->cv, &j->mu, &deadline);
+    int done = j->done;
+    if (!done)
+        j->left = 1;
+    pthread_mutex_unlock(&j->mu);
+    return done;
+}
+
+int ph_version_stop(ph_version *v, int limit_ms)
+{
+    const ph_package *d = v->module->desc;
+    if (!d->stop)
+        return 0;
+    stop_job *j = calloc(1, sizeof *j);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    int ok = j && pthread_cond_init(&j->cv, &attr) == 0;
+    pthread_condattr_destroy(&attr);
+    pthread_t t;
+    if (ok) {
+        pthread_mutex_init(&j->mu, NULL);
+        j->v = v;
+        j->fn = d->stop;
+        ph_version_pin(v); /* kept mapped, with its ctx and memory, while stop() runs */
+        ok = pthread_create(&t, NULL, run_stop, j) == 0;
+        if (!ok) {
+            ph_version_unpin(v);
+            stop_job_free(j);
+        }
+    } else {
+        free(j);
+    }
+    if (!ok) { /* no thread to spare: stop() runs here, without a limit */
+        ph_frame f;
+        ph_frame_push(&f, v->inst);
+        f.what = "stop";
+        f.ver = v;
+        d->stop(&v->ctx);
+        ph_frame_pop(&f);
+        return 0;
+    }
+    pthread_detach(t);
+    if (!wait_stop(j, limit_ms))
+        return ph_error_set(PH_ETIMEOUT,
+                            "package '%s' build %s: stop() did not return within %g s; its code "
+                            "stays mapped and instance '%s' is marked failed; make stop() "
+                            "return (signal and join your threads, never wait without a time "
+                            "limit), or raise [limits] stop_timeout",
+                            v->module->desc->name, v->module->hash, limit_ms / 1000.0,
+                            v->inst->name);
+    stop_job_free(j);
+    ph_version_unpin(v);
+    return 0;
+}
+
+int ph_instance_stop(ph_instance *inst)
 {
     if (atomic_load(&inst->state) != PH_INST_RUNNING)
-        return;
-    const ph_package *d = inst->cur->module->desc;
-    if (d->stop) {
-        ph_frame f;
-        ph_frame_push(&f, inst);
-        f.what = "stop";
-        d->stop(&inst->cur->ctx);
-        ph_frame_pop(&f);
+        return 0;
+    ph_version *v = inst->cur;
+    char call[sizeof v->pinned_call];
+    if (pinned_call(v, call, sizeof call)) {
+        /* stop() would free what that call still uses: it is not run at all. */
+        int rc = ph_error_set(PH_EBUSY,
+                              "package '%s' build %s: stop() not run: %s is still running past "
+                              "its time limit (its caller was answered 504); stop() must not "
+                              "run under it, so the build stays mapped and keeps what it holds",
+                              v->module->desc->name, v->module->hash, call);
+        ph_instance_set_reason(inst, ph_error_last());
+        atomic_store(&inst->state, PH_INST_FAILED);
+        ph_residue_after_step(v->module, "stop");
+        return rc;
     }
-    ph_residue_after_step(inst->cur->module, "stop");
+    int rc = ph_version_stop(v, ph_instance_stop_timeout_ms(inst));
+    if (rc) {
+        ph_instance_set_reason(inst, ph_error_last());
+        ph_version_pin(v); /* never unmapped: its stop() may still return into it */
+        atomic_store(&inst->state, PH_INST_FAILED);
+        return rc;
+    }
+    ph_residue_after_step(v->module, "stop");
     atomic_store(&inst->state, PH_INST_STOPPED);
+    return 0;
 }
 
 int ph_instance_params_equal(const ph_instance *inst, const ph_kv *params, size_t n)

@@ -49,8 +49,9 @@ typedef struct ph_version {
     ph_kv *params;               /* its own copy of the instance's parameters (ph_param), set by
                                     ph_version_set_params: a reload never changes what its code reads */
     size_t n_params;
-    int pins;         /* abandoned calls still running its code (under the pin lock) */
-    int free_pending; /* freed while pinned: the last unpin frees it */
+    int pins;              /* abandoned calls still running its code (under the pin lock) */
+    char pinned_call[128]; /* the address of the last such call ("stuck.slow.hold") */
+    int free_pending;      /* freed while pinned: the last unpin frees it */
 } ph_version;
 
 typedef struct ph_instance {
@@ -121,6 +122,8 @@ void ph_version_free(ph_version *v);
  * Thread-safe.
  */
 void ph_version_pin(ph_version *v);
+/** The same for an abandoned call of `address` ("inst.actor.method"), named at stop(). */
+void ph_version_pin_call(ph_version *v, const char *address);
 /** Drops a pin; the last one frees a version (and instance) freed meanwhile. */
 void ph_version_unpin(ph_version *v);
 /**
@@ -154,8 +157,29 @@ void ph_instance_free(ph_instance *inst);
  * PH_EPACKAGE (failed, with the package's message; stop has run).
  */
 int ph_instance_start(ph_instance *inst);
-/** Runs stop if running; the state becomes STOPPED. */
-void ph_instance_stop(ph_instance *inst);
+/**
+ * Runs stop if running, within the instance's stop time limit
+ * (ph_instance_stop_timeout_ms); the state becomes STOPPED and 0 is
+ * returned. Never runs stop() under an abandoned call still running in the
+ * build (one past its time limit): then stop() is skipped, the build stays
+ * mapped, the state becomes FAILED and PH_EBUSY names the call. A stop()
+ * that does not return in time is left running on its own thread: the build
+ * stays mapped for good, the state becomes FAILED and PH_ETIMEOUT says so.
+ * The reason is recorded either way.
+ */
+int ph_instance_stop(ph_instance *inst);
+
+/** stop()'s default time limit, and its setter ([limits] stop_timeout in host.ini). */
+#define PH_STOP_TIMEOUT_MS 10000
+void ph_instance_set_stop_timeout_ms(int ms);
+/** The instance's stop() limit: its package.ini [limits] stop_timeout, else the host's. */
+int ph_instance_stop_timeout_ms(const ph_instance *inst);
+/**
+ * Runs v's stop() on a thread of its own and waits up to limit_ms: 0 when
+ * it returned, PH_ETIMEOUT (with the message) when it did not; the build is
+ * then pinned until it returns.
+ */
+int ph_version_stop(ph_version *v, int limit_ms);
 
 const char *ph_inst_state_name(ph_inst_state s);
 

@@ -11,9 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crash.h"
 #include "elfcheck.h"
 #include "error.h"
 #include "log.h"
+#include "path.h"
 #include "residue.h"
 #include "scan.h"
 
@@ -264,8 +266,7 @@ static uint64_t fnv_mix(uint64_t h, const void *data, size_t n)
 /* "dir/name", or "name" in the root; NULL without memory. */
 static char *path_in(const char *dir, const char *name)
 {
-    char *p = NULL;
-    return asprintf(&p, "%s%s%s", dir, *dir ? "/" : "", name) < 0 ? NULL : p;
+    return ph_path_join(dir, name);
 }
 
 static void stage_free(stage *st)
@@ -842,8 +843,7 @@ int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out)
     if ((rc = stage_build(&st, m, root)))
         goto fail;
     memcpy(mod->hash, st.so_hash, sizeof mod->hash);
-    if (asprintf(&mod->copy, "%s/%s", root, st.so_rel) < 0) {
-        mod->copy = NULL;
+    if (!(mod->copy = ph_path_join(root, st.so_rel))) {
         goto nomem;
     }
     /* No code of a build runs in the host before a scanner child accepted its descriptor. */
@@ -853,8 +853,17 @@ int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out)
         rc = ph_error_set(st.clash_code, "%s", st.clash);
         goto fail;
     }
+    /* Its constructors run in the host now: a build they crashed before is not loaded again,
+       and a crash or exit in them names the package and build. */
+    if (!in_scanner && (rc = ph_crash_quarantined(m->name, st.so_hash)))
+        goto fail;
+    ph_residue_doing(m->name, m->version_text, st.so_hash,
+                     PH_WHILE_LOADING "; a package must not have constructors that can fail");
     errno = 0;
     mod->handle = dlopen(mod->copy, RTLD_NOW | RTLD_LOCAL);
+    int saved = errno;
+    ph_residue_doing(NULL, NULL, NULL, NULL);
+    errno = saved;
     if (!mod->handle) {
         /* glibc's words for a failed allocation ("cannot create shared object descriptor") */
         int nomem = errno == ENOMEM;
@@ -897,7 +906,9 @@ void ph_module_close(ph_module *mod)
         return;
     /* Never unmap code that may still run: such a build stays mapped (its handle is kept). */
     if (mod->handle && !ph_residue_before_unmap(mod)) {
+        ph_residue_doing_module(mod, "in its destructor, while the host unloaded it (dlclose)");
         dlclose(mod->handle);
+        ph_residue_doing(NULL, NULL, NULL, NULL);
         ph_residue_after_unmap(mod);
     }
     if (mod->copy)

@@ -17,6 +17,7 @@
 #include "error.h"
 #include "text.h"
 #include "ini.h"
+#include "path.h"
 
 #define MANIFEST_FILE "package.ini"
 #define PH_SUMMARY_MAX 120
@@ -490,10 +491,11 @@ static int add_limit(ph_manifest *m, const char *key, const char *v, int line)
 {
     int ms;
     const char *dot = strchr(key, '.');
-    if (strcmp(key, "call_timeout") != 0 && (!dot || dot == key || !dot[1] || strchr(dot + 1, '.')))
+    if (strcmp(key, "call_timeout") != 0 && strcmp(key, "stop_timeout") != 0 &&
+        (!dot || dot == key || !dot[1] || strchr(dot + 1, '.')))
         return ph_error_set(PH_EMANIFEST,
                             "unknown key '%s' in [limits]; known keys: call_timeout (every "
-                            "method) and ACTOR.METHOD (one method)",
+                            "method), ACTOR.METHOD (one method) and stop_timeout (stop())",
                             key);
     for (size_t i = 0; i < m->n_limits; i++)
         if (strcmp(m->limits[i].key, key) == 0)
@@ -507,6 +509,15 @@ static int add_limit(ph_manifest *m, const char *key, const char *v, int line)
     return ph_kv_append(&m->limits, &m->n_limits, key, v, line)
                ? ph_error_set(PH_ENOMEM, "out of memory")
                : 0;
+}
+
+int ph_manifest_stop_timeout(const ph_manifest *m)
+{
+    int ms = 0;
+    for (size_t i = 0; m && i < m->n_limits; i++)
+        if (strcmp(m->limits[i].key, "stop_timeout") == 0)
+            ph_config_parse_seconds(m->limits[i].value, &ms);
+    return ms;
 }
 
 int ph_manifest_call_timeout(const ph_manifest *m, const char *actor, const char *method)
@@ -620,15 +631,15 @@ static int finish(const char *path, mf_ctx *x)
         return rc;
     if (!m->kind && set_str(&m->kind, "application"))
         return PH_ENOMEM;
-    char *lib = NULL;
-    int n;
+    char *lib = NULL, *so = NULL;
     if (!m->library)
-        n = asprintf(&lib, "%s/%s.so", m->dir, m->name);
+        lib = asprintf(&so, "%s.so", m->name) < 0 ? (so = NULL) : ph_path_join(m->dir, so);
     else if (m->library[0] == '/')
-        n = asprintf(&lib, "%s", m->library);
+        lib = strdup(m->library);
     else
-        n = asprintf(&lib, "%s/%s", m->dir, m->library);
-    if (n < 0)
+        lib = ph_path_join(m->dir, m->library);
+    free(so);
+    if (!lib)
         return ph_error_set(PH_ENOMEM, "out of memory");
     free(m->library);
     m->library = lib;
@@ -648,8 +659,7 @@ static int locate(const char *path, ph_manifest *m)
         return ph_error_set(errno == ENOMEM ? PH_ENOMEM : PH_EIO, "%s: cannot read: %s", path,
                             ph_strerror(errno));
     const char *file = slash ? slash + 1 : path;
-    if (asprintf(&m->path, "%s%s%s", m->dir, strcmp(m->dir, "/") ? "/" : "", file) < 0) {
-        m->path = NULL;
+    if (!(m->path = ph_path_join(m->dir, file))) {
         return ph_error_set(PH_ENOMEM, "out of memory");
     }
     return 0;
@@ -855,8 +865,8 @@ static int on_probe_event(void *user, const char *section, const char *key, cons
 static int has_manifest(const char *dir)
 {
     struct stat st;
-    char *p = NULL;
-    if (asprintf(&p, "%s/%s", dir, MANIFEST_FILE) < 0)
+    char *p = ph_path_join(dir, MANIFEST_FILE);
+    if (!p)
         return ph_error_set(PH_ENOMEM, "out of memory");
     int yes = stat(p, &st) == 0 && S_ISREG(st.st_mode);
     free(p);
@@ -877,8 +887,8 @@ static int take_package(scan *s, const char *dir)
         if (push_str(&s->seen, &s->n_seen, real) || index_seen(s))
             return PH_ENOMEM;
     }
-    char *path = NULL;
-    if (asprintf(&path, "%s/%s", dir, MANIFEST_FILE) < 0)
+    char *path = ph_path_join(dir, MANIFEST_FILE);
+    if (!path)
         return ph_error_set(PH_ENOMEM, "out of memory");
     ph_manifest *m = NULL;
     int rc = ph_manifest_load(path, &m);
@@ -979,8 +989,8 @@ static int scan_dir(scan *s, const char *dir)
     if ((rc = has_manifest(dir)) > 0)
         rc = take_package(s, dir);
     for (size_t i = 0; i < n && !rc; i++) {
-        char *sub = NULL;
-        if (asprintf(&sub, "%s/%s", dir, names[i]) < 0) {
+        char *sub = ph_path_join(dir, names[i]);
+        if (!sub) {
             rc = ph_error_set(PH_ENOMEM, "out of memory");
             break;
         }

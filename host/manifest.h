@@ -107,6 +107,8 @@ typedef struct ph_manifest {
  * (its own line, else call_timeout), or 0 when it sets none.
  */
 int ph_manifest_call_timeout(const ph_manifest *m, const char *actor, const char *method);
+/** stop()'s time limit in ms that [limits] stop_timeout of package.ini sets, or 0. */
+int ph_manifest_stop_timeout(const ph_manifest *m);
 
 /**
  * Reads one manifest. *out is owned by the caller (ph_manifest_free); NULL on

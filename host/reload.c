@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "build.h"
+#include "config.h"
 #include "crud.h"
 #include "elfcheck.h"
 #include "callbacks.h"
@@ -307,6 +308,29 @@ static void roll_back(ph_instance *inst, previous *p)
     free(msg);
 }
 
+/*
+ * The drain bound of a swap: the host's (drain_ms), or the longest time
+ * limit the package declares for its methods plus PH_ABANDON_MARGIN_MS
+ * when that is longer. A call past its limit is abandoned by its caller
+ * (504) and leaves the gate, so the reload then goes ahead instead of being
+ * given up; the calls held at the closed gate meanwhile wait as long as the
+ * drain does (gate.c) and are served by the new build.
+ */
+#define PH_ABANDON_MARGIN_MS 1000
+
+static int drain_bound(const ph_manifest *m, int drain)
+{
+    int longest = 0;
+    for (size_t i = 0; m && i < m->n_limits; i++) {
+        int ms = 0;
+        if (strcmp(m->limits[i].key, "stop_timeout") != 0 &&
+            ph_config_parse_seconds(m->limits[i].value, &ms) == 0 && ms > longest)
+            longest = ms;
+    }
+    return longest && longest + PH_ABANDON_MARGIN_MS > drain ? longest + PH_ABANDON_MARGIN_MS
+                                                             : drain;
+}
+
 /* Runs stop on a prepared build that will not serve (never started, or failed to). */
 static void discard_prepared(ph_version *v)
 {
@@ -367,8 +391,13 @@ static int switch_to(ph_host *h, ph_instance *inst, ph_version *nv, const target
     char *reason = NULL;
     int rc = 0;
     if (p->was_running) {
-        ph_instance_stop(inst);
-        rc = save_state(p->v, &p->state);
+        /* A stop() skipped (under an abandoned call) or past its limit: the old build stays
+           mapped, its state is not asked for, and the new build starts cold. */
+        if (ph_instance_stop(inst))
+            ph_logf(PH_L_ERROR, inst->name, "%s; the new build starts without its state",
+                    ph_error_last());
+        else
+            rc = save_state(p->v, &p->state);
     }
     if (!rc)
         rc = build_callable(nm, &inst->callable, &inst->n_callable);
@@ -540,9 +569,7 @@ static int swap_instance(ph_host *h, ph_instance *inst, const target *t, int for
     if (same_version &&
         (rc = ph_store_open_for(h->cfg.data_dir, inst->name, nm, nv->module->desc, &nstore)))
         goto discard;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    int drain = atomic_load(&drain_ms);
+    int drain = drain_bound(p.m, atomic_load(&drain_ms));
     if ((rc = ph_gate_close(&inst->gate, drain))) {
         ph_error_wrap("instance '%s': the drain timed out, reload abandoned (the calls go on; "
                       "it is tried again once they end)",
@@ -552,6 +579,8 @@ static int swap_instance(ph_host *h, ph_instance *inst, const target *t, int for
         __atomic_store_n(&h->retry_pending, 1, __ATOMIC_RELEASE);
         goto discard;
     }
+    struct timespec t0; /* the gate-closed time starts now: waits with it open do not count */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     /*
      * Gate closed and empty: nothing of the old version runs now. A new
      * version's migration stays uncommitted until the new version has

@@ -511,6 +511,76 @@ done:
     pthread_mutex_unlock(&mu);
 }
 
+/* ---- code of a build that runs outside any call: constructors, destructors ---- */
+
+typedef struct {
+    int on;
+    char pkg[64], version[32], build[17];
+    const char *what;
+} doing_rec;
+static _Thread_local doing_rec doing;
+
+void ph_residue_doing(const char *pkg, const char *version, const char *build, const char *what)
+{
+    doing.on = 0; /* a signal meanwhile sees either nothing or the whole record */
+    atomic_signal_fence(memory_order_seq_cst);
+    if (!what)
+        return;
+    snprintf(doing.pkg, sizeof doing.pkg, "%s", pkg ? pkg : "?");
+    snprintf(doing.version, sizeof doing.version, "%s", version ? version : "");
+    snprintf(doing.build, sizeof doing.build, "%s", build ? build : "?");
+    doing.what = what;
+    atomic_signal_fence(memory_order_seq_cst);
+    doing.on = 1;
+}
+
+void ph_residue_doing_module(const ph_module *mod, const char *what)
+{
+    const slot *s = slot_at(mod ? mod->residue : -1);
+    if (s)
+        ph_residue_doing(s->pkg, s->version, s->build, what);
+    else
+        ph_residue_doing(NULL, NULL, NULL, NULL);
+}
+
+int ph_residue_doing_now(const char **pkg, const char **version, const char **build,
+                         const char **what)
+{
+    if (!doing.on)
+        return 0;
+    *pkg = doing.pkg;
+    *version = doing.version;
+    *build = doing.build;
+    *what = doing.what;
+    return 1;
+}
+
+int ph_residue_in_package_thread(void)
+{
+    return thread_slot != 0 || doing.on;
+}
+
+int ph_residue_blame_exit(uintptr_t pc, const char **pkg, const char **version, const char **build,
+                          const char **how)
+{
+    const slot *s = slot_at(thread_slot - 1);
+    if (s && atomic_load(&s->state) != SLOT_FREE) {
+        *how = atomic_load(&s->stopped)
+                   ? "in a thread the package started, still running after stop()"
+                   : "in a thread the package started";
+    } else {
+        int i = pc ? ph_residue_slot_of((const void *)pc) : -1;
+        if (i < 0)
+            return 0;
+        s = &slots[i];
+        *how = "in its code, outside any call";
+    }
+    *pkg = s->pkg;
+    *version = s->version;
+    *build = s->build;
+    return 1;
+}
+
 /* ---- crash reports ---- */
 
 /* Which of two slots holding pc or addr a crash is blamed on: the code that ran beats

@@ -96,6 +96,35 @@ void ph_residue_timer_created(int slot, timer_t timer);
 void ph_residue_timer_deleted(timer_t timer);
 
 /**
+ * The calling thread runs code of a build outside any call: its ELF
+ * constructors (dlopen) or destructors (dlclose). `what` (a static string,
+ * e.g. "in its constructor, while the host loaded it (dlopen)") ends the
+ * crash or exit report that happens meanwhile; NULL: the step is over.
+ * The strings are copied.
+ */
+void ph_residue_doing(const char *pkg, const char *version, const char *build, const char *what);
+/** The same for a tracked module (its slot's names); a no-op for an untracked one. */
+void ph_residue_doing_module(const struct ph_module *mod, const char *what);
+/**
+ * Async-signal-safe: what ph_residue_doing set on this thread (1), or 0.
+ * The strings stay valid while the thread lives.
+ */
+int ph_residue_doing_now(const char **pkg, const char **version, const char **build,
+                         const char **what);
+
+/** True on a thread the package started, or while a build's constructor or destructor runs. */
+int ph_residue_in_package_thread(void);
+
+/**
+ * For exit reports (async-signal-safe): if the calling thread was started by
+ * a package, or `pc` (the caller's return address) lies in a mapped build,
+ * sets the out pointers and returns 1; `*how` is "in a thread the package
+ * started" or "in its code". 0 otherwise.
+ */
+int ph_residue_blame_exit(uintptr_t pc, const char **pkg, const char **version, const char **build,
+                          const char **how);
+
+/**
  * For the crash handler (async-signal-safe): if the calling thread was
  * started by a package, or `pc` or `addr` lies in a build's range (serving
  * or former), sets the out pointers (to strings that stay valid) and

@@ -349,7 +349,7 @@ static int check_limits(const ph_routes *t, const ph_version *ver)
     const ph_manifest *m = ver->manifest ? ver->manifest : t->inst->manifest;
     for (size_t i = 0; m && i < m->n_limits; i++) {
         const char *k = m->limits[i].key;
-        bool found = strcmp(k, "call_timeout") == 0;
+        bool found = strcmp(k, "call_timeout") == 0 || strcmp(k, "stop_timeout") == 0;
         for (size_t r = 0; !found && r < t->n; r++)
             found = strcmp(t->items[r].name, k) == 0;
         if (!found)
@@ -597,7 +597,7 @@ static int enter_instance(ph_router *r, ph_instance *caller, const char *address
                             caller->manifest->path, left_out->line);
     if (ph_frame_inside(inst)) {
         ph_gate_enter_nested(&inst->gate);
-    } else if (ph_gate_enter(&inst->gate, r->hold_ms)) {
+    } else if (ph_gate_enter_held(&inst->gate, r->hold_ms)) {
         return ph_error_set(PH_EBUSY, "instance '%s' is being reloaded; retry in a moment",
                             inst->name);
     }
@@ -734,6 +734,8 @@ static bool watch_enter(ph_call_watch *w, ph_instance *inst, const ph_route *rt)
 {
     w->inst = inst;
     w->ver = rt->ctx ? ph_version_of(rt->ctx) : inst->cur;
+    if (snprintf(w->address, sizeof w->address, "%s.%s", inst->name, rt->name) < 0)
+        w->address[0] = 0; /* a longer address is cut: it only names the call in a log */
     atomic_store(&w->limit_ms, rt->timeout_ms);
     int s = PH_WATCH_OUTSIDE;
     return atomic_compare_exchange_strong(&w->state, &s, PH_WATCH_INSIDE);
@@ -764,7 +766,7 @@ bool ph_router_abandon(ph_call_watch *w)
     if (!atomic_compare_exchange_strong(&w->state, &s, PH_WATCH_ABANDONING))
         return false;
     /* Still inside and holding the gate: the build cannot be retired before this pin. */
-    ph_version_pin(w->ver);
+    ph_version_pin_call(w->ver, w->address);
     ph_instance *inst = w->inst;
     atomic_store(&w->state, PH_WATCH_ABANDONED);
     ph_gate_leave(&inst->gate);

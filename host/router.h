@@ -104,6 +104,7 @@ typedef struct ph_call_watch {
     atomic_int limit_ms;    /* the method's own time limit (package.ini), 0: the caller's default */
     ph_instance *inst;      /* set before state becomes INSIDE */
     struct ph_version *ver; /* the build the call runs */
+    char address[128];      /* "instance.actor.method", set with ver: named if stop() must wait */
 } ph_call_watch;
 
 /** Call flags. */

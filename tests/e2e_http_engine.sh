@@ -186,7 +186,7 @@ allow = [v.strip() for k, v in hdrs if k.lower() == "allow"]
 if st != 405 or allow != ["POST"]:
     failures.append("GET /_/reload/calc: %d %r %r" % (st, allow, b))
 st, _, b = one(b"GET /_/nothing HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n")
-served = ("GET /_/health, GET /_/metrics, GET /_/openapi.json, GET /_/packages, "
+served = ("GET /_/health, GET /_/metrics, GET /_/openapi.json, GET /_/packages, GET /_/hooks/{endpoint}, "
           "POST /_/reload/{name}, POST /_/disable/{name}, POST /_/unload/{name}, "
           "POST /_/enable/{name}, POST /_/remove/{name}")
 if st != 404 or json.loads(b)["error"]["message"] != \

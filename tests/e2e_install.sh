@@ -119,7 +119,7 @@ C
 cflags=$(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --cflags plughost) ||
     fail "pkg-config --cflags plughost failed"
 pcflags=$(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --variable=package_cflags plughost)
-[ "$pcflags" = "-fPIC -fvisibility=hidden" ] || fail "package_cflags is '$pcflags'"
+[ "$pcflags" = "-fPIC -fvisibility=hidden -Werror=old-style-definition" ] || fail "package_cflags is '$pcflags'"
 incdir=
 for flag in $cflags; do
     case "$flag" in -I*) incdir=${flag#-I} ;; esac

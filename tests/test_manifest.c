@@ -400,8 +400,8 @@ static void test_limits(void **state)
     assert_int_equal(ph_manifest_call_timeout(m, "report", "build"), 0);
     ph_manifest_free(m);
     load_bad(f, "[package]\nname = r\nversion = 1.0.0\n[limits]\nbuild = 3\n", PH_EMANIFEST, 5,
-             "unknown key 'build' in [limits]; known keys: call_timeout (every method) and "
-             "ACTOR.METHOD (one method)");
+             "unknown key 'build' in [limits]; known keys: call_timeout (every method), "
+             "ACTOR.METHOD (one method) and stop_timeout (stop())");
     load_bad(f, "[package]\nname = r\nversion = 1.0.0\n[limits]\nreport.build = soon\n",
              PH_EMANIFEST, 5,
              "'report.build' in [limits] must be seconds from 0.001 to 86400 (such as 30 or "

@@ -788,6 +788,35 @@ static void test_stuck_call_drain_timeout(void **state)
     free(b);
 }
 
+/*
+ * A call that arrives while a long call drains is queued for the whole
+ * drain, past its own hold time, and served by the new build: a reload
+ * waiting for one slow call does not refuse every new call meanwhile.
+ */
+static void test_call_held_through_long_drain(void **state)
+{
+    fx *f = *state;
+    static const char *const pk[] = {"reload_fx", NULL};
+    start_host(f, pk);
+    ph_router_set_hold_ms(f->h->router, 200);
+    ph_reload_set_drain_ms(5000);
+    char *b = fx_build(f, NULL, "-DRELOAD_TAG=2");
+    sh("cp '%s' '%s'", b, f->lib);
+    bg_call slow, late;
+    bg_start(&slow, f->h, "reload_fx.fx.slow", "{\"ms\":1200}", 0);
+    bg_start(&late, f->h, "reload_fx.fx.tag", NULL, 300); /* held ~1 s, its hold is 200 ms */
+    sleep_ms(100);
+    int swapped = 0;
+    if (ph_reload_package(f->h, "reload_fx", &swapped))
+        fail_msg("reload failed: %s", ph_error_last());
+    assert_int_equal(swapped, 1);
+    bg_join(&slow);
+    bg_join(&late); /* fails with "is being reloaded" if it was refused after 200 ms */
+    assert_int_equal(slow.value, 1);
+    assert_int_equal(late.value, 2);
+    free(b);
+}
+
 /* A change the watcher had to abandon for a stuck call is applied once the call ends. */
 static void test_abandoned_change_retried(void **state)
 {
@@ -1621,6 +1650,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_change_inside_a_change_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stuck_call_drain_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nested_and_cross_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_call_held_through_long_drain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_from_inside_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dependency_compatible, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dependency_incompatible, setup, teardown),

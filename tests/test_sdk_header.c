@@ -197,6 +197,58 @@ static void test_signature_checked_at_compile_time(void **state)
     }
 }
 
+/*
+ * A K&R definition has no prototype, so the signature check above accepts
+ * it under any declaration: the package build flags (plughost_add_package()
+ * and pkg-config's package_cflags) refuse it instead.
+ */
+static const char kr_source[] =
+    "#include <plughost/sdk.h>\n"
+    "static int64_t half(ctx, x) ph_ctx *ctx; double x; { (void)ctx; return (int64_t)(x / 2); }\n"
+    "static const ph_method m[] = { PH_METHOD(half, PH_I64, PH_ARG(\"x\", PH_I64)) };\n"
+    "PH_PACKAGE(.actors = PH_ACTORS(PH_ACTOR(\"kr\", m)));\n";
+
+static void test_old_style_definition_refused(void **state)
+{
+    (void)state;
+    char *file = tu_write(tmp, "kr.c", kr_source), *out = NULL;
+    const char *defs = "-DPH_PACKAGE_NAME='\"kr\"' -DPH_PACKAGE_VERSION='\"1.0.0\"'";
+    /* without the package flags it compiles: the hole the flags close */
+    int rc = tu_run(&out, "cc -std=c11 -fsyntax-only %s -I'%s/sdk/include' '%s' 2>&1", defs,
+                    tu_env("PH_SOURCE_DIR"), file);
+    if (rc != 0)
+        fail_msg("the K&R package should compile without the package flags:\n%s", out);
+    free(out);
+    /* pkg-config's package_cflags */
+    rc = tu_run(&out,
+                "cc -std=c11 -fsyntax-only $(PKG_CONFIG_PATH='%s' pkg-config "
+                "--variable=package_cflags plughost) %s -I'%s/sdk/include' '%s' 2>&1",
+                tu_env("PH_BUILD_DIR"), defs, tu_env("PH_SOURCE_DIR"), file);
+    if (rc == 0 || !strstr(out, "old-style function definition") ||
+        !strstr(out, "-Werror=old-style-definition"))
+        fail_msg("package_cflags accepted a K&R definition (exit %d):\n%s", rc, out);
+    free(out);
+    /* plughost_add_package() */
+    char *proj = tu_fmt("%s/krproj", tmp);
+    tu_run(NULL, "mkdir -p '%s'", proj);
+    free(tu_write(proj, "kr.c", kr_source));
+    free(tu_write(proj, "package.ini", "[package]\nname = kr\nversion = 1.0.0\n"));
+    char *lists = tu_fmt("cmake_minimum_required(VERSION 3.16)\nproject(kr C)\n"
+                         "set(PLUGHOST_NO_INSTALL ON)\n"
+                         "include_directories(%s/sdk/include)\n"
+                         "include(%s/cmake/PlughostPackage.cmake)\n"
+                         "plughost_add_package(kr SOURCES kr.c)\n",
+                         tu_env("PH_SOURCE_DIR"), tu_env("PH_SOURCE_DIR"));
+    free(tu_write(proj, "CMakeLists.txt", lists));
+    rc = tu_run(&out, "cd '%s' && cmake -S . -B b >/dev/null 2>&1 && cmake --build b 2>&1", proj);
+    if (rc == 0 || !strstr(out, "old-style function definition"))
+        fail_msg("plughost_add_package() built a K&R definition (exit %d):\n%s", rc, out);
+    free(out);
+    free(lists);
+    free(proj);
+    free(file);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -205,6 +257,7 @@ int main(void)
         cmocka_unit_test(test_header_alone_cxx),
         cmocka_unit_test(test_every_macro_cxx),
         cmocka_unit_test(test_signature_checked_at_compile_time),
+        cmocka_unit_test(test_old_style_definition_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -212,6 +212,12 @@ typedef struct ph_actor {
  * checked when the package is compiled: a mismatch fails the build with
  * "negative width in bit-field 'ph_signature_of_<function>_...'". GCC and
  * Clang, C only (C++ packages get no check yet).
+ * A K&R (old-style) definition, `static int64_t half(ctx, x) ph_ctx *ctx;
+ * double x; {...}`, has no prototype, so its type is compatible with every
+ * declaration and this check cannot see it: build packages with
+ * -Werror=old-style-definition, as plughost_add_package() and the
+ * package_cflags of `pkg-config plughost` do, and such a definition fails
+ * the build ("old-style function definition").
  */
 #define PH_RTYPE_PH_VOID void
 #define PH_RTYPE_PH_BOOL int
