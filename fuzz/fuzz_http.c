@@ -7,10 +7,17 @@
  * dispatch, static files, CRUD over REST and the error bodies.
  * Invariant: every request gets a complete HTTP response (no hang, no
  * dropped connection, no crash).
+ *
+ * Raw mode (the first byte's high bit set, seeds named raw-*): the rest is
+ * sent as it is, bytes the HTTP engine itself must read (host/httpd.c:
+ * request line, headers, Content-Length, chunked bodies, pipelining). Its
+ * invariant: no crash, no hang, and whatever comes back is HTTP/1.1
+ * responses, each head once, never a truncated head.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,12 +153,33 @@ static char *request(const uint8_t *data, size_t size, size_t *len)
     return req;
 }
 
+/* Raw mode's check of what came back: HTTP/1.1 responses only, each head whole. */
+static void check_raw_answer(const char *got, size_t n, const char *req)
+{
+    const char *p = got, *end = got + n;
+    while (p < end) {
+        if ((size_t)(end - p) < 9 || memcmp(p, "HTTP/1.1 ", 9) != 0)
+            fz_fail("not an HTTP/1.1 response at byte %zu of the answer to %.200s",
+                    (size_t)(p - got), req);
+        const char *eoh = memmem(p, (size_t)(end - p), "\r\n\r\n", 4);
+        if (!eoh)
+            fz_fail("a response head without its end to %.200s", req);
+        const char *cl = memmem(p, (size_t)(eoh - p), "\r\nContent-Length: ", 18);
+        size_t body = cl ? strtoul(cl + 18, NULL, 10) : 0;
+        bool head_only = strncmp(req, "HEAD ", 5) == 0 || memmem(p, 12, " 100 ", 5) != NULL;
+        p = eoh + 4 + (head_only ? 0 : body);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
     size_t len = 0;
-    char *req = request(data, size, &len);
+    bool raw = data[0] & 0x80;
+    char *req = raw ? fz_str(data + 1, size - 1) : request(data, size, &len);
+    if (raw)
+        len = size - 1;
     int fd = connect_host();
     for (size_t off = 0; off < len;) {
         ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
@@ -162,7 +190,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     shutdown(fd, SHUT_WR);
     char head[13] = {0};
     size_t got = 0;
-    char buf[4096];
+    char buf[4096], *all = NULL;
     ssize_t r;
     /* libFuzzer's timer (SIGALRM) interrupts a waiting recv: go on waiting. */
     while ((r = recv(fd, buf, sizeof buf, 0)) > 0 || (r < 0 && errno == EINTR)) {
@@ -171,6 +199,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (got < sizeof head - 1)
             memcpy(head + got, buf,
                    (size_t)r < sizeof head - 1 - got ? (size_t)r : sizeof head - 1 - got);
+        if (raw && got < (1u << 20)) {
+            char *more = realloc(all, got + (size_t)r);
+            if (!more)
+                fz_fail("out of memory");
+            all = more;
+            memcpy(all + got, buf, (size_t)r);
+        }
         got += (size_t)r;
     }
     /* A reset, not a FIN: thousands of requests a second leave no TIME_WAIT behind. */
@@ -179,6 +214,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     close(fd);
     if (r < 0)
         fz_fail("no complete response (%s) to %.200s", strerror(errno), req);
+    if (raw) { /* an incomplete request may end without an answer */
+        if (got < (1u << 20))
+            check_raw_answer(all, got, req);
+        free(all);
+        free(req);
+        return 0;
+    }
     if (strncmp(head, "HTTP/1.1 ", 9) != 0)
         fz_fail("no HTTP response to %.200s", req);
     if (getenv("PH_FUZZ_VERBOSE"))
