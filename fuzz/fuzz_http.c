@@ -156,6 +156,8 @@ static char *request(const uint8_t *data, size_t size, size_t *len)
 /* Raw mode's check of what came back: HTTP/1.1 responses only, each head whole. */
 static void check_raw_answer(const char *got, size_t n, const char *req)
 {
+    if (n == 0)
+        return;
     const char *p = got, *end = got + n;
     while (p < end) {
         if ((size_t)(end - p) < 9 || memcmp(p, "HTTP/1.1 ", 9) != 0)
