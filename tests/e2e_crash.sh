@@ -4,7 +4,7 @@
 # with the real signal (for a supervisor to restart it).
 set -euo pipefail
 if [ "${PH_SANITIZE:-0}" = 1 ]; then
-  echo "sanitizer build: ASan reports crashes itself; skipped"; echo "1 passed, 0 failed"; exit 0
+  echo "sanitizer build: ASan reports crashes itself; skipped"; exit 77
 fi
 tmp=$(mktemp -d)
 pid=

@@ -9,13 +9,11 @@ set -euo pipefail
 . "$PH_SOURCE_DIR/tests/support/e2e.sh"
 if [ "${PH_SANITIZE:-0}" = 1 ]; then
   echo "sanitizer build: the packages are built from a release build once, in the plain run"
-  echo "1 passed, 0 failed"
-  exit 0
+  exit 77 # reported as skipped
 fi
 if [ "$(dpkg-query -W -f='${Status}' plughost 2>/dev/null)" = "install ok installed" ]; then
   echo "plughost is installed on this machine already: not replacing it; skipped"
-  echo "1 passed, 0 failed"
-  exit 0
+  exit 77 # reported as skipped
 fi
 removed=
 uninstall() { [ -n "$removed" ] || dpkg -P plughost plughost-dev >/dev/null 2>&1 || true; e2e_cleanup; }
