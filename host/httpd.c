@@ -360,9 +360,12 @@ static void out_clear(conn *c)
 static int flush_out(conn *c)
 {
     while (c->out) {
-        struct iovec iov[2] = {{c->out + c->out_off, c->out_len - c->out_off},
-                               {c->obody + c->obody_off, c->obody_len - c->obody_off}};
-        int n_iov = c->obody && c->obody_off < c->obody_len ? 2 : 1;
+        struct iovec iov[2] = {{c->out + c->out_off, c->out_len - c->out_off}, {NULL, 0}};
+        int n_iov = 1;
+        if (c->obody && c->obody_off < c->obody_len) { /* no arithmetic on a NULL body */
+            iov[1] = (struct iovec){c->obody + c->obody_off, c->obody_len - c->obody_off};
+            n_iov = 2;
+        }
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n_iov};
         ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
         if (w < 0) {

@@ -1371,7 +1371,9 @@ static void test_memory_flat_over_reloads(void **state)
     if (check_rss)
         assert_true(end.rss_kib - at100.rss_kib <= 1024);
     assert_int_equal(end.fds, at100.fds);
-    assert_int_equal(end.maps, at100.maps);
+    /* A build kept mapped adds ~5 mappings: 200 of them would add 1,000. The allocator (ASan's
+     * above all) maps and unmaps a few regions of its own, in either direction. */
+    assert_true(end.maps <= at100.maps + 4);
     free(ini);
     free(b[0]);
     free(b[1]);
