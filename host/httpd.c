@@ -549,9 +549,11 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
 {
     reading *r = &((conn *)p->data)->rd;
     if (r->last_cb != 2) {
-        if (sb_end(r) || push_off(r))
+        if (sb_end(r))
             return oom(r);
-        name_done(r);
+        name_done(r); /* the name is the last offset pushed: before the value's own */
+        if (push_off(r))
+            return oom(r);
         r->last_cb = 2;
     }
     r->head_bytes += n;
