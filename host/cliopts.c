@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "log.h"
@@ -15,7 +16,13 @@
 /* Loads the config (or the embedded defaults) and applies command-line overrides. */
 int ph_cli_load_config(const ph_cli_opts *c, ph_config *cfg)
 {
-    int rc = c->config ? ph_config_load(c->config, cfg) : ph_config_defaults(cfg);
+    const char *path = c->config;
+#ifdef PH_SYSTEM_CONFIG
+    /* an installed host (the Debian package): its configuration, as the service reads it */
+    if (!path && access(PH_SYSTEM_CONFIG, F_OK) == 0)
+        path = PH_SYSTEM_CONFIG;
+#endif
+    int rc = path ? ph_config_load(path, cfg) : ph_config_defaults(cfg);
     if (rc)
         return rc;
     if (c->listen && (rc = ph_config_set_listen(cfg, c->listen)))

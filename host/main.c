@@ -1501,7 +1501,7 @@ static void usage(FILE *f)
         {"  75", "the running host asks to retry later (HTTP 429 or 503; EX_TEMPFAIL)"},
     };
     static const char *const files[][2] = {
-        {"  /etc/plughost/host.ini", "the installed host's configuration (plughost.service)"},
+        {"  /etc/plughost/host.ini", "the installed host's configuration, read without -c"},
         {"  DATA_DIR/admin.token", "the admin token for management and PH_ADMIN methods (0600)"},
         {"  DATA_DIR/plughost.sock", "the running host's local socket ([http] socket): root and "
                                      "the host's user need no token on it (0600)"},

@@ -46,6 +46,9 @@ fi
 readelf -d /usr/libexec/plughost/plughostd | grep -q 'NEEDED.*libcurl' && fail "the installed daemon needs libcurl"
 dpkg-query -W -f='${Depends}' plughost | grep -q libcurl || fail "plughost does not depend on libcurl: $(dpkg-query -W -f='${Depends}' plughost)"
 grep -q '^socket = /run/plughost/plughost.sock' /etc/plughost/host.ini || fail "host.ini has no socket in /run/plughost"
+# without -c the installed CLI reads /etc/plughost/host.ini (FHS): it finds the shipped pkgmgr
+out=$(cd "$tmp" && /usr/bin/plughost list 2>&1) || fail "plughost list without -c: $out"
+grep -q 'pkgmgr' <<<"$out" || fail "plughost list without -c does not read /etc/plughost/host.ini: $out"
 echo "  dpkg -i: plughost and plughost-dev installed; host.ini a conffile; unit, man page, pkgmgr in place"
 
 # a package built against the installed SDK, with CMake (and installed by it) ...
@@ -83,13 +86,15 @@ out=$(/usr/bin/plughost --packages "$tmp/pc" --data-dir "$tmp/data2" --log-level
 [ "$out" = 8 ] || fail "the pkg-config build gave $out"
 echo "  a package built against the installed SDK (CMake, pkg-config) runs; cmake --install places it"
 # the installed `plughost run` execs the installed daemon; the CLI reaches it through its socket
+# (its own host.ini: without -c the installed CLI would read /etc/plughost/host.ini, whose
+# socket in /run/plughost belongs to the service)
 port=$(free_port)
-/usr/bin/plughost --packages "$tmp/pc" --data-dir "$tmp/data3" --listen "127.0.0.1:$port" --log-level warn run \
-  >"$tmp/run.log" 2>&1 &
+printf '[host]\npackage_dirs = pc\ndata_dir = data3\n[http]\nlisten = 127.0.0.1:%s\n' "$port" >"$tmp/h3.ini"
+/usr/bin/plughost -c "$tmp/h3.ini" --log-level warn run >"$tmp/run.log" 2>&1 &
 pid=$!
 wait_ready "http://127.0.0.1:$port"
 [ "$(readlink "/proc/$pid/exe")" = /usr/libexec/plughost/plughostd ] || fail "run is $(readlink "/proc/$pid/exe")"
-out=$(/usr/bin/plughost --packages "$tmp/pc" --data-dir "$tmp/data3" call shout.num.twice n=5) || fail "call: $out"
+out=$(/usr/bin/plughost -c "$tmp/h3.ini" call shout.num.twice n=5) || fail "call: $out"
 [ "$out" = 10 ] && [ -S "$tmp/data3/plughost.sock" ] || fail "call over the socket gave $out"
 stop_host
 echo "  plughost run execs /usr/libexec/plughost/plughostd; the CLI calls it through its socket"
