@@ -63,6 +63,9 @@ static int run(const ph_cli_opts *c)
     sigaddset(&set, SIGHUP);
     /* Every thread started from here on inherits the mask; main waits for them. */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    /* A log pipe whose reader went away (`run | head`) is EPIPE on the write, not the end of
+     * the host without stopping anything (systemd's IgnoreSIGPIPE=yes does the same). */
+    signal(SIGPIPE, SIG_IGN);
 
     ph_host *h = NULL;
     int rc = ph_cli_open_host(c, &h);
