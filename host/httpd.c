@@ -92,7 +92,7 @@ typedef struct conn {
     int ofile;
     off_t ofile_off;
     uint64_t ofile_left;
-    bool close_after, drain_after;
+    bool close_after;
     bool more; /* the last read filled the buffer: more may be waiting */
 
 #if defined(__SANITIZE_THREAD__)
@@ -846,7 +846,6 @@ static int queue_refusal(conn *c)
         ph_httpd_resp_reset(&rs);
         return -1;
     }
-    c->drain_after = true;
     c->in_off = c->in_len = 0;
     return 0;
 }
@@ -968,9 +967,10 @@ static void conn_run(ph_httpd *s, conn *c)
                 arm(c, EPOLLOUT);
                 return;
             }
-            if (c->close_after && !c->drain_after)
-                break;
-            if (c->close_after) { /* refused: let the client read the answer, then close */
+            /* closing (refused, or Connection: close): a lingering close (RFC 9112 9.6), so
+             * that bytes the client sent after its request do not turn the close into a
+             * reset that destroys the answer before the client read it */
+            if (c->close_after) {
                 shutdown(c->fd, SHUT_WR);
                 atomic_store_explicit(&c->since_ms, now_ms(), memory_order_relaxed);
                 atomic_store_explicit(&c->state, C_DRAINING, memory_order_relaxed);
