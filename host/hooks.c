@@ -15,14 +15,43 @@
 #include "host.h"
 #include "text.h"
 
-/* The package declaring `endpoint` (the first in set order), or NULL. */
+/*
+ * The package declaring `endpoint`, or NULL. When several do (install
+ * refuses that, but a package directory may be filled by hand), the first
+ * by package name, whatever the order of the package directories.
+ */
 static const ph_manifest *declarer(const ph_manifest_set *set, const char *endpoint,
                                    const ph_endpoint **ep)
 {
-    for (size_t i = 0; i < set->n; i++)
-        if ((*ep = ph_manifest_endpoint(set->items[i], endpoint)))
-            return set->items[i];
-    return NULL;
+    const ph_manifest *dm = NULL;
+    *ep = NULL;
+    for (size_t i = 0; i < set->n; i++) {
+        const ph_endpoint *e = ph_manifest_endpoint(set->items[i], endpoint);
+        if (e && (!dm || strcmp(set->items[i]->name, dm->name) < 0)) {
+            dm = set->items[i];
+            *ep = e;
+        }
+    }
+    return dm;
+}
+
+static void add_problem(json_t *problems, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* A problem for each other package declaring the endpoint `dm` declares as `ep`. */
+static void declared_twice(const ph_manifest_set *set, const ph_manifest *dm, const ph_endpoint *ep,
+                           json_t *problems)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        const ph_endpoint *e = ph_manifest_endpoint(set->items[i], ep->name);
+        if (e && set->items[i] != dm)
+            add_problem(problems,
+                        "%s:%d: [endpoint %s] is declared by package '%s' too (%s:%d); an "
+                        "endpoint belongs to one package: the contributions go to '%s', the "
+                        "first by name",
+                        set->items[i]->path, e->line, ep->name, dm->name, dm->path, ep->line,
+                        dm->name);
+    }
 }
 
 static void add_problem(json_t *problems, const char *fmt, ...)
@@ -219,6 +248,8 @@ int ph_hooks_collect(const ph_manifest_set *set, const char *endpoint, ph_hooks_
     json_t *items = json_array(), *problems = json_array(), *params = json_object();
     for (size_t k = 0; params && k < ep->n_params; k++)
         json_object_set_new(params, ep->params[k].key, json_string(ep->params[k].value));
+    if (problems)
+        declared_twice(set, dm, ep, problems);
     for (size_t i = 0; items && problems && i < set->n; i++)
         if (!keep || keep(ud, set->items[i]))
             check_package(set, set->items[i], endpoint, items, problems);
@@ -238,6 +269,13 @@ int ph_hooks_collect(const ph_manifest_set *set, const char *endpoint, ph_hooks_
 json_t *ph_hooks_problems(const ph_manifest_set *set)
 {
     json_t *problems = json_array();
+    for (size_t i = 0; problems && i < set->n; i++)
+        for (size_t e = 0; e < set->items[i]->n_endpoints; e++) {
+            const ph_endpoint *ep = NULL;
+            const ph_manifest *dm = declarer(set, set->items[i]->endpoints[e].name, &ep);
+            if (dm == set->items[i]) /* each endpoint once, from its owner */
+                declared_twice(set, dm, ep, problems);
+        }
     for (size_t i = 0; problems && i < set->n; i++)
         check_package(set, set->items[i], NULL, NULL, problems);
     return problems;
