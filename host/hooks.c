@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "error.h"
 #include "host.h"
@@ -121,6 +122,27 @@ static int type_len(const char *type)
 }
 
 /*
+ * A value of a parameter named "url" is a link a page shows: a relative path
+ * ("/notes/", "notes/", "./x") or an http(s) URL, never "javascript:",
+ * "data:" and the like, nor "//host" (another site); no blanks, control
+ * characters or backslashes (browsers drop or reinterpret them).
+ */
+static bool safe_url(const char *u)
+{
+    for (const char *p = u; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '\\')
+            return false;
+    if (!strncasecmp(u, "http://", 7))
+        return u[7] != '\0';
+    if (!strncasecmp(u, "https://", 8))
+        return u[8] != '\0';
+    if (u[0] == '/')
+        return u[1] != '/';
+    size_t head = strcspn(u, "/?#"); /* a ':' before the first '/' would be a scheme */
+    return memchr(u, ':', head) == NULL;
+}
+
+/*
  * One contribution as a JSON item, or NULL with its problems added (each
  * naming file:line): a value for a parameter the endpoint does not declare,
  * a required parameter missing, a value not of the declared type.
@@ -140,6 +162,14 @@ static json_t *check_hook(const ph_manifest *m, const ph_hook *hk, const ph_mani
                         "%s:%d: '%s' in %s is not a parameter of endpoint '%s' (declared by %s "
                         "in %s:%d); the contribution is left out",
                         m->path, v->line, v->key, label, ep->name, dm->name, dm->path, ep->line);
+            bad = true;
+            continue;
+        }
+        if (strcmp(v->key, "url") == 0 && !safe_url(v->value)) {
+            add_problem(problems,
+                        "%s:%d: 'url' in %s must be a relative path or an http(s) URL, not "
+                        "'%.200s'; the contribution is left out",
+                        m->path, v->line, label, v->value);
             bad = true;
             continue;
         }

@@ -193,6 +193,37 @@ static void test_declared_twice(void **state)
     ph_manifest_set_free(&set);
 }
 
+/* A url a page would link to: relative or http(s) only; javascript: and //host are left out. */
+static void test_url_schemes(void **state)
+{
+    fixture *f = *state;
+    ph_manifest_set set;
+    free(tu_write(f->dir, "shell/package.ini", menu_ini));
+    free(tu_write(f->dir, "evil/package.ini",
+                  "[package]\nname = evil\nversion = 1.0.0\n"
+                  "[hook menu a]\nlabel = A\nurl = javascript:alert(1)\n"   /* 6 */
+                  "[hook menu b]\nlabel = B\nurl = //evil.example/\n"       /* 9 */
+                  "[hook menu c]\nlabel = C\nurl = JavaScript:alert(1)\n"   /* 12 */
+                  "[hook menu d]\nlabel = D\nurl = data:text/html,x\n"      /* 15 */
+                  "[hook menu e]\nlabel = E\nurl = https://example.org/x\n" /* ok */
+                  "[hook menu f]\nlabel = F\nurl = notes/a:b\n"             /* ok */
+                  "[hook menu g]\nlabel = G\nurl = /evil/\n"));             /* ok */
+    discover(f, &set);
+    json_t *out = NULL;
+    assert_int_equal(ph_hooks_collect(&set, "menu", NULL, NULL, &out), 0);
+    assert_int_equal(json_array_size(json_object_get(out, "items")), 3);
+    json_t *problems = json_object_get(out, "problems");
+    assert_int_equal(json_array_size(problems), 4);
+    assert_problem(f, problems, 0, "evil", 6,
+                   "'url' in [hook menu a] must be a relative path or an http(s) URL, not "
+                   "'javascript:alert(1)'; the contribution is left out");
+    assert_problem(f, problems, 1, "evil", 9,
+                   "'url' in [hook menu b] must be a relative path or an http(s) URL, not "
+                   "'//evil.example/'; the contribution is left out");
+    json_decref(out);
+    ph_manifest_set_free(&set);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -200,6 +231,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_problem_texts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keep_and_unknown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_declared_twice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_url_schemes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
