@@ -353,11 +353,13 @@ static json_t *installed_packages(ph_host *h)
         json_t *params = json_object();
         for (size_t k = 0; params && k < m->n_params; k++)
             json_object_set_new(params, m->params[k].key, json_string(m->params[k].value));
-        json_array_append_new(arr,
-                              json_pack("{s:s,s:s,s:s?,s:s,s:o,s:o}", "package", m->name, "version",
-                                        m->version_text, "description", m->description, "directory",
-                                        m->dir, "instances", insts ? insts : json_array(),
-                                        "parameters", params ? params : json_object()));
+        json_t *pe =
+            json_pack("{s:s,s:s,s:s?,s:s,s:o,s:o}", "package", m->name, "version", m->version_text,
+                      "description", m->description, "directory", m->dir, "instances",
+                      insts ? insts : json_array(), "parameters", params ? params : json_object());
+        if (pe) /* summary, author, url, license, kind: the page shows them */
+            add_metadata(pe, m);
+        json_array_append_new(arr, pe);
     }
     return arr;
 }
