@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "error.h"
 #include "ini.h"
 
@@ -281,6 +282,37 @@ static int read_file(const char *path, char **out, size_t *len)
     return 0;
 }
 
+/*
+ * The new text in `tmp` must load with the host's own reader, or the host would
+ * refuse it on the next SIGHUP or start: PH_EARGS with the reader's message
+ * (naming `path`, not the temporary file), and nothing is replaced.
+ */
+static int check_loads(const char *tmp, const char *path)
+{
+    ph_config c;
+    if (ph_config_load(tmp, &c) == 0) {
+        ph_config_free(&c);
+        return 0;
+    }
+    const char *msg = ph_error_last();
+    size_t tl = strlen(tmp);
+    text t = {0};
+    for (const char *p = msg; *p;) {
+        const char *at = strstr(p, tmp);
+        if (!at) {
+            puts_(&t, p);
+            break;
+        }
+        put(&t, p, (size_t)(at - p));
+        puts_(&t, path);
+        p = at + tl;
+    }
+    int rc = t.failed ? ph_error_set(PH_ENOMEM, "out of memory")
+                      : ph_error_set(PH_EARGS, "%s; nothing was changed", t.p ? t.p : "");
+    free(t.p);
+    return rc;
+}
+
 /* Writes `t` beside `path` and renames it over `path`, keeping the file's mode. */
 static int replace_file(const char *path, const text *t)
 {
@@ -328,6 +360,8 @@ static int replace_file(const char *path, const text *t)
         goto cleanup;
     }
     fd = -1;
+    if ((rc = check_loads(tmp, path)))
+        goto cleanup;
     if (rename(tmp, path) != 0) {
         rc = ph_error_set(PH_EIO, "cannot replace %s: %s", path, strerror(errno));
         goto cleanup;

@@ -544,6 +544,14 @@ int ph_dist_pack(const char *pkg_dir, const char *out_dir, const char *secret_ke
         rc = ph_error_set(PH_ENOMEM, "out of memory");
         goto cleanup;
     }
+    if (strlen(list) > LIST_MAX) { /* install reads no longer list */
+        rc = ph_error_set(PH_ETOOBIG,
+                          "%s: its file list (%zu files, %zu bytes) is larger than the %u bytes "
+                          "an archive may hold, so no host would install it; ship fewer files "
+                          "or shorter names (an archive of them, say)",
+                          pkg_dir, c.n, strlen(list), LIST_MAX);
+        goto cleanup;
+    }
     if (secret_key && (rc = sign_list(secret_key, list, &sig)))
         goto cleanup;
     if (asprintf(&path, "%s/%s-%s%s", out_dir, m->name, m->version_text, PH_DIST_SUFFIX) < 0 ||
@@ -774,9 +782,13 @@ static int read_small(struct archive *a, struct archive_entry *e, const char *sh
 {
     la_int64_t size = archive_entry_size(e);
     *out = NULL;
-    if (archive_entry_filetype(e) != AE_IFREG || size < 0 || (uint64_t)size > max)
-        return ph_error_set(PH_EPERM, "%s: its %s is not a regular file of at most %zu bytes",
-                            shown, what, max);
+    if (archive_entry_filetype(e) != AE_IFREG || size < 0)
+        return ph_error_set(PH_EPERM, "%s: its %s is not a regular file", shown, what);
+    if ((uint64_t)size > max)
+        return ph_error_set(PH_EPERM,
+                            "%s: its %s is too large: %lld bytes, more than the %zu "
+                            "bytes an archive may hold",
+                            shown, what, (long long)size, max);
     char *buf = malloc((size_t)size + 1);
     if (!buf)
         return ph_error_set(PH_ENOMEM, "out of memory");

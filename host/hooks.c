@@ -10,19 +10,49 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "error.h"
 #include "host.h"
 #include "text.h"
 
-/* The package declaring `endpoint` (the first in set order), or NULL. */
+/*
+ * The package declaring `endpoint`, or NULL. When several do (install
+ * refuses that, but a package directory may be filled by hand), the first
+ * by package name, whatever the order of the package directories.
+ */
 static const ph_manifest *declarer(const ph_manifest_set *set, const char *endpoint,
                                    const ph_endpoint **ep)
 {
-    for (size_t i = 0; i < set->n; i++)
-        if ((*ep = ph_manifest_endpoint(set->items[i], endpoint)))
-            return set->items[i];
-    return NULL;
+    const ph_manifest *dm = NULL;
+    *ep = NULL;
+    for (size_t i = 0; i < set->n; i++) {
+        const ph_endpoint *e = ph_manifest_endpoint(set->items[i], endpoint);
+        if (e && (!dm || strcmp(set->items[i]->name, dm->name) < 0)) {
+            dm = set->items[i];
+            *ep = e;
+        }
+    }
+    return dm;
+}
+
+static void add_problem(json_t *problems, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* A problem for each other package declaring the endpoint `dm` declares as `ep`. */
+static void declared_twice(const ph_manifest_set *set, const ph_manifest *dm, const ph_endpoint *ep,
+                           json_t *problems)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        const ph_endpoint *e = ph_manifest_endpoint(set->items[i], ep->name);
+        if (e && set->items[i] != dm)
+            add_problem(problems,
+                        "%s:%d: [endpoint %s] is declared by package '%s' too (%s:%d); an "
+                        "endpoint belongs to one package: the contributions go to '%s', the "
+                        "first by name",
+                        set->items[i]->path, e->line, ep->name, dm->name, dm->path, ep->line,
+                        dm->name);
+    }
 }
 
 static void add_problem(json_t *problems, const char *fmt, ...)
@@ -92,6 +122,27 @@ static int type_len(const char *type)
 }
 
 /*
+ * A value of a parameter named "url" is a link a page shows: a relative path
+ * ("/notes/", "notes/", "./x") or an http(s) URL, never "javascript:",
+ * "data:" and the like, nor "//host" (another site); no blanks, control
+ * characters or backslashes (browsers drop or reinterpret them).
+ */
+static bool safe_url(const char *u)
+{
+    for (const char *p = u; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '\\')
+            return false;
+    if (!strncasecmp(u, "http://", 7))
+        return u[7] != '\0';
+    if (!strncasecmp(u, "https://", 8))
+        return u[8] != '\0';
+    if (u[0] == '/')
+        return u[1] != '/';
+    size_t head = strcspn(u, "/?#"); /* a ':' before the first '/' would be a scheme */
+    return memchr(u, ':', head) == NULL;
+}
+
+/*
  * One contribution as a JSON item, or NULL with its problems added (each
  * naming file:line): a value for a parameter the endpoint does not declare,
  * a required parameter missing, a value not of the declared type.
@@ -111,6 +162,14 @@ static json_t *check_hook(const ph_manifest *m, const ph_hook *hk, const ph_mani
                         "%s:%d: '%s' in %s is not a parameter of endpoint '%s' (declared by %s "
                         "in %s:%d); the contribution is left out",
                         m->path, v->line, v->key, label, ep->name, dm->name, dm->path, ep->line);
+            bad = true;
+            continue;
+        }
+        if (strcmp(v->key, "url") == 0 && !safe_url(v->value)) {
+            add_problem(problems,
+                        "%s:%d: 'url' in %s must be a relative path or an http(s) URL, not "
+                        "'%.200s'; the contribution is left out",
+                        m->path, v->line, label, v->value);
             bad = true;
             continue;
         }
@@ -219,6 +278,8 @@ int ph_hooks_collect(const ph_manifest_set *set, const char *endpoint, ph_hooks_
     json_t *items = json_array(), *problems = json_array(), *params = json_object();
     for (size_t k = 0; params && k < ep->n_params; k++)
         json_object_set_new(params, ep->params[k].key, json_string(ep->params[k].value));
+    if (problems)
+        declared_twice(set, dm, ep, problems);
     for (size_t i = 0; items && problems && i < set->n; i++)
         if (!keep || keep(ud, set->items[i]))
             check_package(set, set->items[i], endpoint, items, problems);
@@ -238,6 +299,13 @@ int ph_hooks_collect(const ph_manifest_set *set, const char *endpoint, ph_hooks_
 json_t *ph_hooks_problems(const ph_manifest_set *set)
 {
     json_t *problems = json_array();
+    for (size_t i = 0; problems && i < set->n; i++)
+        for (size_t e = 0; e < set->items[i]->n_endpoints; e++) {
+            const ph_endpoint *ep = NULL;
+            const ph_manifest *dm = declarer(set, set->items[i]->endpoints[e].name, &ep);
+            if (dm == set->items[i]) /* each endpoint once, from its owner */
+                declared_twice(set, dm, ep, problems);
+        }
     for (size_t i = 0; problems && i < set->n; i++)
         check_package(set, set->items[i], NULL, NULL, problems);
     return problems;

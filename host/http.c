@@ -1163,6 +1163,8 @@ static int serve_file(call *k, const char *pkg_dir, const char *sub, char *const
     k->rs->file_len = (uint64_t)f.size;
     ph_httpd_resp_header(k->rs, "Content-Type", f.content_type);
     ph_httpd_resp_header(k->rs, "X-Content-Type-Options", "nosniff");
+    if (f.sandbox) /* a wiki's raw files run no script in the host's origin */
+        ph_httpd_resp_header(k->rs, "Content-Security-Policy", "sandbox");
     return respond(k, 200);
 }
 

@@ -211,6 +211,34 @@ static void elsewhere(const ph_config *cfg, const ph_manifest_set *set, const ph
     free(target);
 }
 
+/*
+ * An endpoint belongs to one package: a new package declaring an endpoint
+ * another installed (or new) package declares would take its contributions.
+ */
+static void endpoint_taken(const ph_manifest_set *set, ph_manifest *const *ms, size_t n, size_t i,
+                           json_t *report)
+{
+    const ph_manifest *m = ms[i];
+    for (size_t e = 0; e < m->n_endpoints; e++) {
+        const ph_endpoint *ep = &m->endpoints[e], *other = NULL;
+        const ph_manifest *om = NULL;
+        for (size_t k = 0; k < set->n && !om; k++)
+            if (strcmp(set->items[k]->name, m->name) != 0 &&
+                (other = ph_manifest_endpoint(set->items[k], ep->name)))
+                om = set->items[k];
+        for (size_t k = 0; k < n && !om; k++)
+            if (k != i && strcmp(ms[k]->name, m->name) != 0 &&
+                (other = ph_manifest_endpoint(ms[k], ep->name)))
+                om = ms[k];
+        if (om)
+            problem(report, json_sprintf("%s:%d: package '%s' declares [endpoint %s], which "
+                                         "package '%s' declares already (%s:%d); an endpoint "
+                                         "belongs to one package",
+                                         m->path, ep->line, m->name, ep->name, om->name, om->path,
+                                         other->line));
+    }
+}
+
 int ph_install_check(const ph_config *cfg, const ph_manifest_set *set, char *const *dirs,
                      size_t n_dirs, ph_manifest ***m_out, json_t **report)
 {
@@ -251,6 +279,8 @@ int ph_install_check(const ph_config *cfg, const ph_manifest_set *set, char *con
     }
     for (size_t i = 0; !rc && i < n_dirs; i++)
         elsewhere(cfg, set, ms[i], *report);
+    for (size_t i = 0; !rc && i < n_dirs; i++)
+        endpoint_taken(set, ms, n_dirs, i, *report);
     if (rc || (rc = check_plan(cfg, set, ms, n_dirs, *report, &plan)))
         goto fail;
     planned = 1;

@@ -353,11 +353,13 @@ static json_t *installed_packages(ph_host *h)
         json_t *params = json_object();
         for (size_t k = 0; params && k < m->n_params; k++)
             json_object_set_new(params, m->params[k].key, json_string(m->params[k].value));
-        json_array_append_new(arr,
-                              json_pack("{s:s,s:s,s:s?,s:s,s:o,s:o}", "package", m->name, "version",
-                                        m->version_text, "description", m->description, "directory",
-                                        m->dir, "instances", insts ? insts : json_array(),
-                                        "parameters", params ? params : json_object()));
+        json_t *pe =
+            json_pack("{s:s,s:s,s:s?,s:s,s:o,s:o}", "package", m->name, "version", m->version_text,
+                      "description", m->description, "directory", m->dir, "instances",
+                      insts ? insts : json_array(), "parameters", params ? params : json_object());
+        if (pe) /* summary, author, url, license, kind: the page shows them */
+            add_metadata(pe, m);
+        json_array_append_new(arr, pe);
     }
     return arr;
 }
@@ -731,13 +733,61 @@ static int instance_new(ph_host *h, const char *name, json_t **out)
     pthread_rwlock_rdlock(&h->lock);
     long at = ph_plan_find(&h->plan, inst), def = ph_plan_find(&h->plan, pkg);
     bool known = false;
-    for (size_t i = 0; i < h->set.n && !known; i++)
-        known = !strcmp(h->set.items[i]->name, pkg);
+    const char *undeclared = NULL, *mount_of = NULL;
+    char *declared = NULL; /* the package's parameter names, for the refusal */
+    for (size_t i = 0; i < h->set.n && !known; i++) {
+        const ph_manifest *pm = h->set.items[i];
+        if (!(known = !strcmp(pm->name, pkg)))
+            continue;
+        const char *key;
+        json_t *v;
+        if (json_is_object(params))
+            json_object_foreach(params, key, v)
+            {
+                bool found = false;
+                for (size_t k = 0; k < pm->n_params && !found; k++)
+                    found = !strcmp(pm->params[k].key, key);
+                if (!found && !undeclared)
+                    undeclared = key;
+            }
+        for (size_t k = 0; undeclared && k < pm->n_params; k++) {
+            char *more = NULL;
+            if (asprintf(&more, "%s%s%s", declared ? declared : "", declared ? ", " : "",
+                         pm->params[k].key) < 0)
+                more = NULL;
+            free(declared);
+            declared = more;
+        }
+    }
+    /* another instance already answers under this mount ("/NAME" when none is given) */
+    char *want = NULL;
+    if (mount && *mount)
+        want = strdup(mount);
+    else if (asprintf(&want, "/%s", inst) < 0)
+        want = NULL;
+    for (size_t i = 0; want && i < h->plan.n && !mount_of; i++)
+        if (h->plan.items[i].mount && !strcmp(h->plan.items[i].mount, want))
+            mount_of = h->plan.items[i].instance;
+    for (size_t i = 0; want && i < h->cfg.n_instances && !mount_of; i++)
+        if (h->cfg.instances[i].mount && !strcmp(h->cfg.instances[i].mount, want))
+            mount_of = h->cfg.instances[i].name;
     /* a configured package has only the instances host.ini lists: keep its default one */
     bool keep_default = def >= 0 && !h->plan.items[def].conf && h->plan.items[def].manifest &&
                         !strcmp(h->plan.items[def].manifest->name, pkg);
     bool taken = at >= 0 || ph_config_instance(&h->cfg, inst);
+    if (!taken && known && undeclared)
+        rc = ph_error_set(PH_EARGS,
+                          "package '%s' declares no parameter '%s'; its parameters are: %s", pkg,
+                          undeclared, declared ? declared : "(none)");
+    else if (!taken && known && mount_of)
+        rc = ph_error_set(PH_ECONFLICT,
+                          "instance '%s' is mounted at %s already; choose another mount", mount_of,
+                          want);
+    free(declared);
+    free(want);
     pthread_rwlock_unlock(&h->lock);
+    if (rc)
+        goto cleanup;
     if (taken) {
         rc = ph_error_set(PH_ECONFLICT,
                           "an instance named '%s' exists already; choose another "

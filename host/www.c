@@ -601,6 +601,7 @@ static int wiki_index(int dirfd, const char *const *index, ph_www_file *out)
             out->fd = fd;
             out->size = (uint64_t)st.st_size;
             out->content_type = ph_www_content_type(*index);
+            out->sandbox = true; /* shipped HTML: no script in the host's origin */
             return 0;
         }
         if (fd >= 0)
@@ -650,6 +651,7 @@ int ph_www_open_wiki(const char *root, char *const *segs, size_t n, const char *
         /* a file as it is: page.md (the source), images, shipped HTML */
         close(fd);
         rc = ph_www_open(root, segs, n, index, out);
+        out->sandbox = true; /* its HTML or SVG must not run script in the host's origin */
     } else if (n > 0 && !is_md(segs[n - 1])) {
         /* "setup" is setup.md rendered */
         char *md = NULL;

@@ -20,6 +20,7 @@ typedef struct ph_www_file {
     uint64_t size;
     const char *content_type; /* static string */
     bool is_index;            /* the path named a directory; this is its index file */
+    bool sandbox; /* a wiki file served as it is: sent with "Content-Security-Policy: sandbox" */
 } ph_www_file;
 
 /**

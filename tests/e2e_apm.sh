@@ -114,6 +114,15 @@ got=$(curl -s -w ' %{http_code}' "$url/_/hooks/nosuch" | tr -d '\n')
 grep -qF "no installed package declares the endpoint 'nosuch'; a package declares one with [endpoint nosuch] in its package.ini\"}} 404" <<<"$got" ||
     fail "GET /_/hooks/nosuch: $got"
 echo "  install: prepare, start, after_install, after_instantiate, after_mount; menu of two packages"
+# a package declaring the menu pkgmgr declares cannot be installed to take it over
+cb "$tmp/src/evil" 1.0.0 evil
+printf '[endpoint menu]\nlabel = string\n' >>"$tmp/src/evil/package.ini"
+out=$(ph install --url "$url" "$tmp/src/evil" 2>&1) && fail "an endpoint taken over: $out"
+grep -qF "$tmp/src/evil/package.ini:14: package 'evil' declares [endpoint menu], which package 'pkgmgr' declares already ($tmp/pk/pkgmgr/package.ini:" <<<"$out" ||
+  fail "the second declarer's refusal: $out"
+[ -e "$tmp/pk/evil" ] && fail "the refused package was installed"
+grep -q '"declared_by":"pkgmgr"' <<<"$(menu)" || fail "menu after the refusal: $(menu)"
+echo "  a second declaration of an endpoint: install refused, naming both"
 
 # --- before_upgrade refuses: the old version keeps serving and says so ---
 : >"$rec/calls.log"

@@ -118,6 +118,8 @@ with tarfile.open(out, "w:gz", format=tarfile.PAX_FORMAT) as tar:
     if kind == "unlisted": more = [("www/extra.html", b"<p>", tarfile.REGTYPE, "")]
     if kind == "missing":  extra = ["file %s 1 644 www/gone.html" % hashlib.sha256(b"x").hexdigest()]
     if kind == "dotdir":   more = [("www/../../escape.txt", b"x", tarfile.REGTYPE, "")]
+    if kind == "biglist":  # a file list over the 4 MiB an archive may hold
+        extra = ["file %s 0 644 www/pad/%0200d" % (hashlib.sha256(b"").hexdigest(), i) for i in range(16000)]
     if kind == "foreign":  # the library's ELF header says aarch64 (EM_AARCH64 = 183)
         so = bytearray(fs["calc.so"]); so[18] = 183; so[19] = 0; fs["calc.so"] = bytes(so)
     add(tar, ".plughost/files", listing(fs, extra))
@@ -139,7 +141,7 @@ stop_host
 printf 'allow_unsigned = yes\n' >>h/host.ini
 start_host -c h/host.ini
 wait_ready "http://127.0.0.1:$port"
-for k in dotdot absolute symlink hardlink device fifo unlisted missing dotdir foreign; do craft $k; done
+for k in dotdot absolute symlink hardlink device fifo unlisted missing dotdir foreign biglist; do craft $k; done
 refused dotdot c-dotdot/calc-1.0.0.phpkg "calc-1.0.0.phpkg: refused: the path '../evil' could write outside the package"
 refused absolute c-absolute/calc-1.0.0.phpkg "calc-1.0.0.phpkg: refused: the path '/tmp/evil' could write outside the package"
 refused symlink c-symlink/calc-1.0.0.phpkg "calc-1.0.0.phpkg: refused: 'www/link' is a symbolic link; archives hold regular files only"
@@ -150,6 +152,23 @@ refused unlisted c-unlisted/calc-1.0.0.phpkg "calc-1.0.0.phpkg: refused: 'www/ex
 refused missing c-missing/calc-1.0.0.phpkg "calc-1.0.0.phpkg: refused: 'www/gone.html' is in its signed file list but not in the archive"
 refused dotdir c-dotdir/calc-1.0.0.phpkg "calc-1.0.0.phpkg: refused: 'www/../../escape.txt' is not in its signed file list"
 refused foreign c-foreign/calc-1.0.0.phpkg "calc-1.0.0.phpkg: calc.so"
+refused biglist c-biglist/calc-1.0.0.phpkg "calc-1.0.0.phpkg: its file list is too large: "
+got=$("$PH_BIN" install -c h/host.ini c-biglist/calc-1.0.0.phpkg 2>&1 || true)
+grep -qE "bytes, more than the 4194304 bytes an archive may hold" <<<"$got" || fail "biglist: $got"
+# pack refuses what install would: a package whose file list passes 4 MiB
+cp -r src/calc src/many
+python3 - src/many/www <<'PYM'
+import os, sys
+d = os.path.join(sys.argv[1], "d" * 200)
+os.makedirs(d)
+for i in range(9000):
+    open(os.path.join(d, "%0240d" % i), "w").close()
+PYM
+got=$("$PH_BIN" pack --output . src/many 2>&1) && fail "pack of a 4 MiB file list: $got"
+grep -qE "src/many: its file list \(9[0-9]{3} files, [0-9]+ bytes\) is larger than the 4194304 bytes an archive may hold" <<<"$got" \
+    || fail "pack of a 4 MiB file list: $got"
+[ ! -e calc-1.0.0.phpkg.part ] || fail "pack left its part file"
+rm -rf src/many
 [ ! -e "$tmp/escape.txt" ] && [ ! -e /tmp/evil ] || fail "a trick wrote outside"
 got=$("$PH_BIN" install -c h/host.ini c-foreign/calc-1.0.0.phpkg 2>&1 || true)
 grep -qi "machine" <<<"$got" || fail "a library for another machine should say so: $got"
@@ -168,4 +187,4 @@ got=$(curl -sf "http://127.0.0.1:$port/calc/wiki/intro.md") || fail "wiki/intro.
 [ "$got" = '# Calc' ] || fail "intro.md: $got"
 cmp h/packages/calc/calc.so src/calc/calc.so || fail "the installed library differs from the packed one"
 [ -x h/packages/calc/calc.so ] || fail "the library lost its mode"
-echo "e2e_dist: pack, sign, install and serve; 16 refusals, nothing unpacked"
+echo "e2e_dist: pack, sign, install and serve; 17 refusals and a pack refused, nothing unpacked"

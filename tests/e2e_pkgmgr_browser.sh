@@ -13,7 +13,10 @@ browser=$(command -v chromium || command -v chromium-browser || true)
 [ -n "$browser" ] || { echo "SKIP: chromium is not installed (make deps installs it)"; exit 77; }
 cd "$tmp"
 mkdir -p h/packages src
-cp -r "$PH_EXAMPLES/pkgmgr" h/packages/
+cp -r "$PH_EXAMPLES/pkgmgr" "$PH_EXAMPLES/hello" h/packages/
+# hello adds two menu items: a link, and a javascript: url the host leaves out
+printf '[hook menu]\nlabel = Hello\ncategory = apps\nurl = /hello/\n[hook menu evil]\nlabel = Evil\ncategory = apps\nurl = javascript:alert(1)\n' \
+  >>h/packages/hello/package.ini
 cp -r "$PH_EXAMPLES/notes" src/notes
 mkdir -p src/notes/wiki && printf '# Notes\nShort notes.\n' >src/notes/wiki/index.md
 "$PH_BIN" pack --output . src/notes >/dev/null || fail "pack"

@@ -28,6 +28,8 @@ Back to [the index](./), see [usage](usage.md#top) and [elsewhere](https://examp
 MD
 printf '# Using notes\nUse it.\n' >src/notes/wiki/usage.md
 printf '# Guide one\n' >src/notes/wiki/guide/one.md
+printf '<script>alert(document.cookie)</script>\n' >src/notes/wiki/raw.html
+printf '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>\n' >src/notes/wiki/pic.svg
 printf '# Odd & name\n' >"src/notes/wiki/odd page.md"
 "$PH_BIN" keygen --output . alice >/dev/null
 "$PH_BIN" pack --sign alice.secret --output . src/notes >/dev/null || fail "pack"
@@ -120,6 +122,14 @@ grep -q '<a href="usage">Using notes</a>' <<<"$idx" || fail "index lists usage: 
 grep -q '<li><a href="odd%20page">Odd &amp; name</a></li>' <<<"$idx" || fail "odd names: $idx"
 grep -q '<title>Odd &amp; name</title>' <<<"$(curl -s "$u/notes/wiki/odd%20page")" || fail "odd page"
 grep -q '<li><a href="one">Guide one</a></li>' <<<"$(curl -s "$u/notes/wiki/guide/")" || fail "sub index"
+# raw HTML and SVG in wiki/ are sandboxed: no script in the host's origin
+for f in raw.html pic.svg; do
+  hdr=$(curl -s -D - -o /dev/null "$u/notes/wiki/$f" | tr -d '\r')
+  grep -qi '^Content-Security-Policy: sandbox$' <<<"$hdr" || fail "wiki/$f without the sandbox: $hdr"
+  grep -qi '^X-Content-Type-Options: nosniff$' <<<"$hdr" || fail "wiki/$f without nosniff: $hdr"
+done
+grep -qi '^Content-Security-Policy' <<<"$(curl -s -D - -o /dev/null "$u/notes/wiki/setup")" \
+  && fail "a rendered wiki page is sandboxed"
 code=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "$u/notes/wiki")
 [ "$code" = "301 $u/notes/wiki/" ] || fail "wiki without slash: $code"
 for bad in nosuch "..%2fpackage.ini" "%2e%2e/package.ini" "guide/..%2f..%2fpackage.ini"; do
@@ -160,6 +170,24 @@ grep -q "h/host.ini is not writable by the host (the file); nothing was changed"
 grep -q '"writable":false' <<<"$(post "$pm/overview" -d '{}')" || fail "overview: host.ini writable"
 chmod 0644 h/host.ini
 grep -q '^max_title = 300$' h/host.ini || fail "a refused change was written"
+# a new instance the host could not load is refused with the reader's message; nothing written
+cp h/host.ini host.ini.good
+for m in noslash /_ / "/a b" /a/../b /x=y "/[x]"; do
+  out=$(admin -w ' %{http_code}' "$pm/instance_new" -d "{\"instance\":\"m1\",\"package\":\"notes\",\"mount\":\"$m\",\"parameters\":{}}" | tr -d '\n')
+  grep -qF "host.ini:27: invalid mount '$m' for [instance m1]: " <<<"$out" &&
+    grep -q '; nothing was changed".* 400$' <<<"$out" \
+    || fail "mount '$m' not refused: $out"
+  cmp -s h/host.ini host.ini.good || fail "mount '$m' changed host.ini: $(diff host.ini.good h/host.ini)"
+done
+out=$(admin -w ' %{http_code}' "$pm/instance_new" -d '{"instance":"m1","package":"notes","mount":"/m1","parameters":{"nosuch":"x"}}' | tr -d '\n')
+grep -q "package 'notes' declares no parameter 'nosuch'; its parameters are: max_title.* 400$" <<<"$out" \
+  || fail "unknown parameter not refused: $out"
+out=$(admin -w ' %{http_code}' "$pm/instance_new" -d '{"instance":"m1","package":"notes","mount":"/pkgmgr","parameters":{}}' | tr -d '\n')
+grep -q "instance 'pkgmgr' is mounted at /pkgmgr already; choose another mount.* 409$" <<<"$out" \
+  || fail "taken mount not refused: $out"
+out=$(admin -w ' %{http_code}' "$pm/instance_new" -d '{"instance":"memo2","package":"notes","mount":"/memo","parameters":{}}' | tr -d '\n')
+grep -q "instance 'memo' is mounted at /memo already" <<<"$out" || fail "memo's mount not refused: $out"
+cmp -s h/host.ini host.ini.good || fail "a refused instance changed host.ini: $(diff host.ini.good h/host.ini)"
 
 
 # --- remove: keep, then purge with the backup named ---

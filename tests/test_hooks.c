@@ -152,12 +152,86 @@ static void test_keep_and_unknown(void **state)
     ph_manifest_set_free(&set);
 }
 
+/* A second declaration of an endpoint takes nothing: the first by name keeps it, both named. */
+static void test_declared_twice(void **state)
+{
+    fixture *f = *state;
+    ph_manifest_set set;
+    write_pkgs(f);
+    free(tu_write(f->dir, "zzz/package.ini",
+                  "[package]\nname = zzz\nversion = 1.0.0\n"
+                  "[endpoint menu]\nlabel = string\n"));
+    discover(f, &set);
+    json_t *out = NULL;
+    assert_int_equal(ph_hooks_collect(&set, "menu", NULL, NULL, &out), 0);
+    assert_string_equal(json_string_value(json_object_get(out, "declared_by")), "shell");
+    assert_int_equal(json_array_size(json_object_get(out, "items")), 3);
+    char *real = realpath(f->dir, NULL);
+    char *want = tu_fmt("%s/zzz/package.ini:4: [endpoint menu] is declared by package 'shell' too "
+                        "(%s/shell/package.ini:4); an endpoint belongs to one package: the "
+                        "contributions go to 'shell', the first by name",
+                        real, real);
+    json_t *problems = json_object_get(out, "problems");
+    assert_int_equal(json_array_size(problems), 4);
+    assert_string_equal(json_string_value(json_array_get(problems, 0)), want);
+    json_t *all = ph_hooks_problems(&set);
+    assert_int_equal(json_array_size(all), 5);
+    assert_string_equal(json_string_value(json_array_get(all, 0)), want);
+    json_decref(all);
+    json_decref(out);
+    free(want);
+    ph_manifest_set_free(&set);
+    /* whatever the directory order: "aaa" before "shell" is the first by name */
+    free(tu_write(f->dir, "aaa/package.ini",
+                  "[package]\nname = aaa\nversion = 1.0.0\n"
+                  "[endpoint menu]\nlabel = string\nurl = string\n"));
+    discover(f, &set);
+    assert_int_equal(ph_hooks_collect(&set, "menu", NULL, NULL, &out), 0);
+    assert_string_equal(json_string_value(json_object_get(out, "declared_by")), "aaa");
+    json_decref(out);
+    free(real);
+    ph_manifest_set_free(&set);
+}
+
+/* A url a page would link to: relative or http(s) only; javascript: and //host are left out. */
+static void test_url_schemes(void **state)
+{
+    fixture *f = *state;
+    ph_manifest_set set;
+    free(tu_write(f->dir, "shell/package.ini", menu_ini));
+    free(tu_write(f->dir, "evil/package.ini",
+                  "[package]\nname = evil\nversion = 1.0.0\n"
+                  "[hook menu a]\nlabel = A\nurl = javascript:alert(1)\n"   /* 6 */
+                  "[hook menu b]\nlabel = B\nurl = //evil.example/\n"       /* 9 */
+                  "[hook menu c]\nlabel = C\nurl = JavaScript:alert(1)\n"   /* 12 */
+                  "[hook menu d]\nlabel = D\nurl = data:text/html,x\n"      /* 15 */
+                  "[hook menu e]\nlabel = E\nurl = https://example.org/x\n" /* ok */
+                  "[hook menu f]\nlabel = F\nurl = notes/a:b\n"             /* ok */
+                  "[hook menu g]\nlabel = G\nurl = /evil/\n"));             /* ok */
+    discover(f, &set);
+    json_t *out = NULL;
+    assert_int_equal(ph_hooks_collect(&set, "menu", NULL, NULL, &out), 0);
+    assert_int_equal(json_array_size(json_object_get(out, "items")), 3);
+    json_t *problems = json_object_get(out, "problems");
+    assert_int_equal(json_array_size(problems), 4);
+    assert_problem(f, problems, 0, "evil", 6,
+                   "'url' in [hook menu a] must be a relative path or an http(s) URL, not "
+                   "'javascript:alert(1)'; the contribution is left out");
+    assert_problem(f, problems, 1, "evil", 9,
+                   "'url' in [hook menu b] must be a relative path or an http(s) URL, not "
+                   "'//evil.example/'; the contribution is left out");
+    json_decref(out);
+    ph_manifest_set_free(&set);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_collect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_problem_texts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keep_and_unknown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_declared_twice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_url_schemes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -138,6 +138,24 @@ if state("notes") is not None:
     fail("notes is listed before it was installed")
 print("  the page lists pkgmgr running")
 
+# The menu: each category's items as links (pkgmgr's own, hello's); no javascript: link.
+until("document.querySelectorAll('#menu a').length >= 2", "the menu's links")
+links = js("[...document.querySelectorAll('#menu .group')].map(g => [g.dataset.category,"
+           " [...g.querySelectorAll('a')].map(a => [a.textContent, a.getAttribute('href')])])")
+if links != [["admin", [["Packages", "/pkgmgr/"]]], ["apps", [["Hello", "/hello/"]]]]:
+    fail(f"the menu shows {links!r}")
+if js("[...document.querySelectorAll('a')].some(a => /^\\s*javascript:/i.test(a.getAttribute('href') || ''))"):
+    fail("a javascript: url became a link")
+if "Evil" in js("document.getElementById('menu').textContent"):
+    fail("the menu lists the item whose url is javascript:")
+# The manifest's metadata on the cards: summary, author, license, kind.
+meta = js("(() => { const c = document.querySelector('[data-instance=\"pkgmgr\"] .meta');"
+          " return c ? c.textContent : null; })()")
+if meta != "application · The package manager: install, reload, disable and remove packages · " \
+        "by plughost developers · MIT":
+    fail(f"pkgmgr's card shows the metadata {meta!r}")
+print(f"  menu: {links}; pkgmgr's card: {meta}")
+
 # The admin token, typed once into its dialog (kept in sessionStorage).
 click("#token-btn")
 until("document.getElementById('token-dlg').open", "the token dialog")
@@ -160,6 +178,10 @@ if f"{os.path.basename(archive)}: installed notes 2.0.0: notes running" != said:
     fail(f"install said: {said}")
 until("(() => { const c = document.querySelector('[data-instance=\"notes\"] .state');"
       " return c && c.textContent === 'running'; })()", "notes running")
+summary = js("(() => { const c = document.querySelector('.pkg[data-package=\"notes\"] [data-meta=summary]');"
+             " return c ? c.textContent : null; })()")
+if summary != "Short textual notes with comments, stored in SQLite":
+    fail(f"the notes package row shows the summary {summary!r}")
 models = js("document.querySelector('[data-instance=\"notes\"] .models').textContent")
 if "note: 0 records" not in models:
     fail(f"notes' models show {models!r}")

@@ -82,6 +82,30 @@ function el(tag, attrs, ...kids) {
   return e;
 }
 
+// A URL from a manifest as an href: a relative path or http(s) only (never javascript: and the like).
+const SAFE_REL = /^(\/(?!\/)|\.{1,2}\/|[\w\-.~]+(\/|$))[^\s\\\x00-\x1f]*$/;
+const SAFE_HTTP = /^https?:\/\/[^\s\\\x00-\x1f]+$/i;
+function safeHref(u, httpOnly) {
+  if (typeof u !== "string" || !u) return null;
+  return SAFE_HTTP.test(u) || (!httpOnly && SAFE_REL.test(u)) ? u : null;
+}
+
+// kind · summary · author · license · url (a link when http(s)): the manifest's metadata, as text.
+function metaLine(x) {
+  const parts = [];
+  if (x.kind) parts.push(el("span", { class: "chip", "data-meta": "kind" }, x.kind));
+  if (x.summary) parts.push(el("span", { "data-meta": "summary" }, x.summary));
+  if (x.author) parts.push(el("span", { "data-meta": "author" }, "by " + x.author));
+  if (x.license) parts.push(el("span", { "data-meta": "license" }, x.license));
+  if (x.url) {
+    const href = safeHref(x.url, true);
+    parts.push(href ? el("a", { href, rel: "noopener noreferrer", "data-meta": "url" }, x.url)
+                    : el("span", { "data-meta": "url" }, x.url));
+  }
+  if (!parts.length) return null;
+  return el("div", { class: "small muted meta" }, parts.flatMap((p, i) => i ? [" · ", p] : [p]));
+}
+
 function chips(names, empty) {
   if (!names || !names.length) return el("span", { class: "muted" }, empty || "none");
   return el("span", { class: "chips" }, names.map(n => el("span", { class: "chip" }, n)));
@@ -138,6 +162,7 @@ function instanceCard(it) {
                                                 : "its package is not installed",
             it.description ? " — " + it.description : "")),
       el("span", { class: "state " + st }, st)),
+    metaLine(it),
     why ? el("div", { class: "reason" }, why) : null,
     it.note ? el("div", { class: "reason note" }, it.note) : null,
     it.reloading ? el("div", { class: "reason note" }, "reloading…") : null,
@@ -153,7 +178,8 @@ function instanceCard(it) {
 function packageRow(p) {
   return el("div", { class: "pkg", "data-package": p.package },
     el("div", { class: "what" }, el("b", {}, p.package), el("span", { class: "muted" }, p.version),
-       el("div", { class: "small muted" }, p.description || "", " ", el("code", {}, p.directory))),
+       el("div", { class: "small muted" }, p.description || "", " ", el("code", {}, p.directory)),
+       metaLine(p)),
     el("div", {}, chips(p.instances, "no instance")),
     el("div", { class: "actions" },
       el("button", { type: "button", class: "ghost", "data-act": "new-instance", onclick: () => newInstance(p) }, "New instance…"),
@@ -334,9 +360,17 @@ async function loadMenu() {
     groups.get(c).push(i);
   }
   const nav = $("menu");
+  // one group per category: its name, then its items as links (a url that is neither a
+  // relative path nor http(s), e.g. javascript:, is shown as plain text, never as a link)
   for (const [cat, list] of groups)
-    nav.append(el("span", {}, cat ? el("span", { class: "cat" }, cat + ":") : null,
-                  list.map(i => [el("a", { href: i.url || "#" }, i.label || i.url), " "])));
+    nav.append(el("span", { class: "group", "data-category": cat },
+                  cat ? el("span", { class: "cat" }, cat + ":") : null,
+                  list.flatMap((i, n) => {
+                    const href = safeHref(i.url), label = i.label || i.url || i.item;
+                    const item = href ? el("a", { href, "data-item": i.item || "" }, label)
+                                      : el("span", { class: "muted", title: "refused link: " + i.url }, label);
+                    return n ? [" ", item] : [item];
+                  })));
   nav.hidden = false;
 }
 
