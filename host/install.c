@@ -518,15 +518,39 @@ static int before_uninstall(ph_host *h, const char *name, int purge)
     return rc;
 }
 
-int ph_uninstall(ph_host *h, const char *name, json_t **out)
+/* Disables every instance of package `name` (not only the one named like it). */
+static int unload_instances(ph_host *h, const char *name)
 {
-    int n = 0, rc;
+    size_t n = 0;
+    char **names = NULL;
+    pthread_rwlock_rdlock(&h->lock);
+    names = calloc(h->plan.n + 1, sizeof *names);
+    for (size_t i = 0; names && i < h->plan.n; i++)
+        if (h->plan.items[i].manifest && !strcmp(h->plan.items[i].manifest->name, name) &&
+            strcmp(h->plan.items[i].instance, name) != 0)
+            names[n++] = strdup(h->plan.items[i].instance);
+    pthread_rwlock_unlock(&h->lock);
+    if (!names)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    int rc = 0, k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!rc && names[i])
+            rc = ph_host_unload(h, names[i], &k);
+        free(names[i]);
+    }
+    free(names);
+    return rc ? rc : ph_host_unload(h, name, &k);
+}
+
+int ph_uninstall(ph_host *h, const char *name, int purge, json_t **out)
+{
+    int rc;
     *out = NULL;
     ph_manifest *m = installed_manifest(h, name);
     if (!m)
         return ph_error_last_code();
-    if ((rc = ph_uninstall_dir(&h->cfg, m, 1)) || (rc = before_uninstall(h, name, 0)) ||
-        (rc = ph_host_unload(h, name, &n)) || (rc = ph_uninstall_dir(&h->cfg, m, 0)))
+    if ((rc = ph_uninstall_dir(&h->cfg, m, 1)) || (rc = before_uninstall(h, name, purge)) ||
+        (rc = unload_instances(h, name)) || (rc = ph_uninstall_dir(&h->cfg, m, 0)))
         goto cleanup;
     ph_host_reconcile(h, NULL, NULL, NULL);              /* the host forgets it; its data stays */
     ph_callback_forget_installed(h->cfg.data_dir, name); /* installed again: after_install */

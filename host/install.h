@@ -65,11 +65,14 @@ int ph_uninstall_dir(const ph_config *cfg, const ph_manifest *m, int dry);
 int ph_install(ph_host *h, const char *path, json_t **out);
 
 /**
- * Uninstalls package `name` from a running host: its instances are
- * disabled (refused while a running package requires it), its directory is
- * deleted and the host forgets it. The data is kept. *out (caller owns):
- * {"package", "directory", "result"}.
+ * Uninstalls package `name` from a running host: before_uninstall(purge)
+ * and before_delete run on every running instance of it (the first
+ * before_uninstall that fails refuses the removal, nothing changed), then
+ * every instance of it is disabled (refused while a running package
+ * requires it), its directory is deleted and the host forgets it. The data
+ * is kept; `purge` only tells the callbacks the caller deletes it next.
+ * *out (caller owns): {"package", "directory", "result"}.
  */
-int ph_uninstall(ph_host *h, const char *name, json_t **out);
+int ph_uninstall(ph_host *h, const char *name, int purge, json_t **out);
 
 #endif

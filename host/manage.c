@@ -216,7 +216,7 @@ int ph_manage(ph_host *h, const char *op, const char *name, json_t **out)
         result = "running";
     } else if (strcmp(op, "install") == 0 || strcmp(op, "remove") == 0) {
         /* their reports say more (directory, checks); "operation" as every answer has it */
-        rc = op[0] == 'i' ? ph_install(h, name, out) : ph_uninstall(h, name, out);
+        rc = op[0] == 'i' ? ph_install(h, name, out) : ph_uninstall(h, name, 0, out);
         if (!rc && json_object_set_new(*out, "operation", json_string(op)))
             return ph_error_set(PH_ENOMEM, "out of memory");
         return rc;
@@ -594,18 +594,8 @@ static int uninstall(ph_host *h, const char *name, json_t **out)
         goto cleanup;
     }
     insts = instances_of(h, pkg);
-    /* every instance of the package, not only the one named like it (ph_host_unload reads
-       "notes" as the instance when there is one) */
-    size_t i;
-    json_t *v;
-    json_array_foreach(insts, i, v)
-    {
-        int n = 0;
-        if (strcmp(json_string_value(v), pkg) != 0 &&
-            (rc = ph_host_unload(h, json_string_value(v), &n)))
-            goto cleanup;
-    }
-    if ((rc = ph_uninstall(h, pkg, out)))
+    /* every instance's callbacks run, then every instance is disabled (ph_uninstall) */
+    if ((rc = ph_uninstall(h, pkg, purge, out)))
         goto cleanup;
     json_object_set_new(*out, "operation", json_string("remove"));
     json_object_set_new(*out, "purge", json_boolean(purge));

@@ -235,5 +235,26 @@ for _ in $(seq 1 100); do grep -q "cb2 1.0.0 stop" "$rec/calls.log" 2>/dev/null 
 [ "$(calls)" = "cb2 1.0.0 before_delete
 cb2 1.0.0 stop" ] || fail "an instance dropped from host.ini: $(calls)"
 echo "  a new instance: after_instantiate (a failure fails it, retried); dropped: before_delete"
+
+# --- the page's uninstall with purge, two instances: every instance's callbacks, purge passed ---
+printf '[instance cb3]\npackage = cb\n' >>"$tmp/host.ini"
+kill -HUP "$pid"
+for _ in $(seq 1 100); do grep -q "cb3 1.0.0 after_mount" "$rec/calls.log" 2>/dev/null && break; sleep 0.1; done
+uninstall() { admin -d '{"name":"cb","purge":true}' -w ' %{http_code}' "$url/pkgmgr/actors/packages/uninstall" | tr -d '\n'; }
+touch "$rec/fail-before_uninstall"
+: >"$rec/calls.log"
+out=$(uninstall)
+grep -q "refused its removal.* 409$" <<<"$out" || fail "a refused uninstall: $out"
+grep -q " stop" <<<"$(calls)" && fail "a refused removal stopped an instance: $(calls)"
+[ "$(ph call --url "$url" cb3.cb.version)" = '"1.0.0"' ] || fail "cb3 after a refused removal"
+rm "$rec/fail-before_uninstall"
+: >"$rec/calls.log"
+out=$(uninstall)
+grep -q '"purge":true' <<<"$out" || fail "uninstall with purge: $out"
+for i in cb cb3; do
+  grep -q "^$i 1.0.0 before_uninstall purge$" <<<"$(calls)" || fail "$i: before_uninstall(purge): $(calls)"
+  grep -q "^$i 1.0.0 before_delete$" <<<"$(calls)" || fail "$i: before_delete: $(calls)"
+done
+echo "  uninstall with purge: before_uninstall(purge) and before_delete on both instances; refused: both run"
 stop_host
 echo "1 passed, 0 failed"
