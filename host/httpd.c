@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,8 +57,10 @@ typedef struct reading {
     size_t n_h, cap_h;
     int last_cb; /* 0: target, 1: a header name, 2: a header value */
     size_t head_bytes;
-    int n_length; /* Content-Length headers */
-    bool te_seen; /* a Transfer-Encoding header */
+    int n_length;     /* Content-Length headers */
+    bool te_seen;     /* a Transfer-Encoding header */
+    int n_te;         /* Transfer-Encoding headers */
+    bool in_trailers; /* the head is over: fields now are a chunked body's trailers */
     char *body;
     size_t body_len, body_cap;
     bool done, keep_alive;
@@ -414,7 +417,8 @@ static void reading_reset(reading *r)
     r->sb_len = r->target_len = r->n_h = r->head_bytes = r->body_len = 0;
     r->last_cb = 0;
     r->n_length = 0;
-    r->te_seen = r->done = r->keep_alive = false;
+    r->te_seen = r->done = r->keep_alive = r->in_trailers = false;
+    r->n_te = 0;
     r->refuse = 0;
     r->refuse_word = NULL;
     free(r->refuse_msg);
@@ -515,9 +519,19 @@ static bool is_tchar(unsigned char ch)
            (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
+/* A chunked body's trailer bytes: counted against the head's limit and dropped (RFC 9112
+ * 7.1.2), never merged into the request's headers. */
+static int trailer_bytes(reading *r, size_t n)
+{
+    r->head_bytes += n;
+    return r->head_bytes > PH_HTTPD_MAX_HEADERS ? too_many_headers(r) : 0;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     reading *r = &((conn *)p->data)->rd;
+    if (r->in_trailers)
+        return trailer_bytes(r, n);
     for (size_t i = 0; i < n; i++)
         if (!is_tchar((unsigned char)at[i]))
             return refuse(r, 400, ph_error_word(PH_EINVAL),
@@ -541,13 +555,17 @@ static void name_done(reading *r)
     const char *name = r->sb + r->hoff[r->n_h - 1];
     if (strcasecmp(name, "Content-Length") == 0)
         r->n_length++;
-    else if (strcasecmp(name, "Transfer-Encoding") == 0)
+    else if (strcasecmp(name, "Transfer-Encoding") == 0) {
         r->te_seen = true;
+        r->n_te++;
+    }
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t n)
 {
     reading *r = &((conn *)p->data)->rd;
+    if (r->in_trailers)
+        return trailer_bytes(r, n);
     if (r->last_cb != 2) {
         if (sb_end(r))
             return oom(r);
@@ -574,13 +592,26 @@ static int on_headers_complete(http_parser *p)
 {
     conn *c = p->data;
     reading *r = &c->rd;
+    r->in_trailers = true; /* what follows a chunked body's last chunk is trailers */
     if (r->last_cb == 1) { /* a name without a value: "X-A" then the blank line */
-        if (sb_end(r) || push_off(r))
+        if (sb_end(r))
             return oom(r);
-        name_done(r);
+        name_done(r); /* the name is the last offset pushed: before the (empty) value's own */
+        if (push_off(r))
+            return oom(r);
     }
     if (sb_end(r))
         return oom(r);
+    if (r->n_te > 1)
+        return refuse(r, 400, ph_error_word(PH_EINVAL),
+                      "the request has %d Transfer-Encoding headers; send one, "
+                      "Transfer-Encoding: chunked",
+                      r->n_te);
+    const char *te = r->n_te ? rd_header(r, "Transfer-Encoding") : NULL;
+    if (te && strcasecmp(te, "chunked") != 0)
+        return refuse(r, 501, "not_implemented",
+                      "the request's Transfer-Encoding is not chunked; send the body with "
+                      "Content-Length or Transfer-Encoding: chunked");
     if (p->http_major != 1)
         return refuse(r, 505, "version_not_supported",
                       "the request's HTTP version is not one this host speaks; send HTTP/1.1");
@@ -1244,6 +1275,12 @@ static void *worker_main(void *arg)
 {
     worker *w = arg;
     ph_httpd *s = w->s;
+    /* sendfile(2) has no MSG_NOSIGNAL: a client gone mid-file is EPIPE on this thread, never a
+     * SIGPIPE ending the process (whatever the process's own disposition of SIGPIPE) */
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
     atomic_store_explicit(&w->tid, (int)gettid(), memory_order_relaxed);
     for (;;) {
         void *item = ready_pop(s);

@@ -370,6 +370,19 @@ static int after_upgrade(ph_instance *inst, ph_version *nv, const ph_manifest *o
     return rc;
 }
 
+/* after_mount of the started new build: every start is told its mount (callbacks.h); its
+ * failure keeps the old build serving. */
+static int after_mount(ph_instance *inst, ph_version *nv, const char *hash)
+{
+    char *why = NULL;
+    ph_callback_args a = {.mount = inst->mount};
+    int rc = 0;
+    if (ph_callback_run(nv, PH_CB_AFTER_MOUNT, &a, &why) != PH_OK)
+        rc = ph_error_set(PH_EPACKAGE, "new build of '%s' (%s): %s", inst->name, hash, why);
+    free(why);
+    return rc;
+}
+
 /* before_upgrade of the old version, gate closed (callbacks.h); its failure refuses the upgrade. */
 static int before_upgrade(ph_instance *inst, const previous *p, const ph_manifest *nm)
 {
@@ -409,6 +422,8 @@ static int switch_to(ph_host *h, ph_instance *inst, ph_version *nv, const target
                               reason ? reason : "start declined");
         else if (commit)
             rc = after_upgrade(inst, nv, p->m, nm, hash);
+        if (!rc && s == PH_OK)
+            rc = after_mount(inst, nv, hash);
         /* A migration becomes permanent only with a started new version. */
         if (!rc && s == PH_OK && commit && (rc = ph_store_commit(nstore)))
             ph_error_wrap("new build of '%s' (%s): the migration to %s could not be committed",

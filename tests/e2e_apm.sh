@@ -153,9 +153,10 @@ out=$(ph install --url "$url" "$tmp/src/cb2" 2>&1) || fail "install cb 2.0.0: $o
 calls | grep -v "prepare\|stop" >"$tmp/got"
 [ "$(cat "$tmp/got")" = "cb 1.0.0 before_upgrade 1.0.0->2.0.0
 cb 2.0.0 start
-cb 2.0.0 after_upgrade 1.0.0->2.0.0" ] || fail "upgrade callbacks: $(calls)"
+cb 2.0.0 after_upgrade 1.0.0->2.0.0
+cb 2.0.0 after_mount /cb" ] || fail "upgrade callbacks: $(calls)"
 grep -q "after_install\|after_instantiate" <<<"$(calls)" && fail "an upgrade is no install: $(calls)"
-echo "  upgrade: before_upgrade(1.0.0->2.0.0) on the old, after_upgrade on the new"
+echo "  upgrade: before_upgrade(1.0.0->2.0.0) on the old, after_upgrade and after_mount on the new"
 
 # --- before_uninstall refuses the removal ---
 touch "$rec/fail-before_uninstall"
