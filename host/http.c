@@ -483,12 +483,18 @@ static bool refuse_untyped(call *k, int *ret)
     const char *ct = hdr(k, "Content-Type");
     if (json_typed(ct))
         return false;
-    json_t *e =
-        json_pack("{s:{s:s,s:s+++}}", "error", "code", "unsupported_media_type", "message",
-                  k->method, " requests must be sent with Content-Type: application/json (got ",
-                  ct ? ct : "none", "), even without a body");
-    *ret = e ? send_json(k, 415, e) : -1;
-    json_decref(e);
+    /* the one error body builder: it masks bytes a client sent that are not UTF-8 (json_pack
+     * refused them, and the connection closed with no answer) */
+    char *msg = NULL;
+    if (asprintf(&msg,
+                 "%s requests must be sent with Content-Type: application/json (got %s), even "
+                 "without a body",
+                 k->method, ct ? ct : "none") < 0) {
+        *ret = -1;
+        return true;
+    }
+    *ret = send_error_word(k, 415, "unsupported_media_type", msg);
+    free(msg);
     return true;
 }
 

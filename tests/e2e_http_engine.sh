@@ -218,6 +218,10 @@ st, _, b = one(b"POST /calc/actors/math/add HTTP/1.1\r\n" + H + J + b"Transfer-E
                b"\r\n2\r\n{}\r\n0\r\n\r\n")
 if st != 501 or b"is not chunked" not in b:
     failures.append("Transfer-Encoding: identity, chunked: %d %r" % (st, b))
+# a Content-Type that is not UTF-8 is quoted masked in the 415, not a silent close
+st, _, b = one(b"POST /calc/actors/math/add HTTP/1.1\r\n" + H + b"Content-Type: app\xff\xfflication/x\r\n\r\n")
+if st != 415 or b"(got app??lication/x)" not in b:
+    failures.append("a Content-Type not UTF-8: %d %r" % (st, b))
 # the server answers normally afterwards
 out = raw(b"GET /_/health HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n")
 if not out.startswith(b"HTTP/1.1 200 OK\r\n"):
