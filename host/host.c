@@ -535,11 +535,22 @@ void ph_host_stop(ph_host *h)
     }
 }
 
+static double mono_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void *second_signal(void *p)
 {
     const sigset_t *set = p;
     int sig = 0;
-    while (sigwait(set, &sig) != 0)
+    double first = mono_seconds();
+    /* One stop request can arrive twice at once (timeout(1) or a supervisor signalling both
+     * the process and its group, make forwarding it): only a repeat after 200 ms is a
+     * second request, an operator's "stop now". */
+    while (sigwait(set, &sig) != 0 || mono_seconds() - first < 0.2)
         ;
     const char *name = atomic_load(&stopping_now);
     ph_log_error("%s received again during the shutdown: exiting now%s%s%s, exit status 1",

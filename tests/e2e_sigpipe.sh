@@ -2,6 +2,8 @@
 # A log pipe whose reader goes away (`plughost run | head -1`) does not end the
 # host: it keeps serving, and SIGTERM still stops every instance and removes the
 # local socket (it used to die of SIGPIPE, exit 141, socket left behind).
+# One stop request delivered twice at once (timeout(1) signals the process and
+# its group) is one request: a clean stop, not "received again: exit now".
 set -euo pipefail
 . "$PH_SOURCE_DIR/tests/support/e2e.sh"
 port=$(free_port)
@@ -26,4 +28,15 @@ wait "$pid" || rc=$?
 pid=
 [ "$rc" = 0 ] || fail "SIGTERM after the log pipe closed: exit $rc"
 [ ! -e "$tmp/data/plughost.sock" ] || fail "the local socket was left behind"
+
+start_host --packages "$PH_EXAMPLES/calc" --data-dir "$tmp/data2" --listen "127.0.0.1:$port"
+wait_ready "$u"
+kill -TERM "$pid"
+for _ in $(seq 1 400); do grep -q "SIGTERM received: stopping" "$tmp/run.log" && break; sleep 0.005; done
+kill -TERM "$pid" # within the 200 ms in which a repeat is the same request
+rc=0
+wait "$pid" || rc=$?
+pid=
+[ "$rc" = 0 ] && grep -q "stopped cleanly" "$tmp/run.log" ||
+  fail "a SIGTERM repeated at once ended the host unclean (exit $rc): $(tail -3 "$tmp/run.log")"
 echo "1 passed, 0 failed"
