@@ -502,6 +502,8 @@ static int foreign_operator(const char *part, const where *w)
                     after(part, 2), after(part, 2));
     if (!strncmp(part, "^=", 2))
         return fail(w, "'^=' is not a plughost operator; write '^%s'", after(part, 2));
+    if (strlen(part) < 2) /* "1": no two-character operator, and nothing after one to read */
+        return 0;
     const char *ver = after(part, 2);
     if (!strncmp(part, "==", 2))
         return fail(w, "'==' is not a plughost operator; write '=%s' (or just '%s')", ver, ver);
