@@ -121,6 +121,21 @@ static uintptr_t fault_pc(void *uctx)
 /* The host's process id: a package's forked child inherits the handlers, not the role. */
 static pid_t host_pid;
 
+/* " in package 'P' V (build B), WHERE": the one wording for a build in a report. Async-signal-safe.
+ */
+static void put_build(char *buf, size_t size, size_t *n, const char *pkg, const char *version,
+                      const char *build, const char *where)
+{
+    put(buf, size, n, " in package '");
+    put(buf, size, n, pkg);
+    put(buf, size, n, "' ");
+    put(buf, size, n, version);
+    put(buf, size, n, " (build ");
+    put(buf, size, n, build);
+    put(buf, size, n, "), ");
+    put(buf, size, n, where);
+}
+
 /*
  * Outside any call: code a package left running (a thread it started, a
  * handler, a destructor) is still blamed on it when the thread was started
@@ -134,14 +149,7 @@ static int describe_residue(char *buf, size_t size, size_t *n, const siginfo_t *
         si && (si->si_signo == SIGSEGV || si->si_signo == SIGBUS) ? (uintptr_t)si->si_addr : 0;
     if (!ph_residue_blame(fault_pc(uctx), addr, &pkg, &version, &build, &how))
         return 0;
-    put(buf, size, n, " in package '");
-    put(buf, size, n, pkg);
-    put(buf, size, n, "' ");
-    put(buf, size, n, version);
-    put(buf, size, n, " (build ");
-    put(buf, size, n, build);
-    put(buf, size, n, "), ");
-    put(buf, size, n, how);
+    put_build(buf, size, n, pkg, version, build, how);
     return 1;
 }
 
@@ -151,14 +159,7 @@ static int describe_doing(char *buf, size_t size, size_t *n)
     const char *pkg, *version, *build, *what;
     if (!ph_residue_doing_now(&pkg, &version, &build, &what))
         return 0;
-    put(buf, size, n, " in package '");
-    put(buf, size, n, pkg);
-    put(buf, size, n, "' ");
-    put(buf, size, n, version);
-    put(buf, size, n, " (build ");
-    put(buf, size, n, build);
-    put(buf, size, n, "), ");
-    put(buf, size, n, what);
+    put_build(buf, size, n, pkg, version, build, what);
     return 1;
 }
 
