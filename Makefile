@@ -18,19 +18,41 @@ DEB_PACKAGES = build-essential cmake pkg-config libffi-dev \
                clang libclang-rt-dev python3-jsonschema libsystemd-dev systemd lintian file help2man \
                libcurl4-openssl-dev libarchive-dev libsodium-dev libcmark-dev python3-websocket
 
-.PHONY: all deps build run test test-asan test-tsan fuzz bench install deb clean
+BENCH_PACKAGES = nginx-core libnginx-mod-http-lua lua-cjson
+
+.PHONY: all deps bench-deps build run test test-asan test-tsan fuzz bench install deb clean
 
 all: build
 
-deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+# Installs the Debian packages of $(1) that are missing (apt-get; sudo when not root).
+# $(2) = yes keeps services from starting while they are installed (nginx would
+# otherwise start on port 80 from its package scripts; the benchmarks start their
+# own on 127.0.0.1): a policy-rc.d that refuses, as Debian's invoke-rc.d reads it,
+# only when the machine has none of its own.
+define install_missing
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+	  policy=""; \
+	  if [ "$(2)" = yes ] && [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    policy=/usr/sbin/policy-rc.d; printf '#!/bin/sh\nexit 101\n' | $$SUDO tee $$policy >/dev/null; \
+	    $$SUDO chmod 755 $$policy; \
+	  fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	  rc=$$?; [ -z "$$policy" ] || $$SUDO rm -f $$policy; exit $$rc; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(DEB_PACKAGES),no)
+
+# What only `make bench` needs: nginx with its Lua module and lua-cjson (the
+# nginx+Lua baseline of the HTTP benchmark).
+bench-deps:
+	$(call install_missing,$(BENCH_PACKAGES),yes)
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -80,7 +102,7 @@ fuzz: deps
 # Every figure with its target and ok/MISS, then a summary table.
 # `make bench ONLY=router,crud` runs some pieces (bench/run.sh lists them);
 # `make bench STRICT=1` exits non-zero on a MISS.
-bench: build
+bench: build bench-deps
 	ONLY="$(ONLY)" STRICT="$(STRICT)" ./bench/run.sh $(BUILD)
 
 install: build

@@ -39,13 +39,11 @@ pkgs() {
 pkgs "$tmp/pk" p "$n" tests/lifecycle/shout.c
 pkgs "$tmp/mk" m "$nm" tests/lifecycle/shop.c
 find "$tmp/pk" -name '*.so' | sort >"$tmp/sos"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 # run_ready PKGDIR DATADIR -> ms to ready; leaves the descriptors count in $tmp/fds
 run_ready() {
   local p t0 t1
-  p=$(port)
+  p=$(free_port)
   t0=$(now_ms)
   "$bin" --packages "$1" --data-dir "$2" --log-level error run --listen "127.0.0.1:$p" >>"$tmp/run.log" 2>&1 &
   pid=$!

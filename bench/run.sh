@@ -17,7 +17,7 @@ declare -A title=(
   [startup]="start-up of 1,000 packages vs the dlopen+dlsym floor; 400 model packages restart"
   [resolve]="check/list on 1,000 packages (resolution)"
   [many]="1,000 model packages under a soft open-file limit of 1024"
-  [http]="HTTP gateway vs bare libmicrohttpd"
+  [http]="HTTP gateway vs bare libmicrohttpd, nginx+Lua, and a hand-written CRUD service"
 )
 run_piece() {
   case "$1" in
