@@ -138,12 +138,35 @@ static int respond(call *k, unsigned status)
     return rs->failed ? -1 : 0;
 }
 
+/* An integer's decimal text and a newline into out (at least 23 bytes: NUL-terminated, as
+ * ph_json_buf keeps its text); returns the length without the NUL. */
+static size_t integer_line(json_int_t v, char *out)
+{
+    char digits[24];
+    size_t n = 0, len = 0;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do
+        digits[n++] = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0)
+        out[len++] = '-';
+    while (n)
+        out[len++] = digits[--n];
+    out[len++] = '\n';
+    out[len] = '\0';
+    return len;
+}
+
 /* The body: `v` (any JSON value, borrowed) with a trailing newline. */
 static int set_json(call *k, const json_t *v)
 {
-    ph_json_buf b = {0}; /* not json_dumps: see jsonout.h */
-    if (json_dump_callback(v, ph_json_buf_add, &b, JSON_COMPACT | JSON_ENCODE_ANY) != 0 ||
-        ph_json_buf_add("\n", 1, &b) != 0) {
+    ph_json_buf b = {0};      /* not json_dumps: see jsonout.h */
+    if (json_is_integer(v)) { /* the commonest result, as jansson would write it, without printf */
+        if (!(b.p = malloc(24)))
+            return -1;
+        b.len = integer_line(json_integer_value(v), b.p);
+    } else if (json_dump_callback(v, ph_json_buf_add, &b, JSON_COMPACT | JSON_ENCODE_ANY) != 0 ||
+               ph_json_buf_add("\n", 1, &b) != 0) {
         free(b.p);
         return -1;
     }
@@ -751,13 +774,13 @@ static int post_actor(call *k, const char *inst, const char *actor, const char *
                           "the body must be a JSON object (arguments by name) or "
                           "array (by position), not a bare value");
     }
-    char *address = NULL;
-    if (asprintf(&address, "%s.%s.%s", inst, actor, method) < 0) {
+    char stack[128], *address = ph_dotted_in(stack, sizeof stack, inst, actor, method);
+    if (!address) {
         json_decref(args);
         return -1;
     }
     ret = answer_call(k, address, args, 200, NULL);
-    free(address);
+    ph_dotted_free(address, stack);
     return ret;
 }
 
@@ -1039,13 +1062,13 @@ static json_t *list_args(call *k, const char *inst, const char *model, query *q)
 static int model_call(call *k, const char *inst, const char *model, const char *op, json_t *args,
                       unsigned ok, const char *location_base)
 {
-    char *address = NULL;
-    if (asprintf(&address, "%s.%s.%s", inst, model, op) < 0) {
+    char stack[128], *address = ph_dotted_in(stack, sizeof stack, inst, model, op);
+    if (!address) {
         json_decref(args);
         return -1;
     }
     int ret = answer_call(k, address, args, ok, location_base);
-    free(address);
+    ph_dotted_free(address, stack);
     return ret;
 }
 
@@ -1106,11 +1129,11 @@ static int models_item(call *k, const char *inst, const char *model, const char 
                           "as returned by POST or listed by GET on the model",
                           id_text);
     if (get) { /* the record as text straight from its row */
-        char *address = NULL;
-        if (asprintf(&address, "%s.%s.get", inst, model) < 0)
+        char stack[128], *address = ph_dotted_in(stack, sizeof stack, inst, model, "get");
+        if (!address)
             return -1;
         int r = answer_call_as(k, address, json_pack("{s:I}", "id", id), 200, NULL, true);
-        free(address);
+        ph_dotted_free(address, stack);
         return r;
     }
     if (is(k->method, "DELETE"))

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "error.h"
+#include "text.h"
 
 const double ph_lat_bounds[PH_LAT_BUCKETS] = {0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005,
                                               0.01,    0.05,    0.1,    0.5,    1.0,   5.0};
@@ -670,7 +671,7 @@ static const ph_route *copy_route(const ph_route *rt, route_copy *c)
 {
     c->rt = *rt;
     c->rt.sig.cif.arg_types = c->rt.sig.types;
-    snprintf(c->what, sizeof c->what, "%s", rt->name);
+    ph_dotted(c->what, sizeof c->what, rt->name, NULL, NULL);
     c->rt.name = c->rt.actor = c->rt.method = c->what;
     return &c->rt;
 }
@@ -734,8 +735,8 @@ static bool watch_enter(ph_call_watch *w, ph_instance *inst, const ph_route *rt)
 {
     w->inst = inst;
     w->ver = rt->ctx ? ph_version_of(rt->ctx) : inst->cur;
-    if (snprintf(w->address, sizeof w->address, "%s.%s", inst->name, rt->name) < 0)
-        w->address[0] = 0; /* a longer address is cut: it only names the call in a log */
+    /* a longer address is cut: it only names the call in a log */
+    ph_dotted(w->address, sizeof w->address, inst->name, rt->name, NULL);
     atomic_store(&w->limit_ms, rt->timeout_ms);
     int s = PH_WATCH_OUTSIDE;
     return atomic_compare_exchange_strong(&w->state, &s, PH_WATCH_INSIDE);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 
 #include "error.h"
@@ -44,4 +45,41 @@ int ph_parse_f64(const char *s, double *out)
         return PH_EINVAL;
     *out = v;
     return 0;
+}
+
+size_t ph_dotted(char *buf, size_t size, const char *a, const char *b, const char *c)
+{
+    const char *parts[3] = {a, b, c};
+    size_t need = 0, at = 0;
+    for (int i = 0; i < 3 && parts[i]; i++) {
+        size_t n = strlen(parts[i]);
+        if (i) {
+            if (at + 1 < size)
+                buf[at++] = '.';
+            need++;
+        }
+        size_t room = size - 1 - at;
+        memcpy(buf + at, parts[i], n < room ? n : room);
+        at += n < room ? n : room;
+        need += n;
+    }
+    buf[at] = '\0';
+    return need;
+}
+
+char *ph_dotted_in(char *stack, size_t size, const char *a, const char *b, const char *c)
+{
+    size_t need = ph_dotted(stack, size, a, b, c);
+    if (need < size)
+        return stack;
+    char *heap = malloc(need + 1);
+    if (heap)
+        ph_dotted(heap, need + 1, a, b, c);
+    return heap;
+}
+
+void ph_dotted_free(char *address, char *stack)
+{
+    if (address != stack)
+        free(address);
 }

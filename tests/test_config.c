@@ -685,6 +685,32 @@ static int record(void *user, const char *section, const char *key, const char *
     return 0;
 }
 
+/* A call's dotted address: joined with '.', cut to fit and NUL-terminated, the full length
+ * returned. */
+static void test_dotted(void **state)
+{
+    (void)state;
+    char buf[8];
+    assert_int_equal(ph_dotted(buf, sizeof buf, "calc", "m", "add"), 10);
+    assert_string_equal(buf, "calc.m."); /* cut: 7 bytes and the NUL */
+    assert_int_equal(ph_dotted(buf, sizeof buf, "a", "b", NULL), 3);
+    assert_string_equal(buf, "a.b");
+    assert_int_equal(ph_dotted(buf, sizeof buf, "abcdefghij", NULL, NULL), 10);
+    assert_string_equal(buf, "abcdefg");
+    assert_int_equal(ph_dotted(buf, 1, "x", "y", "z"), 5);
+    assert_string_equal(buf, "");
+    /* in the caller's buffer when it fits, else on the heap, whole */
+    char stack[8];
+    char *a = ph_dotted_in(stack, sizeof stack, "i", "a", "m");
+    assert_ptr_equal(a, stack);
+    assert_string_equal(a, "i.a.m");
+    ph_dotted_free(a, stack);
+    a = ph_dotted_in(stack, sizeof stack, "instance", "actor", "method");
+    assert_ptr_not_equal(a, stack);
+    assert_string_equal(a, "instance.actor.method");
+    ph_dotted_free(a, stack);
+}
+
 static void test_parse_ini_events(void **state)
 {
     fixture *f = *state;
@@ -726,6 +752,7 @@ int main(void)
         cmocka_unit_test(test_listen),
         cmocka_unit_test(test_check_name),
         cmocka_unit_test(test_scalar_readers),
+        cmocka_unit_test(test_dotted),
         cmocka_unit_test_setup_teardown(test_parse_ini_events, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
