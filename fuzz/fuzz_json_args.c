@@ -11,6 +11,7 @@
 #include "error.h"
 #include "ffi_call.h"
 #include "fuzz.h"
+#include "jsonflat.h"
 #include "store.h"
 
 static const ph_arg two_ints[] = {{"a", PH_I64}, {"b", PH_I64}};
@@ -64,8 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     const ph_sig *sig = &prepared[data[0] % N_SIGS];
     json_error_t err;
-    json_t *args = json_loadb((const char *)data + 1, size - 1,
-                              JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
+    json_t *args = ph_json_load_body((const char *)data + 1, size - 1, &err); /* as HTTP reads */
     if (!args)
         return 0;
     ph_value vals[PH_MAX_ARGS];

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "error.h"
 #include "fuzz.h"
+#include "jsonflat.h"
 #include "host.h"
 #include "log.h"
 #include "router.h"
@@ -68,8 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (nl) {
         *nl = '\0';
         json_error_t err;
-        args = json_loadb(nl + 1, size - (size_t)(nl + 1 - text),
-                          JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
+        args = ph_json_load_body(nl + 1, size - (size_t)(nl + 1 - text), &err);
         if (!args) {
             free(text);
             return 0;

@@ -23,6 +23,7 @@
 #include "text.h"
 #include "ffi_call.h"
 #include "hooks.h"
+#include "jsonflat.h"
 #include "jsonout.h"
 #include "localsock.h"
 #include "log.h"
@@ -538,8 +539,7 @@ static int read_body(call *k, json_t **args, int *ret)
         return -1;
     }
     json_error_t err;
-    *args =
-        json_loadb(k->rq->body, k->rq->body_len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
+    *args = ph_json_load_body(k->rq->body, k->rq->body_len, &err);
     if (!*args) {
         *ret = send_error(k, PH_EARGS,
                           "the body is not valid JSON: %s at line %d column %d; send "
