@@ -101,6 +101,15 @@ typedef struct path {
     bool bad; /* a segment had a bad %-escape or decoded to NUL */
 } path;
 
+/*
+ * The request headers the handler reads, each the first of its name, found
+ * in one pass over the headers (refuse_head) rather than one search each.
+ */
+typedef struct known_headers {
+    const char *host, *origin, *authorization, *content_type, *acr_method;
+    int hosts, types; /* how many Host and Content-Type headers came */
+} known_headers;
+
 /* What a request is about, gathered before it is served. */
 typedef struct ph_http_call {
     ph_http *h;
@@ -110,6 +119,7 @@ typedef struct ph_http_call {
     const char *method;
     bool admin;         /* a valid admin token came with the request */
     const char *origin; /* an allowed cross origin to answer with CORS headers, or NULL */
+    known_headers hd;   /* found by refuse_head, before anything else reads them */
 } call;
 
 /* ------------------------------------------------------------------ */
@@ -119,11 +129,6 @@ typedef struct ph_http_call {
 unsigned ph_http_status_of(int code)
 {
     return ph_error_http_status(code);
-}
-
-static const char *hdr(const call *k, const char *name)
-{
-    return ph_httpd_header_get(k->rq, name);
 }
 
 /* Sets the status and the CORS headers of an allowed cross origin; the engine sends. */
@@ -332,7 +337,7 @@ static bool token_equal(const char *got, size_t got_len, const char *want)
 /* 0: no token sent; 1: the right token; -1: a token that is wrong or malformed. */
 static int check_token(call *k)
 {
-    const char *a = hdr(k, "Authorization");
+    const char *a = k->hd.authorization;
     if (!a)
         return 0;
     if (strncasecmp(a, "Bearer ", 7) != 0)
@@ -441,7 +446,7 @@ static bool host_allowed(const ph_http *h, const char *host)
 /* The Origin is this host's own ("http://" + Host) or one of [http] allowed_origins. */
 static bool same_origin(call *k, const char *origin)
 {
-    const char *host = hdr(k, "Host");
+    const char *host = k->hd.host;
     return host && strncasecmp(origin, "http://", 7) == 0 && strcasecmp(origin + 7, host) == 0;
 }
 
@@ -471,8 +476,8 @@ static int preflight(call *k, const char *origin)
  */
 static bool refuse_foreign(call *k, int *ret)
 {
-    const char *host = hdr(k, "Host");
-    const char *origin = hdr(k, "Origin");
+    const char *host = k->hd.host;
+    const char *origin = k->hd.origin;
     /* the local socket's peers were checked by uid: no name can rebind to a Unix socket */
     if (!k->rq->trusted && !host_allowed(k->h, host)) {
         char msg[512];
@@ -483,7 +488,7 @@ static bool refuse_foreign(call *k, int *ret)
         *ret = send_error_word(k, 421, "misdirected_request", msg);
         return true;
     }
-    if (origin && strcmp(k->method, "OPTIONS") == 0 && hdr(k, "Access-Control-Request-Method")) {
+    if (origin && strcmp(k->method, "OPTIONS") == 0 && k->hd.acr_method) {
         *ret = preflight(k, origin);
         return true;
     }
@@ -504,7 +509,7 @@ static bool refuse_untyped(call *k, int *ret)
 {
     if (!changes_state(k->method))
         return false;
-    const char *ct = hdr(k, "Content-Type");
+    const char *ct = k->hd.content_type;
     if (json_typed(ct))
         return false;
     /* the one error body builder: it masks bytes a client sent that are not UTF-8 (json_pack
@@ -1608,13 +1613,42 @@ static int dispatch(call *k)
 /* ------------------------------------------------------------------ */
 
 /* What the request's headers must satisfy before anything else; true if answered. */
+static void find_headers(const ph_httpd_req *rq, known_headers *hd)
+{
+    for (size_t i = 0; i < rq->n_headers; i++) {
+        const char *name = rq->headers[i].name, *value = rq->headers[i].value;
+        const char **slot = NULL;
+        switch (name[0] | 0x20) { /* ASCII lower case: one comparison for most headers */
+        case 'h':
+            if (strcasecmp(name, "Host") == 0)
+                slot = &hd->host, hd->hosts++;
+            break;
+        case 'o':
+            if (strcasecmp(name, "Origin") == 0)
+                slot = &hd->origin;
+            break;
+        case 'a':
+            if (strcasecmp(name, "Authorization") == 0)
+                slot = &hd->authorization;
+            else if (strcasecmp(name, "Access-Control-Request-Method") == 0)
+                slot = &hd->acr_method;
+            break;
+        case 'c':
+            if (strcasecmp(name, "Content-Type") == 0)
+                slot = &hd->content_type, hd->types++;
+            break;
+        default:
+            break;
+        }
+        if (slot && !*slot)
+            *slot = value;
+    }
+}
+
 static bool refuse_head(call *k, int *ret)
 {
-    int hosts = 0, types = 0;
-    for (size_t i = 0; i < k->rq->n_headers; i++) {
-        hosts += strcasecmp(k->rq->headers[i].name, "Host") == 0;
-        types += strcasecmp(k->rq->headers[i].name, "Content-Type") == 0;
-    }
+    find_headers(k->rq, &k->hd);
+    int hosts = k->hd.hosts, types = k->hd.types;
     if (hosts > 1) /* RFC 9112 3.2: which host is meant? */
         *ret = send_error(k, PH_EINVAL, "the request has %d Host headers; send one", hosts);
     else if (types > 1)
