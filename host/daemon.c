@@ -186,7 +186,8 @@ int main(int argc, char **argv)
     if (!dirs)
         return 1;
     o.package_dirs = dirs;
-    while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+    opterr = 0; /* one line of ours instead */
+    while ((opt = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             o.config = optarg;
@@ -211,17 +212,27 @@ int main(int argc, char **argv)
             break;
         case 'h':
             printf("Usage: plughostd [run] [-c host.ini] [--listen ADDR:PORT] [--data-dir DIR]\n"
-                   "                 [--packages DIR]... [--log-level LEVEL] [--log-format "
-                   "FORMAT] [--strict]\n"
-                   "The plughost daemon: what `plughost run` starts. See plughost(1).\n");
+                   "                 [--packages DIR]... [--log-level LEVEL]\n"
+                   "                 [--log-format FORMAT] [--strict]\n"
+                   "The plughost daemon: what `plughost run` starts. See plughost(1).\n"
+                   "Exit status: 0 stopped cleanly by SIGTERM or SIGINT (also during start-up),\n"
+                   "1 it could not start or an instance did not stop, 2 a usage error.\n");
             status = 0;
             goto done;
         case 'V':
             printf("plughostd %s (SDK ABI %d)\n", PH_HOST_VERSION, PH_ABI_VERSION);
             status = 0;
             goto done;
+        case ':':
+            fprintf(stderr, "plughostd: option '%s' needs a value; see plughostd --help\n",
+                    argv[optind - 1]);
+            goto done;
         default:
-            fprintf(stderr, "plughostd: run `plughostd --help` for the options\n");
+            if (optopt)
+                fprintf(stderr, "plughostd: unknown option '-%c'; see plughostd --help\n", optopt);
+            else
+                fprintf(stderr, "plughostd: unknown option '%s'; see plughostd --help\n",
+                        argv[optind - 1]);
             goto done;
         }
     }
@@ -229,9 +240,13 @@ int main(int argc, char **argv)
         optind++;
     if (optind < argc) {
         fprintf(stderr,
-                "plughostd: unexpected argument '%s'; it only runs the host (plughost "
-                "has the other commands)\n",
+                "plughostd: unexpected argument '%s'; it only runs the host; see plughostd "
+                "--help\n",
                 argv[optind]);
+        goto done;
+    }
+    if (ph_cli_check_values(&o)) {
+        fprintf(stderr, "plughostd: %s; see plughostd --help\n", ph_error_last());
         goto done;
     }
     ph_cli_raise_fd_limit();
