@@ -867,21 +867,32 @@ static int cmd_status(cli *c, int argc, char **argv)
         free(token);
         return rc;
     }
-    printf("%-16s %-16s %-10s %-9s %s\n", "INSTANCE", "PACKAGE", "VERSION", "STATE", "DETAIL");
+    /* the columns as wide as their longest entry: a long instance name shifts, never skews */
+    static const char *const cols[] = {"instance", "package", "version", "state"};
+    static const char *const heads[] = {"INSTANCE", "PACKAGE", "VERSION", "STATE"};
+    int w[4];
     size_t i;
     json_t *it;
+    for (size_t k = 0; k < 4; k++) {
+        w[k] = (int)strlen(heads[k]);
+        json_array_foreach(json_object_get(pk, "instances"), i, it)
+        {
+            int n = (int)strlen(json_string_value(json_object_get(it, cols[k])) ?: "-");
+            w[k] = n > w[k] ? n : w[k];
+        }
+    }
+    printf("%-*s %-*s %-*s %-*s DETAIL\n", w[0], heads[0], w[1], heads[1], w[2], heads[2], w[3],
+           heads[3]);
     json_array_foreach(json_object_get(pk, "instances"), i, it)
     {
         const char *reason = json_string_value(json_object_get(it, "reason"));
         if (!reason)
             reason = json_string_value(json_object_get(it, "note"));
         const char *rerr = json_string_value(json_object_get(it, "reload_error"));
-        printf("%-16s %-16s %-10s %-9s %s%s%s\n",
-               json_string_value(json_object_get(it, "instance")),
-               json_string_value(json_object_get(it, "package")) ?: "-",
-               json_string_value(json_object_get(it, "version")) ?: "-",
-               json_string_value(json_object_get(it, "state")) ?: "-", reason ? reason : "",
-               rerr ? "last reload failed: " : "", rerr ? rerr : "");
+        for (size_t k = 0; k < 4; k++)
+            printf("%-*s ", w[k], json_string_value(json_object_get(it, cols[k])) ?: "-");
+        printf("%s%s%s\n", reason ? reason : "", rerr ? "last reload failed: " : "",
+               rerr ? rerr : "");
     }
     json_t *left = json_object_get(pk, "outlived");
     if (json_array_size(left))

@@ -113,6 +113,9 @@ wait_ready "http://127.0.0.1:$port"
   fail "status --json"
 out=$(validate status.schema.json "$tmp/status.json") || fail "status --json against status.schema.json: $out"
 grep -q '"state":"running"' "$tmp/status.json" || fail "status --json: $(cat "$tmp/status.json")"
+set +e; out=$("$PH_BIN" --data-dir "$tmp/data" status --url "https://127.0.0.1:$port" 2>&1); rc=$?; set -e
+[ $rc = 1 ] && grep -qF "the host itself speaks plain HTTP; use http:// for it" <<<"$out" ||
+  fail "https:// to the plain-HTTP host: exit $rc: $out"
 echo "  list, status and check --json validate against dist/schemas/; exit 3 without a host"
 
 # list and list --json agree: a manifest that cannot be read is exit 1 in both
@@ -148,7 +151,7 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 PY
 fake=$!
-trap 'kill "$fake" 2>/dev/null; e2e_cleanup' EXIT
+trap 'kill "$fake" 2>/dev/null || true; e2e_cleanup' EXIT
 for _ in $(seq 100); do curl -s "http://127.0.0.1:$fport/" >/dev/null 2>&1 && break; sleep 0.1; done
 for args in "status" "call calc.math.add a=1" "reload calc" "enable calc" "disable calc" "remove --purge calc"; do
   # shellcheck disable=SC2086
@@ -162,5 +165,43 @@ for op in reload enable; do
     fail "$op answered by a redirect: exit $rc: $out"
 done
 kill "$fake"; wait "$fake" 2>/dev/null || true
+
+# a TLS proxy with a private CA: refused until --cacert or PLUGHOST_CACERT names the CA
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+  -days 2 -keyout "$tmp/ca.key" -out "$tmp/ca.pem" >/dev/null 2>&1 || fail "openssl req"
+tport=$(free_port)
+python3 - "$tport" "$tmp/ca.pem" "$tmp/ca.key" >"$tmp/tls.log" 2>&1 <<'PY' &
+import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = (b'{"instances":[{"instance":"calc","package":"calc","version":"1.0.0","state":"running"},'
+                b'{"instance":"a_much_longer_instance_name_than_16","package":"calc","version":"1.0.0",'
+                b'"state":"failed","reason":"why"}]}')
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+PY
+fake=$!
+for _ in $(seq 100); do curl -sk "https://127.0.0.1:$tport/" >/dev/null 2>&1 && break; sleep 0.1; done
+set +e; out=$(ph status --url "https://127.0.0.1:$tport" 2>&1); rc=$?; set -e
+[ $rc = 1 ] && grep -qF "is not trusted" <<<"$out" && grep -qF -- "--cacert FILE or set PLUGHOST_CACERT" <<<"$out" ||
+  fail "a private CA without --cacert: exit $rc: $out"
+out=$(ph status --url "https://127.0.0.1:$tport" --cacert "$tmp/ca.pem" 2>&1) || fail "status --cacert: $out"
+grep -q "^calc .*running" <<<"$out" || fail "status --cacert: $out"
+# the status table's columns fit the longest entry: every PACKAGE column starts at one offset
+awk 'NR == 1 { col = index($0, "PACKAGE") } NR > 1 { if (substr($0, col, 5) != "calc ") bad = 1 }
+     END { exit bad || !col }' <<<"$out" || fail "status columns misaligned:
+$out"
+out=$(PLUGHOST_CACERT="$tmp/ca.pem" ph status --url "https://127.0.0.1:$tport" 2>&1) || fail "PLUGHOST_CACERT: $out"
+kill "$fake"; wait "$fake" 2>/dev/null || true
+echo "  https:// to the plain host is said; a private CA is trusted with --cacert or PLUGHOST_CACERT"
 echo "  exit 75 from every command when the host asks to retry; a redirect says where it points"
 echo "1 passed, 0 failed"
