@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,15 +32,18 @@ static void print_error(const char *what)
     fprintf(stderr, "plughost: %s%s%s\n", what ? what : "", what ? ": " : "", ph_error_last());
 }
 
-/* SIGHUP: re-read host.ini and apply it; a bad file changes nothing. */
-static void reconfigure(const ph_cli_opts *c, ph_host *h, ph_reloader **watcher)
+/*
+ * SIGHUP: re-read host.ini and apply it; a bad file changes nothing.
+ * Returns 0, or -1 with the reason in ph_error_last().
+ */
+static int reconfigure(const ph_cli_opts *c, ph_host *h, ph_reloader **watcher)
 {
     ph_config cfg;
     memset(&cfg, 0, sizeof cfg);
     ph_log_info("SIGHUP: re-reading %s", c->config ? c->config : "the embedded defaults");
     if (ph_cli_load_config(c, &cfg) || ph_host_reconfigure(h, &cfg)) {
         ph_log_error("configuration not reloaded, the running one stays: %s", ph_error_last());
-        return;
+        return -1;
     }
     /*
      * The watcher follows every change by itself (and keeps the events it
@@ -52,6 +56,15 @@ static void reconfigure(const ph_cli_opts *c, ph_host *h, ph_reloader **watcher)
     } else if (h->cfg.reload && !*watcher && ph_reloader_start(h, NULL, watcher)) {
         ph_log_warn("hot reload is off: %s", ph_error_last());
     }
+    return 0;
+}
+
+/* SIGTERM or SIGINT waiting (blocked in every thread): the start-up ends between instances. */
+static bool stop_pending(void)
+{
+    sigset_t pending;
+    return sigpending(&pending) == 0 &&
+           (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
 }
 
 static int run(const ph_cli_opts *c)
@@ -104,11 +117,14 @@ static int run(const ph_cli_opts *c)
                 ph_http_port(http), h->plan.n);
     if (ph_notify_start(h))
         ph_log_warn("no watchdog: %s", ph_error_last());
+    h->start_cancelled = stop_pending;
     if ((rc = ph_host_start(h))) {
         print_error("cannot start");
         ph_http_stop(http);
         goto stop;
     }
+    if (stop_pending()) /* never READY=1 for a start-up cut short: straight to the stop */
+        goto wait;
     if (h->cfg.reload && ph_reloader_start(h, NULL, &watcher))
         ph_log_warn("hot reload is off: %s", ph_error_last());
     pthread_rwlock_rdlock(&h->lock); /* requests may already be changing the plan */
@@ -116,7 +132,7 @@ static int run(const ph_cli_opts *c)
     for (size_t i = 0; i < n_instances; i++)
         n_running += strcmp(ph_host_item_state(h, i, NULL), "running") == 0;
     pthread_rwlock_unlock(&h->lock);
-    ph_notify_ready(n_running, h->cfg.http.listen_addr, ph_http_port(http));
+    ph_notify_ready(n_running, h->cfg.http.listen_addr, ph_http_port(http), NULL);
     if (n_running < n_instances) /* never "serving 1000" when 326 run */
         ph_log_warn("%zu of %zu instance(s) are not running; `plughost status` says why",
                     n_instances - n_running, n_instances);
@@ -136,17 +152,19 @@ static int run(const ph_cli_opts *c)
     if (pm && atomic_load(&pm->state) == PH_INST_RUNNING)
         ph_log_info("package manager: open http://%s:%d%s/ in a browser", h->cfg.http.listen_addr,
                     ph_http_port(http), pm->mount);
+wait:;
     int sig = 0;
     for (;;) {
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
             ph_notify_reloading();
-            reconfigure(c, h, &watcher);
+            int failed = reconfigure(c, h, &watcher);
             pthread_rwlock_rdlock(&h->lock);
-            n_instances = h->plan.n;
+            size_t n = h->plan.n;
             pthread_rwlock_unlock(&h->lock);
-            ph_notify_ready(n_instances, h->cfg.http.listen_addr, ph_http_port(http));
+            ph_notify_ready(n, h->cfg.http.listen_addr, ph_http_port(http),
+                            failed ? ph_error_last() : NULL);
             continue;
         }
         break;
