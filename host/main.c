@@ -939,11 +939,11 @@ static int print_remote_error(const char *who, const ph_client_response *r)
                 json_string_value(json_object_get(err, "code")) ?: "error", msg ?: r->body);
     else if (r->status / 100 == 3)
         fprintf(stderr,
-                "%s: redirect: it answered HTTP %d to %s, which is not followed with the admin "
-                "token; pass --url with the address it names\n",
+                "%s: redirect: the host answered HTTP %d to %s, which is not followed with the "
+                "admin token; pass --url with the address it names\n",
                 who, r->status, r->location ? r->location : "nowhere");
     else
-        fprintf(stderr, "%s: error: it answered HTTP %d with no message\n", who, r->status);
+        fprintf(stderr, "%s: error: the host answered HTTP %d with no message\n", who, r->status);
     json_decref(body);
     return http_exit(r->status);
 }
@@ -963,10 +963,7 @@ static int manage_command(cli *c, const char *op, int argc, char **argv)
         printf("%s\n", r.body);
         status = 0;
     } else {
-        char *who = NULL;
-        status = print_remote_error(
-            asprintf(&who, "plughost %s: the host at %s", op, url) < 0 ? "plughost" : who, &r);
-        free(who);
+        status = print_remote_error("plughost", &r);
     }
     ph_client_response_free(&r);
     free(url);

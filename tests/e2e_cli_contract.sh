@@ -161,7 +161,7 @@ for args in "status" "call calc.math.add a=1" "reload calc" "enable calc" "disab
 done
 for op in reload enable; do
   set +e; out=$(ph $op calc --url "http://127.0.0.1:$fport/moved" --token t 2>&1); rc=$?; set -e
-  [ $rc = 1 ] && grep -qF "redirect: it answered HTTP 307 to http://127.0.0.1:1/elsewhere/moved/_/$op/calc" <<<"$out" ||
+  [ $rc = 1 ] && grep -qF "plughost: redirect: the host answered HTTP 307 to http://127.0.0.1:1/elsewhere/moved/_/$op/calc, which is not followed" <<<"$out" ||
     fail "$op answered by a redirect: exit $rc: $out"
 done
 kill "$fake"; wait "$fake" 2>/dev/null || true
