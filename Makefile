@@ -15,7 +15,7 @@ CONFIG     ?= examples/host.ini
 DEB_PACKAGES = build-essential cmake pkg-config libffi-dev \
                libsqlite3-dev sqlite3 libhttp-parser-dev libmicrohttpd-dev libjansson-dev \
                libcmocka-dev wrk valgrind curl python3-prometheus-client chromium \
-               clang libclang-rt-dev python3-jsonschema libsystemd-dev systemd lintian file help2man \
+               clang libclang-rt-dev python3-jsonschema libsystemd-dev systemd lintian file openssl \
                libcurl4-openssl-dev libarchive-dev libsodium-dev libcmark-dev python3-websocket
 
 BENCH_PACKAGES = nginx-core libnginx-mod-http-lua lua-cjson

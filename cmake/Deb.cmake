@@ -39,7 +39,14 @@ set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "")
 set(CPACK_DEBIAN_HOST_PACKAGE_NAME plughost)
 set(CPACK_DEBIAN_HOST_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_HOST_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_HOST_PACKAGE_CONTROL_EXTRA ${CMAKE_SOURCE_DIR}/dist/debian/conffiles)
+# maintainer scripts (dist/debian/): postinst makes the system user plughost and
+# enables the unit (deb-systemd-helper, as dh_installsystemd does), prerm stops it,
+# postrm deletes /var/lib/plughost on purge only
+set(CPACK_DEBIAN_HOST_PACKAGE_CONTROL_EXTRA
+    ${CMAKE_SOURCE_DIR}/dist/debian/conffiles ${CMAKE_SOURCE_DIR}/dist/debian/postinst
+    ${CMAKE_SOURCE_DIR}/dist/debian/prerm ${CMAKE_SOURCE_DIR}/dist/debian/postrm)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+set(CPACK_DEBIAN_HOST_PACKAGE_DEPENDS "adduser")
 set(CPACK_COMPONENT_HOST_DESCRIPTION
     "application host for C packages\nplughost loads packages written in C against its SDK, gives them a\nlifecycle, stores their models in SQLite with generated CRUD, routes calls\nto their methods over HTTP and from the command line, and hot-reloads a\npackage when its library changes.")
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME plughost-dev)

@@ -1,9 +1,12 @@
 # plughost_add_package(<target> SOURCES <src...> [DIR <package dir>])
 #
 # `cmake --install` puts the staged package in
-# ${PLUGHOST_INSTALL_PACKAGES_DIR}/<name> (default lib/plughost/packages
-# below the prefix: /usr/lib/plughost/packages, a package directory of the
-# installed host; `pkg-config --variable=packagesdir plughost` names it), in
+# ${PLUGHOST_INSTALL_PACKAGES_DIR}/<name>: through find_package(plughost)
+# /var/lib/plughost/packages, where the installed host reads what an
+# operator installs, unless CMAKE_INSTALL_PREFIX was given (plughostConfig);
+# else lib/plughost/packages below the prefix (/usr/lib/plughost/packages
+# for the packages shipped with the host; `pkg-config --variable=packagesdir
+# plughost` names it), in
 # the install component ${PLUGHOST_INSTALL_COMPONENT} (default: the package
 # name). A directory that sets PLUGHOST_NO_INSTALL builds without installing
 # (examples, test fixtures).

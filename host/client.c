@@ -62,6 +62,11 @@ static int parse_url(const char *url, endpoint *out)
                             "in front of it)",
                             url);
     const char *h = url + (tls ? 8 : 7), *end = h + strcspn(h, "/?#"), *colon;
+    if (memchr(h, '@', (size_t)(end - h))) /* user:password@ would read as a port */
+        return ph_error_set(PH_EINVAL,     /* not echoed: it holds a password */
+                            "the URL carries credentials (USER:PASSWORD@), which plughost does "
+                            "not send; give it without them, and the admin token with --token "
+                            "TOKEN or PLUGHOST_TOKEN");
     const char *hs = h, *he;
     if (*h == '[') {
         const char *rb = memchr(h, ']', (size_t)(end - h));
@@ -83,11 +88,6 @@ static int parse_url(const char *url, endpoint *out)
                             "http://HOST:PORT, optionally with the path a proxy serves the host "
                             "under (http://HOST/plughost)",
                             url);
-    if (memchr(hs, '@', (size_t)(he - hs)))
-        return ph_error_set(PH_EINVAL,
-                            "URL '%s' carries credentials, which plughost does not send; give "
-                            "http://HOST:PORT (the admin token comes from the data directory)",
-                            url);
     size_t pl = strlen(end);
     while (pl && end[pl - 1] == '/')
         pl--;
@@ -104,6 +104,23 @@ static int parse_url(const char *url, endpoint *out)
         return ph_error_set(PH_EINVAL, "URL '%s' has a bad port; use http://HOST:PORT", url);
     }
     return 0;
+}
+
+int ph_client_check_url(const char *url)
+{
+    endpoint e;
+    int rc = parse_url(url, &e);
+    if (!rc)
+        endpoint_free(&e);
+    return rc;
+}
+
+/* The CA bundle that https:// URLs are checked against, or "" for the system's. */
+static char cacert[PATH_MAX];
+
+void ph_client_set_cacert(const char *file)
+{
+    snprintf(cacert, sizeof cacert, "%s", file ? file : "");
 }
 
 /* What the messages call the target: the URL, or "the local socket PATH". */
@@ -189,6 +206,17 @@ static int transfer_error(CURLcode cc, long os_errno, const endpoint *e, const c
                             "%s did not answer with HTTP; is the URL the plughost's "
                             "[http] listen address?",
                             who);
+    case CURLE_SSL_CONNECT_ERROR:
+        return ph_error_set(PH_EIO,
+                            "no TLS at %s (%s): the host itself speaks plain HTTP; use "
+                            "http:// for it, https:// only for a TLS proxy in front of it",
+                            who, why);
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+        return ph_error_set(PH_EIO,
+                            "the certificate of %s is not trusted: %s; for a private CA pass "
+                            "--cacert FILE or set PLUGHOST_CACERT",
+                            who, why);
     case CURLE_FILESIZE_EXCEEDED:
         return ph_error_set(PH_ETOOBIG, "the response from %s is larger than %u bytes", who,
                             MAX_RESPONSE);
@@ -258,6 +286,8 @@ int ph_client_request(const char *url, const char *token, const char *method, co
     curl_easy_setopt(cu, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(cu, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(cu, CURLOPT_HTTPHEADER, hdrs);
+    if (cacert[0])
+        curl_easy_setopt(cu, CURLOPT_CAINFO, cacert);
     curl_easy_setopt(cu, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(cu, CURLOPT_WRITEDATA, &s);

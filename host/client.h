@@ -49,6 +49,16 @@ int ph_client_request(const char *url, const char *token, const char *method, co
                       const char *body, size_t body_len, ph_client_response *out);
 void ph_client_response_free(ph_client_response *r);
 
+/** Whether `url` is a target ph_client_request takes: 0, or PH_EINVAL saying what is wrong. */
+int ph_client_check_url(const char *url);
+
+/**
+ * The file of CA certificates that https:// targets are verified against
+ * (curl's --cacert), for a TLS proxy with a private CA; NULL or "": the
+ * system's. Set once, before any request.
+ */
+void ph_client_set_cacert(const char *file);
+
 /**
  * ph_client_request without credentials first; only if the host answers 401
  * (it refused before running anything) the same request again with `token`

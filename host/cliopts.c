@@ -13,6 +13,34 @@
 #include "path.h"
 #include "manage.h"
 
+/* --log-level and --log-format, if given, into *level and *format (PH_ECONFIG: a bad value). */
+static int parse_log_options(const ph_cli_opts *c, ph_level *level, int *format)
+{
+    ph_log_format f;
+    if (c->log_level && ph_log_parse_level(c->log_level, level))
+        return ph_error_set(PH_ECONFIG, "--log-level '%s': use error, warn, info or debug",
+                            c->log_level);
+    if (c->log_format && ph_log_parse_format(c->log_format, &f))
+        return ph_error_set(PH_ECONFIG, "--log-format '%s': use text, json or journal",
+                            c->log_format);
+    if (c->log_format)
+        *format = (int)f;
+    return 0;
+}
+
+int ph_cli_check_values(const ph_cli_opts *c)
+{
+    ph_level level;
+    int format = -1, rc = parse_log_options(c, &level, &format);
+    if (rc || !c->listen)
+        return rc;
+    ph_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    rc = ph_config_set_listen(&cfg, c->listen);
+    free(cfg.http.listen_addr);
+    return rc;
+}
+
 /* Loads the config (or the embedded defaults) and applies command-line overrides. */
 int ph_cli_load_config(const ph_cli_opts *c, ph_config *cfg)
 {
@@ -58,20 +86,8 @@ int ph_cli_load_config(const ph_cli_opts *c, ph_config *cfg)
         free(cfg->data_dir);
         cfg->data_dir = d;
     }
-    if (c->log_level && ph_log_parse_level(c->log_level, &cfg->log_level)) {
-        rc = ph_error_set(PH_ECONFIG, "--log-level '%s': use error, warn, info or debug",
-                          c->log_level);
+    if ((rc = parse_log_options(c, &cfg->log_level, &cfg->log_format)))
         goto fail;
-    }
-    if (c->log_format) {
-        ph_log_format f;
-        if (ph_log_parse_format(c->log_format, &f)) {
-            rc = ph_error_set(PH_ECONFIG, "--log-format '%s': use text, json or journal",
-                              c->log_format);
-            goto fail;
-        }
-        cfg->log_format = (int)f;
-    }
     if (c->strict)
         cfg->strict = true;
     if (c->n_package_dirs) {

@@ -30,6 +30,13 @@ typedef struct ph_cli_opts {
  */
 int ph_cli_load_config(const ph_cli_opts *o, ph_config *cfg);
 
+/**
+ * Checks the values given on the command line that need no file to judge
+ * (--log-level, --log-format, --listen): 0, or PH_ECONFIG/PH_EINVAL with
+ * the message naming the option. A bad value is a usage error (exit 2).
+ */
+int ph_cli_check_values(const ph_cli_opts *o);
+
 /** ph_cli_load_config, then ph_host_open with the package manager wired in. */
 int ph_cli_open_host(const ph_cli_opts *o, ph_host **out);
 

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,15 +32,18 @@ static void print_error(const char *what)
     fprintf(stderr, "plughost: %s%s%s\n", what ? what : "", what ? ": " : "", ph_error_last());
 }
 
-/* SIGHUP: re-read host.ini and apply it; a bad file changes nothing. */
-static void reconfigure(const ph_cli_opts *c, ph_host *h, ph_reloader **watcher)
+/*
+ * SIGHUP: re-read host.ini and apply it; a bad file changes nothing.
+ * Returns 0, or -1 with the reason in ph_error_last().
+ */
+static int reconfigure(const ph_cli_opts *c, ph_host *h, ph_reloader **watcher)
 {
     ph_config cfg;
     memset(&cfg, 0, sizeof cfg);
     ph_log_info("SIGHUP: re-reading %s", c->config ? c->config : "the embedded defaults");
     if (ph_cli_load_config(c, &cfg) || ph_host_reconfigure(h, &cfg)) {
         ph_log_error("configuration not reloaded, the running one stays: %s", ph_error_last());
-        return;
+        return -1;
     }
     /*
      * The watcher follows every change by itself (and keeps the events it
@@ -52,6 +56,15 @@ static void reconfigure(const ph_cli_opts *c, ph_host *h, ph_reloader **watcher)
     } else if (h->cfg.reload && !*watcher && ph_reloader_start(h, NULL, watcher)) {
         ph_log_warn("hot reload is off: %s", ph_error_last());
     }
+    return 0;
+}
+
+/* SIGTERM or SIGINT waiting (blocked in every thread): the start-up ends between instances. */
+static bool stop_pending(void)
+{
+    sigset_t pending;
+    return sigpending(&pending) == 0 &&
+           (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
 }
 
 static int run(const ph_cli_opts *c)
@@ -104,11 +117,14 @@ static int run(const ph_cli_opts *c)
                 ph_http_port(http), h->plan.n);
     if (ph_notify_start(h))
         ph_log_warn("no watchdog: %s", ph_error_last());
+    h->start_cancelled = stop_pending;
     if ((rc = ph_host_start(h))) {
         print_error("cannot start");
         ph_http_stop(http);
         goto stop;
     }
+    if (stop_pending()) /* never READY=1 for a start-up cut short: straight to the stop */
+        goto wait;
     if (h->cfg.reload && ph_reloader_start(h, NULL, &watcher))
         ph_log_warn("hot reload is off: %s", ph_error_last());
     pthread_rwlock_rdlock(&h->lock); /* requests may already be changing the plan */
@@ -116,7 +132,7 @@ static int run(const ph_cli_opts *c)
     for (size_t i = 0; i < n_instances; i++)
         n_running += strcmp(ph_host_item_state(h, i, NULL), "running") == 0;
     pthread_rwlock_unlock(&h->lock);
-    ph_notify_ready(n_running, h->cfg.http.listen_addr, ph_http_port(http));
+    ph_notify_ready(n_running, h->cfg.http.listen_addr, ph_http_port(http), NULL);
     if (n_running < n_instances) /* never "serving 1000" when 326 run */
         ph_log_warn("%zu of %zu instance(s) are not running; `plughost status` says why",
                     n_instances - n_running, n_instances);
@@ -136,17 +152,19 @@ static int run(const ph_cli_opts *c)
     if (pm && atomic_load(&pm->state) == PH_INST_RUNNING)
         ph_log_info("package manager: open http://%s:%d%s/ in a browser", h->cfg.http.listen_addr,
                     ph_http_port(http), pm->mount);
+wait:;
     int sig = 0;
     for (;;) {
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
             ph_notify_reloading();
-            reconfigure(c, h, &watcher);
+            int failed = reconfigure(c, h, &watcher);
             pthread_rwlock_rdlock(&h->lock);
-            n_instances = h->plan.n;
+            size_t n = h->plan.n;
             pthread_rwlock_unlock(&h->lock);
-            ph_notify_ready(n_instances, h->cfg.http.listen_addr, ph_http_port(http));
+            ph_notify_ready(n, h->cfg.http.listen_addr, ph_http_port(http),
+                            failed ? ph_error_last() : NULL);
             continue;
         }
         break;
@@ -186,7 +204,8 @@ int main(int argc, char **argv)
     if (!dirs)
         return 1;
     o.package_dirs = dirs;
-    while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+    opterr = 0; /* one line of ours instead */
+    while ((opt = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             o.config = optarg;
@@ -211,17 +230,27 @@ int main(int argc, char **argv)
             break;
         case 'h':
             printf("Usage: plughostd [run] [-c host.ini] [--listen ADDR:PORT] [--data-dir DIR]\n"
-                   "                 [--packages DIR]... [--log-level LEVEL] [--log-format "
-                   "FORMAT] [--strict]\n"
-                   "The plughost daemon: what `plughost run` starts. See plughost(1).\n");
+                   "                 [--packages DIR]... [--log-level LEVEL]\n"
+                   "                 [--log-format FORMAT] [--strict]\n"
+                   "The plughost daemon: what `plughost run` starts. See plughost(1).\n"
+                   "Exit status: 0 stopped cleanly by SIGTERM or SIGINT (also during start-up),\n"
+                   "1 it could not start or an instance did not stop, 2 a usage error.\n");
             status = 0;
             goto done;
         case 'V':
             printf("plughostd %s (SDK ABI %d)\n", PH_HOST_VERSION, PH_ABI_VERSION);
             status = 0;
             goto done;
+        case ':':
+            fprintf(stderr, "plughostd: option '%s' needs a value; see plughostd --help\n",
+                    argv[optind - 1]);
+            goto done;
         default:
-            fprintf(stderr, "plughostd: run `plughostd --help` for the options\n");
+            if (optopt)
+                fprintf(stderr, "plughostd: unknown option '-%c'; see plughostd --help\n", optopt);
+            else
+                fprintf(stderr, "plughostd: unknown option '%s'; see plughostd --help\n",
+                        argv[optind - 1]);
             goto done;
         }
     }
@@ -229,9 +258,13 @@ int main(int argc, char **argv)
         optind++;
     if (optind < argc) {
         fprintf(stderr,
-                "plughostd: unexpected argument '%s'; it only runs the host (plughost "
-                "has the other commands)\n",
+                "plughostd: unexpected argument '%s'; it only runs the host; see plughostd "
+                "--help\n",
                 argv[optind]);
+        goto done;
+    }
+    if (ph_cli_check_values(&o)) {
+        fprintf(stderr, "plughostd: %s; see plughostd --help\n", ph_error_last());
         goto done;
     }
     ph_cli_raise_fd_limit();

@@ -479,6 +479,10 @@ int ph_host_start(ph_host *h)
     changing = h;
     atomic_store(&h->starting, h->plan.n + 1);
     for (size_t i = 0; i < h->plan.n; i++) {
+        if (h->start_cancelled && h->start_cancelled()) {
+            ph_log_info("start-up interrupted after %zu of %zu instance(s)", i, h->plan.n);
+            break;
+        }
         atomic_store(&h->starting, h->plan.n - i);
         ph_plan_item *it = &h->plan.items[i];
         if (it->state != PH_PLAN_OK) {

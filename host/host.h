@@ -44,6 +44,8 @@ typedef struct ph_host {
     size_t n_disabled;
     pthread_mutex_t change_mu; /* serialises hot reloads and configuration reloads */
     _Atomic size_t starting;   /* instances ph_host_start has yet to bring up (0 once up) */
+    /* asked between instances by ph_host_start: true ends the start-up there (a SIGTERM) */
+    bool (*start_cancelled)(void);
     pthread_rwlock_t lock;     /* plan and insts: read by status outputs, replaced by
                                   ph_host_reconfigure */
 } ph_host;

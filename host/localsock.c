@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,54 @@ static int listening(const struct sockaddr_un *sa, int *err)
     if (rc == 0)
         return 1;
     return *err == ECONNREFUSED ? 0 : -1;
+}
+
+/*
+ * The socket files this process made, by path, with the inode each got at
+ * bind: at close a file is removed only if it is still that inode, never
+ * the socket of a host that took the path over since.
+ */
+enum { MAX_OWNED = 64 };
+static struct owned {
+    char *path;
+    dev_t dev;
+    ino_t ino;
+} owned[MAX_OWNED];
+static pthread_mutex_t owned_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void own(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return;
+    pthread_mutex_lock(&owned_mu);
+    for (size_t i = 0; i < MAX_OWNED; i++)
+        if (!owned[i].path && (owned[i].path = strdup(path))) {
+            owned[i].dev = st.st_dev;
+            owned[i].ino = st.st_ino;
+            break;
+        }
+    pthread_mutex_unlock(&owned_mu);
+}
+
+/* Removes `path` if it is the socket file this process bound there (and forgets it). */
+static void unlink_owned(const char *path)
+{
+    struct stat st;
+    pthread_mutex_lock(&owned_mu);
+    for (size_t i = 0; i < MAX_OWNED; i++) {
+        if (!owned[i].path || strcmp(owned[i].path, path) != 0)
+            continue;
+        int found = lstat(path, &st) == 0;
+        if (found && st.st_dev == owned[i].dev && st.st_ino == owned[i].ino)
+            unlink(path);
+        else if (found)
+            ph_log_info("left the local socket %s in place: another host has made it since", path);
+        free(owned[i].path);
+        owned[i].path = NULL;
+        break;
+    }
+    pthread_mutex_unlock(&owned_mu);
 }
 
 int ph_localsock_open(const char *path, int *out_fd)
@@ -138,6 +187,7 @@ int ph_localsock_open(const char *path, int *out_fd)
                           ph_strerror(err));
         goto cleanup;
     }
+    own(path);
     *out_fd = fd;
     fd = -1;
     rc = 0;
@@ -167,5 +217,5 @@ void ph_localsock_close(const char *path, int fd)
     if (fd >= 0)
         close(fd);
     if (path && *path)
-        unlink(path);
+        unlink_owned(path);
 }

@@ -34,7 +34,11 @@ int ph_localsock_open(const char *path, int *out_fd);
  */
 bool ph_localsock_peer_trusted(int fd, long *peer_uid);
 
-/** Closes `fd` (if >= 0) and removes the socket file at `path` (if any). */
+/**
+ * Closes `fd` (if >= 0) and removes the socket file at `path` if it is
+ * still the one ph_localsock_open bound there (same inode): a socket that
+ * another host made at that path since is left in place.
+ */
 void ph_localsock_close(const char *path, int fd);
 
 /**

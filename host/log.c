@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <errno.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <systemd/sd-journal.h>
 #include <time.h>
@@ -19,6 +22,7 @@ static const char *const level_names[] = {"error", "warn", "info", "debug"};
 static const int level_priorities[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
 static const char *const format_names[] = {"text", "json", "journal"};
 static _Atomic int current_format = -1; /* -1: not chosen, decided at the first line */
+static _Atomic int journal_probed;      /* journald's socket was tried (journal_probe) */
 
 int ph_log_stderr_is_journal(void)
 {
@@ -32,6 +36,7 @@ int ph_log_stderr_is_journal(void)
 
 void ph_log_set_format(ph_log_format format)
 {
+    journal_probed = 0; /* journal again (a reload): tried again */
     current_format = format;
 }
 
@@ -77,29 +82,67 @@ int ph_log_parse_level(const char *text, ph_level *out)
 }
 
 /*
+ * The length of the UTF-8 sequence at `s` (2 to 4) and its code point in
+ * *cp, or 0 if it is not valid UTF-8 (a stray continuation byte, a
+ * truncated sequence, an overlong form, a surrogate, beyond U+10FFFF).
+ */
+static int utf8_seq(const unsigned char *s, unsigned *cp)
+{
+    static const unsigned min[] = {0, 0, 0x80, 0x800, 0x10000};
+    int n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+    if (n == 0 || (n == 3 && s[0] > 0xef))
+        return 0;
+    unsigned c = s[0] & (0x7f >> n);
+    for (int i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
+            return 0;
+        c = c << 6 | (s[i] & 0x3f);
+    }
+    if (c < min[n] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return n;
+}
+
+/*
  * Copies `s` into [o, end) with control characters escaped (\n, \r, \t,
- * \xHH), so text from a package or a request can never start a line of its
- * own or steer a terminal. Returns the new end.
+ * \xHH for the other C0 controls and DEL), so text from a package or a
+ * request can never start a line of its own or steer a terminal. UTF-8
+ * passes as it is but for the C1 controls U+0080..U+009F (\u0085; a
+ * terminal may read them as escapes); a byte that is not part of valid
+ * UTF-8 becomes \xHH. Returns the new end.
  */
 static char *escape_into(char *o, const char *end, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
-    for (; *s && o < end; s++) {
+    while (*s && o < end) {
         unsigned char c = (unsigned char)*s;
-        if (c >= 0x20 && c != 0x7f) {
-            *o++ = (char)c;
+        unsigned cp = 0;
+        int n = c >= 0x80 ? utf8_seq((const unsigned char *)s, &cp) : 1;
+        if ((c >= 0x20 && c < 0x7f) || (n > 1 && cp > 0x9f)) {
+            if (end - o < n)
+                break;
+            memcpy(o, s, (size_t)n);
+            o += n;
+            s += n;
             continue;
         }
-        if (end - o < 4)
+        if (end - o < 6)
             break;
         *o++ = '\\';
         if (c == '\n' || c == '\r' || c == '\t') {
             *o++ = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+        } else if (n > 1) { /* a C1 control */
+            memcpy(o, "u00", 3);
+            o[3] = hex[cp >> 4];
+            o[4] = hex[cp & 15];
+            o += 5;
         } else {
             *o++ = 'x';
             *o++ = hex[c >> 4];
             *o++ = hex[c & 15];
         }
+        s += n > 1 ? n : 1;
     }
     return o;
 }
@@ -138,18 +181,58 @@ static void write_line(const char *line, size_t len)
     (void)w;
 }
 
+/*
+ * journald's socket: sd_journal_send drops lines without a word when it is
+ * missing, so it is tried once before the first journal line. 0 or errno.
+ */
+static int journal_probe(void)
+{
+    static const char path[] = "/run/systemd/journal/socket";
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    memcpy(a.sun_path, path, sizeof path);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), e = 0;
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
+        e = errno;
+    if (fd >= 0)
+        close(fd);
+    return e;
+}
+
+/* No journald to take the lines: stderr as text from now on, said in one line. */
+static void journal_unreachable(int e)
+{
+    char warn[256], when[48];
+    int expected = PH_LOG_JOURNAL;
+    if (!atomic_compare_exchange_strong(&current_format, &expected, PH_LOG_TEXT))
+        return; /* another thread said it */
+    rfc3339_now(when, sizeof when);
+    int n = snprintf(warn, sizeof warn,
+                     "%s warn  journald is not reachable (/run/systemd/journal/socket: %s): "
+                     "logging to stderr as text\n",
+                     when, ph_strerror(e));
+    write_line(warn, n > 0 && (size_t)n < sizeof warn ? (size_t)n : 0);
+}
+
 static void emit(ph_level level, const char *who, const char *build, const char *msg)
 {
     char line[PH_LOG_LINE], when[48];
     ph_log_format format = ph_log_get_format();
+    if (format == PH_LOG_JOURNAL && !atomic_exchange(&journal_probed, 1)) {
+        int e = journal_probe();
+        if (e)
+            journal_unreachable(e);
+        format = ph_log_get_format();
+    }
     if (format == PH_LOG_JOURNAL) {
         char text[PH_LOG_LINE];
         *escape_into(text, text + sizeof text - 1, msg) = '\0';
-        sd_journal_send("MESSAGE=%s%s%s%s", who ? "[" : "", who ? who : "", who ? "] " : "", text,
-                        "PRIORITY=%d", level_priorities[level], "SYSLOG_IDENTIFIER=plughost",
-                        "PLUGHOST_INSTANCE=%s", who ? who : "", "PLUGHOST_BUILD=%s",
-                        build ? build : "", NULL);
-        return;
+        int rc = sd_journal_send("MESSAGE=%s%s%s%s", who ? "[" : "", who ? who : "",
+                                 who ? "] " : "", text, "PRIORITY=%d", level_priorities[level],
+                                 "SYSLOG_IDENTIFIER=plughost", "PLUGHOST_INSTANCE=%s",
+                                 who ? who : "", "PLUGHOST_BUILD=%s", build ? build : "", NULL);
+        if (rc >= 0)
+            return;
+        journal_unreachable(-rc);
     }
     rfc3339_now(when, sizeof when);
     if (format == PH_LOG_JSON) {
@@ -183,7 +266,7 @@ static void emit(ph_level level, const char *who, const char *build, const char 
         o = escape_into(o, end, "] ");
     }
     char *after = escape_into(o, end, msg);
-    if (after > end - 4 && end - o > 16) { /* the line is full: escaping outgrew it */
+    if (after > end - 6 && end - o > 16) { /* the line is full: escaping outgrew it */
         memcpy(end - 10, " ... [cut]", 10);
         after = end;
     }

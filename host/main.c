@@ -43,8 +43,11 @@ typedef struct cli {
     int local;
     int purge;
     int json;             /* --json: machine-readable output (status, list) */
+    int man;              /* help --man: plughost(1) in roff */
     const char *sign;     /* --sign KEY: the secret key file pack signs with */
     const char *output;   /* --output DIR: where pack writes, where keygen writes */
+    const char *token;    /* --token TOKEN or PLUGHOST_TOKEN: the admin token to send */
+    const char *cacert;   /* --cacert FILE or PLUGHOST_CACERT: CA certificates for https:// */
     unsigned given;       /* O_* of the options on the command line */
     char token_note[512]; /* why the admin token was not sent, shown if the host asks for it */
     char missing_socket[PATH_MAX]; /* the local socket looked for and not found, or "" */
@@ -60,6 +63,33 @@ static int unreachable(const cli *c)
                      "no host is running (no socket at %s); start one with plughost run",
                      c->missing_socket);
     return 1;
+}
+
+/*
+ * The exit status of a command that talked to a host and failed with
+ * `code` (a PH_E* code): 3 when no host runs there, 75 (EX_TEMPFAIL) when
+ * the host asks to retry (starting, reloading, busy, rate-limited), else 1.
+ * The same for every command that talks to a host (plughost --help).
+ */
+static int host_exit(int code)
+{
+    switch (code) {
+    case PH_EUNREACHABLE:
+        return 3;
+    case PH_EBUSY:
+    case PH_ERATE:
+    case PH_ELIMIT:
+    case PH_ESTATE:
+        return 75;
+    default:
+        return 1;
+    }
+}
+
+/* host_exit for an HTTP error response of the host. */
+static int http_exit(int status)
+{
+    return status == 429 || status == 503 ? 75 : 1;
 }
 
 /* After a refusal for want of the token: says why it was not sent, if it was withheld. */
@@ -85,17 +115,26 @@ enum {
     O_JSON = 1 << 9,
     O_SIGN = 1 << 10,
     O_OUTPUT = 1 << 11,
+    O_MAN = 1 << 12,
     /* the common options (the configuration: every command but new and help reads it) */
     O_HOST = O_CONFIG | O_DATA_DIR | O_LOG | O_PACKAGES,
     O_REMOTE = O_HOST | O_LISTEN | O_URL, /* talks to the running host */
 };
 
+/*
+ * One row per command: what --help, plughost(1) and the usage checks all
+ * read. Any option outside `opts`, fewer than min_args or more than
+ * max_args arguments (-1: no limit) is a usage error (exit 2), said in one
+ * line before the command runs.
+ */
 typedef struct command {
     const char *name;
     command_fn fn;
     const char *usage;
     const char *help;
     unsigned opts; /* O_* it accepts */
+    int min_args, max_args;
+    const char *missing; /* what the usage error says when an argument is missing */
 } command;
 
 static int cmd_help(cli *c, int argc, char **argv);
@@ -437,6 +476,7 @@ static int cmd_list(cli *c, int argc, char **argv)
                                   json_string(h->set.problems[i]));
         int rc = out ? print_json(out) : 1;
         json_decref(out);
+        rc = rc ? rc : h->set.n_problems ? 1 : 0; /* as without --json */
         ph_host_free(h);
         return rc;
     }
@@ -679,7 +719,9 @@ static int remote_target(cli *c, char **url, char **token)
         snprintf(c->missing_socket, sizeof c->missing_socket, "%s", sock);
     }
     *url = c->url ? strdup(c->url) : ph_client_url_from_config(&cfg);
-    if (*url && !ph_client_token_belongs(&cfg, *url)) {
+    if (c->token) { /* given for this request: sent where it was told to go */
+        *token = strdup(c->token);
+    } else if (*url && !ph_client_token_belongs(&cfg, *url)) {
         /* The token is the configured host's; --url may name any other server. */
         char *home = ph_client_url_from_config(&cfg);
         snprintf(c->token_note, sizeof c->token_note,
@@ -789,11 +831,7 @@ static int cmd_call_remote(cli *c, int argc, char **argv)
         fprintf(stderr, "plughost: %s: %s\n", ph_error_last_word(), ph_error_last());
         if (ph_error_last_code() == PH_EAUTH)
             token_hint(c);
-        /* the host asks to retry (429, 503): sysexits' EX_TEMPFAIL, as mail tools use it */
-        if (ph_error_last_code() == PH_ERATE || ph_error_last_code() == PH_EBUSY)
-            status = 75;
-        else if (ph_error_last_code() == PH_EUNREACHABLE)
-            status = 3;
+        status = host_exit(ph_error_last_code());
         goto cleanup;
     }
     status = print_json(out);
@@ -820,7 +858,7 @@ static int cmd_status(cli *c, int argc, char **argv)
             token_hint(c);
         free(url);
         free(token);
-        return ph_error_last_code() == PH_EUNREACHABLE ? 3 : 1;
+        return host_exit(ph_error_last_code());
     }
     if (c->json) { /* /_/packages' body: dist/schemas/status.schema.json */
         int rc = print_json(pk);
@@ -829,21 +867,32 @@ static int cmd_status(cli *c, int argc, char **argv)
         free(token);
         return rc;
     }
-    printf("%-16s %-16s %-10s %-9s %s\n", "INSTANCE", "PACKAGE", "VERSION", "STATE", "DETAIL");
+    /* the columns as wide as their longest entry: a long instance name shifts, never skews */
+    static const char *const cols[] = {"instance", "package", "version", "state"};
+    static const char *const heads[] = {"INSTANCE", "PACKAGE", "VERSION", "STATE"};
+    int w[4];
     size_t i;
     json_t *it;
+    for (size_t k = 0; k < 4; k++) {
+        w[k] = (int)strlen(heads[k]);
+        json_array_foreach(json_object_get(pk, "instances"), i, it)
+        {
+            int n = (int)strlen(json_string_value(json_object_get(it, cols[k])) ?: "-");
+            w[k] = n > w[k] ? n : w[k];
+        }
+    }
+    printf("%-*s %-*s %-*s %-*s DETAIL\n", w[0], heads[0], w[1], heads[1], w[2], heads[2], w[3],
+           heads[3]);
     json_array_foreach(json_object_get(pk, "instances"), i, it)
     {
         const char *reason = json_string_value(json_object_get(it, "reason"));
         if (!reason)
             reason = json_string_value(json_object_get(it, "note"));
         const char *rerr = json_string_value(json_object_get(it, "reload_error"));
-        printf("%-16s %-16s %-10s %-9s %s%s%s\n",
-               json_string_value(json_object_get(it, "instance")),
-               json_string_value(json_object_get(it, "package")) ?: "-",
-               json_string_value(json_object_get(it, "version")) ?: "-",
-               json_string_value(json_object_get(it, "state")) ?: "-", reason ? reason : "",
-               rerr ? "last reload failed: " : "", rerr ? rerr : "");
+        for (size_t k = 0; k < 4; k++)
+            printf("%-*s ", w[k], json_string_value(json_object_get(it, cols[k])) ?: "-");
+        printf("%s%s%s\n", reason ? reason : "", rerr ? "last reload failed: " : "",
+               rerr ? rerr : "");
     }
     json_t *left = json_object_get(pk, "outlived");
     if (json_array_size(left))
@@ -875,37 +924,46 @@ static int manage_remote(cli *c, const char *op, const char *pkg, ph_client_resp
     return rc;
 }
 
-/* The message of an error response ({"error":{"code","message"}}), or its raw body. */
-static void print_remote_error(const char *who, const ph_client_response *r)
+/*
+ * The message of an error response ({"error":{"code","message"}}), its raw
+ * body, or what happened when it has neither (a redirect, an empty answer).
+ * Returns the exit status (http_exit).
+ */
+static int print_remote_error(const char *who, const ph_client_response *r)
 {
     json_t *body = json_loads(r->body ? r->body : "", 0, NULL);
     json_t *err = json_object_get(body, "error");
-    fprintf(stderr, "%s: %s: %s\n", who, json_string_value(json_object_get(err, "code")) ?: "error",
-            json_string_value(json_object_get(err, "message")) ?: (r->body ? r->body : ""));
+    const char *msg = json_string_value(json_object_get(err, "message"));
+    if (msg || (r->body && r->body[0] && r->status / 100 != 3))
+        fprintf(stderr, "%s: %s: %s\n", who,
+                json_string_value(json_object_get(err, "code")) ?: "error", msg ?: r->body);
+    else if (r->status / 100 == 3)
+        fprintf(stderr,
+                "%s: redirect: the host answered HTTP %d to %s, which is not followed with the "
+                "admin token; pass --url with the address it names\n",
+                who, r->status, r->location ? r->location : "nowhere");
+    else
+        fprintf(stderr, "%s: error: the host answered HTTP %d with no message\n", who, r->status);
     json_decref(body);
+    return http_exit(r->status);
 }
 
 /* reload, enable and disable: one management request to the running host. */
 static int manage_command(cli *c, const char *op, int argc, char **argv)
 {
-    if (argc != 1) {
-        fprintf(stderr, "plughost %s: which package or instance? usage: plughost %s NAME\n", op,
-                op);
-        return 2;
-    }
+    (void)argc; /* the command table checked the count */
     char *url = NULL;
     ph_client_response r = {0};
     int status = 1;
     if (manage_remote(c, op, argv[0], &r, &url)) {
         unreachable(c);
         print_error(op);
-        if (ph_error_last_code() == PH_EUNREACHABLE)
-            status = 3;
+        status = host_exit(ph_error_last_code());
     } else if (r.status / 100 == 2) {
         printf("%s\n", r.body);
         status = 0;
     } else {
-        print_remote_error("plughost", &r);
+        status = print_remote_error("plughost", &r);
     }
     ph_client_response_free(&r);
     free(url);
@@ -929,10 +987,7 @@ static int cmd_disable(cli *c, int argc, char **argv)
 
 static int cmd_backup(cli *c, int argc, char **argv)
 {
-    if (argc != 1) {
-        fprintf(stderr, "plughost backup: which instance? usage: plughost backup INSTANCE\n");
-        return 2;
-    }
+    (void)argc; /* the command table checked the count */
     ph_config cfg;
     memset(&cfg, 0, sizeof cfg);
     char *path = NULL;
@@ -967,12 +1022,11 @@ static int install_notify(cli *c, const char *name)
         printf("no host is running at %s: it loads %s when it starts\n", url ? url : "?", name);
     } else if (rc) {
         print_error("install");
-        status = 1;
+        status = host_exit(rc);
     } else if (r.status / 100 == 2) {
         printf("the running host at %s loaded %s: %s\n", url, name, r.body);
     } else {
-        print_remote_error("plughost install: installed, but the running host", &r);
-        status = 1;
+        status = print_remote_error("plughost install: installed, but the running host", &r);
     }
     ph_client_response_free(&r);
     free(url);
@@ -1062,11 +1116,7 @@ cleanup:
 
 static int cmd_pack(cli *c, int argc, char **argv)
 {
-    if (argc != 1) {
-        fprintf(stderr, "plughost pack: which package directory? usage: plughost pack "
-                        "[--sign KEY] [--output DIR] DIR\n");
-        return 2;
-    }
+    (void)argc; /* the command table checked the count */
     char *path = NULL;
     if (ph_dist_pack(argv[0], c->output ? c->output : ".", c->sign, &path)) {
         print_error("pack");
@@ -1079,11 +1129,7 @@ static int cmd_pack(cli *c, int argc, char **argv)
 
 static int cmd_keygen(cli *c, int argc, char **argv)
 {
-    if (argc != 1) {
-        fprintf(stderr, "plughost keygen: which key name? usage: plughost keygen [--output DIR] "
-                        "NAME\n");
-        return 2;
-    }
+    (void)argc; /* the command table checked the count */
     const char *dir = c->output ? c->output : ".";
     char *line = NULL;
     if (ph_dist_keygen(argv[0], dir, &line)) {
@@ -1111,7 +1157,7 @@ static int unload_remote(cli *c, const char *pkg)
     } else if (rc) {
         fprintf(stderr, "plughost remove: cannot tell whether the host at %s still runs %s: %s\n",
                 url ? url : "(no address)", pkg, ph_error_last());
-        status = 1;
+        status = host_exit(rc);
     } else if (r.status / 100 == 2) {
         json_t *body = json_loads(r.body ? r.body : "", 0, NULL), *it;
         json_t *left = json_object_get(body, "outlived");
@@ -1123,8 +1169,7 @@ static int unload_remote(cli *c, const char *pkg)
         json_array_foreach(left, i, it) printf("  %s\n", json_string_value(it));
         json_decref(body);
     } else if (r.status != 404) {
-        print_remote_error("plughost remove: the running host refused", &r);
-        status = 1;
+        status = print_remote_error("plughost remove: the running host refused", &r);
     }
     ph_client_response_free(&r);
     free(url);
@@ -1214,8 +1259,11 @@ static int cmd_remove(cli *c, int argc, char **argv)
         print_error("remove");
         goto cleanup;
     }
-    if (unload_remote(c, pkg))
+    int refused = unload_remote(c, pkg);
+    if (refused) {
+        status = refused; /* 75 when the host asks to retry */
         goto cleanup;
+    }
     if (m) {
         if (ph_uninstall_dir(&h->cfg, m, 0)) {
             print_error("remove");
@@ -1259,11 +1307,8 @@ static int write_new_file(const char *dir, const char *name, const char *text)
 
 static int cmd_new(cli *c, int argc, char **argv)
 {
+    (void)argc; /* the command table checked the count */
     (void)c;
-    if (argc != 1) {
-        fprintf(stderr, "plughost new: usage: plughost new NAME (creates ./NAME/)\n");
-        return 2;
-    }
     const char *name = argv[0];
     if (ph_config_check_name("package", name, PH_EINVAL)) {
         print_error("new");
@@ -1325,11 +1370,6 @@ static int cmd_new(cli *c, int argc, char **argv)
 
 static int cmd_call(cli *c, int argc, char **argv)
 {
-    if (argc < 1) {
-        fprintf(stderr, "plughost call: which method? usage: plughost call --local -c host.ini "
-                        "INSTANCE.ACTOR.METHOD [name=value ...|JSON]\n");
-        return 2;
-    }
     if (!c->local)
         return cmd_call_remote(c, argc, argv);
     ph_host *h = NULL;
@@ -1369,40 +1409,42 @@ static const command commands[] = {
      "Loads every package and serves it until SIGINT/SIGTERM, then stops each instance in "
      "reverse order. The daemon, plughostd, does it in this process; the CLI of root and of "
      "its user reaches it through its local socket, without a token.",
-     O_HOST | O_LISTEN | O_STRICT},
+     O_HOST | O_LISTEN | O_STRICT, 0, 0, NULL},
     {"check", cmd_check, "check [-c host.ini] [--json]",
      "Prints the plan (instances, versions, load order) and every problem without running "
      "package code. Exits 1 when there are problems.",
-     O_HOST | O_STRICT | O_JSON},
+     O_HOST | O_STRICT | O_JSON, 0, 0, NULL},
     {"call", cmd_call,
      "call [--local] [-c host.ini] [--url URL] INSTANCE.ACTOR.METHOD [name=value ...|JSON]",
      "Calls a method and prints its JSON result. By default it asks the running host (its "
      "local socket, else its address from host.ini; or --url); --local loads and starts the "
      "packages in this process, "
      "calls, and stops them.",
-     O_HOST | O_REMOTE | O_LOCAL | O_STRICT},
+     O_HOST | O_REMOTE | O_LOCAL | O_STRICT, 1, -1, "which method? give INSTANCE.ACTOR.METHOD"},
     {"list", cmd_list, "list [-c host.ini] [--json]",
-     "Lists the packages found in the package directories.", O_HOST | O_JSON},
+     "Lists the packages found in the package directories. Exits 1 when a manifest cannot be "
+     "read (with or without --json).",
+     O_HOST | O_JSON, 0, 0, NULL},
     {"status", cmd_status, "status [-c host.ini] [--url URL] [--json]",
      "Shows every instance of the running host: package, version, state, and why it is not "
      "running or why its last reload failed.",
-     O_REMOTE | O_JSON},
+     O_REMOTE | O_JSON, 0, 0, NULL},
     {"reload", cmd_reload, "reload [-c host.ini] [--url URL] NAME",
      "Asks the running host to reload package NAME from disk now (admin token from the data "
      "directory). The old version keeps serving if anything fails.",
-     O_REMOTE},
+     O_REMOTE, 1, 1, "which package or instance? give NAME"},
     {"backup", cmd_backup, "backup [-c host.ini] INSTANCE",
      "Writes a consistent, verified copy of the instance's database under "
      "<data_dir>/backups/INSTANCE/ and prints where.",
-     O_HOST},
+     O_HOST, 1, 1, "which instance? give INSTANCE"},
     {"enable", cmd_enable, "enable [-c host.ini] [--url URL] NAME",
      "Loads the build on disk of instance NAME (or of every instance of package NAME) into the "
      "running host and starts it: after disable, or after a failure you fixed.",
-     O_REMOTE},
+     O_REMOTE, 1, 1, "which package or instance? give NAME"},
     {"disable", cmd_disable, "disable [-c host.ini] [--url URL] NAME",
      "Stops instance NAME (or every instance of package NAME) in the running host and keeps it "
      "off across reloads and SIGHUP until enable; its data is kept.",
-     O_REMOTE},
+     O_REMOTE, 1, 1, "which package or instance? give NAME"},
     {"install", cmd_install, "install [-c host.ini] [--url URL] DIR|ARCHIVE [...]",
      "Checks the packages in DIR... (manifest, library, dependencies against what is installed, "
      "the declared interface against the installed build, each migration rehearsed on a copy "
@@ -1410,26 +1452,28 @@ static const command commands[] = {
      "versions) and has the running host load them together. An ARCHIVE (NAME-VERSION.phpkg) "
      "is verified first: signed by a key in [trust] of host.ini, every file as listed, no "
      "path outside the package, a library for this machine; nothing is unpacked otherwise.",
-     O_HOST | O_REMOTE},
+     O_HOST | O_REMOTE, 1, -1, "which package directory or archive? give DIR or ARCHIVE"},
     {"pack", cmd_pack, "pack [--sign KEY] [--output DIR] DIR",
      "Writes the package in DIR (package.ini, library, sql/, www/, wiki/, lib/) as the "
      "distribution archive NAME-VERSION.phpkg, with the SHA-256 of every file, signed with "
      "the secret key file KEY (Ed25519) when given.",
-     O_LOG | O_SIGN | O_OUTPUT},
+     O_SIGN | O_OUTPUT, 1, 1, "which package directory? give DIR"},
     {"keygen", cmd_keygen, "keygen [--output DIR] NAME",
      "Makes an Ed25519 key pair for signing archives: NAME.secret (mode 0600) and NAME.pub, "
      "and prints the line hosts that trust it add to [trust] in host.ini.",
-     O_LOG | O_OUTPUT},
+     O_OUTPUT, 1, 1, "which key name? give NAME"},
     {"remove", cmd_remove, "remove [-c host.ini] [--purge] NAME",
      "Uninstalls package NAME: a running host unloads it, its directory is deleted and its data "
      "is kept, so reinstalling finds every row. --purge also deletes the data, after writing a "
      "backup, and says where the backup is.",
-     O_HOST | O_REMOTE | O_PURGE},
+     O_HOST | O_REMOTE | O_PURGE, 1, 1, "which package? give NAME"},
     {"new", cmd_new, "new NAME",
      "Creates ./NAME/ with package.ini, NAME.c and a CMakeLists.txt that builds out of tree "
      "against the installed SDK (find_package(plughost)).",
-     O_LOG},
-    {"help", cmd_help, "help [COMMAND]", "Shows help for a command.", 0},
+     0, 1, 1, "which name? give NAME (it creates ./NAME/)"},
+    {"help", cmd_help, "help [--man] [COMMAND]",
+     "Shows help for a command; --man prints the manual page plughost(1) in roff.", O_MAN, 0, 1,
+     NULL},
 };
 
 static const command *find_command(const char *name)
@@ -1469,79 +1513,195 @@ static void wrap(FILE *f, int indent, const char *lead, const char *text)
     fputc('\n', f);
 }
 
-/* The whole help: what `--help` prints and help2man turns into plughost(1). */
+/* The sections of the help after the commands: one table for --help and plughost(1). */
+typedef struct help_item {
+    const char *lead, *text;
+} help_item;
+
+static const help_item help_options[] = {
+    {"-c, --config FILE", "host.ini to read (default: /etc/plughost/host.ini when installed, "
+                          "else the embedded defaults)"},
+    {"--packages DIR", "a package directory (repeatable; replaces package_dirs)"},
+    {"--data-dir DIR", "where databases and state live"},
+    {"--listen ADDR:PORT", "the HTTP listen address"},
+    {"--log-level LEVEL", "error, warn, info or debug"},
+    {"--log-format FORMAT", "text, json or journal (default: journal when stderr is the "
+                            "journal, else text)"},
+    {"--strict", "any failing package is fatal"},
+    {"--url URL", "(call, status, reload, enable, disable, install, remove) the running host "
+                  "over TCP instead of its local socket: http:// or https://, a path is a "
+                  "prefix; no credentials in it"},
+    {"--token TOKEN", "(with --url) the admin token to send (default: PLUGHOST_TOKEN, else the "
+                      "data directory's when the URL is the configured host)"},
+    {"--cacert FILE", "(with --url) CA certificates to verify an https:// proxy with, as "
+                      "curl's (default: PLUGHOST_CACERT, else the system's)"},
+    {"--local", "(call) run the packages in this process"},
+    {"--purge", "(remove) delete the data too, after a backup"},
+    {"--json", "(status, list, check) machine-readable output (dist/schemas/)"},
+    {"--sign KEY", "(pack) sign with this secret key file (plughost keygen)"},
+    {"--output DIR", "(pack, keygen) where to write (default: .)"},
+    {"--man", "(help) the manual page plughost(1), in roff"},
+    {"-h, --help", "this text; `plughost COMMAND --help` shows a command's usage"},
+    {"--version", "the version and SDK ABI"},
+};
+static const help_item help_status[] = {
+    {"0", "success"},
+    {"1", "the command failed (the message says why and what to do); check and list: a "
+          "problem was found (also with --json)"},
+    {"2", "a usage error, said in one line: an unknown command or option, an option of another "
+          "command, a bad option value, a missing or an extra argument"},
+    {"3", "no host is running: no local socket, nothing at the address (every command that "
+          "talks to a host: call, status, reload, enable, disable; install and remove go on "
+          "without one)"},
+    {"75", "the running host asks to retry later: it is starting, reloading or busy (HTTP 429 "
+           "or 503; EX_TEMPFAIL), for every command that talks to a host"},
+};
+static const help_item help_files[] = {
+    {"/etc/plughost/host.ini", "the installed host's configuration, read without -c"},
+    {"DATA_DIR/admin.token", "the admin token for management and PH_ADMIN methods (0600)"},
+    {"DATA_DIR/plughost.sock", "the running host's local socket ([http] socket): root and "
+                               "the host's user need no token on it (0600)"},
+    {"/usr/libexec/plughost/plughostd", "the daemon `plughost run` starts"},
+    {"DATA_DIR/INSTANCE.db", "an instance's SQLite database"},
+    {"DATA_DIR/crashes.log", "a line per crash: package, build, signal (for quarantine)"},
+};
+static const help_item help_env[] = {
+    {"PLUGHOST_TOKEN", "the admin token to send with --url (--token wins)"},
+    {"PLUGHOST_CACERT", "CA certificates for https:// URLs (--cacert wins)"},
+    {"http_proxy, https_proxy, no_proxy", "the proxy for --url (never for loopback)"},
+    {"NOTIFY_SOCKET, WATCHDOG_USEC", "(run) systemd's readiness and watchdog protocol"},
+    {"JOURNAL_STREAM", "(run) stderr is the journal: the journal log format"},
+};
+static const char *const help_examples[] = {
+    "plughost run -c examples/host.ini",
+    "plughost call calc.math.add a=2 b=40",
+    "plughost call --local --packages build/packages notes.note.new title=hi",
+    "plughost status",
+    "plughost install ./shout/build/packages/shout",
+};
+static const struct {
+    const char *title, *man;
+    const help_item *items;
+    size_t n;
+} help_sections[] = {
+    {"Options", "OPTIONS", help_options, sizeof help_options / sizeof help_options[0]},
+    {"Exit status", "EXIT STATUS", help_status, sizeof help_status / sizeof help_status[0]},
+    {"Files", "FILES", help_files, sizeof help_files / sizeof help_files[0]},
+    {"Environment", "ENVIRONMENT", help_env, sizeof help_env / sizeof help_env[0]},
+};
+static const char help_about[] =
+    "An application host for packages written in C: it loads them, serves their methods and "
+    "models over HTTP and the command line, and hot-reloads them.";
+
+/* The whole help: what `--help` prints (80 columns). */
 static void usage(FILE *f)
 {
-    static const char *const options[][2] = {
-        {"  -c, --config FILE", "host.ini to read (default: the embedded defaults)"},
-        {"      --packages DIR", "a package directory (repeatable; replaces package_dirs)"},
-        {"      --data-dir DIR", "where databases and state live"},
-        {"      --listen ADDR:PORT", "the HTTP listen address"},
-        {"      --log-level LEVEL", "error, warn, info or debug"},
-        {"      --log-format FORMAT", "text, json or journal (default: journal when stderr is "
-                                      "the journal, else text)"},
-        {"      --strict", "any failing package is fatal"},
-        {"      --url URL", "(call, status, reload, enable, disable, install) the running host "
-                            "over TCP instead of its local socket: http:// or https://, a path is "
-                            "a prefix"},
-        {"      --local", "(call) run the packages in this process"},
-        {"      --purge", "(remove) delete the data too, after a backup"},
-        {"      --json", "(status, list, check) machine-readable output (dist/schemas/)"},
-        {"      --sign KEY", "(pack) sign with this secret key file (plughost keygen)"},
-        {"      --output DIR", "(pack, keygen) where to write (default: .)"},
-        {"  -h, --help", "this text; `plughost COMMAND --help` shows a command's usage"},
-        {"      --version", "the version and SDK ABI"},
-    };
-    static const char *const status[][2] = {
-        {"  0", "success"},
-        {"  1", "the command failed (the message says why and what to do)"},
-        {"  2", "a usage error: an unknown command or option, a missing argument"},
-        {"  3", "no host is running: no local socket, nothing at the address (status, call, "
-                "reload, enable, disable)"},
-        {"  75", "the running host asks to retry later (HTTP 429 or 503; EX_TEMPFAIL)"},
-    };
-    static const char *const files[][2] = {
-        {"  /etc/plughost/host.ini", "the installed host's configuration, read without -c"},
-        {"  DATA_DIR/admin.token", "the admin token for management and PH_ADMIN methods (0600)"},
-        {"  DATA_DIR/plughost.sock", "the running host's local socket ([http] socket): root and "
-                                     "the host's user need no token on it (0600)"},
-        {"  /usr/libexec/plughost/plughostd", "the daemon `plughost run` starts"},
-        {"  DATA_DIR/INSTANCE.db", "an instance's SQLite database"},
-        {"  DATA_DIR/crashes.log", "a line per crash: package, build, signal (for quarantine)"},
-    };
-    fprintf(f, "Usage: plughost [--version] COMMAND [options] [args]\n"
-               "An application host for packages written in C: it loads them, serves their\n"
-               "methods and models over HTTP and the command line, and hot-reloads them.\n"
-               "\nCommands:\n");
+    fprintf(f, "Usage: plughost [--version] COMMAND [options] [args]\n");
+    wrap(f, 0, "", help_about);
+    fprintf(f, "\nCommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         char lead[16];
         snprintf(lead, sizeof lead, "  %s", commands[i].name);
         wrap(f, 10, lead, commands[i].help);
     }
-    fprintf(f, "\nOptions:\n");
-    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++)
-        wrap(f, 26, options[i][0], options[i][1]);
-    fprintf(f, "\nExit status:\n");
-    for (size_t i = 0; i < sizeof status / sizeof status[0]; i++)
-        wrap(f, 6, status[i][0], status[i][1]);
-    fprintf(f, "\nFiles:\n");
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
-        wrap(f, 6, files[i][0], files[i][1]);
-    fprintf(f, "\nExamples:\n"
-               "  plughost run -c examples/host.ini\n"
-               "  plughost call calc.math.add a=2 b=40\n"
-               "  plughost call --local --packages build/packages notes.note.new title=hi\n"
-               "  plughost status\n"
-               "  plughost install ./shout/build/packages/shout\n");
+    for (size_t k = 0; k < sizeof help_sections / sizeof help_sections[0]; k++) {
+        /* options and variables: the text from column 26; statuses and files: 6 */
+        int indent = k == 0 ? 26 : k == 3 ? 20 : 6;
+        fprintf(f, "\n%s:\n", help_sections[k].title);
+        for (size_t i = 0; i < help_sections[k].n; i++) {
+            const char *lead = help_sections[k].items[i].lead;
+            char pad[64];
+            snprintf(pad, sizeof pad, "%s%s", k == 0 && lead[1] != '-' ? "  " : "      ", lead);
+            wrap(f, indent, k == 0 ? pad : pad + 4, help_sections[k].items[i].text);
+        }
+    }
+    fprintf(f, "\nExamples:\n");
+    for (size_t i = 0; i < sizeof help_examples / sizeof help_examples[0]; i++)
+        fprintf(f, "  %s\n", help_examples[i]);
+}
+
+/* `text` as roff: backslashes and minus signs escaped, a leading '.' or '\'' made text. */
+static void roff(FILE *f, const char *text)
+{
+    if (*text == '.' || *text == '\'')
+        fputs("\\&", f);
+    for (const char *p = text; *p; p++) {
+        if (*p == '\\')
+            fputs("\\e", f);
+        else if (*p == '-')
+            fputs("\\-", f);
+        else
+            fputc(*p, f);
+    }
+}
+
+/* plughost(1) in roff, from the same tables as --help (`plughost help --man`). */
+static void man_page(FILE *f)
+{
+    fprintf(f,
+            ".TH PLUGHOST 1 \"\" \"plughost %s\" \"User Commands\"\n"
+            ".SH NAME\nplughost \\- application host for C packages\n"
+            ".SH SYNOPSIS\n.B plughost\n[\\fB\\-\\-version\\fR] \\fICOMMAND\\fR "
+            "[\\fIoptions\\fR] [\\fIargs\\fR]\n.SH DESCRIPTION\n",
+            PH_HOST_VERSION);
+    roff(f, help_about);
+    fprintf(f, "\n.SH COMMANDS\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        fprintf(f, ".TP\n.B plughost ");
+        roff(f, commands[i].usage);
+        fputc('\n', f);
+        roff(f, commands[i].help);
+        fputc('\n', f);
+    }
+    for (size_t k = 0; k < sizeof help_sections / sizeof help_sections[0]; k++) {
+        fprintf(f, ".SH %s\n", help_sections[k].man);
+        for (size_t i = 0; i < help_sections[k].n; i++) {
+            fprintf(f, ".TP\n.B ");
+            roff(f, help_sections[k].items[i].lead);
+            fputc('\n', f);
+            roff(f, help_sections[k].items[i].text);
+            fputc('\n', f);
+        }
+    }
+    fprintf(f, ".SH EXAMPLES\n");
+    for (size_t i = 0; i < sizeof help_examples / sizeof help_examples[0]; i++) {
+        fprintf(f, ".PP\n.nf\n");
+        roff(f, help_examples[i]);
+        fprintf(f, "\n.fi\n");
+    }
+    fprintf(f, ".SH SEE ALSO\n.BR systemctl (1),\n.BR journalctl (1),\n.BR curl (1),\n"
+               ".BR systemd.service (5)\n");
+}
+
+/*
+ * A usage error: one line, "plughost CMD: WHAT; see plughost CMD --help"
+ * (without a command: "plughost: WHAT; see plughost --help"). Returns 2.
+ */
+static int usage_error(const command *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int usage_error(const command *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "plughost%s%s: ", cmd ? " " : "", cmd ? cmd->name : "");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "; see plughost%s%s --help\n", cmd ? " " : "", cmd ? cmd->name : "");
+    va_end(ap);
+    return 2;
 }
 
 static int cmd_help(cli *c, int argc, char **argv)
 {
-    (void)c;
     const command *cmd = argc > 0 ? find_command(argv[0]) : NULL;
+    if (argc > 0 && !cmd)
+        return usage_error(find_command("help"), "unknown command '%s'", argv[0]);
+    if (c->man) {
+        man_page(stdout);
+        return 0;
+    }
     if (!cmd) {
         usage(stdout);
-        return argc > 0 ? 2 : 0;
+        return 0;
     }
     wrap(stdout, 16, "Usage: plughost", cmd->usage);
     putchar('\n');
@@ -1553,14 +1713,25 @@ static int cmd_help(cli *c, int argc, char **argv)
 static int run_cli(cli *c, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},   {"listen", required_argument, NULL, 'l'},
-        {"data-dir", required_argument, NULL, 'd'}, {"log-level", required_argument, NULL, 'L'},
-        {"packages", required_argument, NULL, 'p'}, {"url", required_argument, NULL, 'u'},
-        {"strict", no_argument, NULL, 's'},         {"local", no_argument, NULL, 'o'},
-        {"purge", no_argument, NULL, 'P'},          {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},        {"log-format", required_argument, NULL, 'F'},
-        {"json", no_argument, NULL, 'J'},           {"sign", required_argument, NULL, 'S'},
-        {"output", required_argument, NULL, 'O'},   {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"data-dir", required_argument, NULL, 'd'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"packages", required_argument, NULL, 'p'},
+        {"url", required_argument, NULL, 'u'},
+        {"strict", no_argument, NULL, 's'},
+        {"local", no_argument, NULL, 'o'},
+        {"purge", no_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {"log-format", required_argument, NULL, 'F'},
+        {"json", no_argument, NULL, 'J'},
+        {"sign", required_argument, NULL, 'S'},
+        {"output", required_argument, NULL, 'O'},
+        {"token", required_argument, NULL, 't'},
+        {"cacert", required_argument, NULL, 'C'},
+        {"man", no_argument, NULL, 'M'},
+        {NULL, 0, NULL, 0},
     };
     /* the O_* bit of each option, by its getopt value */
     static const struct {
@@ -1572,12 +1743,15 @@ static int run_cli(cli *c, int argc, char **argv)
         {'L', O_LOG, "--log-level"}, {'F', O_LOG, "--log-format"}, {'p', O_PACKAGES, "--packages"},
         {'u', O_URL, "--url"},       {'s', O_STRICT, "--strict"},  {'o', O_LOCAL, "--local"},
         {'P', O_PURGE, "--purge"},   {'J', O_JSON, "--json"},      {'S', O_SIGN, "--sign"},
-        {'O', O_OUTPUT, "--output"}};
+        {'O', O_OUTPUT, "--output"}, {'t', O_URL, "--token"},      {'C', O_URL, "--cacert"},
+        {'M', O_MAN, "--man"}};
     const char *given_name[sizeof bits / sizeof bits[0]] = {0};
+    char bad[160] = ""; /* the first option getopt refused, said once the command is known */
     int want_help = 0, o;
     ph_cli_raise_fd_limit(); /* run and call --local load every package */
-    /* "+" stops at the first non-option only for the command word: options may follow it. */
-    while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+    opterr = 0;              /* its message is ours, in one line */
+    /* Options may come before and after the command word (getopt moves the words last). */
+    while ((o = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
         for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++)
             if (bits[i].opt == o) {
                 c->given |= bits[i].bit;
@@ -1602,6 +1776,12 @@ static int run_cli(cli *c, int argc, char **argv)
         case 'u':
             c->url = optarg;
             break;
+        case 't':
+            c->token = optarg;
+            break;
+        case 'C':
+            c->cacert = optarg;
+            break;
         case 's':
             c->o.strict = 1;
             break;
@@ -1613,6 +1793,9 @@ static int run_cli(cli *c, int argc, char **argv)
             break;
         case 'J':
             c->json = 1;
+            break;
+        case 'M':
+            c->man = 1;
             break;
         case 'S':
             c->sign = optarg;
@@ -1630,37 +1813,51 @@ static int run_cli(cli *c, int argc, char **argv)
         case 'V':
             printf("plughost %s (SDK ABI %d)\n", PH_HOST_VERSION, PH_ABI_VERSION);
             return 0;
-        default: /* getopt said which option; one line more, not the whole help */
-            fprintf(stderr, "plughost: run `plughost --help` for the options\n");
-            return 2;
+        case ':':
+            if (!bad[0])
+                snprintf(bad, sizeof bad, "option '%s' needs a value", argv[optind - 1]);
+            break;
+        default: /* an unknown option, or --flag=VALUE of one that takes none */
+            if (!bad[0] && strncmp(argv[optind - 1], "--", 2) == 0)
+                snprintf(bad, sizeof bad,
+                         optopt ? "option '%.*s' takes no value" : "unknown option '%.*s'",
+                         (int)strcspn(argv[optind - 1], "="), argv[optind - 1]);
+            else if (!bad[0])
+                snprintf(bad, sizeof bad, "unknown option '-%c'", optopt);
+            break;
         }
     }
-    if (optind >= argc) {
-        if (want_help) {
-            usage(stdout);
-            return 0;
-        }
-        fprintf(stderr, "Usage: plughost [--version] COMMAND [options] [args]\n"
-                        "plughost: no command; run `plughost --help` for the list\n");
-        return 2;
+    if (optind >= argc && want_help && !bad[0]) {
+        usage(stdout);
+        return 0;
     }
-    const command *cmd = find_command(argv[optind]);
-    if (!cmd) {
-        fprintf(stderr, "plughost: unknown command '%s'; run `plughost --help` for the list\n",
-                argv[optind]);
-        return 2;
-    }
+    const command *cmd = optind < argc ? find_command(argv[optind]) : NULL;
+    if (optind < argc && !cmd)
+        return usage_error(NULL, "unknown command '%s'", argv[optind]);
+    if (bad[0])
+        return usage_error(cmd, "%s", bad);
+    if (!cmd)
+        return usage_error(NULL, "no command");
     if (want_help)
         return cmd_help(c, 1, (char *[]){(char *)cmd->name});
     for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++)
-        if (given_name[i] && !(bits[i].bit & cmd->opts)) {
-            fprintf(stderr,
-                    "plughost: %s is not an option of '%s'; `plughost %s --help` shows its "
-                    "usage\n",
-                    given_name[i], cmd->name, cmd->name);
-            return 2;
-        }
-    return cmd->fn(c, argc - optind - 1, argv + optind + 1);
+        if (given_name[i] && !(bits[i].bit & cmd->opts))
+            return usage_error(cmd, "%s is not an option of '%s'", given_name[i], cmd->name);
+    int n = argc - optind - 1;
+    if (n < cmd->min_args)
+        return usage_error(cmd, "%s", cmd->missing);
+    if (cmd->max_args >= 0 && n > cmd->max_args)
+        return usage_error(cmd, "unexpected argument '%s'", argv[optind + 1 + cmd->max_args]);
+    if (ph_cli_check_values(&c->o))
+        return usage_error(cmd, "%s", ph_error_last());
+    if (c->url && ph_client_check_url(c->url))
+        return usage_error(cmd, "--url: %s", ph_error_last());
+    if (!c->token)
+        c->token = getenv("PLUGHOST_TOKEN");
+    if (!c->cacert)
+        c->cacert = getenv("PLUGHOST_CACERT");
+    ph_client_set_cacert(c->cacert);
+    return cmd->fn(c, n, argv + optind + 1);
 }
 
 int main(int argc, char **argv)

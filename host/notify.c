@@ -81,10 +81,16 @@ int ph_notify_start(ph_host *h)
     return 0;
 }
 
-void ph_notify_ready(size_t n_instances, const char *addr, int port)
+void ph_notify_ready(size_t n_instances, const char *addr, int port, const char *failure)
 {
-    sd_notifyf(0, "READY=1\nSTATUS=serving %zu instance(s) on http://%s:%d/", n_instances, addr,
-               port);
+    if (failure) /* STATUS= is one line: the first of the message */
+        sd_notifyf(0,
+                   "READY=1\nSTATUS=serving %zu instance(s) on http://%s:%d/; reload failed: %.*s "
+                   "(the previous configuration stays)",
+                   n_instances, addr, port, (int)strcspn(failure, "\n"), failure);
+    else
+        sd_notifyf(0, "READY=1\nSTATUS=serving %zu instance(s) on http://%s:%d/", n_instances, addr,
+                   port);
 }
 
 void ph_notify_reloading(void)

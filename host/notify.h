@@ -22,8 +22,12 @@
  */
 int ph_notify_start(ph_host *h);
 
-/** READY=1 with STATUS="serving N instance(s) on http://ADDR:PORT/". */
-void ph_notify_ready(size_t n_instances, const char *addr, int port);
+/**
+ * READY=1 with STATUS="serving N instance(s) on http://ADDR:PORT/"; after a
+ * failed configuration reload, `failure` (its first line) is said too:
+ * "...; reload failed: WHY (the previous configuration stays)".
+ */
+void ph_notify_ready(size_t n_instances, const char *addr, int port, const char *failure);
 
 /** RELOADING=1 with MONOTONIC_USEC (systemd.service(5), Type=notify-reload) and STATUS=. */
 void ph_notify_reloading(void);

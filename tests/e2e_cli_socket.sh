@@ -129,4 +129,29 @@ dph status | grep -q '^calc .*running' || fail "status after replacing the stale
 stop_host
 [ ! -e "$dsock" ] || fail "the socket is still there after SIGTERM"
 echo "  a socket path of ${#dsock} bytes; a stale socket (kill -9) replaced"
+
+# a host that stops removes its socket only if it is still its own: here a second host made one
+# at the same path after the file was deleted, and keeps it when the first one stops
+port_a=$(free_port) port_b=$(free_port)
+mkdir -p "$tmp/take"
+for x in a b; do
+  p=$([ $x = a ] && echo "$port_a" || echo "$port_b")
+  printf '[host]\npackage_dirs = ../pk\ndata_dir = data_%s\n[http]\nlisten = 127.0.0.1:%s\nsocket = take.sock\n' \
+    "$x" "$p" >"$tmp/take/$x.ini"
+done
+start_host -c "$tmp/take/a.ini"
+wait_ready "http://127.0.0.1:$port_a"
+pid_a=$pid
+rm "$tmp/take/take.sock"
+"$PH_BIN" -c "$tmp/take/b.ini" run >"$tmp/take/b.log" 2>&1 &
+pid2=$!
+wait_ready "http://127.0.0.1:$port_b"
+pid=$pid_a
+stop_host
+[ -S "$tmp/take/take.sock" ] || fail "the stopping host removed the socket the other one made"
+grep -q "left the local socket $tmp/take/take.sock in place" "$tmp/run.log" || fail "not said: $(tail -3 "$tmp/run.log")"
+"$PH_BIN" -c "$tmp/take/b.ini" status | grep -q '^calc .*running' || fail "status over the second host's socket"
+kill "$pid2"; wait "$pid2" || true; pid2=
+[ ! -e "$tmp/take/take.sock" ] || fail "the second host left its socket"
+echo "  a stopping host leaves a socket another host made at its path"
 echo "1 passed, 0 failed"

@@ -4,7 +4,9 @@
 # install with dpkg -i (the conffile registered, the unit in place); a
 # package builds against the installed SDK (CMake and pkg-config) and the
 # installed binary calls it; `cmake --install` of that package puts it in the
-# installed host's package directory; dpkg -P takes everything away again.
+# installed host's package directory (/var/lib/plughost/packages, not
+# /usr/local); postinst makes the service's user; dpkg -r keeps
+# /var/lib/plughost, dpkg -P takes everything away again.
 set -euo pipefail
 . "$PH_SOURCE_DIR/tests/support/e2e.sh"
 if [ "${PH_SANITIZE:-0}" = 1 ]; then
@@ -16,7 +18,13 @@ if [ "$(dpkg-query -W -f='${Status}' plughost 2>/dev/null)" = "install ok instal
   exit 77 # reported as skipped
 fi
 removed=
-uninstall() { [ -n "$removed" ] || dpkg -P plughost plughost-dev >/dev/null 2>&1 || true; e2e_cleanup; }
+had_user=$(getent passwd plughost || true)
+uninstall() {
+  [ -n "$removed" ] || dpkg -P plughost plughost-dev >/dev/null 2>&1 || true
+  # the system user postinst made stays after a purge (Debian policy); this machine had none
+  [ -n "$had_user" ] || ! getent passwd plughost >/dev/null || deluser --system plughost >/dev/null 2>&1 || true
+  e2e_cleanup
+}
 trap uninstall EXIT
 cmake -S "$PH_SOURCE_DIR" -B "$tmp/b" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
   -DPH_BUILD_TESTS=OFF -DPH_BUILD_BENCH=OFF >"$tmp/cmake.log" 2>&1 || { cat "$tmp/cmake.log"; fail cmake; }
@@ -28,6 +36,10 @@ host_deb="$tmp/b/plughost_${version}_amd64.deb" dev_deb="$tmp/b/plughost-dev_${v
 lint=$(lintian "$host_deb" "$dev_deb" 2>&1 | grep -v 'running with root privileges' || true)
 ! grep -q '^E:' <<<"$lint" || fail "lintian errors: $lint"
 echo "  lintian: no errors$(grep -c '^W:' <<<"$lint" | sed 's/^/, warnings: /')"
+grep '^W:' <<<"$lint" | sed 's/^/    /' || true
+for script in postinst prerm postrm; do
+  dpkg-deb -I "$host_deb" "$script" >/dev/null 2>&1 || fail "the package has no $script"
+done
 
 dpkg -i "$host_deb" "$dev_deb" >"$tmp/dpkg.log" 2>&1 || { cat "$tmp/dpkg.log"; fail "dpkg -i"; }
 [ "$(dpkg-query -W -f='${Status}' plughost)" = "install ok installed" ] || fail "plughost not installed"
@@ -49,7 +61,15 @@ grep -q '^socket = /run/plughost/plughost.sock' /etc/plughost/host.ini || fail "
 # without -c the installed CLI reads /etc/plughost/host.ini (FHS): it finds the shipped pkgmgr
 out=$(cd "$tmp" && /usr/bin/plughost list 2>&1) || fail "plughost list without -c: $out"
 grep -q 'pkgmgr' <<<"$out" || fail "plughost list without -c does not read /etc/plughost/host.ini: $out"
+# postinst: the service's system user, and /etc/plughost writable by its group (the unit's
+# ReadWritePaths= lets the package manager page write host.ini under ProtectSystem=strict)
+getent passwd plughost >/dev/null || fail "postinst made no user plughost"
+[ "$(stat -c '%U:%G %a' /etc/plughost)" = "root:plughost 775" ] || fail "/etc/plughost: $(stat -c '%U:%G %a' /etc/plughost)"
+[ "$(stat -c '%G' /etc/plughost/host.ini)" = plughost ] || fail "host.ini: $(stat -c '%U:%G %a' /etc/plughost/host.ini)"
+unit=$(ls /usr/lib/systemd/system/plughost.service /lib/systemd/system/plughost.service 2>/dev/null | head -1)
+grep -qx 'User=plughost' "$unit" && grep -qx 'ReadWritePaths=/etc/plughost' "$unit" || fail "the unit: $(cat "$unit")"
 echo "  dpkg -i: plughost and plughost-dev installed; host.ini a conffile; unit, man page, pkgmgr in place"
+echo "  postinst: user plughost; /etc/plughost root:plughost 775 (ReadWritePaths= in the unit)"
 
 # a package built against the installed SDK, with CMake (and installed by it) ...
 mkdir -p "$tmp/shout"
@@ -71,9 +91,19 @@ cmake -S "$tmp/shout" -B "$tmp/shout/build" >"$tmp/pkg.log" 2>&1 && cmake --buil
 out=$(/usr/bin/plughost --packages "$tmp/shout/build/packages" --data-dir "$tmp/data" --log-level error \
   call --local shout.num.twice n=21) || fail "call: $out"
 [ "$out" = 42 ] || fail "shout.num.twice n=21 gave $out"
+# cmake --install: where the installed host reads what an operator installs, not /usr/local
 DESTDIR="$tmp/root" cmake --install "$tmp/shout/build" >/dev/null
-[ -f "$tmp/root/usr/local/lib/plughost/packages/shout/shout.so" ] ||
+[ -f "$tmp/root/var/lib/plughost/packages/shout/shout.so" ] ||
   fail "cmake --install of a package: $(cd "$tmp/root" && find . -type f)"
+# ... unless a prefix was given
+cmake -S "$tmp/shout" -B "$tmp/shout/b2" -DCMAKE_INSTALL_PREFIX=/opt/ph >>"$tmp/pkg.log" 2>&1 &&
+  cmake --build "$tmp/shout/b2" >>"$tmp/pkg.log" 2>&1 || { cat "$tmp/pkg.log"; fail "the build with a prefix"; }
+DESTDIR="$tmp/root2" cmake --install "$tmp/shout/b2" >/dev/null
+[ -f "$tmp/root2/opt/ph/lib/plughost/packages/shout/shout.so" ] ||
+  fail "cmake --install with a prefix: $(cd "$tmp/root2" && find . -type f)"
+cmake --install "$tmp/shout/build" >/dev/null
+out=$(cd "$tmp" && /usr/bin/plughost list 2>&1) || fail "plughost list after cmake --install: $out"
+grep -q '^shout ' <<<"$out" || fail "the installed host does not see the package cmake --install put: $out"
 # ... and with plain cc and pkg-config
 pc_dir=$(realpath -m "$(pkg-config --variable=packagesdir plughost)")
 [ "$pc_dir" = /usr/lib/plughost/packages ] || fail "pkg-config packagesdir: $pc_dir"
@@ -99,9 +129,13 @@ out=$(/usr/bin/plughost -c "$tmp/h3.ini" call shout.num.twice n=5) || fail "call
 stop_host
 echo "  plughost run execs /usr/libexec/plughost/plughostd; the CLI calls it through its socket"
 
+dpkg -r plughost plughost-dev >"$tmp/dpkg.log" 2>&1 || { cat "$tmp/dpkg.log"; fail "dpkg -r"; }
+[ ! -e /usr/bin/plughost ] || fail "dpkg -r left /usr/bin/plughost"
+[ -f /var/lib/plughost/packages/shout/shout.so ] || fail "dpkg -r deleted /var/lib/plughost"
 dpkg -P plughost plughost-dev >"$tmp/dpkg.log" 2>&1 || { cat "$tmp/dpkg.log"; fail "dpkg -P"; }
 removed=1
 [ ! -e /usr/bin/plughost ] && [ ! -e /usr/include/plughost/sdk.h ] && [ ! -e /etc/plughost/host.ini ] ||
   fail "dpkg -P left files behind"
-echo "  dpkg -P: removed, configuration too"
+[ ! -e /var/lib/plughost ] || fail "dpkg -P left /var/lib/plughost: $(find /var/lib/plughost | head)"
+echo "  dpkg -r keeps /var/lib/plughost; dpkg -P removes it and the configuration"
 echo "1 passed, 0 failed"

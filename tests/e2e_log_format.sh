@@ -34,6 +34,16 @@ assert host and all(o["build"] is None for o in host)
 print("  json: %d lines, each one object; package lines carry instance and build" % len(objs))
 PY
 set +e; out=$(ph --log-format xml list 2>&1); rc=$?; set -e
-[ $rc = 1 ] && grep -qF "plughost: --log-format 'xml': use text, json or journal" <<<"$out" ||
+[ $rc = 2 ] && [ "$out" = "plughost list: --log-format 'xml': use text, json or journal; see plughost list --help" ] ||
   fail "an unknown format: $rc $out"
+# journal without journald: one warning, then the lines on stderr as text (none lost)
+if [ -S /run/systemd/journal/socket ]; then
+  echo "  journald runs here: its absence is not tried"
+else
+  ph --log-format journal call --local logger.log.say text=hi >/dev/null 2>"$tmp/journal.log" ||
+    fail "journal: $(cat "$tmp/journal.log")"
+  [ "$(grep -c 'journald is not reachable' "$tmp/journal.log")" = 1 ] &&
+    grep -qF '[logger] said: hi' "$tmp/journal.log" || fail "journal without journald: $(cat "$tmp/journal.log")"
+  echo "  journal without journald: one warning, every line on stderr"
+fi
 echo "1 passed, 0 failed"

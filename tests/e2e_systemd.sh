@@ -3,8 +3,9 @@
 # pointing at a socket of this test: READY=1 only once the listener is open
 # and every instance is up (a package whose start() takes 1.5 s), WATCHDOG=1
 # at half the WATCHDOG_USEC interval, RELOADING=1 then READY=1 around
-# SIGHUP, STOPPING=1 on SIGTERM; and `systemd-analyze verify` accepts the
-# shipped unit.
+# SIGHUP (a failed one said in STATUS=), STOPPING=1 on SIGTERM, a SIGTERM
+# during start-up acted on between instances; and `systemd-analyze verify`
+# accepts the shipped unit.
 set -euo pipefail
 . "$PH_SOURCE_DIR/tests/support/e2e.sh"
 sed "s|/usr/bin/plughost|$PH_BIN|" "$PH_SOURCE_DIR/dist/systemd/plughost.service" >"$tmp/plughost.service"
@@ -14,6 +15,8 @@ echo "  systemd-analyze verify accepts dist/systemd/plughost.service"
 
 build_pkg "$tmp/pk" slowstart containment/slowstart.c
 port=$(free_port)
+for n in slowa slowb slowc; do build_pkg "$tmp/pk3" "$n" containment/slowstart.c; done
+printf '[host]\npackage_dirs = pk3\ndata_dir = data3\n[http]\nlisten = 127.0.0.1:%s\n' "$(free_port)" >"$tmp/h3.ini"
 python3 - "$PH_BIN" "$tmp" "$port" <<'PY' || fail "notify protocol"
 import os, signal, socket, subprocess, sys, time, urllib.request
 bin_, tmp, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -83,5 +86,62 @@ if not pump(time.monotonic() - t0 + 10, "STOPPING=1"):
 if p.wait(timeout=30) != 0:
     fail(f"exit status {p.returncode} after SIGTERM")
 print("  SIGTERM: STOPPING=1, exit 0")
+
+# SIGTERM during start-up: acted on between instances (three whose start() takes 2 s each):
+# no READY=1, the instances that started are stopped, exit 0. A SIGHUP with a broken host.ini
+# says so in STATUS= (first line of the reason).
+def run(ini, slow_ms, log):
+    env = dict(os.environ, NOTIFY_SOCKET=path, PH_SLOW_MS=str(slow_ms))
+    return subprocess.Popen([bin_, "-c", ini, "run"], env=env, stdout=open(log, "w"),
+                            stderr=subprocess.STDOUT)
+
+def fail_log(msg, log):
+    print("FAIL:", msg, "\nmessages:", got, "\nlog:", open(log).read()[-2000:])
+    sys.exit(1)
+
+log = f"{tmp}/run3.log"
+p = run(f"{tmp}/h3.ini", 2000, log)
+t_end = time.monotonic() + 60  # the first instance is starting: its line is in the log
+while "starting slowa" not in open(log).read() and time.monotonic() < t_end and p.poll() is None:
+    time.sleep(0.05)
+if "starting slowa" not in open(log).read():
+    p.kill()
+    fail_log("the first instance never started", log)
+p.send_signal(signal.SIGTERM)
+try:
+    rc = p.wait(timeout=60)
+except subprocess.TimeoutExpired:
+    p.kill()
+    fail_log("no exit within 60 s of SIGTERM", log)
+text = open(log).read()
+if rc != 0:
+    fail_log(f"exit status {rc} after SIGTERM during start-up (documented: 0)", log)
+if "start-up interrupted after 1 of 3 instance(s)" not in text or "starting slowc" in text:
+    fail_log("the start-up went on after SIGTERM", log)
+if pump(time.monotonic() - t0 + 0.5, "READY=1"):
+    fail_log("READY=1 after a start-up cut short", log)
+if "slowa stopped" not in text:
+    fail_log("the instance that started was not stopped", log)
+print("  SIGTERM during start-up: stopped after 1 of 3 instances, no READY=1, exit 0")
+
+got.clear()
+log = f"{tmp}/run4.log"
+p = run(f"{tmp}/h3.ini", 0, log)
+if not pump(time.monotonic() - t0 + 60, "READY=1"):
+    p.kill()
+    fail_log("no READY=1", log)
+with open(f"{tmp}/h3.ini", "w") as f:
+    f.write("[http]\nlisten = nowhere\n")
+p.send_signal(signal.SIGHUP)
+m = pump(time.monotonic() - t0 + 30, "RELOADING=1") and pump(time.monotonic() - t0 + 30, "READY=1")
+status = [l for l in (m or "").split("\n") if l.startswith("STATUS=")]
+if not status or "; reload failed: " not in status[0] or \
+        not status[0].endswith("(the previous configuration stays)") or "nowhere" not in status[0]:
+    p.kill()
+    fail_log(f"a failed SIGHUP is not in STATUS=: {status}", log)
+p.send_signal(signal.SIGTERM)
+if p.wait(timeout=60) != 0:
+    fail_log(f"exit {p.returncode}", log)
+print(f"  a failed SIGHUP: {status[0]}")
 PY
 echo "1 passed, 0 failed"

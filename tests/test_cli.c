@@ -446,8 +446,10 @@ static void test_help_and_version(void **state)
     assert_true(tu_contains(f->out, "(SDK ABI 1)"));
     assert_int_equal(ph(f, "--help"), 0);
     assert_true(tu_contains(f->out, "Usage: plughost [--version] COMMAND [options] [args]"));
-    /* the sections a man page has (help2man makes plughost(1) of this text) */
+    /* the sections plughost(1) has too (`plughost help --man`, from the same table) */
     assert_true(tu_contains(f->out, "\nExit status:\n  0   success\n"));
+    assert_true(tu_contains(f->out, "\nEnvironment:\n"));
+    assert_true(tu_contains(f->out, "  2   a usage error, said in one line"));
     assert_true(tu_contains(f->out, "\nFiles:\n"));
     assert_true(tu_contains(f->out, "\nExamples:\n"));
     assert_true(tu_contains(f->out, "  75  the running host asks to retry later"));
@@ -465,14 +467,30 @@ static void test_help_and_version(void **state)
         assert_true(max_width(f->out) <= 80);
     }
     assert_int_equal(ph(f, "frobnicate"), 2);
-    assert_true(tu_contains(f->err, "plughost: unknown command 'frobnicate'; run `plughost --help` "
-                                    "for the list"));
+    assert_string_equal(f->err, "plughost: unknown command 'frobnicate'; see plughost --help\n");
     assert_int_equal(ph(f, "%s", ""), 2);
-    assert_true(tu_contains(f->err, "plughost: no command; run `plughost --help` for the list"));
-    /* an unknown option: getopt's line and the hint, not the whole help */
+    assert_string_equal(f->err, "plughost: no command; see plughost --help\n");
+    /* an unknown option: one line with the hint, not getopt's line nor the whole help */
     assert_int_equal(ph(f, "--frobnicate"), 2);
-    assert_true(tu_contains(f->err, "plughost: run `plughost --help` for the options\n"));
-    assert_false(tu_contains(f->err, "Commands:"));
+    assert_string_equal(f->err, "plughost: unknown option '--frobnicate'; see plughost --help\n");
+    assert_int_equal(ph(f, "status --frobnicate"), 2);
+    assert_string_equal(f->err,
+                        "plughost status: unknown option '--frobnicate'; see plughost status "
+                        "--help\n");
+    assert_int_equal(ph(f, "help nothing"), 2);
+    assert_string_equal(f->err,
+                        "plughost help: unknown command 'nothing'; see plughost help --help\n");
+    /* the daemon's help fits 80 columns too; its usage errors are one line, exit 2 */
+    char *out = NULL;
+    assert_int_equal(tu_run(&out, "'%s' --help", tu_env("PH_DAEMON")), 0);
+    assert_true(tu_contains(out, "Usage: plughostd [run]"));
+    if (max_width(out) > 80)
+        fail_msg("plughostd --help is %d columns wide:\n%s", max_width(out), out);
+    free(out);
+    assert_int_equal(tu_run(&out, "'%s' --log-level loud 2>&1", tu_env("PH_DAEMON")), 2);
+    assert_string_equal(out, "plughostd: --log-level 'loud': use error, warn, info or debug; see "
+                             "plughostd --help\n");
+    free(out);
 }
 
 static void test_list(void **state)

@@ -59,6 +59,43 @@ static void test_who_is_escaped_and_text_kept(void **state)
     free(out);
 }
 
+/* C1 controls (U+0080..U+009F, e.g. NEL and CSI) as \u00XX; bytes that are not UTF-8 as \xHH */
+static void test_c1_and_invalid_utf8_are_escaped(void **state)
+{
+    (void)state;
+    char *out = logged("x", "nel\xc2\x85"
+                            "csi\xc2\x9b[31m ok\xc2\xa0\xe2\x82\xac"
+                            " bad\xff\xc3( over\xc0\xaf sur\xed\xa0\x80 cut\xe2\x82");
+    assert_non_null(out);
+    const char *want = "[x] said: nel\\u0085csi\\u009b[31m ok\xc2\xa0\xe2\x82\xac bad\\xff\\xc3( "
+                       "over\\xc0\\xaf sur\\xed\\xa0\\x80 cut\\xe2\\x82\n";
+    if (!tu_contains(out, want))
+        fail_msg("logged: %s\nwanted: %s", out, want);
+    assert_string_equal(strchr(out, '\n'), "\n");
+    free(out);
+}
+
+/* --log-format journal with no journald to reach: one warning, then every line on stderr */
+static void test_journal_falls_back_to_stderr(void **state)
+{
+    (void)state;
+    if (access("/run/systemd/journal/socket", F_OK) == 0)
+        skip(); /* journald runs here: the lines go to it */
+    ph_log_set_format(PH_LOG_JOURNAL);
+    char *out = logged("x", "one");
+    char *out2 = logged("x", "two");
+    ph_log_set_format(PH_LOG_TEXT);
+    assert_non_null(out);
+    if (!tu_contains(out, " warn  journald is not reachable (") ||
+        !tu_contains(out, "): logging to stderr as text\n") ||
+        !tu_contains(out, " info  [x] said: one\n"))
+        fail_msg("logged: %s", out);
+    assert_false(tu_contains(out2, "journald")); /* said once */
+    assert_true(tu_contains(out2, " info  [x] said: two\n"));
+    free(out);
+    free(out2);
+}
+
 static void test_long_line_stays_one_line(void **state)
 {
     (void)state;
@@ -79,6 +116,8 @@ int main(void)
         cmocka_unit_test(test_newline_is_escaped),
         cmocka_unit_test(test_who_is_escaped_and_text_kept),
         cmocka_unit_test(test_long_line_stays_one_line),
+        cmocka_unit_test(test_c1_and_invalid_utf8_are_escaped),
+        cmocka_unit_test(test_journal_falls_back_to_stderr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
