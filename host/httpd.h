@@ -36,7 +36,8 @@ typedef struct ph_httpd ph_httpd;
 
 /* Limits on what comes before the body (the error bodies name them). */
 #define PH_HTTPD_MAX_TARGET (8u * 1024)   /* path and query */
-#define PH_HTTPD_MAX_HEADERS (32u * 1024) /* all header lines */
+#define PH_HTTPD_MAX_HEADERS (32u * 1024) /* all header lines (and a chunked body's trailers) */
+#define PH_HTTPD_MAX_CHUNK_EXT 4096u      /* what follows a chunk's size on its line */
 
 /* One header of a request, as sent (names keep their case). */
 typedef struct ph_httpd_header {
