@@ -73,7 +73,6 @@ typedef struct reading {
     int last_cb; /* 0: target, 1: a header name, 2: a header value */
     size_t head_bytes;
     int n_length;     /* Content-Length headers */
-    bool te_seen;     /* a Transfer-Encoding header */
     int n_te;         /* Transfer-Encoding headers */
     bool in_trailers; /* the head is over: fields now are a chunked body's trailers */
     char *body;
@@ -436,7 +435,7 @@ static void reading_reset(reading *r)
     r->sb_len = r->target_len = r->n_h = r->head_bytes = r->body_len = 0;
     r->last_cb = 0;
     r->n_length = 0;
-    r->te_seen = r->done = r->keep_alive = r->in_trailers = false;
+    r->done = r->keep_alive = r->in_trailers = false;
     r->n_te = 0;
     r->refuse = 0;
     r->refuse_word = NULL;
@@ -585,10 +584,8 @@ static void name_done(reading *r)
     const char *name = r->sb + r->hoff[r->n_h - 1];
     if (strcasecmp(name, "Content-Length") == 0)
         r->n_length++;
-    else if (strcasecmp(name, "Transfer-Encoding") == 0) {
-        r->te_seen = true;
+    else if (strcasecmp(name, "Transfer-Encoding") == 0)
         r->n_te++;
-    }
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t n)
