@@ -48,6 +48,21 @@ enum {
     C_DRAINING,  /* refused: reading what is left before closing */
 };
 
+/* Where the scan of a request's bytes is (see scan()). */
+enum {
+    S_HEAD,    /* the request line and headers */
+    S_PARSER,  /* the head is whole: the parser decides how the body is framed */
+    S_BODY,    /* a Content-Length body, or none: the parser counts it */
+    S_SIZE,    /* a chunk's size (hex digits) */
+    S_EXT,     /* the rest of a chunk's size line: its extensions */
+    S_SIZE_LF, /* the LF that ends a chunk's size line */
+    S_DATA,    /* chunk_left bytes of a chunk's data */
+    S_DATA_CR, /* the CRLF after a chunk's data */
+    S_DATA_LF,
+    S_TRAILERS, /* after the last chunk: trailer lines up to a blank line */
+    S_END,      /* the request is whole: the rest is the next request's */
+};
+
 /* A request being read; strings are NUL-terminated copies in `sb`. */
 typedef struct reading {
     char *sb; /* target, then name, value, name, value ... */
@@ -58,7 +73,6 @@ typedef struct reading {
     int last_cb; /* 0: target, 1: a header name, 2: a header value */
     size_t head_bytes;
     int n_length;     /* Content-Length headers */
-    bool te_seen;     /* a Transfer-Encoding header */
     int n_te;         /* Transfer-Encoding headers */
     bool in_trailers; /* the head is over: fields now are a chunked body's trailers */
     char *body;
@@ -82,10 +96,14 @@ typedef struct conn {
     size_t in_off, in_len, in_cap;
     http_parser p;
     reading rd;
-    /* the head of the current request, checked byte by byte before the parser sees it */
-    bool in_head;
+    /* the current request, checked byte by byte before the parser sees it (scan) */
+    int scan; /* S_* */
     unsigned char prev;
-    size_t line_len, lines, head_seen, first_line;
+    size_t line_len, lines; /* of the head or the trailers */
+    size_t digits, ext_len; /* of a chunk's size line */
+    bool ext_semi;          /* the size line's extensions began (';') */
+    uint64_t chunk_left;    /* a chunk's size, then what is left of its data */
+    uint64_t chunked_total; /* the sizes of a chunked body's chunks so far */
 
     /* the response being written */
     char *out;
@@ -417,7 +435,7 @@ static void reading_reset(reading *r)
     r->sb_len = r->target_len = r->n_h = r->head_bytes = r->body_len = 0;
     r->last_cb = 0;
     r->n_length = 0;
-    r->te_seen = r->done = r->keep_alive = r->in_trailers = false;
+    r->done = r->keep_alive = r->in_trailers = false;
     r->n_te = 0;
     r->refuse = 0;
     r->refuse_word = NULL;
@@ -495,9 +513,22 @@ static int oom(reading *r)
 
 static int too_many_headers(reading *r)
 {
+    if (r->in_trailers)
+        return refuse(r, 431, "headers_too_large",
+                      "the chunked body's trailers are larger than %u bytes; send fewer or "
+                      "shorter trailers",
+                      PH_HTTPD_MAX_HEADERS);
     return refuse(r, 431, "headers_too_large",
                   "the request's headers are larger than %u bytes; send fewer or shorter headers",
                   PH_HTTPD_MAX_HEADERS);
+}
+
+static int uri_too_long(reading *r)
+{
+    return refuse(r, 414, "uri_too_long",
+                  "the request's path and query are longer than %u bytes; send the data in a "
+                  "JSON body instead",
+                  PH_HTTPD_MAX_TARGET);
 }
 
 static int on_url(http_parser *p, const char *at, size_t n)
@@ -505,10 +536,7 @@ static int on_url(http_parser *p, const char *at, size_t n)
     reading *r = &((conn *)p->data)->rd;
     r->target_len += n;
     if (r->target_len > PH_HTTPD_MAX_TARGET)
-        return refuse(r, 414, "uri_too_long",
-                      "the request's path and query are longer than %u bytes; send the data "
-                      "in a JSON body instead",
-                      PH_HTTPD_MAX_TARGET);
+        return uri_too_long(r);
     return sb_add(r, at, n) ? oom(r) : 0;
 }
 
@@ -530,13 +558,14 @@ static int trailer_bytes(reading *r, size_t n)
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     reading *r = &((conn *)p->data)->rd;
-    if (r->in_trailers)
-        return trailer_bytes(r, n);
     for (size_t i = 0; i < n; i++)
         if (!is_tchar((unsigned char)at[i]))
             return refuse(r, 400, ph_error_word(PH_EINVAL),
-                          "a header name holds a space or a character names cannot hold; send "
-                          "'Name: value' lines, the name a token");
+                          "%s holds a space or a character names cannot hold; send 'Name: "
+                          "value' lines, the name a token",
+                          r->in_trailers ? "a trailer name of the chunked body" : "a header name");
+    if (r->in_trailers)
+        return trailer_bytes(r, n);
     if (r->last_cb != 1) { /* a new header: end the target or the previous value */
         if (sb_end(r) || push_off(r))
             return oom(r);
@@ -555,10 +584,8 @@ static void name_done(reading *r)
     const char *name = r->sb + r->hoff[r->n_h - 1];
     if (strcasecmp(name, "Content-Length") == 0)
         r->n_length++;
-    else if (strcasecmp(name, "Transfer-Encoding") == 0) {
-        r->te_seen = true;
+    else if (strcasecmp(name, "Transfer-Encoding") == 0)
         r->n_te++;
-    }
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t n)
@@ -588,19 +615,95 @@ static const char *rd_header(const reading *r, const char *name)
     return NULL;
 }
 
+static int refuse_te(reading *r, const char *te, bool with_length)
+{
+    return refuse(r, 501, "not_implemented",
+                  "the request's Transfer-Encoding is not chunked (it is '%.64s'%s); this host "
+                  "reads only Transfer-Encoding: chunked; send the body with Content-Length alone "
+                  "or chunked",
+                  te, with_length ? ", beside a Content-Length" : "");
+}
+
+static int hex_digit(unsigned char b)
+{
+    if (b >= '0' && b <= '9')
+        return b - '0';
+    if ((b | 0x20) >= 'a' && (b | 0x20) <= 'f')
+        return (b | 0x20) - 'a' + 10;
+    return -1;
+}
+
+/* Ends the last string of the head (the target, a name or a value); once, at its end. */
+static int fields_end(reading *r)
+{
+    if (r->last_cb == 1) { /* a name without a value: "X-A" then the blank line */
+        if (sb_end(r))
+            return -1;
+        name_done(r); /* the name is the last offset pushed: before the (empty) value's own */
+        if (push_off(r))
+            return -1;
+    }
+    r->last_cb = 3; /* ended */
+    return sb_end(r);
+}
+
+/* RFC 3986 3.2.2 (RFC 9110 7.2): uri-host [":" port], trailing whitespace aside. */
+static bool host_valid(const char *h)
+{
+    static const char other[] = "-._~!$&'()*+,;="; /* unreserved and sub-delims */
+    size_t n = strlen(h), i = 0;
+    while (n && (h[n - 1] == ' ' || h[n - 1] == '\t'))
+        n--;
+    bool literal = n && h[0] == '[';
+    for (i = literal; i < n && h[i] != (literal ? ']' : ':'); i++) {
+        unsigned char ch = (unsigned char)h[i];
+        if (ch == '%' && !literal && i + 2 < n && hex_digit((unsigned char)h[i + 1]) >= 0 &&
+            hex_digit((unsigned char)h[i + 2]) >= 0)
+            i += 2;
+        else if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                   (ch >= '0' && ch <= '9') || (ch && strchr(other, ch)) || (literal && ch == ':')))
+            return false;
+    }
+    if (literal && (i == n || i++ == 1))
+        return false; /* no ']', or "[]" */
+    if (i < n && h[i] == ':')
+        for (size_t d = ++i; i < n; i++)
+            if (h[i] < '0' || h[i] > '9' || i - d >= 5)
+                return false;
+    return i == n;
+}
+
+/* RFC 9112 3.2: one Host header, a valid one; an HTTP/1.1 request must have it. */
+static int check_host(reading *r, const http_parser *p)
+{
+    const char *inval = ph_error_word(PH_EINVAL), *host = NULL;
+    int n = 0;
+    for (size_t i = 0; i + 1 < r->n_h; i += 2)
+        if (strcasecmp(r->sb + r->hoff[i], "Host") == 0) {
+            host = r->sb + r->hoff[i + 1];
+            n++;
+        }
+    if (n > 1) /* which host is meant? */
+        return refuse(r, 400, inval, "the request has %d Host headers; send one", n);
+    if (!host && p->http_minor >= 1)
+        return refuse(r, 400, inval,
+                      "the request is HTTP/1.1 but has no Host header; send Host: with the "
+                      "name or address and port the host was reached by (RFC 9112 3.2)");
+    if (host && !host_valid(host))
+        return refuse(r, 400, inval,
+                      "the request's Host header '%.100s' is not a host name or address with "
+                      "an optional port; send Host: name[:port]",
+                      host);
+    return 0;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     conn *c = p->data;
     reading *r = &c->rd;
     r->in_trailers = true; /* what follows a chunked body's last chunk is trailers */
-    if (r->last_cb == 1) { /* a name without a value: "X-A" then the blank line */
-        if (sb_end(r))
-            return oom(r);
-        name_done(r); /* the name is the last offset pushed: before the (empty) value's own */
-        if (push_off(r))
-            return oom(r);
-    }
-    if (sb_end(r))
+    c->scan = p->flags & F_CHUNKED ? S_SIZE : S_BODY;
+    if (fields_end(r))
         return oom(r);
     if (r->n_te > 1)
         return refuse(r, 400, ph_error_word(PH_EINVAL),
@@ -609,12 +712,12 @@ static int on_headers_complete(http_parser *p)
                       r->n_te);
     const char *te = r->n_te ? rd_header(r, "Transfer-Encoding") : NULL;
     if (te && strcasecmp(te, "chunked") != 0)
-        return refuse(r, 501, "not_implemented",
-                      "the request's Transfer-Encoding is not chunked; send the body with "
-                      "Content-Length or Transfer-Encoding: chunked");
+        return refuse_te(r, te, false);
     if (p->http_major != 1)
         return refuse(r, 505, "version_not_supported",
                       "the request's HTTP version is not one this host speaks; send HTTP/1.1");
+    if (check_host(r, p))
+        return -1;
     if (p->upgrade || p->method == HTTP_CONNECT)
         return refuse(r, 501, "not_implemented",
                       "this host does not switch protocols (Upgrade) or tunnel (CONNECT)");
@@ -688,109 +791,315 @@ static void settings_init(void)
     settings.on_message_complete = on_message_complete;
 }
 
-/* The parser's refusals in the host's words. */
-static void refuse_parse(conn *c, enum http_errno e)
+/* ------------------------------------------------------------------ */
+/* The parser's refusals                                                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Content-Length and Transfer-Encoding that frame the body two ways, as
+ * the client sent them: a Transfer-Encoding other than chunked is named
+ * first (whatever else came with it), then both headers, then two lengths.
+ */
+static void refuse_framing(conn *c)
 {
     reading *r = &c->rd;
     const char *inval = ph_error_word(PH_EINVAL);
-    switch (e) {
-    case HPE_INVALID_CONTENT_LENGTH:
+    if (!c->p.uses_transfer_encoding) {
         refuse(r, 400, inval,
-               "the request's Content-Length is not one decimal number of bytes; send one "
-               "Content-Length header with one number");
-        break;
-    case HPE_UNEXPECTED_CONTENT_LENGTH:
-        if (r->te_seen || (c->p.flags & F_CHUNKED))
-            refuse(r, 400, inval,
-                   "the request has both Content-Length and Transfer-Encoding; send one of them");
-        else
-            refuse(r, 400, inval,
-                   "the request has %d Content-Length headers; send one (Content-Length headers "
-                   "that disagree would frame the body two ways)",
-                   r->n_length > 1 ? r->n_length : 2);
-        break;
-    case HPE_INVALID_TRANSFER_ENCODING:
-        refuse(r, 501, "not_implemented",
-               "the request's Transfer-Encoding is not chunked; send the body with "
-               "Content-Length or Transfer-Encoding: chunked");
-        break;
-    case HPE_HEADER_OVERFLOW:
-        too_many_headers(r);
-        break;
-    case HPE_INVALID_METHOD:
-        refuse(r, 501, "not_implemented",
-               "the request method is not one this host knows; use GET, HEAD, POST, PATCH, "
-               "DELETE or OPTIONS");
-        break;
-    case HPE_INVALID_VERSION:
-        refuse(r, 505, "version_not_supported",
-               "the request's HTTP version is not one this host speaks; send HTTP/1.1");
-        break;
-    case HPE_INVALID_URL:
-        refuse(r, 400, inval,
-               "the request target is not a valid path; send an absolute path such as "
-               "/calc/actors/math/add, with bytes outside ASCII %%-encoded");
-        break;
-    case HPE_INVALID_HEADER_TOKEN:
-        refuse(r, 400, inval,
-               "a header line is malformed: a header name holds a space or a character names "
-               "cannot hold, or a value holds a control character; send 'Name: value' lines");
-        break;
-    case HPE_INVALID_CHUNK_SIZE:
-        refuse(r, 400, inval, "a chunk of the chunked body has a malformed size line");
-        break;
-    default:
-        refuse(r, 400, inval, "the request is malformed (%s); send HTTP/1.1",
-               http_errno_description(e));
-        break;
+               "the request has %d Content-Length headers; send one (Content-Length headers "
+               "that disagree would frame the body two ways)",
+               r->n_length > 1 ? r->n_length : 2);
+        return;
     }
+    if (fields_end(r)) {
+        oom(r);
+        return;
+    }
+    const char *te = rd_header(r, "Transfer-Encoding");
+    if (r->n_te == 1 && te && strcasecmp(te, "chunked") != 0)
+        refuse_te(r, te, c->p.flags & F_CONTENTLENGTH || r->n_length > 0);
+    else
+        refuse(r, 400, inval,
+               "the request has both Content-Length and Transfer-Encoding; send one of them");
+}
+
+static void refuse_overflow(conn *c)
+{
+    too_many_headers(&c->rd);
 }
 
 /*
- * Checks the head of a request as it arrives, before the parser sees it:
- * lines end in CRLF (a bare LF or CR is refused: two readers must not
- * disagree on where a header ends), no NUL, no obs-fold continuation line,
- * and the request line and header block stay within their limits.
- * Returns -1 when refused.
+ * What each of http-parser's errors means for a request: status, code
+ * (NULL: PH_EINVAL's word) and message; `body` is the message when the
+ * error arose after the head (a chunk's size line or the trailers), NULL
+ * when the head's is true there too. A row with `fn` needs facts of the
+ * request. An error not listed (the callbacks', which always refuse first;
+ * the URL parser's; a response's) reads as a malformed request.
  */
-static int scan_head(conn *c)
+typedef struct parse_refusal {
+    enum http_errno e;
+    unsigned status;
+    const char *code;
+    const char *head, *body;
+    void (*fn)(conn *c);
+} parse_refusal;
+
+static const parse_refusal parse_refusals[] = {
+    {HPE_INVALID_CONTENT_LENGTH, 400, NULL,
+     "the request's Content-Length is not one decimal number of bytes; send one "
+     "Content-Length header with one number",
+     "a chunk size of the chunked body is not a hex number that fits in 64 bits; send each "
+     "chunk's size in hex",
+     NULL},
+    {HPE_UNEXPECTED_CONTENT_LENGTH, 400, NULL, NULL, NULL, refuse_framing},
+    {HPE_INVALID_TRANSFER_ENCODING, 501, NULL, NULL, NULL, refuse_framing},
+    {HPE_HEADER_OVERFLOW, 431, NULL, NULL, NULL, refuse_overflow},
+    {HPE_INVALID_METHOD, 501, "not_implemented",
+     "the request method is not one this host knows; use GET, HEAD, POST, PATCH, DELETE or "
+     "OPTIONS",
+     NULL, NULL},
+    {HPE_INVALID_VERSION, 505, "version_not_supported",
+     "the request's HTTP version is not one this host speaks; send HTTP/1.1", NULL, NULL},
+    {HPE_INVALID_CONSTANT, 400, NULL,
+     "the request line does not end in an HTTP version; send 'METHOD /path HTTP/1.1'", NULL, NULL},
+    {HPE_INVALID_URL, 400, NULL,
+     "the request target is not a valid path; send an absolute path such as "
+     "/calc/actors/math/add, with bytes outside ASCII %-encoded",
+     NULL, NULL},
+    {HPE_INVALID_HEADER_TOKEN, 400, NULL,
+     "a header line is malformed: a header name holds a space or a character names cannot "
+     "hold, or a value holds a control character; send 'Name: value' lines",
+     "a trailer line of the chunked body is malformed: a name holds a space or a character "
+     "names cannot hold, or a value holds a control character; send 'Name: value' lines",
+     NULL},
+    {HPE_LF_EXPECTED, 400, NULL, "the request has a CR not followed by LF; end lines with CRLF",
+     NULL, NULL},
+    {HPE_INVALID_CHUNK_SIZE, 400, NULL,
+     "a chunk size line of the chunked body is malformed; send the size in hex, then CRLF", NULL,
+     NULL},
+    {HPE_CLOSED_CONNECTION, 400, NULL,
+     "the request came after one that closed the connection (Connection: close); send it on "
+     "a new connection",
+     NULL, NULL},
+    {HPE_INVALID_EOF_STATE, 400, NULL, "the connection ended in the middle of the request", NULL,
+     NULL},
+};
+
+/* The parser's refusal in the host's words (parse_refusals). */
+static void refuse_parse(conn *c, enum http_errno e)
+{
+    for (size_t i = 0; i < sizeof parse_refusals / sizeof parse_refusals[0]; i++) {
+        const parse_refusal *row = &parse_refusals[i];
+        if (row->e != e)
+            continue;
+        if (row->fn) {
+            row->fn(c);
+            return;
+        }
+        bool body = c->scan != S_HEAD && c->scan != S_PARSER && row->body;
+        refuse(&c->rd, row->status, row->code ? row->code : ph_error_word(PH_EINVAL), "%s",
+               body ? row->body : row->head);
+        return;
+    }
+    refuse(&c->rd, 400, ph_error_word(PH_EINVAL), "the request is malformed (%s); send HTTP/1.1",
+           http_errno_description(e));
+}
+
+/* ------------------------------------------------------------------ */
+/* Checking the bytes before the parser sees them                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The line rules of the head, which a chunked body's size lines and
+ * trailers follow too: lines end in CRLF (a bare LF or CR is refused: two
+ * readers must not disagree on where a line ends), no NUL, no obs-fold
+ * continuation line. Messages by [rule][where].
+ */
+enum { L_CR, L_LF, L_NUL, L_FOLD };
+enum { W_HEAD, W_SIZE, W_TRAILER };
+static const char *const line_msgs[][3] = {
+    [L_CR] = {"the request has a CR not followed by LF; end lines with CRLF",
+              "a chunk size line of the chunked body has a CR not followed by LF; end lines "
+              "with CRLF",
+              "a trailer line of the chunked body has a CR not followed by LF; end lines with "
+              "CRLF"},
+    [L_LF] = {"the request has a line ending in a bare LF; end lines with CRLF",
+              "a chunk size line of the chunked body ends in a bare LF; end lines with CRLF",
+              "a trailer line of the chunked body ends in a bare LF; end lines with CRLF"},
+    [L_NUL] = {"the request line or a header holds a NUL byte; send text",
+               "a chunk size line of the chunked body holds a NUL byte; send text",
+               "a trailer line of the chunked body holds a NUL byte; send text"},
+    [L_FOLD] = {"a header line begins with a space or tab (an obsolete folded header); send "
+                "each header on one line",
+                NULL,
+                "a trailer line of the chunked body begins with a space or tab (an obsolete "
+                "folded field); send each trailer on one line"},
+};
+
+static int line_refused(conn *c, int rule)
+{
+    int where = c->scan == S_HEAD ? W_HEAD : c->scan == S_TRAILERS ? W_TRAILER : W_SIZE;
+    return refuse(&c->rd, 400, ph_error_word(PH_EINVAL), "%s", line_msgs[rule][where]);
+}
+
+/* One byte of the head or the trailers: 1 the blank line ended them, 0 go on, -1 refused. */
+static int scan_line_byte(conn *c, unsigned char b)
+{
+    unsigned char prev = c->prev;
+    c->prev = b;
+    if (prev == '\r' && b != '\n')
+        return line_refused(c, L_CR);
+    if (b == '\n') {
+        if (prev != '\r')
+            return line_refused(c, L_LF);
+        bool blank = c->line_len == 0 && c->lines > 0;
+        if (c->line_len)
+            c->lines++;
+        c->line_len = 0;
+        return blank;
+    }
+    if (b == '\0')
+        return line_refused(c, L_NUL);
+    if (b == '\r')
+        return 0;
+    if (c->line_len == 0 && c->lines > 0 && (b == ' ' || b == '\t'))
+        return line_refused(c, L_FOLD);
+    c->line_len++;
+    if (c->lines == 0 && c->line_len > PH_HTTPD_MAX_TARGET + 64)
+        return uri_too_long(&c->rd);
+    if (c->lines > 0 && c->line_len > PH_HTTPD_MAX_HEADERS + 64)
+        return too_many_headers(&c->rd);
+    return 0;
+}
+
+static int bad_size_line(conn *c)
+{
+    return refuse(&c->rd, 400, ph_error_word(PH_EINVAL),
+                  "a chunk size line of the chunked body is malformed; send the size in hex, "
+                  "then optional ';name=value' extensions, then CRLF");
+}
+
+/* A digit of a chunk's size, accumulated in chunk_left. */
+static int size_digit(conn *c, int v)
 {
     reading *r = &c->rd;
-    const char *inval = ph_error_word(PH_EINVAL);
-    for (size_t i = c->in_off; i < c->in_len && c->in_head; i++) {
-        unsigned char b = (unsigned char)c->in[i];
-        c->head_seen++;
-        if (c->prev == '\r' && b != '\n')
-            return refuse(r, 400, inval,
-                          "the request has a CR not followed by LF; end lines with CRLF");
-        if (b == '\n') {
-            if (c->prev != '\r')
-                return refuse(r, 400, inval,
-                              "the request has a line ending in a bare LF; end lines with CRLF");
-            if (c->line_len == 0 && c->lines > 0)
-                c->in_head = false; /* the blank line: the body follows */
-            else if (c->line_len)
-                c->lines++;
-            c->line_len = 0;
-        } else if (b == '\0') {
-            return refuse(r, 400, inval,
-                          "the request line or a header holds a NUL byte; send text");
-        } else if (b != '\r') {
-            if (c->line_len == 0 && c->lines > 0 && (b == ' ' || b == '\t'))
-                return refuse(r, 400, inval,
-                              "a header line begins with a space or tab (an obsolete folded "
-                              "header); send each header on one line");
-            c->line_len++;
-            if (c->lines == 0 && c->line_len > PH_HTTPD_MAX_TARGET + 64)
-                return refuse(r, 414, "uri_too_long",
-                              "the request's path and query are longer than %u bytes; send "
-                              "the data in a JSON body instead",
-                              PH_HTTPD_MAX_TARGET);
-            if (c->lines > 0 && c->line_len > PH_HTTPD_MAX_HEADERS + 64)
-                return too_many_headers(r);
-        }
-        c->prev = b;
+    if (c->chunk_left > (UINT64_MAX >> 4))
+        return refuse(r, 400, ph_error_word(PH_EINVAL),
+                      "a chunk size of the chunked body is too large to be a number of bytes "
+                      "(more than 64 bits); send chunks of at most %zu bytes, the body limit",
+                      c->s->cf.max_body);
+    if (++c->digits > 64)
+        return refuse(r, 400, ph_error_word(PH_EINVAL),
+                      "a chunk size of the chunked body has more than 64 digits; send the size "
+                      "in hex without leading zeros");
+    c->chunk_left = c->chunk_left << 4 | (uint64_t)v;
+    return 0;
+}
+
+/* A chunk's size line ended (CRLF): its data, or the trailers after the last chunk. */
+static int size_line_done(conn *c)
+{
+    if (c->chunk_left > c->s->cf.max_body - c->chunked_total)
+        return too_big(c);
+    c->chunked_total += c->chunk_left;
+    c->digits = c->ext_len = 0;
+    c->ext_semi = false;
+    if (c->chunk_left)
+        c->scan = S_DATA;
+    else { /* the last chunk: trailer lines follow, under the head's rules */
+        c->scan = S_TRAILERS;
+        c->lines = 1;
+        c->line_len = 0;
+        c->prev = '\n';
     }
+    return 0;
+}
+
+/* One byte of a chunk's size line (RFC 9112 7.1: size [BWS ";" ext ...] CRLF). */
+static int scan_size_byte(conn *c, unsigned char b)
+{
+    if (c->scan == S_SIZE_LF)
+        return b == '\n' ? size_line_done(c) : line_refused(c, L_CR);
+    if (b == '\n')
+        return line_refused(c, L_LF);
+    if (b == '\0')
+        return line_refused(c, L_NUL);
+    if (c->scan == S_SIZE) {
+        int v = hex_digit(b);
+        if (v >= 0)
+            return size_digit(c, v);
+        if (!c->digits)
+            return bad_size_line(c);
+        c->scan = S_EXT;
+    }
+    if (b == '\r') {
+        if (c->ext_len && !c->ext_semi) /* whitespace after the size, then no ';' */
+            return bad_size_line(c);
+        c->scan = S_SIZE_LF;
+        return 0;
+    }
+    if (++c->ext_len > PH_HTTPD_MAX_CHUNK_EXT)
+        return refuse(&c->rd, 431, "chunk_extension_too_long",
+                      "a chunk extension of the chunked body is longer than %u bytes; send "
+                      "chunks without extensions or with shorter ones",
+                      PH_HTTPD_MAX_CHUNK_EXT);
+    if (!c->ext_semi && b == ';')
+        c->ext_semi = true;
+    else if ((!c->ext_semi && b != ' ' && b != '\t') || (b < 0x20 && b != '\t') || b == 0x7f)
+        return bad_size_line(c);
+    return 0;
+}
+
+static int chunk_overrun(conn *c)
+{
+    return refuse(&c->rd, 400, ph_error_word(PH_EINVAL),
+                  "a chunk of the chunked body is not followed by CRLF (it is longer than its "
+                  "size says); send exactly the bytes each size declares, then CRLF");
+}
+
+/*
+ * Checks what arrived before the parser sees it: the head and a chunked
+ * body's framing, by the rules above, and the limits on both. *end: where
+ * the parser may read up to (the end of the head: the parser then decides
+ * how the body is framed; the end of the request; or all there is).
+ * Returns -1 when refused.
+ */
+static int scan(conn *c, size_t *end)
+{
+    size_t i = c->in_off;
+    while (i < c->in_len) {
+        if (c->scan == S_PARSER || c->scan == S_END)
+            break;
+        if (c->scan == S_BODY) {
+            i = c->in_len;
+            break;
+        }
+        if (c->scan == S_DATA) {
+            size_t take = c->in_len - i;
+            if (take > c->chunk_left)
+                take = (size_t)c->chunk_left;
+            i += take;
+            c->chunk_left -= take;
+            if (!c->chunk_left)
+                c->scan = S_DATA_CR;
+            continue;
+        }
+        unsigned char b = (unsigned char)c->in[i++];
+        if (c->scan == S_HEAD || c->scan == S_TRAILERS) {
+            int l = scan_line_byte(c, b);
+            if (l < 0)
+                return -1;
+            if (l)
+                c->scan = c->scan == S_HEAD ? S_PARSER : S_END;
+        } else if (c->scan == S_DATA_CR || c->scan == S_DATA_LF) {
+            if (b != (c->scan == S_DATA_CR ? '\r' : '\n'))
+                return chunk_overrun(c);
+            c->scan = c->scan == S_DATA_CR ? S_DATA_LF : S_SIZE;
+        } else if (scan_size_byte(c, b)) {
+            return -1;
+        }
+    }
+    *end = i;
     return 0;
 }
 
@@ -799,9 +1108,11 @@ static void request_begin(conn *c)
     http_parser_init(&c->p, HTTP_REQUEST);
     c->p.data = c;
     reading_reset(&c->rd);
-    c->in_head = true;
+    c->scan = S_HEAD;
     c->prev = 0;
-    c->line_len = c->lines = c->head_seen = 0;
+    c->line_len = c->lines = c->digits = c->ext_len = 0;
+    c->ext_semi = false;
+    c->chunk_left = c->chunked_total = 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -950,22 +1261,28 @@ static int parse(conn *c)
         atomic_store_explicit(&c->since_ms, t, memory_order_relaxed);
         atomic_store_explicit(&c->state, C_RECEIVING, memory_order_relaxed);
     }
-    if (c->in_head && scan_head(c))
-        return queue_refusal(c) ? -2 : -1;
-    size_t n = http_parser_execute(&c->p, &settings, c->in + c->in_off, c->in_len - c->in_off);
-    c->in_off += n;
+    /* the parser reads what the scan checked: the head first, then (its framing known) the body */
+    while (c->in_off < c->in_len) {
+        size_t end = c->in_off;
+        if (scan(c, &end))
+            return queue_refusal(c) ? -2 : -1;
+        if (end == c->in_off)
+            break; /* cannot happen: the parser ends the head and the request where the scan does */
+        size_t n = http_parser_execute(&c->p, &settings, c->in + c->in_off, end - c->in_off);
+        c->in_off += n;
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->p);
+        if (c->rd.refuse)
+            return queue_refusal(c) ? -2 : -1;
+        if (e == HPE_PAUSED && c->rd.done)
+            break;
+        if (e != HPE_OK) {
+            refuse_parse(c, e);
+            return queue_refusal(c) ? -2 : -1;
+        }
+    }
     if (c->in_off == c->in_len)
         c->in_off = c->in_len = 0;
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->p);
-    if (c->rd.refuse)
-        return queue_refusal(c) ? -2 : -1;
-    if (e == HPE_PAUSED && c->rd.done)
-        return 1;
-    if (e != HPE_OK) {
-        refuse_parse(c, e);
-        return queue_refusal(c) ? -2 : -1;
-    }
-    return 0;
+    return c->rd.done ? 1 : 0;
 }
 
 /* Reads and drops what a refused client still sends; true when it is done (close). */

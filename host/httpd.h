@@ -24,6 +24,13 @@
  * Keep-alive, pipelining (requests in one read are answered in order),
  * HTTP/1.0, Expect: 100-continue, chunked request bodies and HEAD are
  * handled here; responses always carry Content-Length.
+ *
+ * Before the parser sees a byte, the engine checks it: the head's lines end
+ * in CRLF (no bare LF or CR, no NUL, no obs-fold), and so do a chunked
+ * body's size lines (hex size, at most PH_HTTPD_MAX_CHUNK_EXT bytes of
+ * extensions), chunk data (exactly CRLF after it) and trailer lines (the
+ * head's rules and limit; then dropped). An HTTP/1.1 request needs exactly
+ * one valid Host header (RFC 9112 3.2); HTTP/1.0 may omit it.
  */
 #ifndef PH_HOST_HTTPD_H
 #define PH_HOST_HTTPD_H
@@ -36,7 +43,8 @@ typedef struct ph_httpd ph_httpd;
 
 /* Limits on what comes before the body (the error bodies name them). */
 #define PH_HTTPD_MAX_TARGET (8u * 1024)   /* path and query */
-#define PH_HTTPD_MAX_HEADERS (32u * 1024) /* all header lines */
+#define PH_HTTPD_MAX_HEADERS (32u * 1024) /* all header lines (and a chunked body's trailers) */
+#define PH_HTTPD_MAX_CHUNK_EXT 4096u      /* what follows a chunk's size on its line */
 
 /* One header of a request, as sent (names keep their case). */
 typedef struct ph_httpd_header {

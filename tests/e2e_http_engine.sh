@@ -25,7 +25,7 @@ max_body = 65536
 INI
 "$PH_BIN" -c "$tmp/host.ini" run >"$tmp/run.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/_/health?ready" && break; sleep 0.1; done
+for _ in $(seq 1 300); do curl -sf -o /dev/null "http://127.0.0.1:$port/_/health?ready" && break; sleep 0.1; done
 
 python3 - "$port" <<'PY' || fail "see above"
 import json, re, socket, sys, time
@@ -34,7 +34,7 @@ H = b"Host: 127.0.0.1\r\n"
 J = b"Content-Type: application/json\r\n"
 failures = []
 
-def raw(data, timeout=5):
+def raw(data, timeout=30):
     """Sends data, reads until the server closes (bounded); returns the bytes."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     s.sendall(data)
@@ -134,6 +134,51 @@ refused("a body over max_body (chunked)", add + b"Transfer-Encoding: chunked\r\n
         "too_large", "the request body is larger than the limit of 65536 bytes")
 refused("two Host headers", b"GET /_/health HTTP/1.1\r\n" + H + b"Host: evil.example\r\n\r\n",
         400, "invalid", "the request has 2 Host headers; send one")
+# RFC 9112 3.2: an HTTP/1.1 request names its host, once, validly (HTTP/1.0 may omit it)
+refused("HTTP/1.1 without Host", b"GET /_/health HTTP/1.1\r\n\r\n", 400, "invalid",
+        "the request is HTTP/1.1 but has no Host header; send Host: with the name or address")
+refused("a Host that is no host", b"GET /_/health HTTP/1.1\r\nHost: a b/c\r\n\r\n", 400,
+        "invalid", "the request's Host header 'a b/c' is not a host name or address with an "
+        "optional port; send Host: name[:port]")
+refused("a Host with a 6-digit port", b"GET /_/health HTTP/1.1\r\nHost: 127.0.0.1:123456\r\n\r\n",
+        400, "invalid", "the request's Host header '127.0.0.1:123456' is not a host name")
+# each refusal names its cause: a chunk size, a chunk extension, a Transfer-Encoding as sent
+chunked = add + b"Transfer-Encoding: chunked\r\n\r\n"
+refused("a chunk size of 2^64", chunked + b"10000000000000000\r\n", 400, "invalid",
+        "a chunk size of the chunked body is too large to be a number of bytes (more than 64 bits)")
+refused("a chunk size of 65 digits", chunked + b"0" * 64 + b"2\r\n{}\r\n0\r\n\r\n", 400,
+        "invalid", "a chunk size of the chunked body has more than 64 digits")
+refused("a 100 KB chunk extension", chunked + b"5;" + b"a" * 100000, 431,
+        "chunk_extension_too_long",
+        "a chunk extension of the chunked body is longer than 4096 bytes; send chunks without "
+        "extensions or with shorter ones")
+refused("a chunk size then no ';'", chunked + b"2 x\r\n{}\r\n0\r\n\r\n", 400, "invalid",
+        "a chunk size line of the chunked body is malformed; send the size in hex")
+refused("a chunk size line ending in a bare LF", chunked + b"2\n{}\r\n0\r\n\r\n", 400,
+        "invalid", "a chunk size line of the chunked body ends in a bare LF; end lines with CRLF")
+refused("a chunk longer than its size", chunked + b"2\r\n{}XY0\r\n\r\n", 400, "invalid",
+        "a chunk of the chunked body is not followed by CRLF (it is longer than its size says)")
+for name, te_cl in (("Transfer-Encoding: identity then Content-Length",
+                     b"Transfer-Encoding: identity\r\nContent-Length: 2\r\n"),
+                    ("Content-Length then Transfer-Encoding: identity",
+                     b"Content-Length: 2\r\nTransfer-Encoding: identity\r\n")):
+    refused(name, add + te_cl + b"\r\n{}", 501, "not_implemented",
+            "the request's Transfer-Encoding is not chunked (it is 'identity', beside a "
+            "Content-Length); this host reads only Transfer-Encoding: chunked")
+# a chunked body's trailer lines follow the head's rules (a proxy may frame them otherwise)
+for name, trailer, text in (
+        ("a bare LF", b"X-A: b\n", "a trailer line of the chunked body ends in a bare LF"),
+        ("a bare CR", b"X-A: b\rc\r\n", "a trailer line of the chunked body has a CR not followed by LF"),
+        ("a NUL", b"X-A: b\x00c\r\n", "a trailer line of the chunked body holds a NUL byte"),
+        ("an obs-fold line", b"X-A: b\r\n c\r\n", "a trailer line of the chunked body begins "
+         "with a space or tab (an obsolete folded field)"),
+        ("a space before the colon", b"X-A : b\r\n", "a trailer name of the chunked body holds a "
+         "space or a character names cannot hold"),
+        ("40 KiB", b"X-A: " + b"b" * 40960 + b"\r\n", "the chunked body's trailers are larger "
+         "than 32768 bytes")):
+    refused("a trailer with " + name, chunked + b"2\r\n{}\r\n0\r\n" + trailer + b"\r\n",
+            431 if name == "40 KiB" else 400, "headers_too_large" if name == "40 KiB" else "invalid",
+            text)
 # a request pipelined behind a refused one gets no answer: the connection ends with the refusal
 refused("pipelined after a refusal", add + b"Content-Length: abc\r\n\r\n{}" +
         b"GET /_/health HTTP/1.1\r\n" + H + b"\r\n", 400, "invalid",
@@ -163,6 +208,11 @@ ok("Expect: 100-continue", add + b"Expect: 100-continue\r\nConnection: close\r\n
         b"Content-Length: %d\r\n\r\n" % len(body) + body, [(100, b""), (200, b"42\n")])
 ok("chunked body", add + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
    b"6\r\n{\"a\":2\r\n8\r\n,\"b\":40}\r\n0\r\n\r\n", [(200, b"42\n")])
+ok("chunked body with extensions and a trailer", add + b"Transfer-Encoding: chunked\r\n"
+   b"Connection: close\r\n\r\n6 ;a=b\r\n{\"a\":2\r\n8;c\r\n,\"b\":40}\r\n0\r\nX-T: 1\r\n\r\n",
+   [(200, b"42\n")])
+ok("HTTP/1.0 without Host", b"GET /_/health HTTP/1.0\r\n\r\n",
+   [(200, b'{"status":"ok","ready":true,"instances":{"calc":"running","notes":"running"}}\n')])
 out = raw(b"HEAD /_/health HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n")
 if not re.match(rb"HTTP/1\.1 200 OK\r\n(.*\r\n)*Content-Length: [1-9]\d*\r\n(.*\r\n)*\r\n$", out):
     failures.append("HEAD: want a 200 head with the GET's length and no body, got %r" % out)

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -104,7 +105,7 @@ static char *exchange_within(int fd, const char *req, double ms)
 
 static char *exchange(int fd, const char *req)
 {
-    return exchange_within(fd, req, 5000);
+    return exchange_within(fd, req, 30000); /* ends once the answer is whole */
 }
 
 static ph_httpd *start(int min_threads, int *port, const char *unix_path)
@@ -234,11 +235,68 @@ static void test_blocked_handlers_do_not_stall_others(void **state)
     assert_true(ph_httpd_free(s, 1000));
 }
 
+/* Sends `req` a byte at a time (a pause between): the engine reads it in many pieces. */
+static char *exchange_bytewise(int port, const char *req)
+{
+    int fd = tcp_connect(port), one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    for (const char *p = req; *p; p++) {
+        if (send(fd, p, 1, MSG_NOSIGNAL) != 1)
+            break; /* refused and closed before the rest: the answer is read below */
+        usleep(500);
+    }
+    char *r = exchange_within(fd, "", 30000);
+    char c;
+    if (!tu_contains(r, "Connection: close\r\n") || recv(fd, &c, 1, 0) > 0)
+        r[0] = '!'; /* a refusal must close the connection */
+    close(fd);
+    return r;
+}
+
+/* The checks before the parser keep their place across reads of any size. */
+static void test_request_in_pieces(void **state)
+{
+    (void)state;
+    int port;
+    ph_httpd *s = start(2, &port, NULL);
+    char *r =
+        exchange_bytewise(port, "POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+                                "Connection: close\r\n\r\n5 ;a=b\r\nhello\r\n6;c\r\n "
+                                "world\r\n0\r\nX-T: 1\r\n\r\n");
+    assert_true(tu_contains(r, "HTTP/1.1 200 OK\r\n"));
+    assert_true(tu_contains(r, "\r\n\r\nPOST /a - trusted=0 x=- body=hello world"));
+    free(r);
+    static const struct {
+        const char *req, *status, *message;
+    } refused[] = {
+        {"POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\n",
+         "400 Bad Request",
+         "a chunk size of the chunked body is too large to be a number of bytes"},
+        {"POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n"
+         "X-A: b\n\r\n",
+         "400 Bad Request", "a trailer line of the chunked body ends in a bare LF"},
+        {"GET /a HTTP/1.1\r\nX-A: b\r\n\r\n", "400 Bad Request",
+         "the request is HTTP/1.1 but has no Host header"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        r = exchange_bytewise(port, refused[i].req);
+        if (!tu_contains(r, refused[i].status) || !tu_contains(r, refused[i].message))
+            fail_msg("%s: got %s", refused[i].req, r);
+        free(r);
+    }
+    /* HTTP/1.0 may leave Host out */
+    r = exchange_bytewise(port, "GET /old HTTP/1.0\r\n\r\n");
+    assert_true(tu_contains(r, "GET /old - trusted=0"));
+    free(r);
+    assert_true(ph_httpd_free(s, 1000));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_and_listeners),
         cmocka_unit_test(test_blocked_handlers_do_not_stall_others),
+        cmocka_unit_test(test_request_in_pieces),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
