@@ -107,7 +107,7 @@ typedef struct path {
  */
 typedef struct known_headers {
     const char *host, *origin, *authorization, *content_type, *acr_method;
-    int hosts, types; /* how many Host and Content-Type headers came */
+    int types; /* how many Content-Type headers came (the engine refuses a second Host) */
 } known_headers;
 
 /* What a request is about, gathered before it is served. */
@@ -1621,7 +1621,7 @@ static void find_headers(const ph_httpd_req *rq, known_headers *hd)
         switch (name[0] | 0x20) { /* ASCII lower case: one comparison for most headers */
         case 'h':
             if (strcasecmp(name, "Host") == 0)
-                slot = &hd->host, hd->hosts++;
+                slot = &hd->host;
             break;
         case 'o':
             if (strcasecmp(name, "Origin") == 0)
@@ -1648,11 +1648,9 @@ static void find_headers(const ph_httpd_req *rq, known_headers *hd)
 static bool refuse_head(call *k, int *ret)
 {
     find_headers(k->rq, &k->hd);
-    int hosts = k->hd.hosts, types = k->hd.types;
-    if (hosts > 1) /* RFC 9112 3.2: which host is meant? */
-        *ret = send_error(k, PH_EINVAL, "the request has %d Host headers; send one", hosts);
-    else if (types > 1)
-        *ret = send_error(k, PH_EINVAL, "the request has %d Content-Type headers; send one", types);
+    if (k->hd.types > 1)
+        *ret = send_error(k, PH_EINVAL, "the request has %d Content-Type headers; send one",
+                          k->hd.types);
     else
         return false;
     k->rs->close = true; /* malformed input: the connection ends after the answer */

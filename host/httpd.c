@@ -540,12 +540,13 @@ static int on_url(http_parser *p, const char *at, size_t n)
     return sb_add(r, at, n) ? oom(r) : 0;
 }
 
-/* RFC 9110 5.6.2: the characters of a token (a header name). */
-static bool is_tchar(unsigned char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           (ch && strchr("!#$%&'*+-.^_`|~", ch));
-}
+/* RFC 9110 5.6.2: the characters of a token (a header name), one lookup each. */
+static const bool tchar[256] = {
+    ['0' ... '9'] = true, ['A' ... 'Z'] = true, ['a' ... 'z'] = true, ['!'] = true,  ['#'] = true,
+    ['$'] = true,         ['%'] = true,         ['&'] = true,         ['\''] = true, ['*'] = true,
+    ['+'] = true,         ['-'] = true,         ['.'] = true,         ['^'] = true,  ['_'] = true,
+    ['`'] = true,         ['|'] = true,         ['~'] = true,
+};
 
 /* A chunked body's trailer bytes: counted against the head's limit and dropped (RFC 9112
  * 7.1.2), never merged into the request's headers. */
@@ -559,7 +560,7 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     reading *r = &((conn *)p->data)->rd;
     for (size_t i = 0; i < n; i++)
-        if (!is_tchar((unsigned char)at[i]))
+        if (!tchar[(unsigned char)at[i]])
             return refuse(r, 400, ph_error_word(PH_EINVAL),
                           "%s holds a space or a character names cannot hold; send 'Name: "
                           "value' lines, the name a token",
@@ -578,13 +579,20 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
     return sb_add(r, at, n) ? oom(r) : 0;
 }
 
+/* Whether header name i (0, 2, 4, ...: ended) is `name` of length n, ASCII case aside. */
+static bool name_is(const reading *r, size_t i, const char *name, size_t n)
+{
+    return r->hoff[i + 1] - r->hoff[i] == n + 1 && strncasecmp(r->sb + r->hoff[i], name, n) == 0;
+}
+
 /* A header name just ended (its value begins): counts the ones framing the body. */
 static void name_done(reading *r)
 {
-    const char *name = r->sb + r->hoff[r->n_h - 1];
-    if (strcasecmp(name, "Content-Length") == 0)
+    size_t i = r->n_h - 1, n = r->sb_len - 1 - r->hoff[i]; /* the name and its NUL */
+    const char *name = r->sb + r->hoff[i];
+    if (n == 14 && strcasecmp(name, "Content-Length") == 0)
         r->n_length++;
-    else if (strcasecmp(name, "Transfer-Encoding") == 0)
+    else if (n == 17 && strcasecmp(name, "Transfer-Encoding") == 0)
         r->n_te++;
 }
 
@@ -609,8 +617,9 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
 
 static const char *rd_header(const reading *r, const char *name)
 {
+    size_t n = strlen(name);
     for (size_t i = 0; i + 1 < r->n_h; i += 2)
-        if (strcasecmp(r->sb + r->hoff[i], name) == 0)
+        if (name_is(r, i, name, n))
             return r->sb + r->hoff[i + 1];
     return NULL;
 }
@@ -679,7 +688,7 @@ static int check_host(reading *r, const http_parser *p)
     const char *inval = ph_error_word(PH_EINVAL), *host = NULL;
     int n = 0;
     for (size_t i = 0; i + 1 < r->n_h; i += 2)
-        if (strcasecmp(r->sb + r->hoff[i], "Host") == 0) {
+        if (name_is(r, i, "Host", 4)) {
             host = r->sb + r->hoff[i + 1];
             n++;
         }
@@ -942,6 +951,19 @@ static int line_refused(conn *c, int rule)
     return refuse(&c->rd, 400, ph_error_word(PH_EINVAL), "%s", line_msgs[rule][where]);
 }
 
+/* The bytes scan_line_byte looks at one by one; a run of any others is taken at once. */
+static const bool line_special[256] = {['\0'] = true, ['\n'] = true, ['\r'] = true};
+
+/* The line read so far is past its limit (the request line's, or a header's): -1, refused. */
+static int line_too_long(conn *c)
+{
+    if (c->lines == 0 && c->line_len > PH_HTTPD_MAX_TARGET + 64)
+        return uri_too_long(&c->rd);
+    if (c->lines > 0 && c->line_len > PH_HTTPD_MAX_HEADERS + 64)
+        return too_many_headers(&c->rd);
+    return 0;
+}
+
 /* One byte of the head or the trailers: 1 the blank line ended them, 0 go on, -1 refused. */
 static int scan_line_byte(conn *c, unsigned char b)
 {
@@ -965,11 +987,7 @@ static int scan_line_byte(conn *c, unsigned char b)
     if (c->line_len == 0 && c->lines > 0 && (b == ' ' || b == '\t'))
         return line_refused(c, L_FOLD);
     c->line_len++;
-    if (c->lines == 0 && c->line_len > PH_HTTPD_MAX_TARGET + 64)
-        return uri_too_long(&c->rd);
-    if (c->lines > 0 && c->line_len > PH_HTTPD_MAX_HEADERS + 64)
-        return too_many_headers(&c->rd);
-    return 0;
+    return line_too_long(c);
 }
 
 static int bad_size_line(conn *c)
@@ -1083,6 +1101,20 @@ static int scan(conn *c, size_t *end)
             if (!c->chunk_left)
                 c->scan = S_DATA_CR;
             continue;
+        }
+        if ((c->scan == S_HEAD || c->scan == S_TRAILERS) && c->line_len && c->prev != '\r') {
+            /* inside a line: a run of bytes other than CR, LF and NUL only lengthens it */
+            size_t j = i;
+            while (j < c->in_len && !line_special[(unsigned char)c->in[j]])
+                j++;
+            if (j > i) {
+                c->line_len += j - i;
+                c->prev = (unsigned char)c->in[j - 1];
+                i = j;
+                if (line_too_long(c))
+                    return -1;
+                continue;
+            }
         }
         unsigned char b = (unsigned char)c->in[i++];
         if (c->scan == S_HEAD || c->scan == S_TRAILERS) {
