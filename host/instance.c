@@ -146,6 +146,12 @@ static int pinned_call(ph_version *v, char *out, size_t size)
     return pinned;
 }
 
+int ph_version_pinned(ph_version *v)
+{
+    char call[sizeof v->pinned_call];
+    return pinned_call(v, call, sizeof call);
+}
+
 void ph_version_unpin(ph_version *v)
 {
     pthread_mutex_lock(&pin_mu);
@@ -313,8 +319,7 @@ int ph_instance_start(ph_instance *inst)
         st = ph_version_step(inst->cur, d->start, "start", &reason);
         if (st == PH_OK)
             st = after_start(inst, &reason);
-        char call[sizeof inst->cur->pinned_call];
-        if (st != PH_OK && d->stop && !pinned_call(inst->cur, call, sizeof call)) {
+        if (st != PH_OK && d->stop && !ph_version_pinned(inst->cur)) {
             /* Release what prepare acquired: stop copes with a half-started instance (not
              * under a callback still running past its time limit: the build stays as it is). */
             ph_frame f;

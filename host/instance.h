@@ -128,6 +128,12 @@ void ph_version_pin_call(ph_version *v, const char *address);
 /** Drops a pin; the last one frees a version (and instance) freed meanwhile. */
 void ph_version_unpin(ph_version *v);
 /**
+ * True while something the host stopped waiting for (an abandoned call, a
+ * stop() or lifecycle callback past its time limit) may still run in v's
+ * code: stop() must not run under it. Thread-safe.
+ */
+int ph_version_pinned(ph_version *v);
+/**
  * Gives the version its own copy of `params` (what its code reads with
  * ph_param), replacing an earlier one. Call only while its code cannot run
  * (before it serves, or with the gate closed). 0 or PH_ENOMEM.

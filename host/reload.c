@@ -337,7 +337,7 @@ static int drain_bound(const ph_manifest *m, int drain)
 /* Runs stop on a prepared build that will not serve (never started, or failed to). */
 static void discard_prepared(ph_version *v)
 {
-    if (!v->module->desc->stop)
+    if (!v->module->desc->stop || ph_version_pinned(v)) /* not under a callback past its limit */
         return;
     ph_frame f;
     ph_frame_push(&f, v->inst);

@@ -5,8 +5,9 @@
 # mapped, counts the callback as failed with that callback's documented
 # effect, and management and shutdown go on): after_instantiate of an
 # instance the page creates (the page answers the failure and rolls host.ini
-# back) and before_uninstall (the removal is refused, 409, cb keeps
-# serving); the page's instance_new answers a failing after_instantiate; and
+# back), after_upgrade (the upgrade is rolled back, stop() is not run under
+# it) and before_uninstall (the removal is refused, 409, cb keeps serving);
+# shutdown ends without running stop() under it; the page's instance_new answers a failing after_instantiate; and
 # /_/packages gives the wall-clock time of an instance's last reload.
 # tests/apm/cb.c hangs in the callbacks its parameter `hang` names.
 set -euo pipefail
@@ -40,7 +41,7 @@ reload = false
 [http]
 listen = 127.0.0.1:$port
 [limits]
-stop_timeout = 1
+stop_timeout = 3
 INI
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}'; }
 post() { curl -s -m 60 -X POST -H 'Content-Type: application/json' "$@"; }
@@ -56,7 +57,7 @@ answered() { # BODY URL ANSWER-REGEX INSTANCE CALLBACK: the answer (and its time
   out=$(admin -w ' %{http_code}' -d "$1" "$2" | tr -d '\n')
   t=$(since "$t0")
   grep -q "$3" <<<"$out" || fail "$5 hangs: $2 answered: $out"
-  grep -q "error \[$4\] package 'cb' build [0-9a-f]\{16\}: $5() did not return within 1 s" "$tmp/run.log" ||
+  grep -q "error \[$4\] package 'cb' build [0-9a-f]\{16\}: $5() did not return within 3 s" "$tmp/run.log" ||
     fail "no log line of the hanging $5"
 }
 
@@ -84,7 +85,7 @@ echo "  /_/packages: last_reload $(grep -o '"last_reload":"[^"]*"' <<<"$out" | h
 # --- finding 1 and 2: a new instance whose after_instantiate never returns ---
 cp "$tmp/host.ini" "$tmp/host.ini.before"
 answered '{"instance":"cb2","package":"cb","mount":"/cb2","parameters":{"hang":"after_instantiate"}}' "$pm/instance_new" \
-  "instance 'cb2' did not start (failed): package 'cb' build [0-9a-f]\{16\}: after_instantiate() did not return within 1 s; its code stays mapped and it counts as failed; make after_instantiate() return (signal and join your threads, never wait without a time limit), or raise \[limits\] stop_timeout; host.ini is rolled back (the section is removed) and the host applies that now.* 500$" \
+  "instance 'cb2' did not start (failed): package 'cb' build [0-9a-f]\{16\}: after_instantiate() did not return within 3 s; its code stays mapped and it counts as failed; make after_instantiate() return (signal and join your threads, never wait without a time limit), or raise \[limits\] stop_timeout; host.ini is rolled back (the section is removed) and the host applies that now.* 500$" \
   cb2 after_instantiate
 cmp -s "$tmp/host.ini" "$tmp/host.ini.before" || fail "host.ini not rolled back: $(diff "$tmp/host.ini.before" "$tmp/host.ini")"
 grep -q "^cb2 1.0.0 after_instantiate$" <<<"$(calls)" || fail "after_instantiate did not run: $(calls)"
@@ -98,10 +99,24 @@ done
 grep -q '"instance":"cb2"' <<<"$(curl -s "$url/_/packages")" && fail "cb2 is still listed after the rollback"
 [ "$("$PH_BIN" call --url "$url" cb.cb.version)" = '"1.0.0"' ] || fail "cb does not serve"
 
+# --- finding 1: an after_upgrade that never returns rolls the upgrade back (its failure's effect) ---
+cp -r "$tmp/pk/cb" "$tmp/cb1"
+sed -i 's/^version = 1.0.0/version = 2.0.0/; s/^hang = .*/hang = after_upgrade/' "$tmp/pk/cb/package.ini"
+cbso -UPH_PACKAGE_VERSION -DPH_PACKAGE_VERSION='"2.0.0"'
+: >"$rec/calls.log"
+answered '{}' "$url/_/reload/cb" \
+  "new build of 'cb' ([0-9a-f]\{16\}): package 'cb' build [0-9a-f]\{16\}: after_upgrade() did not return within 3 s; its code stays mapped and it counts as failed; .*; the upgrade 1.0.0 -> 2.0.0 is rolled back and 1.0.0 serves again" \
+  cb after_upgrade
+grep -q "^cb 2.0.0 after_upgrade 1.0.0->2.0.0$" <<<"$(calls)" || fail "after_upgrade did not run: $(calls)"
+grep -q "^cb 2.0.0 stop$" <<<"$(calls)" && fail "stop() ran under the hanging after_upgrade: $(calls)"
+[ "$("$PH_BIN" call --url "$url" cb.cb.version)" = '"1.0.0"' ] || fail "1.0.0 does not serve after the rollback"
+rm -rf "$tmp/pk/cb" && mv "$tmp/cb1" "$tmp/pk/cb"
+echo "  reload to 2.0.0: after_upgrade hangs: rolled back after $t s, 1.0.0 serves"
+
 # --- finding 1: a before_uninstall that never returns refuses the removal (its failure's effect) ---
 : >"$rec/calls.log"
 answered '{}' "$url/_/remove/cb" \
-  "package 'cb' refused its removal (instance 'cb': package 'cb' build [0-9a-f]\{16\}: before_uninstall() did not return within 1 s; its code stays mapped and it counts as failed; make before_uninstall() return .*); nothing was changed.* 409$" \
+  "package 'cb' refused its removal (instance 'cb': package 'cb' build [0-9a-f]\{16\}: before_uninstall() did not return within 3 s; its code stays mapped and it counts as failed; make before_uninstall() return .*); nothing was changed.* 409$" \
   cb before_uninstall
 [ -d "$tmp/pk/cb" ] || fail "the package was removed"
 [ "$("$PH_BIN" call --url "$url" cb.cb.version)" = '"1.0.0"' ] || fail "cb does not serve after the refused removal"
