@@ -7,8 +7,7 @@
 # instance the page creates (the page answers the failure and rolls host.ini
 # back), after_upgrade (the upgrade is rolled back, stop() is not run under
 # it) and before_uninstall (the removal is refused, 409, cb keeps serving);
-# shutdown ends without running stop() under it; the page's instance_new answers a failing after_instantiate; and
-# /_/packages gives the wall-clock time of an instance's last reload.
+# shutdown ends without running stop() under it; and /_/packages gives the wall-clock time of an instance's last reload.
 # tests/apm/cb.c hangs in the callbacks its parameter `hang` names.
 set -euo pipefail
 . "$PH_SOURCE_DIR/tests/support/e2e.sh"
@@ -33,16 +32,9 @@ INI
 cbso
 port=$(free_port)
 url="http://127.0.0.1:$port"
-cat >"$tmp/host.ini" <<INI
-[host]
-package_dirs = pk
-data_dir = data
-reload = false
-[http]
-listen = 127.0.0.1:$port
-[limits]
-stop_timeout = 3
-INI
+# stop()'s limit, which the callbacks share: 3 s, generous for a sanitizer build
+printf '[limits]\nstop_timeout = 3\n[host]\npackage_dirs = pk\ndata_dir = data\nreload = false\n[http]\nlisten = 127.0.0.1:%s\n' \
+  "$port" >"$tmp/host.ini"
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}'; }
 post() { curl -s -m 60 -X POST -H 'Content-Type: application/json' "$@"; }
 calls() { cat "$rec/calls.log" 2>/dev/null; }
