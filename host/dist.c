@@ -189,9 +189,7 @@ static const char *key_access(mode_t m)
 /* Who besides its owner may: its group, everyone else, or both. */
 static const char *key_accessors(mode_t m)
 {
-    return (m & 070) && (m & 07) ? "its group and others"
-           : (m & 070)           ? "its group"
-                                 : "others";
+    return (m & 070) && (m & 07) ? "its group and others" : (m & 070) ? "its group" : "others";
 }
 
 /* Reads the secret key file: its name and the 64-byte libsodium secret key. */
