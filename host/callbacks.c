@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "log.h"
 #include "residue.h"
 
 const char *ph_callback_name(ph_callback cb)
@@ -70,26 +71,90 @@ int ph_callback_has(const ph_version *v, ph_callback cb)
     return 0;
 }
 
+/* What the callback's thread owns: it may outlive the caller (callbacks.h). */
+typedef struct cb_job {
+    ph_callback cb;
+    ph_callback_args a;
+} cb_job;
+
+static void cb_job_free(void *p)
+{
+    cb_job *j = p;
+    if (!j)
+        return;
+    free((char *)j->a.from);
+    free((char *)j->a.to);
+    free((char *)j->a.mount);
+    free(j);
+}
+
+static char *dup_or_null(const char *s, int *ok)
+{
+    char *d = s ? strdup(s) : NULL;
+    if (s && !d)
+        *ok = 0;
+    return d;
+}
+
+static cb_job *cb_job_new(ph_callback cb, const ph_callback_args *a)
+{
+    cb_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    int ok = 1;
+    j->cb = cb;
+    j->a.purge = a ? a->purge : 0;
+    j->a.from = dup_or_null(a ? a->from : NULL, &ok);
+    j->a.to = dup_or_null(a ? a->to : NULL, &ok);
+    j->a.mount = dup_or_null(a ? a->mount : NULL, &ok);
+    if (!ok) {
+        cb_job_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+static int call_cb(ph_version *v, void *arg)
+{
+    cb_job *j = arg;
+    return invoke(v->module->desc, &v->ctx, j->cb, &j->a);
+}
+
 int ph_callback_run(ph_version *v, ph_callback cb, const ph_callback_args *a, char **reason)
 {
-    static const ph_callback_args none = {NULL, NULL, 0, NULL};
     *reason = NULL;
     if (!ph_callback_has(v, cb))
         return PH_OK;
     const char *what = ph_callback_name(cb);
-    ph_frame f;
-    ph_error_clear();
-    ph_frame_push(&f, v->inst);
-    f.what = what;
-    f.ver = v;
-    int st = invoke(v->module->desc, &v->ctx, cb, a ? a : &none);
-    ph_frame_pop(&f);
+    cb_job *j = cb_job_new(cb, a);
+    if (!j) {
+        *reason = strdup("out of memory");
+        return PH_FAIL;
+    }
+    char pin_as[64];
+    snprintf(pin_as, sizeof pin_as, "%s()", what);
+    ph_limited c = {.what = what,
+                    .fn = call_cb,
+                    .arg = j,
+                    .arg_free = cb_job_free,
+                    .consequence = "it counts as failed",
+                    .pin_as = pin_as};
+    int st = PH_OK;
+    char *error = NULL, msg[2048];
+    if (ph_version_run_limited(v, &c, ph_instance_stop_timeout_ms(v->inst), &st, &error)) {
+        /* Still running in the build: no residue check under it; the failure is the timeout.
+         * Logged here, whatever the caller does with it: a thread left in a package is
+         * something the operator must see even when only a client is answered. */
+        ph_logf(PH_L_ERROR, v->inst->name, "%s", ph_error_last());
+        *reason = strdup(ph_error_last());
+        return PH_FAIL;
+    }
     ph_residue_after_step(v->module, what);
-    if (st == PH_OK && !f.failed)
+    if (st == PH_OK && !error)
         return PH_OK;
-    char msg[2048];
     snprintf(msg, sizeof msg, "%s failed: %s", what,
-             f.failed ? ph_error_last() : "the package returned an error without a message");
+             error ? error : "the package returned an error without a message");
+    free(error);
     *reason = strdup(msg);
     return PH_FAIL;
 }

@@ -44,7 +44,11 @@ int ph_callback_has(const ph_version *v, ph_callback cb);
  * Runs callback `cb` of version v (as ph_version_step runs prepare): PH_OK
  * (also when the package has none) or PH_FAIL with *reason (malloc'd)
  * "NAME failed: <the package's message>". The caller makes sure no call
- * of the instance runs meanwhile.
+ * of the instance runs meanwhile. The callback runs within the instance's
+ * stop() time limit (ph_instance_stop_timeout_ms, [limits] stop_timeout):
+ * past it the host stops waiting, logs and gives PH_FAIL with *reason
+ * "package 'P' build B: NAME() did not return within N s; ...", and the
+ * build stays mapped (pinned) until the callback returns.
  */
 int ph_callback_run(ph_version *v, ph_callback cb, const ph_callback_args *a, char **reason);
 

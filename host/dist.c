@@ -89,6 +89,24 @@ static void hex_of(const unsigned char *d, size_t n, char *out)
 
 /* ---- keys ---- */
 
+/*
+ * The directory `keygen --output` or `pack --output` writes into must exist:
+ * it is not made (as ssh-keygen -f does not), so a typo does not scatter
+ * keys. PH_ENOTFOUND or PH_EINVAL saying what to do.
+ */
+static int check_out_dir(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0 && errno == ENOENT)
+        return ph_error_set(PH_ENOTFOUND,
+                            "the output directory %s does not exist; create it first "
+                            "(mkdir -p %s) or give another --output",
+                            dir, dir);
+    if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
+        return ph_error_set(PH_EINVAL, "the output %s is not a directory; give a directory", dir);
+    return 0;
+}
+
 static int write_new_file(const char *path, mode_t mode, const char *text)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
@@ -118,7 +136,7 @@ int ph_dist_keygen(const char *name, const char *dir, char **pub_line)
     if (!key_name_ok(name))
         return ph_error_set(PH_EINVAL,
                             "key name '%s' must be 1 to 64 letters, digits, '.', '_' or '-'", name);
-    if ((rc = init_sodium()))
+    if ((rc = init_sodium()) || (rc = check_out_dir(dir)))
         return rc;
     crypto_sign_keypair(pk, sk);
     sodium_bin2base64(pk64, sizeof pk64, pk, sizeof pk, B64);
@@ -160,6 +178,20 @@ cleanup:
     return rc;
 }
 
+/* What the group and others may do with a secret key file ("read and changed"). */
+static const char *key_access(mode_t m)
+{
+    static const char *const what[] = {"used", "used", "changed",          "changed",
+                                       "read", "read", "read and changed", "read and changed"};
+    return what[((m >> 3) | m) & 7];
+}
+
+/* Who besides its owner may: its group, everyone else, or both. */
+static const char *key_accessors(mode_t m)
+{
+    return (m & 070) && (m & 07) ? "its group and others" : (m & 070) ? "its group" : "others";
+}
+
 /* Reads the secret key file: its name and the 64-byte libsodium secret key. */
 static int read_secret(const char *path, char name[65],
                        unsigned char sk[crypto_sign_SECRETKEYBYTES])
@@ -176,9 +208,10 @@ static int read_secret(const char *path, char name[65],
     if (st.st_mode & 077) {
         close(fd);
         return ph_error_set(PH_EPERM,
-                            "the secret key %s can be read by others (mode %04o); "
-                            "run chmod 600 %s (a secret key must be yours alone, as ssh requires)",
-                            path, (unsigned)(st.st_mode & 07777), path);
+                            "the secret key %s can be %s by %s (mode %04o); run chmod 600 %s (a "
+                            "secret key must be yours alone, as ssh requires)",
+                            path, key_access(st.st_mode), key_accessors(st.st_mode),
+                            (unsigned)(st.st_mode & 07777), path);
     }
     ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);
@@ -243,7 +276,7 @@ static bool path_text_ok(const char *rel)
     for (const unsigned char *p = (const unsigned char *)rel; *p; p++)
         if (*p < 0x20 || *p == 0x7f)
             return false;
-    return strlen(rel) <= PATH_MAX_LEN;
+    return true;
 }
 
 static int add_file(collect *c, const char *root, const char *rel)
@@ -267,9 +300,14 @@ static int add_file(collect *c, const char *root, const char *rel)
                           full);
     } else if (!path_text_ok(rel)) {
         rc = ph_error_set(PH_EINVAL,
-                          "%s: a file name with control characters or over %u bytes "
-                          "cannot be packed",
-                          full, PATH_MAX_LEN);
+                          "%s: its name holds a control character, which an archive member's "
+                          "name may not; rename the file",
+                          full);
+    } else if (strlen(rel) > PATH_MAX_LEN) {
+        rc = ph_error_set(PH_EINVAL,
+                          "%s: its path in the package is %zu bytes, longer than the %u bytes "
+                          "an archive member's name may be; shorten it",
+                          full, strlen(rel), PATH_MAX_LEN);
     } else if (c->n >= FILES_MAX) {
         rc = ph_error_set(PH_ETOOBIG, "%s holds more than %u files", root, FILES_MAX);
     }
@@ -531,7 +569,7 @@ int ph_dist_pack(const char *pkg_dir, const char *out_dir, const char *secret_ke
     char *ini = NULL, *list = NULL, *sig = NULL, *path = NULL, *tmp = NULL;
     int rc;
     *out_path = NULL;
-    if ((rc = init_sodium()))
+    if ((rc = init_sodium()) || (rc = check_out_dir(out_dir)))
         return rc;
     if (asprintf(&ini, "%s/package.ini", pkg_dir) < 0) {
         ini = NULL;
@@ -592,7 +630,7 @@ bool ph_dist_is(const char *path)
 /* A member path the archive may hold: relative, no '.', '..' or empty segment. */
 static bool member_path_ok(const char *p)
 {
-    if (!*p || *p == '/' || !path_text_ok(p))
+    if (!*p || *p == '/' || !path_text_ok(p) || strlen(p) > PATH_MAX_LEN)
         return false;
     const char *s = p;
     while (*s) {
@@ -635,6 +673,11 @@ static int parse_list(const char *shown, char *text, listing *l)
             return ph_error_set(PH_EPERM, "%s: the file list has a malformed line: %.80s", shown,
                                 line);
         const char *p = line + off;
+        if (strlen(p) > PATH_MAX_LEN)
+            return ph_error_set(PH_EPERM,
+                                "%s: refused: the path '%.80s...' is %zu bytes, longer than the "
+                                "%u bytes an archive member's name may be",
+                                shown, p, strlen(p), PATH_MAX_LEN);
         if (!member_path_ok(p))
             return ph_error_set(PH_EPERM,
                                 "%s: refused: the path '%.200s' could write outside the package "
@@ -892,6 +935,11 @@ static int check_library(const reader *r, const member *m, const unsigned char *
         return ph_error_set(PH_ENOMEM, "out of memory");
     int rc = ph_elf_check_image(p, (size_t)m->size, shown);
     free(shown);
+    if (rc == PH_ELOAD) { /* a refusal of the archive, as its other checks (403, not 500) */
+        char *why = strdup(ph_error_last());
+        rc = ph_error_set(PH_EPERM, "%s", why ? why : "a library cannot be loaded; refused");
+        free(why);
+    }
     return rc;
 }
 
@@ -916,6 +964,11 @@ static int read_entry(struct archive *a, struct archive_entry *e, reader *r)
             copy[--n] = '\0';
         bool ok = member_path_ok(copy);
         free(copy);
+        if (!ok && strlen(p) > PATH_MAX_LEN)
+            return ph_error_set(PH_EPERM,
+                                "%s: refused: the directory '%.80s...' is %zu bytes, longer than "
+                                "the %u bytes an archive member's name may be",
+                                r->shown, p, strlen(p), PATH_MAX_LEN);
         return ok ? 0
                   : ph_error_set(PH_EPERM,
                                  "%s: refused: the directory '%.200s' lies outside the "

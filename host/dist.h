@@ -67,8 +67,8 @@ bool ph_dist_is(const char *path);
  * directory, which holds package.ini at its top; *name and *version
  * (caller frees; either may be NULL) are what the signed list says.
  * Nothing is written when a check fails. 0, or PH_EPERM (signature, trust,
- * a path trick, a link or device, a file not matching its signed hash),
- * PH_ELOAD (a library for another machine), PH_ETOOBIG, PH_EIO,
+ * a path trick, a link or device, a file not matching its signed hash, a
+ * library that is no ELF object for this machine), PH_ETOOBIG, PH_EIO,
  * PH_ENOMEM, with a message naming the archive and the member.
  */
 int ph_dist_unpack(const ph_config *cfg, const char *path, char **staging, char **name,

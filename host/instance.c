@@ -146,6 +146,12 @@ static int pinned_call(ph_version *v, char *out, size_t size)
     return pinned;
 }
 
+int ph_version_pinned(ph_version *v)
+{
+    char call[sizeof v->pinned_call];
+    return pinned_call(v, call, sizeof call);
+}
+
 void ph_version_unpin(ph_version *v)
 {
     pthread_mutex_lock(&pin_mu);
@@ -313,8 +319,9 @@ int ph_instance_start(ph_instance *inst)
         st = ph_version_step(inst->cur, d->start, "start", &reason);
         if (st == PH_OK)
             st = after_start(inst, &reason);
-        if (st != PH_OK && d->stop) {
-            /* Release what prepare acquired: stop copes with a half-started instance. */
+        if (st != PH_OK && d->stop && !ph_version_pinned(inst->cur)) {
+            /* Release what prepare acquired: stop copes with a half-started instance (not
+             * under a callback still running past its time limit: the build stays as it is). */
             ph_frame f;
             ph_frame_push(&f, inst);
             f.what = "stop";
@@ -352,32 +359,52 @@ int ph_instance_stop_timeout_ms(const ph_instance *inst)
     return ms > 0 ? ms : atomic_load(&stop_limit_ms);
 }
 
-/* One stop() run on its own thread, so that the host can stop waiting for it. */
-typedef struct stop_job {
+/*
+ * One package function (stop(), a lifecycle callback) run on its own thread,
+ * so that the host can stop waiting for it. The job is freed by whichever
+ * side finishes last: the host when the function returned in time, else the
+ * thread when it returns at last (it then frees the argument and unpins the
+ * build it kept mapped).
+ */
+typedef struct limited_job {
     ph_version *v;
-    void (*fn)(ph_ctx *);
+    ph_limited c;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int done; /* stop() returned */
-    int left; /* the host stopped waiting: the thread frees the job and unpins the build */
-} stop_job;
+    int status;  /* what the function returned */
+    char *error; /* the package's message (ph_error of its frame), or NULL */
+    int done;    /* the function returned */
+    int left;    /* the host stopped waiting: the thread frees the job and unpins the build */
+} limited_job;
 
-static void stop_job_free(stop_job *j)
+static void limited_job_free(limited_job *j)
 {
+    if (j->c.arg_free)
+        j->c.arg_free(j->c.arg);
+    free(j->error);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     free(j);
 }
 
-static void *run_stop(void *p)
+/* Runs the function in a frame of its instance; its status and message go into the job. */
+static void limited_call(limited_job *j)
 {
-    stop_job *j = p;
     ph_frame f;
+    ph_error_clear();
     ph_frame_push(&f, j->v->inst);
-    f.what = "stop";
+    f.what = j->c.what;
     f.ver = j->v;
-    j->fn(&j->v->ctx);
+    j->status = j->c.fn(j->v, j->c.arg);
     ph_frame_pop(&f);
+    if (f.failed)
+        j->error = strdup(ph_error_last());
+}
+
+static void *run_limited(void *p)
+{
+    limited_job *j = p;
+    limited_call(j);
     pthread_mutex_lock(&j->mu);
     j->done = 1;
     int left = j->left;
@@ -385,14 +412,14 @@ static void *run_stop(void *p)
     pthread_mutex_unlock(&j->mu);
     if (left) { /* late: its build was kept for it; now it may go */
         ph_version *v = j->v;
-        stop_job_free(j);
+        limited_job_free(j);
         ph_version_unpin(v);
     }
     return NULL;
 }
 
-/* Waits for the job up to ms; 1 if stop() returned, 0 if the host gave up on it. */
-static int wait_stop(stop_job *j, int ms)
+/* Waits for the job up to ms; 1 if the function returned, 0 if the host gave up on it. */
+static int wait_limited(limited_job *j, int ms)
 {
     struct timespec deadline;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -413,52 +440,86 @@ static int wait_stop(stop_job *j, int ms)
     return done;
 }
 
-int ph_version_stop(ph_version *v, int limit_ms)
+/* A job with its condition variable on the monotonic clock, or NULL. */
+static limited_job *limited_job_new(ph_version *v, const ph_limited *c)
 {
-    const ph_package *d = v->module->desc;
-    if (!d->stop)
-        return 0;
-    stop_job *j = calloc(1, sizeof *j);
+    limited_job *j = calloc(1, sizeof *j);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     int ok = j && pthread_cond_init(&j->cv, &attr) == 0;
     pthread_condattr_destroy(&attr);
-    pthread_t t;
-    if (ok) {
-        pthread_mutex_init(&j->mu, NULL);
-        j->v = v;
-        j->fn = d->stop;
-        ph_version_pin(v); /* kept mapped, with its ctx and memory, while stop() runs */
-        ok = pthread_create(&t, NULL, run_stop, j) == 0;
-        if (!ok) {
-            ph_version_unpin(v);
-            stop_job_free(j);
-        }
-    } else {
+    if (!ok) {
         free(j);
+        return NULL;
     }
-    if (!ok) { /* no thread to spare: stop() runs here, without a limit */
-        ph_frame f;
-        ph_frame_push(&f, v->inst);
-        f.what = "stop";
-        f.ver = v;
-        d->stop(&v->ctx);
-        ph_frame_pop(&f);
+    pthread_mutex_init(&j->mu, NULL);
+    j->v = v;
+    j->c = *c;
+    return j;
+}
+
+int ph_version_run_limited(ph_version *v, const ph_limited *c, int limit_ms, int *status,
+                           char **error)
+{
+    *status = 0;
+    *error = NULL;
+    limited_job *j = limited_job_new(v, c);
+    pthread_t t;
+    int ok = j != NULL;
+    if (ok) {
+        ph_version_pin_call(v, c->pin_as); /* kept mapped, with its ctx and memory, meanwhile */
+        ok = pthread_create(&t, NULL, run_limited, j) == 0;
+        if (!ok) {
+            j->c.arg_free = NULL; /* the caller's to free: the call runs here */
+            limited_job_free(j);
+            ph_version_unpin(v);
+        }
+    }
+    if (!ok) { /* no thread to spare: the function runs here, without a limit */
+        limited_job here = {.v = v, .c = *c};
+        limited_call(&here);
+        *status = here.status;
+        *error = here.error;
+        if (c->arg_free)
+            c->arg_free(c->arg);
         return 0;
     }
     pthread_detach(t);
-    if (!wait_stop(j, limit_ms))
+    if (!wait_limited(j, limit_ms))
         return ph_error_set(PH_ETIMEOUT,
-                            "package '%s' build %s: stop() did not return within %g s; its code "
-                            "stays mapped and instance '%s' is marked failed; make stop() "
-                            "return (signal and join your threads, never wait without a time "
-                            "limit), or raise [limits] stop_timeout",
-                            v->module->desc->name, v->module->hash, limit_ms / 1000.0,
-                            v->inst->name);
-    stop_job_free(j);
+                            "package '%s' build %s: %s() did not return within %g s; its code "
+                            "stays mapped and %s; make %s() return (signal and join your threads, "
+                            "never wait without a time limit), or raise [limits] stop_timeout",
+                            v->module->desc->name, v->module->hash, c->what, limit_ms / 1000.0,
+                            c->consequence, c->what);
+    *status = j->status;
+    *error = j->error;
+    j->error = NULL;
+    limited_job_free(j);
     ph_version_unpin(v);
     return 0;
+}
+
+static int call_stop(ph_version *v, void *arg)
+{
+    (void)arg;
+    v->module->desc->stop(&v->ctx);
+    return 0;
+}
+
+int ph_version_stop(ph_version *v, int limit_ms)
+{
+    if (!v->module->desc->stop)
+        return 0;
+    char consequence[256];
+    snprintf(consequence, sizeof consequence, "instance '%s' is marked failed", v->inst->name);
+    ph_limited c = {.what = "stop", .fn = call_stop, .consequence = consequence};
+    int status;
+    char *error = NULL;
+    int rc = ph_version_run_limited(v, &c, limit_ms, &status, &error);
+    free(error);
+    return rc;
 }
 
 int ph_instance_stop(ph_instance *inst)

@@ -77,6 +77,7 @@ typedef struct ph_instance {
     /* hot reload bookkeeping (reload.c), read by status outputs */
     unsigned reloads; /* successful swaps */
     unsigned reload_failures;
+    long long reload_at;       /* wall-clock time (s since the epoch) of the last reload, 0: none */
     char *reload_error;        /* why the last reload failed; NULL after a success */
     int reload_code;           /* its PH_E* code */
     char bad_hash[17];         /* a build that failed; not retried until the file changes */
@@ -126,6 +127,12 @@ void ph_version_pin(ph_version *v);
 void ph_version_pin_call(ph_version *v, const char *address);
 /** Drops a pin; the last one frees a version (and instance) freed meanwhile. */
 void ph_version_unpin(ph_version *v);
+/**
+ * True while something the host stopped waiting for (an abandoned call, a
+ * stop() or lifecycle callback past its time limit) may still run in v's
+ * code: stop() must not run under it. Thread-safe.
+ */
+int ph_version_pinned(ph_version *v);
 /**
  * Gives the version its own copy of `params` (what its code reads with
  * ph_param), replacing an earlier one. Call only while its code cannot run
@@ -180,6 +187,29 @@ int ph_instance_stop_timeout_ms(const ph_instance *inst);
  * then pinned until it returns.
  */
 int ph_version_stop(ph_version *v, int limit_ms);
+
+/** A package function the host runs with a time limit (stop(), the lifecycle callbacks). */
+typedef struct ph_limited {
+    const char *what; /* its name: the frame's, and the message's "what() did not return" */
+    int (*fn)(struct ph_version *v, void *arg); /* calls the package; its return is *status */
+    void *arg;                                  /* given to fn; freed by arg_free (also late) */
+    void (*arg_free)(void *arg);                /* or NULL */
+    const char *consequence; /* the timeout message's "its code stays mapped and <this>" */
+    const char *pin_as;      /* what a stop() skipped under it names ("after_mount()"), or NULL */
+} ph_limited;
+
+/**
+ * Runs c->fn in a frame of v's instance on a thread of its own (the
+ * mechanism of ph_version_stop) and waits up to limit_ms. 0 when it
+ * returned: *status is its return, *error the package's ph_error message
+ * (malloc'd) or NULL. PH_ETIMEOUT when it did not, with the message
+ * "package 'P' build B: WHAT() did not return within N s; ...": the build
+ * stays pinned (mapped) until the function returns, and the thread then
+ * frees c->arg. c->what must outlive the function (a literal); the other
+ * strings are read before this returns.
+ */
+int ph_version_run_limited(ph_version *v, const ph_limited *c, int limit_ms, int *status,
+                           char **error);
 
 const char *ph_inst_state_name(ph_inst_state s);
 

@@ -5,10 +5,12 @@
 #include <signal.h>
 #include <sodium.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config_write.h"
@@ -41,6 +43,14 @@ static void add_metadata(json_t *e, const ph_manifest *m)
             json_object_set_new(e, keys[k], json_string(vals[k]));
 }
 
+/* t as RFC 3339 in UTC ("2026-11-30T12:00:52Z"); false if it does not fit. */
+static bool rfc3339_utc(char *out, size_t size, long long t)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    return gmtime_r(&tt, &tm) && strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm) > 0;
+}
+
 static bool running_entry(ph_instance *inst, json_t *e)
 {
     if (ph_gate_enter(&inst->gate, PH_MANAGE_GATE_WAIT_MS))
@@ -64,6 +74,9 @@ static bool running_entry(ph_instance *inst, json_t *e)
             json_object_set_new(e, "reload_error", json_string(info.error));
         if (info.build[0])
             json_object_set_new(e, "build", json_string(info.build));
+        char at[32];
+        if (info.at && rfc3339_utc(at, sizeof at, info.at))
+            json_object_set_new(e, "last_reload", json_string(at));
     }
     free(info.error);
     ph_gate_leave(&inst->gate);
@@ -478,6 +491,52 @@ cleanup:
     return rc;
 }
 
+/* `text` with each `from` replaced by `to` (malloc'd), or NULL on no memory. */
+static char *replace_all(const char *text, const char *from, const char *to)
+{
+    size_t fl = strlen(from), tl = strlen(to), n = 0;
+    for (const char *p = text; fl && (p = strstr(p, from)); p += fl)
+        n++;
+    if (n > (SIZE_MAX - strlen(text) - 1) / (tl + 1))
+        return NULL;
+    char *out = malloc(strlen(text) + n * tl + 1), *o = out;
+    for (const char *p = text; out;) {
+        const char *hit = fl ? strstr(p, from) : NULL;
+        size_t k = hit ? (size_t)(hit - p) : strlen(p);
+        memcpy(o, p, k);
+        o += k;
+        if (!hit)
+            break;
+        memcpy(o, to, tl);
+        o += tl;
+        p = hit + fl;
+    }
+    if (out)
+        *o = '\0';
+    return out;
+}
+
+/*
+ * The refusal of an uploaded archive as its uploader reads it: named by the
+ * file they uploaded, not by the temporary copy under <data_dir>/uploads,
+ * and a package that cannot be loaded (a library for another machine,
+ * garbage, a bad manifest) is the upload's fault: 400, not 500.
+ */
+static int upload_error(int rc, const char *path, const char *fn)
+{
+    char *copy = strdup(path);
+    char *full = copy ? replace_all(ph_error_last(), path, fn) : NULL;
+    char *text = full ? replace_all(full, basename(copy), fn) : NULL;
+    if (rc == PH_ELOAD || rc == PH_EABI || rc == PH_EMANIFEST)
+        rc = PH_EARGS;
+    if (text)
+        rc = ph_error_set(rc, "%s", text);
+    free(text);
+    free(full);
+    free(copy);
+    return rc;
+}
+
 /* {"filename": "NAME-VERSION.phpkg", "data": base64}: installs an uploaded archive. */
 static int upload(ph_host *h, const char *name, json_t **out)
 {
@@ -522,6 +581,8 @@ static int upload(ph_host *h, const char *name, json_t **out)
         goto cleanup;
     rc = ph_install(h, path, out);
     unlink(path);
+    if (rc)
+        rc = upload_error(rc, path, fn);
     if (!rc)
         json_object_set_new(*out, "archive", json_string(fn));
     if (!rc && json_object_set_new(*out, "operation", json_string("upload")))
@@ -696,10 +757,131 @@ static int config_path(ph_host *h, char **path)
     return *path ? 0 : ph_error_set(PH_ENOMEM, "out of memory");
 }
 
+/* How long instance_new waits for the host to start the new instance (below a call's limit). */
+#define PH_MANAGE_NEW_WAIT_MS 20000
+
+/*
+ * Waits (bounded) until the host applied host.ini and instance `inst`
+ * settled: true with its state (and reason, malloc'd, or NULL) when it did.
+ */
+static bool await_instance(ph_host *h, const char *inst, char *state, size_t size, char **reason)
+{
+    *reason = NULL;
+    for (int waited = 0; waited < PH_MANAGE_NEW_WAIT_MS; waited += 50) {
+        pthread_rwlock_rdlock(&h->lock);
+        long i = ph_plan_find(&h->plan, inst);
+        const char *why = NULL, *st = i >= 0 ? ph_host_item_state(h, (size_t)i, &why) : "";
+        bool settled =
+            i >= 0 && strcmp(st, "planned") && strcmp(st, "loaded") && strcmp(st, "prepared");
+        if (settled) {
+            snprintf(state, size, "%s", st);
+            *reason = why ? strdup(why) : NULL;
+        }
+        pthread_rwlock_unlock(&h->lock);
+        if (settled)
+            return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+/* The bytes of host.ini (malloc'd, *len), or NULL with the error set. */
+static char *read_config(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "r");
+    char *text = NULL;
+    size_t cap = 0;
+    *len = 0;
+    if (!f) {
+        ph_error_set(PH_EIO, "cannot read %s: %s", path, ph_strerror(errno));
+        return NULL;
+    }
+    for (;;) {
+        if (*len + 4096 + 1 > cap) {
+            char *more = cap > (1u << 24) ? NULL : realloc(text, cap = *len + 65536);
+            if (!more) {
+                free(text);
+                fclose(f);
+                ph_error_set(PH_ENOMEM, "out of memory reading %s", path);
+                return NULL;
+            }
+            text = more;
+        }
+        size_t got = fread(text + *len, 1, 4096, f);
+        *len += got;
+        if (got < 4096)
+            break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(text);
+        ph_error_set(PH_EIO, "cannot read %s", path);
+        return NULL;
+    }
+    text[*len] = '\0';
+    return text;
+}
+
+/* Puts back the host.ini `text` (len bytes) that instance_new replaced: written beside, renamed. */
+static int restore_config(const char *path, const char *text, size_t len)
+{
+    char *tmp = NULL;
+    if (asprintf(&tmp, "%s.rollback", path) < 0)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    FILE *f = fopen(tmp, "w");
+    int rc = 0;
+    if (!f || fwrite(text, 1, len, f) != len || fflush(f) || fsync(fileno(f)))
+        rc = ph_error_set(PH_EIO, "cannot write %s: %s", tmp, ph_strerror(errno));
+    if (f && fclose(f) && !rc)
+        rc = ph_error_set(PH_EIO, "cannot write %s: %s", tmp, ph_strerror(errno));
+    if (!rc && rename(tmp, path))
+        rc = ph_error_set(PH_EIO, "cannot replace %s: %s", path, ph_strerror(errno));
+    if (rc)
+        unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+/*
+ * The new instance applied by the host: running (or another settled state)
+ * is the answer's "state"; a failed or declined start (after_instantiate
+ * failed, ...) rolls host.ini back to `before` and is the answer.
+ */
+static int new_instance_outcome(ph_host *h, const char *path, const char *inst, const char *before,
+                                size_t len, json_t *out)
+{
+    char state[32], *why = NULL;
+    if (!await_instance(h, inst, state, sizeof state, &why))
+        return 0; /* not settled in time: "the host applies it now" stays true */
+    int rc = 0;
+    if (strcmp(state, "failed") && strcmp(state, "declined")) {
+        json_object_set_new(out, "state", json_string(state));
+    } else {
+        pthread_mutex_lock(&config_write_mu);
+        int back = restore_config(path, before, len);
+        pthread_mutex_unlock(&config_write_mu);
+        char *not_back = back ? strdup(ph_error_last()) : NULL;
+        bool applied = !back && apply_config();
+        rc = ph_error_set(PH_EPACKAGE, "instance '%s' did not start (%s): %s; %s%s", inst, state,
+                          why ? why : "no reason given",
+                          back      ? "it stays in host.ini, which could not be rolled back: "
+                          : applied ? "host.ini is rolled back (the section is removed) and the "
+                                      "host applies that now"
+                                    : "host.ini is rolled back (the section is removed); send "
+                                      "SIGHUP to the host to apply it",
+                          not_back ? not_back : "");
+        free(not_back);
+    }
+    free(why);
+    return rc;
+}
+
 /* {"instance", "package", "mount"?, "parameters"?}: a new [instance NAME] in host.ini. */
 static int instance_new(ph_host *h, const char *name, json_t **out)
 {
-    char *path = NULL;
+    char *path = NULL, *before = NULL;
+    size_t before_len = 0;
     json_t *a = NULL;
     ph_kv *kv = NULL;
     size_t n = 0;
@@ -796,11 +978,19 @@ static int instance_new(ph_host *h, const char *name, json_t **out)
         rc = ph_error_set(PH_EARGS, "\"parameters\" is an object {name: value}");
     else if (params)
         rc = params_kv(params, true, &kv, &n);
+    if (!rc && !(before = read_config(path, &before_len)))
+        rc = ph_error_last_code();
     if (!rc && keep_default)
         rc = write_instance(path, pkg, kv, 1); /* package = PKG */
     if (!rc && !(rc = write_instance(path, inst, kv, n)))
         rc = config_written(path, "instance_new", inst, out);
+    if (!rc && json_is_true(json_object_get(*out, "applying")) &&
+        (rc = new_instance_outcome(h, path, inst, before, before_len, *out))) {
+        json_decref(*out);
+        *out = NULL;
+    }
 cleanup:
+    free(before);
     free(path);
     free_kv(kv, n);
     json_decref(a);

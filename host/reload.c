@@ -65,6 +65,7 @@ int ph_reload_info_get(ph_instance *inst, ph_reload_info *out)
     pthread_mutex_lock(&status_mu);
     out->reloads = inst->reloads;
     out->failures = inst->reload_failures;
+    out->at = inst->reload_at;
     out->code = inst->reload_error ? inst->reload_code : 0;
     if (inst->module)
         snprintf(out->build, sizeof out->build, "%s", inst->module->hash);
@@ -85,6 +86,7 @@ static void fail_reload(ph_instance *inst, const char *bad_key)
     int code = ph_error_last_code();
     pthread_mutex_lock(&status_mu);
     inst->reload_failures++;
+    inst->reload_at = (long long)time(NULL);
     inst->reload_code = code ? code : PH_ELOAD;
     free(inst->reload_error);
     inst->reload_error = msg;
@@ -112,6 +114,7 @@ static void record_success(ph_instance *inst, double held)
 {
     pthread_mutex_lock(&status_mu);
     inst->reloads++;
+    inst->reload_at = (long long)time(NULL);
     free(inst->reload_error);
     inst->reload_error = NULL;
     inst->bad_hash[0] = 0;
@@ -334,7 +337,7 @@ static int drain_bound(const ph_manifest *m, int drain)
 /* Runs stop on a prepared build that will not serve (never started, or failed to). */
 static void discard_prepared(ph_version *v)
 {
-    if (!v->module->desc->stop)
+    if (!v->module->desc->stop || ph_version_pinned(v)) /* not under a callback past its limit */
         return;
     ph_frame f;
     ph_frame_push(&f, v->inst);

@@ -84,6 +84,8 @@ typedef struct ph_reload_info {
     int code;            /* its PH_E* code, 0 after a success */
     char build[17];      /* hash of the build serving */
     double last_hold_ms; /* gate-closed time of the last successful swap, 0 if none */
+    long long at;        /* wall-clock time (s since the epoch) of the last reload, either
+                            result; 0 if none */
 } ph_reload_info;
 
 /**

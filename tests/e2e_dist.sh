@@ -36,8 +36,34 @@ first=$(head -2 members.txt | tr '\n' ' ')
 # A world-readable secret key is refused, as ssh refuses such keys.
 cp alice.secret loose.secret && chmod 644 loose.secret
 out=$("$PH_BIN" pack --sign loose.secret --output . src/calc 2>&1) && fail "pack with a 0644 key"
-grep -qF "the secret key loose.secret can be read by others (mode 0644); run chmod 600 loose.secret" \
+grep -qF "the secret key loose.secret can be read by its group and others (mode 0644); run chmod 600 loose.secret" \
     <<<"$out" || fail "loose key message: $out"
+# the message says what the mode allows: 0666 lets anyone change the key too, 0620 only the group
+for m in "666 read and changed by its group and others" "620 changed by its group" "604 read by others"; do
+  chmod "${m%% *}" loose.secret
+  out=$("$PH_BIN" pack --sign loose.secret --output . src/calc 2>&1) && fail "pack with a 0${m%% *} key"
+  grep -qF "the secret key loose.secret can be ${m#* } (mode 0${m%% *}); run chmod 600 loose.secret" \
+      <<<"$out" || fail "0${m%% *} key message: $out"
+done
+# keygen and pack into a missing directory: refused, saying so and how to make it (as ssh-keygen)
+out=$("$PH_BIN" keygen --output nodir/keys carol 2>&1) && fail "keygen into a missing directory: $out"
+grep -qF "keygen: the output directory nodir/keys does not exist; create it first (mkdir -p nodir/keys) or give another --output" <<<"$out" ||
+  fail "keygen into a missing directory: $out"
+out=$("$PH_BIN" pack --sign alice.secret --output nodir src/calc 2>&1) && fail "pack into a missing directory: $out"
+grep -qF "pack: the output directory nodir does not exist; create it first (mkdir -p nodir) or give another --output" <<<"$out" ||
+  fail "pack into a missing directory: $out"
+out=$("$PH_BIN" pack --output alice.pub src/calc 2>&1) && fail "pack into a file: $out"
+grep -qF "pack: the output alice.pub is not a directory; give a directory" <<<"$out" || fail "pack into a file: $out"
+[ ! -e nodir ] && [ ! -e carol.secret ] || fail "a refused keygen or pack wrote something"
+# a member name past the 1024 bytes an archive member's name may have: said so (not a bad character)
+cp -r src/calc src/long
+long=src/long/www/$(printf 'd%.0s' $(seq 1 200))/$(printf 'e%.0s' $(seq 1 200))/$(printf 'f%.0s' $(seq 1 200))
+long=$long/$(printf 'g%.0s' $(seq 1 200))/$(printf 'h%.0s' $(seq 1 200))/$(printf 'i%.0s' $(seq 1 50))
+mkdir -p "$long" && echo x >"$long/page.html"
+out=$("$PH_BIN" pack --output . src/long 2>&1) && fail "pack of a long member name: $out"
+grep -qF "/page.html: its path in the package is 1069 bytes, longer than the 1024 bytes an archive member's name may be; shorten it" <<<"$out" ||
+  fail "pack of a long member name: $out"
+rm -rf src/long
 
 port=$(free_port)
 mkdir -p h/packages
@@ -120,6 +146,7 @@ with tarfile.open(out, "w:gz", format=tarfile.PAX_FORMAT) as tar:
     if kind == "dotdir":   more = [("www/../../escape.txt", b"x", tarfile.REGTYPE, "")]
     if kind == "biglist":  # a file list over the 4 MiB an archive may hold
         extra = ["file %s 0 644 www/pad/%0200d" % (hashlib.sha256(b"").hexdigest(), i) for i in range(16000)]
+    if kind == "longname": fs["www/" + "a" * 1100] = b"x"  # past the 1024 bytes a member name may be
     if kind == "foreign":  # the library's ELF header says aarch64 (EM_AARCH64 = 183)
         so = bytearray(fs["calc.so"]); so[18] = 183; so[19] = 0; fs["calc.so"] = bytes(so)
     add(tar, ".plughost/files", listing(fs, extra))
@@ -141,7 +168,7 @@ stop_host
 printf 'allow_unsigned = yes\n' >>h/host.ini
 start_host -c h/host.ini
 wait_ready "http://127.0.0.1:$port"
-for k in dotdot absolute symlink hardlink device fifo unlisted missing dotdir foreign biglist; do craft $k; done
+for k in dotdot absolute symlink hardlink device fifo unlisted missing dotdir foreign biglist longname; do craft $k; done
 refused dotdot c-dotdot/calc-1.0.0.phpkg "calc-1.0.0.phpkg: refused: the path '../evil' could write outside the package"
 refused absolute c-absolute/calc-1.0.0.phpkg "calc-1.0.0.phpkg: refused: the path '/tmp/evil' could write outside the package"
 refused symlink c-symlink/calc-1.0.0.phpkg "calc-1.0.0.phpkg: refused: 'www/link' is a symbolic link; archives hold regular files only"
@@ -153,6 +180,7 @@ refused missing c-missing/calc-1.0.0.phpkg "calc-1.0.0.phpkg: refused: 'www/gone
 refused dotdir c-dotdir/calc-1.0.0.phpkg "calc-1.0.0.phpkg: refused: 'www/../../escape.txt' is not in its signed file list"
 refused foreign c-foreign/calc-1.0.0.phpkg "calc-1.0.0.phpkg: calc.so"
 refused biglist c-biglist/calc-1.0.0.phpkg "calc-1.0.0.phpkg: its file list is too large: "
+refused longname c-longname/calc-1.0.0.phpkg "calc-1.0.0.phpkg: refused: the path 'www/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...' is 1104 bytes, longer than the 1024 bytes an archive member's name may be"
 got=$("$PH_BIN" install -c h/host.ini c-biglist/calc-1.0.0.phpkg 2>&1 || true)
 grep -qE "bytes, more than the 4194304 bytes an archive may hold" <<<"$got" || fail "biglist: $got"
 # pack refuses what install would: a package whose file list passes 4 MiB
@@ -187,4 +215,4 @@ got=$(curl -sf "http://127.0.0.1:$port/calc/wiki/intro.md") || fail "wiki/intro.
 [ "$got" = '# Calc' ] || fail "intro.md: $got"
 cmp h/packages/calc/calc.so src/calc/calc.so || fail "the installed library differs from the packed one"
 [ -x h/packages/calc/calc.so ] || fail "the library lost its mode"
-echo "e2e_dist: pack, sign, install and serve; 17 refusals and a pack refused, nothing unpacked"
+echo "e2e_dist: pack, sign, install and serve; 18 refusals and a pack refused, nothing unpacked"

@@ -85,6 +85,26 @@ out=$(admin "$pm/upload" -d '{"filename":"notes.tar","data":"AAAA"}')
 grep -q "upload a distribution archive: a file named NAME-VERSION.phpkg" <<<"$out" || fail "bad name: $out"
 out=$(admin "$pm/upload" -d '{"filename":"notes-2.0.0.phpkg","data":"%%%"}')
 grep -q "the upload of notes-2.0.0.phpkg is not valid base64" <<<"$out" || fail "bad base64: $out"
+# a library that is no ELF object for this machine (garbage, another machine's): refused as the
+# archive's other checks are (403, not 500), named by the file the user uploaded, nothing installed
+for kind in garbage foreign; do
+  rm -rf "bad-$kind" && cp -r src/notes "bad-$kind" && mkdir -p "out-$kind"
+  python3 - "bad-$kind/notes.so" "$kind" <<'PY'
+import sys
+p, kind = sys.argv[1], sys.argv[2]
+d = bytearray(open(p, "rb").read())
+if kind == "garbage": d = bytearray(b"this is no library\n")
+else: d[18] = 183; d[19] = 0  # EM_AARCH64
+open(p, "wb").write(bytes(d))
+PY
+  "$PH_BIN" pack --sign alice.secret --output "out-$kind" "bad-$kind" >/dev/null || fail "pack bad-$kind"
+  out=$(admin -w ' %{http_code}' "$pm/upload" -d "{\"filename\":\"my $kind-2.0.0.phpkg\",\"data\":\"$(b64 out-$kind/notes-2.0.0.phpkg)\"}" | tr -d '\n')
+  want="my $kind-2.0.0.phpkg: notes.so is not a 64-bit ELF shared object"
+  [ $kind = foreign ] && want="my $kind-2.0.0.phpkg: notes.so was built for another machine (e_machine 183)"
+  grep -qF "$want" <<<"$out" && grep -q ' 403$' <<<"$out" || fail "upload of a $kind library: $out"
+  grep -q "uploads/\|\.phpkg\.\|XXXX" <<<"$out" && fail "the answer names the temporary file: $out"
+  [ ! -e h/packages/notes ] || fail "a refused upload was installed"
+done
 out=$(admin "$pm/upload" -d "{\"filename\":\"../notes-2.0.0 (1).phpkg\",\"data\":\"$(b64 notes-2.0.0.phpkg)\"}")
 grep -q '"state":"running"' <<<"$out" || fail "upload: $out"
 grep -q '"archive":"../notes-2.0.0 (1).phpkg"' <<<"$out" || fail "upload names the archive: $out"
@@ -140,6 +160,7 @@ done
 # --- instances in host.ini ---
 out=$(admin "$pm/instance_new" -d '{"instance":"memo","package":"notes","mount":"/memo","parameters":{"max_title":"20"}}')
 grep -q '"result":"written to host.ini; the host applies it now (as on SIGHUP)"' <<<"$out" || fail "instance_new: $out"
+grep -q '"state":"running"' <<<"$out" || fail "instance_new does not say the instance runs: $out"
 for _ in $(seq 1 100); do
   grep -q '"instance":"memo","package":"notes"' <<<"$(post "$pm/list" -d '{}')" && \
     curl -sf -o /dev/null "$u/memo/models/note" && break

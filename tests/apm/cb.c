@@ -1,13 +1,41 @@
 /*
  * Lifecycle-callback fixture (e2e_apm.sh): every callback appends
  * "INSTANCE VERSION NAME DETAIL" to <dir>/calls.log, where dir is the
- * parameter `dir`, and fails with a message when <dir>/fail-NAME exists.
+ * parameter `dir`, and fails with a message when <dir>/fail-NAME exists;
+ * the callbacks named by the parameter `hang` hang (below).
  */
+#define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include <plughost/sdk.h>
 
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+/*
+ * A callback named in the parameter `hang` (comma-separated) does not
+ * return for a long time: until <dir>/release exists, at most 120 s (the
+ * test ends the host before).
+ */
+static void hang(ph_ctx *ctx, const char *what)
+{
+    const char *names = ph_param(ctx, "hang"), *dir = ph_param(ctx, "dir");
+    size_t n = strlen(what);
+    const char *p = names;
+    while (p && (p = strstr(p, what)) != NULL) {
+        if ((p == names || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+            break;
+        p += n;
+    }
+    if (!p)
+        return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/release", dir ? dir : ".");
+    struct timespec tenth = {0, 100000000L};
+    for (int i = 0; i < 1200 && access(path, F_OK) != 0; i++)
+        nanosleep(&tenth, NULL);
+}
 
 static int record(ph_ctx *ctx, const char *what, const char *detail)
 {
@@ -20,6 +48,7 @@ static int record(ph_ctx *ctx, const char *what, const char *detail)
                 detail ? " " : "", detail ? detail : "");
         fclose(f);
     }
+    hang(ctx, what);
     snprintf(path, sizeof path, "%s/fail-%s", dir ? dir : ".", what);
     if (access(path, F_OK) == 0)
         return ph_error(ctx, "refused", "%s says no (test)", what);

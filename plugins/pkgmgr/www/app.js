@@ -134,6 +134,7 @@ function reloadText(it) {
   const parts = [`${it.reloads} reload${it.reloads === 1 ? "" : "s"}`];
   if (it.reload_failures) parts.push(`${it.reload_failures} failed`);
   if (it.build) parts.push("build " + it.build);
+  if (it.last_reload) parts.push("last " + it.last_reload.replace("T", " ").replace("Z", " UTC"));
   return el("span", {}, parts.join(" · "),
             it.reload_error ? el("div", { class: "reason" }, "last reload failed: " + it.reload_error) : null);
 }
