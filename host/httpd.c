@@ -951,8 +951,22 @@ static int line_refused(conn *c, int rule)
     return refuse(&c->rd, 400, ph_error_word(PH_EINVAL), "%s", line_msgs[rule][where]);
 }
 
-/* The bytes scan_line_byte looks at one by one; a run of any others is taken at once. */
-static const bool line_special[256] = {['\0'] = true, ['\n'] = true, ['\r'] = true};
+/*
+ * How many of the n bytes at p come before the first CR, LF or NUL (the
+ * bytes scan_line_byte looks at one by one; a run of any others is taken at
+ * once): three memchr, which libc scans 32 bytes at a time.
+ */
+static size_t line_run(const char *p, size_t n)
+{
+    const char *e = memchr(p, '\r', n);
+    if (e)
+        n = (size_t)(e - p);
+    if ((e = memchr(p, '\n', n)))
+        n = (size_t)(e - p);
+    if ((e = memchr(p, '\0', n)))
+        n = (size_t)(e - p);
+    return n;
+}
 
 /* The line read so far is past its limit (the request line's, or a header's): -1, refused. */
 static int line_too_long(conn *c)
@@ -1104,9 +1118,7 @@ static int scan(conn *c, size_t *end)
         }
         if ((c->scan == S_HEAD || c->scan == S_TRAILERS) && c->line_len && c->prev != '\r') {
             /* inside a line: a run of bytes other than CR, LF and NUL only lengthens it */
-            size_t j = i;
-            while (j < c->in_len && !line_special[(unsigned char)c->in[j]])
-                j++;
+            size_t j = i + line_run(c->in + i, c->in_len - i);
             if (j > i) {
                 c->line_len += j - i;
                 c->prev = (unsigned char)c->in[j - 1];
