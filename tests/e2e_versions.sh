@@ -80,4 +80,68 @@ out=$("$PH_BIN" --packages "$tmp/pk2" --data-dir "$tmp/data4" --log-level error 
     fail "no provider in range should fail: $out"
 grep -qF "package 'core_caller' 1.0.0 requires probe-api ^2, a capability no running provider suits: core_good 1.0.0 provides probe-api 1.4.0 (outside ^2)" \
     <<<"$out" || fail "the message on a capability no provider suits: $out"
-echo "ok: shop 1.1.0 of three chosen, pinned to 1.0.0 by host.ini; an optional dependency out of range is a note; a capability's provider"
+
+# ---- side by side with the CLI: `plughost install` adds a version beside the others ----
+for v in 1.0.0 1.1.0 2.0.0; do PH_PKG_VERSION=$v build_pkg "$tmp/src3/$v" base lifecycle/app.c; done
+for r in left right top; do build_pkg "$tmp/src3" $r lifecycle/app.c; done
+printf '[requires]\nbase = ^1.0\n' >>"$tmp/src3/left/package.ini"
+printf '[requires]\nbase = >=1.1\n' >>"$tmp/src3/right/package.ini"
+printf '[requires]\nbase = ^2\n' >>"$tmp/src3/top/package.ini"
+mkdir -p "$tmp/pk3"
+port=$(free_port)
+url="http://127.0.0.1:$port"
+printf '[host]\npackage_dirs = pk3\ndata_dir = data5\n[http]\nlisten = 127.0.0.1:%s\n' "$port" >"$tmp/host3.ini"
+ph3() { "$PH_BIN" -c "$tmp/host3.ini" --log-level error "$@"; }
+out=$(ph3 install "$tmp/src3/1.0.0/base") || fail "install base 1.0.0: $out"
+grep -qF "installed base 1.0.0 in $tmp/pk3/base" <<<"$out" || fail "base 1.0.0: $out"
+for v in 1.1.0 2.0.0; do
+    out=$(ph3 install "$tmp/src3/$v/base") || fail "install base $v: $out"
+    grep -qF "installed base $v in $tmp/pk3/base-$v" <<<"$out" || fail "base $v beside the others: $out"
+done
+[ "$(grep -h '^version' "$tmp"/pk3/base*/package.ini | sort | tr '\n' ' ')" = "version = 1.0.0 version = 1.1.0 version = 2.0.0 " ] ||
+    fail "three versions side by side: $(ls "$tmp/pk3")"
+for r in left right; do out=$(ph3 install "$tmp/src3/$r") || fail "install $r: $out"; done
+out=$(ph3 list) || fail "list: $out"
+python3 - "$out" <<'PY' || fail "list should show the three versions and the one that runs: $out"
+import re, sys
+rows = re.findall(r"^base +(\S+) .*\n +(.*)$", sys.argv[1], re.M)
+assert rows == [("1.0.0", "installed beside other versions; no instance runs it"),
+                ("1.1.0", "runs as instance 'base'"),
+                ("2.0.0", "installed beside other versions; no instance runs it")], rows
+PY
+start_host -c "$tmp/host3.ini" --log-level warn
+wait_ready "$url"
+pk=$(curl -sf "$url/_/packages") || fail "/_/packages: $pk"
+grep -q '"instance":"base","package":"base","version":"1.1.0"[^}]*"state":"running"' <<<"$pk" ||
+    fail "the host should run base 1.1.0 (^1.0 and >=1.1): $pk"
+# remove: NAME with several versions asks which; the running one is refused naming its instance
+set +e; out=$(ph3 remove base 2>&1); rc=$?; set -e
+[ $rc = 1 ] && grep -qF "plughost: remove: package 'base' is installed in 3 versions: 1.0.0, 1.1.0 (instance 'base' runs it), 2.0.0; say which one to remove: \`plughost remove base@VERSION\`" <<<"$out" ||
+    fail "remove base with three versions: $rc $out"
+set +e; out=$(ph3 remove base@1.1.0 2>&1); rc=$?; set -e
+[ $rc = 1 ] && grep -qF "package 'base' 1.1.0 runs as instance 'base' and is not removed while it runs; remove the other versions first" <<<"$out" ||
+    fail "removing the running version: $rc $out"
+[ -d "$tmp/pk3/base-1.1.0" ] || fail "the running version was deleted"
+out=$(ph3 remove base@2.0.0 2>&1) || fail "remove base@2.0.0: $out"
+grep -qF "removed package base 2.0.0 ($tmp/pk3/base-2.0.0)" <<<"$out" || fail "remove base@2.0.0: $out"
+[ ! -e "$tmp/pk3/base-2.0.0" ] && [ -d "$tmp/pk3/base" ] || fail "remove base@2.0.0 removed the wrong one: $(ls "$tmp/pk3")"
+grep -q '"instance":"base","package":"base","version":"1.1.0"[^}]*"state":"running"' <<<"$(curl -sf "$url/_/packages")" ||
+    fail "base 1.1.0 should still run: $(curl -s "$url/_/packages")"
+stop_host
+out=$(ph3 install "$tmp/src3/2.0.0/base") || fail "install base 2.0.0 again: $out"
+grep -qF "  note: base 2.0.0 goes beside the installed versions, but no instance runs it: package 'base': 1.1.0 chosen; not 2.0.0: outside ^1.0 of left 1.0.0" <<<"$out" ||
+    fail "installing a version no instance runs should say so: $out"
+# a pin in host.ini selects 1.0.0 (and right, >=1.1, fails naming the pin)
+cp "$tmp/host3.ini" "$tmp/host3.bak"
+printf '\n[instance base]\nversion = 1.0.0\n' >>"$tmp/host3.ini"
+out=$(ph3 check 2>&1) && fail "right cannot run with base pinned to 1.0.0: $out"
+grep -Eq '^ +[0-9]+\. base +base 1\.0\.0 .*\[ok\]' <<<"$out" || fail "the pin should select 1.0.0: $out"
+grep -qF "package 'right' 1.0.0 requires base >=1.1 but base 1.0.0 is the version chosen (installed: 2.0.0, 1.1.0 and 1.0.0; pinned to 1.0.0 in $tmp/host3.ini:" <<<"$out" ||
+    fail "right's failure should name the pin: $out"
+cp "$tmp/host3.bak" "$tmp/host3.ini"
+# a requirer of ^2 added: every requirer with the versions it accepts
+cp -r "$tmp/src3/top" "$tmp/pk3/top"
+out=$(ph3 check 2>&1) && fail "three requirers no version satisfies: $out"
+grep -qF "package 'base' (installed: 2.0.0, 1.1.0 and 1.0.0) is required by left 1.0.0 (^1.0 accepts 1.1.0, 1.0.0), right 1.0.0 (>=1.1 accepts 2.0.0, 1.1.0) and top 1.0.0 (^2 accepts 2.0.0); no version satisfies all of them: change one of the ranges" <<<"$out" ||
+    fail "the message naming the three requirers: $out"
+echo "ok: base installed in three versions side by side by the CLI, 1.1.0 runs, remove NAME@VERSION; shop 1.1.0 of three chosen, pinned to 1.0.0 by host.ini; an optional dependency out of range is a note; a capability's provider"
