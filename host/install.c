@@ -617,9 +617,11 @@ int ph_install_pick(const ph_manifest_set *set, const ph_plan *plan, const char 
     if ((rc = ph_config_check_name("package", name, PH_EINVAL)))
         goto cleanup;
     if (at && ph_semver_parse(at, &v)) {
+        char *why = strdup(ph_error_last()); /* the message below is written where it was */
         rc = ph_error_set(PH_EINVAL,
                           "'%s': '%s' is no version (%s); write NAME@VERSION, e.g. %s@1.0.0", spec,
-                          at, ph_error_last(), name);
+                          at, why ? why : "?", name);
+        free(why);
         goto cleanup;
     }
     for (size_t i = 0; i < set->n; i++)

@@ -1502,7 +1502,9 @@ static const command commands[] = {
      "calls, and stops them.",
      O_HOST | O_REMOTE | O_LOCAL | O_STRICT},
     {"list", cmd_list, "list [-c host.ini] [--json]",
-     "Lists the packages found in the package directories.", O_HOST | O_JSON},
+     "Lists the packages found in the package directories: every installed version, the "
+     "instance that runs it when several are installed, and what each provides.",
+     O_HOST | O_JSON},
     {"status", cmd_status, "status [-c host.ini] [--url URL] [--json]",
      "Shows every instance of the running host: package, version, state, and why it is not "
      "running or why its last reload failed.",
@@ -1526,8 +1528,10 @@ static const command commands[] = {
     {"install", cmd_install, "install [-c host.ini] [--url URL] DIR|ARCHIVE [...]",
      "Checks the packages in DIR... (manifest, library, dependencies against what is installed, "
      "the declared interface against the installed build, each migration rehearsed on a copy "
-     "of the database), copies them into the first package directory (replacing older "
-     "versions) and has the running host load them together. An ARCHIVE (NAME-VERSION.phpkg) "
+     "of the database), copies them into the first package directory (beside the other "
+     "versions: NAME, then NAME-VERSION) and has the running host load them together; a change "
+     "the host refuses is undone, the package directory left as it was. An ARCHIVE "
+     "(NAME-VERSION.phpkg) "
      "is verified first: signed by a key in [trust] of host.ini, every file as listed, no "
      "path outside the package, a library for this machine; nothing is unpacked otherwise.",
      O_HOST | O_REMOTE},

@@ -154,6 +154,9 @@ set +e; out=$(ph3 remove base@1.1.0 2>&1); rc=$?; set -e
 [ $rc = 1 ] && grep -qF "package 'base' 1.1.0 runs as instance 'base' and is not removed while it runs; remove the other versions first" <<<"$out" ||
     fail "removing the running version: $rc $out"
 [ -d "$tmp/pk3/base-1.1.0" ] || fail "the running version was deleted"
+set +e; out=$(ph3 remove base@1.x 2>&1); rc=$?; set -e
+[ $rc = 1 ] && grep -qF "plughost: remove: 'base@1.x': '1.x' is no version (invalid version '1.x': minor version 'x' is not a number); write NAME@VERSION, e.g. base@1.0.0" <<<"$out" ||
+    fail "remove base@1.x: $rc $out"
 out=$(ph3 remove base@2.0.0 2>&1) || fail "remove base@2.0.0: $out"
 grep -qF "removed package base 2.0.0 ($tmp/pk3/base-2.0.0)" <<<"$out" || fail "remove base@2.0.0: $out"
 [ ! -e "$tmp/pk3/base-2.0.0" ] && [ -d "$tmp/pk3/base" ] || fail "remove base@2.0.0 removed the wrong one: $(ls "$tmp/pk3")"
