@@ -1323,6 +1323,7 @@ static int cmd_remove(cli *c, int argc, char **argv)
         print_error("remove");
         goto cleanup;
     }
+    only = only || !m; /* --purge of a package no longer installed: its data goes */
     if (only && (o = required_by(h, pkg))) {
         fprintf(stderr, "plughost remove: package '%s' requires '%s'; remove '%s' first\n", o->name,
                 pkg, o->name);
