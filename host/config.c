@@ -617,6 +617,19 @@ static int set_trust(load_ctx *x, const char *key, const char *v, int line)
     return ph_kv_append(&t->keys, &t->n_keys, key, v, line);
 }
 
+/*
+ * [provides] CAPABILITY = PACKAGE: which package serves a capability
+ * several provide (the resolver checks that it is installed and provides it).
+ */
+static int set_provides(load_ctx *x, const char *key, const char *v, int line)
+{
+    ph_config *c = x->c;
+    if (ph_config_check_name("capability", key, PH_ECONFIG) ||
+        ph_config_check_name("package", v, PH_ECONFIG))
+        return ph_error_last_code();
+    return ph_kv_append(&c->provides, &c->n_provides, key, v, line);
+}
+
 /* A mount is a URL path prefix: "/seg[/seg...]" of URL-safe characters. */
 static int check_mount(const char *inst, const char *v)
 {
@@ -756,7 +769,8 @@ static bool is_instance_section(const char *section, const char **rest)
     return true;
 }
 
-static const char known_sections[] = "[host], [http], [limits], [auth], [trust], [instance NAME]";
+static const char known_sections[] =
+    "[host], [http], [limits], [auth], [trust], [provides], [instance NAME]";
 
 static int on_section(load_ctx *x, const char *section, int line)
 {
@@ -765,7 +779,7 @@ static int on_section(load_ctx *x, const char *section, int line)
     if (is_instance_section(section, &rest))
         return begin_instance(x, rest, line);
     if (strcmp(section, "host") && strcmp(section, "http") && strcmp(section, "limits") &&
-        strcmp(section, "auth") && strcmp(section, "trust"))
+        strcmp(section, "auth") && strcmp(section, "trust") && strcmp(section, "provides"))
         return ph_error_set(PH_ECONFIG, "unknown section [%s]; known sections: %s", section,
                             known_sections);
     return 0;
@@ -790,6 +804,8 @@ static int on_config_event(void *user, const char *section, const char *key, con
         return set_limits(x, key, value);
     if (strcmp(section, "trust") == 0)
         return set_trust(x, key, value, line);
+    if (strcmp(section, "provides") == 0)
+        return set_provides(x, key, value, line);
     return set_instance(x, key, value, line);
 }
 
@@ -899,6 +915,11 @@ void ph_config_free(ph_config *c)
         free(c->trust.keys[i].value);
     }
     free(c->trust.keys);
+    for (size_t i = 0; i < c->n_provides; i++) {
+        free(c->provides[i].key);
+        free(c->provides[i].value);
+    }
+    free(c->provides);
     for (size_t i = 0; i < c->n_instances; i++)
         free_instance(&c->instances[i]);
     free(c->instances);

@@ -118,6 +118,8 @@ typedef struct ph_config {
     ph_limits_conf limits;
     ph_auth_conf auth;
     ph_trust_conf trust;
+    ph_kv *provides; /* [provides] CAPABILITY = PACKAGE: the provider pinned (resolver.h) */
+    size_t n_provides;
     ph_instance_conf *instances;
     size_t n_instances;
 } ph_config;

@@ -1407,7 +1407,10 @@ const ph_http_route ph_http_host_routes[] = {
                          "across changes; data kept"),
     PH_MANAGE("unload", "The same as disable"),
     PH_MANAGE("enable", "Starts a disabled instance (or package) again"),
-    PH_MANAGE("remove", "Stops and forgets an installed package; data kept"),
+    PH_MANAGE("remove", "Stops and forgets an installed package (NAME@VERSION: one of its "
+                        "versions); data kept"),
+    PH_MANAGE("purge", "Removes an installed package as remove does and deletes its data after "
+                       "a backup"),
 };
 const size_t ph_http_n_host_routes = sizeof ph_http_host_routes / sizeof ph_http_host_routes[0];
 

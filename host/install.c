@@ -19,6 +19,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "scan.h"
+#include "reload.h"
 #include "resolver.h"
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -44,18 +45,44 @@ static int is_new(const ph_manifest *m, ph_manifest *const *news, size_t n_new)
     return 0;
 }
 
-static int named_new(const char *name, ph_manifest *const *news, size_t n_new)
+/* Is `m` the same package and version as one of `news` (which replaces it)? */
+static int same_new(const ph_manifest *m, ph_manifest *const *news, size_t n_new)
 {
     for (size_t i = 0; i < n_new; i++)
-        if (strcmp(news[i]->name, name) == 0)
+        if (strcmp(news[i]->name, m->name) == 0 &&
+            ph_semver_cmp(&news[i]->version, &m->version) == 0)
             return 1;
     return 0;
 }
 
+/* The plan's note on the version chosen for package `name` ("package 'x': 1.1.0 chosen; ..."). */
+static const char *choice_note(const ph_plan *plan, const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; i < plan->n_notes; i++)
+        if (strncmp(plan->notes[i], "package '", 9) == 0 &&
+            strncmp(plan->notes[i] + 9, name, len) == 0 && plan->notes[i][9 + len] == '\'')
+            return plan->notes[i];
+    return NULL;
+}
+
+/* A new version no instance would run (others are chosen) is installed all the same: say so. */
+static void note_unchosen(const ph_plan *plan, const ph_manifest *m, json_t *report)
+{
+    for (size_t i = 0; i < plan->n; i++)
+        if (plan->items[i].manifest == m)
+            return;
+    const char *why = choice_note(plan, m->name);
+    json_array_append_new(json_object_get(report, "notes"),
+                          json_sprintf("%s %s goes beside the installed versions, but no "
+                                       "instance runs it%s%s",
+                                       m->name, m->version_text, why ? ": " : "", why ? why : ""));
+}
+
 /*
- * Resolves `set` with `news` in place of their older versions (installed
- * together: a major upgrade of a package and of its dependents); reports
- * on every instance of them or depending on them.
+ * Resolves `set` with `news` beside the installed versions (replacing the
+ * same version; installed together: a major upgrade of a package and of
+ * its dependents); reports on every instance of them or depending on them.
  */
 static int check_plan(const ph_config *cfg, const ph_manifest_set *set, ph_manifest *const *news,
                       size_t n_new, json_t *report, ph_plan *plan)
@@ -66,7 +93,7 @@ static int check_plan(const ph_config *cfg, const ph_manifest_set *set, ph_manif
         return ph_error_set(PH_ENOMEM, "out of memory");
     size_t n = 0;
     for (size_t i = 0; i < set->n; i++)
-        if (!named_new(set->items[i]->name, news, n_new))
+        if (!same_new(set->items[i], news, n_new))
             items[n++] = set->items[i];
     for (size_t i = 0; i < n_new; i++)
         items[n++] = news[i];
@@ -88,6 +115,8 @@ static int check_plan(const ph_config *cfg, const ph_manifest_set *set, ph_manif
                                        "it together, give all their directories to one "
                                        "`plughost install DIR DIR...`"));
     }
+    for (size_t k = 0; !rc && k < n_new; k++)
+        note_unchosen(plan, news[k], report);
     free(items);
     return rc;
 }
@@ -190,18 +219,31 @@ static int check_build(const ph_config *cfg, const ph_manifest_set *set, const p
     return rc;
 }
 
+/* The installed version `version` of package `name`, or NULL. */
+static const ph_manifest *installed_version(const ph_manifest_set *set, const char *name,
+                                            const ph_semver *version)
+{
+    for (size_t i = 0; i < set->n; i++)
+        if (strcmp(set->items[i]->name, name) == 0 &&
+            ph_semver_cmp(&set->items[i]->version, version) == 0)
+            return set->items[i];
+    return NULL;
+}
+
 /*
- * install replaces <first package directory>/<name>; the same package kept
- * under another directory would stay beside it (installed twice).
+ * install replaces the directory of the same version in the first package
+ * directory; the same version kept under another directory would stay
+ * beside it (installed twice).
  */
 static void elsewhere(const ph_config *cfg, const ph_manifest_set *set, const ph_manifest *m,
                       json_t *report)
 {
-    const ph_manifest *old = installed(set, m->name);
+    const ph_manifest *old = installed_version(set, m->name, &m->version);
     char *target = NULL;
-    if (!old || !cfg->n_package_dirs || strcmp(old->dir, m->dir) == 0 ||
-        asprintf(&target, "%s/%s", cfg->package_dirs[0], m->name) < 0)
+    if (!old || strcmp(old->dir, m->dir) == 0 || ph_install_target(cfg, set, m, &target) < 0) {
+        ph_error_clear();
         return;
+    }
     char *real = realpath(target, NULL);
     if (!real || strcmp(real, old->dir) != 0)
         problem(report, json_sprintf("package '%s' is installed in %s, not in %s, which install "
@@ -246,7 +288,8 @@ int ph_install_check(const ph_config *cfg, const ph_manifest_set *set, char *con
     ph_plan plan;
     int rc = 0, planned = 0;
     *m_out = NULL;
-    *report = json_pack("{s:[], s:[], s:[], s:b}", "packages", "migrations", "problems", "ok", 1);
+    *report = json_pack("{s:[], s:[], s:[], s:[], s:b}", "packages", "migrations", "problems",
+                        "notes", "ok", 1);
     if (!ms || !*report) {
         rc = ph_error_set(PH_ENOMEM, "out of memory");
         goto fail;
@@ -307,56 +350,103 @@ void ph_install_free(ph_manifest **ms, size_t n)
     free(ms);
 }
 
-/* The directory `m` goes to: <first package dir>/<name>; 1 if it is already there. */
-static int install_target(const ph_config *cfg, const ph_manifest *m, char **out)
+/* Whether `path` is the directory `dir` (a realpath). */
+static int is_dir(const char *path, const char *dir)
 {
-    *out = NULL;
-    if (!cfg->n_package_dirs)
-        return ph_error_set(PH_ECONFIG, "no package directory is configured; set package_dirs");
-    if (asprintf(out, "%s/%s", cfg->package_dirs[0], m->name) < 0) {
-        *out = NULL;
-        return ph_error_set(PH_ENOMEM, "out of memory");
-    }
-    char *real = realpath(*out, NULL);
-    int same = real && strcmp(real, m->dir) == 0;
+    char *real = realpath(path, NULL);
+    int same = real && strcmp(real, dir) == 0;
     free(real);
     return same;
 }
 
-int ph_install_copy(const ph_config *cfg, const ph_manifest *m, char **target)
+int ph_install_target(const ph_config *cfg, const ph_manifest_set *set, const ph_manifest *m,
+                      char **out)
+{
+    const ph_manifest *same = installed_version(set, m->name, &m->version);
+    struct stat st;
+    *out = NULL;
+    if (!cfg->n_package_dirs)
+        return ph_error_set(PH_ECONFIG, "no package directory is configured; set package_dirs");
+    for (int versioned = 0; versioned < 2; versioned++) {
+        free(*out);
+        if ((versioned ? asprintf(out, "%s/%s-%s", cfg->package_dirs[0], m->name, m->version_text)
+                       : asprintf(out, "%s/%s", cfg->package_dirs[0], m->name)) < 0) {
+            *out = NULL;
+            return ph_error_set(PH_ENOMEM, "out of memory");
+        }
+        if (is_dir(*out, m->dir))
+            return 1; /* installing from where it is installed */
+        if ((same && is_dir(*out, same->dir)) || lstat(*out, &st) != 0)
+            return 0; /* this version's directory (replaced), or a free name */
+    }
+    return 0; /* <name>-<version> holds something else: ph_install_copy says so */
+}
+
+/* Deletes a directory tree (not following links, not crossing mounts). */
+static void remove_tree(const char *dir)
+{
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+int ph_install_copy(const ph_config *cfg, const ph_manifest_set *set, const ph_manifest *m,
+                    ph_install_copied *out)
 {
     char *stage = NULL, *old = NULL;
-    int rc = install_target(cfg, m, target);
+    *out = (ph_install_copied){0};
+    int rc = ph_install_target(cfg, set, m, &out->target);
     if (rc)
         return rc < 0 ? rc : 0; /* already in place */
+    const ph_manifest *same = installed_version(set, m->name, &m->version);
     if (asprintf(&stage, "%s/.install-%s-%d", cfg->package_dirs[0], m->name, (int)getpid()) < 0 ||
-        asprintf(&old, "%s/.old-%s-%d", cfg->package_dirs[0], m->name, (int)getpid()) < 0) {
+        asprintf(&old, "%s/.old-%s-%s-%d", cfg->package_dirs[0], m->name, m->version_text,
+                 (int)getpid()) < 0) {
         rc = ph_error_set(PH_ENOMEM, "out of memory");
         goto cleanup;
     }
-    nftw(stage, remove_entry, 16, FTW_DEPTH | FTW_PHYS); /* left by an interrupted install */
+    remove_tree(stage); /* left by an interrupted install */
     if ((rc = ph_copy_tree(m->dir, stage, 0)))
         goto cleanup;
     struct stat st;
-    int had = lstat(*target, &st) == 0;
-    if (had && !S_ISDIR(st.st_mode)) {
-        rc = ph_error_set(PH_EPERM, "%s exists and is not a package directory; move it away",
-                          *target);
-        goto cleanup;
-    }
-    if ((had && rename(*target, old) != 0) || rename(stage, *target) != 0) {
-        rc = ph_error_set(PH_EIO, "cannot move the package into %s: %s", *target,
-                          ph_strerror(errno));
+    int had = lstat(out->target, &st) == 0;
+    if (had && (!S_ISDIR(st.st_mode) || !same || !is_dir(out->target, same->dir))) {
+        rc = ph_error_set(PH_EPERM,
+                          "%s exists and is not the directory of %s %s; move it away and install "
+                          "again",
+                          out->target, m->name, m->version_text);
         goto cleanup;
     }
     if (had)
-        nftw(old, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+        remove_tree(old);
+    if ((had && rename(out->target, old) != 0) || rename(stage, out->target) != 0) {
+        rc = ph_error_set(PH_EIO, "cannot move the package into %s: %s", out->target,
+                          ph_strerror(errno));
+        goto cleanup;
+    }
+    out->moved = 1;
+    if (had) {
+        out->kept = old; /* until ph_install_settle: a refused change puts it back */
+        old = NULL;
+    }
 cleanup:
     if (rc && stage)
-        nftw(stage, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+        remove_tree(stage);
     free(stage);
     free(old);
     return rc;
+}
+
+void ph_install_settle(ph_install_copied *c, int undo)
+{
+    if (undo && c->moved) {
+        remove_tree(c->target);
+        if (c->kept && rename(c->kept, c->target) != 0)
+            ph_log_error("cannot put %s back in %s: %s", c->kept, c->target, ph_strerror(errno));
+    } else if (c->kept) {
+        remove_tree(c->kept);
+    }
+    free(c->kept);
+    free(c->target);
+    *c = (ph_install_copied){0};
 }
 
 /* "a; b; c" of a JSON array of strings. */
@@ -418,13 +508,17 @@ static int install_dir(ph_host *h, const char *dir, json_t **out)
 {
     ph_manifest **ms = NULL, *m;
     json_t *report = NULL;
-    char *target = NULL, *dirs[1] = {(char *)dir};
+    ph_install_copied copied = {0};
+    char *dirs[1] = {(char *)dir};
+    int n = 0;
     *out = NULL;
     pthread_rwlock_rdlock(&h->lock); /* the installed set: replaced by changes */
     int rc = ph_install_check(&h->cfg, &h->set, dirs, 1, &ms, &report);
+    if (!rc && json_is_true(json_object_get(report, "ok")))
+        rc = ph_install_copy(&h->cfg, &h->set, ms[0], &copied);
     pthread_rwlock_unlock(&h->lock);
     if (rc)
-        return rc;
+        goto cleanup;
     m = ms[0];
     if (!json_is_true(json_object_get(report, "ok"))) {
         char *why = joined(json_object_get(report, "problems"));
@@ -433,19 +527,31 @@ static int install_dir(ph_host *h, const char *dir, json_t **out)
         free(why);
         goto cleanup;
     }
-    if ((rc = ph_install_copy(&h->cfg, m, &target)))
+    json_object_set_new(report, "directory", json_string(copied.target));
+    if ((rc = ph_reload_package(h, m->name, &n)) && rc != PH_ESTATE) {
+        /*
+         * Refused, the old build serving (an upgrade script, before_upgrade, a
+         * dependent): the directory goes back as it was, or the next start would
+         * run the new build without its upgrade. (PH_ESTATE: a new package that
+         * failed to start stays installed, failed, as the status says.)
+         */
+        char *why = strdup(ph_error_last());
+        ph_install_settle(&copied, 1);
+        ph_host_reconcile(h, NULL, NULL, NULL);
+        rc = ph_error_set(rc, "%s; %s %s was not installed, the package directory is as it was",
+                          why ? why : "?", m->name, m->version_text);
+        free(why);
         goto cleanup;
-    rc = ph_host_reconcile(h, NULL, m->name, NULL);
-    json_object_set_new(report, "directory", json_string(target));
-    json_object_set_new(report, "instances", instance_states(h, m->name));
-    if (!rc) {
-        *out = report;
-        report = NULL;
     }
+    json_object_set_new(report, "instances", instance_states(h, m->name));
+    ph_error_clear();
+    rc = 0; /* "instances" says how each one is */
+    *out = report;
+    report = NULL;
 cleanup:
+    ph_install_settle(&copied, 0);
     json_decref(report);
     ph_install_free(ms, 1);
-    free(target);
     return rc;
 }
 
@@ -465,22 +571,111 @@ int ph_install(ph_host *h, const char *path, json_t **out)
     return rc;
 }
 
-/* A copy of the installed manifest of package `name`, or NULL (PH_ENOTFOUND set). */
-static ph_manifest *installed_manifest(ph_host *h, const char *name)
+/* The instance the plan runs `m` in, or NULL. */
+static const char *runs_in(const ph_plan *plan, const ph_manifest *m)
+{
+    for (size_t i = 0; plan && i < plan->n; i++)
+        if (plan->items[i].manifest == m && plan->items[i].state == PH_PLAN_OK)
+            return plan->items[i].instance;
+    return NULL;
+}
+
+/* "1.0.0, 1.1.0 (instance 'shop' runs it), 2.0.0": the installed versions of `name`. */
+static char *versions_text(const ph_manifest_set *set, const ph_plan *plan, const char *name)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return NULL;
+    int any = 0;
+    for (size_t i = 0; i < set->n; i++) {
+        const ph_manifest *m = set->items[i];
+        if (strcmp(m->name, name) != 0)
+            continue;
+        const char *inst = runs_in(plan, m);
+        fprintf(f, "%s%s", any++ ? ", " : "", m->version_text);
+        if (inst)
+            fprintf(f, " (instance '%s' runs it)", inst);
+    }
+    fclose(f);
+    return text;
+}
+
+int ph_install_pick(const ph_manifest_set *set, const ph_plan *plan, const char *spec,
+                    const ph_manifest **out, int *only)
+{
+    char *name = strdup(spec), *at = name ? strchr(name, '@') : NULL;
+    ph_semver v;
+    size_t n = 0;
+    int rc = 0;
+    *out = NULL;
+    if (!name)
+        return ph_error_set(PH_ENOMEM, "out of memory");
+    if (at)
+        *at++ = 0;
+    if ((rc = ph_config_check_name("package", name, PH_EINVAL)))
+        goto cleanup;
+    if (at && ph_semver_parse(at, &v)) {
+        char *why = strdup(ph_error_last()); /* the message below is written where it was */
+        rc = ph_error_set(PH_EINVAL,
+                          "'%s': '%s' is no version (%s); write NAME@VERSION, e.g. %s@1.0.0", spec,
+                          at, why ? why : "?", name);
+        free(why);
+        goto cleanup;
+    }
+    for (size_t i = 0; i < set->n; i++)
+        if (strcmp(set->items[i]->name, name) == 0) {
+            n++;
+            if (!at && !*out)
+                *out = set->items[i];
+        }
+    if (at)
+        *out = installed_version(set, name, &v);
+    *only = n == 1;
+    char *versions = versions_text(set, plan, name);
+    const char *inst = *out ? runs_in(plan, *out) : NULL;
+    if (!n)
+        rc = ph_error_set(PH_ENOTFOUND,
+                          "no package '%s' is installed; `plughost list` shows what is installed",
+                          name);
+    else if (!*out)
+        rc = ph_error_set(PH_ENOTFOUND, "package '%s' %s is not installed; installed: %s", name, at,
+                          versions ? versions : "?");
+    else if (!at && n > 1)
+        rc = ph_error_set(PH_ECONFLICT,
+                          "package '%s' is installed in %zu versions: %s; say which one to "
+                          "remove: `plughost remove %s@VERSION`",
+                          name, n, versions ? versions : "?", name);
+    else if (n > 1 && inst)
+        rc = ph_error_set(PH_ECONFLICT,
+                          "package '%s' %s runs as instance '%s' and is not removed while it "
+                          "runs; remove the other versions first (installed: %s), or pin one of "
+                          "them in host.ini ([instance %s] version = ...)",
+                          name, at, inst, versions ? versions : "?", inst);
+    free(versions);
+    if (rc)
+        *out = NULL;
+cleanup:
+    free(name);
+    return rc;
+}
+
+/*
+ * A copy of the installed manifest `spec` names (ph_install_pick), or NULL
+ * (the error set). *only: the package's only version.
+ */
+static ph_manifest *installed_manifest(ph_host *h, const char *spec, int *only)
 {
     ph_manifest *copy = NULL;
+    const ph_manifest *m = NULL;
     char *path = NULL;
     pthread_rwlock_rdlock(&h->lock);
-    for (size_t i = 0; i < h->set.n && !path; i++)
-        if (strcmp(h->set.items[i]->name, name) == 0)
-            path = strdup(h->set.items[i]->path);
+    if (ph_install_pick(&h->set, &h->plan, spec, &m, only) == 0 && !(path = strdup(m->path)))
+        ph_error_set(PH_ENOMEM, "out of memory");
     pthread_rwlock_unlock(&h->lock);
-    if (!path) {
-        ph_error_set(PH_ENOTFOUND,
-                     "no package '%s' is installed; `plughost list` shows what is installed", name);
-        return NULL;
-    }
-    ph_manifest_load(path, &copy);
+    if (path)
+        ph_manifest_load(path, &copy);
     free(path);
     return copy;
 }
@@ -542,20 +737,28 @@ static int unload_instances(ph_host *h, const char *name)
     return rc ? rc : ph_host_unload(h, name, &k);
 }
 
-int ph_uninstall(ph_host *h, const char *name, int purge, json_t **out)
+int ph_uninstall(ph_host *h, const char *spec, int purge, json_t **out)
 {
-    int rc;
+    int rc, only = 0;
     *out = NULL;
-    ph_manifest *m = installed_manifest(h, name);
+    ph_manifest *m = installed_manifest(h, spec, &only);
     if (!m)
         return ph_error_last_code();
-    if ((rc = ph_uninstall_dir(&h->cfg, m, 1)) || (rc = before_uninstall(h, name, purge)) ||
-        (rc = unload_instances(h, name)) || (rc = ph_uninstall_dir(&h->cfg, m, 0)))
+    const char *name = m->name;
+    if (!only) { /* a version no instance runs: no callback to run, nothing to stop */
+        if ((rc = ph_uninstall_dir(&h->cfg, m, 0)))
+            goto cleanup;
+        ph_host_reconcile(h, NULL, NULL, NULL);
+    } else if ((rc = ph_uninstall_dir(&h->cfg, m, 1)) || (rc = before_uninstall(h, name, purge)) ||
+               (rc = unload_instances(h, name)) || (rc = ph_uninstall_dir(&h->cfg, m, 0))) {
         goto cleanup;
-    ph_host_reconcile(h, NULL, NULL, NULL);              /* the host forgets it; its data stays */
-    ph_callback_forget_installed(h->cfg.data_dir, name); /* installed again: after_install */
-    *out = json_pack("{s:s, s:s, s:s}", "package", name, "directory", m->dir, "result",
-                     "removed; data kept");
+    } else {
+        ph_host_reconcile(h, NULL, NULL, NULL); /* the host forgets it; its data stays */
+        ph_callback_forget_installed(h->cfg.data_dir, name); /* installed again: after_install */
+    }
+    *out = json_pack("{s:s, s:s, s:s, s:s}", "package", name, "version", m->version_text,
+                     "directory", m->dir, "result",
+                     only ? "removed; data kept" : "version removed; no instance ran it");
     rc = *out ? 0 : ph_error_set(PH_ENOMEM, "out of memory");
 cleanup:
     ph_manifest_free(m);

@@ -16,18 +16,17 @@
  * Checks package directories `dirs` (n_dirs; installed together, e.g. a
  * package and its dependents across a major version) before anything is
  * copied: each manifest, a complete shared library (elfcheck.h),
- * resolution of the installed set `set` with them in place of their older
- * versions under `cfg` (every instance of them, or depending on them, must
- * be able to run), and, in the scanner child (scan.h: no package code runs
- * in this process), each build's descriptor, a rehearsal of each
- * instance's migration on a copy of its database, and its declared
- * interface against the installed build's (an upgrade within a major
- * version must keep it, semver). *m_out (caller frees with
- * ph_install_free(*m_out, n_dirs)) are the manifests read; *report (caller
- * owns): {"packages": [{"package", "version", "directory"}], "ok": bool,
- * "migrations": [text], "problems": [text]}. Returns 0 (look at "ok"), or
- * an error reading a manifest or a library (PH_EMANIFEST, PH_ELOAD...)
- * with the message naming the file.
+ * resolution of the installed set `set` with them beside the installed
+ * versions (replacing the same version) under `cfg` (every instance of
+ * them, or depending on them, must be able to run), and, in the scanner child (scan.h: no package
+ * code runs in this process), each build's descriptor, a rehearsal of each instance's migration on
+ * a copy of its database, and its declared interface against the installed build's (an upgrade
+ * within a major version must keep it, semver). *m_out (caller frees with ph_install_free(*m_out,
+ * n_dirs)) are the manifests read; *report (caller owns): {"packages": [{"package", "version",
+ * "directory"}], "ok": bool, "migrations": [text], "problems": [text], "notes": [text]} (a version
+ * no instance would run is installed beside the others all the same, with
+ * a note). Returns 0 (look at "ok"), or an error reading a manifest or a library (PH_EMANIFEST,
+ * PH_ELOAD...) with the message naming the file.
  */
 int ph_install_check(const ph_config *cfg, const ph_manifest_set *set, char *const *dirs,
                      size_t n_dirs, ph_manifest ***m_out, json_t **report);
@@ -36,12 +35,50 @@ int ph_install_check(const ph_config *cfg, const ph_manifest_set *set, char *con
 void ph_install_free(ph_manifest **ms, size_t n);
 
 /**
- * Copies the checked package `m` into the first package directory of
- * `cfg` as <dir>/<name>, replacing an older version of it in one rename
- * (nothing to do when it is there already). *target (caller frees) is the
- * directory. 0, or PH_ECONFIG/PH_EPERM/PH_EIO/PH_EINVAL naming the path.
+ * Where `m` is installed (*out, caller frees): in the first package
+ * directory of `cfg`, the directory of the same version when one is there
+ * (<dir>/<name> or <dir>/<name>-<version>; replaced), else <dir>/<name>
+ * when that name is free, else <dir>/<name>-<version>: versions of a
+ * package are installed side by side and the resolver chooses among them.
+ * Returns 1 when `m` is there already, 0, or PH_ECONFIG/PH_ENOMEM.
  */
-int ph_install_copy(const ph_config *cfg, const ph_manifest *m, char **target);
+int ph_install_target(const ph_config *cfg, const ph_manifest_set *set, const ph_manifest *m,
+                      char **out);
+
+/* What ph_install_copy did, for ph_install_settle. */
+typedef struct ph_install_copied {
+    char *target; /* the package's directory now */
+    char *kept;   /* the directory it replaced (the same version), moved aside; or NULL */
+    int moved;    /* 0: nothing was copied (it was in place) */
+} ph_install_copied;
+
+/**
+ * Copies the checked package `m` to ph_install_target (the installed set
+ * `set`) in one rename, keeping a directory it replaces aside until
+ * ph_install_settle. 0, or PH_ECONFIG/PH_EPERM/PH_EIO/PH_EINVAL naming the
+ * path (nothing changed).
+ */
+int ph_install_copy(const ph_config *cfg, const ph_manifest_set *set, const ph_manifest *m,
+                    ph_install_copied *out);
+
+/**
+ * Ends an install: with `undo` (the running host refused the change) the
+ * copied directory is deleted and a replaced one put back, so the package
+ * directory is as it was; otherwise the replaced one is deleted. Frees `c`.
+ */
+void ph_install_settle(ph_install_copied *c, int undo);
+
+/**
+ * The installed version a removal of `spec` ("NAME" or "NAME@VERSION")
+ * takes, in *out (borrowed from `set`); *only says it is the package's only
+ * version (its instances go with it). `plan` is the resolution of `set`.
+ * Refused: NAME with several versions installed (PH_ECONFLICT listing them
+ * and the instance running each), NAME@VERSION of a version an instance
+ * runs while others are installed (PH_ECONFLICT naming the instance), an
+ * unknown package or version (PH_ENOTFOUND), a bad name (PH_EINVAL).
+ */
+int ph_install_pick(const ph_manifest_set *set, const ph_plan *plan, const char *spec,
+                    const ph_manifest **out, int *only);
 
 /**
  * Deletes package `m`'s own directory (with `dry`, only checks it may): an
@@ -65,14 +102,16 @@ int ph_uninstall_dir(const ph_config *cfg, const ph_manifest *m, int dry);
 int ph_install(ph_host *h, const char *path, json_t **out);
 
 /**
- * Uninstalls package `name` from a running host: before_uninstall(purge)
+ * Uninstalls `spec` from a running host (ph_install_pick). A version no
+ * instance runs, beside others: its directory is deleted and the host
+ * forgets it. The package's only version: before_uninstall(purge)
  * and before_delete run on every running instance of it (the first
  * before_uninstall that fails refuses the removal, nothing changed), then
  * every instance of it is disabled (refused while a running package
  * requires it), its directory is deleted and the host forgets it. The data
  * is kept; `purge` only tells the callbacks the caller deletes it next.
- * *out (caller owns): {"package", "directory", "result"}.
+ * *out (caller owns): {"package", "version", "directory", "result"}.
  */
-int ph_uninstall(ph_host *h, const char *name, int purge, json_t **out);
+int ph_uninstall(ph_host *h, const char *spec, int purge, json_t **out);
 
 #endif

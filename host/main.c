@@ -269,6 +269,11 @@ static void print_plan(FILE *out, ph_host *h, json_t *scans, const char *bad, js
         }
         const char *build = json_string_value(json_object_get(scan, "build"));
         fprintf(out, "  [%s]%s%s\n", state, build ? " build " : "", build ? build : "");
+        if (it->manifest && it->manifest->n_provides) {
+            fprintf(out, "        provides ");
+            ph_manifest_provides_print(out, it->manifest);
+            fprintf(out, "\n");
+        }
         if (scan && error) {
             fprintf(out, "        %s\n", error);
             add_problem(problems, "instance '%s': %s", it->instance, error);
@@ -374,6 +379,8 @@ static int print_check_json(ph_host *h, json_t *scans, const char *bad, json_t *
                               "needs", needs ? needs : json_array(), "build",
                               json_string_value(json_object_get(scan, "build")), "reason",
                               strcmp(state, "ok") ? why : NULL, "note", it->note);
+        if (e && it->manifest)
+            json_object_set_new(e, "provides", ph_manifest_provides_json(it->manifest));
         json_array_append_new(insts, e);
     }
     for (size_t i = 0; notes && i < h->plan.n_notes; i++)
@@ -451,6 +458,25 @@ static int cmd_check(cli *c, int argc, char **argv)
     return n ? 1 : 0;
 }
 
+/* The instances the plan runs `m` in: ["shop"] (new reference). */
+static json_t *runs_of(const ph_host *h, const ph_manifest *m)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < h->plan.n; i++)
+        if (h->plan.items[i].manifest == m && h->plan.items[i].state == PH_PLAN_OK)
+            json_array_append_new(arr, json_string(h->plan.items[i].instance));
+    return arr;
+}
+
+/* How many versions of package `name` are installed. */
+static size_t versions_of(const ph_host *h, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < h->set.n; i++)
+        n += strcmp(h->set.items[i]->name, name) == 0;
+    return n;
+}
+
 static int cmd_list(cli *c, int argc, char **argv)
 {
     (void)argc;
@@ -464,12 +490,13 @@ static int cmd_list(cli *c, int argc, char **argv)
         json_t *out = json_pack("{s:[],s:[]}", "packages", "problems");
         for (size_t i = 0; out && i < h->set.n; i++) {
             const ph_manifest *m = h->set.items[i];
-            json_array_append_new(
-                json_object_get(out, "packages"),
-                json_pack("{s:s,s:s,s:s?,s:s,s:s,s:s,s:s*,s:s*,s:s*,s:s*}", "name", m->name,
+            json_t *e =
+                json_pack("{s:s,s:s,s:s?,s:s,s:s,s:s,s:s*,s:s*,s:s*,s:s*,s:o,s:o}", "name", m->name,
                           "version", m->version_text, "description", m->description, "directory",
                           m->dir, "library", m->library, "kind", m->kind, "summary", m->summary,
-                          "author", m->author, "url", m->url, "license", m->license));
+                          "author", m->author, "url", m->url, "license", m->license, "provides",
+                          ph_manifest_provides_json(m), "runs", runs_of(h, m));
+            json_array_append_new(json_object_get(out, "packages"), e);
         }
         for (size_t i = 0; out && i < h->set.n_problems; i++)
             json_array_append_new(json_object_get(out, "problems"),
@@ -488,6 +515,23 @@ static int cmd_list(cli *c, int argc, char **argv)
             printf("%-16s %-10s %-11s %s%s%s%s%s\n", "", "", "", m->author ? m->author : "",
                    m->author && (m->license || m->url) ? ", " : "", m->license ? m->license : "",
                    m->license && m->url ? ", " : "", m->url ? m->url : "");
+        if (m->n_provides) {
+            printf("%-16s %-10s %-11s provides ", "", "", "");
+            ph_manifest_provides_print(stdout, m);
+            printf("\n");
+        }
+        if (versions_of(h, m->name) > 1) { /* which of the versions side by side runs */
+            json_t *runs = runs_of(h, m);
+            size_t k;
+            json_t *v;
+            printf("%-16s %-10s %-11s %s", "", "", "",
+                   json_array_size(runs) ? "runs as"
+                                         : "installed beside other versions; no instance runs it");
+            json_array_foreach(runs, k, v)
+                printf("%s instance '%s'", k ? "," : "", json_string_value(v));
+            printf("\n");
+            json_decref(runs);
+        }
     }
     /* a manifest that could not be read is no package, but it is never passed over in silence */
     for (size_t i = 0; i < h->set.n_problems; i++)
@@ -1008,27 +1052,65 @@ static int cmd_backup(cli *c, int argc, char **argv)
 
 /* ---- install: check a package directory, copy it in, have the host load it ---- */
 
-/* Has the running host load what was installed; says so when no host runs. */
+/* A running host lets go of a package whose directory is gone or put back (`who` says so). */
+static void forget_remote(cli *c, const char *pkg, const char *who)
+{
+    char *url = NULL, *said = NULL;
+    ph_client_response r = {0};
+    if (manage_remote(c, "reload", pkg, &r, &url) == 0 && r.status / 100 != 2 && r.status != 404 &&
+        asprintf(&said, "plughost %s: the running host", who) >= 0)
+        print_remote_error(said, &r);
+    ph_client_response_free(&r);
+    free(said);
+    free(url);
+}
+
+/* "no host is running (no socket at S)" or "no host is running at URL". */
+static void say_no_host(cli *c, const char *url, const char *then)
+{
+    if (c->missing_socket[0])
+        printf("no host is running (no socket at %s): %s\n", c->missing_socket, then);
+    else
+        printf("no host is running at %s: %s\n", url ? url : "?", then);
+}
+
+/*
+ * Has the running host load what was installed; says so when no host runs.
+ * 0 loaded (or no host), 1 an error, 2 the host refused the change and kept
+ * what ran (the install is undone), 75 the same but the host asks to retry
+ * later (starting, reloading, busy).
+ */
 static int install_notify(cli *c, const char *name)
 {
-    char *url = NULL;
+    char *url = NULL, *then = NULL;
     ph_client_response r = {0};
     int status = 0;
     int rc = manage_remote(c, "reload", name, &r, &url);
-    if (rc == PH_EUNREACHABLE && c->missing_socket[0]) {
-        printf("no host is running (no socket at %s): it loads %s when it starts\n",
-               c->missing_socket, name);
-    } else if (rc == PH_EUNREACHABLE) {
-        printf("no host is running at %s: it loads %s when it starts\n", url ? url : "?", name);
+    if (rc == PH_EUNREACHABLE) {
+        if (asprintf(&then, "it loads %s when it starts", name) < 0)
+            then = NULL;
+        say_no_host(c, url, then ? then : name);
     } else if (rc) {
         print_error("install");
         status = host_exit(rc);
     } else if (r.status / 100 == 2) {
         printf("the running host at %s loaded %s: %s\n", url, name, r.body);
     } else {
-        status = print_remote_error("plughost install: installed, but the running host", &r);
+        /* "state": a new package that failed to start stays, failed, as status says */
+        json_t *body = json_loads(r.body ? r.body : "", 0, NULL);
+        const char *code =
+            json_string_value(json_object_get(json_object_get(body, "error"), "code"));
+        bool kept = code && strcmp(code, "state") == 0;
+        int exit =
+            print_remote_error(kept ? "plughost install: installed, but the running host"
+                                    : "plughost install: the running host refused the change",
+                               &r);
+        /* refused: 2, or 75 when it asks to retry later (starting, reloading, busy) */
+        status = kept ? 1 : exit == 75 ? 75 : 2;
+        json_decref(body);
     }
     ph_client_response_free(&r);
+    free(then);
     free(url);
     return status;
 }
@@ -1059,12 +1141,13 @@ static int cmd_install(cli *c, int argc, char **argv)
     ph_manifest **ms = NULL;
     json_t *report = NULL;
     ph_host *h = NULL;
-    int status = 1;
+    int status = 1, undo = 0;
     size_t i;
     json_t *v;
     char **dirs = calloc((size_t)argc, sizeof *dirs),
          **staged = calloc((size_t)argc, sizeof *staged);
-    if (!dirs || !staged || ph_cli_open_host(&c->o, &h)) {
+    ph_install_copied *copied = calloc((size_t)argc, sizeof *copied);
+    if (!dirs || !staged || !copied || ph_cli_open_host(&c->o, &h)) {
         print_error(NULL);
         goto cleanup;
     }
@@ -1077,6 +1160,8 @@ static int cmd_install(cli *c, int argc, char **argv)
         printf("installing %s %s from %s\n", ms[k]->name, ms[k]->version_text, argv[k]);
     json_array_foreach(json_object_get(report, "migrations"), i, v)
         printf("  %s\n", json_string_value(v));
+    json_array_foreach(json_object_get(report, "notes"), i, v)
+        printf("  note: %s\n", json_string_value(v));
     json_array_foreach(json_object_get(report, "problems"), i, v)
         fprintf(stderr, "plughost install: %s\n", json_string_value(v));
     if (!json_is_true(json_object_get(report, "ok"))) {
@@ -1086,20 +1171,34 @@ static int cmd_install(cli *c, int argc, char **argv)
         goto cleanup;
     }
     for (int k = 0; k < argc; k++) {
-        char *target = NULL;
-        int rc = ph_install_copy(&h->cfg, ms[k], &target);
-        if (!rc)
-            printf("installed %s %s in %s\n", ms[k]->name, ms[k]->version_text, target);
-        free(target);
-        if (rc) {
+        if (ph_install_copy(&h->cfg, &h->set, ms[k], &copied[k])) {
             print_error("install");
+            undo = 1;
             goto cleanup;
         }
+        printf("installed %s %s in %s\n", ms[k]->name, ms[k]->version_text, copied[k].target);
     }
     status = 0;
-    for (int k = 0; k < argc; k++) /* the first request applies them all, together */
-        status |= install_notify(c, ms[k]->name);
+    for (int k = 0; k < argc && undo == 0; k++) { /* the first request applies them all */
+        int said = install_notify(c, ms[k]->name);
+        undo = said == 2 || said == 75;
+        status = said == 75 ? 75 : status ? status : said ? 1 : 0;
+    }
+    if (undo) { /* the host runs what it ran: the package directory goes back to match it */
+        for (int k = 0; k < argc; k++) {
+            ph_install_settle(&copied[k], 1);
+            fprintf(stderr,
+                    "plughost install: %s %s was not installed; the package directory is as it "
+                    "was\n",
+                    ms[k]->name, ms[k]->version_text);
+        }
+        for (int k = 0; k < argc; k++)
+            forget_remote(c, ms[k]->name, "install");
+    }
 cleanup:
+    for (int k = 0; copied && k < argc; k++)
+        ph_install_settle(&copied[k], undo);
+    free(copied);
     json_decref(report);
     ph_host_free(h);
     ph_install_free(ms, (size_t)argc);
@@ -1145,48 +1244,6 @@ static int cmd_keygen(cli *c, int argc, char **argv)
 
 /* ---- remove: uninstall a package, keep (or purge) its data ---- */
 
-/* Asks a running host to unload `pkg`: 0 done or no host running, 1 refused. */
-static int unload_remote(cli *c, const char *pkg)
-{
-    char *url = NULL;
-    ph_client_response r = {0};
-    int status = 0;
-    int rc = manage_remote(c, "unload", pkg, &r, &url);
-    if (rc == PH_EUNREACHABLE) {
-        /* nothing listens there: no host to tell */
-    } else if (rc) {
-        fprintf(stderr, "plughost remove: cannot tell whether the host at %s still runs %s: %s\n",
-                url ? url : "(no address)", pkg, ph_error_last());
-        status = host_exit(rc);
-    } else if (r.status / 100 == 2) {
-        json_t *body = json_loads(r.body ? r.body : "", 0, NULL), *it;
-        json_t *left = json_object_get(body, "outlived");
-        size_t i;
-        if (json_array_size(left))
-            printf("the running host at %s stopped %s, but its code still runs:\n", url, pkg);
-        else
-            printf("the running host at %s unloaded %s\n", url, pkg);
-        json_array_foreach(left, i, it) printf("  %s\n", json_string_value(it));
-        json_decref(body);
-    } else if (r.status != 404) {
-        status = print_remote_error("plughost remove: the running host refused", &r);
-    }
-    ph_client_response_free(&r);
-    free(url);
-    return status;
-}
-
-/* A running host lets go of a package whose directory is gone (it may be installed again). */
-static void forget_remote(cli *c, const char *pkg)
-{
-    char *url = NULL;
-    ph_client_response r = {0};
-    if (manage_remote(c, "reload", pkg, &r, &url) == 0 && r.status / 100 != 2 && r.status != 404)
-        print_remote_error("plughost remove: the running host", &r);
-    ph_client_response_free(&r);
-    free(url);
-}
-
 /* Keeps or purges the data of one instance and says where it is. */
 static int instance_data(const char *data_dir, const char *inst, int purge)
 {
@@ -1215,75 +1272,141 @@ static int instance_data(const char *data_dir, const char *inst, int purge)
     return 0;
 }
 
+/*
+ * The running host removes `spec` (its callbacks run: before_uninstall,
+ * before_delete) and keeps or purges the data: 0 done, 1 refused, 3 no
+ * host runs or it does not know the package (the CLI removes it).
+ */
+static int remove_remote(cli *c, const char *spec)
+{
+    char *url = NULL;
+    ph_client_response r = {0};
+    int status = 0;
+    int rc = manage_remote(c, c->purge ? "purge" : "remove", spec, &r, &url);
+    json_t *body = rc ? NULL : json_loads(r.body ? r.body : "", 0, NULL), *d;
+    size_t i;
+    if (rc == PH_EUNREACHABLE) {
+        say_no_host(c, url,
+                    "the package's before_uninstall and before_delete callbacks do not run "
+                    "(they run only in a running host)");
+        status = 3;
+    } else if (rc) {
+        fprintf(stderr, "plughost remove: cannot tell whether the host at %s still runs %s: %s\n",
+                url ? url : "(no address)", spec, ph_error_last());
+        status = 1;
+    } else if (r.status == 404) {
+        status = 3; /* the host does not know it */
+    } else if (r.status / 100 != 2) {
+        status = print_remote_error("plughost remove: the running host refused", &r);
+    } else {
+        const char *pkg = json_string_value(json_object_get(body, "package")) ?: spec;
+        const char *result = json_string_value(json_object_get(body, "result")) ?: "?";
+        if (strncmp(result, "version removed", 15) == 0) /* one of several; none ran it */
+            printf("the running host at %s removed %s: %s\n", url, spec, result);
+        else if (json_array_size(json_object_get(body, "outlived")))
+            printf("the running host at %s stopped %s, but its code still runs:\n", url, pkg);
+        else
+            printf("the running host at %s unloaded %s and removed it\n", url, pkg);
+        json_array_foreach(json_object_get(body, "outlived"), i, d)
+            printf("  %s\n", json_string_value(d));
+        printf("removed package %s %s (%s)\n", pkg,
+               json_string_value(json_object_get(body, "version")) ?: "?",
+               json_string_value(json_object_get(body, "directory")) ?: "?");
+        json_array_foreach(json_object_get(body, "data"), i, d)
+        {
+            const char *inst = json_string_value(json_object_get(d, "instance")) ?: "?";
+            const char *backup = json_string_value(json_object_get(d, "backup"));
+            const char *path = json_string_value(json_object_get(d, "path"));
+            const char *err = json_string_value(json_object_get(d, "error"));
+            if (backup)
+                printf("%s: data deleted; a backup was written first: %s\n", inst, backup);
+            else if (path)
+                printf("%s: data kept in %s (reinstalling finds it; `plughost remove --purge` "
+                       "deletes it after a backup)\n",
+                       inst, path);
+            else if (err)
+                fprintf(stderr, "plughost remove: %s: %s\n", inst, err);
+        }
+    }
+    json_decref(body);
+    ph_client_response_free(&r);
+    free(url);
+    return status;
+}
+
+/* A package that requires `pkg` (an optional one does not block the removal), or NULL. */
+static const ph_manifest *required_by(const ph_host *h, const char *pkg)
+{
+    for (size_t i = 0; i < h->set.n; i++) {
+        const ph_manifest *o = h->set.items[i];
+        for (size_t k = 0; strcmp(o->name, pkg) && k < o->n_requires; k++)
+            if (strcmp(o->requires[k].name, pkg) == 0)
+                return o;
+    }
+    return NULL;
+}
+
 static int cmd_remove(cli *c, int argc, char **argv)
 {
     if (argc != 1) {
-        fprintf(stderr, "plughost remove: which package? usage: plughost remove [--purge] NAME\n");
+        fprintf(stderr, "plughost remove: which package? usage: plughost remove [--purge] "
+                        "NAME[@VERSION]\n");
         return 2;
     }
-    const char *pkg = argv[0];
+    const char *spec = argv[0];
     ph_host *h = NULL;
-    int status = 1;
+    const ph_manifest *m = NULL, *o;
+    int status = 1, only = 1;
     /* The name becomes a path component of the data directory: it must be a plain name. */
-    if (ph_config_check_name("package", pkg, PH_EINVAL)) {
+    char *pkg = strndup(spec, strcspn(spec, "@"));
+    if (!pkg || ph_config_check_name("package", pkg, PH_EINVAL)) {
         print_error("remove");
+        free(pkg);
         return 2;
     }
     if (ph_cli_open_host(&c->o, &h)) {
         print_error(NULL);
-        return 1;
+        goto cleanup;
     }
-    const ph_manifest *m = NULL;
-    for (size_t i = 0; i < h->set.n; i++) {
-        const ph_manifest *o = h->set.items[i];
-        if (strcmp(o->name, pkg) == 0) {
-            m = o;
-            continue;
-        }
-        /* An optional dependency does not block removal; a required one does. */
-        for (size_t k = 0; k < o->n_requires; k++)
-            if (strcmp(o->requires[k].name, pkg) == 0) {
-                fprintf(stderr, "plughost remove: package '%s' requires '%s'; remove '%s' first\n",
-                        o->name, pkg, o->name);
-                goto cleanup;
-            }
+    if (ph_install_pick(&h->set, &h->plan, spec, &m, &only) &&
+        (ph_error_last_code() != PH_ENOTFOUND || !c->purge || strchr(spec, '@'))) {
+        print_error("remove");
+        goto cleanup;
     }
-    if (!m && !c->purge) {
-        fprintf(stderr,
-                "plughost remove: no package '%s' in the package directories; "
-                "`plughost list` shows what is installed\n",
-                pkg);
+    only = only || !m; /* --purge of a package no longer installed: its data goes */
+    if (only && (o = required_by(h, pkg))) {
+        fprintf(stderr, "plughost remove: package '%s' requires '%s'; remove '%s' first\n", o->name,
+                pkg, o->name);
         goto cleanup;
     }
     if (m && ph_uninstall_dir(&h->cfg, m, 1)) {
         print_error("remove");
         goto cleanup;
     }
-    int refused = unload_remote(c, pkg);
-    if (refused) {
-        status = refused; /* 75 when the host asks to retry */
+    if ((status = remove_remote(c, spec)) != 3)
         goto cleanup;
-    }
     if (m) {
         if (ph_uninstall_dir(&h->cfg, m, 0)) {
             print_error("remove");
+            status = 1;
             goto cleanup;
         }
         printf("removed package %s %s (%s)\n", m->name, m->version_text, m->dir);
-        forget_remote(c, pkg);
+        forget_remote(c, pkg, "remove");
     }
     status = 0;
     int any = 0;
-    for (size_t i = 0; i < h->plan.n; i++) {
+    for (size_t i = 0; only && i < h->plan.n; i++) {
         const ph_plan_item *it = &h->plan.items[i];
         if (it->manifest && strcmp(it->manifest->name, pkg) == 0) {
             any = 1;
             status |= instance_data(h->cfg.data_dir, it->instance, c->purge);
         }
     }
-    if (!any)
+    if (only && !any)
         status |= instance_data(h->cfg.data_dir, pkg, c->purge);
 cleanup:
+    free(pkg);
     ph_host_free(h);
     return status;
 }
@@ -1422,8 +1545,9 @@ static const command commands[] = {
      "calls, and stops them.",
      O_HOST | O_REMOTE | O_LOCAL | O_STRICT, 1, -1, "which method? give INSTANCE.ACTOR.METHOD"},
     {"list", cmd_list, "list [-c host.ini] [--json]",
-     "Lists the packages found in the package directories. Exits 1 when a manifest cannot be "
-     "read (with or without --json).",
+     "Lists the packages found in the package directories: every installed version, the "
+     "instance that runs it when several are installed, and what each provides. Exits 1 when "
+     "a manifest cannot be read (with or without --json).",
      O_HOST | O_JSON, 0, 0, NULL},
     {"status", cmd_status, "status [-c host.ini] [--url URL] [--json]",
      "Shows every instance of the running host: package, version, state, and why it is not "
@@ -1448,8 +1572,10 @@ static const command commands[] = {
     {"install", cmd_install, "install [-c host.ini] [--url URL] DIR|ARCHIVE [...]",
      "Checks the packages in DIR... (manifest, library, dependencies against what is installed, "
      "the declared interface against the installed build, each migration rehearsed on a copy "
-     "of the database), copies them into the first package directory (replacing older "
-     "versions) and has the running host load them together. An ARCHIVE (NAME-VERSION.phpkg) "
+     "of the database), copies them into the first package directory (beside the other "
+     "versions: NAME, then NAME-VERSION) and has the running host load them together; a change "
+     "the host refuses is undone, the package directory left as it was. An ARCHIVE "
+     "(NAME-VERSION.phpkg) "
      "is verified first: signed by a key in [trust] of host.ini, every file as listed, no "
      "path outside the package, a library for this machine; nothing is unpacked otherwise.",
      O_HOST | O_REMOTE, 1, -1, "which package directory or archive? give DIR or ARCHIVE"},
@@ -1462,11 +1588,13 @@ static const command commands[] = {
      "Makes an Ed25519 key pair for signing archives: NAME.secret (mode 0600) and NAME.pub, "
      "and prints the line hosts that trust it add to [trust] in host.ini.",
      O_OUTPUT, 1, 1, "which key name? give NAME"},
-    {"remove", cmd_remove, "remove [-c host.ini] [--purge] NAME",
-     "Uninstalls package NAME: a running host unloads it, its directory is deleted and its data "
-     "is kept, so reinstalling finds every row. --purge also deletes the data, after writing a "
-     "backup, and says where the backup is.",
-     O_HOST | O_REMOTE | O_PURGE, 1, 1, "which package? give NAME"},
+    {"remove", cmd_remove, "remove [-c host.ini] [--purge] NAME[@VERSION]",
+     "Uninstalls package NAME: the running host runs its before_uninstall and before_delete "
+     "callbacks, unloads it and deletes its directory (with no host running, the CLI deletes it "
+     "and no callback runs); its data is kept, so reinstalling finds every row. --purge also "
+     "deletes the data, after writing a backup, and says where the backup is. NAME@VERSION "
+     "removes one of several installed versions, one no instance runs.",
+     O_HOST | O_REMOTE | O_PURGE, 1, 1, "which package? give NAME or NAME@VERSION"},
     {"new", cmd_new, "new NAME",
      "Creates ./NAME/ with package.ini, NAME.c and a CMakeLists.txt that builds out of tree "
      "against the installed SDK (find_package(plughost)).",

@@ -33,7 +33,7 @@
  * through ph_reload_info_get). Returns false if a reload held the gate
  * past PH_MANAGE_GATE_WAIT_MS; e is then left as the plan describes it.
  */
-/* [package] metadata (manifest.h): kind always, the others when given. */
+/* [package] metadata (manifest.h): kind always, the others (and "provides") when given. */
 static void add_metadata(json_t *e, const ph_manifest *m)
 {
     const char *keys[] = {"kind", "summary", "author", "url", "license"};
@@ -41,6 +41,8 @@ static void add_metadata(json_t *e, const ph_manifest *m)
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
         if (vals[k])
             json_object_set_new(e, keys[k], json_string(vals[k]));
+    if (m->n_provides) /* the capabilities it provides ([provides]) */
+        json_object_set_new(e, "provides", ph_manifest_provides_json(m));
 }
 
 /* t as RFC 3339 in UTC ("2026-11-30T12:00:52Z"); false if it does not fit. */
@@ -201,6 +203,7 @@ static const char *residue_package(ph_host *h, const char *name)
 }
 
 static int ph_manage_page(ph_host *h, const char *op, const char *name, json_t **out);
+static int remove_with_data(ph_host *h, const char *spec, bool purge, json_t **out);
 
 int ph_manage(ph_host *h, const char *op, const char *name, json_t **out)
 {
@@ -227,16 +230,19 @@ int ph_manage(ph_host *h, const char *op, const char *name, json_t **out)
     } else if (strcmp(op, "enable") == 0) {
         rc = ph_host_enable(h, name, &n);
         result = "running";
-    } else if (strcmp(op, "install") == 0 || strcmp(op, "remove") == 0) {
-        /* their reports say more (directory, checks); "operation" as every answer has it */
-        rc = op[0] == 'i' ? ph_install(h, name, out) : ph_uninstall(h, name, 0, out);
+    } else if (strcmp(op, "remove") == 0 || strcmp(op, "purge") == 0) {
+        /* NAME or NAME@VERSION; "purge" tells before_uninstall, then deletes the data */
+        return remove_with_data(h, name, op[0] == 'p', out);
+    } else if (strcmp(op, "install") == 0) {
+        /* its report says more (directory, checks); "operation" as every answer has it */
+        rc = ph_install(h, name, out);
         if (!rc && json_object_set_new(*out, "operation", json_string(op)))
             return ph_error_set(PH_ENOMEM, "out of memory");
         return rc;
     } else {
         return ph_error_set(PH_EINVAL,
                             "unknown management operation '%s'; use packages, info, "
-                            "reload, disable, enable, install, remove, upload, uninstall, "
+                            "reload, disable, enable, install, remove, purge, upload, uninstall, "
                             "instance_new or instance_set",
                             op);
     }
@@ -641,30 +647,47 @@ static json_t *instance_data(ph_host *h, json_t *insts, bool purge)
     return arr;
 }
 
+/*
+ * Removes `spec` (NAME or NAME@VERSION, ph_uninstall), then keeps or purges
+ * the data of each instance the package had (none when only a version no
+ * instance ran went).
+ */
+static int remove_with_data(ph_host *h, const char *spec, bool purge, json_t **out)
+{
+    char *name = strndup(spec, strcspn(spec, "@"));
+    json_t *insts = name ? instances_of(h, name) : NULL;
+    int rc = insts ? ph_uninstall(h, spec, purge, out) : ph_error_set(PH_ENOMEM, "out of memory");
+    if (rc)
+        goto cleanup;
+    if (strcmp(json_string_value(json_object_get(*out, "result")), "removed; data kept") != 0)
+        json_array_clear(insts); /* a version beside others: the instances run another */
+    else if (purge)
+        json_object_set_new(*out, "result", json_string("removed; data deleted after a backup"));
+    json_object_set_new(*out, "operation", json_string("remove"));
+    json_object_set_new(*out, "purge", json_boolean(purge));
+    json_object_set_new(*out, "data", instance_data(h, insts, purge));
+    if (json_array_size(insts)) { /* never a plain "removed" while package code still runs */
+        ph_residue_settle(name);
+        add_outlived(*out, name);
+    }
+cleanup:
+    json_decref(insts);
+    free(name);
+    return rc;
+}
+
 /* {"name": PACKAGE, "purge": bool}: remove, then keep or purge each instance's data. */
 static int uninstall(ph_host *h, const char *name, json_t **out)
 {
-    json_t *a = NULL, *insts = NULL;
+    json_t *a = NULL;
     int rc = op_args("uninstall", name, "{\"name\": PACKAGE, \"purge\": false}", &a);
     if (rc)
         return rc;
     const char *pkg = json_string_value(json_object_get(a, "name"));
-    bool purge = json_is_true(json_object_get(a, "purge"));
-    if (!pkg || ph_config_check_name("package", pkg, PH_EARGS)) {
-        rc = pkg ? ph_error_last_code() : ph_error_set(PH_EARGS, "'uninstall' needs \"name\"");
-        goto cleanup;
-    }
-    insts = instances_of(h, pkg);
-    /* every instance's callbacks run, then every instance is disabled (ph_uninstall) */
-    if ((rc = ph_uninstall(h, pkg, purge, out)))
-        goto cleanup;
-    json_object_set_new(*out, "operation", json_string("remove"));
-    json_object_set_new(*out, "purge", json_boolean(purge));
-    json_object_set_new(*out, "data", instance_data(h, insts, purge));
-    if (purge)
-        json_object_set_new(*out, "result", json_string("removed; data deleted after a backup"));
-cleanup:
-    json_decref(insts);
+    if (!pkg)
+        rc = ph_error_set(PH_EARGS, "'uninstall' needs \"name\"");
+    else /* every instance's callbacks run, then every instance is disabled (ph_uninstall) */
+        rc = remove_with_data(h, pkg, json_is_true(json_object_get(a, "purge")), out);
     json_decref(a);
     return rc;
 }

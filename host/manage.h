@@ -26,7 +26,10 @@ json_t *ph_manage_packages(ph_host *h);
  *                            kept; "unload" is the same)
  *   "enable"  NAME        -> loads NAME's build on disk and starts it (instance or package)
  *   "install" DIR         -> ph_install (check, copy into the package directory, load)
- *   "remove"  NAME        -> ph_uninstall (disable, delete the directory; data kept)
+ *   "remove"  NAME        -> ph_uninstall (callbacks, disable, delete the directory; data
+ *                            kept: "data" says where); NAME@VERSION removes one version
+ *   "purge"   NAME        -> the same with purge: before_uninstall is told, and each
+ *                            instance's data is deleted after a backup ("data")
  * The package manager page's operations take a JSON object as `name`:
  *   "packages" "detail"   -> {"instances": [as above, plus "parameters", "defaults",
  *                            "dependents", "data" (path, bytes, models: records),

@@ -735,6 +735,20 @@ const ph_provide *ph_manifest_provides(const ph_manifest *m, const char *name)
     return NULL;
 }
 
+json_t *ph_manifest_provides_json(const ph_manifest *m)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < m->n_provides; i++)
+        json_object_set_new(o, m->provides[i].name, json_string(m->provides[i].version_text));
+    return o;
+}
+
+void ph_manifest_provides_print(FILE *f, const ph_manifest *m)
+{
+    for (size_t i = 0; i < m->n_provides; i++)
+        fprintf(f, "%s%s %s", i ? ", " : "", m->provides[i].name, m->provides[i].version_text);
+}
+
 bool ph_manifest_depends_on(const ph_manifest *m, const char *pkg)
 {
     return find_dep(m->requires, m->n_requires, pkg) || find_dep(m->optional, m->n_optional, pkg);

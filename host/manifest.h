@@ -33,6 +33,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
+
+#include <jansson.h>
 
 #include "config.h"
 #include "semver.h"
@@ -123,6 +126,10 @@ void ph_manifest_free(ph_manifest *m);
 const ph_endpoint *ph_manifest_endpoint(const ph_manifest *m, const char *name);
 /** The [provides] line of `m` for capability `name`, or NULL. */
 const ph_provide *ph_manifest_provides(const ph_manifest *m, const char *name);
+/** What `m` provides, {"CAPABILITY": "VERSION"} (new reference; {} when nothing). */
+json_t *ph_manifest_provides_json(const ph_manifest *m);
+/** Prints what `m` provides to `f`: "sql-store 1.4.0, kv 2.0.0" (nothing when nothing). */
+void ph_manifest_provides_print(FILE *f, const ph_manifest *m);
 
 /** True if `m` declares `pkg` in [requires] or [optional]. */
 bool ph_manifest_depends_on(const ph_manifest *m, const char *pkg);

@@ -69,6 +69,7 @@ typedef struct capability {
     size_t n_all;
     const ph_manifest **prov; /* the chosen versions that provide it and run, best first */
     size_t n_prov;
+    const ph_kv *pin; /* host.ini [provides] CAPABILITY = PACKAGE, or NULL */
 } capability;
 
 typedef struct rctx {
@@ -209,6 +210,71 @@ static int collect_capabilities(rctx *x)
             if (push_manifest(&c->all, &c->n_all, m))
                 return PH_ENOMEM;
         }
+    }
+    return 0;
+}
+
+static int add_problem(rctx *x, char *msg);
+
+/* "pg_store, sqlite_store": the packages providing capability `c` (names repeat per version). */
+static char *provider_names(const capability *c)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    for (size_t i = 0; f && i < c->n_all; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = strcmp(c->all[k]->name, c->all[i]->name) == 0;
+        if (!seen)
+            fprintf(f, "%s%s", i ? ", " : "", c->all[i]->name);
+    }
+    if (f)
+        fclose(f);
+    return text;
+}
+
+/*
+ * host.ini [provides] CAPABILITY = PACKAGE: only that package's versions
+ * provide the capability (the search, the providers, the messages). A pin
+ * naming no installed package, or one that does not provide it, is a
+ * problem naming file:line, and the capability then has no provider.
+ */
+static int apply_provider_pins(rctx *x)
+{
+    for (size_t i = 0; x->cfg && i < x->cfg->n_provides; i++) {
+        const ph_kv *pin = &x->cfg->provides[i];
+        capability *c = find_cap(x, pin->key);
+        char *msg = NULL, *names = c ? provider_names(c) : NULL;
+        size_t kept = 0;
+        for (size_t k = 0; c && k < c->n_all; k++)
+            if (strcmp(c->all[k]->name, pin->value) == 0)
+                c->all[kept++] = c->all[k];
+        int bad = !c || !kept, rc = 0;
+        if (!c)
+            rc = asprintf(&msg,
+                          "%s:%d: [provides] %s = %s: no installed package provides '%s'; "
+                          "remove the line or install a provider",
+                          cfg_path(x), pin->line, pin->key, pin->value, pin->key);
+        else if (!kept && !find_pkg(x, pin->value))
+            rc = asprintf(&msg,
+                          "%s:%d: [provides] %s = %s: no package '%s' is installed; the "
+                          "providers of %s are %s",
+                          cfg_path(x), pin->line, pin->key, pin->value, pin->value, pin->key,
+                          names ? names : "?");
+        else if (!kept)
+            rc = asprintf(&msg,
+                          "%s:%d: [provides] %s = %s: package '%s' does not provide %s (no "
+                          "[provides] %s in its package.ini); the providers of %s are %s",
+                          cfg_path(x), pin->line, pin->key, pin->value, pin->value, pin->key,
+                          pin->key, pin->key, names ? names : "?");
+        free(names);
+        if (c) {
+            c->n_all = kept;
+            c->pin = pin;
+        }
+        if (rc < 0 || (bad && add_problem(x, msg)))
+            return NOMEM();
     }
     return 0;
 }
@@ -526,7 +592,7 @@ static int choose_versions(rctx *x)
     for (size_t i = 0; i < x->set->n; i++)
         if (add_candidate(x, x->set->items[i]))
             return NOMEM();
-    if (collect_capabilities(x))
+    if (collect_capabilities(x) || apply_provider_pins(x))
         return NOMEM();
     apply_pins(x);
     if (collect_edges(x))
@@ -1075,6 +1141,8 @@ static int note_providers(rctx *x, const capability *c)
     }
     if (c->n_prov > LIST_MAX)
         fprintf(f, "; and %zu more providers", c->n_prov - LIST_MAX);
+    if (c->pin)
+        fprintf(f, " (pinned in %s:%d)", cfg_path(x), c->pin->line);
     if (fclose(f) != 0) {
         free(msg);
         return NOMEM();
@@ -1159,6 +1227,9 @@ static int check_cap_dep(const rctx *x, node *nd, const ph_dep *d, const capabil
     }
     if (c->n_all > LIST_MAX)
         fprintf(f, " and %zu more", c->n_all - LIST_MAX);
+    if (c->pin) /* the operator chose the provider: say where */
+        fprintf(f, "%s%s:%d pins %s to %s ([provides])", c->n_all ? "; " : "", cfg_path(x),
+                c->pin->line, c->name, c->pin->value);
     if (fclose(f) != 0) {
         free(list);
         return NOMEM();
@@ -1186,7 +1257,7 @@ static int check_deps(const rctx *x, node *nd, const ph_dep *deps, size_t n, boo
         size_t count;
         const ph_manifest *dm = lookup(x, d->name, &count);
         const capability *cap = dm ? NULL : find_cap(x, d->name);
-        if (cap && cap->n_all) {
+        if (cap && (cap->n_all || cap->pin)) { /* a pin with no provider left: it says why */
             int rc = check_cap_dep(x, nd, d, cap, optional);
             if (rc || nd->state)
                 return rc;

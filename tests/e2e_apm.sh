@@ -132,7 +132,12 @@ grep -qF "instance 'cb': cb 1.0.0 refused the upgrade to 2.0.0: before_upgrade f
   fail "a refused upgrade is not reported: $out"
 [ "$(version)" = '"1.0.0"' ] || fail "cb after a refused upgrade: $(version)"
 grep -q "cb 1.0.0 before_upgrade 1.0.0->2.0.0" <<<"$(calls)" || fail "before_upgrade: $(calls)"
-echo "  a failing before_upgrade: 1.0.0 keeps serving, said so"
+# the refused version is not left on disk for the next start to run without its callbacks
+grep -qF "plughost install: cb 2.0.0 was not installed; the package directory is as it was" <<<"$out" ||
+  fail "a refused upgrade should say the install was undone: $out"
+[ "$(ls "$tmp/pk" | tr '\n' ' ')" = "badhook cb old pkgmgr " ] || fail "a refused upgrade left files: $(ls -a "$tmp/pk")"
+grep -q '^version = 1.0.0$' "$tmp/pk/cb/package.ini" || fail "cb's directory changed"
+echo "  a failing before_upgrade: 1.0.0 keeps serving, said so; the package directory as it was"
 
 # --- after_upgrade fails: rolled back ---
 rm "$rec/fail-before_upgrade"
@@ -158,12 +163,22 @@ cb 2.0.0 after_mount /cb" ] || fail "upgrade callbacks: $(calls)"
 grep -q "after_install\|after_instantiate" <<<"$(calls)" && fail "an upgrade is no install: $(calls)"
 echo "  upgrade: before_upgrade(1.0.0->2.0.0) on the old, after_upgrade and after_mount on the new"
 
+# --- 1.0.0 stays installed beside 2.0.0: removing it runs no callback (no instance runs it) ---
+: >"$rec/calls.log"
+out=$(ph remove cb 2>&1) && fail "remove cb with two versions: $out"
+grep -qF "package 'cb' is installed in 2 versions: 1.0.0, 2.0.0 (instance 'cb' runs it); say which one to remove: \`plughost remove cb@VERSION\`" <<<"$out" ||
+  fail "remove cb with two versions: $out"
+out=$(ph remove cb@1.0.0 2>&1) || fail "remove cb@1.0.0: $out"
+grep -qF "removed package cb 1.0.0 ($tmp/pk/cb)" <<<"$out" || fail "remove cb@1.0.0: $out"
+[ -z "$(calls)" ] && [ "$(version)" = '"2.0.0"' ] || fail "removing 1.0.0 touched 2.0.0: $(calls) $(version)"
+echo "  remove cb@1.0.0 beside the running 2.0.0: no callback, 2.0.0 serves"
+
 # --- before_uninstall refuses the removal ---
 touch "$rec/fail-before_uninstall"
 out=$(admin -d '{}' -w ' %{http_code}' "$url/_/remove/cb")
 grep -qF "package 'cb' refused its removal (instance 'cb': before_uninstall failed: before_uninstall says no (test)); nothing was changed" <<<"$out" &&
   grep -q ' 409$' <<<"$out" || fail "a refused removal: $out"
-[ -d "$tmp/pk/cb" ] && [ "$(version)" = '"2.0.0"' ] || fail "cb after a refused removal"
+[ -d "$tmp/pk/cb-2.0.0" ] && [ "$(version)" = '"2.0.0"' ] || fail "cb after a refused removal"
 echo "  a failing before_uninstall: removal refused (409), cb runs"
 
 # --- removal: before_uninstall(keep), before_delete; cb's item leaves the menu ---
@@ -257,5 +272,24 @@ for i in cb cb3; do
   grep -q "^$i 1.0.0 before_delete$" <<<"$(calls)" || fail "$i: before_delete: $(calls)"
 done
 echo "  uninstall with purge: before_uninstall(purge) and before_delete on both instances; refused: both run"
+
+# --- the CLI's remove goes through the running host: callbacks run; without a host none can ---
+out=$(ph install --url "$url" "$tmp/src/cb1" 2>&1) || fail "install cb 1.0.0 again: $out"
+: >"$rec/calls.log"
+out=$(ph remove --purge cb 2>&1) || fail "plughost remove --purge cb: $out"
+grep -q "unloaded cb and removed it" <<<"$out" && grep -q "^cb: data deleted; a backup was written first: " <<<"$out" ||
+  fail "plughost remove --purge cb: $out"
+for i in cb cb3; do
+  grep -q "^$i 1.0.0 before_uninstall purge$" <<<"$(calls)" || fail "CLI remove: $i: before_uninstall(purge): $(calls)"
+  grep -q "^$i 1.0.0 before_delete$" <<<"$(calls)" || fail "CLI remove: $i: before_delete: $(calls)"
+done
+[ ! -e "$tmp/pk/cb" ] || fail "CLI remove left the directory"
 stop_host
+cp -r "$tmp/src/cb1" "$tmp/pk/cb"
+: >"$rec/calls.log"
+out=$(ph remove cb 2>&1) || fail "plughost remove cb without a host: $out"
+grep -qF "no host is running (no socket at $tmp/data/plughost.sock): the package's before_uninstall and before_delete callbacks do not run (they run only in a running host)" <<<"$out" &&
+  grep -qF "removed package cb 1.0.0 ($tmp/pk/cb)" <<<"$out" || fail "plughost remove cb without a host: $out"
+[ -z "$(calls)" ] && [ ! -e "$tmp/pk/cb" ] || fail "remove without a host: $(calls)"
+echo "  plughost remove: through the running host its callbacks run (purge passed); without one it says none can"
 echo "1 passed, 0 failed"

@@ -7,6 +7,16 @@
 set -euo pipefail
 . "$PH_SOURCE_DIR/tests/support/e2e.sh"
 cp -r "$PH_EXAMPLES" "$tmp/pk"
+printf '[provides]\ngreeting-api = 1.2.0\n' >>"$tmp/pk/hello/package.ini" # "provides" in every document
+has_provides() { # FILE: hello's entry carries what it provides
+  python3 - "$1" <<'PY' || fail "no provides for hello in $(cat "$1")"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+rows = doc.get("packages") or doc["instances"]
+hello = [r for r in rows if r.get("name", r.get("package")) == "hello"]
+assert hello and all(r["provides"] == {"greeting-api": "1.2.0"} for r in hello), hello
+PY
+}
 ph() { "$PH_BIN" --packages "$tmp/pk" --data-dir "$tmp/data" "$@"; }
 set +e
 out=$(ph list --purge 2>&1); rc=$?
@@ -90,12 +100,14 @@ PY
 }
 ph list --json >"$tmp/list.json" || fail "list --json"
 out=$(validate list.schema.json "$tmp/list.json") || fail "list --json against list.schema.json: $out"
+has_provides "$tmp/list.json"
 [ "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["packages"]))' "$tmp/list.json")" -ge 5 ] ||
   fail "list --json lists too few packages: $(cat "$tmp/list.json")"
 
 ph check --json >"$tmp/check.json" || fail "check --json: $(cat "$tmp/check.json")"
 out=$(validate check.schema.json "$tmp/check.json") || fail "check --json against check.schema.json: $out"
 grep -q '"ok":true' "$tmp/check.json" || fail "check --json of the examples: $(cat "$tmp/check.json")"
+has_provides "$tmp/check.json"
 mkdir -p "$tmp/broken/app"
 printf '[package]\nname = app\nversion = 1.0.0\n[requires]\nmissing = ^1\n' >"$tmp/broken/app/package.ini"
 set +e; "$PH_BIN" --packages "$tmp/broken" --data-dir "$tmp/bdata" check --json >"$tmp/check2.json"; rc=$?; set -e
@@ -113,6 +125,7 @@ wait_ready "http://127.0.0.1:$port"
   fail "status --json"
 out=$(validate status.schema.json "$tmp/status.json") || fail "status --json against status.schema.json: $out"
 grep -q '"state":"running"' "$tmp/status.json" || fail "status --json: $(cat "$tmp/status.json")"
+has_provides "$tmp/status.json"
 set +e; out=$("$PH_BIN" --data-dir "$tmp/data" status --url "https://127.0.0.1:$port" 2>&1); rc=$?; set -e
 [ $rc = 1 ] && grep -qF "the host itself speaks plain HTTP; use http:// for it" <<<"$out" ||
   fail "https:// to the plain-HTTP host: exit $rc: $out"

@@ -47,7 +47,7 @@ for cmd in check run; do
     expect 1 "plughost: h2.ini:2: $cr" $cmd -c h2.ini
     expect 1 "plughost: h3.ini:2: line contains a byte order mark (U+FEFF) at column 2; it is allowed only at the very start of the file; remove it" $cmd -c h3.ini
     expect 1 "plughost: h4.ini:1: line contains a byte order mark (U+FEFF) at column 2; it is allowed only at the very start of the file; remove it" $cmd -c h4.ini
-    expect 1 "plughost: h5.ini:1: 'k' is outside any section; put it under one of [host], [http], [limits], [auth], [trust], [instance NAME]" $cmd -c h5.ini
+    expect 1 "plughost: h5.ini:1: 'k' is outside any section; put it under one of [host], [http], [limits], [auth], [trust], [provides], [instance NAME]" $cmd -c h5.ini
     expect 1 "plughost: h6.ini:2: line contains a NUL byte; is this a text file?" $cmd -c h6.ini
     expect 1 "plughost: h7.ini:3: expected 'key = value' or '[section]'; a value cannot go on over several lines: write it on one line" $cmd -c h7.ini
 done

@@ -238,7 +238,7 @@ if st != 405 or allow != ["POST"]:
 st, _, b = one(b"GET /_/nothing HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n")
 served = ("GET /_/health, GET /_/metrics, GET /_/openapi.json, GET /_/packages, GET /_/hooks/{endpoint}, "
           "POST /_/reload/{name}, POST /_/disable/{name}, POST /_/unload/{name}, "
-          "POST /_/enable/{name}, POST /_/remove/{name}")
+          "POST /_/enable/{name}, POST /_/remove/{name}, POST /_/purge/{name}")
 if st != 404 or json.loads(b)["error"]["message"] != \
         "no host endpoint '/_/nothing'; the host serves " + served:
     failures.append("GET /_/nothing: %d %r" % (st, b))

@@ -221,13 +221,11 @@ static void test_unknown_keys_and_sections(void **state)
              "unknown key 'password' in [auth]; known keys: token, token_file, require_token");
     load_bad(f, "[host]\n[htpp]\n", PH_ECONFIG, 2,
              "unknown section [htpp]; known sections: [host], [http], [limits], [auth], [trust], "
-             "[instance "
-             "NAME]");
+             "[provides], [instance NAME]");
     load_bad(f, "[instances blog]\n", PH_ECONFIG, 1, "unknown section [instances blog]");
     load_bad(f, "threads = 4\n[http]\n", PH_ECONFIG, 1,
              "'threads' is outside any section; put it under one of [host], [http], [limits], "
-             "[auth], [trust], "
-             "[instance NAME]");
+             "[auth], [trust], [provides], [instance NAME]");
 }
 
 /* [limits]: defaults, values and the errors a user reads. */
@@ -449,7 +447,7 @@ static void test_hostile_lines(void **state)
     /* Odd section names: refused by name, at their line. */
     load_bad(f, "[host]\n[x=y]\nk = v\n", PH_ECONFIG, 2,
              "unknown section [x=y]; known sections: [host], [http], [limits], [auth], [trust], "
-             "[instance NAME]");
+             "[provides], [instance NAME]");
     load_bad(f, "[instance:x]\nk = v\n", PH_ECONFIG, 1, "unknown section [instance:x]");
     load_bad(f, "[instance x=y]\nk = v\n", PH_ECONFIG, 1,
              "invalid instance name 'x=y': '=' is not allowed");
@@ -458,8 +456,7 @@ static void test_hostile_lines(void **state)
     /* Keys before any section. */
     load_bad(f, "k = v\n[host]\n", PH_ECONFIG, 1,
              "'k' is outside any section; put it under one of [host], [http], [limits], [auth], "
-             "[trust], "
-             "[instance NAME]");
+             "[trust], [provides], [instance NAME]");
     /* Continuation lines do not exist: the indented line says so. */
     load_bad(f, "[auth]\ntoken = 0123456789abcdef0123456789abcdef\n    def\n", PH_ECONFIG, 3,
              "expected 'key = value' or '[section]'; a value cannot go on over several lines: "

@@ -53,6 +53,14 @@ static void pkg(fixture *f, const char *name, const char *version, const char *e
     free(file);
 }
 
+/* Forgets the last resolution (the packages on disk stay) to resolve again. */
+static void reset(fixture *f)
+{
+    ph_plan_free(&f->plan);
+    ph_manifest_set_free(&f->set);
+    ph_config_free(&f->cfg);
+}
+
 /* Loads host.ini (`config`, may be NULL for none), discovers, resolves. */
 static void resolve(fixture *f, const char *config)
 {
@@ -861,6 +869,73 @@ static void test_provides_none_suits(void **state)
                             "^3)"));
 }
 
+/*
+ * host.ini [provides] CAPABILITY = PACKAGE: the pinned provider serves every
+ * requirement, the others stay unused; a pin naming no installed package, a
+ * package that does not provide it, or one outside a requirer's range is
+ * a message naming host.ini:line.
+ */
+static void test_provides_pinned_provider(void **state)
+{
+    fixture *f = *state;
+    pkg(f, "pg_store", "2.0.0", "[provides]\nsql-store = 2.1.0\n");
+    pkg(f, "sqlite_store", "1.0.0", "[provides]\nsql-store = 1.4.0\n");
+    pkg(f, "other", "1.0.0", "");
+    pkg(f, "web", "1.0.0", "[requires]\nsql-store = >=1\n");
+    resolve(f, "[provides]\nsql-store = sqlite_store\n");
+    assert_int_equal(f->plan.n_problems, 0);
+    assert_true(needs(&f->plan, "web", "sqlite_store"));
+    assert_false(needs(&f->plan, "web", "pg_store"));
+    char *want = tu_fmt("capability 'sql-store': sqlite_store 1.0.0 provides 1.4.0, used by web "
+                        "1.0.0 (pinned in %s/host.ini:2)",
+                        f->dir);
+    assert_string_equal(f->plan.notes[0], want);
+    free(want);
+    const struct {
+        const char *config, *problem, *reason;
+    } bad[] = {
+        {"[provides]\nsql-store = nosuch\n",
+         "%s/host.ini:2: [provides] sql-store = nosuch: no package 'nosuch' is installed; the "
+         "providers of sql-store are pg_store, sqlite_store",
+         "package 'web' 1.0.0 requires sql-store >=1, a capability no running provider suits: "
+         "%s/host.ini:2 pins sql-store to nosuch ([provides]); install a provider"},
+        {"[provides]\nsql-store = other\n",
+         "%s/host.ini:2: [provides] sql-store = other: package 'other' does not provide "
+         "sql-store (no [provides] sql-store in its package.ini); the providers of sql-store are "
+         "pg_store, sqlite_store",
+         NULL},
+        {"[provides]\nkv-store = pg_store\n",
+         "%s/host.ini:2: [provides] kv-store = pg_store: no installed package provides "
+         "'kv-store'; remove the line or install a provider",
+         NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        reset(f);
+        resolve(f, bad[i].config);
+        char *problem = tu_fmt(bad[i].problem, f->dir);
+        if (!has_problem(&f->plan, problem))
+            fail_msg("want problem '%s'; got '%s'", problem,
+                     f->plan.n_problems ? f->plan.problems[0] : "(none)");
+        free(problem);
+        if (bad[i].reason) {
+            char *reason = tu_fmt(bad[i].reason, f->dir);
+            assert_true(tu_contains(item(&f->plan, "web")->reason, reason));
+            free(reason);
+        }
+    }
+    /* the pinned provider's version outside a requirer's range: both named, and the pin */
+    reset(f);
+    pkg(f, "web", "1.0.0", "[requires]\nsql-store = ^2\n");
+    resolve(f, "[host]\n[provides]\nsql-store = sqlite_store\n");
+    want = tu_fmt("package 'web' 1.0.0 requires sql-store ^2, a capability no running provider "
+                  "suits: sqlite_store 1.0.0 provides sql-store 1.4.0 (outside ^2); "
+                  "%s/host.ini:3 pins sql-store to sqlite_store ([provides]); install a provider "
+                  "of a matching version or change the range in %s/web/package.ini:5",
+                  f->dir, f->pkgs);
+    assert_state(&f->plan, "web", PH_PLAN_FAILED, want);
+    free(want);
+}
+
 /* [conflicts] on a capability: every running provider in range counts. */
 static void test_provides_conflicts(void **state)
 {
@@ -1049,6 +1124,7 @@ int main(void)
         T(test_several_versions_backjumping),
         T(test_provides_takes_a_provider),
         T(test_provides_none_suits),
+        T(test_provides_pinned_provider),
         T(test_provides_conflicts),
         T(test_provides_shadowed_by_a_package),
         T(test_several_versions_unsolvable_is_quick),

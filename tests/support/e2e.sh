@@ -6,7 +6,7 @@
 #   wait_ready URL [TRIES]   waits (0.1 s a try, 100 by default) for URL/_/health?ready
 #   stop_host   stops the host started last and waits for it
 #   build_pkg DIR NAME SOURCE [CFLAGS...]   compiles tests/SOURCE as package NAME
-#               1.0.0 into DIR/NAME/NAME.so, beside a minimal package.ini
+#               1.0.0 (or $PH_PKG_VERSION) into DIR/NAME/NAME.so, beside a minimal package.ini
 tmp=$(mktemp -d)
 pid=
 e2e_cleanup() {
@@ -36,11 +36,11 @@ stop_host() {
   pid=
 }
 build_pkg() {
-  local dir=$1 name=$2 src=$3
+  local dir=$1 name=$2 src=$3 ver=${PH_PKG_VERSION:-1.0.0}
   shift 3
   mkdir -p "$dir/$name"
-  printf '[package]\nname = %s\nversion = 1.0.0\n' "$name" >"$dir/$name/package.ini"
+  printf '[package]\nname = %s\nversion = %s\n' "$name" "$ver" >"$dir/$name/package.ini"
   cc -std=c11 -shared -fPIC -fvisibility=hidden -I"$PH_SOURCE_DIR/sdk/include" \
-    -DPH_PACKAGE_NAME="\"$name\"" -DPH_PACKAGE_VERSION='"1.0.0"' "$@" \
+    -DPH_PACKAGE_NAME="\"$name\"" -DPH_PACKAGE_VERSION="\"$ver\"" "$@" \
     -o "$dir/$name/$name.so" "$PH_SOURCE_DIR/tests/$src" || fail "cc $name"
 }
