@@ -17,8 +17,8 @@ if [ -z "$browser" ]; then
   echo "SKIP: chromium is not installed (make deps installs it)"; exit 77
 fi
 chrome() { # URL: prints the DOM once the page's scripts have run
-  timeout 60 "$browser" --headless --no-sandbox --disable-gpu --no-first-run --disable-extensions \
-    --user-data-dir="$tmp/profile" --virtual-time-budget=20000 --dump-dom "$1" 2>>"$tmp/chrome.log"
+  timeout 120 "$browser" --headless --no-sandbox --disable-gpu --no-first-run --disable-extensions \
+    --user-data-dir="$tmp/profile" --virtual-time-budget=60000 --dump-dom "$1" 2>>"$tmp/chrome.log"
 }
 if ! chrome "data:text/html,<p id=x></p><script>x.textContent='scripts run'</script>" | grep -q "scripts run"; then
   echo "SKIP: chromium cannot run here: $(tail -n 3 "$tmp/chrome.log")"; exit 77

@@ -159,9 +159,10 @@ out=$(post /_/reload/stuck '{}' -H "Authorization: Bearer $token")
 out=$(post /stuck/actors/slow/quick '{}')
 t=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.3f", b - a}')
 [ "$out" = $'2\n\n200' ] || fail "the new build does not serve after the reload: $out"
-# well under a second; a sanitizer build runs everything several times slower
-bound=1.0
-ldd "$PH_BIN" 2>/dev/null | grep -q 'lib[at]san' && bound=3.0
+# not after the drain bound of 10 s: well under a second on a quiet machine, a few on a
+# loaded one (the new build is scanned in a child first); a sanitizer build is slower still
+bound=4.0
+ldd "$PH_BIN" 2>/dev/null | grep -q 'lib[at]san' && bound=8.0
 awk -v t="$t" -v b="$bound" 'BEGIN {exit !(t < b)}' ||
   fail "reload to the new build's first answer took $t s (bound $bound s, the drain bound is 10 s)"
 echo "  reload with a call stuck past its limit: the new build answered after $t s"
