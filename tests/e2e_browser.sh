@@ -30,7 +30,7 @@ port=$(free_port)
 u="http://127.0.0.1:$port"
 "$PH_BIN" --packages "$tmp/pk" --data-dir "$tmp/data" run --listen "127.0.0.1:$port" >"$tmp/run.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 1 100); do curl -sf -o /dev/null "$u/_/health?ready" && break; sleep 0.1; done
+for _ in $(seq 1 300); do curl -sf -o /dev/null "$u/_/health?ready" && break; sleep 0.1; done
 tok=$(cat "$tmp/data/admin.token")
 J='Content-Type: application/json'
 curl -s -X POST -H "$J" "$u/notes/models/note" -d '{"title":"original"}' | grep -q '"id":1' || fail "seed note"

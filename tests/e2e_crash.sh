@@ -24,7 +24,7 @@ grep -q "plughost: SIGSEGV (invalid memory access) in package 'core_crash' 1.0.0
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$PH_BIN" --packages "$tmp/pk" --data-dir "$tmp/data" run --listen "127.0.0.1:$port" >"$tmp/run.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/_/health?ready" && break; sleep 0.1; done
+for _ in $(seq 1 300); do curl -sf -o /dev/null "http://127.0.0.1:$port/_/health?ready" && break; sleep 0.1; done
 curl -s -X POST -H 'Content-Type: application/json' "http://127.0.0.1:$port/core_crash/actors/boom/now" >/dev/null || true
 set +e; wait "$pid"; rc=$?; set -e; pid=
 [ $rc = 139 ] || fail "run should die by SIGSEGV, got $rc"
@@ -37,7 +37,7 @@ start_run() {
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   "$PH_BIN" --packages "$tmp/pk" --data-dir "$tmp/data" run --listen "127.0.0.1:$port" >"$tmp/run.log" 2>&1 &
   pid=$!
-  for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/_/health?ready" && return 0; sleep 0.1; done
+  for _ in $(seq 1 300); do curl -sf -o /dev/null "http://127.0.0.1:$port/_/health?ready" && return 0; sleep 0.1; done
   fail "host did not come up: $(cat "$tmp/run.log")"
 }
 for _ in 1 2; do

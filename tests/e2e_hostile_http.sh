@@ -26,7 +26,7 @@ server_names = plughost.test
 INI
 "$PH_BIN" -c "$tmp/host.ini" run >"$tmp/run.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 100); do curl -sf -o /dev/null "$u/_/health?ready" && break; sleep 0.1; done
+for _ in $(seq 1 300); do curl -sf -o /dev/null "$u/_/health?ready" && break; sleep 0.1; done
 tok=$(cat "$tmp/data/admin.token")
 J='Content-Type: application/json'
 # status and body of one request: "$code $body"

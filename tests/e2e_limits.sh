@@ -62,7 +62,7 @@ package = stuck
 INI
 "$PH_BIN" run -c "$tmp/host.ini" >"$tmp/host.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 100); do curl -sf -o /dev/null "$base/_/health?ready" && break; sleep 0.1; done
+for _ in $(seq 1 300); do curl -sf -o /dev/null "$base/_/health?ready" && break; sleep 0.1; done
 
 post() { # PATH JSON [curl options]: prints the body, then the status on the last line
   local p=$1 d=$2

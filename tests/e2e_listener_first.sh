@@ -29,7 +29,7 @@ tok=$(cat "$tmp/data/admin.token")
 out=$(post -H "Authorization: Bearer $tok" "$u/_/reload/slowstart")
 grep -qF '"code":"reloading"' <<<"$out" && grep -qF 'the host is still starting its packages' <<<"$out" ||
   fail "a reload while starting: $out"
-for _ in $(seq 1 100); do curl -sf -o /dev/null "$u/_/health?ready" && break; sleep 0.1; done
+for _ in $(seq 1 300); do curl -sf -o /dev/null "$u/_/health?ready" && break; sleep 0.1; done
 [ "$(post "$u/slowstart/actors/slow/one")" = 1 ] || fail "not serving once started"
 kill "$pid"; wait "$pid" || true; pid=
 echo "  while packages start: health not ready, calls and changes answer 503 'still starting'"

@@ -14,7 +14,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 u="http://127.0.0.1:$port"
 "$PH_BIN" --packages "$tmp/pk" --data-dir "$tmp/data" run --listen "127.0.0.1:$port" >"$tmp/run.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 100); do curl -sf -o /dev/null "$u/_/health?ready" && break; sleep 0.1; done
+for _ in $(seq 1 300); do curl -sf -o /dev/null "$u/_/health?ready" && break; sleep 0.1; done
 tok=$(cat "$tmp/data/admin.token")
 post() { curl -s -X POST -H 'Content-Type: application/json' "$@"; }
 

@@ -22,7 +22,7 @@ INI
 "$PH_BIN" -c "$tmp/host.ini" run >"$tmp/run.log" 2>&1 &
 pid=$!
 u="http://127.0.0.1:$port"
-for _ in $(seq 1 100); do curl -sf -o /dev/null "$u/_/health?ready" && break; sleep 0.1; done
+for _ in $(seq 1 300); do curl -sf -o /dev/null "$u/_/health?ready" && break; sleep 0.1; done
 ok=0 limited=0
 t0=$(date +%s.%N)
 for i in $(seq 1 20); do

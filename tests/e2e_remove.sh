@@ -34,7 +34,7 @@ install_pkg notes
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$PH_BIN" --packages "$tmp/pk" --data-dir "$tmp/data" --log-level info run --listen "127.0.0.1:$port" >"$tmp/run.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/_/health?ready" && break; sleep 0.1; done
+for _ in $(seq 1 300); do curl -sf -o /dev/null "http://127.0.0.1:$port/_/health?ready" && break; sleep 0.1; done
 [ "$(ph call --url "http://127.0.0.1:$port" notes.note.count)" = 25 ] || fail "running host lost rows"
 out=$(ph remove --listen "127.0.0.1:$port" notes)  # the admin token goes only to the configured host
 grep -q "unloaded notes" <<<"$out" || fail "$out"

@@ -26,7 +26,7 @@ max_connections_per_ip = 64
 INI
 "$PH_BIN" -c "$tmp/host.ini" run >"$tmp/run.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/_/health?ready" && break; sleep 0.1; done
+for _ in $(seq 1 300); do curl -sf -o /dev/null "http://127.0.0.1:$port/_/health?ready" && break; sleep 0.1; done
 python3 - "$port" <<'PY'
 import socket, sys, time, threading
 port = int(sys.argv[1])

@@ -55,7 +55,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 "$PH_BIN" --packages "$tmp/pk" --data-dir "$tmp/data" run --listen "0.0.0.0:$port" >"$tmp/run.log" 2>&1 &
 pid=$!
 u="http://127.0.0.1:$port"
-for _ in $(seq 1 100); do curl -sf -o /dev/null "$u/_/health?ready" && break; sleep 0.1; done
+for _ in $(seq 1 300); do curl -sf -o /dev/null "$u/_/health?ready" && break; sleep 0.1; done
 tok=$(cat "$tmp/data/admin.token")
 grep -qF "warn  listening on 0.0.0.0:$port, which other machines can reach: every change needs the admin token" "$tmp/run.log" \
   || fail "no warning for a public bind"

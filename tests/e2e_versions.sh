@@ -49,7 +49,7 @@ port=$(free_port)
 "$PH_BIN" --packages "$tmp/pk" --data-dir "$tmp/data3" --log-level warn run --listen "127.0.0.1:$port" \
     >"$tmp/run.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/_/health?ready" && break; sleep 0.1; done
+for _ in $(seq 1 300); do curl -sf -o /dev/null "http://127.0.0.1:$port/_/health?ready" && break; sleep 0.1; done
 pk=$(curl -sf "http://127.0.0.1:$port/_/packages") || fail "/_/packages: $(tail -3 "$tmp/run.log")"
 note="package 'core_good' 1.0.0 optionally uses shop ^9 but shop 1.2.0 is installed; running without it"
 python3 - "$pk" "$note" <<'PY' || fail "/_/packages should show core_good running with the note: $pk"

@@ -26,7 +26,7 @@ start_host() {
   pid=$!
 }
 wait_ready() {
-  for _ in $(seq 1 "${2:-100}"); do curl -sf -o /dev/null "$1/_/health?ready" && return 0; sleep 0.1; done
+  for _ in $(seq 1 "${2:-300}"); do curl -sf -o /dev/null "$1/_/health?ready" && return 0; sleep 0.1; done
   fail "the host at $1 did not get ready"
 }
 stop_host() {
