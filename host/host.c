@@ -19,6 +19,7 @@
 #include "error.h"
 #include "hooks.h"
 #include "interface.h"
+#include "loader.h"
 #include "log.h"
 #include "reload.h"
 #include "store.h"
@@ -63,6 +64,7 @@ int ph_host_open(ph_config *cfg, ph_host **out)
     pthread_rwlock_init(&h->lock, NULL);
     h->drain_ms = 10000;
     ph_instance_set_stop_timeout_ms(h->cfg.limits.stop_timeout_ms);
+    ph_loader_set_load_timeout_ms(h->cfg.limits.load_timeout_ms);
     if ((rc = ph_manifest_discover(h->cfg.package_dirs, h->cfg.n_package_dirs, &h->set)))
         goto fail;
     if ((rc = ph_resolve(&h->cfg, &h->set, &h->plan)))

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@ void ph_frame_push(ph_frame *f, ph_instance *inst)
     f->failed = 0;
     f->what = NULL;
     f->ver = NULL;
+    f->escape = NULL;
     f->prev = frame_top;
     frame_top = f;
 }
@@ -30,6 +32,21 @@ void ph_frame_pop(ph_frame *f)
 {
     frame_top = f->prev;
 }
+_Noreturn void ph_frame_escape(ph_frame *f, const char *call)
+{
+    const ph_version *ver = f->ver ? f->ver : f->inst->cur;
+    const ph_manifest *m = ver && ver->manifest ? ver->manifest : f->inst->manifest;
+    ph_error_set(PH_EPACKAGE,
+                 "package '%s' build %s: %s.%s called %s; the call was ended (a method must "
+                 "return; pthread_exit() is for threads the package started)",
+                 m ? m->name : "?", ver && ver->module ? ver->module->hash : "?", f->inst->name,
+                 f->what ? f->what : "?", call);
+    f->failed = 1;
+    sigjmp_buf *back = f->escape;
+    f->escape = NULL;
+    siglongjmp(*back, 1);
+}
+
 ph_frame *ph_frame_current(void)
 {
     return frame_top;

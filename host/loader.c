@@ -4,11 +4,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crash.h"
@@ -818,6 +820,106 @@ cleanup:
     return rc;
 }
 
+/* ---- the host's dlopen under a time limit ---- */
+
+static atomic_int load_limit_ms = PH_LOAD_TIMEOUT_MS;
+
+void ph_loader_set_load_timeout_ms(int ms)
+{
+    atomic_store(&load_limit_ms, ms > 0 ? ms : PH_LOAD_TIMEOUT_MS);
+}
+
+/*
+ * Watches one dlopen from a thread of its own. A constructor that hangs
+ * holds the dynamic loader's lock: nothing in the process may dlopen,
+ * dlclose or dlsym again, so past the limit the host reports, journals
+ * (quarantining the build) and ends with PH_LOAD_HUNG_STATUS. A SIGTERM or
+ * SIGINT meanwhile (blocked in the loading thread, as in the daemon) is
+ * taken here: the first is handed back to the process once the load
+ * returns, a second ends the host at once.
+ */
+typedef struct {
+    atomic_int done; /* the dlopen returned: the watchdog frees this and leaves */
+    char pkg[64], version[32], build[17];
+    int ms;
+    sigset_t sigs;
+} load_watch;
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char *stop_signal_name(int sig)
+{
+    return sig == SIGINT ? "SIGINT" : "SIGTERM";
+}
+
+static void *watch_load(void *p)
+{
+    load_watch *w = p;
+    double deadline = mono_now() + w->ms / 1000.0;
+    int first = 0;
+    while (!atomic_load(&w->done)) {
+        double left = deadline - mono_now();
+        if (left <= 0) {
+            ph_crash_load_hung(w->pkg, w->version, w->build, w->ms, PH_LOAD_HUNG_STATUS);
+            _exit(PH_LOAD_HUNG_STATUS);
+        }
+        struct timespec slice = {0, left < 0.05 ? (long)(left * 1e9) : 50000000L};
+        int sig = sigisemptyset(&w->sigs) ? (nanosleep(&slice, NULL), 0)
+                                          : sigtimedwait(&w->sigs, NULL, &slice);
+        if (sig <= 0)
+            continue;
+        if (first) {
+            ph_log_error("%s received again while package '%s' build %s was loading (its "
+                         "constructor has not returned for %.1f s): exiting now, exit status 1",
+                         stop_signal_name(sig), w->pkg, w->build,
+                         w->ms / 1000.0 - (deadline - mono_now()));
+            _exit(1);
+        }
+        first = sig;
+        ph_log_warn("%s received while package '%s' build %s is loading: stopping once its "
+                    "constructor returns (within [limits] load_timeout, %g s); a second %s "
+                    "exits at once",
+                    stop_signal_name(sig), w->pkg, w->build, w->ms / 1000.0, stop_signal_name(sig));
+    }
+    if (first) /* the stop request belongs to the process's own signal loop */
+        kill(getpid(), first);
+    free(w);
+    return NULL;
+}
+
+/* Starts the watchdog of one dlopen; NULL (no watchdog) if no thread could be had. */
+static load_watch *watch_start(const ph_manifest *m, const char *build)
+{
+    load_watch *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    snprintf(w->pkg, sizeof w->pkg, "%s", m->name);
+    snprintf(w->version, sizeof w->version, "%s", m->version_text);
+    snprintf(w->build, sizeof w->build, "%s", build);
+    w->ms = atomic_load(&load_limit_ms);
+    sigset_t blocked;
+    sigemptyset(&w->sigs);
+    pthread_sigmask(SIG_BLOCK, NULL, &blocked);
+    for (int sig = SIGINT; sig; sig = sig == SIGINT ? SIGTERM : 0)
+        if (sigismember(&blocked, sig))
+            sigaddset(&w->sigs, sig);
+    pthread_t t;
+    if (pthread_create(&t, NULL, watch_load, w) != 0) {
+        ph_log_warn("package '%s': no thread to watch its loading; it is loaded without a time "
+                    "limit",
+                    m->name);
+        free(w);
+        return NULL;
+    }
+    pthread_detach(t);
+    return w;
+}
+
 /* ---- opening ---- */
 
 int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out)
@@ -859,11 +961,17 @@ int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out)
         goto fail;
     ph_residue_doing(m->name, m->version_text, st.so_hash,
                      PH_WHILE_LOADING "; a package must not have constructors that can fail");
+    load_watch *watch = in_scanner ? NULL : watch_start(m, st.so_hash);
+    int loading = in_scanner ? -1 : ph_residue_loading(m->name, m->version_text, st.so_hash);
     errno = 0;
     mod->handle = dlopen(mod->copy, RTLD_NOW | RTLD_LOCAL);
     int saved = errno;
+    if (watch)
+        atomic_store(&watch->done, 1);
     ph_residue_doing(NULL, NULL, NULL, NULL);
     errno = saved;
+    if (!mod->handle)
+        ph_residue_loading_failed(loading);
     if (!mod->handle) {
         /* glibc's words for a failed allocation ("cannot create shared object descriptor") */
         int nomem = errno == ENOMEM;

@@ -39,6 +39,18 @@ typedef struct ph_module {
  */
 int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out);
 /**
+ * The time limit of the host's dlopen of a build (its ELF constructors):
+ * [limits] load_timeout; ms <= 0 restores PH_LOAD_TIMEOUT_MS. Past it the
+ * host reports and journals the build as hung (quarantined: the next start
+ * refuses it) and ends with PH_LOAD_HUNG_STATUS, since a thread stuck in the
+ * dynamic loader holds its lock for good.
+ */
+void ph_loader_set_load_timeout_ms(int ms);
+#define PH_LOAD_TIMEOUT_MS 10000
+/** The exit status of a host ended by a hung constructor (EX_TEMPFAIL: restart it). */
+#define PH_LOAD_HUNG_STATUS 75
+
+/**
  * dlcloses and frees; accepts NULL. A build whose threads still run or
  * whose pthread keys were never deleted is not unmapped (residue.c logs
  * it, plughost status shows it); signal handlers left in it are reset.
