@@ -22,6 +22,7 @@
 #include "loader.h"
 #include "log.h"
 #include "reload.h"
+#include "residue.h"
 #include "store.h"
 
 static void forget_failures(ph_host *h, const char *instance);
@@ -535,6 +536,13 @@ void ph_host_stop(ph_host *h)
         }
         ph_store_detach(inst);
     }
+    /* An earlier stop() (a reload's, a disable's) that never returned: not a clean stop. */
+    char *hung = ph_residue_stops_hung();
+    if (hung) {
+        ph_log_error("%s", hung);
+        h->stuck = 1;
+    }
+    free(hung);
 }
 
 static double mono_seconds(void)

@@ -402,6 +402,7 @@ static void *run_stop(void *p)
     pthread_mutex_unlock(&j->mu);
     if (left) { /* late: its build was kept for it; now it may go */
         ph_version *v = j->v;
+        ph_residue_stop_hung(v->module, 0);
         stop_job_free(j);
         ph_version_unpin(v);
     }
@@ -465,7 +466,8 @@ int ph_version_stop(ph_version *v, int limit_ms)
         return 0;
     }
     pthread_detach(t);
-    if (!wait_stop(j, limit_ms))
+    if (!wait_stop(j, limit_ms)) {
+        ph_residue_stop_hung(v->module, limit_ms);
         return ph_error_set(PH_ETIMEOUT,
                             "package '%s' build %s: stop() did not return within %g s; its code "
                             "stays mapped and instance '%s' is marked failed; make stop() "
@@ -473,6 +475,7 @@ int ph_version_stop(ph_version *v, int limit_ms)
                             "limit), or raise [limits] stop_timeout",
                             v->module->desc->name, v->module->hash, limit_ms / 1000.0,
                             v->inst->name);
+    }
     stop_job_free(j);
     ph_version_unpin(v);
     return 0;

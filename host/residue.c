@@ -39,7 +39,8 @@ typedef struct {
     int n_timers;  /* SIGEV_THREAD timers whose callback lies in the range, under mu */
     timer_t timers[KEYS_PER_SLOT];
     int timers_lost;
-    int logged; /* the kept/lingering warning was logged */
+    int logged;               /* the kept/lingering warning was logged */
+    _Atomic int stop_hung_ms; /* its stop() did not return within this limit (0: it did) */
 } slot;
 
 _Atomic int ph_residue_tracking;
@@ -132,6 +133,7 @@ static void claim(int i, const char *pkg, const char *version, const char *build
     snprintf(s->build, sizeof s->build, "%s", build);
     atomic_store(&s->threads, 0);
     atomic_store(&s->stopped, 0);
+    atomic_store(&s->stop_hung_ms, 0);
     s->n_keys = s->keys_lost = s->n_timers = s->timers_lost = s->logged = 0;
     atomic_store_explicit(&s->state, state, memory_order_release);
     atomic_store(&ph_residue_tracking, 1);
@@ -221,11 +223,18 @@ static int live_timers(const slot *s)
 }
 
 /* Appends the sentences for slot `s` to `out` (a malloc'd text, may be NULL). Under mu. */
+static char *append_line(char *out, const char *line);
+
 static char *append(char *out, const char *fmt, const slot *s, int n, const char *one,
                     const char *many)
 {
     char line[512];
     snprintf(line, sizeof line, fmt, s->pkg, s->build, n, n == 1 ? "" : "s", n == 1 ? one : many);
+    return append_line(out, line);
+}
+
+static char *append_line(char *out, const char *line)
+{
     size_t have = out ? strlen(out) : 0, add = strlen(line);
     char *p = realloc(out, have + add + 2);
     if (!p)
@@ -250,11 +259,21 @@ static char *append(char *out, const char *fmt, const slot *s, int n, const char
     "thread-local destructors (C++ thread_local, __cxa_thread_atexit) registered on threads "      \
     "that still run; every reload keeps another copy; give thread-local objects no destructor"
 
+#define TEXT_STOP_HUNG                                                                             \
+    "package '%s' build %s: stop() did not return within %g s; its code stays mapped (stop() "     \
+    "may still run in it) and the host will not stop cleanly"
+
 static char *slot_text(const slot *s, char *out)
 {
     int st = atomic_load(&s->state), th = atomic_load(&s->threads);
     if (!mapped(st) || (st == SLOT_MAPPED && !atomic_load(&s->stopped)))
         return out;
+    int hung = atomic_load(&s->stop_hung_ms);
+    if (hung) {
+        char line[512];
+        snprintf(line, sizeof line, TEXT_STOP_HUNG, s->pkg, s->build, hung / 1000.0);
+        out = append_line(out, line);
+    }
     if (th)
         out = append(out, TEXT_THREADS, s, th, "is", "are");
     if (live_keys(s))
@@ -332,6 +351,33 @@ void ph_residue_after_step(const ph_module *mod, const char *what)
         ph_log_warn("package '%s': %d thread%s started by earlier builds still run%s; see "
                     "plughost status",
                     s->pkg, older, older == 1 ? "" : "s", older == 1 ? "s" : "");
+}
+
+void ph_residue_stop_hung(const ph_module *mod, int limit_ms)
+{
+    slot *s = slot_at(mod ? mod->residue : -1);
+    if (!s)
+        return;
+    if (limit_ms > 0)
+        atomic_store(&s->stopped, 1);
+    atomic_store(&s->stop_hung_ms, limit_ms > 0 ? limit_ms : 0);
+}
+
+char *ph_residue_stops_hung(void)
+{
+    char *out = NULL;
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < PH_RESIDUE_SLOTS; i++) {
+        const slot *s = &slots[i];
+        int hung = atomic_load(&s->stop_hung_ms);
+        if (hung && mapped(atomic_load(&s->state))) {
+            char line[512];
+            snprintf(line, sizeof line, TEXT_STOP_HUNG, s->pkg, s->build, hung / 1000.0);
+            out = append_line(out, line);
+        }
+    }
+    pthread_mutex_unlock(&mu);
+    return out;
 }
 
 /* ---- signal handlers left behind ---- */

@@ -77,6 +77,15 @@ void ph_residue_after_unmap(const struct ph_module *mod);
 char *ph_residue_text(const char *pkg);
 
 /**
+ * The stop() of `mod` did not return within limit_ms (its build stays
+ * mapped: the host pinned it); ph_residue_text then says so and the host's
+ * shutdown is not clean. limit_ms 0: it returned after all.
+ */
+void ph_residue_stop_hung(const struct ph_module *mod, int limit_ms);
+/** One line per build whose stop() has not returned (NULL: none). Caller frees. */
+char *ph_residue_stops_hung(void);
+
+/**
  * Waits up to PH_RESIDUE_GRACE_MS for the threads of stopped builds of
  * `pkg` to end (a thread told to stop but not joined is on its way out).
  */
