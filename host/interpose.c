@@ -387,12 +387,13 @@ static int host_ending(int sig)
     }
 }
 
-/* "kill(getpid(), SIGTERM)" and the like, for the report. */
+/* "kill(getpid(), SIGTERM)", "raise(SIGINT)" (target NULL) and the like, for the report. */
 static const char *signal_call(char *buf, size_t size, const char *fn, const char *target, int sig)
 {
     const char *name = sigabbrev_np(sig);
     size_t n = 0;
-    for (const char *parts[] = {fn, "(", target, ", SIG", name ? name : "?", ")", NULL},
+    for (const char *parts[] = {fn, "(", target ? target : "", target ? ", " : "", "SIG",
+                                name ? name : "?", ")", NULL},
                     **p = parts;
          *p; p++)
         for (const char *c = *p; *c && n + 1 < size; c++)
@@ -480,7 +481,11 @@ PH_EXPORT int kill(pid_t pid, int sig)
 {
     char call[64];
     if (host_ending(sig) && (pid == getpid() || pid == 0 || pid == -getpgrp()) &&
-        refuse(signal_call(call, sizeof call, "kill", pid == getpid() ? "getpid()" : "0", sig),
+        refuse(signal_call(call, sizeof call, "kill",
+                           pid == getpid() ? "getpid()"
+                           : pid == 0      ? "0"
+                                           : "-getpgrp()",
+                           sig),
                __builtin_return_address(0), WHY_SIGNAL))
         return refused();
     return REAL(kill, "kill")(pid, sig);
@@ -489,7 +494,7 @@ PH_EXPORT int kill(pid_t pid, int sig)
 PH_EXPORT int raise(int sig)
 {
     char call[64];
-    if (host_ending(sig) && refuse(signal_call(call, sizeof call, "raise", "", sig),
+    if (host_ending(sig) && refuse(signal_call(call, sizeof call, "raise", NULL, sig),
                                    __builtin_return_address(0), WHY_SIGNAL))
         return refused();
     return REAL(raise, "raise")(sig);
