@@ -541,7 +541,7 @@ int ph_residue_slot_of(const void *addr)
     uintptr_t a = (uintptr_t)addr;
     for (int i = 0; i < PH_RESIDUE_SLOTS; i++) {
         int st = atomic_load_explicit(&slots[i].state, memory_order_acquire);
-        if (mapped(st) && in_slot(&slots[i], a))
+        if (mapped(st) && st != SLOT_LOADING && in_slot(&slots[i], a))
             return i;
     }
     return -1;
@@ -718,7 +718,8 @@ int ph_residue_blame(uintptr_t pc, uintptr_t addr, const char **pkg, const char 
         best = NULL;
         for (int i = 0; i < PH_RESIDUE_SLOTS; i++) {
             const slot *c = &slots[i];
-            if (atomic_load_explicit(&c->state, memory_order_acquire) == SLOT_FREE ||
+            int st = atomic_load_explicit(&c->state, memory_order_acquire);
+            if (st == SLOT_FREE || st == SLOT_LOADING || /* its range is being written */
                 !(in_slot(c, pc) || in_slot(c, addr)))
                 continue;
             if (better(c, best, pc))
