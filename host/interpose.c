@@ -607,41 +607,35 @@ static int list_args(const char *arg0, va_list ap, char **argv, char ***envp)
     return 0;
 }
 
-PH_EXPORT int execl(const char *path, const char *arg, ...)
-{
-    if (refuse("execl()", __builtin_return_address(0), WHY_EXEC))
-        return refused();
-    char *argv[PH_EXECL_MAX + 1];
-    va_list ap;
-    va_start(ap, arg);
-    int rc = list_args(arg, ap, argv, NULL);
-    va_end(ap);
-    return rc ? rc : REAL(execv, "execv")(path, argv);
-}
+/* How an execl-style call goes on: like execv, execvp or execve. */
+enum { EXEC_PATH, EXEC_SEARCH, EXEC_ENV };
 
-PH_EXPORT int execlp(const char *file, const char *arg, ...)
+static int exec_list(int how, const char *call, const void *caller, const char *path,
+                     const char *arg, va_list ap)
 {
-    if (refuse("execlp()", __builtin_return_address(0), WHY_EXEC))
-        return refused();
-    char *argv[PH_EXECL_MAX + 1];
-    va_list ap;
-    va_start(ap, arg);
-    int rc = list_args(arg, ap, argv, NULL);
-    va_end(ap);
-    return rc ? rc : REAL(execvp, "execvp")(file, argv);
-}
-
-PH_EXPORT int execle(const char *path, const char *arg, ...)
-{
-    if (refuse("execle()", __builtin_return_address(0), WHY_EXEC))
+    if (refuse(call, caller, WHY_EXEC))
         return refused();
     char *argv[PH_EXECL_MAX + 1], **envp = NULL;
-    va_list ap;
-    va_start(ap, arg);
-    int rc = list_args(arg, ap, argv, &envp);
-    va_end(ap);
-    return rc ? rc : REAL(execve, "execve")(path, argv, envp);
+    if (list_args(arg, ap, argv, how == EXEC_ENV ? &envp : NULL))
+        return -1;
+    if (how == EXEC_SEARCH)
+        return REAL(execvp, "execvp")(path, argv);
+    return how == EXEC_ENV ? REAL(execve, "execve")(path, argv, envp)
+                           : REAL(execv, "execv")(path, argv);
 }
+
+#define PH_EXECL(name, how)                                                                        \
+    PH_EXPORT int name(const char *path, const char *arg, ...)                                     \
+    {                                                                                              \
+        va_list ap;                                                                                \
+        va_start(ap, arg);                                                                         \
+        int rc = exec_list(how, #name "()", __builtin_return_address(0), path, arg, ap);           \
+        va_end(ap);                                                                                \
+        return rc;                                                                                 \
+    }
+PH_EXECL(execl, EXEC_PATH)
+PH_EXECL(execlp, EXEC_SEARCH)
+PH_EXECL(execle, EXEC_ENV)
 
 /* ---- handlers run at exit, when the build may be gone: refused from package code ---- */
 

@@ -29,23 +29,11 @@
 
 #include <plughost/sdk.h>
 
+#include "in_scanner.h"
+
 #ifndef BUILD
 #define BUILD 1
 #endif
-
-/* True in the scanner: a child of the plughost process. */
-static int in_scanner(void)
-{
-    char path[64], comm[64] = "";
-    snprintf(path, sizeof path, "/proc/%d/comm", (int)getppid());
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    if (!fgets(comm, sizeof comm, f))
-        comm[0] = 0;
-    fclose(f);
-    return strncmp(comm, "plughost", 8) == 0;
-}
 
 static void touch(const char *suffix)
 {
