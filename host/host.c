@@ -481,6 +481,8 @@ int ph_host_start(ph_host *h)
     pthread_mutex_lock(&h->change_mu);
     changing = h;
     atomic_store(&h->starting, h->plan.n + 1);
+    /* A start() that hangs: a SIGTERM waits for it, a second one ends the host. */
+    ph_watch *watch = ph_watch_start("the instances are starting", "they have started");
     for (size_t i = 0; i < h->plan.n; i++) {
         atomic_store(&h->starting, h->plan.n - i);
         ph_plan_item *it = &h->plan.items[i];
@@ -497,6 +499,7 @@ int ph_host_start(ph_host *h)
             break;
     }
     atomic_store(&h->starting, 0);
+    ph_watch_end(watch);
     ph_host_unlock_changes(h);
     if (failures && h->cfg.strict) {
         ph_host_stop(h);

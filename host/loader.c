@@ -830,26 +830,33 @@ void ph_loader_set_load_timeout_ms(int ms)
 }
 
 /*
- * Watches one dlopen from a thread of its own. A constructor that hangs
- * holds the dynamic loader's lock: nothing in the process may dlopen,
- * dlclose or dlsym again, so past the limit the host reports, journals
- * (quarantining the build) and ends with PH_LOAD_HUNG_STATUS. A SIGTERM or
- * SIGINT meanwhile (blocked in the loading thread, as in the daemon) is
- * taken here: the first is handed back to the process once the load
- * returns, a second ends the host at once.
+ * A watch: a thread that, while the host does something that may hang
+ * (start-up, a dlopen), takes SIGTERM and SIGINT (when the calling thread
+ * blocks them, as the daemon's do) and, with a limit, ends the host past
+ * it. The first stop request is logged and handed back to the process's
+ * own signal loop once the work is done; a second one (200 ms later: one
+ * request can arrive twice at once, see host.c) ends the host at once.
+ * Watches nest (a dlopen during start-up): they share the request.
  */
-typedef struct {
-    atomic_int done; /* the dlopen returned: the watchdog frees this and leaves */
-    char pkg[64], version[32], build[17];
-    int ms;
+struct ph_watch {
+    atomic_int done; /* the work is over: the watch thread frees this and leaves */
+    char what[160], until[160];
+    int ms;    /* 0: no limit */
+    int depth; /* only the innermost watch takes the signals (it says best what hangs) */
+    void (*on_limit)(const struct ph_watch *);
+    char pkg[64], version[32], build[17]; /* a dlopen's */
     sigset_t sigs;
-} load_watch;
+};
 
-static double mono_now(void)
+static atomic_int stop_request;  /* the first SIGTERM/SIGINT a watch took, not yet handed back */
+static atomic_llong stop_at_ms;  /* when it came */
+static atomic_int watches_alive; /* watches not ended; the last to end hands it back */
+
+static long long mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static const char *stop_signal_name(int sig)
@@ -857,70 +864,116 @@ static const char *stop_signal_name(int sig)
     return sig == SIGINT ? "SIGINT" : "SIGTERM";
 }
 
-static void *watch_load(void *p)
+static void *watch_thread(void *p)
 {
-    load_watch *w = p;
-    double deadline = mono_now() + w->ms / 1000.0;
-    int first = 0;
-    double first_at = 0;
+    ph_watch *w = p;
+    long long started = mono_ms(), deadline = started + w->ms;
     while (!atomic_load(&w->done)) {
-        double left = deadline - mono_now();
+        long long left = w->ms ? deadline - mono_ms() : 50;
         if (left <= 0) {
-            ph_crash_load_hung(w->pkg, w->version, w->build, w->ms, PH_LOAD_HUNG_STATUS);
+            w->on_limit(w);
             _exit(PH_LOAD_HUNG_STATUS);
         }
-        struct timespec slice = {0, left < 0.05 ? (long)(left * 1e9) : 50000000L};
-        int sig = sigisemptyset(&w->sigs) ? (nanosleep(&slice, NULL), 0)
-                                          : sigtimedwait(&w->sigs, NULL, &slice);
-        /* one stop request can arrive twice at once (see host.c): a repeat counts after 200 ms */
-        if (sig <= 0 || (first && mono_now() - first_at < 0.2))
+        struct timespec slice = {0, (left < 50 ? left : 50) * 1000000L};
+        int sig = sigisemptyset(&w->sigs) || w->depth != atomic_load(&watches_alive)
+                      ? (nanosleep(&slice, NULL), 0)
+                      : sigtimedwait(&w->sigs, NULL, &slice);
+        if (sig <= 0)
             continue;
-        if (first) {
-            ph_log_error("%s received again while package '%s' build %s was loading (its "
-                         "constructor has not returned for %.1f s): exiting now, exit status 1",
-                         stop_signal_name(sig), w->pkg, w->build,
-                         w->ms / 1000.0 - (deadline - mono_now()));
+        if (atomic_load(&w->done)) { /* taken after the work ended: not this watch's */
+            kill(getpid(), sig);
+            break;
+        }
+        int expected = 0;
+        if (atomic_compare_exchange_strong(&stop_request, &expected, sig)) {
+            atomic_store(&stop_at_ms, mono_ms());
+            ph_log_warn("%s received while %s: stopping once %s; a second %s exits at once",
+                        stop_signal_name(sig), w->what, w->until, stop_signal_name(sig));
+        } else if (mono_ms() - atomic_load(&stop_at_ms) >= 200) {
+            ph_log_error("%s received again while %s (for %.1f s): exiting now, exit status 1",
+                         stop_signal_name(sig), w->what, (mono_ms() - started) / 1000.0);
             _exit(1);
         }
-        first = sig;
-        first_at = mono_now();
-        ph_log_warn("%s received while package '%s' build %s is loading: stopping once its "
-                    "constructor returns (within [limits] load_timeout, %g s); a second %s "
-                    "exits at once",
-                    stop_signal_name(sig), w->pkg, w->build, w->ms / 1000.0, stop_signal_name(sig));
     }
-    if (first) /* the stop request belongs to the process's own signal loop */
-        kill(getpid(), first);
     free(w);
     return NULL;
 }
 
-/* Starts the watchdog of one dlopen; NULL (no watchdog) if no thread could be had. */
-static load_watch *watch_start(const ph_manifest *m, const char *build)
+static ph_watch *watch_new(int ms)
 {
-    load_watch *w = calloc(1, sizeof *w);
+    ph_watch *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
-    snprintf(w->pkg, sizeof w->pkg, "%s", m->name);
-    snprintf(w->version, sizeof w->version, "%s", m->version_text);
-    snprintf(w->build, sizeof w->build, "%s", build);
-    w->ms = atomic_load(&load_limit_ms);
+    w->ms = ms;
     sigset_t blocked;
     sigemptyset(&w->sigs);
     pthread_sigmask(SIG_BLOCK, NULL, &blocked);
     for (int sig = SIGINT; sig; sig = sig == SIGINT ? SIGTERM : 0)
         if (sigismember(&blocked, sig))
             sigaddset(&w->sigs, sig);
+    return w;
+}
+
+static ph_watch *watch_run(ph_watch *w)
+{
     pthread_t t;
-    if (pthread_create(&t, NULL, watch_load, w) != 0) {
-        ph_log_warn("package '%s': no thread to watch its loading; it is loaded without a time "
-                    "limit",
-                    m->name);
+    w->depth = atomic_fetch_add(&watches_alive, 1) + 1;
+    if (pthread_create(&t, NULL, watch_thread, w) != 0) {
+        atomic_fetch_sub(&watches_alive, 1);
+        ph_log_warn("no thread to watch while %s: no time limit, and SIGTERM waits for it",
+                    w->what);
         free(w);
         return NULL;
     }
     pthread_detach(t);
     return w;
+}
+
+ph_watch *ph_watch_start(const char *what, const char *until)
+{
+    ph_watch *w = watch_new(0);
+    if (!w)
+        return NULL;
+    if (sigisemptyset(&w->sigs)) { /* nothing to take: no thread needed */
+        free(w);
+        return NULL;
+    }
+    snprintf(w->what, sizeof w->what, "%s", what);
+    snprintf(w->until, sizeof w->until, "%s", until);
+    return watch_run(w);
+}
+
+void ph_watch_end(ph_watch *w)
+{
+    if (!w)
+        return;
+    atomic_store(&w->done, 1);
+    if (atomic_fetch_sub(&watches_alive, 1) == 1) {
+        int sig = atomic_exchange(&stop_request, 0);
+        if (sig) /* the stop request belongs to the process's own signal loop */
+            kill(getpid(), sig);
+    }
+}
+
+static void load_hung(const ph_watch *w)
+{
+    ph_crash_load_hung(w->pkg, w->version, w->build, w->ms, PH_LOAD_HUNG_STATUS);
+}
+
+/* The watch of one dlopen: past [limits] load_timeout the host ends (load_hung). */
+static ph_watch *watch_load(const ph_manifest *m, const char *build)
+{
+    ph_watch *w = watch_new(atomic_load(&load_limit_ms));
+    if (!w)
+        return NULL;
+    snprintf(w->pkg, sizeof w->pkg, "%s", m->name);
+    snprintf(w->version, sizeof w->version, "%s", m->version_text);
+    snprintf(w->build, sizeof w->build, "%s", build);
+    snprintf(w->what, sizeof w->what, "package '%s' build %s is loading", m->name, build);
+    snprintf(w->until, sizeof w->until,
+             "its constructor returns (within [limits] load_timeout, %g s)", w->ms / 1000.0);
+    w->on_limit = load_hung;
+    return watch_run(w);
 }
 
 /* ---- opening ---- */
@@ -964,13 +1017,12 @@ int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out)
         goto fail;
     ph_residue_doing(m->name, m->version_text, st.so_hash,
                      PH_WHILE_LOADING "; a package must not have constructors that can fail");
-    load_watch *watch = in_scanner ? NULL : watch_start(m, st.so_hash);
+    ph_watch *watch = in_scanner ? NULL : watch_load(m, st.so_hash);
     int loading = in_scanner ? -1 : ph_residue_loading(m->name, m->version_text, st.so_hash);
     errno = 0;
     mod->handle = dlopen(mod->copy, RTLD_NOW | RTLD_LOCAL);
     int saved = errno;
-    if (watch)
-        atomic_store(&watch->done, 1);
+    ph_watch_end(watch);
     ph_residue_doing(NULL, NULL, NULL, NULL);
     errno = saved;
     if (!mod->handle)

@@ -51,6 +51,20 @@ void ph_loader_set_load_timeout_ms(int ms);
 #define PH_LOAD_HUNG_STATUS 75
 
 /**
+ * While the host does something that may hang (`what`: "the instances are
+ * starting"): a thread takes SIGTERM and SIGINT if the calling thread
+ * blocks them (the daemon): the first is logged ("SIGTERM received while
+ * WHAT: stopping once UNTIL; ...") and handed back to the process once
+ * ph_watch_end is called, a second ends the host at once (exit status 1,
+ * logged). The host's own dlopen of a build is watched the same way, with
+ * [limits] load_timeout. NULL when nothing is to be watched (ph_watch_end
+ * accepts it).
+ */
+typedef struct ph_watch ph_watch;
+ph_watch *ph_watch_start(const char *what, const char *until);
+void ph_watch_end(ph_watch *w);
+
+/**
  * dlcloses and frees; accepts NULL. A build whose threads still run or
  * whose pthread keys were never deleted is not unmapped (residue.c logs
  * it, plughost status shows it); signal handlers left in it are reset.

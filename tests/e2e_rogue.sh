@@ -143,22 +143,33 @@ grep -qE "package 'hang': quarantined: build [0-9a-f]{16} hung the host: its ELF
   fail "status does not say why hang is refused: $out"
 [ -f "$tmp/mark.hang" ] && fail "the quarantined constructor ran again"
 stop_host
-# a SIGTERM during the hang waits for the load; a second one ends the host at once
+# a SIGTERM during a hang waits for it; a second one ends the host at once
+two_sigterms() { # MARK FIRST-LINE (grep) AGAIN-LINE (grep -E): a host hanging once MARK exists
+  config 120
+  start_host -c "$tmp/host.ini"
+  for _ in $(seq 1 600); do [ -f "$tmp/mark.$1" ] && break; sleep 0.1; done
+  [ -f "$tmp/mark.$1" ] || fail "the host did not reach the $1 hang"
+  sleep 0.2 # the start-up's own watch leaves the signals to a load's
+  kill -TERM "$pid"
+  wait_for "$tmp/run.log" "$2" 30
+  sleep 0.3 # a repeat within 200 ms is the same request arriving twice
+  kill -TERM "$pid"
+  ended_within 30
+  [ "$rc" = 1 ] || fail "the second SIGTERM during the $1 hang ended the host with $rc, not 1"
+  grep -qE "$3" "$tmp/run.log" || fail "no line for the second SIGTERM: $(cat "$tmp/run.log")"
+  rm -rf "$tmp/data" "$tmp"/mark.*
+}
 rm -rf "$tmp/data" "$tmp"/mark.*
-config 120
-start_host -c "$tmp/host.ini"
-for _ in $(seq 1 600); do [ -f "$tmp/mark.hang" ] && break; sleep 0.1; done
-[ -f "$tmp/mark.hang" ] || fail "the constructor did not start hanging"
-kill -TERM "$pid"
-wait_for "$tmp/run.log" "SIGTERM received while package 'hang' build [0-9a-f]* is loading: stopping once its constructor returns" 30
-sleep 0.3 # a repeat within 200 ms is the same request arriving twice
-kill -TERM "$pid"
-ended_within 30
-[ "$rc" = 1 ] || fail "the second SIGTERM ended the host with $rc, not 1"
-grep -qE "SIGTERM received again while package 'hang' build [0-9a-f]{16} was loading \(its constructor has not returned for [0-9.]+ s\): exiting now, exit status 1" "$tmp/run.log" ||
-  fail "no line for the second SIGTERM: $(cat "$tmp/run.log")"
+two_sigterms hang "SIGTERM received while package 'hang' build [0-9a-f]* is loading: stopping once its constructor returns (within \[limits\] load_timeout, 120 s); a second SIGTERM exits at once" \
+  "SIGTERM received again while package 'hang' build [0-9a-f]{16} is loading \(for [0-9.]+ s\): exiting now, exit status 1"
+# a start() that never returns at start-up: the same
+rm -rf "$tmp/pk/hang"
+pkg starthang -DSTART_HANG
+two_sigterms start "SIGTERM received while the instances are starting: stopping once they have started; a second SIGTERM exits at once" \
+  "SIGTERM received again while the instances are starting \(for [0-9.]+ s\): exiting now, exit status 1"
+rm -rf "$tmp/pk/starthang" "$tmp/data" "$tmp"/mark.*
+
 # during a reload: the same limit and report, naming the new build
-rm -rf "$tmp/pk/hang" "$tmp/data" "$tmp"/mark.*
 config 2
 start_host -c "$tmp/host.ini"
 wait_ready "$url"

@@ -11,7 +11,8 @@
  *     call); `ownthread` calls it in a thread of its own (allowed);
  *   - with -DCTOR_HANG an ELF constructor that hangs in the host's dlopen
  *     (not in the scanner child), touching $ROGUE_MARK.hang first;
- *   - with -DCTOR_THREAD a constructor that starts a thread that never ends.
+ *   - with -DCTOR_THREAD a constructor that starts a thread that never ends;
+ *   - with -DSTART_HANG a start() that never returns (touching $ROGUE_MARK.start).
  * BUILD tells builds apart.
  */
 #define _GNU_SOURCE
@@ -170,6 +171,20 @@ static int64_t ownthread(ph_ctx *ctx)
     return (int64_t)(intptr_t)res;
 }
 
+#ifdef START_HANG
+static int start(ph_ctx *ctx)
+{
+    (void)ctx;
+    touch("start");
+    for (;;)
+        pause();
+    return PH_OK;
+}
+#define ROGUE_START .start = start,
+#else
+#define ROGUE_START
+#endif
+
 static const ph_method methods[] = {
     PH_METHOD0(build, PH_I64),      PH_METHOD0(killself, PH_I64),   PH_METHOD0(raiseint, PH_I64),
     PH_METHOD0(threadkill, PH_I64), PH_METHOD0(syskill, PH_I64),    PH_METHOD0(exitgroup, PH_I64),
@@ -177,4 +192,4 @@ static const ph_method methods[] = {
     PH_METHOD0(atexit_ok, PH_I64),  PH_METHOD0(threadexit, PH_I64), PH_METHOD0(ownthread, PH_I64),
 };
 
-PH_PACKAGE(.actors = PH_ACTORS(PH_ACTOR("rogue", methods)));
+PH_PACKAGE(ROGUE_START.actors = PH_ACTORS(PH_ACTOR("rogue", methods)));
