@@ -960,10 +960,20 @@ static void load_hung(const ph_watch *w)
     ph_crash_load_hung(w->pkg, w->version, w->build, w->ms, PH_LOAD_HUNG_STATUS);
 }
 
-/* The watch of one dlopen: past [limits] load_timeout the host ends (load_hung). */
+/*
+ * The watch of one dlopen: past [limits] load_timeout the host ends
+ * (load_hung). Only where stop signals are blocked (the daemon, whose
+ * signal loop would never see a stop while the loader's lock is held): a
+ * foreground process (`call --local`, the tests) ends with Ctrl-C as ever,
+ * and starts no thread per load.
+ */
 static ph_watch *watch_load(const ph_manifest *m, const char *build)
 {
     ph_watch *w = watch_new(atomic_load(&load_limit_ms));
+    if (w && sigisemptyset(&w->sigs)) {
+        free(w);
+        return NULL;
+    }
     if (!w)
         return NULL;
     snprintf(w->pkg, sizeof w->pkg, "%s", m->name);

@@ -40,7 +40,8 @@ typedef struct ph_module {
 int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out);
 /**
  * The time limit of the host's dlopen of a build (its ELF constructors):
- * [limits] load_timeout; ms <= 0 restores PH_LOAD_TIMEOUT_MS. Past it the
+ * [limits] load_timeout; ms <= 0 restores PH_LOAD_TIMEOUT_MS. Applies where
+ * the loading thread blocks SIGTERM and SIGINT (the daemon). Past it the
  * host reports and journals the build as hung (quarantined: the next start
  * refuses it) and ends with PH_LOAD_HUNG_STATUS, since a thread stuck in the
  * dynamic loader holds its lock for good.
