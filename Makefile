@@ -80,7 +80,7 @@ test-tsan: deps
 	cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=Debug -DPH_TSAN=ON -DPH_BUILD_BENCH=OFF
 	cmake --build $(BUILD_TSAN) -j $(JOBS)
 	cd $(BUILD_TSAN) && TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
-	  ctest --output-on-failure -j $(JOBS) -R 'test_(gate|router|reload|host|http|residue)|e2e_(sighup|pkgmgr|hostile_http|http_engine|slow_clients|outlive|limits)'
+	  ctest --output-on-failure -j $(JOBS) -R 'test_(gate|router|reload|host|http|residue)|e2e_(sighup|pkgmgr|hostile_http|http_engine|slow_clients|outlive|limits|rogue)'
 
 # Each harness for FUZZ_TIME seconds (default 600) with libFuzzer, ASan and
 # UBSan: new inputs go to $(BUILD_FUZZ)/corpus/<name>, findings (crash-*,

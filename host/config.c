@@ -267,6 +267,7 @@ static int set_defaults(ph_config *c, const char *base_dir)
     c->http.max_connections = 1000;
     c->limits.call_timeout_ms = 30000;
     c->limits.stop_timeout_ms = 10000;
+    c->limits.load_timeout_ms = 10000;
     c->limits.max_concurrent_calls = 16;
     c->auth.token_file = c->data_dir ? resolve_path(c->data_dir, "admin.token") : NULL;
     c->auth.require_token = false;
@@ -515,28 +516,30 @@ int ph_config_parse_seconds(const char *text, int *ms)
     return 0;
 }
 
+/* A time limit in seconds ("30", "2.5"); `example` goes into the message. */
+static int set_seconds(const char *key, const char *v, const char *example, int *ms)
+{
+    if (ph_config_parse_seconds(v, ms))
+        return ph_error_set(PH_ECONFIG,
+                            "'%s' in [limits] must be seconds from 0.001 to 86400 (such as %s "
+                            "or 2.5), not '%s'",
+                            key, example, v);
+    return 0;
+}
+
 static int set_limits(load_ctx *x, const char *key, const char *v)
 {
     ph_limits_conf *l = &x->c->limits;
-    if (strcmp(key, "call_timeout") == 0) {
-        if (ph_config_parse_seconds(v, &l->call_timeout_ms))
-            return ph_error_set(PH_ECONFIG,
-                                "'call_timeout' in [limits] must be seconds from 0.001 to "
-                                "86400 (such as 30 or 2.5), not '%s'",
-                                v);
-        return 0;
-    }
-    if (strcmp(key, "stop_timeout") == 0) {
-        if (ph_config_parse_seconds(v, &l->stop_timeout_ms))
-            return ph_error_set(PH_ECONFIG,
-                                "'stop_timeout' in [limits] must be seconds from 0.001 to "
-                                "86400 (such as 10 or 2.5), not '%s'",
-                                v);
-        return 0;
-    }
+    if (strcmp(key, "call_timeout") == 0)
+        return set_seconds(key, v, "30", &l->call_timeout_ms);
+    if (strcmp(key, "stop_timeout") == 0)
+        return set_seconds(key, v, "10", &l->stop_timeout_ms);
+    if (strcmp(key, "load_timeout") == 0)
+        return set_seconds(key, v, "10", &l->load_timeout_ms);
     if (strcmp(key, "max_concurrent_calls") == 0)
         return set_int("limits", key, v, 1, 100000, &l->max_concurrent_calls);
-    return unknown_key("limits", key, "call_timeout, max_concurrent_calls, stop_timeout");
+    return unknown_key("limits", key,
+                       "call_timeout, load_timeout, max_concurrent_calls, stop_timeout");
 }
 
 static int set_http(load_ctx *x, const char *key, const char *v)

@@ -7,7 +7,8 @@
  *               request_timeout, max_connections, allowed_origins (comma list of
  *               scheme://host[:port]), server_names (comma list of host names),
  *               socket (the CLI's local socket; empty: none)
- *   [limits]    call_timeout (seconds, decimals allowed), max_concurrent_calls, stop_timeout
+ *   [limits]    call_timeout (seconds, decimals allowed), max_concurrent_calls, stop_timeout,
+ *               load_timeout (seconds: a build's ELF constructors in the host's dlopen)
  *               (per instance)
  *   [auth]      token, token_file, require_token
  *   [trust]     allow_unsigned (bool, default no), and NAME = ed25519:BASE64 for each
@@ -89,6 +90,7 @@ typedef struct ph_limits_conf {
     int call_timeout_ms;      /* a call's time limit before its caller gets 504, default 30 s */
     int max_concurrent_calls; /* calls of one instance running at once, default 16 */
     int stop_timeout_ms;      /* stop()'s time limit (shutdown, reload, disable), default 10 s */
+    int load_timeout_ms;      /* the host's dlopen of a build (its constructors), default 10 s */
 } ph_limits_conf;
 
 typedef struct ph_auth_conf {

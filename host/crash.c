@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdint.h>
 #include <ucontext.h>
@@ -364,7 +365,7 @@ static int count_lines(const char *journal, const char *pkg, const char *build, 
     while (needle && bneedle && getline(&line, &cap, f) > 0) {
         char *end;
         long t = strtol(line, &end, 10);
-        if (end == line || now - t > window_s)
+        if (end == line || (window_s != LONG_MAX && now - t > window_s))
             continue;
         char *at = strstr(line, needle);
         if (at && strstr(at, bneedle) && (!also || strstr(at, also)))
@@ -377,10 +378,60 @@ static int count_lines(const char *journal, const char *pkg, const char *build, 
     return n;
 }
 
+/*
+ * A build whose constructor hung the host's dlopen: journaled like a crash
+ * (" in package 'x' V (build B), " + PH_LOAD_HUNG ...), so that the next start
+ * refuses it at once (ph_crash_quarantined). Not async-signal-safe needed:
+ * called from the loader's watchdog thread.
+ */
+void ph_crash_load_hung(const char *pkg, const char *version, const char *build, int limit_ms,
+                        int status)
+{
+    char buf[1024], where[160];
+    snprintf(where, sizeof where, PH_LOAD_HUNG " %g s while loading (dlopen)", limit_ms / 1000.0);
+    size_t n = stamp(buf, sizeof buf);
+    put(buf, sizeof buf, &n, "hang");
+    put_build(buf, sizeof buf, &n, pkg, version, build, where);
+    put(buf, sizeof buf, &n,
+        "; the build is quarantined (the next start does not load it); a "
+        "thread stuck in the dynamic loader holds its lock, so the host "
+        "cannot recover and exits with status ");
+    put_num(buf, sizeof buf, &n, (unsigned long)status);
+    put(buf, sizeof buf, &n,
+        " for its supervisor to restart it; [limits] load_timeout sets the "
+        "limit; a package must not have constructors that can block\n");
+    report(buf, n);
+}
+
+int ph_crash_refused(const char *call, const void *caller, const char *why)
+{
+    if (!atomic_load(&installed) || getpid() != host_pid)
+        return 0;
+    char buf[1024];
+    size_t n = stamp(buf, sizeof buf);
+    put(buf, sizeof buf, &n, call);
+    put(buf, sizeof buf, &n, " called");
+    if (!describe_package(buf, sizeof buf, &n) && !describe_doing(buf, sizeof buf, &n) &&
+        !describe_exit_caller(buf, sizeof buf, &n, (uintptr_t)caller))
+        return 0; /* not package code: the call goes ahead */
+    put(buf, sizeof buf, &n, "; refused (EPERM): ");
+    put(buf, sizeof buf, &n, why);
+    put(buf, sizeof buf, &n, "\n");
+    report(buf, n);
+    return 1;
+}
+
 int ph_crash_quarantined(const char *pkg, const char *build)
 {
     if (!journal_path)
         return 0;
+    /* one hang is enough: a supervisor restarting the host would meet it every time */
+    if (count_lines(journal_path, pkg, build, PH_LOAD_HUNG, LONG_MAX) > 0)
+        return ph_error_set(PH_EPACKAGE,
+                            "package '%s': quarantined: build %s hung the host: its ELF "
+                            "constructor did not return while loading (see %s); it is not loaded "
+                            "again; fix and rebuild the package, a new build is started",
+                            pkg, build, journal_path);
     int n = count_lines(journal_path, pkg, build, PH_WHILE_LOADING, PH_CRASH_WINDOW_S);
     if (n < PH_CRASH_QUARANTINE)
         return 0;

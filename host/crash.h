@@ -52,6 +52,28 @@ void ph_crash_exit_called(const char *call, int status, const void *caller);
  */
 int ph_crash_quarantined(const char *pkg, const char *build);
 
+/** The words a hung constructor is journaled with (and found by, for quarantine). */
+#define PH_LOAD_HUNG "its ELF constructor did not return within"
+
+/**
+ * The loader's watchdog: build `build` of `pkg` did not come back from the
+ * host's dlopen within limit_ms. Reports it (stderr and the journal) naming
+ * the package and build and saying the host exits with `status`; the
+ * journal line quarantines the build (ph_crash_quarantined) for good.
+ */
+void ph_crash_load_hung(const char *pkg, const char *version, const char *build, int limit_ms,
+                        int status);
+
+/**
+ * A call package code must not make (`call`, e.g. "kill(getpid(), SIGTERM)"):
+ * if the calling thread runs package code (a call, a constructor, a thread
+ * it started, or `caller`, the return address, in a build), reports and
+ * journals "<call> called in package 'x' V (build B), ...; refused (EPERM):
+ * <why>" and returns 1 (the caller then refuses it); 0 for the host's own
+ * calls (or before ph_crash_install), which go ahead. Async-signal-safe.
+ */
+int ph_crash_refused(const char *call, const void *caller, const char *why);
+
 /** Where a crash or exit in a build's constructor happened (the loader's words, journaled). */
 #define PH_WHILE_LOADING "in its constructor, while the host loaded it (dlopen)"
 

@@ -2,10 +2,12 @@
 
 #include <errno.h>
 #include <math.h>
+#include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
+#include "instance.h"
 
 const char *ph_type_name(ph_type t)
 {
@@ -210,7 +212,19 @@ void ph_ffi_call(const ph_sig *sig, void (*fn)(void), ph_ctx *ctx, ph_value *val
     for (uint32_t i = 0; i < sig->n_args; i++)
         avalues[i + 1] = &vals[i];
     memset(ret, 0, sizeof *ret);
+    /* A method that ends its thread (pthread_exit) comes back here with its call failed. */
+    ph_frame *f = ph_frame_current();
+    sigjmp_buf back;
+    if (f && !f->escape) {
+        if (sigsetjmp(back, 0)) {
+            memset(ret, 0, sizeof *ret);
+            return;
+        }
+        f->escape = &back;
+    }
     ffi_call((ffi_cif *)&sig->cif, fn, ret, avalues);
+    if (f && f->escape == &back)
+        f->escape = NULL;
 }
 
 int ph_ffi_result_to_json(const ph_sig *sig, ph_value *ret, json_t **out)

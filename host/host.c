@@ -19,8 +19,10 @@
 #include "error.h"
 #include "hooks.h"
 #include "interface.h"
+#include "loader.h"
 #include "log.h"
 #include "reload.h"
+#include "residue.h"
 #include "store.h"
 
 static void forget_failures(ph_host *h, const char *instance);
@@ -63,6 +65,7 @@ int ph_host_open(ph_config *cfg, ph_host **out)
     pthread_rwlock_init(&h->lock, NULL);
     h->drain_ms = 10000;
     ph_instance_set_stop_timeout_ms(h->cfg.limits.stop_timeout_ms);
+    ph_loader_set_load_timeout_ms(h->cfg.limits.load_timeout_ms);
     if ((rc = ph_manifest_discover(h->cfg.package_dirs, h->cfg.n_package_dirs, &h->set)))
         goto fail;
     if ((rc = ph_resolve(&h->cfg, &h->set, &h->plan)))
@@ -478,6 +481,8 @@ int ph_host_start(ph_host *h)
     pthread_mutex_lock(&h->change_mu);
     changing = h;
     atomic_store(&h->starting, h->plan.n + 1);
+    /* A start() that hangs: a SIGTERM waits for it, a second one ends the host. */
+    ph_watch *watch = ph_watch_start("the instances are starting", "they have started");
     for (size_t i = 0; i < h->plan.n; i++) {
         if (h->start_cancelled && h->start_cancelled()) {
             ph_log_info("start-up interrupted after %zu of %zu instance(s)", i, h->plan.n);
@@ -498,6 +503,7 @@ int ph_host_start(ph_host *h)
             break;
     }
     atomic_store(&h->starting, 0);
+    ph_watch_end(watch);
     ph_host_unlock_changes(h);
     if (failures && h->cfg.strict) {
         ph_host_stop(h);
@@ -537,6 +543,13 @@ void ph_host_stop(ph_host *h)
         }
         ph_store_detach(inst);
     }
+    /* An earlier stop() (a reload's, a disable's) that never returned: not a clean stop. */
+    char *hung = ph_residue_stops_hung();
+    if (hung) {
+        ph_log_error("%s", hung);
+        h->stuck = 1;
+    }
+    free(hung);
 }
 
 static double mono_seconds(void)

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@ void ph_frame_push(ph_frame *f, ph_instance *inst)
     f->failed = 0;
     f->what = NULL;
     f->ver = NULL;
+    f->escape = NULL;
     f->prev = frame_top;
     frame_top = f;
 }
@@ -30,6 +32,21 @@ void ph_frame_pop(ph_frame *f)
 {
     frame_top = f->prev;
 }
+_Noreturn void ph_frame_escape(ph_frame *f, const char *call)
+{
+    const ph_version *ver = f->ver ? f->ver : f->inst->cur;
+    const ph_manifest *m = ver && ver->manifest ? ver->manifest : f->inst->manifest;
+    ph_error_set(PH_EPACKAGE,
+                 "package '%s' build %s: %s.%s called %s; the call was ended (a method must "
+                 "return; pthread_exit() is for threads the package started)",
+                 m ? m->name : "?", ver && ver->module ? ver->module->hash : "?", f->inst->name,
+                 f->what ? f->what : "?", call);
+    f->failed = 1;
+    sigjmp_buf *back = f->escape;
+    f->escape = NULL;
+    siglongjmp(*back, 1);
+}
+
 ph_frame *ph_frame_current(void)
 {
     return frame_top;
@@ -412,6 +429,8 @@ static void *run_limited(void *p)
     pthread_mutex_unlock(&j->mu);
     if (left) { /* late: its build was kept for it; now it may go */
         ph_version *v = j->v;
+        if (j->c.stop)
+            ph_residue_stop_hung(v->module, 0); /* it returned at last */
         limited_job_free(j);
         ph_version_unpin(v);
     }
@@ -486,13 +505,16 @@ int ph_version_run_limited(ph_version *v, const ph_limited *c, int limit_ms, int
         return 0;
     }
     pthread_detach(t);
-    if (!wait_limited(j, limit_ms))
+    if (!wait_limited(j, limit_ms)) {
+        if (c->stop)
+            ph_residue_stop_hung(v->module, limit_ms);
         return ph_error_set(PH_ETIMEOUT,
                             "package '%s' build %s: %s() did not return within %g s; its code "
                             "stays mapped and %s; make %s() return (signal and join your threads, "
                             "never wait without a time limit), or raise [limits] stop_timeout",
                             v->module->desc->name, v->module->hash, c->what, limit_ms / 1000.0,
                             c->consequence, c->what);
+    }
     *status = j->status;
     *error = j->error;
     j->error = NULL;
@@ -514,7 +536,7 @@ int ph_version_stop(ph_version *v, int limit_ms)
         return 0;
     char consequence[256];
     snprintf(consequence, sizeof consequence, "instance '%s' is marked failed", v->inst->name);
-    ph_limited c = {.what = "stop", .fn = call_stop, .consequence = consequence};
+    ph_limited c = {.what = "stop", .fn = call_stop, .consequence = consequence, .stop = true};
     int status;
     char *error = NULL;
     int rc = ph_version_run_limited(v, &c, limit_ms, &status, &error);

@@ -196,6 +196,7 @@ typedef struct ph_limited {
     void (*arg_free)(void *arg);                /* or NULL */
     const char *consequence; /* the timeout message's "its code stays mapped and <this>" */
     const char *pin_as;      /* what a stop() skipped under it names ("after_mount()"), or NULL */
+    bool stop; /* it is stop(): a timeout is kept for status and shutdown (ph_residue_stop_hung) */
 } ph_limited;
 
 /**
@@ -246,12 +247,20 @@ typedef struct ph_frame {
     const struct ph_version *ver; /* the build running, when not inst->cur (a reload's new
                                      build in prepare, the old one in save): crash reports
                                      blame it */
+    void *escape; /* a sigjmp_buf * back to the method's call (ph_ffi_call), or NULL */
     struct ph_frame *prev;
 } ph_frame;
 
 void ph_frame_push(ph_frame *f, ph_instance *inst);
 void ph_frame_pop(ph_frame *f);
 ph_frame *ph_frame_current(void);
+/**
+ * Ends the method call of frame `f` (f->escape set) from inside it, as if it
+ * had failed: sets the error "package 'x' build B: x.actor.method called
+ * `call`; ..." (PH_EPACKAGE) and jumps back to the call. For what a method
+ * must not do but the host can survive (pthread_exit: interpose.c).
+ */
+_Noreturn void ph_frame_escape(ph_frame *f, const char *call);
 /** True if the current thread is inside a call of `inst`. */
 int ph_frame_inside(const ph_instance *inst);
 

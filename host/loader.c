@@ -4,11 +4,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crash.h"
@@ -818,6 +820,172 @@ cleanup:
     return rc;
 }
 
+/* ---- the host's dlopen under a time limit ---- */
+
+static atomic_int load_limit_ms = PH_LOAD_TIMEOUT_MS;
+
+void ph_loader_set_load_timeout_ms(int ms)
+{
+    atomic_store(&load_limit_ms, ms > 0 ? ms : PH_LOAD_TIMEOUT_MS);
+}
+
+/*
+ * A watch: a thread that, while the host does something that may hang
+ * (start-up, a dlopen), takes SIGTERM and SIGINT (when the calling thread
+ * blocks them, as the daemon's do) and, with a limit, ends the host past
+ * it. The first stop request is logged and handed back to the process's
+ * own signal loop once the work is done; a second one (200 ms later: one
+ * request can arrive twice at once, see host.c) ends the host at once.
+ * Watches nest (a dlopen during start-up): they share the request.
+ */
+struct ph_watch {
+    atomic_int done; /* the work is over: the watch thread frees this and leaves */
+    char what[160], until[160];
+    int ms;    /* 0: no limit */
+    int depth; /* only the innermost watch takes the signals (it says best what hangs) */
+    void (*on_limit)(const struct ph_watch *);
+    char pkg[64], version[32], build[17]; /* a dlopen's */
+    sigset_t sigs;
+};
+
+static atomic_int stop_request;  /* the first SIGTERM/SIGINT a watch took, not yet handed back */
+static atomic_llong stop_at_ms;  /* when it came */
+static atomic_int watches_alive; /* watches not ended; the last to end hands it back */
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *stop_signal_name(int sig)
+{
+    return sig == SIGINT ? "SIGINT" : "SIGTERM";
+}
+
+static void *watch_thread(void *p)
+{
+    ph_watch *w = p;
+    long long started = mono_ms(), deadline = started + w->ms;
+    while (!atomic_load(&w->done)) {
+        long long left = w->ms ? deadline - mono_ms() : 50;
+        if (left <= 0) {
+            w->on_limit(w);
+            _exit(PH_LOAD_HUNG_STATUS);
+        }
+        struct timespec slice = {0, (left < 50 ? left : 50) * 1000000L};
+        int sig = sigisemptyset(&w->sigs) || w->depth != atomic_load(&watches_alive)
+                      ? (nanosleep(&slice, NULL), 0)
+                      : sigtimedwait(&w->sigs, NULL, &slice);
+        if (sig <= 0)
+            continue;
+        if (atomic_load(&w->done)) { /* taken after the work ended: not this watch's */
+            kill(getpid(), sig);
+            break;
+        }
+        int expected = 0;
+        if (atomic_compare_exchange_strong(&stop_request, &expected, sig)) {
+            atomic_store(&stop_at_ms, mono_ms());
+            ph_log_warn("%s received while %s: stopping once %s; a second %s exits at once",
+                        stop_signal_name(sig), w->what, w->until, stop_signal_name(sig));
+        } else if (mono_ms() - atomic_load(&stop_at_ms) >= 200) {
+            ph_log_error("%s received again while %s (for %.1f s): exiting now, exit status 1",
+                         stop_signal_name(sig), w->what, (mono_ms() - started) / 1000.0);
+            _exit(1);
+        }
+    }
+    free(w);
+    return NULL;
+}
+
+static ph_watch *watch_new(int ms)
+{
+    ph_watch *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->ms = ms;
+    sigset_t blocked;
+    sigemptyset(&w->sigs);
+    pthread_sigmask(SIG_BLOCK, NULL, &blocked);
+    for (int sig = SIGINT; sig; sig = sig == SIGINT ? SIGTERM : 0)
+        if (sigismember(&blocked, sig))
+            sigaddset(&w->sigs, sig);
+    return w;
+}
+
+static ph_watch *watch_run(ph_watch *w)
+{
+    pthread_t t;
+    w->depth = atomic_fetch_add(&watches_alive, 1) + 1;
+    if (pthread_create(&t, NULL, watch_thread, w) != 0) {
+        atomic_fetch_sub(&watches_alive, 1);
+        ph_log_warn("no thread to watch while %s: no time limit, and SIGTERM waits for it",
+                    w->what);
+        free(w);
+        return NULL;
+    }
+    pthread_detach(t);
+    return w;
+}
+
+ph_watch *ph_watch_start(const char *what, const char *until)
+{
+    ph_watch *w = watch_new(0);
+    if (!w)
+        return NULL;
+    if (sigisemptyset(&w->sigs)) { /* nothing to take: no thread needed */
+        free(w);
+        return NULL;
+    }
+    snprintf(w->what, sizeof w->what, "%s", what);
+    snprintf(w->until, sizeof w->until, "%s", until);
+    return watch_run(w);
+}
+
+void ph_watch_end(ph_watch *w)
+{
+    if (!w)
+        return;
+    atomic_store(&w->done, 1);
+    if (atomic_fetch_sub(&watches_alive, 1) == 1) {
+        int sig = atomic_exchange(&stop_request, 0);
+        if (sig) /* the stop request belongs to the process's own signal loop */
+            kill(getpid(), sig);
+    }
+}
+
+static void load_hung(const ph_watch *w)
+{
+    ph_crash_load_hung(w->pkg, w->version, w->build, w->ms, PH_LOAD_HUNG_STATUS);
+}
+
+/*
+ * The watch of one dlopen: past [limits] load_timeout the host ends
+ * (load_hung). Only where stop signals are blocked (the daemon, whose
+ * signal loop would never see a stop while the loader's lock is held): a
+ * foreground process (`call --local`, the tests) ends with Ctrl-C as ever,
+ * and starts no thread per load.
+ */
+static ph_watch *watch_load(const ph_manifest *m, const char *build)
+{
+    ph_watch *w = watch_new(atomic_load(&load_limit_ms));
+    if (w && sigisemptyset(&w->sigs)) {
+        free(w);
+        return NULL;
+    }
+    if (!w)
+        return NULL;
+    snprintf(w->pkg, sizeof w->pkg, "%s", m->name);
+    snprintf(w->version, sizeof w->version, "%s", m->version_text);
+    snprintf(w->build, sizeof w->build, "%s", build);
+    snprintf(w->what, sizeof w->what, "package '%s' build %s is loading", m->name, build);
+    snprintf(w->until, sizeof w->until,
+             "its constructor returns (within [limits] load_timeout, %g s)", w->ms / 1000.0);
+    w->on_limit = load_hung;
+    return watch_run(w);
+}
+
 /* ---- opening ---- */
 
 int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out)
@@ -859,11 +1027,16 @@ int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out)
         goto fail;
     ph_residue_doing(m->name, m->version_text, st.so_hash,
                      PH_WHILE_LOADING "; a package must not have constructors that can fail");
+    ph_watch *watch = in_scanner ? NULL : watch_load(m, st.so_hash);
+    int loading = in_scanner ? -1 : ph_residue_loading(m->name, m->version_text, st.so_hash);
     errno = 0;
     mod->handle = dlopen(mod->copy, RTLD_NOW | RTLD_LOCAL);
     int saved = errno;
+    ph_watch_end(watch);
     ph_residue_doing(NULL, NULL, NULL, NULL);
     errno = saved;
+    if (!mod->handle)
+        ph_residue_loading_failed(loading);
     if (!mod->handle) {
         /* glibc's words for a failed allocation ("cannot create shared object descriptor") */
         int nomem = errno == ENOMEM;

@@ -39,6 +39,33 @@ typedef struct ph_module {
  */
 int ph_module_open(const ph_manifest *m, const char *stage_dir, ph_module **out);
 /**
+ * The time limit of the host's dlopen of a build (its ELF constructors):
+ * [limits] load_timeout; ms <= 0 restores PH_LOAD_TIMEOUT_MS. Applies where
+ * the loading thread blocks SIGTERM and SIGINT (the daemon). Past it the
+ * host reports and journals the build as hung (quarantined: the next start
+ * refuses it) and ends with PH_LOAD_HUNG_STATUS, since a thread stuck in the
+ * dynamic loader holds its lock for good.
+ */
+void ph_loader_set_load_timeout_ms(int ms);
+#define PH_LOAD_TIMEOUT_MS 10000
+/** The exit status of a host ended by a hung constructor (EX_TEMPFAIL: restart it). */
+#define PH_LOAD_HUNG_STATUS 75
+
+/**
+ * While the host does something that may hang (`what`: "the instances are
+ * starting"): a thread takes SIGTERM and SIGINT if the calling thread
+ * blocks them (the daemon): the first is logged ("SIGTERM received while
+ * WHAT: stopping once UNTIL; ...") and handed back to the process once
+ * ph_watch_end is called, a second ends the host at once (exit status 1,
+ * logged). The host's own dlopen of a build is watched the same way, with
+ * [limits] load_timeout. NULL when nothing is to be watched (ph_watch_end
+ * accepts it).
+ */
+typedef struct ph_watch ph_watch;
+ph_watch *ph_watch_start(const char *what, const char *until);
+void ph_watch_end(ph_watch *w);
+
+/**
  * dlcloses and frees; accepts NULL. A build whose threads still run or
  * whose pthread keys were never deleted is not unmapped (residue.c logs
  * it, plughost status shows it); signal handlers left in it are reset.

@@ -19,7 +19,8 @@ typedef enum {
     SLOT_MAPPED,    /* loaded (serving, or stopped and not yet unloaded) */
     SLOT_KEPT,      /* unload refused: something of the package still runs */
     SLOT_LINGERING, /* dlclosed, yet glibc kept the mapping (thread_local destructors) */
-    SLOT_UNMAPPED   /* gone; its range is remembered for crash reports */
+    SLOT_UNMAPPED,  /* gone; its range is remembered for crash reports */
+    SLOT_LOADING    /* reserved for a build in the host's dlopen: its constructors run */
 } slot_state;
 
 #define KEYS_PER_SLOT 16
@@ -38,7 +39,8 @@ typedef struct {
     int n_timers;  /* SIGEV_THREAD timers whose callback lies in the range, under mu */
     timer_t timers[KEYS_PER_SLOT];
     int timers_lost;
-    int logged; /* the kept/lingering warning was logged */
+    int logged;               /* the kept/lingering warning was logged */
+    _Atomic int stop_hung_ms; /* its stop() did not return within this limit (0: it did) */
 } slot;
 
 _Atomic int ph_residue_tracking;
@@ -49,6 +51,8 @@ static struct sigaction baseline[NSIG];
 static int have_baseline;
 /* slot + 1 of the package that started the calling thread; 0: none. */
 static _Thread_local int thread_slot;
+/* slot + 1 of the build the calling thread is loading (dlopen); 0: none. */
+static _Thread_local int loading_slot;
 
 static slot *slot_at(int i)
 {
@@ -57,7 +61,8 @@ static slot *slot_at(int i)
 
 static int mapped(int state)
 {
-    return state == SLOT_MAPPED || state == SLOT_KEPT || state == SLOT_LINGERING;
+    return state == SLOT_MAPPED || state == SLOT_KEPT || state == SLOT_LINGERING ||
+           state == SLOT_LOADING;
 }
 
 /* ---- tracking ---- */
@@ -103,38 +108,97 @@ static int free_slot(void)
     return oldest;
 }
 
+static int live_keys(const slot *s);
+static int live_timers(const slot *s);
+
+/* The host's dispositions before any package code ran. Under mu. */
+static void take_baseline(void)
+{
+    if (have_baseline)
+        return;
+    for (int sig = 1; sig < NSIG; sig++)
+        sigaction(sig, NULL, &baseline[sig]);
+    have_baseline = 1;
+}
+
+/* Takes slot i for a build (its range still unknown while LOADING). Under mu. */
+static void claim(int i, const char *pkg, const char *version, const char *build, int state)
+{
+    slot *s = &slots[i];
+    atomic_store(&s->state, SLOT_FREE); /* a crash report skips it while it is rewritten */
+    s->lo = s->hi = s->base = 0;
+    s->seq = next_seq++;
+    snprintf(s->pkg, sizeof s->pkg, "%s", pkg);
+    snprintf(s->version, sizeof s->version, "%s", version);
+    snprintf(s->build, sizeof s->build, "%s", build);
+    atomic_store(&s->threads, 0);
+    atomic_store(&s->stopped, 0);
+    atomic_store(&s->stop_hung_ms, 0);
+    s->n_keys = s->keys_lost = s->n_timers = s->timers_lost = s->logged = 0;
+    atomic_store_explicit(&s->state, state, memory_order_release);
+    atomic_store(&ph_residue_tracking, 1);
+}
+
+int ph_residue_loading(const char *pkg, const char *version, const char *build)
+{
+    pthread_mutex_lock(&mu);
+    take_baseline();
+    int i = free_slot();
+    if (i >= 0)
+        claim(i, pkg, version, build, SLOT_LOADING);
+    pthread_mutex_unlock(&mu);
+    loading_slot = i + 1;
+    return i;
+}
+
+void ph_residue_loading_failed(int i)
+{
+    loading_slot = 0;
+    slot *s = slot_at(i);
+    if (!s)
+        return;
+    pthread_mutex_lock(&mu);
+    /* a constructor's thread or key may still point at it: remembered, never reused early */
+    if (atomic_load(&s->state) == SLOT_LOADING)
+        atomic_store(&s->state, atomic_load(&s->threads) || live_keys(s) || live_timers(s)
+                                    ? SLOT_KEPT
+                                    : SLOT_FREE);
+    pthread_mutex_unlock(&mu);
+}
+
+int ph_residue_loading_now(void)
+{
+    return loading_slot - 1;
+}
+
 int ph_residue_track(ph_module *mod, const char *pkg, const char *version)
 {
     mod->residue = -1;
+    int reserved = loading_slot - 1;
+    loading_slot = 0;
     struct link_map *lm = NULL;
-    if (dlinfo(mod->handle, RTLD_DI_LINKMAP, &lm) != 0 || !lm)
-        return 0;
-    range_query q = {.base = lm->l_addr, .name = lm->l_name};
-    dl_iterate_phdr(find_range, &q);
-    if (!q.found)
-        return 0;
-    pthread_mutex_lock(&mu);
-    if (!have_baseline) { /* the host's dispositions before any package code ran */
-        for (int sig = 1; sig < NSIG; sig++)
-            sigaction(sig, NULL, &baseline[sig]);
-        have_baseline = 1;
+    range_query q = {0};
+    if (dlinfo(mod->handle, RTLD_DI_LINKMAP, &lm) == 0 && lm) {
+        q = (range_query){.base = lm->l_addr, .name = lm->l_name};
+        dl_iterate_phdr(find_range, &q);
     }
-    int i = free_slot();
+    pthread_mutex_lock(&mu);
+    take_baseline();
+    int i = reserved >= 0 && atomic_load(&slots[reserved].state) == SLOT_LOADING ? reserved : -1;
+    if (!q.found) { /* not watched: the reservation goes back */
+        if (i >= 0)
+            atomic_store(&slots[i].state, SLOT_FREE);
+        pthread_mutex_unlock(&mu);
+        return 0;
+    }
+    if (i < 0 && (i = free_slot()) >= 0)
+        claim(i, pkg, version, mod->hash, SLOT_LOADING);
     if (i >= 0) {
         slot *s = &slots[i];
-        atomic_store(&s->state, SLOT_FREE); /* a crash report skips it while it is rewritten */
         s->lo = q.lo;
         s->hi = q.hi;
         s->base = q.base;
-        s->seq = next_seq++;
-        snprintf(s->pkg, sizeof s->pkg, "%s", pkg);
-        snprintf(s->version, sizeof s->version, "%s", version);
-        snprintf(s->build, sizeof s->build, "%s", mod->hash);
-        atomic_store(&s->threads, 0);
-        atomic_store(&s->stopped, 0);
-        s->n_keys = s->keys_lost = s->n_timers = s->timers_lost = s->logged = 0;
         atomic_store_explicit(&s->state, SLOT_MAPPED, memory_order_release);
-        atomic_store(&ph_residue_tracking, 1);
         mod->residue = i;
     }
     pthread_mutex_unlock(&mu);
@@ -159,11 +223,18 @@ static int live_timers(const slot *s)
 }
 
 /* Appends the sentences for slot `s` to `out` (a malloc'd text, may be NULL). Under mu. */
+static char *append_line(char *out, const char *line);
+
 static char *append(char *out, const char *fmt, const slot *s, int n, const char *one,
                     const char *many)
 {
     char line[512];
     snprintf(line, sizeof line, fmt, s->pkg, s->build, n, n == 1 ? "" : "s", n == 1 ? one : many);
+    return append_line(out, line);
+}
+
+static char *append_line(char *out, const char *line)
+{
     size_t have = out ? strlen(out) : 0, add = strlen(line);
     char *p = realloc(out, have + add + 2);
     if (!p)
@@ -188,11 +259,21 @@ static char *append(char *out, const char *fmt, const slot *s, int n, const char
     "thread-local destructors (C++ thread_local, __cxa_thread_atexit) registered on threads "      \
     "that still run; every reload keeps another copy; give thread-local objects no destructor"
 
+#define TEXT_STOP_HUNG                                                                             \
+    "package '%s' build %s: stop() did not return within %g s; its code stays mapped (stop() "     \
+    "may still run in it) and the host will not stop cleanly"
+
 static char *slot_text(const slot *s, char *out)
 {
     int st = atomic_load(&s->state), th = atomic_load(&s->threads);
     if (!mapped(st) || (st == SLOT_MAPPED && !atomic_load(&s->stopped)))
         return out;
+    int hung = atomic_load(&s->stop_hung_ms);
+    if (hung) {
+        char line[512];
+        snprintf(line, sizeof line, TEXT_STOP_HUNG, s->pkg, s->build, hung / 1000.0);
+        out = append_line(out, line);
+    }
     if (th)
         out = append(out, TEXT_THREADS, s, th, "is", "are");
     if (live_keys(s))
@@ -270,6 +351,33 @@ void ph_residue_after_step(const ph_module *mod, const char *what)
         ph_log_warn("package '%s': %d thread%s started by earlier builds still run%s; see "
                     "plughost status",
                     s->pkg, older, older == 1 ? "" : "s", older == 1 ? "s" : "");
+}
+
+void ph_residue_stop_hung(const ph_module *mod, int limit_ms)
+{
+    slot *s = slot_at(mod ? mod->residue : -1);
+    if (!s)
+        return;
+    if (limit_ms > 0)
+        atomic_store(&s->stopped, 1);
+    atomic_store(&s->stop_hung_ms, limit_ms > 0 ? limit_ms : 0);
+}
+
+char *ph_residue_stops_hung(void)
+{
+    char *out = NULL;
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < PH_RESIDUE_SLOTS; i++) {
+        const slot *s = &slots[i];
+        int hung = atomic_load(&s->stop_hung_ms);
+        if (hung && mapped(atomic_load(&s->state))) {
+            char line[512];
+            snprintf(line, sizeof line, TEXT_STOP_HUNG, s->pkg, s->build, hung / 1000.0);
+            out = append_line(out, line);
+        }
+    }
+    pthread_mutex_unlock(&mu);
+    return out;
 }
 
 /* ---- signal handlers left behind ---- */
@@ -433,7 +541,7 @@ int ph_residue_slot_of(const void *addr)
     uintptr_t a = (uintptr_t)addr;
     for (int i = 0; i < PH_RESIDUE_SLOTS; i++) {
         int st = atomic_load_explicit(&slots[i].state, memory_order_acquire);
-        if (mapped(st) && in_slot(&slots[i], a))
+        if (mapped(st) && st != SLOT_LOADING && in_slot(&slots[i], a))
             return i;
     }
     return -1;
@@ -610,7 +718,8 @@ int ph_residue_blame(uintptr_t pc, uintptr_t addr, const char **pkg, const char 
         best = NULL;
         for (int i = 0; i < PH_RESIDUE_SLOTS; i++) {
             const slot *c = &slots[i];
-            if (atomic_load_explicit(&c->state, memory_order_acquire) == SLOT_FREE ||
+            int st = atomic_load_explicit(&c->state, memory_order_acquire);
+            if (st == SLOT_FREE || st == SLOT_LOADING || /* its range is being written */
                 !(in_slot(c, pc) || in_slot(c, addr)))
                 continue;
             if (better(c, best, pc))

@@ -32,6 +32,19 @@ struct ph_module;
 int ph_residue_track(struct ph_module *mod, const char *pkg, const char *version);
 
 /**
+ * Before the host dlopens build `build` of `pkg`: reserves its slot and
+ * marks the calling thread as loading it, so that threads, keys and timers
+ * its ELF constructors create are counted against it (its range is not
+ * known yet). ph_residue_track then fills that slot in; after a failed
+ * dlopen, ph_residue_loading_failed(the returned slot). Returns the slot
+ * or -1 (every slot holds a mapped build).
+ */
+int ph_residue_loading(const char *pkg, const char *version, const char *build);
+void ph_residue_loading_failed(int slot);
+/** For interpose.c: the slot the calling thread is loading (its constructors run), or -1. */
+int ph_residue_loading_now(void);
+
+/**
  * Called after a lifecycle callback of `mod` returned (`what`: "prepare",
  * "start", "stop"): reinstalls the host's crash handlers if the package
  * replaced them (logs a warning naming the package). After "stop": notes
@@ -62,6 +75,15 @@ void ph_residue_after_unmap(const struct ph_module *mod);
  * NULL when there is nothing. Caller frees.
  */
 char *ph_residue_text(const char *pkg);
+
+/**
+ * The stop() of `mod` did not return within limit_ms (its build stays
+ * mapped: the host pinned it); ph_residue_text then says so and the host's
+ * shutdown is not clean. limit_ms 0: it returned after all.
+ */
+void ph_residue_stop_hung(const struct ph_module *mod, int limit_ms);
+/** One line per build whose stop() has not returned (NULL: none). Caller frees. */
+char *ph_residue_stops_hung(void);
 
 /**
  * Waits up to PH_RESIDUE_GRACE_MS for the threads of stopped builds of

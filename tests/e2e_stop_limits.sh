@@ -98,4 +98,29 @@ ended_within 3
 [ "$rc" = 1 ] || fail "the second SIGTERM ended the host with $rc, not 1"
 grep -qF "error SIGTERM received again during the shutdown: exiting now without waiting for 'wedge' to stop, exit status 1" "$tmp/run.log" ||
   fail "no line for the second SIGTERM: $(cat "$tmp/run.log")"
+
+# 4. a reload whose old build's stop() never returns: the answer and status say so, the old
+#    build stays mapped, and the shutdown is not clean (exit status 1)
+rm -rf "$tmp/data"
+pkg wedge wedge.c "[parameters]\nrelease = $tmp/never\n"
+config 1
+start_host -c "$tmp/host.ini"
+wait_ready "$url"
+old=$(curl -s "$url/_/packages" | python3 -c 'import json,sys
+print(next(i.get("build","") for i in json.load(sys.stdin)["instances"] if i["instance"] == "wedge"))')
+cc -std=c11 -O2 -shared -fPIC -fvisibility=hidden -I"$PH_SOURCE_DIR/sdk/include" -DPH_PACKAGE_NAME='"wedge"' \
+  -DPH_PACKAGE_VERSION='"1.0.0"' -o "$tmp/pk/wedge/.wedge.so" "$src/wedge.c" || fail "cc wedge 2"
+mv "$tmp/pk/wedge/.wedge.so" "$tmp/pk/wedge/wedge.so"
+out=$("$PH_BIN" -c "$tmp/host.ini" reload --url "$url" wedge 2>&1) || fail "reload: $out"
+hung="package 'wedge' build $old: stop() did not return within 1 s; its code stays mapped (stop() may still run in it) and the host will not stop cleanly"
+grep -qF "\"result\":\"reloaded, but code of package 'wedge' still runs after stop()\"" <<<"$out" || fail "reload answer: $out"
+grep -qF "$hung" <<<"$out" || fail "the reload answer does not name the stop() past its limit: $out"
+[ "$("$PH_BIN" call --url "$url" wedge.wedge.one)" = 1 ] || fail "the new build does not serve"
+out=$("$PH_BIN" -c "$tmp/host.ini" status --url "$url" 2>&1)
+grep -qF "$hung" <<<"$out" || fail "status does not show the stop() past its limit: $out"
+kill -TERM "$pid"
+ended_within 30
+[ "$rc" = 1 ] || fail "a shutdown after a reload whose stop() never returned ended with $rc, not 1"
+grep -qF "error $hung" "$tmp/run.log" || fail "shutdown: no word of the earlier stop(): $(cat "$tmp/run.log")"
+grep -q "stopped cleanly" "$tmp/run.log" && fail "an unclean shutdown said 'stopped cleanly'"
 echo "1 passed, 0 failed"

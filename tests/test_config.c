@@ -236,6 +236,7 @@ static void test_limits(void **state)
     load_ok(f, "[http]\nlisten = 127.0.0.1:8901\n", &c);
     assert_int_equal(c.limits.call_timeout_ms, 30000);
     assert_int_equal(c.limits.max_concurrent_calls, 16);
+    assert_int_equal(c.limits.load_timeout_ms, 10000);
     ph_config_free(&c);
     load_ok(f, "[limits]\ncall_timeout = 2.5\nmax_concurrent_calls = 3\n", &c);
     assert_int_equal(c.limits.call_timeout_ms, 2500);
@@ -249,14 +250,20 @@ static void test_limits(void **state)
     load_bad(f, "[limits]\nmax_concurrent_calls = 0\n", PH_ECONFIG, 2,
              "'max_concurrent_calls' in [limits] must be an integer from 1 to 100000, not '0'");
     load_bad(f, "[limits]\ntimeout = 3\n", PH_ECONFIG, 2,
-             "unknown key 'timeout' in [limits]; known keys: call_timeout, max_concurrent_calls, "
-             "stop_timeout");
+             "unknown key 'timeout' in [limits]; known keys: call_timeout, load_timeout, "
+             "max_concurrent_calls, stop_timeout");
     load_ok(f, "[limits]\nstop_timeout = 1.5\n", &c);
     assert_int_equal(c.limits.stop_timeout_ms, 1500);
     ph_config_free(&c);
     load_bad(f, "[limits]\nstop_timeout = never\n", PH_ECONFIG, 2,
              "'stop_timeout' in [limits] must be seconds from 0.001 to 86400 (such as 10 or 2.5), "
              "not 'never'");
+    load_ok(f, "[limits]\nload_timeout = 2\n", &c);
+    assert_int_equal(c.limits.load_timeout_ms, 2000);
+    ph_config_free(&c);
+    load_bad(f, "[limits]\nload_timeout = 0\n", PH_ECONFIG, 2,
+             "'load_timeout' in [limits] must be seconds from 0.001 to 86400 (such as 10 or 2.5), "
+             "not '0'");
 }
 
 static void test_bad_values(void **state)

@@ -11,19 +11,7 @@
 
 #include <plughost/sdk.h>
 
-/* True in the scanner: a child of the plughost process. */
-static int in_scanner(void)
-{
-    char path[64], comm[64] = "";
-    snprintf(path, sizeof path, "/proc/%d/comm", (int)getppid());
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    if (!fgets(comm, sizeof comm, f))
-        comm[0] = 0;
-    fclose(f);
-    return strncmp(comm, "plughost", 8) == 0;
-}
+#include "in_scanner.h"
 
 __attribute__((constructor)) static void at_load(void)
 {
