@@ -716,7 +716,8 @@ typedef struct bg_call {
     ph_host *h;
     const char *address;
     char args[64];
-    int delay_ms; /* before calling */
+    int delay_ms;      /* before calling */
+    atomic_int *after; /* or, when set: once this flag (a gate's `closed`) is set (at most 10 s) */
     int rc;
     int64_t value;
     char err[512];
@@ -728,19 +729,28 @@ static void *bg_run(void *arg)
     bg_call *c = arg;
     if (c->delay_ms)
         sleep_ms(c->delay_ms);
+    for (int i = 0; c->after && !atomic_load(c->after) && i < 10000; i++)
+        sleep_ms(1);
     c->value = call_i64(c->h, c->address, c->args[0] ? c->args : NULL, &c->rc);
     snprintf(c->err, sizeof c->err, "%s", c->rc ? ph_error_last() : "");
     return NULL;
 }
 
-static void bg_start(bg_call *c, ph_host *h, const char *address, const char *args, int delay_ms)
+static void bg_start_after(bg_call *c, ph_host *h, const char *address, const char *args,
+                           int delay_ms, atomic_int *after)
 {
     memset(c, 0, sizeof *c);
     c->h = h;
     c->address = address;
     snprintf(c->args, sizeof c->args, "%s", args ? args : "");
     c->delay_ms = delay_ms;
+    c->after = after;
     assert_int_equal(pthread_create(&c->t, NULL, bg_run, c), 0);
+}
+
+static void bg_start(bg_call *c, ph_host *h, const char *address, const char *args, int delay_ms)
+{
+    bg_start_after(c, h, address, args, delay_ms, NULL);
 }
 
 static void bg_join(bg_call *c)
@@ -761,7 +771,9 @@ static void test_stuck_call_drain_timeout(void **state)
     char *b = fx_build(f, NULL, "-DRELOAD_TAG=2");
     sh("cp '%s' '%s'", b, f->lib);
     bg_call c;
-    bg_start(&c, f->h, "reload_fx.fx.slow", "{\"ms\":1500}", 0);
+    /* 4 s: the new build is scanned in a child before the drain, which on a loaded machine
+     * under a sanitizer takes a while; the call must still run when the drain times out */
+    bg_start(&c, f->h, "reload_fx.fx.slow", "{\"ms\":4000}", 0);
     sleep_ms(150); /* the call is in flight */
     double t0 = now_ms();
     int swapped = -1;
@@ -769,7 +781,7 @@ static void test_stuck_call_drain_timeout(void **state)
     double took = now_ms() - t0;
     assert_int_equal(rc, PH_EBUSY);
     assert_int_equal(swapped, 0);
-    assert_true(took >= 190 && took < 1000);
+    assert_true(took >= 190 && took < 3000); /* gave up at the drain bound, not the call's end */
     assert_true(tu_contains(ph_error_last(), "the drain timed out, reload abandoned"));
     assert_true(tu_contains(ph_error_last(), "1 call(s) still running after 200 ms"));
     ph_reload_info ri = info_of(f, "reload_fx");
@@ -803,8 +815,10 @@ static void test_call_held_through_long_drain(void **state)
     char *b = fx_build(f, NULL, "-DRELOAD_TAG=2");
     sh("cp '%s' '%s'", b, f->lib);
     bg_call slow, late;
-    bg_start(&slow, f->h, "reload_fx.fx.slow", "{\"ms\":1200}", 0);
-    bg_start(&late, f->h, "reload_fx.fx.tag", NULL, 300); /* held ~1 s, its hold is 200 ms */
+    /* the slow call outlasts the new build's scan (slow on a loaded machine) by far; the late
+     * one comes once the gate is closed and is held ~1-2 s, past its hold of 200 ms */
+    bg_start(&slow, f->h, "reload_fx.fx.slow", "{\"ms\":3000}", 0);
+    bg_start_after(&late, f->h, "reload_fx.fx.tag", NULL, 0, &inst_of(f, "reload_fx")->gate.closed);
     sleep_ms(100);
     int swapped = 0;
     if (ph_reload_package(f->h, "reload_fx", &swapped))
@@ -826,10 +840,11 @@ static void test_abandoned_change_retried(void **state)
     incr_n(f, 2);
     ph_reload_set_drain_ms(200);
     start_watcher(f);
-    bg_call c;
-    bg_start(&c, f->h, "reload_fx.fx.slow", "{\"ms\":1500}", 0);
-    sleep_ms(100);
+    /* built before the call starts: compiling on a loaded machine can outlast the call */
     char *b = fx_build(f, NULL, "-DRELOAD_TAG=2");
+    bg_call c;
+    bg_start(&c, f->h, "reload_fx.fx.slow", "{\"ms\":3000}", 0);
+    sleep_ms(100);
     sh("cp '%s' '%s'", b, f->lib);
     bg_join(&c); /* meanwhile the watcher's swap timed out at the drain */
     /* Tried once, not again while the call still ran (each try holds new calls at the gate). */
