@@ -22,6 +22,7 @@
 #include "error.h"
 #include "host.h"
 #include "http.h"
+#include "loader.h"
 #include "log.h"
 #include "notify.h"
 #include "reload.h"
@@ -63,8 +64,9 @@ static int reconfigure(const ph_cli_opts *c, ph_host *h, ph_reloader **watcher)
 static bool stop_pending(void)
 {
     sigset_t pending;
-    return sigpending(&pending) == 0 &&
-           (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
+    return ph_watch_stop_requested() || /* taken by the watch of a start that may hang */
+           (sigpending(&pending) == 0 &&
+            (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1));
 }
 
 static int run(const ph_cli_opts *c)

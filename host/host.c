@@ -482,7 +482,8 @@ int ph_host_start(ph_host *h)
     changing = h;
     atomic_store(&h->starting, h->plan.n + 1);
     /* A start() that hangs: a SIGTERM waits for it, a second one ends the host. */
-    ph_watch *watch = ph_watch_start("the instances are starting", "they have started");
+    ph_watch *watch =
+        ph_watch_start("the instances are starting", "the one starting now has started");
     for (size_t i = 0; i < h->plan.n; i++) {
         if (h->start_cancelled && h->start_cancelled()) {
             ph_log_info("start-up interrupted after %zu of %zu instance(s)", i, h->plan.n);

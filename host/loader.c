@@ -943,6 +943,11 @@ ph_watch *ph_watch_start(const char *what, const char *until)
     return watch_run(w);
 }
 
+bool ph_watch_stop_requested(void)
+{
+    return atomic_load(&stop_request) != 0;
+}
+
 void ph_watch_end(ph_watch *w)
 {
     if (!w)

@@ -8,6 +8,8 @@
 #ifndef PH_HOST_LOADER_H
 #define PH_HOST_LOADER_H
 
+#include <stdbool.h>
+
 #include <plughost/sdk.h>
 
 #include "manifest.h"
@@ -64,6 +66,13 @@ void ph_loader_set_load_timeout_ms(int ms);
 typedef struct ph_watch ph_watch;
 ph_watch *ph_watch_start(const char *what, const char *until);
 void ph_watch_end(ph_watch *w);
+
+/**
+ * Whether a watch took a SIGTERM/SIGINT it has not handed back yet: work
+ * that can stop part way (the start-up, between instances) asks this, since
+ * the signal is no longer pending for sigpending() to see.
+ */
+bool ph_watch_stop_requested(void);
 
 /**
  * dlcloses and frees; accepts NULL. A build whose threads still run or

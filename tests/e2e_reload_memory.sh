@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# The real host's RSS, descriptors and mappings stay flat from reload 100
+# The real host's RSS, descriptors and mappings stay flat from reload 300
 # to reload 1,000 of a package with a 10 KB package.ini (issue: every
 # swapped-in manifest was kept). Sanitizer builds keep freed memory in
 # quarantine: there descriptors and mappings are compared over 200 reloads,
 # and a few mappings may be the allocator's own.
 set -euo pipefail
 . "$PH_SOURCE_DIR/tests/support/e2e.sh"
-total=1000 check_rss=1
-if [ "${PH_SANITIZE:-0}" = 1 ]; then total=200 check_rss=0; fi
+total=${PH_RELOADS:-1000} check_rss=1
+# measured from the 300th reload: by then every thread that loads a build (one watches each
+# load for its time limit) has its malloc arena, which the first hundreds of reloads warm up
+warm=300
+if [ "${PH_SANITIZE:-0}" = 1 ]; then total=200 warm=100 check_rss=0; fi
 mkdir -p "$tmp/pk/api" "$tmp/b"
 for tag in 1 2; do
   cc -std=c11 -shared -fPIC -fvisibility=hidden -I"$PH_SOURCE_DIR/sdk/include" \
@@ -43,15 +46,18 @@ for i in $(seq 1 "$total"); do
   cp "$tmp/b/$((i % 2 + 1)).so" "$tmp/pk/api/api.so"
   out=$(curl -s -X POST -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' -d '{}' "$u/_/reload/api")
   grep -q '"result":"reloaded"' <<<"$out" || fail "reload $i: $out"
-  [ "$i" = 100 ] && read -r rss0 fd0 maps0 <<<"$(usage)"
+  [ "$i" = "$warm" ] && read -r rss0 fd0 maps0 <<<"$(usage)"
 done
 read -r rss1 fd1 maps1 <<<"$(usage)"
 [ "$(curl -s -X POST -H 'Content-Type: application/json' -d '{}' "$u/api/actors/info/tag")" = $((total % 2 + 1)) ] ||
   fail "the last build is not serving"
-echo "reloads 100 -> $total of the real host: RSS $rss0 -> $rss1 KiB ($((rss1 - rss0))), fds $fd0 -> $fd1, maps $maps0 -> $maps1"
+echo "reloads $warm -> $total of the real host: RSS $rss0 -> $rss1 KiB ($((rss1 - rss0))), fds $fd0 -> $fd1, maps $maps0 -> $maps1"
 [ "$fd1" = "$fd0" ] || fail "descriptors grew: $fd0 -> $fd1"
 # A build kept per reload adds its 4-5 segments every time (hundreds over
 # this run); the allocator may map an arena or a quarantine chunk or two.
 [ $((maps1 - maps0)) -le 8 ] || fail "mappings grew: $maps0 -> $maps1"
-[ "$check_rss" = 0 ] || [ $((rss1 - rss0)) -le 1024 ] || fail "RSS grew by $((rss1 - rss0)) KiB"
+# RSS moves by several hundred KiB either way between runs (the allocator's arenas of the
+# threads that serve and load); the kept-manifest leak this guards against was 10 KB a
+# reload, 7 MB over this run: 2 MiB tells the two apart.
+[ "$check_rss" = 0 ] || [ $((rss1 - rss0)) -le 2048 ] || fail "RSS grew by $((rss1 - rss0)) KiB"
 echo "1 passed, 0 failed"

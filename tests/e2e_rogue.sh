@@ -165,7 +165,7 @@ two_sigterms hang "SIGTERM received while package 'hang' build [0-9a-f]* is load
 # a start() that never returns at start-up: the same
 rm -rf "$tmp/pk/hang"
 pkg starthang -DSTART_HANG
-two_sigterms start "SIGTERM received while the instances are starting: stopping once they have started; a second SIGTERM exits at once" \
+two_sigterms start "SIGTERM received while the instances are starting: stopping once the one starting now has started; a second SIGTERM exits at once" \
   "SIGTERM received again while the instances are starting \(for [0-9.]+ s\): exiting now, exit status 1"
 rm -rf "$tmp/pk/starthang" "$tmp/data" "$tmp"/mark.*
 

@@ -181,7 +181,8 @@ static void test_call_errors(void **state)
     free(want);
     /* --listen names the TCP address: what it says when nothing listens there */
     rc = ph(f, "call -c '%s' --listen 127.0.0.1:1 calc.math.add a=1 b=2", f->ini);
-    assert_int_equal(rc, 3);
+    if (rc != 3)
+        fail_msg("call --listen 127.0.0.1:1 exited %d, not 3: %s", rc, f->err);
     assert_true(tu_contains(f->err, "cannot connect to http://127.0.0.1:1: "));
     assert_true(tu_contains(f->err, "is `plughost run` up?"));
     rc = ph(f, "call --local -c '%s'", f->ini);
