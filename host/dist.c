@@ -1070,6 +1070,34 @@ void ph_dist_discard(const char *staging)
         remove_tree(AT_FDCWD, staging);
 }
 
+/*
+ * The library package.ini names must be a file the archive carried: a `library` key
+ * pointing outside the package (an absolute path, or ../) would have the host load code
+ * the signature never covered.
+ */
+static int check_library_inside(const char *dir, const char *shown, const ph_manifest *m)
+{
+    size_t n = strlen(dir);
+    /* named as the package.ini wrote it, not by the staging directory's path */
+    const char *named =
+        strncmp(m->library, dir, n) == 0 && m->library[n] == '/' ? m->library + n + 1 : m->library;
+    char *real_dir = realpath(dir, NULL), *real_lib = realpath(m->library, NULL);
+    size_t rn = real_dir ? strlen(real_dir) : 0;
+    int rc = 0;
+    if (!real_dir)
+        rc = ph_error_set(PH_EIO, "%s: cannot read the unpacked package: %s", shown,
+                          ph_strerror(errno));
+    else if (!real_lib || strncmp(real_lib, real_dir, rn) || real_lib[rn] != '/')
+        rc = ph_error_set(PH_EPERM,
+                          "%s: refused: its package.ini names the library '%s', which is not a "
+                          "file of the archive; an archive carries its own library (pack the "
+                          "package directory with its library in it)",
+                          shown, named);
+    free(real_dir);
+    free(real_lib);
+    return rc;
+}
+
 /* The unpacked manifest must be the package the signed list names. */
 static int check_manifest(const char *dir, const char *shown, const listing *l)
 {
@@ -1086,6 +1114,8 @@ static int check_manifest(const char *dir, const char *shown, const listing *l)
                           "%s: refused: its signed list names %s %s but its package.ini is %s "
                           "%s",
                           shown, l->name, l->version, m->name, m->version_text);
+    else
+        rc = check_library_inside(dir, shown, m);
     ph_manifest_free(m);
     free(ini);
     return rc;

@@ -147,6 +147,9 @@ with tarfile.open(out, "w:gz", format=tarfile.PAX_FORMAT) as tar:
     if kind == "biglist":  # a file list over the 4 MiB an archive may hold
         extra = ["file %s 0 644 www/pad/%0200d" % (hashlib.sha256(b"").hexdigest(), i) for i in range(16000)]
     if kind == "longname": fs["www/" + "a" * 1100] = b"x"  # past the 1024 bytes a member name may be
+    if kind in ("libabs", "librel"):  # package.ini names a library the archive does not carry
+        lib = b"/bin/true" if kind == "libabs" else b"../../../../bin/true"
+        fs["package.ini"] = fs["package.ini"].replace(b"[package]\n", b"[package]\nlibrary = " + lib + b"\n", 1)
     if kind == "foreign":  # the library's ELF header says aarch64 (EM_AARCH64 = 183)
         so = bytearray(fs["calc.so"]); so[18] = 183; so[19] = 0; fs["calc.so"] = bytes(so)
     add(tar, ".plughost/files", listing(fs, extra))
@@ -168,7 +171,9 @@ stop_host
 printf 'allow_unsigned = yes\n' >>h/host.ini
 start_host -c h/host.ini
 wait_ready "http://127.0.0.1:$port"
-for k in dotdot absolute symlink hardlink device fifo unlisted missing dotdir foreign biglist longname; do craft $k; done
+for k in dotdot absolute symlink hardlink device fifo unlisted missing dotdir foreign biglist longname libabs librel; do craft $k; done
+refused libabs c-libabs/calc-1.0.0.phpkg "calc-1.0.0.phpkg: refused: its package.ini names the library '/bin/true', which is not a file of the archive; an archive carries its own library"
+refused librel c-librel/calc-1.0.0.phpkg "calc-1.0.0.phpkg: refused: its package.ini names the library '../../../../bin/true', which is not a file of the archive"
 refused dotdot c-dotdot/calc-1.0.0.phpkg "calc-1.0.0.phpkg: refused: the path '../evil' could write outside the package"
 refused absolute c-absolute/calc-1.0.0.phpkg "calc-1.0.0.phpkg: refused: the path '/tmp/evil' could write outside the package"
 refused symlink c-symlink/calc-1.0.0.phpkg "calc-1.0.0.phpkg: refused: 'www/link' is a symbolic link; archives hold regular files only"
