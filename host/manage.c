@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdbool.h>
@@ -1086,9 +1087,23 @@ static int ph_manage_page(ph_host *h, const char *op, const char *name, json_t *
         return upload(h, name, out);
     if (!strcmp(op, "uninstall"))
         return uninstall(h, name, out);
-    if (!strcmp(op, "instance_new"))
-        return instance_new(h, name, out);
-    if (!strcmp(op, "instance_set"))
-        return instance_set(h, name, out);
+    if (!strcmp(op, "instance_new") || !strcmp(op, "instance_set")) {
+        /*
+         * One edit of host.ini at a time, each until its outcome: two requests for the same
+         * new name (a double click, two administrators) must not both be answered 200, nor
+         * one's rollback remove the section the other wrote. A second edit meanwhile is
+         * refused, not queued: the first waits for the host to apply its change, which a
+         * queue of waiting requests could hold up.
+         */
+        static pthread_mutex_t edit_mu = PTHREAD_MUTEX_INITIALIZER;
+        if (pthread_mutex_trylock(&edit_mu))
+            return ph_error_set(PH_ECONFLICT,
+                                "another change of host.ini from this page is being applied; "
+                                "retry once it is done");
+        int rc =
+            !strcmp(op, "instance_new") ? instance_new(h, name, out) : instance_set(h, name, out);
+        pthread_mutex_unlock(&edit_mu);
+        return rc;
+    }
     return 1;
 }

@@ -210,6 +210,25 @@ out=$(admin -w ' %{http_code}' "$pm/instance_new" -d '{"instance":"memo2","packa
 grep -q "instance 'memo' is mounted at /memo already" <<<"$out" || fail "memo's mount not refused: $out"
 cmp -s h/host.ini host.ini.good || fail "a refused instance changed host.ini: $(diff host.ini.good h/host.ini)"
 
+# the same new name from four requests at once (a double click, two administrators): one is
+# written and runs, the others are told another change is being applied (or, once it is, that
+# the name is taken); host.ini holds it once
+twins=()
+for i in 1 2 3 4; do
+  admin -w ' %{http_code}' "$pm/instance_new" -d "{\"instance\":\"twin\",\"package\":\"notes\",\"mount\":\"/twin$i\",\"parameters\":{}}" >"twin.$i" &
+  twins+=($!)
+done
+wait "${twins[@]}"
+ok=0 taken=0 answers=""
+for f in twin.*; do
+  a=$(tr -d '\n' <"$f") # the body, then its status
+  answers+="$a; "
+  if grep -q '"state":"running"} 200$' <<<"$a"; then ok=$((ok + 1)); fi
+  if grep -qE "(an instance named 'twin' exists already; choose another name|another change of host.ini from this page is being applied; retry once it is done)\"\}\} 409$" <<<"$a"; then taken=$((taken + 1)); fi
+done
+[ "$ok" = 1 ] && [ "$taken" = 3 ] || fail "four instance_new of 'twin' at once: $answers"
+[ "$(grep -c '^\[instance twin\]' h/host.ini)" = 1 ] || fail "host.ini after four instance_new of 'twin': $(cat h/host.ini)"
+
 
 # --- remove: keep, then purge with the backup named ---
 out=$(admin "$pm/uninstall" -d '{"name":"notes","purge":false}')
