@@ -1025,6 +1025,10 @@ static int size_digit(conn *c, int v)
                       "a chunk size of the chunked body has more than 64 digits; send the size "
                       "in hex without leading zeros");
     c->chunk_left = c->chunk_left << 4 | (uint64_t)v;
+    /* over the body limit already: 413 now, however the line is split across reads (the
+     * parser, which would see the digits before the line's end, has a lower 64-bit bound) */
+    if (c->chunk_left > c->s->cf.max_body - c->chunked_total)
+        return too_big(c);
     return 0;
 }
 

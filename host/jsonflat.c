@@ -2,6 +2,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 /* JSON whitespace (RFC 8259 §2): space, tab, LF, CR. */
@@ -128,5 +129,23 @@ decline:
 json_t *ph_json_load_body(const char *text, size_t n, json_error_t *err)
 {
     json_t *v = ph_json_flat_object(text, n);
-    return v ? v : json_loadb(text, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, err);
+    if (v)
+        return v;
+    /* jansson skips a NUL right after a number or a literal ({"a":1\0}) and takes the rest:
+     * JSON text holds no NUL byte anywhere (RFC 8259 2, 7), so one is refused here */
+    const char *nul = memchr(text, '\0', n);
+    if (nul) {
+        memset(err, 0, sizeof *err);
+        snprintf(err->text, sizeof err->text, "a NUL byte (JSON text cannot hold one)");
+        err->position = (int)(nul - text);
+        err->line = 1;
+        for (const char *p = text; p < nul; p++)
+            err->line += *p == '\n';
+        const char *bol = nul;
+        while (bol > text && bol[-1] != '\n')
+            bol--;
+        err->column = (int)(nul - bol) + 1;
+        return NULL;
+    }
+    return json_loadb(text, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, err);
 }

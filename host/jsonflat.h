@@ -29,8 +29,10 @@ json_t *ph_json_flat_object(const char *text, size_t n);
 /**
  * A request body as json_loadb(text, n, JSON_DECODE_ANY |
  * JSON_REJECT_DUPLICATES, err) reads it (RFC 8259 JSON, any value at the
- * top), the flat-object fast path first. Returns a new reference, or NULL
- * with jansson's error in *err.
+ * top), the flat-object fast path first, except that a NUL byte anywhere is
+ * refused (jansson skips one after a number or a literal). Returns a new
+ * reference, or NULL with the error in *err (jansson's, or "a NUL byte
+ * (JSON text cannot hold one)" with its line and column).
  */
 json_t *ph_json_load_body(const char *text, size_t n, json_error_t *err);
 

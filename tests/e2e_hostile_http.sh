@@ -40,6 +40,13 @@ expect() { # expect CODE TEXT -- curl args
 }
 count() { curl -s "$u/notes/actors/note/count" -X POST -H "$J" -d '{}'; }
 
+# --- a NUL byte in a JSON body (jansson alone skips one after a number): refused, nothing written
+before=$(count)
+printf '{"title":"nul","pinned":1\000}' >"$tmp/nul.json"
+expect 400 'the body is not valid JSON: a NUL byte (JSON text cannot hold one) at line 1 column 26' \
+  -- -X POST "$u/notes/models/note" -H "$J" --data-binary "@$tmp/nul.json"
+[ "$(count)" = "$before" ] || fail "a body with a NUL byte wrote a note"
+
 # --- 3. cross-site writes ---------------------------------------------------
 before=$(count)
 expect 403 '"code":"origin_not_allowed"' -- -X POST "$u/notes/models/note" -H 'Origin: http://evil.example' \

@@ -80,6 +80,16 @@ static void test_load_body_is_jansson(void **state)
     json_t *v = ph_json_load_body("{\"a\":1,\"a\":2}", 13, &err);
     assert_null(v);
     assert_string_equal(err.text, "duplicate object key near '\"a\"'");
+    /* jansson alone would take these, skipping the NUL: a client's stray byte must not write */
+    static const char nul1[] = "{\"title\":\"t\",\"pinned\":1\0}";
+    assert_null(ph_json_load_body(nul1, sizeof nul1 - 1, &err));
+    assert_string_equal(err.text, "a NUL byte (JSON text cannot hold one)");
+    assert_int_equal(err.line, 1);
+    assert_int_equal(err.column, 24);
+    static const char nul2[] = "{\"value\":\n[1\0]}";
+    assert_null(ph_json_load_body(nul2, sizeof nul2 - 1, &err));
+    assert_int_equal(err.line, 2);
+    assert_int_equal(err.column, 3);
     v = ph_json_load_body("[1, {\"x\": 2.5}]", 15, &err);
     assert_true(json_is_array(v));
     assert_true(json_real_value(json_object_get(json_array_get(v, 1), "x")) == 2.5);
