@@ -492,6 +492,16 @@ static int sb_end(reading *r)
     return 0;
 }
 
+/* Ends a header value without its trailing whitespace (RFC 9110 5.5: OWS is not part of a
+ * field value; the parser already skipped the leading one). */
+static int value_end(reading *r)
+{
+    size_t start = r->hoff[r->n_h - 1];
+    while (r->sb_len > start && (r->sb[r->sb_len - 1] == ' ' || r->sb[r->sb_len - 1] == '\t'))
+        r->sb_len--;
+    return sb_end(r);
+}
+
 static int push_off(reading *r)
 {
     if (r->n_h == r->cap_h) {
@@ -568,7 +578,7 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
     if (r->in_trailers)
         return trailer_bytes(r, n);
     if (r->last_cb != 1) { /* a new header: end the target or the previous value */
-        if (sb_end(r) || push_off(r))
+        if ((r->last_cb == 2 ? value_end(r) : sb_end(r)) || push_off(r))
             return oom(r);
         r->last_cb = 1;
         r->head_bytes += 4;
@@ -652,8 +662,9 @@ static int fields_end(reading *r)
         if (push_off(r))
             return -1;
     }
+    bool value = r->last_cb == 2;
     r->last_cb = 3; /* ended */
-    return sb_end(r);
+    return value ? value_end(r) : sb_end(r);
 }
 
 /* RFC 3986 3.2.2 (RFC 9110 7.2): uri-host [":" port], trailing whitespace aside. */
@@ -663,6 +674,8 @@ static bool host_valid(const char *h)
     size_t n = strlen(h), i = 0;
     while (n && (h[n - 1] == ' ' || h[n - 1] == '\t'))
         n--;
+    if (!n)
+        return false; /* an empty Host names nothing */
     bool literal = n && h[0] == '[';
     for (i = literal; i < n && h[i] != (literal ? ']' : ':'); i++) {
         unsigned char ch = (unsigned char)h[i];

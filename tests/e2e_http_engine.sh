@@ -140,6 +140,8 @@ refused("HTTP/1.1 without Host", b"GET /_/health HTTP/1.1\r\n\r\n", 400, "invali
 refused("a Host that is no host", b"GET /_/health HTTP/1.1\r\nHost: a b/c\r\n\r\n", 400,
         "invalid", "the request's Host header 'a b/c' is not a host name or address with an "
         "optional port; send Host: name[:port]")
+refused("an empty Host", b"GET /_/health HTTP/1.1\r\nHost: \r\n\r\n", 400, "invalid",
+        "the request's Host header '' is not a host name or address with an optional port")
 refused("a Host with a 6-digit port", b"GET /_/health HTTP/1.1\r\nHost: 127.0.0.1:123456\r\n\r\n",
         400, "invalid", "the request's Host header '127.0.0.1:123456' is not a host name")
 # each refusal names its cause: a chunk size, a chunk extension, a Transfer-Encoding as sent
@@ -215,6 +217,10 @@ ok("chunked body", add + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r
 ok("chunked body with extensions and a trailer", add + b"Transfer-Encoding: chunked\r\n"
    b"Connection: close\r\n\r\n6 ;a=b\r\n{\"a\":2\r\n8;c\r\n,\"b\":40}\r\n0\r\nX-T: 1\r\n\r\n",
    [(200, b"42\n")])
+# whitespace after a field value is not part of it (RFC 9110 5.5)
+ok("whitespace after values", b"POST /calc/actors/math/add HTTP/1.1\r\nHost: 127.0.0.1\t \r\n"
+   b"Content-Type: application/json \r\nTransfer-Encoding: chunked \r\nConnection: close\t\r\n\r\n"
+   b"e\r\n" + body + b"\r\n0\r\n\r\n", [(200, b"42\n")])
 ok("HTTP/1.0 without Host", b"GET /_/health HTTP/1.0\r\n\r\n",
    [(200, b'{"status":"ok","ready":true,"instances":{"calc":"running","notes":"running"}}\n')])
 out = raw(b"HEAD /_/health HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n")
