@@ -147,6 +147,12 @@ static char *escape_into(char *o, const char *end, const char *s)
     return o;
 }
 
+void ph_log_escape(char *buf, size_t size, const char *s)
+{
+    if (size)
+        *escape_into(buf, buf + size - 1, s ? s : "") = '\0';
+}
+
 /* RFC 3339 local time with milliseconds and the offset: 2026-11-30T07:15:00.123+00:00. */
 static int rfc3339_now(char *out, size_t size)
 {

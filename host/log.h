@@ -17,6 +17,7 @@
 #define PH_HOST_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 typedef enum { PH_L_ERROR = 0, PH_L_WARN = 1, PH_L_INFO = 2, PH_L_DEBUG = 3 } ph_level;
 typedef enum { PH_LOG_TEXT = 0, PH_LOG_JSON = 1, PH_LOG_JOURNAL = 2 } ph_log_format;
@@ -51,5 +52,14 @@ void ph_log_buildv(ph_level level, const char *who, const char *build, const cha
 #define ph_log_warn(...) ph_logf(PH_L_WARN, NULL, __VA_ARGS__)
 #define ph_log_info(...) ph_logf(PH_L_INFO, NULL, __VA_ARGS__)
 #define ph_log_debug(...) ph_logf(PH_L_DEBUG, NULL, __VA_ARGS__)
+
+/**
+ * Copies the text `s` into buf (size bytes, NUL-terminated, cut to fit) the
+ * way a log line holds it: control characters escaped (\n, \t, \xHH, C1 as
+ * \u0085-style) and bytes that are not UTF-8 as \xHH, so text that came
+ * from a package, a request or an archive cannot steer a terminal. For
+ * anything printed to a terminal, such as the CLI's error lines.
+ */
+void ph_log_escape(char *buf, size_t size, const char *s);
 
 #endif

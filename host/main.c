@@ -140,9 +140,12 @@ typedef struct command {
 static int cmd_help(cli *c, int argc, char **argv);
 static int print_json(json_t *v);
 
+/* Messages may quote what a package, a request or an archive holds: escaped like the log. */
 static void print_error(const char *what)
 {
-    fprintf(stderr, "plughost: %s%s%s\n", what ? what : "", what ? ": " : "", ph_error_last());
+    char msg[8192];
+    ph_log_escape(msg, sizeof msg, ph_error_last());
+    fprintf(stderr, "plughost: %s%s%s\n", what ? what : "", what ? ": " : "", msg);
 }
 
 /* ---- configuration ---- */
@@ -978,10 +981,12 @@ static int print_remote_error(const char *who, const ph_client_response *r)
     json_t *body = json_loads(r->body ? r->body : "", 0, NULL);
     json_t *err = json_object_get(body, "error");
     const char *msg = json_string_value(json_object_get(err, "message"));
-    if (msg || (r->body && r->body[0] && r->status / 100 != 3))
+    if (msg || (r->body && r->body[0] && r->status / 100 != 3)) {
+        char text[8192];
+        ph_log_escape(text, sizeof text, msg ?: r->body);
         fprintf(stderr, "%s: %s: %s\n", who,
-                json_string_value(json_object_get(err, "code")) ?: "error", msg ?: r->body);
-    else if (r->status / 100 == 3)
+                json_string_value(json_object_get(err, "code")) ?: "error", text);
+    } else if (r->status / 100 == 3)
         fprintf(stderr,
                 "%s: redirect: the host answered HTTP %d to %s, which is not followed with the "
                 "admin token; pass --url with the address it names\n",

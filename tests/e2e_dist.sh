@@ -137,6 +137,7 @@ with tarfile.open(out, "w:gz", format=tarfile.PAX_FORMAT) as tar:
     fs = dict(files)
     if kind == "dotdot":   extra = ["file %s 1 644 ../evil" % hashlib.sha256(b"x").hexdigest()]
     if kind == "absolute": extra = ["file %s 1 644 /tmp/evil" % hashlib.sha256(b"x").hexdigest()]
+    if kind == "ctrl":     extra = ["file %s 1 644 www/a\x1b[2Jb" % hashlib.sha256(b"x").hexdigest()]
     if kind == "symlink":  more = [("www/link", b"", tarfile.SYMTYPE, "/etc/passwd")]
     if kind == "hardlink": more = [("www/hard", b"", tarfile.LNKTYPE, "package.ini")]
     if kind == "device":   more = [("www/dev", b"", tarfile.CHRTYPE, "")]
@@ -171,7 +172,10 @@ stop_host
 printf 'allow_unsigned = yes\n' >>h/host.ini
 start_host -c h/host.ini
 wait_ready "http://127.0.0.1:$port"
-for k in dotdot absolute symlink hardlink device fifo unlisted missing dotdir foreign biglist longname libabs librel; do craft $k; done
+for k in dotdot absolute symlink hardlink device fifo unlisted missing dotdir foreign biglist longname libabs librel ctrl; do craft $k; done
+# a name that would steer the terminal is refused, and quoted escaped
+refused ctrl c-ctrl/calc-1.0.0.phpkg 'calc-1.0.0.phpkg: refused: the path '"'"'www/a\x1b[2Jb'"'"' could write outside the package'
+grep -q $'\x1b' <<<"$("$PH_BIN" install -c h/host.ini c-ctrl/calc-1.0.0.phpkg 2>&1)" && fail "an ESC from an archive reached the terminal"
 refused libabs c-libabs/calc-1.0.0.phpkg "calc-1.0.0.phpkg: refused: its package.ini names the library '/bin/true', which is not a file of the archive; an archive carries its own library"
 refused librel c-librel/calc-1.0.0.phpkg "calc-1.0.0.phpkg: refused: its package.ini names the library '../../../../bin/true', which is not a file of the archive"
 refused dotdot c-dotdot/calc-1.0.0.phpkg "calc-1.0.0.phpkg: refused: the path '../evil' could write outside the package"
