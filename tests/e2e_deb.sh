@@ -70,6 +70,13 @@ unit=$(ls /usr/lib/systemd/system/plughost.service /lib/systemd/system/plughost.
 grep -qx 'User=plughost' "$unit" && grep -qx 'ReadWritePaths=/etc/plughost' "$unit" || fail "the unit: $(cat "$unit")"
 echo "  dpkg -i: plughost and plughost-dev installed; host.ini a conffile; unit, man page, pkgmgr in place"
 echo "  postinst: user plughost; /etc/plughost root:plughost 775 (ReadWritePaths= in the unit)"
+# an upgrade (configure with the old version) keeps the administrator's read-only host.ini
+chmod 0444 /etc/plughost/host.ini
+dpkg -i "$host_deb" >"$tmp/dpkg2.log" 2>&1 || { cat "$tmp/dpkg2.log"; fail "dpkg -i again"; }
+[ "$(stat -c '%a' /etc/plughost/host.ini)" = 444 ] ||
+  fail "reinstalling made host.ini $(stat -c '%a' /etc/plughost/host.ini) again (the admin made it 444)"
+chmod 0664 /etc/plughost/host.ini
+echo "  postinst on an upgrade keeps a read-only host.ini"
 
 # a package built against the installed SDK, with CMake (and installed by it) ...
 mkdir -p "$tmp/shout"
