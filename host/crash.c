@@ -59,6 +59,21 @@ static const char *signal_name(int sig)
     }
 }
 
+/* " in package 'P' V (build B), WHERE": the one wording for a build in a report. Async-signal-safe.
+ */
+static void put_build(char *buf, size_t size, size_t *n, const char *pkg, const char *version,
+                      const char *build, const char *where)
+{
+    put(buf, size, n, " in package '");
+    put(buf, size, n, pkg);
+    put(buf, size, n, "' ");
+    put(buf, size, n, version);
+    put(buf, size, n, " (build ");
+    put(buf, size, n, build);
+    put(buf, size, n, "), ");
+    put(buf, size, n, where);
+}
+
 /*
  * Appends " in package 'x' 1.0.0 (build h), instance 'i', in what" for the
  * package code the current thread runs (a reload's new build in prepare is
@@ -73,13 +88,8 @@ static int describe_package(char *buf, size_t size, size_t *n)
         return 0;
     const ph_version *ver = f->ver ? f->ver : inst->cur;
     const ph_manifest *m = ver && ver->manifest ? ver->manifest : inst->manifest;
-    put(buf, size, n, " in package '");
-    put(buf, size, n, m ? m->name : "?");
-    put(buf, size, n, "' ");
-    put(buf, size, n, m ? m->version_text : "");
-    put(buf, size, n, " (build ");
-    put(buf, size, n, ver && ver->module ? ver->module->hash : "?");
-    put(buf, size, n, "), instance '");
+    put_build(buf, size, n, m ? m->name : "?", m ? m->version_text : "",
+              ver && ver->module ? ver->module->hash : "?", "instance '");
     put(buf, size, n, inst->name);
     put(buf, size, n, "', in ");
     put(buf, size, n, f->what ? f->what : "package code");
@@ -121,21 +131,6 @@ static uintptr_t fault_pc(void *uctx)
 
 /* The host's process id: a package's forked child inherits the handlers, not the role. */
 static pid_t host_pid;
-
-/* " in package 'P' V (build B), WHERE": the one wording for a build in a report. Async-signal-safe.
- */
-static void put_build(char *buf, size_t size, size_t *n, const char *pkg, const char *version,
-                      const char *build, const char *where)
-{
-    put(buf, size, n, " in package '");
-    put(buf, size, n, pkg);
-    put(buf, size, n, "' ");
-    put(buf, size, n, version);
-    put(buf, size, n, " (build ");
-    put(buf, size, n, build);
-    put(buf, size, n, "), ");
-    put(buf, size, n, where);
-}
 
 /*
  * Outside any call: code a package left running (a thread it started, a
@@ -194,14 +189,7 @@ static int describe_exit_caller(char *buf, size_t size, size_t *n, uintptr_t cal
     const char *pkg, *version, *build, *how;
     if (!ph_residue_blame_exit(caller, &pkg, &version, &build, &how))
         return 0;
-    put(buf, size, n, " in package '");
-    put(buf, size, n, pkg);
-    put(buf, size, n, "' ");
-    put(buf, size, n, version);
-    put(buf, size, n, " (build ");
-    put(buf, size, n, build);
-    put(buf, size, n, "), ");
-    put(buf, size, n, how);
+    put_build(buf, size, n, pkg, version, build, how);
     return 1;
 }
 
