@@ -20,7 +20,11 @@ fail() { echo "FAIL: $*"; exit 1; }
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_up() {
   for _ in $(seq 1 500); do
-    curl -sf -o /dev/null "http://127.0.0.1:$1/_/health?ready" && return 0
+    if curl -sf -o "$tmp/health" "http://127.0.0.1:$1/_/health?ready"; then
+      # ready also when an instance failed to start: say so rather than find no database later
+      grep -q '"notes":"running"' "$tmp/health" && return 0
+      fail "notes is not running: $(cat "$tmp/health"); $(tail -n 5 "$tmp/run.log")"
+    fi
     sleep 0.02
   done
   fail "host did not come up"
